@@ -1,0 +1,163 @@
+# lazyneuron: plain GNU Makefile. `make help` lists the targets.
+#
+# Only kernels/avx2.c and kernels/avx512.c get ISA flags; the rest is built for
+# baseline x86-64 so the library runs anywhere and picks kernels at run time.
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR    ?=
+BUILD      ?= build
+
+CC     ?= cc
+CXX    ?= c++
+PYTHON ?= /usr/bin/python3
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define LZN_VERSION_MAJOR \([0-9]*\)/\1/p' include/lazyneuron.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define LZN_VERSION_MINOR \([0-9]*\)/\1/p' include/lazyneuron.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define LZN_VERSION_PATCH \([0-9]*\)/\1/p' include/lazyneuron.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SONAME  := liblazyneuron.so.$(VERSION_MAJOR)
+
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+            -Wformat=2 -Wundef -Wpointer-arith
+WERROR   ?=
+OPT      ?= -O2 -g
+SANITIZE ?=
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) $(WERROR) $(SANITIZE) -fopenmp -Iinclude $(CFLAGS)
+LIB_CFLAGS = $(CFLAGS_ALL) -fPIC -fvisibility=hidden -DLZN_BUILDING_LIBRARY
+LIB_LDLIBS = -ldnnl -ljansson -fopenmp -lm -lpthread
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+
+# Per-file ISA flags, probed so an old compiler still builds the rest.
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
+probe = $(shell echo 'int main(void){return 0;}' | $(CC) $(1) -x c -c -o /dev/null - 2>/dev/null && echo yes)
+HAVE_AVX2   := $(call probe,$(AVX2_FLAGS))
+HAVE_AVX512 := $(call probe,$(AVX512_FLAGS))
+
+LIB_SRCS    := $(wildcard lib/*.c)
+KERNEL_SRCS := kernels/scalar.c
+ISA_DEFS    :=
+ifeq ($(HAVE_AVX2),yes)
+KERNEL_SRCS += kernels/avx2.c
+ISA_DEFS    += -DLZN_HAVE_AVX2=1
+endif
+ifeq ($(HAVE_AVX512),yes)
+KERNEL_SRCS += kernels/avx512.c
+ISA_DEFS    += -DLZN_HAVE_AVX512=1
+endif
+OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(KERNEL_SRCS))
+DEPS := $(OBJS:.o=.d)
+
+SHARED := $(BUILD)/liblazyneuron.so.$(VERSION)
+STATIC := $(BUILD)/liblazyneuron.a
+BENCH  := $(BUILD)/lzn-bench
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
+EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
+
+.PHONY: all lib deps test test-isa test-exports bench demo install uninstall asan ubsan clean help
+
+all: lib $(BENCH) $(EXAMPLES)
+
+help:
+	@echo "targets: all lib deps test bench demo install uninstall asan ubsan clean"
+	@echo "vars:    PREFIX DESTDIR LIBDIR BUILD CC WERROR=-Werror SANITIZE=..."
+
+lib: $(SHARED) $(STATIC)
+
+# ------------------------------------------------------------------ deps
+deps:
+	@sh tools/deps.sh
+
+# ----------------------------------------------------------------- build
+$(BUILD)/obj/lib/cpu.o: CFLAGS_EXTRA = $(ISA_DEFS)
+$(BUILD)/obj/kernels/avx2.o: CFLAGS_EXTRA = $(AVX2_FLAGS)
+$(BUILD)/obj/kernels/avx512.o: CFLAGS_EXTRA = $(AVX512_FLAGS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
+
+$(SHARED): $(OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(SANITIZE) -o $@ $(OBJS) $(LIB_LDLIBS) $(LDFLAGS)
+	ln -sf liblazyneuron.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/liblazyneuron.so
+
+$(STATIC): $(OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $(OBJS)
+
+# Tests, benchmark and examples link the static library: the tests reach
+# internal functions (kernels, dense wrapper) that the shared one hides.
+$(BENCH): $(wildcard bench/*.c) $(wildcard bench/*.h) $(STATIC)
+	$(CC) $(CFLAGS_ALL) -Ilib -o $@ $(filter %.c,$^) $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
+$(BUILD)/test_%: tests/test_%.c tests/testutil.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -Ilib -o $@ $< $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
+
+$(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
+$(BUILD)/%: examples/%.c $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
+-include $(DEPS)
+
+# ------------------------------------------------------------------ test
+# Every suite runs once per ISA this machine supports (LZN_ISA forces it),
+# then the export check.
+test: deps
+	@$(MAKE) --no-print-directory test-isa test-exports
+
+test-isa: $(TESTS) $(BUILD)/lzn-isa-list $(SHARED)
+	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
+	  for t in $(TESTS); do \
+	    echo "== LZN_ISA=$$isa $$t"; LZN_ISA=$$isa $$t; \
+	  done; \
+	done
+
+test-exports: $(SHARED)
+	@sh tests/check_exports.sh $(SHARED)
+
+# ----------------------------------------------------------------- bench
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	$(BENCH) kernels
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	$(BENCH) kernels --shape 2048x8192 --density 3,10,50 --reps 5
+
+# --------------------------------------------------------------- install
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION)
+	ln -sf liblazyneuron.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/liblazyneuron.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
+	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so \
+	      $(DESTDIR)$(LIBDIR)/liblazyneuron.a $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
+
+# ------------------------------------------------------------ sanitizers
+# Separate build trees so sanitizer objects never mix with the normal ones.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=address -fno-sanitize-recover=all" test-isa
+
+ubsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \
+	  SANITIZE="-fsanitize=undefined -fno-sanitize-recover=all" test-isa
+
+clean:
+	rm -rf build

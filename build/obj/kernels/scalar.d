@@ -1,0 +1,2 @@
+build/obj/kernels/scalar.o: kernels/scalar.c kernels/kernels.h
+kernels/kernels.h:

@@ -1,0 +1,212 @@
+/*
+ * lazyneuron.h: the only public header of lazyneuron, an inference library for
+ * ReLU Transformers that computes the MLP down-projection from the rows of
+ * W_down whose activation is nonzero ("The Lazy Neuron Phenomenon", Li et al.
+ * 2022: 3 % of MLP activations are nonzero in T5-Base, 6 % in ViT-B16).
+ *
+ * Conventions, for every function below:
+ *  - A function that can fail returns lzn_status. On failure it also records a
+ *    message for the calling thread, read with lzn_last_error(); the message
+ *    names the argument, file, tensor or rule at fault.
+ *  - Handles are opaque. Whatever *_create / *_load returns is released by the
+ *    matching *_free; freeing NULL is a no-op. On failure *out is set to NULL.
+ *  - Parameter structs come from lzn_*_default_params(); their first field,
+ *    struct_size, lets later versions add fields without breaking callers.
+ *  - The library never prints, never exits or aborts, and reads no
+ *    environment variable but LZN_ISA.
+ *
+ * Threading rules: every function may be called from any thread. An
+ * lzn_model is read-only once loaded and may be shared by any number of
+ * threads and contexts. An lzn_context (KV cache, scratch, statistics) must be
+ * used by one thread at a time. n_threads in the params is the number of
+ * OpenMP threads one call may use internally.
+ */
+#ifndef LAZYNEURON_H
+#define LAZYNEURON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LZN_BUILDING_LIBRARY) && defined(__GNUC__)
+#define LZN_API __attribute__((visibility("default")))
+#else
+#define LZN_API
+#endif
+
+/* ------------------------------------------------------------------ version */
+
+#define LZN_VERSION_MAJOR 0
+#define LZN_VERSION_MINOR 1
+#define LZN_VERSION_PATCH 0
+#define LZN_VERSION_NUMBER \
+  (LZN_VERSION_MAJOR * 10000 + LZN_VERSION_MINOR * 100 + LZN_VERSION_PATCH)
+
+/* LZN_VERSION_NUMBER of the library actually linked (may differ from the
+ * header the caller compiled against). */
+LZN_API unsigned lzn_version_number(void);
+/* "MAJOR.MINOR.PATCH" of the linked library; a static string. */
+LZN_API const char *lzn_version_string(void);
+
+/* ------------------------------------------------------------------- status */
+
+/* Explicit values: they are part of the ABI and are never renumbered. */
+typedef enum lzn_status {
+  LZN_OK = 0,
+  LZN_ERR_INVALID_ARG = 1,  /* NULL, out-of-range or inconsistent argument */
+  LZN_ERR_IO = 2,           /* a file could not be opened, read or mapped */
+  LZN_ERR_FORMAT = 3,       /* a file breaks its format's rules */
+  LZN_ERR_UNSUPPORTED = 4,  /* valid, but not something lazyneuron runs */
+  LZN_ERR_NOMEM = 5,        /* an allocation failed */
+  LZN_ERR_CONTEXT_FULL = 6, /* the KV cache has no room for the tokens */
+  LZN_ERR_ISA = 7,          /* LZN_ISA names an unknown ISA or one this CPU/OS lacks */
+  LZN_ERR_BACKEND = 8,      /* oneDNN reported an error */
+  LZN_ERR_CANCELLED = 9     /* a progress callback asked to stop */
+} lzn_status;
+
+/* The name of a status, e.g. "LZN_ERR_FORMAT"; "LZN_UNKNOWN_STATUS" for a
+ * value that is not one. A static string. */
+LZN_API const char *lzn_status_str(lzn_status status);
+
+/* The message of the last failing call made by this thread, or "" if none
+ * failed yet. The pointer stays valid until this thread's next lazyneuron
+ * call. Successful calls do not clear it. */
+LZN_API const char *lzn_last_error(void);
+
+/* ---------------------------------------------------------- kernel dispatch */
+
+/* The kernel set in use: "avx512", "avx2" or "scalar". The best one that the
+ * CPU and the OS (XCR0) support is chosen once, on first use; the environment
+ * variable LZN_ISA=scalar|avx2|avx512 forces one. Returns NULL if LZN_ISA
+ * names an unknown ISA or one this machine cannot run; every call that needs
+ * kernels then fails with LZN_ERR_ISA and lzn_last_error() says why. */
+LZN_API const char *lzn_isa_name(void);
+
+/* Whether this machine (CPU and OS) can run the named ISA's kernels, whatever
+ * LZN_ISA says: 1 if it can, 0 if it cannot or the name is unknown. */
+LZN_API int lzn_isa_supported(const char *name);
+
+/* ------------------------------------------------------- low-level sparse ops
+ *
+ * For engines that keep their own weights and want only lazyneuron's kernels.
+ * Sizes are int64_t so that a negative size is an error, not a huge one.
+ */
+
+/* The active set of a ReLU activation: writes, in increasing order, every i
+ * in [0, n) with h[i] > threshold to active_idx and h[i] to active_val, and
+ * their count to *n_active. threshold >= 0 (0 is plain ReLU). Both outputs
+ * must hold n entries. NaN entries are treated as inactive.
+ * Statuses: OK, INVALID_ARG, ISA. */
+LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,
+                                    int32_t *active_idx, float *active_val,
+                                    int64_t *n_active);
+
+/* The sparse down-projection:
+ *   y[j] += sum over t < n_active of active_val[t] * w_t[active_idx[t] * d + j],
+ * for j in [0, d), where w_t is W_down stored transposed, row-major [f][d]:
+ * one contiguous row of d values per neuron. Indices must lie in [0, f).
+ * Uses up to n_threads OpenMP threads, each owning a slice of y, so the result
+ * does not depend on n_threads. Statuses: OK, INVALID_ARG, ISA. */
+LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
+                                   const int32_t *active_idx, const float *active_val,
+                                   int64_t n_active, int n_threads);
+
+/* ------------------------------------------------------------ models (OPT) */
+
+typedef struct lzn_model lzn_model;     /* read-only after load; share freely */
+typedef struct lzn_context lzn_context; /* KV cache + scratch + stats; one thread at a time */
+
+/* Called during load with the fraction done in [0, 1]; return 0 to cancel
+ * (lzn_model_load then frees everything and returns LZN_ERR_CANCELLED). */
+typedef int (*lzn_progress_fn)(float fraction_done, void *user_data);
+
+typedef struct lzn_model_params {
+  size_t struct_size;          /* sizeof(lzn_model_params), set by the defaults */
+  int use_mmap;                /* 1: map weights that are used as stored (default 1) */
+  lzn_progress_fn progress;    /* optional (default NULL) */
+  void *progress_user_data;
+} lzn_model_params;
+
+typedef enum lzn_mlp_mode {
+  LZN_MLP_AUTO = 0,   /* per layer and call: sparse below the crossover density */
+  LZN_MLP_SPARSE = 1, /* always the active rows of W_down */
+  LZN_MLP_DENSE = 2   /* always the full oneDNN GEMM */
+} lzn_mlp_mode;
+
+typedef enum lzn_logits_mode {
+  LZN_LOGITS_LAST = 0, /* logits of the last token only: vocab floats */
+  LZN_LOGITS_ALL = 1   /* logits of every token: n_tokens * vocab floats */
+} lzn_logits_mode;
+
+typedef struct lzn_context_params {
+  size_t struct_size;      /* sizeof(lzn_context_params), set by the defaults */
+  int n_ctx;               /* KV cache length in tokens; 0 = the model's maximum */
+  int n_threads;           /* OpenMP threads per call, >= 1 (default 1) */
+  lzn_mlp_mode mlp_mode;   /* default LZN_MLP_AUTO */
+  float auto_crossover;    /* AUTO: sparse when active fraction < this; 0 = measured */
+  int collect_stats;       /* 1: keep per-layer statistics (default 1) */
+} lzn_context_params;
+
+typedef struct lzn_model_info {
+  int n_layers, d_model, d_ff, n_heads, vocab_size, max_positions;
+} lzn_model_info;
+
+/* Per-layer statistics of the MLP down-projection since the context was
+ * created or reset. */
+typedef struct lzn_layer_stats {
+  int64_t tokens;          /* tokens that went through the layer */
+  double active_fraction;  /* mean fraction of neurons active per token */
+  int64_t never_fired;     /* neurons never active so far ("dead" neurons) */
+  double flops_dense;      /* down-projection FLOPs a dense GEMM would do */
+  double flops_executed;   /* FLOPs actually done (sparse or dense) */
+  double bytes_dense;      /* W_down bytes a dense GEMM would read */
+  double bytes_executed;   /* W_down bytes actually read */
+  int64_t sparse_calls, dense_calls; /* which path each call took */
+} lzn_layer_stats;
+
+LZN_API lzn_model_params lzn_model_default_params(void);
+LZN_API lzn_context_params lzn_context_default_params(void);
+
+/* Loads a Hugging Face OPT folder (config.json with model.safetensors or
+ * model.safetensors.index.json + shards), or a .safetensors file with
+ * config.json beside it. params may be NULL for the defaults.
+ * Statuses: OK, INVALID_ARG, IO, FORMAT, UNSUPPORTED, NOMEM, CANCELLED. */
+LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
+                                  lzn_model **out);
+LZN_API void lzn_model_free(lzn_model *model);
+/* Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out);
+
+/* A context for one sequence. The model must outlive it. params may be NULL.
+ * Statuses: OK, INVALID_ARG, NOMEM, ISA, BACKEND. */
+LZN_API lzn_status lzn_context_create(const lzn_model *model,
+                                      const lzn_context_params *params,
+                                      lzn_context **out);
+LZN_API void lzn_context_free(lzn_context *ctx);
+
+/* Appends n_tokens tokens to the sequence and writes logits (see
+ * lzn_logits_mode) to the caller's buffer. On failure the KV cache is left
+ * as it was. Statuses: OK, INVALID_ARG (NULL, n_tokens <= 0, token id out of
+ * [0, vocab)), CONTEXT_FULL (the tokens do not fit), ISA, BACKEND. */
+LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_tokens,
+                               float *logits, lzn_logits_mode mode);
+
+/* Number of tokens in the KV cache. Returns -1 for NULL. */
+LZN_API int lzn_context_n_past(const lzn_context *ctx);
+
+/* Empties the KV cache and the statistics. Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
+
+/* Copies the statistics of min(n_layers, capacity) layers to out.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *out,
+                                     int capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAZYNEURON_H */

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages lazyneuron builds and tests with, when run as
+# root; otherwise prints the exact command and fails. Quiet when all is there.
+# Extra packages may be asked for: sh tools/deps.sh python3-torch ...
+set -u
+PACKAGES="gcc make pkg-config libdnnl-dev libxsmm-dev check libjansson-dev python3-numpy python3-pytest $*"
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" = 0 ]; then
+  echo "deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && $cmd; } || { echo "deps: '$cmd' failed" >&2; exit 1; }
+else
+  echo "deps: missing Debian packages:$missing" >&2
+  echo "deps: run as root:  apt-get update && $cmd" >&2
+  exit 1
+fi
