@@ -98,28 +98,36 @@ static const lzn_kernels *implementation_for(int isa) {
   return NULL;
 }
 
-static void choose_kernels(void) {
-  dispatch.supported = detect_supported();
-  const char *forced = getenv("LZN_ISA");
+lzn_status lzn_isa_resolve(const char *forced, unsigned supported, const lzn_kernels **out,
+                           char *why, size_t why_size) {
+  *out = NULL;
   if (forced == NULL || forced[0] == '\0') {
     for (size_t i = 0; i < N_IMPLEMENTATIONS; i++)
-      if (dispatch.supported & (1u << implementations[i]->isa)) {
-        dispatch.kernels = implementations[i];
-        return;
+      if (supported & (1u << implementations[i]->isa)) {
+        *out = implementations[i];
+        return LZN_OK;
       }
-    return; /* unreachable: scalar is always supported */
+    snprintf(why, why_size, "no kernel set is supported (not even scalar)");
+    return LZN_ERR_ISA;
   }
   const int isa = isa_from_name(forced);
-  const char *why = NULL;
-  if (isa < 0) why = "is not a known ISA (scalar, avx2, avx512)";
-  else if (!(dispatch.supported & (1u << isa))) why = "is not supported by this CPU and OS (CPUID/XCR0)";
-  else if (implementation_for(isa) == NULL) why = "was not compiled in (the compiler lacked its flags)";
-  if (why) {
+  const char *reason = NULL;
+  if (isa < 0) reason = "is not a known ISA (scalar, avx2, avx512)";
+  else if (!(supported & (1u << isa))) reason = "is not supported by this CPU and OS (CPUID/XCR0)";
+  else if (implementation_for(isa) == NULL) reason = "was not compiled in (the compiler lacked its flags)";
+  if (reason) {
     /* Truncate the echoed value: the message must stay readable. */
-    snprintf(dispatch.error, sizeof dispatch.error, "LZN_ISA=\"%.64s\" %s", forced, why);
-    return;
+    snprintf(why, why_size, "LZN_ISA=\"%.64s\" %s", forced, reason);
+    return LZN_ERR_ISA;
   }
-  dispatch.kernels = implementation_for(isa);
+  *out = implementation_for(isa);
+  return LZN_OK;
+}
+
+static void choose_kernels(void) {
+  dispatch.supported = detect_supported();
+  lzn_isa_resolve(getenv("LZN_ISA"), dispatch.supported, &dispatch.kernels, dispatch.error,
+                  sizeof dispatch.error);
 }
 
 lzn_status lzn_kernels_get(const lzn_kernels **out) {

@@ -19,6 +19,12 @@ lzn_status lzn_fail(lzn_status status, const char *fmt, ...)
  * with LZN_ERR_ISA, and a message, when LZN_ISA cannot be honoured. */
 lzn_status lzn_kernels_get(const lzn_kernels **out);
 
+/* The decision behind lzn_kernels_get, as a pure function so tests can try
+ * any CPU: the kernels for LZN_ISA value forced (NULL or "" = best of
+ * supported, a bit mask of enum lzn_isa). On LZN_ERR_ISA, why says why. */
+lzn_status lzn_isa_resolve(const char *forced, unsigned supported, const lzn_kernels **out,
+                           char *why, size_t why_size);
+
 /* y[0..d) += sum_t coef[t] * w_t[idx[t] * d + 0..d), with up to n_threads
  * OpenMP threads each owning a slice of y (ops.c). Arguments already checked. */
 void lzn_sparse_down_run(const lzn_kernels *k, float *y, size_t d, const float *w_t,

@@ -1,0 +1,320 @@
+/*
+ * test_api.c: version, status names, errors per thread, ISA dispatch, the
+ * public sparse ops' argument checks and threading, and the oneDNN wrapper
+ * against a naive triple loop.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dense.h"
+#include "internal.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------ basics */
+
+START_TEST(version_matches_header) {
+  ck_assert_uint_eq(lzn_version_number(), LZN_VERSION_NUMBER);
+  char expect[32];
+  snprintf(expect, sizeof expect, "%d.%d.%d", LZN_VERSION_MAJOR, LZN_VERSION_MINOR, LZN_VERSION_PATCH);
+  ck_assert_str_eq(lzn_version_string(), expect);
+}
+END_TEST
+
+START_TEST(status_names_are_distinct) {
+  ck_assert_str_eq(lzn_status_str(LZN_OK), "LZN_OK");
+  ck_assert_str_eq(lzn_status_str(LZN_ERR_CANCELLED), "LZN_ERR_CANCELLED");
+  ck_assert_str_eq(lzn_status_str((lzn_status)42), "LZN_UNKNOWN_STATUS");
+  /* The values are ABI: pin them. */
+  ck_assert_int_eq(LZN_ERR_INVALID_ARG, 1);
+  ck_assert_int_eq(LZN_ERR_ISA, 7);
+  ck_assert_int_eq(LZN_ERR_CANCELLED, 9);
+  for (int a = 0; a <= 9; a++)
+    for (int b = a + 1; b <= 9; b++)
+      ck_assert_str_ne(lzn_status_str((lzn_status)a), lzn_status_str((lzn_status)b));
+}
+END_TEST
+
+static void *fail_in_thread(void *arg) {
+  (void)arg;
+  int64_t n_active;
+  float h = 1.0f;
+  int32_t idx;
+  lzn_relu_compact(&h, -3, 0.0f, &idx, &h, &n_active);
+  return strstr(lzn_last_error(), "n = -3") ? (void *)1 : NULL;
+}
+
+START_TEST(last_error_is_per_thread) {
+  int64_t n_active;
+  ck_assert_int_eq(lzn_relu_compact(NULL, 4, 0.0f, NULL, NULL, &n_active), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "h is NULL"));
+  pthread_t thread;
+  void *other_saw_its_own = NULL;
+  ck_assert_int_eq(pthread_create(&thread, NULL, fail_in_thread, NULL), 0);
+  pthread_join(thread, &other_saw_its_own);
+  ck_assert_ptr_nonnull(other_saw_its_own);
+  /* This thread's message is untouched by the other thread's failure. */
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "h is NULL"));
+}
+END_TEST
+
+/* ---------------------------------------------------------- dispatch */
+
+/* Runs this test binary again with LZN_ISA=value and --probe-isa: dispatch
+ * is decided once per process, so each forced value needs a fresh one. */
+static void probe_isa(const char *value, char *out, size_t out_size) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "LZN_ISA='%s' /proc/%d/exe --probe-isa", value, (int)getpid());
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  if (fgets(out, (int)out_size, p) == NULL) out[0] = '\0';
+  out[strcspn(out, "\n")] = '\0';
+  pclose(p);
+}
+
+static int probe_main(void) {
+  const char *name = lzn_isa_name();
+  if (name) {
+    printf("%s\n", name);
+    return 0;
+  }
+  int64_t n;
+  float h = 1.0f, v;
+  int32_t i;
+  lzn_status s = lzn_relu_compact(&h, 1, 0.0f, &i, &v, &n);
+  printf("NULL %s %s\n", lzn_status_str(s), lzn_last_error());
+  return 0;
+}
+
+START_TEST(forced_isa_is_the_active_one) {
+  const char *names[] = {"scalar", "avx2", "avx512"};
+  int tried = 0;
+  for (int i = 0; i < 3; i++) {
+    if (!lzn_isa_supported(names[i])) continue;
+    char got[256];
+    probe_isa(names[i], got, sizeof got);
+    ck_assert_str_eq(got, names[i]);
+    tried++;
+  }
+  ck_assert_int_ge(tried, 1); /* scalar at least */
+  const char *env = getenv("LZN_ISA");
+  if (env && *env) ck_assert_str_eq(lzn_isa_name(), env);
+}
+END_TEST
+
+START_TEST(unknown_isa_fails_every_kernel_call) {
+  char got[256];
+  probe_isa("sse9", got, sizeof got);
+  ck_assert_ptr_nonnull(strstr(got, "NULL LZN_ERR_ISA"));
+  ck_assert_ptr_nonnull(strstr(got, "sse9"));
+  ck_assert_ptr_nonnull(strstr(got, "not a known ISA"));
+}
+END_TEST
+
+START_TEST(unsupported_isa_is_an_error_not_a_fallback) {
+  const lzn_kernels *k = &lzn_kernels_scalar;
+  char why[256] = "";
+  const unsigned scalar_only = 1u << LZN_ISA_SCALAR;
+  ck_assert_int_eq(lzn_isa_resolve("avx512", scalar_only, &k, why, sizeof why), LZN_ERR_ISA);
+  ck_assert_ptr_null(k);
+  ck_assert_ptr_nonnull(strstr(why, "not supported by this CPU"));
+  ck_assert_int_eq(lzn_isa_resolve("avx2", scalar_only, &k, why, sizeof why), LZN_ERR_ISA);
+  /* The default on a scalar-only machine is scalar. */
+  ck_assert_int_eq(lzn_isa_resolve(NULL, scalar_only, &k, why, sizeof why), LZN_OK);
+  ck_assert_str_eq(k->name, "scalar");
+  ck_assert_int_eq(lzn_isa_resolve("", scalar_only, &k, why, sizeof why), LZN_OK);
+  ck_assert_str_eq(k->name, "scalar");
+  /* The default is the best supported. */
+  const unsigned all = 7u;
+  ck_assert_int_eq(lzn_isa_resolve(NULL, all, &k, why, sizeof why), LZN_OK);
+  if (lzn_isa_supported("avx512")) ck_assert_str_eq(k->name, "avx512");
+  ck_assert_int_eq(lzn_isa_supported("sse9"), 0);
+  ck_assert_int_eq(lzn_isa_supported(NULL), 0);
+  ck_assert_int_eq(lzn_isa_supported("scalar"), 1);
+}
+END_TEST
+
+/* --------------------------------------------------- public sparse ops */
+
+#define EXPECT_INVALID(call, words)                                  \
+  do {                                                               \
+    ck_assert_int_eq((call), LZN_ERR_INVALID_ARG);                   \
+    ck_assert_msg(strstr(lzn_last_error(), (words)) != NULL,         \
+                  "message \"%s\" lacks \"%s\"", lzn_last_error(), (words)); \
+  } while (0)
+
+START_TEST(relu_compact_checks_arguments) {
+  float h[4] = {1, -1, 2, 0}, val[4];
+  int32_t idx[4];
+  int64_t n = -1;
+  EXPECT_INVALID(lzn_relu_compact(NULL, 4, 0, idx, val, &n), "h is NULL");
+  EXPECT_INVALID(lzn_relu_compact(h, 4, 0, NULL, val, &n), "active_idx is NULL");
+  EXPECT_INVALID(lzn_relu_compact(h, 4, 0, idx, NULL, &n), "active_val is NULL");
+  EXPECT_INVALID(lzn_relu_compact(h, 4, 0, idx, val, NULL), "n_active is NULL");
+  EXPECT_INVALID(lzn_relu_compact(h, 0, 0, idx, val, &n), "n = 0");
+  EXPECT_INVALID(lzn_relu_compact(h, -5, 0, idx, val, &n), "n = -5");
+  EXPECT_INVALID(lzn_relu_compact(h, 4, -0.5f, idx, val, &n), "threshold");
+  EXPECT_INVALID(lzn_relu_compact(h, 4, NAN, idx, val, &n), "threshold");
+  ck_assert_int_eq(n, -1); /* untouched on failure */
+  ck_assert_int_eq(lzn_relu_compact(h, 4, 0, idx, val, &n), LZN_OK);
+  ck_assert_int_eq(n, 2);
+  ck_assert_int_eq(idx[0], 0);
+  ck_assert_int_eq(idx[1], 2);
+  ck_assert_float_eq(val[1], 2.0f);
+  ck_assert_int_eq(lzn_relu_compact(h, 4, 1.0f, idx, val, &n), LZN_OK);
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(idx[0], 2);
+}
+END_TEST
+
+START_TEST(sparse_down_checks_arguments) {
+  float y[3] = {0}, w[6] = {1, 2, 3, 4, 5, 6}, coef[2] = {1, 1};
+  int32_t idx[2] = {0, 1}, bad_idx[2] = {0, 2}, neg_idx[1] = {-1};
+  EXPECT_INVALID(lzn_sparse_down(NULL, 3, w, 2, idx, coef, 2, 1), "y is NULL");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, NULL, 2, idx, coef, 2, 1), "w_t is NULL");
+  EXPECT_INVALID(lzn_sparse_down(y, 0, w, 2, idx, coef, 2, 1), "d = 0");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, -2, idx, coef, 2, 1), "f = -2");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, idx, coef, 3, 1), "n_active = 3");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, idx, coef, -1, 1), "n_active = -1");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, NULL, coef, 2, 1), "active_idx is NULL");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, idx, NULL, 2, 1), "active_val is NULL");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, idx, coef, 2, 0), "n_threads = 0");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, idx, coef, 2, 100000), "n_threads = 100000");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, bad_idx, coef, 2, 1), "active_idx[1] = 2");
+  EXPECT_INVALID(lzn_sparse_down(y, 3, w, 2, neg_idx, coef, 1, 1), "active_idx[0] = -1");
+  ck_assert_float_eq(y[0], 0.0f); /* nothing written on failure */
+  ck_assert_int_eq(lzn_sparse_down(y, 3, w, 2, NULL, NULL, 0, 1), LZN_OK);
+  ck_assert_int_eq(lzn_sparse_down(y, 3, w, 2, idx, coef, 2, 1), LZN_OK);
+  ck_assert_float_eq(y[0], 5.0f);
+  ck_assert_float_eq(y[2], 9.0f);
+}
+END_TEST
+
+/* Threads own slices of y, so every thread count gives bitwise the same y. */
+START_TEST(sparse_down_same_result_for_any_thread_count) {
+  const int64_t d = 2051, f = 1031;
+  test_rng rng = {12345};
+  float *w = malloc(sizeof(float) * (size_t)(d * f));
+  float *h = malloc(sizeof(float) * (size_t)f), *val = malloc(sizeof(float) * (size_t)f);
+  int32_t *idx = malloc(sizeof(int32_t) * (size_t)f);
+  float *y1 = calloc((size_t)d, sizeof(float)), *y2 = calloc((size_t)d, sizeof(float));
+  fill_random(&rng, w, (size_t)(d * f));
+  fill_random(&rng, h, (size_t)f);
+  int64_t n;
+  ck_assert_int_eq(lzn_relu_compact(h, f, 0.0f, idx, val, &n), LZN_OK);
+  ck_assert_int_gt(n, f / 4); /* about half of uniform [-1, 1) values */
+  ck_assert_int_eq(lzn_sparse_down(y1, d, w, f, idx, val, n, 1), LZN_OK);
+  for (int threads = 2; threads <= 5; threads++) {
+    memset(y2, 0, sizeof(float) * (size_t)d);
+    ck_assert_int_eq(lzn_sparse_down(y2, d, w, f, idx, val, n, threads), LZN_OK);
+    ck_assert_int_eq(memcmp(y1, y2, sizeof(float) * (size_t)d), 0);
+  }
+  /* And it is the down-projection: compare with a double-precision loop. */
+  for (int64_t j = 0; j < d; j += 97) {
+    double ref = 0;
+    for (int64_t i = 0; i < f; i++) ref += (h[i] > 0 ? h[i] : 0) * (double)w[i * d + j];
+    ck_assert_double_le(fabs(ref - y1[j]), 1e-4 * (1 + fabs(ref)));
+  }
+  free(w), free(h), free(val), free(idx), free(y1), free(y2);
+}
+END_TEST
+
+/* ------------------------------------------------------- dense wrapper */
+
+/* Naive y = x * w^T + bias in double, the wrapper's oracle. */
+static void naive_linear(float *y, const float *x, const float *w, const float *bias, int64_t m,
+                         int64_t n, int64_t k) {
+  for (int64_t r = 0; r < m; r++)
+    for (int64_t c = 0; c < n; c++) {
+      double s = bias ? bias[c] : 0.0;
+      for (int64_t i = 0; i < k; i++) s += (double)x[r * k + i] * w[c * k + i];
+      y[r * n + c] = (float)s;
+    }
+}
+
+/* fp32 GEMM vs a double loop: error grows with k; inputs are in [-1, 1). */
+#define DENSE_TOLERANCE 1e-5
+
+START_TEST(dense_matches_naive_loop) {
+  static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 17},   {3, 15, 16}, {5, 100, 64},
+                                      {1, 2051, 33}, {13, 17, 257}, {1, 64, 2051}};
+  lzn_dense *dense;
+  ck_assert_int_eq(lzn_dense_create(&dense), LZN_OK);
+  test_rng rng = {777};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+    float *x = malloc(sizeof(float) * (size_t)(m * k)), *w = malloc(sizeof(float) * (size_t)(n * k));
+    float *b = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)(m * n));
+    float *ref = malloc(sizeof(float) * (size_t)(m * n));
+    fill_random(&rng, x, (size_t)(m * k));
+    fill_random(&rng, w, (size_t)(n * k));
+    fill_random(&rng, b, (size_t)n);
+    for (int with_bias = 0; with_bias <= 1; with_bias++)
+      for (int threads = 1; threads <= 2; threads++) {
+        const float *bias = with_bias ? b : NULL;
+        ck_assert_int_eq(lzn_dense_linear(dense, y, x, w, bias, m, n, k, threads), LZN_OK);
+        naive_linear(ref, x, w, bias, m, n, k);
+        const double err = max_rel_error(y, ref, (size_t)(m * n)) / (double)k;
+        ck_assert_msg(err <= DENSE_TOLERANCE, "shape %lldx%lldx%lld bias %d: err/k %g",
+                      (long long)m, (long long)n, (long long)k, with_bias, err);
+      }
+    free(x), free(w), free(b), free(y), free(ref);
+  }
+  lzn_dense_free(dense);
+  lzn_dense_free(NULL);
+}
+END_TEST
+
+START_TEST(dense_cache_survives_many_shapes) {
+  lzn_dense *dense;
+  ck_assert_int_eq(lzn_dense_create(&dense), LZN_OK);
+  float x[40], w[40 * 40], y[40], ref[40];
+  test_rng rng = {99};
+  fill_random(&rng, x, 40);
+  fill_random(&rng, w, 40 * 40);
+  /* More shapes than the cache holds, twice over: entries get replaced. */
+  for (int round = 0; round < 2; round++)
+    for (int64_t n = 1; n <= 40; n++) {
+      ck_assert_int_eq(lzn_dense_linear(dense, y, x, w, NULL, 1, n, 40, 1), LZN_OK);
+      naive_linear(ref, x, w, NULL, 1, n, 40);
+      ck_assert_double_le(max_rel_error(y, ref, (size_t)n), 40 * DENSE_TOLERANCE);
+    }
+  ck_assert_int_eq(lzn_dense_linear(dense, y, x, w, NULL, 0, 4, 4, 1), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_dense_linear(dense, y, x, w, NULL, 1, 4, 4, 0), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_dense_linear(dense, NULL, x, w, NULL, 1, 4, 4, 1), LZN_ERR_INVALID_ARG);
+  lzn_dense_free(dense);
+}
+END_TEST
+
+static Suite *api_suite(void) {
+  Suite *s = suite_create("api");
+  TCase *basics = tcase_create("basics");
+  tcase_add_test(basics, version_matches_header);
+  tcase_add_test(basics, status_names_are_distinct);
+  tcase_add_test(basics, last_error_is_per_thread);
+  suite_add_tcase(s, basics);
+  TCase *dispatch = tcase_create("dispatch");
+  tcase_set_timeout(dispatch, 30);
+  tcase_add_test(dispatch, forced_isa_is_the_active_one);
+  tcase_add_test(dispatch, unknown_isa_fails_every_kernel_call);
+  tcase_add_test(dispatch, unsupported_isa_is_an_error_not_a_fallback);
+  suite_add_tcase(s, dispatch);
+  TCase *ops = tcase_create("ops");
+  tcase_set_timeout(ops, 30);
+  tcase_add_test(ops, relu_compact_checks_arguments);
+  tcase_add_test(ops, sparse_down_checks_arguments);
+  tcase_add_test(ops, sparse_down_same_result_for_any_thread_count);
+  suite_add_tcase(s, ops);
+  TCase *dense = tcase_create("dense");
+  tcase_set_timeout(dense, 60);
+  tcase_add_test(dense, dense_matches_naive_loop);
+  tcase_add_test(dense, dense_cache_survives_many_shapes);
+  suite_add_tcase(s, dense);
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--probe-isa") == 0) return probe_main();
+  return run_suite(api_suite());
+}
