@@ -1,0 +1,169 @@
+/*
+ * common.c: helpers shared by the lzn-bench modes (see common.h).
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ arguments */
+
+void bench_usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("lzn-bench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs(" (try --help)\n", stderr);
+  va_end(ap);
+  exit(BENCH_EXIT_USAGE);
+}
+
+void bench_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("lzn-bench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(BENCH_EXIT_FAIL);
+}
+
+long bench_parse_long(const char *opt, const char *text, long lo, long hi) {
+  char *end;
+  errno = 0;
+  const long v = strtol(text, &end, 10);
+  if (end == text || *end != '\0' || errno == ERANGE)
+    bench_usage_error("%s: \"%s\" is not a whole number", opt, text);
+  if (v < lo || v > hi) bench_usage_error("%s: %ld is outside [%ld, %ld]", opt, v, lo, hi);
+  return v;
+}
+
+double bench_parse_double(const char *opt, const char *text) {
+  char *end;
+  errno = 0;
+  const double v = strtod(text, &end);
+  if (end == text || *end != '\0' || errno == ERANGE || !isfinite(v))
+    bench_usage_error("%s: \"%s\" is not a finite number", opt, text);
+  return v;
+}
+
+size_t bench_split_list(const char *opt, char *text, char **items, size_t max) {
+  size_t n = 0;
+  for (char *p = text;;) {
+    char *comma = strchr(p, ',');
+    if (comma) *comma = '\0';
+    if (*p == '\0') bench_usage_error("%s: empty item in the list", opt);
+    if (n == max) bench_usage_error("%s: more than %zu items", opt, max);
+    items[n++] = p;
+    if (comma == NULL) return n;
+    p = comma + 1;
+  }
+}
+
+/* --------------------------------------------------------------- timing */
+
+double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int compare_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+bench_stats bench_summarize(double *samples, size_t n) {
+  qsort(samples, n, sizeof *samples, compare_double);
+  const double median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+  return (bench_stats){.median = median, .min = samples[0], .max = samples[n - 1]};
+}
+
+/* -------------------------------------------------------------- machine */
+
+const char *bench_cpu_model(void) {
+  static char model[128];
+  if (model[0]) return model;
+  snprintf(model, sizeof model, "unknown CPU");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (f == NULL) return model;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) != 0) continue;
+    const char *colon = strchr(line, ':');
+    if (colon == NULL) continue;
+    colon += strspn(colon + 1, " \t") + 1;
+    snprintf(model, sizeof model, "%.*s", (int)strcspn(colon, "\n"), colon);
+    break;
+  }
+  fclose(f);
+  return model;
+}
+
+const char *bench_thp_mode(void) {
+  static char mode[32];
+  if (mode[0]) return mode;
+  snprintf(mode, sizeof mode, "unknown");
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == NULL) return mode;
+  char line[128];
+  if (fgets(line, sizeof line, f)) {
+    const char *open = strchr(line, '['), *close = open ? strchr(open, ']') : NULL;
+    if (close) snprintf(mode, sizeof mode, "%.*s", (int)(close - open - 1), open + 1);
+  }
+  fclose(f);
+  return mode;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+#define BENCH_HUGE_PAGE ((size_t)2 << 20)
+
+void *bench_alloc_big(size_t bytes, int huge_pages) {
+  void *p = NULL;
+  const size_t rounded = (bytes + BENCH_HUGE_PAGE - 1) & ~(BENCH_HUGE_PAGE - 1);
+  if (posix_memalign(&p, BENCH_HUGE_PAGE, rounded) != 0)
+    bench_fail("out of memory allocating %.1f MiB", (double)bytes / (1 << 20));
+  /* Advice only: without it, or if it fails, the pages are 4 KiB. */
+  if (huge_pages) (void)madvise(p, rounded, MADV_HUGEPAGE);
+  return p;
+}
+
+/* A sink the compiler cannot drop reads into. */
+static volatile uint64_t bench_sink;
+
+void bench_flush_cache(const void *buffer, size_t bytes, int n_threads) {
+  const uint64_t *words = buffer;
+  const size_t n_words = bytes / sizeof *words;
+  uint64_t sum = 0;
+#pragma omp parallel for num_threads(n_threads) reduction(+ : sum) schedule(static)
+  for (size_t i = 0; i < n_words; i += 8) sum += words[i]; /* one per 64-byte line */
+  bench_sink += sum;
+}
+
+void bench_touch(const void *p, size_t bytes) {
+  const unsigned char *c = p;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < bytes; i += 64) sum += c[i];
+  if (bytes) sum += c[bytes - 1];
+  bench_sink += sum;
+}
+
+/* ------------------------------------------------------------ generator */
+
+uint64_t bench_rng_next(bench_rng *r) {
+  r->s ^= r->s >> 12, r->s ^= r->s << 25, r->s ^= r->s >> 27;
+  return r->s * 2685821657736338717ull;
+}
+
+double bench_rng_unit(bench_rng *r) {
+  return (double)(bench_rng_next(r) >> 11) / 9007199254740992.0;
+}
+
+uint64_t bench_rng_below(bench_rng *r, uint64_t n) { return bench_rng_next(r) % n; }

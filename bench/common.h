@@ -1,0 +1,97 @@
+/*
+ * common.h: what every lzn-bench mode shares: argument parsing that exits
+ * with status 2 on bad input, timing and its summary, the machine's
+ * description, big cold-cache buffers, a reproducible generator. Output
+ * formats are in output.h.
+ */
+#ifndef LZN_BENCH_COMMON_H
+#define LZN_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define BENCH_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define BENCH_NORETURN __attribute__((noreturn))
+#else
+#define BENCH_PRINTF(f, a)
+#define BENCH_NORETURN
+#endif
+
+/* Exit codes: 2 for a bad command line (as getopt tools do), 1 for a
+ * failure while running. */
+#define BENCH_EXIT_USAGE 2
+#define BENCH_EXIT_FAIL 1
+
+/* Subcommands: each gets argv from its own name on (argv[0] = "kernels"). */
+int bench_kernels_main(int argc, char **argv);
+
+/* ------------------------------------------------------------ arguments */
+
+/* Prints "lzn-bench: <message>" and exits with BENCH_EXIT_USAGE. */
+BENCH_NORETURN void bench_usage_error(const char *fmt, ...) BENCH_PRINTF(1, 2);
+/* Prints "lzn-bench: <message>" and exits with BENCH_EXIT_FAIL. */
+BENCH_NORETURN void bench_fail(const char *fmt, ...) BENCH_PRINTF(1, 2);
+
+/* Whole decimal number in [lo, hi], else a usage error naming opt. */
+long bench_parse_long(const char *opt, const char *text, long lo, long hi);
+/* Finite decimal number, else a usage error naming opt. */
+double bench_parse_double(const char *opt, const char *text);
+/* Splits a comma-separated list in place into at most max items; an empty
+ * item or more than max items is a usage error. Returns the count. */
+size_t bench_split_list(const char *opt, char *text, char **items, size_t max);
+
+/* --------------------------------------------------------------- timing */
+
+/* CLOCK_MONOTONIC in seconds. */
+double bench_now(void);
+
+typedef struct bench_stats {
+  double median, min, max;
+} bench_stats;
+
+/* Median, min and max of n > 0 samples (sorts them in place). */
+bench_stats bench_summarize(double *samples, size_t n);
+
+/* -------------------------------------------------------------- machine */
+
+/* "model name" from /proc/cpuinfo, or "unknown CPU". Static storage. */
+const char *bench_cpu_model(void);
+/* The transparent huge page mode in brackets in sysfs ("always", "madvise",
+ * "never"), or "unknown". Static storage. */
+const char *bench_thp_mode(void);
+
+/* ---------------------------------------------------------------- memory */
+
+/* Uninitialized, 2 MiB-aligned memory of bytes; with huge_pages,
+ * madvise(MADV_HUGEPAGE) so the kernel may back it with 2 MiB pages even when
+ * the THP mode is "madvise". Exits with a message when memory runs out.
+ * Release with free(). */
+void *bench_alloc_big(size_t bytes, int huge_pages);
+
+/* Evicts caches by reading a buffer (allocate it with bench_alloc_big and
+ * fill it, so it is not the shared zero page) of about twice the last-level
+ * cache. Reads with the n_threads OpenMP threads that the timed call will
+ * use: a flush takes milliseconds, long enough for idle OpenMP workers to
+ * stop spinning and sleep (GOMP_SPINCOUNT), and waking them would then be
+ * timed as part of the call, which never happens mid-inference. */
+void bench_flush_cache(const void *buffer, size_t bytes, int n_threads);
+
+/* Reads every cache line of p[0..bytes): brings small operands into cache
+ * as if just written, the way they are during inference. */
+void bench_touch(const void *p, size_t bytes);
+
+/* ------------------------------------------------------------ generator */
+
+/* xorshift64*: deterministic, so a run's data reproduce. */
+typedef struct bench_rng {
+  uint64_t s;
+} bench_rng;
+
+uint64_t bench_rng_next(bench_rng *r);
+/* Uniform in [0, 1). */
+double bench_rng_unit(bench_rng *r);
+/* Uniform in [0, n), n > 0. */
+uint64_t bench_rng_below(bench_rng *r, uint64_t n);
+
+#endif /* LZN_BENCH_COMMON_H */

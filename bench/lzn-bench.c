@@ -1,0 +1,69 @@
+/*
+ * lzn-bench: benchmarks of lazyneuron. One subcommand per mode, dispatched on
+ * argv[1]; each mode lives in its own file (kernels.c, later model.c) and
+ * shares common.c and output.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "lazyneuron.h"
+
+static int isa_main(int argc, char **argv);
+
+typedef struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} command;
+
+static const command commands[] = {
+    {"kernels", bench_kernels_main,
+     "sparse down-projection (per ISA) against oneDNN's dense one, cold cache"},
+    {"isa", isa_main, "the kernel set in use and the ones this machine supports"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: lzn-bench <command> [options]   (lzn-bench <command> --help)\n\ncommands:\n");
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+/* One line, so scripts can read it: "active: avx512  supported: scalar avx2 avx512". */
+static int isa_main(int argc, char **argv) {
+  if (argc > 1) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+      printf("usage: lzn-bench isa\nPrints the active kernel set (LZN_ISA forces one) and the supported ones.\n");
+      return 0;
+    }
+    bench_usage_error("isa: unexpected argument \"%s\"", argv[1]);
+  }
+  const char *names[] = {"scalar", "avx2", "avx512"};
+  const char *active = lzn_isa_name();
+  printf("active: %s  supported:", active ? active : "none");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (lzn_isa_supported(names[i])) printf(" %s", names[i]);
+  putchar('\n');
+  if (active == NULL) {
+    fprintf(stderr, "lzn-bench: %s\n", lzn_last_error());
+    return BENCH_EXIT_FAIL;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return BENCH_EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "lzn-bench: unknown command \"%s\"\n", argv[1]);
+  usage(stderr);
+  return BENCH_EXIT_USAGE;
+}

@@ -1,0 +1,107 @@
+/*
+ * workload.c: weight copies and active sets for `lzn-bench kernels`.
+ */
+#include "workload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* W_down[j][i] (row j of d_model, neuron i) as a pure function of (i, j), so
+ * both layouts are filled in their own row order, in parallel, and hold the
+ * same matrix: the benchmark can check that sparse and dense agree. */
+static float weight_value(uint64_t neuron, uint64_t j) {
+  uint64_t z = (neuron << 32 | j) + 0x9e3779b97f4a7c15ull; /* splitmix64 */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return (float)((double)(z >> 40) / 16777216.0 * 2.0 - 1.0); /* [-1, 1) */
+}
+
+size_t weight_copies_needed(size_t bytes, size_t l3_bytes) {
+  const size_t n = (4 * l3_bytes + bytes - 1) / bytes;
+  return n < 1 ? 1 : n;
+}
+
+void weight_copies_make(weight_copies *wc, size_t d, size_t f, size_t l3_bytes, int huge_pages) {
+  wc->d = d, wc->f = f;
+  wc->bytes = d * f * sizeof(float);
+  wc->n_copies = weight_copies_needed(wc->bytes, l3_bytes);
+  wc->w_t = calloc(wc->n_copies, sizeof *wc->w_t);
+  wc->w = calloc(wc->n_copies, sizeof *wc->w);
+  if (wc->w_t == NULL || wc->w == NULL) bench_fail("out of memory");
+  /* One block per layout, copies a whole number of cache lines apart: a
+   * small matrix has thousands of copies, and 2 MiB-aligning each would
+   * waste most of the memory. */
+  const size_t stride = (wc->bytes + 63) & ~(size_t)63;
+  char *block_t = bench_alloc_big(wc->n_copies * stride, huge_pages);
+  char *block = bench_alloc_big(wc->n_copies * stride, huge_pages);
+  for (size_t c = 0; c < wc->n_copies; c++) {
+    wc->w_t[c] = (float *)(void *)(block_t + c * stride);
+    wc->w[c] = (float *)(void *)(block + c * stride);
+  }
+  float *w_t = wc->w_t[0], *w = wc->w[0];
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < f; i++)
+    for (size_t j = 0; j < d; j++) w_t[i * d + j] = weight_value(i, j);
+#pragma omp parallel for schedule(static)
+  for (size_t j = 0; j < d; j++)
+    for (size_t i = 0; i < f; i++) w[j * f + i] = weight_value(i, j);
+  /* Same values at other addresses: the caches cannot tell them apart. */
+  for (size_t c = 1; c < wc->n_copies; c++) {
+    memcpy(wc->w_t[c], w_t, wc->bytes);
+    memcpy(wc->w[c], w, wc->bytes);
+  }
+}
+
+void weight_copies_free(weight_copies *wc) {
+  if (wc->n_copies) free(wc->w_t[0]), free(wc->w[0]); /* the blocks */
+  free(wc->w_t);
+  free(wc->w);
+  memset(wc, 0, sizeof *wc);
+}
+
+void active_sets_make(active_sets *s, size_t n_sets, size_t f, size_t n_active, bench_rng *rng) {
+  s->n_sets = n_sets, s->f = f, s->n_active = n_active;
+  s->h = malloc(n_sets * f * sizeof *s->h);
+  s->x = malloc(n_sets * f * sizeof *s->x);
+  s->idx = malloc(n_sets * n_active * sizeof *s->idx + 1);
+  s->coef = malloc(n_sets * n_active * sizeof *s->coef + 1);
+  uint32_t *perm = malloc(f * sizeof *perm);
+  int32_t *idx = malloc(f * sizeof *idx); /* relu_compact's outputs hold f entries */
+  float *val = malloc(f * sizeof *val);
+  if (!s->h || !s->x || !s->idx || !s->coef || !perm || !idx || !val) bench_fail("out of memory");
+  for (size_t i = 0; i < f; i++) perm[i] = (uint32_t)i;
+  for (size_t set = 0; set < n_sets; set++) {
+    float *h = s->h + set * f;
+    /* Inactive pre-activations in (-1, 0]; exactly n_active chosen by a
+     * partial Fisher-Yates shuffle get (0.01, 1], so the byte count of every
+     * call is the same and the GB/s figures compare. */
+    for (size_t i = 0; i < f; i++) h[i] = -(float)bench_rng_unit(rng);
+    for (size_t t = 0; t < n_active; t++) {
+      const size_t pick = t + (size_t)bench_rng_below(rng, f - t);
+      const uint32_t tmp = perm[t];
+      perm[t] = perm[pick], perm[pick] = tmp;
+      h[perm[t]] = 0.01f + 0.99f * (float)bench_rng_unit(rng);
+    }
+    for (size_t i = 0; i < f; i++) s->x[set * f + i] = h[i] > 0.0f ? h[i] : 0.0f;
+    /* The reference kernel makes the active set, ascending, exactly as the
+     * library's relu_compact hands it to the down-projection. */
+    const size_t n = lzn_kernels_scalar.relu_compact(h, f, 0.0f, idx, val);
+    if (n != n_active) bench_fail("internal error: %zu active neurons, wanted %zu", n, n_active);
+    memcpy(s->idx + set * n_active, idx, n_active * sizeof *idx);
+    memcpy(s->coef + set * n_active, val, n_active * sizeof *val);
+  }
+  free(perm);
+  free(idx);
+  free(val);
+}
+
+void active_sets_free(active_sets *s) {
+  free(s->h);
+  free(s->x);
+  free(s->idx);
+  free(s->coef);
+  memset(s, 0, sizeof *s);
+}
