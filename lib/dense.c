@@ -18,7 +18,7 @@
 
 typedef struct dense_entry {
   int64_t m, n, k;
-  int has_bias;
+  int has_bias, w_is_kn;
   dnnl_primitive_t primitive;
   dnnl_memory_t src, weights, bias, dst;
 } dense_entry;
@@ -80,11 +80,12 @@ static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t c
 }
 
 static lzn_status entry_build(lzn_dense *dense, dense_entry *e, int64_t m, int64_t n,
-                              int64_t k, int has_bias) {
+                              int64_t k, int has_bias, int w_is_kn) {
   dnnl_memory_desc_t src_md, weights_md, bias_md, dst_md;
   dnnl_status_t st = matrix_desc(&src_md, m, k, k, 1);
-  /* matmul's B is K x N; W is [N][K] row-major, i.e. B with strides (1, K). */
-  if (st == dnnl_success) st = matrix_desc(&weights_md, k, n, 1, k);
+  /* matmul's B is K x N; W as [N][K] row-major is B with strides (1, K). */
+  if (st == dnnl_success) st = w_is_kn ? matrix_desc(&weights_md, k, n, n, 1)
+                                       : matrix_desc(&weights_md, k, n, 1, k);
   if (st == dnnl_success) st = matrix_desc(&bias_md, 1, n, n, 1);
   if (st == dnnl_success) st = matrix_desc(&dst_md, m, n, n, 1);
   if (st != dnnl_success) return backend_fail(st, "memory descriptor");
@@ -107,15 +108,15 @@ static lzn_status entry_build(lzn_dense *dense, dense_entry *e, int64_t m, int64
     entry_release(e);
     return backend_fail(st, "matmul primitive");
   }
-  e->m = m, e->n = n, e->k = k, e->has_bias = has_bias;
+  e->m = m, e->n = n, e->k = k, e->has_bias = has_bias, e->w_is_kn = w_is_kn;
   return LZN_OK;
 }
 
 static lzn_status entry_find(lzn_dense *dense, int64_t m, int64_t n, int64_t k, int has_bias,
-                             dense_entry **out) {
+                             int w_is_kn, dense_entry **out) {
   for (int i = 0; i < dense->n_entries; i++) {
     dense_entry *e = &dense->entries[i];
-    if (e->m == m && e->n == n && e->k == k && e->has_bias == has_bias) {
+    if (e->m == m && e->n == n && e->k == k && e->has_bias == has_bias && e->w_is_kn == w_is_kn) {
       *out = e;
       return LZN_OK;
     }
@@ -128,26 +129,26 @@ static lzn_status entry_find(lzn_dense *dense, int64_t m, int64_t n, int64_t k, 
     dense->next_victim = (dense->next_victim + 1) % LZN_DENSE_CACHE;
     entry_release(slot);
   }
-  lzn_status s = entry_build(dense, slot, m, n, k, has_bias);
+  lzn_status s = entry_build(dense, slot, m, n, k, has_bias, w_is_kn);
   if (s != LZN_OK) return s;
   if (slot == &dense->entries[dense->n_entries]) dense->n_entries++;
   *out = slot;
   return LZN_OK;
 }
 
-lzn_status lzn_dense_linear(lzn_dense *dense, float *y, const float *x, const float *w,
-                            const float *bias, int64_t m, int64_t n, int64_t k,
-                            int n_threads) {
+static lzn_status dense_run(lzn_dense *dense, float *y, const float *x, const float *w,
+                           int w_is_kn, const float *bias, int64_t m, int64_t n, int64_t k,
+                           int n_threads) {
   if (dense == NULL || y == NULL || x == NULL || w == NULL)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_dense_linear: NULL %s",
+    return lzn_fail(LZN_ERR_INVALID_ARG, "dense linear: NULL %s",
                     dense == NULL ? "handle" : y == NULL ? "y" : x == NULL ? "x" : "w");
   if (m <= 0 || n <= 0 || k <= 0)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_dense_linear: shape %lld x %lld x %lld must be positive",
+    return lzn_fail(LZN_ERR_INVALID_ARG, "dense linear: shape %lld x %lld x %lld must be positive",
                     (long long)m, (long long)n, (long long)k);
   if (n_threads < 1 || n_threads > LZN_MAX_THREADS)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_dense_linear: n_threads = %d", n_threads);
+    return lzn_fail(LZN_ERR_INVALID_ARG, "dense linear: n_threads = %d", n_threads);
   dense_entry *e;
-  lzn_status s = entry_find(dense, m, n, k, bias != NULL, &e);
+  lzn_status s = entry_find(dense, m, n, k, bias != NULL, w_is_kn, &e);
   if (s != LZN_OK) return s;
 
   /* oneDNN's data handles are non-const, but it only reads src, weights and bias. */
@@ -169,4 +170,15 @@ lzn_status lzn_dense_linear(lzn_dense *dense, float *y, const float *x, const fl
   omp_set_num_threads(caller_threads);
   if (st != dnnl_success) return backend_fail(st, "matmul execution");
   return LZN_OK;
+}
+
+lzn_status lzn_dense_linear(lzn_dense *dense, float *y, const float *x, const float *w,
+                            const float *bias, int64_t m, int64_t n, int64_t k, int n_threads) {
+  return dense_run(dense, y, x, w, 0, bias, m, n, k, n_threads);
+}
+
+lzn_status lzn_dense_linear_kn(lzn_dense *dense, float *y, const float *x, const float *w_kn,
+                               const float *bias, int64_t m, int64_t n, int64_t k,
+                               int n_threads) {
+  return dense_run(dense, y, x, w_kn, 1, bias, m, n, k, n_threads);
 }

@@ -26,4 +26,11 @@ lzn_status lzn_dense_linear(lzn_dense *dense, float *y, const float *x, const fl
                             const float *bias, int64_t m, int64_t n, int64_t k,
                             int n_threads);
 
+/* y = x * w (+ bias) with w row-major [K][N]: the same product for a matrix
+ * stored transposed (the MLP's w_down_t), so the dense fallback needs no
+ * second copy of W_down. Same statuses. */
+lzn_status lzn_dense_linear_kn(lzn_dense *dense, float *y, const float *x, const float *w_kn,
+                               const float *bias, int64_t m, int64_t n, int64_t k,
+                               int n_threads);
+
 #endif /* LZN_DENSE_H */

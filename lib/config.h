@@ -1,0 +1,38 @@
+/*
+ * config.h: the model configuration, from a Hugging Face config.json.
+ * Private to the library.
+ */
+#ifndef LZN_CONFIG_H
+#define LZN_CONFIG_H
+
+#include <stddef.h>
+
+#include "lazyneuron.h"
+
+/* Largest value accepted for a size in a config: anything beyond is surely a
+ * broken or hostile file, and keeps every product of two sizes in int64. */
+#define LZN_CONFIG_MAX_SIZE (1 << 24)
+
+/* An OPT config (transformers' OPTConfig), with its defaults applied. */
+typedef struct lzn_opt_config {
+  int hidden_size, ffn_dim, num_attention_heads, num_hidden_layers;
+  int max_position_embeddings, vocab_size, word_embed_proj_dim;
+  int do_layer_norm_before, enable_bias, layer_norm_elementwise_affine, tie_word_embeddings;
+  /* "_remove_final_layer_norm" (default false): when true, or when
+   * do_layer_norm_before is false, the decoder has no final_layer_norm. */
+  int remove_final_layer_norm;
+} lzn_opt_config;
+
+/* Parses config.json text (len bytes; need not be NUL-terminated).
+ * path_for_errors names it in messages (NULL: "config.json"). On failure
+ * *out is zeroed. Statuses: OK, INVALID_ARG, FORMAT (invalid JSON, missing or
+ * ill-typed field, value out of range), UNSUPPORTED (not OPT, or an
+ * activation other than ReLU). */
+lzn_status lzn_config_parse(const char *json, size_t len, const char *path_for_errors,
+                            lzn_opt_config *out);
+
+/* Reads and parses the config.json at path. Statuses: those of
+ * lzn_config_parse, and IO, NOMEM. */
+lzn_status lzn_config_load(const char *path, lzn_opt_config *out);
+
+#endif /* LZN_CONFIG_H */

@@ -1,0 +1,561 @@
+/*
+ * test_forward.c: the OPT forward pass against PyTorch, and every way a
+ * model folder or a call can be wrong.
+ *
+ * Each fixture in tests/data (made by tools/make_fixtures.py, an OPT forward
+ * written from torch ops in float64) holds config.json, safetensors, the
+ * token ids, the logits of every position (logits.f32) and the per-layer
+ * active counts. Tolerances are relative to the fixture's largest |logit|.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lazyneuron.h"
+#include "testutil.h"
+
+/* fp32 against a float64 reference through a few layers. */
+#define TOL_REFERENCE 1e-4
+/* The same fp32 arithmetic but a different order of summation. */
+#define TOL_SPARSE_VS_DENSE 1e-5
+#define TOL_THREADS 1e-6
+
+static const char *fixtures[] = {"opt-preln", "opt-postln", "opt-noprefix", "opt-proj",
+                                 "opt-proj-preln", "opt-bf16", "opt-f16", "opt-sharded",
+                                 "opt-sparse", "opt-untied", "opt-nobias"};
+#define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
+
+static const char *data_dir(void) {
+  const char *dir = getenv("LZN_TEST_DATA");
+  return dir && *dir ? dir : "tests/data";
+}
+
+typedef struct reference {
+  char path[512];
+  int32_t tokens[256];
+  int n_tokens, vocab, n_layers;
+  float *logits; /* [n_tokens][vocab] */
+  double scale;  /* max |logit|, at least 1 */
+  double active_fraction[16];
+  int64_t never_fired[16];
+} reference;
+
+static void load_reference(const char *name, reference *r) {
+  memset(r, 0, sizeof *r);
+  snprintf(r->path, sizeof r->path, "%s/%s", data_dir(), name);
+  char file[600];
+  snprintf(file, sizeof file, "%s/reference.json", r->path);
+  json_error_t err;
+  json_t *root = json_load_file(file, 0, &err);
+  ck_assert_msg(root != NULL, "%s: %s", file, err.text);
+  json_t *tokens = json_object_get(root, "tokens");
+  r->n_tokens = (int)json_array_size(tokens);
+  ck_assert_int_gt(r->n_tokens, 1);
+  ck_assert_int_le(r->n_tokens, 256);
+  for (int i = 0; i < r->n_tokens; i++) r->tokens[i] = (int32_t)json_integer_value(json_array_get(tokens, (size_t)i));
+  r->vocab = (int)json_integer_value(json_object_get(root, "vocab_size"));
+  json_t *fractions = json_object_get(root, "active_fraction"), *dead = json_object_get(root, "never_fired");
+  r->n_layers = (int)json_array_size(fractions);
+  ck_assert_int_le(r->n_layers, 16);
+  for (int l = 0; l < r->n_layers; l++) {
+    r->active_fraction[l] = json_number_value(json_array_get(fractions, (size_t)l));
+    r->never_fired[l] = json_integer_value(json_array_get(dead, (size_t)l));
+  }
+  json_decref(root);
+  snprintf(file, sizeof file, "%s/logits.f32", r->path);
+  FILE *f = fopen(file, "rb");
+  ck_assert_ptr_nonnull(f);
+  const size_t n = (size_t)r->n_tokens * (size_t)r->vocab;
+  r->logits = malloc(n * sizeof(float));
+  ck_assert_uint_eq(fread(r->logits, sizeof(float), n, f), n);
+  fclose(f);
+  r->scale = 1.0;
+  for (size_t i = 0; i < n; i++)
+    if (fabs(r->logits[i]) > r->scale) r->scale = fabs(r->logits[i]);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double e = fabs((double)a[i] - (double)b[i]);
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
+static lzn_model *load_model(const char *path) {
+  lzn_model *model = NULL;
+  lzn_status s = lzn_model_load(path, NULL, &model);
+  ck_assert_msg(s == LZN_OK, "%s: %s: %s", path, lzn_status_str(s), lzn_last_error());
+  return model;
+}
+
+static lzn_context *make_context(const lzn_model *model, lzn_mlp_mode mode, int threads) {
+  lzn_context_params p = lzn_context_default_params();
+  p.mlp_mode = mode;
+  p.n_threads = threads;
+  lzn_context *ctx = NULL;
+  lzn_status s = lzn_context_create(model, &p, &ctx);
+  ck_assert_msg(s == LZN_OK, "%s: %s", lzn_status_str(s), lzn_last_error());
+  return ctx;
+}
+
+/* All positions' logits of the reference tokens in one call. */
+static float *run_all(lzn_context *ctx, const reference *r) {
+  float *logits = malloc(sizeof(float) * (size_t)r->n_tokens * (size_t)r->vocab);
+  lzn_status s = lzn_forward(ctx, r->tokens, r->n_tokens, logits, LZN_LOGITS_ALL);
+  ck_assert_msg(s == LZN_OK, "%s: %s", lzn_status_str(s), lzn_last_error());
+  return logits;
+}
+
+static const lzn_mlp_mode modes[] = {LZN_MLP_DENSE, LZN_MLP_SPARSE, LZN_MLP_AUTO};
+static const char *const mode_names[] = {"dense", "sparse", "auto"};
+
+/* ------------------------------------------------------- against torch */
+
+START_TEST(logits_match_pytorch) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  float *by_mode[3];
+  for (int m = 0; m < 3; m++) {
+    lzn_context *ctx = make_context(model, modes[m], 1);
+    by_mode[m] = run_all(ctx, &r);
+    const double err = max_abs_diff(by_mode[m], r.logits, (size_t)r.n_tokens * r.vocab);
+    ck_assert_msg(err <= TOL_REFERENCE * r.scale, "%s %s: max |logit - torch| = %g (scale %g)",
+                  fixtures[_i], mode_names[m], err, r.scale);
+    ck_assert_int_eq(lzn_context_n_past(ctx), r.n_tokens);
+    lzn_context_free(ctx);
+  }
+  const double sd = max_abs_diff(by_mode[1], by_mode[0], (size_t)r.n_tokens * r.vocab);
+  ck_assert_msg(sd <= TOL_SPARSE_VS_DENSE * r.scale, "%s: sparse vs dense %g", fixtures[_i], sd);
+  for (int m = 0; m < 3; m++) free(by_mode[m]);
+  free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* Prefill in one call == token by token through the KV cache == chunks. */
+START_TEST(decode_matches_prefill) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  for (int m = 0; m < 3; m++) {
+    lzn_context *ctx = make_context(model, modes[m], 1);
+    float *step = malloc(sizeof(float) * (size_t)r.vocab);
+    for (int t = 0; t < r.n_tokens; t++) {
+      ck_assert_int_eq(lzn_forward(ctx, &r.tokens[t], 1, step, LZN_LOGITS_LAST), LZN_OK);
+      const double err = max_abs_diff(step, r.logits + (size_t)t * r.vocab, (size_t)r.vocab);
+      ck_assert_msg(err <= TOL_REFERENCE * r.scale, "%s %s token %d: %g", fixtures[_i],
+                    mode_names[m], t, err);
+    }
+    /* Reset, then a prefill of 5 and the rest in one call, LAST only. */
+    ck_assert_int_eq(lzn_context_reset(ctx), LZN_OK);
+    ck_assert_int_eq(lzn_context_n_past(ctx), 0);
+    ck_assert_int_eq(lzn_forward(ctx, r.tokens, 5, step, LZN_LOGITS_LAST), LZN_OK);
+    ck_assert_double_le(max_abs_diff(step, r.logits + 4 * (size_t)r.vocab, (size_t)r.vocab),
+                        TOL_REFERENCE * r.scale);
+    ck_assert_int_eq(lzn_forward(ctx, r.tokens + 5, r.n_tokens - 5, step, LZN_LOGITS_LAST), LZN_OK);
+    ck_assert_double_le(
+        max_abs_diff(step, r.logits + (size_t)(r.n_tokens - 1) * r.vocab, (size_t)r.vocab),
+        TOL_REFERENCE * r.scale);
+    free(step);
+    lzn_context_free(ctx);
+  }
+  free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+START_TEST(threads_give_the_same_logits) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  for (int m = 0; m < 3; m++) {
+    lzn_context *one = make_context(model, modes[m], 1), *two = make_context(model, modes[m], 2);
+    float *a = run_all(one, &r), *b = run_all(two, &r);
+    const double err = max_abs_diff(a, b, (size_t)r.n_tokens * r.vocab);
+    ck_assert_msg(err <= TOL_THREADS * r.scale, "%s %s: 1 vs 2 threads %g", fixtures[_i],
+                  mode_names[m], err);
+    free(a), free(b);
+    lzn_context_free(one), lzn_context_free(two);
+  }
+  free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* The active fraction and dead neurons are exactly torch's counts (the
+ * fixtures keep every pre-activation at least ~1e-3 away from 0). */
+START_TEST(stats_report_the_known_activity) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  lzn_model_info info;
+  ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
+  ck_assert_int_eq(info.n_layers, r.n_layers);
+  for (int m = 0; m < 3; m++) {
+    lzn_context *ctx = make_context(model, modes[m], 1);
+    free(run_all(ctx, &r));
+    lzn_layer_stats stats[16];
+    ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
+    for (int l = 0; l < r.n_layers; l++) {
+      ck_assert_int_eq(stats[l].tokens, r.n_tokens);
+      ck_assert_msg(fabs(stats[l].active_fraction - r.active_fraction[l]) < 1e-5,
+                    "%s %s layer %d: active %g, torch %g", fixtures[_i], mode_names[m], l,
+                    stats[l].active_fraction, r.active_fraction[l]);
+      ck_assert_int_eq(stats[l].never_fired, r.never_fired[l]);
+      ck_assert_double_eq(stats[l].flops_dense, 2.0 * info.d_model * info.d_ff * r.n_tokens);
+      if (modes[m] == LZN_MLP_SPARSE) {
+        ck_assert_int_eq(stats[l].dense_calls, 0);
+        ck_assert_double_eq_tol(stats[l].flops_executed,
+                                stats[l].flops_dense * stats[l].active_fraction, 1.0);
+      }
+      if (modes[m] == LZN_MLP_DENSE) {
+        ck_assert_int_eq(stats[l].sparse_calls, 0);
+        ck_assert_double_eq(stats[l].flops_executed, stats[l].flops_dense);
+      }
+    }
+    ck_assert_int_eq(lzn_context_reset(ctx), LZN_OK);
+    ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
+    ck_assert_int_eq(stats[0].tokens, 0);
+    ck_assert_int_eq(stats[0].never_fired, info.d_ff);
+    lzn_context_free(ctx);
+  }
+  free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+START_TEST(sparse_fixture_is_sparse) {
+  reference r;
+  load_reference("opt-sparse", &r);
+  for (int l = 0; l < r.n_layers; l++) {
+    ck_assert_double_ge(r.active_fraction[l], 0.03);
+    ck_assert_double_le(r.active_fraction[l], 0.20);
+  }
+  /* AUTO with a crossover above the density takes the sparse path. */
+  lzn_model *model = load_model(r.path);
+  lzn_context_params p = lzn_context_default_params();
+  p.auto_crossover = 0.5f;
+  lzn_context *ctx = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
+  float *logits = malloc(sizeof(float) * (size_t)r.vocab);
+  for (int t = 0; t < r.n_tokens; t++)
+    ck_assert_int_eq(lzn_forward(ctx, &r.tokens[t], 1, logits, LZN_LOGITS_LAST), LZN_OK);
+  lzn_layer_stats stats[16];
+  ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
+  ck_assert_int_eq(stats[0].sparse_calls, r.n_tokens);
+  ck_assert_int_eq(stats[0].dense_calls, 0);
+  ck_assert_double_lt(stats[0].bytes_executed, 0.25 * stats[0].bytes_dense);
+  free(logits), free(r.logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
+static int progress_calls;
+static float progress_last;
+static int count_progress(float fraction, void *user) {
+  ck_assert_float_ge(fraction, progress_last);
+  progress_last = fraction;
+  progress_calls++;
+  return progress_calls < *(int *)user;
+}
+
+START_TEST(progress_and_cancel) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/opt-preln", data_dir());
+  lzn_model_params p = lzn_model_default_params();
+  int allow = 1 << 30;
+  p.progress = count_progress;
+  p.progress_user_data = &allow;
+  progress_calls = 0, progress_last = 0;
+  lzn_model *model = NULL;
+  ck_assert_int_eq(lzn_model_load(path, &p, &model), LZN_OK);
+  ck_assert_int_gt(progress_calls, 10);
+  ck_assert_float_eq(progress_last, 1.0f);
+  lzn_model_free(model);
+  allow = 5; /* the fifth call returns 0 */
+  progress_calls = 0, progress_last = 0;
+  ck_assert_int_eq(lzn_model_load(path, &p, &model), LZN_ERR_CANCELLED);
+  ck_assert_ptr_null(model);
+  ck_assert_int_eq(progress_calls, 5);
+  /* Without mmap the weights are read into memory; same logits. */
+  p = lzn_model_default_params();
+  p.use_mmap = 0;
+  ck_assert_int_eq(lzn_model_load(path, &p, &model), LZN_OK);
+  reference r;
+  load_reference("opt-preln", &r);
+  lzn_context *ctx = make_context(model, LZN_MLP_SPARSE, 1);
+  float *logits = run_all(ctx, &r);
+  ck_assert_double_le(max_abs_diff(logits, r.logits, (size_t)r.n_tokens * r.vocab), TOL_REFERENCE * r.scale);
+  free(logits), free(r.logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad calls */
+
+#define EXPECT(call, status, words)                                                   \
+  do {                                                                                \
+    lzn_status got_ = (call);                                                         \
+    ck_assert_msg(got_ == (status), "%s: got %s (%s), want %s", #call,                \
+                  lzn_status_str(got_), lzn_last_error(), lzn_status_str(status));    \
+    ck_assert_msg(strstr(lzn_last_error(), (words)) != NULL,                          \
+                  "%s: message \"%s\" lacks \"%s\"", #call, lzn_last_error(), (words)); \
+  } while (0)
+
+START_TEST(forward_rejects_bad_calls) {
+  reference r;
+  load_reference("opt-preln", &r);
+  lzn_model *model = load_model(r.path);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 8;
+  lzn_context *ctx = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
+  float *logits = malloc(sizeof(float) * (size_t)r.vocab * 16);
+  int32_t bad[2] = {3, r.vocab};
+  int32_t negative[1] = {-1};
+  EXPECT(lzn_forward(NULL, r.tokens, 1, logits, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "ctx is NULL");
+  EXPECT(lzn_forward(ctx, NULL, 1, logits, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "tokens is NULL");
+  EXPECT(lzn_forward(ctx, r.tokens, 1, NULL, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "logits is NULL");
+  EXPECT(lzn_forward(ctx, r.tokens, 0, logits, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "n_tokens = 0");
+  EXPECT(lzn_forward(ctx, r.tokens, -2, logits, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "n_tokens = -2");
+  EXPECT(lzn_forward(ctx, r.tokens, 1, logits, (lzn_logits_mode)7), LZN_ERR_INVALID_ARG, "mode = 7");
+  EXPECT(lzn_forward(ctx, bad, 2, logits, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "tokens[1]");
+  EXPECT(lzn_forward(ctx, negative, 1, logits, LZN_LOGITS_LAST), LZN_ERR_INVALID_ARG, "tokens[0] = -1");
+  ck_assert_int_eq(lzn_context_n_past(ctx), 0);
+
+  /* 5 fit, 4 more do not: CONTEXT_FULL and the cache is as it was, so the
+   * next 3 tokens still give torch's logits. */
+  ck_assert_int_eq(lzn_forward(ctx, r.tokens, 5, logits, LZN_LOGITS_LAST), LZN_OK);
+  EXPECT(lzn_forward(ctx, r.tokens + 5, 4, logits, LZN_LOGITS_LAST), LZN_ERR_CONTEXT_FULL, "n_ctx = 8");
+  ck_assert_int_eq(lzn_context_n_past(ctx), 5);
+  ck_assert_int_eq(lzn_forward(ctx, r.tokens + 5, 3, logits, LZN_LOGITS_ALL), LZN_OK);
+  ck_assert_double_le(max_abs_diff(logits, r.logits + 5 * (size_t)r.vocab, 3 * (size_t)r.vocab),
+                      TOL_REFERENCE * r.scale);
+  EXPECT(lzn_forward(ctx, r.tokens, 1, logits, LZN_LOGITS_LAST), LZN_ERR_CONTEXT_FULL, "8 are used");
+
+  lzn_layer_stats stats[4];
+  EXPECT(lzn_context_stats(NULL, stats, 4), LZN_ERR_INVALID_ARG, "ctx is NULL");
+  EXPECT(lzn_context_stats(ctx, NULL, 4), LZN_ERR_INVALID_ARG, "out is NULL");
+  EXPECT(lzn_context_stats(ctx, stats, 0), LZN_ERR_INVALID_ARG, "capacity = 0");
+  EXPECT(lzn_context_reset(NULL), LZN_ERR_INVALID_ARG, "ctx is NULL");
+  ck_assert_int_eq(lzn_context_n_past(NULL), -1);
+  lzn_model_info info;
+  EXPECT(lzn_model_get_info(NULL, &info), LZN_ERR_INVALID_ARG, "model is NULL");
+  EXPECT(lzn_model_get_info(model, NULL), LZN_ERR_INVALID_ARG, "out is NULL");
+  lzn_context_free(ctx);
+  lzn_context_free(NULL);
+  lzn_model_free(NULL);
+  free(logits), free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+START_TEST(context_rejects_bad_params) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/opt-preln", data_dir());
+  lzn_model *model = load_model(path);
+  lzn_context *ctx = (lzn_context *)1;
+  lzn_context_params p = lzn_context_default_params();
+  EXPECT(lzn_context_create(NULL, &p, &ctx), LZN_ERR_INVALID_ARG, "model is NULL");
+  ck_assert_ptr_null(ctx);
+  EXPECT(lzn_context_create(model, &p, NULL), LZN_ERR_INVALID_ARG, "out is NULL");
+  p.struct_size = 8;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "struct_size");
+  p = lzn_context_default_params(), p.n_threads = 0;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "n_threads = 0");
+  p = lzn_context_default_params(), p.n_threads = 1 << 20;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "n_threads");
+  p = lzn_context_default_params(), p.mlp_mode = (lzn_mlp_mode)9;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "mlp_mode = 9");
+  p = lzn_context_default_params(), p.n_ctx = -1;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "n_ctx = -1");
+  p = lzn_context_default_params(), p.n_ctx = 100000;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "max_position_embeddings");
+  p = lzn_context_default_params(), p.auto_crossover = 2.0f;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "auto_crossover");
+  p = lzn_context_default_params(), p.collect_stats = 3;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "collect_stats");
+  ck_assert_ptr_null(ctx);
+  lzn_model_params mp = lzn_model_default_params();
+  lzn_model *other = (lzn_model *)1;
+  mp.struct_size = 3;
+  EXPECT(lzn_model_load(path, &mp, &other), LZN_ERR_INVALID_ARG, "struct_size");
+  ck_assert_ptr_null(other);
+  mp = lzn_model_default_params(), mp.use_mmap = 5;
+  EXPECT(lzn_model_load(path, &mp, &other), LZN_ERR_INVALID_ARG, "use_mmap");
+  EXPECT(lzn_model_load(NULL, NULL, &other), LZN_ERR_INVALID_ARG, "path is NULL");
+  EXPECT(lzn_model_load(path, NULL, NULL), LZN_ERR_INVALID_ARG, "out is NULL");
+  lzn_model_free(model);
+}
+END_TEST
+
+/* ------------------------------------------------------ bad model folders */
+
+static char scratch[256];
+
+static void shell(const char *cmd) { ck_assert_msg(system(cmd) == 0, "%s", cmd); }
+
+/* A fresh copy of fixture `name` in a scratch folder; returns its path. */
+static const char *copy_fixture(const char *name) {
+  static char path[512];
+  strcpy(scratch, "/tmp/lzn-test-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(scratch));
+  char src[512];
+  snprintf(src, sizeof src, "%s/%s", data_dir(), name);
+  snprintf(path, sizeof path, "%s/m", scratch);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", src, path);
+  shell(cmd);
+  return path;
+}
+
+static void drop_scratch(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+  shell(cmd);
+}
+
+/* Replaces the first occurrence of `from` by `to` in a file (same length
+ * keeps a safetensors header's length field right). */
+static void patch_file(const char *path, const char *from, const char *to) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  const long size = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *bytes = malloc((size_t)size + 1);
+  ck_assert_uint_eq(fread(bytes, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+  bytes[size] = '\0';
+  char *hit = memmem(bytes, (size_t)size, from, strlen(from));
+  ck_assert_msg(hit != NULL, "%s not in %s", from, path);
+  const size_t head = (size_t)(hit - bytes), from_len = strlen(from), to_len = strlen(to);
+  f = fopen(path, "wb");
+  fwrite(bytes, 1, head, f);
+  fwrite(to, 1, to_len, f);
+  fwrite(hit + from_len, 1, (size_t)size - head - from_len, f);
+  fclose(f);
+  free(bytes);
+}
+
+static void expect_load(const char *path, lzn_status status, const char *words) {
+  lzn_model *model = (lzn_model *)1;
+  EXPECT(lzn_model_load(path, NULL, &model), status, words);
+  ck_assert_ptr_null(model);
+}
+
+typedef struct bad_config {
+  const char *from, *to;
+  lzn_status status;
+  const char *words;
+} bad_config;
+
+static const bad_config bad_configs[] = {
+    {"\"hidden_size\": 60,", "", LZN_ERR_FORMAT, "hidden_size"},
+    {"\"ffn_dim\": 200,", "", LZN_ERR_FORMAT, "ffn_dim"},
+    {"\"activation_function\": \"relu\"", "\"activation_function\": \"gelu\"", LZN_ERR_UNSUPPORTED, "gelu"},
+    {"\"OPTForCausalLM\"", "\"LlamaForCausalLM\"", LZN_ERR_UNSUPPORTED, "architecture"},
+    {"{", "{{", LZN_ERR_FORMAT, "config.json"},
+    /* Shapes that disagree with config.json name the tensor. */
+    {"\"ffn_dim\": 200", "\"ffn_dim\": 201", LZN_ERR_FORMAT, "fc1.weight"},
+    {"\"vocab_size\": 97", "\"vocab_size\": 98", LZN_ERR_FORMAT, "embed_tokens"},
+    {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3", LZN_ERR_FORMAT, "layers.2"},
+};
+
+START_TEST(bad_config_is_reported) {
+  const bad_config *b = &bad_configs[_i];
+  const char *path = copy_fixture("opt-preln");
+  char file[600];
+  snprintf(file, sizeof file, "%s/config.json", path);
+  patch_file(file, b->from, b->to);
+  expect_load(path, b->status, b->words);
+  drop_scratch();
+}
+END_TEST
+
+START_TEST(bad_folders_are_reported) {
+  char file[600];
+  expect_load("/nonexistent/lazyneuron", LZN_ERR_IO, "/nonexistent/lazyneuron");
+
+  const char *path = copy_fixture("opt-preln");
+  snprintf(file, sizeof file, "%s/model.safetensors", path);
+  unlink(file);
+  expect_load(path, LZN_ERR_IO, "model.safetensors");
+  drop_scratch();
+
+  path = copy_fixture("opt-preln");
+  snprintf(file, sizeof file, "%s/config.json", path);
+  unlink(file);
+  expect_load(path, LZN_ERR_IO, "config.json");
+  drop_scratch();
+
+  /* A tensor renamed in place (same length): missing, named in the error. */
+  path = copy_fixture("opt-preln");
+  snprintf(file, sizeof file, "%s/model.safetensors", path);
+  patch_file(file, "model.decoder.layers.1.fc2.weight", "model.decoder.layers.1.fc2.weighX");
+  expect_load(path, LZN_ERR_FORMAT, "model.decoder.layers.1.fc2.weight");
+  drop_scratch();
+
+  /* A truncated weights file. */
+  path = copy_fixture("opt-preln");
+  snprintf(file, sizeof file, "%s/model.safetensors", path);
+  ck_assert_int_eq(truncate(file, 1000), 0);
+  expect_load(path, LZN_ERR_FORMAT, "model.safetensors");
+  drop_scratch();
+
+  /* A single .safetensors file with config.json beside it loads. */
+  path = copy_fixture("opt-preln");
+  snprintf(file, sizeof file, "%s/model.safetensors", path);
+  lzn_model *model = NULL;
+  ck_assert_int_eq(lzn_model_load(file, NULL, &model), LZN_OK);
+  lzn_model_free(model);
+  drop_scratch();
+}
+END_TEST
+
+START_TEST(bad_shards_are_reported) {
+  char file[600];
+  const char *path = copy_fixture("opt-sharded");
+  snprintf(file, sizeof file, "%s/model-00002-of-00003.safetensors", path);
+  unlink(file);
+  expect_load(path, LZN_ERR_IO, "model-00002-of-00003.safetensors");
+  drop_scratch();
+
+  path = copy_fixture("opt-sharded");
+  snprintf(file, sizeof file, "%s/model.safetensors.index.json", path);
+  patch_file(file, "\"model-00002-of-00003.safetensors\"", "\"../00002-of-00003.safetensors\"");
+  expect_load(path, LZN_ERR_FORMAT, "..");
+  drop_scratch();
+}
+END_TEST
+
+static Suite *forward_suite(void) {
+  Suite *s = suite_create("forward");
+  TCase *torch = tcase_create("pytorch");
+  tcase_set_timeout(torch, 120);
+  tcase_add_loop_test(torch, logits_match_pytorch, 0, N_FIXTURES);
+  tcase_add_loop_test(torch, decode_matches_prefill, 0, N_FIXTURES);
+  tcase_add_loop_test(torch, threads_give_the_same_logits, 0, N_FIXTURES);
+  tcase_add_loop_test(torch, stats_report_the_known_activity, 0, N_FIXTURES);
+  tcase_add_test(torch, sparse_fixture_is_sparse);
+  tcase_add_test(torch, progress_and_cancel);
+  suite_add_tcase(s, torch);
+  TCase *bad = tcase_create("bad input");
+  tcase_set_timeout(bad, 60);
+  tcase_add_test(bad, forward_rejects_bad_calls);
+  tcase_add_test(bad, context_rejects_bad_params);
+  tcase_add_loop_test(bad, bad_config_is_reported, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));
+  tcase_add_test(bad, bad_folders_are_reported);
+  tcase_add_test(bad, bad_shards_are_reported);
+  suite_add_tcase(s, bad);
+  return s;
+}
+
+int main(void) { return run_suite(forward_suite()); }
