@@ -148,6 +148,13 @@ typedef struct lzn_context_params {
   lzn_mlp_mode mlp_mode;   /* default LZN_MLP_AUTO */
   float auto_crossover;    /* AUTO: sparse when active fraction < this; 0 = measured */
   int collect_stats;       /* 1: keep per-layer statistics (default 1) */
+  /* Sparser than ReLU, trading quality for speed (Top-k thresholding: the
+   * seeds report it keeps quality while making activations sparser). A
+   * neuron is active when its pre-activation is > threshold and, if top_k > 0,
+   * among the top_k largest of its token; active values are kept as they are.
+   * Defaults 0 and 0: plain ReLU. */
+  int top_k;               /* 0 = no limit; else 1 .. d_ff */
+  float threshold;         /* >= 0 */
 } lzn_context_params;
 
 typedef struct lzn_model_info {
@@ -162,9 +169,14 @@ typedef struct lzn_layer_stats {
   int64_t never_fired;     /* neurons never active so far ("dead" neurons) */
   double flops_dense;      /* down-projection FLOPs a dense GEMM would do */
   double flops_executed;   /* FLOPs actually done (sparse or dense) */
-  double bytes_dense;      /* W_down bytes a dense GEMM would read */
+  double bytes_dense;      /* W_down bytes a dense GEMM would read (once per call) */
   double bytes_executed;   /* W_down bytes actually read */
   int64_t sparse_calls, dense_calls; /* which path each call took */
+  /* Wall time spent in the layer's blocks (for profiling; the rest of a
+   * forward call is embeddings, norms, residuals and the LM head). */
+  double seconds_attention; /* QKV, attention, output projection */
+  double seconds_up;        /* fc1, the up-projection */
+  double seconds_down;      /* ReLU / top-k selection + fc2, sparse or dense */
 } lzn_layer_stats;
 
 LZN_API lzn_model_params lzn_model_default_params(void);

@@ -1,6 +1,7 @@
 /*
  * context.c: one sequence's state: KV cache, scratch, statistics.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,12 @@ static lzn_status check_context_params(const lzn_context_params *p, const lzn_mo
   if (!(p->auto_crossover >= 0.0f && p->auto_crossover <= 1.0f))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->auto_crossover = %g, must be in [0, 1]", fn,
                     (double)p->auto_crossover);
+  if (p->top_k < 0 || p->top_k > m->d_ff)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->top_k = %d, must be in [0, d_ff = %d]", fn,
+                    p->top_k, m->d_ff);
+  if (!(p->threshold >= 0.0f) || isinf(p->threshold))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->threshold = %g, must be finite and >= 0", fn,
+                    (double)p->threshold);
   if (p->collect_stats != 0 && p->collect_stats != 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->collect_stats = %d, must be 0 or 1", fn,
                     p->collect_stats);
@@ -52,7 +59,7 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
   lzn_dense_free(ctx->dense);
   float *buffers[] = {ctx->k_cache, ctx->v_cache, ctx->hidden, ctx->normed, ctx->q, ctx->k,
                       ctx->v, ctx->attn, ctx->up, ctx->mlp_out, ctx->embed, ctx->scores,
-                      ctx->active_val};
+                      ctx->active_val, ctx->top_k_scratch};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
   free(ctx->active_idx);
   if (ctx->counters)
@@ -71,12 +78,12 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->q = floats(b * d), ctx->k = floats(b * d), ctx->v = floats(b * d), ctx->attn = floats(b * d);
   ctx->up = floats(b * f), ctx->mlp_out = floats(b * d), ctx->embed = floats(b * embed);
   ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
-  ctx->active_val = floats(f);
+  ctx->active_val = floats(f), ctx->top_k_scratch = floats(f);
   ctx->active_idx = malloc(f * sizeof(int32_t));
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
   int ok = ctx->k_cache && ctx->v_cache && ctx->hidden && ctx->normed && ctx->q && ctx->k &&
            ctx->v && ctx->attn && ctx->up && ctx->mlp_out && ctx->embed && ctx->scores &&
-           ctx->active_val && ctx->active_idx && ctx->counters;
+           ctx->active_val && ctx->top_k_scratch && ctx->active_idx && ctx->counters;
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
   if (!ok)
     return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "
@@ -148,6 +155,9 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
     s->bytes_dense = (double)(c->sparse_calls + c->dense_calls) * sizeof(float) * m->d_model * m->d_ff;
     s->flops_executed = c->flops_executed;
     s->bytes_executed = c->bytes_executed;
+    s->seconds_attention = c->seconds_attention;
+    s->seconds_up = c->seconds_up;
+    s->seconds_down = c->seconds_down;
     s->sparse_calls = c->sparse_calls;
     s->dense_calls = c->dense_calls;
   }

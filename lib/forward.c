@@ -101,6 +101,14 @@ static lzn_status attention(lzn_context *ctx, int layer, const float *x, int n, 
   return lzn_dense_linear(ctx->dense, ctx->attn, merged, w->o_w, w->o_b, n, d, d, threads);
 }
 
+/* attention(), its wall time added to the layer's counters. */
+static lzn_status timed_attention(lzn_context *ctx, int layer, const float *x, int n, int p0) {
+  const double t0 = lzn_now_seconds();
+  const lzn_status s = attention(ctx, layer, x, n, p0);
+  if (ctx->params.collect_stats) ctx->counters[layer].seconds_attention += lzn_now_seconds() - t0;
+  return s;
+}
+
 static lzn_status decoder_layer(lzn_context *ctx, int layer, int n, int p0) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
@@ -111,13 +119,13 @@ static lzn_status decoder_layer(lzn_context *ctx, int layer, int n, int p0) {
   if (m->config.do_layer_norm_before) {
     layer_norm(ctx->normed, x, w->attn_norm_w, w->attn_norm_b, n, d);
     /* attention reads normed before reusing it as scratch. */
-    if ((s = attention(ctx, layer, ctx->normed, n, p0)) != LZN_OK) return s;
+    if ((s = timed_attention(ctx, layer, ctx->normed, n, p0)) != LZN_OK) return s;
     add_in_place(x, ctx->attn, size);
     layer_norm(ctx->normed, x, w->mlp_norm_w, w->mlp_norm_b, n, d);
     if ((s = lzn_mlp_forward(ctx, layer, ctx->normed, ctx->mlp_out, n)) != LZN_OK) return s;
     add_in_place(x, ctx->mlp_out, size);
   } else {
-    if ((s = attention(ctx, layer, x, n, p0)) != LZN_OK) return s;
+    if ((s = timed_attention(ctx, layer, x, n, p0)) != LZN_OK) return s;
     add_in_place(x, ctx->attn, size);
     layer_norm(x, x, w->attn_norm_w, w->attn_norm_b, n, d);
     if ((s = lzn_mlp_forward(ctx, layer, x, ctx->mlp_out, n)) != LZN_OK) return s;

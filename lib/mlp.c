@@ -1,6 +1,10 @@
 /*
- * mlp.c: the MLP block, out = W_down relu(W_up x + b_up) + b_down, where the
- * down-projection reads only the rows of w_down_t whose activation is > 0.
+ * mlp.c: the MLP block, out = W_down act(W_up x + b_up) + b_down, where the
+ * down-projection reads only the rows of w_down_t whose activation is active.
+ *
+ * act is ReLU, optionally sparser: a neuron is active when its
+ * pre-activation exceeds the token's threshold, which is params.threshold
+ * raised, with top_k, until at most top_k neurons remain.
  *
  * The up-projection is always dense (oneDNN): which neurons fire is known
  * only after it. The down-projection is
@@ -15,6 +19,47 @@
 
 #include "model.h"
 
+double lzn_now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The value that has exactly k values of v[0..n) above it (0 <= k < n):
+ * quickselect for descending position k. Reorders v. */
+static float kth_largest(float *v, int n, int k) {
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    const float pivot = v[lo + (hi - lo) / 2];
+    int i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] > pivot) i++;
+      while (v[j] < pivot) j--;
+      if (i <= j) {
+        const float t = v[i];
+        v[i++] = v[j], v[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else break; /* v[k] == pivot */
+  }
+  return v[k];
+}
+
+/* The activation threshold of one token (see the top of the file). With
+ * ties at the boundary fewer than top_k may remain: "at most" k. */
+static float token_threshold(lzn_context *ctx, const float *h) {
+  const float base = ctx->params.threshold;
+  const int k = ctx->params.top_k, f = ctx->model->d_ff;
+  if (k <= 0 || k >= f) return base;
+  float *above = ctx->top_k_scratch;
+  int m = 0;
+  for (int i = 0; i < f; i++)
+    if (h[i] > base) above[m++] = h[i];
+  return m <= k ? base : kth_largest(above, m, k);
+}
+
 /* Per-token bookkeeping: which neurons fired, and the work done. */
 static void count_sparse(lzn_context *ctx, int layer, const int32_t *idx, size_t n_active) {
   if (!ctx->params.collect_stats) return;
@@ -27,13 +72,15 @@ static void count_sparse(lzn_context *ctx, int layer, const int32_t *idx, size_t
   c->bytes_executed += sizeof(float) * d * (double)n_active;
 }
 
-/* ReLU in place over one token's activations; returns how many are > 0 and
- * marks them as fired. */
-static size_t relu_in_place(lzn_context *ctx, int layer, float *h, int f) {
+/* Zeroes one token's inactive activations in place; returns how many are
+ * active and marks them as fired. */
+static size_t activate_in_place(lzn_context *ctx, int layer, float *h) {
+  const int f = ctx->model->d_ff;
+  const float threshold = token_threshold(ctx, h);
   uint8_t *fired = ctx->counters[layer].fired;
   size_t n_active = 0;
   for (int i = 0; i < f; i++) {
-    const int active = h[i] > 0.0f; /* NaN is inactive, as in relu_compact */
+    const int active = h[i] > threshold; /* NaN is inactive, as in relu_compact */
     if (!active) h[i] = 0.0f;
     n_active += (size_t)active;
     fired[i] |= (uint8_t)active;
@@ -48,12 +95,15 @@ static void bias_rows(float *out, const float *bias, int n, int d) {
   }
 }
 
-/* Sparse down-projection of one token whose activations h are known. */
-static void down_sparse_token(lzn_context *ctx, int layer, const float *h, float *out) {
+/* Sparse down-projection of one token: h holds pre-activations and
+ * threshold is the token's, or h was zeroed by activate_in_place and
+ * threshold is 0 (kept values are > a threshold >= 0: the same set). */
+static void down_sparse_token(lzn_context *ctx, int layer, const float *h, float threshold,
+                              float *out) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
-  const size_t n_active = ctx->kernels->relu_compact(h, (size_t)m->d_ff, 0.0f, ctx->active_idx,
-                                                     ctx->active_val);
+  const size_t n_active = ctx->kernels->relu_compact(h, (size_t)m->d_ff, threshold,
+                                                     ctx->active_idx, ctx->active_val);
   count_sparse(ctx, layer, ctx->active_idx, n_active);
   bias_rows(out, w->down_b, 1, m->d_model);
   lzn_sparse_down_run(ctx->kernels, out, (size_t)m->d_model, w->down_w_t, ctx->active_idx,
@@ -67,31 +117,23 @@ static lzn_status down_dense(lzn_context *ctx, int layer, const float *h, float 
                              ctx->params.n_threads);
 }
 
-lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
+/* The down-projection of n tokens whose pre-activations are in ctx->up. */
+static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n) {
   const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
   const int f = m->d_ff;
   lzn_layer_counters *c = &ctx->counters[layer];
   float *up = ctx->up;
-  lzn_status s = lzn_dense_linear(ctx->dense, up, x, w->up_w, w->up_b, n, f, m->d_model,
-                                  ctx->params.n_threads);
-  if (s != LZN_OK) return s;
-
   const lzn_mlp_mode mode = ctx->params.mlp_mode;
-  if (mode == LZN_MLP_SPARSE) {
-    for (int t = 0; t < n; t++)
-      down_sparse_token(ctx, layer, up + (size_t)t * f, out + (size_t)t * m->d_model);
-    if (ctx->params.collect_stats) c->sparse_calls++;
-    return LZN_OK;
-  }
-
-  /* DENSE and AUTO: ReLU in place, counting the active neurons. */
   size_t active_total = 0;
-  for (int t = 0; t < n; t++) active_total += relu_in_place(ctx, layer, up + (size_t)t * f, f);
-  if (mode == LZN_MLP_AUTO && (double)active_total < (double)ctx->crossover * f) {
-    /* relu_compact on the rectified values finds the same active set. */
-    for (int t = 0; t < n; t++)
-      down_sparse_token(ctx, layer, up + (size_t)t * f, out + (size_t)t * m->d_model);
+  if (mode != LZN_MLP_SPARSE)
+    for (int t = 0; t < n; t++) active_total += activate_in_place(ctx, layer, up + (size_t)t * f);
+  if (mode == LZN_MLP_SPARSE ||
+      (mode == LZN_MLP_AUTO && (double)active_total < (double)ctx->crossover * f)) {
+    for (int t = 0; t < n; t++) {
+      const float *h = up + (size_t)t * f;
+      const float threshold = mode == LZN_MLP_SPARSE ? token_threshold(ctx, h) : 0.0f;
+      down_sparse_token(ctx, layer, h, threshold, out + (size_t)t * m->d_model);
+    }
     if (ctx->params.collect_stats) c->sparse_calls++;
     return LZN_OK;
   }
@@ -105,10 +147,19 @@ lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *o
   return down_dense(ctx, layer, up, out, n);
 }
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const double t0 = lzn_now_seconds();
+  lzn_status s = lzn_dense_linear(ctx->dense, ctx->up, x, w->up_w, w->up_b, n, m->d_ff,
+                                  m->d_model, ctx->params.n_threads);
+  const double t1 = lzn_now_seconds();
+  if (s == LZN_OK) s = down_projection(ctx, layer, out, n);
+  if (ctx->params.collect_stats) {
+    ctx->counters[layer].seconds_up += t1 - t0;
+    ctx->counters[layer].seconds_down += lzn_now_seconds() - t1;
+  }
+  return s;
 }
 
 /* Times one token's down-projection of layer 0, dense and sparse with every
@@ -127,18 +178,18 @@ lzn_status lzn_mlp_measure_crossover(lzn_context *ctx, float *crossover) {
   }
   double best_dense = 1e30, best_sparse = 1e30;
   for (int rep = 0; rep < 4; rep++) {
-    double t0 = now_seconds();
+    const double t0 = lzn_now_seconds();
     lzn_status s = down_dense(ctx, 0, h, out, 1);
     if (s != LZN_OK) return s;
-    double t1 = now_seconds();
+    const double t1 = lzn_now_seconds();
     lzn_sparse_down_run(ctx->kernels, out, (size_t)d, w->down_w_t, ctx->active_idx,
                         ctx->active_val, (size_t)f, ctx->params.n_threads);
-    double t2 = now_seconds();
-    if (rep == 0) continue; /* warm-up: first-touch and primitive creation */
+    const double t2 = lzn_now_seconds();
+    if (rep == 0) continue; /* warm-up: first touch and primitive creation */
     if (t1 - t0 < best_dense) best_dense = t1 - t0;
     if (t2 - t1 < best_sparse) best_sparse = t2 - t1;
   }
-  float x = (float)(best_dense / best_sparse);
+  const float x = (float)(best_dense / best_sparse);
   *crossover = x < 0.01f ? 0.01f : x > 1.0f ? 1.0f : x;
   return LZN_OK;
 }

@@ -49,6 +49,7 @@ struct lzn_model {
 typedef struct lzn_layer_counters {
   int64_t tokens, active_sum, sparse_calls, dense_calls;
   double flops_executed, bytes_executed;
+  double seconds_attention, seconds_up, seconds_down;
   uint8_t *fired; /* [d_ff]: 1 once the neuron was active */
 } lzn_layer_counters;
 
@@ -72,6 +73,7 @@ struct lzn_context {
   float *scores;   /* [n_threads][n_ctx] attention scores */
   int32_t *active_idx; /* [d_ff] */
   float *active_val;   /* [d_ff] */
+  float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
 
   lzn_layer_counters *counters; /* [n_layers] */
 };
@@ -79,6 +81,9 @@ struct lzn_context {
 /* mlp.c: the MLP block of one layer for n tokens: out = W_down relu(W_up x
  * + b_up) + b_down, with the down-projection sparse or dense by mode. */
 lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n);
+
+/* Monotonic wall-clock seconds, for the per-block timings. */
+double lzn_now_seconds(void);
 
 /* mlp.c: the density below which the sparse down-projection beats the dense
  * one for this model, measured on its first layer. */

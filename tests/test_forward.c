@@ -110,6 +110,15 @@ static float *run_all(lzn_context *ctx, const reference *r) {
   return logits;
 }
 
+#define EXPECT(call, status, words)                                                   \
+  do {                                                                                \
+    lzn_status got_ = (call);                                                         \
+    ck_assert_msg(got_ == (status), "%s: got %s (%s), want %s", #call,                \
+                  lzn_status_str(got_), lzn_last_error(), lzn_status_str(status));    \
+    ck_assert_msg(strstr(lzn_last_error(), (words)) != NULL,                          \
+                  "%s: message \"%s\" lacks \"%s\"", #call, lzn_last_error(), (words)); \
+  } while (0)
+
 static const lzn_mlp_mode modes[] = {LZN_MLP_DENSE, LZN_MLP_SPARSE, LZN_MLP_AUTO};
 static const char *const mode_names[] = {"dense", "sparse", "auto"};
 
@@ -256,6 +265,58 @@ START_TEST(sparse_fixture_is_sparse) {
 }
 END_TEST
 
+/* top_k and threshold: never more active than asked, sparse == dense under
+ * the same rule, and top_k = d_ff is plain ReLU. */
+START_TEST(top_k_and_threshold) {
+  reference r;
+  load_reference("opt-preln", &r);
+  lzn_model *model = load_model(r.path);
+  lzn_model_info info;
+  lzn_model_get_info(model, &info);
+  const struct { int top_k; float threshold; } rules[] = {{10, 0.0f}, {1, 0.0f}, {0, 0.5f}, {25, 0.2f},
+                                                          {info.d_ff, 0.0f}};
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+    float *by_mode[3];
+    lzn_layer_stats stats[3][16];
+    for (int m = 0; m < 3; m++) {
+      lzn_context_params p = lzn_context_default_params();
+      p.mlp_mode = modes[m], p.top_k = rules[i].top_k, p.threshold = rules[i].threshold;
+      lzn_context *ctx = NULL;
+      ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
+      by_mode[m] = run_all(ctx, &r);
+      ck_assert_int_eq(lzn_context_stats(ctx, stats[m], 16), LZN_OK);
+      lzn_context_free(ctx);
+    }
+    for (int l = 0; l < r.n_layers; l++) {
+      if (rules[i].top_k) ck_assert_double_le(stats[0][l].active_fraction, (double)rules[i].top_k / info.d_ff);
+      if (rules[i].top_k == info.d_ff) ck_assert_double_eq_tol(stats[0][l].active_fraction, r.active_fraction[l], 1e-6);
+      else ck_assert_double_lt(stats[0][l].active_fraction, r.active_fraction[l]);
+      ck_assert_double_eq_tol(stats[1][l].active_fraction, stats[0][l].active_fraction, 1e-9);
+      ck_assert_double_eq_tol(stats[2][l].active_fraction, stats[0][l].active_fraction, 1e-9);
+    }
+    const size_t n = (size_t)r.n_tokens * r.vocab;
+    ck_assert_double_le(max_abs_diff(by_mode[1], by_mode[0], n), TOL_SPARSE_VS_DENSE * r.scale);
+    ck_assert_double_le(max_abs_diff(by_mode[2], by_mode[0], n), TOL_SPARSE_VS_DENSE * r.scale);
+    const double vs_torch = max_abs_diff(by_mode[0], r.logits, n);
+    if (rules[i].top_k == info.d_ff) ck_assert_double_le(vs_torch, TOL_REFERENCE * r.scale);
+    else ck_assert_double_gt(vs_torch, TOL_REFERENCE * r.scale); /* it did change something */
+    for (int m = 0; m < 3; m++) free(by_mode[m]);
+  }
+  lzn_context_params p = lzn_context_default_params();
+  lzn_context *ctx = NULL;
+  p.top_k = -1;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "top_k = -1");
+  p.top_k = info.d_ff + 1;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "top_k");
+  p = lzn_context_default_params(), p.threshold = -0.1f;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "threshold");
+  p.threshold = NAN;
+  EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "threshold");
+  free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
 static int progress_calls;
 static float progress_last;
 static int count_progress(float fraction, void *user) {
@@ -300,14 +361,6 @@ END_TEST
 
 /* ------------------------------------------------------------ bad calls */
 
-#define EXPECT(call, status, words)                                                   \
-  do {                                                                                \
-    lzn_status got_ = (call);                                                         \
-    ck_assert_msg(got_ == (status), "%s: got %s (%s), want %s", #call,                \
-                  lzn_status_str(got_), lzn_last_error(), lzn_status_str(status));    \
-    ck_assert_msg(strstr(lzn_last_error(), (words)) != NULL,                          \
-                  "%s: message \"%s\" lacks \"%s\"", #call, lzn_last_error(), (words)); \
-  } while (0)
 
 START_TEST(forward_rejects_bad_calls) {
   reference r;
@@ -546,6 +599,7 @@ static Suite *forward_suite(void) {
   tcase_add_loop_test(torch, stats_report_the_known_activity, 0, N_FIXTURES);
   tcase_add_test(torch, sparse_fixture_is_sparse);
   tcase_add_test(torch, progress_and_cancel);
+  tcase_add_test(torch, top_k_and_threshold);
   suite_add_tcase(s, torch);
   TCase *bad = tcase_create("bad input");
   tcase_set_timeout(bad, 60);
