@@ -56,9 +56,11 @@ STATIC := $(BUILD)/liblazyneuron.a
 BENCH  := $(BUILD)/lzn-bench
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
-EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
+EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
+             $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: all lib deps test test-isa test-exports bench demo install uninstall asan ubsan clean help
+.PHONY: all lib deps test test-isa test-exports test-python test-install bench demo install \
+        uninstall asan ubsan clean help
 
 all: lib $(BENCH) $(EXAMPLES)
 
@@ -86,6 +88,9 @@ $(SHARED): $(OBJS)
 	ln -sf liblazyneuron.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/liblazyneuron.so
 
+# The soname link is made with the library; this rule lets targets name it.
+$(BUILD)/$(SONAME): $(SHARED)
+
 $(STATIC): $(OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $(OBJS)
@@ -104,13 +109,17 @@ $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 $(BUILD)/%: examples/%.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
+$(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
+	$(CXX) -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SANITIZE) -Iinclude -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
 -include $(DEPS)
 
 # ------------------------------------------------------------------ test
 # Every suite runs once per ISA this machine supports (LZN_ISA forces it),
-# then the export check.
+# then the export check, the Python binding and an install into a temporary
+# prefix used through pkg-config.
 test: deps
-	@$(MAKE) --no-print-directory test-isa test-exports
+	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install
 
 test-isa: $(TESTS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -122,6 +131,12 @@ test-isa: $(TESTS) $(BUILD)/lzn-isa-list $(SHARED)
 test-exports: $(SHARED)
 	@sh tests/check_exports.sh $(SHARED)
 
+test-python: $(BUILD)/$(SONAME)
+	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests
+
+test-install:
+	@sh tests/test_install.sh
+
 # ----------------------------------------------------------------- bench
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCH)
@@ -132,6 +147,9 @@ demo: deps
 	$(BENCH) kernels --shape 2048x8192 --density 3,10,50 --reps 5
 
 # --------------------------------------------------------------- install
+# Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
+PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
@@ -139,8 +157,8 @@ install: lib
 	ln -sf liblazyneuron.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/liblazyneuron.a
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
 
 uninstall:

@@ -1,0 +1,367 @@
+"""lazyneuron: activation-sparse inference for ReLU Transformers (ctypes binding).
+
+    import lazyneuron as lzn
+    with lzn.Model("tests/data/opt-preln") as model:
+        with model.context(mlp_mode="sparse") as ctx:
+            logits = ctx.forward([2, 96, 0, 1])      # numpy float32, shape (vocab,)
+            print(logits.argmax(), ctx.stats()[0]["active_fraction"])
+
+No compiler is needed: the shared library is found through $LAZYNEURON_LIB,
+then <repo>/build/liblazyneuron.so.0, then the system's library search path.
+"""
+
+import enum
+import operator
+import os
+import threading
+from dataclasses import dataclass
+
+import ctypes
+
+import numpy as np
+
+from . import _lib
+
+__all__ = [
+    "Context",
+    "LazyNeuronError",
+    "Model",
+    "ModelInfo",
+    "Status",
+    "isa",
+    "isa_supported",
+    "library_path",
+    "version",
+    "version_number",
+]
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+class Status(enum.IntEnum):
+    """lzn_status: explicit values that never change."""
+
+    LZN_OK = 0
+    LZN_ERR_INVALID_ARG = 1
+    LZN_ERR_IO = 2
+    LZN_ERR_FORMAT = 3
+    LZN_ERR_UNSUPPORTED = 4
+    LZN_ERR_NOMEM = 5
+    LZN_ERR_CONTEXT_FULL = 6
+    LZN_ERR_ISA = 7
+    LZN_ERR_BACKEND = 8
+    LZN_ERR_CANCELLED = 9
+
+
+class LazyNeuronError(RuntimeError):
+    """A lazyneuron call failed.
+
+    .status is the lzn_status (an int), .status_name its name (lzn_status_str),
+    .message what lzn_last_error() said.
+    """
+
+    def __init__(self, status_name, message, status=None):
+        super().__init__(status_name, message)
+        self.status_name = status_name
+        self.message = message
+        if status is None:
+            status = Status[status_name] if status_name in Status.__members__ else -1
+        self.status = int(status)
+
+    def __str__(self):
+        return f"{self.status_name}: {self.message}"
+
+
+def _check(status):
+    """Raises LazyNeuronError for a non-OK status, with this thread's message."""
+    if status == 0:
+        return
+    lib = _lib.load()
+    message = (lib.lzn_last_error() or b"").decode("utf-8", "replace")
+    name = lib.lzn_status_str(status).decode("ascii", "replace")
+    raise LazyNeuronError(name, message, status)
+
+
+def _c_int(value, what):
+    """A Python int that fits a C int (ctypes would wrap it silently)."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    if not _INT32_MIN <= v <= _INT32_MAX:
+        raise ValueError(f"{what} = {v} does not fit a C int")
+    return v
+
+
+# ---------------------------------------------------------- module functions
+
+
+def version():
+    """The linked library's version, "MAJOR.MINOR.PATCH"."""
+    return _lib.load().lzn_version_string().decode()
+
+
+def version_number():
+    """The linked library's LZN_VERSION_NUMBER (MAJOR*10000 + MINOR*100 + PATCH)."""
+    return int(_lib.load().lzn_version_number())
+
+
+def isa():
+    """The kernel set in use ("avx512", "avx2" or "scalar"); None if $LZN_ISA names
+    one this machine cannot run (every model call then fails with LZN_ERR_ISA)."""
+    name = _lib.load().lzn_isa_name()
+    return name.decode() if name is not None else None
+
+
+def isa_supported(name):
+    """Whether this CPU and OS can run the named ISA's kernels."""
+    return bool(_lib.load().lzn_isa_supported(str(name).encode()))
+
+
+def library_path():
+    """The name or path liblazyneuron was loaded from."""
+    return _lib.path()
+
+
+# ------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """lzn_model_info."""
+
+    n_layers: int
+    d_model: int
+    d_ff: int
+    n_heads: int
+    vocab_size: int
+    max_positions: int
+
+
+class Model:
+    """A loaded OPT model (Hugging Face folder, or a .safetensors file with
+    config.json beside it). Read-only: share it across threads and contexts.
+
+    progress, if given, is called as progress(fraction_done) during the load;
+    returning False cancels it (LazyNeuronError LZN_ERR_CANCELLED).
+
+    close() (or leaving a `with` block) releases the model as soon as no
+    Context made from it is still open; contexts keep it alive until then.
+    """
+
+    def __init__(self, path, use_mmap=True, progress=None):
+        self._lock = threading.Lock()
+        self._handle = None
+        self._closed = False
+        self._n_contexts = 0
+        lib = _lib.load()
+        self._lib = lib  # kept for __del__ at interpreter shutdown
+        self.path = os.fspath(path)
+
+        params = lib.lzn_model_default_params()
+        params.use_mmap = 1 if use_mmap else 0
+        raised = []
+        if progress is not None:
+
+            def on_progress(fraction, _user_data):
+                try:
+                    return 0 if progress(float(fraction)) is False else 1
+                except BaseException as e:  # noqa: BLE001 (re-raised below)
+                    raised.append(e)
+                    return 0
+
+            callback = _lib.PROGRESS_FN(on_progress)
+            params.progress = callback  # `callback` stays alive until the load returns
+
+        handle = _lib.MODEL_P()
+        status = lib.lzn_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle))
+        if raised:
+            raise raised[0]
+        _check(status)
+        self._handle = handle
+        info = _lib.ModelInfo()
+        _check(lib.lzn_model_get_info(handle, ctypes.byref(info)))
+        self.info = ModelInfo(*(getattr(info, f) for f, _ in _lib.ModelInfo._fields_))
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def context(self, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
+                collect_stats=True, top_k=0, threshold=0.0):
+        """A new Context (one sequence: KV cache and statistics) on this model."""
+        return Context(self, n_ctx=n_ctx, n_threads=n_threads, mlp_mode=mlp_mode,
+                       auto_crossover=auto_crossover, collect_stats=collect_stats,
+                       top_k=top_k, threshold=threshold)
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            self._free_if_unused()
+
+    # Contexts register here so that the C model outlives every C context.
+    def _acquire(self):
+        with self._lock:
+            if self._closed:
+                raise ValueError("the model is closed")
+            self._n_contexts += 1
+            return self._handle
+
+    def _release(self):
+        with self._lock:
+            self._n_contexts -= 1
+            self._free_if_unused()
+
+    def _free_if_unused(self):
+        if self._closed and self._n_contexts == 0 and self._handle is not None:
+            handle, self._handle = self._handle, None
+            self._lib.lzn_model_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        # Contexts hold a reference, so normally none is left here. In a garbage
+        # cycle the finalizers run in any order: the last context frees us then.
+        if getattr(self, "_handle", None) is not None:
+            self.close()
+
+    def __repr__(self):
+        state = "closed" if self._closed else "open"
+        return f"<lazyneuron.Model {self.path!r} {state} {self.info}>"
+
+
+# ----------------------------------------------------------------- context
+
+
+def _tokens_array(tokens):
+    """tokens as a contiguous int32 array, checking only types (the library
+    checks the vocabulary range, so its messages reach the caller)."""
+    if isinstance(tokens, np.ndarray):
+        if tokens.dtype.kind not in "iu":
+            raise TypeError(f"tokens must be integers, not a {tokens.dtype} array")
+        if tokens.ndim > 1:
+            raise ValueError(f"tokens must be 1-D, not of shape {tokens.shape}")
+        arr = tokens.reshape(-1)
+    elif isinstance(tokens, (str, bytes)) or not hasattr(tokens, "__iter__"):
+        raise TypeError(f"tokens must be a sequence of ints, not {type(tokens).__name__}")
+    else:
+        values = []
+        for i, t in enumerate(tokens):
+            try:
+                if isinstance(t, (bool, np.bool_)):
+                    raise TypeError
+                values.append(operator.index(t))  # int or numpy integer; never float
+            except TypeError:
+                raise TypeError(f"tokens[{i}] = {t!r} is not an int") from None
+        arr = np.array(values, dtype=np.int64)
+    if arr.size and (arr.min() < _INT32_MIN or arr.max() > _INT32_MAX):
+        raise ValueError("a token id does not fit int32")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+class Context:
+    """One sequence on a Model: the KV cache, scratch buffers and per-layer
+    statistics. Use from one thread at a time. Keeps its Model alive."""
+
+    def __init__(self, model, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
+                 collect_stats=True, top_k=0, threshold=0.0):
+        if not isinstance(mlp_mode, str) or mlp_mode not in _lib.MLP_MODES:
+            raise ValueError(f"mlp_mode must be one of {sorted(_lib.MLP_MODES)}, "
+                             f"not {mlp_mode!r}")
+        lib = model._lib
+        params = lib.lzn_context_default_params()
+        params.n_ctx = _c_int(n_ctx, "n_ctx")
+        params.n_threads = _c_int(n_threads, "n_threads")
+        params.mlp_mode = _lib.MLP_MODES[mlp_mode]
+        params.auto_crossover = float(auto_crossover)
+        params.collect_stats = 1 if collect_stats else 0
+        params.top_k = int(top_k)
+        params.threshold = float(threshold)
+
+        self._lib = lib
+        self._handle = None
+        self.model = model
+        self.mlp_mode = mlp_mode
+        self.n_threads = params.n_threads
+        model_handle = model._acquire()
+        try:
+            handle = _lib.CONTEXT_P()
+            _check(lib.lzn_context_create(model_handle, ctypes.byref(params),
+                                          ctypes.byref(handle)))
+        except BaseException:
+            model._release()
+            raise
+        self._handle = handle
+
+    def _live(self):
+        if self._handle is None:
+            raise ValueError("the context is closed")
+        return self._handle
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    @property
+    def n_past(self):
+        """Number of tokens in the KV cache."""
+        return int(self._lib.lzn_context_n_past(self._live()))
+
+    def forward(self, tokens, all_logits=False):
+        """Appends tokens (ints: a list, or a numpy integer array) to the
+        sequence. Returns float32 logits: shape (vocab,) for the last token, or
+        (len(tokens), vocab) with all_logits=True. On error the KV cache is
+        unchanged."""
+        handle = self._live()
+        arr = _tokens_array(tokens)
+        n = arr.shape[0]
+        vocab = self.model.info.vocab_size
+        # n == 0 is passed on: the library reports it as LZN_ERR_INVALID_ARG.
+        out = np.empty((max(n, 1), vocab) if all_logits else (vocab,), dtype=np.float32)
+        _check(self._lib.lzn_forward(
+            handle,
+            arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+            _c_int(n, "len(tokens)"),
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            _lib.LOGITS_ALL if all_logits else _lib.LOGITS_LAST,
+        ))
+        return out
+
+    def reset(self):
+        """Empties the KV cache and the statistics."""
+        _check(self._lib.lzn_context_reset(self._live()))
+
+    def stats(self):
+        """Per-layer MLP statistics since creation or reset(): a list (one per
+        layer) of dicts with every lzn_layer_stats field."""
+        handle = self._live()
+        n_layers = self.model.info.n_layers
+        arr = (_lib.LayerStats * n_layers)()
+        _check(self._lib.lzn_context_stats(handle, arr, n_layers))
+        return [{name: getattr(s, name) for name, _ in _lib.LayerStats._fields_} for s in arr]
+
+    def close(self):
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._lib.lzn_context_free(handle)
+            self.model._release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None) is not None:
+            self.close()
+
+    def __repr__(self):
+        if self.closed:
+            return "<lazyneuron.Context closed>"
+        return (f"<lazyneuron.Context mode={self.mlp_mode} threads={self.n_threads} "
+                f"n_past={self.n_past}>")

@@ -1,0 +1,213 @@
+"""Finding and loading liblazyneuron.so.0, and the C declarations of lazyneuron.h.
+
+The structures below mirror include/lazyneuron.h field for field; load() checks
+their sizes against the struct_size that lzn_*_default_params() reports, so a
+header that grew a field without this file following fails loudly, not subtly.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from pathlib import Path
+
+SONAME = "liblazyneuron.so.0"
+ABI_MAJOR = 0  # LZN_VERSION_MAJOR this binding was written against
+
+# ------------------------------------------------------------ structures
+
+
+class ModelParams(ctypes.Structure):
+    """lzn_model_params."""
+
+
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_float, ctypes.c_void_p)
+
+ModelParams._fields_ = [
+    ("struct_size", ctypes.c_size_t),
+    ("use_mmap", ctypes.c_int),
+    ("progress", PROGRESS_FN),
+    ("progress_user_data", ctypes.c_void_p),
+]
+
+
+class ContextParams(ctypes.Structure):
+    """lzn_context_params (lzn_mlp_mode is a C enum: an int)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("n_ctx", ctypes.c_int),
+        ("n_threads", ctypes.c_int),
+        ("mlp_mode", ctypes.c_int),
+        ("auto_crossover", ctypes.c_float),
+        ("collect_stats", ctypes.c_int),
+        ("top_k", ctypes.c_int),
+        ("threshold", ctypes.c_float),
+    ]
+
+
+class ModelInfo(ctypes.Structure):
+    """lzn_model_info."""
+
+    _fields_ = [
+        (name, ctypes.c_int)
+        for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions")
+    ]
+
+
+class LayerStats(ctypes.Structure):
+    """lzn_layer_stats."""
+
+    _fields_ = [
+        ("tokens", ctypes.c_int64),
+        ("active_fraction", ctypes.c_double),
+        ("never_fired", ctypes.c_int64),
+        ("flops_dense", ctypes.c_double),
+        ("flops_executed", ctypes.c_double),
+        ("bytes_dense", ctypes.c_double),
+        ("bytes_executed", ctypes.c_double),
+        ("sparse_calls", ctypes.c_int64),
+        ("dense_calls", ctypes.c_int64),
+        ("seconds_attention", ctypes.c_double),
+        ("seconds_up", ctypes.c_double),
+        ("seconds_down", ctypes.c_double),
+    ]
+
+
+class _Opaque(ctypes.Structure):
+    pass
+
+
+class lzn_model(_Opaque):  # noqa: N801 (the C name)
+    pass
+
+
+class lzn_context(_Opaque):  # noqa: N801
+    pass
+
+
+MODEL_P = ctypes.POINTER(lzn_model)
+CONTEXT_P = ctypes.POINTER(lzn_context)
+
+# Enum values: part of the C ABI, never renumbered.
+MLP_MODES = {"auto": 0, "sparse": 1, "dense": 2}
+LOGITS_LAST, LOGITS_ALL = 0, 1
+
+# ------------------------------------------------------------ prototypes
+
+_c_int, _c_char_p, _status = ctypes.c_int, ctypes.c_char_p, ctypes.c_int
+_PROTOTYPES = {
+    "lzn_version_number": (ctypes.c_uint, []),
+    "lzn_version_string": (_c_char_p, []),
+    "lzn_status_str": (_c_char_p, [_status]),
+    "lzn_last_error": (_c_char_p, []),
+    "lzn_isa_name": (_c_char_p, []),
+    "lzn_isa_supported": (_c_int, [_c_char_p]),
+    "lzn_model_default_params": (ModelParams, []),
+    "lzn_context_default_params": (ContextParams, []),
+    "lzn_model_load": (_status, [_c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(MODEL_P)]),
+    "lzn_model_free": (None, [MODEL_P]),
+    "lzn_model_get_info": (_status, [MODEL_P, ctypes.POINTER(ModelInfo)]),
+    "lzn_context_create": (
+        _status,
+        [MODEL_P, ctypes.POINTER(ContextParams), ctypes.POINTER(CONTEXT_P)],
+    ),
+    "lzn_context_free": (None, [CONTEXT_P]),
+    "lzn_forward": (
+        _status,
+        [CONTEXT_P, ctypes.POINTER(ctypes.c_int32), _c_int, ctypes.POINTER(ctypes.c_float), _c_int],
+    ),
+    "lzn_context_n_past": (_c_int, [CONTEXT_P]),
+    "lzn_context_reset": (_status, [CONTEXT_P]),
+    "lzn_context_stats": (_status, [CONTEXT_P, ctypes.POINTER(LayerStats), _c_int]),
+}
+
+# ---------------------------------------------------------------- loading
+
+
+def candidates():
+    """Where the library is looked for, in order: (description, name or path)."""
+    env = os.environ.get("LAZYNEURON_LIB")
+    if env:
+        # An explicit choice is final: no silent fallback to another copy.
+        return [("$LAZYNEURON_LIB", env)]
+    repo = Path(__file__).resolve().parents[2]  # <repo>/python/lazyneuron/_lib.py
+    found = [("build tree", str(repo / "build" / SONAME))]
+    found.append(("installed", SONAME))  # dlopen's own search: LD_LIBRARY_PATH, ld.so.cache
+    name = ctypes.util.find_library("lazyneuron")
+    if name and name != SONAME:
+        found.append(("installed (find_library)", name))
+    return found
+
+
+_lock = threading.Lock()
+_lib = None
+_path = None
+
+
+def _declare(lib, where):
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            raise OSError(f"{where}: no symbol {name} (a build older than this binding?)") from None
+        fn.restype, fn.argtypes = restype, argtypes
+
+
+def _check_abi(lib, where):
+    major = lib.lzn_version_number() // 10000
+    if major != ABI_MAJOR:
+        raise OSError(f"{where}: liblazyneuron major version {major}, this binding needs {ABI_MAJOR}")
+    for fn, struct in (("lzn_model_default_params", ModelParams),
+                       ("lzn_context_default_params", ContextParams)):
+        size = getattr(lib, fn)().struct_size
+        if size != ctypes.sizeof(struct):
+            raise OSError(f"{where}: {fn}().struct_size = {size} but the binding's "
+                          f"{struct.__name__} has {ctypes.sizeof(struct)} bytes: "
+                          "lazyneuron.h and python/lazyneuron/_lib.py disagree")
+
+
+def _dlclose(lib):
+    try:
+        import _ctypes
+
+        _ctypes.dlclose(lib._handle)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
+def load():
+    """The loaded library (once per process), or OSError saying what was tried."""
+    global _lib, _path
+    with _lock:
+        if _lib is not None:
+            return _lib
+        tried = []
+        for where, name in candidates():
+            if os.sep in name and not os.path.exists(name):
+                tried.append(f"{where}: {name}: no such file")
+                continue
+            try:
+                lib = ctypes.CDLL(name)
+            except OSError as e:
+                tried.append(f"{where}: {e}")
+                continue
+            try:
+                _declare(lib, name)
+                _check_abi(lib, name)
+            except OSError as e:
+                # An incompatible copy counts as not found. Unload it, or dlopen
+                # would hand it back for the next candidate, which has its soname.
+                tried.append(f"{where}: {e}")
+                _dlclose(lib)
+                continue
+            _lib, _path = lib, name
+            return lib
+        raise OSError("liblazyneuron not found (set LAZYNEURON_LIB to the path of "
+                      f"{SONAME}); tried:\n  " + "\n  ".join(tried))
+
+
+def path():
+    """The name or path the library was loaded from (loads it if needed)."""
+    load()
+    return _path
