@@ -25,9 +25,11 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvl
 WERROR   ?=
 OPT      ?= -O2 -g
 SANITIZE ?=
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) $(WERROR) $(SANITIZE) -fopenmp -Iinclude $(CFLAGS)
+OPENMP   ?= -fopenmp
+OPENMP_LIBS ?= -fopenmp
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) $(WERROR) $(SANITIZE) $(OPENMP) -Iinclude $(CFLAGS)
 LIB_CFLAGS = $(CFLAGS_ALL) -fPIC -fvisibility=hidden -DLZN_BUILDING_LIBRARY
-LIB_LDLIBS = -ldnnl -ljansson -fopenmp -lm -lpthread
+LIB_LDLIBS = -ldnnl -ljansson $(OPENMP_LIBS) -lm -lpthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 # Per-file ISA flags, probed so an old compiler still builds the rest.
@@ -60,7 +62,7 @@ EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: all lib deps test test-isa test-exports test-python test-install bench demo install \
-        uninstall asan ubsan clean help
+        uninstall asan ubsan tsan valgrind clean help
 
 all: lib $(BENCH) $(EXAMPLES)
 
@@ -177,6 +179,23 @@ asan: deps
 ubsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \
 	  SANITIZE="-fsanitize=undefined -fno-sanitize-recover=all" test-isa
+
+# ThreadSanitizer cannot see libgomp's barriers (Debian's libgomp is not
+# instrumented), so every OpenMP region would report false races. The TSan
+# build compiles the pragmas out and checks what TSan can: application
+# threads sharing one model, each with its own context (tests/test_threads.c).
+tsan: deps
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build/tsan \
+	  OPT="-O1 -g" SANITIZE="-fsanitize=thread" OPENMP="-Wno-unknown-pragmas" OPENMP_LIBS="-lgomp" \
+	  test-isa
+
+# Valgrind's memcheck over every suite in one process (CK_FORK=no); any
+# error or leak fails. Slow: a few minutes.
+valgrind: deps
+	@$(MAKE) --no-print-directory $(TESTS) $(BUILD)/lzn-isa-list
+	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
+	  CK_FORK=no LZN_ISA=avx2 valgrind -q --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect --suppressions=tests/valgrind.supp $$t; done
 
 clean:
 	rm -rf build

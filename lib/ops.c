@@ -3,7 +3,6 @@
  * down-projection that the MLP uses too.
  */
 #include <math.h>
-#include <omp.h>
 
 #include "internal.h"
 
@@ -18,17 +17,19 @@ void lzn_sparse_down_run(const lzn_kernels *k, float *y, size_t d, const float *
     k->axpy_rows(y, d, w_t, d, idx, coef, n);
     return;
   }
-  /* Each thread owns a slice of y: no reduction, no lock, and the result is
-   * the same for every thread count (each y[j] sees the same row order).
-   * Slices are whole cache lines (16 floats) so threads never share one. */
-  const size_t per_thread = ((d + (size_t)n_threads - 1) / (size_t)n_threads + 15) & ~(size_t)15;
-#pragma omp parallel num_threads(n_threads)
-  {
-    const size_t j0 = (size_t)omp_get_thread_num() * per_thread;
-    if (j0 < d) {
-      const size_t len = d - j0 < per_thread ? d - j0 : per_thread;
-      k->axpy_rows(y + j0, len, w_t + j0, d, idx, coef, n);
-    }
+  /* Each slice of y is owned by one thread: no reduction, no lock, and the
+   * result is the same for every thread count (each y[j] sees the same row
+   * order). Slices are whole cache lines (16 floats) so threads never share
+   * one. A worksharing loop, not omp_get_thread_num(): the runtime may give
+   * fewer threads than asked (nested in a caller's parallel region,
+   * OMP_THREAD_LIMIT), and every slice must still be computed. */
+  const size_t per_slice = ((d + (size_t)n_threads - 1) / (size_t)n_threads + 15) & ~(size_t)15;
+  const int n_slices = (int)((d + per_slice - 1) / per_slice);
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int slice = 0; slice < n_slices; slice++) {
+    const size_t j0 = (size_t)slice * per_slice;
+    const size_t len = d - j0 < per_slice ? d - j0 : per_slice;
+    k->axpy_rows(y + j0, len, w_t + j0, d, idx, coef, n);
   }
 }
 
