@@ -194,8 +194,9 @@ tsan: deps
 valgrind: deps
 	@$(MAKE) --no-print-directory $(TESTS) $(BUILD)/lzn-isa-list
 	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
-	  CK_FORK=no LZN_ISA=avx2 valgrind -q --error-exitcode=1 --leak-check=full \
-	    --errors-for-leak-kinds=definite,indirect --suppressions=tests/valgrind.supp $$t; done
+	  CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	    --suppressions=tests/valgrind.supp $$t; done
 
 clean:
 	rm -rf build

@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "lazyneuron.h"
+#include "model_mode.h"
 
 static int isa_main(int argc, char **argv);
 
@@ -20,6 +21,8 @@ typedef struct command {
 static const command commands[] = {
     {"kernels", bench_kernels_main,
      "sparse down-projection (per ISA) against oneDNN's dense one, cold cache"},
+    {"model", bench_model_main,
+     "tokens/s of whole forward calls (pp, tg), sparse/dense/auto MLP, per-block times"},
     {"isa", isa_main, "the kernel set in use and the ones this machine supports"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,192 @@
+/*
+ * model.c: `lzn-bench model`, tokens per second of whole forward calls, the
+ * MLP down-projection sparse, dense or auto, on a Hugging Face OPT folder or
+ * on a synthetic OPT-shaped model with random weights whose activation
+ * density is chosen (lib/synthetic.h). This file reads the command line and
+ * builds or loads the model, once, outside any timing.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_mode.h"
+#include "synthetic.h"
+
+static void help(void) {
+  printf(
+      "usage: lzn-bench model (--model DIR | --synthetic NAME) [options]\n"
+      "Tokens per second of lzn_forward, llama-bench style, with the MLP down-projection\n"
+      "sparse (active rows of W_down^T), dense (oneDNN) or auto, plus where the time goes\n"
+      "(attention, up-projection, down-projection, other) from lzn_context_stats.\n\n"
+      "  --model DIR             a Hugging Face OPT folder (density = measured)\n"
+      "  --synthetic NAME        random weights with OPT shapes: %s\n"
+      "  --layers N              synthetic: layer count (default: the model's; opt-6.7b\n"
+      "                          needs fewer than its 32 to fit in RAM at fp32)\n"
+      "  --density PCT           synthetic: percent of fc1 neurons firing per token (default 5)\n"
+      "  --seed S                synthetic: weight seed (default 1)\n"
+      "  --mode M[,M...]         sparse, dense, auto (default sparse,dense,auto)\n"
+      "  --test T[,T...]         ppN: one call of N tokens from an empty cache;\n"
+      "                          tgN: N one-token calls after a 1-token prompt (default pp128,tg32)\n"
+      "  --threads N[,N...]      threads per call (default 1)\n"
+      "  --reps R                timed runs per row, after 1 untimed warm-up (default 3)\n"
+      "  -o md|json|csv          output format (default md)\n"
+      "  -h, --help              this text\n\n"
+      "JSON/CSV: density and *_pct are percent; active_fraction, flops_saved, bytes_saved are\n"
+      "fractions; *_ms are milliseconds per token; t_s is tokens per second (median).\n",
+      LZN_SYNTHETIC_NAMES);
+}
+
+/* Value of an option given as "--name value" or "--name=value". */
+static const char *option_value(int argc, char **argv, int *i, const char *name) {
+  const size_t len = strlen(name);
+  if (strncmp(argv[*i], name, len) != 0) return NULL;
+  if (argv[*i][len] == '=') return argv[*i] + len + 1;
+  if (argv[*i][len] != '\0') return NULL;
+  if (*i + 1 >= argc) bench_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
+/* A writable copy of a list for bench_split_list; too long is an error. */
+static void copy_list(const char *opt, char *buf, size_t size, const char *text) {
+  if (strlen(text) >= size) bench_usage_error("%s: list longer than %zu characters", opt, size - 1);
+  memcpy(buf, text, strlen(text) + 1);
+}
+
+static void parse_modes(model_options *o, const char *text) {
+  char buf[256], *items[MODEL_MAX_ITEMS];
+  copy_list("--mode", buf, sizeof buf, text);
+  const size_t n = bench_split_list("--mode", buf, items, MODEL_MAX_ITEMS);
+  for (size_t k = 0; k < n; k++) {
+    lzn_mlp_mode mode;
+    if (strcmp(items[k], "sparse") == 0) mode = LZN_MLP_SPARSE;
+    else if (strcmp(items[k], "dense") == 0) mode = LZN_MLP_DENSE;
+    else if (strcmp(items[k], "auto") == 0) mode = LZN_MLP_AUTO;
+    else bench_usage_error("--mode: unknown mode \"%s\" (sparse, dense, auto)", items[k]);
+    int seen = 0;
+    for (size_t j = 0; j < o->n_modes; j++) seen |= o->modes[j] == mode;
+    if (!seen) o->modes[o->n_modes++] = mode;
+  }
+}
+
+static void parse_tests(model_options *o, const char *text) {
+  char buf[512], *items[MODEL_MAX_ITEMS];
+  copy_list("--test", buf, sizeof buf, text);
+  const size_t n = bench_split_list("--test", buf, items, MODEL_MAX_ITEMS);
+  for (size_t k = 0; k < n; k++) {
+    model_test *t = &o->tests[o->n_tests++];
+    if (strncmp(items[k], "pp", 2) == 0) t->kind = MODEL_TEST_PP;
+    else if (strncmp(items[k], "tg", 2) == 0) t->kind = MODEL_TEST_TG;
+    else bench_usage_error("--test: \"%s\" is not ppN or tgN", items[k]);
+    /* The model's position limit is checked once it is known. */
+    t->n = (int)bench_parse_long("--test", items[k] + 2, 1, 1 << 20);
+    snprintf(t->name, sizeof t->name, "%s%d", t->kind == MODEL_TEST_PP ? "pp" : "tg", t->n);
+  }
+}
+
+static void parse_options(model_options *o, int argc, char **argv) {
+  const char *modes = "sparse,dense,auto", *tests = "pp128,tg32", *threads = "1";
+  int density_given = 0, layers_given = 0, seed_given = 0;
+  *o = (model_options){.density_pct = 5.0, .seed = 1, .reps = 3, .format = BENCH_FORMAT_MD};
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      help();
+      exit(0);
+    } else if ((v = option_value(argc, argv, &i, "--model"))) o->model_dir = v;
+    else if ((v = option_value(argc, argv, &i, "--synthetic"))) o->synthetic = v;
+    else if ((v = option_value(argc, argv, &i, "--layers"))) {
+      o->n_layers = (int)bench_parse_long("--layers", v, 1, 100000);
+      layers_given = 1;
+    } else if ((v = option_value(argc, argv, &i, "--density"))) {
+      o->density_pct = bench_parse_double("--density", v);
+      if (!(o->density_pct > 0.0 && o->density_pct <= 100.0))
+        bench_usage_error("--density: %g is outside (0, 100]", o->density_pct);
+      density_given = 1;
+    } else if ((v = option_value(argc, argv, &i, "--seed"))) {
+      o->seed = (uint64_t)bench_parse_long("--seed", v, 0, LONG_MAX);
+      seed_given = 1;
+    } else if ((v = option_value(argc, argv, &i, "--mode"))) modes = v;
+    else if ((v = option_value(argc, argv, &i, "--test"))) tests = v;
+    else if ((v = option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
+    else if ((v = option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
+    else bench_usage_error("model: unknown option \"%s\"", argv[i]);
+  }
+  if ((o->model_dir == NULL) == (o->synthetic == NULL))
+    bench_usage_error("model: give exactly one of --model DIR and --synthetic NAME");
+  if (o->model_dir && (density_given || layers_given || seed_given))
+    bench_usage_error("model: --density, --layers and --seed apply to --synthetic only");
+  parse_modes(o, modes);
+  parse_tests(o, tests);
+  char buf[512], *items[MODEL_MAX_ITEMS];
+  copy_list("--threads", buf, sizeof buf, threads);
+  const size_t n = bench_split_list("--threads", buf, items, MODEL_MAX_ITEMS);
+  for (size_t k = 0; k < n; k++)
+    o->threads[o->n_threads++] = (int)bench_parse_long("--threads", items[k], 1, 1024);
+}
+
+/* Parameters of an OPT model from its sizes: embeddings, positions, final
+ * norm, and per layer 4 attention matrices, fc1, fc2, their biases and 2
+ * norms. (A model with project_in/out has a few more.) */
+static int64_t count_params(const lzn_model_info *i) {
+  const int64_t d = i->d_model, f = i->d_ff;
+  return (int64_t)i->vocab_size * d + (int64_t)(i->max_positions + 2) * d + 2 * d +
+         (int64_t)i->n_layers * (4 * d * d + 2 * d * f + f + 9 * d);
+}
+
+static void make_subject(const model_options *o, model_subject *s) {
+  memset(s, 0, sizeof *s);
+  const double t0 = bench_now();
+  lzn_status status;
+  if (o->synthetic) {
+    status = lzn_model_synthetic(o->synthetic, (float)(o->density_pct / 100.0), o->n_layers, o->seed,
+                                 &s->model);
+    snprintf(s->name, sizeof s->name, "%s synthetic", o->synthetic);
+    s->synthetic = 1;
+  } else {
+    status = lzn_model_load(o->model_dir, NULL, &s->model);
+    /* The folder's last component: "facebook/opt-125m/" -> "opt-125m". */
+    size_t len = strlen(o->model_dir);
+    while (len > 1 && o->model_dir[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && o->model_dir[start - 1] != '/') start--;
+    snprintf(s->name, sizeof s->name, "%.*s", (int)(len - start), o->model_dir + start);
+  }
+  if (status == LZN_ERR_NOMEM && o->synthetic)
+    bench_fail("%s: %s; --layers N sets the layer count", lzn_status_str(status), lzn_last_error());
+  if (status != LZN_OK) bench_fail("%s: %s", lzn_status_str(status), lzn_last_error());
+  s->build_seconds = bench_now() - t0;
+  if (lzn_model_get_info(s->model, &s->info) != LZN_OK) bench_fail("%s", lzn_last_error());
+  s->params = count_params(&s->info);
+  if (o->synthetic && o->n_layers) {
+    const size_t used = strlen(s->name);
+    snprintf(s->name + used, sizeof s->name - used, " %dL", s->info.n_layers);
+  }
+}
+
+static void check_tests(const model_options *o, const model_subject *s) {
+  for (size_t k = 0; k < o->n_tests; k++) {
+    const model_test *t = &o->tests[k];
+    const int tokens = t->n + (t->kind == MODEL_TEST_TG); /* tg: + the 1-token prompt */
+    if (tokens > s->info.max_positions)
+      bench_usage_error("--test %s: %d tokens exceed the model's %d positions", t->name, tokens,
+                        s->info.max_positions);
+  }
+}
+
+int bench_model_main(int argc, char **argv) {
+  model_options o;
+  parse_options(&o, argc, argv);
+  if (lzn_isa_name() == NULL) bench_fail("%s", lzn_last_error());
+  model_subject subject;
+  make_subject(&o, &subject);
+  check_tests(&o, &subject);
+  model_result *results = calloc(o.n_threads * o.n_modes * o.n_tests, sizeof *results);
+  if (results == NULL) bench_fail("out of memory");
+  model_measure(&o, &subject, results);
+  model_report(&o, &subject, results);
+  free(results);
+  lzn_model_free(subject.model);
+  return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * model_mode.h: `lzn-bench model`, whole-model throughput (llama-bench's pp
+ * and tg tests) with the MLP down-projection sparse, dense or auto. model.c
+ * reads the command line and builds the model, model_measure.c times,
+ * model_report.c prints.
+ */
+#ifndef LZN_BENCH_MODEL_MODE_H
+#define LZN_BENCH_MODEL_MODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "lazyneuron.h"
+#include "output.h"
+
+#define MODEL_MAX_ITEMS 16
+
+/* The subcommand, dispatched from lzn-bench.c. */
+int bench_model_main(int argc, char **argv);
+
+typedef enum model_test_kind {
+  MODEL_TEST_PP, /* prompt processing: one call of n tokens from an empty cache */
+  MODEL_TEST_TG  /* text generation: n one-token calls after a 1-token prompt */
+} model_test_kind;
+
+typedef struct model_test {
+  model_test_kind kind;
+  int n;
+  char name[24]; /* "pp128", "tg32" */
+} model_test;
+
+typedef struct model_options {
+  const char *model_dir;  /* --model, or NULL */
+  const char *synthetic;  /* --synthetic, or NULL */
+  int n_layers;           /* --layers, 0 = the model's */
+  double density_pct;     /* --density, synthetic only */
+  uint64_t seed;          /* --seed, synthetic weights */
+  lzn_mlp_mode modes[3];
+  size_t n_modes;
+  model_test tests[MODEL_MAX_ITEMS];
+  size_t n_tests;
+  int threads[MODEL_MAX_ITEMS];
+  size_t n_threads;
+  int reps;
+  bench_format format;
+} model_options;
+
+/* The model under test and what describes it. */
+typedef struct model_subject {
+  lzn_model *model;
+  lzn_model_info info;
+  char name[96];         /* "opt-1.3b (synthetic)", or the folder's name */
+  int synthetic;
+  int64_t params;
+  double build_seconds;  /* creation or load, never timed */
+} model_subject;
+
+/* One row: a mode, a thread count and a test, summarized over the reps.
+ * Per-token block times are medians over the reps, each from the layers'
+ * cumulative lzn_layer_stats over the timed calls only. */
+typedef struct model_result {
+  lzn_mlp_mode mode;
+  int threads;
+  const model_test *test;
+  bench_stats tokens_per_second;
+  double attention_ms, up_ms, down_ms, other_ms; /* per token */
+  double active_fraction;      /* fc1 neurons active per token, mean over layers */
+  double flops_saved, bytes_saved; /* of the down-projection, against dense */
+  double sparse_call_fraction; /* down-projection calls that took the sparse path */
+} model_result;
+
+/* Times every (threads, mode, test) of o on the subject, in that order of
+ * nesting: results[(t * n_modes + m) * n_tests + k]. */
+void model_measure(const model_options *o, const model_subject *subject, model_result *results);
+
+/* Prints the results in o->format. */
+void model_report(const model_options *o, const model_subject *subject, const model_result *results);
+
+const char *model_mode_name(lzn_mlp_mode mode);
+
+#endif /* LZN_BENCH_MODEL_MODE_H */

@@ -1,0 +1,33 @@
+/*
+ * synthetic.h: OPT-shaped models made in memory from random weights, for
+ * benchmarks and tests that need a real model's shapes but not its files.
+ * Private to the library (the benchmark and the tests link the static one).
+ */
+#ifndef LZN_SYNTHETIC_H
+#define LZN_SYNTHETIC_H
+
+#include <stdint.h>
+
+#include "lazyneuron.h"
+
+/* The shapes lzn_model_synthetic knows, for messages and help texts. */
+#define LZN_SYNTHETIC_NAMES "opt-125m, opt-1.3b, opt-6.7b"
+
+/* An lzn_model with the shapes of the named OPT model ("opt-125m",
+ * "opt-1.3b", "opt-6.7b": pre-LN, biases, tied LM head, vocab 50272, 2048
+ * positions) and random weights from seed, scaled so that a fraction
+ * `density` of the fc1 neurons fire for each token, a different set for each
+ * token. n_layers > 0 replaces the model's layer count (0 keeps it). Free
+ * with lzn_model_free. Statuses: OK; INVALID_ARG (out or name NULL, unknown
+ * name, density outside (0, 1], n_layers < 0); NOMEM (the weights would take
+ * more than 70 % of the physical RAM, the message says how many layers fit;
+ * or an allocation failed). */
+lzn_status lzn_model_synthetic(const char *name, float density, int n_layers, uint64_t seed,
+                               lzn_model **out);
+
+/* The standard normal quantile: x with P(N(0,1) <= x) = p, for p in (0, 1)
+ * (Acklam's rational approximation and one Halley step: ~1e-15 relative).
+ * -inf/+inf at p = 0/1, NaN outside [0, 1]. */
+double lzn_inverse_normal_cdf(double p);
+
+#endif /* LZN_SYNTHETIC_H */
