@@ -113,6 +113,9 @@ static void down_sparse_token(lzn_context *ctx, int layer, const float *h, float
 static lzn_status down_dense(lzn_context *ctx, int layer, const float *h, float *out, int n) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
+  if (w->down_w)
+    return lzn_dense_linear(ctx->dense, out, h, w->down_w, w->down_b, n, m->d_model, m->d_ff,
+                            ctx->params.n_threads);
   return lzn_dense_linear_kn(ctx->dense, out, h, w->down_w_t, w->down_b, n, m->d_model, m->d_ff,
                              ctx->params.n_threads);
 }

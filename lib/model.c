@@ -16,7 +16,7 @@
 
 /* ---------------------------------------------------------- ownership */
 
-static lzn_status own_buffer(lzn_model *m, size_t n_floats, float **out) {
+lzn_status lzn_model_own_buffer(lzn_model *m, size_t n_floats, float **out) {
   if (m->n_owned == m->cap_owned) {
     const size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
     float **grown = realloc(m->owned, cap * sizeof *grown);
@@ -136,7 +136,7 @@ static lzn_status as_f32(lzn_model *m, const lzn_st_tensor *t, const float **out
     return LZN_OK;
   }
   float *buffer;
-  lzn_status s = own_buffer(m, (size_t)t->n_elements, &buffer);
+  lzn_status s = lzn_model_own_buffer(m, (size_t)t->n_elements, &buffer);
   if (s != LZN_OK) return s;
   for (size_t i = 0; i < (size_t)t->n_elements; i++) buffer[i] = element(t, i);
   *out = buffer;
@@ -164,7 +164,7 @@ static lzn_status load_transposed(loader *ld, const char *suffix, int64_t rows, 
   const lzn_st_tensor *t;
   lzn_status s = find_checked(ld, name, 1, rows, cols, &t);
   float *buffer = NULL;
-  if (s == LZN_OK) s = own_buffer(ld->model, (size_t)(rows * cols), &buffer);
+  if (s == LZN_OK) s = lzn_model_own_buffer(ld->model, (size_t)(rows * cols), &buffer);
   if (s != LZN_OK) return s;
   enum { BLOCK = 32 };
   for (int64_t r0 = 0; r0 < rows; r0 += BLOCK)
@@ -207,7 +207,14 @@ static lzn_status load_layer(loader *ld, int i, lzn_layer *layer) {
 #undef LAYER
   if (s != LZN_OK) return s;
   snprintf(n, sizeof n, "layers.%d.fc2.weight", i);
-  return load_transposed(ld, n, d, f, &layer->down_w_t);
+  s = load_transposed(ld, n, d, f, &layer->down_w_t);
+  if (s != LZN_OK) return s;
+  /* The stored layout too, for the dense path, where it costs no copy. */
+  char name[256];
+  snprintf(name, sizeof name, "%s%s", ld->prefix, n);
+  const lzn_st_tensor *t = lzn_weights_find(&ld->model->weights, name);
+  if (t->dtype == LZN_DTYPE_F32 && (uintptr_t)t->data % sizeof(float) == 0) layer->down_w = t->data;
+  return LZN_OK;
 }
 
 static lzn_status find_prefix(loader *ld) {
@@ -222,6 +229,30 @@ static lzn_status find_prefix(loader *ld) {
   }
   return lzn_fail(LZN_ERR_FORMAT, "tensor \"model.decoder.embed_tokens.weight\" (or "
                   "\"decoder.embed_tokens.weight\") is missing: not an OPT checkpoint?");
+}
+
+/* m->layers grows as layers load, never ahead of them: a layer takes at
+ * least six tensors of the file, so a config.json claiming 2^24 layers
+ * beside a 100-byte file fails on a missing tensor instead of allocating
+ * gigabytes of empty layer slots first. */
+static lzn_status load_layers(loader *ld) {
+  lzn_model *m = ld->model;
+  size_t capacity = 0;
+  for (int i = 0; i < m->n_layers; i++) {
+    lzn_layer layer;
+    memset(&layer, 0, sizeof layer);
+    lzn_status s = load_layer(ld, i, &layer);
+    if (s != LZN_OK) return s;
+    if ((size_t)i == capacity) {
+      size_t grown_capacity = capacity ? 2 * capacity : 4;
+      if (grown_capacity > (size_t)m->n_layers) grown_capacity = (size_t)m->n_layers;
+      lzn_layer *grown = realloc(m->layers, grown_capacity * sizeof *grown);
+      if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory for %d layers", i + 1);
+      m->layers = grown, capacity = grown_capacity;
+    }
+    m->layers[i] = layer;
+  }
+  return LZN_OK;
 }
 
 static lzn_status load_tensors(loader *ld) {
@@ -239,7 +270,7 @@ static lzn_status load_tensors(loader *ld) {
     s = load(ld, "final_layer_norm.weight", affine, d, 0, &m->final_norm_w);
     if (s == LZN_OK) s = load(ld, "final_layer_norm.bias", affine, d, 0, &m->final_norm_b);
   }
-  for (int i = 0; s == LZN_OK && i < c->num_hidden_layers; i++) s = load_layer(ld, i, &m->layers[i]);
+  if (s == LZN_OK) s = load_layers(ld);
   if (s != LZN_OK) return s;
   if (c->tie_word_embeddings) {
     m->lm_head = m->embed_tokens;
@@ -299,6 +330,22 @@ static lzn_status check_model_params(const lzn_model_params *p) {
   return LZN_OK;
 }
 
+/* The sizes from m->config, then every tensor from m->weights. Shared by
+ * lzn_model_load and lzn_model_load_memory; on failure the caller frees m. */
+static lzn_status build_model(lzn_model *m, const lzn_model_params *params) {
+  const lzn_opt_config *c = &m->config;
+  m->d_model = c->hidden_size, m->d_ff = c->ffn_dim, m->n_heads = c->num_attention_heads;
+  m->head_dim = c->hidden_size / c->num_attention_heads, m->n_layers = c->num_hidden_layers;
+  m->vocab = c->vocab_size, m->d_embed = c->word_embed_proj_dim;
+  m->max_positions = c->max_position_embeddings;
+  /* Hugging Face builds the decoder's final layer norm only for pre-LN models. */
+  m->has_final_norm = c->do_layer_norm_before && !c->remove_final_layer_norm;
+  loader ld = {.model = m, .params = params, .done = 0,
+               .total = 2 + 2 * (m->d_embed != m->d_model) + 2 * m->has_final_norm +
+                        16 * m->n_layers + !c->tie_word_embeddings};
+  return load_tensors(&ld);
+}
+
 LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
                                   lzn_model **out) {
   if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: out is NULL");
@@ -316,26 +363,7 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
   s = lzn_config_load(cfg_path, &m->config);
   if (s == LZN_OK) s = lzn_weights_open(path, params->use_mmap, &m->weights);
-  if (s != LZN_OK) {
-    lzn_model_free(m);
-    return s;
-  }
-  const lzn_opt_config *c = &m->config;
-  m->d_model = c->hidden_size, m->d_ff = c->ffn_dim, m->n_heads = c->num_attention_heads;
-  m->head_dim = c->hidden_size / c->num_attention_heads, m->n_layers = c->num_hidden_layers;
-  m->vocab = c->vocab_size, m->d_embed = c->word_embed_proj_dim;
-  m->max_positions = c->max_position_embeddings;
-  /* Hugging Face builds the decoder's final layer norm only for pre-LN models. */
-  m->has_final_norm = c->do_layer_norm_before && !c->remove_final_layer_norm;
-  m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
-  if (m->layers == NULL) {
-    lzn_model_free(m);
-    return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
-  }
-  loader ld = {.model = m, .params = params, .done = 0,
-               .total = 2 + 2 * (m->d_embed != m->d_model) + 2 * m->has_final_norm +
-                        16 * m->n_layers + !c->tie_word_embeddings};
-  s = load_tensors(&ld);
+  if (s == LZN_OK) s = build_model(m, params);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
@@ -350,5 +378,47 @@ LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *ou
   out->n_layers = model->n_layers, out->d_model = model->d_model, out->d_ff = model->d_ff;
   out->n_heads = model->n_heads, out->vocab_size = model->vocab;
   out->max_positions = model->max_positions;
+  return LZN_OK;
+}
+
+/* lzn_model_load from memory, for the fuzzers and tests: the model keeps its
+ * own copy of the safetensors image (F32 tensors are used in place), so the
+ * caller's bytes need not outlive the call. */
+lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, const void *weights,
+                                 size_t weights_len, const lzn_model_params *params,
+                                 lzn_model **out) {
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_memory: out is NULL");
+  *out = NULL;
+  if ((config_json == NULL && config_len != 0) || (weights == NULL && weights_len != 0))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_memory: config_json or weights is NULL");
+  const lzn_model_params defaults = lzn_model_default_params();
+  if (params == NULL) params = &defaults;
+  lzn_status s = check_model_params(params);
+  if (s != LZN_OK) return s;
+  lzn_model *m = calloc(1, sizeof *m);
+  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory");
+  s = lzn_config_parse(config_json, config_len, "(memory config.json)", &m->config);
+  if (s == LZN_OK) {
+    m->weights.files = calloc(1, sizeof *m->weights.files);
+    void *copy = malloc(weights_len ? weights_len : 1);
+    if (m->weights.files == NULL || copy == NULL) {
+      free(copy);
+      s = lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory for %zu bytes of weights",
+                   weights_len);
+    } else {
+      if (weights_len) memcpy(copy, weights, weights_len);
+      m->weights.n_files = 1;
+      s = lzn_st_parse(copy, weights_len, "(memory model.safetensors)", &m->weights.files[0]);
+      if (s == LZN_OK) m->weights.files[0].owns_bytes = 1; /* malloc'ed: lzn_st_close frees */
+      else free(copy);
+    }
+  }
+  /* by_name stays NULL: lzn_weights_find searches the one file linearly. */
+  if (s == LZN_OK) s = build_model(m, params);
+  if (s != LZN_OK) {
+    lzn_model_free(m);
+    return s;
+  }
+  *out = m;
   return LZN_OK;
 }

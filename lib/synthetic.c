@@ -85,29 +85,6 @@ double lzn_inverse_normal_cdf(double p) {
 
 /* ------------------------------------------------------------- buffers */
 
-/* As model.c's own_buffer: the model frees every buffer in model->owned.
- * Large ones on 2 MiB boundaries with transparent huge pages, for the
- * sparse kernel's random row reads. */
-static lzn_status own_buffer(lzn_model *m, size_t n_floats, float **out) {
-  if (m->n_owned == m->cap_owned) {
-    const size_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
-    float **grown = realloc(m->owned, cap * sizeof *grown);
-    if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory growing the buffer list");
-    m->owned = grown, m->cap_owned = cap;
-  }
-  const size_t huge = (size_t)2 << 20;
-  const size_t align = n_floats * sizeof(float) >= huge ? huge : 64;
-  const size_t bytes = ((n_floats * sizeof(float)) + align - 1) & ~(align - 1);
-  float *buffer = aligned_alloc(align, bytes ? bytes : align);
-  if (buffer == NULL)
-    return lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: out of memory allocating %zu bytes of "
-                    "weights", bytes);
-  if (align == huge) madvise(buffer, bytes, MADV_HUGEPAGE); /* advice only: failure is fine */
-  m->owned[m->n_owned++] = buffer;
-  *out = buffer;
-  return LZN_OK;
-}
-
 /* ---------------------------------------------------------------- fills */
 
 /* SplitMix64's output function: a good 64-bit hash of a counter. */
@@ -146,7 +123,7 @@ typedef struct filler {
 
 static lzn_status random_tensor(filler *fl, size_t n, double variance, const float **out) {
   float *x;
-  lzn_status s = own_buffer(fl->model, n, &x);
+  lzn_status s = lzn_model_own_buffer(fl->model, n, &x);
   if (s != LZN_OK) return s;
   fill_uniform(x, n, variance, mix64(fl->seed ^ mix64(++fl->tensor)));
   *out = x;
@@ -155,10 +132,28 @@ static lzn_status random_tensor(filler *fl, size_t n, double variance, const flo
 
 static lzn_status constant_tensor(filler *fl, size_t n, float value, const float **out) {
   float *x;
-  lzn_status s = own_buffer(fl->model, n, &x);
+  lzn_status s = lzn_model_own_buffer(fl->model, n, &x);
   if (s != LZN_OK) return s;
   fill_constant(x, n, value);
   *out = x;
+  return LZN_OK;
+}
+
+/* The [cols][rows] copy of a [rows][cols] matrix: the stored nn.Linear
+ * layout that an F32 checkpoint also provides (model.h: down_w). */
+static lzn_status transposed_copy(filler *fl, const float *src, size_t rows, size_t cols,
+                                  const float **out) {
+  float *dst;
+  lzn_status s = lzn_model_own_buffer(fl->model, rows * cols, &dst);
+  if (s != LZN_OK) return s;
+  enum { BLOCK = 64 };
+  const int64_t row_blocks = (int64_t)((rows + BLOCK - 1) / BLOCK);
+#pragma omp parallel for schedule(static)
+  for (int64_t rb = 0; rb < row_blocks; rb++)
+    for (size_t c0 = 0; c0 < cols; c0 += BLOCK)
+      for (size_t r = (size_t)rb * BLOCK; r < (size_t)(rb + 1) * BLOCK && r < rows; r++)
+        for (size_t c = c0; c < c0 + BLOCK && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+  *out = dst;
   return LZN_OK;
 }
 
@@ -182,6 +177,7 @@ static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double den
   if (s == LZN_OK) s = random_tensor(fl, f * d, 1.0 / (double)d, &w->up_w);
   if (s == LZN_OK) s = constant_tensor(fl, f, up_bias, &w->up_b);
   if (s == LZN_OK) s = random_tensor(fl, f * d, 1.0 / ((double)f * density), &w->down_w_t);
+  if (s == LZN_OK) s = transposed_copy(fl, w->down_w_t, f, d, &w->down_w);
   if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->down_b);
   return s;
 }
@@ -196,7 +192,8 @@ static double fixed_floats(const synthetic_shape *sh) {
 
 static double layer_floats(const synthetic_shape *sh) {
   const double d = sh->d_model, f = sh->d_ff;
-  return 4.0 * d * d + 2.0 * f * d + f + 9.0 * d; /* + 4 LN vectors, 5 biases of d */
+  /* W_up, W_down in both layouts, 4 LN vectors, 5 biases of d */
+  return 4.0 * d * d + 3.0 * f * d + f + 9.0 * d;
 }
 
 static lzn_status check_memory(const synthetic_shape *sh, int n_layers) {
