@@ -131,7 +131,7 @@ typedef struct lzn_model_params {
 } lzn_model_params;
 
 typedef enum lzn_mlp_mode {
-  LZN_MLP_AUTO = 0,   /* per layer and call: sparse below the crossover density */
+  LZN_MLP_AUTO = 0,   /* per layer and call: whichever is cheaper (see auto_crossover) */
   LZN_MLP_SPARSE = 1, /* always the active rows of W_down */
   LZN_MLP_DENSE = 2   /* always the full oneDNN GEMM */
 } lzn_mlp_mode;
@@ -146,7 +146,11 @@ typedef struct lzn_context_params {
   int n_ctx;               /* KV cache length in tokens; 0 = the model's maximum */
   int n_threads;           /* OpenMP threads per call, >= 1 (default 1) */
   lzn_mlp_mode mlp_mode;   /* default LZN_MLP_AUTO */
-  float auto_crossover;    /* AUTO: sparse when active fraction < this; 0 = measured */
+  /* AUTO: 0 (default) = per call, the cheaper path by a cost model measured
+   * when the context is created (about two passes over one layer's W_down
+   * plus one batched GEMM); > 0 = sparse while the mean active fraction per
+   * token is below this. In [0, 1]. */
+  float auto_crossover;
   int collect_stats;       /* 1: keep per-layer statistics (default 1) */
   /* Sparser than ReLU, trading quality for speed (Top-k thresholding: the
    * seeds report it keeps quality while making activations sparser). A

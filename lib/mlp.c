@@ -10,9 +10,14 @@
  * only after it. The down-projection is
  *   SPARSE  relu_compact + axpy_rows per token: cost ~ active rows x d_model;
  *   DENSE   one oneDNN GEMM over the batch: cost ~ d_ff x d_model per call;
- *   AUTO    sparse while the active rows the batch would read (summed over
- *           its tokens) stay below crossover x d_ff, the fraction at which the
- *           two cost the same, measured once per context.
+ *   AUTO    whichever costs less for this call: sparse ~ active rows summed
+ *           over the batch x seconds per row; dense ~ the GEMM time for n
+ *           tokens, interpolated between 1 and max_batch tokens (a one-token
+ *           GEMV is memory-bound, a 64-token GEMM compute-bound, so one
+ *           crossover density cannot serve both). All three times are
+ *           measured on the first layer when the context is created. If the
+ *           caller set auto_crossover instead: sparse while the mean active
+ *           fraction per token is below it.
  */
 #include <string.h>
 #include <time.h>
@@ -120,6 +125,16 @@ static lzn_status down_dense(lzn_context *ctx, int layer, const float *h, float 
                              ctx->params.n_threads);
 }
 
+static int auto_prefers_sparse(const lzn_context *ctx, size_t active_total, int n) {
+  const double f = ctx->model->d_ff;
+  if (ctx->params.auto_crossover > 0.0f)
+    return (double)active_total < (double)ctx->params.auto_crossover * f * n;
+  double dense = ctx->t_dense_1;
+  if (ctx->max_batch > 1)
+    dense += (ctx->t_dense_batch - ctx->t_dense_1) * (n - 1) / (ctx->max_batch - 1);
+  return (double)active_total * ctx->t_row < dense;
+}
+
 /* The down-projection of n tokens whose pre-activations are in ctx->up. */
 static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n) {
   const lzn_model *m = ctx->model;
@@ -130,8 +145,7 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
   size_t active_total = 0;
   if (mode != LZN_MLP_SPARSE)
     for (int t = 0; t < n; t++) active_total += activate_in_place(ctx, layer, up + (size_t)t * f);
-  if (mode == LZN_MLP_SPARSE ||
-      (mode == LZN_MLP_AUTO && (double)active_total < (double)ctx->crossover * f)) {
+  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && auto_prefers_sparse(ctx, active_total, n))) {
     for (int t = 0; t < n; t++) {
       const float *h = up + (size_t)t * f;
       const float threshold = mode == LZN_MLP_SPARSE ? token_threshold(ctx, h) : 0.0f;
@@ -165,34 +179,36 @@ lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *o
   return s;
 }
 
-/* Times one token's down-projection of layer 0, dense and sparse with every
- * row active; sparse time grows linearly with the active fraction, so the
- * two are equal at t_dense / t_sparse_all. Best of a few runs: the minimum
- * is the least disturbed by other processes. */
-lzn_status lzn_mlp_measure_crossover(lzn_context *ctx, float *crossover) {
+/* Best of a few timed runs (after a warm-up: first touch, primitive
+ * creation): the minimum is the run least disturbed by other processes. */
+#define COST_REPS 3
+
+lzn_status lzn_mlp_measure_costs(lzn_context *ctx) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[0];
-  const int d = m->d_model, f = m->d_ff;
-  float *h = ctx->up, *out = ctx->mlp_out;
-  for (int i = 0; i < f; i++) {
-    h[i] = 1.0f;
-    ctx->active_idx[i] = i;
-    ctx->active_val[i] = 1.0f;
-  }
-  double best_dense = 1e30, best_sparse = 1e30;
-  for (int rep = 0; rep < 4; rep++) {
-    const double t0 = lzn_now_seconds();
-    lzn_status s = down_dense(ctx, 0, h, out, 1);
-    if (s != LZN_OK) return s;
-    const double t1 = lzn_now_seconds();
+  const int d = m->d_model, f = m->d_ff, batch = ctx->max_batch;
+  float *h = ctx->up, *out = ctx->mlp_out; /* [max_batch][d_ff], [max_batch][d_model] */
+  for (size_t i = 0; i < (size_t)batch * f; i++) h[i] = 1.0f;
+  for (int i = 0; i < f; i++) ctx->active_idx[i] = i, ctx->active_val[i] = 1.0f;
+  double best[3] = {1e30, 1e30, 1e30}; /* sparse all rows, dense 1, dense batch */
+  for (int rep = 0; rep <= COST_REPS; rep++) {
+    double t[4];
+    t[0] = lzn_now_seconds();
     lzn_sparse_down_run(ctx->kernels, out, (size_t)d, w->down_w_t, ctx->active_idx,
                         ctx->active_val, (size_t)f, ctx->params.n_threads);
-    const double t2 = lzn_now_seconds();
-    if (rep == 0) continue; /* warm-up: first touch and primitive creation */
-    if (t1 - t0 < best_dense) best_dense = t1 - t0;
-    if (t2 - t1 < best_sparse) best_sparse = t2 - t1;
+    t[1] = lzn_now_seconds();
+    lzn_status s = down_dense(ctx, 0, h, out, 1);
+    t[2] = lzn_now_seconds();
+    if (s == LZN_OK && batch > 1) s = down_dense(ctx, 0, h, out, batch);
+    t[3] = lzn_now_seconds();
+    if (s != LZN_OK) return s;
+    for (int i = 0; rep > 0 && i < 3; i++)
+      if (t[i + 1] - t[i] < best[i]) best[i] = t[i + 1] - t[i];
   }
-  const float x = (float)(best_dense / best_sparse);
-  *crossover = x < 0.01f ? 0.01f : x > 1.0f ? 1.0f : x;
+  ctx->t_row = best[0] / f;
+  ctx->t_dense_1 = best[1];
+  ctx->t_dense_batch = batch > 1 ? best[2] : best[1];
+  const double crossover = ctx->t_dense_1 / best[0];
+  ctx->crossover = (float)(crossover > 1.0 ? 1.0 : crossover);
   return LZN_OK;
 }

@@ -64,7 +64,11 @@ struct lzn_context {
   const lzn_kernels *kernels;
   lzn_dense *dense;
   int n_ctx, n_past, max_batch;
-  float crossover; /* AUTO: sparse below this active fraction */
+  /* AUTO's cost model (mlp.c), measured at creation unless the caller set
+   * auto_crossover: seconds per active row of the sparse down-projection,
+   * and of the dense one for 1 and for max_batch tokens. */
+  float crossover;  /* the one-token crossover: t_dense_1 / (t_row * d_ff) */
+  double t_row, t_dense_1, t_dense_batch;
 
   float *k_cache, *v_cache; /* [n_layers][n_ctx][d_model] */
 
@@ -95,9 +99,8 @@ lzn_status lzn_model_own_buffer(lzn_model *m, size_t n_floats, float **out);
 /* Monotonic wall-clock seconds, for the per-block timings. */
 double lzn_now_seconds(void);
 
-/* mlp.c: the density below which the sparse down-projection beats the dense
- * one for this model, measured on its first layer. */
-lzn_status lzn_mlp_measure_crossover(lzn_context *ctx, float *crossover);
+/* mlp.c: measures AUTO's cost model on the model's first layer. */
+lzn_status lzn_mlp_measure_costs(lzn_context *ctx);
 
 /* model.c: lzn_model_load from a config.json text and a safetensors image
  * in memory (copied: the caller keeps ownership of both). For the fuzzers.
