@@ -62,6 +62,7 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
                       ctx->active_val, ctx->top_k_scratch};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
   free(ctx->active_idx);
+  free(ctx->row_index);
   if (ctx->counters)
     for (int l = 0; l < ctx->model->n_layers; l++) free(ctx->counters[l].fired);
   free(ctx->counters);
@@ -80,10 +81,19 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
   ctx->active_val = floats(f), ctx->top_k_scratch = floats(f);
   ctx->active_idx = malloc(f * sizeof(int32_t));
+  /* The widest matrix a GEMV meets: the LM head, fc1, or a square one. */
+  size_t widest = (size_t)m->vocab > f ? (size_t)m->vocab : f;
+  if ((size_t)m->d_model > widest) widest = (size_t)m->d_model;
+  if ((size_t)m->d_embed > widest) widest = (size_t)m->d_embed;
+  ctx->row_index = malloc(widest * sizeof(int32_t));
+  if (ctx->row_index) {
+    for (size_t i = 0; i < widest; i++) ctx->row_index[i] = (int32_t)i;
+    ctx->n_row_index = (int64_t)widest;
+  }
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
   int ok = ctx->k_cache && ctx->v_cache && ctx->hidden && ctx->normed && ctx->q && ctx->k &&
            ctx->v && ctx->attn && ctx->up && ctx->mlp_out && ctx->embed && ctx->scores &&
-           ctx->active_val && ctx->top_k_scratch && ctx->active_idx && ctx->counters;
+           ctx->active_val && ctx->top_k_scratch && ctx->active_idx && ctx->row_index && ctx->counters;
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
   if (!ok)
     return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "

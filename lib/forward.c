@@ -9,7 +9,9 @@
  *   final LN (pre-LN only) -> project_out -> logits = x * embed_tokens^T
  *
  * attn is causal multi-head attention with q scaled by head_dim^-0.5 after
- * its bias, over this call's tokens and those in the KV cache. Tokens go
+ * its bias, over this call's tokens and those in the KV cache. Linear layers
+ * go through lzn_linear (linear.c): a GEMV kernel for one token, oneDNN for
+ * a batch. Tokens go
  * through in batches of at most ctx->max_batch (prefill); K and V of a batch
  * are written past n_past, which advances only when the whole call succeeds,
  * so a failed call leaves the cache as it was.
@@ -76,9 +78,9 @@ static lzn_status attention(lzn_context *ctx, int layer, const float *x, int n, 
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
   const int d = m->d_model, hd = m->head_dim, heads = m->n_heads, threads = ctx->params.n_threads;
-  lzn_status s = lzn_dense_linear(ctx->dense, ctx->q, x, w->q_w, w->q_b, n, d, d, threads);
-  if (s == LZN_OK) s = lzn_dense_linear(ctx->dense, ctx->k, x, w->k_w, w->k_b, n, d, d, threads);
-  if (s == LZN_OK) s = lzn_dense_linear(ctx->dense, ctx->v, x, w->v_w, w->v_b, n, d, d, threads);
+  lzn_status s = lzn_linear(ctx, ctx->q, x, w->q_w, w->q_b, n, d, d);
+  if (s == LZN_OK) s = lzn_linear(ctx, ctx->k, x, w->k_w, w->k_b, n, d, d);
+  if (s == LZN_OK) s = lzn_linear(ctx, ctx->v, x, w->v_w, w->v_b, n, d, d);
   if (s != LZN_OK) return s;
 
   const float scale = 1.0f / sqrtf((float)hd);
@@ -98,7 +100,7 @@ static lzn_status attention(lzn_context *ctx, int layer, const float *x, int n, 
                ctx->q + (size_t)t * d + (size_t)h * hd, merged + (size_t)t * d + (size_t)h * hd,
                p0 + t, scores);
   }
-  return lzn_dense_linear(ctx->dense, ctx->attn, merged, w->o_w, w->o_b, n, d, d, threads);
+  return lzn_linear(ctx, ctx->attn, merged, w->o_w, w->o_b, n, d, d);
 }
 
 /* attention(), its wall time added to the layer's counters. */
@@ -143,8 +145,7 @@ static lzn_status embed(lzn_context *ctx, const int32_t *tokens, int n, int p0) 
   for (int t = 0; t < n; t++)
     memcpy(dst + (size_t)t * e, m->embed_tokens + (size_t)tokens[t] * e, sizeof(float) * (size_t)e);
   if (m->project_in) {
-    lzn_status s = lzn_dense_linear(ctx->dense, ctx->hidden, ctx->embed, m->project_in, NULL, n,
-                                    d, e, ctx->params.n_threads);
+    lzn_status s = lzn_linear(ctx, ctx->hidden, ctx->embed, m->project_in, NULL, n, d, e);
     if (s != LZN_OK) return s;
   }
   /* OPT's learned positions start at row 2 (a fairseq legacy). */
@@ -164,13 +165,11 @@ static lzn_status lm_head(lzn_context *ctx, int first, int n, float *out) {
     x = ctx->normed;
   }
   if (m->project_out) {
-    lzn_status s = lzn_dense_linear(ctx->dense, ctx->embed, x, m->project_out, NULL, rows, e, d,
-                                    ctx->params.n_threads);
+    lzn_status s = lzn_linear(ctx, ctx->embed, x, m->project_out, NULL, rows, e, d);
     if (s != LZN_OK) return s;
     x = ctx->embed;
   }
-  return lzn_dense_linear(ctx->dense, out, x, m->lm_head, NULL, rows, m->vocab, e,
-                          ctx->params.n_threads);
+  return lzn_linear(ctx, out, x, m->lm_head, NULL, rows, m->vocab, e);
 }
 
 static lzn_status check_forward_args(const lzn_context *ctx, const int32_t *tokens, int n_tokens,

@@ -118,9 +118,7 @@ static void down_sparse_token(lzn_context *ctx, int layer, const float *h, float
 static lzn_status down_dense(lzn_context *ctx, int layer, const float *h, float *out, int n) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
-  if (w->down_w)
-    return lzn_dense_linear(ctx->dense, out, h, w->down_w, w->down_b, n, m->d_model, m->d_ff,
-                            ctx->params.n_threads);
+  if (w->down_w) return lzn_linear(ctx, out, h, w->down_w, w->down_b, n, m->d_model, m->d_ff);
   return lzn_dense_linear_kn(ctx->dense, out, h, w->down_w_t, w->down_b, n, m->d_model, m->d_ff,
                              ctx->params.n_threads);
 }
@@ -168,8 +166,7 @@ lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *o
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
   const double t0 = lzn_now_seconds();
-  lzn_status s = lzn_dense_linear(ctx->dense, ctx->up, x, w->up_w, w->up_b, n, m->d_ff,
-                                  m->d_model, ctx->params.n_threads);
+  lzn_status s = lzn_linear(ctx, ctx->up, x, w->up_w, w->up_b, n, m->d_ff, m->d_model);
   const double t1 = lzn_now_seconds();
   if (s == LZN_OK) s = down_projection(ctx, layer, out, n);
   if (ctx->params.collect_stats) {

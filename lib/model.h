@@ -83,9 +83,16 @@ struct lzn_context {
   int32_t *active_idx; /* [d_ff] */
   float *active_val;   /* [d_ff] */
   float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
+  int32_t *row_index;   /* 0, 1, 2, ...: all rows, for dot_rows as a GEMV */
+  int64_t n_row_index;
 
   lzn_layer_counters *counters; /* [n_layers] */
 };
+
+/* linear.c: y = x * w^T (+ bias) for m tokens, w [n][k] as nn.Linear
+ * stores it; the GEMV kernel for one token, oneDNN for more. */
+lzn_status lzn_linear(lzn_context *ctx, float *y, const float *x, const float *w, const float *bias,
+                      int64_t m, int64_t n, int64_t k);
 
 /* mlp.c: the MLP block of one layer for n tokens: out = W_down relu(W_up x
  * + b_up) + b_down, with the down-projection sparse or dense by mode. */
