@@ -25,6 +25,8 @@
 
 /* Subcommands: each gets argv from its own name on (argv[0] = "kernels"). */
 int bench_kernels_main(int argc, char **argv);
+int bench_model_main(int argc, char **argv);
+int bench_quality_main(int argc, char **argv);
 
 /* ------------------------------------------------------------ arguments */
 

@@ -8,7 +8,6 @@
 
 #include "common.h"
 #include "lazyneuron.h"
-#include "model_mode.h"
 
 static int isa_main(int argc, char **argv);
 
@@ -23,6 +22,8 @@ static const command commands[] = {
      "sparse down-projection (per ISA) against oneDNN's dense one, cold cache"},
     {"model", bench_model_main,
      "tokens/s of whole forward calls (pp, tg), sparse/dense/auto MLP, per-block times"},
+    {"quality", bench_quality_main,
+     "held-out bits per byte against the active fraction, for each top_k (byte-level models)"},
     {"isa", isa_main, "the kernel set in use and the ones this machine supports"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

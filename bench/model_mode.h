@@ -16,9 +16,6 @@
 
 #define MODEL_MAX_ITEMS 16
 
-/* The subcommand, dispatched from lzn-bench.c. */
-int bench_model_main(int argc, char **argv);
-
 typedef enum model_test_kind {
   MODEL_TEST_PP, /* prompt processing: one call of n tokens from an empty cache */
   MODEL_TEST_TG  /* text generation: n one-token calls after a 1-token prompt */
