@@ -171,10 +171,12 @@ uninstall:
 
 # ------------------------------------------------------------ sanitizers
 # Separate build trees so sanitizer objects never mix with the normal ones.
-# CK_FORK=no: tests run in one process, so LeakSanitizer sees every leak.
+# AddressSanitizer with UndefinedBehaviorSanitizer, no recovery: the first
+# report fails the run. CK_FORK=no: the tests run in one process, so
+# LeakSanitizer sees every leak.
 asan: deps
 	@CK_FORK=no $(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	  SANITIZE="-fsanitize=address -fno-sanitize-recover=all" test-isa
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test-isa
 
 ubsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \
