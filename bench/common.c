@@ -167,3 +167,17 @@ double bench_rng_unit(bench_rng *r) {
 }
 
 uint64_t bench_rng_below(bench_rng *r, uint64_t n) { return bench_rng_next(r) % n; }
+
+const char *bench_option_value(int argc, char **argv, int *i, const char *name) {
+  const size_t len = strlen(name);
+  if (strncmp(argv[*i], name, len) != 0) return NULL;
+  if (argv[*i][len] == '=') return argv[*i] + len + 1;
+  if (argv[*i][len] != '\0') return NULL;
+  if (*i + 1 >= argc) bench_usage_error("%s needs a value", name);
+  return argv[++*i];
+}
+
+void bench_copy_list(const char *opt, char *buf, size_t size, const char *text) {
+  if (strlen(text) >= size) bench_usage_error("%s: list longer than %zu characters", opt, size - 1);
+  memcpy(buf, text, strlen(text) + 1);
+}

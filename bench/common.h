@@ -46,6 +46,14 @@ size_t bench_split_list(const char *opt, char *text, char **items, size_t max);
 /* --------------------------------------------------------------- timing */
 
 /* CLOCK_MONOTONIC in seconds. */
+/* The value of option `name` at argv[*i], given as "--name value" (then *i
+ * moves past it) or "--name=value"; NULL if argv[*i] is another option. */
+const char *bench_option_value(int argc, char **argv, int *i, const char *name);
+
+/* A writable copy of a list for bench_split_list; too long is an error,
+ * never a silent truncation. */
+void bench_copy_list(const char *opt, char *buf, size_t size, const char *text);
+
 double bench_now(void);
 
 typedef struct bench_stats {

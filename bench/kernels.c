@@ -78,22 +78,6 @@ static int compare_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Value of an option given as "--name value" or "--name=value". */
-static const char *option_value(int argc, char **argv, int *i, const char *name) {
-  const size_t len = strlen(name);
-  if (strncmp(argv[*i], name, len) != 0) return NULL;
-  if (argv[*i][len] == '=') return argv[*i] + len + 1;
-  if (argv[*i][len] != '\0') return NULL;
-  if (*i + 1 >= argc) bench_usage_error("%s needs a value", name);
-  return argv[++*i];
-}
-
-/* A writable copy of a list for bench_split_list; too long is an error,
- * never a silent truncation. */
-static void copy_list(const char *opt, char *buf, size_t size, const char *text) {
-  if (strlen(text) >= size) bench_usage_error("%s: list longer than %zu characters", opt, size - 1);
-  memcpy(buf, text, strlen(text) + 1);
-}
 
 static void parse_options(kernels_options *o, int argc, char **argv) {
   const char *shapes = "2048x8192,4096x11008", *densities = "1,3,5,10,20,30,50,100";
@@ -104,23 +88,23 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       help();
       exit(0);
-    } else if ((v = option_value(argc, argv, &i, "--shape"))) shapes = v;
-    else if ((v = option_value(argc, argv, &i, "--density"))) densities = v;
-    else if ((v = option_value(argc, argv, &i, "--isa"))) isas = v;
-    else if ((v = option_value(argc, argv, &i, "--threads"))) threads = v;
-    else if ((v = option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
-    else if ((v = option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
-    else if ((v = option_value(argc, argv, &i, "--l3-mib"))) o->l3_bytes = (size_t)bench_parse_long("--l3-mib", v, 1, 65536) * MIB;
+    } else if ((v = bench_option_value(argc, argv, &i, "--shape"))) shapes = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--density"))) densities = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--isa"))) isas = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
+    else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
+    else if ((v = bench_option_value(argc, argv, &i, "--l3-mib"))) o->l3_bytes = (size_t)bench_parse_long("--l3-mib", v, 1, 65536) * MIB;
     else if (strcmp(argv[i], "--no-flush") == 0) o->flush = 0;
     else if (strcmp(argv[i], "--no-hugepages") == 0) o->huge_pages = 0;
     else bench_usage_error("kernels: unknown option \"%s\"", argv[i]);
   }
   char buf[4096], *items[KERNELS_MAX_ITEMS];
   size_t n;
-  copy_list("--shape", buf, sizeof buf, shapes);
+  bench_copy_list("--shape", buf, sizeof buf, shapes);
   n = bench_split_list("--shape", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) parse_shape(o, items[k]);
-  copy_list("--density", buf, sizeof buf, densities);
+  bench_copy_list("--density", buf, sizeof buf, densities);
   n = bench_split_list("--density", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) {
     const double p = bench_parse_double("--density", items[k]);
@@ -133,11 +117,11 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
   for (size_t k = 0; k < o->n_densities; k++)
     if (kept == 0 || o->densities[k] != o->densities[kept - 1]) o->densities[kept++] = o->densities[k];
   o->n_densities = kept;
-  copy_list("--isa", buf, sizeof buf, isas ? isas : "scalar,avx2,avx512");
+  bench_copy_list("--isa", buf, sizeof buf, isas ? isas : "scalar,avx2,avx512");
   n = bench_split_list("--isa", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) add_isa(o, items[k], isas != NULL);
   if (o->n_isas == 0) bench_usage_error("--isa: none of the ISAs asked for runs here");
-  copy_list("--threads", buf, sizeof buf, threads);
+  bench_copy_list("--threads", buf, sizeof buf, threads);
   n = bench_split_list("--threads", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++)
     o->threads[o->n_threads++] = (int)bench_parse_long("--threads", items[k], 1, LZN_MAX_THREADS);

@@ -37,25 +37,10 @@ static void help(void) {
       LZN_SYNTHETIC_NAMES);
 }
 
-/* Value of an option given as "--name value" or "--name=value". */
-static const char *option_value(int argc, char **argv, int *i, const char *name) {
-  const size_t len = strlen(name);
-  if (strncmp(argv[*i], name, len) != 0) return NULL;
-  if (argv[*i][len] == '=') return argv[*i] + len + 1;
-  if (argv[*i][len] != '\0') return NULL;
-  if (*i + 1 >= argc) bench_usage_error("%s needs a value", name);
-  return argv[++*i];
-}
-
-/* A writable copy of a list for bench_split_list; too long is an error. */
-static void copy_list(const char *opt, char *buf, size_t size, const char *text) {
-  if (strlen(text) >= size) bench_usage_error("%s: list longer than %zu characters", opt, size - 1);
-  memcpy(buf, text, strlen(text) + 1);
-}
 
 static void parse_modes(model_options *o, const char *text) {
   char buf[256], *items[MODEL_MAX_ITEMS];
-  copy_list("--mode", buf, sizeof buf, text);
+  bench_copy_list("--mode", buf, sizeof buf, text);
   const size_t n = bench_split_list("--mode", buf, items, MODEL_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) {
     lzn_mlp_mode mode;
@@ -71,7 +56,7 @@ static void parse_modes(model_options *o, const char *text) {
 
 static void parse_tests(model_options *o, const char *text) {
   char buf[512], *items[MODEL_MAX_ITEMS];
-  copy_list("--test", buf, sizeof buf, text);
+  bench_copy_list("--test", buf, sizeof buf, text);
   const size_t n = bench_split_list("--test", buf, items, MODEL_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) {
     model_test *t = &o->tests[o->n_tests++];
@@ -93,24 +78,24 @@ static void parse_options(model_options *o, int argc, char **argv) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       help();
       exit(0);
-    } else if ((v = option_value(argc, argv, &i, "--model"))) o->model_dir = v;
-    else if ((v = option_value(argc, argv, &i, "--synthetic"))) o->synthetic = v;
-    else if ((v = option_value(argc, argv, &i, "--layers"))) {
+    } else if ((v = bench_option_value(argc, argv, &i, "--model"))) o->model_dir = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--synthetic"))) o->synthetic = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--layers"))) {
       o->n_layers = (int)bench_parse_long("--layers", v, 1, 100000);
       layers_given = 1;
-    } else if ((v = option_value(argc, argv, &i, "--density"))) {
+    } else if ((v = bench_option_value(argc, argv, &i, "--density"))) {
       o->density_pct = bench_parse_double("--density", v);
       if (!(o->density_pct > 0.0 && o->density_pct <= 100.0))
         bench_usage_error("--density: %g is outside (0, 100]", o->density_pct);
       density_given = 1;
-    } else if ((v = option_value(argc, argv, &i, "--seed"))) {
+    } else if ((v = bench_option_value(argc, argv, &i, "--seed"))) {
       o->seed = (uint64_t)bench_parse_long("--seed", v, 0, LONG_MAX);
       seed_given = 1;
-    } else if ((v = option_value(argc, argv, &i, "--mode"))) modes = v;
-    else if ((v = option_value(argc, argv, &i, "--test"))) tests = v;
-    else if ((v = option_value(argc, argv, &i, "--threads"))) threads = v;
-    else if ((v = option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
-    else if ((v = option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
+    } else if ((v = bench_option_value(argc, argv, &i, "--mode"))) modes = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--test"))) tests = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
+    else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
     else bench_usage_error("model: unknown option \"%s\"", argv[i]);
   }
   if ((o->model_dir == NULL) == (o->synthetic == NULL))
@@ -120,7 +105,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
   parse_modes(o, modes);
   parse_tests(o, tests);
   char buf[512], *items[MODEL_MAX_ITEMS];
-  copy_list("--threads", buf, sizeof buf, threads);
+  bench_copy_list("--threads", buf, sizeof buf, threads);
   const size_t n = bench_split_list("--threads", buf, items, MODEL_MAX_ITEMS);
   for (size_t k = 0; k < n; k++)
     o->threads[o->n_threads++] = (int)bench_parse_long("--threads", items[k], 1, 1024);
