@@ -19,7 +19,13 @@
  * lzn_model is read-only once loaded and may be shared by any number of
  * threads and contexts. An lzn_context (KV cache, scratch, statistics) must be
  * used by one thread at a time. n_threads in the params is the number of
- * OpenMP threads one call may use internally.
+ * OpenMP threads one call may use internally; called from inside the
+ * caller's own OpenMP parallel region, a call still computes everything,
+ * with the threads the runtime gives it.
+ *
+ * fork(): GNU OpenMP's thread pool does not survive fork(). A child process
+ * must not call lazyneuron if its parent already ran a call with
+ * n_threads > 1 (it can hang); fork first, or exec.
  */
 #ifndef LAZYNEURON_H
 #define LAZYNEURON_H
