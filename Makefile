@@ -144,9 +144,12 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BENCH)
 	$(BENCH) kernels
 
+# The trained byte-level model in models/tiny-opt continues a fixed prompt,
+# sparse and dense, and shows what the sparse MLP saved.
+DEMO_PROMPT ?= The meaning of life is
 demo: deps
-	@$(MAKE) --no-print-directory $(BENCH)
-	$(BENCH) kernels --shape 2048x8192 --density 3,10,50 --reps 5
+	@$(MAKE) --no-print-directory $(BUILD)/generate
+	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 7 models/tiny-opt "$(DEMO_PROMPT)"
 
 # --------------------------------------------------------------- install
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.

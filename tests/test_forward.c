@@ -24,7 +24,9 @@
 
 static const char *fixtures[] = {"opt-preln", "opt-postln", "opt-noprefix", "opt-proj",
                                  "opt-proj-preln", "opt-bf16", "opt-f16", "opt-sharded",
-                                 "opt-sparse", "opt-untied", "opt-nobias"};
+                                 "opt-sparse", "opt-untied", "opt-nobias",
+                                 /* the trained demo model, relative to the repository */
+                                 "models/tiny-opt"};
 #define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
 
 static const char *data_dir(void) {
@@ -44,7 +46,8 @@ typedef struct reference {
 
 static void load_reference(const char *name, reference *r) {
   memset(r, 0, sizeof *r);
-  snprintf(r->path, sizeof r->path, "%s/%s", data_dir(), name);
+  if (strchr(name, '/')) snprintf(r->path, sizeof r->path, "%s", name);
+  else snprintf(r->path, sizeof r->path, "%s/%s", data_dir(), name);
   char file[600];
   snprintf(file, sizeof file, "%s/reference.json", r->path);
   json_error_t err;
@@ -313,6 +316,40 @@ START_TEST(top_k_and_threshold) {
   p.threshold = NAN;
   EXPECT(lzn_context_create(model, &p, &ctx), LZN_ERR_INVALID_ARG, "threshold");
   free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* The trained model's greedy continuation of its prompt is torch's, byte for
+ * byte (the reference keeps every top-2 logit gap above 0.02). */
+START_TEST(trained_model_continues_like_pytorch) {
+  json_error_t err;
+  json_t *root = json_load_file("models/tiny-opt/reference.json", 0, &err);
+  ck_assert_msg(root != NULL, "%s", err.text);
+  json_t *prompt = json_object_get(root, "tokens"), *expect = json_object_get(root, "greedy_continuation");
+  const int n_prompt = (int)json_array_size(prompt), n_expect = (int)json_array_size(expect);
+  ck_assert_int_gt(n_expect, 16);
+  int32_t tokens[256];
+  for (int i = 0; i < n_prompt; i++) tokens[i] = (int32_t)json_integer_value(json_array_get(prompt, (size_t)i));
+  lzn_model *model = load_model("models/tiny-opt");
+  for (int m = 0; m < 3; m++) {
+    lzn_context *ctx = make_context(model, modes[m], 1);
+    float logits[256];
+    ck_assert_int_eq(lzn_forward(ctx, tokens, n_prompt, logits, LZN_LOGITS_LAST), LZN_OK);
+    for (int i = 0; i < n_expect; i++) {
+      int32_t next = 0;
+      for (int v = 1; v < 256; v++)
+        if (logits[v] > logits[next]) next = v;
+      ck_assert_msg(next == json_integer_value(json_array_get(expect, (size_t)i)),
+                    "%s: byte %d of the continuation differs from torch's", mode_names[m], i);
+      ck_assert_int_eq(lzn_forward(ctx, &next, 1, logits, LZN_LOGITS_LAST), LZN_OK);
+    }
+    lzn_layer_stats stats[4];
+    ck_assert_int_eq(lzn_context_stats(ctx, stats, 4), LZN_OK);
+    for (int l = 0; l < 4; l++) ck_assert_double_lt(stats[l].active_fraction, 0.15); /* trained sparse */
+    lzn_context_free(ctx);
+  }
+  json_decref(root);
   lzn_model_free(model);
 }
 END_TEST
@@ -600,6 +637,7 @@ static Suite *forward_suite(void) {
   tcase_add_test(torch, sparse_fixture_is_sparse);
   tcase_add_test(torch, progress_and_cancel);
   tcase_add_test(torch, top_k_and_threshold);
+  tcase_add_test(torch, trained_model_continues_like_pytorch);
   suite_add_tcase(s, torch);
   TCase *bad = tcase_create("bad input");
   tcase_set_timeout(bad, 60);
