@@ -149,7 +149,7 @@ bench: deps
 DEMO_PROMPT ?= The meaning of life is
 demo: deps
 	@$(MAKE) --no-print-directory $(BUILD)/generate
-	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 7 models/tiny-opt "$(DEMO_PROMPT)"
+	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 4 models/tiny-opt "$(DEMO_PROMPT)"
 
 # --------------------------------------------------------------- install
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
