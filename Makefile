@@ -58,11 +58,14 @@ STATIC := $(BUILD)/liblazyneuron.a
 BENCH  := $(BUILD)/lzn-bench
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
+FUZZ_SECONDS   ?= 60
+FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model
+FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: all lib deps test test-isa test-exports test-python test-install bench demo install \
-        uninstall asan ubsan tsan valgrind clean help
+.PHONY: all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
+        demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
 all: lib $(BENCH) $(EXAMPLES)
 
@@ -123,10 +126,14 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 test: deps
 	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install
 
-test-isa: $(TESTS) $(BUILD)/lzn-isa-list $(SHARED)
+test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
 	  for t in $(TESTS); do \
 	    echo "== LZN_ISA=$$isa $$t"; LZN_ISA=$$isa $$t; \
+	  done; \
+	  echo "== LZN_ISA=$$isa fuzz corpora and regressions"; \
+	  for h in $(FUZZ_HARNESSES); do \
+	    LZN_ISA=$$isa $(BUILD)/replay_$$h tests/fuzz/corpus/$$h tests/fuzz/regressions/$$h; \
 	  done; \
 	done
 
@@ -138,6 +145,17 @@ test-python: $(BUILD)/$(SONAME)
 
 test-install:
 	@sh tests/test_install.sh
+
+# ------------------------------------------------------------------ fuzz
+# libFuzzer harnesses (clang, ASan + UBSan): tests/fuzz/README.md. Every test
+# run replays their corpora and regressions through a plain driver, so each
+# crash ever found stays fixed under every ISA and sanitizer build.
+fuzz:
+	@sh tools/deps.sh clang libclang-rt-14-dev
+	@set -e; for h in $(FUZZ_HARNESSES); do BUILD=build/fuzz sh tests/fuzz/run.sh $$h $(FUZZ_SECONDS); done
+
+$(BUILD)/replay_fuzz_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -Ilib -Itests/fuzz -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # ----------------------------------------------------------------- bench
 bench: deps
