@@ -59,7 +59,7 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
   lzn_dense_free(ctx->dense);
   float *buffers[] = {ctx->k_cache, ctx->v_cache, ctx->hidden, ctx->normed, ctx->q, ctx->k,
                       ctx->v, ctx->attn, ctx->up, ctx->mlp_out, ctx->embed, ctx->scores,
-                      ctx->active_val, ctx->top_k_scratch};
+                      ctx->active_val, ctx->top_k_scratch, ctx->token_threshold};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
   free(ctx->active_idx);
   free(ctx->row_index);
@@ -79,7 +79,7 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->q = floats(b * d), ctx->k = floats(b * d), ctx->v = floats(b * d), ctx->attn = floats(b * d);
   ctx->up = floats(b * f), ctx->mlp_out = floats(b * d), ctx->embed = floats(b * embed);
   ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
-  ctx->active_val = floats(f), ctx->top_k_scratch = floats(f);
+  ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
   ctx->active_idx = malloc(f * sizeof(int32_t));
   /* The widest matrix a GEMV meets: the LM head, fc1, or a square one. */
   size_t widest = (size_t)m->vocab > f ? (size_t)m->vocab : f;
@@ -93,7 +93,7 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
   int ok = ctx->k_cache && ctx->v_cache && ctx->hidden && ctx->normed && ctx->q && ctx->k &&
            ctx->v && ctx->attn && ctx->up && ctx->mlp_out && ctx->embed && ctx->scores &&
-           ctx->active_val && ctx->top_k_scratch && ctx->active_idx && ctx->row_index && ctx->counters;
+           ctx->active_val && ctx->top_k_scratch && ctx->token_threshold && ctx->active_idx && ctx->row_index && ctx->counters;
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
   if (!ok)
     return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "

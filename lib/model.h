@@ -83,6 +83,7 @@ struct lzn_context {
   int32_t *active_idx; /* [d_ff] */
   float *active_val;   /* [d_ff] */
   float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
+  float *token_threshold; /* [max_batch] each token's activation threshold */
   int32_t *row_index;   /* 0, 1, 2, ...: all rows, for dot_rows as a GEMV */
   int64_t n_row_index;
 
