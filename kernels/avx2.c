@@ -139,6 +139,22 @@ static void axpy_partial_group(float *y, size_t d, const float *const *r,
       AXPY8_VECTOR((j) + u, LOAD_FULL, STORE_FULL);    \
   } while (0)
 
+/* Prefetches float `at` of each of a group's 8 rows into L1: the rows are
+ * chosen at random, so the hardware prefetcher alone cannot keep 8 streams
+ * ahead. */
+static inline void prefetch_group_ahead(const float *r0, const float *r1, const float *r2,
+                                        const float *r3, const float *r4, const float *r5,
+                                        const float *r6, const float *r7, size_t at) {
+  _mm_prefetch((const char *)(r0 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r1 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r2 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r3 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r4 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r5 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r6 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r7 + at), _MM_HINT_T0);
+}
+
 static inline void prefetch_row_heads(const float *w, size_t ld, size_t d,
                                       const int32_t *idx, size_t n_rows) {
   const size_t lines = d < 16 * PREFETCH_HEAD_LINES ? (d + 15) / 16 : PREFETCH_HEAD_LINES;
@@ -168,14 +184,7 @@ static void avx2_axpy_rows(float *y, size_t d, const float *w, size_t ld,
     /* Prefetch only inside the rows' [0, d): no wasted DRAM traffic past
      * the end of a row, and no pointer formed outside the matrix. */
     for (; j + AXPY_STEP + PREFETCH_AHEAD <= d; j += AXPY_STEP) {
-      _mm_prefetch((const char *)(r0 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r1 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r2 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r3 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r4 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r5 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r6 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r7 + j + PREFETCH_AHEAD), _MM_HINT_T0);
+      prefetch_group_ahead(r0, r1, r2, r3, r4, r5, r6, r7, j + PREFETCH_AHEAD);
       AXPY8_STEP(j);
     }
     for (; j + AXPY_STEP <= d; j += AXPY_STEP) AXPY8_STEP(j);
@@ -264,14 +273,7 @@ static void avx2_dot_rows(float *out, const float *w, size_t ld, size_t d,
     size_t j = 0;
     /* The same prefetches as axpy_rows: rows at random stream from DRAM. */
     for (; j + AXPY_STEP + PREFETCH_AHEAD <= d; j += AXPY_STEP) {
-      _mm_prefetch((const char *)(r0 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r1 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r2 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r3 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r4 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r5 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r6 + j + PREFETCH_AHEAD), _MM_HINT_T0);
-      _mm_prefetch((const char *)(r7 + j + PREFETCH_AHEAD), _MM_HINT_T0);
+      prefetch_group_ahead(r0, r1, r2, r3, r4, r5, r6, r7, j + PREFETCH_AHEAD);
       for (size_t u = 0; u < AXPY_STEP; u += 8) DOT8_VECTOR(j + u, LOAD_FULL);
     }
     for (; j + 8 <= d; j += 8) DOT8_VECTOR(j, LOAD_FULL);
