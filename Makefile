@@ -70,8 +70,8 @@ EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
 all: lib $(BENCH) $(EXAMPLES)
 
 help:
-	@echo "targets: all lib deps test bench demo install uninstall asan ubsan clean"
-	@echo "vars:    PREFIX DESTDIR LIBDIR BUILD CC WERROR=-Werror SANITIZE=..."
+	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
+	@echo "vars:    PREFIX DESTDIR LIBDIR BUILD CC WERROR=-Werror SANITIZE=... FUZZ_SECONDS=N"
 
 lib: $(SHARED) $(STATIC)
 
