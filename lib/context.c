@@ -121,7 +121,6 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
   ctx->max_batch = ctx->n_ctx < LZN_MAX_BATCH ? ctx->n_ctx : LZN_MAX_BATCH;
   s = allocate(ctx);
   if (s == LZN_OK) s = lzn_dense_create(&ctx->dense);
-  ctx->crossover = params->auto_crossover;
   if (s == LZN_OK && params->mlp_mode == LZN_MLP_AUTO && params->auto_crossover == 0.0f)
     s = lzn_mlp_measure_costs(ctx);
   if (s != LZN_OK) {

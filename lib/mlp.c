@@ -211,7 +211,5 @@ lzn_status lzn_mlp_measure_costs(lzn_context *ctx) {
   ctx->t_row = best[0] / f;
   ctx->t_dense_1 = best[1];
   ctx->t_dense_batch = batch > 1 ? best[2] : best[1];
-  const double crossover = ctx->t_dense_1 / best[0];
-  ctx->crossover = (float)(crossover > 1.0 ? 1.0 : crossover);
   return LZN_OK;
 }

@@ -67,7 +67,6 @@ struct lzn_context {
   /* AUTO's cost model (mlp.c), measured at creation unless the caller set
    * auto_crossover: seconds per active row of the sparse down-projection,
    * and of the dense one for 1 and for max_batch tokens. */
-  float crossover;  /* the one-token crossover: t_dense_1 / (t_row * d_ff) */
   double t_row, t_dense_1, t_dense_batch;
 
   float *k_cache, *v_cache; /* [n_layers][n_ctx][d_model] */
