@@ -1,7 +1,8 @@
 # lazyneuron: plain GNU Makefile. `make help` lists the targets.
 #
-# Only kernels/avx2.c and kernels/avx512.c get ISA flags; the rest is built for
-# baseline x86-64 so the library runs anywhere and picks kernels at run time.
+# Only the files in kernels/<isa>/ get ISA flags, per folder; the rest is
+# built for baseline x86-64 so the library runs anywhere and picks kernels
+# at run time (lib/cpu/dispatch.c).
 
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -28,28 +29,31 @@ SANITIZE ?=
 OPENMP   ?= -fopenmp
 OPENMP_LIBS ?= -fopenmp
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) $(WERROR) $(SANITIZE) $(OPENMP) -Iinclude $(CFLAGS)
+# Private headers are named from lib/ or the top: "core/errors.h", "kernels/kernels.h".
+PRIVATE_INC = -Ilib -I. -I$(BUILD)/gen
 LIB_CFLAGS = $(CFLAGS_ALL) -fPIC -fvisibility=hidden -DLZN_BUILDING_LIBRARY
 LIB_LDLIBS = -ldnnl -ljansson $(OPENMP_LIBS) -lm -lpthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
-# Per-file ISA flags, probed so an old compiler still builds the rest.
-AVX2_FLAGS   := -mavx2 -mfma -mf16c
-AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
+# ISA flags per kernel folder (BLIS's CKVECFLAGS), each probed so that an
+# old compiler still builds the rest. kernels/<isa>/*.c get that folder's
+# flags; nothing else gets any. kernels/ref/ is the portable reference.
+FLAGS_avx2       := -mavx2 -mfma -mf16c
+FLAGS_avxvnni    := $(FLAGS_avx2) -mavxvnni
+FLAGS_avx512     := $(FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+FLAGS_avx512bf16 := $(FLAGS_avx512) -mavx512bf16
+FLAGS_avx512vnni := $(FLAGS_avx512) -mavx512vnni
+ISA_FOLDERS := avx2 avxvnni avx512 avx512bf16 avx512vnni
 probe = $(shell echo 'int main(void){return 0;}' | $(CC) $(1) -x c -c -o /dev/null - 2>/dev/null && echo yes)
-HAVE_AVX2   := $(call probe,$(AVX2_FLAGS))
-HAVE_AVX512 := $(call probe,$(AVX512_FLAGS))
+BUILT_ISAS := $(foreach i,$(ISA_FOLDERS),$(if $(call probe,$(FLAGS_$(i))),$(i)))
 
-LIB_SRCS    := $(wildcard lib/*.c)
-KERNEL_SRCS := kernels/scalar.c
-ISA_DEFS    :=
-ifeq ($(HAVE_AVX2),yes)
-KERNEL_SRCS += kernels/avx2.c
-ISA_DEFS    += -DLZN_HAVE_AVX2=1
-endif
-ifeq ($(HAVE_AVX512),yes)
-KERNEL_SRCS += kernels/avx512.c
-ISA_DEFS    += -DLZN_HAVE_AVX512=1
-endif
+LIB_SRCS    := $(wildcard lib/*/*.c)
+KERNEL_SRCS := $(wildcard kernels/ref/*.c) $(foreach i,$(BUILT_ISAS),$(wildcard kernels/$(i)/*.c))
+# build/gen/kernel_files.h: LZN_KERNEL_FILE(ISA, folder, part) per kernel
+# file, read by lib/cpu/dispatch.c, rewritten only when the list changes.
+kernel_isa  = $(word 2,$(subst /, ,$(1)))
+kernel_line = LZN_KERNEL_FILE($(if $(filter ref,$(call kernel_isa,$(1))),SCALAR,$(shell echo $(call kernel_isa,$(1)) | tr a-z A-Z)),$(call kernel_isa,$(1)),$(basename $(notdir $(1))))
+KERNEL_LIST := $(BUILD)/gen/kernel_files.h
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(KERNEL_SRCS))
 DEPS := $(OBJS:.o=.d)
 
@@ -64,7 +68,7 @@ FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
+.PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
 all: lib $(BENCH) $(EXAMPLES)
@@ -80,13 +84,18 @@ deps:
 	@sh tools/deps.sh
 
 # ----------------------------------------------------------------- build
-$(BUILD)/obj/lib/cpu.o: CFLAGS_EXTRA = $(ISA_DEFS)
-$(BUILD)/obj/kernels/avx2.o: CFLAGS_EXTRA = $(AVX2_FLAGS)
-$(BUILD)/obj/kernels/avx512.o: CFLAGS_EXTRA = $(AVX512_FLAGS)
+$(foreach i,$(ISA_FOLDERS),$(eval $(BUILD)/obj/kernels/$(i)/%.o: CFLAGS_EXTRA = $(FLAGS_$(i))))
+
+$(KERNEL_LIST): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' $(foreach f,$(KERNEL_SRCS),'$(call kernel_line,$(f))') > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/lib/cpu/dispatch.o: $(KERNEL_LIST)
+FORCE:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CFLAGS) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
+	$(CC) $(LIB_CFLAGS) $(PRIVATE_INC) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
 
 $(SHARED): $(OBJS)
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(SANITIZE) -o $@ $(OBJS) $(LIB_LDLIBS) $(LDFLAGS)
@@ -103,10 +112,11 @@ $(STATIC): $(OBJS)
 # Tests, benchmark and examples link the static library: the tests reach
 # internal functions (kernels, dense wrapper) that the shared one hides.
 $(BENCH): $(wildcard bench/*.c) $(wildcard bench/*.h) $(STATIC)
-	$(CC) $(CFLAGS_ALL) -Ilib -o $@ $(filter %.c,$^) $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -o $@ $(filter %.c,$^) $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
-$(BUILD)/test_%: tests/test_%.c tests/testutil.h $(STATIC)
-	$(CC) $(CFLAGS_ALL) -Ilib -o $@ $< $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
+# The synthetic-model builder is test and benchmark code, not the library's.
+$(BUILD)/test_%: tests/test_%.c tests/testutil.h bench/synthetic.c bench/synthetic.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Ibench -o $@ $< bench/synthetic.c $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
@@ -155,7 +165,7 @@ fuzz:
 	@set -e; for h in $(FUZZ_HARNESSES); do BUILD=build/fuzz sh tests/fuzz/run.sh $$h $(FUZZ_SECONDS); done
 
 $(BUILD)/replay_fuzz_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(STATIC)
-	$(CC) $(CFLAGS_ALL) -Ilib -Itests/fuzz -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Itests/fuzz -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # ----------------------------------------------------------------- bench
 bench: deps

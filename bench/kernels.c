@@ -13,13 +13,6 @@
 #include "kernels_mode.h"
 #include "workload.h"
 
-/* The SIMD tables exist only if the Makefile could compile their files. Weak
- * references resolve to NULL when absent instead of failing the link; when
- * present, cpu.o's strong references have pulled them from the archive.
- * lzn_isa_supported() is checked before any is used. */
-#pragma weak lzn_kernels_avx2
-#pragma weak lzn_kernels_avx512
-
 static void help(void) {
   printf(
       "usage: lzn-bench kernels [options]\n"
@@ -39,26 +32,17 @@ static void help(void) {
       "  -h, --help              this text\n");
 }
 
-static const char *const known_isas[] = {"scalar", "avx2", "avx512"};
-
-/* Only for a name lzn_isa_supported() accepted, so a weak table is present. */
-static const lzn_kernels *isa_table(const char *name) {
-  if (strcmp(name, "avx2") == 0) return &lzn_kernels_avx2;
-  if (strcmp(name, "avx512") == 0) return &lzn_kernels_avx512;
-  return &lzn_kernels_scalar;
-}
-
+/* The table LZN_ISA=name would give, so ISAs compare within one run. */
 static void add_isa(kernels_options *o, const char *name, int explicit_choice) {
-  int known = 0;
-  for (size_t i = 0; i < sizeof known_isas / sizeof known_isas[0]; i++) known |= strcmp(name, known_isas[i]) == 0;
-  if (!known) bench_usage_error("--isa: unknown ISA \"%s\" (scalar, avx2, avx512)", name);
-  if (!lzn_isa_supported(name) || isa_table(name) == NULL) {
+  const int isa = lzn_isa_from_name(name);
+  if (isa < 0) bench_usage_error("--isa: unknown ISA \"%s\" (scalar, avx2, avx512, ...)", name);
+  if (!lzn_isa_supported(name)) {
     if (explicit_choice) fprintf(stderr, "lzn-bench: note: skipping %s, which this CPU/OS (or build) lacks\n", name);
     return;
   }
   for (size_t i = 0; i < o->n_isas; i++)
-    if (strcmp(o->isas[i]->name, name) == 0) return;
-  o->isas[o->n_isas++] = isa_table(name);
+    if (strcmp(o->isas[i].name, name) == 0) return;
+  lzn_kernel_table_fill((enum lzn_isa)isa, lzn_cpu_supported_isas(), &o->isas[o->n_isas++]);
 }
 
 static void parse_shape(kernels_options *o, char *text) {

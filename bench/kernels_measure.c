@@ -19,7 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dense.h"
+#include "linalg/onednn.h"
+#include "linalg/sparse_down.h"
 #include "kernels_mode.h"
 #include "workload.h"
 
@@ -55,7 +56,7 @@ static double dense_call(runner *run, const active_sets *s, size_t r, int thread
 }
 
 /* Milliseconds of one sparse call on set r; leaves y in run->y. */
-static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn_kernels *k, int threads) {
+static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn_kernel_table *k, int threads) {
   const size_t n = s->n_active;
   const float *w_t = run->weights.w_t[run->next_copy++ % run->weights.n_copies];
   const int32_t *idx = s->idx + r * n;
@@ -63,14 +64,16 @@ static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn
   before_call(run, idx, n * sizeof *idx, threads);
   bench_touch(coef, n * sizeof *coef);
   const double t0 = bench_now();
-  lzn_sparse_down_run(k, run->y, run->weights.d, w_t, idx, coef, n, threads);
+  const lzn_matrix matrix = lzn_matrix_make(LZN_WTYPE_F32, w_t, (int64_t)run->weights.f,
+                                            (int64_t)run->weights.d);
+  lzn_sparse_down_run(k, run->y, &matrix, idx, coef, n, threads);
   const double t1 = bench_now();
   return (t1 - t0) * 1e3;
 }
 
 /* Milliseconds of one relu_compact on set r. Not flushed: relu_compact reads
  * an h that the up-projection has just written, so h is in cache. */
-static double relu_call(runner *run, const active_sets *s, size_t r, const lzn_kernels *k) {
+static double relu_call(runner *run, const active_sets *s, size_t r, const lzn_kernel_table *k) {
   const size_t f = s->f;
   const float *h = s->h + r * f;
   bench_touch(h, f * sizeof *h);
@@ -106,10 +109,10 @@ static void measure_point(runner *run, const active_sets *s, int threads, double
     else dense_ms[r - 1] = t_dense;
     for (size_t i = 0; i < o->n_isas; i++) {
       double *sparse_ms = samples + (1 + 2 * i) * reps, *relu_ms = sparse_ms + reps;
-      const double t_sparse = sparse_call(run, s, r, o->isas[i], threads);
+      const double t_sparse = sparse_call(run, s, r, &o->isas[i], threads);
       if (r == 0) first[i * stride].max_rel_err = relative_error(run->y, run->y_dense, d);
       else sparse_ms[r - 1] = t_sparse;
-      const double t_relu = relu_call(run, s, r, o->isas[i]);
+      const double t_relu = relu_call(run, s, r, &o->isas[i]);
       if (r > 0) relu_ms[r - 1] = t_relu;
     }
   }
@@ -143,7 +146,7 @@ void kernels_measure_shape(const kernels_options *o, size_t d, size_t f,
       kernels_result *first = &out[t * o->n_isas * o->n_densities + k];
       for (size_t i = 0; i < o->n_isas; i++)
         first[i * o->n_densities] = (kernels_result){
-            .isa = o->isas[i]->name, .threads = o->threads[t], .d = d, .f = f,
+            .isa = o->isas[i].name, .threads = o->threads[t], .d = d, .f = f,
             .n_copies = run.weights.n_copies, .density = density, .n_active = n_active};
       active_sets sets;
       active_sets_make(&sets, (size_t)o->reps + 1, f, n_active, rng);

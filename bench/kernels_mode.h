@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "internal.h"
+#include "core/errors.h"
+#include "cpu/cpu.h"
 #include "output.h"
 
 #define KERNELS_MAX_ITEMS 64
@@ -21,7 +22,7 @@ typedef struct kernels_options {
   size_t n_shapes;
   double densities[KERNELS_MAX_ITEMS]; /* percent, ascending, no duplicates */
   size_t n_densities;
-  const lzn_kernels *isas[3];
+  lzn_kernel_table isas[LZN_ISA_COUNT]; /* the table each --isa ceiling gives */
   size_t n_isas;
   int threads[KERNELS_MAX_ITEMS];
   size_t n_threads;

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/errors.h"
+#include "cpu/cpu.h"
 
 /* W_down[j][i] (row j of d_model, neuron i) as a pure function of (i, j), so
  * both layouts are filled in their own row order, in parallel, and hold the
@@ -63,6 +64,8 @@ void weight_copies_free(weight_copies *wc) {
 }
 
 void active_sets_make(active_sets *s, size_t n_sets, size_t f, size_t n_active, bench_rng *rng) {
+  lzn_kernel_table reference;
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &reference);
   s->n_sets = n_sets, s->f = f, s->n_active = n_active;
   s->h = malloc(n_sets * f * sizeof *s->h);
   s->x = malloc(n_sets * f * sizeof *s->x);
@@ -88,7 +91,7 @@ void active_sets_make(active_sets *s, size_t n_sets, size_t f, size_t n_active, 
     for (size_t i = 0; i < f; i++) s->x[set * f + i] = h[i] > 0.0f ? h[i] : 0.0f;
     /* The reference kernel makes the active set, ascending, exactly as the
      * library's relu_compact hands it to the down-projection. */
-    const size_t n = lzn_kernels_scalar.relu_compact(h, f, 0.0f, idx, val);
+    const size_t n = reference.relu_compact(h, f, 0.0f, idx, val);
     if (n != n_active) bench_fail("internal error: %zu active neurons, wanted %zu", n, n_active);
     memcpy(s->idx + set * n_active, idx, n_active * sizeof *idx);
     memcpy(s->coef + set * n_active, val, n_active * sizeof *val);

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "dense.h"
-#include "internal.h"
+#include "linalg/onednn.h"
+#include "core/errors.h"
+#include "cpu/cpu.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ basics */
@@ -119,22 +120,35 @@ START_TEST(unknown_isa_fails_every_kernel_call) {
 END_TEST
 
 START_TEST(unsupported_isa_is_an_error_not_a_fallback) {
-  const lzn_kernels *k = &lzn_kernels_scalar;
+  enum lzn_isa isa = LZN_ISA_AVX2;
   char why[256] = "";
   const unsigned scalar_only = 1u << LZN_ISA_SCALAR;
-  ck_assert_int_eq(lzn_isa_resolve("avx512", scalar_only, &k, why, sizeof why), LZN_ERR_ISA);
-  ck_assert_ptr_null(k);
+  ck_assert_int_eq(lzn_isa_resolve("avx512", scalar_only, &isa, why, sizeof why), LZN_ERR_ISA);
   ck_assert_ptr_nonnull(strstr(why, "not supported by this CPU"));
-  ck_assert_int_eq(lzn_isa_resolve("avx2", scalar_only, &k, why, sizeof why), LZN_ERR_ISA);
+  ck_assert_int_eq(lzn_isa_resolve("avx2", scalar_only, &isa, why, sizeof why), LZN_ERR_ISA);
+  /* An AVX-512 CPU without BF16 (Skylake-X, Ice Lake) must not get the BF16 ceiling. */
+  const unsigned no_bf16 = (1u << LZN_ISA_SCALAR) | (1u << LZN_ISA_AVX2) | (1u << LZN_ISA_AVX512);
+  ck_assert_int_eq(lzn_isa_resolve("avx512bf16", no_bf16, &isa, why, sizeof why), LZN_ERR_ISA);
+  ck_assert_ptr_nonnull(strstr(why, "not supported by this CPU"));
   /* The default on a scalar-only machine is scalar. */
-  ck_assert_int_eq(lzn_isa_resolve(NULL, scalar_only, &k, why, sizeof why), LZN_OK);
-  ck_assert_str_eq(k->name, "scalar");
-  ck_assert_int_eq(lzn_isa_resolve("", scalar_only, &k, why, sizeof why), LZN_OK);
-  ck_assert_str_eq(k->name, "scalar");
-  /* The default is the best supported. */
-  const unsigned all = 7u;
-  ck_assert_int_eq(lzn_isa_resolve(NULL, all, &k, why, sizeof why), LZN_OK);
-  if (lzn_isa_supported("avx512")) ck_assert_str_eq(k->name, "avx512");
+  ck_assert_int_eq(lzn_isa_resolve(NULL, scalar_only, &isa, why, sizeof why), LZN_OK);
+  ck_assert_int_eq(isa, LZN_ISA_SCALAR);
+  ck_assert_int_eq(lzn_isa_resolve("", scalar_only, &isa, why, sizeof why), LZN_OK);
+  ck_assert_int_eq(isa, LZN_ISA_SCALAR);
+  /* A scalar-only machine's table is the reference in every slot. */
+  lzn_kernel_table t;
+  lzn_kernel_table_fill(LZN_ISA_AVX512VNNI, scalar_only, &t);
+  ck_assert_int_eq(t.relu_compact_isa, LZN_ISA_SCALAR);
+  for (int w = 0; w < LZN_WTYPE_COUNT; w++)
+    for (int op = 0; op < LZN_KOP_COUNT; op++) ck_assert_int_eq(t.slot_isa[w][op], LZN_ISA_SCALAR);
+  /* The default is the best ISA supported and compiled in. */
+  const unsigned all = (1u << LZN_ISA_COUNT) - 1u;
+  ck_assert_int_eq(lzn_isa_resolve(NULL, all, &isa, why, sizeof why), LZN_OK);
+  for (int i = LZN_ISA_COUNT - 1; i >= 0; i--)
+    if (lzn_isa_compiled() & (1u << i)) {
+      ck_assert_int_eq(isa, i);
+      break;
+    }
   ck_assert_int_eq(lzn_isa_supported("sse9"), 0);
   ck_assert_int_eq(lzn_isa_supported(NULL), 0);
   ck_assert_int_eq(lzn_isa_supported("scalar"), 1);

@@ -1,6 +1,6 @@
 /*
  * test_kernels.c: the active kernel table (the one LZN_ISA forces, else the
- * best this machine runs) against the scalar reference, lzn_kernels_scalar.
+ * best this machine runs) against the reference table (ceiling scalar).
  * Run once per ISA (`make test` does), so every SIMD kernel is compared
  * with the specification over odd sizes, densities and index patterns.
  *
@@ -19,7 +19,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/errors.h"
+#include "cpu/cpu.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------- tolerances */
@@ -47,8 +48,14 @@
 
 /* -------------------------------------------------------------- helpers */
 
-static const lzn_kernels *active_kernels(void) {
-  const lzn_kernels *k = NULL;
+static const lzn_kernel_table *reference_kernels(void) {
+  static lzn_kernel_table ref;
+  if (ref.relu_compact == NULL) lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  return &ref;
+}
+
+static const lzn_kernel_table *active_kernels(void) {
+  const lzn_kernel_table *k = NULL;
   const lzn_status s = lzn_kernels_get(&k);
   ck_assert_msg(s == LZN_OK && k != NULL, "lzn_kernels_get: %s", lzn_last_error());
   return k;
@@ -168,13 +175,19 @@ static guarded make_matrix(test_rng *r, data_kind kind, size_t f, size_t ld, siz
 /* ---------------------------------------------------------- dispatch */
 
 START_TEST(forced_isa_is_the_active_one) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   const char *forced = getenv("LZN_ISA");
   if (forced != NULL && forced[0] != '\0') {
     ck_assert_str_eq(k->name, forced);
   } else {
     /* Unforced: the best ISA this machine runs. */
-    const char *best = lzn_isa_supported("avx512") ? "avx512" : lzn_isa_supported("avx2") ? "avx2" : "scalar";
+    static const char *const by_rank[] = {"avx512vnni", "avx512bf16", "avx512", "avxvnni", "avx2", "scalar"};
+    const char *best = "scalar";
+    for (size_t i = 0; i < sizeof by_rank / sizeof by_rank[0]; i++)
+      if (lzn_isa_supported(by_rank[i])) {
+        best = by_rank[i];
+        break;
+      }
     ck_assert_str_eq(k->name, best);
   }
   ck_assert_str_eq(lzn_isa_name(), k->name);
@@ -182,14 +195,19 @@ START_TEST(forced_isa_is_the_active_one) {
 END_TEST
 
 START_TEST(table_is_complete_and_consistent) {
-  const lzn_kernels *k = active_kernels();
-  static const char *const names[] = {"scalar", "avx2", "avx512"};
+  const lzn_kernel_table *k = active_kernels();
   ck_assert_int_ge(k->isa, LZN_ISA_SCALAR);
-  ck_assert_int_le(k->isa, LZN_ISA_AVX512);
-  ck_assert_str_eq(k->name, names[k->isa]);
+  ck_assert_int_lt(k->isa, LZN_ISA_COUNT);
+  ck_assert_str_eq(k->name, lzn_isa_to_name(k->isa));
   ck_assert_ptr_nonnull(k->relu_compact);
-  ck_assert_ptr_nonnull(k->axpy_rows);
-  ck_assert_ptr_nonnull(k->dot_rows);
+  ck_assert_int_le(k->relu_compact_isa, k->isa);
+  /* No slot is ever empty, and none is filled by an ISA above the ceiling. */
+  for (int w = 0; w <= LZN_WTYPE_F32; w++) { /* the other types' ref/ files come next */
+    const lzn_type_kernels *t = &k->type[w];
+    ck_assert_msg(t->axpy_rows && t->dot_rows && t->gemv && t->from_f32 && t->to_f32,
+                  "type %d has an empty slot", w);
+    for (int op = 0; op < LZN_KOP_COUNT; op++) ck_assert_int_le(k->slot_isa[w][op], k->isa);
+  }
 }
 END_TEST
 
@@ -200,7 +218,7 @@ static const size_t relu_lengths[] = {1, 7, 15, 16, 17, 33, 1000, 8197};
 
 /* Runs scalar and active relu_compact on h[0..n) and requires identical
  * results. Inputs and outputs end at a guard page. */
-static void check_relu_compact(const lzn_kernels *k, const float *h_src, size_t n, float threshold,
+static void check_relu_compact(const lzn_kernel_table *k, const float *h_src, size_t n, float threshold,
                                const char *what) {
   guarded h_mem = guarded_alloc(n * sizeof(float));
   guarded idx_mem = guarded_alloc(n * sizeof(int32_t)), val_mem = guarded_alloc(n * sizeof(float));
@@ -210,7 +228,7 @@ static void check_relu_compact(const lzn_kernels *k, const float *h_src, size_t 
   float *ref_val = malloc(n * sizeof(float));
   ck_assert(ref_idx && ref_val);
 
-  const size_t ref_n = lzn_kernels_scalar.relu_compact(h, n, threshold, ref_idx, ref_val);
+  const size_t ref_n = reference_kernels()->relu_compact(h, n, threshold, ref_idx, ref_val);
   int32_t *idx = idx_mem.data;
   float *val = val_mem.data;
   const size_t got_n = k->relu_compact(h, n, threshold, idx, val);
@@ -263,7 +281,7 @@ static float special_value(test_rng *r, float threshold) {
 }
 
 START_TEST(relu_compact_matches_scalar_on_random_inputs) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {0x5eed0001u};
   float *h = malloc(8197 * sizeof(float));
   ck_assert_ptr_nonnull(h);
@@ -287,7 +305,7 @@ START_TEST(relu_compact_matches_scalar_on_random_inputs) {
 END_TEST
 
 START_TEST(relu_compact_edge_densities) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   float *h = malloc(8197 * sizeof(float));
   ck_assert_ptr_nonnull(h);
   for (size_t li = 0; li < N_RELU_LENGTHS; li++) {
@@ -315,7 +333,7 @@ END_TEST
  * b < 2^16: each packing of a vector (every 8-lane mask twice over, every
  * 16-lane mask) is exercised, whatever the vector width. */
 START_TEST(relu_compact_every_lane_pattern) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   const size_t n = 16u << 16;
   float *h = malloc(n * sizeof(float));
   ck_assert_ptr_nonnull(h);
@@ -334,7 +352,7 @@ static const size_t test_dims[] = {1, 7, 15, 16, 17, 64, 100, 2051};
 /* One axpy_rows call, active vs scalar, on w + j0 (d columns, leading
  * dimension ld, f rows): exact for integer data, within the rounding bound
  * for floats. Columns of y outside [j0, j0 + d) must be left alone. */
-static void check_axpy(const lzn_kernels *k, test_rng *r, data_kind kind, size_t f, size_t ld,
+static void check_axpy(const lzn_kernel_table *k, test_rng *r, data_kind kind, size_t f, size_t ld,
                        size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   float *coef = malloc(rows_capacity(f) * sizeof(float));
@@ -352,8 +370,8 @@ static void check_axpy(const lzn_kernels *k, test_rng *r, data_kind kind, size_t
   memcpy(y_full, y0, ld * sizeof(float));
   memcpy(ref, y0, ld * sizeof(float));
 
-  lzn_kernels_scalar.axpy_rows(ref + j0, d, w, ld, idx, coef, n);
-  k->axpy_rows(y_full + j0, d, w, ld, idx, coef, n);
+  reference_kernels()->type[LZN_WTYPE_F32].axpy_rows(ref + j0, d, w, ld * sizeof(float), idx, coef, n);
+  k->type[LZN_WTYPE_F32].axpy_rows(y_full + j0, d, w, ld * sizeof(float), idx, coef, n);
 
   for (size_t j = 0; j < ld; j++) {
     if (j < j0 || j >= j0 + d) {
@@ -382,7 +400,7 @@ static void check_axpy(const lzn_kernels *k, test_rng *r, data_kind kind, size_t
 }
 
 static void axpy_all_patterns(data_kind kind, uint64_t seed) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t di = 0; di < N_TEST_DIMS; di++)
     for (int p = 0; p < ROWS_N_PATTERNS; p++)
@@ -402,7 +420,7 @@ static const size_t slice_j0[] = {1, 3, 16, 33};
 static const size_t slice_d[] = {1, 7, 16, 17, 50, 67};
 
 START_TEST(axpy_rows_on_column_slices) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {0x5eed0004u};
   for (size_t li = 0; li < sizeof slice_ld / sizeof slice_ld[0]; li++)
     for (size_t ji = 0; ji < sizeof slice_j0 / sizeof slice_j0[0]; ji++)
@@ -420,7 +438,7 @@ END_TEST
 
 /* Every group split: n = 0..40 rows (full groups of 8 and every rest). */
 START_TEST(axpy_rows_every_group_split) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {0x5eed0005u};
   static const size_t dims[] = {5, 16, 130};
   for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
@@ -432,7 +450,7 @@ END_TEST
 
 /* One dot_rows call, active vs scalar, on w + j0 (d columns, leading
  * dimension ld, f rows), x of d floats ending at a guard page. */
-static void check_dot(const lzn_kernels *k, test_rng *r, data_kind kind, size_t f, size_t ld,
+static void check_dot(const lzn_kernel_table *k, test_rng *r, data_kind kind, size_t f, size_t ld,
                       size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   ck_assert_ptr_nonnull(idx);
@@ -447,8 +465,8 @@ static void check_dot(const lzn_kernels *k, test_rng *r, data_kind kind, size_t 
   float *out = (float *)out_mem.data + (n ? 0 : 1), *ref = malloc((n + 1) * sizeof(float));
   ck_assert_ptr_nonnull(ref);
 
-  lzn_kernels_scalar.dot_rows(ref, w, ld, d, idx, n, x);
-  k->dot_rows(out, w, ld, d, idx, n, x);
+  reference_kernels()->type[LZN_WTYPE_F32].dot_rows(ref, w, ld * sizeof(float), d, idx, n, x);
+  k->type[LZN_WTYPE_F32].dot_rows(out, w, ld * sizeof(float), d, idx, n, x);
 
   for (size_t t = 0; t < n; t++) {
     const float *row = w + (size_t)idx[t] * ld;
@@ -471,7 +489,7 @@ static void check_dot(const lzn_kernels *k, test_rng *r, data_kind kind, size_t 
 }
 
 static void dot_all_patterns(data_kind kind, uint64_t seed) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t di = 0; di < N_TEST_DIMS; di++)
     for (int p = 0; p < ROWS_N_PATTERNS; p++)
@@ -485,7 +503,7 @@ START_TEST(dot_rows_within_rounding_on_float_data) { dot_all_patterns(DATA_FLOAT
 END_TEST
 
 START_TEST(dot_rows_on_column_slices) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {0x5eed0008u};
   for (size_t li = 0; li < sizeof slice_ld / sizeof slice_ld[0]; li++)
     for (size_t ji = 0; ji < sizeof slice_j0 / sizeof slice_j0[0]; ji++)
@@ -500,7 +518,7 @@ START_TEST(dot_rows_on_column_slices) {
 END_TEST
 
 START_TEST(dot_rows_every_group_split) {
-  const lzn_kernels *k = active_kernels();
+  const lzn_kernel_table *k = active_kernels();
   test_rng r = {0x5eed0009u};
   static const size_t dims[] = {5, 16, 130};
   for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
+#include "arch/opt_config.h"
 #include "fuzz.h"
 
 static int is_size(int v) { return v >= 1 && v <= LZN_CONFIG_MAX_SIZE; }

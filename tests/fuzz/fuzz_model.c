@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "model.h"
+#include "model/model.h"
 
 enum { HEADER = 3, MAX_CTX = 4 };
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "safetensors.h"
+#include "format/safetensors.h"
 
 /* Where the tensors' bytes go, so the compiler cannot drop the reads. */
 static volatile unsigned sink;
@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *bytes = t->data;
     FUZZ_CHECK(t->name != NULL && t->file != NULL);
     FUZZ_CHECK(t->n_dims >= 0 && t->n_dims <= LZN_ST_MAX_DIMS);
-    FUZZ_CHECK(strcmp(lzn_dtype_name(t->dtype), "?") != 0);
-    FUZZ_CHECK((uint64_t)t->n_elements * lzn_dtype_size(t->dtype) == t->n_bytes);
+    FUZZ_CHECK(strcmp(lzn_wtype_name(t->dtype), "?") != 0);
+    FUZZ_CHECK((uint64_t)t->n_elements * lzn_wtype_block_bytes(t->dtype) == t->n_bytes);
     FUZZ_CHECK(bytes == cursor && bytes >= data + 8 && t->n_bytes <= (size_t)(end - bytes));
     if (t->n_bytes) sink = bytes[0] + bytes[t->n_bytes - 1];
     cursor = bytes + t->n_bytes;

@@ -1,0 +1,289 @@
+/*
+ * synthetic.c: OPT-shaped models with random weights, made in memory.
+ *
+ * The weights are scaled so that the model behaves like a trained ReLU model
+ * where it matters to lazyneuron, not in what it predicts:
+ *  - every layer norm is the identity affine (weight 1, bias 0), so the input
+ *    of fc1 has zero mean and unit variance over its d_model entries;
+ *  - fc1 rows have variance 1/d_model, so for any such input each
+ *    pre-activation is ~N(0, 1) over the neurons (a sum of d_model uniform
+ *    terms); a bias of -Phi^-1(1 - density) then lets a fraction `density`
+ *    fire, and which ones depends on the token, because the input does;
+ *  - fc2 has variance 1/(d_ff * density), so its output stays O(1) whatever
+ *    the density, and attention matrices 1/d_model, so each layer adds O(1)
+ *    to the residual stream;
+ *  - token and position embeddings have variance 1/d_model, so the tied LM
+ *    head gives logits of unit variance.
+ * Each tensor's values are a hash of (seed, tensor, index): they do not
+ * depend on the thread count, and the fill runs in parallel (5 GB in
+ * seconds).
+ */
+#include "synthetic.h"
+
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/arch.h"
+#include "model/model.h"
+
+#define LZN_SYNTHETIC_VOCAB 50272
+#define LZN_SYNTHETIC_POSITIONS 2048
+/* Share of the physical RAM the weights may take: the rest is for the KV
+ * cache, the scratch, the OS and whoever else runs. */
+#define LZN_SYNTHETIC_RAM_SHARE 0.70
+
+typedef struct synthetic_shape {
+  const char *name;
+  int d_model, d_ff, n_layers, n_heads;
+} synthetic_shape;
+
+/* From the Hugging Face configs of facebook/opt-*. */
+static const synthetic_shape shapes[] = {
+    {"opt-125m", 768, 3072, 12, 12},
+    {"opt-1.3b", 2048, 8192, 24, 32},
+    {"opt-6.7b", 4096, 16384, 32, 32},
+};
+
+/* ------------------------------------------------------ normal quantile */
+
+double lzn_inverse_normal_cdf(double p) {
+  /* Peter J. Acklam's rational approximations (relative error 1.15e-9),
+   * central region and tails. */
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,
+                             -2.759285104469687e+02, 1.383577518672690e+02,
+                             -3.066479806614716e+01, 2.506628277459239e+00};
+  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02,
+                             -1.556989798598866e+02, 6.680131188771972e+01,
+                             -1.328068155288572e+01};
+  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01,
+                             -2.400758277161838e+00, -2.549732539343734e+00,
+                             4.374664141464968e+00, 2.938163982698783e+00};
+  static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01,
+                             2.445134137142996e+00, 3.754408661907416e+00};
+  const double p_low = 0.02425;
+  if (!(p >= 0.0 && p <= 1.0)) return NAN;
+  if (p == 0.0) return -INFINITY;
+  if (p == 1.0) return INFINITY;
+  double x;
+  if (p < p_low || p > 1.0 - p_low) {
+    const double q = sqrt(-2.0 * log(p < p_low ? p : 1.0 - p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    if (p > 1.0 - p_low) x = -x;
+  } else {
+    const double q = p - 0.5, r = q * q;
+    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+  }
+  /* One step of Halley's method on Phi(x) - p, with Phi from erfc. */
+  const double e = 0.5 * erfc(-x / sqrt(2.0)) - p;
+  const double u = e * sqrt(2.0 * M_PI) * exp(x * x / 2.0);
+  return x - u / (1.0 + x * u / 2.0);
+}
+
+/* ---------------------------------------------------------------- fills */
+
+/* SplitMix64's output function: a good 64-bit hash of a counter. */
+static uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* x[i] uniform in (-a, a) with a = sqrt(3 variance), so of that variance and
+ * mean 0; two values per hash, 24 bits each. */
+static void fill_uniform(float *x, size_t n, double variance, uint64_t key) {
+  const float half_width = (float)sqrt(3.0 * variance);
+  const float scale = 2.0f * half_width / 16777216.0f; /* 2^24 steps across (-a, a) */
+  const int64_t pairs = (int64_t)((n + 1) / 2);
+#pragma omp parallel for schedule(static) if (pairs > 65536)
+  for (int64_t pair = 0; pair < pairs; pair++) {
+    const uint64_t r = mix64(key + (uint64_t)pair);
+    const size_t i = 2 * (size_t)pair;
+    /* (k + 0.5) steps from -a: symmetric about 0, never exactly +-a. */
+    x[i] = ((float)(r >> 40) + 0.5f) * scale - half_width;
+    if (i + 1 < n) x[i + 1] = ((float)((r >> 16) & 0xffffff) + 0.5f) * scale - half_width;
+  }
+}
+
+static void fill_constant(float *x, size_t n, float value) {
+  for (size_t i = 0; i < n; i++) x[i] = value;
+}
+
+/* The generator's state for one model: each tensor gets the next key. */
+typedef struct filler {
+  lzn_model *model;
+  uint64_t seed, tensor;
+} filler;
+
+static lzn_status random_tensor(filler *fl, size_t n, double variance, const float **out) {
+  void *buffer;
+  lzn_status s = lzn_model_own(fl->model, n * sizeof(float), &buffer);
+  if (s != LZN_OK) return s;
+  float *x = buffer;
+  fill_uniform(x, n, variance, mix64(fl->seed ^ mix64(++fl->tensor)));
+  *out = x;
+  return LZN_OK;
+}
+
+static lzn_status constant_tensor(filler *fl, size_t n, float value, const float **out) {
+  void *buffer;
+  lzn_status s = lzn_model_own(fl->model, n * sizeof(float), &buffer);
+  if (s != LZN_OK) return s;
+  float *x = buffer;
+  fill_constant(x, n, value);
+  *out = x;
+  return LZN_OK;
+}
+
+/* A random fp32 matrix [rows][cols] with that variance. */
+static lzn_status random_matrix(filler *fl, size_t rows, size_t cols, double variance,
+                                lzn_matrix *out) {
+  const float *data;
+  lzn_status s = random_tensor(fl, rows * cols, variance, &data);
+  *out = lzn_matrix_make(LZN_WTYPE_F32, s == LZN_OK ? data : NULL, (int64_t)rows, (int64_t)cols);
+  return s;
+}
+
+/* The [cols][rows] copy of a [rows][cols] matrix: the stored nn.Linear
+ * layout that an F32 checkpoint also provides (model.h: down). */
+static lzn_status transposed_copy(filler *fl, const float *src, size_t rows, size_t cols,
+                                  lzn_matrix *out) {
+  void *buffer;
+  lzn_status s = lzn_model_own(fl->model, rows * cols * sizeof(float), &buffer);
+  if (s != LZN_OK) return s;
+  float *dst = buffer;
+  enum { BLOCK = 64 };
+  const int64_t row_blocks = (int64_t)((rows + BLOCK - 1) / BLOCK);
+#pragma omp parallel for schedule(static)
+  for (int64_t rb = 0; rb < row_blocks; rb++)
+    for (size_t c0 = 0; c0 < cols; c0 += BLOCK)
+      for (size_t r = (size_t)rb * BLOCK; r < (size_t)(rb + 1) * BLOCK && r < rows; r++)
+        for (size_t c = c0; c < c0 + BLOCK && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+  *out = lzn_matrix_make(LZN_WTYPE_F32, dst, (int64_t)cols, (int64_t)rows);
+  return LZN_OK;
+}
+
+static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double density) {
+  const lzn_model *m = fl->model;
+  const size_t d = (size_t)m->d_model, f = (size_t)m->d_ff;
+  const double attn_var = 1.0 / (double)d;
+  lzn_status s = LZN_OK;
+  if (s == LZN_OK) s = constant_tensor(fl, d, 1.0f, &w->attn_norm.weight);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->attn_norm.bias);
+  if (s == LZN_OK) s = random_matrix(fl, d, d, attn_var, &w->q);
+  if (s == LZN_OK) s = random_matrix(fl, d, d, attn_var, &w->k);
+  if (s == LZN_OK) s = random_matrix(fl, d, d, attn_var, &w->v);
+  if (s == LZN_OK) s = random_matrix(fl, d, d, attn_var, &w->o);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->q_b);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->k_b);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->v_b);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->o_b);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 1.0f, &w->mlp_norm.weight);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->mlp_norm.bias);
+  if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->up);
+  if (s == LZN_OK) s = constant_tensor(fl, f, up_bias, &w->up_b);
+  if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
+  if (s == LZN_OK) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->down_b);
+  return s;
+}
+
+/* ---------------------------------------------------------------- model */
+
+/* Floats of the weights: what stays fixed, and what each layer adds. */
+static double fixed_floats(const synthetic_shape *sh) {
+  const double d = sh->d_model;
+  return (double)LZN_SYNTHETIC_VOCAB * d + (LZN_SYNTHETIC_POSITIONS + 2.0) * d + 2.0 * d;
+}
+
+static double layer_floats(const synthetic_shape *sh) {
+  const double d = sh->d_model, f = sh->d_ff;
+  /* W_up, W_down in both layouts, 4 LN vectors, 5 biases of d */
+  return 4.0 * d * d + 3.0 * f * d + f + 9.0 * d;
+}
+
+static lzn_status check_memory(const synthetic_shape *sh, int n_layers) {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return LZN_OK; /* unknown: let the allocation decide */
+  const double ram = (double)pages * (double)page_size, budget = LZN_SYNTHETIC_RAM_SHARE * ram;
+  const double fixed = sizeof(float) * fixed_floats(sh), per_layer = sizeof(float) * layer_floats(sh);
+  const double need = fixed + n_layers * per_layer;
+  if (need <= budget) return LZN_OK;
+  const double fit = floor((budget - fixed) / per_layer);
+  if (fit < 1.0)
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: %s does not fit in %.0f %% of the "
+                    "%.1f GiB of RAM even with one layer", sh->name,
+                    100.0 * LZN_SYNTHETIC_RAM_SHARE, ram / (1u << 30));
+  return lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: %s with %d layers needs %.1f GiB of fp32 "
+                  "weights, more than %.0f %% of the %.1f GiB of RAM; at most %.0f layers fit "
+                  "(pass n_layers)", sh->name, n_layers, need / (1u << 30),
+                  100.0 * LZN_SYNTHETIC_RAM_SHARE, ram / (1u << 30), fit);
+}
+
+static void set_config(lzn_model *m, const synthetic_shape *sh, int n_layers) {
+  lzn_opt_config c;
+  memset(&c, 0, sizeof c);
+  c.hidden_size = sh->d_model, c.ffn_dim = sh->d_ff, c.num_attention_heads = sh->n_heads;
+  c.num_hidden_layers = n_layers, c.max_position_embeddings = LZN_SYNTHETIC_POSITIONS;
+  c.vocab_size = LZN_SYNTHETIC_VOCAB, c.word_embed_proj_dim = sh->d_model;
+  c.do_layer_norm_before = 1, c.enable_bias = 1, c.layer_norm_elementwise_affine = 1;
+  c.tie_word_embeddings = 1, c.remove_final_layer_norm = 0;
+  lzn_opt_describe(m, &c); /* the sizes and description, as lzn_model_load sets them */
+}
+
+static lzn_status make_weights(lzn_model *m, double density, uint64_t seed) {
+  const size_t d = (size_t)m->d_model;
+  /* A neuron fires when N(0,1) + bias > 0, which has probability density
+   * for bias = -Phi^-1(1 - density). At density 1 every neuron should fire:
+   * +10 makes a miss a 1e-23 event. */
+  const float up_bias = density >= 1.0 ? 10.0f : (float)-lzn_inverse_normal_cdf(1.0 - density);
+  filler fl = {.model = m, .seed = seed, .tensor = 0};
+  lzn_status s = random_matrix(&fl, (size_t)m->vocab, d, 1.0 / (double)d, &m->embed_tokens);
+  const size_t positions = (size_t)(m->max_positions + m->arch.position_offset);
+  if (s == LZN_OK) s = random_tensor(&fl, positions * d, 1.0 / (double)d, &m->embed_positions);
+  if (s == LZN_OK) s = constant_tensor(&fl, d, 1.0f, &m->final_norm.weight);
+  if (s == LZN_OK) s = constant_tensor(&fl, d, 0.0f, &m->final_norm.bias);
+  for (int l = 0; s == LZN_OK && l < m->n_layers; l++) s = make_layer(&fl, &m->layers[l], up_bias, density);
+  m->lm_head = m->embed_tokens; /* tied */
+  return s;
+}
+
+lzn_status lzn_model_synthetic(const char *name, float density, int n_layers, uint64_t seed,
+                               lzn_model **out) {
+  const char *fn = "lzn_model_synthetic";
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: out is NULL", fn);
+  *out = NULL;
+  if (name == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: name is NULL", fn);
+  const synthetic_shape *sh = NULL;
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+    if (strcmp(name, shapes[i].name) == 0) sh = &shapes[i];
+  if (sh == NULL)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: unknown model \"%s\" (known: %s)", fn, name,
+                    LZN_SYNTHETIC_NAMES);
+  if (!(density > 0.0f && density <= 1.0f))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: density = %g, must be in (0, 1]", fn, (double)density);
+  if (n_layers < 0)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: n_layers = %d, must be >= 0 (0: the model's %d)",
+                    fn, n_layers, sh->n_layers);
+  if (n_layers == 0) n_layers = sh->n_layers;
+  lzn_status s = check_memory(sh, n_layers);
+  if (s != LZN_OK) return s;
+
+  lzn_model *m = calloc(1, sizeof *m);
+  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
+  set_config(m, sh, n_layers);
+  m->layers = calloc((size_t)n_layers, sizeof *m->layers);
+  s = m->layers ? make_weights(m, density, seed) : lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
+  if (s != LZN_OK) {
+    lzn_model_free(m);
+    return s;
+  }
+  *out = m;
+  return LZN_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * arch.h: config + named tensors -> a model description, per architecture.
+ * Private.
+ *
+ * An architecture reads its config (Hugging Face config.json today),
+ * fills m->arch (which norm, where, how positions enter, which MLP) and
+ * the sizes, and binds every tensor of m->weights to the model's matrices
+ * and vectors. One-time quirks of a family live in its file (OPT's
+ * position offset of 2 and post-LN variants in opt.c), never in forward/.
+ */
+#ifndef LZN_ARCH_H
+#define LZN_ARCH_H
+
+#include "arch/opt_config.h"
+#include "model/model.h"
+
+/* A parsed Hugging Face config.json, of one of the architectures. */
+typedef struct lzn_hf_config {
+  lzn_opt_config opt;
+} lzn_hf_config;
+
+/* Parses config.json text (path_for_errors names it in messages).
+ * Statuses: OK, INVALID_ARG, FORMAT, UNSUPPORTED (an architecture or
+ * activation lazyneuron does not run). */
+lzn_status lzn_arch_parse_hf(const char *config_json, size_t config_len,
+                             const char *path_for_errors, lzn_hf_config *out);
+
+/* Builds m from the config and the tensors already opened in m->weights.
+ * On failure the caller frees m. Statuses: OK, FORMAT, NOMEM, CANCELLED. */
+lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,
+                          const lzn_model_params *params);
+
+/* OPT's description and sizes from its config (opt.c), without tensors:
+ * for the builders of in-memory models (bench/synthetic.c). */
+void lzn_opt_describe(lzn_model *m, const lzn_opt_config *c);
+
+#endif /* LZN_ARCH_H */

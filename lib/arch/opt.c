@@ -1,0 +1,149 @@
+/*
+ * opt.c: OPT (transformers' OPTForCausalLM) -> the model description.
+ *
+ * Tensors are looked up by their Hugging Face names, with or without the
+ * "model." prefix, and every shape is checked against config.json. OPT's
+ * one-time quirks: learned positions start at row 2 (a fairseq legacy);
+ * do_layer_norm_before = false means post-LN (OPT-350m); the decoder has a
+ * final layer norm only when pre-LN and not _remove_final_layer_norm;
+ * word_embed_proj_dim != hidden_size adds project_in / project_out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/arch.h"
+#include "arch/opt_config.h"
+#include "arch/tensors.h"
+
+#define LZN_OPT_LAYER_NORM_EPS 1e-5
+#define LZN_OPT_POSITION_OFFSET 2
+/* Tensors per layer, for the progress callback. */
+#define LZN_OPT_TENSORS_PER_LAYER 16
+
+static lzn_status bind_layer(lzn_binder *b, const lzn_opt_config *c, int i, lzn_layer *layer) {
+  const int64_t d = c->hidden_size, f = c->ffn_dim;
+  const int bias = c->enable_bias, affine = c->layer_norm_elementwise_affine;
+  char n[128];
+  lzn_status s = LZN_OK;
+#define NAME(suffix) (snprintf(n, sizeof n, "layers.%d.%s", i, suffix), n)
+#define VECTOR(suffix, required, len, dst) \
+  if (s == LZN_OK) s = lzn_bind_f32(b, NAME(suffix), required, len, 0, dst)
+#define MATRIX(suffix, rows, cols, dst) \
+  if (s == LZN_OK) s = lzn_bind_matrix(b, NAME(suffix), 1, rows, cols, dst)
+  VECTOR("self_attn_layer_norm.weight", affine, d, &layer->attn_norm.weight);
+  VECTOR("self_attn_layer_norm.bias", affine, d, &layer->attn_norm.bias);
+  MATRIX("self_attn.q_proj.weight", d, d, &layer->q);
+  MATRIX("self_attn.k_proj.weight", d, d, &layer->k);
+  MATRIX("self_attn.v_proj.weight", d, d, &layer->v);
+  MATRIX("self_attn.out_proj.weight", d, d, &layer->o);
+  VECTOR("self_attn.q_proj.bias", bias, d, &layer->q_b);
+  VECTOR("self_attn.k_proj.bias", bias, d, &layer->k_b);
+  VECTOR("self_attn.v_proj.bias", bias, d, &layer->v_b);
+  VECTOR("self_attn.out_proj.bias", bias, d, &layer->o_b);
+  VECTOR("final_layer_norm.weight", affine, d, &layer->mlp_norm.weight);
+  VECTOR("final_layer_norm.bias", affine, d, &layer->mlp_norm.bias);
+  MATRIX("fc1.weight", f, d, &layer->up);
+  VECTOR("fc1.bias", bias, f, &layer->up_b);
+  VECTOR("fc2.bias", bias, d, &layer->down_b);
+  if (s == LZN_OK) s = lzn_bind_transposed(b, NAME("fc2.weight"), d, f, &layer->down_t, &layer->down);
+#undef MATRIX
+#undef VECTOR
+#undef NAME
+  return s;
+}
+
+static lzn_status find_prefix(lzn_binder *b) {
+  static const char *const prefixes[] = {"model.decoder.", "decoder."};
+  for (size_t i = 0; i < 2; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "%sembed_tokens.weight", prefixes[i]);
+    if (lzn_weights_find(&b->model->weights, name)) {
+      b->prefix = prefixes[i];
+      return LZN_OK;
+    }
+  }
+  return lzn_fail(LZN_ERR_FORMAT, "tensor \"model.decoder.embed_tokens.weight\" (or "
+                  "\"decoder.embed_tokens.weight\") is missing: not an OPT checkpoint?");
+}
+
+/* m->layers grows as layers load, never ahead of them: a layer takes at
+ * least six tensors of the file, so a config.json claiming 2^24 layers
+ * beside a 100-byte file fails on a missing tensor instead of allocating
+ * gigabytes of empty layer slots first. */
+static lzn_status bind_layers(lzn_binder *b, const lzn_opt_config *c) {
+  lzn_model *m = b->model;
+  size_t capacity = 0;
+  for (int i = 0; i < m->n_layers; i++) {
+    lzn_layer layer;
+    memset(&layer, 0, sizeof layer);
+    lzn_status s = bind_layer(b, c, i, &layer);
+    if (s != LZN_OK) return s;
+    if ((size_t)i == capacity) {
+      size_t grown_capacity = capacity ? 2 * capacity : 4;
+      if (grown_capacity > (size_t)m->n_layers) grown_capacity = (size_t)m->n_layers;
+      lzn_layer *grown = realloc(m->layers, grown_capacity * sizeof *grown);
+      if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory for %d layers", i + 1);
+      m->layers = grown, capacity = grown_capacity;
+    }
+    m->layers[i] = layer;
+  }
+  return LZN_OK;
+}
+
+static lzn_status bind_tensors(lzn_binder *b, const lzn_opt_config *c) {
+  lzn_model *m = b->model;
+  const int64_t d = c->hidden_size, e = c->word_embed_proj_dim, v = c->vocab_size;
+  const int affine = c->layer_norm_elementwise_affine;
+  lzn_status s = find_prefix(b);
+  if (s == LZN_OK) s = lzn_bind_matrix(b, "embed_tokens.weight", 1, v, e, &m->embed_tokens);
+  if (s == LZN_OK)
+    s = lzn_bind_f32(b, "embed_positions.weight", 1, c->max_position_embeddings + LZN_OPT_POSITION_OFFSET,
+                     d, &m->embed_positions);
+  if (s == LZN_OK && e != d) s = lzn_bind_matrix(b, "project_in.weight", 1, d, e, &m->project_in);
+  if (s == LZN_OK && e != d) s = lzn_bind_matrix(b, "project_out.weight", 1, e, d, &m->project_out);
+  if (s == LZN_OK && m->has_final_norm) {
+    s = lzn_bind_f32(b, "final_layer_norm.weight", affine, d, 0, &m->final_norm.weight);
+    if (s == LZN_OK) s = lzn_bind_f32(b, "final_layer_norm.bias", affine, d, 0, &m->final_norm.bias);
+  }
+  if (s == LZN_OK) s = bind_layers(b, c);
+  if (s != LZN_OK) return s;
+  if (c->tie_word_embeddings) {
+    m->lm_head = m->embed_tokens;
+    return LZN_OK;
+  }
+  /* lm_head sits outside the decoder: no "decoder." in its name. */
+  b->prefix = "";
+  return lzn_bind_matrix(b, "lm_head.weight", 1, v, e, &m->lm_head);
+}
+
+void lzn_opt_describe(lzn_model *m, const lzn_opt_config *c) {
+  m->arch.name = "opt";
+  m->arch.norm = LZN_NORM_LAYER;
+  m->arch.norm_eps = LZN_OPT_LAYER_NORM_EPS;
+  m->arch.norm_before = c->do_layer_norm_before;
+  m->arch.positions = LZN_POSITIONS_LEARNED;
+  m->arch.position_offset = LZN_OPT_POSITION_OFFSET;
+  m->arch.mlp = LZN_MLP_KIND_RELU;
+  m->d_model = c->hidden_size, m->d_ff = c->ffn_dim, m->n_heads = c->num_attention_heads;
+  m->head_dim = c->hidden_size / c->num_attention_heads, m->n_layers = c->num_hidden_layers;
+  m->vocab = c->vocab_size, m->d_embed = c->word_embed_proj_dim;
+  m->max_positions = c->max_position_embeddings;
+  /* Hugging Face builds the decoder's final layer norm only for pre-LN models. */
+  m->has_final_norm = c->do_layer_norm_before && !c->remove_final_layer_norm;
+}
+
+lzn_status lzn_arch_parse_hf(const char *config_json, size_t config_len,
+                             const char *path_for_errors, lzn_hf_config *out) {
+  return lzn_config_parse(config_json, config_len, path_for_errors, &out->opt);
+}
+
+lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,
+                          const lzn_model_params *params) {
+  const lzn_opt_config c = config->opt;
+  lzn_opt_describe(m, &c);
+  lzn_binder b = {.model = m, .prefix = "", .progress = {.params = params, .done = 0}};
+  b.progress.total = 2 + 2 * (m->d_embed != m->d_model) + 2 * m->has_final_norm +
+                     LZN_OPT_TENSORS_PER_LAYER * m->n_layers + !c.tie_word_embeddings;
+  return bind_tensors(&b, &c);
+}

@@ -1,0 +1,42 @@
+/*
+ * tensors.h: named tensors of a file -> the model's matrices and vectors,
+ * shape-checked against the config. Shared by the architectures. Private.
+ *
+ * Names are looked up as prefix + name. Matrices keep their file type where
+ * the kernels read it in place; vectors (norms, biases) are always fp32.
+ */
+#ifndef LZN_ARCH_TENSORS_H
+#define LZN_ARCH_TENSORS_H
+
+#include "model/model.h"
+
+typedef struct lzn_binder {
+  lzn_model *model;
+  const char *prefix;       /* e.g. "model.decoder." */
+  lzn_load_progress progress;
+} lzn_binder;
+
+/* The tensor prefix + name, checked to be {d0} (d1 == 0) or {d0, d1}.
+ * Absent: *out = NULL, an error only if required (FORMAT). */
+lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,
+                         const lzn_file_tensor **out);
+
+/* fp32 values of shape {d0} (d1 == 0: a norm, a bias) or {d0, d1} (a
+ * table read by rows, like learned positions): in place when the file holds
+ * aligned F32, else converted. Absent and not required: *out = NULL. */
+lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,
+                        const float **out);
+
+/* A matrix [rows][cols] as the kernels read it: in place when the file
+ * holds aligned F32, else converted to F32. Absent and not required:
+ * out->data = NULL. */
+lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_t rows,
+                           int64_t cols, lzn_matrix *out);
+
+/* The file's matrix [rows][cols] transposed to [cols][rows] (W_down ->
+ * down_t), converted to F32; and, in *as_stored, the matrix as stored when
+ * that costs nothing (aligned F32 in the file), else data NULL. */
+lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
+                               lzn_matrix *out, lzn_matrix *as_stored);
+
+#endif /* LZN_ARCH_TENSORS_H */

@@ -1,0 +1,33 @@
+/*
+ * matrix.h: a weight matrix as the kernels read it. Private.
+ */
+#ifndef LZN_MATRIX_H
+#define LZN_MATRIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* rows x cols weights of one type, row-major: row r starts at
+ * (const char *)data + r * row_bytes, row_bytes = lzn_wtype_row_bytes(type,
+ * cols) (block types: the last block of a row padded). data NULL means the
+ * model has no such matrix. */
+typedef struct lzn_matrix {
+  lzn_wtype type;
+  const void *data;
+  int64_t rows, cols;
+  size_t row_bytes;
+} lzn_matrix;
+
+static inline lzn_matrix lzn_matrix_make(lzn_wtype type, const void *data, int64_t rows,
+                                         int64_t cols) {
+  const lzn_matrix m = {type, data, rows, cols, lzn_wtype_row_bytes(type, (size_t)cols)};
+  return m;
+}
+
+static inline const void *lzn_matrix_row(const lzn_matrix *m, int64_t r) {
+  return (const char *)m->data + (size_t)r * m->row_bytes;
+}
+
+#endif /* LZN_MATRIX_H */

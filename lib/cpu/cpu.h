@@ -1,0 +1,43 @@
+/*
+ * cpu.h: CPU feature detection and the kernel table in use. Private.
+ *
+ * lzn_kernels_get() is what the library calls: the table chosen once per
+ * process (pthread_once, the library's only global mutable state) from what
+ * this machine supports and LZN_ISA. The rest are pure functions so tests
+ * and lzn-bench can build the table any ISA would give.
+ */
+#ifndef LZN_CPU_H
+#define LZN_CPU_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "lazyneuron.h"
+
+/* Bit i set: this CPU and OS support enum lzn_isa value i (CPUID + XCR0). */
+unsigned lzn_cpu_supported_isas(void);
+
+/* "scalar", "avx2", ... for an enum lzn_isa; "?" for another value. */
+const char *lzn_isa_to_name(enum lzn_isa isa);
+/* The enum lzn_isa of a name, or -1. */
+int lzn_isa_from_name(const char *name);
+
+/* Bit i set: kernels/ has at least one file for ISA i compiled in. */
+unsigned lzn_isa_compiled(void);
+
+/* The table that the ceiling gives on a machine supporting `supported`:
+ * the ref/ kernels, then every compiled ISA <= ceiling in supported, in
+ * enum order. Never leaves a slot NULL. */
+void lzn_kernel_table_fill(enum lzn_isa ceiling, unsigned supported, lzn_kernel_table *out);
+
+/* The ceiling for LZN_ISA value `forced` (NULL or "" = the best ISA that is
+ * supported and compiled). On LZN_ERR_ISA, why says why. */
+lzn_status lzn_isa_resolve(const char *forced, unsigned supported, enum lzn_isa *ceiling,
+                           char *why, size_t why_size);
+
+/* The kernel table in use. Fails with LZN_ERR_ISA, and a message, when
+ * LZN_ISA cannot be honoured. */
+lzn_status lzn_kernels_get(const lzn_kernel_table **out);
+
+#endif /* LZN_CPU_H */

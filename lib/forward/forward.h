@@ -1,0 +1,38 @@
+/*
+ * forward.h: the steps of the forward pass, one file each. Private.
+ *
+ *   forward.c    embed -> blocks -> head, batching, the public lzn_forward
+ *   norm.c       layer norm
+ *   attention.c  causal multi-head attention with the KV cache
+ *   mlp.c        the ReLU MLP: up -> select -> sparse or dense down
+ *   select.c     each token's activation threshold (threshold, top-k)
+ *   cost.c       AUTO: the measured cost model, sparse or dense per call
+ */
+#ifndef LZN_FORWARD_H
+#define LZN_FORWARD_H
+
+#include "model/context.h"
+
+/* out = norm(x) for n rows of d (out may be x). */
+void lzn_norm_rows(const lzn_arch_desc *arch, const lzn_norm *norm, float *out, const float *x,
+                   int n, int d);
+
+/* ctx->attn = out_proj(attention(x)) for n tokens at positions p0..; writes
+ * their K and V into the cache at p0... */
+lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, int n, int p0);
+
+/* out = the MLP block of one layer for n tokens of x. */
+lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n);
+
+/* The activation threshold of one token's pre-activations h[0..d_ff). */
+float lzn_token_threshold(lzn_context *ctx, const float *h);
+
+/* The dense down-projection of n tokens: out = h W_down^T + b. */
+lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float *out, int n);
+
+/* Measures AUTO's cost model on the model's first layer (at context creation). */
+lzn_status lzn_cost_measure(lzn_context *ctx);
+/* Whether AUTO runs this call sparse: active_total active rows over n tokens. */
+int lzn_cost_prefers_sparse(const lzn_context *ctx, size_t active_total, int n);
+
+#endif /* LZN_FORWARD_H */

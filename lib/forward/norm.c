@@ -1,0 +1,30 @@
+/*
+ * norm.c: layer norm, row by row, as torch.nn.LayerNorm computes it.
+ */
+#include <math.h>
+
+#include "forward/forward.h"
+
+/* Statistics in double: rows are short, and it keeps us close to PyTorch. */
+static void layer_norm(float *out, const float *x, const lzn_norm *norm, double eps, int n, int d) {
+  for (int t = 0; t < n; t++) {
+    const float *row = x + (size_t)t * d;
+    float *dst = out + (size_t)t * d;
+    double mean = 0.0, var = 0.0;
+    for (int j = 0; j < d; j++) mean += row[j];
+    mean /= d;
+    for (int j = 0; j < d; j++) var += (row[j] - mean) * (row[j] - mean);
+    const double inv = 1.0 / sqrt(var / d + eps);
+    for (int j = 0; j < d; j++) {
+      const float v = (float)((row[j] - mean) * inv);
+      dst[j] = norm->weight ? v * norm->weight[j] + norm->bias[j] : v;
+    }
+  }
+}
+
+void lzn_norm_rows(const lzn_arch_desc *arch, const lzn_norm *norm, float *out, const float *x,
+                   int n, int d) {
+  switch (arch->norm) {
+  case LZN_NORM_LAYER: layer_norm(out, x, norm, arch->norm_eps, n, d); break;
+  }
+}

@@ -1,0 +1,141 @@
+/*
+ * context.c: one sequence's state: KV cache, scratch, statistics.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "forward/forward.h"
+
+/* Prefill runs in batches of at most this many tokens, which bounds the
+ * scratch memory: [64][d_ff] floats is 2 MiB for OPT-1.3B. */
+#define LZN_MAX_BATCH 64
+
+LZN_API lzn_context_params lzn_context_default_params(void) {
+  lzn_context_params p;
+  memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.n_ctx = 0;
+  p.n_threads = 1;
+  p.mlp_mode = LZN_MLP_AUTO;
+  p.auto_crossover = 0.0f;
+  p.collect_stats = 1;
+  return p;
+}
+
+static lzn_status check_context_params(const lzn_context_params *p, const lzn_model *m) {
+  const char *fn = "lzn_context_create";
+  if (p->struct_size != sizeof *p)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->struct_size = %zu, expected %zu "
+                    "(use lzn_context_default_params())", fn, p->struct_size, sizeof *p);
+  if (p->n_ctx < 0 || p->n_ctx > m->max_positions)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->n_ctx = %d, must be in [0, %d] "
+                    "(max_position_embeddings)", fn, p->n_ctx, m->max_positions);
+  if (p->n_threads < 1 || p->n_threads > LZN_MAX_THREADS)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->n_threads = %d, must be in [1, %d]", fn,
+                    p->n_threads, LZN_MAX_THREADS);
+  if (p->mlp_mode != LZN_MLP_AUTO && p->mlp_mode != LZN_MLP_SPARSE && p->mlp_mode != LZN_MLP_DENSE)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->mlp_mode = %d is not an lzn_mlp_mode", fn,
+                    (int)p->mlp_mode);
+  if (!(p->auto_crossover >= 0.0f && p->auto_crossover <= 1.0f))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->auto_crossover = %g, must be in [0, 1]", fn,
+                    (double)p->auto_crossover);
+  if (p->top_k < 0 || p->top_k > m->d_ff)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->top_k = %d, must be in [0, d_ff = %d]", fn,
+                    p->top_k, m->d_ff);
+  if (!(p->threshold >= 0.0f) || isinf(p->threshold))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->threshold = %g, must be finite and >= 0", fn,
+                    (double)p->threshold);
+  if (p->collect_stats != 0 && p->collect_stats != 1)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->collect_stats = %d, must be 0 or 1", fn,
+                    p->collect_stats);
+  return LZN_OK;
+}
+
+static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
+
+LZN_API void lzn_context_free(lzn_context *ctx) {
+  if (ctx == NULL) return;
+  lzn_dense_free(ctx->exec.dense);
+  float *buffers[] = {ctx->k_cache, ctx->v_cache, ctx->hidden, ctx->normed, ctx->q, ctx->k,
+                      ctx->v, ctx->heads, ctx->attn, ctx->up, ctx->mlp_out, ctx->embed, ctx->scores,
+                      ctx->active_val, ctx->top_k_scratch, ctx->token_threshold};
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+  free(ctx->active_idx);
+  if (ctx->counters)
+    for (int l = 0; l < ctx->model->n_layers; l++) free(ctx->counters[l].fired);
+  free(ctx->counters);
+  free(ctx);
+}
+
+static lzn_status allocate(lzn_context *ctx) {
+  const lzn_model *m = ctx->model;
+  const size_t b = (size_t)ctx->max_batch, d = (size_t)m->d_model, f = (size_t)m->d_ff;
+  const size_t cache = (size_t)m->n_layers * (size_t)ctx->n_ctx * d;
+  const size_t embed = (size_t)(m->d_embed > m->d_model ? m->d_embed : m->d_model);
+  ctx->k_cache = floats(cache), ctx->v_cache = floats(cache);
+  ctx->hidden = floats(b * d), ctx->normed = floats(b * d);
+  ctx->q = floats(b * d), ctx->k = floats(b * d), ctx->v = floats(b * d);
+  ctx->heads = floats(b * d), ctx->attn = floats(b * d);
+  ctx->up = floats(b * f), ctx->mlp_out = floats(b * d), ctx->embed = floats(b * embed);
+  ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
+  ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
+  ctx->active_idx = malloc(f * sizeof(int32_t));
+  ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
+  int ok = ctx->k_cache && ctx->v_cache && ctx->hidden && ctx->normed && ctx->q && ctx->k &&
+           ctx->v && ctx->heads && ctx->attn && ctx->up && ctx->mlp_out && ctx->embed && ctx->scores &&
+           ctx->active_val && ctx->top_k_scratch && ctx->token_threshold && ctx->active_idx && ctx->counters;
+  for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
+  if (!ok)
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "
+                    "(KV cache %zu MiB)", ctx->n_ctx, 2 * cache * sizeof(float) >> 20);
+  return LZN_OK;
+}
+
+LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_params *params,
+                                      lzn_context **out) {
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_create: out is NULL");
+  *out = NULL;
+  if (model == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_create: model is NULL");
+  const lzn_context_params defaults = lzn_context_default_params();
+  if (params == NULL) params = &defaults;
+  lzn_status s = check_context_params(params, model);
+  if (s != LZN_OK) return s;
+  const lzn_kernel_table *kernels;
+  s = lzn_kernels_get(&kernels);
+  if (s != LZN_OK) return s;
+
+  lzn_context *ctx = calloc(1, sizeof *ctx);
+  if (ctx == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory");
+  ctx->model = model, ctx->params = *params;
+  ctx->exec.kernels = kernels, ctx->exec.n_threads = params->n_threads;
+  ctx->n_ctx = params->n_ctx ? params->n_ctx : model->max_positions;
+  ctx->max_batch = ctx->n_ctx < LZN_MAX_BATCH ? ctx->n_ctx : LZN_MAX_BATCH;
+  s = allocate(ctx);
+  if (s == LZN_OK) s = lzn_dense_create(&ctx->exec.dense);
+  if (s == LZN_OK && params->mlp_mode == LZN_MLP_AUTO && params->auto_crossover == 0.0f)
+    s = lzn_cost_measure(ctx);
+  if (s != LZN_OK) {
+    lzn_context_free(ctx);
+    return s;
+  }
+  *out = ctx;
+  return LZN_OK;
+}
+
+LZN_API int lzn_context_n_past(const lzn_context *ctx) { return ctx ? ctx->n_past : -1; }
+
+LZN_API lzn_status lzn_context_reset(lzn_context *ctx) {
+  if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_reset: ctx is NULL");
+  ctx->n_past = 0;
+  for (int l = 0; l < ctx->model->n_layers; l++) {
+    lzn_layer_counters *c = &ctx->counters[l];
+    uint8_t *fired = c->fired;
+    memset(fired, 0, (size_t)ctx->model->d_ff);
+    memset(c, 0, sizeof *c);
+    c->fired = fired;
+  }
+  return LZN_OK;
+}
+

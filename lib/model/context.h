@@ -1,0 +1,48 @@
+/*
+ * context.h: one sequence's state: KV cache, scratch, statistics. Private.
+ */
+#ifndef LZN_CONTEXT_H
+#define LZN_CONTEXT_H
+
+#include "linalg/exec.h"
+#include "model/model.h"
+
+/* Per-layer counters behind lzn_layer_stats. */
+typedef struct lzn_layer_counters {
+  int64_t tokens, active_sum, sparse_calls, dense_calls;
+  double flops_executed, bytes_executed;
+  double seconds_attention, seconds_up, seconds_down;
+  uint8_t *fired; /* [d_ff]: 1 once the neuron was active */
+} lzn_layer_counters;
+
+struct lzn_context {
+  const lzn_model *model;
+  lzn_context_params params;
+  lzn_exec exec;           /* kernels, oneDNN, threads */
+  int n_ctx, n_past, max_batch;
+  /* AUTO's cost model (forward/cost.c), measured at creation unless the
+   * caller set auto_crossover: seconds per active row of the sparse
+   * down-projection, and of the dense one for 1 and for max_batch tokens. */
+  double t_row, t_dense_1, t_dense_batch;
+
+  float *k_cache, *v_cache; /* [n_layers][n_ctx][d_model] */
+
+  /* Scratch for one batch of at most max_batch tokens. */
+  float *hidden;   /* [max_batch][d_model] the residual stream */
+  float *normed;   /* [max_batch][d_model] norm output, the MLP's input */
+  float *q, *k, *v; /* [max_batch][d_model] */
+  float *heads;    /* [max_batch][d_model] attention per head, before out_proj */
+  float *attn;     /* [max_batch][d_model] the attention block's output */
+  float *up;       /* [max_batch][d_ff] */
+  float *mlp_out;  /* [max_batch][d_model] */
+  float *embed;    /* [max_batch][max(d_embed, d_model)] */
+  float *scores;   /* [n_threads][n_ctx] attention scores */
+  int32_t *active_idx; /* [d_ff] */
+  float *active_val;   /* [d_ff] */
+  float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
+  float *token_threshold; /* [max_batch] each token's activation threshold */
+
+  lzn_layer_counters *counters; /* [n_layers] */
+};
+
+#endif /* LZN_CONTEXT_H */

@@ -1,0 +1,53 @@
+/*
+ * load_memory.c: a model from a config.json text and a safetensors image in
+ * memory, for the fuzzers and tests.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/arch.h"
+#include "model/model.h"
+
+/* lzn_model_load from memory, for the fuzzers and tests: the model keeps its
+ * own copy of the safetensors image (F32 tensors are used in place), so the
+ * caller's bytes need not outlive the call. */
+lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, const void *weights,
+                                 size_t weights_len, const lzn_model_params *params,
+                                 lzn_model **out) {
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_memory: out is NULL");
+  *out = NULL;
+  if ((config_json == NULL && config_len != 0) || (weights == NULL && weights_len != 0))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_memory: config_json or weights is NULL");
+  const lzn_model_params defaults = lzn_model_default_params();
+  if (params == NULL) params = &defaults;
+  lzn_status s = lzn_model_check_params(params);
+  if (s != LZN_OK) return s;
+  lzn_model *m = calloc(1, sizeof *m);
+  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory");
+  lzn_hf_config config;
+  s = lzn_arch_parse_hf(config_json, config_len, "(memory config.json)", &config);
+  if (s == LZN_OK) {
+    m->weights.files = calloc(1, sizeof *m->weights.files);
+    void *copy = malloc(weights_len ? weights_len : 1);
+    if (m->weights.files == NULL || copy == NULL) {
+      free(copy);
+      s = lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory for %zu bytes of weights",
+                   weights_len);
+    } else {
+      if (weights_len) memcpy(copy, weights, weights_len);
+      m->weights.n_files = 1;
+      s = lzn_st_parse(copy, weights_len, "(memory model.safetensors)", &m->weights.files[0]);
+      if (s == LZN_OK) m->weights.files[0].owns_bytes = 1; /* malloc'ed: lzn_st_close frees */
+      else free(copy);
+    }
+  }
+  /* by_name stays NULL: lzn_weights_find searches the one file linearly. */
+  if (s == LZN_OK)
+    s = lzn_arch_build(m, &config, params);
+  if (s != LZN_OK) {
+    lzn_model_free(m);
+    return s;
+  }
+  *out = m;
+  return LZN_OK;
+}

@@ -1,0 +1,111 @@
+/*
+ * model.c: the public model API: load a model folder or file, free it,
+ * describe it. The file format (format/) gives named tensors, the
+ * architecture (arch/) turns them and the config into the model.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "arch/arch.h"
+#include "core/file.h"
+#include "model/model.h"
+
+lzn_status lzn_model_own(lzn_model *m, size_t n_bytes, void **out) {
+  return lzn_buffers_alloc(&m->owned, n_bytes, out);
+}
+
+lzn_status lzn_load_progress_step(lzn_load_progress *p) {
+  p->done++;
+  if (p->params->progress &&
+      !p->params->progress((float)p->done / (float)p->total, p->params->progress_user_data))
+    return lzn_fail(LZN_ERR_CANCELLED, "model load cancelled by the progress callback");
+  return LZN_OK;
+}
+
+/* -------------------------------------------------------------- paths */
+
+/* The config.json for path: inside it if it is a folder, beside it if it
+ * is a file. */
+static lzn_status config_path(const char *path, char *out, size_t size) {
+  struct stat st;
+  if (stat(path, &st) != 0) return lzn_fail(LZN_ERR_IO, "%s: no such file or folder", path);
+  int n;
+  if (S_ISDIR(st.st_mode)) {
+    n = snprintf(out, size, "%s/config.json", path);
+  } else {
+    const char *slash = strrchr(path, '/');
+    const int dir_len = slash ? (int)(slash - path) : 1;
+    n = snprintf(out, size, "%.*s/config.json", dir_len, slash ? path : ".");
+  }
+  if (n < 0 || (size_t)n >= size) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: path too long", path);
+  return LZN_OK;
+}
+
+LZN_API lzn_model_params lzn_model_default_params(void) {
+  lzn_model_params p;
+  memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.use_mmap = 1;
+  return p;
+}
+
+LZN_API void lzn_model_free(lzn_model *model) {
+  if (model == NULL) return;
+  lzn_buffers_free(&model->owned);
+  free(model->layers);
+  lzn_weights_close(&model->weights);
+  free(model);
+}
+
+lzn_status lzn_model_check_params(const lzn_model_params *p) {
+  if (p->struct_size != sizeof *p)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->struct_size = %zu, expected %zu "
+                    "(use lzn_model_default_params())", p->struct_size, sizeof *p);
+  if (p->use_mmap != 0 && p->use_mmap != 1)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->use_mmap = %d, must be 0 or 1",
+                    p->use_mmap);
+  return LZN_OK;
+}
+
+LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
+                                  lzn_model **out) {
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: out is NULL");
+  *out = NULL;
+  if (path == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: path is NULL");
+  const lzn_model_params defaults = lzn_model_default_params();
+  if (params == NULL) params = &defaults;
+  lzn_status s = lzn_model_check_params(params);
+  if (s != LZN_OK) return s;
+
+  char cfg_path[4096];
+  s = config_path(path, cfg_path, sizeof cfg_path);
+  if (s != LZN_OK) return s;
+  lzn_model *m = calloc(1, sizeof *m);
+  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
+  char *config_json = NULL;
+  size_t config_len = 0;
+  lzn_hf_config config;
+  s = lzn_read_file(cfg_path, &config_json, &config_len);
+  if (s == LZN_OK) s = lzn_arch_parse_hf(config_json, config_len, cfg_path, &config);
+  free(config_json);
+  if (s == LZN_OK) s = lzn_weights_open(path, params->use_mmap, &m->weights);
+  if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
+  if (s != LZN_OK) {
+    lzn_model_free(m);
+    return s;
+  }
+  *out = m;
+  return LZN_OK;
+}
+
+LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out) {
+  if (model == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_get_info: model is NULL");
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_get_info: out is NULL");
+  out->n_layers = model->n_layers, out->d_model = model->d_model, out->d_ff = model->d_ff;
+  out->n_heads = model->n_heads, out->vocab_size = model->vocab;
+  out->max_positions = model->max_positions;
+  return LZN_OK;
+}
+

@@ -1,0 +1,34 @@
+/*
+ * stats.c: the per-layer statistics a context collects, as the public
+ * lzn_layer_stats.
+ */
+#include <string.h>
+
+#include "model/context.h"
+
+LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *out, int capacity) {
+  if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: ctx is NULL");
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: out is NULL");
+  if (capacity < 1)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: capacity = %d, must be >= 1", capacity);
+  const lzn_model *m = ctx->model;
+  const double per_token_flops = 2.0 * m->d_model * m->d_ff;
+  for (int l = 0; l < m->n_layers && l < capacity; l++) {
+    const lzn_layer_counters *c = &ctx->counters[l];
+    lzn_layer_stats *s = &out[l];
+    memset(s, 0, sizeof *s);
+    s->tokens = c->tokens;
+    s->active_fraction = c->tokens ? (double)c->active_sum / ((double)c->tokens * m->d_ff) : 0.0;
+    for (int i = 0; i < m->d_ff; i++) s->never_fired += !c->fired[i];
+    s->flops_dense = per_token_flops * (double)c->tokens;
+    s->bytes_dense = (double)(c->sparse_calls + c->dense_calls) * (double)m->layers[l].down_t.row_bytes * m->d_ff;
+    s->flops_executed = c->flops_executed;
+    s->bytes_executed = c->bytes_executed;
+    s->seconds_attention = c->seconds_attention;
+    s->seconds_up = c->seconds_up;
+    s->seconds_down = c->seconds_down;
+    s->sparse_calls = c->sparse_calls;
+    s->dense_calls = c->dense_calls;
+  }
+  return LZN_OK;
+}
