@@ -14,13 +14,7 @@
  * GGUF tools; "?" for another value. */
 const char *lzn_wtype_name(lzn_wtype type);
 
-/* IEEE binary16 <-> binary32, exact / round to nearest even (NaN stays NaN). */
-float lzn_f16_to_f32(uint16_t h);
-uint16_t lzn_f32_to_f16(float f);
-/* bfloat16 <-> binary32: exact / round to nearest even (NaN stays NaN). */
-float lzn_bf16_to_f32(uint16_t h);
-uint16_t lzn_f32_to_bf16(float f);
-
+/* fp16 / bf16 <-> fp32 for single values: kernels/half.h. */
 /* Element i of an array of an element type (F32, F16, BF16) as float; data
  * may be unaligned. */
 float lzn_wtype_element(lzn_wtype type, const void *data, size_t i);
