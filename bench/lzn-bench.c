@@ -1,7 +1,7 @@
 /*
  * lzn-bench: benchmarks of lazyneuron. One subcommand per mode, dispatched on
- * argv[1]; each mode lives in its own file (kernels.c, later model.c) and
- * shares common.c and output.c.
+ * argv[1]; each mode lives in its own file (kernels.c, model.c, quality.c)
+ * and shares common.c and output.c.
  */
 #include <stdio.h>
 #include <string.h>

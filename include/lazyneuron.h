@@ -84,15 +84,20 @@ LZN_API const char *lzn_last_error(void);
 
 /* ---------------------------------------------------------- kernel dispatch */
 
-/* The kernel set in use: "avx512", "avx2" or "scalar". The best one that the
- * CPU and the OS (XCR0) support is chosen once, on first use; the environment
- * variable LZN_ISA=scalar|avx2|avx512 forces one. Returns NULL if LZN_ISA
- * names an unknown ISA or one this machine cannot run; every call that needs
- * kernels then fails with LZN_ERR_ISA and lzn_last_error() says why. */
+/* The kernel set in use, named by its best ISA: "scalar", "avx2", "avxvnni",
+ * "avx512", "avx512bf16" or "avx512vnni" (in that order). Kernels are chosen
+ * once, on first use, per (weight type, operation): the portable reference,
+ * overridden by every ISA the CPU and the OS (XCR0) support up to the best,
+ * each extension (AVX512_BF16, AVX512_VNNI, AVX-VNNI) checked on its own.
+ * The environment variable LZN_ISA=name sets that ceiling. Returns NULL if
+ * LZN_ISA names an unknown ISA or one this machine cannot run; every call
+ * that needs kernels then fails with LZN_ERR_ISA and lzn_last_error() says
+ * why (never SIGILL). */
 LZN_API const char *lzn_isa_name(void);
 
-/* Whether this machine (CPU and OS) can run the named ISA's kernels, whatever
- * LZN_ISA says: 1 if it can, 0 if it cannot or the name is unknown. */
+/* Whether this machine (CPU and OS) can run the named ISA's kernels and the
+ * library has some compiled in, whatever LZN_ISA says: 1 if so, 0 if not or
+ * the name is unknown. */
 LZN_API int lzn_isa_supported(const char *name);
 
 /* ------------------------------------------------------- low-level sparse ops

@@ -107,8 +107,9 @@ def version_number():
 
 
 def isa():
-    """The kernel set in use ("avx512", "avx2" or "scalar"); None if $LZN_ISA names
-    one this machine cannot run (every model call then fails with LZN_ERR_ISA)."""
+    """The kernel ceiling in use ("scalar", "avx2", "avxvnni", "avx512", "avx512bf16"
+    or "avx512vnni"); None if $LZN_ISA names one this machine cannot run (every
+    model call then fails with LZN_ERR_ISA)."""
     name = _lib.load().lzn_isa_name()
     return name.decode() if name is not None else None
 
