@@ -46,7 +46,7 @@ extern "C" {
 /* ------------------------------------------------------------------ version */
 
 #define LZN_VERSION_MAJOR 0
-#define LZN_VERSION_MINOR 1
+#define LZN_VERSION_MINOR 2
 #define LZN_VERSION_PATCH 0
 #define LZN_VERSION_NUMBER \
   (LZN_VERSION_MAJOR * 10000 + LZN_VERSION_MINOR * 100 + LZN_VERSION_PATCH)
@@ -100,6 +100,20 @@ LZN_API const char *lzn_isa_name(void);
  * the name is unknown. */
 LZN_API int lzn_isa_supported(const char *name);
 
+/* ------------------------------------------------------------ weight types */
+
+/* The type the model keeps its weight matrices in (explicit values, never
+ * renumbered). Decoding is memory-bound: bytes per weight are time.
+ * Norms, biases, learned positions and every 1-D tensor stay fp32. */
+typedef enum lzn_weight_type {
+  LZN_WEIGHTS_AS_STORED = 0, /* F32, F16 and BF16 tensors stay in their file's type */
+  LZN_WEIGHTS_F32 = 1,       /* 32 bits per weight */
+  LZN_WEIGHTS_F16 = 2,       /* IEEE binary16, 16 bits, rounded to nearest even */
+  LZN_WEIGHTS_BF16 = 3,      /* bfloat16, 16 bits, rounded to nearest even */
+  LZN_WEIGHTS_Q8_0 = 4,      /* llama.cpp's Q8_0: blocks of 32 int8 + an fp16 scale, 8.5 bits */
+  LZN_WEIGHTS_Q4_0 = 5       /* llama.cpp's Q4_0: blocks of 32 4-bit + an fp16 scale, 4.5 bits */
+} lzn_weight_type;
+
 /* ------------------------------------------------------- low-level sparse ops
  *
  * For engines that keep their own weights and want only lazyneuron's kernels.
@@ -125,6 +139,27 @@ LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_
                                    const int32_t *active_idx, const float *active_val,
                                    int64_t n_active, int n_threads);
 
+/* The bytes of one row of n weights of a type (a block type: ceil(n / 32)
+ * blocks, the last zero-padded); -1 for a type that is not one (or
+ * LZN_WEIGHTS_AS_STORED) or n < 0. */
+LZN_API int64_t lzn_weight_row_bytes(lzn_weight_type type, int64_t n);
+
+/* Converts rows x cols fp32 values (row-major) to a weight type, row by
+ * row (lzn_weight_row_bytes(type, cols) bytes each), as the model loader
+ * does: round to nearest even for F16/BF16, llama.cpp's rounding for
+ * Q8_0/Q4_0. Statuses: OK, INVALID_ARG (NULL, sizes, type; a NaN or Inf in
+ * src, or a value F16 cannot hold: the row is named), ISA. */
+LZN_API lzn_status lzn_weights_convert(lzn_weight_type type, const float *src, int64_t rows,
+                                       int64_t cols, void *dst);
+
+/* lzn_sparse_down for W_down^T in any weight type: row i of w_t starts at
+ * (const char *)w_t + i * lzn_weight_row_bytes(type, d). Same statuses,
+ * and INVALID_ARG for a type that is not one. */
+LZN_API lzn_status lzn_sparse_down_typed(float *y, int64_t d, const void *w_t,
+                                         lzn_weight_type type, int64_t f,
+                                         const int32_t *active_idx, const float *active_val,
+                                         int64_t n_active, int n_threads);
+
 /* ------------------------------------------------------------ models (OPT) */
 
 typedef struct lzn_model lzn_model;     /* read-only after load; share freely */
@@ -139,6 +174,9 @@ typedef struct lzn_model_params {
   int use_mmap;                /* 1: map weights that are used as stored (default 1) */
   lzn_progress_fn progress;    /* optional (default NULL) */
   void *progress_user_data;
+  /* Weight matrices as stored (default) or converted / quantized at load.
+   * A row of a block type is whole blocks, the last one zero-padded. */
+  lzn_weight_type weight_type;
 } lzn_model_params;
 
 typedef enum lzn_mlp_mode {
@@ -174,6 +212,11 @@ typedef struct lzn_context_params {
 
 typedef struct lzn_model_info {
   int n_layers, d_model, d_ff, n_heads, vocab_size, max_positions;
+  /* Added in 0.2: the type of the weight matrices (AS_STORED resolved: the
+   * type of the largest share of bytes when a file mixes types), and the
+   * bytes they take (the model's matrices, in memory or mapped). */
+  lzn_weight_type weight_type;
+  int64_t weight_bytes;
 } lzn_model_info;
 
 /* Per-layer statistics of the MLP down-projection since the context was
@@ -199,8 +242,14 @@ LZN_API lzn_context_params lzn_context_default_params(void);
 
 /* Loads a Hugging Face OPT folder (config.json with model.safetensors or
  * model.safetensors.index.json + shards), or a .safetensors file with
- * config.json beside it. params may be NULL for the defaults.
- * Statuses: OK, INVALID_ARG, IO, FORMAT, UNSUPPORTED, NOMEM, CANCELLED. */
+ * config.json beside it. params may be NULL for the defaults. Weight
+ * matrices are kept in params->weight_type: as stored, they are used in
+ * place in the mapped file where the layout allows; otherwise converted
+ * once (W_down is always transposed, in that type).
+ * Statuses: OK, INVALID_ARG (a params field out of range, named), IO,
+ * FORMAT (a rule of the file broken; a NaN or Inf in a tensor being
+ * quantized, or a value F16 cannot hold: the tensor and row are named),
+ * UNSUPPORTED, NOMEM, CANCELLED, ISA. */
 LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
                                   lzn_model **out);
 LZN_API void lzn_model_free(lzn_model *model);

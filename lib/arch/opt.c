@@ -15,6 +15,7 @@
 #include "arch/arch.h"
 #include "arch/opt_config.h"
 #include "arch/tensors.h"
+#include "cpu/cpu.h"
 
 #define LZN_OPT_LAYER_NORM_EPS 1e-5
 #define LZN_OPT_POSITION_OFFSET 2
@@ -142,7 +143,11 @@ lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,
                           const lzn_model_params *params) {
   const lzn_opt_config c = config->opt;
   lzn_opt_describe(m, &c);
-  lzn_binder b = {.model = m, .prefix = "", .progress = {.params = params, .done = 0}};
+  const lzn_kernel_table *kernels;
+  lzn_status s = lzn_kernels_get(&kernels);
+  if (s != LZN_OK) return s;
+  lzn_binder b = {.model = m, .prefix = "", .progress = {.params = params, .done = 0},
+                  .kernels = kernels, .want = params->weight_type};
   b.progress.total = 2 + 2 * (m->d_embed != m->d_model) + 2 * m->has_final_norm +
                      LZN_OPT_TENSORS_PER_LAYER * m->n_layers + !c.tie_word_embeddings;
   return bind_tensors(&b, &c);

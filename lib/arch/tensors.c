@@ -4,11 +4,12 @@
 #include "arch/tensors.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static int usable_in_place(const lzn_file_tensor *t) {
-  return t->dtype == LZN_WTYPE_F32 && (uintptr_t)t->data % sizeof(float) == 0;
-}
+/* Rows converted per batch in a transposition: enough that each source row
+ * is read in runs of this many contiguous values. A multiple of the block. */
+#define LZN_TRANSPOSE_ROWS 64
 
 lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,
                          const lzn_file_tensor **out) {
@@ -32,18 +33,35 @@ lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t 
   return LZN_OK;
 }
 
-/* The tensor's values as F32, in place or in a buffer the model owns. */
-static lzn_status as_f32(lzn_model *m, const lzn_file_tensor *t, const float **out) {
-  if (usable_in_place(t)) {
-    *out = t->data;
-    return LZN_OK;
-  }
-  void *buffer;
-  lzn_status s = lzn_model_own(m, (size_t)t->n_elements * sizeof(float), &buffer);
-  if (s != LZN_OK) return s;
-  float *f = buffer;
-  for (size_t i = 0; i < (size_t)t->n_elements; i++) f[i] = lzn_wtype_element(t->dtype, t->data, i);
-  *out = f;
+/* The type a matrix stored as `stored` is kept in. */
+static lzn_wtype target_type(const lzn_binder *b, lzn_wtype stored) {
+  lzn_wtype t;
+  return lzn_wtype_from_public(b->want, &t) ? t : stored;
+}
+
+/* Whether the file's bytes can be used as a matrix of this type in place:
+ * the same type, and aligned for its loads (4 bytes for F32, 2 for the
+ * others: fp16 halves and block scales). */
+static int usable_in_place(const lzn_file_tensor *t, lzn_wtype type) {
+  const size_t align = type == LZN_WTYPE_F32 ? 4 : 2;
+  return t->dtype == type && (uintptr_t)t->data % align == 0;
+}
+
+/* One row (cols values from element index first, stride apart) of the
+ * file's tensor as fp32. */
+static void read_row(const lzn_file_tensor *t, size_t first, size_t stride, size_t cols, float *out) {
+  for (size_t j = 0; j < cols; j++) out[j] = lzn_wtype_element(t->dtype, t->data, first + j * stride);
+}
+
+/* Converts one fp32 row into dst in type, checking that it fits. */
+static lzn_status write_row(const lzn_binder *b, const lzn_file_tensor *t, const char *name,
+                            int64_t row, lzn_wtype type, const float *src, size_t cols, void *dst) {
+  const size_t bad = lzn_wtype_first_unfit(type, src, cols);
+  if (bad < cols)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s%s\" row %lld holds %g at column %zu, which %s "
+                    "cannot hold", t->file, b->prefix, name, (long long)row, (double)src[bad], bad,
+                    lzn_wtype_name(type));
+  b->kernels->type[type].from_f32(dst, src, cols);
   return LZN_OK;
 }
 
@@ -52,40 +70,73 @@ lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d
   const lzn_file_tensor *t;
   *out = NULL;
   lzn_status s = lzn_bind_find(b, name, required, d0, d1, &t);
-  if (s == LZN_OK && t) s = as_f32(b->model, t, out);
-  if (s == LZN_OK) s = lzn_load_progress_step(&b->progress);
-  return s;
+  if (s != LZN_OK || t == NULL) return s;
+  if (usable_in_place(t, LZN_WTYPE_F32)) {
+    *out = t->data;
+  } else {
+    void *buffer;
+    s = lzn_model_own(b->model, (size_t)t->n_elements * sizeof(float), &buffer);
+    if (s != LZN_OK) return s;
+    read_row(t, 0, 1, (size_t)t->n_elements, buffer);
+    *out = buffer;
+  }
+  return lzn_load_progress_step(&b->progress);
 }
 
 lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_t rows,
                            int64_t cols, lzn_matrix *out) {
   const lzn_file_tensor *t;
-  const float *data = NULL;
+  *out = lzn_matrix_make(target_type(b, LZN_WTYPE_F32), NULL, rows, cols);
   lzn_status s = lzn_bind_find(b, name, required, rows, cols, &t);
-  if (s == LZN_OK && t) s = as_f32(b->model, t, &data);
-  if (s == LZN_OK) s = lzn_load_progress_step(&b->progress);
-  *out = lzn_matrix_make(LZN_WTYPE_F32, data, rows, cols);
-  return s;
+  if (s != LZN_OK || t == NULL) return s;
+  const lzn_wtype type = target_type(b, t->dtype);
+  *out = lzn_matrix_make(type, NULL, rows, cols);
+  if (usable_in_place(t, type)) {
+    out->data = t->data;
+    return lzn_load_progress_step(&b->progress);
+  }
+  void *buffer;
+  float *row = malloc((size_t)cols * sizeof *row);
+  s = row ? lzn_model_own(b->model, (size_t)rows * out->row_bytes, &buffer)
+          : lzn_fail(LZN_ERR_NOMEM, "out of memory converting \"%s\"", name);
+  for (int64_t r = 0; s == LZN_OK && r < rows; r++) {
+    read_row(t, (size_t)(r * cols), 1, (size_t)cols, row);
+    s = write_row(b, t, name, r, type, row, (size_t)cols, (char *)buffer + (size_t)r * out->row_bytes);
+  }
+  free(row);
+  if (s != LZN_OK) return s;
+  out->data = buffer;
+  return lzn_load_progress_step(&b->progress);
 }
 
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored) {
   const lzn_file_tensor *t;
-  *out = lzn_matrix_make(LZN_WTYPE_F32, NULL, cols, rows);
-  *as_stored = lzn_matrix_make(LZN_WTYPE_F32, NULL, rows, cols);
+  *out = lzn_matrix_make(target_type(b, LZN_WTYPE_F32), NULL, cols, rows);
+  *as_stored = lzn_matrix_make(out->type, NULL, rows, cols);
   lzn_status s = lzn_bind_find(b, name, 1, rows, cols, &t);
-  void *buffer = NULL;
-  if (s == LZN_OK) s = lzn_model_own(b->model, (size_t)(rows * cols) * sizeof(float), &buffer);
   if (s != LZN_OK) return s;
-  float *dst = buffer;
-  /* Blocked so that both the reads and the writes stay in cache. */
-  enum { BLOCK = 32 };
-  for (int64_t r0 = 0; r0 < rows; r0 += BLOCK)
-    for (int64_t c0 = 0; c0 < cols; c0 += BLOCK)
-      for (int64_t r = r0; r < r0 + BLOCK && r < rows; r++)
-        for (int64_t c = c0; c < c0 + BLOCK && c < cols; c++)
-          dst[c * rows + r] = lzn_wtype_element(t->dtype, t->data, (size_t)(r * cols + c));
-  out->data = dst;
-  if (usable_in_place(t)) as_stored->data = t->data;
+  const lzn_wtype type = target_type(b, t->dtype);
+  *out = lzn_matrix_make(type, NULL, cols, rows);
+  *as_stored = lzn_matrix_make(type, NULL, rows, cols);
+  void *buffer;
+  /* LZN_TRANSPOSE_ROWS output rows at a time, gathered from runs of that
+   * many contiguous values of each stored row, so reads stay sequential. */
+  float *tile = malloc((size_t)LZN_TRANSPOSE_ROWS * (size_t)rows * sizeof *tile);
+  s = tile ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
+           : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
+  for (int64_t c0 = 0; s == LZN_OK && c0 < cols; c0 += LZN_TRANSPOSE_ROWS) {
+    const int64_t n = cols - c0 < LZN_TRANSPOSE_ROWS ? cols - c0 : LZN_TRANSPOSE_ROWS;
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t c = 0; c < n; c++)
+        tile[c * rows + r] = lzn_wtype_element(t->dtype, t->data, (size_t)(r * cols + c0 + c));
+    for (int64_t c = 0; s == LZN_OK && c < n; c++)
+      s = write_row(b, t, name, c0 + c, type, tile + c * rows, (size_t)rows,
+                    (char *)buffer + (size_t)(c0 + c) * out->row_bytes);
+  }
+  free(tile);
+  if (s != LZN_OK) return s;
+  out->data = buffer;
+  if (usable_in_place(t, type)) as_stored->data = t->data;
   return lzn_load_progress_step(&b->progress);
 }

@@ -1,9 +1,13 @@
 /*
  * tensors.h: named tensors of a file -> the model's matrices and vectors,
- * shape-checked against the config. Shared by the architectures. Private.
+ * shape-checked against the config, in the weight type the caller asked
+ * for. Shared by the architectures. Private.
  *
- * Names are looked up as prefix + name. Matrices keep their file type where
- * the kernels read it in place; vectors (norms, biases) are always fp32.
+ * Names are looked up as prefix + name. A matrix is used in place when the
+ * file already holds it in the wanted type, suitably aligned; else it is
+ * converted row by row into a buffer the model owns (quantized rows are
+ * checked for NaN/Inf first). Vectors (norms, biases) and tables read by
+ * rows (learned positions) are always fp32.
  */
 #ifndef LZN_ARCH_TENSORS_H
 #define LZN_ARCH_TENSORS_H
@@ -12,8 +16,10 @@
 
 typedef struct lzn_binder {
   lzn_model *model;
-  const char *prefix;       /* e.g. "model.decoder." */
+  const char *prefix;              /* e.g. "model.decoder." */
   lzn_load_progress progress;
+  const lzn_kernel_table *kernels; /* from_f32 / to_f32 for conversions */
+  lzn_weight_type want;            /* the params' weight_type */
 } lzn_binder;
 
 /* The tensor prefix + name, checked to be {d0} (d1 == 0) or {d0, d1}.
@@ -27,15 +33,15 @@ lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t 
 lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,
                         const float **out);
 
-/* A matrix [rows][cols] as the kernels read it: in place when the file
- * holds aligned F32, else converted to F32. Absent and not required:
+/* A matrix [rows][cols] in the wanted type. Absent and not required:
  * out->data = NULL. */
 lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_t rows,
                            int64_t cols, lzn_matrix *out);
 
-/* The file's matrix [rows][cols] transposed to [cols][rows] (W_down ->
- * down_t), converted to F32; and, in *as_stored, the matrix as stored when
- * that costs nothing (aligned F32 in the file), else data NULL. */
+/* The file's matrix [rows][cols] transposed to [cols][rows] in the wanted
+ * type (W_down -> down_t); and, in *as_stored, the matrix as stored where
+ * that costs nothing (in place in the file, already in the wanted type),
+ * else data NULL. */
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored);
 

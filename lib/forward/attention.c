@@ -42,7 +42,7 @@ static void attend_one(const lzn_context *ctx, const float *k_cache, const float
 lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, int n, int p0) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
-  const lzn_exec *ex = &ctx->exec;
+  lzn_exec *ex = &ctx->exec;
   const int d = m->d_model, hd = m->head_dim, heads = m->n_heads, threads = ex->n_threads;
   lzn_status s = lzn_linear(ex, ctx->q, x, &w->q, w->q_b, n);
   if (s == LZN_OK) s = lzn_linear(ex, ctx->k, x, &w->k, w->k_b, n);

@@ -69,11 +69,7 @@ lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
   if (w->down.data) return lzn_linear(&ctx->exec, out, h, &w->down, w->down_b, n);
-  if (w->down_t.type != LZN_WTYPE_F32)
-    return lzn_fail(LZN_ERR_UNSUPPORTED, "dense down-projection: %s weights are not supported yet",
-                    lzn_wtype_name(w->down_t.type));
-  return lzn_dense_linear_kn(ctx->exec.dense, out, h, w->down_t.data, w->down_b, n, m->d_model,
-                             m->d_ff, ctx->exec.n_threads);
+  return lzn_linear_kn(&ctx->exec, out, h, &w->down_t, w->down_b, n, ctx->all_rows);
 }
 
 /* The down-projection of n tokens whose pre-activations are in ctx->up. */

@@ -6,13 +6,32 @@
 #ifndef LZN_EXEC_H
 #define LZN_EXEC_H
 
+#include <stddef.h>
+
 #include "kernels/kernels.h"
 #include "linalg/onednn.h"
+
+/* Scratch buffers an exec keeps between calls, grown on demand. */
+typedef enum lzn_scratch_kind {
+  LZN_SCRATCH_X = 0,    /* activations converted for a kernel (x as Q8_0 blocks) */
+  LZN_SCRATCH_TILE = 1, /* a tile of weights widened to fp32 for oneDNN */
+  LZN_SCRATCH_PART = 2, /* a tile's partial output */
+  LZN_SCRATCH_COUNT = 3
+} lzn_scratch_kind;
 
 typedef struct lzn_exec {
   const lzn_kernel_table *kernels;
   lzn_dense *dense;
   int n_threads;
+  void *scratch[LZN_SCRATCH_COUNT];
+  size_t scratch_bytes[LZN_SCRATCH_COUNT];
 } lzn_exec;
+
+/* At least n_bytes of scratch of that kind, 64-byte aligned, kept until
+ * the next call for the same kind or lzn_exec_free. Statuses: OK, NOMEM. */
+lzn_status lzn_exec_scratch(lzn_exec *ex, lzn_scratch_kind kind, size_t n_bytes, void **out);
+
+/* Frees the oneDNN handle and the scratch; safe on a zeroed struct. */
+void lzn_exec_free(lzn_exec *ex);
 
 #endif /* LZN_EXEC_H */

@@ -1,22 +1,48 @@
 /*
- * linear.c: y = x * W^T (+ bias), W as nn.Linear stores it ([n][k]).
+ * linear.c: linear layers on typed weights.
  *
  * One token (m = 1) is a matrix-vector product, bound by reading W. The
- * gemv kernel reads rows at ~30-35 GB/s on one Zen 4 core (AVX-512, fp32)
- * against ~20 GB/s for oneDNN's GEMV, so decode uses it, with output rows
- * split among threads. Batches (prefill) are compute-bound GEMMs: oneDNN.
+ * type's gemv kernel reads rows at ~30-35 GB/s on one Zen 4 core (AVX-512,
+ * fp32) against ~20 GB/s for oneDNN's GEMV, so decode uses it, with output
+ * rows split among threads. Batches (prefill) are compute-bound GEMMs:
+ * oneDNN, on W itself for F32, else on tiles of W widened to fp32 (the
+ * widening costs one pass over the tile for m tokens' worth of FMAs).
  */
 #include "linalg/linear.h"
 
+#include <string.h>
+
 #include "core/errors.h"
-#include "core/wtype.h"
+#include "linalg/sparse_down.h"
 
 /* Rows per thread below which one thread is faster than waking others. */
 #define LZN_GEMV_MIN_ROWS_PER_THREAD 64
+/* Bytes of fp32 weights per tile of a batched product on a type other than
+ * F32: large enough for oneDNN to run at speed, small enough to stay in L2/L3. */
+#define LZN_TILE_BYTES ((size_t)2 << 20)
 
-static void gemv(const lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
-                 const float *bias) {
+/* x in the format the type's dot kernels take (lzn_wtype_x_type). */
+static lzn_status prepare_x(lzn_exec *ex, lzn_wtype type, const float *x, size_t k,
+                            const void **out) {
+  const lzn_wtype x_type = lzn_wtype_x_type(type);
+  if (x_type == LZN_WTYPE_F32) {
+    *out = x;
+    return LZN_OK;
+  }
+  void *xq;
+  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X, lzn_wtype_row_bytes(x_type, k), &xq);
+  if (s != LZN_OK) return s;
+  ex->kernels->type[x_type].from_f32(xq, x, k);
+  *out = xq;
+  return LZN_OK;
+}
+
+static lzn_status gemv(lzn_exec *ex, float *y, const float *x_f32, const lzn_matrix *w,
+                       const float *bias) {
   const lzn_gemv_fn kernel = ex->kernels->type[w->type].gemv;
+  const void *x;
+  const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
+  if (s != LZN_OK) return s;
   const int64_t n = w->rows;
   int threads = ex->n_threads;
   if (n < (int64_t)threads * LZN_GEMV_MIN_ROWS_PER_THREAD) threads = 1;
@@ -31,16 +57,86 @@ static void gemv(const lzn_exec *ex, float *y, const float *x, const lzn_matrix 
   }
   if (bias)
     for (int64_t i = 0; i < n; i++) y[i] += bias[i];
+  return LZN_OK;
 }
 
-lzn_status lzn_linear(const lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
+/* Rows of a tile of w widened to fp32. */
+static int64_t tile_rows(const lzn_matrix *w) {
+  int64_t rows = (int64_t)(LZN_TILE_BYTES / ((size_t)w->cols * sizeof(float)));
+  if (rows < 16) rows = 16;
+  return rows < w->rows ? rows : w->rows;
+}
+
+/* Rows [r0, r0 + n) of w as fp32 [n][cols] into tile. */
+static void widen_rows(const lzn_exec *ex, const lzn_matrix *w, int64_t r0, int64_t n, float *tile) {
+  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32;
+  for (int64_t r = 0; r < n; r++)
+    to_f32(tile + (size_t)r * (size_t)w->cols, lzn_matrix_row(w, r0 + r), (size_t)w->cols);
+}
+
+/* y = x W^T + bias for a W that is not F32: oneDNN on fp32 tiles of rows of
+ * W, each tile's [m][rows] output copied into its columns of y. */
+static lzn_status linear_tiled(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
+                               const float *bias, int64_t m) {
+  const int64_t per_tile = tile_rows(w), n = w->rows, k = w->cols;
+  void *tile, *part;
+  lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_TILE, (size_t)(per_tile * k) * sizeof(float), &tile);
+  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_PART, (size_t)(m * per_tile) * sizeof(float), &part);
+  for (int64_t r0 = 0; s == LZN_OK && r0 < n; r0 += per_tile) {
+    const int64_t rows = n - r0 < per_tile ? n - r0 : per_tile;
+    widen_rows(ex, w, r0, rows, tile);
+    s = lzn_dense_linear(ex->dense, part, x, tile, bias ? bias + r0 : NULL, m, rows, k, ex->n_threads);
+    for (int64_t t = 0; s == LZN_OK && t < m; t++)
+      memcpy(y + (size_t)(t * n + r0), (float *)part + (size_t)(t * rows), (size_t)rows * sizeof(float));
+  }
+  return s;
+}
+
+lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
+  if (m == 1) return gemv(ex, y, x, w, bias);
+  if (w->type == LZN_WTYPE_F32)
+    return lzn_dense_linear(ex->dense, y, x, w->data, bias, m, w->rows, w->cols, ex->n_threads);
+  return linear_tiled(ex, y, x, w, bias, m);
+}
+
+/* y = x W + bias for W [K][N] not F32: over tiles of K rows of W, each
+ * adding x[:, k0:k1] (copied contiguous) times the widened tile. */
+static lzn_status linear_kn_tiled(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
+                                  const float *bias, int64_t m) {
+  const int64_t per_tile = tile_rows(w), kk = w->rows, n = w->cols;
+  void *tile, *part, *x_cols;
+  lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_TILE, (size_t)(per_tile * n) * sizeof(float), &tile);
+  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_PART, (size_t)(m * n) * sizeof(float), &part);
+  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_X, (size_t)(m * per_tile) * sizeof(float), &x_cols);
+  for (int64_t t = 0; s == LZN_OK && t < m; t++) {
+    float *row = y + (size_t)(t * n);
+    if (bias) memcpy(row, bias, (size_t)n * sizeof(float));
+    else memset(row, 0, (size_t)n * sizeof(float));
+  }
+  for (int64_t k0 = 0; s == LZN_OK && k0 < kk; k0 += per_tile) {
+    const int64_t rows = kk - k0 < per_tile ? kk - k0 : per_tile;
+    widen_rows(ex, w, k0, rows, tile);
+    for (int64_t t = 0; t < m; t++)
+      memcpy((float *)x_cols + (size_t)(t * rows), x + (size_t)(t * kk + k0), (size_t)rows * sizeof(float));
+    s = lzn_dense_linear_kn(ex->dense, part, x_cols, tile, NULL, m, n, rows, ex->n_threads);
+    const float *p = part;
+    for (size_t i = 0; s == LZN_OK && i < (size_t)(m * n); i++) y[i] += p[i];
+  }
+  return s;
+}
+
+lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn,
+                         const float *bias, int64_t m, const int32_t *all_rows) {
   if (m == 1) {
-    gemv(ex, y, x, w, bias);
+    const int64_t n = w_kn->cols;
+    if (bias) memcpy(y, bias, (size_t)n * sizeof(float));
+    else memset(y, 0, (size_t)n * sizeof(float));
+    lzn_sparse_down_run(ex->kernels, y, w_kn, all_rows, x, (size_t)w_kn->rows, ex->n_threads);
     return LZN_OK;
   }
-  if (w->type != LZN_WTYPE_F32)
-    return lzn_fail(LZN_ERR_UNSUPPORTED, "linear: %s weights in a batch are not supported yet",
-                    lzn_wtype_name(w->type));
-  return lzn_dense_linear(ex->dense, y, x, w->data, bias, m, w->rows, w->cols, ex->n_threads);
+  if (w_kn->type == LZN_WTYPE_F32)
+    return lzn_dense_linear_kn(ex->dense, y, x, w_kn->data, bias, m, w_kn->cols, w_kn->rows,
+                               ex->n_threads);
+  return linear_kn_tiled(ex, y, x, w_kn, bias, m);
 }

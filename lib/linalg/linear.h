@@ -1,6 +1,5 @@
 /*
- * linear.h: y = x W^T (+ bias) for m tokens, W a typed matrix [n][k] as
- * nn.Linear stores it. Private.
+ * linear.h: linear layers on typed weight matrices. Private.
  */
 #ifndef LZN_LINEAR_H
 #define LZN_LINEAR_H
@@ -8,11 +7,19 @@
 #include "core/matrix.h"
 #include "linalg/exec.h"
 
-/* y [m][w->rows] = x [m][w->cols] * W^T + bias (bias may be NULL). One
- * token goes through the type's GEMV kernel, a batch through oneDNN.
- * Statuses: OK, UNSUPPORTED (a type oneDNN cannot run for a batch),
- * INVALID_ARG, NOMEM, BACKEND. */
-lzn_status lzn_linear(const lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
+/* y [m][w->rows] = x [m][w->cols] * W^T + bias (bias may be NULL), W as
+ * nn.Linear stores it. One token goes through the type's gemv kernel (x
+ * converted first where the type's dot kernels want Q8_0 blocks); a batch
+ * through oneDNN, directly for F32, else on tiles of W widened to fp32.
+ * Statuses: OK, NOMEM, BACKEND. */
+lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m);
+
+/* y [m][w_kn->cols] = x [m][w_kn->rows] * W + bias for W stored [K][N]
+ * (the MLP's down_t), the same product without a second copy of W_down.
+ * One token: axpy_rows over every row (all_rows = 0, 1, ..., K - 1), a
+ * batch: oneDNN (tiles for the types other than F32). Statuses: as above. */
+lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn,
+                         const float *bias, int64_t m, const int32_t *all_rows);
 
 #endif /* LZN_LINEAR_H */

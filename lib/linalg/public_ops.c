@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "core/errors.h"
+#include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "linalg/sparse_down.h"
 
@@ -26,31 +27,78 @@ LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,
   return LZN_OK;
 }
 
-LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
-                                   const int32_t *active_idx, const float *active_val,
-                                   int64_t n_active, int n_threads) {
-  if (y == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: y is NULL");
-  if (w_t == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: w_t is NULL");
-  if (d <= 0) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: d = %lld, must be > 0", (long long)d);
+/* The checks and the call of lzn_sparse_down and lzn_sparse_down_typed. */
+static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w_t, lzn_wtype type,
+                              int64_t f, const int32_t *active_idx, const float *active_val,
+                              int64_t n_active, int n_threads) {
+  if (y == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: y is NULL", fn);
+  if (w_t == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: w_t is NULL", fn);
+  if (d <= 0) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: d = %lld, must be > 0", fn, (long long)d);
   if (f <= 0 || f > INT32_MAX)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: f = %lld, must be in [1, 2^31)", (long long)f);
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: f = %lld, must be in [1, 2^31)", fn, (long long)f);
   if (n_active < 0 || n_active > f)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: n_active = %lld, must be in [0, f = %lld]",
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: n_active = %lld, must be in [0, f = %lld]", fn,
                     (long long)n_active, (long long)f);
   if (n_active > 0 && (active_idx == NULL || active_val == NULL))
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: active_%s is NULL with n_active = %lld",
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: active_%s is NULL with n_active = %lld", fn,
                     active_idx == NULL ? "idx" : "val", (long long)n_active);
   if (n_threads < 1 || n_threads > LZN_MAX_THREADS)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: n_threads = %d, must be in [1, %d]",
-                    n_threads, LZN_MAX_THREADS);
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: n_threads = %d, must be in [1, %d]", fn, n_threads,
+                    LZN_MAX_THREADS);
   for (int64_t t = 0; t < n_active; t++)
     if (active_idx[t] < 0 || active_idx[t] >= f)
-      return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down: active_idx[%lld] = %d, outside [0, f = %lld)",
+      return lzn_fail(LZN_ERR_INVALID_ARG, "%s: active_idx[%lld] = %d, outside [0, f = %lld)", fn,
                       (long long)t, active_idx[t], (long long)f);
   const lzn_kernel_table *k;
   lzn_status s = lzn_kernels_get(&k);
   if (s != LZN_OK) return s;
-  const lzn_matrix matrix = lzn_matrix_make(LZN_WTYPE_F32, w_t, f, d);
+  const lzn_matrix matrix = lzn_matrix_make(type, w_t, f, d);
   lzn_sparse_down_run(k, y, &matrix, active_idx, active_val, (size_t)n_active, n_threads);
+  return LZN_OK;
+}
+
+LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
+                                   const int32_t *active_idx, const float *active_val,
+                                   int64_t n_active, int n_threads) {
+  return sparse_down("lzn_sparse_down", y, d, w_t, LZN_WTYPE_F32, f, active_idx, active_val,
+                     n_active, n_threads);
+}
+
+LZN_API lzn_status lzn_sparse_down_typed(float *y, int64_t d, const void *w_t,
+                                         lzn_weight_type type, int64_t f,
+                                         const int32_t *active_idx, const float *active_val,
+                                         int64_t n_active, int n_threads) {
+  lzn_wtype t;
+  if (!lzn_wtype_from_public(type, &t))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down_typed: type = %d is not a weight type",
+                    (int)type);
+  return sparse_down("lzn_sparse_down_typed", y, d, w_t, t, f, active_idx, active_val, n_active,
+                     n_threads);
+}
+
+LZN_API lzn_status lzn_weights_convert(lzn_weight_type type, const float *src, int64_t rows,
+                                       int64_t cols, void *dst) {
+  const char *fn = "lzn_weights_convert";
+  lzn_wtype t;
+  if (!lzn_wtype_from_public(type, &t))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: type = %d is not a weight type", fn, (int)type);
+  if (src == NULL || dst == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: src or dst is NULL", fn);
+  if (rows < 0 || cols <= 0 || cols > INT32_MAX)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: rows = %lld, cols = %lld: need rows >= 0, cols in "
+                    "[1, 2^31)", fn, (long long)rows, (long long)cols);
+  const lzn_kernel_table *k;
+  lzn_status s = lzn_kernels_get(&k);
+  if (s != LZN_OK) return s;
+  const size_t row_bytes = lzn_wtype_row_bytes(t, (size_t)cols);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *row = src + (size_t)r * (size_t)cols;
+    const size_t bad = lzn_wtype_first_unfit(t, row, (size_t)cols);
+    if (bad < (size_t)cols)
+      return lzn_fail(LZN_ERR_INVALID_ARG, "%s: src row %lld holds %g at column %zu, which %s "
+                      "cannot hold", fn, (long long)r, (double)row[bad], bad, lzn_wtype_name(t));
+  }
+  for (int64_t r = 0; r < rows; r++)
+    k->type[t].from_f32((char *)dst + (size_t)r * row_bytes, src + (size_t)r * (size_t)cols,
+                        (size_t)cols);
   return LZN_OK;
 }

@@ -57,12 +57,13 @@ static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) +
 
 LZN_API void lzn_context_free(lzn_context *ctx) {
   if (ctx == NULL) return;
-  lzn_dense_free(ctx->exec.dense);
+  lzn_exec_free(&ctx->exec);
   float *buffers[] = {ctx->k_cache, ctx->v_cache, ctx->hidden, ctx->normed, ctx->q, ctx->k,
                       ctx->v, ctx->heads, ctx->attn, ctx->up, ctx->mlp_out, ctx->embed, ctx->scores,
                       ctx->active_val, ctx->top_k_scratch, ctx->token_threshold};
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
   free(ctx->active_idx);
+  free(ctx->all_rows);
   if (ctx->counters)
     for (int l = 0; l < ctx->model->n_layers; l++) free(ctx->counters[l].fired);
   free(ctx->counters);
@@ -82,10 +83,12 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
   ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
   ctx->active_idx = malloc(f * sizeof(int32_t));
+  ctx->all_rows = malloc(f * sizeof(int32_t));
+  for (size_t i = 0; ctx->all_rows && i < f; i++) ctx->all_rows[i] = (int32_t)i;
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
   int ok = ctx->k_cache && ctx->v_cache && ctx->hidden && ctx->normed && ctx->q && ctx->k &&
            ctx->v && ctx->heads && ctx->attn && ctx->up && ctx->mlp_out && ctx->embed && ctx->scores &&
-           ctx->active_val && ctx->top_k_scratch && ctx->token_threshold && ctx->active_idx && ctx->counters;
+           ctx->active_val && ctx->top_k_scratch && ctx->token_threshold && ctx->active_idx && ctx->all_rows && ctx->counters;
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
   if (!ok)
     return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "

@@ -41,6 +41,7 @@ struct lzn_context {
   float *active_val;   /* [d_ff] */
   float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
   float *token_threshold; /* [max_batch] each token's activation threshold */
+  int32_t *all_rows;    /* [d_ff] 0, 1, ...: every row, for the dense down-projection in a type */
 
   lzn_layer_counters *counters; /* [n_layers] */
 };

@@ -10,6 +10,7 @@
 
 #include "arch/arch.h"
 #include "core/file.h"
+#include "core/wtype.h"
 #include "model/model.h"
 
 lzn_status lzn_model_own(lzn_model *m, size_t n_bytes, void **out) {
@@ -66,6 +67,10 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   if (p->use_mmap != 0 && p->use_mmap != 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->use_mmap = %d, must be 0 or 1",
                     p->use_mmap);
+  lzn_wtype type;
+  if (p->weight_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_from_public(p->weight_type, &type))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->weight_type = %d is not an "
+                    "lzn_weight_type", (int)p->weight_type);
   return LZN_OK;
 }
 
@@ -106,6 +111,36 @@ LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *ou
   out->n_layers = model->n_layers, out->d_model = model->d_model, out->d_ff = model->d_ff;
   out->n_heads = model->n_heads, out->vocab_size = model->vocab;
   out->max_positions = model->max_positions;
+  lzn_model_weight_bytes(model, &out->weight_type, &out->weight_bytes);
   return LZN_OK;
 }
 
+
+/* Every matrix once (a tied LM head is the embedding), without W_down as
+ * stored: that is a view of the file's pages for the dense fallback, not
+ * a copy the model made. The type is the one holding the most bytes. */
+void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *bytes) {
+  double by_type[LZN_WTYPE_COUNT] = {0};
+  const lzn_matrix *model_matrices[] = {&m->embed_tokens, &m->project_in, &m->project_out,
+                                        m->lm_head.data == m->embed_tokens.data ? NULL : &m->lm_head};
+  for (size_t i = 0; i < sizeof model_matrices / sizeof model_matrices[0]; i++) {
+    const lzn_matrix *w = model_matrices[i];
+    if (w && w->data) by_type[w->type] += (double)w->rows * (double)w->row_bytes;
+  }
+  for (int l = 0; l < m->n_layers; l++) {
+    const lzn_layer *y = &m->layers[l];
+    const lzn_matrix *layer_matrices[] = {&y->q, &y->k, &y->v, &y->o, &y->up, &y->down_t};
+    for (size_t i = 0; i < sizeof layer_matrices / sizeof layer_matrices[0]; i++) {
+      const lzn_matrix *w = layer_matrices[i];
+      if (w->data) by_type[w->type] += (double)w->rows * (double)w->row_bytes;
+    }
+  }
+  double total = 0.0;
+  int most = 0;
+  for (int t = 0; t < LZN_WTYPE_COUNT; t++) {
+    total += by_type[t];
+    if (by_type[t] > by_type[most]) most = t;
+  }
+  *type = lzn_wtype_to_public((lzn_wtype)most);
+  *bytes = (int64_t)total;
+}

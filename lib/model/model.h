@@ -83,6 +83,9 @@ typedef struct lzn_load_progress {
 /* One tensor done; LZN_ERR_CANCELLED if the callback asks to stop. */
 lzn_status lzn_load_progress_step(lzn_load_progress *p);
 
+/* The type holding most of the matrices' bytes, and their total. */
+void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *bytes);
+
 /* Checks struct_size and every field. Statuses: OK, INVALID_ARG. */
 lzn_status lzn_model_check_params(const lzn_model_params *p);
 

@@ -137,11 +137,16 @@ class ModelInfo:
     n_heads: int
     vocab_size: int
     max_positions: int
+    weight_type: str  # "f32", "f16", "bf16", "q8_0" or "q4_0": the matrices' type
+    weight_bytes: int  # bytes of the weight matrices
 
 
 class Model:
     """A loaded OPT model (Hugging Face folder, or a .safetensors file with
     config.json beside it). Read-only: share it across threads and contexts.
+
+    weight_type: "as_stored" (default: F32/F16/BF16 kept as in the file), or
+    "f32", "f16", "bf16", "q8_0", "q4_0" (converted or quantized at load).
 
     progress, if given, is called as progress(fraction_done) during the load;
     returning False cancels it (LazyNeuronError LZN_ERR_CANCELLED).
@@ -150,7 +155,7 @@ class Model:
     Context made from it is still open; contexts keep it alive until then.
     """
 
-    def __init__(self, path, use_mmap=True, progress=None):
+    def __init__(self, path, use_mmap=True, progress=None, weight_type="as_stored"):
         self._lock = threading.Lock()
         self._handle = None
         self._closed = False
@@ -161,6 +166,10 @@ class Model:
 
         params = lib.lzn_model_default_params()
         params.use_mmap = 1 if use_mmap else 0
+        if weight_type not in _lib.WEIGHT_TYPES:
+            raise ValueError(f"weight_type must be one of {sorted(_lib.WEIGHT_TYPES)}, "
+                             f"not {weight_type!r}")
+        params.weight_type = _lib.WEIGHT_TYPES[weight_type]
         raised = []
         if progress is not None:
 
@@ -182,7 +191,10 @@ class Model:
         self._handle = handle
         info = _lib.ModelInfo()
         _check(lib.lzn_model_get_info(handle, ctypes.byref(info)))
-        self.info = ModelInfo(*(getattr(info, f) for f, _ in _lib.ModelInfo._fields_))
+        fields = {f: getattr(info, f) for f, _ in _lib.ModelInfo._fields_}
+        names = {v: k for k, v in _lib.WEIGHT_TYPES.items()}
+        fields["weight_type"] = names.get(fields["weight_type"], str(fields["weight_type"]))
+        self.info = ModelInfo(**fields)
 
     @property
     def closed(self):

@@ -28,6 +28,7 @@ ModelParams._fields_ = [
     ("use_mmap", ctypes.c_int),
     ("progress", PROGRESS_FN),
     ("progress_user_data", ctypes.c_void_p),
+    ("weight_type", ctypes.c_int),
 ]
 
 
@@ -51,8 +52,9 @@ class ModelInfo(ctypes.Structure):
 
     _fields_ = [
         (name, ctypes.c_int)
-        for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions")
-    ]
+        for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions",
+                     "weight_type")
+    ] + [("weight_bytes", ctypes.c_int64)]
 
 
 class LayerStats(ctypes.Structure):
@@ -91,6 +93,7 @@ CONTEXT_P = ctypes.POINTER(lzn_context)
 
 # Enum values: part of the C ABI, never renumbered.
 MLP_MODES = {"auto": 0, "sparse": 1, "dense": 2}
+WEIGHT_TYPES = {"as_stored": 0, "f32": 1, "f16": 2, "bf16": 3, "q8_0": 4, "q4_0": 5}
 LOGITS_LAST, LOGITS_ALL = 0, 1
 
 # ------------------------------------------------------------ prototypes

@@ -330,7 +330,9 @@ def test_struct_layouts_match_the_header():
     lib = _lib.load()
     assert lib.lzn_model_default_params().struct_size == ctypes.sizeof(_lib.ModelParams)
     assert lib.lzn_context_default_params().struct_size == ctypes.sizeof(_lib.ContextParams)
-    assert ctypes.sizeof(_lib.ModelInfo) == 6 * 4
+    # 7 ints, then the int64 weight_bytes at offset 32 (C's alignment).
+    assert ctypes.sizeof(_lib.ModelInfo) == 7 * 4 + 4 + 8
+    assert _lib.ModelInfo.weight_bytes.offset == 32
     assert ctypes.sizeof(_lib.LayerStats) == 12 * 8
     d = lib.lzn_context_default_params()
     assert (d.n_ctx, d.n_threads, d.mlp_mode, d.auto_crossover, d.collect_stats) == (0, 1, 0, 0.0, 1)

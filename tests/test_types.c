@@ -1,0 +1,289 @@
+/*
+ * test_types.c: weight types through the whole model: every fixture loaded
+ * as F32, F16, BF16, Q8_0 and Q4_0 against the PyTorch reference, SPARSE ==
+ * DENSE in the same type, the resident bytes, and the inputs a type cannot
+ * hold (NaN, Inf, beyond F16's range) each a specific status naming the
+ * tensor and the row. Also the typed public low-level ops.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/file.h"
+#include "format/safetensors.h"
+#include "lazyneuron.h"
+#include "model/model.h"
+#include "reference.h"
+
+/* Largest |logit - reference| allowed, relative to the fixture's largest
+ * |logit|, per type. The reference runs in float64 on the weights as
+ * stored; a converted type adds one rounding per weight (relative 2^-11 for
+ * F16, 2^-8 for BF16; Q8_0 d/2 = amax/254 per block, Q4_0 d/2 = amax/16),
+ * and the errors of a few thousand weights per logit add up like a random
+ * walk. The constants are ~3x the largest error measured over the fixtures
+ * here, so a wrong scale, nibble order or row (errors of order 1) fails. */
+static const double tol_type[LZN_WEIGHTS_Q4_0 + 1] = {
+    [LZN_WEIGHTS_AS_STORED] = 1e-4, [LZN_WEIGHTS_F32] = 1e-4,  [LZN_WEIGHTS_F16] = 3e-3,
+    [LZN_WEIGHTS_BF16] = 2e-2,      [LZN_WEIGHTS_Q8_0] = 2e-2, [LZN_WEIGHTS_Q4_0] = 0.15,
+};
+/* SPARSE against DENSE in one type: the same weights and activations, the
+ * down-projection summed in another order (fp32 rounding only). */
+#define TOL_SPARSE_VS_DENSE 1e-5
+
+static const lzn_mlp_mode modes_all[] = {LZN_MLP_DENSE, LZN_MLP_SPARSE, LZN_MLP_AUTO};
+static const char *const mode_names_all[] = {"dense", "sparse", "auto"};
+static const char *const type_names[] = {"as_stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
+static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16,
+                                        LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0};
+#define N_TYPES ((int)(sizeof types / sizeof types[0]))
+
+static const char *const typed_fixtures[] = {"opt-preln", "opt-postln", "opt-proj", "opt-untied",
+                                             "opt-bf16", "opt-f16", "opt-sparse",
+                                             "models/tiny-opt"};
+#define N_TYPED_FIXTURES ((int)(sizeof typed_fixtures / sizeof typed_fixtures[0]))
+
+static lzn_model *load_as(const char *path, lzn_weight_type type) {
+  lzn_model_params p = lzn_model_default_params();
+  p.weight_type = type;
+  lzn_model *model = NULL;
+  const lzn_status s = lzn_model_load(path, &p, &model);
+  ck_assert_msg(s == LZN_OK, "%s as %s: %s: %s", path, type_names[type], lzn_status_str(s),
+                lzn_last_error());
+  return model;
+}
+
+/* The bytes the matrices of an OPT model take in a type: embeddings, the
+ * projections, 4 attention matrices, fc1 [f][d] and fc2^T [f][d] per layer,
+ * an untied LM head. */
+static int64_t expected_bytes(const lzn_model_info *info, lzn_weight_type type, int untied,
+                              int d_embed) {
+  const int64_t d = info->d_model, f = info->d_ff, v = info->vocab_size;
+  int64_t bytes = v * lzn_weight_row_bytes(type, d_embed);
+  if (d_embed != d) bytes += d * lzn_weight_row_bytes(type, d_embed) + d_embed * lzn_weight_row_bytes(type, d);
+  bytes += info->n_layers * (4 * d * lzn_weight_row_bytes(type, d) + f * lzn_weight_row_bytes(type, d) +
+                             f * lzn_weight_row_bytes(type, d));
+  if (untied) bytes += v * lzn_weight_row_bytes(type, d_embed);
+  return bytes;
+}
+
+START_TEST(types_match_pytorch) {
+  const char *name = typed_fixtures[_i / N_TYPES];
+  const lzn_weight_type type = types[_i % N_TYPES];
+  reference r;
+  load_reference(name, &r);
+  lzn_model *model = load_as(r.path, type);
+  lzn_model_info info;
+  ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
+  ck_assert_int_eq(info.weight_type, type);
+  const int untied = strcmp(name, "opt-untied") == 0;
+  const int d_embed = strcmp(name, "opt-proj") == 0 ? 40 : info.d_model;
+  ck_assert_int_eq(info.weight_bytes, expected_bytes(&info, type, untied, d_embed));
+
+  const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
+  float *by_mode[3];
+  for (int m = 0; m < 3; m++) {
+    lzn_context *ctx = make_context(model, modes_all[m], 1);
+    by_mode[m] = run_all(ctx, &r);
+    const double err = max_abs_diff(by_mode[m], r.logits, n) / r.scale;
+    ck_assert_msg(err <= tol_type[type], "%s as %s, %s: error %.3g > %.3g", name, type_names[type],
+                  mode_names_all[m], err, tol_type[type]);
+    lzn_context_free(ctx);
+  }
+  const double sparse_vs_dense = max_abs_diff(by_mode[1], by_mode[0], n) / r.scale;
+  ck_assert_msg(sparse_vs_dense <= TOL_SPARSE_VS_DENSE, "%s as %s: sparse vs dense %.3g", name,
+                type_names[type], sparse_vs_dense);
+  for (int m = 0; m < 3; m++) free(by_mode[m]);
+  free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* One token at a time (the GEMV kernels, x quantized to Q8_0 for the block
+ * types) against the whole prompt at once (oneDNN on widened tiles): the
+ * same model, so they differ by the activation rounding of the block types
+ * only, well inside the type's tolerance. */
+START_TEST(types_decode_matches_prefill) {
+  const lzn_weight_type type = types[_i];
+  reference r;
+  load_reference("opt-preln", &r);
+  lzn_model *model = load_as(r.path, type);
+  lzn_context *ctx = make_context(model, LZN_MLP_SPARSE, 1);
+  float *all = run_all(ctx, &r);
+  ck_assert_int_eq(lzn_context_reset(ctx), LZN_OK);
+  float *one = malloc(sizeof(float) * (size_t)r.vocab);
+  double worst = 0.0;
+  for (int t = 0; t < r.n_tokens; t++) {
+    ck_assert_int_eq(lzn_forward(ctx, &r.tokens[t], 1, one, LZN_LOGITS_LAST), LZN_OK);
+    const double e = max_abs_diff(one, all + (size_t)t * (size_t)r.vocab, (size_t)r.vocab) / r.scale;
+    if (e > worst) worst = e;
+  }
+  ck_assert_msg(worst <= tol_type[type], "%s: decode vs prefill %.3g", type_names[type], worst);
+  free(one);
+  free(all);
+  free(r.logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* ----------------------------------------------------------- bad input */
+
+START_TEST(weight_type_out_of_range) {
+  const int bad[] = {-1, 6, 99};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    lzn_model_params p = lzn_model_default_params();
+    p.weight_type = (lzn_weight_type)bad[i];
+    lzn_model *model = (lzn_model *)1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/opt-preln", data_dir());
+    ck_assert_int_eq(lzn_model_load(path, &p, &model), LZN_ERR_INVALID_ARG);
+    ck_assert_ptr_null(model);
+    ck_assert_ptr_nonnull(strstr(lzn_last_error(), "weight_type"));
+  }
+}
+END_TEST
+
+/* opt-preln's files in memory, with one F32 value of a tensor replaced. */
+typedef struct patched {
+  char *config;
+  size_t config_len;
+  char *weights;
+  size_t weights_len;
+} patched;
+
+static void patch_value(patched *p, const char *tensor, int64_t row, int64_t col, float value) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/opt-preln/config.json", data_dir());
+  ck_assert_int_eq(lzn_read_file(path, &p->config, &p->config_len), LZN_OK);
+  snprintf(path, sizeof path, "%s/opt-preln/model.safetensors", data_dir());
+  ck_assert_int_eq(lzn_read_file(path, &p->weights, &p->weights_len), LZN_OK);
+  lzn_st_file f;
+  ck_assert_int_eq(lzn_st_parse(p->weights, p->weights_len, path, &f), LZN_OK);
+  for (size_t i = 0; i < f.n_tensors; i++)
+    if (strcmp(f.tensors[i].name, tensor) == 0) {
+      ck_assert_int_eq(f.tensors[i].dtype, LZN_WTYPE_F32);
+      const size_t at = (size_t)(row * f.tensors[i].shape[1] + col) * sizeof(float);
+      memcpy((char *)f.tensors[i].data + at, &value, sizeof value);
+    }
+  lzn_st_close(&f);
+}
+
+static lzn_status load_patched(const patched *p, lzn_weight_type type) {
+  lzn_model_params params = lzn_model_default_params();
+  params.weight_type = type;
+  lzn_model *model = NULL;
+  const lzn_status s = lzn_model_load_memory(p->config, p->config_len, p->weights, p->weights_len,
+                                             &params, &model);
+  lzn_model_free(model);
+  return s;
+}
+
+static void free_patched(patched *p) {
+  free(p->config);
+  free(p->weights);
+}
+
+START_TEST(unfit_values_name_tensor_and_row) {
+  const float bad_values[] = {NAN, INFINITY, -INFINITY};
+  for (size_t v = 0; v < sizeof bad_values / sizeof bad_values[0]; v++) {
+    patched p;
+    patch_value(&p, "model.decoder.layers.1.fc1.weight", 3, 5, bad_values[v]);
+    /* As stored, the file is valid safetensors: it loads. */
+    ck_assert_int_eq(load_patched(&p, LZN_WEIGHTS_AS_STORED), LZN_OK);
+    const lzn_weight_type quantized[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0, LZN_WEIGHTS_F16,
+                                         LZN_WEIGHTS_BF16};
+    for (size_t q = 0; q < sizeof quantized / sizeof quantized[0]; q++) {
+      ck_assert_int_eq(load_patched(&p, quantized[q]), LZN_ERR_FORMAT);
+      ck_assert_ptr_nonnull(strstr(lzn_last_error(), "layers.1.fc1.weight"));
+      ck_assert_ptr_nonnull(strstr(lzn_last_error(), "row 3"));
+    }
+    free_patched(&p);
+  }
+  /* Beyond F16's range: fine for BF16 and the block types, not for F16. */
+  patched p;
+  patch_value(&p, "model.decoder.layers.0.self_attn.q_proj.weight", 7, 0, 1e6f);
+  ck_assert_int_eq(load_patched(&p, LZN_WEIGHTS_BF16), LZN_OK);
+  ck_assert_int_eq(load_patched(&p, LZN_WEIGHTS_Q8_0), LZN_OK);
+  ck_assert_int_eq(load_patched(&p, LZN_WEIGHTS_F16), LZN_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "q_proj.weight"));
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "row 7"));
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "F16"));
+  free_patched(&p);
+}
+END_TEST
+
+/* ------------------------------------------------- public typed ops */
+
+START_TEST(row_bytes_of_each_type) {
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_F32, 10), 40);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_F16, 7), 14);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_BF16, 7), 14);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_Q8_0, 32), 34);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_Q8_0, 33), 68); /* a padded last block */
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_Q4_0, 64), 36);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_AS_STORED, 8), -1);
+  ck_assert_int_eq(lzn_weight_row_bytes((lzn_weight_type)42, 8), -1);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_F32, -1), -1);
+}
+END_TEST
+
+/* lzn_weights_convert then lzn_sparse_down_typed equals lzn_sparse_down on
+ * the fp32 values the type holds (converted back through the exact
+ * widening), and the bad arguments are named. */
+START_TEST(sparse_down_typed_matches_fp32) {
+  const lzn_weight_type type = types[_i];
+  enum { F = 70, D = 45, N_ACTIVE = 9 };
+  test_rng rng = {0x7e57u + (uint64_t)_i};
+  float w[F * D];
+  fill_random(&rng, w, F * D);
+  const int64_t row_bytes = lzn_weight_row_bytes(type, D);
+  unsigned char *typed = malloc((size_t)(F * row_bytes));
+  ck_assert_int_eq(lzn_weights_convert(type, w, F, D, typed), LZN_OK);
+  int32_t idx[N_ACTIVE];
+  float val[N_ACTIVE];
+  for (int t = 0; t < N_ACTIVE; t++) idx[t] = 7 * t + 3, val[t] = rng_float(&rng);
+  float y_typed[D] = {0}, y_f32[D] = {0};
+  ck_assert_int_eq(lzn_sparse_down_typed(y_typed, D, typed, type, F, idx, val, N_ACTIVE, 2), LZN_OK);
+  ck_assert_int_eq(lzn_sparse_down(y_f32, D, w, F, idx, val, N_ACTIVE, 1), LZN_OK);
+  /* The typed weights differ from w by the type's rounding: bounded by
+   * tol_type relative to sum |val| (weights are in [-1, 1)). */
+  double sum_val = 0.0;
+  for (int t = 0; t < N_ACTIVE; t++) sum_val += fabs(val[t]);
+  for (int j = 0; j < D; j++)
+    ck_assert_msg(fabs(y_typed[j] - y_f32[j]) <= tol_type[type] * sum_val, "%s: y[%d] %g vs %g",
+                  type_names[type], j, (double)y_typed[j], (double)y_f32[j]);
+  ck_assert_int_eq(lzn_sparse_down_typed(y_typed, D, typed, (lzn_weight_type)17, F, idx, val,
+                                         N_ACTIVE, 1), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "type"));
+  idx[2] = F;
+  ck_assert_int_eq(lzn_sparse_down_typed(y_typed, D, typed, type, F, idx, val, N_ACTIVE, 1),
+                   LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "active_idx[2]"));
+  w[5 * D + 4] = NAN;
+  ck_assert_int_eq(lzn_weights_convert(type, w, F, D, typed), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "row 5"));
+  ck_assert_int_eq(lzn_weights_convert(LZN_WEIGHTS_AS_STORED, w, F, D, typed), LZN_ERR_INVALID_ARG);
+  free(typed);
+}
+END_TEST
+
+static Suite *types_suite(void) {
+  Suite *s = suite_create("types");
+  TCase *torch = tcase_create("pytorch");
+  tcase_set_timeout(torch, 120);
+  tcase_add_loop_test(torch, types_match_pytorch, 0, N_TYPED_FIXTURES * N_TYPES);
+  tcase_add_loop_test(torch, types_decode_matches_prefill, 0, N_TYPES);
+  suite_add_tcase(s, torch);
+  TCase *bad = tcase_create("bad input");
+  tcase_set_timeout(bad, 30);
+  tcase_add_test(bad, weight_type_out_of_range);
+  tcase_add_test(bad, unfit_values_name_tensor_and_row);
+  suite_add_tcase(s, bad);
+  TCase *ops = tcase_create("public ops");
+  tcase_add_test(ops, row_bytes_of_each_type);
+  tcase_add_loop_test(ops, sparse_down_typed_matches_fp32, 0, N_TYPES);
+  suite_add_tcase(s, ops);
+  return s;
+}
+
+int main(void) { return run_suite(types_suite()); }
