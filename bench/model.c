@@ -25,6 +25,8 @@ static void help(void) {
       "                          needs fewer than its 32 to fit in RAM at fp32)\n"
       "  --density PCT           synthetic: percent of fc1 neurons firing per token (default 5)\n"
       "  --seed S                synthetic: weight seed (default 1)\n"
+      "  --type T[,T...]         weight types, one model each: f32, f16, bf16, q8_0, q4_0, all\n"
+      "                          (default: f32 for --synthetic, as stored for --model)\n"
       "  --mode M[,M...]         sparse, dense, auto (default sparse,dense,auto)\n"
       "  --test T[,T...]         ppN: one call of N tokens from an empty cache;\n"
       "                          tgN: N one-token calls after a 1-token prompt (default pp128,tg32)\n"
@@ -69,8 +71,23 @@ static void parse_tests(model_options *o, const char *text) {
   }
 }
 
+static const char *const type_names[] = {"as stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
+
+static void parse_types(model_options *o, const char *text) {
+  char buf[256], *items[MODEL_MAX_ITEMS];
+  bench_copy_list("--type", buf, sizeof buf, strcmp(text, "all") == 0 ? "f32,f16,bf16,q8_0,q4_0" : text);
+  const size_t n = bench_split_list("--type", buf, items, MODEL_MAX_ITEMS);
+  for (size_t k = 0; k < n; k++) {
+    int found = -1;
+    for (int t = 1; t <= LZN_WEIGHTS_Q4_0; t++)
+      if (strcmp(items[k], type_names[t]) == 0) found = t;
+    if (found < 0) bench_usage_error("--type: unknown type \"%s\" (f32, f16, bf16, q8_0, q4_0, all)", items[k]);
+    o->types[o->n_types++] = (lzn_weight_type)found;
+  }
+}
+
 static void parse_options(model_options *o, int argc, char **argv) {
-  const char *modes = "sparse,dense,auto", *tests = "pp128,tg32", *threads = "1";
+  const char *modes = "sparse,dense,auto", *tests = "pp128,tg32", *threads = "1", *types = NULL;
   int density_given = 0, layers_given = 0, seed_given = 0;
   *o = (model_options){.density_pct = 5.0, .seed = 1, .reps = 3, .format = BENCH_FORMAT_MD};
   for (int i = 1; i < argc; i++) {
@@ -94,6 +111,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
     } else if ((v = bench_option_value(argc, argv, &i, "--mode"))) modes = v;
     else if ((v = bench_option_value(argc, argv, &i, "--test"))) tests = v;
     else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--type"))) types = v;
     else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
     else bench_usage_error("model: unknown option \"%s\"", argv[i]);
@@ -104,6 +122,8 @@ static void parse_options(model_options *o, int argc, char **argv) {
     bench_usage_error("model: --density, --layers and --seed apply to --synthetic only");
   parse_modes(o, modes);
   parse_tests(o, tests);
+  if (types) parse_types(o, types);
+  else o->types[o->n_types++] = o->synthetic ? LZN_WEIGHTS_F32 : LZN_WEIGHTS_AS_STORED;
   char buf[512], *items[MODEL_MAX_ITEMS];
   bench_copy_list("--threads", buf, sizeof buf, threads);
   const size_t n = bench_split_list("--threads", buf, items, MODEL_MAX_ITEMS);
@@ -120,17 +140,20 @@ static int64_t count_params(const lzn_model_info *i) {
          (int64_t)i->n_layers * (4 * d * d + 2 * d * f + f + 9 * d);
 }
 
-static void make_subject(const model_options *o, model_subject *s) {
+static void make_subject(const model_options *o, lzn_weight_type type, model_subject *s) {
   memset(s, 0, sizeof *s);
+  s->type = type, s->type_name = type_names[type];
   const double t0 = bench_now();
   lzn_status status;
   if (o->synthetic) {
-    status = lzn_model_synthetic(o->synthetic, (float)(o->density_pct / 100.0), o->n_layers, o->seed,
-                                 &s->model);
+    status = lzn_model_synthetic_typed(o->synthetic, (float)(o->density_pct / 100.0), o->n_layers,
+                                       o->seed, type, &s->model);
     snprintf(s->name, sizeof s->name, "%s synthetic", o->synthetic);
     s->synthetic = 1;
   } else {
-    status = lzn_model_load(o->model_dir, NULL, &s->model);
+    lzn_model_params params = lzn_model_default_params();
+    params.weight_type = type;
+    status = lzn_model_load(o->model_dir, &params, &s->model);
     /* The folder's last component: "facebook/opt-125m/" -> "opt-125m". */
     size_t len = strlen(o->model_dir);
     while (len > 1 && o->model_dir[len - 1] == '/') len--;
@@ -164,14 +187,20 @@ int bench_model_main(int argc, char **argv) {
   model_options o;
   parse_options(&o, argc, argv);
   if (lzn_isa_name() == NULL) bench_fail("%s", lzn_last_error());
-  model_subject subject;
-  make_subject(&o, &subject);
-  check_tests(&o, &subject);
-  model_result *results = calloc(o.n_threads * o.n_modes * o.n_tests, sizeof *results);
+  /* One model at a time, freed after its runs: a 6.7B model fits in RAM
+   * in one type at a time, not in five. */
+  model_subject subjects[MODEL_MAX_ITEMS];
+  const size_t per_subject = o.n_threads * o.n_modes * o.n_tests;
+  model_result *results = calloc(o.n_types * per_subject, sizeof *results);
   if (results == NULL) bench_fail("out of memory");
-  model_measure(&o, &subject, results);
-  model_report(&o, &subject, results);
+  for (size_t t = 0; t < o.n_types; t++) {
+    make_subject(&o, o.types[t], &subjects[t]);
+    check_tests(&o, &subjects[t]);
+    model_measure(&o, &subjects[t], results + t * per_subject);
+    lzn_model_free(subjects[t].model);
+    subjects[t].model = NULL;
+  }
+  model_report(&o, subjects, o.n_types, results);
   free(results);
-  lzn_model_free(subject.model);
   return 0;
 }

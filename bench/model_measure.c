@@ -179,7 +179,7 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
         }
       for (size_t mi = 0; mi < n_modes; mi++) {
         model_result *res = &results[(ti * n_modes + mi) * o->n_tests + k];
-        res->mode = o->modes[mi], res->threads = o->threads[ti], res->test = t;
+        res->subject = subject, res->mode = o->modes[mi], res->threads = o->threads[ti], res->test = t;
         summarize(o, t, samples + mi * reps, res);
       }
     }

@@ -41,6 +41,8 @@ typedef struct model_options {
   size_t n_threads;
   int reps;
   bench_format format;
+  lzn_weight_type types[MODEL_MAX_ITEMS]; /* --type: one model per type */
+  size_t n_types;
 } model_options;
 
 /* The model under test and what describes it. */
@@ -51,12 +53,15 @@ typedef struct model_subject {
   int synthetic;
   int64_t params;
   double build_seconds;  /* creation or load, never timed */
+  lzn_weight_type type;  /* as asked (--type) */
+  const char *type_name; /* "f32", ..., or "as stored" */
 } model_subject;
 
 /* One row: a mode, a thread count and a test, summarized over the reps.
  * Per-token block times are medians over the reps, each from the layers'
  * cumulative lzn_layer_stats over the timed calls only. */
 typedef struct model_result {
+  const model_subject *subject; /* the model (weight type) of the row */
   lzn_mlp_mode mode;
   int threads;
   const model_test *test;
@@ -71,8 +76,10 @@ typedef struct model_result {
  * nesting: results[(t * n_modes + m) * n_tests + k]. */
 void model_measure(const model_options *o, const model_subject *subject, model_result *results);
 
-/* Prints the results in o->format. */
-void model_report(const model_options *o, const model_subject *subject, const model_result *results);
+/* Prints the results of every subject (n_subjects blocks of
+ * n_threads * n_modes * n_tests rows) in o->format. */
+void model_report(const model_options *o, const model_subject *subjects, size_t n_subjects,
+                  const model_result *results);
 
 const char *model_mode_name(lzn_mlp_mode mode);
 

@@ -21,12 +21,28 @@ const char *model_mode_name(lzn_mlp_mode mode) {
   return mode == LZN_MLP_SPARSE ? "sparse" : mode == LZN_MLP_DENSE ? "dense" : "auto";
 }
 
-/* The row of the same threads and test in another mode, or NULL. */
+/* Dense decode in a type against our own fp32 dense decode (issue targets:
+ * the bytes allow 2x, 3.8x, 7.1x; llama.cpp reached 1.8 / 2.8-3.2 / 3.4-5.3x). */
+static const double target_vs_f32_dense[LZN_WEIGHTS_Q4_0 + 1] = {
+    [LZN_WEIGHTS_F16] = 1.8, [LZN_WEIGHTS_BF16] = 1.8, [LZN_WEIGHTS_Q8_0] = 3.3, [LZN_WEIGHTS_Q4_0] = 5.5};
+
+/* The row of the same subject, threads and test in another mode, or NULL. */
 static const model_result *find_row(const model_options *o, const model_result *results,
-                                    const model_result *like, lzn_mlp_mode mode) {
-  const size_t n = o->n_threads * o->n_modes * o->n_tests;
+                                    size_t n, const model_result *like, lzn_mlp_mode mode) {
+  (void)o;
   for (size_t i = 0; i < n; i++)
-    if (results[i].mode == mode && results[i].threads == like->threads && results[i].test == like->test)
+    if (results[i].subject == like->subject && results[i].mode == mode &&
+        results[i].threads == like->threads && results[i].test == like->test)
+      return &results[i];
+  return NULL;
+}
+
+/* The row of the same mode, threads and test for the F32 subject, or NULL. */
+static const model_result *find_f32_row(const model_result *results, size_t n,
+                                        const model_result *like, lzn_mlp_mode mode) {
+  for (size_t i = 0; i < n; i++)
+    if (results[i].subject->type == LZN_WEIGHTS_F32 && results[i].mode == mode &&
+        results[i].threads == like->threads && results[i].test == like->test)
       return &results[i];
   return NULL;
 }
@@ -35,18 +51,21 @@ static double mlp_ms(const model_result *r) { return r->up_ms + r->down_ms; }
 
 static json_t *real_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
-static json_t *make_record(const model_options *o, const model_subject *s, const model_result *r,
-                           const model_result *results) {
+static json_t *make_record(const model_options *o, const model_result *r, const model_result *results,
+                           size_t n) {
+  const model_subject *s = r->subject;
   json_t *rec = json_object();
   if (rec == NULL) bench_fail("out of memory");
-  const model_result *dense = find_row(o, results, r, LZN_MLP_DENSE);
-  const model_result *sparse = find_row(o, results, r, LZN_MLP_SPARSE);
+  const model_result *dense = find_row(o, results, n, r, LZN_MLP_DENSE);
+  const model_result *sparse = find_row(o, results, n, r, LZN_MLP_SPARSE);
   const double t_s = r->tokens_per_second.median;
   double vs_best = NAN;
   if (r->mode == LZN_MLP_AUTO && dense && sparse)
     vs_best = t_s / fmax(dense->tokens_per_second.median, sparse->tokens_per_second.median);
   bench_set(rec, "model", json_string(s->name));
   bench_set(rec, "params", json_integer(s->params));
+  bench_set(rec, "type", json_string(s->type_name));
+  bench_set(rec, "weight_bytes", json_integer(s->info.weight_bytes));
   bench_set(rec, "n_layers", json_integer(s->info.n_layers));
   bench_set(rec, "isa", json_string(lzn_isa_name()));
   bench_set(rec, "threads", json_integer(r->threads));
@@ -70,6 +89,9 @@ static json_t *make_record(const model_options *o, const model_subject *s, const
   bench_set(rec, "speedup_vs_dense", dense ? real_or_null(t_s / dense->tokens_per_second.median) : json_null());
   bench_set(rec, "mlp_speedup_vs_dense", dense ? real_or_null(mlp_ms(dense) / mlp_ms(r)) : json_null());
   bench_set(rec, "auto_vs_best", real_or_null(vs_best));
+  const model_result *f32 = find_f32_row(results, n, r, r->mode);
+  bench_set(rec, "speedup_vs_f32_same_mode",
+            f32 ? real_or_null(t_s / f32->tokens_per_second.median) : json_null());
   return rec;
 }
 
@@ -92,6 +114,7 @@ static json_t *md_records(const json_t *records) {
     json_t *row = json_deep_copy(rec);
     if (row == NULL) bench_fail("out of memory");
     bench_set(row, "params", params_text(json_integer_value(json_object_get(rec, "params"))));
+    bench_set(row, "size_gib", json_real((double)json_integer_value(json_object_get(rec, "weight_bytes")) / (1u << 30)));
     bench_set(row, "active_pct", json_real(100.0 * json_real_value(json_object_get(rec, "active_fraction"))));
     bench_set(row, "flops_saved_pct", json_real(100.0 * json_real_value(json_object_get(rec, "flops_saved"))));
     bench_set(row, "bytes_saved_pct", json_real(100.0 * json_real_value(json_object_get(rec, "bytes_saved"))));
@@ -103,6 +126,8 @@ static json_t *md_records(const json_t *records) {
 static const bench_column md_columns[] = {
     {"model", "model", NULL, NULL, 0},
     {"params", "params", NULL, NULL, 0},
+    {"type", "type", NULL, NULL, 0},
+    {"GiB", "size_gib", NULL, NULL, 2},
     {"isa", "isa", NULL, NULL, 0},
     {"threads", "threads", NULL, NULL, 0},
     {"mode", "mode", NULL, NULL, 0},
@@ -117,19 +142,22 @@ static const bench_column md_columns[] = {
     {"other ms/t", "other_ms", NULL, NULL, 3},
 };
 
-static void print_md_header(const model_options *o, const model_subject *s) {
+static void print_md_header(const model_options *o, const model_subject *s, size_t n_subjects) {
   const dnnl_version_t *v = dnnl_version();
   printf("lzn-bench model | CPU: %s | ISA: %s | reps %d (+1 warm-up) | THP: %s | lazyneuron %s, "
          "oneDNN %d.%d.%d\n\n", bench_cpu_model(), lzn_isa_name(), o->reps, bench_thp_mode(),
          lzn_version_string(), v->major, v->minor, v->patch);
   const lzn_model_info *i = &s->info;
   if (s->synthetic)
-    printf("Model: synthetic %s, random fp32 weights (seed %llu) with %g %% of fc1 neurons firing "
-           "per token; ", o->synthetic, (unsigned long long)o->seed, o->density_pct);
+    printf("Model: synthetic %s, random weights (seed %llu, rounded to each type) with %g %% of fc1 "
+           "neurons firing per token; ", o->synthetic, (unsigned long long)o->seed, o->density_pct);
   else
     printf("Model: %s; ", o->model_dir);
-  printf("%d layers, d_model %d, d_ff %d, %.2f GiB of weights; made in %.1f s (not timed).\n", i->n_layers,
-         i->d_model, i->d_ff, (double)s->params * 4.0 / (1u << 30), s->build_seconds);
+  printf("%d layers, d_model %d, d_ff %d; weight matrices", i->n_layers, i->d_model, i->d_ff);
+  for (size_t k = 0; k < n_subjects; k++)
+    printf("%s %s %.2f GiB (made in %.1f s, not timed)", k ? "," : "", s[k].type_name,
+           (double)s[k].info.weight_bytes / (1u << 30), s[k].build_seconds);
+  printf(".\n");
   printf("ppN: one lzn_forward of N tokens from an empty cache; tgN: N one-token calls after a "
          "1-token prompt. Block times are ms per token summed over layers (lzn_context_stats); "
          "other = total - attention - up - down (embeddings, norms, residuals, LM head). "
@@ -140,22 +168,43 @@ static const char *verdict(double value, double target) {
   return value >= target ? "met" : "missed";
 }
 
-/* Sparse against dense per (threads, test), and auto against the faster. */
-static void print_ratios(const model_options *o, const model_result *results) {
+/* Each type's dense decode against the F32 one, and sparse against F32 dense. */
+static void print_type_ratios(const model_result *results, size_t n) {
   int printed = 0;
-  const size_t n = o->n_threads * o->n_modes * o->n_tests;
   for (size_t i = 0; i < n; i++) {
     const model_result *r = &results[i];
-    if (r->mode != o->modes[0]) continue; /* one line per (threads, test) */
-    const model_result *sparse = find_row(o, results, r, LZN_MLP_SPARSE);
-    const model_result *dense = find_row(o, results, r, LZN_MLP_DENSE);
-    const model_result *automatic = find_row(o, results, r, LZN_MLP_AUTO);
+    if (r->mode != LZN_MLP_DENSE || r->subject->type == LZN_WEIGHTS_F32) continue;
+    const model_result *f32 = find_f32_row(results, n, r, LZN_MLP_DENSE);
+    if (!f32) continue;
+    if (!printed++) printf("\nEach type's dense against F32 dense (same threads and test):\n");
+    const double ratio = r->tokens_per_second.median / f32->tokens_per_second.median;
+    const double target = target_vs_f32_dense[r->subject->type];
+    printf("- %s %s, %d thread%s: %.2fx", r->subject->type_name, r->test->name, r->threads,
+           r->threads > 1 ? "s" : "", ratio);
+    if (r->test->kind == MODEL_TEST_TG && target > 0)
+      printf(" (target >= %.1fx: %s)", target, ratio >= target ? "met" : "missed");
+    else if (r->test->kind == MODEL_TEST_PP)
+      printf(" (target >= 1.0x: %s)", ratio >= 1.0 ? "met" : "missed");
+    printf("\n");
+  }
+}
+
+/* Sparse against dense per (subject, threads, test), and auto against the faster. */
+static void print_ratios(const model_options *o, const model_result *results, size_t n) {
+  int printed = 0;
+  for (size_t i = 0; i < n; i++) {
+    const model_result *r = &results[i];
+    if (r->mode != o->modes[0]) continue; /* one line per (subject, threads, test) */
+    const model_result *sparse = find_row(o, results, n, r, LZN_MLP_SPARSE);
+    const model_result *dense = find_row(o, results, n, r, LZN_MLP_DENSE);
+    const model_result *automatic = find_row(o, results, n, r, LZN_MLP_AUTO);
     if (!sparse || !dense) continue;
     const int tg = r->test->kind == MODEL_TEST_TG;
-    if (!printed++) printf("\nSparse against dense (targets for tg at 5 %% density):\n");
+    if (!printed++) printf("\nSparse against dense in the same type (targets for tg at 5 %% density):\n");
     const double step = sparse->tokens_per_second.median / dense->tokens_per_second.median;
     const double mlp = mlp_ms(dense) / mlp_ms(sparse);
-    printf("- %s, %d thread%s: whole step %.2fx", r->test->name, r->threads, r->threads > 1 ? "s" : "", step);
+    printf("- %s %s, %d thread%s: whole step %.2fx", r->subject->type_name, r->test->name, r->threads,
+           r->threads > 1 ? "s" : "", step);
     if (tg) printf(" (target >= %.2fx: %s)", TARGET_STEP_SPEEDUP, verdict(step, TARGET_STEP_SPEEDUP));
     printf(", MLP block (up+down) %.2fx", mlp);
     if (tg) printf(" (target >= %.2fx: %s)", TARGET_MLP_SPEEDUP, verdict(mlp, TARGET_MLP_SPEEDUP));
@@ -169,18 +218,20 @@ static void print_ratios(const model_options *o, const model_result *results) {
   }
 }
 
-void model_report(const model_options *o, const model_subject *s, const model_result *results) {
+void model_report(const model_options *o, const model_subject *subjects, size_t n_subjects,
+                  const model_result *results) {
   json_t *records = json_array();
   if (records == NULL) bench_fail("out of memory");
-  const size_t n = o->n_threads * o->n_modes * o->n_tests;
+  const size_t n = n_subjects * o->n_threads * o->n_modes * o->n_tests;
   for (size_t i = 0; i < n; i++)
-    if (json_array_append_new(records, make_record(o, s, &results[i], results)) != 0)
+    if (json_array_append_new(records, make_record(o, &results[i], results, n)) != 0)
       bench_fail("out of memory");
   if (o->format == BENCH_FORMAT_MD) {
     json_t *rows = md_records(records);
-    print_md_header(o, s);
+    print_md_header(o, subjects, n_subjects);
     bench_write_md_table(stdout, md_columns, sizeof md_columns / sizeof md_columns[0], rows);
-    print_ratios(o, results);
+    print_ratios(o, results, n);
+    print_type_ratios(results, n);
     json_decref(rows);
   } else if (o->format == BENCH_FORMAT_JSON) {
     bench_write_json(stdout, records);

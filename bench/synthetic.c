@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "arch/arch.h"
+#include "core/wtype.h"
+#include "cpu/cpu.h"
 #include "model/model.h"
 
 #define LZN_SYNTHETIC_VOCAB 50272
@@ -95,19 +97,19 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/* x[i] uniform in (-a, a) with a = sqrt(3 variance), so of that variance and
- * mean 0; two values per hash, 24 bits each. */
-static void fill_uniform(float *x, size_t n, double variance, uint64_t key) {
+/* Elements [first, first + n) of a tensor whose element i is uniform in
+ * (-a, a), a = sqrt(3 variance), so of that variance and mean 0: two
+ * values per hash of (key, i / 2), 24 bits each. */
+static void fill_uniform(float *x, size_t first, size_t n, double variance, uint64_t key) {
   const float half_width = (float)sqrt(3.0 * variance);
   const float scale = 2.0f * half_width / 16777216.0f; /* 2^24 steps across (-a, a) */
-  const int64_t pairs = (int64_t)((n + 1) / 2);
-#pragma omp parallel for schedule(static) if (pairs > 65536)
-  for (int64_t pair = 0; pair < pairs; pair++) {
-    const uint64_t r = mix64(key + (uint64_t)pair);
-    const size_t i = 2 * (size_t)pair;
+#pragma omp parallel for schedule(static) if (n > 131072)
+  for (int64_t k = 0; k < (int64_t)n; k++) {
+    const size_t i = first + (size_t)k;
+    const uint64_t r = mix64(key + (uint64_t)(i / 2));
+    const uint32_t bits = i % 2 ? (uint32_t)((r >> 16) & 0xffffff) : (uint32_t)(r >> 40);
     /* (k + 0.5) steps from -a: symmetric about 0, never exactly +-a. */
-    x[i] = ((float)(r >> 40) + 0.5f) * scale - half_width;
-    if (i + 1 < n) x[i + 1] = ((float)((r >> 16) & 0xffffff) + 0.5f) * scale - half_width;
+    x[k] = ((float)bits + 0.5f) * scale - half_width;
   }
 }
 
@@ -119,14 +121,21 @@ static void fill_constant(float *x, size_t n, float value) {
 typedef struct filler {
   lzn_model *model;
   uint64_t seed, tensor;
+  lzn_wtype type;                  /* of the weight matrices */
+  const lzn_kernel_table *kernels; /* from_f32 for types other than F32 */
 } filler;
+
+/* Rows generated at a time for a matrix of another type than F32: the
+ * fp32 values exist only for a chunk, so a model that fits in its type
+ * never needs its fp32 size. */
+#define SYNTHETIC_CHUNK_ROWS 1024
 
 static lzn_status random_tensor(filler *fl, size_t n, double variance, const float **out) {
   void *buffer;
   lzn_status s = lzn_model_own(fl->model, n * sizeof(float), &buffer);
   if (s != LZN_OK) return s;
   float *x = buffer;
-  fill_uniform(x, n, variance, mix64(fl->seed ^ mix64(++fl->tensor)));
+  fill_uniform(x, 0, n, variance, mix64(fl->seed ^ mix64(++fl->tensor)));
   *out = x;
   return LZN_OK;
 }
@@ -141,13 +150,38 @@ static lzn_status constant_tensor(filler *fl, size_t n, float value, const float
   return LZN_OK;
 }
 
-/* A random fp32 matrix [rows][cols] with that variance. */
+/* A random matrix [rows][cols] with that variance in the filler's type:
+ * the same values as an F32 one, then rounded to the type. */
 static lzn_status random_matrix(filler *fl, size_t rows, size_t cols, double variance,
                                 lzn_matrix *out) {
-  const float *data;
-  lzn_status s = random_tensor(fl, rows * cols, variance, &data);
-  *out = lzn_matrix_make(LZN_WTYPE_F32, s == LZN_OK ? data : NULL, (int64_t)rows, (int64_t)cols);
-  return s;
+  if (fl->type == LZN_WTYPE_F32) {
+    const float *data;
+    lzn_status s = random_tensor(fl, rows * cols, variance, &data);
+    *out = lzn_matrix_make(LZN_WTYPE_F32, s == LZN_OK ? data : NULL, (int64_t)rows, (int64_t)cols);
+    return s;
+  }
+  *out = lzn_matrix_make(fl->type, NULL, (int64_t)rows, (int64_t)cols);
+  void *buffer;
+  lzn_status s = lzn_model_own(fl->model, rows * out->row_bytes, &buffer);
+  float *chunk = malloc(SYNTHETIC_CHUNK_ROWS * cols * sizeof *chunk);
+  if (chunk == NULL) s = lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: out of memory");
+  if (s != LZN_OK) {
+    free(chunk);
+    return s;
+  }
+  const uint64_t key = mix64(fl->seed ^ mix64(++fl->tensor));
+  const lzn_from_f32_fn from_f32 = fl->kernels->type[fl->type].from_f32;
+  const size_t row_bytes = out->row_bytes;
+  for (size_t r0 = 0; r0 < rows; r0 += SYNTHETIC_CHUNK_ROWS) {
+    const size_t n = rows - r0 < SYNTHETIC_CHUNK_ROWS ? rows - r0 : SYNTHETIC_CHUNK_ROWS;
+    fill_uniform(chunk, r0 * cols, n * cols, variance, key);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < (int64_t)n; r++)
+      from_f32((char *)buffer + (r0 + (size_t)r) * row_bytes, chunk + (size_t)r * cols, cols);
+  }
+  free(chunk);
+  out->data = buffer;
+  return LZN_OK;
 }
 
 /* The [cols][rows] copy of a [rows][cols] matrix: the stored nn.Linear
@@ -189,30 +223,36 @@ static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double den
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->up);
   if (s == LZN_OK) s = constant_tensor(fl, f, up_bias, &w->up_b);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
-  if (s == LZN_OK) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  /* An F32 checkpoint also holds W_down as stored, for the dense path. */
+  if (s == LZN_OK && fl->type == LZN_WTYPE_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
   if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->down_b);
   return s;
 }
 
 /* ---------------------------------------------------------------- model */
 
-/* Floats of the weights: what stays fixed, and what each layer adds. */
-static double fixed_floats(const synthetic_shape *sh) {
+/* Bytes of the weights in a type: what stays fixed (the tied embedding in
+ * the type, learned positions and the final norm in fp32), and what each
+ * layer adds (6 matrices in the type, W_down as stored too for F32, norms
+ * and biases in fp32). */
+static double fixed_bytes(const synthetic_shape *sh, lzn_wtype type) {
   const double d = sh->d_model;
-  return (double)LZN_SYNTHETIC_VOCAB * d + (LZN_SYNTHETIC_POSITIONS + 2.0) * d + 2.0 * d;
+  return (double)LZN_SYNTHETIC_VOCAB * (double)lzn_wtype_row_bytes(type, (size_t)d) +
+         4.0 * ((LZN_SYNTHETIC_POSITIONS + 2.0) * d + 2.0 * d);
 }
 
-static double layer_floats(const synthetic_shape *sh) {
+static double layer_bytes(const synthetic_shape *sh, lzn_wtype type) {
   const double d = sh->d_model, f = sh->d_ff;
-  /* W_up, W_down in both layouts, 4 LN vectors, 5 biases of d */
-  return 4.0 * d * d + 3.0 * f * d + f + 9.0 * d;
+  const double row_d = (double)lzn_wtype_row_bytes(type, (size_t)d);
+  const double matrices = 4.0 * d * row_d + 2.0 * f * row_d + (type == LZN_WTYPE_F32 ? 4.0 * f * d : 0.0);
+  return matrices + 4.0 * (f + 9.0 * d);
 }
 
-static lzn_status check_memory(const synthetic_shape *sh, int n_layers) {
+static lzn_status check_memory(const synthetic_shape *sh, int n_layers, lzn_wtype type) {
   const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page_size <= 0) return LZN_OK; /* unknown: let the allocation decide */
   const double ram = (double)pages * (double)page_size, budget = LZN_SYNTHETIC_RAM_SHARE * ram;
-  const double fixed = sizeof(float) * fixed_floats(sh), per_layer = sizeof(float) * layer_floats(sh);
+  const double fixed = fixed_bytes(sh, type), per_layer = layer_bytes(sh, type);
   const double need = fixed + n_layers * per_layer;
   if (need <= budget) return LZN_OK;
   const double fit = floor((budget - fixed) / per_layer);
@@ -220,9 +260,9 @@ static lzn_status check_memory(const synthetic_shape *sh, int n_layers) {
     return lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: %s does not fit in %.0f %% of the "
                     "%.1f GiB of RAM even with one layer", sh->name,
                     100.0 * LZN_SYNTHETIC_RAM_SHARE, ram / (1u << 30));
-  return lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: %s with %d layers needs %.1f GiB of fp32 "
+  return lzn_fail(LZN_ERR_NOMEM, "lzn_model_synthetic: %s with %d layers needs %.1f GiB of %s "
                   "weights, more than %.0f %% of the %.1f GiB of RAM; at most %.0f layers fit "
-                  "(pass n_layers)", sh->name, n_layers, need / (1u << 30),
+                  "(pass n_layers)", sh->name, n_layers, need / (1u << 30), lzn_wtype_name(type),
                   100.0 * LZN_SYNTHETIC_RAM_SHARE, ram / (1u << 30), fit);
 }
 
@@ -237,13 +277,14 @@ static void set_config(lzn_model *m, const synthetic_shape *sh, int n_layers) {
   lzn_opt_describe(m, &c); /* the sizes and description, as lzn_model_load sets them */
 }
 
-static lzn_status make_weights(lzn_model *m, double density, uint64_t seed) {
+static lzn_status make_weights(lzn_model *m, double density, uint64_t seed, lzn_wtype type,
+                               const lzn_kernel_table *kernels) {
   const size_t d = (size_t)m->d_model;
   /* A neuron fires when N(0,1) + bias > 0, which has probability density
    * for bias = -Phi^-1(1 - density). At density 1 every neuron should fire:
    * +10 makes a miss a 1e-23 event. */
   const float up_bias = density >= 1.0 ? 10.0f : (float)-lzn_inverse_normal_cdf(1.0 - density);
-  filler fl = {.model = m, .seed = seed, .tensor = 0};
+  filler fl = {.model = m, .seed = seed, .tensor = 0, .type = type, .kernels = kernels};
   lzn_status s = random_matrix(&fl, (size_t)m->vocab, d, 1.0 / (double)d, &m->embed_tokens);
   const size_t positions = (size_t)(m->max_positions + m->arch.position_offset);
   if (s == LZN_OK) s = random_tensor(&fl, positions * d, 1.0 / (double)d, &m->embed_positions);
@@ -256,6 +297,11 @@ static lzn_status make_weights(lzn_model *m, double density, uint64_t seed) {
 
 lzn_status lzn_model_synthetic(const char *name, float density, int n_layers, uint64_t seed,
                                lzn_model **out) {
+  return lzn_model_synthetic_typed(name, density, n_layers, seed, LZN_WEIGHTS_F32, out);
+}
+
+lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_layers, uint64_t seed,
+                                     lzn_weight_type weight_type, lzn_model **out) {
   const char *fn = "lzn_model_synthetic";
   if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: out is NULL", fn);
   *out = NULL;
@@ -272,14 +318,21 @@ lzn_status lzn_model_synthetic(const char *name, float density, int n_layers, ui
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: n_layers = %d, must be >= 0 (0: the model's %d)",
                     fn, n_layers, sh->n_layers);
   if (n_layers == 0) n_layers = sh->n_layers;
-  lzn_status s = check_memory(sh, n_layers);
+  lzn_wtype type;
+  if (!lzn_wtype_from_public(weight_type, &type))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: weight_type = %d: pass a type (not AS_STORED)", fn,
+                    (int)weight_type);
+  const lzn_kernel_table *kernels;
+  lzn_status s = lzn_kernels_get(&kernels);
+  if (s == LZN_OK) s = check_memory(sh, n_layers, type);
   if (s != LZN_OK) return s;
 
   lzn_model *m = calloc(1, sizeof *m);
   if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
   set_config(m, sh, n_layers);
   m->layers = calloc((size_t)n_layers, sizeof *m->layers);
-  s = m->layers ? make_weights(m, density, seed) : lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
+  s = m->layers ? make_weights(m, density, seed, type, kernels)
+                : lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;

@@ -25,6 +25,13 @@
 lzn_status lzn_model_synthetic(const char *name, float density, int n_layers, uint64_t seed,
                                lzn_model **out);
 
+/* lzn_model_synthetic with the weight matrices in a type (not AS_STORED):
+ * the same fp32 values rounded to it, made a chunk of rows at a time so
+ * that a model that fits in its type never needs its fp32 size (the RAM
+ * check counts the type's bytes). */
+lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_layers, uint64_t seed,
+                                     lzn_weight_type weight_type, lzn_model **out);
+
 /* The standard normal quantile: x with P(N(0,1) <= x) = p, for p in (0, 1)
  * (Acklam's rational approximation and one Halley step: ~1e-15 relative).
  * -inf/+inf at p = 0/1, NaN outside [0, 1]. */
