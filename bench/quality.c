@@ -23,17 +23,30 @@ typedef struct quality_options {
   char top_k_text[256];
   long max_bytes, window, n_threads;
   bench_format format;
+  char type_text[128];
 } quality_options;
+
+static const char *const type_names[] = {"as stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
+
+static lzn_weight_type parse_type(const char *item) {
+  for (int t = 0; t <= LZN_WEIGHTS_Q4_0; t++)
+    if (strcmp(item, type_names[t]) == 0 || (t == 0 && strcmp(item, "as_stored") == 0))
+      return (lzn_weight_type)t;
+  bench_usage_error("--type: unknown type \"%s\" (as_stored, f32, f16, bf16, q8_0, q4_0, all)", item);
+  return LZN_WEIGHTS_AS_STORED;
+}
 
 static void quality_help(void) {
   printf("usage: lzn-bench quality --model DIR --text FILE [--top-k all,F/4,F/8,F/16,F/32]\n"
-         "                         [--bytes N] [--window N] [--threads N] [-o md|json|csv]\n"
+         "                         [--type T[,T...]] [--bytes N] [--window N] [--threads N]\n"
+         "                         [-o md|json|csv]\n"
          "Held-out bits per byte and mean active fraction of a byte-level model for each\n"
+         "weight type (as_stored, f32, f16, bf16, q8_0, q4_0, all; default as_stored) and\n"
          "top_k (all = plain ReLU; F/n = d_ff / n; or a number).\n");
 }
 
 static quality_options parse_quality(int argc, char **argv) {
-  quality_options o = {NULL, NULL, "all,F/4,F/8,F/16,F/32", 65536, 0, 1, BENCH_FORMAT_MD};
+  quality_options o = {NULL, NULL, "all,F/4,F/8,F/16,F/32", 65536, 0, 1, BENCH_FORMAT_MD, "as_stored"};
   for (int i = 1; i < argc; i++) { /* argv[0] is the subcommand */
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) quality_help(), exit(0);
@@ -45,6 +58,8 @@ static quality_options parse_quality(int argc, char **argv) {
     else if (strcmp(a, "--window") == 0) o.window = bench_parse_long(a, v, 2, 1L << 20);
     else if (strcmp(a, "--threads") == 0) o.n_threads = bench_parse_long(a, v, 1, 1024);
     else if (strcmp(a, "-o") == 0) o.format = bench_parse_format(a, v);
+    else if (strcmp(a, "--type") == 0)
+      snprintf(o.type_text, sizeof o.type_text, "%s", strcmp(v, "all") == 0 ? "f32,f16,bf16,q8_0,q4_0" : v);
     else bench_usage_error("unknown option %s (see --help)", a);
     i++;
   }
@@ -126,32 +141,41 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
 
 int bench_quality_main(int argc, char **argv) {
   quality_options o = parse_quality(argc, argv);
-  lzn_model *model;
-  if (lzn_model_load(o.model_dir, NULL, &model) != LZN_OK)
-    bench_fail("lzn_model_load(%s): %s", o.model_dir, lzn_last_error());
-  lzn_model_info info;
-  lzn_model_get_info(model, &info);
-  if (info.vocab_size < 256) bench_fail("%s is not a byte-level model", o.model_dir);
   long n;
   unsigned char *text = read_text(o.text_path, o.max_bytes, &n);
-  char *items[QUALITY_MAX_K];
+  char *types[QUALITY_MAX_K], *items[QUALITY_MAX_K];
+  const size_t n_types = bench_split_list("--type", o.type_text, types, QUALITY_MAX_K);
   const size_t n_k = bench_split_list("--top-k", o.top_k_text, items, QUALITY_MAX_K);
   json_t *records = json_array();
-  for (size_t i = 0; i < n_k; i++) {
-    json_t *record = json_object();
-    bench_set(record, "model", json_string(o.model_dir));
-    bench_set(record, "isa", json_string(lzn_isa_name()));
-    bench_set(record, "d_ff", json_integer(info.d_ff));
-    bench_set(record, "top_k_arg", json_string(items[i]));
-    measure(model, &o, parse_top_k(items[i], info.d_ff), text, n, record);
-    json_array_append_new(records, record);
+  lzn_model_info info = {0};
+  for (size_t t = 0; t < n_types; t++) {
+    lzn_model_params params = lzn_model_default_params();
+    params.weight_type = parse_type(types[t]);
+    lzn_model *model;
+    if (lzn_model_load(o.model_dir, &params, &model) != LZN_OK)
+      bench_fail("lzn_model_load(%s, %s): %s", o.model_dir, types[t], lzn_last_error());
+    lzn_model_get_info(model, &info);
+    if (info.vocab_size < 256) bench_fail("%s is not a byte-level model", o.model_dir);
+    for (size_t i = 0; i < n_k; i++) {
+      json_t *record = json_object();
+      bench_set(record, "model", json_string(o.model_dir));
+      bench_set(record, "isa", json_string(lzn_isa_name()));
+      bench_set(record, "type", json_string(types[t]));
+      bench_set(record, "weight_bytes", json_integer(info.weight_bytes));
+      bench_set(record, "d_ff", json_integer(info.d_ff));
+      bench_set(record, "top_k_arg", json_string(items[i]));
+      measure(model, &o, parse_top_k(items[i], info.d_ff), text, n, record);
+      json_array_append_new(records, record);
+    }
+    lzn_model_free(model);
   }
   if (o.format == BENCH_FORMAT_MD) {
     printf("lzn-bench quality | %s | %s | %ld bytes of %s | windows of %d bytes | sparse MLP\n\n",
            bench_cpu_model(), lzn_isa_name(), n, o.text_path,
            (int)(o.window ? o.window : info.max_positions));
     static const bench_column columns[] = {
-        {"top_k", "top_k_arg", NULL, NULL, -1}, {"neurons kept", "top_k", NULL, NULL, 0},
+        {"type", "type", NULL, NULL, -1},         {"weight bytes", "weight_bytes", NULL, NULL, 0},
+        {"top_k", "top_k_arg", NULL, NULL, -1},   {"neurons kept", "top_k", NULL, NULL, 0},
         {"active %", "active_pct", NULL, NULL, 2}, {"bits/byte", "bits_per_byte", NULL, NULL, 4},
         {"prefill t/s", "t_s", NULL, NULL, 1}};
     bench_write_md_table(stdout, columns, sizeof columns / sizeof columns[0], records);
@@ -162,6 +186,5 @@ int bench_quality_main(int argc, char **argv) {
   }
   json_decref(records);
   free(text);
-  lzn_model_free(model);
   return 0;
 }
