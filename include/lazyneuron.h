@@ -160,7 +160,15 @@ LZN_API lzn_status lzn_sparse_down_typed(float *y, int64_t d, const void *w_t,
                                          const int32_t *active_idx, const float *active_val,
                                          int64_t n_active, int n_threads);
 
-/* ------------------------------------------------------------ models (OPT) */
+/* ------------------------------------------------------------------ models
+ *
+ * Architectures: OPT (OPTForCausalLM: ReLU MLP) and the LLaMA family with a
+ * gated MLP (LlamaForCausalLM, MistralForCausalLM, BambooForCausalLM):
+ * hidden_act relu (ReluLLaMA), fatrelu with hidden_act_param (ProSparse,
+ * MiniCPM-S), drelu or a Bamboo architecture (TurboSparse, Bamboo), silu
+ * (SwiGLU: dense unless the context sets a threshold or top_k; then
+ * |silu(gate)| at or below the threshold counts as zero, an approximation).
+ * The context's threshold, when > 0, replaces FATReLU's. */
 
 typedef struct lzn_model lzn_model;     /* read-only after load; share freely */
 typedef struct lzn_context lzn_context; /* KV cache + scratch + stats; one thread at a time */
@@ -219,28 +227,30 @@ typedef struct lzn_model_info {
   int64_t weight_bytes;
 } lzn_model_info;
 
-/* Per-layer statistics of the MLP down-projection since the context was
- * created or reset. */
+/* Per-layer statistics since the context was created or reset, of the MLP
+ * matrices the active set applies to: W_down (OPT: fc1 decides which
+ * neurons fire and always runs dense), or W_up and W_down of a gated MLP
+ * (the LLaMA family: the gate decides and always runs dense). */
 typedef struct lzn_layer_stats {
   int64_t tokens;          /* tokens that went through the layer */
   double active_fraction;  /* mean fraction of neurons active per token */
   int64_t never_fired;     /* neurons never active so far ("dead" neurons) */
-  double flops_dense;      /* down-projection FLOPs a dense GEMM would do */
+  double flops_dense;      /* FLOPs of those matrices a dense GEMM would do */
   double flops_executed;   /* FLOPs actually done (sparse or dense) */
-  double bytes_dense;      /* W_down bytes a dense GEMM would read (once per call) */
-  double bytes_executed;   /* W_down bytes actually read */
+  double bytes_dense;      /* their bytes a dense GEMM would read (once per call) */
+  double bytes_executed;   /* their bytes actually read */
   int64_t sparse_calls, dense_calls; /* which path each call took */
   /* Wall time spent in the layer's blocks (for profiling; the rest of a
    * forward call is embeddings, norms, residuals and the LM head). */
   double seconds_attention; /* QKV, attention, output projection */
-  double seconds_up;        /* fc1, the up-projection */
-  double seconds_down;      /* ReLU / top-k selection + fc2, sparse or dense */
+  double seconds_up;        /* fc1 (OPT) or the gate (gated MLPs) */
+  double seconds_down;      /* selection, then fc2 (OPT) or the up and down rows (gated) */
 } lzn_layer_stats;
 
 LZN_API lzn_model_params lzn_model_default_params(void);
 LZN_API lzn_context_params lzn_context_default_params(void);
 
-/* Loads a Hugging Face OPT folder (config.json with model.safetensors or
+/* Loads a Hugging Face folder (config.json with model.safetensors or
  * model.safetensors.index.json + shards), or a .safetensors file with
  * config.json beside it. params may be NULL for the defaults. Weight
  * matrices are kept in params->weight_type: as stored, they are used in

@@ -11,12 +11,16 @@
 #ifndef LZN_ARCH_H
 #define LZN_ARCH_H
 
+#include "arch/llama_config.h"
 #include "arch/opt_config.h"
 #include "model/model.h"
 
 /* A parsed Hugging Face config.json, of one of the architectures. */
+typedef enum lzn_arch_family { LZN_ARCH_OPT = 0, LZN_ARCH_LLAMA = 1 } lzn_arch_family;
 typedef struct lzn_hf_config {
-  lzn_opt_config opt;
+  lzn_arch_family family;
+  lzn_opt_config opt;     /* family OPT */
+  lzn_llama_config llama; /* family LLAMA (llama, mistral, bamboo) */
 } lzn_hf_config;
 
 /* Parses config.json text (path_for_errors names it in messages).
@@ -30,8 +34,13 @@ lzn_status lzn_arch_parse_hf(const char *config_json, size_t config_len,
 lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,
                           const lzn_model_params *params);
 
-/* OPT's description and sizes from its config (opt.c), without tensors:
- * for the builders of in-memory models (bench/synthetic.c). */
+/* Each family's builder (opt.c, llama.c), called by lzn_arch_build. */
+lzn_status lzn_opt_build(lzn_model *m, const lzn_opt_config *c, const lzn_model_params *params);
+lzn_status lzn_llama_build(lzn_model *m, const lzn_llama_config *c, const lzn_model_params *params);
+
+/* A family's description and sizes from its config, without tensors: for
+ * the builders of in-memory models (bench/synthetic.c). */
 void lzn_opt_describe(lzn_model *m, const lzn_opt_config *c);
+void lzn_llama_describe(lzn_model *m, const lzn_llama_config *c);
 
 #endif /* LZN_ARCH_H */

@@ -22,7 +22,8 @@
 /* Tensors per layer, for the progress callback. */
 #define LZN_OPT_TENSORS_PER_LAYER 16
 
-static lzn_status bind_layer(lzn_binder *b, const lzn_opt_config *c, int i, lzn_layer *layer) {
+static lzn_status bind_layer(lzn_binder *b, const void *config, int i, lzn_layer *layer) {
+  const lzn_opt_config *c = config;
   const int64_t d = c->hidden_size, f = c->ffn_dim;
   const int bias = c->enable_bias, affine = c->layer_norm_elementwise_affine;
   char n[128];
@@ -68,30 +69,6 @@ static lzn_status find_prefix(lzn_binder *b) {
                   "\"decoder.embed_tokens.weight\") is missing: not an OPT checkpoint?");
 }
 
-/* m->layers grows as layers load, never ahead of them: a layer takes at
- * least six tensors of the file, so a config.json claiming 2^24 layers
- * beside a 100-byte file fails on a missing tensor instead of allocating
- * gigabytes of empty layer slots first. */
-static lzn_status bind_layers(lzn_binder *b, const lzn_opt_config *c) {
-  lzn_model *m = b->model;
-  size_t capacity = 0;
-  for (int i = 0; i < m->n_layers; i++) {
-    lzn_layer layer;
-    memset(&layer, 0, sizeof layer);
-    lzn_status s = bind_layer(b, c, i, &layer);
-    if (s != LZN_OK) return s;
-    if ((size_t)i == capacity) {
-      size_t grown_capacity = capacity ? 2 * capacity : 4;
-      if (grown_capacity > (size_t)m->n_layers) grown_capacity = (size_t)m->n_layers;
-      lzn_layer *grown = realloc(m->layers, grown_capacity * sizeof *grown);
-      if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory for %d layers", i + 1);
-      m->layers = grown, capacity = grown_capacity;
-    }
-    m->layers[i] = layer;
-  }
-  return LZN_OK;
-}
-
 static lzn_status bind_tensors(lzn_binder *b, const lzn_opt_config *c) {
   lzn_model *m = b->model;
   const int64_t d = c->hidden_size, e = c->word_embed_proj_dim, v = c->vocab_size;
@@ -107,7 +84,7 @@ static lzn_status bind_tensors(lzn_binder *b, const lzn_opt_config *c) {
     s = lzn_bind_f32(b, "final_layer_norm.weight", affine, d, 0, &m->final_norm.weight);
     if (s == LZN_OK) s = lzn_bind_f32(b, "final_layer_norm.bias", affine, d, 0, &m->final_norm.bias);
   }
-  if (s == LZN_OK) s = bind_layers(b, c);
+  if (s == LZN_OK) s = lzn_bind_layers(b, c, bind_layer);
   if (s != LZN_OK) return s;
   if (c->tie_word_embeddings) {
     m->lm_head = m->embed_tokens;
@@ -127,6 +104,7 @@ void lzn_opt_describe(lzn_model *m, const lzn_opt_config *c) {
   m->arch.position_offset = LZN_OPT_POSITION_OFFSET;
   m->arch.mlp = LZN_MLP_KIND_RELU;
   m->d_model = c->hidden_size, m->d_ff = c->ffn_dim, m->n_heads = c->num_attention_heads;
+  m->n_kv_heads = c->num_attention_heads;
   m->head_dim = c->hidden_size / c->num_attention_heads, m->n_layers = c->num_hidden_layers;
   m->vocab = c->vocab_size, m->d_embed = c->word_embed_proj_dim;
   m->max_positions = c->max_position_embeddings;
@@ -134,14 +112,9 @@ void lzn_opt_describe(lzn_model *m, const lzn_opt_config *c) {
   m->has_final_norm = c->do_layer_norm_before && !c->remove_final_layer_norm;
 }
 
-lzn_status lzn_arch_parse_hf(const char *config_json, size_t config_len,
-                             const char *path_for_errors, lzn_hf_config *out) {
-  return lzn_config_parse(config_json, config_len, path_for_errors, &out->opt);
-}
-
-lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,
-                          const lzn_model_params *params) {
-  const lzn_opt_config c = config->opt;
+lzn_status lzn_opt_build(lzn_model *m, const lzn_opt_config *config,
+                         const lzn_model_params *params) {
+  const lzn_opt_config c = *config;
   lzn_opt_describe(m, &c);
   const lzn_kernel_table *kernels;
   lzn_status s = lzn_kernels_get(&kernels);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/config_json.h"
 #include "core/errors.h"
 #include "core/json.h"
 #include "core/file.h"
@@ -45,72 +46,37 @@ static int *config_field(lzn_opt_config *config, size_t offset) {
   return (int *)(void *)((char *)config + offset);
 }
 
-/* transformers writes null for an unset optional field: treat it as absent. */
-static const json_t *get_present(const json_t *root, const char *field) {
-  const json_t *value = json_object_get(root, field);
-  return json_is_null(value) ? NULL : value;
-}
-
-/* A size: an integer in [1, LZN_CONFIG_MAX_SIZE]. */
-static lzn_status read_size(const char *path, const json_t *value, const char *field, int *out) {
-  if (!json_is_integer(value))
-    return lzn_fail(LZN_ERR_FORMAT, "%s: \"%s\" must be a positive integer, got %s",
-                    path, field, lzn_json_kind(value));
-  const json_int_t v = json_integer_value(value);
-  if (v <= 0)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: \"%s\" is %lld, must be a positive integer",
-                    path, field, (long long)v);
-  if (v > LZN_CONFIG_MAX_SIZE)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: \"%s\" is %lld, beyond the limit of %d",
-                    path, field, (long long)v, LZN_CONFIG_MAX_SIZE);
-  *out = (int)v;
-  return LZN_OK;
-}
-
 static lzn_status read_sizes(const char *path, const json_t *root, lzn_opt_config *out) {
   for (size_t i = 0; i < sizeof required_sizes / sizeof required_sizes[0]; i++) {
     const char *field = required_sizes[i].name;
-    if (json_object_get(root, field) == NULL)
-      return lzn_fail(LZN_ERR_FORMAT, "%s: missing required field \"%s\"", path, field);
     const lzn_status status =
-        read_size(path, json_object_get(root, field), field, config_field(out, required_sizes[i].offset));
+        lzn_cfg_size(path, root, field, 1, 0, config_field(out, required_sizes[i].offset));
     if (status != LZN_OK) return status;
   }
   /* OPTConfig: word_embed_proj_dim defaults to hidden_size; when they differ
    * the model has project_in / project_out. */
-  const json_t *proj = get_present(root, "word_embed_proj_dim");
-  if (proj == NULL) {
-    out->word_embed_proj_dim = out->hidden_size;
-    return LZN_OK;
-  }
-  return read_size(path, proj, "word_embed_proj_dim", &out->word_embed_proj_dim);
+  return lzn_cfg_size(path, root, "word_embed_proj_dim", 0, out->hidden_size,
+                      &out->word_embed_proj_dim);
 }
 
 static lzn_status read_flags(const char *path, const json_t *root, lzn_opt_config *out) {
   for (size_t i = 0; i < sizeof optional_flags / sizeof optional_flags[0]; i++) {
-    const json_t *value = get_present(root, optional_flags[i].name);
-    int *flag = config_field(out, optional_flags[i].offset);
-    if (value == NULL) {
-      *flag = optional_flags[i].fallback;
-    } else if (json_is_boolean(value)) {
-      *flag = json_is_true(value);
-    } else {
-      return lzn_fail(LZN_ERR_FORMAT, "%s: \"%s\" must be true or false, got %s",
-                      path, optional_flags[i].name, lzn_json_kind(value));
-    }
+    const lzn_status status = lzn_cfg_bool(path, root, optional_flags[i].name, optional_flags[i].fallback,
+                                           config_field(out, optional_flags[i].offset));
+    if (status != LZN_OK) return status;
   }
   return LZN_OK;
 }
 
 /* model_type and architectures, when present, must say OPT. */
 static lzn_status check_architecture(const char *path, const json_t *root) {
-  const json_t *model_type = get_present(root, "model_type");
+  const json_t *model_type = lzn_cfg_get(root, "model_type");
   if (model_type != NULL && !json_is_string(model_type))
     return lzn_fail(LZN_ERR_FORMAT, "%s: \"model_type\" must be a string, got %s", path, lzn_json_kind(model_type));
   if (model_type != NULL && strcmp(json_string_value(model_type), "opt") != 0)
-    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: unknown architecture: model_type \"%s\" (lazyneuron reads \"opt\")",
+    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: unknown architecture: model_type \"%s\" (lazyneuron reads opt, llama, mistral, bamboo)",
                     path, json_string_value(model_type));
-  const json_t *architectures = get_present(root, "architectures");
+  const json_t *architectures = lzn_cfg_get(root, "architectures");
   if (architectures == NULL) return LZN_OK;
   if (!json_is_array(architectures))
     return lzn_fail(LZN_ERR_FORMAT, "%s: \"architectures\" must be an array of strings, got %s",
@@ -127,14 +93,14 @@ static lzn_status check_architecture(const char *path, const json_t *root) {
   }
   const json_t *first = json_array_get(architectures, 0);
   if (first == NULL)
-    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: unknown architecture: \"architectures\" is empty (lazyneuron reads OPTForCausalLM, OPTModel)",
+    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: unknown architecture: \"architectures\" is empty (lazyneuron reads OPTForCausalLM, LlamaForCausalLM, MistralForCausalLM, BambooForCausalLM)",
                     path);
-  return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: unknown architecture: \"architectures\" names \"%s\"%s (lazyneuron reads OPTForCausalLM, OPTModel)",
+  return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: unknown architecture: \"architectures\" names \"%s\"%s (lazyneuron reads OPTForCausalLM, LlamaForCausalLM, MistralForCausalLM, BambooForCausalLM)",
                   path, json_string_value(first), json_array_size(architectures) > 1 ? " and others" : "");
 }
 
 static lzn_status check_activation(const char *path, const json_t *root) {
-  const json_t *activation = get_present(root, "activation_function");
+  const json_t *activation = lzn_cfg_get(root, "activation_function");
   if (activation == NULL) return LZN_OK; /* OPTConfig's default: "relu" */
   if (!json_is_string(activation))
     return lzn_fail(LZN_ERR_FORMAT, "%s: \"activation_function\" must be a string, got %s", path, lzn_json_kind(activation));

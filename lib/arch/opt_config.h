@@ -1,5 +1,5 @@
 /*
- * config.h: the model configuration, from a Hugging Face config.json.
+ * opt_config.h: an OPT configuration, from a Hugging Face config.json.
  * Private to the library.
  */
 #ifndef LZN_CONFIG_H
@@ -9,9 +9,7 @@
 
 #include "lazyneuron.h"
 
-/* Largest value accepted for a size in a config: anything beyond is surely a
- * broken or hostile file, and keeps every product of two sizes in int64. */
-#define LZN_CONFIG_MAX_SIZE (1 << 24)
+#include "arch/config_json.h"
 
 /* An OPT config (transformers' OPTConfig), with its defaults applied. */
 typedef struct lzn_opt_config {

@@ -140,3 +140,27 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   if (usable_in_place(t, type)) as_stored->data = t->data;
   return lzn_load_progress_step(&b->progress);
 }
+
+/* m->layers grows as layers load, never ahead of them: a layer takes at
+ * least six tensors of the file, so a config.json claiming 2^24 layers
+ * beside a 100-byte file fails on a missing tensor instead of allocating
+ * gigabytes of empty layer slots first. */
+lzn_status lzn_bind_layers(lzn_binder *b, const void *config, lzn_bind_layer_fn bind_layer) {
+  lzn_model *m = b->model;
+  size_t capacity = 0;
+  for (int i = 0; i < m->n_layers; i++) {
+    lzn_layer layer;
+    memset(&layer, 0, sizeof layer);
+    lzn_status s = bind_layer(b, config, i, &layer);
+    if (s != LZN_OK) return s;
+    if ((size_t)i == capacity) {
+      size_t grown_capacity = capacity ? 2 * capacity : 4;
+      if (grown_capacity > (size_t)m->n_layers) grown_capacity = (size_t)m->n_layers;
+      lzn_layer *grown = realloc(m->layers, grown_capacity * sizeof *grown);
+      if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory for %d layers", i + 1);
+      m->layers = grown, capacity = grown_capacity;
+    }
+    m->layers[i] = layer;
+  }
+  return LZN_OK;
+}

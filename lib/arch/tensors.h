@@ -45,4 +45,9 @@ lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored);
 
+/* Binds m->n_layers layers with bind_layer(b, config, i, layer), growing
+ * m->layers as they load. */
+typedef lzn_status (*lzn_bind_layer_fn)(lzn_binder *b, const void *config, int i, lzn_layer *layer);
+lzn_status lzn_bind_layers(lzn_binder *b, const void *config, lzn_bind_layer_fn bind_layer);
+
 #endif /* LZN_ARCH_TENSORS_H */

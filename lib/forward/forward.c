@@ -34,6 +34,7 @@ static lzn_status embed(lzn_context *ctx, const int32_t *tokens, int n, int p0) 
     const lzn_status s = lzn_linear(&ctx->exec, ctx->hidden, ctx->embed, &m->project_in, NULL, n);
     if (s != LZN_OK) return s;
   }
+  if (m->arch.positions != LZN_POSITIONS_LEARNED) return LZN_OK; /* rotary: in attention */
   const int first = p0 + m->arch.position_offset;
   for (int t = 0; t < n; t++)
     add_in_place(ctx->hidden + (size_t)t * d, m->embed_positions + (size_t)(first + t) * d,

@@ -5,6 +5,7 @@
  *   norm.c       layer norm
  *   attention.c  causal multi-head attention with the KV cache
  *   mlp.c        the ReLU MLP: up -> select -> sparse or dense down
+ *   mlp_gated.c  the gated MLP: gate -> select -> active up rows -> active down rows
  *   select.c     each token's activation threshold (threshold, top-k)
  *   cost.c       AUTO: the measured cost model, sparse or dense per call
  */
@@ -24,8 +25,12 @@ lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, in
 /* out = the MLP block of one layer for n tokens of x. */
 lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n);
 
-/* The activation threshold of one token's pre-activations h[0..d_ff). */
-float lzn_token_threshold(lzn_context *ctx, const float *h);
+/* The gated MLP of one layer (mlp_gated.c), called by lzn_mlp_forward. */
+lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, float *out, int n);
+
+/* The activation threshold of one token's values h[0..d_ff): base, raised
+ * with params.top_k until at most top_k values remain above it. */
+float lzn_token_threshold(lzn_context *ctx, const float *h, float base);
 
 /* The dense down-projection of n tokens: out = h W_down^T + b. */
 lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float *out, int n);

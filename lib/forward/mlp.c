@@ -85,7 +85,7 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
   size_t active_total = 0;
   for (int t = 0; t < n; t++) {
     const float *h = up + (size_t)t * f;
-    threshold[t] = lzn_token_threshold(ctx, h);
+    threshold[t] = lzn_token_threshold(ctx, h, ctx->params.threshold);
     if (mode == LZN_MLP_AUTO)
       active_total += ctx->exec.kernels->relu_compact(h, (size_t)f, threshold[t], ctx->active_idx,
                                                  ctx->active_val);
@@ -111,6 +111,7 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
 
 lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
   const lzn_model *m = ctx->model;
+  if (m->arch.mlp == LZN_MLP_KIND_GATED) return lzn_mlp_gated_forward(ctx, layer, x, out, n);
   const lzn_layer *w = &m->layers[layer];
   const double t0 = lzn_now_seconds();
   lzn_status s = lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);

@@ -1,5 +1,6 @@
 /*
- * norm.c: layer norm, row by row, as torch.nn.LayerNorm computes it.
+ * norm.c: layer norm (torch.nn.LayerNorm, OPT) and RMS norm (Hugging Face's
+ * LlamaRMSNorm), row by row.
  */
 #include <math.h>
 
@@ -22,9 +23,25 @@ static void layer_norm(float *out, const float *x, const lzn_norm *norm, double 
   }
 }
 
+/* x / sqrt(mean(x^2) + eps) * w. */
+static void rms_norm(float *out, const float *x, const lzn_norm *norm, double eps, int n, int d) {
+  for (int t = 0; t < n; t++) {
+    const float *row = x + (size_t)t * d;
+    float *dst = out + (size_t)t * d;
+    double sum_sq = 0.0;
+    for (int j = 0; j < d; j++) sum_sq += (double)row[j] * row[j];
+    const double inv = 1.0 / sqrt(sum_sq / d + eps);
+    for (int j = 0; j < d; j++) {
+      const float v = (float)(row[j] * inv);
+      dst[j] = norm->weight ? v * norm->weight[j] : v;
+    }
+  }
+}
+
 void lzn_norm_rows(const lzn_arch_desc *arch, const lzn_norm *norm, float *out, const float *x,
                    int n, int d) {
   switch (arch->norm) {
   case LZN_NORM_LAYER: layer_norm(out, x, norm, arch->norm_eps, n, d); break;
+  case LZN_NORM_RMS: rms_norm(out, x, norm, arch->norm_eps, n, d); break;
   }
 }

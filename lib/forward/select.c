@@ -30,8 +30,7 @@ static float kth_largest(float *v, int n, int k) {
 
 /* The activation threshold of one token (see the top of the file). With
  * ties at the boundary fewer than top_k may remain: "at most" k. */
-float lzn_token_threshold(lzn_context *ctx, const float *h) {
-  const float base = ctx->params.threshold;
+float lzn_token_threshold(lzn_context *ctx, const float *h, float base) {
   const int k = ctx->params.top_k, f = ctx->model->d_ff;
   if (k <= 0 || k >= f) return base;
   float *above = ctx->top_k_scratch;

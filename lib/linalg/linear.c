@@ -140,3 +140,20 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
                                ex->n_threads);
   return linear_kn_tiled(ex, y, x, w_kn, bias, m);
 }
+
+lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x_f32, const lzn_matrix *w,
+                           const int32_t *idx, size_t n) {
+  const lzn_dot_rows_fn kernel = ex->kernels->type[w->type].dot_rows;
+  const void *x;
+  const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
+  if (s != LZN_OK || n == 0) return s;
+  int threads = ex->n_threads;
+  if (n < (size_t)threads * LZN_GEMV_MIN_ROWS_PER_THREAD) threads = 1;
+  const size_t per_chunk = (n + (size_t)threads - 1) / (size_t)threads;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int chunk = 0; chunk < threads; chunk++) {
+    const size_t t0 = (size_t)chunk * per_chunk, t1 = t0 + per_chunk < n ? t0 + per_chunk : n;
+    if (t0 < t1) kernel(out + t0, w->data, w->row_bytes, (size_t)w->cols, idx + t0, t1 - t0, x);
+  }
+  return LZN_OK;
+}

@@ -22,4 +22,10 @@ lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *
 lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn,
                          const float *bias, int64_t m, const int32_t *all_rows);
 
+/* out[t] = W[idx[t]] . x for t < n: the gathered rows of one token (the
+ * gated MLP's up rows), x converted as the type's dot kernels want, rows
+ * split among threads. Statuses: OK, NOMEM. */
+lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x, const lzn_matrix *w,
+                           const int32_t *idx, size_t n);
+
 #endif /* LZN_LINEAR_H */

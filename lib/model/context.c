@@ -55,13 +55,18 @@ static lzn_status check_context_params(const lzn_context_params *p, const lzn_mo
 
 static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
 
+/* Every float buffer of a context, for allocation checks and freeing. */
+#define CONTEXT_FLOAT_BUFFERS(ctx)                                                               \
+  {&(ctx)->k_cache, &(ctx)->v_cache, &(ctx)->hidden, &(ctx)->normed, &(ctx)->q, &(ctx)->k,        \
+   &(ctx)->v, &(ctx)->heads, &(ctx)->attn, &(ctx)->gate, &(ctx)->up, &(ctx)->mlp_out,             \
+   &(ctx)->embed, &(ctx)->scores, &(ctx)->active_val, &(ctx)->top_k_scratch,                      \
+   &(ctx)->token_threshold, &(ctx)->rope_cos, &(ctx)->rope_sin, &(ctx)->act_abs}
+
 LZN_API void lzn_context_free(lzn_context *ctx) {
   if (ctx == NULL) return;
   lzn_exec_free(&ctx->exec);
-  float *buffers[] = {ctx->k_cache, ctx->v_cache, ctx->hidden, ctx->normed, ctx->q, ctx->k,
-                      ctx->v, ctx->heads, ctx->attn, ctx->up, ctx->mlp_out, ctx->embed, ctx->scores,
-                      ctx->active_val, ctx->top_k_scratch, ctx->token_threshold};
-  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+  float **buffers[] = CONTEXT_FLOAT_BUFFERS(ctx);
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(*buffers[i]);
   free(ctx->active_idx);
   free(ctx->all_rows);
   if (ctx->counters)
@@ -70,29 +75,52 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
   free(ctx);
 }
 
+/* cos and sin of position p times each of the head_dim / 2 frequencies
+ * theta^(-2i / head_dim), positions scaled for linear rope_scaling; in
+ * double, rounded once. */
+static void fill_rope_tables(lzn_context *ctx) {
+  const lzn_model *m = ctx->model;
+  const int half = m->head_dim / 2;
+  for (int p = 0; p < ctx->n_ctx; p++)
+    for (int i = 0; i < half; i++) {
+      const double freq = pow(m->arch.rope_theta, -2.0 * i / m->head_dim);
+      const double angle = p * m->arch.rope_position_scale * freq;
+      ctx->rope_cos[(size_t)p * half + i] = (float)cos(angle);
+      ctx->rope_sin[(size_t)p * half + i] = (float)sin(angle);
+    }
+}
+
 static lzn_status allocate(lzn_context *ctx) {
   const lzn_model *m = ctx->model;
   const size_t b = (size_t)ctx->max_batch, d = (size_t)m->d_model, f = (size_t)m->d_ff;
-  const size_t cache = (size_t)m->n_layers * (size_t)ctx->n_ctx * d;
+  const size_t q_dim = (size_t)m->n_heads * (size_t)m->head_dim;
+  const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)m->head_dim;
+  const size_t cache = (size_t)m->n_layers * (size_t)ctx->n_ctx * kv_dim;
   const size_t embed = (size_t)(m->d_embed > m->d_model ? m->d_embed : m->d_model);
+  const int gated = m->arch.mlp == LZN_MLP_KIND_GATED, rope = m->arch.positions == LZN_POSITIONS_ROPE;
+  const size_t rope_table = rope ? (size_t)ctx->n_ctx * (size_t)(m->head_dim / 2) : 0;
   ctx->k_cache = floats(cache), ctx->v_cache = floats(cache);
   ctx->hidden = floats(b * d), ctx->normed = floats(b * d);
-  ctx->q = floats(b * d), ctx->k = floats(b * d), ctx->v = floats(b * d);
-  ctx->heads = floats(b * d), ctx->attn = floats(b * d);
-  ctx->up = floats(b * f), ctx->mlp_out = floats(b * d), ctx->embed = floats(b * embed);
+  ctx->q = floats(b * q_dim), ctx->k = floats(b * kv_dim), ctx->v = floats(b * kv_dim);
+  ctx->heads = floats(b * q_dim), ctx->attn = floats(b * d);
+  ctx->gate = floats(gated ? b * f : 1), ctx->up = floats(b * f), ctx->mlp_out = floats(b * d);
+  ctx->embed = floats(b * embed);
   ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
   ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
+  ctx->rope_cos = floats(rope_table ? rope_table : 1), ctx->rope_sin = floats(rope_table ? rope_table : 1);
+  ctx->act_abs = floats(gated ? f : 1);
   ctx->active_idx = malloc(f * sizeof(int32_t));
   ctx->all_rows = malloc(f * sizeof(int32_t));
   for (size_t i = 0; ctx->all_rows && i < f; i++) ctx->all_rows[i] = (int32_t)i;
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
-  int ok = ctx->k_cache && ctx->v_cache && ctx->hidden && ctx->normed && ctx->q && ctx->k &&
-           ctx->v && ctx->heads && ctx->attn && ctx->up && ctx->mlp_out && ctx->embed && ctx->scores &&
-           ctx->active_val && ctx->top_k_scratch && ctx->token_threshold && ctx->active_idx && ctx->all_rows && ctx->counters;
+  int ok = ctx->active_idx && ctx->all_rows && ctx->counters;
+  float **buffers[] = CONTEXT_FLOAT_BUFFERS(ctx);
+  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) ok = ok && *buffers[i];
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
   if (!ok)
     return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "
                     "(KV cache %zu MiB)", ctx->n_ctx, 2 * cache * sizeof(float) >> 20);
+  if (rope) fill_rope_tables(ctx);
   return LZN_OK;
 }
 

@@ -25,14 +25,17 @@ struct lzn_context {
    * down-projection, and of the dense one for 1 and for max_batch tokens. */
   double t_row, t_dense_1, t_dense_batch;
 
-  float *k_cache, *v_cache; /* [n_layers][n_ctx][d_model] */
+  float *k_cache, *v_cache; /* [n_layers][n_ctx][n_kv_heads * head_dim] */
+  float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2]: rotary angles per position */
 
   /* Scratch for one batch of at most max_batch tokens. */
   float *hidden;   /* [max_batch][d_model] the residual stream */
   float *normed;   /* [max_batch][d_model] norm output, the MLP's input */
-  float *q, *k, *v; /* [max_batch][d_model] */
-  float *heads;    /* [max_batch][d_model] attention per head, before out_proj */
+  float *q;        /* [max_batch][n_heads * head_dim] */
+  float *k, *v;    /* [max_batch][n_kv_heads * head_dim] */
+  float *heads;    /* [max_batch][n_heads * head_dim] attention per head, before out_proj */
   float *attn;     /* [max_batch][d_model] the attention block's output */
+  float *gate;     /* [max_batch][d_ff] gated MLPs: the gate's output */
   float *up;       /* [max_batch][d_ff] */
   float *mlp_out;  /* [max_batch][d_model] */
   float *embed;    /* [max_batch][max(d_embed, d_model)] */
@@ -41,6 +44,7 @@ struct lzn_context {
   float *active_val;   /* [d_ff] */
   float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
   float *token_threshold; /* [max_batch] each token's activation threshold */
+  float *act_abs;       /* [d_ff] gated SiLU: |silu(gate)|, what selection compares */
   int32_t *all_rows;    /* [d_ff] 0, 1, ...: every row, for the dense down-projection in a type */
 
   lzn_layer_counters *counters; /* [n_layers] */

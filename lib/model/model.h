@@ -14,23 +14,37 @@
 #include "core/buffer.h"
 #include "core/errors.h"
 #include "core/matrix.h"
+#include "arch/llama_config.h"
 #include "format/safetensors.h"
 
 /* Which normalisation, where, and how positions enter: the one-time choices
  * of an architecture (arch/), read by forward/. */
-typedef enum lzn_norm_kind { LZN_NORM_LAYER = 0 } lzn_norm_kind;
-typedef enum lzn_position_kind { LZN_POSITIONS_LEARNED = 0 } lzn_position_kind;
-typedef enum lzn_mlp_kind { LZN_MLP_KIND_RELU = 0 /* down(relu(up x + b) ) + b */ } lzn_mlp_kind;
+typedef enum lzn_norm_kind {
+  LZN_NORM_LAYER = 0, /* (x - mean) / sqrt(var + eps) * w + b (OPT) */
+  LZN_NORM_RMS = 1    /* x / sqrt(mean(x^2) + eps) * w (LLaMA) */
+} lzn_norm_kind;
+typedef enum lzn_position_kind {
+  LZN_POSITIONS_LEARNED = 0, /* a table added to the embeddings (OPT) */
+  LZN_POSITIONS_ROPE = 1     /* rotary, rotate-half, on q and k (LLaMA) */
+} lzn_position_kind;
+typedef enum lzn_mlp_kind {
+  LZN_MLP_KIND_RELU = 0, /* down(relu(up x + b)) + b: the up-projection decides (OPT) */
+  LZN_MLP_KIND_GATED = 1 /* down(act(gate x) * up x): the gate decides (LLaMA) */
+} lzn_mlp_kind;
 
 typedef struct lzn_arch_desc {
-  const char *name;     /* "opt" */
+  const char *name;     /* "opt", "llama", "mistral", "bamboo" */
   lzn_norm_kind norm;
   double norm_eps;
   /* 1: x = x + f(norm(x)) (pre-LN); 0: x = norm(x + f(x)) (post-LN). */
   int norm_before;
   lzn_position_kind positions;
-  int position_offset;  /* row of embed_positions for position 0 (OPT: 2) */
+  int position_offset;  /* learned: row of embed_positions for position 0 (OPT: 2) */
+  double rope_theta;    /* rope: the base of the frequencies */
+  double rope_position_scale; /* rope: positions are multiplied by it (linear scaling: 1/factor) */
   lzn_mlp_kind mlp;
+  lzn_activation activation;    /* gated: act of the gate */
+  float activation_threshold;   /* gated FATReLU: the config's threshold */
 } lzn_arch_desc;
 
 /* A norm's affine parameters; weight NULL when it has none. */
@@ -40,9 +54,12 @@ typedef struct lzn_norm {
 
 typedef struct lzn_layer {
   lzn_norm attn_norm;             /* before (pre-LN) or after attention */
-  lzn_matrix q, k, v, o;          /* [d_model][d_model] */
-  const float *q_b, *k_b, *v_b, *o_b; /* [d_model], NULL without bias */
+  lzn_matrix q;                   /* [n_heads * head_dim][d_model] */
+  lzn_matrix k, v;                /* [n_kv_heads * head_dim][d_model] */
+  lzn_matrix o;                   /* [d_model][n_heads * head_dim] */
+  const float *q_b, *k_b, *v_b, *o_b; /* NULL without bias */
   lzn_norm mlp_norm;
+  lzn_matrix gate;                /* gated MLPs: [d_ff][d_model]; data NULL otherwise */
   lzn_matrix up;                  /* [d_ff][d_model] */
   const float *up_b;              /* [d_ff] */
   lzn_matrix down_t;              /* W_down transposed: [d_ff][d_model] */
@@ -56,7 +73,7 @@ typedef struct lzn_layer {
 
 struct lzn_model {
   lzn_arch_desc arch;
-  int d_model, d_ff, n_heads, head_dim, n_layers, vocab, d_embed, max_positions;
+  int d_model, d_ff, n_heads, n_kv_heads, head_dim, n_layers, vocab, d_embed, max_positions;
   lzn_weights weights;    /* the mapped files (tensors used as stored point here) */
   lzn_buffers owned;      /* what the model allocated (converted, transposed) */
 

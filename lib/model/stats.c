@@ -12,7 +12,10 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
   if (capacity < 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: capacity = %d, must be >= 1", capacity);
   const lzn_model *m = ctx->model;
-  const double per_token_flops = 2.0 * m->d_model * m->d_ff;
+  /* The matrices the active set applies to: W_down, and for a gated MLP
+   * W_up too (the gate, like OPT's fc1, always runs dense: it decides). */
+  const int gated = m->arch.mlp == LZN_MLP_KIND_GATED;
+  const double per_token_flops = 2.0 * m->d_model * m->d_ff * (gated ? 2 : 1);
   for (int l = 0; l < m->n_layers && l < capacity; l++) {
     const lzn_layer_counters *c = &ctx->counters[l];
     lzn_layer_stats *s = &out[l];
@@ -21,7 +24,8 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
     s->active_fraction = c->tokens ? (double)c->active_sum / ((double)c->tokens * m->d_ff) : 0.0;
     for (int i = 0; i < m->d_ff; i++) s->never_fired += !c->fired[i];
     s->flops_dense = per_token_flops * (double)c->tokens;
-    s->bytes_dense = (double)(c->sparse_calls + c->dense_calls) * (double)m->layers[l].down_t.row_bytes * m->d_ff;
+    const double row_bytes = (double)m->layers[l].down_t.row_bytes + (gated ? (double)m->layers[l].up.row_bytes : 0.0);
+    s->bytes_dense = (double)(c->sparse_calls + c->dense_calls) * row_bytes * m->d_ff;
     s->flops_executed = c->flops_executed;
     s->bytes_executed = c->bytes_executed;
     s->seconds_attention = c->seconds_attention;

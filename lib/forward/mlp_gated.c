@@ -1,0 +1,164 @@
+/*
+ * mlp_gated.c: the gated MLP of the LLaMA family,
+ *   out = W_down (act(W_gate x) * (W_up x)),
+ * where the gate decides which neurons run: computed first (dense, in the
+ * model's type), it gives the active set, and then only the active rows of
+ * W_up (gathered dot products) and of W_down^T (axpy_rows) are read: two of
+ * the three matrices scale with the density, so the bound is 3 / (1 + 2d).
+ *
+ * Activations (arch->activation):
+ *   relu     act(g) = g where g > t (t = params.threshold, 0 by default);
+ *   fatrelu  the same with t = the config's threshold unless the caller set
+ *            params.threshold (ProSparse, MiniCPM-S);
+ *   drelu    relu(g) * relu(u): a neuron is active where g > t and then
+ *            where u > 0, so the set shrinks again after the up rows
+ *            (TurboSparse, Bamboo);
+ *   silu     SwiGLU: every neuron is active, so it runs dense, unless the
+ *            caller sets a threshold (or top_k): then |silu(g)| <= t counts
+ *            as zero (the CATS / TEAL idea, an approximation the stats show).
+ * top_k applies on top of the threshold, as for OPT.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "forward/forward.h"
+#include "linalg/linear.h"
+#include "linalg/sparse_down.h"
+
+static float silu(float g) { return g / (1.0f + expf(-g)); }
+
+/* The threshold the activation selects against, before top_k. */
+static float base_threshold(const lzn_context *ctx) {
+  const lzn_arch_desc *a = &ctx->model->arch;
+  if (a->activation == LZN_ACT_FATRELU && ctx->params.threshold == 0.0f) return a->activation_threshold;
+  return ctx->params.threshold;
+}
+
+/* SwiGLU without a threshold or top_k has no zeros to skip. */
+static int runs_dense_only(const lzn_context *ctx) {
+  return ctx->model->arch.activation == LZN_ACT_SILU && ctx->params.threshold == 0.0f &&
+         ctx->params.top_k == 0;
+}
+
+/* The values selection compares for one token's activated gate row g: g
+ * itself for the ReLU family (act(g) = g where active), |g| for SiLU (whose
+ * rows already hold silu(gate)). */
+static const float *selection_values(lzn_context *ctx, const float *g) {
+  if (ctx->model->arch.activation != LZN_ACT_SILU) return g;
+  const int f = ctx->model->d_ff;
+  for (int i = 0; i < f; i++) ctx->act_abs[i] = fabsf(g[i]);
+  return ctx->act_abs;
+}
+
+static void count_token(lzn_context *ctx, int layer, const int32_t *idx, size_t n_active,
+                        size_t up_rows) {
+  if (!ctx->params.collect_stats) return;
+  lzn_layer_counters *c = &ctx->counters[layer];
+  const lzn_layer *w = &ctx->model->layers[layer];
+  const double d = ctx->model->d_model;
+  c->tokens++;
+  c->active_sum += (int64_t)n_active;
+  for (size_t t = 0; t < n_active; t++) c->fired[idx[t]] = 1;
+  c->flops_executed += 2.0 * d * (double)(up_rows + n_active);
+  c->bytes_executed += (double)w->up.row_bytes * (double)up_rows +
+                       (double)w->down_t.row_bytes * (double)n_active;
+}
+
+/* One token, sparse: the selected rows of W_up, h = act(g) * u on them,
+ * then the active rows of W_down^T. */
+static lzn_status token_sparse(lzn_context *ctx, int layer, const float *x, const float *g, float threshold,
+                               float *out) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const float *sel = selection_values(ctx, g);
+  int32_t *idx = ctx->active_idx;
+  float *h = ctx->active_val, *u = ctx->up;
+  size_t n = ctx->exec.kernels->relu_compact(sel, (size_t)m->d_ff, threshold, idx, h);
+  if (m->arch.activation == LZN_ACT_SILU)
+    for (size_t k = 0; k < n; k++) h[k] = g[idx[k]]; /* the signed silu(gate), not its magnitude */
+  const size_t up_rows = n;
+  lzn_status s = lzn_linear_rows(&ctx->exec, u, x, &w->up, idx, n);
+  if (s != LZN_OK) return s;
+  size_t kept = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (m->arch.activation == LZN_ACT_DRELU && !(u[k] > 0.0f)) continue;
+    idx[kept] = idx[k], h[kept] = h[k] * u[k];
+    kept++;
+  }
+  n = kept;
+  count_token(ctx, layer, idx, n, up_rows);
+  memset(out, 0, sizeof(float) * (size_t)m->d_model);
+  lzn_sparse_down_run(ctx->exec.kernels, out, &w->down_t, idx, h, n, ctx->exec.n_threads);
+  return LZN_OK;
+}
+
+/* n tokens, dense: all of W_up, h = act(g) * u with the same selection
+ * (zero elsewhere, so SPARSE == DENSE but for the order of the sums), all
+ * of W_down. */
+static lzn_status tokens_dense(lzn_context *ctx, int layer, const float *x, const float *threshold,
+                               float *out, int n) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const int f = m->d_ff;
+  lzn_status s = lzn_linear(&ctx->exec, ctx->up, x, &w->up, NULL, n);
+  if (s != LZN_OK) return s;
+  lzn_layer_counters *c = &ctx->counters[layer];
+  size_t active_total = 0;
+  for (int t = 0; t < n; t++) {
+    const float *g = ctx->gate + (size_t)t * f;
+    float *u = ctx->up + (size_t)t * f;
+    const float *sel = selection_values(ctx, g);
+    for (int i = 0; i < f; i++) {
+      int active = sel[i] > threshold[t]; /* NaN is inactive, as in relu_compact */
+      if (m->arch.activation == LZN_ACT_DRELU) active = active && u[i] > 0.0f;
+      u[i] = active ? g[i] * u[i] : 0.0f;
+      active_total += (size_t)active;
+      c->fired[i] |= (uint8_t)active;
+    }
+  }
+  if (ctx->params.collect_stats) {
+    c->tokens += n;
+    c->active_sum += (int64_t)active_total;
+    c->flops_executed += 2.0 * 2.0 * m->d_model * (double)f * n;
+    c->bytes_executed += ((double)w->up.row_bytes + (double)w->down_t.row_bytes) * f;
+    c->dense_calls++;
+  }
+  return lzn_mlp_down_dense(ctx, layer, ctx->up, out, n);
+}
+
+lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const int f = m->d_ff, d = m->d_model;
+  const double t0 = lzn_now_seconds();
+  lzn_status s = lzn_linear(&ctx->exec, ctx->gate, x, &w->gate, NULL, n);
+  if (s != LZN_OK) return s;
+  const double t1 = lzn_now_seconds();
+  float *threshold = ctx->token_threshold;
+  const float base = base_threshold(ctx);
+  lzn_mlp_mode mode = runs_dense_only(ctx) ? LZN_MLP_DENSE : ctx->params.mlp_mode;
+  if (m->arch.activation == LZN_ACT_SILU)
+    for (size_t i = 0; i < (size_t)n * f; i++) ctx->gate[i] = silu(ctx->gate[i]);
+  size_t active_total = 0;
+  for (int t = 0; t < n; t++) {
+    const float *sel = selection_values(ctx, ctx->gate + (size_t)t * f);
+    threshold[t] = lzn_token_threshold(ctx, sel, base);
+    if (mode == LZN_MLP_AUTO)
+      active_total += ctx->exec.kernels->relu_compact(sel, (size_t)f, threshold[t], ctx->active_idx,
+                                                      ctx->active_val);
+  }
+  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, active_total, n))) {
+    for (int t = 0; s == LZN_OK && t < n; t++)
+      s = token_sparse(ctx, layer, x + (size_t)t * d, ctx->gate + (size_t)t * f, threshold[t],
+                       out + (size_t)t * d);
+    if (ctx->params.collect_stats) ctx->counters[layer].sparse_calls++;
+  } else {
+    s = tokens_dense(ctx, layer, x, threshold, out, n);
+  }
+  if (ctx->params.collect_stats) {
+    ctx->counters[layer].seconds_up += t1 - t0;
+    ctx->counters[layer].seconds_down += lzn_now_seconds() - t1;
+  }
+  return s;
+}
