@@ -238,7 +238,8 @@ def ensure_margin(f, c, master, tokens):
     """Nudge one weight of each offending gate (dReLU: also up) row, on the stored grid, so that
     no input of the activation's switch lies within MARGIN of it.  The weight moved is the one
     on the input coordinate k* whose value has one sign and the largest minimum magnitude over
-    the tokens, so the nudge shifts every token's pre-activation the same way.  Layer by layer,
+    the tokens, so the nudge shifts every token's pre-activation the same way (if no coordinate
+    is one-signed with magnitude > 0.1, the whole row moves along m / |m|^2, m the mean input).  Layer by layer,
     because a nudge in layer l changes the inputs of layers > l.  Returns the count."""
     if lr.activation(c) == "silu":
         return 0
@@ -253,7 +254,10 @@ def ensure_margin(f, c, master, tokens):
                             torch.where(h.max(dim=0).values < 0, -h.max(dim=0).values,
                                         torch.zeros_like(h[0])))
         k = int(torch.argmax(score).item())
-        assert score[k] > 0.1, ("no one-signed input coordinate", f["name"], i)
+        m = h.mean(dim=0)
+        u = m / (m @ m)   # fallback direction: shifts token t by about delta * (h_t . u) ~ delta
+        use_row = score[k] <= 0.1
+        assert not use_row or (h @ u).min() > 0.5, ("no direction shifts every token", i)
         which = [("gate", rec[i]["gate"], thr)]
         if lr.activation(c) == "drelu":
             which.append(("up", rec[i]["up"], 0.0))
@@ -261,13 +265,17 @@ def ensure_margin(f, c, master, tokens):
             name = nm[key]
             bad = torch.nonzero(((pre - t0).abs() < 1.5 * MARGIN).any(dim=0)).flatten().tolist()
             for j in bad:
-                w_old = master[name][j, k].to(dt).double().item()
+                row_old = master[name][j].to(dt).double()
                 for step in range(2, 400):
                     delta = (step // 2 + 1) * MARGIN * (1 if step % 2 == 0 else -1)
-                    w_new = torch.tensor(w_old + delta, dtype=torch.float64).to(dt).double().item()
-                    moved = pre[:, j] + (w_new - w_old) * h[:, k]
+                    row_new = row_old.clone()
+                    if use_row:
+                        row_new = (row_old + delta * u).to(dt).double()
+                    else:
+                        row_new[k] = (row_old[k] + delta).to(dt).double()
+                    moved = pre[:, j] + h @ (row_new - row_old)
                     if ((moved - t0).abs() >= 2 * MARGIN).all():
-                        master[name][j, k] = w_new
+                        master[name][j] = row_new
                         nudged += 1
                         break
                 else:
@@ -276,6 +284,89 @@ def ensure_margin(f, c, master, tokens):
         worst = min(x.min().item() for x in margins(c, rec[i]))
         assert worst >= MARGIN, (f["name"], i, worst)
     return nudged
+
+
+# --------------------------------------------------------------------------------------------
+# Sensitivity: plausible implementation mistakes must move the logits well beyond tolerance
+# --------------------------------------------------------------------------------------------
+
+
+def permute_heads_rows(w, n_heads, hd, perm_in_head=None, head_perm=None):
+    """Rows of a q/k projection (weight [n_heads*hd, H] or bias) regrouped per head."""
+    x = w.reshape(n_heads, hd, *w.shape[1:])
+    if head_perm is not None:
+        x = x[head_perm]
+    if perm_in_head is not None:
+        x = x[:, perm_in_head]
+    return x.reshape(w.shape)
+
+
+def mistakes(c):
+    """{name: (config, weight transform)} for the mistakes that apply to this config.  Each is
+    expressed as a change of config or weights, evaluated with the correct forward:
+      gqa_modulo      query head j reads KV head j % n_kv instead of j // (heads / n_kv)
+                      (= the correct mapping after a permutation of the query heads)
+      rope_interleaved rotary pairs (2i, 2i+1) instead of (i, i + head_dim/2)
+                      (= the correct pairing after permuting q/k rows inside every head)
+      no_rope_scaling, theta_10000, fatrelu_as_relu, drelu_as_relu, no_attention_bias,
+      eps_1e-5 (for a config whose eps is 1e-6)."""
+    hd, nh, nkv, L = lr.head_dim(c), c["num_attention_heads"], lr.n_kv_heads(c), c["num_hidden_layers"]
+    out = {}
+
+    def with_cfg(**kw):
+        d = dict(c)
+        d.update(kw)
+        return d
+
+    def tf_rows(perm_in_head=None, head_perm=None):
+        def tf(W):
+            W = dict(W)
+            for i in range(L):
+                nm = lr.layer_names(i)
+                for key, n in (("q", nh), ("qb", nh), ("k", nkv), ("kb", nkv)):
+                    if nm[key] in W:
+                        hp = head_perm if key in ("q", "qb") else None
+                        W[nm[key]] = permute_heads_rows(W[nm[key]], n, hd,
+                                                        perm_in_head=perm_in_head, head_perm=hp)
+                if head_perm is not None:   # o_proj columns follow the query heads
+                    o = W[nm["o"]].reshape(-1, nh, hd)[:, head_perm]
+                    W[nm["o"]] = o.reshape(W[nm["o"]].shape)
+            return W
+        return tf
+
+    if 1 < nkv < nh:
+        rep = nh // nkv
+        slots = {kv: list(range(kv * rep, kv * rep + rep)) for kv in range(nkv)}
+        pos = [None] * nh
+        for j in range(nh):
+            pos[slots[j % nkv].pop(0)] = j
+        out["gqa_modulo"] = (c, tf_rows(head_perm=pos))
+    inter = list(range(0, hd, 2)) + list(range(1, hd, 2))
+    out["rope_interleaved"] = (c, tf_rows(perm_in_head=inter))
+    if c.get("rope_scaling"):
+        out["no_rope_scaling"] = (with_cfg(rope_scaling=None), None)
+    if float(c.get("rope_theta", 10000.0)) != 10000.0:
+        out["theta_10000"] = (with_cfg(rope_theta=10000.0), None)
+    if lr.activation(c) == "fatrelu":
+        out["fatrelu_as_relu"] = (with_cfg(hidden_act="relu", hidden_act_param=0.0), None)
+    if lr.activation(c) == "drelu":
+        out["drelu_as_relu"] = (with_cfg(architectures=["LlamaForCausalLM"]), None)
+    if c.get("attention_bias"):
+        out["no_attention_bias"] = (with_cfg(attention_bias=False),
+                                    lambda W: {k: v for k, v in W.items() if not k.endswith(".bias")})
+    if float(c["rms_norm_eps"]) != 1e-5:
+        out["eps_1e-5"] = (with_cfg(rms_norm_eps=1e-5), None)
+    return out
+
+
+def sensitivity(c, W, tokens, logits):
+    """max |logit - mistaken logit| / max |logit| per mistake (the C test's scale)."""
+    scale = logits.abs().max().item()
+    res = {}
+    for name, (c2, tf) in mistakes(c).items():
+        W2 = tf(W) if tf else W
+        res[name] = float("%.3g" % ((lr.forward(c2, W2, tokens) - logits).abs().max().item() / scale))
+    return res
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,6 +422,7 @@ def build(f, out_root):
     slow_err = (lr.slow_forward(c, W, tokens) - logits).abs().max().item()
     assert slow_err < 1e-10, ("slow forward disagrees", f["name"], slow_err)
 
+    sens = sensitivity(c, W, tokens, logits)
     af, nf, counts, mins, between = gate_stats(c, rec, f["layers"])
     logits32 = logits.to(torch.float32)
     top2 = torch.topk(logits, 2, dim=-1).values
@@ -367,6 +459,7 @@ def build(f, out_root):
         "decode_max_abs_diff": float("%.3g" % decode_err),
         "slow_forward_max_abs_diff": float("%.3g" % slow_err),
         "storage_dtype": f["dtype"],
+        "mistake_sensitivity": sens,
         "description": f["note"],
     }
     if between:
@@ -409,6 +502,7 @@ def main():
                  if "gate_in_0_threshold" in ref else "",
                  ("  f16 subnormals %d" % ref["f16_subnormals"])
                  if "f16_subnormals" in ref else ""))
+        print("  mistakes (max |diff| / scale): %s" % ref["mistake_sensitivity"])
         for path, s in written:
             print("  wrote %-50s %8d bytes" % (os.path.relpath(path), s))
     print("total %d bytes" % total)
