@@ -467,7 +467,9 @@ static const bad_config bad_configs[] = {
     {"\"hidden_size\": 60,", "", LZN_ERR_FORMAT, "hidden_size"},
     {"\"ffn_dim\": 200,", "", LZN_ERR_FORMAT, "ffn_dim"},
     {"\"activation_function\": \"relu\"", "\"activation_function\": \"gelu\"", LZN_ERR_UNSUPPORTED, "gelu"},
-    {"\"OPTForCausalLM\"", "\"LlamaForCausalLM\"", LZN_ERR_UNSUPPORTED, "architecture"},
+    {"\"OPTForCausalLM\"", "\"GPT2LMHeadModel\"", LZN_ERR_UNSUPPORTED, "architecture"},
+    /* A LLaMA architecture name makes it a LLaMA config, which lacks its sizes. */
+    {"\"OPTForCausalLM\"", "\"LlamaForCausalLM\"", LZN_ERR_FORMAT, "intermediate_size"},
     {"{", "{{", LZN_ERR_FORMAT, "config.json"},
     /* Shapes that disagree with config.json name the tensor. */
     {"\"ffn_dim\": 200", "\"ffn_dim\": 201", LZN_ERR_FORMAT, "fc1.weight"},
