@@ -4,23 +4,30 @@
  * Run once per ISA (`make test` does), so every SIMD kernel is compared
  * with the specification over odd sizes, densities and index patterns.
  *
- * Two kinds of data:
+ * The row kernels (axpy_rows, dot_rows, gemv) and the conversions are
+ * checked for every element type (F32, F16, BF16). Two kinds of data:
  *  - integer-valued (weights in [-8, 8], coefficients in [-4, 4]): every
  *    partial sum is an integer below 2^24, so fp32 is exact in any order and
  *    with or without FMA, and SIMD must equal scalar exactly. A wrong row,
- *    column, coefficient or tail lane shows up as a wrong integer.
- *  - random floats in [-1, 1): checks against the rounding bounds below.
+ *    column, coefficient or tail lane shows up as a wrong integer. These
+ *    weights are exact in fp16 and bf16 too.
+ *  - random floats in [-1, 1), rounded to the weight type: checks against
+ *    the rounding bounds below. A 16-bit weight widens to fp32 exactly, so
+ *    the bounds are those of fp32 arithmetic on the widened weights.
  * Rows the kernel must not read are filled with NaN, and inputs end right
  * before an inaccessible page, so reading an inactive row, a column past d
- * or a float past an array's end fails the test.
+ * or a weight past an array's end fails the test.
  */
 #include <float.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/wtype.h"
 #include "cpu/cpu.h"
+#include "kernels/half.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------- tolerances */
@@ -156,18 +163,50 @@ static size_t make_rows(test_rng *r, rows_pattern pattern, size_t f, int32_t *id
   return n;
 }
 
-/* A matrix of f rows of ld floats in guarded memory, the last row ending at
- * the guard page. Rows named in idx and columns [j0, j0 + d) get data; the
- * rest is NaN, so a kernel that reads them produces NaN. */
-static guarded make_matrix(test_rng *r, data_kind kind, size_t f, size_t ld, size_t j0, size_t d,
-                           const int32_t *idx, size_t n) {
-  guarded g = guarded_alloc(f * ld * sizeof(float));
-  float *w = g.data;
-  for (size_t i = 0; i < f * ld; i++) w[i] = NAN;
+/* ------------------------------------------------------ weight types */
+
+/* The element types: every row kernel and conversion is checked for each. */
+static const lzn_wtype float_types[] = {LZN_WTYPE_F32, LZN_WTYPE_F16, LZN_WTYPE_BF16};
+#define N_FLOAT_TYPES (sizeof float_types / sizeof float_types[0])
+
+/* Weight i of an array of the type, widened to fp32 exactly. */
+static float weight_at(lzn_wtype type, const void *w, size_t i) {
+  switch (type) {
+  case LZN_WTYPE_F16: return lzn_f16_to_f32(((const uint16_t *)w)[i]);
+  case LZN_WTYPE_BF16: return lzn_bf16_to_f32(((const uint16_t *)w)[i]);
+  default: return ((const float *)w)[i];
+  }
+}
+
+/* Stores v, rounded to nearest even for the 16-bit types (NaN stays NaN). */
+static void set_weight(lzn_wtype type, void *w, size_t i, float v) {
+  switch (type) {
+  case LZN_WTYPE_F16: ((uint16_t *)w)[i] = lzn_f32_to_f16(v); break;
+  case LZN_WTYPE_BF16: ((uint16_t *)w)[i] = lzn_f32_to_bf16(v); break;
+  default: ((float *)w)[i] = v; break;
+  }
+}
+
+/* v as the type stores it, widened back. */
+static float round_to_type(lzn_wtype type, float v) {
+  switch (type) {
+  case LZN_WTYPE_F16: return lzn_f16_to_f32(lzn_f32_to_f16(v));
+  case LZN_WTYPE_BF16: return lzn_bf16_to_f32(lzn_f32_to_bf16(v));
+  default: return v;
+  }
+}
+
+/* A matrix of f rows of ld weights of the type in guarded memory, the last
+ * row ending at the guard page. Rows named in idx and columns [j0, j0 + d)
+ * get data; the rest is NaN, so a kernel that reads them produces NaN. */
+static guarded make_matrix(test_rng *r, lzn_wtype type, data_kind kind, size_t f, size_t ld, size_t j0,
+                           size_t d, const int32_t *idx, size_t n) {
+  guarded g = guarded_alloc(f * lzn_wtype_row_bytes(type, ld));
+  for (size_t i = 0; i < f * ld; i++) set_weight(type, g.data, i, NAN);
   for (size_t t = 0; t < n; t++) {
-    float *row = w + (size_t)idx[t] * ld;
-    if (!isnan(row[j0])) continue; /* a repeated row keeps its values */
-    for (size_t j = j0; j < j0 + d; j++) row[j] = random_value(r, kind, 8);
+    const size_t row = (size_t)idx[t] * ld;
+    if (!isnan(weight_at(type, g.data, row + j0))) continue; /* a repeated row keeps its values */
+    for (size_t j = j0; j < j0 + d; j++) set_weight(type, g.data, row + j, random_value(r, kind, 8));
   }
   return g;
 }
@@ -202,7 +241,7 @@ START_TEST(table_is_complete_and_consistent) {
   ck_assert_ptr_nonnull(k->relu_compact);
   ck_assert_int_le(k->relu_compact_isa, k->isa);
   /* No slot is ever empty, and none is filled by an ISA above the ceiling. */
-  for (int w = 0; w <= LZN_WTYPE_F32; w++) { /* the other types' ref/ files come next */
+  for (int w = 0; w <= LZN_WTYPE_BF16; w++) { /* Q8_0, Q4_0: their ref/ files come with the quant branch */
     const lzn_type_kernels *t = &k->type[w];
     ck_assert_msg(t->axpy_rows && t->dot_rows && t->gemv && t->from_f32 && t->to_f32,
                   "type %d has an empty slot", w);
@@ -345,21 +384,23 @@ END_TEST
 
 /* --------------------------------------------------------- axpy_rows */
 
-static const size_t test_dims[] = {1, 7, 15, 16, 17, 64, 100, 2051};
+static const size_t test_dims[] = {1, 7, 15, 16, 17, 31, 33, 64, 100, 1001, 2051};
 #define N_TEST_DIMS (sizeof test_dims / sizeof test_dims[0])
 #define TEST_ROWS 8197
 
-/* One axpy_rows call, active vs scalar, on w + j0 (d columns, leading
- * dimension ld, f rows): exact for integer data, within the rounding bound
- * for floats. Columns of y outside [j0, j0 + d) must be left alone. */
-static void check_axpy(const lzn_kernel_table *k, test_rng *r, data_kind kind, size_t f, size_t ld,
-                       size_t j0, size_t d, rows_pattern pattern) {
+/* One axpy_rows call, active vs scalar, on the type's matrix at column j0
+ * (d columns, rows of ld weights, f rows): exact for integer data, within
+ * the rounding bound for floats. Columns of y outside [j0, j0 + d) must be
+ * left alone. */
+static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, data_kind kind,
+                       size_t f, size_t ld, size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   float *coef = malloc(rows_capacity(f) * sizeof(float));
   ck_assert(idx && coef);
   const size_t n = make_rows(r, pattern, f, idx);
-  guarded w_mem = make_matrix(r, kind, f, ld, j0, d, idx, n);
-  const float *w = (const float *)w_mem.data + j0;
+  guarded w_mem = make_matrix(r, type, kind, f, ld, j0, d, idx, n);
+  const size_t row_bytes = lzn_wtype_row_bytes(type, ld);
+  const char *w = (const char *)w_mem.data + lzn_wtype_row_bytes(type, j0);
   for (size_t t = 0; t < n; t++) coef[t] = random_value(r, kind, 4);
 
   /* y is a slice of a row of ld floats, like a thread's share of y. */
@@ -370,26 +411,28 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, data_kind kind, s
   memcpy(y_full, y0, ld * sizeof(float));
   memcpy(ref, y0, ld * sizeof(float));
 
-  reference_kernels()->type[LZN_WTYPE_F32].axpy_rows(ref + j0, d, w, ld * sizeof(float), idx, coef, n);
-  k->type[LZN_WTYPE_F32].axpy_rows(y_full + j0, d, w, ld * sizeof(float), idx, coef, n);
+  reference_kernels()->type[type].axpy_rows(ref + j0, d, w, row_bytes, idx, coef, n);
+  k->type[type].axpy_rows(y_full + j0, d, w, row_bytes, idx, coef, n);
 
   for (size_t j = 0; j < ld; j++) {
     if (j < j0 || j >= j0 + d) {
       if (memcmp(&y_full[j], &y0[j], sizeof(float)) != 0)
-        ck_abort_msg("axpy_rows wrote y[%zu] outside its slice [%zu, %zu)", j, j0, j0 + d);
+        ck_abort_msg("%s axpy_rows wrote y[%zu] outside its slice [%zu, %zu)", lzn_wtype_name(type), j,
+                     j0, j0 + d);
       continue;
     }
     const double got = y_full[j], want = ref[j];
     double bound = 0.0;
     if (kind == DATA_FLOAT) {
       double sum_abs = fabs((double)y0[j]);
-      for (size_t t = 0; t < n; t++) sum_abs += fabs((double)coef[t] * w[(size_t)idx[t] * ld + j - j0]);
+      for (size_t t = 0; t < n; t++)
+        sum_abs += fabs((double)coef[t] * weight_at(type, w_mem.data, (size_t)idx[t] * ld + j));
       bound = ROUNDING_SLACK * AXPY_ROUNDINGS(n) * FLT_EPSILON * sum_abs + UNDERFLOW_SLACK * (double)n;
     }
     if (!(fabs(got - want) <= bound))
-      ck_abort_msg("axpy_rows %s %s: f=%zu ld=%zu j0=%zu d=%zu n=%zu: y[%zu] = %.9g, scalar %.9g (bound %.3g)",
-                   kind == DATA_INTEGER ? "integer" : "float", pattern_names[pattern], f, ld, j0, d, n,
-                   j - j0, got, want, bound);
+      ck_abort_msg("%s axpy_rows %s %s: f=%zu ld=%zu j0=%zu d=%zu n=%zu: y[%zu] = %.9g, scalar %.9g (bound %.3g)",
+                   lzn_wtype_name(type), kind == DATA_INTEGER ? "integer" : "float", pattern_names[pattern],
+                   f, ld, j0, d, n, j - j0, got, want, bound);
   }
   free(idx);
   free(coef);
@@ -399,40 +442,48 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, data_kind kind, s
   guarded_free(&y_mem);
 }
 
-static void axpy_all_patterns(data_kind kind, uint64_t seed) {
+static void axpy_all_patterns(lzn_wtype type, data_kind kind, uint64_t seed) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t di = 0; di < N_TEST_DIMS; di++)
     for (int p = 0; p < ROWS_N_PATTERNS; p++)
-      check_axpy(k, &r, kind, TEST_ROWS, test_dims[di], 0, test_dims[di], (rows_pattern)p);
+      check_axpy(k, &r, type, kind, TEST_ROWS, test_dims[di], 0, test_dims[di], (rows_pattern)p);
 }
 
-START_TEST(axpy_rows_exact_on_integer_data) { axpy_all_patterns(DATA_INTEGER, 0x5eed0002u); }
+/* The loop tests run once per element type: _i indexes float_types. */
+START_TEST(axpy_rows_exact_on_integer_data) { axpy_all_patterns(float_types[_i], DATA_INTEGER, 0x5eed0002u); }
 END_TEST
 
-START_TEST(axpy_rows_within_rounding_on_float_data) { axpy_all_patterns(DATA_FLOAT, 0x5eed0003u); }
+START_TEST(axpy_rows_within_rounding_on_float_data) {
+  axpy_all_patterns(float_types[_i], DATA_FLOAT, 0x5eed0003u);
+}
 END_TEST
 
 /* Column slices (ld > d), as the threaded down-projection passes them:
- * w + j0 unaligned, d not a multiple of any vector width. */
+ * w + lzn_wtype_row_bytes(type, j0), d not a multiple of any vector width.
+ * Slices start on 32-column block boundaries (32, 64) as kernels.h asks,
+ * and, for the element types, anywhere (1, 3, 16, 33): a 2-byte-aligned
+ * fp16 row start included. */
 static const size_t slice_ld[] = {100, 2051};
-static const size_t slice_j0[] = {1, 3, 16, 33};
-static const size_t slice_d[] = {1, 7, 16, 17, 50, 67};
+static const size_t slice_j0[] = {1, 3, 16, 32, 33, 64};
+static const size_t slice_d[] = {1, 7, 16, 17, 31, 33};
 
 START_TEST(axpy_rows_on_column_slices) {
   const lzn_kernel_table *k = active_kernels();
+  const lzn_wtype type = float_types[_i];
   test_rng r = {0x5eed0004u};
   for (size_t li = 0; li < sizeof slice_ld / sizeof slice_ld[0]; li++)
     for (size_t ji = 0; ji < sizeof slice_j0 / sizeof slice_j0[0]; ji++)
       for (size_t di = 0; di < sizeof slice_d / sizeof slice_d[0]; di++) {
         const size_t ld = slice_ld[li], j0 = slice_j0[ji], d = slice_d[di];
-        check_axpy(k, &r, DATA_INTEGER, 517, ld, j0, d, ROWS_RANDOM_50);
-        check_axpy(k, &r, DATA_FLOAT, 517, ld, j0, d, ROWS_CLUSTERED);
+        check_axpy(k, &r, type, DATA_INTEGER, 517, ld, j0, d, ROWS_RANDOM_50);
+        check_axpy(k, &r, type, DATA_FLOAT, 517, ld, j0, d, ROWS_CLUSTERED);
       }
   /* The last column of the matrix in the slice: a tail read past d would
    * touch the guard page. */
-  check_axpy(k, &r, DATA_INTEGER, 517, 2051, 2051 - 1000, 1000, ROWS_RANDOM_50);
-  check_axpy(k, &r, DATA_INTEGER, 517, 2051, 2051 - 1001, 1001, ROWS_ALL);
+  check_axpy(k, &r, type, DATA_INTEGER, 517, 2051, 2051 - 1000, 1000, ROWS_RANDOM_50);
+  check_axpy(k, &r, type, DATA_INTEGER, 517, 2051, 2051 - 1001, 1001, ROWS_ALL);
+  check_axpy(k, &r, type, DATA_FLOAT, 517, 2051, 2051 - 1001, 1001, ROWS_RANDOM_3);
 }
 END_TEST
 
@@ -442,21 +493,45 @@ START_TEST(axpy_rows_every_group_split) {
   test_rng r = {0x5eed0005u};
   static const size_t dims[] = {5, 16, 130};
   for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
-    for (size_t f = 1; f <= 40; f++) check_axpy(k, &r, DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
+    for (size_t f = 1; f <= 40; f++)
+      check_axpy(k, &r, float_types[_i], DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
 }
 END_TEST
 
 /* ---------------------------------------------------------- dot_rows */
 
-/* One dot_rows call, active vs scalar, on w + j0 (d columns, leading
- * dimension ld, f rows), x of d floats ending at a guard page. */
-static void check_dot(const lzn_kernel_table *k, test_rng *r, data_kind kind, size_t f, size_t ld,
-                      size_t j0, size_t d, rows_pattern pattern) {
+/* Checks out[t] (of rows[t], the widened weights of one row, d of them)
+ * against the reference's ref[t]: exact for integer data, within the
+ * rounding bound for floats. */
+static void check_dot_result(lzn_wtype type, const char *op, data_kind kind, const char *what,
+                             const void *w_data, size_t ld, size_t j0, size_t d, const float *x,
+                             const int32_t *rows, size_t n, const float *out, const float *ref) {
+  for (size_t t = 0; t < n; t++) {
+    double bound = 0.0;
+    if (kind == DATA_FLOAT) {
+      double sum_abs = 0.0;
+      for (size_t j = 0; j < d; j++)
+        sum_abs += fabs((double)weight_at(type, w_data, (size_t)rows[t] * ld + j0 + j) * x[j]);
+      bound = ROUNDING_SLACK * DOT_ROUNDINGS(d) * FLT_EPSILON * sum_abs + UNDERFLOW_SLACK * (double)d;
+    }
+    if (!(fabs((double)out[t] - (double)ref[t]) <= bound))
+      ck_abort_msg("%s %s %s %s: ld=%zu j0=%zu d=%zu n=%zu: out[%zu] (row %d) = %.9g, scalar %.9g (bound %.3g)",
+                   lzn_wtype_name(type), op, kind == DATA_INTEGER ? "integer" : "float", what, ld, j0, d, n,
+                   t, rows[t], (double)out[t], (double)ref[t], bound);
+  }
+}
+
+/* One dot_rows call, active vs scalar, on the type's matrix at column j0
+ * (d columns, rows of ld weights, f rows), x of d floats ending at a guard
+ * page. */
+static void check_dot(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, data_kind kind, size_t f,
+                      size_t ld, size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   ck_assert_ptr_nonnull(idx);
   const size_t n = make_rows(r, pattern, f, idx);
-  guarded w_mem = make_matrix(r, kind, f, ld, j0, d, idx, n);
-  const float *w = (const float *)w_mem.data + j0;
+  guarded w_mem = make_matrix(r, type, kind, f, ld, j0, d, idx, n);
+  const size_t row_bytes = lzn_wtype_row_bytes(type, ld);
+  const char *w = (const char *)w_mem.data + lzn_wtype_row_bytes(type, j0);
   guarded x_mem = guarded_alloc(d * sizeof(float));
   float *x = x_mem.data;
   for (size_t j = 0; j < d; j++) x[j] = random_value(r, kind, 8);
@@ -465,22 +540,9 @@ static void check_dot(const lzn_kernel_table *k, test_rng *r, data_kind kind, si
   float *out = (float *)out_mem.data + (n ? 0 : 1), *ref = malloc((n + 1) * sizeof(float));
   ck_assert_ptr_nonnull(ref);
 
-  reference_kernels()->type[LZN_WTYPE_F32].dot_rows(ref, w, ld * sizeof(float), d, idx, n, x);
-  k->type[LZN_WTYPE_F32].dot_rows(out, w, ld * sizeof(float), d, idx, n, x);
-
-  for (size_t t = 0; t < n; t++) {
-    const float *row = w + (size_t)idx[t] * ld;
-    double bound = 0.0;
-    if (kind == DATA_FLOAT) {
-      double sum_abs = 0.0;
-      for (size_t j = 0; j < d; j++) sum_abs += fabs((double)row[j] * x[j]);
-      bound = ROUNDING_SLACK * DOT_ROUNDINGS(d) * FLT_EPSILON * sum_abs + UNDERFLOW_SLACK * (double)d;
-    }
-    if (!(fabs((double)out[t] - (double)ref[t]) <= bound))
-      ck_abort_msg("dot_rows %s %s: f=%zu ld=%zu j0=%zu d=%zu n=%zu: out[%zu] (row %d) = %.9g, scalar %.9g (bound %.3g)",
-                   kind == DATA_INTEGER ? "integer" : "float", pattern_names[pattern], f, ld, j0, d, n, t,
-                   idx[t], (double)out[t], (double)ref[t], bound);
-  }
+  reference_kernels()->type[type].dot_rows(ref, w, row_bytes, d, idx, n, x);
+  k->type[type].dot_rows(out, w, row_bytes, d, idx, n, x);
+  check_dot_result(type, "dot_rows", kind, pattern_names[pattern], w_mem.data, ld, j0, d, x, idx, n, out, ref);
   free(idx);
   free(ref);
   guarded_free(&w_mem);
@@ -488,32 +550,34 @@ static void check_dot(const lzn_kernel_table *k, test_rng *r, data_kind kind, si
   guarded_free(&out_mem);
 }
 
-static void dot_all_patterns(data_kind kind, uint64_t seed) {
+static void dot_all_patterns(lzn_wtype type, data_kind kind, uint64_t seed) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t di = 0; di < N_TEST_DIMS; di++)
     for (int p = 0; p < ROWS_N_PATTERNS; p++)
-      check_dot(k, &r, kind, TEST_ROWS, test_dims[di], 0, test_dims[di], (rows_pattern)p);
+      check_dot(k, &r, type, kind, TEST_ROWS, test_dims[di], 0, test_dims[di], (rows_pattern)p);
 }
 
-START_TEST(dot_rows_exact_on_integer_data) { dot_all_patterns(DATA_INTEGER, 0x5eed0006u); }
+START_TEST(dot_rows_exact_on_integer_data) { dot_all_patterns(float_types[_i], DATA_INTEGER, 0x5eed0006u); }
 END_TEST
 
-START_TEST(dot_rows_within_rounding_on_float_data) { dot_all_patterns(DATA_FLOAT, 0x5eed0007u); }
+START_TEST(dot_rows_within_rounding_on_float_data) { dot_all_patterns(float_types[_i], DATA_FLOAT, 0x5eed0007u); }
 END_TEST
 
 START_TEST(dot_rows_on_column_slices) {
   const lzn_kernel_table *k = active_kernels();
+  const lzn_wtype type = float_types[_i];
   test_rng r = {0x5eed0008u};
   for (size_t li = 0; li < sizeof slice_ld / sizeof slice_ld[0]; li++)
     for (size_t ji = 0; ji < sizeof slice_j0 / sizeof slice_j0[0]; ji++)
       for (size_t di = 0; di < sizeof slice_d / sizeof slice_d[0]; di++) {
         const size_t ld = slice_ld[li], j0 = slice_j0[ji], d = slice_d[di];
-        check_dot(k, &r, DATA_INTEGER, 517, ld, j0, d, ROWS_RANDOM_50);
-        check_dot(k, &r, DATA_FLOAT, 517, ld, j0, d, ROWS_CLUSTERED);
+        check_dot(k, &r, type, DATA_INTEGER, 517, ld, j0, d, ROWS_RANDOM_50);
+        check_dot(k, &r, type, DATA_FLOAT, 517, ld, j0, d, ROWS_CLUSTERED);
       }
-  check_dot(k, &r, DATA_INTEGER, 517, 2051, 2051 - 1000, 1000, ROWS_RANDOM_50);
-  check_dot(k, &r, DATA_INTEGER, 517, 2051, 2051 - 1001, 1001, ROWS_ALL);
+  check_dot(k, &r, type, DATA_INTEGER, 517, 2051, 2051 - 1000, 1000, ROWS_RANDOM_50);
+  check_dot(k, &r, type, DATA_INTEGER, 517, 2051, 2051 - 1001, 1001, ROWS_ALL);
+  check_dot(k, &r, type, DATA_FLOAT, 517, 2051, 2051 - 1001, 1001, ROWS_RANDOM_3);
 }
 END_TEST
 
@@ -522,7 +586,199 @@ START_TEST(dot_rows_every_group_split) {
   test_rng r = {0x5eed0009u};
   static const size_t dims[] = {5, 16, 130};
   for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
-    for (size_t f = 1; f <= 40; f++) check_dot(k, &r, DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
+    for (size_t f = 1; f <= 40; f++)
+      check_dot(k, &r, float_types[_i], DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
+}
+END_TEST
+
+/* -------------------------------------------------------------- gemv */
+
+/* One gemv call over rows [0, n_rows) of a matrix of n_rows + extra_rows
+ * rows (columns [j0, j0 + d) of rows of ld weights), active vs scalar. The
+ * extra rows and every column outside the slice are NaN: gemv must not
+ * read them. With extra_rows = 0 the last row ends at the guard page. out
+ * has n_rows entries ending at a guard page. */
+static void check_gemv(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, data_kind kind,
+                       size_t n_rows, size_t extra_rows, size_t ld, size_t j0, size_t d) {
+  const size_t f = n_rows + extra_rows;
+  int32_t *rows = malloc((n_rows + 1) * sizeof(int32_t));
+  ck_assert_ptr_nonnull(rows);
+  for (size_t t = 0; t < n_rows; t++) rows[t] = (int32_t)t;
+  guarded w_mem = make_matrix(r, type, kind, f ? f : 1, ld, j0, d, rows, n_rows);
+  const size_t row_bytes = lzn_wtype_row_bytes(type, ld);
+  const char *w = (const char *)w_mem.data + lzn_wtype_row_bytes(type, j0);
+  guarded x_mem = guarded_alloc(d * sizeof(float));
+  float *x = x_mem.data;
+  for (size_t j = 0; j < d; j++) x[j] = random_value(r, kind, 8);
+  guarded out_mem = guarded_alloc((n_rows ? n_rows : 1) * sizeof(float));
+  float *out = (float *)out_mem.data + (n_rows ? 0 : 1), *ref = malloc((n_rows + 1) * sizeof(float));
+  ck_assert_ptr_nonnull(ref);
+
+  reference_kernels()->type[type].gemv(ref, w, row_bytes, d, n_rows, x);
+  k->type[type].gemv(out, w, row_bytes, d, n_rows, x);
+  char what[64];
+  snprintf(what, sizeof what, "rows 0..%zu of %zu", n_rows, f);
+  check_dot_result(type, "gemv", kind, what, w_mem.data, ld, j0, d, x, rows, n_rows, out, ref);
+  free(rows);
+  free(ref);
+  guarded_free(&w_mem);
+  guarded_free(&x_mem);
+  guarded_free(&out_mem);
+}
+
+/* 0 rows, fewer than a group, groups and a rest, a few hundred rows. */
+static const size_t gemv_rows[] = {0, 1, 7, 8, 9, 31, 33, 100, 333};
+
+static void gemv_all_sizes(lzn_wtype type, data_kind kind, uint64_t seed) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {seed};
+  for (size_t di = 0; di < N_TEST_DIMS; di++)
+    for (size_t ni = 0; ni < sizeof gemv_rows / sizeof gemv_rows[0]; ni++) {
+      const size_t d = test_dims[di], n_rows = gemv_rows[ni];
+      check_gemv(k, &r, type, kind, n_rows, 0, d, 0, d);
+      check_gemv(k, &r, type, kind, n_rows, 5, d, 0, d);
+    }
+}
+
+START_TEST(gemv_exact_on_integer_data) { gemv_all_sizes(float_types[_i], DATA_INTEGER, 0x5eed000au); }
+END_TEST
+
+START_TEST(gemv_within_rounding_on_float_data) { gemv_all_sizes(float_types[_i], DATA_FLOAT, 0x5eed000bu); }
+END_TEST
+
+START_TEST(gemv_on_column_slices) {
+  const lzn_kernel_table *k = active_kernels();
+  const lzn_wtype type = float_types[_i];
+  test_rng r = {0x5eed000cu};
+  for (size_t li = 0; li < sizeof slice_ld / sizeof slice_ld[0]; li++)
+    for (size_t ji = 0; ji < sizeof slice_j0 / sizeof slice_j0[0]; ji++)
+      for (size_t di = 0; di < sizeof slice_d / sizeof slice_d[0]; di++) {
+        const size_t ld = slice_ld[li], j0 = slice_j0[ji], d = slice_d[di];
+        check_gemv(k, &r, type, DATA_INTEGER, 37, 0, ld, j0, d);
+        check_gemv(k, &r, type, DATA_FLOAT, 37, 3, ld, j0, d);
+      }
+  check_gemv(k, &r, type, DATA_INTEGER, 41, 0, 2051, 2051 - 1001, 1001);
+  check_gemv(k, &r, type, DATA_FLOAT, 41, 0, 2051, 2051 - 1001, 1001);
+}
+END_TEST
+
+/* ------------------------------------------------- from_f32 / to_f32 */
+
+static const size_t convert_lengths[] = {1, 7, 15, 16, 17, 31, 33, 100, 1001};
+#define N_CONVERT_LENGTHS (sizeof convert_lengths / sizeof convert_lengths[0])
+
+/* A finite float that exercises the conversions: any exponent (through the
+ * fp16 subnormal and overflow ranges, and bf16's), and mantissas that sit
+ * exactly halfway between two fp16 or bf16 values. */
+static float conversion_input(test_rng *r) {
+  uint32_t bits = (uint32_t)rng_next(r);
+  switch (rng_below(r, 6)) {
+  case 0: bits = (bits & 0x807fffffu) | (uint32_t)(96 + rng_below(r, 64)) << 23; break; /* fp16's exponents and beyond */
+  case 1: bits = (bits & 0xffffe000u) | 0x1000u; break; /* an fp16 tie */
+  case 2: bits = (bits & 0xffff0000u) | 0x8000u; break; /* a bf16 tie */
+  case 3: bits = (bits & 0x80000000u) | (uint32_t)(0x477fe000u + rng_below(r, 0x4000)); break; /* near 65504..65520 */
+  case 4: bits = (bits & 0x807fffffu) | (uint32_t)(rng_below(r, 3)) << 23; break; /* fp32 subnormal or tiny */
+  default: break;
+  }
+  if ((bits & 0x7f800000u) == 0x7f800000u) bits &= 0xff7fffffu; /* no NaN or Inf: the caller checks */
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+/* from_f32 of finite floats: active and scalar give the same bits (both
+ * round to nearest even); src and dst end at guard pages. */
+START_TEST(from_f32_matches_scalar_bit_for_bit) {
+  const lzn_kernel_table *k = active_kernels();
+  const lzn_wtype type = float_types[_i];
+  const size_t eb = lzn_wtype_block_bytes(type);
+  test_rng r = {0x5eed000du};
+  for (size_t li = 0; li < N_CONVERT_LENGTHS; li++)
+    for (int rep = 0; rep < 20; rep++) {
+      const size_t d = convert_lengths[li];
+      guarded src_mem = guarded_alloc(d * sizeof(float)), dst_mem = guarded_alloc(d * eb);
+      float *src = src_mem.data;
+      for (size_t j = 0; j < d; j++) src[j] = conversion_input(&r);
+      unsigned char *ref = malloc(d * eb);
+      ck_assert_ptr_nonnull(ref);
+      reference_kernels()->type[type].from_f32(ref, src, d);
+      k->type[type].from_f32(dst_mem.data, src, d);
+      for (size_t j = 0; j < d; j++)
+        if (memcmp((unsigned char *)dst_mem.data + j * eb, ref + j * eb, eb) != 0)
+          ck_abort_msg("%s from_f32 d=%zu: element %zu of %a differs from scalar", lzn_wtype_name(type), d, j,
+                       (double)src[j]);
+      free(ref);
+      guarded_free(&src_mem);
+      guarded_free(&dst_mem);
+    }
+}
+END_TEST
+
+/* to_f32 is exact: every stored pattern (all 65536 for the 16-bit types,
+ * random ones for fp32) gives the value half.h gives, bit for bit, except
+ * that a NaN need only stay a NaN (F16C quiets a signalling one). */
+START_TEST(to_f32_is_exact_for_every_pattern) {
+  const lzn_kernel_table *k = active_kernels();
+  const lzn_wtype type = float_types[_i];
+  const size_t eb = lzn_wtype_block_bytes(type);
+  test_rng r = {0x5eed000eu};
+  const size_t n = 65536;
+  guarded src_mem = guarded_alloc(n * eb), dst_mem = guarded_alloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++) {
+    /* i * 40503 mod 2^16 visits every pattern, in an order that puts
+     * ordinary values (not only NaNs) in the short tails below. */
+    if (eb == 2) ((uint16_t *)src_mem.data)[i] = (uint16_t)(i * 40503u);
+    else ((uint32_t *)src_mem.data)[i] = (uint32_t)rng_next(&r);
+  }
+  /* Odd lengths and offsets, each ending at the guard page. */
+  for (size_t li = 0; li < N_CONVERT_LENGTHS + 1; li++) {
+    const size_t d = li < N_CONVERT_LENGTHS ? convert_lengths[li] : n;
+    const unsigned char *src = (const unsigned char *)src_mem.data + (n - d) * eb;
+    float *dst = (float *)dst_mem.data + (n - d);
+    k->type[type].to_f32(dst, src, d);
+    for (size_t j = 0; j < d; j++) {
+      const float want = weight_at(type, src, j);
+      if (isnan(want) ? !isnan(dst[j]) : memcmp(&dst[j], &want, sizeof want) != 0)
+        ck_abort_msg("%s to_f32 d=%zu: element %zu = %a, want %a", lzn_wtype_name(type), d, j, (double)dst[j],
+                     (double)want);
+    }
+  }
+  guarded_free(&src_mem);
+  guarded_free(&dst_mem);
+}
+END_TEST
+
+/* from_f32 then to_f32 gives back every value the type holds exactly
+ * (integers in [-8, 8] among them), and the rounded value of any other:
+ * the round trip through the active kernels equals half.h's rounding. */
+START_TEST(from_f32_to_f32_round_trip) {
+  const lzn_kernel_table *k = active_kernels();
+  const lzn_wtype type = float_types[_i];
+  const size_t eb = lzn_wtype_block_bytes(type);
+  test_rng r = {0x5eed000fu};
+  for (size_t li = 0; li < N_CONVERT_LENGTHS; li++) {
+    const size_t d = convert_lengths[li];
+    float *src = malloc(d * sizeof(float)), *back = malloc(d * sizeof(float));
+    void *stored = malloc(d * eb);
+    ck_assert(src && back && stored);
+    for (int kind = 0; kind < 2; kind++) {
+      for (size_t j = 0; j < d; j++) src[j] = kind == 0 ? random_value(&r, DATA_INTEGER, 8) : conversion_input(&r);
+      k->type[type].from_f32(stored, src, d);
+      k->type[type].to_f32(back, stored, d);
+      for (size_t j = 0; j < d; j++) {
+        const float want = round_to_type(type, src[j]);
+        if (memcmp(&back[j], &want, sizeof want) != 0)
+          ck_abort_msg("%s round trip d=%zu: %a came back as %a, want %a", lzn_wtype_name(type), d, (double)src[j],
+                       (double)back[j], (double)want);
+        if (kind == 0 && back[j] != src[j])
+          ck_abort_msg("%s round trip: the integer %g came back as %a", lzn_wtype_name(type), (double)src[j],
+                       (double)back[j]);
+      }
+    }
+    free(src);
+    free(back);
+    free(stored);
+  }
 }
 END_TEST
 
@@ -542,21 +798,37 @@ static Suite *kernels_suite(void) {
   tcase_add_test(relu, relu_compact_every_lane_pattern);
   suite_add_tcase(s, relu);
 
+  /* Each test below runs once per element type (float_types). */
+  const int n_types = (int)N_FLOAT_TYPES;
   TCase *axpy = tcase_create("axpy_rows");
   tcase_set_timeout(axpy, 60);
-  tcase_add_test(axpy, axpy_rows_exact_on_integer_data);
-  tcase_add_test(axpy, axpy_rows_within_rounding_on_float_data);
-  tcase_add_test(axpy, axpy_rows_on_column_slices);
-  tcase_add_test(axpy, axpy_rows_every_group_split);
+  tcase_add_loop_test(axpy, axpy_rows_exact_on_integer_data, 0, n_types);
+  tcase_add_loop_test(axpy, axpy_rows_within_rounding_on_float_data, 0, n_types);
+  tcase_add_loop_test(axpy, axpy_rows_on_column_slices, 0, n_types);
+  tcase_add_loop_test(axpy, axpy_rows_every_group_split, 0, n_types);
   suite_add_tcase(s, axpy);
 
   TCase *dot = tcase_create("dot_rows");
   tcase_set_timeout(dot, 60);
-  tcase_add_test(dot, dot_rows_exact_on_integer_data);
-  tcase_add_test(dot, dot_rows_within_rounding_on_float_data);
-  tcase_add_test(dot, dot_rows_on_column_slices);
-  tcase_add_test(dot, dot_rows_every_group_split);
+  tcase_add_loop_test(dot, dot_rows_exact_on_integer_data, 0, n_types);
+  tcase_add_loop_test(dot, dot_rows_within_rounding_on_float_data, 0, n_types);
+  tcase_add_loop_test(dot, dot_rows_on_column_slices, 0, n_types);
+  tcase_add_loop_test(dot, dot_rows_every_group_split, 0, n_types);
   suite_add_tcase(s, dot);
+
+  TCase *gemv = tcase_create("gemv");
+  tcase_set_timeout(gemv, 60);
+  tcase_add_loop_test(gemv, gemv_exact_on_integer_data, 0, n_types);
+  tcase_add_loop_test(gemv, gemv_within_rounding_on_float_data, 0, n_types);
+  tcase_add_loop_test(gemv, gemv_on_column_slices, 0, n_types);
+  suite_add_tcase(s, gemv);
+
+  TCase *convert = tcase_create("from_f32_to_f32");
+  tcase_set_timeout(convert, 60);
+  tcase_add_loop_test(convert, from_f32_matches_scalar_bit_for_bit, 0, n_types);
+  tcase_add_loop_test(convert, to_f32_is_exact_for_every_pattern, 0, n_types);
+  tcase_add_loop_test(convert, from_f32_to_f32_round_trip, 0, n_types);
+  suite_add_tcase(s, convert);
   return s;
 }
 

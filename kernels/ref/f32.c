@@ -34,9 +34,7 @@ static void scalar_f32_copy_out(float *dst, const void *src, size_t d) {
   memcpy(dst, src, d * sizeof(float));
 }
 
-/* The table's signatures: rows as bytes, x untyped (fp32 for this type).
- * gemv is dot_rows over consecutive rows, indices made in chunks on the
- * stack. */
+/* The table's signatures: rows as bytes, x untyped (fp32 for this type). */
 static void scalar_f32_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes,
                               const int32_t *idx, const float *coef, size_t n) {
   scalar_axpy_rows(y, d, w, row_bytes / sizeof(float), idx, coef, n);
@@ -49,11 +47,13 @@ static void scalar_f32_dot_rows(float *out, const void *w, size_t row_bytes, siz
 
 static void scalar_f32_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,
                          const void *x) {
-  int32_t idx[256];
-  for (size_t r0 = 0; r0 < n_rows; r0 += 256) {
-    const size_t m = n_rows - r0 < 256 ? n_rows - r0 : 256;
-    for (size_t i = 0; i < m; i++) idx[i] = (int32_t)(r0 + i);
-    scalar_dot_rows(out + r0, w, row_bytes / sizeof(float), d, idx, m, x);
+  const float *const rows = w, *const xf = x;
+  const size_t ld = row_bytes / sizeof(float);
+  for (size_t r = 0; r < n_rows; r++) {
+    const float *row = rows + r * ld;
+    float sum = 0.0f;
+    for (size_t j = 0; j < d; j++) sum += row[j] * xf[j];
+    out[r] = sum;
   }
 }
 

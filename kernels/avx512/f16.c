@@ -1,0 +1,47 @@
+/*
+ * avx512/f16.c: the fp16 (IEEE binary16) kernels for AVX-512 (F, BW, VL, DQ): the x86 row skeleton
+ * (x86/rows.h) over 16-float vectors, each chunk of a row widened by F16C (vcvtph2ps) as it is
+ * loaded, so the rows stream at 2 bytes per weight and the arithmetic is
+ * fp32 (x is fp32). Only kernels/avx512/ is compiled with these flags (see
+ * kernels.h for each kernel's contract).
+ */
+#include "kernels/half.h"
+#include "kernels/x86/vec_avx512.h"
+
+typedef uint16_t w_elem;
+static inline vec_f32 w_load(const w_elem *p) { return _mm512_cvtph_ps(vec_load_u16(p)); }
+static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) {
+  return _mm512_cvtph_ps(vec_load_u16_tail(p, t));
+}
+
+#include "kernels/x86/rows.h"
+
+/* from_f32: the conversion rounds to nearest even, as lzn_f32_to_f16 does
+ * (the tests compare them bit for bit); the tail under a mask. */
+static void avx512_f16_from_f32(void *dst, const float *src, size_t d) {
+  uint16_t *const out = dst;
+  for (size_t j = 0; j < d; j += 16) {
+    const vec_tail m = vec_tail_make(d - j);
+    const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + j),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm256_mask_storeu_epi16(out + j, m, h);
+  }
+}
+
+/* to_f32: exact (a signalling NaN comes out quiet). */
+static void avx512_f16_to_f32(float *dst, const void *src, size_t d) {
+  const uint16_t *const in = src;
+  for (size_t j = 0; j < d; j += 16) {
+    const vec_tail m = vec_tail_make(d - j);
+    _mm512_mask_storeu_ps(dst + j, m, w_load_tail(in + j, m));
+  }
+}
+
+void lzn_install_avx512_f16(lzn_kernel_table *t);
+void lzn_install_avx512_f16(lzn_kernel_table *t) {
+  LZN_SET_SLOT(t, LZN_WTYPE_F16, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_AVX512, rows_axpy_rows);
+  LZN_SET_SLOT(t, LZN_WTYPE_F16, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX512, rows_dot_rows);
+  LZN_SET_SLOT(t, LZN_WTYPE_F16, gemv, LZN_KOP_GEMV, LZN_ISA_AVX512, rows_gemv);
+  LZN_SET_SLOT(t, LZN_WTYPE_F16, from_f32, LZN_KOP_FROM_F32, LZN_ISA_AVX512, avx512_f16_from_f32);
+  LZN_SET_SLOT(t, LZN_WTYPE_F16, to_f32, LZN_KOP_TO_F32, LZN_ISA_AVX512, avx512_f16_to_f32);
+}

@@ -1,0 +1,62 @@
+/*
+ * ref/bf16.c: the reference kernels for bfloat16 (the upper half of an fp32) weights. Plain C, obviously
+ * correct: the specification that every SIMD kernel is tested against (see
+ * kernels.h for the contract of each). Each weight is widened to fp32
+ * exactly (kernels/half.h) and then used as ref/f32.c uses an fp32 weight,
+ * so a bf16 matrix gives the results of its fp32 widening, bit for bit.
+ * x is fp32 (lzn_wtype_x_type). Compiled without ISA flags.
+ */
+#include "kernels/half.h"
+#include "kernels/kernels.h"
+
+static void scalar_bf16_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes,
+                                 const int32_t *idx, const float *coef, size_t n) {
+  const uint16_t *const rows = w;
+  const size_t ld = row_bytes / sizeof(uint16_t);
+  for (size_t t = 0; t < n; t++) {
+    const uint16_t *row = rows + (size_t)idx[t] * ld;
+    const float c = coef[t];
+    for (size_t j = 0; j < d; j++) y[j] += c * lzn_bf16_to_f32(row[j]);
+  }
+}
+
+static float dot_row(const uint16_t *row, const float *x, size_t d) {
+  float sum = 0.0f;
+  for (size_t j = 0; j < d; j++) sum += lzn_bf16_to_f32(row[j]) * x[j];
+  return sum;
+}
+
+static void scalar_bf16_dot_rows(float *out, const void *w, size_t row_bytes, size_t d,
+                                const int32_t *idx, size_t n, const void *x) {
+  const uint16_t *const rows = w;
+  const size_t ld = row_bytes / sizeof(uint16_t);
+  for (size_t t = 0; t < n; t++) out[t] = dot_row(rows + (size_t)idx[t] * ld, x, d);
+}
+
+static void scalar_bf16_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,
+                            const void *x) {
+  const uint16_t *const rows = w;
+  const size_t ld = row_bytes / sizeof(uint16_t);
+  for (size_t r = 0; r < n_rows; r++) out[r] = dot_row(rows + r * ld, x, d);
+}
+
+/* Round to nearest, ties to even. */
+static void scalar_bf16_from_f32(void *dst, const float *src, size_t d) {
+  uint16_t *const out = dst;
+  for (size_t j = 0; j < d; j++) out[j] = lzn_f32_to_bf16(src[j]);
+}
+
+/* Exact: every bf16 value is an fp32 value. */
+static void scalar_bf16_to_f32(float *dst, const void *src, size_t d) {
+  const uint16_t *const in = src;
+  for (size_t j = 0; j < d; j++) dst[j] = lzn_bf16_to_f32(in[j]);
+}
+
+void lzn_install_ref_bf16(lzn_kernel_table *t);
+void lzn_install_ref_bf16(lzn_kernel_table *t) {
+  LZN_SET_SLOT(t, LZN_WTYPE_BF16, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_SCALAR, scalar_bf16_axpy_rows);
+  LZN_SET_SLOT(t, LZN_WTYPE_BF16, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_SCALAR, scalar_bf16_dot_rows);
+  LZN_SET_SLOT(t, LZN_WTYPE_BF16, gemv, LZN_KOP_GEMV, LZN_ISA_SCALAR, scalar_bf16_gemv);
+  LZN_SET_SLOT(t, LZN_WTYPE_BF16, from_f32, LZN_KOP_FROM_F32, LZN_ISA_SCALAR, scalar_bf16_from_f32);
+  LZN_SET_SLOT(t, LZN_WTYPE_BF16, to_f32, LZN_KOP_TO_F32, LZN_ISA_SCALAR, scalar_bf16_to_f32);
+}

@@ -1,0 +1,297 @@
+/*
+ * x86/rows.h: axpy_rows, dot_rows and gemv written once, for every x86 ISA
+ * and every element type whose rows load as fp32 vectors (f32, f16, bf16):
+ * simdjson's generic code, instantiated per target. Each kernels/<isa>/
+ * <type>.c file includes its ISA's vector primitives (x86/vec_avx2.h or
+ * x86/vec_avx512.h: vec_f32, VEC_LANES, vec_tail, vec_load/_tail,
+ * vec_store/_tail, vec_fma, vec_add, vec_set1, vec_zero, vec_hsum), then
+ * defines for its weight type
+ *     typedef ... w_elem;                                 one stored weight
+ *     static inline vec_f32 w_load(const w_elem *p);      VEC_LANES weights as fp32
+ *     static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t);
+ *                   the tail's weights, the rest 0, reading only the tail
+ * and includes this file, which defines the table's three kernels
+ *     rows_axpy_rows, rows_dot_rows, rows_gemv
+ * (static, kernels.h signatures) for the file's install function to set.
+ * Included once per file: each file is one (ISA, type) pair.
+ *
+ * axpy_rows is the hot kernel. With rows chosen at random it streams from
+ * DRAM, so what matters is keeping enough independent row streams in flight
+ * and touching y (which stays in L1) once per group of rows, not the FMA
+ * count. Measured on Zen 4 (one core, W_t 8192 x 2048 fp32, active rows at
+ * random, 3-10 %), AVX2 / AVX-512: 1 vector per step with a row loop
+ * ~22 / ~21 GB/s; the group of 8 rows written out (no pointer array)
+ * ~28 / ~33 GB/s; adding the two software prefetches below ~31 / ~36 GB/s.
+ */
+#ifndef LZN_KERNELS_X86_ROWS_H
+#define LZN_KERNELS_X86_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* Rows per pass over y (axpy) or x (dot): y is loaded and stored once per
+ * group, x loaded once for the group's 8 accumulators. 8 rows keep 8
+ * broadcast coefficients in registers and leave 8 of the 16 ymm registers
+ * for y and loads; 16 rows per group measured slower with AVX-512
+ * (~31 GB/s against ~36). */
+#define ROWS_GROUP 8
+/* Columns per step of the group loop: 64 fp32 = 256 bytes of each row (128
+ * for 16-bit types), so one prefetch per row per step covers every fourth
+ * cache line (every second). */
+#define ROWS_STEP 64
+/* One prefetch per row per step, 128 floats = 512 bytes (8 cache lines)
+ * ahead of the loads; kept in bytes for the 16-bit types. The hardware
+ * prefetcher follows each row once started; the hint makes it start sooner
+ * on each of the 8 streams. With AVX-512, 4 lines measured worse, 12-16
+ * the same. */
+#define ROWS_PREFETCH_AHEAD_BYTES (128 * 4)
+#define ROWS_PREFETCH_AHEAD ((size_t)ROWS_PREFETCH_AHEAD_BYTES / sizeof(w_elem))
+/* Cache lines prefetched at the head of each row of the next group while
+ * the current group runs, so the next group does not start on 8 cold
+ * misses. */
+#define ROWS_PREFETCH_HEAD_LINES 4
+#define ROWS_CACHE_LINE 64
+
+_Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
+
+/* ---------------------------------------------------------- prefetches */
+
+/* A group's 8 rows are 8 named pointers, r0 .. r7, not an array: written
+ * out, they stay in registers (an array and a loop over it measured ~5 %
+ * slower with AVX2: the compiler kept the array on the stack). */
+#define ROWS_GROUP_PARAMS                                                               \
+  const w_elem *const r0, const w_elem *const r1, const w_elem *const r2,               \
+      const w_elem *const r3, const w_elem *const r4, const w_elem *const r5,           \
+      const w_elem *const r6, const w_elem *const r7
+/* The group's rows from a row-number expression ROW(k), k = 0 .. 7. */
+#define ROWS_GROUP_ARGS(ROW) ROW(0), ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6), ROW(7)
+
+/* The prefetch helpers must be inlined early: GCC 12 (-O2) otherwise
+ * finds, by IPA mod/ref analysis, that a call to them changes no memory
+ * and deletes it, with every prefetch inside (the kernels before this file
+ * were built that way and ran without software prefetch). */
+#define ROWS_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Element `at` of each of a group's 8 rows into L1: the rows are chosen at
+ * random, so the hardware prefetcher alone cannot keep 8 streams ahead. */
+ROWS_ALWAYS_INLINE void rows_prefetch_group(ROWS_GROUP_PARAMS, size_t at) {
+  _mm_prefetch((const char *)(r0 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r1 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r2 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r3 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r4 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r5 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r6 + at), _MM_HINT_T0);
+  _mm_prefetch((const char *)(r7 + at), _MM_HINT_T0);
+}
+
+/* The first cache lines of one row of d elements, never past its end. */
+ROWS_ALWAYS_INLINE void rows_prefetch_head(const w_elem *row, size_t d) {
+  const size_t row_lines = (d * sizeof(w_elem) + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE;
+  const size_t lines = row_lines < ROWS_PREFETCH_HEAD_LINES ? row_lines : ROWS_PREFETCH_HEAD_LINES;
+  for (size_t l = 0; l < lines; l++)
+    _mm_prefetch((const char *)row + ROWS_CACHE_LINE * l, _MM_HINT_T0);
+}
+
+/* ---------------------------------------------------------- axpy_rows */
+
+/* Adds the 8 rows of a group into the vector of y at column j: one load and
+ * one store of y, rows added in index order (the scalar kernel's order;
+ * only FMA rounding differs). The LOAD/STORE pair is full or tail. */
+#define ROWS_AXPY8_VECTOR(j, LOAD_Y, LOAD_W, STORE_Y) \
+  do {                                                \
+    vec_f32 acc = LOAD_Y(y + (j));                    \
+    acc = vec_fma(c0, LOAD_W(r0 + (j)), acc);       \
+    acc = vec_fma(c1, LOAD_W(r1 + (j)), acc);       \
+    acc = vec_fma(c2, LOAD_W(r2 + (j)), acc);       \
+    acc = vec_fma(c3, LOAD_W(r3 + (j)), acc);       \
+    acc = vec_fma(c4, LOAD_W(r4 + (j)), acc);       \
+    acc = vec_fma(c5, LOAD_W(r5 + (j)), acc);       \
+    acc = vec_fma(c6, LOAD_W(r6 + (j)), acc);       \
+    acc = vec_fma(c7, LOAD_W(r7 + (j)), acc);       \
+    STORE_Y(y + (j), acc);                            \
+  } while (0)
+#define ROWS_TAIL_LOAD_Y(p) vec_load_tail((p), tail)
+#define ROWS_TAIL_LOAD_W(p) w_load_tail((p), tail)
+#define ROWS_TAIL_STORE_Y(p, v) vec_store_tail((p), tail, (v))
+
+/* ROWS_STEP columns from column j, one vector at a time (unrolling this by
+ * hand measured no faster: the loop is bound by DRAM, not by issue). */
+#define ROWS_AXPY8_STEP(j)                                     \
+  do {                                                         \
+    for (size_t u = 0; u < ROWS_STEP; u += VEC_LANES)          \
+      ROWS_AXPY8_VECTOR((j) + u, vec_load, w_load, vec_store); \
+  } while (0)
+
+/* y[0..d) += sum of coef[k] * r_k[0..d) over a full group. */
+static inline void rows_axpy_group(float *y, size_t d, ROWS_GROUP_PARAMS, const float *coef) {
+  const vec_f32 c0 = vec_set1(coef[0]), c1 = vec_set1(coef[1]);
+  const vec_f32 c2 = vec_set1(coef[2]), c3 = vec_set1(coef[3]);
+  const vec_f32 c4 = vec_set1(coef[4]), c5 = vec_set1(coef[5]);
+  const vec_f32 c6 = vec_set1(coef[6]), c7 = vec_set1(coef[7]);
+  size_t j = 0;
+  /* Prefetch only inside the rows' [0, d): no wasted DRAM traffic past the
+   * end of a row, and no pointer formed outside the matrix. */
+  for (; j + ROWS_STEP + ROWS_PREFETCH_AHEAD <= d; j += ROWS_STEP) {
+    rows_prefetch_group(r0, r1, r2, r3, r4, r5, r6, r7, j + ROWS_PREFETCH_AHEAD);
+    ROWS_AXPY8_STEP(j);
+  }
+  for (; j + ROWS_STEP <= d; j += ROWS_STEP) ROWS_AXPY8_STEP(j);
+  for (; j + VEC_LANES <= d; j += VEC_LANES) ROWS_AXPY8_VECTOR(j, vec_load, w_load, vec_store);
+  if (j < d) {
+    const vec_tail tail = vec_tail_make(d - j);
+    ROWS_AXPY8_VECTOR(j, ROWS_TAIL_LOAD_Y, ROWS_TAIL_LOAD_W, ROWS_TAIL_STORE_Y);
+  }
+}
+
+/* The last, partial group of a call (nr < ROWS_GROUP rows): plain code. */
+static void rows_axpy_partial_group(float *y, size_t d, const w_elem *const *r, const float *coef,
+                                    size_t nr) {
+  vec_f32 c[ROWS_GROUP];
+  for (size_t k = 0; k < nr; k++) c[k] = vec_set1(coef[k]);
+  size_t j = 0;
+  for (; j + VEC_LANES <= d; j += VEC_LANES) {
+    vec_f32 acc = vec_load(y + j);
+    for (size_t k = 0; k < nr; k++) acc = vec_fma(c[k], w_load(r[k] + j), acc);
+    vec_store(y + j, acc);
+  }
+  if (j < d) {
+    const vec_tail tail = vec_tail_make(d - j);
+    vec_f32 acc = vec_load_tail(y + j, tail);
+    for (size_t k = 0; k < nr; k++) acc = vec_fma(c[k], w_load_tail(r[k] + j, tail), acc);
+    vec_store_tail(y + j, tail, acc);
+  }
+}
+
+static void rows_axpy_rows(float *y, size_t d, const void *w_bytes, size_t row_bytes,
+                           const int32_t *idx, const float *coef, size_t n) {
+  if (d == 0) return;
+  const w_elem *const w = w_bytes;
+  const size_t ld = row_bytes / sizeof(w_elem);
+  size_t t = 0;
+  for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
+    const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d);
+#define ROW(k) w + (size_t)idx[t + (k)] * ld
+    rows_axpy_group(y, d, ROWS_GROUP_ARGS(ROW), coef + t);
+#undef ROW
+  }
+  if (t < n) {
+    const w_elem *r[ROWS_GROUP];
+    for (size_t k = 0; k < n - t; k++) r[k] = w + (size_t)idx[t + k] * ld;
+    rows_axpy_partial_group(y, d, r, coef + t, n - t);
+  }
+}
+
+#undef ROWS_AXPY8_STEP
+#undef ROWS_AXPY8_VECTOR
+
+/* ----------------------------------------------------- dot_rows, gemv */
+
+/* One row: 4 accumulators, so the FMA latency is not the bound. */
+static float rows_dot_one(const w_elem *row, const float *x, size_t d) {
+  vec_f32 s0 = vec_zero(), s1 = vec_zero(), s2 = vec_zero(), s3 = vec_zero();
+  size_t j = 0;
+  for (; j + 4 * VEC_LANES <= d; j += 4 * VEC_LANES) {
+    s0 = vec_fma(w_load(row + j), vec_load(x + j), s0);
+    s1 = vec_fma(w_load(row + j + VEC_LANES), vec_load(x + j + VEC_LANES), s1);
+    s2 = vec_fma(w_load(row + j + 2 * VEC_LANES), vec_load(x + j + 2 * VEC_LANES), s2);
+    s3 = vec_fma(w_load(row + j + 3 * VEC_LANES), vec_load(x + j + 3 * VEC_LANES), s3);
+  }
+  for (; j + VEC_LANES <= d; j += VEC_LANES) s0 = vec_fma(w_load(row + j), vec_load(x + j), s0);
+  if (j < d) {
+    /* Zeros past d add nothing to the sum. */
+    const vec_tail tail = vec_tail_make(d - j);
+    s1 = vec_fma(w_load_tail(row + j, tail), vec_load_tail(x + j, tail), s1);
+  }
+  return vec_hsum(vec_add(vec_add(s0, s1), vec_add(s2, s3)));
+}
+
+/* Adds row_k[j..j+VEC_LANES) * x[j..) into s_k for the 8 rows of a group;
+ * x is loaded once for all of them. */
+#define ROWS_DOT8_VECTOR(j, LOAD_X, LOAD_W)   \
+  do {                                        \
+    const vec_f32 xv = LOAD_X(x + (j));       \
+    s0 = vec_fma(LOAD_W(r0 + (j)), xv, s0); \
+    s1 = vec_fma(LOAD_W(r1 + (j)), xv, s1); \
+    s2 = vec_fma(LOAD_W(r2 + (j)), xv, s2); \
+    s3 = vec_fma(LOAD_W(r3 + (j)), xv, s3); \
+    s4 = vec_fma(LOAD_W(r4 + (j)), xv, s4); \
+    s5 = vec_fma(LOAD_W(r5 + (j)), xv, s5); \
+    s6 = vec_fma(LOAD_W(r6 + (j)), xv, s6); \
+    s7 = vec_fma(LOAD_W(r7 + (j)), xv, s7); \
+  } while (0)
+#define ROWS_TAIL_LOAD_X(p) vec_load_tail((p), tail)
+
+/* out[k] = r_k[0..d) . x for a full group. */
+static inline void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, const float *x) {
+  vec_f32 s0 = vec_zero(), s1 = vec_zero(), s2 = vec_zero(), s3 = vec_zero();
+  vec_f32 s4 = vec_zero(), s5 = vec_zero(), s6 = vec_zero(), s7 = vec_zero();
+  size_t j = 0;
+  /* The same prefetches as axpy_rows: rows at random stream from DRAM. */
+  for (; j + ROWS_STEP + ROWS_PREFETCH_AHEAD <= d; j += ROWS_STEP) {
+    rows_prefetch_group(r0, r1, r2, r3, r4, r5, r6, r7, j + ROWS_PREFETCH_AHEAD);
+    for (size_t u = 0; u < ROWS_STEP; u += VEC_LANES) ROWS_DOT8_VECTOR(j + u, vec_load, w_load);
+  }
+  for (; j + VEC_LANES <= d; j += VEC_LANES) ROWS_DOT8_VECTOR(j, vec_load, w_load);
+  if (j < d) {
+    /* Zeros past d add nothing to the sums. */
+    const vec_tail tail = vec_tail_make(d - j);
+    ROWS_DOT8_VECTOR(j, ROWS_TAIL_LOAD_X, ROWS_TAIL_LOAD_W);
+  }
+  out[0] = vec_hsum(s0);
+  out[1] = vec_hsum(s1);
+  out[2] = vec_hsum(s2);
+  out[3] = vec_hsum(s3);
+  out[4] = vec_hsum(s4);
+  out[5] = vec_hsum(s5);
+  out[6] = vec_hsum(s6);
+  out[7] = vec_hsum(s7);
+}
+
+#undef ROWS_DOT8_VECTOR
+
+static void rows_dot_rows(float *out, const void *w_bytes, size_t row_bytes, size_t d,
+                          const int32_t *idx, size_t n, const void *x) {
+  const w_elem *const w = w_bytes;
+  const size_t ld = row_bytes / sizeof(w_elem);
+  size_t t = 0;
+  for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
+    const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d);
+#define ROW(k) w + (size_t)idx[t + (k)] * ld
+    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x);
+#undef ROW
+  }
+  for (; t < n; t++) out[t] = rows_dot_one(w + (size_t)idx[t] * ld, x, d);
+}
+
+/* dot_rows over rows 0 .. n_rows: row r at w + r * row_bytes. The head
+ * prefetch of the next group stays: it is cheap, and a column slice's rows
+ * are not contiguous for the hardware prefetcher. */
+static void rows_gemv(float *out, const void *w_bytes, size_t row_bytes, size_t d, size_t n_rows,
+                      const void *x) {
+  const w_elem *const w = w_bytes;
+  const size_t ld = row_bytes / sizeof(w_elem);
+  size_t t = 0;
+  for (; t + ROWS_GROUP <= n_rows; t += ROWS_GROUP) {
+    const size_t left = n_rows - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (t + ROWS_GROUP + k) * ld, d);
+#define ROW(k) w + (t + (k)) * ld
+    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x);
+#undef ROW
+  }
+  for (; t < n_rows; t++) out[t] = rows_dot_one(w + t * ld, x, d);
+}
+
+#undef ROWS_TAIL_LOAD_X
+#undef ROWS_TAIL_LOAD_Y
+#undef ROWS_TAIL_LOAD_W
+#undef ROWS_TAIL_STORE_Y
+#undef ROWS_GROUP_PARAMS
+#undef ROWS_GROUP_ARGS
+#undef ROWS_ALWAYS_INLINE
+
+#endif /* LZN_KERNELS_X86_ROWS_H */

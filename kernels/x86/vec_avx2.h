@@ -1,0 +1,63 @@
+/*
+ * x86/vec_avx2.h: the fp32 vector primitives of AVX2 + FMA that the row
+ * skeleton (x86/rows.h) is written in. Included only by kernels/avx2/ files
+ * (compiled with -mavx2 -mfma -mf16c); static inline, so each file keeps
+ * its own copy (kernels.h says why nothing is linked across ISAs).
+ */
+#ifndef LZN_KERNELS_X86_VEC_AVX2_H
+#define LZN_KERNELS_X86_VEC_AVX2_H
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef __m256 vec_f32;
+#define VEC_LANES 8
+
+/* Lanes [0, lanes) of the vector at the end of a row, 1 <= lanes <= 8:
+ * a maskload/maskstore mask for fp32, and the count for 16-bit loads,
+ * which AVX2 cannot mask. */
+typedef struct {
+  __m256i mask;
+  size_t lanes;
+} vec_tail;
+
+/* vec_tail_lanes + 8 - k, read as 8 int32, has lanes [0, k) set. */
+static const int32_t vec_tail_lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static inline vec_tail vec_tail_make(size_t lanes) {
+  vec_tail t;
+  t.mask = _mm256_loadu_si256((const __m256i *)(vec_tail_lanes + 8 - lanes));
+  t.lanes = lanes;
+  return t;
+}
+
+static inline vec_f32 vec_load(const float *p) { return _mm256_loadu_ps(p); }
+/* Lanes past the tail read as 0 and are not touched in memory. */
+static inline vec_f32 vec_load_tail(const float *p, vec_tail t) { return _mm256_maskload_ps(p, t.mask); }
+static inline void vec_store(float *p, vec_f32 v) { _mm256_storeu_ps(p, v); }
+static inline void vec_store_tail(float *p, vec_tail t, vec_f32 v) { _mm256_maskstore_ps(p, t.mask, v); }
+/* a * b + c, rounded once. */
+static inline vec_f32 vec_fma(vec_f32 a, vec_f32 b, vec_f32 c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vec_f32 vec_add(vec_f32 a, vec_f32 b) { return _mm256_add_ps(a, b); }
+static inline vec_f32 vec_set1(float v) { return _mm256_set1_ps(v); }
+static inline vec_f32 vec_zero(void) { return _mm256_setzero_ps(); }
+
+static inline float vec_hsum(vec_f32 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/* 8 16-bit elements (fp16 or bf16 bits) from p. */
+static inline __m128i vec_load_u16(const uint16_t *p) { return _mm_loadu_si128((const __m128i *)p); }
+/* The tail's elements, the rest 0, reading only p[0, t.lanes): AVX2 has no
+ * 16-bit masked load, and this runs once per row. */
+static inline __m128i vec_load_u16_tail(const uint16_t *p, vec_tail t) {
+  uint16_t lanes[8] = {0};
+  memcpy(lanes, p, t.lanes * sizeof *p);
+  return _mm_loadu_si128((const __m128i *)lanes);
+}
+
+#endif /* LZN_KERNELS_X86_VEC_AVX2_H */

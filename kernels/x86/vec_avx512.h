@@ -1,0 +1,40 @@
+/*
+ * x86/vec_avx512.h: the fp32 vector primitives of AVX-512 (F, BW, VL, DQ)
+ * that the row skeleton (x86/rows.h) is written in. Included only by files
+ * compiled with those flags (kernels/avx512/, kernels/avx512bf16/); static
+ * inline, so each file keeps its own copy.
+ */
+#ifndef LZN_KERNELS_X86_VEC_AVX512_H
+#define LZN_KERNELS_X86_VEC_AVX512_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+typedef __m512 vec_f32;
+#define VEC_LANES 16
+
+/* Lanes [0, k) of the vector at the end of a row, 1 <= k <= 16. */
+typedef __mmask16 vec_tail;
+
+static inline vec_tail vec_tail_make(size_t lanes) {
+  return lanes >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << lanes) - 1u);
+}
+
+static inline vec_f32 vec_load(const float *p) { return _mm512_loadu_ps(p); }
+/* Lanes past the tail read as 0 and are not touched in memory. */
+static inline vec_f32 vec_load_tail(const float *p, vec_tail t) { return _mm512_maskz_loadu_ps(t, p); }
+static inline void vec_store(float *p, vec_f32 v) { _mm512_storeu_ps(p, v); }
+static inline void vec_store_tail(float *p, vec_tail t, vec_f32 v) { _mm512_mask_storeu_ps(p, t, v); }
+/* a * b + c, rounded once. */
+static inline vec_f32 vec_fma(vec_f32 a, vec_f32 b, vec_f32 c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vec_f32 vec_add(vec_f32 a, vec_f32 b) { return _mm512_add_ps(a, b); }
+static inline vec_f32 vec_set1(float v) { return _mm512_set1_ps(v); }
+static inline vec_f32 vec_zero(void) { return _mm512_setzero_ps(); }
+static inline float vec_hsum(vec_f32 v) { return _mm512_reduce_add_ps(v); }
+
+/* 16 16-bit elements (fp16 or bf16 bits) from p; the tail's elements, the
+ * rest 0, reading only p[0, k) (a BW+VL masked load). */
+static inline __m256i vec_load_u16(const uint16_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m256i vec_load_u16_tail(const uint16_t *p, vec_tail t) { return _mm256_maskz_loadu_epi16(t, p); }
+
+#endif /* LZN_KERNELS_X86_VEC_AVX512_H */
