@@ -1,29 +1,29 @@
 /*
  * avx512/q4_0.c: the Q4_0 kernels for AVX-512 F/BW/VL/DQ (contracts in
  * kernels.h, specification in kernels/ref/q4_0.c). axpy_rows dequantizes a
- * block into two zmm (kernels/x86/quant_axpy512.h). dot_rows and gemv run
- * one block per ymm (kernels/x86/quant_dot256.h) with AVX2's block dot
- * product (see avx2/q4_0.c), 8 rows per load of x in the 32 registers.
+ * block into two zmm (kernels/x86/quant_axpy512.h); dot_rows and gemv run
+ * two blocks per zmm (kernels/x86/quant_dot512.h): the nibbles are unsigned
+ * bytes, so sum (q - 8) * x = maddubs(q, x) - maddubs(8, x), the second
+ * made once per pair of blocks for the row group (int16 pairs within
+ * 2 * 15 * 127 < 2^15).
  */
 #include "kernels/x86/quant_common.h"
 
 #define QDOT_GROUP 8
 #define QDOT_Q4_0
 
-/* sum (q - 8) * x = maddubs(q, x) - maddubs(8, x), the second made once
- * per block for the group; int16 pairs within 2 * 15 * 127 < 2^15. */
-static inline __m256i q4_block_prep(__m256i x) {
-  return _mm256_maddubs_epi16(_mm256_set1_epi8(8), x);
+static inline __m512i q4_pair_prep(__m512i x) {
+  return _mm512_maddubs_epi16(_mm512_set1_epi8(8), x);
 }
 
-static inline __m256i q4_block_dot(__m256i nibbles, __m256i x, __m256i prep) {
-  const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles, x), prep);
-  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+static inline __m512i q4_pair_dot(__m512i nibbles, __m512i x, __m512i prep) {
+  const __m512i pairs = _mm512_sub_epi16(_mm512_maddubs_epi16(nibbles, x), prep);
+  return _mm512_madd_epi16(pairs, _mm512_set1_epi16(1));
 }
 
 #define QAXPY_Q4_0
 #include "kernels/x86/quant_axpy512.h"
-#include "kernels/x86/quant_dot256.h"
+#include "kernels/x86/quant_dot512.h"
 
 void lzn_install_avx512_q4_0(lzn_kernel_table *t);
 void lzn_install_avx512_q4_0(lzn_kernel_table *t) {

@@ -1,23 +1,23 @@
 /*
- * avx512vnni/q8_0.c: Q8_0 dot_rows and gemv with AVX512-VNNI (EVEX, 256-bit VL form, one block per ymm, 32 registers so 8 rows per load of x;
- * vpdpbusd: u8 x s8, four products added into each int32 lane, no
- * saturation) in place of AVX2's maddubs + madd. axpy_rows and from_f32
- * have no integer dot product and stay AVX-512's (avx512/q8_0.c). Loops in
- * kernels/x86/quant_dot256.h; contracts in kernels.h; specification in
- * kernels/ref/q8_0.c.
+ * avx512vnni/q8_0.c: Q8_0 dot_rows and gemv with AVX512-VNNI: vpdpbusd
+ * (u8 x s8, four products added into each int32 lane, no saturation) on
+ * two blocks per zmm (kernels/x86/quant_dot512.h), in place of maddubs +
+ * madd. The sign trick as in avx512/q8_0.c: |w| as unsigned bytes, x
+ * negated where w < 0 (x is never -128). axpy_rows and from_f32 have no
+ * integer dot product and stay AVX-512's and AVX2's. Contracts in
+ * kernels.h; specification in kernels/ref/q8_0.c.
  */
 #include "kernels/x86/quant_common.h"
 
 #define QDOT_GROUP 8
 #define QDOT_Q8_0
 
-/* The sign trick: |w| as unsigned bytes (-128 -> 0x80 = 128), x with w's
- * sign (x is never -128, so the negation cannot overflow). */
-static inline __m256i q8_block_dot(__m256i w, __m256i x) {
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+static inline __m512i q8_pair_dot(__m512i w, __m512i x) {
+  const __m512i x_signed = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), x_signed);
 }
 
-#include "kernels/x86/quant_dot256.h"
+#include "kernels/x86/quant_dot512.h"
 
 void lzn_install_avx512vnni_q8_0(lzn_kernel_table *t);
 void lzn_install_avx512vnni_q8_0(lzn_kernel_table *t) {
