@@ -11,6 +11,7 @@
  * (nibble - 8) * q_x, times d_w * d_x in fp32 (exact: two fp16 values), the
  * block terms added in fp32 in block order.
  */
+#include <float.h>
 #include <math.h>
 
 #include "kernels/half.h"
@@ -67,7 +68,9 @@ static void scalar_q4_0_gemv(float *out, const void *w, size_t row_bytes, size_t
  * with its sign (the first one, if several), d = max / -8, so max itself
  * maps to nibble 0; nibble = min(15, (int)(x * (1/d) + 8.5)) (truncation of
  * a value >= 0: round half up). A block of zeros gets d = 0 and nibbles 8
- * (value 0). The last block is padded with zeros, which quantize to 8. */
+ * (value 0); so does a block whose |d| is below FLT_MIN (its reciprocal may
+ * overflow and its fp16 is 0 anyway; llama.cpp would compute inf * x). The
+ * last block is padded with zeros, which quantize to 8. */
 static void scalar_q4_0_from_f32(void *dst, const float *src, size_t d) {
   lzn_block_q4_0 *out = dst;
   const size_t n_blocks = (d + LZN_QK - 1) / LZN_QK;
@@ -79,7 +82,7 @@ static void scalar_q4_0_from_f32(void *dst, const float *src, size_t d) {
     for (size_t j = 0; j < LZN_QK; j++)
       if (fabsf(v[j]) > amax) amax = fabsf(v[j]), max = v[j];
     const float scale = max / -8.0f;
-    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const float inv = fabsf(scale) >= FLT_MIN ? 1.0f / scale : 0.0f;
     out[b].d = lzn_f32_to_f16(scale);
     for (size_t j = 0; j < LZN_QK / 2; j++) {
       const int lo = (int)(v[j] * inv + 8.5f), hi = (int)(v[j + LZN_QK / 2] * inv + 8.5f);

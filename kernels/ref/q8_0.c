@@ -10,6 +10,7 @@
  * values, exact in fp32), and the block terms are added in fp32 in block
  * order.
  */
+#include <float.h>
 #include <math.h>
 
 #include "kernels/half.h"
@@ -59,7 +60,10 @@ static void scalar_q8_0_gemv(float *out, const void *w, size_t row_bytes, size_t
 /* llama.cpp's quantize_row_q8_0_ref: d = amax / 127, q = roundf(x * (1/d))
  * (round half away from zero; x times the fp32 reciprocal, not x / d, as
  * llama.cpp does), the scale stored as fp16. A block of zeros gets d = 0 and
- * q = 0. The last block is padded with zeros. */
+ * q = 0. One departure: a scale below FLT_MIN (amax < 127 * FLT_MIN), whose
+ * reciprocal may overflow to inf and whose fp16 is 0 anyway, also gives
+ * q = 0, where llama.cpp computes inf * x and casts it. The last block is
+ * padded with zeros. */
 static void scalar_q8_0_from_f32(void *dst, const float *src, size_t d) {
   lzn_block_q8_0 *out = dst;
   const size_t n_blocks = (d + LZN_QK - 1) / LZN_QK;
@@ -70,7 +74,7 @@ static void scalar_q8_0_from_f32(void *dst, const float *src, size_t d) {
     float amax = 0.0f;
     for (size_t j = 0; j < LZN_QK; j++) amax = fabsf(v[j]) > amax ? fabsf(v[j]) : amax;
     const float scale = amax / 127.0f;
-    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const float inv = fabsf(scale) >= FLT_MIN ? 1.0f / scale : 0.0f;
     out[b].d = lzn_f32_to_f16(scale);
     for (size_t j = 0; j < LZN_QK; j++) out[b].qs[j] = (int8_t)roundf(v[j] * inv);
   }
