@@ -131,13 +131,17 @@ static void parse_options(model_options *o, int argc, char **argv) {
     o->threads[o->n_threads++] = (int)bench_parse_long("--threads", items[k], 1, 1024);
 }
 
-/* Parameters of an OPT model from its sizes: embeddings, positions, final
- * norm, and per layer 4 attention matrices, fc1, fc2, their biases and 2
+/* Parameters from the sizes: embeddings (and an untied LM head for the
+ * gated family, OPT's learned positions), per layer the attention matrices
+ * (GQA: smaller K and V), 2 (OPT) or 3 (gated) MLP matrices, biases and
  * norms. (A model with project_in/out has a few more.) */
 static int64_t count_params(const lzn_model_info *i) {
-  const int64_t d = i->d_model, f = i->d_ff;
-  return (int64_t)i->vocab_size * d + (int64_t)(i->max_positions + 2) * d + 2 * d +
-         (int64_t)i->n_layers * (4 * d * d + 2 * d * f + f + 9 * d);
+  const int64_t d = i->d_model, f = i->d_ff, kv = (int64_t)i->n_kv_heads * i->head_dim;
+  const int64_t q = (int64_t)i->n_heads * i->head_dim;
+  const int64_t fixed = i->gated ? 2 * (int64_t)i->vocab_size * d + d
+                                 : (int64_t)i->vocab_size * d + (int64_t)(i->max_positions + 2) * d + 2 * d;
+  const int64_t per_layer = 2 * d * q + 2 * d * kv + (i->gated ? 3 : 2) * d * f + (i->gated ? 2 * d : f + 9 * d);
+  return fixed + (int64_t)i->n_layers * per_layer;
 }
 
 static void make_subject(const model_options *o, lzn_weight_type type, model_subject *s) {

@@ -149,7 +149,7 @@ static void print_md_header(const model_options *o, const model_subject *s, size
          lzn_version_string(), v->major, v->minor, v->patch);
   const lzn_model_info *i = &s->info;
   if (s->synthetic)
-    printf("Model: synthetic %s, random weights (seed %llu, rounded to each type) with %g %% of fc1 "
+    printf("Model: synthetic %s, random weights (seed %llu, rounded to each type) with %g %% of the MLP "
            "neurons firing per token; ", o->synthetic, (unsigned long long)o->seed, o->density_pct);
   else
     printf("Model: %s; ", o->model_dir);

@@ -40,14 +40,20 @@
 
 typedef struct synthetic_shape {
   const char *name;
-  int d_model, d_ff, n_layers, n_heads;
+  int gated; /* 0: OPT, 1: LLaMA family */
+  int d_model, d_ff, n_layers, n_heads, n_kv_heads, vocab;
 } synthetic_shape;
 
-/* From the Hugging Face configs of facebook/opt-*. */
+/* From the Hugging Face configs of facebook/opt-*, meta-llama/Llama-2-7b
+ * (ReluLLaMA-7B and ProSparse-LLaMA-2-7B share its shapes) and
+ * mistralai/Mistral-7B-v0.1 (TurboSparse-Mistral's shapes). */
 static const synthetic_shape shapes[] = {
-    {"opt-125m", 768, 3072, 12, 12},
-    {"opt-1.3b", 2048, 8192, 24, 32},
-    {"opt-6.7b", 4096, 16384, 32, 32},
+    {"opt-125m", 0, 768, 3072, 12, 12, 12, LZN_SYNTHETIC_VOCAB},
+    {"opt-1.3b", 0, 2048, 8192, 24, 32, 32, LZN_SYNTHETIC_VOCAB},
+    {"opt-6.7b", 0, 4096, 16384, 32, 32, 32, LZN_SYNTHETIC_VOCAB},
+    {"llama-7b", 1, 4096, 11008, 32, 32, 32, 32000},
+    {"relullama-7b", 1, 4096, 11008, 32, 32, 32, 32000},
+    {"mistral-7b", 1, 4096, 14336, 32, 32, 8, 32000},
 };
 
 /* ------------------------------------------------------ normal quantile */
@@ -229,6 +235,28 @@ static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double den
   return s;
 }
 
+/* A LLaMA-family layer: RMS norms of weight 1, no biases; gate and up rows
+ * of variance 1 / d_model, so each gate value is ~N(0, 1) over the neurons
+ * for a unit-RMS input, and the FATReLU threshold Phi^-1(1 - density) lets
+ * a fraction `density` fire (the ProSparse form: no bias to shift). */
+static lzn_status make_gated_layer(filler *fl, lzn_layer *w, double density) {
+  const lzn_model *m = fl->model;
+  const size_t d = (size_t)m->d_model, f = (size_t)m->d_ff, hd = (size_t)m->head_dim;
+  const size_t q_dim = (size_t)m->n_heads * hd, kv_dim = (size_t)m->n_kv_heads * hd;
+  const double attn_var = 1.0 / (double)d;
+  lzn_status s = constant_tensor(fl, d, 1.0f, &w->attn_norm.weight);
+  if (s == LZN_OK) s = random_matrix(fl, q_dim, d, attn_var, &w->q);
+  if (s == LZN_OK) s = random_matrix(fl, kv_dim, d, attn_var, &w->k);
+  if (s == LZN_OK) s = random_matrix(fl, kv_dim, d, attn_var, &w->v);
+  if (s == LZN_OK) s = random_matrix(fl, d, q_dim, 1.0 / (double)q_dim, &w->o);
+  if (s == LZN_OK) s = constant_tensor(fl, d, 1.0f, &w->mlp_norm.weight);
+  if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->gate);
+  if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->up);
+  if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
+  if (s == LZN_OK && fl->type == LZN_WTYPE_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  return s;
+}
+
 /* ---------------------------------------------------------------- model */
 
 /* Bytes of the weights in a type: what stays fixed (the tied embedding in
@@ -236,16 +264,17 @@ static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double den
  * layer adds (6 matrices in the type, W_down as stored too for F32, norms
  * and biases in fp32). */
 static double fixed_bytes(const synthetic_shape *sh, lzn_wtype type) {
-  const double d = sh->d_model;
-  return (double)LZN_SYNTHETIC_VOCAB * (double)lzn_wtype_row_bytes(type, (size_t)d) +
-         4.0 * ((LZN_SYNTHETIC_POSITIONS + 2.0) * d + 2.0 * d);
+  const double d = sh->d_model, embedding = (double)sh->vocab * (double)lzn_wtype_row_bytes(type, (size_t)d);
+  if (sh->gated) return 2.0 * embedding + 4.0 * d; /* untied LM head, final norm */
+  return embedding + 4.0 * ((LZN_SYNTHETIC_POSITIONS + 2.0) * d + 2.0 * d);
 }
 
 static double layer_bytes(const synthetic_shape *sh, lzn_wtype type) {
-  const double d = sh->d_model, f = sh->d_ff;
+  const double d = sh->d_model, f = sh->d_ff, hd = (double)sh->d_model / sh->n_heads;
   const double row_d = (double)lzn_wtype_row_bytes(type, (size_t)d);
-  const double matrices = 4.0 * d * row_d + 2.0 * f * row_d + (type == LZN_WTYPE_F32 ? 4.0 * f * d : 0.0);
-  return matrices + 4.0 * (f + 9.0 * d);
+  const double attention = (2.0 * d + 2.0 * sh->n_kv_heads * hd) * row_d;
+  const double mlp = (sh->gated ? 3.0 : 2.0) * f * row_d + (type == LZN_WTYPE_F32 ? 4.0 * f * d : 0.0);
+  return attention + mlp + 4.0 * (f + 9.0 * d);
 }
 
 static lzn_status check_memory(const synthetic_shape *sh, int n_layers, lzn_wtype type) {
@@ -266,7 +295,21 @@ static lzn_status check_memory(const synthetic_shape *sh, int n_layers, lzn_wtyp
                   100.0 * LZN_SYNTHETIC_RAM_SHARE, ram / (1u << 30), fit);
 }
 
-static void set_config(lzn_model *m, const synthetic_shape *sh, int n_layers) {
+static void set_config(lzn_model *m, const synthetic_shape *sh, int n_layers, double density) {
+  if (sh->gated) {
+    lzn_llama_config c;
+    memset(&c, 0, sizeof c);
+    c.hidden_size = sh->d_model, c.intermediate_size = sh->d_ff;
+    c.num_attention_heads = sh->n_heads, c.num_key_value_heads = sh->n_kv_heads;
+    c.head_dim = sh->d_model / sh->n_heads, c.num_hidden_layers = n_layers;
+    c.vocab_size = sh->vocab, c.max_position_embeddings = LZN_SYNTHETIC_POSITIONS;
+    c.rms_norm_eps = 1e-5, c.rope_theta = 10000.0, c.rope_linear_factor = 1.0;
+    c.activation = LZN_ACT_FATRELU;
+    c.activation_threshold = density >= 1.0 ? -10.0 : lzn_inverse_normal_cdf(1.0 - density);
+    snprintf(c.architecture, sizeof c.architecture, "llama");
+    lzn_llama_describe(m, &c);
+    return;
+  }
   lzn_opt_config c;
   memset(&c, 0, sizeof c);
   c.hidden_size = sh->d_model, c.ffn_dim = sh->d_ff, c.num_attention_heads = sh->n_heads;
@@ -286,6 +329,12 @@ static lzn_status make_weights(lzn_model *m, double density, uint64_t seed, lzn_
   const float up_bias = density >= 1.0 ? 10.0f : (float)-lzn_inverse_normal_cdf(1.0 - density);
   filler fl = {.model = m, .seed = seed, .tensor = 0, .type = type, .kernels = kernels};
   lzn_status s = random_matrix(&fl, (size_t)m->vocab, d, 1.0 / (double)d, &m->embed_tokens);
+  if (m->arch.mlp == LZN_MLP_KIND_GATED) {
+    if (s == LZN_OK) s = constant_tensor(&fl, d, 1.0f, &m->final_norm.weight);
+    for (int l = 0; s == LZN_OK && l < m->n_layers; l++) s = make_gated_layer(&fl, &m->layers[l], density);
+    if (s == LZN_OK) s = random_matrix(&fl, (size_t)m->vocab, d, 1.0 / (double)d, &m->lm_head);
+    return s;
+  }
   const size_t positions = (size_t)(m->max_positions + m->arch.position_offset);
   if (s == LZN_OK) s = random_tensor(&fl, positions * d, 1.0 / (double)d, &m->embed_positions);
   if (s == LZN_OK) s = constant_tensor(&fl, d, 1.0f, &m->final_norm.weight);
@@ -329,7 +378,7 @@ lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_laye
 
   lzn_model *m = calloc(1, sizeof *m);
   if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
-  set_config(m, sh, n_layers);
+  set_config(m, sh, n_layers, density);
   m->layers = calloc((size_t)n_layers, sizeof *m->layers);
   s = m->layers ? make_weights(m, density, seed, type, kernels)
                 : lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);

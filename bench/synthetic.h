@@ -11,13 +11,15 @@
 #include "lazyneuron.h"
 
 /* The shapes lzn_model_synthetic knows, for messages and help texts. */
-#define LZN_SYNTHETIC_NAMES "opt-125m, opt-1.3b, opt-6.7b"
+#define LZN_SYNTHETIC_NAMES "opt-125m, opt-1.3b, opt-6.7b, llama-7b, relullama-7b, mistral-7b"
 
-/* An lzn_model with the shapes of the named OPT model ("opt-125m",
- * "opt-1.3b", "opt-6.7b": pre-LN, biases, tied LM head, vocab 50272, 2048
- * positions) and random weights from seed, scaled so that a fraction
- * `density` of the fc1 neurons fire for each token, a different set for each
- * token. n_layers > 0 replaces the model's layer count (0 keeps it). Free
+/* An lzn_model with the shapes of the named model and random weights from
+ * seed, scaled so that a fraction `density` of the MLP neurons fire for each
+ * token, a different set for each token. OPT ("opt-125m", "opt-1.3b",
+ * "opt-6.7b"): pre-LN, biases, tied LM head, vocab 50272, 2048 positions,
+ * density from the fc1 bias. LLaMA family ("llama-7b", "relullama-7b",
+ * "mistral-7b" with 8 KV heads): a gated FATReLU MLP whose threshold sets the
+ * density, RoPE, untied LM head, vocab 32000. n_layers > 0 replaces the model's layer count (0 keeps it). Free
  * with lzn_model_free. Statuses: OK; INVALID_ARG (out or name NULL, unknown
  * name, density outside (0, 1], n_layers < 0); NOMEM (the weights would take
  * more than 70 % of the physical RAM, the message says how many layers fit;

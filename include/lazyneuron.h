@@ -225,6 +225,9 @@ typedef struct lzn_model_info {
    * bytes they take (the model's matrices, in memory or mapped). */
   lzn_weight_type weight_type;
   int64_t weight_bytes;
+  int n_kv_heads, head_dim;  /* grouped-query attention: KV heads; per-head width */
+  int gated;                 /* 1: a gated MLP (LLaMA family, 3 matrices), 0: OPT's 2 */
+  const char *architecture;  /* "opt", "llama", "mistral", "bamboo": a static string */
 } lzn_model_info;
 
 /* Per-layer statistics since the context was created or reset, of the MLP

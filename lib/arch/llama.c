@@ -50,7 +50,11 @@ static lzn_status bind_layer(lzn_binder *b, const void *config, int i, lzn_layer
 }
 
 void lzn_llama_describe(lzn_model *m, const lzn_llama_config *c) {
-  m->arch.name = c->architecture[0] ? c->architecture : "llama";
+  /* A static name: the config does not outlive the load. */
+  static const char *const names[] = {"mistral", "bamboo"};
+  m->arch.name = "llama";
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(c->architecture, names[i]) == 0) m->arch.name = names[i];
   m->arch.norm = LZN_NORM_RMS;
   m->arch.norm_eps = c->rms_norm_eps;
   m->arch.norm_before = 1;

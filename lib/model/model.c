@@ -112,6 +112,9 @@ LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *ou
   out->n_heads = model->n_heads, out->vocab_size = model->vocab;
   out->max_positions = model->max_positions;
   lzn_model_weight_bytes(model, &out->weight_type, &out->weight_bytes);
+  out->n_kv_heads = model->n_kv_heads, out->head_dim = model->head_dim;
+  out->gated = model->arch.mlp == LZN_MLP_KIND_GATED;
+  out->architecture = model->arch.name;
   return LZN_OK;
 }
 

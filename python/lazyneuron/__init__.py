@@ -139,6 +139,10 @@ class ModelInfo:
     max_positions: int
     weight_type: str  # "f32", "f16", "bf16", "q8_0" or "q4_0": the matrices' type
     weight_bytes: int  # bytes of the weight matrices
+    n_kv_heads: int
+    head_dim: int
+    gated: int  # 1 for the LLaMA family's gated MLP
+    architecture: str  # "opt", "llama", "mistral", "bamboo"
 
 
 class Model:
@@ -194,6 +198,7 @@ class Model:
         fields = {f: getattr(info, f) for f, _ in _lib.ModelInfo._fields_}
         names = {v: k for k, v in _lib.WEIGHT_TYPES.items()}
         fields["weight_type"] = names.get(fields["weight_type"], str(fields["weight_type"]))
+        fields["architecture"] = fields["architecture"].decode()
         self.info = ModelInfo(**fields)
 
     @property

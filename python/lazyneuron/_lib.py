@@ -54,7 +54,8 @@ class ModelInfo(ctypes.Structure):
         (name, ctypes.c_int)
         for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions",
                      "weight_type")
-    ] + [("weight_bytes", ctypes.c_int64)]
+    ] + [("weight_bytes", ctypes.c_int64), ("n_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
+         ("gated", ctypes.c_int), ("architecture", ctypes.c_char_p)]
 
 
 class LayerStats(ctypes.Structure):
