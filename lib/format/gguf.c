@@ -220,8 +220,11 @@ static lzn_status read_elements(parser *p, lzn_gguf_kv *kv) {
   if (kv->elem_type == LZN_GGUF_BOOL)
     for (uint64_t i = 0; i < kv->n; i++)
       if (kv->data[i] > 1)
-        return lzn_fail(LZN_ERR_FORMAT, "%s: key \"%s\": bool %s%llu is %u, must be 0 or 1", r->path, kv->key,
-                        kv->type == LZN_GGUF_ARRAY ? "element " : "value ", (unsigned long long)i, kv->data[i]);
+        return kv->type == LZN_GGUF_ARRAY
+                   ? lzn_fail(LZN_ERR_FORMAT, "%s: key \"%s\": bool element %llu is %u, must be 0 or 1",
+                              r->path, kv->key, (unsigned long long)i, kv->data[i])
+                   : lzn_fail(LZN_ERR_FORMAT, "%s: key \"%s\": bool is %u, must be 0 or 1", r->path, kv->key,
+                              kv->data[i]);
   return LZN_OK;
 }
 
@@ -422,8 +425,8 @@ static lzn_status place_tensors(parser *p) {
     lzn_file_tensor *t = &f->tensors[i];
     if (t->n_bytes == 0) continue; /* an unsupported type (every read tensor has >= 1 element) */
     if (t->data_offset > data_len || t->n_bytes > data_len - t->data_offset)
-      return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\": bytes [%zu, %zu + %zu) of the data section are out of bounds: it is %zu bytes (truncated file?)",
-                      path, t->name, t->data_offset, t->data_offset, t->n_bytes, data_len);
+      return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\": %zu bytes at offset %zu are out of bounds: the data section is %zu bytes (truncated file?)",
+                      path, t->name, t->n_bytes, t->data_offset, data_len);
     t->data = data + t->data_offset;
   }
   f->tensor_by_name = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof *f->tensor_by_name);
