@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "format/gguf.h"
+#include "kernels/half.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------- the writer */
@@ -99,10 +100,10 @@ static void valid_file(image *b) {
   put_data(b, 32);
 }
 
-/* Writes img to $LZN_GGUF_SEED_DIR/name, when set. */
+/* Writes img to $LZN_GGUF_SEED_DIR/name.gguf, when set (and name is not NULL). */
 static void maybe_write_seed(const char *name, const image *b) {
   const char *dir = getenv("LZN_GGUF_SEED_DIR");
-  if (dir == NULL || *dir == '\0') return;
+  if (name == NULL || dir == NULL || *dir == '\0') return;
   char path[512];
   snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
   FILE *f = fopen(path, "wb");
@@ -748,7 +749,7 @@ START_TEST(many_entries_are_indexed) {
   put_data(&b, (size_t)N * 32);
   lzn_gguf_file f;
   unsigned char *copy;
-  parse_ok("many", &b, &f, &copy);
+  parse_ok(NULL, &b, &f, &copy);
   for (int i = 0; i < N; i++) {
     uint32_t v;
     snprintf(name, sizeof name, "k.%d", i);
@@ -813,6 +814,29 @@ static const char *data_dir(void) {
   return dir && *dir ? dir : "tests/data";
 }
 
+/* Rounding to the nearest step errs by half a step d; the scale itself is
+ * rounded to fp16 (relative 2^-11), which moves a weight q * d by up to
+ * 127 * d * 2^-11 < 0.07 d for Q8_0. Q4_0's clamp at 15 makes the far end
+ * err by a whole step, plus 8 * d * 2^-11. */
+#define Q8_0_MAX_ERROR_IN_STEPS 0.57
+#define Q4_0_MAX_ERROR_IN_STEPS 1.01
+
+/* The quantized ramp (arange(128) / 16 - 4) dequantizes back within the bound. */
+static void check_dequantized(const lzn_file_tensor *t) {
+  const unsigned char *p = t->data;
+  const int q8 = t->dtype == LZN_WTYPE_Q8_0;
+  const size_t block_bytes = q8 ? 34 : 18;
+  for (int b = 0; b < 4; b++, p += block_bytes) {
+    const float d = lzn_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+    for (int j = 0; j < 32; j++) {
+      const int q = q8 ? (int8_t)p[2 + j] : (j < 16 ? p[2 + j] & 0x0f : p[2 + j - 16] >> 4) - 8;
+      const float x = (float)(b * 32 + j) / 16.0f - 4.0f;
+      const double bound = (q8 ? Q8_0_MAX_ERROR_IN_STEPS : Q4_0_MAX_ERROR_IN_STEPS) * fabs(d);
+      ck_assert_msg(fabs(d * q - x) <= bound, "%s block %d weight %d: %g, want %g", t->name, b, j, d * q, x);
+    }
+  }
+}
+
 START_TEST(python_writer_file) {
   char path[512];
   snprintf(path, sizeof path, "%s/gguf/tiny.gguf", data_dir());
@@ -866,12 +890,14 @@ START_TEST(python_writer_file) {
   /* Block 0 holds -4 .. -2.0625: scale 4 / 127, and the first weight -127. */
   const unsigned char *q8 = t->data;
   ck_assert_int_eq((int8_t)q8[2], -127);
+  check_dequantized(t);
   t = lzn_gguf_find_tensor(&f, "q4_0.weight");
   ck_assert_ptr_nonnull(t);
   ck_assert(t->dtype == LZN_WTYPE_Q4_0 && t->shape[0] == 2 && t->shape[1] == 64 && t->n_bytes == 2 * 2 * 18);
   /* Block 0's largest magnitude is -4 -> d = -4 / -8 = 0.5, q = -4 / 0.5 + 8 = 0. */
   const unsigned char *q4 = t->data;
   ck_assert_uint_eq(q4[2] & 0x0f, 0);
+  check_dequantized(t);
   for (size_t i = 0; i < f.n_tensors; i++) ck_assert_uint_eq(f.tensors[i].data_offset % 64, 0);
   lzn_gguf_close(&f);
 }

@@ -22,15 +22,19 @@
  *
  * Decisions beyond the spec's text, each a rule of llama.cpp's reader too:
  * keys and tensor names are unique and hold no NUL byte; a bool is 0 or 1;
- * ne[0] of a Q8_0/Q4_0 tensor is a whole number of 32-weight blocks. Arrays
- * of arrays are valid GGUF, but neither llama.cpp nor lazyneuron reads them:
- * UNSUPPORTED, naming the key. Tensor types lazyneuron does not read (any
+ * ne[0] of a Q8_0/Q4_0 tensor is a whole number of 32-weight blocks; the
+ * data section may have gaps and trailing bytes (padding). Arrays of arrays
+ * are valid GGUF, but neither llama.cpp nor lazyneuron reads them:
+ * UNSUPPORTED at once, naming the key (what follows cannot be located
+ * without reading them). Tensor types lazyneuron does not read (any
  * ggml_type but F32, F16, BF16, Q8_0, Q4_0) are UNSUPPORTED, reported only
  * once the rest of the file has proven well-formed, so FORMAT always means a
  * broken file.
  *
  * Memory follows what was parsed, never what a count claims: a count larger
- * than the bytes left could hold fails before any allocation.
+ * than the bytes left could hold fails before any allocation, and the
+ * arrays grow as entries are read (at most a few times the file's size: 16
+ * bytes per string value, which takes at least 8 bytes of the file).
  */
 #ifndef LZN_GGUF_H
 #define LZN_GGUF_H
