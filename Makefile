@@ -63,7 +63,7 @@ BENCH  := $(BUILD)/lzn-bench
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
 FUZZ_SECONDS   ?= 60
-FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model
+FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
