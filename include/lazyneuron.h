@@ -254,8 +254,12 @@ LZN_API lzn_model_params lzn_model_default_params(void);
 LZN_API lzn_context_params lzn_context_default_params(void);
 
 /* Loads a Hugging Face folder (config.json with model.safetensors or
- * model.safetensors.index.json + shards), or a .safetensors file with
- * config.json beside it. params may be NULL for the defaults. Weight
+ * model.safetensors.index.json + shards), a .safetensors file with
+ * config.json beside it, or a GGUF file (llama.cpp's, PowerInfer's PWRI, or
+ * tools/lzn_convert.py's; architectures llama and bamboo: the config comes
+ * from its metadata, the ReLU-family activation from "lazyneuron.activation"
+ * where the converter wrote it, else relu for PWRI files, else SiLU).
+ * params may be NULL for the defaults. Weight
  * matrices are kept in params->weight_type: as stored, they are used in
  * place in the mapped file where the layout allows; otherwise converted
  * once (W_down is always transposed, in that type).

@@ -116,6 +116,91 @@ START_TEST(thresholds_override_and_sparsify) {
 }
 END_TEST
 
+/* ------------------------------------------------------------- GGUF */
+
+/* GGUF copies made by tools/lzn_convert.py (tests/data/gguf/README.md): each
+ * gives the logits of the Hugging Face folder loaded in the same type. */
+typedef struct gguf_copy {
+  const char *file, *fixture;
+  lzn_weight_type hf_type; /* the type the folder is loaded in to compare */
+} gguf_copy;
+
+static const gguf_copy gguf_copies[] = {
+    /* rotate_half rows, ffn_down_t pre-transposed, F32 in place */
+    {"llama-gqa.gguf", "llama-gqa", LZN_WEIGHTS_F32},
+    /* llama.cpp's interleaved q/k rows, ffn_down, F16 */
+    {"llama-gqa-cpp-f16.gguf", "llama-gqa", LZN_WEIGHTS_F16},
+    /* PowerInfer's magic, stock keys (relu by default for PWRI), tied */
+    {"llama-mqa-pwri.gguf", "llama-mqa", LZN_WEIGHTS_F32},
+    /* FATReLU's threshold from lazyneuron.activation_threshold, BF16 */
+    {"llama-fatrelu-bf16.gguf", "llama-fatrelu", LZN_WEIGHTS_BF16},
+    /* general.architecture bamboo, stock keys: dReLU */
+    {"llama-drelu.gguf", "llama-drelu", LZN_WEIGHTS_F32},
+};
+
+START_TEST(gguf_matches_hf) {
+  const gguf_copy *g = &gguf_copies[_i];
+  reference r;
+  load_reference(g->fixture, &r);
+  char path[600];
+  snprintf(path, sizeof path, "%s/gguf/%s", data_dir(), g->file);
+  lzn_model *from_gguf = load_model(path);
+  lzn_model_params p = lzn_model_default_params();
+  p.weight_type = g->hf_type;
+  lzn_model *from_hf = NULL;
+  ck_assert_int_eq(lzn_model_load(r.path, &p, &from_hf), LZN_OK);
+  lzn_model_info a, b;
+  lzn_model_get_info(from_gguf, &a), lzn_model_get_info(from_hf, &b);
+  ck_assert_int_eq(a.weight_type, b.weight_type);
+  ck_assert_int_eq(a.weight_bytes, b.weight_bytes);
+  ck_assert_int_eq(a.n_kv_heads, b.n_kv_heads);
+  const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
+  for (int m = 0; m < 2; m++) {
+    lzn_context *ca = make_context(from_gguf, modes[m], 1), *cb = make_context(from_hf, modes[m], 1);
+    float *la = run_all(ca, &r), *lb = run_all(cb, &r);
+    const double e = max_abs_diff(la, lb, n) / r.scale;
+    ck_assert_msg(e <= TOL_SPARSE_VS_DENSE, "%s %s: GGUF vs HF %.3g", g->file, mode_names[m], e);
+    if (g->hf_type == LZN_WEIGHTS_F32) {
+      const double ref = max_abs_diff(la, r.logits, n) / r.scale;
+      ck_assert_msg(ref <= TOL_REFERENCE, "%s: vs PyTorch %.3g", g->file, ref);
+    }
+    free(la), free(lb);
+    lzn_context_free(ca), lzn_context_free(cb);
+  }
+  free(r.logits);
+  lzn_model_free(from_gguf);
+  lzn_model_free(from_hf);
+}
+END_TEST
+
+typedef struct bad_gguf {
+  const char *file;
+  lzn_status status;
+  const char *words;
+} bad_gguf;
+
+static const bad_gguf bad_ggufs[] = {
+    {"bad-arch.gguf", LZN_ERR_UNSUPPORTED, "gpt2"},
+    {"bad-missing-key.gguf", LZN_ERR_FORMAT, "llama.block_count"},
+    {"bad-activation.gguf", LZN_ERR_UNSUPPORTED, "gelu"},
+    {"bad-shape.gguf", LZN_ERR_FORMAT, "token_embd.weight"},
+    {"bad-key-type.gguf", LZN_ERR_FORMAT, "llama.attention.head_count"},
+    {"bad-missing-tensor.gguf", LZN_ERR_FORMAT, "blk.1.ffn_up.weight"},
+};
+
+START_TEST(bad_gguf_models) {
+  const bad_gguf *g = &bad_ggufs[_i];
+  char path[600];
+  snprintf(path, sizeof path, "%s/gguf/%s", data_dir(), g->file);
+  lzn_model *model = (lzn_model *)1;
+  const lzn_status s = lzn_model_load(path, NULL, &model);
+  ck_assert_msg(s == g->status, "%s: got %s (%s)", g->file, lzn_status_str(s), lzn_last_error());
+  ck_assert_ptr_null(model);
+  ck_assert_msg(strstr(lzn_last_error(), g->words) != NULL, "%s: \"%s\" lacks \"%s\"", g->file,
+                lzn_last_error(), g->words);
+}
+END_TEST
+
 /* --------------------------------------------------------- bad configs */
 
 static const char *const good_config =
@@ -199,10 +284,12 @@ static Suite *llama_suite(void) {
   tcase_add_loop_test(torch, llama_matches_pytorch, 0, N_FIXTURES);
   tcase_add_loop_test(torch, llama_decode_matches_prefill, 0, N_FIXTURES);
   tcase_add_test(torch, thresholds_override_and_sparsify);
+  tcase_add_loop_test(torch, gguf_matches_hf, 0, (int)(sizeof gguf_copies / sizeof gguf_copies[0]));
   suite_add_tcase(s, torch);
   TCase *config = tcase_create("config");
   tcase_add_loop_test(config, bad_llama_configs, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));
   tcase_add_test(config, llama_defaults_and_families);
+  tcase_add_loop_test(config, bad_gguf_models, 0, (int)(sizeof bad_ggufs / sizeof bad_ggufs[0]));
   suite_add_tcase(s, config);
   return s;
 }

@@ -27,6 +27,7 @@ typedef struct lzn_llama_config {
   lzn_activation activation;
   double activation_threshold; /* FATReLU's hidden_act_param; 0 otherwise */
   char architecture[32];       /* "llama", "mistral", "bamboo": for messages and info */
+  int rope_rows_interleaved;   /* GGUF from llama.cpp: q/k rows in ggml's pairwise rope order */
 } lzn_llama_config;
 
 /* Whether config.json names a LLaMA-family architecture (model_type llama,
@@ -39,5 +40,17 @@ int lzn_llama_config_matches(const char *json, size_t len);
  * rope_scaling kind or mlp_bias that lazyneuron does not run: named). */
 lzn_status lzn_llama_config_parse(const char *json, size_t len, const char *path_for_errors,
                                   lzn_llama_config *out);
+
+/* The same configuration from a GGUF file's metadata (general.architecture
+ * "llama" or PowerInfer's "bamboo"; llama.cpp's keys {arch}.block_count,
+ * {arch}.embedding_length, ...), the vocabulary size from token_embd, the
+ * activation from "lazyneuron.activation" (+ "lazyneuron.activation_threshold")
+ * when lzn-convert wrote it, else relu for PowerInfer (PWRI) files and
+ * bamboo's dReLU, else SiLU (stock llama.cpp files have no such key). q/k
+ * rows are in llama.cpp's order unless "lazyneuron.rope.rotate_half" is
+ * true. Statuses: OK, FORMAT (a missing or ill-typed key), UNSUPPORTED (an
+ * architecture, activation or rope scaling lazyneuron does not run). */
+struct lzn_gguf_file;
+lzn_status lzn_llama_config_from_gguf(const struct lzn_gguf_file *f, lzn_llama_config *out);
 
 #endif /* LZN_LLAMA_CONFIG_H */

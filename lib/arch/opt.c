@@ -60,7 +60,7 @@ static lzn_status find_prefix(lzn_binder *b) {
   for (size_t i = 0; i < 2; i++) {
     char name[64];
     snprintf(name, sizeof name, "%sembed_tokens.weight", prefixes[i]);
-    if (lzn_weights_find(&b->model->weights, name)) {
+    if (lzn_model_find_tensor(b->model, name)) {
       b->prefix = prefixes[i];
       return LZN_OK;
     }

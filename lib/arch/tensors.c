@@ -15,10 +15,11 @@ lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t 
                          const lzn_file_tensor **out) {
   char full[256];
   snprintf(full, sizeof full, "%s%s", b->prefix, name);
-  *out = lzn_weights_find(&b->model->weights, full);
+  *out = lzn_model_find_tensor(b->model, full);
   if (*out == NULL) {
     if (!required) return LZN_OK;
-    return lzn_fail(LZN_ERR_FORMAT, "tensor \"%s\" is missing from the model's safetensors", full);
+    return lzn_fail(LZN_ERR_FORMAT, "tensor \"%s\" is missing from the model's %s", full,
+                    b->model->from_gguf ? "GGUF file" : "safetensors");
   }
   const lzn_file_tensor *t = *out;
   const int64_t want[2] = {d0, d1};
@@ -27,7 +28,7 @@ lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t 
     char have[128], expect[64];
     lzn_shape_string(have, sizeof have, t->shape, t->n_dims);
     lzn_shape_string(expect, sizeof expect, want, want_dims);
-    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" has shape %s but config.json implies %s",
+    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" has shape %s but the config implies %s",
                     t->file, full, have, expect);
   }
   return LZN_OK;
@@ -47,10 +48,14 @@ static int usable_in_place(const lzn_file_tensor *t, lzn_wtype type) {
   return t->dtype == type && (uintptr_t)t->data % align == 0;
 }
 
-/* One row (cols values from element index first, stride apart) of the
- * file's tensor as fp32. */
-static void read_row(const lzn_file_tensor *t, size_t first, size_t stride, size_t cols, float *out) {
-  for (size_t j = 0; j < cols; j++) out[j] = lzn_wtype_element(t->dtype, t->data, first + j * stride);
+/* Row r of the file's matrix (cols values) as fp32: element by element for
+ * the element types, the type's to_f32 for a block type (GGUF). */
+static void read_row(const lzn_binder *b, const lzn_file_tensor *t, int64_t r, size_t cols, float *out) {
+  if (lzn_wtype_block_size(t->dtype) > 1) {
+    b->kernels->type[t->dtype].to_f32(out, (const char *)t->data + (size_t)r * lzn_wtype_row_bytes(t->dtype, cols), cols);
+    return;
+  }
+  for (size_t j = 0; j < cols; j++) out[j] = lzn_wtype_element(t->dtype, t->data, (size_t)r * cols + j);
 }
 
 /* Converts one fp32 row into dst in type, checking that it fits. */
@@ -77,21 +82,34 @@ lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d
     void *buffer;
     s = lzn_model_own(b->model, (size_t)t->n_elements * sizeof(float), &buffer);
     if (s != LZN_OK) return s;
-    read_row(t, 0, 1, (size_t)t->n_elements, buffer);
+    if (lzn_wtype_block_size(t->dtype) > 1)
+      return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s%s\" is %s; lazyneuron reads norms, biases "
+                      "and tables in F32, F16 or BF16", t->file, b->prefix, name, lzn_wtype_name(t->dtype));
+    read_row(b, t, 0, (size_t)t->n_elements, buffer);
     *out = buffer;
   }
   return lzn_load_progress_step(&b->progress);
 }
 
-lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_t rows,
-                           int64_t cols, lzn_matrix *out) {
+/* File row of HF row r for llama.cpp's rotary layout: its converter
+ * reorders each head's rows from (half, i) to (i, half) so that the pairs
+ * ggml rotates are adjacent; Hugging Face rotates the halves. */
+static int64_t unpermuted_row(int64_t r, int64_t head_dim) {
+  const int64_t h = r / head_dim, rem = r % head_dim, half = head_dim / 2;
+  return h * head_dim + 2 * (rem % half) + rem / half;
+}
+
+/* The matrix [rows][cols] in the wanted type, rows taken in file order, or
+ * with head_dim > 0 through unpermuted_row. */
+static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64_t rows,
+                            int64_t cols, int64_t head_dim, lzn_matrix *out) {
   const lzn_file_tensor *t;
   *out = lzn_matrix_make(target_type(b, LZN_WTYPE_F32), NULL, rows, cols);
   lzn_status s = lzn_bind_find(b, name, required, rows, cols, &t);
   if (s != LZN_OK || t == NULL) return s;
   const lzn_wtype type = target_type(b, t->dtype);
   *out = lzn_matrix_make(type, NULL, rows, cols);
-  if (usable_in_place(t, type)) {
+  if (usable_in_place(t, type) && head_dim == 0) {
     out->data = t->data;
     return lzn_load_progress_step(&b->progress);
   }
@@ -100,13 +118,29 @@ lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_
   s = row ? lzn_model_own(b->model, (size_t)rows * out->row_bytes, &buffer)
           : lzn_fail(LZN_ERR_NOMEM, "out of memory converting \"%s\"", name);
   for (int64_t r = 0; s == LZN_OK && r < rows; r++) {
-    read_row(t, (size_t)(r * cols), 1, (size_t)cols, row);
-    s = write_row(b, t, name, r, type, row, (size_t)cols, (char *)buffer + (size_t)r * out->row_bytes);
+    const int64_t from = head_dim ? unpermuted_row(r, head_dim) : r;
+    char *dst = (char *)buffer + (size_t)r * out->row_bytes;
+    if (t->dtype == type) { /* a reordered copy: the bytes as they are */
+      memcpy(dst, (const char *)t->data + (size_t)from * out->row_bytes, out->row_bytes);
+      continue;
+    }
+    read_row(b, t, from, (size_t)cols, row);
+    s = write_row(b, t, name, r, type, row, (size_t)cols, dst);
   }
   free(row);
   if (s != LZN_OK) return s;
   out->data = buffer;
   return lzn_load_progress_step(&b->progress);
+}
+
+lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_t rows,
+                           int64_t cols, lzn_matrix *out) {
+  return bind_rows(b, name, required, rows, cols, 0, out);
+}
+
+lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_t rows,
+                                         int64_t cols, int64_t head_dim, lzn_matrix *out) {
+  return bind_rows(b, name, 1, rows, cols, head_dim, out);
 }
 
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
@@ -121,20 +155,30 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   *as_stored = lzn_matrix_make(type, NULL, rows, cols);
   void *buffer;
   /* LZN_TRANSPOSE_ROWS output rows at a time, gathered from runs of that
-   * many contiguous values of each stored row, so reads stay sequential. */
+   * many contiguous values of each stored row, so reads stay sequential. A
+   * block-type source (GGUF) is widened whole first: its values cannot be
+   * read one at a time, and transposing requantizes it (say so). */
   float *tile = malloc((size_t)LZN_TRANSPOSE_ROWS * (size_t)rows * sizeof *tile);
-  s = tile ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
-           : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
+  float *widened = NULL;
+  if (lzn_wtype_block_size(t->dtype) > 1) {
+    widened = malloc((size_t)rows * (size_t)cols * sizeof *widened);
+    for (int64_t r = 0; widened && r < rows; r++) read_row(b, t, r, (size_t)cols, widened + r * cols);
+  }
+  s = tile && (widened || lzn_wtype_block_size(t->dtype) == 1)
+          ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
+          : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
   for (int64_t c0 = 0; s == LZN_OK && c0 < cols; c0 += LZN_TRANSPOSE_ROWS) {
     const int64_t n = cols - c0 < LZN_TRANSPOSE_ROWS ? cols - c0 : LZN_TRANSPOSE_ROWS;
     for (int64_t r = 0; r < rows; r++)
       for (int64_t c = 0; c < n; c++)
-        tile[c * rows + r] = lzn_wtype_element(t->dtype, t->data, (size_t)(r * cols + c0 + c));
+        tile[c * rows + r] = widened ? widened[r * cols + c0 + c]
+                                     : lzn_wtype_element(t->dtype, t->data, (size_t)(r * cols + c0 + c));
     for (int64_t c = 0; s == LZN_OK && c < n; c++)
       s = write_row(b, t, name, c0 + c, type, tile + c * rows, (size_t)rows,
                     (char *)buffer + (size_t)(c0 + c) * out->row_bytes);
   }
   free(tile);
+  free(widened);
   if (s != LZN_OK) return s;
   out->data = buffer;
   if (usable_in_place(t, type)) as_stored->data = t->data;

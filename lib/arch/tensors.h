@@ -38,6 +38,12 @@ lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d
 lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_t rows,
                            int64_t cols, lzn_matrix *out);
 
+/* lzn_bind_matrix for q_proj / k_proj stored in llama.cpp's rotary layout
+ * (each head's rows interleaved for ggml's pairwise rope): rows reordered
+ * back to Hugging Face's rotate-half order, per head of head_dim rows. */
+lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_t rows,
+                                         int64_t cols, int64_t head_dim, lzn_matrix *out);
+
 /* The file's matrix [rows][cols] transposed to [cols][rows] in the wanted
  * type (W_down -> down_t); and, in *as_stored, the matrix as stored where
  * that costs nothing (in place in the file, already in the wanted type),

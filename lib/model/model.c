@@ -17,6 +17,10 @@ lzn_status lzn_model_own(lzn_model *m, size_t n_bytes, void **out) {
   return lzn_buffers_alloc(&m->owned, n_bytes, out);
 }
 
+const lzn_file_tensor *lzn_model_find_tensor(const lzn_model *m, const char *name) {
+  return m->from_gguf ? lzn_gguf_find_tensor(&m->gguf, name) : lzn_weights_find(&m->weights, name);
+}
+
 lzn_status lzn_load_progress_step(lzn_load_progress *p) {
   p->done++;
   if (p->params->progress &&
@@ -57,6 +61,7 @@ LZN_API void lzn_model_free(lzn_model *model) {
   lzn_buffers_free(&model->owned);
   free(model->layers);
   lzn_weights_close(&model->weights);
+  lzn_gguf_close(&model->gguf);
   free(model);
 }
 
@@ -74,6 +79,35 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   return LZN_OK;
 }
 
+/* Whether path is a regular file starting with GGUF's magic (or
+ * PowerInfer's): then it is the whole model, config in its metadata. */
+static int is_gguf_file(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 0;
+  char magic[4] = {0};
+  const size_t got = fread(magic, 1, 4, f);
+  fclose(f);
+  return got == 4 && (memcmp(magic, "GGUF", 4) == 0 || memcmp(magic, "PWRI", 4) == 0);
+}
+
+static lzn_status load_gguf(const char *path, const lzn_model_params *params, lzn_model **out) {
+  lzn_model *m = calloc(1, sizeof *m);
+  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
+  m->from_gguf = 1;
+  lzn_llama_config config;
+  lzn_status s = lzn_gguf_open(path, params->use_mmap, &m->gguf);
+  if (s == LZN_OK) s = lzn_llama_config_from_gguf(&m->gguf, &config);
+  if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
+  if (s != LZN_OK) {
+    lzn_model_free(m);
+    return s;
+  }
+  *out = m;
+  return LZN_OK;
+}
+
 LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
                                   lzn_model **out) {
   if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: out is NULL");
@@ -84,6 +118,7 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   lzn_status s = lzn_model_check_params(params);
   if (s != LZN_OK) return s;
 
+  if (is_gguf_file(path)) return load_gguf(path, params, out);
   char cfg_path[4096];
   s = config_path(path, cfg_path, sizeof cfg_path);
   if (s != LZN_OK) return s;

@@ -15,6 +15,7 @@
 #include "core/errors.h"
 #include "core/matrix.h"
 #include "arch/llama_config.h"
+#include "format/gguf.h"
 #include "format/safetensors.h"
 
 /* Which normalisation, where, and how positions enter: the one-time choices
@@ -74,7 +75,11 @@ typedef struct lzn_layer {
 struct lzn_model {
   lzn_arch_desc arch;
   int d_model, d_ff, n_heads, n_kv_heads, head_dim, n_layers, vocab, d_embed, max_positions;
-  lzn_weights weights;    /* the mapped files (tensors used as stored point here) */
+  /* The mapped files (tensors used as stored point here): a Hugging Face
+   * folder's safetensors, or one GGUF file (from_gguf). */
+  lzn_weights weights;
+  lzn_gguf_file gguf;
+  int from_gguf;
   lzn_buffers owned;      /* what the model allocated (converted, transposed) */
 
   lzn_matrix embed_tokens;       /* [vocab][d_embed] */
@@ -86,6 +91,9 @@ struct lzn_model {
   lzn_matrix lm_head;            /* [vocab][d_embed]; embed_tokens when tied */
   lzn_layer *layers;
 };
+
+/* The file tensor of that name, from whichever format the model came. */
+const lzn_file_tensor *lzn_model_find_tensor(const lzn_model *m, const char *name);
 
 /* A buffer of n_bytes that the model frees with itself (core/buffer.h).
  * Statuses: OK, NOMEM. */
