@@ -1,7 +1,7 @@
 /*
  * lzn-bench: benchmarks of lazyneuron. One subcommand per mode, dispatched on
- * argv[1]; each mode lives in its own file (kernels.c, model.c, quality.c)
- * and shares common.c and output.c.
+ * argv[1]; each mode lives in its own file (kernels.c, model.c, quality.c,
+ * export.c, load.c) and shares common.c and output.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +10,8 @@
 #include "lazyneuron.h"
 
 static int isa_main(int argc, char **argv);
+int bench_export_main(int argc, char **argv); /* export.c */
+int bench_load_main(int argc, char **argv);   /* load.c */
 
 typedef struct command {
   const char *name;
@@ -24,6 +26,8 @@ static const command commands[] = {
      "tokens/s of whole forward calls (pp, tg), sparse/dense/auto MLP, per-block times"},
     {"quality", bench_quality_main,
      "held-out bits per byte against the active fraction, for each top_k (byte-level models)"},
+    {"export", bench_export_main, "a synthetic LLaMA-family model written as GGUF (lzn-convert's layout)"},
+    {"load", bench_load_main, "load time from the page cache, and the memory a second process adds"},
     {"isa", isa_main, "the kernel set in use and the ones this machine supports"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -43,7 +47,7 @@ static int isa_main(int argc, char **argv) {
     }
     bench_usage_error("isa: unexpected argument \"%s\"", argv[1]);
   }
-  const char *names[] = {"scalar", "avx2", "avx512"};
+  const char *names[] = {"scalar", "avx2", "avxvnni", "avx512", "avx512bf16", "avx512vnni"};
   const char *active = lzn_isa_name();
   printf("active: %s  supported:", active ? active : "none");
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
