@@ -185,6 +185,10 @@ typedef struct lzn_model_params {
   /* Weight matrices as stored (default) or converted / quantized at load.
    * A row of a block type is whole blocks, the last one zero-padded. */
   lzn_weight_type weight_type;
+  /* An activation predictor (see "predictor" below): NULL (default) loads
+   * predictor.safetensors from the model's folder when there is one; a
+   * path loads that file (an error if it cannot); "" loads none. */
+  const char *predictor_path;
 } lzn_model_params;
 
 typedef enum lzn_mlp_mode {
@@ -216,6 +220,15 @@ typedef struct lzn_context_params {
    * Defaults 0 and 0: plain ReLU. */
   int top_k;               /* 0 = no limit; else 1 .. d_ff */
   float threshold;         /* >= 0 */
+  /* Added in 0.2, the activation predictor of the model, if it has one
+   * (lzn_model_info.has_predictor): 1 (default) uses it, 0 does not.
+   * predictor_threshold: NAN (default) = the file's per-layer thresholds,
+   * else this one for every layer (finite). collect_recall 1 also runs the
+   * dense up-projection to measure the predictor's recall and precision
+   * (lzn_context_predictor_stats): a dense pass, for evaluation only. */
+  int use_predictor;
+  float predictor_threshold;
+  int collect_recall;
 } lzn_context_params;
 
 typedef struct lzn_model_info {
@@ -228,6 +241,7 @@ typedef struct lzn_model_info {
   int n_kv_heads, head_dim;  /* grouped-query attention: KV heads; per-head width */
   int gated;                 /* 1: a gated MLP (LLaMA family, 3 matrices), 0: OPT's 2 */
   const char *architecture;  /* "opt", "llama", "mistral", "bamboo": a static string */
+  int has_predictor;         /* layers with an activation predictor (0: none) */
 } lzn_model_info;
 
 /* Per-layer statistics since the context was created or reset, of the MLP
@@ -292,6 +306,43 @@ LZN_API int lzn_context_n_past(const lzn_context *ctx);
 
 /* Empties the KV cache and the statistics. Statuses: OK, INVALID_ARG. */
 LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
+
+/* ----------------------------------------------------------------- predictor
+ *
+ * An activation predictor guesses each token's active neurons from the
+ * MLP's input before the up-projection (Deja Vu, PowerInfer), so the up rows
+ * of neurons predicted inactive are never read either: per layer
+ *   s = W2 act(W1 x + b1) + b2,   act = ReLU (PowerInfer) or identity (Deja
+ *   Vu's low-rank form), and neuron i runs when s_i >= the layer's threshold.
+ * Then only those rows of W_up (OPT's fc1; the gate of a gated MLP, then
+ * its up rows where the gate fires) are computed, the true activation
+ * decides within them, and the down rows follow. Neurons outside the
+ * predicted set are treated as inactive: THAT IS THE APPROXIMATION, and the
+ * logits differ from the model's where the predictor misses one.
+ *
+ * File: predictor.safetensors beside the model (or lzn_model_params.
+ * predictor_path), F32 tensors "layers.N.predictor.w1" [r][d_model],
+ * "layers.N.predictor.w2" [d_ff][r], optional "...b1" [r], "...b2" [d_ff],
+ * "...threshold" [1]; metadata "lazyneuron.predictor.activation" "relu" or
+ * "none", "lazyneuron.predictor.threshold" (default 0). r may differ per
+ * layer; a layer without tensors runs without a predictor.
+ * tools/train_predictor.py trains one (or derives it from an SVD of W_up).
+ * Shapes that disagree with the model, or a NaN/Inf, are LZN_ERR_FORMAT
+ * naming the tensor and layer. */
+typedef struct lzn_predictor_stats {
+  int64_t tokens;            /* tokens the layer's predictor scored */
+  double predicted_fraction; /* mean predicted-set size / d_ff */
+  double active_fraction;    /* mean truly active (within the set) / d_ff */
+  /* With collect_recall: truly active neurons inside the predicted set /
+   * all truly active (recall), and / the set's size (precision); else NAN. */
+  double recall, precision;
+  double flops, bytes;       /* the predictor's own work */
+} lzn_predictor_stats;
+
+/* Copies the predictor statistics of min(n_layers, capacity) layers to out
+ * (zeros for layers without a predictor). Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_predictor_stats(const lzn_context *ctx, lzn_predictor_stats *out,
+                                               int capacity);
 
 /* Copies the statistics of min(n_layers, capacity) layers to out.
  * Statuses: OK, INVALID_ARG. */

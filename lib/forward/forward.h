@@ -37,7 +37,12 @@ lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float
 
 /* Measures AUTO's cost model on the model's first layer (at context creation). */
 lzn_status lzn_cost_measure(lzn_context *ctx);
-/* Whether AUTO runs this call sparse: active_total active rows over n tokens. */
-int lzn_cost_prefers_sparse(const lzn_context *ctx, size_t active_total, int n);
+/* The rows a sparse call would read, summed over its tokens. */
+typedef struct lzn_sparse_work {
+  size_t down_rows; /* of W_down^T (the active neurons) */
+  size_t up_rows;   /* of W_up, W_gate (gathered: gated MLPs, predicted sets) */
+} lzn_sparse_work;
+/* Whether AUTO runs this call of n tokens sparse. */
+int lzn_cost_prefers_sparse(const lzn_context *ctx, const lzn_sparse_work *work, int n);
 
 #endif /* LZN_FORWARD_H */

@@ -90,7 +90,8 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
       active_total += ctx->exec.kernels->relu_compact(h, (size_t)f, threshold[t], ctx->active_idx,
                                                  ctx->active_val);
   }
-  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, active_total, n))) {
+  const lzn_sparse_work work = {.down_rows = active_total, .up_rows = 0};
+  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
     for (int t = 0; t < n; t++)
       down_sparse_token(ctx, layer, up + (size_t)t * f, threshold[t], out + (size_t)t * m->d_model);
     if (ctx->params.collect_stats) c->sparse_calls++;

@@ -148,7 +148,10 @@ lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, fl
       active_total += ctx->exec.kernels->relu_compact(sel, (size_t)f, threshold[t], ctx->active_idx,
                                                       ctx->active_val);
   }
-  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, active_total, n))) {
+  /* The up rows read are the gate's set (dReLU then drops some down rows:
+   * the estimate errs towards sparse by those). */
+  const lzn_sparse_work work = {.down_rows = active_total, .up_rows = active_total};
+  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
     for (int t = 0; s == LZN_OK && t < n; t++)
       s = token_sparse(ctx, layer, x + (size_t)t * d, ctx->gate + (size_t)t * f, threshold[t],
                        out + (size_t)t * d);

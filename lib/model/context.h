@@ -21,9 +21,10 @@ struct lzn_context {
   lzn_exec exec;           /* kernels, oneDNN, threads */
   int n_ctx, n_past, max_batch;
   /* AUTO's cost model (forward/cost.c), measured at creation unless the
-   * caller set auto_crossover: seconds per active row of the sparse
-   * down-projection, and of the dense one for 1 and for max_batch tokens. */
-  double t_row, t_dense_1, t_dense_batch;
+   * caller set auto_crossover: seconds per row read sparse (W_down^T by
+   * axpy_rows, W_up by gathered dot products), and the dense down- and
+   * up-projections for 1 and for max_batch tokens. */
+  double t_row_down, t_row_up, t_dense_down[2], t_dense_up[2];
 
   float *k_cache, *v_cache; /* [n_layers][n_ctx][n_kv_heads * head_dim] */
   float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2]: rotary angles per position */
