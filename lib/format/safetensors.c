@@ -60,7 +60,8 @@ static int is_non_negative_integer(const json_t *v) {
   return json_is_integer(v) && json_integer_value(v) >= 0;
 }
 
-static lzn_status check_metadata(const char *path, const json_t *metadata) {
+/* Checks "__metadata__" (an object of strings) and keeps a copy in out. */
+static lzn_status read_metadata(const char *path, const json_t *metadata, lzn_st_file *out) {
   if (!json_is_object(metadata))
     return lzn_fail(LZN_ERR_FORMAT, "%s: \"__metadata__\" must be an object of strings, got %s",
                     path, lzn_json_kind(metadata));
@@ -71,7 +72,23 @@ static lzn_status check_metadata(const char *path, const json_t *metadata) {
       return lzn_fail(LZN_ERR_FORMAT, "%s: \"__metadata__\" entry \"%s\" must be a string, got %s",
                       path, key, lzn_json_kind(value));
   }
+  const size_t n = json_object_size(metadata);
+  out->metadata = calloc(n ? n : 1, sizeof *out->metadata);
+  if (out->metadata == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: cannot allocate the metadata", path);
+  json_object_foreach((json_t *)metadata, key, value) {
+    lzn_st_meta *e = &out->metadata[out->n_metadata];
+    e->key = strdup(key), e->value = strdup(json_string_value(value));
+    out->n_metadata++;
+    if (e->key == NULL || e->value == NULL)
+      return lzn_fail(LZN_ERR_NOMEM, "%s: cannot allocate the metadata", path);
+  }
   return LZN_OK;
+}
+
+static void free_metadata(lzn_st_file *f) {
+  for (size_t i = 0; i < f->n_metadata; i++) free(f->metadata[i].key), free(f->metadata[i].value);
+  free(f->metadata);
+  f->metadata = NULL, f->n_metadata = 0;
 }
 
 static lzn_status parse_shape(const char *path, const char *name, const json_t *shape,
@@ -226,7 +243,7 @@ static lzn_status parse_tensors(const char *path, json_t *header, const unsigned
   json_t *value;
   json_object_foreach(header, key, value) {
     if (strcmp(key, "__metadata__") == 0) {
-      status = check_metadata(path, value);
+      status = read_metadata(path, value, out);
     } else {
       lzn_st_tensor *t = &tensors[n];
       const dtype_info *dtype = NULL;
@@ -255,6 +272,7 @@ static lzn_status parse_tensors(const char *path, json_t *header, const unsigned
                       path, unsupported_name, unsupported_dtype);
   if (status != LZN_OK) {
     free_tensors(tensors, n);
+    free_metadata(out);
     return status;
   }
   out->tensors = tensors;
@@ -332,6 +350,7 @@ lzn_status lzn_st_parse(const void *bytes, size_t size, const char *path_for_err
 void lzn_st_close(lzn_st_file *f) {
   if (f == NULL) return;
   free_tensors(f->tensors, f->n_tensors);
+  free_metadata(f);
   if (f->owns_bytes && f->mapped) munmap(f->bytes, f->size);
   if (f->owns_bytes && !f->mapped) free(f->bytes);
   free(f->path);

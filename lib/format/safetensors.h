@@ -27,8 +27,15 @@
 /* A tensor of a safetensors file: the format-neutral description. */
 typedef lzn_file_tensor lzn_st_tensor;
 
+/* One "__metadata__" entry, copied. */
+typedef struct lzn_st_meta {
+  char *key, *value;
+} lzn_st_meta;
+
 typedef struct lzn_st_file {
   char *path;
+  lzn_st_meta *metadata;  /* "__metadata__", in file order */
+  size_t n_metadata;
   lzn_st_tensor *tensors; /* in file order: sorted by data_offset */
   size_t n_tensors;
   void *bytes;            /* the whole file: mmap'ed or malloc'ed */

@@ -8,6 +8,7 @@
  *   mlp_gated.c  the gated MLP: gate -> select -> active up rows -> active down rows
  *   select.c     each token's activation threshold (threshold, top-k)
  *   cost.c       AUTO: the measured cost model, sparse or dense per call
+ *   predictor.c  the activation predictor: predicted sets, their up rows
  */
 #ifndef LZN_FORWARD_H
 #define LZN_FORWARD_H
@@ -44,5 +45,23 @@ typedef struct lzn_sparse_work {
 } lzn_sparse_work;
 /* Whether AUTO runs this call of n tokens sparse. */
 int lzn_cost_prefers_sparse(const lzn_context *ctx, const lzn_sparse_work *work, int n);
+
+/* predictor.c. Whether layer runs its predictor in this context. */
+int lzn_predictor_in_use(const lzn_context *ctx, int layer);
+/* Each of n tokens' predicted set into ctx->pred_idx / pred_n (x the MLP's
+ * input rows, x_resid the residual rows before its norm); *total = the sum
+ * of the sets' sizes. */
+lzn_status lzn_predict_tokens(lzn_context *ctx, int layer, const float *x, const float *x_resid, int n,
+                              size_t *total);
+/* row[0..d_ff) = W[i] . x + bias[i] for i in token's predicted set, 0
+ * elsewhere (x: that token's input row). */
+lzn_status lzn_predicted_rows(lzn_context *ctx, const lzn_matrix *w, const float *bias, const float *x,
+                              int token, float *row);
+/* Counts the neurons of a predicted row above threshold (truly active). */
+void lzn_predictor_count(lzn_context *ctx, int layer, const float *row, float threshold);
+/* collect_recall: the dense row W x + bias, and how many of its active
+ * neurons the token's predicted set holds. */
+lzn_status lzn_predictor_recall(lzn_context *ctx, int layer, const lzn_matrix *w, const float *bias,
+                                const float *x, int token, float threshold);
 
 #endif /* LZN_FORWARD_H */

@@ -4,8 +4,9 @@
  *
  * act is ReLU, optionally sparser (select.c: threshold, top-k).
  *
- * The up-projection is always dense: which neurons fire is known only after
- * it. The down-projection is
+ * The up-projection is dense: which neurons fire is known only after it;
+ * with an activation predictor (predictor.c) only its predicted rows are
+ * computed. The down-projection is
  *   SPARSE  relu_compact + axpy_rows per token: cost ~ active rows x d_model;
  *   DENSE   one GEMV/GEMM over the batch: cost ~ d_ff x d_model per call;
  *   AUTO    whichever the cost model (cost.c) says is cheaper for this call.
@@ -110,12 +111,38 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
   return lzn_mlp_down_dense(ctx, layer, up, out, n);
 }
 
+/* ctx->up = fc1(x) + b1 for n tokens: dense, or with a predictor only its
+ * predicted rows (zeros elsewhere) unless AUTO finds the predicted sets
+ * too large to be worth it. */
+static lzn_status up_projection(lzn_context *ctx, int layer, const float *x, int n) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const int d = m->d_model, f = m->d_ff;
+  if (lzn_predictor_in_use(ctx, layer)) {
+    size_t total;
+    lzn_status s = lzn_predict_tokens(ctx, layer, x, ctx->hidden, n, &total);
+    if (s != LZN_OK) return s;
+    const lzn_sparse_work work = {.down_rows = total, .up_rows = total};
+    const lzn_mlp_mode mode = ctx->params.mlp_mode;
+    if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
+      for (int t = 0; s == LZN_OK && t < n; t++) {
+        float *row = ctx->up + (size_t)t * f;
+        s = lzn_predicted_rows(ctx, &w->up, w->up_b, x + (size_t)t * d, t, row);
+        if (s == LZN_OK) lzn_predictor_count(ctx, layer, row, ctx->params.threshold);
+        if (s == LZN_OK)
+          s = lzn_predictor_recall(ctx, layer, &w->up, w->up_b, x + (size_t)t * d, t, ctx->params.threshold);
+      }
+      return s;
+    }
+  }
+  return lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);
+}
+
 lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
   const lzn_model *m = ctx->model;
   if (m->arch.mlp == LZN_MLP_KIND_GATED) return lzn_mlp_gated_forward(ctx, layer, x, out, n);
-  const lzn_layer *w = &m->layers[layer];
   const double t0 = lzn_now_seconds();
-  lzn_status s = lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);
+  lzn_status s = up_projection(ctx, layer, x, n);
   const double t1 = lzn_now_seconds();
   if (s == LZN_OK) s = down_projection(ctx, layer, out, n);
   if (ctx->params.collect_stats) {
@@ -124,4 +151,3 @@ lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *o
   }
   return s;
 }
-

@@ -127,12 +127,39 @@ static lzn_status tokens_dense(lzn_context *ctx, int layer, const float *x, cons
   return lzn_mlp_down_dense(ctx, layer, ctx->up, out, n);
 }
 
-lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
+/* ctx->gate = W_gate x for n tokens: dense, or with a predictor only its
+ * predicted rows (zeros elsewhere: inactive for every activation) unless
+ * AUTO finds the predicted sets too large. */
+static lzn_status gate_projection(lzn_context *ctx, int layer, const float *x, int n) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
+  const int d = m->d_model, f = m->d_ff;
+  if (lzn_predictor_in_use(ctx, layer) && !runs_dense_only(ctx)) {
+    size_t total;
+    lzn_status s = lzn_predict_tokens(ctx, layer, x, ctx->hidden, n, &total);
+    if (s != LZN_OK) return s;
+    /* Gate rows of the sets, then up and down rows of (at most) as many. */
+    const lzn_sparse_work work = {.down_rows = total, .up_rows = 2 * total};
+    const lzn_mlp_mode mode = ctx->params.mlp_mode;
+    if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
+      for (int t = 0; s == LZN_OK && t < n; t++) {
+        float *row = ctx->gate + (size_t)t * f;
+        s = lzn_predicted_rows(ctx, &w->gate, NULL, x + (size_t)t * d, t, row);
+        if (s == LZN_OK) lzn_predictor_count(ctx, layer, row, base_threshold(ctx));
+        if (s == LZN_OK)
+          s = lzn_predictor_recall(ctx, layer, &w->gate, NULL, x + (size_t)t * d, t, base_threshold(ctx));
+      }
+      return s;
+    }
+  }
+  return lzn_linear(&ctx->exec, ctx->gate, x, &w->gate, NULL, n);
+}
+
+lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
+  const lzn_model *m = ctx->model;
   const int f = m->d_ff, d = m->d_model;
   const double t0 = lzn_now_seconds();
-  lzn_status s = lzn_linear(&ctx->exec, ctx->gate, x, &w->gate, NULL, n);
+  lzn_status s = gate_projection(ctx, layer, x, n);
   if (s != LZN_OK) return s;
   const double t1 = lzn_now_seconds();
   float *threshold = ctx->token_threshold;

@@ -21,6 +21,9 @@ LZN_API lzn_context_params lzn_context_default_params(void) {
   p.mlp_mode = LZN_MLP_AUTO;
   p.auto_crossover = 0.0f;
   p.collect_stats = 1;
+  p.use_predictor = 1;
+  p.predictor_threshold = NAN;
+  p.collect_recall = 0;
   return p;
 }
 
@@ -50,6 +53,15 @@ static lzn_status check_context_params(const lzn_context_params *p, const lzn_mo
   if (p->collect_stats != 0 && p->collect_stats != 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->collect_stats = %d, must be 0 or 1", fn,
                     p->collect_stats);
+  if (p->use_predictor != 0 && p->use_predictor != 1)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->use_predictor = %d, must be 0 or 1", fn,
+                    p->use_predictor);
+  if (p->collect_recall != 0 && p->collect_recall != 1)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->collect_recall = %d, must be 0 or 1", fn,
+                    p->collect_recall);
+  if (isinf(p->predictor_threshold))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->predictor_threshold = %g, must be finite "
+                    "(or NAN: the file's)", fn, (double)p->predictor_threshold);
   return LZN_OK;
 }
 
@@ -60,7 +72,8 @@ static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) +
   {&(ctx)->k_cache, &(ctx)->v_cache, &(ctx)->hidden, &(ctx)->normed, &(ctx)->q, &(ctx)->k,        \
    &(ctx)->v, &(ctx)->heads, &(ctx)->attn, &(ctx)->gate, &(ctx)->up, &(ctx)->mlp_out,             \
    &(ctx)->embed, &(ctx)->scores, &(ctx)->active_val, &(ctx)->top_k_scratch,                      \
-   &(ctx)->token_threshold, &(ctx)->rope_cos, &(ctx)->rope_sin, &(ctx)->act_abs}
+   &(ctx)->token_threshold, &(ctx)->rope_cos, &(ctx)->rope_sin, &(ctx)->act_abs,                 \
+   &(ctx)->pred_hidden, &(ctx)->pred_score, &(ctx)->pred_dense}
 
 LZN_API void lzn_context_free(lzn_context *ctx) {
   if (ctx == NULL) return;
@@ -69,6 +82,7 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(*buffers[i]);
   free(ctx->active_idx);
   free(ctx->all_rows);
+  free(ctx->pred_idx), free(ctx->pred_n), free(ctx->pred_counters);
   if (ctx->counters)
     for (int l = 0; l < ctx->model->n_layers; l++) free(ctx->counters[l].fired);
   free(ctx->counters);
@@ -109,11 +123,23 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
   ctx->rope_cos = floats(rope_table ? rope_table : 1), ctx->rope_sin = floats(rope_table ? rope_table : 1);
   ctx->act_abs = floats(gated ? f : 1);
+  /* The predictor's buffers: the widest rank of any layer. */
+  int64_t rank = 1;
+  for (int l = 0; l < m->n_layers; l++)
+    if (m->layers[l].predictor.present && m->layers[l].predictor.w1.rows > rank)
+      rank = m->layers[l].predictor.w1.rows;
+  const int predicted = m->n_predicted_layers > 0;
+  ctx->pred_hidden = floats((size_t)rank), ctx->pred_score = floats(f);
+  ctx->pred_dense = floats(predicted ? f : 1);
+  ctx->pred_idx = malloc((predicted ? b * f : 1) * sizeof(int32_t));
+  ctx->pred_n = calloc(b, sizeof(size_t));
+  ctx->pred_counters = calloc((size_t)m->n_layers, sizeof *ctx->pred_counters);
   ctx->active_idx = malloc(f * sizeof(int32_t));
   ctx->all_rows = malloc(f * sizeof(int32_t));
   for (size_t i = 0; ctx->all_rows && i < f; i++) ctx->all_rows[i] = (int32_t)i;
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
-  int ok = ctx->active_idx && ctx->all_rows && ctx->counters;
+  int ok = ctx->active_idx && ctx->all_rows && ctx->counters && ctx->pred_idx && ctx->pred_n &&
+           ctx->pred_counters;
   float **buffers[] = CONTEXT_FLOAT_BUFFERS(ctx);
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) ok = ok && *buffers[i];
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
@@ -160,6 +186,7 @@ LZN_API int lzn_context_n_past(const lzn_context *ctx) { return ctx ? ctx->n_pas
 LZN_API lzn_status lzn_context_reset(lzn_context *ctx) {
   if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_reset: ctx is NULL");
   ctx->n_past = 0;
+  memset(ctx->pred_counters, 0, sizeof *ctx->pred_counters * (size_t)ctx->model->n_layers);
   for (int l = 0; l < ctx->model->n_layers; l++) {
     lzn_layer_counters *c = &ctx->counters[l];
     uint8_t *fired = c->fired;

@@ -7,6 +7,13 @@
 #include "linalg/exec.h"
 #include "model/model.h"
 
+/* Per-layer counters behind lzn_predictor_stats. */
+typedef struct lzn_predictor_counters {
+  int64_t tokens, predicted_sum, active_sum;
+  int64_t recall_hits, recall_true, recall_tokens; /* collect_recall only */
+  double flops, bytes;
+} lzn_predictor_counters;
+
 /* Per-layer counters behind lzn_layer_stats. */
 typedef struct lzn_layer_counters {
   int64_t tokens, active_sum, sparse_calls, dense_calls;
@@ -49,6 +56,14 @@ struct lzn_context {
   int32_t *all_rows;    /* [d_ff] 0, 1, ...: every row, for the dense down-projection in a type */
 
   lzn_layer_counters *counters; /* [n_layers] */
+
+  /* The activation predictor (forward/predictor.c), when the model has one. */
+  float *pred_hidden;   /* [max rank] w1 x */
+  float *pred_score;    /* [d_ff] the scores */
+  int32_t *pred_idx;    /* [max_batch][d_ff] each token's predicted set, ascending */
+  size_t *pred_n;       /* [max_batch] its size */
+  float *pred_dense;    /* [d_ff] collect_recall: the dense pre-activation row */
+  lzn_predictor_counters *pred_counters; /* [n_layers] */
 };
 
 #endif /* LZN_CONTEXT_H */

@@ -62,6 +62,7 @@ LZN_API void lzn_model_free(lzn_model *model) {
   free(model->layers);
   lzn_weights_close(&model->weights);
   lzn_gguf_close(&model->gguf);
+  lzn_st_close(&model->predictor_file);
   free(model);
 }
 
@@ -100,6 +101,7 @@ static lzn_status load_gguf(const char *path, const lzn_model_params *params, lz
   lzn_status s = lzn_gguf_open(path, params->use_mmap, &m->gguf);
   if (s == LZN_OK) s = lzn_llama_config_from_gguf(&m->gguf, &config);
   if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
+  if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
@@ -132,6 +134,11 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   free(config_json);
   if (s == LZN_OK) s = lzn_weights_open(path, params->use_mmap, &m->weights);
   if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
+  if (s == LZN_OK) {
+    /* The predictor sidecar lives beside config.json. */
+    cfg_path[strlen(cfg_path) - strlen("/config.json")] = '\0';
+    s = lzn_predictor_load(m, params, cfg_path);
+  }
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
@@ -150,6 +157,7 @@ LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *ou
   out->n_kv_heads = model->n_kv_heads, out->head_dim = model->head_dim;
   out->gated = model->arch.mlp == LZN_MLP_KIND_GATED;
   out->architecture = model->arch.name;
+  out->has_predictor = model->n_predicted_layers;
   return LZN_OK;
 }
 

@@ -53,6 +53,18 @@ typedef struct lzn_norm {
   const float *weight, *bias;
 } lzn_norm;
 
+/* An activation predictor (lazyneuron.h, "predictor"): s = w2 act(w1 x + b1)
+ * + b2 scores each neuron; it runs where s >= threshold. present 0: none. */
+typedef struct lzn_predictor {
+  int present;
+  int relu;              /* act = ReLU (PowerInfer), else identity (Deja Vu's low rank) */
+  int input_before_norm; /* reads the residual stream before the MLP's norm (PowerInfer's GGUF) */
+  lzn_matrix w1;         /* [r][d_model] */
+  lzn_matrix w2;         /* [d_ff][r] */
+  const float *b1, *b2;  /* [r], [d_ff]; NULL when absent */
+  float threshold;
+} lzn_predictor;
+
 typedef struct lzn_layer {
   lzn_norm attn_norm;             /* before (pre-LN) or after attention */
   lzn_matrix q;                   /* [n_heads * head_dim][d_model] */
@@ -70,6 +82,7 @@ typedef struct lzn_layer {
    * otherwise, and the dense path reads down_t. */
   lzn_matrix down;
   const float *down_b;            /* [d_model] */
+  lzn_predictor predictor;
 } lzn_layer;
 
 struct lzn_model {
@@ -80,6 +93,8 @@ struct lzn_model {
   lzn_weights weights;
   lzn_gguf_file gguf;
   int from_gguf;
+  lzn_st_file predictor_file; /* predictor.safetensors, when loaded */
+  int n_predicted_layers;     /* layers with a predictor */
   lzn_buffers owned;      /* what the model allocated (converted, transposed) */
 
   lzn_matrix embed_tokens;       /* [vocab][d_embed] */
@@ -110,6 +125,12 @@ lzn_status lzn_load_progress_step(lzn_load_progress *p);
 
 /* The type holding most of the matrices' bytes, and their total. */
 void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *bytes);
+
+/* predictor_load.c: the model's activation predictor, from
+ * params->predictor_path, or predictor.safetensors in model_dir (NULL:
+ * none), or a PowerInfer GGUF's blk.N.fc1 / fc2. Statuses: OK, IO, FORMAT,
+ * NOMEM. */
+lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, const char *model_dir);
 
 /* Checks struct_size and every field. Statuses: OK, INVALID_ARG. */
 lzn_status lzn_model_check_params(const lzn_model_params *p);

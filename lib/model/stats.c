@@ -2,6 +2,7 @@
  * stats.c: the per-layer statistics a context collects, as the public
  * lzn_layer_stats.
  */
+#include <math.h>
 #include <string.h>
 
 #include "model/context.h"
@@ -33,6 +34,28 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
     s->seconds_down = c->seconds_down;
     s->sparse_calls = c->sparse_calls;
     s->dense_calls = c->dense_calls;
+  }
+  return LZN_OK;
+}
+
+LZN_API lzn_status lzn_context_predictor_stats(const lzn_context *ctx, lzn_predictor_stats *out,
+                                               int capacity) {
+  const char *fn = "lzn_context_predictor_stats";
+  if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: ctx is NULL", fn);
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: out is NULL", fn);
+  if (capacity < 1) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: capacity = %d, must be >= 1", fn, capacity);
+  const lzn_model *m = ctx->model;
+  for (int l = 0; l < m->n_layers && l < capacity; l++) {
+    const lzn_predictor_counters *c = &ctx->pred_counters[l];
+    lzn_predictor_stats *s = &out[l];
+    memset(s, 0, sizeof *s);
+    const double per_token = c->tokens ? 1.0 / ((double)c->tokens * m->d_ff) : 0.0;
+    s->tokens = c->tokens;
+    s->predicted_fraction = (double)c->predicted_sum * per_token;
+    s->active_fraction = (double)c->active_sum * per_token;
+    s->recall = c->recall_tokens ? (c->recall_true ? (double)c->recall_hits / (double)c->recall_true : 1.0) : NAN;
+    s->precision = c->recall_tokens && c->predicted_sum ? (double)c->recall_hits / (double)c->predicted_sum : NAN;
+    s->flops = c->flops, s->bytes = c->bytes;
   }
   return LZN_OK;
 }

@@ -143,6 +143,7 @@ class ModelInfo:
     head_dim: int
     gated: int  # 1 for the LLaMA family's gated MLP
     architecture: str  # "opt", "llama", "mistral", "bamboo"
+    has_predictor: int  # layers with an activation predictor
 
 
 class Model:

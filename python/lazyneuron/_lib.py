@@ -29,6 +29,7 @@ ModelParams._fields_ = [
     ("progress", PROGRESS_FN),
     ("progress_user_data", ctypes.c_void_p),
     ("weight_type", ctypes.c_int),
+    ("predictor_path", ctypes.c_char_p),
 ]
 
 
@@ -44,6 +45,9 @@ class ContextParams(ctypes.Structure):
         ("collect_stats", ctypes.c_int),
         ("top_k", ctypes.c_int),
         ("threshold", ctypes.c_float),
+        ("use_predictor", ctypes.c_int),
+        ("predictor_threshold", ctypes.c_float),
+        ("collect_recall", ctypes.c_int),
     ]
 
 
@@ -55,7 +59,7 @@ class ModelInfo(ctypes.Structure):
         for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions",
                      "weight_type")
     ] + [("weight_bytes", ctypes.c_int64), ("n_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
-         ("gated", ctypes.c_int), ("architecture", ctypes.c_char_p)]
+         ("gated", ctypes.c_int), ("architecture", ctypes.c_char_p), ("has_predictor", ctypes.c_int)]
 
 
 class LayerStats(ctypes.Structure):

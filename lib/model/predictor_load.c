@@ -1,0 +1,145 @@
+/*
+ * predictor_load.c: a model's activation predictor (lazyneuron.h,
+ * "predictor"), from a predictor.safetensors sidecar or from the fc1 / fc2
+ * tensors of a PowerInfer GGUF file.
+ *
+ * Every shape is checked against the model and every value for NaN/Inf
+ * (a NaN score would silently drop or keep neurons): FORMAT naming the
+ * tensor and layer. A layer without tensors runs without a predictor.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/wtype.h"
+#include "cpu/cpu.h"
+#include "model/model.h"
+
+/* The sidecar's tensor, checked to be F32 {d0} or {d0, d1} (d0 < 0: any). */
+static lzn_status sidecar_tensor(const lzn_st_file *f, const char *name, int required, int64_t d0,
+                                 int64_t d1, const lzn_file_tensor **out) {
+  *out = NULL;
+  for (size_t i = 0; i < f->n_tensors; i++)
+    if (strcmp(f->tensors[i].name, name) == 0) *out = &f->tensors[i];
+  const lzn_file_tensor *t = *out;
+  if (t == NULL)
+    return required ? lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" is missing", f->path, name) : LZN_OK;
+  const int dims = d1 ? 2 : 1;
+  if (t->dtype != LZN_WTYPE_F32 || t->n_dims != dims || (d0 >= 0 && t->shape[0] != d0) ||
+      (d1 > 0 && t->shape[1] != d1)) {
+    char have[64];
+    lzn_shape_string(have, sizeof have, t->shape, t->n_dims);
+    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" is %s %s; the model needs F32 [%s%lld%s%lld]",
+                    f->path, name, lzn_wtype_name(t->dtype), have, d0 < 0 ? "r" : "",
+                    (long long)(d0 < 0 ? 0 : d0), d1 ? ", " : "", (long long)d1);
+  }
+  if ((uintptr_t)t->data % sizeof(float) != 0)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" is not aligned for F32", f->path, name);
+  const float *v = t->data;
+  for (int64_t i = 0; i < t->n_elements; i++)
+    if (!isfinite(v[i]))
+      return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" holds %g at element %lld", f->path, name,
+                      (double)v[i], (long long)i);
+  return LZN_OK;
+}
+
+static const char *metadata(const lzn_st_file *f, const char *key) {
+  for (size_t i = 0; i < f->n_metadata; i++)
+    if (strcmp(f->metadata[i].key, key) == 0) return f->metadata[i].value;
+  return NULL;
+}
+
+static lzn_status load_sidecar(lzn_model *m, const char *path, int use_mmap) {
+  lzn_st_file *f = &m->predictor_file;
+  lzn_status s = lzn_st_open(path, use_mmap, f);
+  if (s != LZN_OK) return s;
+  const char *act = metadata(f, "lazyneuron.predictor.activation");
+  const char *thr = metadata(f, "lazyneuron.predictor.threshold");
+  int relu = 1;
+  if (act && strcmp(act, "none") == 0) relu = 0;
+  else if (act && strcmp(act, "relu") != 0)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: lazyneuron.predictor.activation \"%s\" is not relu or none",
+                    path, act);
+  char *end = NULL;
+  const float threshold = thr ? strtof(thr, &end) : 0.0f;
+  if (thr && (end == thr || *end != '\0' || !isfinite(threshold)))
+    return lzn_fail(LZN_ERR_FORMAT, "%s: lazyneuron.predictor.threshold \"%s\" is not a finite number",
+                    path, thr);
+  for (int l = 0; l < m->n_layers; l++) {
+    char name[96];
+    const lzn_file_tensor *w1, *w2, *b1, *b2, *t;
+    snprintf(name, sizeof name, "layers.%d.predictor.w1", l);
+    s = sidecar_tensor(f, name, 0, -1, m->d_model, &w1);
+    if (s != LZN_OK) return s;
+    snprintf(name, sizeof name, "layers.%d.predictor.w2", l);
+    if (w1 == NULL) { /* no predictor for this layer: then no w2 either */
+      s = sidecar_tensor(f, name, 0, -1, -1, &w2);
+      if (s == LZN_OK && w2 != NULL)
+        s = lzn_fail(LZN_ERR_FORMAT, "%s: layer %d has \"%s\" but no w1", path, l, name);
+      if (s != LZN_OK) return s;
+      continue;
+    }
+    const int64_t r = w1->shape[0];
+    s = sidecar_tensor(f, name, 1, m->d_ff, r, &w2);
+    snprintf(name, sizeof name, "layers.%d.predictor.b1", l);
+    if (s == LZN_OK) s = sidecar_tensor(f, name, 0, r, 0, &b1);
+    snprintf(name, sizeof name, "layers.%d.predictor.b2", l);
+    if (s == LZN_OK) s = sidecar_tensor(f, name, 0, m->d_ff, 0, &b2);
+    snprintf(name, sizeof name, "layers.%d.predictor.threshold", l);
+    if (s == LZN_OK) s = sidecar_tensor(f, name, 0, 1, 0, &t);
+    if (s != LZN_OK) return s;
+    lzn_predictor *p = &m->layers[l].predictor;
+    p->present = 1, p->relu = relu, p->input_before_norm = 0;
+    p->w1 = lzn_matrix_make(LZN_WTYPE_F32, w1->data, r, m->d_model);
+    p->w2 = lzn_matrix_make(LZN_WTYPE_F32, w2->data, m->d_ff, r);
+    p->b1 = b1 ? b1->data : NULL, p->b2 = b2 ? b2->data : NULL;
+    p->threshold = t ? *(const float *)t->data : threshold;
+    m->n_predicted_layers++;
+  }
+  return LZN_OK;
+}
+
+/* PowerInfer's GGUF predictor: blk.N.fc1.weight [r][d_model], fc2.weight
+ * [d_ff][r], ReLU between, reading the residual before the FFN norm, a
+ * neuron running where the score >= powerinfer.sparse_threshold. */
+static lzn_status load_powerinfer(lzn_model *m) {
+  float threshold = 0.0f;
+  if (lzn_gguf_find(&m->gguf, "powerinfer.sparse_threshold") != NULL) {
+    lzn_status s = lzn_gguf_get_f32(&m->gguf, "powerinfer.sparse_threshold", &threshold);
+    if (s != LZN_OK) return s;
+  }
+  for (int l = 0; l < m->n_layers; l++) {
+    char n1[64], n2[64];
+    snprintf(n1, sizeof n1, "blk.%d.fc1.weight", l);
+    snprintf(n2, sizeof n2, "blk.%d.fc2.weight", l);
+    const lzn_file_tensor *fc1 = lzn_gguf_find_tensor(&m->gguf, n1), *fc2 = lzn_gguf_find_tensor(&m->gguf, n2);
+    if (fc1 == NULL && fc2 == NULL) continue;
+    if (fc1 == NULL || fc2 == NULL || fc1->n_dims != 2 || fc2->n_dims != 2 || fc1->shape[1] != m->d_model ||
+        fc2->shape[0] != m->d_ff || fc2->shape[1] != fc1->shape[0])
+      return lzn_fail(LZN_ERR_FORMAT, "%s: layer %d's predictor \"%s\" / \"%s\" does not fit d_model %d, "
+                      "d_ff %d", m->gguf.path, l, n1, n2, m->d_model, m->d_ff);
+    lzn_predictor *p = &m->layers[l].predictor;
+    p->present = 1, p->relu = 1, p->input_before_norm = 1, p->threshold = threshold;
+    p->w1 = lzn_matrix_make(fc1->dtype, fc1->data, fc1->shape[0], m->d_model);
+    p->w2 = lzn_matrix_make(fc2->dtype, fc2->data, m->d_ff, fc2->shape[0]);
+    m->n_predicted_layers++;
+  }
+  return LZN_OK;
+}
+
+lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, const char *model_dir) {
+  const char *path = params->predictor_path;
+  if (path != NULL && path[0] == '\0') return LZN_OK; /* "" : none */
+  if (path == NULL && m->from_gguf) return load_powerinfer(m);
+  char sidecar[4096];
+  if (path == NULL) {
+    if (model_dir == NULL) return LZN_OK;
+    snprintf(sidecar, sizeof sidecar, "%s/predictor.safetensors", model_dir);
+    struct stat st;
+    if (stat(sidecar, &st) != 0) return LZN_OK; /* the model has none */
+    path = sidecar;
+  }
+  return load_sidecar(m, path, params->use_mmap);
+}
