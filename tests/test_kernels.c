@@ -49,6 +49,13 @@
 /* dot_rows: one multiply and at most d - 1 adds per term in any summation
  * order (lanes, then a tree), k = d. */
 #define DOT_ROUNDINGS(d) ((double)(d))
+/* The AVX512_BF16 dot_rows and gemv (avx512bf16/bf16.c) round x to bf16
+ * once per call: |x_bf16 - x| <= u |x| with u = 2^-8, the unit roundoff
+ * of 8 significant bits rounded to nearest, so a term w * x moves by at
+ * most 2^-8 |w x| and the sum by 2^-8 * S, on top of the fp32 bound. (The
+ * products of bf16 pairs are exact in fp32; subnormals flushed to zero fall
+ * under UNDERFLOW_SLACK.) */
+#define BF16_X_ROUNDING (1.0 / 256.0)
 /* The bound above assumes no underflow; this absorbs the absolute error of
  * a subnormal product, per term (none is expected with these inputs). */
 #define UNDERFLOW_SLACK ((double)FLT_MIN)
@@ -503,16 +510,22 @@ END_TEST
 /* Checks out[t] (of rows[t], the widened weights of one row, d of them)
  * against the reference's ref[t]: exact for integer data, within the
  * rounding bound for floats. */
-static void check_dot_result(lzn_wtype type, const char *op, data_kind kind, const char *what,
-                             const void *w_data, size_t ld, size_t j0, size_t d, const float *x,
+static void check_dot_result(const lzn_kernel_table *k, lzn_wtype type, lzn_kop op_slot, data_kind kind,
+                             const char *what, const void *w_data, size_t ld, size_t j0, size_t d, const float *x,
                              const int32_t *rows, size_t n, const float *out, const float *ref) {
+  const char *op = op_slot == LZN_KOP_GEMV ? "gemv" : "dot_rows";
+  /* Kernels that round x to the weights' type add that rounding. */
+  const double x_rounding = type == LZN_WTYPE_BF16 && k->slot_isa[type][op_slot] == LZN_ISA_AVX512BF16
+                                ? BF16_X_ROUNDING
+                                : 0.0;
   for (size_t t = 0; t < n; t++) {
     double bound = 0.0;
     if (kind == DATA_FLOAT) {
       double sum_abs = 0.0;
       for (size_t j = 0; j < d; j++)
         sum_abs += fabs((double)weight_at(type, w_data, (size_t)rows[t] * ld + j0 + j) * x[j]);
-      bound = ROUNDING_SLACK * DOT_ROUNDINGS(d) * FLT_EPSILON * sum_abs + UNDERFLOW_SLACK * (double)d;
+      bound = (ROUNDING_SLACK * DOT_ROUNDINGS(d) * FLT_EPSILON + x_rounding) * sum_abs +
+              UNDERFLOW_SLACK * (double)d;
     }
     if (!(fabs((double)out[t] - (double)ref[t]) <= bound))
       ck_abort_msg("%s %s %s %s: ld=%zu j0=%zu d=%zu n=%zu: out[%zu] (row %d) = %.9g, scalar %.9g (bound %.3g)",
@@ -542,7 +555,7 @@ static void check_dot(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, da
 
   reference_kernels()->type[type].dot_rows(ref, w, row_bytes, d, idx, n, x);
   k->type[type].dot_rows(out, w, row_bytes, d, idx, n, x);
-  check_dot_result(type, "dot_rows", kind, pattern_names[pattern], w_mem.data, ld, j0, d, x, idx, n, out, ref);
+  check_dot_result(k, type, LZN_KOP_DOT_ROWS, kind, pattern_names[pattern], w_mem.data, ld, j0, d, x, idx, n, out, ref);
   free(idx);
   free(ref);
   guarded_free(&w_mem);
@@ -591,6 +604,20 @@ START_TEST(dot_rows_every_group_split) {
 }
 END_TEST
 
+/* Rows longer than any kernel's internal chunk of x (avx512bf16/bf16.c
+ * rounds x 4096 columns at a time), on a few rows. */
+static const size_t long_dims[] = {4095, 4096, 4097, 8192 + 33};
+
+START_TEST(dot_rows_on_long_rows) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {0x5eed0010u};
+  for (size_t di = 0; di < sizeof long_dims / sizeof long_dims[0]; di++) {
+    check_dot(k, &r, float_types[_i], DATA_INTEGER, 21, long_dims[di], 0, long_dims[di], ROWS_ALL);
+    check_dot(k, &r, float_types[_i], DATA_FLOAT, 21, long_dims[di], 0, long_dims[di], ROWS_SHUFFLED);
+  }
+}
+END_TEST
+
 /* -------------------------------------------------------------- gemv */
 
 /* One gemv call over rows [0, n_rows) of a matrix of n_rows + extra_rows
@@ -618,7 +645,7 @@ static void check_gemv(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, d
   k->type[type].gemv(out, w, row_bytes, d, n_rows, x);
   char what[64];
   snprintf(what, sizeof what, "rows 0..%zu of %zu", n_rows, f);
-  check_dot_result(type, "gemv", kind, what, w_mem.data, ld, j0, d, x, rows, n_rows, out, ref);
+  check_dot_result(k, type, LZN_KOP_GEMV, kind, what, w_mem.data, ld, j0, d, x, rows, n_rows, out, ref);
   free(rows);
   free(ref);
   guarded_free(&w_mem);
@@ -644,6 +671,16 @@ START_TEST(gemv_exact_on_integer_data) { gemv_all_sizes(float_types[_i], DATA_IN
 END_TEST
 
 START_TEST(gemv_within_rounding_on_float_data) { gemv_all_sizes(float_types[_i], DATA_FLOAT, 0x5eed000bu); }
+END_TEST
+
+START_TEST(gemv_on_long_rows) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {0x5eed0011u};
+  for (size_t di = 0; di < sizeof long_dims / sizeof long_dims[0]; di++) {
+    check_gemv(k, &r, float_types[_i], DATA_INTEGER, 19, 0, long_dims[di], 0, long_dims[di]);
+    check_gemv(k, &r, float_types[_i], DATA_FLOAT, 19, 2, long_dims[di], 0, long_dims[di]);
+  }
+}
 END_TEST
 
 START_TEST(gemv_on_column_slices) {
@@ -814,6 +851,7 @@ static Suite *kernels_suite(void) {
   tcase_add_loop_test(dot, dot_rows_within_rounding_on_float_data, 0, n_types);
   tcase_add_loop_test(dot, dot_rows_on_column_slices, 0, n_types);
   tcase_add_loop_test(dot, dot_rows_every_group_split, 0, n_types);
+  tcase_add_loop_test(dot, dot_rows_on_long_rows, 0, n_types);
   suite_add_tcase(s, dot);
 
   TCase *gemv = tcase_create("gemv");
@@ -821,6 +859,7 @@ static Suite *kernels_suite(void) {
   tcase_add_loop_test(gemv, gemv_exact_on_integer_data, 0, n_types);
   tcase_add_loop_test(gemv, gemv_within_rounding_on_float_data, 0, n_types);
   tcase_add_loop_test(gemv, gemv_on_column_slices, 0, n_types);
+  tcase_add_loop_test(gemv, gemv_on_long_rows, 0, n_types);
   suite_add_tcase(s, gemv);
 
   TCase *convert = tcase_create("from_f32_to_f32");

@@ -15,13 +15,9 @@
  * (static, kernels.h signatures) for the file's install function to set.
  * Included once per file: each file is one (ISA, type) pair.
  *
- * axpy_rows is the hot kernel. With rows chosen at random it streams from
- * DRAM, so what matters is keeping enough independent row streams in flight
- * and touching y (which stays in L1) once per group of rows, not the FMA
- * count. Measured on Zen 4 (one core, W_t 8192 x 2048 fp32, active rows at
- * random, 3-10 %), AVX2 / AVX-512: 1 vector per step with a row loop
- * ~22 / ~21 GB/s; the group of 8 rows written out (no pointer array)
- * ~28 / ~33 GB/s; adding the two software prefetches below ~31 / ~36 GB/s.
+ * The row-streaming constants and prefetches, and what they were measured
+ * against, are in x86/prefetch.h (shared with kernels that do not load
+ * rows as fp32 vectors, such as avx512bf16/bf16.c).
  */
 #ifndef LZN_KERNELS_X86_ROWS_H
 #define LZN_KERNELS_X86_ROWS_H
@@ -30,37 +26,15 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
-
-/* Rows per pass over y (axpy) or x (dot): y is loaded and stored once per
- * group, x loaded once for the group's 8 accumulators. 8 rows keep 8
- * broadcast coefficients in registers and leave 8 of the 16 ymm registers
- * for y and loads; 16 rows per group measured slower with AVX-512
- * (~31 GB/s against ~36). */
-#define ROWS_GROUP 8
-/* Columns per step of the group loop: 64 fp32 = 256 bytes of each row (128
- * for 16-bit types), so one prefetch per row per step covers every fourth
- * cache line (every second). */
-#define ROWS_STEP 64
-/* One prefetch per row per step, 128 floats = 512 bytes (8 cache lines)
- * ahead of the loads; kept in bytes for the 16-bit types. The hardware
- * prefetcher follows each row once started; the hint makes it start sooner
- * on each of the 8 streams. With AVX-512, 4 lines measured worse, 12-16
- * the same. */
-#define ROWS_PREFETCH_AHEAD_BYTES (128 * 4)
-#define ROWS_PREFETCH_AHEAD ((size_t)ROWS_PREFETCH_AHEAD_BYTES / sizeof(w_elem))
-/* Cache lines prefetched at the head of each row of the next group while
- * the current group runs, so the next group does not start on 8 cold
- * misses. */
-#define ROWS_PREFETCH_HEAD_LINES 4
-#define ROWS_CACHE_LINE 64
+#include "kernels/x86/prefetch.h"
 
 _Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
 
-/* ---------------------------------------------------------- prefetches */
+/* ------------------------------------------------------------- groups */
 
 /* A group's 8 rows are 8 named pointers, r0 .. r7, not an array: written
- * out, they stay in registers (an array and a loop over it measured ~5 %
- * slower with AVX2: the compiler kept the array on the stack). */
+ * out, they stay in registers (with an array and loops over it, GCC 12
+ * kept the array on the stack and reloaded the pointers in the loop). */
 #define ROWS_GROUP_PARAMS                                                               \
   const w_elem *const r0, const w_elem *const r1, const w_elem *const r2,               \
       const w_elem *const r3, const w_elem *const r4, const w_elem *const r5,           \
@@ -68,32 +42,11 @@ _Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
 /* The group's rows from a row-number expression ROW(k), k = 0 .. 7. */
 #define ROWS_GROUP_ARGS(ROW) ROW(0), ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6), ROW(7)
 
-/* The prefetch helpers must be inlined early: GCC 12 (-O2) otherwise
- * finds, by IPA mod/ref analysis, that a call to them changes no memory
- * and deletes it, with every prefetch inside (the kernels before this file
- * were built that way and ran without software prefetch). */
-#define ROWS_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* Element `at` of each of a group's 8 rows into L1: the rows are chosen at
- * random, so the hardware prefetcher alone cannot keep 8 streams ahead. */
-ROWS_ALWAYS_INLINE void rows_prefetch_group(ROWS_GROUP_PARAMS, size_t at) {
-  _mm_prefetch((const char *)(r0 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r1 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r2 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r3 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r4 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r5 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r6 + at), _MM_HINT_T0);
-  _mm_prefetch((const char *)(r7 + at), _MM_HINT_T0);
-}
-
-/* The first cache lines of one row of d elements, never past its end. */
-ROWS_ALWAYS_INLINE void rows_prefetch_head(const w_elem *row, size_t d) {
-  const size_t row_lines = (d * sizeof(w_elem) + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE;
-  const size_t lines = row_lines < ROWS_PREFETCH_HEAD_LINES ? row_lines : ROWS_PREFETCH_HEAD_LINES;
-  for (size_t l = 0; l < lines; l++)
-    _mm_prefetch((const char *)row + ROWS_CACHE_LINE * l, _MM_HINT_T0);
-}
+/* Element `at` of each of the group's 8 rows r0 .. r7. */
+#define ROWS_PREFETCH_GROUP(at) \
+  rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) * sizeof(w_elem))
+/* Elements per ROWS_PREFETCH_AHEAD_BYTES. */
+#define ROWS_PREFETCH_AHEAD ((size_t)ROWS_PREFETCH_AHEAD_BYTES / sizeof(w_elem))
 
 /* ---------------------------------------------------------- axpy_rows */
 
@@ -135,7 +88,7 @@ static inline void rows_axpy_group(float *y, size_t d, ROWS_GROUP_PARAMS, const 
   /* Prefetch only inside the rows' [0, d): no wasted DRAM traffic past the
    * end of a row, and no pointer formed outside the matrix. */
   for (; j + ROWS_STEP + ROWS_PREFETCH_AHEAD <= d; j += ROWS_STEP) {
-    rows_prefetch_group(r0, r1, r2, r3, r4, r5, r6, r7, j + ROWS_PREFETCH_AHEAD);
+    ROWS_PREFETCH_GROUP(j + ROWS_PREFETCH_AHEAD);
     ROWS_AXPY8_STEP(j);
   }
   for (; j + ROWS_STEP <= d; j += ROWS_STEP) ROWS_AXPY8_STEP(j);
@@ -173,7 +126,7 @@ static void rows_axpy_rows(float *y, size_t d, const void *w_bytes, size_t row_b
   size_t t = 0;
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d);
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem));
 #define ROW(k) w + (size_t)idx[t + (k)] * ld
     rows_axpy_group(y, d, ROWS_GROUP_ARGS(ROW), coef + t);
 #undef ROW
@@ -232,7 +185,7 @@ static inline void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, const
   size_t j = 0;
   /* The same prefetches as axpy_rows: rows at random stream from DRAM. */
   for (; j + ROWS_STEP + ROWS_PREFETCH_AHEAD <= d; j += ROWS_STEP) {
-    rows_prefetch_group(r0, r1, r2, r3, r4, r5, r6, r7, j + ROWS_PREFETCH_AHEAD);
+    ROWS_PREFETCH_GROUP(j + ROWS_PREFETCH_AHEAD);
     for (size_t u = 0; u < ROWS_STEP; u += VEC_LANES) ROWS_DOT8_VECTOR(j + u, vec_load, w_load);
   }
   for (; j + VEC_LANES <= d; j += VEC_LANES) ROWS_DOT8_VECTOR(j, vec_load, w_load);
@@ -260,7 +213,7 @@ static void rows_dot_rows(float *out, const void *w_bytes, size_t row_bytes, siz
   size_t t = 0;
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d);
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem));
 #define ROW(k) w + (size_t)idx[t + (k)] * ld
     rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x);
 #undef ROW
@@ -278,7 +231,7 @@ static void rows_gemv(float *out, const void *w_bytes, size_t row_bytes, size_t 
   size_t t = 0;
   for (; t + ROWS_GROUP <= n_rows; t += ROWS_GROUP) {
     const size_t left = n_rows - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (t + ROWS_GROUP + k) * ld, d);
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (t + ROWS_GROUP + k) * ld, d * sizeof(w_elem));
 #define ROW(k) w + (t + (k)) * ld
     rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x);
 #undef ROW
@@ -292,6 +245,6 @@ static void rows_gemv(float *out, const void *w_bytes, size_t row_bytes, size_t 
 #undef ROWS_TAIL_STORE_Y
 #undef ROWS_GROUP_PARAMS
 #undef ROWS_GROUP_ARGS
-#undef ROWS_ALWAYS_INLINE
+#undef ROWS_PREFETCH_GROUP
 
 #endif /* LZN_KERNELS_X86_ROWS_H */
