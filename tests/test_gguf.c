@@ -874,8 +874,8 @@ START_TEST(python_writer_file) {
   ck_assert_int_eq(lzn_gguf_get_array(&f, "tokenizer.ggml.token_type", LZN_GGUF_I32, &a), LZN_OK);
   ck_assert(a->n == 3 && lzn_gguf_elem_i32(a, 0) == 3);
 
-  /* The generator's tensors: F32 arange(12) as [3, 4], F16 [5], and Q8_0 /
-   * Q4_0 [2, 64] quantized from arange(128) / 16 - 4 (see gguf_write.py). */
+  /* The generator's tensors: F32 arange(12) as [3, 4], F16 [5], Q8_0 / Q4_0
+   * [2, 64] quantized from arange(128) / 16 - 4, BF16 [2] (see gguf_write.py). */
   const lzn_file_tensor *t = lzn_gguf_find_tensor(&f, "f32.weight");
   ck_assert_ptr_nonnull(t);
   ck_assert(t->dtype == LZN_WTYPE_F32 && t->n_dims == 2 && t->shape[0] == 3 && t->shape[1] == 4);
@@ -898,6 +898,11 @@ START_TEST(python_writer_file) {
   const unsigned char *q4 = t->data;
   ck_assert_uint_eq(q4[2] & 0x0f, 0);
   check_dequantized(t);
+  t = lzn_gguf_find_tensor(&f, "bf16.weight");
+  ck_assert_ptr_nonnull(t);
+  ck_assert(t->dtype == LZN_WTYPE_BF16 && t->n_dims == 1 && t->shape[0] == 2 && t->n_bytes == 4);
+  ck_assert(lzn_wtype_element(LZN_WTYPE_BF16, t->data, 1) == -3.0f);
+  ck_assert_uint_eq(f.n_tensors, 5);
   for (size_t i = 0; i < f.n_tensors; i++) ck_assert_uint_eq(f.tensors[i].data_offset % 64, 0);
   lzn_gguf_close(&f);
 }

@@ -233,6 +233,8 @@ def example():
         "f16.weight": np.array([0.5, 1, 1.5, 0, -2], dtype=np.float16),
         "q8_0.weight": q8_0(ramp),
         "q4_0.weight": q4_0(ramp),
+        # BF16 is the top half of an fp32: 1.0 and -3.0 are exact
+        "bf16.weight": raw("BF16", (2,), (np.array([1.0, -3.0], "<f4").view("<u4") >> 16).astype("<u2").tobytes()),
     }
     return gguf_bytes(metadata, tensors, alignment=64)
 

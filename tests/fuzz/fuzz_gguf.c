@@ -23,6 +23,17 @@ static int inside(const uint8_t *data, size_t size, const void *p, size_t n) {
   return b >= data && b <= data + size && n <= (size_t)(data + size - b);
 }
 
+/* Bytes per element of the fixed-size value types. */
+static size_t element_size(lzn_gguf_type t) {
+  switch (t) {
+  case LZN_GGUF_U8: case LZN_GGUF_I8: case LZN_GGUF_BOOL: return 1;
+  case LZN_GGUF_U16: case LZN_GGUF_I16: return 2;
+  case LZN_GGUF_U32: case LZN_GGUF_I32: case LZN_GGUF_F32: return 4;
+  case LZN_GGUF_U64: case LZN_GGUF_I64: case LZN_GGUF_F64: return 8;
+  default: return 0;
+  }
+}
+
 static void check_tensors(const lzn_gguf_file *f, const uint8_t *data, size_t size) {
   const uint8_t *section = data + f->data_start;
   FUZZ_CHECK(f->data_start <= size);
@@ -98,7 +109,8 @@ static void check_metadata(const lzn_gguf_file *f, const uint8_t *data, size_t s
         for (size_t k = 0; k < s.len; k++) sink += (unsigned char)s.data[k];
       }
     } else {
-      FUZZ_CHECK(kv->n <= size && inside(data, size, kv->data, (size_t)kv->n)); /* >= 1 byte each */
+      const size_t elem = element_size(kv->elem_type);
+      FUZZ_CHECK(elem != 0 && kv->n <= size / elem && inside(data, size, kv->data, (size_t)kv->n * elem));
       if (kv->n) {
         sink += lzn_gguf_elem_u8(kv, 0) + lzn_gguf_elem_u32(kv, kv->n - 1) + (unsigned)lzn_gguf_elem_bool(kv, 0);
         sink += (lzn_gguf_elem_f64(kv, kv->n - 1) != 0.0) + (unsigned)lzn_gguf_elem_u64(kv, kv->n - 1);
