@@ -61,7 +61,8 @@ static Q_ALWAYS_INLINE void q8_0_dot_pair(__m512 *acc, const lzn_block_q8_0 *con
   for (size_t k = 0; k < nr; k++) {
     const __m512i p = q8_pair_dot(q8_0_load_pair(r[k] + b, two), xq);
     const __m128 s = q_scale_pair(r[k][b].d, two ? r[k][b + 1].d : 0, dx);
-    acc[k] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(s)), _mm512_cvtepi32_ps(p), acc[k]);
+    const __m512 s_lanes = _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(s));
+    acc[k] = _mm512_fmadd_ps(s_lanes, _mm512_cvtepi32_ps(p), acc[k]);
   }
 }
 
@@ -114,7 +115,8 @@ static Q_ALWAYS_INLINE void q4_0_dot_pair(__m512 *acc, const lzn_block_q4_0 *con
   for (size_t k = 0; k < nr; k++) {
     const __m512i p = q4_pair_dot(q4_0_load_pair(r[k] + b, two), xq, prep);
     const __m128 s = q_scale_pair(r[k][b].d, two ? r[k][b + 1].d : 0, dx);
-    acc[k] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(s)), _mm512_cvtepi32_ps(p), acc[k]);
+    const __m512 s_lanes = _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(s));
+    acc[k] = _mm512_fmadd_ps(s_lanes, _mm512_cvtepi32_ps(p), acc[k]);
   }
 }
 
