@@ -25,7 +25,10 @@
  * Q_PREFETCH_AHEAD bytes ahead of the loads and never past the row's last
  * block, and the first Q_PREFETCH_HEAD_BYTES of each row of the next group
  * while the current group runs. Rows chosen at random stream from DRAM and
- * the hardware prefetcher alone does not start 8 streams soon enough. */
+ * the hardware prefetcher alone does not start 8 streams soon enough.
+ * Measured (avx512vnni, 8192 x 2048, shared VM, noisy): without them Q8_0
+ * gemv 17-18 GB/s and axpy at 100 % 13, with them 21-24 and 17; distances
+ * of 1-2 KB and heads of 1 KB measured no better. */
 #define Q_PREFETCH_AHEAD 512
 #define Q_PREFETCH_HEAD_BYTES 256
 
