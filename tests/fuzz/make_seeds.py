@@ -122,8 +122,11 @@ def write(harness, name, data):
 
 
 def main():
-    if os.path.isdir(CORPUS):
-        shutil.rmtree(CORPUS)
+    # Only the folders this script writes: fuzz_gguf's seeds come from
+    # tests/test_gguf.c (LZN_GGUF_SEED_DIR), see tests/fuzz/README.md.
+    for harness in ("fuzz_safetensors", "fuzz_config", "fuzz_index", "fuzz_model"):
+        if os.path.isdir(os.path.join(CORPUS, harness)):
+            shutil.rmtree(os.path.join(CORPUS, harness))
     # fuzz_model: every model once with its own control byte (mlp mode,
     # tokens, logits mode, top-k and threshold vary across the seeds).
     for i, (name, kwargs) in enumerate(MODELS.items()):

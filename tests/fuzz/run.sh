@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh HARNESS [SECONDS] [libFuzzer options...]
 #   tests/fuzz/run.sh fuzz_model 600 -jobs=2 -workers=2
 #
-# HARNESS is fuzz_safetensors, fuzz_config, fuzz_index or fuzz_model; SECONDS
+# HARNESS is fuzz_safetensors, fuzz_config, fuzz_index, fuzz_model or fuzz_gguf; SECONDS
 # defaults to 60 (0: until a crash). Run from the repository root. Builds
 # into $BUILD (default build/fuzz). The growing corpus lives in
 # $BUILD/corpus/HARNESS (seeded from tests/fuzz/corpus/HARNESS and
@@ -17,37 +17,25 @@ harness=${1:?usage: tests/fuzz/run.sh HARNESS [SECONDS] [libFuzzer options...]}
 seconds=${2:-60}
 [ $# -ge 2 ] && shift 2 || shift $#
 case $harness in
-  fuzz_safetensors|fuzz_config|fuzz_index|fuzz_model) ;;
+  fuzz_safetensors|fuzz_config|fuzz_index|fuzz_model|fuzz_gguf) ;;
   *) echo "run.sh: unknown harness '$harness'" >&2; exit 2 ;;
 esac
 BUILD=${BUILD:-build/fuzz}
 CLANG=${CLANG:-clang}
 
-# The same objects serve every harness: instrumented for coverage
-# (fuzzer-no-link), ASan and UBSan; each harness links libFuzzer's main.
-# clang's own OpenMP runtime (libomp) would sit beside the libgomp that
-# oneDNN links, so OpenMP is left off (-fopenmp=libgomp only links libgomp
-# for omp_* calls): the harnesses run one thread anyway.
+# The library is built by the Makefile (its per-folder ISA flags and kernel
+# list) into $BUILD, instrumented for coverage (fuzzer-no-link), ASan and
+# UBSan; each harness links libFuzzer's main. clang's own OpenMP runtime
+# (libomp) would sit beside the libgomp that oneDNN links, so OpenMP is left
+# off (-fopenmp=libgomp only links libgomp for omp_* calls): the harnesses
+# run one thread anyway.
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
-CFLAGS="-std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Iinclude -Ilib -fopenmp=libgomp"
-mkdir -p "$BUILD/obj" "$BUILD/artifacts" "$BUILD/corpus/$harness"
-objs=
-for src in lib/*.c kernels/*.c; do
-  obj=$BUILD/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')
-  objs="$objs $obj"
-  case $src in
-    kernels/avx2.c) isa="-mavx2 -mfma -mf16c" ;;
-    kernels/avx512.c) isa="-mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16" ;;
-    lib/cpu.c) isa="-DLZN_HAVE_AVX2=1 -DLZN_HAVE_AVX512=1" ;;
-    *) isa= ;;
-  esac
-  # Rebuilt when the source or any header is newer (headers are few).
-  if [ ! -e "$obj" ] || [ -n "$(find "$src" include lib kernels -name '*.[ch]' -newer "$obj" | head -1)" ]; then
-    $CLANG $CFLAGS -fsanitize=fuzzer-no-link $SAN $isa -c "$src" -o "$obj"
-  fi
-done
-$CLANG $CFLAGS -fsanitize=fuzzer $SAN -Itests/fuzz -o "$BUILD/$harness" "tests/fuzz/$harness.c" $objs \
-  -ldnnl -ljansson -lgomp -lm -lpthread
+mkdir -p "$BUILD/artifacts" "$BUILD/corpus/$harness"
+make --no-print-directory -s BUILD="$BUILD" CC="$CLANG" OPT="-O1 -g -fno-omit-frame-pointer" \
+  SANITIZE="$SAN -fsanitize=fuzzer-no-link" OPENMP="-fopenmp=libgomp" OPENMP_LIBS="-lgomp" \
+  "$BUILD/liblazyneuron.a" >/dev/null
+$CLANG -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Ilib -I. -I"$BUILD/gen" -Itests/fuzz -fsanitize=fuzzer $SAN \
+  -o "$BUILD/$harness" "tests/fuzz/$harness.c" "$BUILD/liblazyneuron.a" -ldnnl -ljansson -lgomp -lm -lpthread
 
 max_len=
 [ "$harness" = fuzz_model ] && max_len=-max_len=8192
