@@ -49,13 +49,13 @@
 /* dot_rows: one multiply and at most d - 1 adds per term in any summation
  * order (lanes, then a tree), k = d. */
 #define DOT_ROUNDINGS(d) ((double)(d))
-/* The AVX512_BF16 dot_rows and gemv (avx512bf16/bf16.c) round x to bf16
- * once per call: |x_bf16 - x| <= u |x| with u = 2^-8, the unit roundoff
- * of 8 significant bits rounded to nearest, so a term w * x moves by at
- * most 2^-8 |w x| and the sum by 2^-8 * S, on top of the fp32 bound. (The
- * products of bf16 pairs are exact in fp32; subnormals flushed to zero fall
- * under UNDERFLOW_SLACK.) */
-#define BF16_X_ROUNDING (1.0 / 256.0)
+/* The AVX512_BF16 dot_rows and gemv (avx512bf16/bf16.c) split x into two
+ * bf16 parts once per call, x = hi + lo + e with |e| <= 2^-16 |x| (the
+ * second part rounds what the first left out, 8 more significant bits), so
+ * a term w * x moves by at most 2^-16 |w x| and the sum by 2^-16 * S, on
+ * top of the fp32 bound. (The products of bf16 pairs are exact in fp32;
+ * subnormals flushed to zero fall under UNDERFLOW_SLACK.) */
+#define BF16_X_ROUNDING (1.0 / 65536.0)
 /* The bound above assumes no underflow; this absorbs the absolute error of
  * a subnormal product, per term (none is expected with these inputs). */
 #define UNDERFLOW_SLACK ((double)FLT_MIN)
