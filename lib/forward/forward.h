@@ -33,6 +33,11 @@ lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, fl
  * with params.top_k until at most top_k values remain above it. */
 float lzn_token_threshold(lzn_context *ctx, const float *h, float base);
 
+/* The union of n tokens' active sets (values of h [n][d_ff] above each
+ * token's ctx->token_threshold), ascending into ctx->union_idx; returns its
+ * size. */
+size_t lzn_union_of(lzn_context *ctx, const float *h, int n);
+
 /* The dense down-projection of n tokens: out = h W_down^T + b. */
 lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float *out, int n);
 

@@ -17,6 +17,7 @@
 #include "forward/forward.h"
 #include "linalg/linear.h"
 #include "linalg/sparse_down.h"
+#include "linalg/union.h"
 
 /* Per-token bookkeeping: which neurons fired, and the work done. */
 static void count_sparse(lzn_context *ctx, int layer, const int32_t *idx, size_t n_active) {
@@ -73,6 +74,38 @@ lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float
   return lzn_linear_kn(&ctx->exec, out, h, &w->down_t, w->down_b, n, ctx->all_rows);
 }
 
+/* n tokens sparse over the union of their active rows (union.c): each row
+ * of W_down^T the batch needs read once; coef zero where a token does not
+ * have it active. The union's indices are in ctx->union_idx. */
+static lzn_status down_union(lzn_context *ctx, int layer, float *out, int n, size_t n_union) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const int f = m->d_ff;
+  const int32_t *u = ctx->union_idx;
+  size_t active_total = 0;
+  for (int t = 0; t < n; t++) {
+    const float *h = ctx->up + (size_t)t * f;
+    float *coef = ctx->union_coef + (size_t)t * n_union;
+    for (size_t j = 0; j < n_union; j++) {
+      const int active = h[u[j]] > ctx->token_threshold[t];
+      coef[j] = active ? h[u[j]] : 0.0f;
+      active_total += (size_t)active;
+    }
+  }
+  bias_rows(out, w->down_b, n, m->d_model);
+  const lzn_status s = lzn_union_axpy(&ctx->exec, out, n, &w->down_t, u, n_union, ctx->union_coef);
+  if (ctx->params.collect_stats) {
+    lzn_layer_counters *c = &ctx->counters[layer];
+    c->tokens += n;
+    c->active_sum += (int64_t)active_total;
+    for (size_t j = 0; j < n_union; j++) c->fired[u[j]] = 1;
+    c->flops_executed += 2.0 * m->d_model * (double)n_union * n;
+    c->bytes_executed += (double)w->down_t.row_bytes * (double)n_union; /* once for the batch */
+    c->sparse_calls++;
+  }
+  return s;
+}
+
 /* The down-projection of n tokens whose pre-activations are in ctx->up. */
 static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n) {
   const lzn_model *m = ctx->model;
@@ -87,14 +120,16 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
   for (int t = 0; t < n; t++) {
     const float *h = up + (size_t)t * f;
     threshold[t] = lzn_token_threshold(ctx, h, ctx->params.threshold);
-    if (mode == LZN_MLP_AUTO)
+    if (mode == LZN_MLP_AUTO && n == 1)
       active_total += ctx->exec.kernels->relu_compact(h, (size_t)f, threshold[t], ctx->active_idx,
                                                  ctx->active_val);
   }
-  const lzn_sparse_work work = {.down_rows = active_total, .up_rows = 0};
+  /* A batch reads the union of its active rows once (union.c). */
+  const size_t n_union = n > 1 ? lzn_union_of(ctx, up, n) : active_total;
+  const lzn_sparse_work work = {.down_rows = n > 1 ? n_union : active_total, .up_rows = 0};
   if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
-    for (int t = 0; t < n; t++)
-      down_sparse_token(ctx, layer, up + (size_t)t * f, threshold[t], out + (size_t)t * m->d_model);
+    if (n > 1) return down_union(ctx, layer, out, n, n_union);
+    down_sparse_token(ctx, layer, up, threshold[0], out);
     if (ctx->params.collect_stats) c->sparse_calls++;
     return LZN_OK;
   }

@@ -25,6 +25,7 @@
 #include "forward/forward.h"
 #include "linalg/linear.h"
 #include "linalg/sparse_down.h"
+#include "linalg/union.h"
 
 static float silu(float g) { return g / (1.0f + expf(-g)); }
 
@@ -93,6 +94,48 @@ static lzn_status token_sparse(lzn_context *ctx, int layer, const float *x, cons
   return LZN_OK;
 }
 
+/* n tokens over the union of their gates' sets (ctx->union_idx, n_union
+ * rows): the union's up rows for all tokens at once (union.c), h = act(g) *
+ * u where each token has the neuron active (dReLU: and u > 0), then the
+ * union's down rows, each row of W_up and W_down^T read once. */
+static lzn_status tokens_union(lzn_context *ctx, int layer, const float *x, const float *threshold,
+                               float *out, int n, size_t n_union) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const int f = m->d_ff;
+  const int32_t *u_idx = ctx->union_idx;
+  float *u = ctx->up; /* [n][n_union] */
+  lzn_status s = lzn_union_dot(&ctx->exec, u, n, &w->up, u_idx, n_union, x);
+  if (s != LZN_OK) return s;
+  size_t active_total = 0;
+  for (int t = 0; t < n; t++) {
+    const float *g = ctx->gate + (size_t)t * f;
+    const float *sel = selection_values(ctx, g);
+    const float *ut = u + (size_t)t * n_union;
+    float *coef = ctx->union_coef + (size_t)t * n_union;
+    for (size_t j = 0; j < n_union; j++) {
+      int active = sel[u_idx[j]] > threshold[t];
+      if (m->arch.activation == LZN_ACT_DRELU) active = active && ut[j] > 0.0f;
+      coef[j] = active ? g[u_idx[j]] * ut[j] : 0.0f;
+      active_total += (size_t)active;
+    }
+  }
+  memset(out, 0, sizeof(float) * (size_t)n * (size_t)m->d_model);
+  s = lzn_union_axpy(&ctx->exec, out, n, &w->down_t, u_idx, n_union, ctx->union_coef);
+  if (ctx->params.collect_stats) {
+    lzn_layer_counters *c = &ctx->counters[layer];
+    c->tokens += n;
+    c->active_sum += (int64_t)active_total;
+    /* fired: active in some token (dReLU can drop a gate-selected neuron
+     * for every token: then it did not fire). */
+    for (int t = 0; t < n; t++)
+      for (size_t j = 0; j < n_union; j++) c->fired[u_idx[j]] |= ctx->union_coef[(size_t)t * n_union + j] != 0.0f;
+    c->flops_executed += 2.0 * 2.0 * m->d_model * (double)n_union * n;
+    c->bytes_executed += ((double)w->up.row_bytes + (double)w->down_t.row_bytes) * (double)n_union;
+  }
+  return s;
+}
+
 /* n tokens, dense: all of W_up, h = act(g) * u with the same selection
  * (zero elsewhere, so SPARSE == DENSE but for the order of the sums), all
  * of W_down. */
@@ -157,7 +200,7 @@ static lzn_status gate_projection(lzn_context *ctx, int layer, const float *x, i
 
 lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
   const lzn_model *m = ctx->model;
-  const int f = m->d_ff, d = m->d_model;
+  const int f = m->d_ff;
   const double t0 = lzn_now_seconds();
   lzn_status s = gate_projection(ctx, layer, x, n);
   if (s != LZN_OK) return s;
@@ -168,20 +211,26 @@ lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, fl
   if (m->arch.activation == LZN_ACT_SILU)
     for (size_t i = 0; i < (size_t)n * f; i++) ctx->gate[i] = silu(ctx->gate[i]);
   size_t active_total = 0;
+  if (n > 1) memset(ctx->union_mask, 0, (size_t)f);
   for (int t = 0; t < n; t++) {
     const float *sel = selection_values(ctx, ctx->gate + (size_t)t * f);
     threshold[t] = lzn_token_threshold(ctx, sel, base);
-    if (mode == LZN_MLP_AUTO)
+    if (n > 1) /* a batch reads the union of its tokens' rows once */
+      for (int i = 0; i < f; i++) ctx->union_mask[i] |= (uint8_t)(sel[i] > threshold[t]);
+    else if (mode == LZN_MLP_AUTO)
       active_total += ctx->exec.kernels->relu_compact(sel, (size_t)f, threshold[t], ctx->active_idx,
                                                       ctx->active_val);
   }
+  size_t n_union = 0;
+  for (int i = 0; n > 1 && i < f; i++)
+    if (ctx->union_mask[i]) ctx->union_idx[n_union++] = i;
   /* The up rows read are the gate's set (dReLU then drops some down rows:
    * the estimate errs towards sparse by those). */
-  const lzn_sparse_work work = {.down_rows = active_total, .up_rows = active_total};
+  const size_t rows = n > 1 ? n_union : active_total;
+  const lzn_sparse_work work = {.down_rows = rows, .up_rows = rows};
   if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
-    for (int t = 0; s == LZN_OK && t < n; t++)
-      s = token_sparse(ctx, layer, x + (size_t)t * d, ctx->gate + (size_t)t * f, threshold[t],
-                       out + (size_t)t * d);
+    if (n > 1) s = tokens_union(ctx, layer, x, threshold, out, n, n_union);
+    else s = token_sparse(ctx, layer, x, ctx->gate, threshold[0], out);
     if (ctx->params.collect_stats) ctx->counters[layer].sparse_calls++;
   } else {
     s = tokens_dense(ctx, layer, x, threshold, out, n);

@@ -4,6 +4,8 @@
  * raised with top_k until at most top_k neurons remain (Top-k thresholding:
  * the seeds report it keeps quality while making activations sparser).
  */
+#include <string.h>
+
 #include "forward/forward.h"
 
 /* The value that has exactly k values of v[0..n) above it (0 <= k < n):
@@ -40,3 +42,18 @@ float lzn_token_threshold(lzn_context *ctx, const float *h, float base) {
   return m <= k ? base : kth_largest(above, m, k);
 }
 
+
+size_t lzn_union_of(lzn_context *ctx, const float *h, int n) {
+  const int f = ctx->model->d_ff;
+  uint8_t *in_union = ctx->union_mask;
+  memset(in_union, 0, (size_t)f);
+  for (int t = 0; t < n; t++) {
+    const float *row = h + (size_t)t * f;
+    const float threshold = ctx->token_threshold[t];
+    for (int i = 0; i < f; i++) in_union[i] |= (uint8_t)(row[i] > threshold);
+  }
+  size_t count = 0;
+  for (int i = 0; i < f; i++)
+    if (in_union[i]) ctx->union_idx[count++] = i;
+  return count;
+}

@@ -73,7 +73,7 @@ static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) +
    &(ctx)->v, &(ctx)->heads, &(ctx)->attn, &(ctx)->gate, &(ctx)->up, &(ctx)->mlp_out,             \
    &(ctx)->embed, &(ctx)->scores, &(ctx)->active_val, &(ctx)->top_k_scratch,                      \
    &(ctx)->token_threshold, &(ctx)->rope_cos, &(ctx)->rope_sin, &(ctx)->act_abs,                 \
-   &(ctx)->pred_hidden, &(ctx)->pred_score, &(ctx)->pred_dense}
+   &(ctx)->pred_hidden, &(ctx)->pred_score, &(ctx)->pred_dense, &(ctx)->union_coef}
 
 LZN_API void lzn_context_free(lzn_context *ctx) {
   if (ctx == NULL) return;
@@ -83,6 +83,7 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
   free(ctx->active_idx);
   free(ctx->all_rows);
   free(ctx->pred_idx), free(ctx->pred_n), free(ctx->pred_counters);
+  free(ctx->union_mask), free(ctx->union_idx);
   if (ctx->counters)
     for (int l = 0; l < ctx->model->n_layers; l++) free(ctx->counters[l].fired);
   free(ctx->counters);
@@ -134,12 +135,14 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->pred_idx = malloc((predicted ? b * f : 1) * sizeof(int32_t));
   ctx->pred_n = calloc(b, sizeof(size_t));
   ctx->pred_counters = calloc((size_t)m->n_layers, sizeof *ctx->pred_counters);
+  ctx->union_mask = malloc(f), ctx->union_idx = malloc(f * sizeof(int32_t));
+  ctx->union_coef = floats(b * f);
   ctx->active_idx = malloc(f * sizeof(int32_t));
   ctx->all_rows = malloc(f * sizeof(int32_t));
   for (size_t i = 0; ctx->all_rows && i < f; i++) ctx->all_rows[i] = (int32_t)i;
   ctx->counters = calloc((size_t)m->n_layers, sizeof *ctx->counters);
   int ok = ctx->active_idx && ctx->all_rows && ctx->counters && ctx->pred_idx && ctx->pred_n &&
-           ctx->pred_counters;
+           ctx->pred_counters && ctx->union_mask && ctx->union_idx;
   float **buffers[] = CONTEXT_FLOAT_BUFFERS(ctx);
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) ok = ok && *buffers[i];
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;

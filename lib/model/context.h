@@ -32,6 +32,7 @@ struct lzn_context {
    * axpy_rows, W_up by gathered dot products), and the dense down- and
    * up-projections for 1 and for max_batch tokens. */
   double t_row_down, t_row_up, t_dense_down[2], t_dense_up[2];
+  double t_union_row_down, t_union_row_up; /* per union row, for max_batch tokens */
 
   float *k_cache, *v_cache; /* [n_layers][n_ctx][n_kv_heads * head_dim] */
   float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2]: rotary angles per position */
@@ -53,6 +54,10 @@ struct lzn_context {
   float *top_k_scratch; /* [d_ff] candidates for the top-k selection */
   float *token_threshold; /* [max_batch] each token's activation threshold */
   float *act_abs;       /* [d_ff] gated SiLU: |silu(gate)|, what selection compares */
+  /* A batch's union of active rows (forward/select.c, linalg/union.c). */
+  uint8_t *union_mask;  /* [d_ff] */
+  int32_t *union_idx;   /* [d_ff] */
+  float *union_coef;    /* [max_batch][d_ff]: each token's coefficient on each union row */
   int32_t *all_rows;    /* [d_ff] 0, 1, ...: every row, for the dense down-projection in a type */
 
   lzn_layer_counters *counters; /* [n_layers] */

@@ -125,10 +125,10 @@ def test_stats_match_reference(name, mode):
             if mode == "sparse" and not silu:
                 assert s["dense_calls"] == 0
                 ratio = s["flops_executed"] / s["flops_dense"]
-                if drelu:
-                    assert s["active_fraction"] < ratio < 1.0
-                else:
-                    assert ratio == pytest.approx(s["active_fraction"], rel=1e-12)
+                # Each call is a batch: the union of its tokens' rows, read once and
+                # multiplied for all of them, so at least the per-token FLOPs.
+                assert s["active_fraction"] - 1e-12 <= ratio <= 1.0
+                assert s["bytes_executed"] <= s["bytes_dense"]
             elif mode == "dense" or silu:
                 assert s["sparse_calls"] == 0
                 assert s["flops_executed"] == pytest.approx(s["flops_dense"])
