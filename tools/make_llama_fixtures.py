@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import sys
 
 import torch
@@ -414,6 +415,48 @@ def gate_stats(c, rec, L):
     return af, nf, counts, mins, between
 
 
+def read_safetensors(path):
+    """The file as written, parsed independently of the writer: {name: float32 tensor}."""
+    import numpy as np
+    with open(path, "rb") as fh:
+        b = fh.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    W = {}
+    for name, v in header.items():
+        if name == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        raw = b[8 + n + s:8 + n + e]
+        if v["dtype"] == "F32":
+            a = np.frombuffer(raw, "<f4").copy()
+        elif v["dtype"] == "F16":
+            a = np.frombuffer(raw, "<f2").astype(np.float32)
+        else:   # BF16: the upper half of a float32
+            a = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        W[name] = torch.from_numpy(a.reshape(v["shape"]))
+    return W
+
+
+def float32_readback(d):
+    """Read config.json, model.safetensors and logits.f32 back from folder d, run the reference
+    in float32 (what a C forward computes) and return max |logit diff| / max |logit|; assert
+    the float32 active counts equal the float64 ones, as the margin promises."""
+    with open(os.path.join(d, "config.json")) as fh:
+        c = json.load(fh)
+    with open(os.path.join(d, "reference.json")) as fh:
+        r = json.load(fh)
+    W = read_safetensors(os.path.join(d, "model.safetensors"))
+    ref = torch.from_numpy(__import__("numpy").fromfile(os.path.join(d, "logits.f32"), "<f4")
+                           .reshape(r["logits_shape"]))
+    rec = {}
+    out = lr.forward(c, W, r["tokens"], record=rec, dtype=torch.float32)
+    assert out.dtype == torch.float32
+    counts = [rec[i]["active"].sum(dim=1).tolist() for i in range(len(rec))]
+    assert counts == r["active_counts"], ("float32 active set differs", d)
+    return (out.double() - ref.double()).abs().max().item() / ref.abs().max().item()
+
+
 def build(f, out_root):
     written = []
     d = os.path.join(out_root, f["name"])
@@ -482,6 +525,8 @@ def build(f, out_root):
     if n_sub:
         ref["f16_subnormals"] = n_sub
     mf.write_file(os.path.join(d, "reference.json"), json.dumps(ref, indent=1) + "\n", written)
+    ref["float32_readback"] = float32_readback(d)
+    assert ref["float32_readback"] < 1e-5, (f["name"], ref["float32_readback"])
     return written, ref
 
 
@@ -518,6 +563,8 @@ def main():
                  ("  f16 subnormals %d" % ref["f16_subnormals"])
                  if "f16_subnormals" in ref else ""))
         print("  mistakes (max |diff| / scale): %s" % ref["mistake_sensitivity"])
+        print("  float32 forward of the files read back: max |diff| / scale %.2g, same active "
+              "counts" % ref["float32_readback"])
         for path, s in written:
             print("  wrote %-50s %8d bytes" % (os.path.relpath(path), s))
     print("total %d bytes" % total)

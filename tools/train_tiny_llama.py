@@ -344,7 +344,9 @@ def export(a, model, nudged, tokens, written):
                        "tokens are the first %d bytes of a held-out fortune, no BOS" % len(tokens),
     }
     mf.write_file(os.path.join(out, "reference.json"), json.dumps(ref, indent=1) + "\n", written)
-    return ref, diff32
+    readback = mlf.float32_readback(out)
+    assert readback < 1e-5, readback
+    return ref, (diff32, readback)
 
 
 def pct(x):
@@ -500,8 +502,10 @@ F32 weights; `active_fraction` / `never_fired` / `active_counts` are per layer f
 nudged after training (the fixtures' margin rule) so that every gate pre-activation of these
 tokens is at least 1e-3 from zero (smallest: {min(ref['min_gate_margin']):.3g}); the losses above
 were measured after the nudge. The float32 training module agrees with the float64 reference to
-{diff32:.2g} (max |logit difference|); incremental decoding with a KV cache agrees to
-{ref['decode_max_abs_diff']:.2g}.
+{diff32[0]:.2g} (max |logit difference|); the reference run in float32 on the files as written
+(read back independently of the writer) agrees to {diff32[1]:.2g} of the logit scale
+({ref['logit_scale']:.3g}) and activates exactly the same neurons; incremental decoding with a KV
+cache agrees to {ref['decode_max_abs_diff']:.2g}.
 
 ## Files
 
