@@ -139,15 +139,16 @@ def linear(x, w, b=None):
     return y if b is None else y + b
 
 
-def rope_cos_sin(c, positions):
-    """cos, sin of shape [n, head_dim] for the given integer positions (HF layout)."""
+def rope_cos_sin(c, positions, dtype=torch.float64):
+    """cos, sin of shape [n, head_dim] for the given integer positions (HF layout), computed in
+    float64 and returned in dtype."""
     hd = head_dim(c)
     theta = float(c.get("rope_theta", 10000.0))
     inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     t = torch.tensor(positions, dtype=torch.float64) / rope_factor(c)
     freqs = torch.outer(t, inv_freq)
     emb = torch.cat([freqs, freqs], dim=-1)
-    return emb.cos(), emb.sin()
+    return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
 def rotate_half(x):
@@ -185,9 +186,10 @@ def new_cache(c):
 # --------------------------------------------------------------------------------------------
 
 
-def forward(c, W, ids, cache=None, record=None):
+def forward(c, W, ids, cache=None, record=None, dtype=torch.float64):
     """Logits [n, vocab] for ids at positions past..past+n-1, past = cached length.
-    record (dict): record[i] = {"h": MLP input, "gate", "up", "active"} per layer."""
+    record (dict): record[i] = {"h": MLP input, "gate", "up", "active"} per layer.
+    dtype: of W and of the arithmetic (float64 for references, float32 to mimic a C forward)."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     n = ids.shape[0]
     H = c["hidden_size"]
@@ -196,7 +198,7 @@ def forward(c, W, ids, cache=None, record=None):
     rep = nh // nkv
     eps = float(c["rms_norm_eps"])
     past = 0 if cache is None or cache[0] is None else cache[0][0].shape[1]
-    cos, sin = rope_cos_sin(c, list(range(past, past + n)))
+    cos, sin = rope_cos_sin(c, list(range(past, past + n)), dtype)
     q_pos = torch.arange(past, past + n).unsqueeze(1)
     k_pos = torch.arange(past + n).unsqueeze(0)
     causal = k_pos > q_pos

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import sys
 
 import torch
@@ -234,12 +235,29 @@ def margins(c, r):
     return out
 
 
+def nudge_directions(h, pre_j, t0, k_star):
+    """Candidate unit changes of one weight row, best first: the one-signed coordinate k* (if
+    any), then the 8 coordinates where the closest token's input is largest, then that input
+    itself scaled to shift the closest token by exactly delta."""
+    H = h.shape[1]
+    out = []
+    if k_star is not None:
+        out.append(torch.nn.functional.one_hot(torch.tensor(k_star), H).double())
+    t = int(torch.argmin((pre_j - t0).abs()).item())
+    for k in torch.argsort(h[t].abs(), descending=True)[:8].tolist():
+        if k != k_star:
+            out.append(torch.nn.functional.one_hot(torch.tensor(k), H).double())
+    out.append(h[t] / (h[t] @ h[t]))
+    return out
+
+
 def ensure_margin(f, c, master, tokens):
-    """Nudge one weight of each offending gate (dReLU: also up) row, on the stored grid, so that
-    no input of the activation's switch lies within MARGIN of it.  The weight moved is the one
-    on the input coordinate k* whose value has one sign and the largest minimum magnitude over
-    the tokens, so the nudge shifts every token's pre-activation the same way (if no coordinate
-    is one-signed with magnitude > 0.1, the whole row moves along m / |m|^2, m the mean input).  Layer by layer,
+    """Nudge each offending gate (dReLU: also up) row by a few MARGIN, on the stored grid, so
+    that no input of the activation's switch lies within MARGIN of it.  The preferred change is
+    one weight on the input coordinate k* whose value has one sign and the largest minimum
+    magnitude (> 0.1) over the tokens, so every token's pre-activation moves the same way; when
+    that does not work (or no such coordinate exists, as in a trained model), the candidates of
+    nudge_directions are tried in order, each checked exactly on every token.  Layer by layer,
     because a nudge in layer l changes the inputs of layers > l.  Returns the count."""
     if lr.activation(c) == "silu":
         return 0
@@ -254,10 +272,7 @@ def ensure_margin(f, c, master, tokens):
                             torch.where(h.max(dim=0).values < 0, -h.max(dim=0).values,
                                         torch.zeros_like(h[0])))
         k = int(torch.argmax(score).item())
-        m = h.mean(dim=0)
-        u = m / (m @ m)   # fallback direction: shifts token t by about delta * (h_t . u) ~ delta
-        use_row = score[k] <= 0.1
-        assert not use_row or (h @ u).min() > 0.5, ("no direction shifts every token", i)
+        k_star = k if score[k] > 0.1 else None
         which = [("gate", rec[i]["gate"], thr)]
         if lr.activation(c) == "drelu":
             which.append(("up", rec[i]["up"], 0.0))
@@ -266,19 +281,20 @@ def ensure_margin(f, c, master, tokens):
             bad = torch.nonzero(((pre - t0).abs() < 1.5 * MARGIN).any(dim=0)).flatten().tolist()
             for j in bad:
                 row_old = master[name][j].to(dt).double()
-                for step in range(2, 400):
-                    delta = (step // 2 + 1) * MARGIN * (1 if step % 2 == 0 else -1)
-                    row_new = row_old.clone()
-                    if use_row:
-                        row_new = (row_old + delta * u).to(dt).double()
-                    else:
-                        row_new[k] = (row_old[k] + delta).to(dt).double()
-                    moved = pre[:, j] + h @ (row_new - row_old)
-                    if ((moved - t0).abs() >= 2 * MARGIN).all():
-                        master[name][j] = row_new
-                        nudged += 1
+                done = False
+                for e in nudge_directions(h, pre[:, j], t0, k_star):
+                    for step in range(2, 400):
+                        delta = (step // 2 + 1) * MARGIN * (1 if step % 2 == 0 else -1)
+                        row_new = (row_old + delta * e).to(dt).double()
+                        moved = pre[:, j] + h @ (row_new - row_old)
+                        if ((moved - t0).abs() >= 2 * MARGIN).all():
+                            master[name][j] = row_new
+                            nudged += 1
+                            done = True
+                            break
+                    if done:
                         break
-                else:
+                if not done:
                     raise RuntimeError("cannot move %s[%d] off the margin" % (name, j))
         _, rec, _ = run(f, c, master, tokens)
         worst = min(x.min().item() for x in margins(c, rec[i]))
@@ -399,6 +415,48 @@ def gate_stats(c, rec, L):
     return af, nf, counts, mins, between
 
 
+def read_safetensors(path):
+    """The file as written, parsed independently of the writer: {name: float32 tensor}."""
+    import numpy as np
+    with open(path, "rb") as fh:
+        b = fh.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    W = {}
+    for name, v in header.items():
+        if name == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        raw = b[8 + n + s:8 + n + e]
+        if v["dtype"] == "F32":
+            a = np.frombuffer(raw, "<f4").copy()
+        elif v["dtype"] == "F16":
+            a = np.frombuffer(raw, "<f2").astype(np.float32)
+        else:   # BF16: the upper half of a float32
+            a = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        W[name] = torch.from_numpy(a.reshape(v["shape"]))
+    return W
+
+
+def float32_readback(d):
+    """Read config.json, model.safetensors and logits.f32 back from folder d, run the reference
+    in float32 (what a C forward computes) and return max |logit diff| / max |logit|; assert
+    the float32 active counts equal the float64 ones, as the margin promises."""
+    with open(os.path.join(d, "config.json")) as fh:
+        c = json.load(fh)
+    with open(os.path.join(d, "reference.json")) as fh:
+        r = json.load(fh)
+    W = read_safetensors(os.path.join(d, "model.safetensors"))
+    ref = torch.from_numpy(__import__("numpy").fromfile(os.path.join(d, "logits.f32"), "<f4")
+                           .reshape(r["logits_shape"]))
+    rec = {}
+    out = lr.forward(c, W, r["tokens"], record=rec, dtype=torch.float32)
+    assert out.dtype == torch.float32
+    counts = [rec[i]["active"].sum(dim=1).tolist() for i in range(len(rec))]
+    assert counts == r["active_counts"], ("float32 active set differs", d)
+    return (out.double() - ref.double()).abs().max().item() / ref.abs().max().item()
+
+
 def build(f, out_root):
     written = []
     d = os.path.join(out_root, f["name"])
@@ -467,6 +525,8 @@ def build(f, out_root):
     if n_sub:
         ref["f16_subnormals"] = n_sub
     mf.write_file(os.path.join(d, "reference.json"), json.dumps(ref, indent=1) + "\n", written)
+    ref["float32_readback"] = float32_readback(d)
+    assert ref["float32_readback"] < 1e-5, (f["name"], ref["float32_readback"])
     return written, ref
 
 
@@ -503,6 +563,8 @@ def main():
                  ("  f16 subnormals %d" % ref["f16_subnormals"])
                  if "f16_subnormals" in ref else ""))
         print("  mistakes (max |diff| / scale): %s" % ref["mistake_sensitivity"])
+        print("  float32 forward of the files read back: max |diff| / scale %.2g, same active "
+              "counts" % ref["float32_readback"])
         for path, s in written:
             print("  wrote %-50s %8d bytes" % (os.path.relpath(path), s))
     print("total %d bytes" % total)
