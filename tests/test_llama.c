@@ -19,7 +19,9 @@
 static const char *const fixtures[] = {
     "llama-gqa",     "llama-mha",  "llama-mqa",   "llama-headdim", "llama-fatrelu",
     "llama-drelu",   "llama-silu", "llama-bias",  "llama-rope",    "llama-mistral",
-    "llama-bf16",    "llama-f16"};
+    "llama-bf16",    "llama-f16",
+    /* the trained model, relative to the repository */
+    "models/tiny-llama"};
 #define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
 
 static const lzn_mlp_mode modes[] = {LZN_MLP_DENSE, LZN_MLP_SPARSE, LZN_MLP_AUTO};
@@ -136,6 +138,9 @@ static const gguf_copy gguf_copies[] = {
     {"llama-fatrelu-bf16.gguf", "llama-fatrelu", LZN_WEIGHTS_BF16},
     /* general.architecture bamboo, stock keys: dReLU */
     {"llama-drelu.gguf", "llama-drelu", LZN_WEIGHTS_F32},
+    /* the trained model quantized in Python == quantized by the library */
+    {"tiny-llama-q8_0.gguf", "models/tiny-llama", LZN_WEIGHTS_Q8_0},
+    {"tiny-llama-q4_0.gguf", "models/tiny-llama", LZN_WEIGHTS_Q4_0},
 };
 
 START_TEST(gguf_matches_hf) {

@@ -20,6 +20,10 @@ GOOD = [  # file, fixture, convert() keyword arguments
     ("llama-mqa-pwri.gguf", "llama-mqa", {"stock": True, "magic": b"PWRI"}),
     ("llama-fatrelu-bf16.gguf", "llama-fatrelu", {"out_type": "bf16"}),
     ("llama-drelu.gguf", "llama-drelu", {"stock": True}),
+    # The trained model quantized in Python: byte for byte what the library's own quantizer
+    # makes of the same folder (tests/test_llama.c loads both and compares).
+    ("tiny-llama-q8_0.gguf", "../../models/tiny-llama", {"out_type": "q8_0"}),
+    ("tiny-llama-q4_0.gguf", "../../models/tiny-llama", {"out_type": "q4_0"}),
 ]
 
 # Broken model files: (file, what to change in the metadata or tensors).
