@@ -83,6 +83,7 @@ static inline lzn_model *load_model(const char *path) {
 static inline lzn_context *make_context(const lzn_model *model, lzn_mlp_mode mode, int threads) {
   lzn_context_params p = lzn_context_default_params();
   p.mlp_mode = mode;
+  p.use_predictor = 0; /* the model exactly; tests/test_predictor.c turns it on */
   p.n_threads = threads;
   lzn_context *ctx = NULL;
   lzn_status s = lzn_context_create(model, &p, &ctx);
