@@ -42,7 +42,9 @@ static void quality_help(void) {
          "                         [-o md|json|csv]\n"
          "Held-out bits per byte and mean active fraction of a byte-level model for each\n"
          "weight type (as_stored, f32, f16, bf16, q8_0, q4_0, all; default as_stored) and\n"
-         "top_k (all = plain ReLU; F/n = d_ff / n; or a number).\n");
+         "top_k (all = plain ReLU; F/n = d_ff / n; or a number); with and without the\n"
+         "model's activation predictor when it has one (recall: of the truly active neurons,\n"
+         "the share the predictor kept, measured with a dense pass beside).\n");
 }
 
 static quality_options parse_quality(int argc, char **argv) {
@@ -97,7 +99,7 @@ static double bits_of(const float *logits, int vocab, int target) {
   return (log(sum) - (logits[target] - max)) / log(2.0);
 }
 
-static void measure(const lzn_model *model, const quality_options *o, int top_k,
+static void measure(const lzn_model *model, const quality_options *o, int top_k, int predictor,
                     const unsigned char *text, long n, json_t *record) {
   lzn_model_info info;
   lzn_model_get_info(model, &info);
@@ -105,6 +107,8 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
   cp.mlp_mode = LZN_MLP_SPARSE;
   cp.top_k = top_k;
   cp.n_threads = (int)o->n_threads;
+  cp.use_predictor = predictor;
+  cp.collect_recall = predictor; /* a dense pass too, to measure what the predictor missed */
   lzn_context *ctx;
   lzn_status s = lzn_context_create(model, &cp, &ctx);
   if (s != LZN_OK) bench_fail("lzn_context_create: %s", lzn_last_error());
@@ -114,6 +118,10 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
   double bits = 0.0, active = 0.0, seconds = 0.0;
   long predicted = 0, tokens_seen = 0;
   lzn_layer_stats *stats = calloc((size_t)info.n_layers, sizeof *stats);
+  lzn_predictor_stats *pstats = calloc((size_t)info.n_layers, sizeof *pstats);
+  /* Predictor: recall and predicted fraction, token-weighted over windows
+   * and layers (each window starts from a reset context). */
+  double recall_sum = 0.0, predicted_sum = 0.0, predictor_weight = 0.0;
   for (long start = 0; start + 1 < n; start += window) {
     const long len = n - start < window ? n - start : window;
     for (long i = 0; i < len; i++) tokens[i] = text[start + i];
@@ -127,6 +135,13 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
     lzn_context_stats(ctx, stats, info.n_layers);
     for (int l = 0; l < info.n_layers; l++) active += stats[l].active_fraction * (double)len / info.n_layers;
     tokens_seen += len;
+    lzn_context_predictor_stats(ctx, pstats, info.n_layers);
+    for (int l = 0; predictor && l < info.n_layers; l++)
+      if (pstats[l].tokens > 0) {
+        recall_sum += pstats[l].recall * (double)len;
+        predicted_sum += pstats[l].predicted_fraction * (double)len;
+        predictor_weight += (double)len;
+      }
   }
   bench_set(record, "top_k", json_integer(top_k ? top_k : info.d_ff));
   bench_set(record, "top_k_label", json_string(top_k ? "" : "all (ReLU)"));
@@ -135,7 +150,11 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
   bench_set(record, "active_pct", json_real(100.0 * active / (double)tokens_seen));
   bench_set(record, "bytes", json_integer(predicted));
   bench_set(record, "t_s", json_real((double)tokens_seen / seconds));
-  free(stats), free(logits), free(tokens);
+  bench_set(record, "predictor", json_string(predictor ? "on" : "off"));
+  bench_set(record, "recall", predictor_weight > 0 ? json_real(recall_sum / predictor_weight) : json_null());
+  bench_set(record, "predicted_pct",
+            predictor_weight > 0 ? json_real(100.0 * predicted_sum / predictor_weight) : json_null());
+  free(stats), free(pstats), free(logits), free(tokens);
   lzn_context_free(ctx);
 }
 
@@ -156,7 +175,8 @@ int bench_quality_main(int argc, char **argv) {
       bench_fail("lzn_model_load(%s, %s): %s", o.model_dir, types[t], lzn_last_error());
     lzn_model_get_info(model, &info);
     if (info.vocab_size < 256) bench_fail("%s is not a byte-level model", o.model_dir);
-    for (size_t i = 0; i < n_k; i++) {
+    for (size_t i = 0; i < n_k; i++)
+      for (int predictor = 0; predictor <= (info.has_predictor > 0); predictor++) {
       json_t *record = json_object();
       bench_set(record, "model", json_string(o.model_dir));
       bench_set(record, "isa", json_string(lzn_isa_name()));
@@ -164,9 +184,9 @@ int bench_quality_main(int argc, char **argv) {
       bench_set(record, "weight_bytes", json_integer(info.weight_bytes));
       bench_set(record, "d_ff", json_integer(info.d_ff));
       bench_set(record, "top_k_arg", json_string(items[i]));
-      measure(model, &o, parse_top_k(items[i], info.d_ff), text, n, record);
+      measure(model, &o, parse_top_k(items[i], info.d_ff), predictor, text, n, record);
       json_array_append_new(records, record);
-    }
+      }
     lzn_model_free(model);
   }
   if (o.format == BENCH_FORMAT_MD) {
@@ -176,6 +196,8 @@ int bench_quality_main(int argc, char **argv) {
     static const bench_column columns[] = {
         {"type", "type", NULL, NULL, -1},         {"weight bytes", "weight_bytes", NULL, NULL, 0},
         {"top_k", "top_k_arg", NULL, NULL, -1},   {"neurons kept", "top_k", NULL, NULL, 0},
+        {"predictor", "predictor", NULL, NULL, -1}, {"predicted %", "predicted_pct", NULL, NULL, 2},
+        {"recall", "recall", NULL, NULL, 4},
         {"active %", "active_pct", NULL, NULL, 2}, {"bits/byte", "bits_per_byte", NULL, NULL, 4},
         {"prefill t/s", "t_s", NULL, NULL, 1}};
     bench_write_md_table(stdout, columns, sizeof columns / sizeof columns[0], records);
