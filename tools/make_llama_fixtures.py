@@ -326,7 +326,8 @@ def mistakes(c):
                       (= the correct pairing after permuting q/k rows inside every head)
       no_rope_scaling, theta_10000, fatrelu_as_relu, drelu_as_relu, no_attention_bias,
       eps_1e-5 (for a config whose eps is 1e-6)."""
-    hd, nh, nkv, L = lr.head_dim(c), c["num_attention_heads"], lr.n_kv_heads(c), c["num_hidden_layers"]
+    hd, nh, nkv = lr.head_dim(c), c["num_attention_heads"], lr.n_kv_heads(c)
+    L = c["num_hidden_layers"]
     out = {}
 
     def with_cfg(**kw):
@@ -368,8 +369,9 @@ def mistakes(c):
     if lr.activation(c) == "drelu":
         out["drelu_as_relu"] = (with_cfg(architectures=["LlamaForCausalLM"]), None)
     if c.get("attention_bias"):
-        out["no_attention_bias"] = (with_cfg(attention_bias=False),
-                                    lambda W: {k: v for k, v in W.items() if not k.endswith(".bias")})
+        def no_bias(W):
+            return {k: v for k, v in W.items() if not k.endswith(".bias")}
+        out["no_attention_bias"] = (with_cfg(attention_bias=False), no_bias)
     if float(c["rms_norm_eps"]) != 1e-5:
         out["eps_1e-5"] = (with_cfg(rms_norm_eps=1e-5), None)
     return out
@@ -381,7 +383,8 @@ def sensitivity(c, W, tokens, logits):
     res = {}
     for name, (c2, tf) in mistakes(c).items():
         W2 = tf(W) if tf else W
-        res[name] = float("%.3g" % ((lr.forward(c2, W2, tokens) - logits).abs().max().item() / scale))
+        diff = (lr.forward(c2, W2, tokens) - logits).abs().max().item()
+        res[name] = float("%.3g" % (diff / scale))
     return res
 
 

@@ -365,10 +365,10 @@ def emergent(rows, results, a):
            "held-out text%s; its mean density on the log batch was within 10 %% of its final "
            "value by step %d of %d."
            % (pct(rb[0]["active_mean"]), pct(mb),
-              " (so a gated-ReLU LLaMA becomes sparser by itself)" if mb < 0.8 * rb[0]["active_mean"]
-              else "", settled, a.steps)]
-    out.append("* **With the penalty** the mean density is %s (%.1f× fewer active neurons than the "
-               "baseline) for a held-out loss %+.1f %% against the baseline's."
+              " (so a gated-ReLU LLaMA becomes sparser by itself)"
+              if mb < 0.8 * rb[0]["active_mean"] else "", settled, a.steps)]
+    out.append("* **With the penalty** the mean density is %s (%.1f× fewer active neurons than "
+               "the baseline) for a held-out loss %+.1f %% against the baseline's."
                % (pct(ms), mb / ms, 100 * (sp["heldout_loss"] / b["heldout_loss"] - 1)))
     dense_b = max(range(L), key=lambda i: b["active"][i])
     dense_s = max(range(L), key=lambda i: sp["active"][i])
