@@ -304,6 +304,12 @@ LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_to
 /* Number of tokens in the KV cache. Returns -1 for NULL. */
 LZN_API int lzn_context_n_past(const lzn_context *ctx);
 
+/* Keeps the first n_keep tokens of the sequence and forgets the rest, so the
+ * next lzn_forward continues at position n_keep (regenerate from a point,
+ * reject speculative tokens). Statistics are kept. Nothing changes on
+ * failure. Statuses: OK, INVALID_ARG (NULL, n_keep outside [0, n_past]). */
+LZN_API lzn_status lzn_context_truncate(lzn_context *ctx, int n_keep);
+
 /* Empties the KV cache and the statistics. Statuses: OK, INVALID_ARG. */
 LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
 

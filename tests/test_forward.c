@@ -554,6 +554,41 @@ START_TEST(bad_shards_are_reported) {
 }
 END_TEST
 
+/* Truncate, then decode again: the same logits as a fresh decode. */
+START_TEST(truncate_then_redecode) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  lzn_context *ctx = make_context(model, LZN_MLP_SPARSE, 1);
+  float *step = malloc(sizeof(float) * (size_t)r.vocab);
+  const int keep = r.n_tokens / 2;
+  /* The whole sequence, then back to keep, then a wrong token, back again. */
+  ck_assert_int_eq(lzn_forward(ctx, r.tokens, r.n_tokens, step, LZN_LOGITS_LAST), LZN_OK);
+  ck_assert_int_eq(lzn_context_truncate(ctx, keep), LZN_OK);
+  ck_assert_int_eq(lzn_context_n_past(ctx), keep);
+  const int32_t wrong = (r.tokens[keep] + 1) % r.vocab;
+  ck_assert_int_eq(lzn_forward(ctx, &wrong, 1, step, LZN_LOGITS_LAST), LZN_OK);
+  ck_assert_int_eq(lzn_context_truncate(ctx, keep), LZN_OK);
+  for (int t = keep; t < r.n_tokens; t++) {
+    ck_assert_int_eq(lzn_forward(ctx, &r.tokens[t], 1, step, LZN_LOGITS_LAST), LZN_OK);
+    const double err = max_abs_diff(step, r.logits + (size_t)t * r.vocab, (size_t)r.vocab);
+    ck_assert_msg(err <= TOL_REFERENCE * r.scale, "%s token %d after truncate: %g", fixtures[_i], t, err);
+  }
+  /* Out of range: nothing changes. */
+  ck_assert_int_eq(lzn_context_truncate(ctx, r.n_tokens + 1), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "n_keep"));
+  ck_assert_int_eq(lzn_context_truncate(ctx, -1), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_context_n_past(ctx), r.n_tokens);
+  ck_assert_int_eq(lzn_context_truncate(NULL, 0), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_context_truncate(ctx, 0), LZN_OK);
+  ck_assert_int_eq(lzn_context_n_past(ctx), 0);
+  free(step);
+  free(r.logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *forward_suite(void) {
   Suite *s = suite_create("forward");
   TCase *torch = tcase_create("pytorch");
@@ -566,6 +601,7 @@ static Suite *forward_suite(void) {
   tcase_add_test(torch, progress_and_cancel);
   tcase_add_test(torch, top_k_and_threshold);
   tcase_add_test(torch, trained_model_continues_like_pytorch);
+  tcase_add_loop_test(torch, truncate_then_redecode, 0, N_FIXTURES);
   suite_add_tcase(s, torch);
   TCase *bad = tcase_create("bad input");
   tcase_set_timeout(bad, 60);
