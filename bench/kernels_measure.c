@@ -333,7 +333,8 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
             .density = density, .n_active = n_active,
             .bytes = (double)n_active * (double)run.weights.row_bytes_t,
             .dense_bytes = is_gemv ? (double)run.weights.bytes_t : (double)run.weights.bytes,
-            .dense_is_onednn = type == LZN_WTYPE_F32, .stream_gbps = o->stream[t].median};
+            .dense_is_onednn = type == LZN_WTYPE_F32, .stream_gbps = o->stream[t].median,
+            .stream_loads = o->stream_loads[t]};
       if (progress)
         fprintf(stderr, "\r%s %zux%zu threads %d %s %g %%   ", lzn_wtype_name(type), d, f, o->threads[t],
                 is_gemv ? "gemv" : "density", density);

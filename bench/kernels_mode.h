@@ -63,6 +63,7 @@ typedef struct kernels_result {
   int dense_is_onednn; /* else the same type's gemv over all rows, same ISA */
   bench_stats sparse, dense, relu; /* ms; sparse is the row's kernel, relu unset for the GEMV */
   double stream_gbps;              /* at this thread count */
+  bench_stream_loads stream_loads; /* the loads that reached it */
   double max_rel_err;              /* kernel and baseline against a double reference, warm-up call */
 } kernels_result;
 

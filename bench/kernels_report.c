@@ -102,6 +102,7 @@ static json_t *make_record(const kernels_options *o, const kernels_result *r, do
   bench_set(rec, "dense_bytes_read", json_real(r->dense_bytes));
   bench_set(rec, "copies_capped", json_boolean(r->copies_capped));
   bench_set(rec, "stream_gbps", real_or_null(r->stream_gbps));
+  bench_set(rec, "stream_loads", json_string(bench_stream_loads_name(r->stream_loads)));
   bench_set(rec, "stream_pct", real_or_null(100.0 * kernel_gbps / r->stream_gbps));
   bench_set(rec, "dense_stream_pct", real_or_null(100.0 * dense_gbps / r->stream_gbps));
   bench_set(rec, "speedup_vs_f32", f32 ? real_or_null(f32->sparse.median / r->sparse.median) : json_null());
