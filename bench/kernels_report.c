@@ -143,6 +143,12 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
   if (strcmp(o->machine.llc_source, "assumed") == 0)
     printf("The system reports no last-level cache size: %zu MiB assumed (set it with --l3-mib).\n\n",
            o->l3_bytes / MIB);
+  if (o->stream_bytes < 4 * o->l3_bytes)
+    printf("The stream buffer is capped at 1/4 of the RAM: %.1fx LLC, not 4x, so part of each read may come"
+           " from cache and the stream figure may be high.\n\n", (double)o->stream_bytes / (double)o->l3_bytes);
+  if (o->flush && o->flush_bytes < 2 * o->l3_bytes)
+    printf("The flush buffer is capped at 1/8 of the RAM: %.1fx LLC, not 2x, so a flush may leave data in"
+           " cache.\n\n", (double)o->flush_bytes / (double)o->l3_bytes);
 
   printf("Stream read (sequential, 64-bit sums, %.0f MiB = %.1fx LLC, median of %d):", (double)o->stream_bytes / MIB,
          (double)o->stream_bytes / (double)o->l3_bytes, o->reps);

@@ -166,15 +166,18 @@ void bench_machine_set_llc(bench_machine *m, size_t llc_bytes) {
 }
 
 void bench_machine_describe(const bench_machine *m, char *buf, size_t size) {
-  char sources[160] = "";
+  char llc[192];
+  const double sysconf_mib = (double)m->llc_sysconf / MIB_D, sysfs_mib = (double)m->llc_sysfs / MIB_D;
   if (strcmp(m->llc_source, "assumed") == 0)
-    snprintf(sources, sizeof sources, "the system does not say; assumed");
+    snprintf(llc, sizeof llc, "%.0f MiB assumed: neither sysconf nor sysfs says", (double)m->llc_bytes / MIB_D);
+  else if (strcmp(m->llc_source, "--l3-mib") == 0)
+    snprintf(llc, sizeof llc, "%.0f MiB from --l3-mib; sysconf says %.0f MiB, sysfs L%d %.0f MiB",
+             (double)m->llc_bytes / MIB_D, sysconf_mib, m->llc_sysfs_level, sysfs_mib);
   else
-    snprintf(sources, sizeof sources, "%s; sysconf says %.0f MiB, sysfs L%d %.0f MiB", m->llc_source,
-             (double)m->llc_sysconf / MIB_D, m->llc_sysfs_level, (double)m->llc_sysfs / MIB_D);
-  snprintf(buf, size, "CPU: %s (%s) | %ld CPUs online, %ld available | LLC %.0f MiB (%s) | RAM %.0f MiB",
-           m->cpu, m->cpu_source, m->cpus_online, m->cpus_available, (double)m->llc_bytes / MIB_D,
-           sources, (double)m->ram_bytes / MIB_D);
+    snprintf(llc, sizeof llc, "%.0f MiB, the larger of sysconf %.0f MiB and sysfs L%d %.0f MiB",
+             (double)m->llc_bytes / MIB_D, sysconf_mib, m->llc_sysfs_level, sysfs_mib);
+  snprintf(buf, size, "CPU: %s (%s) | %ld CPUs online, %ld available | LLC %s | RAM %.0f MiB", m->cpu,
+           m->cpu_source, m->cpus_online, m->cpus_available, llc, (double)m->ram_bytes / MIB_D);
 }
 
 void bench_machine_set_fields(json_t *record, const bench_machine *m) {
@@ -240,7 +243,11 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const void *p, si
     c = _mm512_add_epi64(c, _mm512_load_si512(v + 4 * i + 2));
     d = _mm512_add_epi64(d, _mm512_load_si512(v + 4 * i + 3));
   }
-  const uint64_t sum = (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+  /* Lanes summed as unsigned: _mm512_reduce_add_epi64 adds signed lanes,
+   * and the sums overflow by design. */
+  uint64_t lanes[8], sum = 0;
+  _mm512_storeu_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+  for (int l = 0; l < 8; l++) sum += lanes[l];
   return sum + sum_tail((const uint64_t *)p + n * 32, (bytes - n * 256) / 8);
 }
 #endif
