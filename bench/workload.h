@@ -2,7 +2,9 @@
  * workload.h: the data `lzn-bench kernels` reads, made before any timing.
  *
  * Cold cache by construction: each layout of W_down gets enough copies that
- * together they are at least 4x the L3, and calls rotate through them; every
+ * together they are at least 4x the last-level cache (fewer only when that
+ * would not fit in the RAM the benchmark allows itself, which the report
+ * then says), and calls rotate through them; every
  * call gets its own random active set, so no row stays warm from the call
  * before. Weights are random and every page is written, so no read hits the
  * kernel's shared zero page.
