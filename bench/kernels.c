@@ -17,11 +17,10 @@
 #include "kernels_mode.h"
 #include "workload.h"
 
-/* Most of the RAM the weight copies of one type (both layouts), the stream
- * buffer and the flush buffer may each take: the machine is shared, and a
- * benchmark that swaps measures the disk. */
-#define RAM_FRACTION_WEIGHTS 4 /* 1/4 */
-#define RAM_FRACTION_FLUSH 8   /* 1/8 */
+/* Most of the RAM that the weight copies of one type (both layouts) and the
+ * stream buffer (which is also the flush buffer) may each take: the machine
+ * is shared, and a benchmark that swaps measures the disk. */
+#define RAM_FRACTION 4 /* 1/4 */
 
 /* The spelling of --type. */
 static const char *const type_names[LZN_WTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
@@ -43,7 +42,7 @@ static void help(void) {
       "quantized to Q8_0 in every call, inside the timing. GB/s are weight bytes read, also as\n"
       "%% of the streaming read bandwidth measured in the same run. Cold cache: weight copies\n"
       ">= 4x the last-level cache, a fresh random active set per call, caches flushed before\n"
-      "each call.\n\n"
+      "each call by a timed stream read of 4x the LLC, so the stream is measured all along.\n\n"
       "  --shape DxF[,DxF...]    d_model x d_ff (default 2048x8192,4096x11008)\n"
       "  --density P[,P...]      active percent, in (0, 100] (default 1,3,5,10,20,30,50,100)\n"
       "  --isa NAME[,NAME...]    scalar, avx2, avx512 (default: all this machine supports)\n"
@@ -158,9 +157,7 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
   if (l3_option) bench_machine_set_llc(&o->machine, l3_option);
   o->l3_bytes = o->machine.llc_bytes;
   const size_t ram = o->machine.ram_bytes ? o->machine.ram_bytes : (size_t)16 << 30;
-  o->cap_bytes = ram / RAM_FRACTION_WEIGHTS;
-  o->flush_bytes = 2 * o->l3_bytes;
-  if (o->flush_bytes > ram / RAM_FRACTION_FLUSH) o->flush_bytes = ram / RAM_FRACTION_FLUSH;
+  o->cap_bytes = ram / RAM_FRACTION;
   o->stream_bytes = 4 * o->l3_bytes;
   if (o->stream_bytes > o->cap_bytes) o->stream_bytes = o->cap_bytes;
 }
@@ -204,9 +201,7 @@ static const char *missing_slot(const kernels_options *o, const lzn_kernel_table
 
 /* The streaming read bandwidth at every thread count asked, with each kind
  * of loads this CPU runs, keeping the fastest; and per kind at 1 thread. */
-static void measure_stream(kernels_options *o) {
-  char *buffer = bench_alloc_big(o->stream_bytes, o->huge_pages);
-  memset(buffer, 1, o->stream_bytes);
+static void measure_stream(kernels_options *o, const void *buffer) {
   const int progress = isatty(STDERR_FILENO);
   bench_stats best1 = {0};
   bench_stream_loads best1_loads = BENCH_STREAM_SSE2;
@@ -235,7 +230,6 @@ static void measure_stream(kernels_options *o) {
     }
   }
   if (progress) fprintf(stderr, "\r%60s\r", "");
-  free(buffer);
 }
 
 int bench_kernels_main(int argc, char **argv) {
@@ -263,12 +257,13 @@ int bench_kernels_main(int argc, char **argv) {
   }
   if (n_measured == 0) bench_fail("none of the types asked for has its kernels in this build");
 
-  measure_stream(&o);
+  /* One buffer for the stream and the flushes: a flush is a stream read. */
+  void *flush_buffer = bench_alloc_big(o.stream_bytes, o.huge_pages);
+  memset(flush_buffer, 1, o.stream_bytes);
+  measure_stream(&o, flush_buffer);
   const size_t group = KERNELS_ROWS_PER_GROUP(&o), per_type = o.n_threads * o.n_isas;
   kernels_result *results = calloc(o.n_shapes * n_measured * per_type * group, sizeof *results);
-  void *flush_buffer = bench_alloc_big(o.flush_bytes, 0);
   if (results == NULL) bench_fail("out of memory");
-  memset(flush_buffer, 1, o.flush_bytes);
   bench_rng rng = {0x6c617a796e6575ull}; /* fixed: runs draw the same active sets */
   size_t n_groups = 0;
   for (size_t s = 0; s < o.n_shapes; s++)

@@ -23,7 +23,11 @@
  *
  * Before each timed weight-reading call the caches are flushed and the small
  * operands (y, x or the active set) brought back: mid-inference the weights
- * of the next layer are never in cache, but the activations are.
+ * of the next layer are never in cache, but the activations are. The flush
+ * is a stream read of 4x the LLC, timed: the median of the flushes of one
+ * (threads, density) point is the stream bandwidth its rows are read
+ * against, measured under the same load of the machine as the kernels (a
+ * shared machine can halve it from one minute to the next).
  */
 #include <math.h>
 #include <stdio.h>
@@ -58,11 +62,17 @@ typedef struct runner {
   float *x_gemv; /* [R+1][D]: the GEMV's inputs */
   lzn_dense *dense;
   const void *flush_buffer;
+  bench_stream_loads loads; /* the fastest for the current thread count */
+  double *stream_gbps;      /* the flushes of the current point */
+  size_t n_stream, stream_cap;
   lzn_kernel_table ref; /* conversions for the references */
 } runner;
 
 static void before_call(runner *run, const void *operand, size_t bytes, size_t y_len, int threads) {
-  if (run->opt->flush) bench_flush_cache(run->flush_buffer, run->opt->flush_bytes, threads);
+  if (run->opt->flush) {
+    const double gbps = bench_stream_read_once(run->flush_buffer, run->opt->stream_bytes, threads, run->loads);
+    if (run->n_stream < run->stream_cap) run->stream_gbps[run->n_stream++] = gbps;
+  }
   memset(run->y, 0, y_len * sizeof *run->y); /* y = b_down, in cache */
   bench_touch(operand, bytes);
 }
@@ -315,11 +325,16 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
   run.x_gemv = checked_malloc(((size_t)o->reps + 1) * d * sizeof *run.x_gemv);
   for (size_t i = 0; i < ((size_t)o->reps + 1) * d; i++) run.x_gemv[i] = (float)(2.0 * bench_rng_unit(rng) - 1.0);
   double *samples = checked_malloc((1 + 3 * o->n_isas) * (size_t)o->reps * sizeof *samples);
+  /* Flushes per point: at most 1 + 3 per ISA per repetition, and the
+   * warm-up's checks (1 per ISA). */
+  run.stream_cap = ((size_t)o->reps + 2) * (2 + 3 * o->n_isas);
+  run.stream_gbps = checked_malloc(run.stream_cap * sizeof *run.stream_gbps);
   if (lzn_dense_create(&run.dense) != LZN_OK) bench_fail("oneDNN: %s", lzn_last_error());
   const int progress = isatty(STDERR_FILENO);
   const size_t group = KERNELS_ROWS_PER_GROUP(o), stride = group;
   for (size_t t = 0; t < o->n_threads; t++) {
     kernels_result *first_group = &out[t * o->n_isas * group];
+    run.loads = o->stream_loads[t];
     for (size_t k = 0; k <= o->n_densities; k++) {
       const int is_gemv = k == o->n_densities;
       const double density = is_gemv ? 100.0 : o->densities[k];
@@ -338,6 +353,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
       if (progress)
         fprintf(stderr, "\r%s %zux%zu threads %d %s %g %%   ", lzn_wtype_name(type), d, f, o->threads[t],
                 is_gemv ? "gemv" : "density", density);
+      run.n_stream = 0;
       if (is_gemv) {
         measure_gemv(&run, o->threads[t], samples, first_group + k, stride);
       } else {
@@ -346,6 +362,10 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
         measure_down(&run, &sets, o->threads[t], samples, first_group + k, stride);
         active_sets_free(&sets);
       }
+      if (run.n_stream > 0) {
+        const double stream = bench_summarize(run.stream_gbps, run.n_stream).median;
+        for (size_t i = 0; i < o->n_isas; i++) first_group[i * stride + k].stream_gbps = stream;
+      }
     }
   }
   if (progress) fprintf(stderr, "\r%70s\r", "");
@@ -353,4 +373,5 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
   weight_copies_free(&run.weights);
   free(run.y), free(run.y_ref), free(run.acc), free(run.row), free(run.x_used), free(run.xq);
   free(run.relu_idx), free(run.relu_val), free(run.x_gemv), free(samples);
+  free(run.stream_gbps);
 }

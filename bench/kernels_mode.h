@@ -33,7 +33,6 @@ typedef struct kernels_options {
   bench_format format;
   size_t l3_bytes;  /* what cold sets are sized by: machine.llc_bytes */
   size_t cap_bytes; /* most memory the weight copies of one type may take */
-  size_t flush_bytes;
   int huge_pages, flush;
   bench_machine machine;
   /* Streaming read bandwidth, per entry of threads[], with the loads that
@@ -41,7 +40,7 @@ typedef struct kernels_options {
   bench_stats stream[KERNELS_MAX_ITEMS];
   bench_stream_loads stream_loads[KERNELS_MAX_ITEMS];
   double stream_by_loads[BENCH_STREAM_COUNT]; /* GB/s, 0 = not supported */
-  size_t stream_bytes;
+  size_t stream_bytes; /* of the stream buffer, which is also the flush buffer */
 } kernels_options;
 
 /* What a row times: the down-projection at one density (axpy_rows through
@@ -62,7 +61,10 @@ typedef struct kernels_result {
   double dense_bytes; /* weight bytes the dense baseline reads */
   int dense_is_onednn; /* else the same type's gemv over all rows, same ISA */
   bench_stats sparse, dense, relu; /* ms; sparse is the row's kernel, relu unset for the GEMV */
-  double stream_gbps;              /* at this thread count */
+  /* At this thread count: the median of the flushes around this row's
+   * calls (each flush is a timed stream read), or without flushes the
+   * stream measured before the kernels. */
+  double stream_gbps;
   bench_stream_loads stream_loads; /* the loads that reached it */
   double max_rel_err;              /* kernel and baseline against a double reference, warm-up call */
 } kernels_result;
@@ -76,7 +78,9 @@ const char *kernels_type_name(lzn_wtype type);
 /* Measures one shape in one type for every thread count, density and ISA,
  * into out[(t * n_isas + i) * KERNELS_ROWS_PER_GROUP + k]: the order the
  * table prints. n_copies of each layout, capped as the result rows say.
- * flush_buffer holds o->flush_bytes of nonzero data. */
+ * flush_buffer, o->stream_bytes of nonzero data, is read before every timed
+ * call with o->stream_loads, and timed: the stream read interleaved with the
+ * kernels. */
 void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, size_t f,
                            size_t n_copies, int copies_capped, const void *flush_buffer,
                            bench_rng *rng, kernels_result *out);

@@ -127,6 +127,7 @@ static const bench_column md_columns[] = {
     {"1/d", "ideal_speedup", NULL, NULL, 1},
     {"speedup*d", "speedup_vs_ideal", NULL, NULL, 2},
     {"GB/s", "sparse_gbps", NULL, NULL, 1},
+    {"stream GB/s", "stream_gbps", NULL, NULL, 1},
     {"% stream", "stream_pct", NULL, NULL, 0},
     {"dense GB/s", "dense_gbps", NULL, NULL, 1},
     {"dense % stream", "dense_stream_pct", NULL, NULL, 0},
@@ -146,11 +147,8 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
   if (o->stream_bytes < 4 * o->l3_bytes)
     printf("The stream buffer is capped at 1/4 of the RAM: %.1fx LLC, not 4x, so part of each read may come"
            " from cache and the stream figure may be high.\n\n", (double)o->stream_bytes / (double)o->l3_bytes);
-  if (o->flush && o->flush_bytes < 2 * o->l3_bytes)
-    printf("The flush buffer is capped at 1/8 of the RAM: %.1fx LLC, not 2x, so a flush may leave data in"
-           " cache.\n\n", (double)o->flush_bytes / (double)o->l3_bytes);
 
-  printf("Stream read (sequential, 64-bit sums, %.0f MiB = %.1fx LLC, median of %d):", (double)o->stream_bytes / MIB,
+  printf("Stream read before the kernels (sequential, 64-bit sums, %.0f MiB = %.1fx LLC, median of %d):", (double)o->stream_bytes / MIB,
          (double)o->stream_bytes / (double)o->l3_bytes, o->reps);
   for (size_t t = 0; t < o->n_threads; t++)
     printf("%s %d thread%s %.1f GB/s [%.1f-%.1f] (%s loads)", t ? ";" : "", o->threads[t], o->threads[t] > 1 ? "s" : "",
@@ -159,7 +157,9 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
   for (int l = 0; l < BENCH_STREAM_COUNT; l++)
     if (o->stream_by_loads[l] > 0)
       printf(" %s %.1f", bench_stream_loads_name((bench_stream_loads)l), o->stream_by_loads[l]);
-  printf(" GB/s; the fastest is the reference for \"%% stream\" at each thread count.\n\n");
+  printf(" GB/s. The fastest loads at each thread count then read the same buffer as the flush before every"
+         " timed call, timed: \"stream GB/s\" is the median of the flushes around each row's calls, \"%% stream\""
+         " the row's GB/s over it.\n\n");
 
   printf("Cold working set per layout (W_t [F][D] sparse and GEMV, W [D][F] dense), calls rotate through the copies:\n");
   const size_t per_block = o->n_threads * o->n_isas; /* groups per (shape, type) */
@@ -175,10 +175,11 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
   }
   printf("\nDense baseline: oneDNN's fp32 matmul for f32; for the other types the same type's gemv over all rows"
          " (W [D][F] for the down-projection, W_t itself for the GEMV), same ISA.\n"
-         "GB/s = weight bytes actually read (rows read x row bytes) / median time; %% stream = that over the"
-         " stream read at the same thread count. For q8_0/q4_0 every call quantizes x to Q8_0, inside the timing.\n"
+         "GB/s = weight bytes actually read (rows read x row bytes) / median time. For q8_0/q4_0 every call"
+         " quantizes x to Q8_0, inside the timing.\n"
          "%s. Transparent huge pages: %s%s.\n\n",
-         o->flush ? "Caches flushed (2x LLC read) before every timed call" : "No flush between calls",
+         o->flush ? "Caches flushed (the stream read) before every timed call"
+                  : "No flush between calls (stream GB/s from the measurement before the kernels)",
          bench_thp_mode(), o->huge_pages ? ", weights madvised" : ", weights not advised");
 }
 

@@ -311,14 +311,17 @@ static double timed_read(stream_reader read, const char *buffer, size_t bytes, i
   return t1 - t0;
 }
 
+double bench_stream_read_once(const void *buffer, size_t bytes, int n_threads, bench_stream_loads loads) {
+  (void)read_plain; /* the reader where there is no x86 */
+  return (double)bytes / timed_read(reader_for(loads), buffer, bytes, n_threads) / 1e9;
+}
+
 double bench_stream_read_gbps(const void *buffer, size_t bytes, int n_threads, int reps,
                               bench_stream_loads loads, double *min_gbps, double *max_gbps) {
-  const stream_reader read = reader_for(loads);
-  (void)read_plain; /* the reader where there is no x86 */
   double *gbps = malloc((size_t)reps * sizeof *gbps);
   if (gbps == NULL) bench_fail("out of memory");
-  (void)timed_read(read, buffer, bytes, n_threads); /* wakes the threads, maps the pages */
-  for (int r = 0; r < reps; r++) gbps[r] = (double)bytes / timed_read(read, buffer, bytes, n_threads) / 1e9;
+  (void)bench_stream_read_once(buffer, bytes, n_threads, loads); /* wakes the threads, maps the pages */
+  for (int r = 0; r < reps; r++) gbps[r] = bench_stream_read_once(buffer, bytes, n_threads, loads);
   const bench_stats s = bench_summarize(gbps, (size_t)reps);
   free(gbps);
   if (min_gbps) *min_gbps = s.min;

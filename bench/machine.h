@@ -61,6 +61,11 @@ const char *bench_stream_loads_name(bench_stream_loads loads);
 /* Whether this CPU and OS can run those loads. */
 int bench_stream_loads_supported(bench_stream_loads loads);
 
+/* GB/s (1e9 bytes/s) of one sequential read of buffer[0..bytes) by
+ * n_threads OpenMP threads, each reading one contiguous slice and summing
+ * its 64-bit words. Of a buffer >= 4x the LLC, it also flushes the caches. */
+double bench_stream_read_once(const void *buffer, size_t bytes, int n_threads, bench_stream_loads loads);
+
 /* Median GB/s (1e9 bytes/s) of reps sequential reads of buffer[0..bytes)
  * (filled by the caller, so not the shared zero page) by n_threads OpenMP
  * threads, each reading one contiguous slice and summing its 64-bit words,
