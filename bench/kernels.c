@@ -53,7 +53,8 @@ static void help(void) {
       "  -o md|json|csv          output format (default md)\n"
       "  --l3-mib N              last-level cache size to size cold sets by (default: the\n"
       "                          larger of sysconf and sysfs, 32 if neither says)\n"
-      "  --no-flush              do not flush the caches before each call\n"
+      "  --no-flush              do not flush the caches before each call (%% stream is then\n"
+      "                          over the stream measured before the kernels)\n"
       "  --no-hugepages          do not madvise the weights for transparent huge pages\n"
       "  -h, --help              this text\n");
 }
