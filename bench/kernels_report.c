@@ -141,6 +141,14 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
   printf("lzn-bench kernels | %s | reps %d (+1 warm-up), fresh random active set per call"
          " | lazyneuron %s, oneDNN %d.%d.%d\n\n",
          machine, o->reps, lzn_version_string(), v->major, v->minor, v->patch);
+  const double load_end = bench_machine_load();
+  if (o->machine.load_at_start >= 0 && load_end >= 0)
+    printf("Load average (1 min): %.2f at the start, %.2f at the end, on %ld CPUs%s.\n\n", o->machine.load_at_start,
+           load_end, o->machine.cpus_online,
+           o->machine.load_at_start > 0.5 * (double)o->machine.cpus_online || load_end > 0.5 * (double)o->machine.cpus_online
+               ? ": other processes were using the cores, so the timings are noisy, most of all with"
+                 " several threads"
+               : "");
   if (strcmp(o->machine.llc_source, "assumed") == 0)
     printf("The system reports no last-level cache size: %zu MiB assumed (set it with --l3-mib).\n\n",
            o->l3_bytes / MIB);

@@ -158,6 +158,16 @@ void bench_machine_detect(bench_machine *m) {
   m->cpus_available = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : m->cpus_online;
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   m->ram_bytes = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+  m->load_at_start = bench_machine_load();
+}
+
+double bench_machine_load(void) {
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f == NULL) return -1.0;
+  double load = -1.0;
+  if (fscanf(f, "%lf", &load) != 1) load = -1.0;
+  fclose(f);
+  return load;
 }
 
 void bench_machine_set_llc(bench_machine *m, size_t llc_bytes) {
@@ -186,6 +196,7 @@ void bench_machine_set_fields(json_t *record, const bench_machine *m) {
   bench_set(record, "llc_mib", json_real((double)m->llc_bytes / MIB_D));
   bench_set(record, "llc_source", json_string(m->llc_source));
   bench_set(record, "ram_mib", json_real((double)m->ram_bytes / MIB_D));
+  bench_set(record, "load_at_start", m->load_at_start >= 0 ? json_real(m->load_at_start) : json_null());
 }
 
 /* --------------------------------------------------------- stream read */

@@ -26,12 +26,18 @@ typedef struct bench_machine {
   long cpus_online;       /* sysconf(_SC_NPROCESSORS_ONLN) */
   long cpus_available;    /* in this process's affinity mask */
   size_t ram_bytes;       /* physical memory */
+  double load_at_start;   /* 1-minute load average at detection, -1 if unknown */
 } bench_machine;
 
 /* The LLC assumed when the system does not say. */
 #define BENCH_LLC_FALLBACK ((size_t)32 << 20)
 
 void bench_machine_detect(bench_machine *m);
+
+/* The 1-minute load average now (/proc/loadavg), -1 if unknown: on a shared
+ * machine a load above its CPUs minus the benchmark's threads means other
+ * processes took turns on the cores during the timing. */
+double bench_machine_load(void);
 
 /* Replaces the detected LLC size with the user's (--l3-mib). */
 void bench_machine_set_llc(bench_machine *m, size_t llc_bytes);
