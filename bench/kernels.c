@@ -1,33 +1,60 @@
 /*
- * kernels.c: `lzn-bench kernels`, the down-projection of one token,
- * y[D] = W_down . h, sparse (the active rows of W_down^T, per ISA) against
- * dense (oneDNN's matmul over all of W_down), both with cold caches. This
- * file reads the command line; kernels_measure.c times, kernels_report.c
- * prints.
+ * kernels.c: `lzn-bench kernels`, per weight type: the down-projection of
+ * one token, y[D] = W_down . h, sparse (the active rows of W_down^T, per
+ * ISA) against dense (oneDNN's fp32 matmul over all of W_down; for the
+ * other types that type's gemv over all rows), and the GEMV over all rows
+ * of W_t, all with cold caches, next to the machine's streaming read
+ * bandwidth. This file reads the command line, sizes the working sets from
+ * the machine and measures the stream; kernels_measure.c times the kernels,
+ * kernels_report.c prints.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "kernels_mode.h"
 #include "workload.h"
 
+/* Most of the RAM that the weight copies of one type (both layouts) and the
+ * stream buffer (which is also the flush buffer) may each take: the machine
+ * is shared, and a benchmark that swaps measures the disk. */
+#define RAM_FRACTION 4 /* 1/4 */
+
+/* The spelling of --type. */
+static const char *const type_names[LZN_WTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+
+const char *kernels_type_name(lzn_wtype type) {
+  return (unsigned)type < LZN_WTYPE_COUNT ? type_names[type] : "?";
+}
+
 static void help(void) {
   printf(
       "usage: lzn-bench kernels [options]\n"
-      "Times the MLP down-projection of one token, y[D] = W_down . h with density %% of h active:\n"
-      "sparse = lzn_sparse_down_run over the active rows of W_down^T [F][D], per ISA;\n"
-      "dense  = oneDNN matmul over W_down [D][F]. Cold cache: weight copies >= 4x L3, a fresh\n"
-      "random active set per call, caches flushed before each call.\n\n"
+      "Times, per weight type, the MLP down-projection of one token, y[D] = W_down . h with\n"
+      "density %% of h active, and the GEMV out[F] = W_t . x over all rows:\n"
+      "sparse = lzn_sparse_down_run (axpy_rows) over the active rows of W_down^T [F][D], per ISA;\n"
+      "dense  = oneDNN fp32 matmul over W_down [D][F] for f32, the same type's gemv over all\n"
+      "         rows of W_down [D][F] (same ISA) for the other types;\n"
+      "gemv   = the type's gemv over W_t [F][D], rows split among threads, against oneDNN (f32).\n"
+      "Weights are the fp32 workload converted by the reference from_f32; for q8_0/q4_0, x is\n"
+      "quantized to Q8_0 in every call, inside the timing. GB/s are weight bytes read, also as\n"
+      "%% of the streaming read bandwidth measured in the same run. Cold cache: weight copies\n"
+      ">= 4x the last-level cache, a fresh random active set per call, caches flushed before\n"
+      "each call by a timed stream read of 4x the LLC, so the stream is measured all along.\n\n"
       "  --shape DxF[,DxF...]    d_model x d_ff (default 2048x8192,4096x11008)\n"
       "  --density P[,P...]      active percent, in (0, 100] (default 1,3,5,10,20,30,50,100)\n"
       "  --isa NAME[,NAME...]    scalar, avx2, avx512 (default: all this machine supports)\n"
+      "  --type T[,T...]         f32, f16, bf16, q8_0, q4_0 or all (default f32); a type\n"
+      "                          whose kernels are missing from the table is skipped\n"
       "  --threads N[,N...]      threads per call (default 1)\n"
       "  --reps R                timed calls per measurement, after 1 warm-up (default 20)\n"
       "  -o md|json|csv          output format (default md)\n"
-      "  --l3-mib N              last-level cache size assumed (default 32)\n"
-      "  --no-flush              do not flush the caches before each call\n"
+      "  --l3-mib N              last-level cache size to size cold sets by (default: the\n"
+      "                          larger of sysconf and sysfs, 32 if neither says)\n"
+      "  --no-flush              do not flush the caches before each call (%% stream is then\n"
+      "                          over the stream measured before the kernels)\n"
       "  --no-hugepages          do not madvise the weights for transparent huge pages\n"
       "  -h, --help              this text\n");
 }
@@ -57,6 +84,17 @@ static void parse_shape(kernels_options *o, char *text) {
   o->n_shapes++;
 }
 
+static void add_type(kernels_options *o, const char *name) {
+  for (int t = 0; t < LZN_WTYPE_COUNT; t++) {
+    if (strcasecmp(name, type_names[t]) != 0) continue;
+    for (size_t i = 0; i < o->n_types; i++)
+      if (o->types[i] == (lzn_wtype)t) return;
+    o->types[o->n_types++] = (lzn_wtype)t;
+    return;
+  }
+  bench_usage_error("--type: unknown type \"%s\" (f32, f16, bf16, q8_0, q4_0, all)", name);
+}
+
 static int compare_double(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -65,8 +103,9 @@ static int compare_double(const void *a, const void *b) {
 
 static void parse_options(kernels_options *o, int argc, char **argv) {
   const char *shapes = "2048x8192,4096x11008", *densities = "1,3,5,10,20,30,50,100";
-  const char *isas = NULL, *threads = "1";
-  *o = (kernels_options){.reps = 20, .format = BENCH_FORMAT_MD, .l3_bytes = 32 * MIB, .huge_pages = 1, .flush = 1};
+  const char *isas = NULL, *threads = "1", *types = "f32";
+  size_t l3_option = 0;
+  *o = (kernels_options){.reps = 20, .format = BENCH_FORMAT_MD, .huge_pages = 1, .flush = 1};
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -76,9 +115,10 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--density"))) densities = v;
     else if ((v = bench_option_value(argc, argv, &i, "--isa"))) isas = v;
     else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--type"))) types = v;
     else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
-    else if ((v = bench_option_value(argc, argv, &i, "--l3-mib"))) o->l3_bytes = (size_t)bench_parse_long("--l3-mib", v, 1, 65536) * MIB;
+    else if ((v = bench_option_value(argc, argv, &i, "--l3-mib"))) l3_option = (size_t)bench_parse_long("--l3-mib", v, 1, 65536) * MIB;
     else if (strcmp(argv[i], "--no-flush") == 0) o->flush = 0;
     else if (strcmp(argv[i], "--no-hugepages") == 0) o->huge_pages = 0;
     else bench_usage_error("kernels: unknown option \"%s\"", argv[i]);
@@ -109,35 +149,135 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
   n = bench_split_list("--threads", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++)
     o->threads[o->n_threads++] = (int)bench_parse_long("--threads", items[k], 1, LZN_MAX_THREADS);
+  if (strcasecmp(types, "all") == 0) types = "f32,f16,bf16,q8_0,q4_0";
+  bench_copy_list("--type", buf, sizeof buf, types);
+  n = bench_split_list("--type", buf, items, KERNELS_MAX_ITEMS);
+  for (size_t k = 0; k < n; k++) add_type(o, items[k]);
+
+  bench_machine_detect(&o->machine);
+  if (l3_option) bench_machine_set_llc(&o->machine, l3_option);
+  o->l3_bytes = o->machine.llc_bytes;
+  const size_t ram = o->machine.ram_bytes ? o->machine.ram_bytes : (size_t)16 << 30;
+  o->cap_bytes = ram / RAM_FRACTION;
+  o->stream_bytes = 4 * o->l3_bytes;
+  if (o->stream_bytes > o->cap_bytes) o->stream_bytes = o->cap_bytes;
 }
 
-/* Fails up front, not after minutes of measuring, when a shape's copies
- * (both layouts at once) would not fit in 3/4 of the RAM. */
+/* Bytes of one copy of both layouts of a shape in a type. */
+static size_t pair_bytes(lzn_wtype type, size_t d, size_t f) {
+  return f * lzn_wtype_row_bytes(type, d) + d * lzn_wtype_row_bytes(type, f);
+}
+
+/* Fails up front, not after minutes of measuring, when a single copy of a
+ * shape (both layouts at once) would not fit in 3/4 of the RAM. */
 static void check_memory(const kernels_options *o) {
-  const double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  const double ram = (double)o->machine.ram_bytes;
   for (size_t s = 0; s < o->n_shapes; s++) {
-    const size_t bytes = (size_t)(o->d_model[s] * o->d_ff[s]) * sizeof(float);
-    const double need = 2.0 * (double)weight_copies_needed(bytes, o->l3_bytes) * (double)bytes;
+    const double need = (double)pair_bytes(LZN_WTYPE_F32, (size_t)o->d_model[s], (size_t)o->d_ff[s]);
     if (ram > 0 && need > 0.75 * ram)
-      bench_fail("%lldx%lld needs %.0f MiB of weight copies, more than 3/4 of the %.0f MiB of RAM",
+      bench_fail("%lldx%lld needs %.0f MiB for one copy of W and W_t, more than 3/4 of the %.0f MiB of RAM",
                  (long long)o->d_model[s], (long long)o->d_ff[s], need / MIB, ram / MIB);
   }
+}
+
+/* The first slot a type needs that some table lacks, as "avx2 q8_0 gemv",
+ * or NULL when every slot is there. Until a type's kernels land the table
+ * leaves its slots NULL; the benchmark skips it instead of crashing. */
+static const char *missing_slot(const kernels_options *o, const lzn_kernel_table *ref, lzn_wtype type,
+                                char *buf, size_t size) {
+  const int quantized_x = lzn_wtype_x_type(type) == LZN_WTYPE_Q8_0;
+  const char *q8 = type_names[LZN_WTYPE_Q8_0], *name = type_names[type];
+  if (ref->type[type].from_f32 == NULL) return snprintf(buf, size, "scalar %s from_f32", name), buf;
+  if (ref->type[type].to_f32 == NULL) return snprintf(buf, size, "scalar %s to_f32", name), buf;
+  if (quantized_x && ref->type[LZN_WTYPE_Q8_0].to_f32 == NULL) return snprintf(buf, size, "scalar %s to_f32", q8), buf;
+  for (size_t i = 0; i < o->n_isas; i++) {
+    const lzn_kernel_table *k = &o->isas[i];
+    if (k->type[type].axpy_rows == NULL) return snprintf(buf, size, "%s %s axpy_rows", k->name, name), buf;
+    if (k->type[type].gemv == NULL) return snprintf(buf, size, "%s %s gemv", k->name, name), buf;
+    if (quantized_x && k->type[LZN_WTYPE_Q8_0].from_f32 == NULL)
+      return snprintf(buf, size, "%s %s from_f32 (for x)", k->name, q8), buf;
+  }
+  return NULL;
+}
+
+/* The streaming read bandwidth at every thread count asked, with each kind
+ * of loads this CPU runs, keeping the fastest; and per kind at 1 thread. */
+static void measure_stream(kernels_options *o, const void *buffer) {
+  const int progress = isatty(STDERR_FILENO);
+  bench_stats best1 = {0};
+  bench_stream_loads best1_loads = BENCH_STREAM_SSE2;
+  for (int l = 0; l < BENCH_STREAM_COUNT; l++) {
+    if (!bench_stream_loads_supported((bench_stream_loads)l)) continue;
+    if (progress) fprintf(stderr, "\rstream read, 1 thread, %s loads   ", bench_stream_loads_name((bench_stream_loads)l));
+    bench_stats st;
+    st.median = bench_stream_read_gbps(buffer, o->stream_bytes, 1, o->reps, (bench_stream_loads)l, &st.min, &st.max);
+    o->stream_by_loads[l] = st.median;
+    if (st.median > best1.median) best1 = st, best1_loads = (bench_stream_loads)l;
+  }
+  for (size_t t = 0; t < o->n_threads; t++) {
+    if (o->threads[t] == 1) {
+      o->stream[t] = best1, o->stream_loads[t] = best1_loads;
+      continue;
+    }
+    o->stream[t] = (bench_stats){0};
+    for (int l = 0; l < BENCH_STREAM_COUNT; l++) {
+      if (!bench_stream_loads_supported((bench_stream_loads)l)) continue;
+      if (progress)
+        fprintf(stderr, "\rstream read, %d threads, %s loads   ", o->threads[t], bench_stream_loads_name((bench_stream_loads)l));
+      bench_stats st;
+      st.median = bench_stream_read_gbps(buffer, o->stream_bytes, o->threads[t], o->reps, (bench_stream_loads)l,
+                                         &st.min, &st.max);
+      if (st.median > o->stream[t].median) o->stream[t] = st, o->stream_loads[t] = (bench_stream_loads)l;
+    }
+  }
+  if (progress) fprintf(stderr, "\r%60s\r", "");
 }
 
 int bench_kernels_main(int argc, char **argv) {
   kernels_options o;
   parse_options(&o, argc, argv);
   check_memory(&o);
-  const size_t per_shape = o.n_threads * o.n_isas * o.n_densities;
-  kernels_result *results = calloc(o.n_shapes * per_shape, sizeof *results);
-  void *flush_buffer = bench_alloc_big(2 * o.l3_bytes, 0);
+  lzn_kernel_table ref;
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  /* What is skipped, one line each, for the report. */
+  char skipped[2048] = "";
+  size_t skipped_len = 0;
+  lzn_wtype measured[LZN_WTYPE_COUNT];
+  size_t n_measured = 0;
+  for (size_t t = 0; t < o.n_types; t++) {
+    char slot[96];
+    const char *missing = missing_slot(&o, &ref, o.types[t], slot, sizeof slot);
+    if (missing == NULL) {
+      measured[n_measured++] = o.types[t];
+      continue;
+    }
+    fprintf(stderr, "lzn-bench: note: skipping %s: no %s kernel in this build\n", type_names[o.types[t]], missing);
+    skipped_len += (size_t)snprintf(skipped + skipped_len, sizeof skipped - skipped_len,
+                                    "- %s skipped: no %s kernel in this build.\n", type_names[o.types[t]], missing);
+    if (skipped_len >= sizeof skipped) skipped_len = sizeof skipped - 1;
+  }
+  if (n_measured == 0) bench_fail("none of the types asked for has its kernels in this build");
+
+  /* One buffer for the stream and the flushes: a flush is a stream read. */
+  void *flush_buffer = bench_alloc_big(o.stream_bytes, o.huge_pages);
+  memset(flush_buffer, 1, o.stream_bytes);
+  measure_stream(&o, flush_buffer);
+  const size_t group = KERNELS_ROWS_PER_GROUP(&o), per_type = o.n_threads * o.n_isas;
+  kernels_result *results = calloc(o.n_shapes * n_measured * per_type * group, sizeof *results);
   if (results == NULL) bench_fail("out of memory");
-  memset(flush_buffer, 1, 2 * o.l3_bytes);
   bench_rng rng = {0x6c617a796e6575ull}; /* fixed: runs draw the same active sets */
+  size_t n_groups = 0;
   for (size_t s = 0; s < o.n_shapes; s++)
-    kernels_measure_shape(&o, (size_t)o.d_model[s], (size_t)o.d_ff[s], flush_buffer, &rng, results + s * per_shape);
+    for (size_t t = 0; t < n_measured; t++) {
+      const size_t d = (size_t)o.d_model[s], f = (size_t)o.d_ff[s];
+      const size_t bytes = f * lzn_wtype_row_bytes(measured[t], d);
+      int capped;
+      const size_t copies = weight_copies_capped(bytes, pair_bytes(measured[t], d, f), o.l3_bytes, o.cap_bytes, &capped);
+      kernels_measure_shape(&o, measured[t], d, f, copies, capped, flush_buffer, &rng, results + n_groups * group);
+      n_groups += per_type;
+    }
   free(flush_buffer);
-  const int mismatch = kernels_report(&o, results);
+  const int mismatch = kernels_report(&o, results, n_groups, skipped);
   free(results);
   return mismatch ? BENCH_EXIT_FAIL : 0;
 }

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "core/errors.h"
 #include "cpu/cpu.h"
+#include "machine.h"
 #include "output.h"
 
 #define KERNELS_MAX_ITEMS 64
@@ -26,31 +27,68 @@ typedef struct kernels_options {
   size_t n_isas;
   int threads[KERNELS_MAX_ITEMS];
   size_t n_threads;
+  lzn_wtype types[LZN_WTYPE_COUNT]; /* --type, in the order given */
+  size_t n_types;
   int reps;
   bench_format format;
-  size_t l3_bytes;
+  size_t l3_bytes;  /* what cold sets are sized by: machine.llc_bytes */
+  size_t cap_bytes; /* most memory the weight copies of one type may take */
   int huge_pages, flush;
+  bench_machine machine;
+  /* Streaming read bandwidth, per entry of threads[], with the loads that
+   * were fastest for that thread count; stream_by_loads is one thread. */
+  bench_stats stream[KERNELS_MAX_ITEMS];
+  bench_stream_loads stream_loads[KERNELS_MAX_ITEMS];
+  double stream_by_loads[BENCH_STREAM_COUNT]; /* GB/s, 0 = not supported */
+  size_t stream_bytes; /* of the stream buffer, which is also the flush buffer */
 } kernels_options;
 
-/* One table row: one (shape, threads, ISA, density). */
+/* What a row times: the down-projection at one density (axpy_rows through
+ * lzn_sparse_down_run), or the GEMV over every row of W_t [F][D]. */
+typedef enum kernels_op { KERNELS_OP_DOWN = 0, KERNELS_OP_GEMV = 1 } kernels_op;
+
+/* One table row: one (shape, type, threads, ISA, op, density). */
 typedef struct kernels_result {
+  lzn_wtype type;
+  kernels_op op;
   const char *isa;
   int threads;
   size_t d, f, n_copies;
-  double density;
-  size_t n_active;
-  bench_stats sparse, dense, relu; /* ms */
-  double max_rel_err;              /* sparse against dense, warm-up call */
+  int copies_capped; /* the RAM cap left the working set under 4x LLC */
+  double density;    /* 100 for the GEMV */
+  size_t n_active;   /* rows the kernel reads */
+  double bytes;       /* weight bytes the kernel reads: rows x row_bytes */
+  double dense_bytes; /* weight bytes the dense baseline reads */
+  int dense_is_onednn; /* else the same type's gemv over all rows, same ISA */
+  bench_stats sparse, dense, relu; /* ms; sparse is the row's kernel, relu unset for the GEMV */
+  /* At this thread count: the median of the flushes around this row's
+   * calls (each flush is a timed stream read), or without flushes the
+   * stream measured before the kernels. */
+  double stream_gbps;
+  bench_stream_loads stream_loads; /* the loads that reached it */
+  double max_rel_err;              /* kernel and baseline against a double reference, warm-up call */
 } kernels_result;
 
-/* Measures one shape for every thread count, density and ISA, into
- * out[(t * n_isas + i) * n_densities + k]: the order the table prints.
- * flush_buffer holds 2 * l3_bytes of nonzero data. */
-void kernels_measure_shape(const kernels_options *o, size_t d, size_t f,
-                           const void *flush_buffer, bench_rng *rng, kernels_result *out);
+/* "f32", "f16", "bf16", "q8_0", "q4_0": the spelling of --type. */
+const char *kernels_type_name(lzn_wtype type);
 
-/* Prints the results (n_shapes * n_threads * n_isas groups of n_densities
- * rows) in o->format. Returns 0, or 1 if sparse and dense disagreed. */
-int kernels_report(const kernels_options *o, const kernels_result *results);
+/* Rows per (shape, type, threads, ISA): one per density, then the GEMV. */
+#define KERNELS_ROWS_PER_GROUP(o) ((o)->n_densities + 1)
+
+/* Measures one shape in one type for every thread count, density and ISA,
+ * into out[(t * n_isas + i) * KERNELS_ROWS_PER_GROUP + k]: the order the
+ * table prints. n_copies of each layout, capped as the result rows say.
+ * flush_buffer, o->stream_bytes of nonzero data, is read before every timed
+ * call with o->stream_loads, and timed: the stream read interleaved with the
+ * kernels. */
+void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, size_t f,
+                           size_t n_copies, int copies_capped, const void *flush_buffer,
+                           bench_rng *rng, kernels_result *out);
+
+/* Prints n_groups groups of KERNELS_ROWS_PER_GROUP rows in o->format;
+ * skipped says, one line each, what was not measured and why. Returns 0,
+ * or 1 if a kernel disagreed with the reference. */
+int kernels_report(const kernels_options *o, const kernels_result *results, size_t n_groups,
+                   const char *skipped);
 
 #endif /* LZN_BENCH_KERNELS_MODE_H */

@@ -11,7 +11,7 @@
 
 /* W_down[j][i] (row j of d_model, neuron i) as a pure function of (i, j), so
  * both layouts are filled in their own row order, in parallel, and hold the
- * same matrix: the benchmark can check that sparse and dense agree. */
+ * same matrix (before quantization). */
 static float weight_value(uint64_t neuron, uint64_t j) {
   uint64_t z = (neuron << 32 | j) + 0x9e3779b97f4a7c15ull; /* splitmix64 */
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -25,34 +25,58 @@ size_t weight_copies_needed(size_t bytes, size_t l3_bytes) {
   return n < 1 ? 1 : n;
 }
 
-void weight_copies_make(weight_copies *wc, size_t d, size_t f, size_t l3_bytes, int huge_pages) {
-  wc->d = d, wc->f = f;
-  wc->bytes = d * f * sizeof(float);
-  wc->n_copies = weight_copies_needed(wc->bytes, l3_bytes);
+size_t weight_copies_capped(size_t bytes, size_t pair_bytes, size_t l3_bytes, size_t cap_bytes,
+                            int *capped) {
+  const size_t want = weight_copies_needed(bytes, l3_bytes);
+  const size_t fit = pair_bytes ? cap_bytes / pair_bytes : want;
+  *capped = fit < want;
+  return fit < want ? (fit < 1 ? 1 : fit) : want;
+}
+
+/* Fills rows [0, n_rows) of dst (row_bytes apart) with row(r)[0..n_cols) of
+ * the fp32 matrix, converted by from_f32; transposed picks the layout. */
+static void fill_layout(char *dst, size_t row_bytes, size_t n_rows, size_t n_cols, int transposed,
+                        lzn_from_f32_fn from_f32) {
+#pragma omp parallel
+  {
+    float *row = malloc(n_cols * sizeof *row);
+    if (row == NULL) bench_fail("out of memory");
+#pragma omp for schedule(static)
+    for (size_t r = 0; r < n_rows; r++) {
+      for (size_t c = 0; c < n_cols; c++) row[c] = transposed ? weight_value(r, c) : weight_value(c, r);
+      from_f32(dst + r * row_bytes, row, n_cols);
+    }
+    free(row);
+  }
+}
+
+void weight_copies_make(weight_copies *wc, lzn_wtype type, size_t d, size_t f, size_t n_copies,
+                        int huge_pages, const lzn_kernel_table *ref) {
+  wc->type = type, wc->d = d, wc->f = f;
+  wc->row_bytes_t = lzn_wtype_row_bytes(type, d);
+  wc->row_bytes = lzn_wtype_row_bytes(type, f);
+  wc->bytes_t = f * wc->row_bytes_t;
+  wc->bytes = d * wc->row_bytes;
+  wc->n_copies = n_copies;
   wc->w_t = calloc(wc->n_copies, sizeof *wc->w_t);
   wc->w = calloc(wc->n_copies, sizeof *wc->w);
   if (wc->w_t == NULL || wc->w == NULL) bench_fail("out of memory");
   /* One block per layout, copies a whole number of cache lines apart: a
    * small matrix has thousands of copies, and 2 MiB-aligning each would
    * waste most of the memory. */
-  const size_t stride = (wc->bytes + 63) & ~(size_t)63;
-  char *block_t = bench_alloc_big(wc->n_copies * stride, huge_pages);
+  const size_t stride_t = (wc->bytes_t + 63) & ~(size_t)63, stride = (wc->bytes + 63) & ~(size_t)63;
+  char *block_t = bench_alloc_big(wc->n_copies * stride_t, huge_pages);
   char *block = bench_alloc_big(wc->n_copies * stride, huge_pages);
   for (size_t c = 0; c < wc->n_copies; c++) {
-    wc->w_t[c] = (float *)(void *)(block_t + c * stride);
-    wc->w[c] = (float *)(void *)(block + c * stride);
+    wc->w_t[c] = block_t + c * stride_t;
+    wc->w[c] = block + c * stride;
   }
-  float *w_t = wc->w_t[0], *w = wc->w[0];
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < f; i++)
-    for (size_t j = 0; j < d; j++) w_t[i * d + j] = weight_value(i, j);
-#pragma omp parallel for schedule(static)
-  for (size_t j = 0; j < d; j++)
-    for (size_t i = 0; i < f; i++) w[j * f + i] = weight_value(i, j);
+  fill_layout(block_t, wc->row_bytes_t, f, d, 1, ref->type[type].from_f32);
+  fill_layout(block, wc->row_bytes, d, f, 0, ref->type[type].from_f32);
   /* Same values at other addresses: the caches cannot tell them apart. */
   for (size_t c = 1; c < wc->n_copies; c++) {
-    memcpy(wc->w_t[c], w_t, wc->bytes);
-    memcpy(wc->w[c], w, wc->bytes);
+    memcpy(wc->w_t[c], block_t, wc->bytes_t);
+    memcpy(wc->w[c], block, wc->bytes);
   }
 }
 
