@@ -301,6 +301,20 @@ LZN_API void lzn_context_free(lzn_context *ctx);
 LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_tokens,
                                float *logits, lzn_logits_mode mode);
 
+/* One decoding step of n sequences at once: appends tokens[i] to ctxs[i]
+ * for every i and writes its logits to logits[i * vocab ..], reading every
+ * weight once for the whole step (the MLP sparse over the union of the
+ * tokens' active neurons, or dense as one GEMM; attention per sequence
+ * against its own cache). The contexts must belong to one model and appear
+ * once; they may be at different positions. The step's MLP statistics are
+ * counted in ctxs[0], attention times in each context. On failure no
+ * context advances. Threads: ctxs[0]'s n_threads. Statuses: OK,
+ * INVALID_ARG (NULL, n <= 0, a context twice or of another model, a token
+ * out of the vocabulary: the index is named), CONTEXT_FULL (naming which
+ * context), ISA, BACKEND, NOMEM. */
+LZN_API lzn_status lzn_forward_batch(lzn_context *const *ctxs, const int32_t *tokens, int n,
+                                     float *logits);
+
 /* Number of tokens in the KV cache. Returns -1 for NULL. */
 LZN_API int lzn_context_n_past(const lzn_context *ctx);
 

@@ -18,12 +18,13 @@
 #include "forward/forward.h"
 #include "linalg/linear.h"
 
-static void add_in_place(float *x, const float *y, size_t n) {
+void lzn_add_in_place(float *x, const float *y, size_t n) {
   for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* ctx->hidden = embeddings of n tokens at positions p0... */
-static lzn_status embed(lzn_context *ctx, const int32_t *tokens, int n, int p0) {
+/* ctx->hidden = embeddings of n tokens at positions p0.., or at
+ * positions[t] when given (a batch of sequences). */
+lzn_status lzn_embed(lzn_context *ctx, const int32_t *tokens, int n, int p0, const int *positions) {
   const lzn_model *m = ctx->model;
   const int d = m->d_model, e = m->d_embed;
   const lzn_to_f32_fn to_f32 = ctx->exec.kernels->type[m->embed_tokens.type].to_f32;
@@ -35,10 +36,10 @@ static lzn_status embed(lzn_context *ctx, const int32_t *tokens, int n, int p0) 
     if (s != LZN_OK) return s;
   }
   if (m->arch.positions != LZN_POSITIONS_LEARNED) return LZN_OK; /* rotary: in attention */
-  const int first = p0 + m->arch.position_offset;
-  for (int t = 0; t < n; t++)
-    add_in_place(ctx->hidden + (size_t)t * d, m->embed_positions + (size_t)(first + t) * d,
-                 (size_t)d);
+  for (int t = 0; t < n; t++) {
+    const int row = (positions ? positions[t] : p0 + t) + m->arch.position_offset;
+    lzn_add_in_place(ctx->hidden + (size_t)t * d, m->embed_positions + (size_t)row * d, (size_t)d);
+  }
   return LZN_OK;
 }
 
@@ -61,23 +62,23 @@ static lzn_status block(lzn_context *ctx, int layer, int n, int p0) {
   if (arch->norm_before) {
     lzn_norm_rows(arch, &w->attn_norm, ctx->normed, x, n, d);
     if ((s = timed_attention(ctx, layer, ctx->normed, n, p0)) != LZN_OK) return s;
-    add_in_place(x, ctx->attn, size);
+    lzn_add_in_place(x, ctx->attn, size);
     lzn_norm_rows(arch, &w->mlp_norm, ctx->normed, x, n, d);
     if ((s = lzn_mlp_forward(ctx, layer, ctx->normed, ctx->mlp_out, n)) != LZN_OK) return s;
-    add_in_place(x, ctx->mlp_out, size);
+    lzn_add_in_place(x, ctx->mlp_out, size);
   } else {
     if ((s = timed_attention(ctx, layer, x, n, p0)) != LZN_OK) return s;
-    add_in_place(x, ctx->attn, size);
+    lzn_add_in_place(x, ctx->attn, size);
     lzn_norm_rows(arch, &w->attn_norm, x, x, n, d);
     if ((s = lzn_mlp_forward(ctx, layer, x, ctx->mlp_out, n)) != LZN_OK) return s;
-    add_in_place(x, ctx->mlp_out, size);
+    lzn_add_in_place(x, ctx->mlp_out, size);
     lzn_norm_rows(arch, &w->mlp_norm, x, x, n, d);
   }
   return LZN_OK;
 }
 
 /* Logits of rows [first, n) of the batch, written to out. */
-static lzn_status lm_head(lzn_context *ctx, int first, int n, float *out) {
+lzn_status lzn_lm_head(lzn_context *ctx, int first, int n, float *out) {
   const lzn_model *m = ctx->model;
   const int d = m->d_model, rows = n - first;
   const float *x = ctx->hidden + (size_t)first * d;
@@ -123,12 +124,12 @@ LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_to
     const int left = n_tokens - done;
     const int n = left < ctx->max_batch ? left : ctx->max_batch;
     const int p0 = ctx->n_past + done;
-    s = embed(ctx, tokens + done, n, p0);
+    s = lzn_embed(ctx, tokens + done, n, p0, NULL);
     for (int l = 0; s == LZN_OK && l < m->n_layers; l++) s = block(ctx, l, n, p0);
     if (s == LZN_OK && mode == LZN_LOGITS_ALL)
-      s = lm_head(ctx, 0, n, logits + (size_t)done * m->vocab);
+      s = lzn_lm_head(ctx, 0, n, logits + (size_t)done * m->vocab);
     else if (s == LZN_OK && done + n == n_tokens)
-      s = lm_head(ctx, n - 1, n, logits);
+      s = lzn_lm_head(ctx, n - 1, n, logits);
     done += n;
   }
   if (s == LZN_OK) ctx->n_past += n_tokens;

@@ -2,6 +2,7 @@
  * forward.h: the steps of the forward pass, one file each. Private.
  *
  *   forward.c    embed -> blocks -> head, batching, the public lzn_forward
+ *   batch.c      one step of many sequences: lzn_forward_batch
  *   norm.c       layer norm
  *   attention.c  causal multi-head attention with the KV cache
  *   mlp.c        the ReLU MLP: up -> select -> sparse or dense down
@@ -14,6 +15,14 @@
 #define LZN_FORWARD_H
 
 #include "model/context.h"
+
+/* forward.c. ctx->hidden = the embeddings of n tokens at positions p0 + t,
+ * or positions[t] when not NULL. */
+lzn_status lzn_embed(lzn_context *ctx, const int32_t *tokens, int n, int p0, const int *positions);
+/* Logits of rows [first, n) of ctx->hidden (final norm, head) into out. */
+lzn_status lzn_lm_head(lzn_context *ctx, int first, int n, float *out);
+/* x[i] += y[i]. */
+void lzn_add_in_place(float *x, const float *y, size_t n);
 
 /* out = norm(x) for n rows of d (out may be x). */
 void lzn_norm_rows(const lzn_arch_desc *arch, const lzn_norm *norm, float *out, const float *x,
