@@ -32,6 +32,18 @@ START_TEST(llama_matches_pytorch) {
   reference r;
   load_reference(name, &r);
   lzn_model *model = load_model(r.path);
+  /* The matrices' bytes: the embedding, an untied head, and per layer q, k,
+   * v, o (GQA: k and v smaller), gate, up and W_down^T, in the file's type. */
+  lzn_model_info info;
+  ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
+  ck_assert_int_eq(info.gated, 1);
+  const int64_t d = info.d_model, f = info.d_ff, q = (int64_t)info.n_heads * info.head_dim;
+  const int64_t kv = (int64_t)info.n_kv_heads * info.head_dim;
+  const int64_t row_d = lzn_weight_row_bytes(info.weight_type, d), row_q = lzn_weight_row_bytes(info.weight_type, q);
+  const int tied = strstr(name, "mqa") != NULL;
+  const int64_t expect = (int64_t)info.vocab_size * row_d * (tied ? 1 : 2) +
+                         info.n_layers * ((q + 2 * kv) * row_d + d * row_q + 3 * f * row_d);
+  ck_assert_int_eq(info.weight_bytes, expect);
   const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
   float *by_mode[3];
   for (int m = 0; m < 3; m++) {

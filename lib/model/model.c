@@ -175,7 +175,7 @@ void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *
   }
   for (int l = 0; l < m->n_layers; l++) {
     const lzn_layer *y = &m->layers[l];
-    const lzn_matrix *layer_matrices[] = {&y->q, &y->k, &y->v, &y->o, &y->up, &y->down_t};
+    const lzn_matrix *layer_matrices[] = {&y->q, &y->k, &y->v, &y->o, &y->gate, &y->up, &y->down_t};
     for (size_t i = 0; i < sizeof layer_matrices / sizeof layer_matrices[0]; i++) {
       const lzn_matrix *w = layer_matrices[i];
       if (w->data) by_type[w->type] += (double)w->rows * (double)w->row_bytes;
