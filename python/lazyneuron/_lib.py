@@ -44,7 +44,12 @@ class ContextParams(ctypes.Structure):
         ("collect_stats", ctypes.c_int),
         ("top_k", ctypes.c_int),
         ("threshold", ctypes.c_float),
+        ("kv_type", ctypes.c_int),  # lzn_kv_type, see KV_TYPES
     ]
+
+
+# lzn_kv_type: how the KV cache stores keys and values.
+KV_TYPES = {"f32": 0, "f16": 1, "bf16": 2, "q8_0": 3}
 
 
 class ModelInfo(ctypes.Structure):
