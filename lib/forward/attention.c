@@ -148,9 +148,11 @@ static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const at
     }
 }
 
-/* Stores this call's K and V rows, then ctx->heads = attention of every
- * query row. */
-static void attend(lzn_context *ctx, int layer, int n, int p0) {
+int lzn_attention_work_items(const lzn_model *m, int n, int threads) {
+  return make_plan(m, n, 0, threads).items;
+}
+
+void lzn_attention_core(lzn_context *ctx, int layer, int n, int p0) {
   const lzn_model *m = ctx->model;
   const lzn_attn_kernels *kern = &ctx->exec.kernels->attn[ctx->kv_type];
   const int threads = ctx->exec.n_threads, hd = m->head_dim;
@@ -190,7 +192,7 @@ lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, in
   }
   const float scale = 1.0f / sqrtf((float)hd);
   for (size_t i = 0; i < (size_t)n * q_dim; i++) ctx->q[i] *= scale;
-  attend(ctx, layer, n, p0);
+  lzn_attention_core(ctx, layer, n, p0);
   if (ctx->params.collect_stats) {
     lzn_layer_counters *c = &ctx->counters[layer];
     c->seconds_attention_core += lzn_now_seconds() - t_core;

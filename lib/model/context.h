@@ -70,6 +70,15 @@ struct lzn_context {
  * for this model and at most max_batch tokens per call). */
 size_t lzn_attention_scratch_floats(const lzn_model *m, int max_batch);
 
+/* The attention core of one layer (forward/attention.c): stores the n rows
+ * of ctx->k and ctx->v at positions p0.. of the cache, then writes
+ * ctx->heads = softmax(q K^T) V per query head for the n rows of ctx->q
+ * (already rotated and scaled), each token attending to positions 0 .. its
+ * own. Private; tests call it on contexts they fill. */
+void lzn_attention_core(lzn_context *ctx, int layer, int n, int p0);
+/* How many work items (threads' shares) the core makes of n tokens. */
+int lzn_attention_work_items(const lzn_model *m, int n, int threads);
+
 /* Row (layer, kv_head, position) of a cache (k_cache or v_cache). */
 static inline void *kv_cache_row(const lzn_context *ctx, void *cache, int layer, int kv_head,
                                  int position) {
