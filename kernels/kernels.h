@@ -194,6 +194,15 @@ typedef void (*lzn_attn_weighted_sum_fn)(float *out, size_t out_stride, const fl
                                          size_t p_stride, size_t n_q, const void *v,
                                          size_t row_bytes, size_t n_pos, size_t hd);
 
+/* The softmax's two passes over one row of n scores, the same for every KV
+ * type. attn_max returns the largest of s[0..n) (n >= 1; -inf if all are).
+ * attn_exp_sum sets s[j] = exp(s[j] - shift) and returns their sum in fp32,
+ * for s[j] <= shift (so every term is in [0, 1] and none overflows); the
+ * exponential is within a few ulp of expf's (tests/test_attention.c states
+ * the bound), and a term below FLT_MIN may be 0. */
+typedef float (*lzn_attn_max_fn)(const float *s, size_t n);
+typedef float (*lzn_attn_exp_sum_fn)(float *s, size_t n, float shift);
+
 typedef enum lzn_attn_op {
   LZN_ATTN_STORE = 0,
   LZN_ATTN_SCORES = 1,
@@ -218,6 +227,9 @@ typedef struct lzn_kernel_table {
   /* Attention kernels per KV type (an lzn_wtype below LZN_KV_TYPE_COUNT). */
   lzn_attn_kernels attn[LZN_KV_TYPE_COUNT];
   enum lzn_isa attn_isa[LZN_KV_TYPE_COUNT][LZN_ATTN_OP_COUNT];
+  lzn_attn_max_fn attn_max;
+  lzn_attn_exp_sum_fn attn_exp_sum;
+  enum lzn_isa attn_max_isa, attn_exp_sum_isa;
 } lzn_kernel_table;
 
 /* Sets one slot and records who filled it; for the install functions. */
@@ -225,6 +237,13 @@ typedef struct lzn_kernel_table {
   do {                                                               \
     (table)->type[wtype].op_field = (fn);                            \
     (table)->slot_isa[wtype][op_enum] = (isa_value);                 \
+  } while (0)
+
+/* Sets the softmax kernels (attn_max, attn_exp_sum). */
+#define LZN_SET_SOFTMAX_SLOTS(table, isa_value, max_fn, exp_sum_fn) \
+  do {                                                              \
+    (table)->attn_max = (max_fn), (table)->attn_max_isa = (isa_value); \
+    (table)->attn_exp_sum = (exp_sum_fn), (table)->attn_exp_sum_isa = (isa_value); \
   } while (0)
 
 /* Sets one attention slot of KV type kv_type (an lzn_wtype < LZN_KV_TYPE_COUNT). */

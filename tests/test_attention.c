@@ -37,6 +37,10 @@
  * out_c passes through one multiply and one add per position: k = n + 1. */
 #define SCORE_ROUNDINGS(hd) ((double)(hd))
 #define SUM_ROUNDINGS(n_pos) ((double)(n_pos) + 1.0)
+/* attn_exp_sum: each exponential within EXP_ULPS ulp (FLT_EPSILON / 2 of
+ * relative error each) of libm's expf, which is itself within 1 ulp of
+ * e^x (glibc); the x86 kernels' polynomial measures ~2 ulp. */
+#define EXP_ULPS 8.0
 
 /* Core against the double-precision softmax over the cached values: a score
  * off by delta (its rounding, bounded as above) moves its weight by a
@@ -45,7 +49,6 @@
  * add n_pos roundings each, the online rescaling one per key tile. So
  * |out - exact| <= max|V| * (2 * delta + (2 * n_pos + EXP_ULPS + tiles) *
  * FLT_EPSILON), times CORE_SLACK for the rounding of the normalisation. */
-#define EXP_ULPS 8.0
 #define CORE_SLACK 1.5
 
 /* Fixtures against PyTorch (fp32 K/V there), error / max |logit|. F32 is the
@@ -156,6 +159,36 @@ START_TEST(kernels_match_reference) {
       free(sum_abs), free(src), free(rows), free(rows_act), free(q), free(wide);
       free(s_ref), free(s_act), free(o_ref), free(o_act);
     }
+}
+END_TEST
+
+/* The softmax passes against the reference: the max exactly, exponentials
+ * within EXP_ULPS, their sum within the rounding of n additions. Scores
+ * span [-100, 0] below the shift, so some terms underflow to 0 or below
+ * FLT_MIN (the contract allows 0 there). */
+START_TEST(softmax_kernels_match_reference) {
+  const lzn_kernel_table *ref = reference_kernels(), *act = active_kernels();
+  test_rng rng = {0x736d};
+  const size_t sizes[] = {1, 3, 8, 15, 16, 17, 31, 33, 128, 2000};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    const size_t n = sizes[k];
+    float *a = malloc(sizeof(float) * (n + 1)), *b = malloc(sizeof(float) * (n + 1));
+    for (size_t j = 0; j < n; j++) a[j] = 5000.0f + 50.0f * (rng_float(&rng) - 1.0f);
+    a[n] = b[n] = 12345.0f; /* past the end: untouched */
+    a[rng_below(&rng, n)] = 5000.0f;
+    memcpy(b, a, sizeof(float) * n);
+    ck_assert_float_eq(act->attn_max(a, n), ref->attn_max(a, n));
+    const float shift = ref->attn_max(a, n);
+    const float sum_ref = ref->attn_exp_sum(a, n, shift), sum_act = act->attn_exp_sum(b, n, shift);
+    ck_assert_float_eq(b[n], 12345.0f);
+    for (size_t j = 0; j < n; j++) {
+      const double bound = EXP_ULPS * FLT_EPSILON / 2 * a[j] + FLT_MIN;
+      ck_assert_msg(fabs((double)b[j] - a[j]) <= bound, "n %zu j %zu: %g vs %g", n, j, (double)b[j], (double)a[j]);
+    }
+    const double sum_bound = (EXP_ULPS * FLT_EPSILON / 2 + ROUNDING_SLACK * SUM_ROUNDINGS(n) * FLT_EPSILON) * sum_ref;
+    ck_assert_msg(fabs((double)sum_act - sum_ref) <= sum_bound, "n %zu: sum %g vs %g", n, (double)sum_act, (double)sum_ref);
+    free(a), free(b);
+  }
 }
 END_TEST
 
@@ -475,6 +508,7 @@ int main(void) {
   tcase_set_timeout(kernels, 120);
   tcase_add_loop_test(kernels, kernels_match_reference, 0, LZN_KV_TYPE_COUNT);
   tcase_add_test(kernels, q8_0_rows_are_padded_blocks);
+  tcase_add_test(kernels, softmax_kernels_match_reference);
   suite_add_tcase(s, kernels);
   TCase *core = tcase_create("core");
   tcase_set_timeout(core, 120);

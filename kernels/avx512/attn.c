@@ -9,6 +9,19 @@
 #include "kernels/x86/vec_avx512.h"
 #include "kernels/x86/attn.h"
 
+static inline vec_f32 vec_mul(vec_f32 a, vec_f32 b) { return _mm512_mul_ps(a, b); }
+static inline vec_f32 vec_max(vec_f32 a, vec_f32 b) { return _mm512_max_ps(a, b); }
+static inline vec_f32 vec_round(vec_f32 x) {
+  return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vec_f32 vec_exp2_int(vec_f32 n) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+static inline vec_f32 vec_zero_below(vec_f32 x, vec_f32 limit, vec_f32 y) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, limit, _CMP_GE_OQ), y);
+}
+#include "kernels/x86/attn_exp.h"
+
 static inline vec_f32 load_f32(const void *row, size_t c) { return vec_load((const float *)row + c); }
 static inline vec_f32 load_f32_tail(const void *row, size_t c, vec_tail t) {
   return vec_load_tail((const float *)row + c, t);
@@ -75,4 +88,5 @@ void lzn_install_avx512_attn(lzn_kernel_table *t) {
   INSTALL_AVX512_ATTN(t, LZN_WTYPE_BF16, avx512_attn_bf16);
   INSTALL_AVX512_ATTN(t, LZN_WTYPE_Q8_0, avx512_attn_q8_0);
   LZN_SET_ATTN_SLOT(t, LZN_WTYPE_F16, store, LZN_ATTN_STORE, LZN_ISA_AVX512, avx512_attn_f16_store);
+  LZN_SET_SOFTMAX_SLOTS(t, LZN_ISA_AVX512, attn_max_vec, attn_exp_sum_vec);
 }

@@ -95,6 +95,19 @@ static void store_with(void (*narrow)(void *, const float *, size_t), void *dst,
   for (size_t r = 0; r < n_rows; r++) narrow((char *)dst + r * row_bytes, src + r * src_stride, hd);
 }
 
+/* The softmax passes: libm's expf, the sum in index order. */
+static float scalar_attn_max(const float *s, size_t n) {
+  float m = -INFINITY;
+  for (size_t j = 0; j < n; j++) m = s[j] > m ? s[j] : m;
+  return m;
+}
+
+static float scalar_attn_exp_sum(float *s, size_t n, float shift) {
+  float sum = 0.0f;
+  for (size_t j = 0; j < n; j++) sum += (s[j] = expf(s[j] - shift));
+  return sum;
+}
+
 /* One set of three kernels per type, named scalar_attn_<type>_<op>. */
 #define REF_ATTN_TYPE(name)                                                                        \
   static void scalar_attn_##name##_scores(float *scores, size_t score_stride, const float *q,     \
@@ -132,4 +145,5 @@ void lzn_install_ref_attn(lzn_kernel_table *t) {
   INSTALL_REF_ATTN(t, LZN_WTYPE_F16, f16);
   INSTALL_REF_ATTN(t, LZN_WTYPE_BF16, bf16);
   INSTALL_REF_ATTN(t, LZN_WTYPE_Q8_0, q8_0);
+  LZN_SET_SOFTMAX_SLOTS(t, LZN_ISA_SCALAR, scalar_attn_max, scalar_attn_exp_sum);
 }

@@ -85,18 +85,18 @@ static attn_plan make_plan(const lzn_model *m, int n, int p0, int threads) {
 }
 
 /* The online softmax step of one row over one key tile: s[0..n_keys) are
- * the row's scores, the keys past `visible` (causal mask) do not count.
- * Turns s into the weights exp(s - m_new), rescales the row's output and
- * running sum, and returns nothing: m, l and out are updated in place. */
-static void softmax_step(float *s, int n_keys, int visible, float *m, float *l, float *out, int hd) {
+ * the row's scores, the keys from `visible` on are masked (causal). Turns s
+ * into the weights exp(s - m_new) (0 where masked), rescales the row's
+ * output and running sum by exp(m_old - m_new), and updates m and l. */
+static void softmax_step(const lzn_kernel_table *k, float *s, int n_keys, int visible, float *m,
+                         float *l, float *out, int hd) {
   float m_new = *m;
-  for (int j = 0; j < visible; j++) m_new = s[j] > m_new ? s[j] : m_new;
-  const float alpha = expf(*m - m_new); /* 0 on the first tile: m = -inf */
-  float sum = 0.0f;
-  for (int j = 0; j < visible; j++) {
-    s[j] = expf(s[j] - m_new);
-    sum += s[j];
+  if (visible > 0) {
+    const float tile_max = k->attn_max(s, (size_t)visible);
+    m_new = tile_max > m_new ? tile_max : m_new;
   }
+  const float alpha = expf(*m - m_new); /* 0 on the first tile: m = -inf */
+  const float sum = visible > 0 ? k->attn_exp_sum(s, (size_t)visible, m_new) : 0.0f;
   for (int j = visible; j < n_keys; j++) s[j] = 0.0f;
   if (alpha != 1.0f)
     for (int c = 0; c < hd; c++) out[c] *= alpha;
@@ -130,7 +130,7 @@ static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const at
                  ctx->kv_row_bytes, (size_t)n_keys, (size_t)hd);
     for (int r = 0; r < rows; r++) {
       const int position = p->p0 + t0 + r / heads, visible = position + 1 - k0;
-      softmax_step(scores + (size_t)r * TILE_KEYS, n_keys,
+      softmax_step(ctx->exec.kernels, scores + (size_t)r * TILE_KEYS, n_keys,
                    visible < 0 ? 0 : visible < n_keys ? visible : n_keys, &row_max[r], &row_sum[r],
                    out + (size_t)r * hd, hd);
     }
