@@ -30,6 +30,10 @@ static void help(void) {
       "  --mode M[,M...]         sparse, dense, auto (default sparse,dense,auto)\n"
       "  --test T[,T...]         ppN: one call of N tokens from an empty cache;\n"
       "                          tgN: N one-token calls after a 1-token prompt (default pp128,tg32)\n"
+      "  --depth N               run each test after an N-token context (llama-bench's -d):\n"
+      "                          prefilled once per context, untimed, the cache rewound to N\n"
+      "                          before every run (default 0: tg after a 1-token prompt)\n"
+      "  --kv T                  KV cache type: f32, f16, bf16, q8_0 (default f16)\n"
       "  --threads N[,N...]      threads per call (default 1)\n"
       "  --reps R                timed runs per row, after 1 untimed warm-up (default 3)\n"
       "  -o md|json|csv          output format (default md)\n"
@@ -89,7 +93,8 @@ static void parse_types(model_options *o, const char *text) {
 static void parse_options(model_options *o, int argc, char **argv) {
   const char *modes = "sparse,dense,auto", *tests = "pp128,tg32", *threads = "1", *types = NULL;
   int density_given = 0, layers_given = 0, seed_given = 0;
-  *o = (model_options){.density_pct = 5.0, .seed = 1, .reps = 3, .format = BENCH_FORMAT_MD};
+  *o = (model_options){.density_pct = 5.0, .seed = 1, .reps = 3, .format = BENCH_FORMAT_MD,
+                       .kv_type = lzn_context_default_params().kv_type};
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -111,6 +116,15 @@ static void parse_options(model_options *o, int argc, char **argv) {
     } else if ((v = bench_option_value(argc, argv, &i, "--mode"))) modes = v;
     else if ((v = bench_option_value(argc, argv, &i, "--test"))) tests = v;
     else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--kv"))) {
+      static const char *const kv_names[] = {"f32", "f16", "bf16", "q8_0"};
+      int found = -1;
+      for (int k = 0; k < 4; k++)
+        if (strcmp(v, kv_names[k]) == 0) found = k;
+      if (found < 0) bench_usage_error("--kv: unknown KV type \"%s\" (f32, f16, bf16, q8_0)", v);
+      o->kv_type = (lzn_kv_type)found;
+    } else if ((v = bench_option_value(argc, argv, &i, "--depth")))
+      o->depth = o->depth_asked = (int)bench_parse_long("--depth", v, 0, 1 << 20);
     else if ((v = bench_option_value(argc, argv, &i, "--type"))) types = v;
     else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
@@ -177,10 +191,24 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
   }
 }
 
+/* A depth that leaves no room for the longest test is lowered to fit the
+ * model's positions (opt-1.3b has 2048: --depth 2048 tg16 runs at 2032),
+ * and the report says so. */
+static void fit_depth(model_options *o, const model_subject *s) {
+  int longest = 0;
+  for (size_t k = 0; k < o->n_tests; k++) longest = o->tests[k].n > longest ? o->tests[k].n : longest;
+  if (o->depth > 0 && o->depth + longest > s->info.max_positions) {
+    o->depth = s->info.max_positions - longest;
+    if (o->depth < 1)
+      bench_usage_error("--depth: no room for a context before %d test tokens", longest);
+  }
+}
+
 static void check_tests(const model_options *o, const model_subject *s) {
   for (size_t k = 0; k < o->n_tests; k++) {
     const model_test *t = &o->tests[k];
-    const int tokens = t->n + (t->kind == MODEL_TEST_TG); /* tg: + the 1-token prompt */
+    /* tg: + the 1-token prompt, or the depth */
+    const int tokens = t->n + (o->depth ? o->depth : t->kind == MODEL_TEST_TG);
     if (tokens > s->info.max_positions)
       bench_usage_error("--test %s: %d tokens exceed the model's %d positions", t->name, tokens,
                         s->info.max_positions);
@@ -199,6 +227,7 @@ int bench_model_main(int argc, char **argv) {
   if (results == NULL) bench_fail("out of memory");
   for (size_t t = 0; t < o.n_types; t++) {
     make_subject(&o, o.types[t], &subjects[t]);
+    fit_depth(&o, &subjects[t]);
     check_tests(&o, &subjects[t]);
     model_measure(&o, &subjects[t], results + t * per_subject);
     lzn_model_free(subjects[t].model);

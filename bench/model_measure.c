@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/context.h" /* n_past, to rewind a context to --depth */
 #include "model_mode.h"
 
 /* Sums over the layers of lzn_layer_stats. */
@@ -22,12 +23,14 @@ typedef struct totals {
   double flops_dense, flops_executed, bytes_dense, bytes_executed;
   double sparse_calls, dense_calls;
   double seconds_attention, seconds_up, seconds_down;
+  double seconds_attention_core, kv_bytes_read; /* the context's counters (private) */
 } totals;
 
 /* What one timed run measured. */
 typedef struct sample {
   double seconds;
   double attention, up, down; /* seconds, summed over layers */
+  double attention_core, kv_bytes; /* seconds and bytes, summed over layers */
   double active_fraction, flops_saved, bytes_saved, sparse_call_fraction;
 } sample;
 
@@ -44,6 +47,8 @@ static totals read_totals(const lzn_context *ctx, lzn_layer_stats *stats, int n_
     t.sparse_calls += (double)s->sparse_calls, t.dense_calls += (double)s->dense_calls;
     t.seconds_attention += s->seconds_attention;
     t.seconds_up += s->seconds_up, t.seconds_down += s->seconds_down;
+    t.seconds_attention_core += ctx->counters[l].seconds_attention_core;
+    t.kv_bytes_read += ctx->counters[l].kv_bytes_read;
   }
   return t;
 }
@@ -58,6 +63,8 @@ static sample difference(const totals *before, const totals *after, double secon
   s.attention = after->seconds_attention - before->seconds_attention;
   s.up = after->seconds_up - before->seconds_up;
   s.down = after->seconds_down - before->seconds_down;
+  s.attention_core = after->seconds_attention_core - before->seconds_attention_core;
+  s.kv_bytes = after->kv_bytes_read - before->kv_bytes_read;
   s.active_fraction = ratio_or_zero(after->active - before->active, tokens);
   s.flops_saved = 1.0 - ratio_or_zero(after->flops_executed - before->flops_executed,
                                       after->flops_dense - before->flops_dense);
@@ -80,17 +87,37 @@ static void forward(runner *r, const int32_t *tokens, int n) {
   if (s != LZN_OK) bench_fail("lzn_forward: %s: %s", lzn_status_str(s), lzn_last_error());
 }
 
+/* Fills the context with depth random tokens (untimed, once per context
+ * and test): run_test then rewinds to it. */
+static void prefill_depth(runner *r, int depth, uint64_t seed) {
+  if (lzn_context_reset(r->ctx) != LZN_OK) bench_fail("%s", lzn_last_error());
+  bench_rng rng = {seed | 1};
+  int32_t *tokens = malloc((size_t)depth * sizeof *tokens);
+  if (tokens == NULL) bench_fail("out of memory");
+  for (int i = 0; i < depth; i++) tokens[i] = (int32_t)bench_rng_below(&rng, (uint64_t)r->subject->info.vocab_size);
+  forward(r, tokens, depth);
+  free(tokens);
+}
+
 /* One run of test t with tokens from seed; tg_limit < t->n shortens a tg
- * run (the warm-up needs only the one-token shapes). */
-static sample run_test(runner *r, const model_test *t, uint64_t seed, int tg_limit) {
+ * run (the warm-up needs only the one-token shapes). With a depth the run
+ * starts from the prefilled context: n_past is set back to depth (the rows
+ * past it are overwritten by the run), which the public API cannot do. */
+static sample run_test(runner *r, const model_test *t, uint64_t seed, int tg_limit, int depth) {
   const int n_layers = r->subject->info.n_layers;
   const int n = t->kind == MODEL_TEST_PP ? t->n : (tg_limit < t->n ? tg_limit : t->n) + 1;
   bench_rng rng = {seed | 1};
   for (int i = 0; i < n; i++) r->tokens[i] = (int32_t)bench_rng_below(&rng, (uint64_t)r->subject->info.vocab_size);
-  if (lzn_context_reset(r->ctx) != LZN_OK) bench_fail("%s", lzn_last_error());
+  if (depth > 0) r->ctx->n_past = depth;
+  else if (lzn_context_reset(r->ctx) != LZN_OK) bench_fail("%s", lzn_last_error());
   double t0, t1;
   totals before, after;
-  if (t->kind == MODEL_TEST_PP) {
+  if (t->kind == MODEL_TEST_TG && depth > 0) {
+    before = read_totals(r->ctx, r->stats, n_layers);
+    t0 = bench_now();
+    for (int i = 1; i < n; i++) forward(r, r->tokens + i, 1);
+    t1 = bench_now();
+  } else if (t->kind == MODEL_TEST_PP) {
     before = read_totals(r->ctx, r->stats, n_layers);
     t0 = bench_now();
     forward(r, r->tokens, n);
@@ -122,6 +149,8 @@ static void summarize(const model_options *o, const model_test *t, const sample 
   res->attention_ms = median_of(samples, n, offsetof(sample, attention), per_token_ms, v);
   res->up_ms = median_of(samples, n, offsetof(sample, up), per_token_ms, v);
   res->down_ms = median_of(samples, n, offsetof(sample, down), per_token_ms, v);
+  res->attention_core_ms = median_of(samples, n, offsetof(sample, attention_core), per_token_ms, v);
+  res->kv_bytes_per_token = median_of(samples, n, offsetof(sample, kv_bytes), 1.0 / t->n, v);
   /* other = total - the three blocks, per run, then the median. */
   for (size_t i = 0; i < n; i++)
     v[i] = (samples[i].seconds - samples[i].attention - samples[i].up - samples[i].down) * per_token_ms;
@@ -140,7 +169,7 @@ static void summarize(const model_options *o, const model_test *t, const sample 
 static int context_tokens(const model_options *o) {
   int most = 1;
   for (size_t k = 0; k < o->n_tests; k++) {
-    const int n = o->tests[k].n + (o->tests[k].kind == MODEL_TEST_TG);
+    const int n = o->tests[k].n + (o->depth ? o->depth : o->tests[k].kind == MODEL_TEST_TG);
     if (n > most) most = n;
   }
   return most;
@@ -160,6 +189,7 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
     for (size_t mi = 0; mi < n_modes; mi++) {
       lzn_context_params p = lzn_context_default_params();
       p.n_ctx = n_ctx, p.n_threads = o->threads[ti], p.mlp_mode = o->modes[mi], p.collect_stats = 1;
+      p.kv_type = o->kv_type;
       const lzn_status s = lzn_context_create(subject->model, &p, &contexts[mi]);
       if (s != LZN_OK) bench_fail("lzn_context_create: %s: %s", lzn_status_str(s), lzn_last_error());
     }
@@ -168,18 +198,20 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
       const uint64_t seed = 0x6c7a6e2d62656e63ull + 7919 * k; /* per test, not per mode */
       for (size_t mi = 0; mi < n_modes; mi++) {
         r.ctx = contexts[mi];
-        (void)run_test(&r, t, seed - 1, 4); /* warm-up */
+        if (o->depth > 0) prefill_depth(&r, o->depth, seed - 2);
+        (void)run_test(&r, t, seed - 1, 4, o->depth); /* warm-up */
       }
       /* Modes take turns within each rep, so that the load of a shared
        * machine drifting over minutes moves all of them alike. */
       for (size_t rep = 0; rep < reps; rep++)
         for (size_t mi = 0; mi < n_modes; mi++) {
           r.ctx = contexts[mi];
-          samples[mi * reps + rep] = run_test(&r, t, seed + 104729 * (uint64_t)(rep + 1), t->n);
+          samples[mi * reps + rep] = run_test(&r, t, seed + 104729 * (uint64_t)(rep + 1), t->n, o->depth);
         }
       for (size_t mi = 0; mi < n_modes; mi++) {
         model_result *res = &results[(ti * n_modes + mi) * o->n_tests + k];
         res->subject = subject, res->mode = o->modes[mi], res->threads = o->threads[ti], res->test = t;
+        res->kv_cache_bytes = lzn_context_kv_bytes(contexts[mi]);
         summarize(o, t, samples + mi * reps, res);
       }
     }

@@ -43,6 +43,9 @@ typedef struct model_options {
   bench_format format;
   lzn_weight_type types[MODEL_MAX_ITEMS]; /* --type: one model per type */
   size_t n_types;
+  int depth;              /* --depth: tokens in the cache before each test (0: tg after 1) */
+  int depth_asked;        /* --depth as given, before fitting the model's positions */
+  lzn_kv_type kv_type;    /* --kv: the KV cache type (default F16, the library's) */
 } model_options;
 
 /* The model under test and what describes it. */
@@ -67,6 +70,10 @@ typedef struct model_result {
   const model_test *test;
   bench_stats tokens_per_second;
   double attention_ms, up_ms, down_ms, other_ms; /* per token */
+  /* Of attention_ms: the core (RoPE, KV store, scores, softmax, weighted
+   * sum; not the projections), and the K/V bytes it read per token. */
+  double attention_core_ms, kv_bytes_per_token;
+  int64_t kv_cache_bytes;      /* lzn_context_kv_bytes of the run's context */
   double active_fraction;      /* fc1 neurons active per token, mean over layers */
   double flops_saved, bytes_saved; /* of the down-projection, against dense */
   double sparse_call_fraction; /* down-projection calls that took the sparse path */

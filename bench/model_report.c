@@ -82,6 +82,16 @@ static json_t *make_record(const model_options *o, const model_result *r, const 
   bench_set(rec, "up_ms", json_real(r->up_ms));
   bench_set(rec, "down_ms", json_real(r->down_ms));
   bench_set(rec, "other_ms", json_real(r->other_ms));
+  static const char *const kv_names[] = {"f32", "f16", "bf16", "q8_0"};
+  bench_set(rec, "kv_type", json_string(kv_names[o->kv_type]));
+  bench_set(rec, "depth", json_integer(o->depth));
+  bench_set(rec, "kv_cache_bytes", json_integer(r->kv_cache_bytes));
+  bench_set(rec, "attention_core_ms", json_real(r->attention_core_ms));
+  bench_set(rec, "kv_bytes_per_token", json_real(r->kv_bytes_per_token));
+  /* The core's K/V read rate: bytes over the core's time (it also ropes,
+   * stores and takes exponentials, so this is a lower bound on the rate of
+   * the reads themselves). */
+  bench_set(rec, "kv_gb_per_s", json_real(r->attention_core_ms > 0 ? r->kv_bytes_per_token / (r->attention_core_ms * 1e6) : 0.0));
   bench_set(rec, "active_fraction", json_real(r->active_fraction));
   bench_set(rec, "flops_saved", json_real(r->flops_saved));
   bench_set(rec, "bytes_saved", json_real(r->bytes_saved));
@@ -118,6 +128,7 @@ static json_t *md_records(const json_t *records) {
     bench_set(row, "active_pct", json_real(100.0 * json_real_value(json_object_get(rec, "active_fraction"))));
     bench_set(row, "flops_saved_pct", json_real(100.0 * json_real_value(json_object_get(rec, "flops_saved"))));
     bench_set(row, "bytes_saved_pct", json_real(100.0 * json_real_value(json_object_get(rec, "bytes_saved"))));
+    bench_set(row, "kv_mb", json_real(json_real_value(json_object_get(rec, "kv_bytes_per_token")) / 1e6));
     if (json_array_append_new(rows, row) != 0) bench_fail("out of memory");
   }
   return rows;
@@ -137,6 +148,10 @@ static const bench_column md_columns[] = {
     {"MLP FLOPs saved %", "flops_saved_pct", NULL, NULL, 1},
     {"bytes saved %", "bytes_saved_pct", NULL, NULL, 1},
     {"attn ms/t", "attention_ms", NULL, NULL, 3},
+    {"kv", "kv_type", NULL, NULL, 0},
+    {"attn core ms/t", "attention_core_ms", NULL, NULL, 3},
+    {"KV MB read/t", "kv_mb", NULL, NULL, 2},
+    {"KV GB/s", "kv_gb_per_s", NULL, NULL, 2},
     {"up ms/t", "up_ms", NULL, NULL, 3},
     {"down ms/t", "down_ms", NULL, NULL, 3},
     {"other ms/t", "other_ms", NULL, NULL, 3},
@@ -158,6 +173,9 @@ static void print_md_header(const model_options *o, const model_subject *s, size
     printf("%s %s %.2f GiB (made in %.1f s, not timed)", k ? "," : "", s[k].type_name,
            (double)s[k].info.weight_bytes / (1u << 30), s[k].build_seconds);
   printf(".\n");
+  if (o->depth > 0)
+    printf("Depth: every test runs after a %d-token context (--depth %d%s). ", o->depth, o->depth_asked,
+           o->depth != o->depth_asked ? ", lowered to leave room for the test in the model's positions" : "");
   printf("ppN: one lzn_forward of N tokens from an empty cache; tgN: N one-token calls after a "
          "1-token prompt. Block times are ms per token summed over layers (lzn_context_stats); "
          "other = total - attention - up - down (embeddings, norms, residuals, LM head). "

@@ -202,6 +202,19 @@ typedef enum lzn_logits_mode {
   LZN_LOGITS_ALL = 1   /* logits of every token: n_tokens * vocab floats */
 } lzn_logits_mode;
 
+/* The type of the KV cache's keys and values (explicit values; never
+ * renumbered). Every type computes scores and sums in fp32; the type only
+ * sets how each cached K/V value is stored, and so the bytes a decode step
+ * reads at long context (per token of context and layer: 2 * n_kv_heads *
+ * head_dim values). */
+typedef enum lzn_kv_type {
+  LZN_KV_F32 = 0,  /* exact: 4 bytes per value */
+  LZN_KV_F16 = 1,  /* IEEE binary16, rounded to nearest even: 2 bytes (the default, like llama.cpp) */
+  LZN_KV_BF16 = 2, /* bfloat16, rounded to nearest even: 2 bytes */
+  LZN_KV_Q8_0 = 3  /* llama.cpp's block_q8_0 over head_dim (blocks of 32 int8 + an fp16 scale;
+                      a head_dim not a multiple of 32 has a zero-padded last block): 1.0625 bytes */
+} lzn_kv_type;
+
 typedef struct lzn_context_params {
   size_t struct_size;      /* sizeof(lzn_context_params), set by the defaults */
   int n_ctx;               /* KV cache length in tokens; 0 = the model's maximum */
@@ -229,6 +242,10 @@ typedef struct lzn_context_params {
   int use_predictor;
   float predictor_threshold;
   int collect_recall;
+  /* Added in 0.2: how the KV cache stores keys and values (default
+   * LZN_KV_F16). The cache takes lzn_context_kv_bytes() bytes, allocated when
+   * the context is created (pages are touched as positions fill). */
+  lzn_kv_type kv_type;
 } lzn_context_params;
 
 typedef struct lzn_model_info {
@@ -288,7 +305,10 @@ LZN_API void lzn_model_free(lzn_model *model);
 LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out);
 
 /* A context for one sequence. The model must outlive it. params may be NULL.
- * Statuses: OK, INVALID_ARG, NOMEM, ISA, BACKEND. */
+ * The KV cache holds n_ctx positions of every layer in params->kv_type.
+ * Statuses: OK, INVALID_ARG (a params field out of range, named), NOMEM (the
+ * KV cache's size, stated in the message, overflows or cannot be
+ * allocated), ISA, BACKEND. */
 LZN_API lzn_status lzn_context_create(const lzn_model *model,
                                       const lzn_context_params *params,
                                       lzn_context **out);
@@ -323,6 +343,9 @@ LZN_API int lzn_context_n_past(const lzn_context *ctx);
  * reject speculative tokens). Statistics are kept. Nothing changes on
  * failure. Statuses: OK, INVALID_ARG (NULL, n_keep outside [0, n_past]). */
 LZN_API lzn_status lzn_context_truncate(lzn_context *ctx, int n_keep);
+/* Bytes of the context's KV cache (keys and values, every layer, n_ctx
+ * positions, in its kv_type). Returns -1 for NULL. */
+LZN_API int64_t lzn_context_kv_bytes(const lzn_context *ctx);
 
 /* Empties the KV cache and the statistics. Statuses: OK, INVALID_ARG. */
 LZN_API lzn_status lzn_context_reset(lzn_context *ctx);

@@ -160,6 +160,62 @@ typedef struct lzn_type_kernels {
   lzn_to_f32_fn to_f32;
 } lzn_type_kernels;
 
+/* --------------------------------------------------------------- attention */
+
+/* The KV cache holds rows of head_dim values in one of the first four
+ * weight types (F32, F16, BF16, Q8_0: lzn_kv_type has the same values), a
+ * row of lzn_wtype_row_bytes(type, head_dim) bytes (Q8_0: whole blocks, the
+ * last zero-padded). One KV head's rows are consecutive positions
+ * (lib/model/context.h), so the kernels stream over them. Queries, scores
+ * and outputs are fp32; every sum accumulates in fp32. */
+#define LZN_KV_TYPE_COUNT 4
+
+/* dst row r = src row r converted (lzn_from_f32_fn's rounding) for r in
+ * [0, n_rows): new K or V rows into the cache, src rows src_stride floats
+ * apart, dst rows row_bytes apart. */
+typedef void (*lzn_attn_store_fn)(void *dst, size_t row_bytes, const float *src, size_t src_stride,
+                                  size_t n_rows, size_t hd);
+
+/* scores[i * score_stride + j] = q_i . K_j over hd for i in [0, n_q), j in
+ * [0, n_pos): q_i = q + i * q_stride, K_j = k + j * row_bytes. n_q is the
+ * query heads of a GQA group (and, in prefill, a tile of tokens): each K
+ * row is brought in once and used for all n_q queries while it is in L1.
+ * The order of the additions inside one dot product may differ from the
+ * reference's (fp32 rounding only). */
+typedef void (*lzn_attn_scores_fn)(float *scores, size_t score_stride, const float *q,
+                                   size_t q_stride, size_t n_q, const void *k, size_t row_bytes,
+                                   size_t n_pos, size_t hd);
+
+/* out_i[0..hd) += sum_{j < n_pos} p[i * p_stride + j] * V_j for i in
+ * [0, n_q): out_i = out + i * out_stride, V_j = v + j * row_bytes. Adds to
+ * out (the online softmax rescales out between key tiles). Summation order
+ * may differ from the reference's (fp32 rounding only). */
+typedef void (*lzn_attn_weighted_sum_fn)(float *out, size_t out_stride, const float *p,
+                                         size_t p_stride, size_t n_q, const void *v,
+                                         size_t row_bytes, size_t n_pos, size_t hd);
+
+/* The softmax's two passes over one row of n scores, the same for every KV
+ * type. attn_max returns the largest of s[0..n) (n >= 1; -inf if all are).
+ * attn_exp_sum sets s[j] = exp(s[j] - shift) and returns their sum in fp32,
+ * for s[j] <= shift (so every term is in [0, 1] and none overflows); the
+ * exponential is within a few ulp of expf's (tests/test_attention.c states
+ * the bound), and a term below FLT_MIN may be 0. */
+typedef float (*lzn_attn_max_fn)(const float *s, size_t n);
+typedef float (*lzn_attn_exp_sum_fn)(float *s, size_t n, float shift);
+
+typedef enum lzn_attn_op {
+  LZN_ATTN_STORE = 0,
+  LZN_ATTN_SCORES = 1,
+  LZN_ATTN_WEIGHTED_SUM = 2,
+  LZN_ATTN_OP_COUNT = 3
+} lzn_attn_op;
+
+typedef struct lzn_attn_kernels {
+  lzn_attn_store_fn store;
+  lzn_attn_scores_fn scores;
+  lzn_attn_weighted_sum_fn weighted_sum;
+} lzn_attn_kernels;
+
 typedef struct lzn_kernel_table {
   const char *name; /* the ceiling's name: "scalar", "avx2", ..., "avx512vnni" */
   enum lzn_isa isa; /* the ceiling */
@@ -168,6 +224,12 @@ typedef struct lzn_kernel_table {
   /* Which ISA filled each slot: for tests, lzn-bench and lzn_isa_slot(). */
   enum lzn_isa relu_compact_isa;
   enum lzn_isa slot_isa[LZN_WTYPE_COUNT][LZN_KOP_COUNT];
+  /* Attention kernels per KV type (an lzn_wtype below LZN_KV_TYPE_COUNT). */
+  lzn_attn_kernels attn[LZN_KV_TYPE_COUNT];
+  enum lzn_isa attn_isa[LZN_KV_TYPE_COUNT][LZN_ATTN_OP_COUNT];
+  lzn_attn_max_fn attn_max;
+  lzn_attn_exp_sum_fn attn_exp_sum;
+  enum lzn_isa attn_max_isa, attn_exp_sum_isa;
 } lzn_kernel_table;
 
 /* Sets one slot and records who filled it; for the install functions. */
@@ -175,6 +237,20 @@ typedef struct lzn_kernel_table {
   do {                                                               \
     (table)->type[wtype].op_field = (fn);                            \
     (table)->slot_isa[wtype][op_enum] = (isa_value);                 \
+  } while (0)
+
+/* Sets the softmax kernels (attn_max, attn_exp_sum). */
+#define LZN_SET_SOFTMAX_SLOTS(table, isa_value, max_fn, exp_sum_fn) \
+  do {                                                              \
+    (table)->attn_max = (max_fn), (table)->attn_max_isa = (isa_value); \
+    (table)->attn_exp_sum = (exp_sum_fn), (table)->attn_exp_sum_isa = (isa_value); \
+  } while (0)
+
+/* Sets one attention slot of KV type kv_type (an lzn_wtype < LZN_KV_TYPE_COUNT). */
+#define LZN_SET_ATTN_SLOT(table, kv_type, op_field, op_enum, isa_value, fn) \
+  do {                                                                     \
+    (table)->attn[kv_type].op_field = (fn);                                \
+    (table)->attn_isa[kv_type][op_enum] = (isa_value);                     \
   } while (0)
 
 #endif /* LZN_KERNELS_H */

@@ -85,6 +85,10 @@ static inline lzn_context *make_context(const lzn_model *model, lzn_mlp_mode mod
   p.mlp_mode = mode;
   p.use_predictor = 0; /* the model exactly; tests/test_predictor.c turns it on */
   p.n_threads = threads;
+  /* Exact K/V: these suites compare with PyTorch at 1e-4, and an F16 cache
+   * adds ~1e-3 (tests/test_attention.c checks each KV type at its own
+   * tolerance). */
+  p.kv_type = LZN_KV_F32;
   lzn_context *ctx = NULL;
   lzn_status s = lzn_context_create(model, &p, &ctx);
   ck_assert_msg(s == LZN_OK, "%s: %s", lzn_status_str(s), lzn_last_error());

@@ -178,6 +178,7 @@ START_TEST(sparse_fixture_is_sparse) {
   lzn_model *model = load_model(r.path);
   lzn_context_params p = lzn_context_default_params();
   p.auto_crossover = 0.5f;
+  p.kv_type = LZN_KV_F32; /* exact K/V: compared with PyTorch at 1e-4 */
   lzn_context *ctx = NULL;
   ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
   float *logits = malloc(sizeof(float) * (size_t)r.vocab);
@@ -210,6 +211,7 @@ START_TEST(top_k_and_threshold) {
     for (int m = 0; m < 3; m++) {
       lzn_context_params p = lzn_context_default_params();
       p.mlp_mode = modes[m], p.top_k = rules[i].top_k, p.threshold = rules[i].threshold;
+      p.kv_type = LZN_KV_F32;
       lzn_context *ctx = NULL;
       ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
       by_mode[m] = run_all(ctx, &r);
@@ -331,6 +333,7 @@ START_TEST(forward_rejects_bad_calls) {
   lzn_model *model = load_model(r.path);
   lzn_context_params p = lzn_context_default_params();
   p.n_ctx = 8;
+  p.kv_type = LZN_KV_F32;
   lzn_context *ctx = NULL;
   ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
   float *logits = malloc(sizeof(float) * (size_t)r.vocab * 16);

@@ -110,6 +110,7 @@ START_TEST(thresholds_override_and_sparsify) {
       lzn_context_params p = lzn_context_default_params();
       p.mlp_mode = m ? LZN_MLP_SPARSE : LZN_MLP_DENSE;
       p.threshold = 0.5f;
+      p.kv_type = LZN_KV_F32; /* exact K/V: compared with PyTorch at 1e-4 */
       lzn_context *ctx = NULL;
       ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
       out[m] = run_all(ctx, &r);

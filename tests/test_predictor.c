@@ -56,6 +56,7 @@ static lzn_context *predictor_context(const lzn_model *m, lzn_mlp_mode mode, int
   p.mlp_mode = mode;
   p.use_predictor = use;
   p.collect_recall = recall;
+  p.kv_type = LZN_KV_F32; /* compared with float64 at 1e-4 */
   lzn_context *ctx = NULL;
   const lzn_status s = lzn_context_create(m, &p, &ctx);
   ck_assert_msg(s == LZN_OK, "%s", lzn_last_error());
@@ -154,6 +155,7 @@ START_TEST(threshold_override) {
   lzn_model *model = load_model(r.base.path);
   lzn_context_params p = lzn_context_default_params();
   p.mlp_mode = LZN_MLP_SPARSE;
+  p.kv_type = LZN_KV_F32;
   p.predictor_threshold = 1e30f;
   lzn_context *ctx = NULL;
   ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);

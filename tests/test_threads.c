@@ -34,6 +34,7 @@ static void *decode(void *arg) {
   p.n_threads = w->n_threads;
   p.n_ctx = SEQ_LEN;
   p.auto_crossover = 0.3f; /* a fixed choice: measured ones differ per context */
+  p.kv_type = LZN_KV_F32;   /* exact K/V, like the reference it is compared with */
   lzn_context *ctx = NULL;
   w->status = lzn_context_create(w->model, &p, &ctx);
   if (w->status != LZN_OK) return NULL;

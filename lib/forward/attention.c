@@ -5,41 +5,40 @@
  * rotate-half RoPE on q and k as Hugging Face applies it. q is scaled by
  * head_dim^-0.5 after its bias (and rotation).
  *
- * The cache is [n_layers][n_ctx][n_kv_heads * head_dim]: one token's K (and
- * V) for every KV head in a row, written at its position; n_past in the
- * context advances only when a whole forward call succeeds.
+ * The cache (model/context.h) keeps each KV head's positions contiguous in
+ * the context's kv_type; this call's K and V rows are stored first (the
+ * kernel table's attn store), then every query attends to positions
+ * 0 .. its own. n_past advances only when a whole forward call succeeds.
+ *
+ * The core is blocked like FlashAttention: a work item is one KV head, a
+ * slice of its query heads and a tile of tokens, at most TILE_ROWS query
+ * rows; it walks the keys in tiles of TILE_KEYS with an online softmax
+ * (running max m and sum l per row, the output rescaled by exp(m_old -
+ * m_new) when the max grows), so no T x T score matrix is ever formed and
+ * each K/V tile is read once for all the rows of the item (a GQA group reads
+ * its KV head once). Decode is the same loop with one token. Threads split
+ * the work items: KV heads, then query-head slices when there are fewer KV
+ * heads than threads, then token tiles.
  */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "forward/forward.h"
 #include "linalg/linear.h"
 
-/* Softmax-weighted sum over positions 0..pos for one head of one token;
- * k_cache / v_cache point at the head's first entry, rows kv_dim apart. */
-static void attend_one(int hd, int kv_dim, const float *k_cache, const float *v_cache,
-                       const float *q, float *out, int pos, float *scores) {
-  float max_score = -INFINITY;
-  for (int j = 0; j <= pos; j++) {
-    const float *k = k_cache + (size_t)j * kv_dim;
-    float s = 0.0f;
-    for (int i = 0; i < hd; i++) s += q[i] * k[i];
-    scores[j] = s;
-    if (s > max_score) max_score = s;
-  }
-  double sum = 0.0;
-  for (int j = 0; j <= pos; j++) {
-    scores[j] = expf(scores[j] - max_score);
-    sum += scores[j];
-  }
-  const float inv_sum = (float)(1.0 / sum);
-  for (int i = 0; i < hd; i++) out[i] = 0.0f;
-  for (int j = 0; j <= pos; j++) {
-    const float p = scores[j] * inv_sum;
-    const float *v = v_cache + (size_t)j * kv_dim;
-    for (int i = 0; i < hd; i++) out[i] += p * v[i];
-  }
+/* Query rows per work item (token tile x head slice) and keys per tile:
+ * 64 rows x 128 keys of scores is 32 KiB, a K/V tile of 128 rows is 16-64
+ * KiB: the working set of an item stays in L2. */
+#define TILE_ROWS 64
+#define TILE_KEYS 128
+
+size_t lzn_attention_scratch_floats(const lzn_model *m, int max_batch) {
+  (void)max_batch;
+  const size_t hd = (size_t)m->head_dim;
+  /* q tile, output tile, scores, running max and sum. */
+  return TILE_ROWS * (2 * hd + TILE_KEYS + 2) + 64;
 }
 
 /* Rotates each of n_heads heads of n rows (stride dim) at positions p0..:
@@ -61,36 +60,152 @@ static void rotate(const lzn_context *ctx, float *x, int n, int dim, int n_heads
   }
 }
 
+/* How the (KV head, head slice, token tile) items cut this call. */
+typedef struct attn_plan {
+  int n, p0, hd, group;
+  int slices, slice_heads; /* query heads of a group per slice (the last may have fewer) */
+  int tiles, tile_tokens;  /* tokens per tile (the last may have fewer) */
+  int items;
+} attn_plan;
+
+static attn_plan make_plan(const lzn_model *m, int n, int p0, int threads) {
+  attn_plan p;
+  p.n = n, p.p0 = p0, p.hd = m->head_dim, p.group = m->n_heads / m->n_kv_heads;
+  /* Enough slices that a slice fits TILE_ROWS, and that one token's items
+   * give every thread work when there are fewer KV heads than threads. */
+  p.slices = (p.group + TILE_ROWS - 1) / TILE_ROWS;
+  const int want = (threads + m->n_kv_heads - 1) / m->n_kv_heads;
+  if (n == 1 && want > p.slices) p.slices = want < p.group ? want : p.group;
+  p.slice_heads = (p.group + p.slices - 1) / p.slices;
+  p.slices = (p.group + p.slice_heads - 1) / p.slice_heads;
+  p.tile_tokens = TILE_ROWS / p.slice_heads > 0 ? TILE_ROWS / p.slice_heads : 1;
+  p.tiles = (n + p.tile_tokens - 1) / p.tile_tokens;
+  p.items = m->n_kv_heads * p.slices * p.tiles;
+  return p;
+}
+
+/* The online softmax step of one row over one key tile: s[0..n_keys) are
+ * the row's scores, the keys from `visible` on are masked (causal). Turns s
+ * into the weights exp(s - m_new) (0 where masked), rescales the row's
+ * output and running sum by exp(m_old - m_new), and updates m and l. */
+static void softmax_step(const lzn_kernel_table *k, float *s, int n_keys, int visible, float *m,
+                         float *l, float *out, int hd) {
+  float m_new = *m;
+  if (visible > 0) {
+    const float tile_max = k->attn_max(s, (size_t)visible);
+    m_new = tile_max > m_new ? tile_max : m_new;
+  }
+  const float alpha = expf(*m - m_new); /* 0 on the first tile: m = -inf */
+  const float sum = visible > 0 ? k->attn_exp_sum(s, (size_t)visible, m_new) : 0.0f;
+  for (int j = visible; j < n_keys; j++) s[j] = 0.0f;
+  if (alpha != 1.0f)
+    for (int c = 0; c < hd; c++) out[c] *= alpha;
+  *l = *l * alpha + sum;
+  *m = m_new;
+}
+
+/* One work item: query heads [h0, h1) of KV head kv (global head numbers
+ * kv * group + g), tokens [t0, t1) of this call. */
+static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const attn_plan *p,
+                        int layer, int kv, int g0, int g1, int t0, int t1, float *scratch) {
+  const lzn_model *m = ctx->model;
+  const int hd = p->hd, heads = g1 - g0, rows = (t1 - t0) * heads;
+  const size_t q_dim = (size_t)m->n_heads * (size_t)hd;
+  float *q = scratch, *out = q + (size_t)TILE_ROWS * hd, *scores = out + (size_t)TILE_ROWS * hd;
+  float *row_max = scores + (size_t)TILE_ROWS * TILE_KEYS, *row_sum = row_max + TILE_ROWS;
+  for (int t = t0; t < t1; t++)
+    for (int g = g0; g < g1; g++) {
+      const int r = (t - t0) * heads + (g - g0);
+      const size_t h = (size_t)kv * (size_t)p->group + (size_t)g;
+      memcpy(q + (size_t)r * hd, ctx->q + (size_t)t * q_dim + h * hd, sizeof(float) * (size_t)hd);
+      row_max[r] = -INFINITY, row_sum[r] = 0.0f;
+    }
+  memset(out, 0, sizeof(float) * (size_t)rows * (size_t)hd);
+  const char *k_rows = kv_cache_row(ctx, ctx->k_cache, layer, kv, 0);
+  const char *v_rows = kv_cache_row(ctx, ctx->v_cache, layer, kv, 0);
+  const int last_key = p->p0 + t1 - 1; /* the last row's own position */
+  for (int k0 = 0; k0 <= last_key; k0 += TILE_KEYS) {
+    const int n_keys = last_key + 1 - k0 < TILE_KEYS ? last_key + 1 - k0 : TILE_KEYS;
+    kern->scores(scores, TILE_KEYS, q, (size_t)hd, (size_t)rows, k_rows + (size_t)k0 * ctx->kv_row_bytes,
+                 ctx->kv_row_bytes, (size_t)n_keys, (size_t)hd);
+    for (int r = 0; r < rows; r++) {
+      const int position = p->p0 + t0 + r / heads, visible = position + 1 - k0;
+      softmax_step(ctx->exec.kernels, scores + (size_t)r * TILE_KEYS, n_keys,
+                   visible < 0 ? 0 : visible < n_keys ? visible : n_keys, &row_max[r], &row_sum[r],
+                   out + (size_t)r * hd, hd);
+    }
+    kern->weighted_sum(out, (size_t)hd, scores, TILE_KEYS, (size_t)rows,
+                       v_rows + (size_t)k0 * ctx->kv_row_bytes, ctx->kv_row_bytes, (size_t)n_keys,
+                       (size_t)hd);
+  }
+  for (int t = t0; t < t1; t++)
+    for (int g = g0; g < g1; g++) {
+      const int r = (t - t0) * heads + (g - g0);
+      const size_t h = (size_t)kv * (size_t)p->group + (size_t)g;
+      const float inv_sum = 1.0f / row_sum[r]; /* >= 1: the row's max term is exp(0) */
+      float *dst = ctx->heads + (size_t)t * q_dim + h * hd;
+      for (int c = 0; c < hd; c++) dst[c] = out[(size_t)r * hd + c] * inv_sum;
+    }
+}
+
+int lzn_attention_work_items(const lzn_model *m, int n, int threads) {
+  return make_plan(m, n, 0, threads).items;
+}
+
+void lzn_attention_core(lzn_context *ctx, int layer, int n, int p0) {
+  const lzn_model *m = ctx->model;
+  const lzn_attn_kernels *kern = &ctx->exec.kernels->attn[ctx->kv_type];
+  const int threads = ctx->exec.n_threads, hd = m->head_dim;
+  const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)hd;
+  for (int kv = 0; kv < m->n_kv_heads; kv++) {
+    kern->store(kv_cache_row(ctx, ctx->k_cache, layer, kv, p0), ctx->kv_row_bytes,
+                ctx->k + (size_t)kv * hd, kv_dim, (size_t)n, (size_t)hd);
+    kern->store(kv_cache_row(ctx, ctx->v_cache, layer, kv, p0), ctx->kv_row_bytes,
+                ctx->v + (size_t)kv * hd, kv_dim, (size_t)n, (size_t)hd);
+  }
+  const attn_plan p = make_plan(m, n, p0, threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && p.items > 1)
+  for (int item = 0; item < p.items; item++) {
+    const int kv = item / (p.slices * p.tiles), rest = item % (p.slices * p.tiles);
+    const int slice = rest / p.tiles, tile = rest % p.tiles;
+    const int g0 = slice * p.slice_heads, g1 = g0 + p.slice_heads < p.group ? g0 + p.slice_heads : p.group;
+    const int t0 = tile * p.tile_tokens, t1 = t0 + p.tile_tokens < n ? t0 + p.tile_tokens : n;
+    float *scratch = ctx->attn_scratch + (size_t)omp_get_thread_num() * ctx->attn_scratch_floats;
+    attend_item(ctx, kern, &p, layer, kv, g0, g1, t0, t1, scratch);
+  }
+}
+
 lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, int n, int p0) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
   lzn_exec *ex = &ctx->exec;
-  const int hd = m->head_dim, heads = m->n_heads, threads = ex->n_threads;
-  const int q_dim = heads * hd, kv_dim = m->n_kv_heads * hd, group = heads / m->n_kv_heads;
+  const int hd = m->head_dim, heads = m->n_heads;
+  const int q_dim = heads * hd, kv_dim = m->n_kv_heads * hd;
   lzn_status s = lzn_linear(ex, ctx->q, x, &w->q, w->q_b, n);
   if (s == LZN_OK) s = lzn_linear(ex, ctx->k, x, &w->k, w->k_b, n);
   if (s == LZN_OK) s = lzn_linear(ex, ctx->v, x, &w->v, w->v_b, n);
   if (s != LZN_OK) return s;
+  const double t_core = lzn_now_seconds();
   if (m->arch.positions == LZN_POSITIONS_ROPE) {
     rotate(ctx, ctx->q, n, q_dim, heads, p0);
     rotate(ctx, ctx->k, n, kv_dim, m->n_kv_heads, p0);
   }
-
   const float scale = 1.0f / sqrtf((float)hd);
   for (size_t i = 0; i < (size_t)n * q_dim; i++) ctx->q[i] *= scale;
-  float *k_cache = ctx->k_cache + (size_t)layer * ctx->n_ctx * kv_dim;
-  float *v_cache = ctx->v_cache + (size_t)layer * ctx->n_ctx * kv_dim;
-  memcpy(k_cache + (size_t)p0 * kv_dim, ctx->k, sizeof(float) * (size_t)n * kv_dim);
-  memcpy(v_cache + (size_t)p0 * kv_dim, ctx->v, sizeof(float) * (size_t)n * kv_dim);
-
-  const int pairs = n * heads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && pairs > 1)
-  for (int pair = 0; pair < pairs; pair++) {
-    const int t = pair / heads, h = pair % heads, kv = h / group;
-    float *scores = ctx->scores + (size_t)omp_get_thread_num() * ctx->n_ctx;
-    attend_one(hd, kv_dim, k_cache + (size_t)kv * hd, v_cache + (size_t)kv * hd,
-               ctx->q + (size_t)t * q_dim + (size_t)h * hd,
-               ctx->heads + (size_t)t * q_dim + (size_t)h * hd, p0 + t, scores);
+  lzn_attention_core(ctx, layer, n, p0);
+  if (ctx->params.collect_stats) {
+    lzn_layer_counters *c = &ctx->counters[layer];
+    c->seconds_attention_core += lzn_now_seconds() - t_core;
+    /* Each work item reads the K and V rows of its KV head up to its last
+     * token: per token tile, (p0 + t1) rows of K and of V per KV head and
+     * head slice. */
+    const attn_plan p = make_plan(m, n, p0, ex->n_threads);
+    double rows = 0;
+    for (int tile = 0; tile < p.tiles; tile++) {
+      const int t1 = (tile + 1) * p.tile_tokens < n ? (tile + 1) * p.tile_tokens : n;
+      rows += (double)(p0 + t1);
+    }
+    c->kv_bytes_read += 2.0 * rows * p.slices * m->n_kv_heads * (double)ctx->kv_row_bytes;
   }
   return lzn_linear(ex, ctx->attn, ctx->heads, &w->o, w->o_b, n);
 }

@@ -24,6 +24,7 @@ LZN_API lzn_context_params lzn_context_default_params(void) {
   p.use_predictor = 1;
   p.predictor_threshold = NAN;
   p.collect_recall = 0;
+  p.kv_type = LZN_KV_F16;
   return p;
 }
 
@@ -50,6 +51,10 @@ static lzn_status check_context_params(const lzn_context_params *p, const lzn_mo
   if (!(p->threshold >= 0.0f) || isinf(p->threshold))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->threshold = %g, must be finite and >= 0", fn,
                     (double)p->threshold);
+  if (p->kv_type != LZN_KV_F32 && p->kv_type != LZN_KV_F16 && p->kv_type != LZN_KV_BF16 &&
+      p->kv_type != LZN_KV_Q8_0)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->kv_type = %d is not an lzn_kv_type "
+                    "(LZN_KV_F32, LZN_KV_F16, LZN_KV_BF16, LZN_KV_Q8_0)", fn, (int)p->kv_type);
   if (p->collect_stats != 0 && p->collect_stats != 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->collect_stats = %d, must be 0 or 1", fn,
                     p->collect_stats);
@@ -69,9 +74,9 @@ static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) +
 
 /* Every float buffer of a context, for allocation checks and freeing. */
 #define CONTEXT_FLOAT_BUFFERS(ctx)                                                               \
-  {&(ctx)->k_cache, &(ctx)->v_cache, &(ctx)->hidden, &(ctx)->normed, &(ctx)->q, &(ctx)->k,        \
+  {&(ctx)->hidden, &(ctx)->normed, &(ctx)->q, &(ctx)->k,        \
    &(ctx)->v, &(ctx)->heads, &(ctx)->attn, &(ctx)->gate, &(ctx)->up, &(ctx)->mlp_out,             \
-   &(ctx)->embed, &(ctx)->scores, &(ctx)->active_val, &(ctx)->top_k_scratch,                      \
+   &(ctx)->embed, &(ctx)->attn_scratch, &(ctx)->active_val, &(ctx)->top_k_scratch,              \
    &(ctx)->token_threshold, &(ctx)->rope_cos, &(ctx)->rope_sin, &(ctx)->act_abs,                 \
    &(ctx)->pred_hidden, &(ctx)->pred_score, &(ctx)->pred_dense, &(ctx)->union_coef}
 
@@ -80,6 +85,8 @@ LZN_API void lzn_context_free(lzn_context *ctx) {
   lzn_exec_free(&ctx->exec);
   float **buffers[] = CONTEXT_FLOAT_BUFFERS(ctx);
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(*buffers[i]);
+  free(ctx->k_cache);
+  free(ctx->v_cache);
   free(ctx->active_idx);
   free(ctx->all_rows);
   free(ctx->pred_idx), free(ctx->pred_n), free(ctx->pred_counters);
@@ -105,22 +112,55 @@ static void fill_rope_tables(lzn_context *ctx) {
     }
 }
 
+/* The KV types are the first weight types, value for value (kernels.h). */
+_Static_assert((int)LZN_KV_F32 == (int)LZN_WTYPE_F32 && (int)LZN_KV_F16 == (int)LZN_WTYPE_F16 &&
+                   (int)LZN_KV_BF16 == (int)LZN_WTYPE_BF16 && (int)LZN_KV_Q8_0 == (int)LZN_WTYPE_Q8_0 &&
+                   LZN_KV_TYPE_COUNT == 4,
+               "lzn_kv_type values are the lzn_wtype values of the same types");
+
+/* K and V of every layer: 2 * n_layers * n_kv_heads * n_ctx rows, checked
+ * for overflow, then allocated 64-byte aligned. */
+static lzn_status allocate_kv_cache(lzn_context *ctx) {
+  const lzn_model *m = ctx->model;
+  ctx->kv_type = (lzn_wtype)ctx->params.kv_type;
+  ctx->kv_row_bytes = lzn_wtype_row_bytes(ctx->kv_type, (size_t)m->head_dim);
+  size_t rows = 0, bytes = 0, total = 0;
+  const int overflow =
+      __builtin_mul_overflow((size_t)m->n_layers * (size_t)m->n_kv_heads, (size_t)ctx->n_ctx, &rows) ||
+      __builtin_mul_overflow(rows, ctx->kv_row_bytes, &bytes) || bytes > (SIZE_MAX - 63) / 2 ||
+      __builtin_mul_overflow(bytes, (size_t)2, &total);
+  if (overflow || bytes > (size_t)PTRDIFF_MAX / 2)
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: the KV cache of %d positions x %d layers x "
+                    "%d KV heads x %zu bytes per row, twice (K and V), overflows size_t",
+                    ctx->n_ctx, m->n_layers, m->n_kv_heads, ctx->kv_row_bytes);
+  const size_t aligned = (bytes + 63) & ~(size_t)63;
+  ctx->kv_bytes = total;
+  ctx->k_cache = aligned_alloc(64, aligned ? aligned : 64);
+  ctx->v_cache = aligned_alloc(64, aligned ? aligned : 64);
+  if (ctx->k_cache == NULL || ctx->v_cache == NULL)
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: cannot allocate the KV cache: %zu bytes "
+                    "(%zu MiB) for %d positions in kv_type %d", total, total >> 20, ctx->n_ctx,
+                    (int)ctx->params.kv_type);
+  return LZN_OK;
+}
+
 static lzn_status allocate(lzn_context *ctx) {
   const lzn_model *m = ctx->model;
   const size_t b = (size_t)ctx->max_batch, d = (size_t)m->d_model, f = (size_t)m->d_ff;
   const size_t q_dim = (size_t)m->n_heads * (size_t)m->head_dim;
   const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)m->head_dim;
-  const size_t cache = (size_t)m->n_layers * (size_t)ctx->n_ctx * kv_dim;
   const size_t embed = (size_t)(m->d_embed > m->d_model ? m->d_embed : m->d_model);
   const int gated = m->arch.mlp == LZN_MLP_KIND_GATED, rope = m->arch.positions == LZN_POSITIONS_ROPE;
   const size_t rope_table = rope ? (size_t)ctx->n_ctx * (size_t)(m->head_dim / 2) : 0;
-  ctx->k_cache = floats(cache), ctx->v_cache = floats(cache);
+  lzn_status s = allocate_kv_cache(ctx);
+  if (s != LZN_OK) return s;
   ctx->hidden = floats(b * d), ctx->normed = floats(b * d);
   ctx->q = floats(b * q_dim), ctx->k = floats(b * kv_dim), ctx->v = floats(b * kv_dim);
   ctx->heads = floats(b * q_dim), ctx->attn = floats(b * d);
   ctx->gate = floats(gated ? b * f : 1), ctx->up = floats(b * f), ctx->mlp_out = floats(b * d);
   ctx->embed = floats(b * embed);
-  ctx->scores = floats((size_t)ctx->params.n_threads * (size_t)ctx->n_ctx);
+  ctx->attn_scratch_floats = lzn_attention_scratch_floats(m, ctx->max_batch);
+  ctx->attn_scratch = floats((size_t)ctx->params.n_threads * ctx->attn_scratch_floats);
   ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
   ctx->rope_cos = floats(rope_table ? rope_table : 1), ctx->rope_sin = floats(rope_table ? rope_table : 1);
   ctx->act_abs = floats(gated ? f : 1);
@@ -147,8 +187,8 @@ static lzn_status allocate(lzn_context *ctx) {
   for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) ok = ok && *buffers[i];
   for (int l = 0; ok && l < m->n_layers; l++) ok = (ctx->counters[l].fired = calloc(f, 1)) != NULL;
   if (!ok)
-    return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a %d-token context "
-                    "(KV cache %zu MiB)", ctx->n_ctx, 2 * cache * sizeof(float) >> 20);
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for the scratch of a "
+                    "%d-token context (KV cache %zu MiB)", ctx->n_ctx, ctx->kv_bytes >> 20);
   if (rope) fill_rope_tables(ctx);
   return LZN_OK;
 }
@@ -185,6 +225,10 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
 }
 
 LZN_API int lzn_context_n_past(const lzn_context *ctx) { return ctx ? ctx->n_past : -1; }
+
+LZN_API int64_t lzn_context_kv_bytes(const lzn_context *ctx) {
+  return ctx ? (int64_t)ctx->kv_bytes : -1;
+}
 
 LZN_API lzn_status lzn_context_reset(lzn_context *ctx) {
   if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_reset: ctx is NULL");

@@ -207,11 +207,11 @@ class Model:
         return self._closed
 
     def context(self, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
-                collect_stats=True, top_k=0, threshold=0.0):
+                collect_stats=True, top_k=0, threshold=0.0, kv_type="f16"):
         """A new Context (one sequence: KV cache and statistics) on this model."""
         return Context(self, n_ctx=n_ctx, n_threads=n_threads, mlp_mode=mlp_mode,
                        auto_crossover=auto_crossover, collect_stats=collect_stats,
-                       top_k=top_k, threshold=threshold)
+                       top_k=top_k, threshold=threshold, kv_type=kv_type)
 
     def close(self):
         with self._lock:
@@ -284,13 +284,20 @@ def _tokens_array(tokens):
 
 class Context:
     """One sequence on a Model: the KV cache, scratch buffers and per-layer
-    statistics. Use from one thread at a time. Keeps its Model alive."""
+    statistics. Use from one thread at a time. Keeps its Model alive.
+
+    kv_type is how the KV cache stores keys and values: "f16" (the default,
+    like llama.cpp), "f32" (exact), "bf16" or "q8_0" (llama.cpp's block_q8_0
+    over each head's values)."""
 
     def __init__(self, model, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
-                 collect_stats=True, top_k=0, threshold=0.0):
+                 collect_stats=True, top_k=0, threshold=0.0, kv_type="f16"):
         if not isinstance(mlp_mode, str) or mlp_mode not in _lib.MLP_MODES:
             raise ValueError(f"mlp_mode must be one of {sorted(_lib.MLP_MODES)}, "
                              f"not {mlp_mode!r}")
+        if not isinstance(kv_type, str) or kv_type not in _lib.KV_TYPES:
+            raise ValueError(f"kv_type must be one of {sorted(_lib.KV_TYPES)}, "
+                             f"not {kv_type!r}")
         lib = model._lib
         params = lib.lzn_context_default_params()
         params.n_ctx = _c_int(n_ctx, "n_ctx")
@@ -300,11 +307,13 @@ class Context:
         params.collect_stats = 1 if collect_stats else 0
         params.top_k = int(top_k)
         params.threshold = float(threshold)
+        params.kv_type = _lib.KV_TYPES[kv_type]
 
         self._lib = lib
         self._handle = None
         self.model = model
         self.mlp_mode = mlp_mode
+        self.kv_type = kv_type
         self.n_threads = params.n_threads
         model_handle = model._acquire()
         try:

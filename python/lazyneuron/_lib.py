@@ -48,7 +48,12 @@ class ContextParams(ctypes.Structure):
         ("use_predictor", ctypes.c_int),
         ("predictor_threshold", ctypes.c_float),
         ("collect_recall", ctypes.c_int),
+        ("kv_type", ctypes.c_int),  # lzn_kv_type, see KV_TYPES
     ]
+
+
+# lzn_kv_type: how the KV cache stores keys and values.
+KV_TYPES = {"f32": 0, "f16": 1, "bf16": 2, "q8_0": 3}
 
 
 class ModelInfo(ctypes.Structure):

@@ -69,7 +69,7 @@ def assert_close(got, want, tol, what):
 def test_logits_match_reference(name, mode):
     fx, m = fixture(name), model(name)
     assert m.info.vocab_size == fx.ref["vocab_size"]
-    with m.context(mlp_mode=mode) as ctx:
+    with m.context(kv_type="f32", mlp_mode=mode) as ctx:
         got = ctx.forward(fx.tokens, all_logits=True)
         assert got.dtype == np.float32 and got.shape == fx.logits.shape
         assert got.flags.c_contiguous
@@ -88,9 +88,9 @@ def test_logits_match_reference(name, mode):
 def test_decode_equals_prefill(name, mode):
     fx, m = fixture(name), model(name)
     n = len(fx.tokens)
-    with m.context(mlp_mode=mode) as prefill_ctx:
+    with m.context(kv_type="f32", mlp_mode=mode) as prefill_ctx:
         prefill = prefill_ctx.forward(fx.tokens, all_logits=True)
-    with m.context(mlp_mode=mode, n_threads=2) as ctx:
+    with m.context(kv_type="f32", mlp_mode=mode, n_threads=2) as ctx:
         half = n // 2
         rows = [ctx.forward(fx.tokens[:half], all_logits=True)]
         for t in fx.tokens[half:]:
@@ -106,7 +106,7 @@ def test_decode_equals_prefill(name, mode):
 def test_stats_match_reference(name, mode):
     fx, m = fixture(name), model(name)
     n = len(fx.tokens)
-    with m.context(mlp_mode=mode) as ctx:
+    with m.context(kv_type="f32", mlp_mode=mode) as ctx:
         ctx.forward(fx.tokens[:3])
         ctx.forward(fx.tokens[3:])
         stats = ctx.stats()
@@ -138,7 +138,7 @@ def test_stats_match_reference(name, mode):
 
 
 def test_stats_off_counts_nothing():
-    with model("opt-preln").context(mlp_mode="sparse", collect_stats=False) as ctx:
+    with model("opt-preln").context(kv_type="f32", mlp_mode="sparse", collect_stats=False) as ctx:
         ctx.forward([2, 3, 4])
         assert all(s["tokens"] == 0 for s in ctx.stats())
 
@@ -147,7 +147,7 @@ def test_load_without_mmap_and_with_progress():
     fx = fixture("opt-sharded")
     fractions = []
     with lzn.Model(fx.path, use_mmap=False, progress=fractions.append) as m:
-        with m.context() as ctx:
+        with m.context(kv_type="f32") as ctx:
             assert_close(ctx.forward(fx.tokens), fx.logits[-1], fx.tol, "no mmap")
     assert fractions and all(0.0 <= f <= 1.0 for f in fractions)
     assert fractions == sorted(fractions)
@@ -172,7 +172,7 @@ def test_threads_share_a_model():
 
     def work(i):
         try:
-            with m.context(mlp_mode=MODES[i % 3]) as ctx:
+            with m.context(kv_type="f32", mlp_mode=MODES[i % 3]) as ctx:
                 for _ in range(5):
                     ctx.reset()
                     results[i] = ctx.forward(fx.tokens, all_logits=True)
@@ -195,7 +195,7 @@ def test_threads_share_a_model():
 def test_token_inputs():
     fx, m = fixture("opt-preln"), model("opt-preln")
     toks = fx.tokens
-    with m.context() as ctx:
+    with m.context(kv_type="f32") as ctx:
         want = ctx.forward(toks)
         for form in (tuple(toks), np.array(toks, dtype=np.int32), np.array(toks, dtype=np.uint16),
                      np.repeat(np.array(toks, dtype=np.int64), 2)[::2], [np.int64(t) for t in toks]):
@@ -226,7 +226,7 @@ def test_missing_path_is_io_error():
 
 def test_bad_token_id_is_invalid_arg():
     m = model("opt-preln")
-    with m.context() as ctx:
+    with m.context(kv_type="f32") as ctx:
         ctx.forward([2, 3])
         for bad in ([m.info.vocab_size], [5, -1]):
             with pytest.raises(lzn.LazyNeuronError) as e:
@@ -243,7 +243,7 @@ def test_bad_token_id_is_invalid_arg():
 
 def test_context_full_keeps_n_past():
     fx, m = fixture("opt-preln"), model("opt-preln")
-    with m.context(n_ctx=4) as ctx:
+    with m.context(kv_type="f32", n_ctx=4) as ctx:
         ctx.forward(fx.tokens[:3])
         with pytest.raises(lzn.LazyNeuronError) as e:
             ctx.forward(fx.tokens[3:5])
@@ -263,17 +263,17 @@ def test_bad_context_params():
     before = lib.lzn_last_error()
     for bad in ("bogus", "SPARSE", 1, None):
         with pytest.raises(ValueError):
-            m.context(mlp_mode=bad)
+            m.context(kv_type="f32", mlp_mode=bad)
     assert lib.lzn_last_error() == before  # the C library was never called
     assert m._n_contexts == 0
     for kwargs, word in (({"n_threads": 0}, "n_threads"), ({"n_ctx": -1}, "n_ctx"),
                          ({"n_ctx": m.info.max_positions + 1}, "n_ctx"),
                          ({"auto_crossover": 2.0}, "auto_crossover")):
         with pytest.raises(lzn.LazyNeuronError) as e:
-            m.context(**kwargs)
+            m.context(kv_type="f32", **kwargs)
         assert e.value.status_name == "LZN_ERR_INVALID_ARG" and word in e.value.message
     with pytest.raises(ValueError):
-        m.context(n_threads=2**40)
+        m.context(kv_type="f32", n_threads=2**40)
     assert m._n_contexts == 0
 
 
@@ -283,7 +283,7 @@ def test_bad_context_params():
 def test_context_manager_closes():
     path = DATA / "opt-preln"
     with lzn.Model(path) as m:
-        with m.context() as ctx:
+        with m.context(kv_type="f32") as ctx:
             ctx.forward([2, 5])
         assert ctx.closed
         with pytest.raises(ValueError):
@@ -293,14 +293,14 @@ def test_context_manager_closes():
         ctx.close()  # twice is fine
     assert m.closed and m._handle is None
     with pytest.raises(ValueError):
-        m.context()
+        m.context(kv_type="f32")
     m.close()  # twice is fine
 
 
 def test_contexts_keep_the_model_alive():
     fx = fixture("opt-preln")
     m = lzn.Model(fx.path)
-    a, b = m.context(), m.context()
+    a, b = m.context(kv_type="f32"), m.context(kv_type="f32")
     m.close()
     assert m.closed and m._handle is not None  # still used by a and b
     a.close()
@@ -310,7 +310,7 @@ def test_contexts_keep_the_model_alive():
     assert m._handle is None
 
     # Dropping every Python reference frees both, context first.
-    c = lzn.Model(fx.path).context()
+    c = lzn.Model(fx.path).context(kv_type="f32")
     del c
     gc.collect()
 
