@@ -232,7 +232,7 @@ static void core_init(core_fixture *f, lzn_wtype type, int hd, int heads, int kv
   c->heads = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(heads * hd));
   c->k = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
   c->v = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
-  c->attn_scratch_floats = lzn_attention_scratch_floats(&f->model, max_tokens);
+  c->attn_scratch_floats = lzn_attention_scratch_floats(&f->model);
   c->attn_scratch = malloc(sizeof(float) * c->attn_scratch_floats * (size_t)threads);
   f->max_tokens = max_tokens;
 }

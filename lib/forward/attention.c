@@ -34,8 +34,7 @@
 #define TILE_ROWS 64
 #define TILE_KEYS 128
 
-size_t lzn_attention_scratch_floats(const lzn_model *m, int max_batch) {
-  (void)max_batch;
+size_t lzn_attention_scratch_floats(const lzn_model *m) {
   const size_t hd = (size_t)m->head_dim;
   /* q tile, output tile, scores, running max and sum. */
   return TILE_ROWS * (2 * hd + TILE_KEYS + 2) + 64;

@@ -159,7 +159,7 @@ static lzn_status allocate(lzn_context *ctx) {
   ctx->heads = floats(b * q_dim), ctx->attn = floats(b * d);
   ctx->gate = floats(gated ? b * f : 1), ctx->up = floats(b * f), ctx->mlp_out = floats(b * d);
   ctx->embed = floats(b * embed);
-  ctx->attn_scratch_floats = lzn_attention_scratch_floats(m, ctx->max_batch);
+  ctx->attn_scratch_floats = lzn_attention_scratch_floats(m);
   ctx->attn_scratch = floats((size_t)ctx->params.n_threads * ctx->attn_scratch_floats);
   ctx->active_val = floats(f), ctx->top_k_scratch = floats(f), ctx->token_threshold = floats(b);
   ctx->rope_cos = floats(rope_table ? rope_table : 1), ctx->rope_sin = floats(rope_table ? rope_table : 1);

@@ -87,9 +87,9 @@ struct lzn_context {
   lzn_predictor_counters *pred_counters; /* [n_layers] */
 };
 
-/* Floats of attention scratch one thread needs (forward/attention.c's tiles
- * for this model and at most max_batch tokens per call). */
-size_t lzn_attention_scratch_floats(const lzn_model *m, int max_batch);
+/* Floats of attention scratch one thread needs (forward/attention.c's
+ * tiles for this model's head_dim, whatever the number of tokens). */
+size_t lzn_attention_scratch_floats(const lzn_model *m);
 
 /* The attention core of one layer (forward/attention.c): stores the n rows
  * of ctx->k and ctx->v at positions p0.. of the cache, then writes
