@@ -178,12 +178,19 @@ lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, in
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
   lzn_exec *ex = &ctx->exec;
-  const int hd = m->head_dim, heads = m->n_heads;
-  const int q_dim = heads * hd, kv_dim = m->n_kv_heads * hd;
   lzn_status s = lzn_linear(ex, ctx->q, x, &w->q, w->q_b, n);
   if (s == LZN_OK) s = lzn_linear(ex, ctx->k, x, &w->k, w->k_b, n);
   if (s == LZN_OK) s = lzn_linear(ex, ctx->v, x, &w->v, w->v_b, n);
   if (s != LZN_OK) return s;
+  lzn_attention_heads(ctx, layer, n, p0);
+  return lzn_linear(ex, ctx->attn, ctx->heads, &w->o, w->o_b, n);
+}
+
+void lzn_attention_heads(lzn_context *ctx, int layer, int n, int p0) {
+  const lzn_model *m = ctx->model;
+  lzn_exec *ex = &ctx->exec;
+  const int hd = m->head_dim, heads = m->n_heads;
+  const int q_dim = heads * hd, kv_dim = m->n_kv_heads * hd;
   const double t_core = lzn_now_seconds();
   if (m->arch.positions == LZN_POSITIONS_ROPE) {
     rotate(ctx, ctx->q, n, q_dim, heads, p0);
@@ -206,5 +213,4 @@ lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, in
     }
     c->kv_bytes_read += 2.0 * rows * p.slices * m->n_kv_heads * (double)ctx->kv_row_bytes;
   }
-  return lzn_linear(ex, ctx->attn, ctx->heads, &w->o, w->o_b, n);
 }

@@ -41,20 +41,36 @@ static lzn_status check_batch(lzn_context *const *ctxs, const int32_t *tokens, i
   return LZN_OK;
 }
 
-/* Attention of row i of the lead's rows x (normed or not, per the
- * architecture) in its own sequence, into the lead's attn row i. */
+/* Attention of the lead's n rows x, each in its own sequence: q, k, v and
+ * the output projection for all rows at once (each weight read once), the
+ * heads per sequence against its own cache. Into the lead's attn rows. */
 static lzn_status attention_rows(lzn_context *lead, lzn_context *const *ctxs, int layer, const float *x,
                                  int n) {
-  const int d = lead->model->d_model;
-  for (int i = 0; i < n; i++) {
+  const lzn_model *m = lead->model;
+  const lzn_layer *w = &m->layers[layer];
+  const size_t q_dim = (size_t)m->n_heads * m->head_dim, kv_dim = (size_t)m->n_kv_heads * m->head_dim;
+  lzn_exec *ex = &lead->exec;
+  const double t0 = lzn_now_seconds();
+  lzn_status s = lzn_linear(ex, lead->q, x, &w->q, w->q_b, n);
+  if (s == LZN_OK) s = lzn_linear(ex, lead->k, x, &w->k, w->k_b, n);
+  if (s == LZN_OK) s = lzn_linear(ex, lead->v, x, &w->v, w->v_b, n);
+  if (s != LZN_OK) return s;
+  /* Row 0 of every other sequence's scratch, the lead's own row 0 kept:
+   * go from the last row down so the lead's rows are read before row 0 of
+   * its scratch is written. */
+  for (int i = n - 1; i >= 0; i--) {
     lzn_context *c = ctxs[i];
-    const double t0 = lzn_now_seconds();
-    const lzn_status s = lzn_attention_forward(c, layer, x + (size_t)i * d, 1, c->n_past);
-    if (s != LZN_OK) return s;
-    memcpy(lead->attn + (size_t)i * d, c->attn, sizeof(float) * (size_t)d);
-    if (c->params.collect_stats) c->counters[layer].seconds_attention += lzn_now_seconds() - t0;
+    if (i > 0) {
+      memcpy(c->q, lead->q + (size_t)i * q_dim, sizeof(float) * q_dim);
+      memcpy(c->k, lead->k + (size_t)i * kv_dim, sizeof(float) * kv_dim);
+      memcpy(c->v, lead->v + (size_t)i * kv_dim, sizeof(float) * kv_dim);
+    }
+    lzn_attention_heads(c, layer, 1, c->n_past);
+    if (i > 0) memcpy(lead->heads + (size_t)i * q_dim, c->heads, sizeof(float) * q_dim);
   }
-  return LZN_OK;
+  s = lzn_linear(ex, lead->attn, lead->heads, &w->o, w->o_b, n);
+  if (lead->params.collect_stats) lead->counters[layer].seconds_attention += lzn_now_seconds() - t0;
+  return s;
 }
 
 static lzn_status batch_block(lzn_context *lead, lzn_context *const *ctxs, int layer, int n) {

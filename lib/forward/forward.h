@@ -31,6 +31,11 @@ void lzn_norm_rows(const lzn_arch_desc *arch, const lzn_norm *norm, float *out, 
 /* ctx->attn = out_proj(attention(x)) for n tokens at positions p0..; writes
  * their K and V into the cache at p0... */
 lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, int n, int p0);
+/* The part of it between the projections: ctx->q, k, v hold n tokens'
+ * projections; rotates, scales, stores K and V at p0.. and attends, into
+ * ctx->heads. (lzn_forward_batch projects a whole batch at once and runs
+ * this per sequence.) */
+void lzn_attention_heads(lzn_context *ctx, int layer, int n, int p0);
 
 /* out = the MLP block of one layer for n tokens of x. */
 lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n);

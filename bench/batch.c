@@ -1,0 +1,167 @@
+/*
+ * batch.c: `lzn-bench batch`: decode steps of N sequences at once
+ * (lzn_forward_batch) against the same N sequences each advanced by its own
+ * one-token lzn_forward call, on one model and in one run. What a server
+ * gains by batching: every weight read once per step instead of N times,
+ * the MLP over the union of the N tokens' active rows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "lazyneuron.h"
+#include "synthetic.h"
+
+#define BATCH_MAX 64
+
+typedef struct batch_options {
+  const char *model_dir, *synthetic;
+  double density_pct;
+  int n_layers, steps, reps, threads;
+  int sizes[16];
+  size_t n_sizes;
+  lzn_mlp_mode modes[3];
+  size_t n_modes;
+  lzn_weight_type type;
+} batch_options;
+
+static void help(void) {
+  printf("usage: lzn-bench batch (--model DIR|FILE | --synthetic NAME) [--layers N] [--density PCT]\n"
+         "                       [--batch 1,2,4,8,16] [--steps S] [--mode sparse,dense,auto]\n"
+         "                       [--type f32|f16|bf16|q8_0|q4_0] [--threads T] [--reps R]\n"
+         "Times S decode steps of N sequences with lzn_forward_batch against the same N\n"
+         "sequences each advanced by its own one-token lzn_forward per step (median of R runs),\n"
+         "and reports the MLP's union density (the rows the batch read, over d_ff).\n");
+}
+
+static lzn_mlp_mode parse_mode(const char *m) {
+  if (strcmp(m, "sparse") == 0) return LZN_MLP_SPARSE;
+  if (strcmp(m, "dense") == 0) return LZN_MLP_DENSE;
+  if (strcmp(m, "auto") == 0) return LZN_MLP_AUTO;
+  bench_usage_error("--mode: unknown mode \"%s\"", m);
+  return LZN_MLP_AUTO;
+}
+
+static void parse(batch_options *o, int argc, char **argv) {
+  const char *sizes = "1,2,4,8,16", *modes = "sparse,dense,auto", *type = "f32";
+  *o = (batch_options){.density_pct = 5.0, .steps = 16, .reps = 3, .threads = 1};
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) help(), exit(0);
+    else if ((v = bench_option_value(argc, argv, &i, "--model"))) o->model_dir = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--synthetic"))) o->synthetic = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--layers"))) o->n_layers = (int)bench_parse_long("--layers", v, 1, 1000);
+    else if ((v = bench_option_value(argc, argv, &i, "--density"))) o->density_pct = bench_parse_double("--density", v);
+    else if ((v = bench_option_value(argc, argv, &i, "--batch"))) sizes = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--steps"))) o->steps = (int)bench_parse_long("--steps", v, 1, 10000);
+    else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 1000);
+    else if ((v = bench_option_value(argc, argv, &i, "--threads"))) o->threads = (int)bench_parse_long("--threads", v, 1, 1024);
+    else if ((v = bench_option_value(argc, argv, &i, "--mode"))) modes = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--type"))) type = v;
+    else bench_usage_error("batch: unknown option \"%s\"", argv[i]);
+  }
+  if ((o->model_dir == NULL) == (o->synthetic == NULL)) bench_usage_error("batch: give --model or --synthetic");
+  char buf[256], *items[16];
+  bench_copy_list("--batch", buf, sizeof buf, sizes);
+  const size_t n = bench_split_list("--batch", buf, items, 16);
+  for (size_t k = 0; k < n; k++) o->sizes[o->n_sizes++] = (int)bench_parse_long("--batch", items[k], 1, BATCH_MAX);
+  bench_copy_list("--mode", buf, sizeof buf, modes);
+  const size_t nm = bench_split_list("--mode", buf, items, 3);
+  for (size_t k = 0; k < nm; k++) o->modes[o->n_modes++] = parse_mode(items[k]);
+  static const char *const types[] = {"as_stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
+  o->type = (lzn_weight_type)-1;
+  for (int t = 0; t <= LZN_WEIGHTS_Q4_0; t++)
+    if (strcmp(type, types[t]) == 0) o->type = (lzn_weight_type)t;
+  if ((int)o->type < 0) bench_usage_error("--type: unknown type \"%s\"", type);
+}
+
+static void check(lzn_status s, const char *what) {
+  if (s != LZN_OK) bench_fail("%s: %s: %s", what, lzn_status_str(s), lzn_last_error());
+}
+
+/* Seconds of `steps` steps of n sequences, batched or one call each, after a
+ * one-token prompt per sequence (untimed); contexts are reset first. */
+static double run(lzn_context **ctx, int n, int steps, int batched, int vocab, float *logits,
+                  uint64_t seed) {
+  bench_rng rng = {seed | 1};
+  int32_t tokens[BATCH_MAX];
+  for (int i = 0; i < n; i++) {
+    check(lzn_context_reset(ctx[i]), "reset");
+    tokens[i] = (int32_t)bench_rng_below(&rng, (uint64_t)vocab);
+    check(lzn_forward(ctx[i], &tokens[i], 1, logits, LZN_LOGITS_LAST), "prompt");
+  }
+  const double t0 = bench_now();
+  for (int step = 0; step < steps; step++) {
+    for (int i = 0; i < n; i++) tokens[i] = (int32_t)bench_rng_below(&rng, (uint64_t)vocab);
+    if (batched) {
+      check(lzn_forward_batch(ctx, tokens, n, logits), "lzn_forward_batch");
+    } else {
+      for (int i = 0; i < n; i++) check(lzn_forward(ctx[i], &tokens[i], 1, logits, LZN_LOGITS_LAST), "lzn_forward");
+    }
+  }
+  return bench_now() - t0;
+}
+
+static const char *mode_name(lzn_mlp_mode m) {
+  return m == LZN_MLP_SPARSE ? "sparse" : m == LZN_MLP_DENSE ? "dense" : "auto";
+}
+
+int bench_batch_main(int argc, char **argv);
+int bench_batch_main(int argc, char **argv) {
+  batch_options o;
+  parse(&o, argc, argv);
+  lzn_model *model = NULL;
+  if (o.synthetic) {
+    check(lzn_model_synthetic_typed(o.synthetic, (float)(o.density_pct / 100.0), o.n_layers, 1,
+                                    o.type == LZN_WEIGHTS_AS_STORED ? LZN_WEIGHTS_F32 : o.type, &model),
+          "synthetic model");
+  } else {
+    lzn_model_params p = lzn_model_default_params();
+    p.weight_type = o.type;
+    check(lzn_model_load(o.model_dir, &p, &model), o.model_dir);
+  }
+  lzn_model_info info;
+  lzn_model_get_info(model, &info);
+  printf("lzn-bench batch | CPU: %s | ISA: %s | lazyneuron %s | %s%s, %d layers, d_model %d, d_ff %d | "
+         "%d steps, median of %d runs, %d thread(s)\n\n", bench_cpu_model(), lzn_isa_name(),
+         lzn_version_string(), o.synthetic ? o.synthetic : o.model_dir, o.synthetic ? " (synthetic)" : "",
+         info.n_layers, info.d_model, info.d_ff, o.steps, o.reps, o.threads);
+  printf("| mode   |  N | step ms batched | step ms alone | batched / alone | tokens/s batched | union %% |\n");
+  printf("| ------ | -: | --------------: | ------------: | --------------: | ---------------: | ------: |\n");
+  float *logits = malloc(sizeof(float) * (size_t)BATCH_MAX * (size_t)info.vocab_size);
+  double *t_batch = malloc(sizeof(double) * (size_t)o.reps), *t_alone = malloc(sizeof(double) * (size_t)o.reps);
+  lzn_layer_stats *stats = malloc(sizeof *stats * (size_t)info.n_layers);
+  for (size_t mi = 0; mi < o.n_modes; mi++)
+    for (size_t k = 0; k < o.n_sizes; k++) {
+      const int n = o.sizes[k];
+      lzn_context *ctx[BATCH_MAX];
+      for (int i = 0; i < n; i++) {
+        lzn_context_params p = lzn_context_default_params();
+        p.n_ctx = o.steps + 2, p.n_threads = o.threads, p.mlp_mode = o.modes[mi];
+        check(lzn_context_create(model, &p, &ctx[i]), "lzn_context_create");
+      }
+      run(ctx, n, 1, 1, info.vocab_size, logits, 7); /* warm-up: primitives, first touch */
+      run(ctx, n, 1, 0, info.vocab_size, logits, 7);
+      double union_rows = 0.0;
+      for (int r = 0; r < o.reps; r++) {
+        t_alone[r] = run(ctx, n, o.steps, 0, info.vocab_size, logits, 100 + (uint64_t)r);
+        t_batch[r] = run(ctx, n, o.steps, 1, info.vocab_size, logits, 100 + (uint64_t)r);
+        /* ctx[0] counted the batched MLP: bytes read / one row's bytes, per step and layer. */
+        lzn_context_stats(ctx[0], stats, info.n_layers);
+        double rows = 0.0;
+        for (int l = 0; l < info.n_layers; l++)
+          rows += stats[l].bytes_dense > 0 ? stats[l].bytes_executed / stats[l].bytes_dense : 0.0;
+        union_rows += rows / info.n_layers / o.reps;
+      }
+      const double b = bench_summarize(t_batch, (size_t)o.reps).median, a = bench_summarize(t_alone, (size_t)o.reps).median;
+      printf("| %-6s | %2d | %15.3f | %13.3f | %15.3f | %16.1f | %7.2f |\n", mode_name(o.modes[mi]), n,
+             1e3 * b / o.steps, 1e3 * a / o.steps, b / a, n * o.steps / b, 100.0 * union_rows);
+      for (int i = 0; i < n; i++) lzn_context_free(ctx[i]);
+    }
+  printf("\nunion %%: rows of W_down^T the batched step read per layer over d_ff (ctxs[0]'s stats:\n"
+         "bytes read over a dense pass' bytes; dense mode reads them all).\n");
+  free(logits), free(t_batch), free(t_alone), free(stats);
+  lzn_model_free(model);
+  return 0;
+}
