@@ -343,6 +343,14 @@ LZN_API int lzn_context_n_past(const lzn_context *ctx);
  * reject speculative tokens). Statistics are kept. Nothing changes on
  * failure. Statuses: OK, INVALID_ARG (NULL, n_keep outside [0, n_past]). */
 LZN_API lzn_status lzn_context_truncate(lzn_context *ctx, int n_keep);
+
+/* Makes dst's sequence the first n_tokens of src's (their KV cache copied),
+ * so a server that has run a shared prompt once starts each new sequence
+ * from it instead of running it again. dst's own tokens are replaced; its
+ * statistics are kept. Statuses: OK, INVALID_ARG (NULL, the same context,
+ * different models or KV types, n_tokens outside [0, src n_past]),
+ * CONTEXT_FULL (n_tokens > dst's n_ctx). Nothing changes on failure. */
+LZN_API lzn_status lzn_context_copy_prefix(lzn_context *dst, const lzn_context *src, int n_tokens);
 /* Bytes of the context's KV cache (keys and values, every layer, n_ctx
  * positions, in its kv_type). Returns -1 for NULL. */
 LZN_API int64_t lzn_context_kv_bytes(const lzn_context *ctx);

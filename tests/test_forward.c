@@ -592,6 +592,56 @@ START_TEST(truncate_then_redecode) {
 }
 END_TEST
 
+/* A prompt run once, its cache copied into fresh contexts, each then
+ * continuing: the same logits as running the whole sequence itself. */
+START_TEST(copy_prefix_then_continue) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  lzn_context *src = make_context(model, LZN_MLP_SPARSE, 1), *dst = make_context(model, LZN_MLP_DENSE, 1);
+  float *step = malloc(sizeof(float) * (size_t)r.vocab);
+  const int prefix = r.n_tokens / 2;
+  ck_assert_int_eq(lzn_forward(src, r.tokens, prefix, step, LZN_LOGITS_LAST), LZN_OK);
+  ck_assert_int_eq(lzn_forward(dst, r.tokens + 3, 2, step, LZN_LOGITS_LAST), LZN_OK); /* replaced */
+  ck_assert_int_eq(lzn_context_copy_prefix(dst, src, prefix), LZN_OK);
+  ck_assert_int_eq(lzn_context_n_past(dst), prefix);
+  for (int t = prefix; t < r.n_tokens; t++) {
+    ck_assert_int_eq(lzn_forward(dst, &r.tokens[t], 1, step, LZN_LOGITS_LAST), LZN_OK);
+    const double err = max_abs_diff(step, r.logits + (size_t)t * r.vocab, (size_t)r.vocab);
+    ck_assert_msg(err <= TOL_REFERENCE * r.scale, "%s token %d after copy: %g", fixtures[_i], t, err);
+  }
+  /* Bad calls change nothing. */
+  const int n_past = lzn_context_n_past(dst);
+  ck_assert_int_eq(lzn_context_copy_prefix(dst, src, prefix + 1), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "n_tokens"));
+  ck_assert_int_eq(lzn_context_copy_prefix(dst, dst, 1), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_context_copy_prefix(NULL, src, 1), LZN_ERR_INVALID_ARG);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 2;
+  p.kv_type = LZN_KV_F32;
+  lzn_context *small = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &p, &small), LZN_OK);
+  ck_assert_int_eq(lzn_context_copy_prefix(small, src, prefix), LZN_ERR_CONTEXT_FULL);
+  p.n_ctx = 0;
+  p.kv_type = LZN_KV_F16;
+  lzn_context *f16 = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &p, &f16), LZN_OK);
+  ck_assert_int_eq(lzn_context_copy_prefix(f16, src, prefix), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "KV"));
+  ck_assert_int_eq(lzn_context_n_past(dst), n_past);
+  lzn_model *other = load_model(r.path);
+  lzn_context *foreign = make_context(other, LZN_MLP_SPARSE, 1);
+  ck_assert_int_eq(lzn_context_copy_prefix(foreign, src, 1), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "different models"));
+  lzn_context_free(foreign), lzn_context_free(small), lzn_context_free(f16);
+  lzn_model_free(other);
+  free(step);
+  free(r.logits);
+  lzn_context_free(src), lzn_context_free(dst);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *forward_suite(void) {
   Suite *s = suite_create("forward");
   TCase *torch = tcase_create("pytorch");
@@ -605,6 +655,7 @@ static Suite *forward_suite(void) {
   tcase_add_test(torch, top_k_and_threshold);
   tcase_add_test(torch, trained_model_continues_like_pytorch);
   tcase_add_loop_test(torch, truncate_then_redecode, 0, N_FIXTURES);
+  tcase_add_loop_test(torch, copy_prefix_then_continue, 0, N_FIXTURES);
   suite_add_tcase(s, torch);
   TCase *bad = tcase_create("bad input");
   tcase_set_timeout(bad, 60);
