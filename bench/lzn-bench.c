@@ -1,7 +1,7 @@
 /*
  * lzn-bench: benchmarks of lazyneuron. One subcommand per mode, dispatched on
  * argv[1]; each mode lives in its own file (kernels.c, model.c, quality.c,
- * export.c, load.c, batch.c) and shares common.c and output.c.
+ * export.c, load.c, batch.c, union.c) and shares common.c and output.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +13,7 @@ static int isa_main(int argc, char **argv);
 int bench_export_main(int argc, char **argv); /* export.c */
 int bench_load_main(int argc, char **argv);   /* load.c */
 int bench_batch_main(int argc, char **argv);  /* batch.c */
+int bench_union_main(int argc, char **argv);  /* union.c */
 
 typedef struct command {
   const char *name;
@@ -28,6 +29,7 @@ static const command commands[] = {
     {"quality", bench_quality_main,
      "held-out bits per byte against the active fraction, for each top_k (byte-level models)"},
     {"batch", bench_batch_main, "decode steps of N sequences batched against one call each"},
+    {"union", bench_union_main, "how the union of active neurons grows with the tokens of a call, per layer"},
     {"export", bench_export_main, "a synthetic LLaMA-family model written as GGUF (lzn-convert's layout)"},
     {"load", bench_load_main, "load time from the page cache, and the memory a second process adds"},
     {"isa", isa_main, "the kernel set in use and the ones this machine supports"},
