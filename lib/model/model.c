@@ -58,6 +58,7 @@ LZN_API lzn_model_params lzn_model_default_params(void) {
 
 LZN_API void lzn_model_free(lzn_model *model) {
   if (model == NULL) return;
+  lzn_tokenizer_free(model->tokenizer);
   lzn_buffers_free(&model->owned);
   free(model->layers);
   lzn_weights_close(&model->weights);
@@ -100,6 +101,7 @@ static lzn_status load_gguf(const char *path, const lzn_model_params *params, lz
   lzn_status s = lzn_gguf_open(path, params->use_mmap, &m->gguf);
   if (s == LZN_OK) s = lzn_llama_config_from_gguf(&m->gguf, &config);
   if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
+  if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
@@ -132,12 +134,38 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   free(config_json);
   if (s == LZN_OK) s = lzn_weights_open(path, params->use_mmap, &m->weights);
   if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
+  if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
   }
   *out = m;
   return LZN_OK;
+}
+
+lzn_status lzn_model_load_tokenizer(lzn_model *m, const char *path) {
+  lzn_status s;
+  snprintf(m->tokenizer_missing, sizeof m->tokenizer_missing, "%s has no tokenizer files "
+           "(lazyneuron_tokenizer.json, tokenizer.json, vocab.json + merges.txt) or GGUF "
+           "tokenizer.ggml.model", path);
+  if (m->from_gguf) {
+    s = lzn_tokenizer_from_gguf(&m->gguf, &m->tokenizer);
+  } else {
+    struct stat st;
+    char dir[4096];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+      snprintf(dir, sizeof dir, "%s", path);
+    } else {
+      const char *slash = strrchr(path, '/');
+      snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    }
+    s = lzn_tokenizer_load_dir(dir, &m->tokenizer);
+  }
+  if (s == LZN_ERR_UNSUPPORTED) { /* the model still runs on ids */
+    snprintf(m->tokenizer_missing, sizeof m->tokenizer_missing, "%s", lzn_last_error());
+    return LZN_OK;
+  }
+  return s;
 }
 
 LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out) {
