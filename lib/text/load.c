@@ -15,6 +15,9 @@
 
 #define BYTE_DESCRIPTION "lazyneuron_tokenizer.json"
 
+/* What a value is, for messages; "missing" for an absent one. */
+static const char *kind_of(const json_t *v) { return v ? lzn_json_kind(v) : "missing"; }
+
 static int file_exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -36,7 +39,7 @@ static lzn_status bool_field(const char *path, const json_t *root, const char *f
   const json_t *v = json_object_get(root, field);
   if (v == NULL || json_is_null(v)) return LZN_OK;
   if (!json_is_boolean(v))
-    return lzn_fail(LZN_ERR_FORMAT, "%s: %s is %s, not a boolean", path, field, lzn_json_kind(v));
+    return lzn_fail(LZN_ERR_FORMAT, "%s: %s is %s, not a boolean", path, field, kind_of(v));
   *out = json_is_true(v);
   return LZN_OK;
 }
@@ -50,7 +53,7 @@ static lzn_status load_description(const char *path, lzn_tokenizer **out) {
   const json_t *type = json_object_get(root, "type");
   lzn_status s = LZN_OK;
   if (!json_is_string(type))
-    s = lzn_fail(LZN_ERR_FORMAT, "%s: \"type\" is %s, not a string", path, lzn_json_kind(type));
+    s = lzn_fail(LZN_ERR_FORMAT, "%s: \"type\" is %s, not a string", path, kind_of(type));
   else if (strcmp(json_string_value(type), "byte-level") != 0)
     s = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: type \"%s\"; lazyneuron's own description file knows "
                  "\"byte-level\"", path, json_string_value(type));

@@ -188,12 +188,16 @@ lzn_status lzn_spm_encode(const lzn_tokenizer *t, const char *text, size_t len, 
       s = lzn_token_vec_push(out, id);
       continue;
     }
-    for (size_t k = 0; s == LZN_OK && k < sym[i].n; k++) {
-      int32_t b = t->byte_token[(unsigned char)s_text[sym[i].at + k]];
-      if (b < 0) b = unknown_token(t);
-      if (b < 0) b = 0;
-      s = lzn_token_vec_push(out, b);
+    int have_bytes = 1;
+    for (size_t k = 0; k < sym[i].n; k++)
+      have_bytes &= t->byte_token[(unsigned char)s_text[sym[i].at + k]] >= 0;
+    if (!have_bytes) { /* no byte fallback: the character is one <unk> */
+      const int32_t unk = unknown_token(t);
+      s = lzn_token_vec_push(out, unk >= 0 ? unk : 0);
+      continue;
     }
+    for (size_t k = 0; s == LZN_OK && k < sym[i].n; k++)
+      s = lzn_token_vec_push(out, t->byte_token[(unsigned char)s_text[sym[i].at + k]]);
   }
   free(s_text), free(sym), free(h.b);
   return s;
