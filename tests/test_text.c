@@ -415,6 +415,31 @@ START_TEST(sampler_seeded_distribution) {
 }
 END_TEST
 
+/* top_k over a large vocabulary: only the k best are ever drawn, each of them is. */
+START_TEST(sampler_top_k_large_vocab) {
+  enum { VOCAB = 5000, K = 5 };
+  static float logits[VOCAB];
+  test_rng rng = {77};
+  fill_random(&rng, logits, VOCAB);
+  /* the K best, planted well apart from the rest (random logits are < 1) */
+  const int32_t best[K] = {4999, 17, 2500, 3, 1234};
+  for (int i = 0; i < K; i++) logits[best[i]] = 3.0f + 0.1f * (float)i;
+  lzn_sampler *s = make_sampler(1.0f, K, 1.0f, 0.0f, 1.0f, 3, VOCAB);
+  int seen[K] = {0};
+  for (int d = 0; d < 2000; d++) {
+    int32_t t;
+    ck_assert_int_eq(lzn_sampler_sample(s, logits, &t), LZN_OK);
+    int found = -1;
+    for (int i = 0; i < K; i++)
+      if (t == best[i]) found = i;
+    ck_assert_msg(found >= 0, "drew %d, not one of the top %d", t, K);
+    seen[found]++;
+  }
+  for (int i = 0; i < K; i++) ck_assert_int_gt(seen[i], 0);
+  lzn_sampler_free(s);
+}
+END_TEST
+
 START_TEST(sampler_params_out_of_range) {
   struct {
     const char *field;
@@ -461,6 +486,7 @@ static Suite *text_suite(void) {
   tcase_set_timeout(sam, 30);
   tcase_add_test(sam, sampler_greedy_and_filters);
   tcase_add_test(sam, sampler_seeded_distribution);
+  tcase_add_test(sam, sampler_top_k_large_vocab);
   tcase_add_test(sam, sampler_params_out_of_range);
   suite_add_tcase(s, sam);
   return s;

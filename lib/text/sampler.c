@@ -124,6 +124,25 @@ static int by_logit_desc(const void *a, const void *b) {
   return (x > y) - (x < y); /* ties: lower id first, so the order is total */
 }
 
+/* A heap of ids whose root is the worst by by_logit_desc (the one to evict). */
+static int worse(int32_t a, int32_t b) { return by_logit_desc(&a, &b) > 0; }
+static void sift_up(int32_t *h, int i) {
+  while (i > 0 && worse(h[i], h[(i - 1) / 2])) {
+    const int32_t t = h[i];
+    h[i] = h[(i - 1) / 2], h[(i - 1) / 2] = t, i = (i - 1) / 2;
+  }
+}
+static void sift_down(int32_t *h, int n) {
+  for (int i = 0;;) {
+    int c = 2 * i + 1;
+    if (c >= n) return;
+    if (c + 1 < n && worse(h[c + 1], h[c])) c++;
+    if (!worse(h[c], h[i])) return;
+    const int32_t t = h[i];
+    h[i] = h[c], h[c] = t, i = c;
+  }
+}
+
 LZN_API lzn_status lzn_sampler_sample(lzn_sampler *s, const float *logits, int32_t *token) {
   if (s == NULL || logits == NULL || token == NULL)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sampler_sample: %s is NULL",
@@ -154,8 +173,18 @@ LZN_API lzn_status lzn_sampler_sample(lzn_sampler *s, const float *logits, int32
   }
   for (int i = 0; i < n; i++) w[s->order[i]] /= s->p.temperature;
   tl_keys = w;
+  if (s->p.top_k > 0 && s->p.top_k < n) {
+    /* the top_k best in O(vocab log k): a heap whose root is the worst kept */
+    const int k = s->p.top_k;
+    int32_t *heap = s->order; /* order[0..k) becomes the heap; the rest is read once */
+    for (int i = 0; i < k; i++) sift_up(heap, i);
+    for (int i = k; i < n; i++) {
+      const int32_t c = s->order[i];
+      if (by_logit_desc(&c, &heap[0]) < 0) heap[0] = c, sift_down(heap, k);
+    }
+    n = k;
+  }
   qsort(s->order, (size_t)n, sizeof *s->order, by_logit_desc);
-  if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
   /* softmax over the candidates, in double for the running sums */
   const float top = w[s->order[0]];
   double total = 0.0;
