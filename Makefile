@@ -181,9 +181,12 @@ bench: deps
 # The trained byte-level model in models/tiny-opt continues a fixed prompt,
 # sparse and dense, and shows what the sparse MLP saved.
 DEMO_PROMPT ?= The meaning of life is
+# Then lzn-run (the CLI that `make install` installs) takes the same prompt as text.
 demo: deps
-	@$(MAKE) --no-print-directory $(BUILD)/generate
+	@$(MAKE) --no-print-directory $(BUILD)/generate $(CLI)
 	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 4 models/tiny-opt "$(DEMO_PROMPT)"
+	@echo; echo "== lzn-run -m models/tiny-opt -p \"$(DEMO_PROMPT)\" -n 96 --seed 4"
+	$(CLI) -m models/tiny-opt -p "$(DEMO_PROMPT)" -n 96 --seed 4 --mode sparse
 
 # --------------------------------------------------------------- install
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
