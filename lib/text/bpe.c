@@ -6,6 +6,10 @@
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  * The one subtle alternative is \s+(?!\S): a whitespace run followed by a
  * non-space gives back its last character, so that " word" keeps its space.
+ * \s is Unicode's White_Space, as in Python's `regex` (GPT-2's own
+ * encoder) and Rust's regex (Hugging Face tokenizers); JavaScript's \s
+ * (gpt-3-encoder) differs on U+0085 and U+FEFF only, which the test
+ * corpus therefore avoids.
  */
 #include <stdlib.h>
 #include <string.h>
