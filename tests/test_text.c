@@ -168,6 +168,37 @@ START_TEST(spm_matches_sentencepiece) {
 }
 END_TEST
 
+/* A GGUF model file carrying the SPM tokenizer: loaded with the model, the same
+ * tokenizer as on its own; the model still runs on ids. */
+START_TEST(gguf_model_with_tokenizer) {
+  lzn_model *model;
+  ck_assert_msg(lzn_model_load("tests/data/tokenizer/llama-gqa-spm.gguf", NULL, &model) == LZN_OK, "%s",
+                lzn_last_error());
+  const lzn_tokenizer *with_model;
+  lzn_tokenizer *alone;
+  ck_assert_int_eq(lzn_model_get_tokenizer(model, &with_model), LZN_OK);
+  ck_assert_int_eq(lzn_tokenizer_load(SPM_FILE, &alone), LZN_OK);
+  const char *text = "Tokens are bytes, \xe2\x96\x81 and \xf0\x9f\x98\x80.";
+  int32_t a[64], b[64];
+  int na, nb;
+  ck_assert_int_eq(lzn_tokenize(with_model, text, strlen(text), 1, a, 64, &na), LZN_OK);
+  ck_assert_int_eq(lzn_tokenize(alone, text, strlen(text), 1, b, 64, &nb), LZN_OK);
+  ck_assert_int_eq(na, nb);
+  ck_assert_int_eq(memcmp(a, b, sizeof a[0] * (size_t)na), 0);
+  lzn_model_info info;
+  ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
+  lzn_context *ctx;
+  ck_assert_int_eq(lzn_context_create(model, NULL, &ctx), LZN_OK);
+  float *logits = malloc(sizeof(float) * (size_t)info.vocab_size);
+  const int32_t ids[3] = {1, 5, 7};
+  ck_assert_int_eq(lzn_forward(ctx, ids, 3, logits, LZN_LOGITS_LAST), LZN_OK);
+  free(logits);
+  lzn_context_free(ctx);
+  lzn_tokenizer_free(alone);
+  lzn_model_free(model);
+}
+END_TEST
+
 START_TEST(byte_level_tiny_opt) {
   lzn_model *model;
   ck_assert_msg(lzn_model_load("models/tiny-opt", NULL, &model) == LZN_OK, "%s", lzn_last_error());
@@ -477,6 +508,7 @@ static Suite *text_suite(void) {
   tcase_add_test(tok, gpt2_matches_gpt3_encoder);
   tcase_add_test(tok, gpt2_other_containers);
   tcase_add_test(tok, spm_matches_sentencepiece);
+  tcase_add_test(tok, gguf_model_with_tokenizer);
   tcase_add_test(tok, byte_level_tiny_opt);
   tcase_add_test(tok, model_without_tokenizer);
   tcase_add_test(tok, buffers_and_ids);

@@ -172,7 +172,7 @@ def spm():
             types.append(1)
     import numpy as np
 
-    write_gguf(os.path.join(OUT, "spm.gguf"), {
+    meta = {
         "general.architecture": "llama",
         "tokenizer.ggml.model": "llama",
         "tokenizer.ggml.tokens": [proc.id_to_piece(i) for i in range(n)],
@@ -181,7 +181,9 @@ def spm():
         "tokenizer.ggml.bos_token_id": typed("u32", proc.bos_id()),
         "tokenizer.ggml.eos_token_id": typed("u32", proc.eos_id()),
         "tokenizer.ggml.unknown_token_id": typed("u32", proc.unk_id()),
-    }, {})
+    }
+    write_gguf(os.path.join(OUT, "spm.gguf"), meta, {})
+    llama_with_tokenizer(meta)
     cases = []
     for b in corpus_bytes():
         t = b.decode("utf-8", "replace")
@@ -189,6 +191,30 @@ def spm():
     dump_cases(os.path.join(OUT, "spm_reference.json"),
                {"generator": "sentencepiece %s encode (Python), no BOS" % sp.__version__,
                 "bos": proc.bos_id(), "eos": proc.eos_id()}, cases)
+
+
+def llama_with_tokenizer(tokenizer_meta):
+    """llama-gqa-spm.gguf: tools/lzn_convert.py's GGUF of the llama-gqa fixture with
+    the SPM tokenizer's metadata added, so a model load finds its tokenizer (the
+    tokenizer's 800 ids exceed that model's vocabulary: a load test, not a text one)."""
+    import gguf_write
+    import lzn_convert
+
+    captured = {}
+    real = lzn_convert.write_gguf
+
+    def capture(path, meta, tensors, alignment=32, magic=b"GGUF"):
+        captured.update(meta=meta, tensors=tensors, alignment=alignment, magic=magic)
+
+    lzn_convert.write_gguf = capture
+    try:
+        lzn_convert.convert("tests/data/llama-gqa", os.path.join(OUT, "unused.gguf"))
+    finally:
+        lzn_convert.write_gguf = real
+    meta = dict(captured["meta"])
+    meta.update({k: v for k, v in tokenizer_meta.items() if k.startswith("tokenizer.")})
+    gguf_write.write_gguf(os.path.join(OUT, "llama-gqa-spm.gguf"), meta, captured["tensors"],
+                          alignment=captured["alignment"], magic=captured["magic"])
 
 
 def dump_cases(path, header, cases):
