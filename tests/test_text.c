@@ -199,6 +199,45 @@ START_TEST(gguf_model_with_tokenizer) {
 }
 END_TEST
 
+/* Random byte strings (biased towards what the pre-tokenizer and the UTF-8
+ * decoder branch on): every tokenizer gives back the text with U+FFFD for
+ * what is not UTF-8, and every id is in range. */
+START_TEST(random_bytes_round_trip) {
+  lzn_tokenizer *toks[2];
+  ck_assert_int_eq(lzn_tokenizer_load(GPT2_DIR, &toks[0]), LZN_OK);
+  ck_assert_int_eq(lzn_tokenizer_load(SPM_FILE, &toks[1]), LZN_OK);
+  static const char alphabet[] = "aZ9 '\n\tsltdrevm.,!";
+  test_rng rng = {2024};
+  for (int round = 0; round < 3000; round++) {
+    char text[80];
+    const size_t len = (size_t)rng_below(&rng, sizeof text);
+    for (size_t i = 0; i < len; i++) {
+      const uint64_t r = rng_below(&rng, 10);
+      text[i] = r < 6 ? alphabet[rng_below(&rng, sizeof alphabet - 1)]
+              : r < 9 ? (char)(0x80 + rng_below(&rng, 0x80))   /* continuation or lead bytes */
+                      : (char)rng_below(&rng, 0x80);
+    }
+    char *clean;
+    size_t clean_len;
+    ck_assert_int_eq(lzn_utf8_sanitize(text, len, &clean, &clean_len), LZN_OK);
+    for (int k = 0; k < 2; k++) {
+      int32_t ids[512];
+      int n;
+      ck_assert_int_eq(lzn_tokenize(toks[k], text, len, 0, ids, 512, &n), LZN_OK);
+      char back[512];
+      size_t back_len;
+      ck_assert_msg(lzn_detokenize(toks[k], ids, n, back, sizeof back, &back_len) == LZN_OK, "%s",
+                    lzn_last_error());
+      ck_assert_msg(back_len == clean_len && memcmp(back, clean, clean_len) == 0,
+                    "round %d, tokenizer %d: %zu bytes back, %zu expected", round, k, back_len,
+                    clean_len);
+    }
+    free(clean);
+  }
+  lzn_tokenizer_free(toks[0]), lzn_tokenizer_free(toks[1]);
+}
+END_TEST
+
 START_TEST(byte_level_tiny_opt) {
   lzn_model *model;
   ck_assert_msg(lzn_model_load("models/tiny-opt", NULL, &model) == LZN_OK, "%s", lzn_last_error());
@@ -509,6 +548,7 @@ static Suite *text_suite(void) {
   tcase_add_test(tok, gpt2_other_containers);
   tcase_add_test(tok, spm_matches_sentencepiece);
   tcase_add_test(tok, gguf_model_with_tokenizer);
+  tcase_add_test(tok, random_bytes_round_trip);
   tcase_add_test(tok, byte_level_tiny_opt);
   tcase_add_test(tok, model_without_tokenizer);
   tcase_add_test(tok, buffers_and_ids);
