@@ -331,9 +331,12 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
  * ill-formed sequence becomes U+FFFD (the maximal-subpart rule of Python's
  * decode("utf-8", "replace")) before the gpt2 and spm tokenizers see it;
  * the byte-level one takes every byte as it is. Hence
- * detokenize(tokenize(s)) == s for valid UTF-8 (and any bytes for
- * byte-level; for spm without BOS a leading space that the "▁" prefix
- * added is removed).
+ * detokenize(tokenize(s)) == s for valid UTF-8, with or without BOS (any
+ * bytes for byte-level; spm's detokenize removes the space that its "▁"
+ * prefix added). Hugging Face LLaMA folders (tokenizer.model, or a
+ * tokenizer.json without GPT-2's ByteLevel pre-tokenizer) load without a
+ * tokenizer: convert them to GGUF (tools/lzn_convert.py writes no
+ * tokenizer yet; llama.cpp's converter does).
  */
 
 typedef struct lzn_tokenizer lzn_tokenizer; /* read-only after load; share freely */
