@@ -431,7 +431,8 @@ LZN_API void lzn_sampler_free(lzn_sampler *sampler);
 LZN_API lzn_status lzn_sampler_accept(lzn_sampler *sampler, int32_t token);
 
 /* Picks a token from logits[0..vocab_size) (not modified) and accepts it.
- * NaN logits are never picked; all NaN or -inf: INVALID_ARG.
+ * NaN and -inf logits are never picked, +inf always (the lowest such id);
+ * all NaN or -inf: INVALID_ARG.
  * Statuses: OK, INVALID_ARG. */
 LZN_API lzn_status lzn_sampler_sample(lzn_sampler *sampler, const float *logits, int32_t *token);
 

@@ -438,6 +438,14 @@ START_TEST(sampler_greedy_and_filters) {
   ck_assert_int_eq(lzn_sampler_sample(s, bad, &t), LZN_OK);
   ck_assert_int_eq(t, 6);
   lzn_sampler_free(s);
+  /* a +inf logit is certain, even when sampling */
+  s = make_sampler(1.0f, 0, 1.0f, 0.0f, 1.0f, 1, 8);
+  logits[4] = INFINITY;
+  for (int i = 0; i < 20; i++) {
+    ck_assert_int_eq(lzn_sampler_sample(s, logits, &t), LZN_OK);
+    ck_assert_int_eq(t, 4);
+  }
+  lzn_sampler_free(s);
 }
 END_TEST
 

@@ -167,7 +167,7 @@ LZN_API lzn_status lzn_sampler_sample(lzn_sampler *s, const float *logits, int32
   int32_t best = s->order[0];
   for (int i = 1; i < n; i++)
     if (w[s->order[i]] > w[best]) best = s->order[i];
-  if (s->p.temperature == 0.0f || n == 1) {
+  if (s->p.temperature == 0.0f || n == 1 || isinf(w[best])) { /* +inf: certain */
     *token = best;
     return lzn_sampler_accept(s, best);
   }
