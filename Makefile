@@ -7,6 +7,7 @@
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR    ?=
 BUILD      ?= build
@@ -65,13 +66,14 @@ TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
 FUZZ_SECONDS   ?= 60
 FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
+CLI       := $(BUILD)/lzn-run
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
-all: lib $(BENCH) $(EXAMPLES)
+all: lib $(BENCH) $(EXAMPLES) $(CLI)
 
 help:
 	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
@@ -118,6 +120,10 @@ $(BENCH): $(wildcard bench/*.c) $(wildcard bench/*.h) $(STATIC)
 $(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/testfiles.h tests/reference.h bench/synthetic.c bench/synthetic.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Ibench -o $@ $< bench/synthetic.c $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
+# lzn-run, the generation CLI, installed with the library.
+$(CLI): cli/lzn_run.c include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
 $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
@@ -150,7 +156,7 @@ test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 test-exports: $(SHARED)
 	@sh tests/check_exports.sh $(SHARED)
 
-test-python: $(BUILD)/$(SONAME)
+test-python: $(BUILD)/$(SONAME) $(CLI)
 	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests
 
 test-install:
@@ -175,16 +181,20 @@ bench: deps
 # The trained byte-level model in models/tiny-opt continues a fixed prompt,
 # sparse and dense, and shows what the sparse MLP saved.
 DEMO_PROMPT ?= The meaning of life is
+# Then lzn-run (the CLI that `make install` installs) takes the same prompt as text.
 demo: deps
-	@$(MAKE) --no-print-directory $(BUILD)/generate
+	@$(MAKE) --no-print-directory $(BUILD)/generate $(CLI)
 	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 4 models/tiny-opt "$(DEMO_PROMPT)"
+	@echo; echo "== lzn-run -m models/tiny-opt -p \"$(DEMO_PROMPT)\" -n 96 --seed 4"
+	$(CLI) -m models/tiny-opt -p "$(DEMO_PROMPT)" -n 96 --seed 4 --mode sparse
 
 # --------------------------------------------------------------- install
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
 PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
-install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: lib $(CLI)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lzn-run
 	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION)
 	ln -sf liblazyneuron.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -195,6 +205,7 @@ install: lib
 	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
 
 uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/lzn-run
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
 	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so \

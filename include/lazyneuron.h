@@ -400,6 +400,148 @@ LZN_API lzn_status lzn_context_predictor_stats(const lzn_context *ctx, lzn_predi
 LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *out,
                                      int capacity);
 
+/* -------------------------------------------------------------------- text
+ *
+ * Tokenizers, loaded with the model (lzn_model_get_tokenizer) or on their
+ * own (lzn_tokenizer_load), and a sampler.
+ *
+ * Kinds:
+ *  - "byte-level": token id == byte (models/tiny-opt). A folder says so
+ *    with lazyneuron_tokenizer.json: {"type": "byte-level",
+ *    "bos_token_id": null or an id, "eos_token_id": null or an id,
+ *    "add_bos": false}.
+ *  - "gpt2": GPT-2's byte-level BPE, as GPT-2 and OPT use it: vocab.json +
+ *    merges.txt (bos/eos from config.json's bos_token_id / eos_token_id,
+ *    add_bos from tokenizer_config.json's add_bos_token), a Hugging Face
+ *    tokenizer.json with a BPE model, or a GGUF file's tokenizer.ggml.*
+ *    with model "gpt2". The text is first split as GPT-2's regex does
+ *    ('s 't 're 've 'm 'll 'd, ?letters, ?numbers, ?other, whitespace runs;
+ *    \p{L}, \p{N} and \s from Unicode 14 tables), by hand on code points.
+ *    Special tokens written in the text (e.g. "</s>") are plain text.
+ *  - "spm": SentencePiece BPE as llama.cpp runs it, from a GGUF file's
+ *    tokenizer.ggml.tokens / scores / token_type with model "llama": a "▁"
+ *    (U+2581) before the text and for each space, characters merged
+ *    pairwise by the score of the merged piece, bytes outside the
+ *    vocabulary as <0xXX> tokens, BOS from tokenizer.ggml.bos_token_id.
+ *    Written in C rather than on Debian's libsentencepiece: that library
+ *    is C++ (a libstdc++ dependency and a C++ shim in a C library), reads
+ *    .model protobufs rather than the vocabulary a GGUF file carries, and
+ *    GGUF models are what the LLaMA family ships here; its Python binding
+ *    is the reference the tests compare with.
+ *
+ * Text is UTF-8. Invalid UTF-8 in a prompt is replaced, not rejected: each
+ * ill-formed sequence becomes U+FFFD (the maximal-subpart rule of Python's
+ * decode("utf-8", "replace")) before the gpt2 and spm tokenizers see it;
+ * the byte-level one takes every byte as it is. Hence
+ * detokenize(tokenize(s)) == s for valid UTF-8, with or without BOS (any
+ * bytes for byte-level; spm's detokenize removes the space that its "▁"
+ * prefix added). Hugging Face LLaMA folders (tokenizer.model, or a
+ * tokenizer.json without GPT-2's ByteLevel pre-tokenizer) load without a
+ * tokenizer: convert them to GGUF (tools/lzn_convert.py writes no
+ * tokenizer yet; llama.cpp's converter does).
+ */
+
+typedef struct lzn_tokenizer lzn_tokenizer; /* read-only after load; share freely */
+
+typedef struct lzn_tokenizer_info {
+  int vocab_size;      /* ids are [0, vocab_size); may be below the model's vocab */
+  int32_t bos_id;      /* -1 when there is none */
+  int32_t eos_id;      /* -1 when there is none: generation stops on it */
+  int add_bos;         /* 1: the model expects BOS before a prompt */
+  const char *kind;    /* "byte-level", "gpt2" or "spm": a static string */
+} lzn_tokenizer_info;
+
+/* The tokenizer loaded with the model (it lives as long as the model).
+ * Statuses: OK, INVALID_ARG (NULL), UNSUPPORTED (the model has none: its
+ * folder or file carried no tokenizer; the model still runs on ids). */
+LZN_API lzn_status lzn_model_get_tokenizer(const lzn_model *model, const lzn_tokenizer **out);
+
+/* Loads a tokenizer alone, from a folder or a GGUF file as lzn_model_load
+ * would. Statuses: OK, INVALID_ARG, IO, FORMAT, UNSUPPORTED (nothing there
+ * is a tokenizer lazyneuron reads), NOMEM. */
+LZN_API lzn_status lzn_tokenizer_load(const char *path, lzn_tokenizer **out);
+/* Frees a tokenizer from lzn_tokenizer_load (never the model's). */
+LZN_API void lzn_tokenizer_free(lzn_tokenizer *tokenizer);
+
+/* Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_tokenizer_get_info(const lzn_tokenizer *tokenizer, lzn_tokenizer_info *out);
+
+/* Tokenizes text[0..text_len) (NUL bytes are text), with BOS first if
+ * add_bos is 1 and the tokenizer has one. Writes the ids to
+ * tokens[0..capacity) and their count to *n_tokens. If capacity is too
+ * small, nothing is written but *n_tokens is the count needed, and the
+ * status is INVALID_ARG ("capacity"). tokens may be NULL when capacity is 0.
+ * Statuses: OK, INVALID_ARG, NOMEM. */
+LZN_API lzn_status lzn_tokenize(const lzn_tokenizer *tokenizer, const char *text, size_t text_len,
+                                int add_bos, int32_t *tokens, int capacity, int *n_tokens);
+
+/* The bytes token prints as (nothing for BOS/EOS and other control
+ * tokens; one byte for a byte token; possibly part of a UTF-8 character),
+ * written to buf[0..capacity) (not NUL-terminated), their count to *len.
+ * Too small a buffer: INVALID_ARG, *len = the bytes needed.
+ * Statuses: OK, INVALID_ARG (also: token out of [0, vocab_size)). */
+LZN_API lzn_status lzn_token_to_piece(const lzn_tokenizer *tokenizer, int32_t token, char *buf,
+                                      size_t capacity, size_t *len);
+
+/* The text of tokens[0..n_tokens): their pieces concatenated, with, for
+ * spm, the space that the "▁" prefix put before the first word removed.
+ * Written to buf[0..capacity) plus a NUL if it fits; *len = the text's
+ * bytes. Too small a buffer (len + 1 > capacity): INVALID_ARG, *len = the
+ * bytes needed without the NUL. Statuses: OK, INVALID_ARG (also: a token
+ * out of [0, vocab_size), named with its index). */
+LZN_API lzn_status lzn_detokenize(const lzn_tokenizer *tokenizer, const int32_t *tokens,
+                                  int n_tokens, char *buf, size_t capacity, size_t *len);
+
+/* ------------------------------------------------------------------ sampler
+ *
+ * Picks the next token from logits. The steps, in this order (llama.cpp's):
+ * repetition penalty over the last repeat_last_n accepted tokens (a
+ * positive logit divided by the penalty, a negative one multiplied);
+ * then greedy (argmax, lowest id on ties) if temperature is 0; else
+ * logits / temperature, the top_k largest, softmax, the smallest set whose
+ * probability reaches top_p, the tokens whose probability is at least
+ * min_p times the largest, and a draw from what is left. The draw uses its
+ * own generator (SplitMix64) seeded by seed, so a seed gives the same
+ * tokens on every run and machine (given the same logits).
+ * The sampler does not stop generation: callers stop on the tokenizer's
+ * eos_id (lzn_tokenizer_info).
+ */
+
+typedef struct lzn_sampler lzn_sampler; /* one sequence; one thread at a time */
+
+typedef struct lzn_sampler_params {
+  size_t struct_size;       /* sizeof(lzn_sampler_params), set by the defaults */
+  float temperature;        /* >= 0; 0 = greedy (default 0.8) */
+  int top_k;                /* >= 0; 0 = all tokens (default 40) */
+  float top_p;              /* in (0, 1]; 1 = off (default 0.95) */
+  float min_p;              /* in [0, 1]; 0 = off (default 0.05) */
+  float repetition_penalty; /* > 0; 1 = off (default 1) */
+  int repeat_last_n;        /* >= 0 tokens the penalty looks back (default 64) */
+  uint64_t seed;            /* default 0 */
+} lzn_sampler_params;
+
+LZN_API lzn_sampler_params lzn_sampler_default_params(void);
+
+/* A sampler over vocab_size logits. params may be NULL for the defaults.
+ * Statuses: OK, INVALID_ARG (a field out of range, named), NOMEM. */
+LZN_API lzn_status lzn_sampler_create(const lzn_sampler_params *params, int vocab_size,
+                                      lzn_sampler **out);
+LZN_API void lzn_sampler_free(lzn_sampler *sampler);
+
+/* Records a token (of the prompt, say) for the repetition penalty.
+ * Statuses: OK, INVALID_ARG (token out of [0, vocab_size)). */
+LZN_API lzn_status lzn_sampler_accept(lzn_sampler *sampler, int32_t token);
+
+/* Picks a token from logits[0..vocab_size) (not modified) and accepts it.
+ * NaN and -inf logits are never picked, +inf always (the lowest such id);
+ * all NaN or -inf: INVALID_ARG.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_sampler_sample(lzn_sampler *sampler, const float *logits, int32_t *token);
+
+/* Forgets the accepted tokens and restarts the generator at seed.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_sampler_reset(lzn_sampler *sampler, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

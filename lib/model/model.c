@@ -58,6 +58,7 @@ LZN_API lzn_model_params lzn_model_default_params(void) {
 
 LZN_API void lzn_model_free(lzn_model *model) {
   if (model == NULL) return;
+  lzn_tokenizer_free(model->tokenizer);
   lzn_buffers_free(&model->owned);
   free(model->layers);
   lzn_weights_close(&model->weights);
@@ -102,6 +103,7 @@ static lzn_status load_gguf(const char *path, const lzn_model_params *params, lz
   if (s == LZN_OK) s = lzn_llama_config_from_gguf(&m->gguf, &config);
   if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
   if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
+  if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
@@ -139,12 +141,38 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
     cfg_path[strlen(cfg_path) - strlen("/config.json")] = '\0';
     s = lzn_predictor_load(m, params, cfg_path);
   }
+  if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;
   }
   *out = m;
   return LZN_OK;
+}
+
+lzn_status lzn_model_load_tokenizer(lzn_model *m, const char *path) {
+  lzn_status s;
+  snprintf(m->tokenizer_missing, sizeof m->tokenizer_missing, "%s has no tokenizer files "
+           "(lazyneuron_tokenizer.json, tokenizer.json, vocab.json + merges.txt) or GGUF "
+           "tokenizer.ggml.model", path);
+  if (m->from_gguf) {
+    s = lzn_tokenizer_from_gguf(&m->gguf, &m->tokenizer);
+  } else {
+    struct stat st;
+    char dir[4096];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+      snprintf(dir, sizeof dir, "%s", path);
+    } else {
+      const char *slash = strrchr(path, '/');
+      snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    }
+    s = lzn_tokenizer_load_dir(dir, &m->tokenizer);
+  }
+  if (s == LZN_ERR_UNSUPPORTED) { /* the model still runs on ids */
+    snprintf(m->tokenizer_missing, sizeof m->tokenizer_missing, "%s", lzn_last_error());
+    return LZN_OK;
+  }
+  return s;
 }
 
 LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out) {

@@ -17,6 +17,7 @@
 #include "arch/llama_config.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
+#include "text/tokenizer.h"
 
 /* Which normalisation, where, and how positions enter: the one-time choices
  * of an architecture (arch/), read by forward/. */
@@ -105,7 +106,17 @@ struct lzn_model {
   lzn_norm final_norm;
   lzn_matrix lm_head;            /* [vocab][d_embed]; embed_tokens when tied */
   lzn_layer *layers;
+  /* Loaded after the weights from the folder's tokenizer files or the
+   * GGUF metadata; NULL when there are none, or none lazyneuron reads
+   * (tokenizer_missing then says why, for lzn_model_get_tokenizer). */
+  lzn_tokenizer *tokenizer;
+  char tokenizer_missing[320];
 };
+
+/* Loads the model's tokenizer (m->from_gguf: from m->gguf; else from the
+ * folder of path). None, or an UNSUPPORTED one, leaves it NULL with the
+ * reason in tokenizer_missing. Statuses: OK, IO, FORMAT, NOMEM. */
+lzn_status lzn_model_load_tokenizer(lzn_model *m, const char *path);
 
 /* The file tensor of that name, from whichever format the model came. */
 const lzn_file_tensor *lzn_model_find_tensor(const lzn_model *m, const char *name);

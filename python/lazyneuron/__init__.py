@@ -6,10 +6,17 @@
             logits = ctx.forward([2, 96, 0, 1])      # numpy float32, shape (vocab,)
             print(logits.argmax(), ctx.stats()[0]["active_fraction"])
 
+    with lzn.Model("models/tiny-opt") as model:      # a model with a tokenizer
+        ids = model.tokenize("The meaning of life is")
+        with model.context() as ctx:
+            for piece in ctx.generate("The meaning of life is", 64, seed=4):
+                print(piece, end="", flush=True)
+
 No compiler is needed: the shared library is found through $LAZYNEURON_LIB,
 then <repo>/build/liblazyneuron.so.0, then the system's library search path.
 """
 
+import codecs
 import enum
 import operator
 import os
@@ -28,6 +35,7 @@ __all__ = [
     "Model",
     "ModelInfo",
     "Status",
+    "TokenizerInfo",
     "isa",
     "isa_supported",
     "library_path",
@@ -146,6 +154,26 @@ class ModelInfo:
     has_predictor: int  # layers with an activation predictor
 
 
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """lzn_tokenizer_info."""
+
+    vocab_size: int
+    bos_id: int  # -1 when none
+    eos_id: int  # -1 when none: generation stops on it
+    add_bos: int  # 1: the model expects BOS before a prompt
+    kind: str  # "byte-level", "gpt2" or "spm"
+
+
+def _text_bytes(text):
+    if isinstance(text, str):
+        # surrogateescape keeps bytes that os.fsdecode and the like smuggled in
+        return text.encode("utf-8", "surrogateescape")
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text)
+    raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+
+
 class Model:
     """A loaded OPT model (Hugging Face folder, or a .safetensors file with
     config.json beside it). Read-only: share it across threads and contexts.
@@ -205,6 +233,72 @@ class Model:
     @property
     def closed(self):
         return self._closed
+
+    # ------------------------------------------------------------- text
+
+    def _tokenizer(self):
+        """The C tokenizer (LazyNeuronError LZN_ERR_UNSUPPORTED if the model has none)."""
+        if self._closed:
+            raise ValueError("the model is closed")
+        tok = _lib.TOKENIZER_P()
+        _check(self._lib.lzn_model_get_tokenizer(self._handle, ctypes.byref(tok)))
+        return tok
+
+    @property
+    def tokenizer_info(self):
+        """The model's TokenizerInfo (LazyNeuronError LZN_ERR_UNSUPPORTED if it has none)."""
+        info = _lib.TokenizerInfo()
+        _check(self._lib.lzn_tokenizer_get_info(self._tokenizer(), ctypes.byref(info)))
+        return TokenizerInfo(info.vocab_size, info.bos_id, info.eos_id, info.add_bos,
+                             info.kind.decode())
+
+    def tokenize(self, text, add_bos=None):
+        """Token ids (a list of ints) of text (str, or bytes: a byte-level model
+        takes any bytes; invalid UTF-8 becomes U+FFFD for the others). add_bos:
+        None = the model's convention, True/False to choose."""
+        tok = self._tokenizer()
+        data = _text_bytes(text)
+        if add_bos is None:
+            add_bos = self.tokenizer_info.add_bos
+        n = ctypes.c_int(0)
+        status = self._lib.lzn_tokenize(tok, data, len(data), 1 if add_bos else 0, None, 0,
+                                        ctypes.byref(n))
+        if status != 0 and n.value == 0:
+            _check(status)
+        out = (ctypes.c_int32 * max(n.value, 1))()
+        _check(self._lib.lzn_tokenize(tok, data, len(data), 1 if add_bos else 0, out, n.value,
+                                      ctypes.byref(n)))
+        return list(out[:n.value])
+
+    def detokenize_bytes(self, tokens):
+        """The bytes of token ids (what lzn_detokenize writes)."""
+        tok = self._tokenizer()
+        arr = _tokens_array(tokens)
+        ptr = arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+        n = ctypes.c_size_t(0)
+        status = self._lib.lzn_detokenize(tok, ptr, _c_int(arr.shape[0], "len(tokens)"), None, 0,
+                                          ctypes.byref(n))
+        if status != 0 and n.value == 0 and arr.shape[0] > 0:
+            _check(status)
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(self._lib.lzn_detokenize(tok, ptr, arr.shape[0], buf, n.value + 1, ctypes.byref(n)))
+        return buf.raw[:n.value]
+
+    def detokenize(self, tokens):
+        """The text of token ids (str; bytes that are not UTF-8 become U+FFFD)."""
+        return self.detokenize_bytes(tokens).decode("utf-8", "replace")
+
+    def token_to_piece(self, token):
+        """The bytes one token prints as (b"" for BOS / EOS)."""
+        tok = self._tokenizer()
+        n = ctypes.c_size_t(0)
+        buf = ctypes.create_string_buffer(256)
+        status = self._lib.lzn_token_to_piece(tok, _c_int(token, "token"), buf, 256, ctypes.byref(n))
+        if status != 0 and n.value > 256:
+            buf = ctypes.create_string_buffer(n.value)
+            status = self._lib.lzn_token_to_piece(tok, token, buf, n.value, ctypes.byref(n))
+        _check(status)
+        return buf.raw[:n.value]
 
     def context(self, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
                 collect_stats=True, top_k=0, threshold=0.0, kv_type="f16"):
@@ -358,6 +452,52 @@ class Context:
             _lib.LOGITS_ALL if all_logits else _lib.LOGITS_LAST,
         ))
         return out
+
+    def generate(self, prompt, n, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
+                 repetition_penalty=1.0, repeat_last_n=64, seed=0):
+        """Continues the sequence with prompt (str or bytes; BOS first, as the
+        model expects, if the context is empty) and yields the text of up to n
+        generated tokens, piece by piece (str; a UTF-8 character split over
+        tokens comes out whole). Stops early at the tokenizer's EOS. Sampling
+        is lzn_sampler's with these parameters (temperature 0 = greedy): what
+        lzn-run does with the same options."""
+        model, lib = self.model, self._lib
+        info = model.tokenizer_info
+        tokens = model.tokenize(prompt, add_bos=bool(info.add_bos) and self.n_past == 0)
+        if not tokens:
+            raise ValueError("the prompt is empty")
+        params = lib.lzn_sampler_default_params()
+        params.temperature, params.top_k, params.top_p = float(temperature), int(top_k), float(top_p)
+        params.min_p, params.repetition_penalty = float(min_p), float(repetition_penalty)
+        params.repeat_last_n, params.seed = int(repeat_last_n), int(seed)
+        sampler = _lib.SAMPLER_P()
+        vocab = model.info.vocab_size
+        _check(lib.lzn_sampler_create(ctypes.byref(params), vocab, ctypes.byref(sampler)))
+        try:
+            for t in tokens:
+                if t < vocab:
+                    lib.lzn_sampler_accept(sampler, t)
+            budget = min(int(n), model.info.max_positions - self.n_past - len(tokens))
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            logits = self.forward(tokens)
+            token = ctypes.c_int32(0)
+            for i in range(budget):
+                _check(lib.lzn_sampler_sample(
+                    sampler, logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                    ctypes.byref(token)))
+                if token.value == info.eos_id:
+                    break
+                piece = model.token_to_piece(token.value) if token.value < info.vocab_size else b""
+                text = decoder.decode(piece)
+                if text:
+                    yield text
+                if i + 1 < budget:
+                    logits = self.forward([token.value])
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        finally:
+            lib.lzn_sampler_free(sampler)
 
     def reset(self):
         """Empties the KV cache and the statistics."""

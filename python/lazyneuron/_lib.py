@@ -86,6 +86,33 @@ class LayerStats(ctypes.Structure):
     ]
 
 
+class SamplerParams(ctypes.Structure):
+    """lzn_sampler_params."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int),
+        ("top_p", ctypes.c_float),
+        ("min_p", ctypes.c_float),
+        ("repetition_penalty", ctypes.c_float),
+        ("repeat_last_n", ctypes.c_int),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+class TokenizerInfo(ctypes.Structure):
+    """lzn_tokenizer_info."""
+
+    _fields_ = [
+        ("vocab_size", ctypes.c_int),
+        ("bos_id", ctypes.c_int32),
+        ("eos_id", ctypes.c_int32),
+        ("add_bos", ctypes.c_int),
+        ("kind", ctypes.c_char_p),
+    ]
+
+
 class _Opaque(ctypes.Structure):
     pass
 
@@ -98,8 +125,18 @@ class lzn_context(_Opaque):  # noqa: N801
     pass
 
 
+class lzn_tokenizer(_Opaque):  # noqa: N801
+    pass
+
+
+class lzn_sampler(_Opaque):  # noqa: N801
+    pass
+
+
 MODEL_P = ctypes.POINTER(lzn_model)
 CONTEXT_P = ctypes.POINTER(lzn_context)
+TOKENIZER_P = ctypes.POINTER(lzn_tokenizer)
+SAMPLER_P = ctypes.POINTER(lzn_sampler)
 
 # Enum values: part of the C ABI, never renumbered.
 MLP_MODES = {"auto": 0, "sparse": 1, "dense": 2}
@@ -133,6 +170,30 @@ _PROTOTYPES = {
     "lzn_context_n_past": (_c_int, [CONTEXT_P]),
     "lzn_context_reset": (_status, [CONTEXT_P]),
     "lzn_context_stats": (_status, [CONTEXT_P, ctypes.POINTER(LayerStats), _c_int]),
+    "lzn_model_get_tokenizer": (_status, [MODEL_P, ctypes.POINTER(TOKENIZER_P)]),
+    "lzn_tokenizer_get_info": (_status, [TOKENIZER_P, ctypes.POINTER(TokenizerInfo)]),
+    "lzn_tokenize": (
+        _status,
+        [TOKENIZER_P, ctypes.c_char_p, ctypes.c_size_t, _c_int, ctypes.POINTER(ctypes.c_int32),
+         _c_int, ctypes.POINTER(_c_int)],
+    ),
+    "lzn_token_to_piece": (
+        _status,
+        [TOKENIZER_P, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "lzn_detokenize": (
+        _status,
+        [TOKENIZER_P, ctypes.POINTER(ctypes.c_int32), _c_int, ctypes.c_char_p, ctypes.c_size_t,
+         ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "lzn_sampler_default_params": (SamplerParams, []),
+    "lzn_sampler_create": (_status, [ctypes.POINTER(SamplerParams), _c_int,
+                                     ctypes.POINTER(SAMPLER_P)]),
+    "lzn_sampler_free": (None, [SAMPLER_P]),
+    "lzn_sampler_accept": (_status, [SAMPLER_P, ctypes.c_int32]),
+    "lzn_sampler_sample": (_status, [SAMPLER_P, ctypes.POINTER(ctypes.c_float),
+                                     ctypes.POINTER(ctypes.c_int32)]),
 }
 
 # ---------------------------------------------------------------- loading
@@ -172,7 +233,8 @@ def _check_abi(lib, where):
     if major != ABI_MAJOR:
         raise OSError(f"{where}: liblazyneuron major version {major}, this binding needs {ABI_MAJOR}")
     for fn, struct in (("lzn_model_default_params", ModelParams),
-                       ("lzn_context_default_params", ContextParams)):
+                       ("lzn_context_default_params", ContextParams),
+                       ("lzn_sampler_default_params", SamplerParams)):
         size = getattr(lib, fn)().struct_size
         if size != ctypes.sizeof(struct):
             raise OSError(f"{where}: {fn}().struct_size = {size} but the binding's "
