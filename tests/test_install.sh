@@ -63,7 +63,7 @@ echo "fixture $FIXTURE: ${tokens%% *}... -> expected next token $expected (versi
 # The files `make install` must create under a prefix ($1), relative names.
 installed_files() {
   printf '%s\n' include/lazyneuron.h lib/liblazyneuron.so.$VERSION lib/$SONAME \
-    lib/liblazyneuron.so lib/liblazyneuron.a lib/pkgconfig/lazyneuron.pc
+    lib/liblazyneuron.so lib/liblazyneuron.a lib/pkgconfig/lazyneuron.pc bin/lzn-run
 }
 all_present() {
   for f in $(installed_files); do
@@ -155,6 +155,10 @@ fi
 check "simple on a missing folder exits 1 with LZN_ERR_IO" sh -c '
   LD_LIBRARY_PATH="$1" "$2" "$3/no-such-model" >"$3/err" 2>&1; rc=$?
   cat "$3/err"; [ $rc -eq 1 ] && grep -q LZN_ERR_IO "$3/err"' _ "$prefix/lib" "$bin/simple" "$tmp"
+
+check "installed lzn-run generates 8 tokens from models/tiny-opt" sh -c '
+  "$1/bin/lzn-run" -m "$2" -p "The " -n 8 --seed 1 >"$3/out" 2>"$3/err"; rc=$?
+  cat "$3/err"; [ $rc -eq 0 ] && [ "$(wc -c <"$3/out")" -gt 4 ]' _ "$prefix" models/tiny-opt "$tmp"
 
 check "make uninstall PREFIX=$prefix" $MAKE --no-print-directory BUILD="$BUILD" uninstall PREFIX="$prefix"
 check "no file left under $prefix" no_files_left "$prefix"
