@@ -187,6 +187,8 @@ demo: deps
 	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 4 models/tiny-opt "$(DEMO_PROMPT)"
 	@echo; echo "== lzn-run -m models/tiny-opt -p \"$(DEMO_PROMPT)\" -n 96 --seed 4"
 	$(CLI) -m models/tiny-opt -p "$(DEMO_PROMPT)" -n 96 --seed 4 --mode sparse
+	@echo; echo "== lzn-run -m models/tiny-llama -p \"$(DEMO_PROMPT)\" -n 96 --seed 4  (LLaMA, gated ReLU MLP)"
+	$(CLI) -m models/tiny-llama -p "$(DEMO_PROMPT)" -n 96 --seed 4 --mode sparse
 
 # --------------------------------------------------------------- install
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
