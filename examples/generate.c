@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
   printf("%-6s %9s %12s %12.1f%% %11.1f%%\n", "all", "", "", 100 * (1 - flops_x / flops_d),
          100 * (1 - bytes_x / bytes_d));
   printf("\n(down-projection FLOPs and W_down bytes of the sparse run against a dense one;\n"
-         " the prompt is one prefill call, so its bytes are counted per token when sparse)\n");
+         " the prompt is one prefill call, which reads each row of its union once)\n");
   lzn_model_free(model);
   return 0;
 }
