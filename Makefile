@@ -117,7 +117,7 @@ $(BENCH): $(wildcard bench/*.c) $(wildcard bench/*.h) $(STATIC)
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -o $@ $(filter %.c,$^) $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # The synthetic-model builder is test and benchmark code, not the library's.
-$(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/testfiles.h tests/reference.h bench/synthetic.c bench/synthetic.h $(STATIC)
+$(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/kernel_testutil.h tests/testfiles.h tests/reference.h bench/synthetic.c bench/synthetic.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Ibench -o $@ $< bench/synthetic.c $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-run, the generation CLI, installed with the library.

@@ -22,6 +22,7 @@
 #include "kernels/kernels.h"
 #include "model/context.h"
 #include "reference.h"
+#include "kernel_testutil.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------- tolerances */
@@ -72,18 +73,6 @@ static const double TOL_PREFILL_VS_DECODE[LZN_KV_TYPE_COUNT] = {1e-5, 1.5e-4, 1e
 static const char *const kv_names[LZN_KV_TYPE_COUNT] = {"f32", "f16", "bf16", "q8_0"};
 static const size_t head_dims[] = {10, 12, 20, 80, 96, 128};
 #define N_HEAD_DIMS (sizeof head_dims / sizeof head_dims[0])
-
-static const lzn_kernel_table *reference_kernels(void) {
-  static lzn_kernel_table ref;
-  if (ref.relu_compact == NULL) lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
-  return &ref;
-}
-
-static const lzn_kernel_table *active_kernels(void) {
-  const lzn_kernel_table *k = NULL;
-  ck_assert_msg(lzn_kernels_get(&k) == LZN_OK, "%s", lzn_last_error());
-  return k;
-}
 
 /* Row j of a cache, widened to fp32 by the reference to_f32 of its type. */
 static void widen_row(float *dst, lzn_wtype type, const void *rows, size_t row_bytes, size_t j,

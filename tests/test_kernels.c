@@ -28,6 +28,7 @@
 #include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "kernels/half.h"
+#include "kernel_testutil.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------- tolerances */
@@ -61,46 +62,6 @@
 #define UNDERFLOW_SLACK ((double)FLT_MIN)
 
 /* -------------------------------------------------------------- helpers */
-
-static const lzn_kernel_table *reference_kernels(void) {
-  static lzn_kernel_table ref;
-  if (ref.relu_compact == NULL) lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
-  return &ref;
-}
-
-static const lzn_kernel_table *active_kernels(void) {
-  const lzn_kernel_table *k = NULL;
-  const lzn_status s = lzn_kernels_get(&k);
-  ck_assert_msg(s == LZN_OK && k != NULL, "lzn_kernels_get: %s", lzn_last_error());
-  return k;
-}
-
-/* Memory for n_bytes that ends exactly where an inaccessible page begins,
- * so a read or write past the end faults (a full-vector load in a tail,
- * say). The start is then only 4-byte aligned, as w + j0 may be. */
-typedef struct {
-  void *map;
-  size_t map_bytes;
-  void *data;
-} guarded;
-
-static guarded guarded_alloc(size_t n_bytes) {
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t data_pages = (n_bytes + page - 1) / page;
-  guarded g;
-  g.map_bytes = (data_pages + 1) * page;
-  g.map = mmap(NULL, g.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ck_assert_msg(g.map != MAP_FAILED, "mmap of %zu bytes failed", g.map_bytes);
-  char *guard = (char *)g.map + data_pages * page;
-  ck_assert_int_eq(mprotect(guard, page, PROT_NONE), 0);
-  g.data = guard - n_bytes;
-  return g;
-}
-
-static void guarded_free(guarded *g) {
-  if (g->map) munmap(g->map, g->map_bytes);
-  g->map = NULL;
-}
 
 typedef enum { DATA_INTEGER, DATA_FLOAT } data_kind;
 
