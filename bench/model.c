@@ -37,6 +37,9 @@ static void help(void) {
       "  --threads N[,N...]      threads per call (default 1)\n"
       "  --reps R                timed runs per row, after 1 untimed warm-up (default 3)\n"
       "  -o md|json|csv          output format (default md)\n"
+      "  --predictor RANK        synthetic: an exact low-rank activation predictor in every\n"
+      "                          layer (0: rank d_model/16), fc1 or the gate made that rank\n"
+      "  --predicted-ratio X     its predicted set over the active set (default 2)\n"
       "  -h, --help              this text\n\n"
       "JSON/CSV: density and *_pct are percent; active_fraction, flops_saved, bytes_saved are\n"
       "fractions; *_ms are milliseconds per token; t_s is tokens per second (median).\n",
@@ -94,7 +97,8 @@ static void parse_options(model_options *o, int argc, char **argv) {
   const char *modes = "sparse,dense,auto", *tests = "pp128,tg32", *threads = "1", *types = NULL;
   int density_given = 0, layers_given = 0, seed_given = 0;
   *o = (model_options){.density_pct = 5.0, .seed = 1, .reps = 3, .format = BENCH_FORMAT_MD,
-                       .kv_type = lzn_context_default_params().kv_type};
+                       .kv_type = lzn_context_default_params().kv_type, .predictor_rank = -1,
+                       .predicted_ratio = 2.0};
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -126,14 +130,20 @@ static void parse_options(model_options *o, int argc, char **argv) {
     } else if ((v = bench_option_value(argc, argv, &i, "--depth")))
       o->depth = o->depth_asked = (int)bench_parse_long("--depth", v, 0, 1 << 20);
     else if ((v = bench_option_value(argc, argv, &i, "--type"))) types = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--predictor")))
+      o->predictor_rank = (int)bench_parse_long("--predictor", v, 0, 1 << 20);
+    else if ((v = bench_option_value(argc, argv, &i, "--predicted-ratio"))) {
+      o->predicted_ratio = bench_parse_double("--predicted-ratio", v);
+      if (!(o->predicted_ratio >= 1.0)) bench_usage_error("--predicted-ratio: %g is below 1", o->predicted_ratio);
+    }
     else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
     else bench_usage_error("model: unknown option \"%s\"", argv[i]);
   }
   if ((o->model_dir == NULL) == (o->synthetic == NULL))
     bench_usage_error("model: give exactly one of --model DIR and --synthetic NAME");
-  if (o->model_dir && (density_given || layers_given || seed_given))
-    bench_usage_error("model: --density, --layers and --seed apply to --synthetic only");
+  if (o->model_dir && (density_given || layers_given || seed_given || o->predictor_rank >= 0))
+    bench_usage_error("model: --density, --layers, --seed and --predictor apply to --synthetic only");
   parse_modes(o, modes);
   parse_tests(o, tests);
   if (types) parse_types(o, types);
@@ -168,6 +178,16 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
                                        o->seed, type, &s->model);
     snprintf(s->name, sizeof s->name, "%s synthetic", o->synthetic);
     s->synthetic = 1;
+    if (status == LZN_OK && o->predictor_rank >= 0) {
+      lzn_model_info info;
+      lzn_model_get_info(s->model, &info);
+      const int rank = o->predictor_rank ? o->predictor_rank : info.d_model / 16;
+      status = lzn_model_synthetic_add_predictor(s->model, (float)(o->density_pct / 100.0), rank,
+                                                 o->predicted_ratio, o->seed);
+      const size_t used = strlen(s->name);
+      snprintf(s->name + used, sizeof s->name - used, " + rank-%d predictor (%gx)", rank,
+               o->predicted_ratio);
+    }
   } else {
     lzn_model_params params = lzn_model_default_params();
     params.weight_type = type;

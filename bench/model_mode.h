@@ -46,6 +46,8 @@ typedef struct model_options {
   int depth;              /* --depth: tokens in the cache before each test (0: tg after 1) */
   int depth_asked;        /* --depth as given, before fitting the model's positions */
   lzn_kv_type kv_type;    /* --kv: the KV cache type (default F16, the library's) */
+  int predictor_rank;     /* --predictor: synthetic predictor rank (0: d_model / 16; -1: none) */
+  double predicted_ratio; /* --predicted-ratio: predicted set over active set */
 } model_options;
 
 /* The model under test and what describes it. */

@@ -21,7 +21,9 @@
 #include "synthetic.h"
 
 
+#include <dnnl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -388,4 +390,77 @@ lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_laye
   }
   *out = m;
   return LZN_OK;
+}
+
+/* ------------------------------------------------------------ predictor */
+
+/* The first-stage matrix of layer l (fc1, or the gate of a gated MLP),
+ * rewritten as A B + in its type, A [d_ff][rank] of variance 1/rank and
+ * B [rank][d_model] of variance 1/d_model: each pre-activation is still
+ * ~N(0, 1) for a unit input (a sum of rank terms of variance 1/rank), so
+ * the density is unchanged, but it now lies in a rank-dimensional space and
+ * the predictor s = A (B x) computes it exactly (up to the type's rounding). */
+static lzn_status low_rank_first_stage(filler *fl, int layer, int rank, const float **a_out,
+                                       const float **b_out) {
+  lzn_model *m = fl->model;
+  lzn_layer *w = &m->layers[layer];
+  lzn_matrix *target = m->arch.mlp == LZN_MLP_KIND_GATED ? &w->gate : &w->up;
+  const size_t d = (size_t)m->d_model, f = (size_t)m->d_ff, r = (size_t)rank;
+  const float *a, *b;
+  lzn_status s = random_tensor(fl, f * r, 1.0 / (double)r, &a);
+  if (s == LZN_OK) s = random_tensor(fl, r * d, 1.0 / (double)d, &b);
+  float *chunk = s == LZN_OK ? malloc(SYNTHETIC_CHUNK_ROWS * d * sizeof *chunk) : NULL;
+  if (s == LZN_OK && chunk == NULL) s = lzn_fail(LZN_ERR_NOMEM, "synthetic predictor: out of memory");
+  if (s != LZN_OK) return s;
+  const lzn_from_f32_fn from_f32 = fl->kernels->type[target->type].from_f32;
+  char *rows = (char *)(uintptr_t)target->data; /* the synthetic model's own buffer */
+  for (size_t r0 = 0; r0 < f; r0 += SYNTHETIC_CHUNK_ROWS) {
+    const size_t n = f - r0 < SYNTHETIC_CHUNK_ROWS ? f - r0 : SYNTHETIC_CHUNK_ROWS;
+    /* chunk[n][d] = A[r0 .. r0 + n)[r] B[r][d], row-major. */
+    if (dnnl_sgemm('N', 'N', (dnnl_dim_t)n, (dnnl_dim_t)d, (dnnl_dim_t)r, 1.0f, a + r0 * r,
+                   (dnnl_dim_t)r, b, (dnnl_dim_t)d, 0.0f, chunk, (dnnl_dim_t)d) != dnnl_success) {
+      free(chunk);
+      return lzn_fail(LZN_ERR_BACKEND, "synthetic predictor: dnnl_sgemm failed");
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < (int64_t)n; i++)
+      from_f32(rows + (r0 + (size_t)i) * target->row_bytes, chunk + (size_t)i * d, d);
+  }
+  free(chunk);
+  *a_out = a, *b_out = b;
+  return LZN_OK;
+}
+
+lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int rank, double ratio,
+                                             uint64_t seed) {
+  const char *fn = "lzn_model_synthetic_add_predictor";
+  if (m == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: model is NULL", fn);
+  if (rank < 1 || rank > m->d_model)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: rank = %d, must be in [1, d_model = %d]", fn, rank,
+                    m->d_model);
+  if (!(ratio >= 1.0 && (double)density * ratio <= 1.0))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: ratio = %g, must be >= 1 with density * ratio <= 1", fn,
+                    ratio);
+  const lzn_kernel_table *kernels;
+  lzn_status s = lzn_kernels_get(&kernels);
+  /* Another key space than the weights', so the model's other tensors stay
+   * what they were without a predictor. */
+  filler fl = {.model = m, .seed = mix64(seed ^ 0x70726564696374ull), .tensor = 0,
+               .type = LZN_WTYPE_F32, .kernels = kernels};
+  /* The score is the pre-activation z ~ N(0, 1); a neuron fires at
+   * z > Phi^-1(1 - density), and the predicted set is z >= Phi^-1(1 -
+   * ratio * density): ratio times the active set, containing it. */
+  const float threshold = (float)lzn_inverse_normal_cdf(1.0 - (double)density * ratio);
+  for (int l = 0; s == LZN_OK && l < m->n_layers; l++) {
+    const float *a = NULL, *b = NULL;
+    s = low_rank_first_stage(&fl, l, rank, &a, &b);
+    if (s != LZN_OK) break;
+    lzn_predictor *p = &m->layers[l].predictor;
+    *p = (lzn_predictor){.present = 1, .relu = 0, .input_before_norm = 0,
+                         .w1 = lzn_matrix_make(LZN_WTYPE_F32, b, rank, m->d_model),
+                         .w2 = lzn_matrix_make(LZN_WTYPE_F32, a, m->d_ff, rank),
+                         .threshold = threshold};
+    m->n_predicted_layers++;
+  }
+  return s;
 }

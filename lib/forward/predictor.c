@@ -14,8 +14,10 @@
 #include "forward/forward.h"
 #include "linalg/linear.h"
 
+/* DENSE mode computes every row anyway: the predictor would only cost. */
 int lzn_predictor_in_use(const lzn_context *ctx, int layer) {
-  return ctx->params.use_predictor && ctx->model->layers[layer].predictor.present;
+  return ctx->params.use_predictor && ctx->params.mlp_mode != LZN_MLP_DENSE &&
+         ctx->model->layers[layer].predictor.present;
 }
 
 lzn_status lzn_predict_tokens(lzn_context *ctx, int layer, const float *x, const float *x_resid, int n,
