@@ -45,7 +45,8 @@ static void help(void) {
       "each call by a timed stream read of 4x the LLC, so the stream is measured all along.\n\n"
       "  --shape DxF[,DxF...]    d_model x d_ff (default 2048x8192,4096x11008)\n"
       "  --density P[,P...]      active percent, in (0, 100] (default 1,3,5,10,20,30,50,100)\n"
-      "  --isa NAME[,NAME...]    scalar, avx2, avx512 (default: all this machine supports)\n"
+      "  --isa NAME[,NAME...]    scalar, avx2, avxvnni, avx512, avx512bf16, avx512vnni (default:\n"
+      "                          scalar, avx2, avx512 and this machine's highest, where supported)\n"
       "  --type T[,T...]         f32, f16, bf16, q8_0, q4_0 or all (default f32); a type\n"
       "                          whose kernels are missing from the table is skipped\n"
       "  --threads N[,N...]      threads per call (default 1)\n"
@@ -141,7 +142,11 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
   for (size_t k = 0; k < o->n_densities; k++)
     if (kept == 0 || o->densities[k] != o->densities[kept - 1]) o->densities[kept++] = o->densities[k];
   o->n_densities = kept;
-  bench_copy_list("--isa", buf, sizeof buf, isas ? isas : "scalar,avx2,avx512");
+  /* Default: the three vector widths, and the machine's own ceiling where
+   * it is above them (avx512vnni, avx512bf16): the kernels a user gets. */
+  char default_isas[96];
+  snprintf(default_isas, sizeof default_isas, "scalar,avx2,avx512,%s", lzn_isa_name());
+  bench_copy_list("--isa", buf, sizeof buf, isas ? isas : default_isas);
   n = bench_split_list("--isa", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) add_isa(o, items[k], isas != NULL);
   if (o->n_isas == 0) bench_usage_error("--isa: none of the ISAs asked for runs here");
