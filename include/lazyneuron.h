@@ -279,6 +279,15 @@ typedef struct lzn_layer_stats {
   double seconds_attention; /* QKV, attention, output projection */
   double seconds_up;        /* fc1 (OPT) or the gate (gated MLPs) */
   double seconds_down;      /* selection, then fc2 (OPT) or the up and down rows (gated) */
+  /* Added in 0.2, for batches and prefill: the mean over calls of the rows
+   * a call's tokens needed together (the union of their active sets; for a
+   * gated MLP the rows the gate selected), over d_ff; equal to
+   * active_fraction when every call is one token. lzn-bench union shows how
+   * it grows with the tokens per call. bytes_per_token_sparse: what the
+   * sparse path would have read had it read each token's own active rows
+   * (the baseline the union path improves on; bytes_dense is the other). */
+  double union_fraction;
+  double bytes_per_token_sparse;
 } lzn_layer_stats;
 
 LZN_API lzn_model_params lzn_model_default_params(void);

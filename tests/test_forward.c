@@ -136,6 +136,14 @@ START_TEST(stats_report_the_known_activity) {
                     stats[l].active_fraction, r.active_fraction[l]);
       ck_assert_int_eq(stats[l].never_fired, r.never_fired[l]);
       ck_assert_double_eq(stats[l].flops_dense, 2.0 * info.d_model * info.d_ff * r.n_tokens);
+      /* One call for the whole prompt: its union is every neuron that
+       * fired, in every mode; per-token sparse would have read each
+       * token's active rows, bytes_dense / d_ff bytes a row. */
+      ck_assert_msg(fabs(stats[l].union_fraction - (double)(info.d_ff - r.never_fired[l]) / info.d_ff) < 1e-12,
+                    "%s %s layer %d: union %g, torch %g", fixtures[_i], mode_names[m], l,
+                    stats[l].union_fraction, (double)(info.d_ff - r.never_fired[l]) / info.d_ff);
+      ck_assert_double_eq_tol(stats[l].bytes_per_token_sparse,
+                              stats[l].active_fraction * r.n_tokens * stats[l].bytes_dense, 1e-3);
       if (modes[m] == LZN_MLP_SPARSE) {
         /* The whole prompt in one call: the union of the tokens' active
          * rows, each read once for all of them (linalg/union.c), multiplied

@@ -26,6 +26,7 @@ static void count_sparse(lzn_context *ctx, int layer, const int32_t *idx, size_t
   const double d = ctx->model->d_model;
   c->tokens++;
   c->active_sum += (int64_t)n_active;
+  c->union_sum += (int64_t)n_active; /* a one-token call */
   for (size_t t = 0; t < n_active; t++) c->fired[idx[t]] = 1;
   c->flops_executed += 2.0 * d * (double)n_active;
   c->bytes_executed += (double)ctx->model->layers[layer].down_t.row_bytes * (double)n_active;
@@ -98,6 +99,7 @@ static lzn_status down_union(lzn_context *ctx, int layer, float *out, int n, siz
     lzn_layer_counters *c = &ctx->counters[layer];
     c->tokens += n;
     c->active_sum += (int64_t)active_total;
+    c->union_sum += (int64_t)n_union;
     for (size_t j = 0; j < n_union; j++) c->fired[u[j]] = 1;
     c->flops_executed += 2.0 * m->d_model * (double)n_union * n;
     c->bytes_executed += (double)w->down_t.row_bytes * (double)n_union; /* once for the batch */
@@ -139,6 +141,7 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
   if (ctx->params.collect_stats) {
     c->tokens += n;
     c->active_sum += (int64_t)active_total;
+    c->union_sum += (int64_t)(n > 1 ? n_union : active_total);
     c->flops_executed += 2.0 * m->d_model * (double)f * n;
     c->bytes_executed += (double)m->layers[layer].down_t.row_bytes * f;
     c->dense_calls++;

@@ -60,6 +60,7 @@ static void count_token(lzn_context *ctx, int layer, const int32_t *idx, size_t 
   const double d = ctx->model->d_model;
   c->tokens++;
   c->active_sum += (int64_t)n_active;
+  c->union_sum += (int64_t)up_rows; /* a one-token call: the gate's set */
   for (size_t t = 0; t < n_active; t++) c->fired[idx[t]] = 1;
   c->flops_executed += 2.0 * d * (double)(up_rows + n_active);
   c->bytes_executed += (double)w->up.row_bytes * (double)up_rows +
@@ -126,6 +127,7 @@ static lzn_status tokens_union(lzn_context *ctx, int layer, const float *x, cons
     lzn_layer_counters *c = &ctx->counters[layer];
     c->tokens += n;
     c->active_sum += (int64_t)active_total;
+    c->union_sum += (int64_t)n_union;
     /* fired: active in some token (dReLU can drop a gate-selected neuron
      * for every token: then it did not fire). */
     for (int t = 0; t < n; t++)
@@ -140,7 +142,7 @@ static lzn_status tokens_union(lzn_context *ctx, int layer, const float *x, cons
  * (zero elsewhere, so SPARSE == DENSE but for the order of the sums), all
  * of W_down. */
 static lzn_status tokens_dense(lzn_context *ctx, int layer, const float *x, const float *threshold,
-                               float *out, int n) {
+                               float *out, int n, size_t n_union) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
   const int f = m->d_ff;
@@ -163,6 +165,7 @@ static lzn_status tokens_dense(lzn_context *ctx, int layer, const float *x, cons
   if (ctx->params.collect_stats) {
     c->tokens += n;
     c->active_sum += (int64_t)active_total;
+    c->union_sum += (int64_t)(n > 1 ? n_union : active_total);
     c->flops_executed += 2.0 * 2.0 * m->d_model * (double)f * n;
     c->bytes_executed += ((double)w->up.row_bytes + (double)w->down_t.row_bytes) * f;
     c->dense_calls++;
@@ -233,7 +236,7 @@ lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, fl
     else s = token_sparse(ctx, layer, x, ctx->gate, threshold[0], out);
     if (ctx->params.collect_stats) ctx->counters[layer].sparse_calls++;
   } else {
-    s = tokens_dense(ctx, layer, x, threshold, out, n);
+    s = tokens_dense(ctx, layer, x, threshold, out, n, n_union);
   }
   if (ctx->params.collect_stats) {
     ctx->counters[layer].seconds_up += t1 - t0;

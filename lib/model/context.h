@@ -17,6 +17,7 @@ typedef struct lzn_predictor_counters {
 /* Per-layer counters behind lzn_layer_stats. */
 typedef struct lzn_layer_counters {
   int64_t tokens, active_sum, sparse_calls, dense_calls;
+  int64_t union_sum; /* over calls: the rows the call's tokens needed together */
   double flops_executed, bytes_executed;
   double seconds_attention, seconds_up, seconds_down;
   double seconds_attention_core; /* of seconds_attention: store, scores, softmax, weighted sum */

@@ -34,6 +34,9 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
     s->seconds_down = c->seconds_down;
     s->sparse_calls = c->sparse_calls;
     s->dense_calls = c->dense_calls;
+    const int64_t calls = c->sparse_calls + c->dense_calls;
+    s->union_fraction = calls ? (double)c->union_sum / ((double)calls * m->d_ff) : 0.0;
+    s->bytes_per_token_sparse = (double)c->active_sum * row_bytes;
   }
   return LZN_OK;
 }

@@ -83,6 +83,8 @@ class LayerStats(ctypes.Structure):
         ("seconds_attention", ctypes.c_double),
         ("seconds_up", ctypes.c_double),
         ("seconds_down", ctypes.c_double),
+        ("union_fraction", ctypes.c_double),
+        ("bytes_per_token_sparse", ctypes.c_double),
     ]
 
 
