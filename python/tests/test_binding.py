@@ -342,7 +342,7 @@ def test_struct_layouts_match_the_header():
     assert _lib.ModelInfo.weight_bytes.offset == 32
     assert _lib.ModelInfo.architecture.offset == 56
     assert ctypes.sizeof(_lib.ModelInfo) == 72
-    assert ctypes.sizeof(_lib.LayerStats) == 12 * 8
+    assert ctypes.sizeof(_lib.LayerStats) == 14 * 8
     d = lib.lzn_context_default_params()
     assert (d.n_ctx, d.n_threads, d.mlp_mode, d.auto_crossover, d.collect_stats) == (0, 1, 0, 0.0, 1)
     assert lib.lzn_model_default_params().use_mmap == 1
