@@ -162,6 +162,22 @@ START_TEST(kernels_match_reference) {
 }
 END_TEST
 
+/* Under a SIMD ceiling the attention slots hold that family's kernels, so
+ * the comparisons above are SIMD against scalar, not scalar twice. */
+START_TEST(simd_ceiling_installs_simd_attention) {
+  const lzn_kernel_table *act = active_kernels();
+  ck_assert(act->attn_max != NULL && act->attn_exp_sum != NULL);
+  const enum lzn_isa want = act->isa >= LZN_ISA_AVX512 ? LZN_ISA_AVX512
+                            : act->isa >= LZN_ISA_AVX2 ? LZN_ISA_AVX2 : LZN_ISA_SCALAR;
+  for (int type = 0; type < LZN_KV_TYPE_COUNT; type++) {
+    ck_assert_int_eq(act->attn_isa[type][LZN_ATTN_SCORES], want);
+    ck_assert_int_eq(act->attn_isa[type][LZN_ATTN_WEIGHTED_SUM], want);
+  }
+  ck_assert_int_eq(act->attn_isa[LZN_WTYPE_F16][LZN_ATTN_STORE], want);
+  ck_assert_int_eq(act->attn_exp_sum_isa, want);
+}
+END_TEST
+
 /* The softmax passes against the reference: the max exactly, exponentials
  * within EXP_ULPS, their sum within the rounding of n additions. Scores
  * span [-100, 0] below the shift, so some terms underflow to 0 or below
@@ -509,6 +525,7 @@ int main(void) {
   tcase_add_loop_test(kernels, kernels_match_reference, 0, LZN_KV_TYPE_COUNT);
   tcase_add_test(kernels, q8_0_rows_are_padded_blocks);
   tcase_add_test(kernels, softmax_kernels_match_reference);
+  tcase_add_test(kernels, simd_ceiling_installs_simd_attention);
   suite_add_tcase(s, kernels);
   TCase *core = tcase_create("core");
   tcase_set_timeout(core, 120);
