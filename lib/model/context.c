@@ -2,6 +2,8 @@
  * context.c: one sequence's state: KV cache, scratch, statistics.
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,13 +74,14 @@ static lzn_status check_context_params(const lzn_context_params *p, const lzn_mo
 
 static float *floats(size_t n) { return aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63); }
 
-/* Every float buffer of a context, for allocation checks and freeing. */
+/* Every float buffer of a context, for allocation checks and freeing (the
+ * KV cache, of another type, is allocated and freed on its own). */
 #define CONTEXT_FLOAT_BUFFERS(ctx)                                                               \
-  {&(ctx)->hidden, &(ctx)->normed, &(ctx)->q, &(ctx)->k,        \
-   &(ctx)->v, &(ctx)->heads, &(ctx)->attn, &(ctx)->gate, &(ctx)->up, &(ctx)->mlp_out,             \
-   &(ctx)->embed, &(ctx)->attn_scratch, &(ctx)->active_val, &(ctx)->top_k_scratch,              \
-   &(ctx)->token_threshold, &(ctx)->rope_cos, &(ctx)->rope_sin, &(ctx)->act_abs,                 \
-   &(ctx)->pred_hidden, &(ctx)->pred_score, &(ctx)->pred_dense, &(ctx)->union_coef}
+  {&(ctx)->hidden, &(ctx)->normed, &(ctx)->q, &(ctx)->k, &(ctx)->v, &(ctx)->heads,              \
+   &(ctx)->attn, &(ctx)->gate, &(ctx)->up, &(ctx)->mlp_out, &(ctx)->embed, &(ctx)->attn_scratch, \
+   &(ctx)->active_val, &(ctx)->top_k_scratch, &(ctx)->token_threshold, &(ctx)->rope_cos,         \
+   &(ctx)->rope_sin, &(ctx)->act_abs, &(ctx)->pred_hidden, &(ctx)->pred_score,                   \
+   &(ctx)->pred_dense, &(ctx)->union_coef}
 
 LZN_API void lzn_context_free(lzn_context *ctx) {
   if (ctx == NULL) return;
