@@ -7,7 +7,7 @@
  * that batching buys.
  *
  *   server [--slots K] [--clients N] [--requests R] [--tokens T]
- *          [--temperature X] [--threads N] MODEL_DIR
+ *          [--temperature X] [--threads N] [--predictor] MODEL_DIR
  *
  * Each request samples with its own seed (client * 1000 + request), so a
  * run prints the same replies every time.
@@ -33,18 +33,18 @@ static const char *const prompts[] = {
 
 typedef struct options {
   const char *model_dir;
-  int n_slots, n_clients, n_requests, n_tokens, n_threads;
+  int n_slots, n_clients, n_requests, n_tokens, n_threads, use_predictor;
   float temperature;
 } options;
 
 static void usage(void) {
   fprintf(stderr, "usage: server [--slots K] [--clients N] [--requests R] [--tokens T]\n"
-                  "              [--temperature X] [--threads N] MODEL_DIR\n");
+                  "              [--temperature X] [--threads N] [--predictor] MODEL_DIR\n");
   exit(2);
 }
 
 static options parse(int argc, char **argv) {
-  options o = {NULL, 4, 4, 2, 48, 1, 0.8f};
+  options o = {NULL, 4, 4, 2, 48, 1, 0, 0.8f};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 < argc && strcmp(a, "--slots") == 0) o.n_slots = atoi(argv[++i]);
@@ -53,6 +53,7 @@ static options parse(int argc, char **argv) {
     else if (i + 1 < argc && strcmp(a, "--tokens") == 0) o.n_tokens = atoi(argv[++i]);
     else if (i + 1 < argc && strcmp(a, "--threads") == 0) o.n_threads = atoi(argv[++i]);
     else if (i + 1 < argc && strcmp(a, "--temperature") == 0) o.temperature = (float)atof(argv[++i]);
+    else if (strcmp(a, "--predictor") == 0) o.use_predictor = 1;
     else if (a[0] == '-' || o.model_dir) usage();
     else o.model_dir = a;
   }
@@ -149,7 +150,7 @@ static int run_alone(const lzn_model *model, const server_params *sp, const demo
                      int *n_tokens, int *n_differ) {
   lzn_context_params cp = lzn_context_default_params();
   cp.n_ctx = sp->n_ctx, cp.n_threads = sp->n_threads, cp.mlp_mode = sp->mlp_mode;
-  cp.kv_type = sp->kv_type, cp.collect_stats = 0;
+  cp.kv_type = sp->kv_type, cp.collect_stats = 0, cp.use_predictor = sp->use_predictor;
   lzn_context *ctx = NULL;
   lzn_sampler *sampler = NULL;
   float logits[256];
@@ -204,7 +205,7 @@ int main(int argc, char **argv) {
 
   server_params sp = server_default_params();
   sp.n_slots = o.n_slots, sp.n_threads = o.n_threads, sp.eos_id = tinfo.eos_id;
-  sp.n_ctx = info.max_positions;
+  sp.n_ctx = info.max_positions, sp.use_predictor = o.use_predictor;
   const int n_jobs = o.n_clients * o.n_requests;
   demo d = {NULL, tokenizer, &o, calloc((size_t)n_jobs, sizeof(job)), PTHREAD_MUTEX_INITIALIZER};
   client *clients = calloc((size_t)o.n_clients, sizeof *clients);

@@ -61,7 +61,7 @@ const char *server_status_str(server_status status) {
 }
 
 server_params server_default_params(void) {
-  server_params p = {4, 0, 1, LZN_MLP_AUTO, LZN_KV_F16, -1};
+  server_params p = {4, 0, 1, LZN_MLP_AUTO, LZN_KV_F16, 0, -1};
   return p;
 }
 
@@ -249,6 +249,7 @@ server_status server_create(const lzn_model *model, const server_params *params,
   cp.n_threads = s->params.n_threads;
   cp.mlp_mode = s->params.mlp_mode;
   cp.kv_type = s->params.kv_type;
+  cp.use_predictor = s->params.use_predictor;
   cp.collect_stats = 0; /* a server resets contexts all the time; nobody reads them */
   for (size_t i = 0; i < n && st == LZN_OK; i++) st = lzn_context_create(model, &cp, &s->slots[i].ctx);
   if (st != LZN_OK) {

@@ -54,6 +54,13 @@ typedef struct server_params {
   int n_threads;           /* OpenMP threads per lazyneuron call (1 keeps several clients cheap) */
   lzn_mlp_mode mlp_mode;
   lzn_kv_type kv_type;
+  /* The model's activation predictor (lzn_context_params.use_predictor).
+   * With it AUTO picks, per call, the predicted up-projection (an
+   * approximation) or the exact one from the size of the call's predicted
+   * sets, so a reply would depend on which sequences shared its steps.
+   * Off by default so a reply equals the request alone; SPARSE with the
+   * predictor is deterministic too (it always predicts). */
+  int use_predictor;
   int32_t eos_id;          /* -1: none */
 } server_params;
 
