@@ -313,12 +313,46 @@ START_TEST(bad_input_has_a_specific_status) {
 }
 END_TEST
 
+/* Shutting down with requests queued and running answers every one of
+ * them before the decode thread stops. */
+START_TEST(shutdown_answers_what_was_submitted) {
+  lzn_model *model = load_tiny_opt();
+  const server_params p = test_params(0);
+  server *srv = NULL;
+  char error[256];
+  ck_assert_msg(server_create(model, &p, &srv, error) == SERVER_OK, "%s", error);
+  enum { N = 3 * N_SLOTS };
+  static int32_t prompt[8] = {'H', 'e', 'l', 'l', 'o', ',', ' ', 'w'};
+  static int32_t replies[N][16];
+  server_request r[N];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < N; i++) {
+    r[i].prompt = prompt, r[i].n_prompt = 1 + i % 8, r[i].n_generate = 16, r[i].reply = replies[i];
+    r[i].sampling = lzn_sampler_default_params();
+    r[i].sampling.temperature = 0.0f;
+    ck_assert_int_eq(server_submit(srv, &r[i]), SERVER_OK);
+  }
+  server_shutdown(srv);
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(r[i].finished && r[i].status == SERVER_OK, "request %d: finished %d, %s", i,
+                  r[i].finished, server_status_str(r[i].status));
+    ck_assert_int_gt(r[i].n_reply, 0);
+  }
+  const server_stats stats = server_get_stats(srv);
+  ck_assert_int_eq(stats.requests_done, N);
+  ck_assert_int_eq(stats.active_slots, 0);
+  server_free(srv);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *server_suite(void) {
   Suite *s = suite_create("server");
   TCase *tc = tcase_create("example server loop");
   tcase_set_timeout(tc, 120); /* a few seconds at -O2; sanitizers are slower */
   tcase_add_loop_test(tc, soak_every_reply_equals_the_request_alone, 0, 2);
   tcase_add_test(tc, bad_input_has_a_specific_status);
+  tcase_add_test(tc, shutdown_answers_what_was_submitted);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -104,7 +104,8 @@ typedef struct server server;
 server_status server_create(const lzn_model *model, const server_params *params, server **out,
                             char error[256]);
 
-/* Queues a request (its outputs are reset). Statuses: OK, INVALID,
+/* Queues a request (its outputs are reset); a request is in one server
+ * at a time, and may be submitted again once finished. Statuses: OK, INVALID,
  * TOO_LONG, SHUTDOWN; on failure the request is not queued and nothing
  * will answer it. */
 server_status server_submit(server *s, server_request *request);
