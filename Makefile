@@ -129,6 +129,8 @@ $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 
 $(BUILD)/%: examples/%.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+# examples/server.c and tests/test_server.c #include the serving loop.
+$(BUILD)/server $(BUILD)/test_server: examples/server/server_loop.c examples/server/server_loop.h
 
 $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 	$(CXX) -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SANITIZE) -Iinclude -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)

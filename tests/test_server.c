@@ -1,0 +1,360 @@
+/*
+ * test_server.c: a soak test of the example serving loop
+ * (examples/server/server_loop.c): client threads send a few hundred
+ * requests of random lengths to one server that batches them
+ * (lzn_forward_batch) on models/tiny-opt; every reply must be what the same
+ * request gives alone, every request answered once, every slot free at the
+ * end. Then the server API's bad input. Run under ASan and TSan by
+ * `make asan` / `make tsan`.
+ *
+ * The serving loop is example code, not the library's, so it is compiled
+ * into this test by #include: the Makefile's rule for tests/test_*.c links
+ * one source (plus bench/synthetic.c) and the example's own rule does the
+ * same; a dependency line in the Makefile rebuilds both when it changes.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lazyneuron.h"
+#include "testutil.h"
+
+#include "../examples/server/server_loop.c"
+
+#define MODEL_PATH "models/tiny-opt"
+#define N_CLIENTS 8
+#define MAX_PROMPT 40
+#define MAX_GENERATE 40
+/* Small enough that a long prompt plus a long reply fills it, so the
+ * "context full" ending is exercised too. */
+#define N_CTX 64
+#define N_SLOTS 5
+
+/* Sanitizer builds run 5-20x slower; they check races and memory, which a
+ * smaller soak still covers. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define N_REQUESTS 48
+#else
+#define N_REQUESTS 256
+#endif
+
+/* Greedy decoding (temperature 0), so a reply is a function of the logits'
+ * argmax and can be compared token for token. A batched step equals the
+ * same step alone only within fp32 rounding (the MLP sums over the batch's
+ * union of rows in another order: test_batch.c bounds it at 1e-5 relative;
+ * on tiny-opt, whose logits stay below ~15, that is at most ~2e-4), so an
+ * argmax may flip where the two best logits are that close. A reply may
+ * therefore leave the reference only at a step where the reference's best
+ * logit and the served token's logit differ by less than TIE_GAP (5x that
+ * bound); after such a step the two sequences are different texts and are
+ * compared no further. MAX_TIES bounds how often this may happen, so a
+ * systematic error cannot hide behind it. */
+#define TIE_GAP 1e-3f
+#define MAX_TIES (N_REQUESTS / 20)
+
+static lzn_model *load_tiny_opt(void) {
+  lzn_model *model = NULL;
+  const lzn_status st = lzn_model_load(MODEL_PATH, NULL, &model);
+  ck_assert_msg(st == LZN_OK, "%s: %s", MODEL_PATH, lzn_last_error());
+  return model;
+}
+
+/* The soak runs twice: AUTO without the predictor (the server's default:
+ * sparse or dense per call, both exact), and SPARSE with tiny-opt's
+ * predictor (the union path over predicted rows, which a batch applies per
+ * token as a single call does). AUTO with the predictor is left out on
+ * purpose: it picks the predicted (approximate) or the exact up-projection
+ * per call from the batch's predicted sets, so a reply depends on its
+ * batch-mates (see server_loop.h). */
+static server_params test_params(int with_predictor) {
+  server_params p = server_default_params();
+  p.n_slots = N_SLOTS;
+  p.n_ctx = N_CTX;
+  p.n_threads = 1;               /* several contexts from one thread: no OpenMP team to wait on */
+  p.mlp_mode = with_predictor ? LZN_MLP_SPARSE : LZN_MLP_AUTO;
+  p.use_predictor = with_predictor;
+  p.kv_type = LZN_KV_F32;
+  p.eos_id = 2;                  /* tiny-opt's tokenizer's eos_id */
+  return p;
+}
+
+typedef struct soak_request {
+  int32_t prompt[MAX_PROMPT];
+  int32_t reply[MAX_GENERATE];
+  server_request request;
+  int answered;          /* times a client saw it finished */
+  int stream_ok;         /* the streamed counts only grew, and never past n_generate */
+  server_status status;
+} soak_request;
+
+typedef struct soak {
+  server *srv;
+  soak_request *requests;
+} soak;
+
+typedef struct soak_client {
+  soak *s;
+  int id;
+} soak_client;
+
+/* Client c sends requests c, c + N_CLIENTS, ... one at a time, reading each
+ * as a stream. */
+static void *soak_client_run(void *arg) {
+  soak_client *c = arg;
+  for (int i = c->id; i < N_REQUESTS; i += N_CLIENTS) {
+    soak_request *q = &c->s->requests[i];
+    q->status = server_submit(c->s->srv, &q->request);
+    q->stream_ok = 1;
+    int n_seen = 0, finished = 0;
+    while (q->status == SERVER_OK && !finished) {
+      int n_now = 0;
+      q->status = server_wait(c->s->srv, &q->request, n_seen, &n_now, &finished);
+      if (n_now < n_seen || n_now > q->request.n_generate || (!finished && n_now == n_seen))
+        q->stream_ok = 0;
+      n_seen = n_now;
+    }
+    if (finished) q->answered++;
+  }
+  return NULL;
+}
+
+/* The same request alone: one context, the prompt prefilled, then
+ * lzn_forward token by token, greedy; gap[t] is the reference's best logit
+ * minus logits[served token t], for the tie rule above. Returns the reply
+ * length and its ending. */
+static int run_alone(lzn_context *ctx, const server_params *p, const soak_request *q,
+                     int32_t *reply, float *gap, server_finish *finish) {
+  const server_request *r = &q->request;
+  float logits[256];
+  ck_assert_int_eq(lzn_context_reset(ctx), LZN_OK);
+  ck_assert_int_eq(lzn_forward(ctx, r->prompt, r->n_prompt, logits, LZN_LOGITS_LAST), LZN_OK);
+  int n = 0;
+  for (;;) {
+    int32_t best = 0;
+    for (int v = 1; v < 256; v++)
+      if (logits[v] > logits[best]) best = v;
+    /* The served token here: a reply token, or the EOS that ended it. */
+    const int32_t served = n < r->n_reply ? q->reply[n]
+                           : n == r->n_reply && r->finish == SERVER_FINISH_EOS ? p->eos_id : -1;
+    gap[n] = served >= 0 ? logits[best] - logits[served] : INFINITY;
+    if (best == p->eos_id) return *finish = SERVER_FINISH_EOS, n;
+    reply[n++] = best;
+    if (n == r->n_generate) return *finish = SERVER_FINISH_LENGTH, n;
+    if (lzn_context_n_past(ctx) >= p->n_ctx) return *finish = SERVER_FINISH_CONTEXT, n;
+    ck_assert_int_eq(lzn_forward(ctx, &best, 1, logits, LZN_LOGITS_LAST), LZN_OK);
+  }
+}
+
+START_TEST(soak_every_reply_equals_the_request_alone) {
+  lzn_model *model = load_tiny_opt();
+  const server_params p = test_params(_i);
+  soak s = {NULL, calloc(N_REQUESTS, sizeof(soak_request))};
+  ck_assert_ptr_nonnull(s.requests);
+  test_rng rng = {20261201};
+  for (int i = 0; i < N_REQUESTS; i++) {
+    soak_request *q = &s.requests[i];
+    server_request *r = &q->request;
+    r->n_prompt = 1 + (int)rng_below(&rng, MAX_PROMPT);
+    for (int t = 0; t < r->n_prompt; t++) q->prompt[t] = 32 + (int32_t)rng_below(&rng, 95); /* printable bytes */
+    r->prompt = q->prompt;
+    r->n_generate = 1 + (int)rng_below(&rng, MAX_GENERATE);
+    r->reply = q->reply;
+    r->sampling = lzn_sampler_default_params();
+    r->sampling.temperature = 0.0f;
+    r->sampling.seed = (uint64_t)i;
+  }
+  char error[256];
+  ck_assert_msg(server_create(model, &p, &s.srv, error) == SERVER_OK, "%s", error);
+  soak_client clients[N_CLIENTS];
+  pthread_t threads[N_CLIENTS];
+  for (int c = 0; c < N_CLIENTS; c++) {
+    clients[c] = (soak_client){&s, c};
+    ck_assert_int_eq(pthread_create(&threads[c], NULL, soak_client_run, &clients[c]), 0);
+  }
+  for (int c = 0; c < N_CLIENTS; c++) pthread_join(threads[c], NULL);
+
+  const server_stats stats = server_get_stats(s.srv);
+  int64_t n_tokens = 0;
+  for (int i = 0; i < N_REQUESTS; i++) {
+    const soak_request *q = &s.requests[i];
+    ck_assert_msg(q->status == SERVER_OK, "request %d: %s %s", i, server_status_str(q->status),
+                  q->request.error);
+    ck_assert_msg(q->answered == 1, "request %d answered %d times", i, q->answered);
+    ck_assert_msg(q->stream_ok, "request %d: its token count went backwards or past n_generate", i);
+    n_tokens += q->request.n_reply;
+  }
+  ck_assert_int_eq(stats.requests_done, N_REQUESTS);
+  ck_assert_int_eq(stats.tokens_generated, n_tokens);
+  ck_assert_int_eq(stats.active_slots, 0); /* every slot freed */
+  ck_assert_int_eq(stats.waiting, 0);
+  ck_assert_msg(stats.batch_steps > 0 && stats.batch_tokens > stats.batch_steps,
+                "the soak never batched two sequences (%lld tokens in %lld steps)",
+                (long long)stats.batch_tokens, (long long)stats.batch_steps);
+  server_shutdown(s.srv);
+  server_request late = s.requests[0].request;
+  ck_assert_int_eq(server_submit(s.srv, &late), SERVER_ERR_SHUTDOWN);
+  server_free(s.srv);
+
+  lzn_context_params cp = lzn_context_default_params();
+  cp.n_ctx = p.n_ctx, cp.n_threads = 1, cp.mlp_mode = p.mlp_mode, cp.kv_type = p.kv_type;
+  cp.use_predictor = p.use_predictor;
+  lzn_context *ctx = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &cp, &ctx), LZN_OK);
+  int n_ties = 0, endings[4] = {0};
+  for (int i = 0; i < N_REQUESTS; i++) {
+    const soak_request *q = &s.requests[i];
+    int32_t reply[MAX_GENERATE];
+    float gap[MAX_GENERATE + 1];
+    server_finish finish;
+    const int n = run_alone(ctx, &p, q, reply, gap, &finish);
+    int t = 0;
+    while (t < n && t < q->request.n_reply && reply[t] == q->reply[t]) t++;
+    if (t == n && t == q->request.n_reply) {
+      ck_assert_msg(finish == q->request.finish, "request %d: ended %d, alone %d", i,
+                    (int)q->request.finish, (int)finish);
+      endings[finish]++;
+      continue;
+    }
+    /* They part at token t: only a near-tie of the reference allows it
+     * (the served sequence may also have ended there with EOS). */
+    ck_assert_msg(gap[t] < TIE_GAP,
+                  "%s: request %d (prompt %d, generate %d): reply leaves the request alone at token %d "
+                  "of %d/%d (not a near-tie)", p.use_predictor ? "SPARSE, predictor" : "AUTO", i, q->request.n_prompt, q->request.n_generate, t,
+                  q->request.n_reply, n);
+    n_ties++;
+  }
+  ck_assert_msg(n_ties <= MAX_TIES, "%d replies parted at a near-tie (at most %d expected)", n_ties, MAX_TIES);
+  /* The soak reached every ending, or it tested less than it claims. */
+  ck_assert_msg(endings[SERVER_FINISH_LENGTH] > 0 && endings[SERVER_FINISH_CONTEXT] > 0,
+                "endings: length %d, eos %d, context full %d", endings[1], endings[2], endings[3]);
+  lzn_context_free(ctx);
+  free(s.requests);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* Submits a request and waits for its end; returns its final status. */
+static server_status submit_and_wait(server *srv, server_request *r) {
+  server_status st = server_submit(srv, r);
+  int n = 0, finished = 0;
+  while (st == SERVER_OK && !finished) st = server_wait(srv, r, n, &n, &finished);
+  return st;
+}
+
+START_TEST(bad_input_has_a_specific_status) {
+  lzn_model *model = load_tiny_opt();
+  server_params p = test_params(0);
+  server *srv = NULL;
+  char error[256];
+
+  p.n_slots = 0;
+  ck_assert_int_eq(server_create(model, &p, &srv, error), SERVER_ERR_INVALID);
+  ck_assert_ptr_null(srv);
+  p.n_slots = 2;
+  ck_assert_int_eq(server_create(NULL, &p, &srv, error), SERVER_ERR_INVALID);
+  p.n_ctx = 100000; /* beyond tiny-opt's 256 positions: the library says so */
+  ck_assert_int_eq(server_create(model, &p, &srv, error), SERVER_ERR_LIBRARY);
+  ck_assert_msg(strstr(error, "lzn_context_create") != NULL, "%s", error);
+  p.n_ctx = N_CTX;
+  ck_assert_int_eq(server_create(model, &p, &srv, error), SERVER_OK);
+
+  int32_t prompt[N_CTX + 1], reply[4];
+  for (int i = 0; i <= N_CTX; i++) prompt[i] = 'a' + i % 26;
+  server_request r = {0};
+  r.prompt = prompt, r.n_prompt = 3, r.n_generate = 4, r.reply = reply;
+  r.sampling = lzn_sampler_default_params();
+  r.sampling.temperature = 0.0f;
+
+  server_request bad = r;
+  bad.n_prompt = 0;
+  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  bad = r, bad.prompt = NULL;
+  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  bad = r, bad.n_generate = 0;
+  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  bad = r, bad.reply = NULL;
+  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  int32_t out_of_vocab[2] = {'a', 256};
+  bad = r, bad.prompt = out_of_vocab, bad.n_prompt = 2;
+  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  bad = r, bad.n_prompt = N_CTX + 1;
+  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_TOO_LONG);
+  ck_assert_int_eq(server_submit(NULL, &r), SERVER_ERR_INVALID);
+  ck_assert_int_eq(server_submit(srv, NULL), SERVER_ERR_INVALID);
+
+  /* A prompt that fills the context exactly: one token, from its last position. */
+  server_request full = r;
+  full.n_prompt = N_CTX;
+  ck_assert_int_eq(submit_and_wait(srv, &full), SERVER_OK);
+  ck_assert_int_eq(full.n_reply, 1);
+  ck_assert_int_eq(full.finish, SERVER_FINISH_CONTEXT);
+
+  /* A sampler the library refuses: the request fails with its message and
+   * its slot is freed for the next one. */
+  server_request bad_sampler = r;
+  bad_sampler.sampling.temperature = -1.0f;
+  ck_assert_int_eq(submit_and_wait(srv, &bad_sampler), SERVER_ERR_LIBRARY);
+  ck_assert_int_eq(bad_sampler.finished, 1);
+  ck_assert_msg(strstr(bad_sampler.error, "lzn_sampler_create") != NULL, "%s", bad_sampler.error);
+  ck_assert_int_eq(submit_and_wait(srv, &r), SERVER_OK);
+  ck_assert_int_eq(r.n_reply, 4);
+  ck_assert_int_eq(r.finish, SERVER_FINISH_LENGTH);
+  const server_stats stats = server_get_stats(srv);
+  ck_assert_int_eq(stats.active_slots, 0);
+  ck_assert_int_eq(stats.requests_done, 3);
+
+  server_shutdown(srv);
+  server_shutdown(srv); /* idempotent */
+  ck_assert_int_eq(server_submit(srv, &r), SERVER_ERR_SHUTDOWN);
+  server_free(srv);
+  server_free(NULL);
+  ck_assert_str_eq(server_status_str(SERVER_ERR_TOO_LONG), "SERVER_ERR_TOO_LONG");
+  lzn_model_free(model);
+}
+END_TEST
+
+/* Shutting down with requests queued and running answers every one of
+ * them before the decode thread stops. */
+START_TEST(shutdown_answers_what_was_submitted) {
+  lzn_model *model = load_tiny_opt();
+  const server_params p = test_params(0);
+  server *srv = NULL;
+  char error[256];
+  ck_assert_msg(server_create(model, &p, &srv, error) == SERVER_OK, "%s", error);
+  enum { N = 3 * N_SLOTS };
+  static int32_t prompt[8] = {'H', 'e', 'l', 'l', 'o', ',', ' ', 'w'};
+  static int32_t replies[N][16];
+  server_request r[N];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < N; i++) {
+    r[i].prompt = prompt, r[i].n_prompt = 1 + i % 8, r[i].n_generate = 16, r[i].reply = replies[i];
+    r[i].sampling = lzn_sampler_default_params();
+    r[i].sampling.temperature = 0.0f;
+    ck_assert_int_eq(server_submit(srv, &r[i]), SERVER_OK);
+  }
+  server_shutdown(srv);
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(r[i].finished && r[i].status == SERVER_OK, "request %d: finished %d, %s", i,
+                  r[i].finished, server_status_str(r[i].status));
+    ck_assert_int_gt(r[i].n_reply, 0);
+  }
+  const server_stats stats = server_get_stats(srv);
+  ck_assert_int_eq(stats.requests_done, N);
+  ck_assert_int_eq(stats.active_slots, 0);
+  server_free(srv);
+  lzn_model_free(model);
+}
+END_TEST
+
+static Suite *server_suite(void) {
+  Suite *s = suite_create("server");
+  TCase *tc = tcase_create("example server loop");
+  tcase_set_timeout(tc, 120); /* a few seconds at -O2; sanitizers are slower */
+  tcase_add_loop_test(tc, soak_every_reply_equals_the_request_alone, 0, 2);
+  tcase_add_test(tc, bad_input_has_a_specific_status);
+  tcase_add_test(tc, shutdown_answers_what_was_submitted);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return run_suite(server_suite()); }
