@@ -378,7 +378,11 @@ LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
  * its up rows where the gate fires) are computed, the true activation
  * decides within them, and the down rows follow. Neurons outside the
  * predicted set are treated as inactive: THAT IS THE APPROXIMATION, and the
- * logits differ from the model's where the predictor misses one.
+ * logits differ from the model's where the predictor misses one. It holds
+ * in SPARSE and AUTO alike: where AUTO finds a call's predicted sets too
+ * large and computes the up-projection densely, it still zeroes what lies
+ * outside them, so a token's result never depends on its call's other
+ * tokens (a batch, a prefill). DENSE ignores the predictor: the exact model.
  *
  * File: predictor.safetensors beside the model (or lzn_model_params.
  * predictor_path), F32 tensors "layers.N.predictor.w1" [r][d_model],

@@ -107,6 +107,35 @@ START_TEST(predictor_matches_reference) {
 }
 END_TEST
 
+/* AUTO may compute a call's up-projection densely (here always: a
+ * crossover no predicted set is under) but keeps the predictor's
+ * approximation, so a token's logits never depend on which path its call
+ * took or which tokens shared it (a server's batch). */
+START_TEST(auto_keeps_the_predictor_on_the_dense_path) {
+  predictor_reference r;
+  load_predictor_reference(&r);
+  lzn_model *model = load_model(r.base.path);
+  const size_t n = (size_t)r.base.n_tokens * (size_t)r.base.vocab;
+  const float crossovers[] = {1e-6f, 1.0f}; /* dense, then sparse, every call */
+  for (int k = 0; k < 2; k++) {
+    lzn_context_params p = lzn_context_default_params();
+    p.mlp_mode = LZN_MLP_AUTO;
+    p.auto_crossover = crossovers[k];
+    p.kv_type = LZN_KV_F32;
+    lzn_context *ctx = NULL;
+    ck_assert_msg(lzn_context_create(model, &p, &ctx) == LZN_OK, "%s", lzn_last_error());
+    float *all = run_all(ctx, &r.base);
+    const double e = max_abs_diff(all, r.logits, n) / r.base.scale;
+    ck_assert_msg(e <= TOL_REFERENCE, "AUTO, crossover %g: %.3g from the predictor's logits",
+                  (double)crossovers[k], e);
+    free(all);
+    lzn_context_free(ctx);
+  }
+  free(r.logits), free(r.base.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
 /* Predicted and active fractions, recall and precision: exactly the
  * reference's counts. */
 START_TEST(predictor_stats_are_exact) {
@@ -294,6 +323,7 @@ static Suite *predictor_suite(void) {
   TCase *ref = tcase_create("reference");
   tcase_set_timeout(ref, 30);
   tcase_add_test(ref, predictor_matches_reference);
+  tcase_add_test(ref, auto_keeps_the_predictor_on_the_dense_path);
   tcase_add_test(ref, predictor_stats_are_exact);
   tcase_add_test(ref, threshold_override);
   suite_add_tcase(s, ref);

@@ -76,6 +76,11 @@ lzn_status lzn_predict_tokens(lzn_context *ctx, int layer, const float *x, const
  * elsewhere (x: that token's input row). */
 lzn_status lzn_predicted_rows(lzn_context *ctx, const lzn_matrix *w, const float *bias, const float *x,
                               int token, float *row);
+/* Zeroes, in each of n full rows [n][d_ff] computed densely, the entries
+ * outside the token's predicted set: AUTO may compute a batch densely, but
+ * the predictor's approximation is the model's in every path but DENSE, so
+ * a token's result does not depend on which tokens share its call. */
+void lzn_predictor_mask(lzn_context *ctx, float *rows, int n);
 /* Counts the neurons of a predicted row above threshold (truly active). */
 void lzn_predictor_count(lzn_context *ctx, int layer, const float *row, float threshold);
 /* collect_recall: the dense row W x + bias, and how many of its active

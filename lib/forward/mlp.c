@@ -172,6 +172,11 @@ static lzn_status up_projection(lzn_context *ctx, int layer, const float *x, int
       }
       return s;
     }
+    s = lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);
+    if (s == LZN_OK) lzn_predictor_mask(ctx, ctx->up, n);
+    for (int t = 0; s == LZN_OK && t < n; t++)
+      lzn_predictor_count(ctx, layer, ctx->up + (size_t)t * f, ctx->params.threshold);
+    return s;
   }
   return lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);
 }

@@ -197,6 +197,11 @@ static lzn_status gate_projection(lzn_context *ctx, int layer, const float *x, i
       }
       return s;
     }
+    s = lzn_linear(&ctx->exec, ctx->gate, x, &w->gate, NULL, n);
+    if (s == LZN_OK) lzn_predictor_mask(ctx, ctx->gate, n);
+    for (int t = 0; s == LZN_OK && t < n; t++)
+      lzn_predictor_count(ctx, layer, ctx->gate + (size_t)t * f, base_threshold(ctx));
+    return s;
   }
   return lzn_linear(&ctx->exec, ctx->gate, x, &w->gate, NULL, n);
 }

@@ -65,6 +65,19 @@ lzn_status lzn_predicted_rows(lzn_context *ctx, const lzn_matrix *w, const float
   return LZN_OK;
 }
 
+void lzn_predictor_mask(lzn_context *ctx, float *rows, int n) {
+  const int f = ctx->model->d_ff;
+  float *kept = ctx->pred_score; /* free again: the scores became idx */
+  for (int t = 0; t < n; t++) {
+    float *row = rows + (size_t)t * f;
+    const int32_t *idx = ctx->pred_idx + (size_t)t * f;
+    const size_t count = ctx->pred_n[t];
+    for (size_t k = 0; k < count; k++) kept[k] = row[idx[k]];
+    memset(row, 0, sizeof(float) * (size_t)f);
+    for (size_t k = 0; k < count; k++) row[idx[k]] = kept[k];
+  }
+}
+
 void lzn_predictor_count(lzn_context *ctx, int layer, const float *row, float threshold) {
   if (!ctx->params.collect_stats) return;
   const int f = ctx->model->d_ff;
