@@ -7,7 +7,7 @@
  * that batching buys.
  *
  *   server [--slots K] [--clients N] [--requests R] [--tokens T]
- *          [--temperature X] [--threads N] [--predictor] MODEL_DIR
+ *          [--temperature X] [--threads N] [--no-predictor] MODEL_DIR
  *
  * Each request samples with its own seed (client * 1000 + request), so a
  * run prints the same replies every time.
@@ -39,12 +39,12 @@ typedef struct options {
 
 static void usage(void) {
   fprintf(stderr, "usage: server [--slots K] [--clients N] [--requests R] [--tokens T]\n"
-                  "              [--temperature X] [--threads N] [--predictor] MODEL_DIR\n");
+                  "              [--temperature X] [--threads N] [--no-predictor] MODEL_DIR\n");
   exit(2);
 }
 
 static options parse(int argc, char **argv) {
-  options o = {NULL, 4, 4, 2, 48, 1, 0, 0.8f};
+  options o = {NULL, 4, 4, 2, 48, 1, 1, 0.8f};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 < argc && strcmp(a, "--slots") == 0) o.n_slots = atoi(argv[++i]);
@@ -53,7 +53,7 @@ static options parse(int argc, char **argv) {
     else if (i + 1 < argc && strcmp(a, "--tokens") == 0) o.n_tokens = atoi(argv[++i]);
     else if (i + 1 < argc && strcmp(a, "--threads") == 0) o.n_threads = atoi(argv[++i]);
     else if (i + 1 < argc && strcmp(a, "--temperature") == 0) o.temperature = (float)atof(argv[++i]);
-    else if (strcmp(a, "--predictor") == 0) o.use_predictor = 1;
+    else if (strcmp(a, "--no-predictor") == 0) o.use_predictor = 0;
     else if (a[0] == '-' || o.model_dir) usage();
     else o.model_dir = a;
   }

@@ -59,19 +59,16 @@ static lzn_model *load_tiny_opt(void) {
   return model;
 }
 
-/* The soak runs twice: AUTO without the predictor (the server's default:
- * sparse or dense per call, both exact), and SPARSE with tiny-opt's
- * predictor (the union path over predicted rows, which a batch applies per
- * token as a single call does). AUTO with the predictor is left out on
- * purpose: it picks the predicted (approximate) or the exact up-projection
- * per call from the batch's predicted sets, so a reply depends on its
- * batch-mates (see server_loop.h). */
+/* The soak runs twice, in AUTO: without the predictor (sparse or dense per
+ * call, both exact), and with tiny-opt's (the server's default), where
+ * AUTO may take the dense path for a batch and must still apply the
+ * predictor per token, as the request alone does. */
 static server_params test_params(int with_predictor) {
   server_params p = server_default_params();
   p.n_slots = N_SLOTS;
   p.n_ctx = N_CTX;
   p.n_threads = 1;               /* several contexts from one thread: no OpenMP team to wait on */
-  p.mlp_mode = with_predictor ? LZN_MLP_SPARSE : LZN_MLP_AUTO;
+  p.mlp_mode = LZN_MLP_AUTO;
   p.use_predictor = with_predictor;
   p.kv_type = LZN_KV_F32;
   p.eos_id = 2;                  /* tiny-opt's tokenizer's eos_id */
@@ -219,7 +216,7 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
      * (the served sequence may also have ended there with EOS). */
     ck_assert_msg(gap[t] < TIE_GAP,
                   "%s: request %d (prompt %d, generate %d): reply leaves the request alone at token %d "
-                  "of %d/%d (not a near-tie)", p.use_predictor ? "SPARSE, predictor" : "AUTO", i, q->request.n_prompt, q->request.n_generate, t,
+                  "of %d/%d (not a near-tie)", p.use_predictor ? "AUTO, predictor" : "AUTO", i, q->request.n_prompt, q->request.n_generate, t,
                   q->request.n_reply, n);
     n_ties++;
   }

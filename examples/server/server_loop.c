@@ -61,7 +61,7 @@ const char *server_status_str(server_status status) {
 }
 
 server_params server_default_params(void) {
-  server_params p = {4, 0, 1, LZN_MLP_AUTO, LZN_KV_F16, 0, -1};
+  server_params p = {4, 0, 1, LZN_MLP_AUTO, LZN_KV_F16, 1, -1};
   return p;
 }
 

@@ -54,12 +54,10 @@ typedef struct server_params {
   int n_threads;           /* OpenMP threads per lazyneuron call (1 keeps several clients cheap) */
   lzn_mlp_mode mlp_mode;
   lzn_kv_type kv_type;
-  /* The model's activation predictor (lzn_context_params.use_predictor).
-   * With it AUTO picks, per call, the predicted up-projection (an
-   * approximation) or the exact one from the size of the call's predicted
-   * sets, so a reply would depend on which sequences shared its steps.
-   * Off by default so a reply equals the request alone; SPARSE with the
-   * predictor is deterministic too (it always predicts). */
+  /* The model's activation predictor (lzn_context_params.use_predictor;
+   * on by default, as in the library). Its approximation applies per token
+   * in every mode but DENSE, whichever path AUTO takes for a step, so a
+   * reply still equals the request run alone. */
   int use_predictor;
   int32_t eos_id;          /* -1: none */
 } server_params;
