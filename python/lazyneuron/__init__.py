@@ -13,7 +13,10 @@
                 print(piece, end="", flush=True)
 
 No compiler is needed: the shared library is found through $LAZYNEURON_LIB,
-then <repo>/build/liblazyneuron.so.0, then the system's library search path.
+then <repo>/build/liblazyneuron.so.0 (from the source tree), then the system's
+library search path, then pkg-config's libdir for lazyneuron (_lib.candidates).
+Install with `pip install --no-index --no-build-isolation ./python`;
+`python -m lazyneuron.run` is lzn-run.
 """
 
 from __future__ import annotations
