@@ -3,7 +3,10 @@
 # root; otherwise prints the exact command and fails. Quiet when all is there.
 # Extra packages may be asked for: sh tools/deps.sh python3-torch ...
 set -u
-PACKAGES="gcc make pkg-config libdnnl-dev libxsmm-dev check libjansson-dev python3-numpy python3-pytest $*"
+# python3-setuptools, -pip and -venv: `pip install ./python` offline into a
+# venv (python/tests/test_install.py).
+PACKAGES="gcc make pkg-config libdnnl-dev libxsmm-dev check libjansson-dev python3-numpy python3-pytest
+  python3-setuptools python3-pip python3-venv $*"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,8 +13,13 @@
                 print(piece, end="", flush=True)
 
 No compiler is needed: the shared library is found through $LAZYNEURON_LIB,
-then <repo>/build/liblazyneuron.so.0, then the system's library search path.
+then <repo>/build/liblazyneuron.so.0 (from the source tree), then the system's
+library search path, then pkg-config's libdir for lazyneuron (_lib.candidates).
+Install with `pip install --no-index --no-build-isolation ./python`;
+`python -m lazyneuron.run` is lzn-run.
 """
+
+from __future__ import annotations
 
 import codecs
 import enum
@@ -22,6 +27,7 @@ import operator
 import os
 import threading
 from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import ctypes
 
@@ -44,6 +50,12 @@ __all__ = [
 ]
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+# What the public methods take: text as str or bytes, token ids as a sequence
+# of ints or a 1-D numpy integer array, paths as anything os.fspath takes.
+Text = Union[str, bytes, bytearray, memoryview]
+Tokens = Union[Sequence[int], np.ndarray]
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 class Status(enum.IntEnum):
@@ -104,17 +116,17 @@ def _c_int(value, what):
 # ---------------------------------------------------------- module functions
 
 
-def version():
+def version() -> str:
     """The linked library's version, "MAJOR.MINOR.PATCH"."""
     return _lib.load().lzn_version_string().decode()
 
 
-def version_number():
+def version_number() -> int:
     """The linked library's LZN_VERSION_NUMBER (MAJOR*10000 + MINOR*100 + PATCH)."""
     return int(_lib.load().lzn_version_number())
 
 
-def isa():
+def isa() -> Optional[str]:
     """The kernel ceiling in use ("scalar", "avx2", "avxvnni", "avx512", "avx512bf16"
     or "avx512vnni"); None if $LZN_ISA names one this machine cannot run (every
     model call then fails with LZN_ERR_ISA)."""
@@ -122,12 +134,12 @@ def isa():
     return name.decode() if name is not None else None
 
 
-def isa_supported(name):
+def isa_supported(name: str) -> bool:
     """Whether this CPU and OS can run the named ISA's kernels."""
     return bool(_lib.load().lzn_isa_supported(str(name).encode()))
 
 
-def library_path():
+def library_path() -> str:
     """The name or path liblazyneuron was loaded from."""
     return _lib.path()
 
@@ -188,7 +200,12 @@ class Model:
     Context made from it is still open; contexts keep it alive until then.
     """
 
-    def __init__(self, path, use_mmap=True, progress=None, weight_type="as_stored"):
+    info: ModelInfo
+    path: Union[str, bytes]
+
+    def __init__(self, path: PathLike, use_mmap: bool = True,
+                 progress: Optional[Callable[[float], Optional[bool]]] = None,
+                 weight_type: str = "as_stored") -> None:
         self._lock = threading.Lock()
         self._handle = None
         self._closed = False
@@ -231,7 +248,7 @@ class Model:
         self.info = ModelInfo(**fields)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._closed
 
     # ------------------------------------------------------------- text
@@ -245,14 +262,14 @@ class Model:
         return tok
 
     @property
-    def tokenizer_info(self):
+    def tokenizer_info(self) -> TokenizerInfo:
         """The model's TokenizerInfo (LazyNeuronError LZN_ERR_UNSUPPORTED if it has none)."""
         info = _lib.TokenizerInfo()
         _check(self._lib.lzn_tokenizer_get_info(self._tokenizer(), ctypes.byref(info)))
         return TokenizerInfo(info.vocab_size, info.bos_id, info.eos_id, info.add_bos,
                              info.kind.decode())
 
-    def tokenize(self, text, add_bos=None):
+    def tokenize(self, text: Text, add_bos: Optional[bool] = None) -> List[int]:
         """Token ids (a list of ints) of text (str, or bytes: a byte-level model
         takes any bytes; invalid UTF-8 becomes U+FFFD for the others). add_bos:
         None = the model's convention, True/False to choose."""
@@ -270,7 +287,7 @@ class Model:
                                       ctypes.byref(n)))
         return list(out[:n.value])
 
-    def detokenize_bytes(self, tokens):
+    def detokenize_bytes(self, tokens: Tokens) -> bytes:
         """The bytes of token ids (what lzn_detokenize writes)."""
         tok = self._tokenizer()
         arr = _tokens_array(tokens)
@@ -284,11 +301,11 @@ class Model:
         _check(self._lib.lzn_detokenize(tok, ptr, arr.shape[0], buf, n.value + 1, ctypes.byref(n)))
         return buf.raw[:n.value]
 
-    def detokenize(self, tokens):
+    def detokenize(self, tokens: Tokens) -> str:
         """The text of token ids (str; bytes that are not UTF-8 become U+FFFD)."""
         return self.detokenize_bytes(tokens).decode("utf-8", "replace")
 
-    def token_to_piece(self, token):
+    def token_to_piece(self, token: int) -> bytes:
         """The bytes one token prints as (b"" for BOS / EOS)."""
         tok = self._tokenizer()
         n = ctypes.c_size_t(0)
@@ -300,14 +317,15 @@ class Model:
         _check(status)
         return buf.raw[:n.value]
 
-    def context(self, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
-                collect_stats=True, top_k=0, threshold=0.0, kv_type="f16"):
+    def context(self, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
+                auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
+                threshold: float = 0.0, kv_type: str = "f16") -> Context:
         """A new Context (one sequence: KV cache and statistics) on this model."""
         return Context(self, n_ctx=n_ctx, n_threads=n_threads, mlp_mode=mlp_mode,
                        auto_crossover=auto_crossover, collect_stats=collect_stats,
                        top_k=top_k, threshold=threshold, kv_type=kv_type)
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._closed = True
             self._free_if_unused()
@@ -330,10 +348,10 @@ class Model:
             handle, self._handle = self._handle, None
             self._lib.lzn_model_free(handle)
 
-    def __enter__(self):
+    def __enter__(self) -> Model:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self):
@@ -384,8 +402,9 @@ class Context:
     like llama.cpp), "f32" (exact), "bf16" or "q8_0" (llama.cpp's block_q8_0
     over each head's values)."""
 
-    def __init__(self, model, n_ctx=0, n_threads=1, mlp_mode="auto", auto_crossover=0.0,
-                 collect_stats=True, top_k=0, threshold=0.0, kv_type="f16"):
+    def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
+                 auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
+                 threshold: float = 0.0, kv_type: str = "f16") -> None:
         if not isinstance(mlp_mode, str) or mlp_mode not in _lib.MLP_MODES:
             raise ValueError(f"mlp_mode must be one of {sorted(_lib.MLP_MODES)}, "
                              f"not {mlp_mode!r}")
@@ -425,15 +444,15 @@ class Context:
         return self._handle
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._handle is None
 
     @property
-    def n_past(self):
+    def n_past(self) -> int:
         """Number of tokens in the KV cache."""
         return int(self._lib.lzn_context_n_past(self._live()))
 
-    def forward(self, tokens, all_logits=False):
+    def forward(self, tokens: Tokens, all_logits: bool = False) -> np.ndarray:
         """Appends tokens (ints: a list, or a numpy integer array) to the
         sequence. Returns float32 logits: shape (vocab,) for the last token, or
         (len(tokens), vocab) with all_logits=True. On error the KV cache is
@@ -453,8 +472,9 @@ class Context:
         ))
         return out
 
-    def generate(self, prompt, n, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
-                 repetition_penalty=1.0, repeat_last_n=64, seed=0):
+    def generate(self, prompt: Text, n: int, temperature: float = 0.8, top_k: int = 40,
+                 top_p: float = 0.95, min_p: float = 0.05, repetition_penalty: float = 1.0,
+                 repeat_last_n: int = 64, seed: int = 0) -> Iterator[str]:
         """Continues the sequence with prompt (str or bytes; BOS first, as the
         model expects, if the context is empty) and yields the text of up to n
         generated tokens, piece by piece (str; a UTF-8 character split over
@@ -499,11 +519,11 @@ class Context:
         finally:
             lib.lzn_sampler_free(sampler)
 
-    def reset(self):
+    def reset(self) -> None:
         """Empties the KV cache and the statistics."""
         _check(self._lib.lzn_context_reset(self._live()))
 
-    def stats(self):
+    def stats(self) -> List[Dict[str, float]]:
         """Per-layer MLP statistics since creation or reset(): a list (one per
         layer) of dicts with every lzn_layer_stats field."""
         handle = self._live()
@@ -512,16 +532,16 @@ class Context:
         _check(self._lib.lzn_context_stats(handle, arr, n_layers))
         return [{name: getattr(s, name) for name, _ in _lib.LayerStats._fields_} for s in arr]
 
-    def close(self):
+    def close(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None:
             self._lib.lzn_context_free(handle)
             self.model._release()
 
-    def __enter__(self):
+    def __enter__(self) -> Context:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self):

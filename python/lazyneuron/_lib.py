@@ -8,6 +8,7 @@ header that grew a field without this file following fails loudly, not subtly.
 import ctypes
 import ctypes.util
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -201,18 +202,40 @@ _PROTOTYPES = {
 # ---------------------------------------------------------------- loading
 
 
+def _pkg_config_libdir():
+    """lazyneuron.pc's libdir (what `make install PREFIX=...` wrote), or None.
+
+    pkg-config searches its default path and $PKG_CONFIG_PATH, so this finds a
+    copy that the loader does not: a prefix outside ld.so.conf, or /usr/local
+    before anyone ran ldconfig."""
+    try:
+        out = subprocess.run(["pkg-config", "--variable=libdir", "lazyneuron"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = out.stdout.strip()
+    return libdir if out.returncode == 0 and libdir else None
+
+
 def candidates():
     """Where the library is looked for, in order: (description, name or path)."""
     env = os.environ.get("LAZYNEURON_LIB")
     if env:
         # An explicit choice is final: no silent fallback to another copy.
         return [("$LAZYNEURON_LIB", env)]
-    repo = Path(__file__).resolve().parents[2]  # <repo>/python/lazyneuron/_lib.py
-    found = [("build tree", str(repo / "build" / SONAME))]
+    found = []
+    # Run from the source tree, <repo>/python/lazyneuron/_lib.py: the build's
+    # copy first. A pip-installed package (site-packages) has no build tree.
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "include" / "lazyneuron.h").is_file():
+        found.append(("build tree", str(repo / "build" / SONAME)))
     found.append(("installed", SONAME))  # dlopen's own search: LD_LIBRARY_PATH, ld.so.cache
     name = ctypes.util.find_library("lazyneuron")
     if name and name != SONAME:
         found.append(("installed (find_library)", name))
+    libdir = _pkg_config_libdir()
+    if libdir:
+        found.append(("pkg-config libdir", os.path.join(libdir, SONAME)))
     return found
 
 
