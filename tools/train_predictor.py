@@ -762,11 +762,25 @@ def main():
         others = []
         for path in a.include:
             with open(path) as fh:
-                others.append(json.load(fh)["section"])
-        write_card(a.card, a, sec, others, data, time.time() - wall0)
+                j = json.load(fh)
+            j["res"]["layers"] = {int(k): v for k, v in j["res"]["layers"].items()}
+            title = j["section"].split("\n")[0].lstrip("# ")
+            others.append((j["section"], title, j["res"]))
+        write_card(a.card, a, sec, others, data, time.time() - wall0, res)
+        return
 
 
-def write_card(path, a, sec, others, data, wall):
+def summary_row(name, res):
+    L = res["layers"].values()
+    m = lambda f: sum(f(r) for r in L) / len(L)  # noqa: E731
+    return ("| %s | %.4f | %.4f | %.1f %% | %.1f %% | %.2f | %.4f | %+.2f %% |"
+            % (name, m(lambda r: r["dense"]["recall"]), m(lambda r: r["deployed"]["recall"]),
+               100 * m(lambda r: r["deployed"]["size"]), 100 * m(lambda r: r["deployed"]["true"]),
+               m(lambda r: r["deployed"]["rel"]), res["bpb_pred"],
+               100 * (res["bpb_pred"] / res["bpb_dense"] - 1)))
+
+
+def write_card(path, a, sec, others, data, wall, res=None):
     sel = ("the one with the lowest up-projection cost per token: r·(d_model + d_ff) MACs for "
            "the predictor plus |S|·d_model for the predicted fc1 rows, relative to dense fc1 "
            "(d_ff·d_model); the search stops when the cost rises. At d_model 128 a rank-128 "
@@ -782,7 +796,16 @@ def write_card(path, a, sec, others, data, wall):
                             cal=data["cal"].numel(), val=data["val"].numel(),
                             nfit=data["n"][0], ncal=data["n"][1], nval=data["n"][2],
                             ranks=a.ranks, wall=wall / 60)
-    text += "\n" + sec + "\n" + "".join("\n" + o + "\n" for o in others)
+    if res is not None:
+        text += ("\n## Summary (held-out split, means over layers)\n\n"
+                 "No predictor: %.4f bits per byte.\n\n"
+                 "| predictor | recall alone | recall deployed | predicted size | true active "
+                 "| × true | bits/byte | vs none |\n|---|---|---|---|---|---|---|---|\n"
+                 % res["bpb_dense"])
+        text += summary_row("**trained, shipped**", res) + "\n"
+        for _, title, r in others:
+            text += summary_row(title, r) + "\n"
+    text += "\n" + sec + "\n" + "".join("\n" + o + "\n" for o, _, _ in others)
     with open(path, "w") as fh:
         fh.write(text)
 
