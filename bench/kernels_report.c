@@ -156,7 +156,8 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
     printf("The stream buffer is capped at 1/4 of the RAM: %.1fx LLC, not 4x, so part of each read may come"
            " from cache and the stream figure may be high.\n\n", (double)o->stream_bytes / (double)o->l3_bytes);
 
-  printf("Stream read before the kernels (sequential, 64-bit sums, %.0f MiB = %.1fx LLC, median of %d):", (double)o->stream_bytes / MIB,
+  printf("Stream read before the kernels (sequential, 64-bit sums, %.0f MiB = %.1fx LLC, each read the median"
+         " over its chunks of <= 64 MiB, median of %d reads):", (double)o->stream_bytes / MIB,
          (double)o->stream_bytes / (double)o->l3_bytes, o->reps);
   for (size_t t = 0; t < o->n_threads; t++)
     printf("%s %d thread%s %.1f GB/s [%.1f-%.1f] (%s loads)", t ? ";" : "", o->threads[t], o->threads[t] > 1 ? "s" : "",

@@ -322,9 +322,31 @@ static double timed_read(stream_reader read, const char *buffer, size_t bytes, i
   return t1 - t0;
 }
 
+/* A read is timed in chunks of at most this much, and its bandwidth is the
+ * median over the chunks: a chunk takes about as long as one kernel call
+ * (milliseconds), so when other processes share the cores, a chunk during
+ * which the scheduler ran someone else is an outlier, as it is among the
+ * kernel calls, instead of slowing the whole 4x-LLC read (tens of ms, much
+ * longer than a time slice) while the kernels' medians stay unaffected. */
+#define STREAM_CHUNK_BYTES ((size_t)64 << 20)
+#define STREAM_MIN_CHUNKS 4
+#define STREAM_MAX_CHUNKS 256
+
 double bench_stream_read_once(const void *buffer, size_t bytes, int n_threads, bench_stream_loads loads) {
   (void)read_plain; /* the reader where there is no x86 */
-  return (double)bytes / timed_read(reader_for(loads), buffer, bytes, n_threads) / 1e9;
+  const stream_reader read = reader_for(loads);
+  const char *bytes_at = buffer;
+  size_t chunk = STREAM_CHUNK_BYTES;
+  if (chunk > bytes / STREAM_MIN_CHUNKS) chunk = bytes / STREAM_MIN_CHUNKS;
+  if (chunk < bytes / STREAM_MAX_CHUNKS) chunk = bytes / STREAM_MAX_CHUNKS;
+  chunk &= ~(size_t)255; /* slices stay 64-byte aligned */
+  if (chunk == 0) return (double)bytes / timed_read(read, buffer, bytes, n_threads) / 1e9;
+  double gbps[STREAM_MAX_CHUNKS + STREAM_MIN_CHUNKS];
+  size_t n = 0, offset = 0;
+  for (; offset + chunk <= bytes && n < sizeof gbps / sizeof gbps[0]; offset += chunk)
+    gbps[n++] = (double)chunk / timed_read(read, bytes_at + offset, chunk, n_threads) / 1e9;
+  if (offset < bytes) (void)timed_read(read, bytes_at + offset, bytes - offset, n_threads); /* the flush reads it all */
+  return bench_summarize(gbps, n).median;
 }
 
 double bench_stream_read_gbps(const void *buffer, size_t bytes, int n_threads, int reps,

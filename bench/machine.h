@@ -67,15 +67,14 @@ const char *bench_stream_loads_name(bench_stream_loads loads);
 /* Whether this CPU and OS can run those loads. */
 int bench_stream_loads_supported(bench_stream_loads loads);
 
-/* GB/s (1e9 bytes/s) of one sequential read of buffer[0..bytes) by
- * n_threads OpenMP threads, each reading one contiguous slice and summing
- * its 64-bit words. Of a buffer >= 4x the LLC, it also flushes the caches. */
+/* GB/s (1e9 bytes/s) of one sequential read of buffer[0..bytes): the
+ * median over chunks of up to 64 MiB (at least 4), each read by n_threads
+ * OpenMP threads, one contiguous slice each, summing its 64-bit words. Of a
+ * buffer >= 4x the LLC, it also flushes the caches. */
 double bench_stream_read_once(const void *buffer, size_t bytes, int n_threads, bench_stream_loads loads);
 
-/* Median GB/s (1e9 bytes/s) of reps sequential reads of buffer[0..bytes)
- * (filled by the caller, so not the shared zero page) by n_threads OpenMP
- * threads, each reading one contiguous slice and summing its 64-bit words,
- * after one untimed read. Make bytes >= 4x the LLC so that every read comes
+/* Median GB/s of reps bench_stream_read_once of buffer[0..bytes) (filled by
+ * the caller, so not the shared zero page), after one untimed read. Make bytes >= 4x the LLC so that every read comes
  * from memory. min/max receive the spread when not NULL. */
 double bench_stream_read_gbps(const void *buffer, size_t bytes, int n_threads, int reps,
                               bench_stream_loads loads, double *min_gbps, double *max_gbps);
