@@ -496,7 +496,7 @@ int main(int argc, char **argv) {
   mp.predictor_path = ""; /* the model's own activations */
   mp.progress = load_progress;
   lzn_model *model;
-  if (lzn_model_load(o.model, &mp, &model) != LZN_OK) fail(o.model, lzn_last_error());
+  if (lzn_model_load(o.model, &mp, &model) != LZN_OK) fail("model", lzn_last_error());
   progress_done();
   lzn_model_info info;
   lzn_model_get_info(model, &info);
