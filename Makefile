@@ -67,13 +67,14 @@ FUZZ_SECONDS   ?= 60
 FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
+PROFILE   := $(BUILD)/lzn-profile
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
-all: lib $(BENCH) $(EXAMPLES) $(CLI)
+all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE)
 
 help:
 	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
@@ -124,6 +125,10 @@ $(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/kernel_testutil.h tests/t
 $(CLI): cli/lzn_run.c include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
+# lzn-profile, the sparsity profiler; its plots come from tools/plot_profile.py.
+$(PROFILE): cli/lzn_profile.c include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
 $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
@@ -158,7 +163,7 @@ test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 test-exports: $(SHARED)
 	@sh tests/check_exports.sh $(SHARED)
 
-test-python: $(BUILD)/$(SONAME) $(CLI)
+test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE)
 	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests
 
 test-install:
@@ -196,9 +201,12 @@ demo: deps
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
 PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
-install: lib $(CLI)
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+install: lib $(CLI) $(PROFILE)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
+	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lzn-run
+	install -m 755 $(PROFILE) $(DESTDIR)$(BINDIR)/lzn-profile
+	install -m 644 tools/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
 	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION)
 	ln -sf liblazyneuron.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -209,7 +217,8 @@ install: lib $(CLI)
 	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/lzn-run
+	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile \
+	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
 	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so \

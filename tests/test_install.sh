@@ -63,7 +63,8 @@ echo "fixture $FIXTURE: ${tokens%% *}... -> expected next token $expected (versi
 # The files `make install` must create under a prefix ($1), relative names.
 installed_files() {
   printf '%s\n' include/lazyneuron.h lib/liblazyneuron.so.$VERSION lib/$SONAME \
-    lib/liblazyneuron.so lib/liblazyneuron.a lib/pkgconfig/lazyneuron.pc bin/lzn-run
+    lib/liblazyneuron.so lib/liblazyneuron.a lib/pkgconfig/lazyneuron.pc bin/lzn-run \
+    bin/lzn-profile share/lazyneuron/tools/plot_profile.py
 }
 all_present() {
   for f in $(installed_files); do
@@ -159,6 +160,12 @@ check "simple on a missing folder exits 1 with LZN_ERR_IO" sh -c '
 check "installed lzn-run generates 8 tokens from models/tiny-opt" sh -c '
   "$1/bin/lzn-run" -m "$2" -p "The " -n 8 --seed 1 >"$3/out" 2>"$3/err"; rc=$?
   cat "$3/err"; [ $rc -eq 0 ] && [ "$(wc -c <"$3/out")" -gt 4 ]' _ "$prefix" models/tiny-opt "$tmp"
+
+check "installed lzn-profile profiles models/tiny-opt and finds its plot script" sh -c '
+  printf "A journey of a thousand miles.\002" >"$3/text"
+  "$1/bin/lzn-profile" -m "$2" -f "$3/text" --windows 1,2 -o csv --plots "$3/plots" >"$3/out" 2>"$3/err"; rc=$?
+  cat "$3/err"; [ $rc -eq 0 ] && [ -s "$3/plots/profile-tiny-opt.json" ] &&
+  ! grep -q "not found" "$3/err"' _ "$prefix" models/tiny-opt "$tmp"
 
 check "make uninstall PREFIX=$prefix" $MAKE --no-print-directory BUILD="$BUILD" uninstall PREFIX="$prefix"
 check "no file left under $prefix" no_files_left "$prefix"
