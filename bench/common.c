@@ -138,21 +138,25 @@ void *bench_alloc_big(size_t bytes, int huge_pages) {
 /* A sink the compiler cannot drop reads into. */
 static volatile uint64_t bench_sink;
 
-void bench_flush_cache(const void *buffer, size_t bytes, int n_threads) {
-  const uint64_t *words = buffer;
-  const size_t n_words = bytes / sizeof *words;
-  uint64_t sum = 0;
-#pragma omp parallel for num_threads(n_threads) reduction(+ : sum) schedule(static)
-  for (size_t i = 0; i < n_words; i += 8) sum += words[i]; /* one per 64-byte line */
-  bench_sink += sum;
-}
-
 void bench_touch(const void *p, size_t bytes) {
   const unsigned char *c = p;
   uint64_t sum = 0;
   for (size_t i = 0; i < bytes; i += 64) sum += c[i];
   if (bytes) sum += c[bytes - 1];
   bench_sink += sum;
+}
+
+/* The first max_bytes bytes of a file, at least min_bytes of them, in a
+ * malloc'd buffer. */
+unsigned char *bench_read_text(const char *path, long max_bytes, long min_bytes, long *n) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) bench_fail("cannot open %s", path);
+  unsigned char *text = malloc((size_t)max_bytes);
+  if (text == NULL) bench_fail("out of memory");
+  *n = (long)fread(text, 1, (size_t)max_bytes, f);
+  fclose(f);
+  if (*n < min_bytes) bench_fail("%s: needs at least %ld bytes", path, min_bytes);
+  return text;
 }
 
 /* ------------------------------------------------------------ generator */

@@ -79,17 +79,14 @@ const char *bench_thp_mode(void);
  * Release with free(). */
 void *bench_alloc_big(size_t bytes, int huge_pages);
 
-/* Evicts caches by reading a buffer (allocate it with bench_alloc_big and
- * fill it, so it is not the shared zero page) of about twice the last-level
- * cache. Reads with the n_threads OpenMP threads that the timed call will
- * use: a flush takes milliseconds, long enough for idle OpenMP workers to
- * stop spinning and sleep (GOMP_SPINCOUNT), and waking them would then be
- * timed as part of the call, which never happens mid-inference. */
-void bench_flush_cache(const void *buffer, size_t bytes, int n_threads);
-
 /* Reads every cache line of p[0..bytes): brings small operands into cache
  * as if just written, the way they are during inference. */
 void bench_touch(const void *p, size_t bytes);
+
+/* The first max_bytes bytes of a file (fewer if it is shorter) in a malloc'd
+ * buffer, *n of them; exits with a message if it cannot be read or holds
+ * fewer than min_bytes. */
+unsigned char *bench_read_text(const char *path, long max_bytes, long min_bytes, long *n);
 
 /* ------------------------------------------------------------ generator */
 

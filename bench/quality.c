@@ -79,17 +79,6 @@ static int parse_top_k(const char *item, int d_ff) {
   return (int)bench_parse_long("--top-k", item, 1, d_ff);
 }
 
-static unsigned char *read_text(const char *path, long max_bytes, long *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) bench_fail("cannot open %s", path);
-  unsigned char *text = malloc((size_t)max_bytes);
-  if (!text) bench_fail("out of memory");
-  *n = (long)fread(text, 1, (size_t)max_bytes, f);
-  fclose(f);
-  if (*n < 2) bench_fail("%s: needs at least 2 bytes", path);
-  return text;
-}
-
 /* -log2 softmax(logits)[target]. */
 static double bits_of(const float *logits, int vocab, int target) {
   double max = logits[0], sum = 0.0;
@@ -161,7 +150,7 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
 int bench_quality_main(int argc, char **argv) {
   quality_options o = parse_quality(argc, argv);
   long n;
-  unsigned char *text = read_text(o.text_path, o.max_bytes, &n);
+  unsigned char *text = bench_read_text(o.text_path, o.max_bytes, 2, &n);
   char *types[QUALITY_MAX_K], *items[QUALITY_MAX_K];
   const size_t n_types = bench_split_list("--type", o.type_text, types, QUALITY_MAX_K);
   const size_t n_k = bench_split_list("--top-k", o.top_k_text, items, QUALITY_MAX_K);

@@ -24,16 +24,6 @@
 #define UNION_MAX_WINDOWS 16
 #define UNION_MAX_LAYERS 64
 
-static unsigned char *read_text(const char *path, long max_bytes, long *n) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) bench_fail("%s: cannot open", path);
-  unsigned char *text = malloc((size_t)max_bytes);
-  if (text == NULL) bench_fail("out of memory");
-  *n = (long)fread(text, 1, (size_t)max_bytes, f);
-  fclose(f);
-  return text;
-}
-
 int bench_union_main(int argc, char **argv);
 int bench_union_main(int argc, char **argv) {
   const char *model_dir = NULL, *text_path = NULL, *windows_text = "1,2,4,8,16,32,64";
@@ -72,7 +62,7 @@ int bench_union_main(int argc, char **argv) {
   if (info.vocab_size < 256) bench_fail("%s is not a byte-level model", model_dir);
   if (info.n_layers > UNION_MAX_LAYERS) bench_fail("more than %d layers", UNION_MAX_LAYERS);
   long n_text;
-  unsigned char *text = read_text(text_path, max_bytes, &n_text);
+  unsigned char *text = bench_read_text(text_path, max_bytes, 2, &n_text);
   lzn_context_params cp = lzn_context_default_params();
   cp.mlp_mode = LZN_MLP_SPARSE;
   cp.use_predictor = 0;

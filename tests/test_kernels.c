@@ -70,67 +70,6 @@ static float random_value(test_rng *r, data_kind kind, int max_int) {
   return rng_float(r);
 }
 
-/* Active-row patterns: which rows of an f-row matrix a call reads. */
-typedef enum {
-  ROWS_NONE,        /* density 0: n = 0 */
-  ROWS_FIRST,       /* one row, the first */
-  ROWS_LAST,        /* one row, the last */
-  ROWS_RANDOM_3,    /* 3 % at random, increasing (what relu_compact gives) */
-  ROWS_RANDOM_50,   /* 50 % at random, increasing */
-  ROWS_ALL,         /* 100 % */
-  ROWS_CLUSTERED,   /* contiguous runs of 1..40 rows with gaps */
-  ROWS_FEW,         /* 1..23 rows: a partial group, or groups plus a rest */
-  ROWS_SHUFFLED,    /* any order, with repeats: the contract allows it */
-  ROWS_N_PATTERNS
-} rows_pattern;
-
-static const char *const pattern_names[ROWS_N_PATTERNS] = {
-    "none", "first", "last", "random 3%", "random 50%", "all", "clustered", "few", "shuffled"};
-
-/* Room make_rows needs for an f-row matrix (repeats may exceed f). */
-static size_t rows_capacity(size_t f) { return 2 * f + 64; }
-
-/* Writes the pattern's rows to idx (room for rows_capacity(f)) and returns
- * how many. */
-static size_t make_rows(test_rng *r, rows_pattern pattern, size_t f, int32_t *idx) {
-  size_t n = 0;
-  switch (pattern) {
-  case ROWS_NONE: break;
-  case ROWS_FIRST: idx[n++] = 0; break;
-  case ROWS_LAST: idx[n++] = (int32_t)(f - 1); break;
-  case ROWS_RANDOM_3:
-  case ROWS_RANDOM_50: {
-    const uint64_t per_100 = pattern == ROWS_RANDOM_3 ? 3 : 50;
-    for (size_t i = 0; i < f; i++)
-      if (rng_below(r, 100) < per_100) idx[n++] = (int32_t)i;
-    break;
-  }
-  case ROWS_ALL:
-    for (size_t i = 0; i < f; i++) idx[n++] = (int32_t)i;
-    break;
-  case ROWS_CLUSTERED:
-    for (size_t i = rng_below(r, 8); i < f;) {
-      const size_t run = 1 + rng_below(r, 40);
-      for (size_t k = 0; k < run && i < f; k++) idx[n++] = (int32_t)i++;
-      i += 1 + rng_below(r, 100);
-    }
-    break;
-  case ROWS_FEW: {
-    const size_t want = 1 + rng_below(r, 23);
-    for (size_t k = 0; k < want; k++) idx[n++] = (int32_t)rng_below(r, f);
-    break;
-  }
-  case ROWS_SHUFFLED: {
-    const size_t want = 1 + f / 10 + rng_below(r, 20);
-    for (size_t k = 0; k < want; k++) idx[n++] = (int32_t)rng_below(r, f);
-    for (size_t k = 0; k < want / 4; k++) idx[n++] = idx[rng_below(r, want)]; /* repeats */
-    break;
-  }
-  case ROWS_N_PATTERNS: break;
-  }
-  return n;
-}
-
 /* ------------------------------------------------------ weight types */
 
 /* The element types: every row kernel and conversion is checked for each. */

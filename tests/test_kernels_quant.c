@@ -113,56 +113,6 @@ static void fill_block(test_rng *r, lzn_wtype type, data_kind kind, int poison, 
   for (size_t i = 0; i < n_bytes; i++) qs[i] = (uint8_t)rng_next(r);
 }
 
-/* Active-row patterns (as in tests/test_kernels.c). */
-typedef enum {
-  ROWS_NONE,      /* density 0: n = 0 */
-  ROWS_FIRST,     /* one row, the first */
-  ROWS_LAST,      /* one row, the last */
-  ROWS_RANDOM_3,  /* 3 % at random, increasing */
-  ROWS_RANDOM_50, /* 50 % at random, increasing */
-  ROWS_ALL,       /* 100 % */
-  ROWS_FEW,       /* 1..23 rows at random: a partial group, or groups and a rest */
-  ROWS_SHUFFLED,  /* any order, with repeats */
-  ROWS_N_PATTERNS
-} rows_pattern;
-
-static const char *const pattern_names[ROWS_N_PATTERNS] = {"none", "first", "last", "random 3%",
-                                                           "random 50%", "all", "few", "shuffled"};
-
-static size_t rows_capacity(size_t f) { return 2 * f + 64; }
-
-static size_t make_rows(test_rng *r, rows_pattern pattern, size_t f, int32_t *idx) {
-  size_t n = 0;
-  switch (pattern) {
-  case ROWS_NONE: break;
-  case ROWS_FIRST: idx[n++] = 0; break;
-  case ROWS_LAST: idx[n++] = (int32_t)(f - 1); break;
-  case ROWS_RANDOM_3:
-  case ROWS_RANDOM_50: {
-    const uint64_t per_100 = pattern == ROWS_RANDOM_3 ? 3 : 50;
-    for (size_t i = 0; i < f; i++)
-      if (rng_below(r, 100) < per_100) idx[n++] = (int32_t)i;
-    break;
-  }
-  case ROWS_ALL:
-    for (size_t i = 0; i < f; i++) idx[n++] = (int32_t)i;
-    break;
-  case ROWS_FEW: {
-    const size_t want = 1 + rng_below(r, 23);
-    for (size_t k = 0; k < want; k++) idx[n++] = (int32_t)rng_below(r, f);
-    break;
-  }
-  case ROWS_SHUFFLED: {
-    const size_t want = 1 + f / 10 + rng_below(r, 20);
-    for (size_t k = 0; k < want; k++) idx[n++] = (int32_t)rng_below(r, f);
-    for (size_t k = 0; k < want / 4; k++) idx[n++] = idx[rng_below(r, want)];
-    break;
-  }
-  case ROWS_N_PATTERNS: break;
-  }
-  return n;
-}
-
 /* A matrix of f rows of `cols` columns in guarded memory, the last row
  * ending at the guard page. Rows named in idx get data in the blocks of
  * columns [j0, j0 + d); every other block is poisoned. */
