@@ -64,7 +64,7 @@ BENCH  := $(BUILD)/lzn-bench
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
 FUZZ_SECONDS   ?= 60
-FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
+FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf fuzz_gguf_model
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
 PROFILE   := $(BUILD)/lzn-profile
@@ -72,7 +72,7 @@ EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
-        demo install uninstall asan ubsan tsan valgrind fuzz clean help
+        demo install uninstall asan ubsan tsan valgrind valgrind-predictor fuzz clean help
 
 all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE)
 
@@ -177,7 +177,7 @@ fuzz:
 	@sh tools/deps.sh clang libclang-rt-14-dev
 	@set -e; for h in $(FUZZ_HARNESSES); do BUILD=build/fuzz sh tests/fuzz/run.sh $$h $(FUZZ_SECONDS); done
 
-$(BUILD)/replay_fuzz_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(STATIC)
+$(BUILD)/replay_fuzz_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/fuzz_forward.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Itests/fuzz -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # ----------------------------------------------------------------- bench
@@ -232,6 +232,15 @@ uninstall:
 asan: deps
 	@CK_FORK=no $(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test-isa
+	@$(MAKE) --no-print-directory valgrind-predictor
+
+# The predictor suite (PowerInfer files, odd ranks: issue 24) under
+# valgrind's memcheck too, which also sees reads of uninitialised memory
+# that ASan does not. AVX2 at most: valgrind 3.19 has no AVX-512.
+valgrind-predictor: $(BUILD)/test_predictor_llama
+	CK_FORK=no LZN_ISA=avx2 valgrind -q --error-exitcode=1 --leak-check=full \
+	  --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+	  --suppressions=tests/valgrind.supp $(BUILD)/test_predictor_llama
 
 ubsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \

@@ -391,8 +391,13 @@ LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
  * "none", "lazyneuron.predictor.threshold" (default 0). r may differ per
  * layer; a layer without tensors runs without a predictor.
  * tools/train_predictor.py trains one (or derives it from an SVD of W_up).
- * Shapes that disagree with the model, or a NaN/Inf, are LZN_ERR_FORMAT
- * naming the tensor and layer. */
+ * A PowerInfer GGUF file (magic PWRI) carries its own: blk.N.fc1.weight
+ * [r][d_model] and fc2.weight [d_ff][r] in any weight type, ReLU between,
+ * reading the residual stream before the MLP's norm, a neuron running where
+ * its score >= powerinfer.sparse_threshold; r may differ per layer, and
+ * every layer must have one. Shapes that disagree with the model or with
+ * each other, or a NaN/Inf, are LZN_ERR_FORMAT naming the tensor and
+ * layer. */
 typedef struct lzn_predictor_stats {
   int64_t tokens;            /* tokens the layer's predictor scored */
   double predicted_fraction; /* mean predicted-set size / d_ff */

@@ -181,7 +181,8 @@ END_TEST
 
 /* ------------------------------------------------------------ dot, gemv */
 
-static const size_t test_dims[] = {1, 31, 32, 33, 100, 1001, 4096};
+/* Row lengths below one vector too (a predictor's rank, a tiny d_model: issue 24). */
+static const size_t test_dims[] = {1, 3, 7, 15, 16, 17, 31, 32, 33, 100, 1001, 4096};
 #define N_TEST_DIMS (sizeof test_dims / sizeof test_dims[0])
 
 /* Rows of the matrices: enough for several groups of every kernel and for

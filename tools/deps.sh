@@ -5,7 +5,7 @@
 set -u
 # python3-setuptools, -pip and -venv: `pip install ./python` offline into a
 # venv (python/tests/test_install.py).
-PACKAGES="gcc make pkg-config libdnnl-dev libxsmm-dev check libjansson-dev python3-numpy python3-pytest
+PACKAGES="gcc make pkg-config libdnnl-dev libxsmm-dev check libjansson-dev python3-numpy python3-pytest valgrind
   python3-setuptools python3-pip python3-venv $*"
 missing=""
 for p in $PACKAGES; do

@@ -186,10 +186,14 @@ def new_cache(c):
 # --------------------------------------------------------------------------------------------
 
 
-def forward(c, W, ids, cache=None, record=None, dtype=torch.float64):
+def forward(c, W, ids, cache=None, record=None, dtype=torch.float64, predictor=None):
     """Logits [n, vocab] for ids at positions past..past+n-1, past = cached length.
     record (dict): record[i] = {"h": MLP input, "gate", "up", "active"} per layer.
-    dtype: of W and of the arithmetic (float64 for references, float32 to mimic a C forward)."""
+    dtype: of W and of the arithmetic (float64 for references, float32 to mimic a C forward).
+    predictor(i, x, h): an activation predictor's mask [n, F] (bool) for layer i from the
+    residual x before the MLP's norm and its output h, or None; the gate is zeroed outside it
+    (a zero gate is inactive for every ReLU-family activation), which is what lazyneuron
+    computes with a predictor."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     n = ids.shape[0]
     H = c["hidden_size"]
@@ -227,6 +231,9 @@ def forward(c, W, ids, cache=None, record=None, dtype=torch.float64):
 
         h = rms_norm(x, W[nm["ln2"]], eps)
         gate = linear(h, W[nm["gate"]])
+        mask = predictor(i, x, h) if predictor is not None else None
+        if mask is not None:
+            gate = torch.where(mask, gate, torch.zeros_like(gate))
         up = linear(h, W[nm["up"]])
         inner, active = act_gate(c, gate, up)
         y = linear(inner, W[nm["down"]])

@@ -51,3 +51,39 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
   *out = m;
   return LZN_OK;
 }
+
+/* A GGUF image in memory: copied into a 64-byte aligned buffer (as a mapped
+ * file's pages would be), parsed, then built as lzn_model_load builds a
+ * GGUF file, predictor and tokenizer included. */
+lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_model_params *params,
+                                      lzn_model **out) {
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_gguf_memory: out is NULL");
+  *out = NULL;
+  if (bytes == NULL && size != 0)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_gguf_memory: bytes is NULL");
+  const lzn_model_params defaults = lzn_model_default_params();
+  if (params == NULL) params = &defaults;
+  lzn_status s = lzn_model_check_params(params);
+  if (s != LZN_OK) return s;
+  lzn_model *m = calloc(1, sizeof *m);
+  void *copy = aligned_alloc(64, (size + 63) & ~(size_t)63 ? (size + 63) & ~(size_t)63 : 64);
+  if (m == NULL || copy == NULL) {
+    free(m), free(copy);
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_gguf_memory: out of memory for %zu bytes", size);
+  }
+  if (size) memcpy(copy, bytes, size);
+  s = lzn_gguf_parse(copy, size, "(memory model.gguf)", &m->gguf);
+  if (s != LZN_OK) {
+    free(copy);
+    free(m);
+    return s;
+  }
+  m->gguf.owns_bytes = 1; /* mapped 0: lzn_gguf_close frees the copy */
+  s = lzn_model_build_from_gguf(m, params, "(memory model.gguf)");
+  if (s != LZN_OK) {
+    lzn_model_free(m);
+    return s;
+  }
+  *out = m;
+  return LZN_OK;
+}

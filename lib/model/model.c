@@ -94,16 +94,21 @@ static int is_gguf_file(const char *path) {
   return got == 4 && (memcmp(magic, "GGUF", 4) == 0 || memcmp(magic, "PWRI", 4) == 0);
 }
 
-static lzn_status load_gguf(const char *path, const lzn_model_params *params, lzn_model **out) {
-  lzn_model *m = calloc(1, sizeof *m);
-  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
+lzn_status lzn_model_build_from_gguf(lzn_model *m, const lzn_model_params *params, const char *path) {
   m->from_gguf = 1;
   lzn_llama_config config;
-  lzn_status s = lzn_gguf_open(path, params->use_mmap, &m->gguf);
-  if (s == LZN_OK) s = lzn_llama_config_from_gguf(&m->gguf, &config);
+  lzn_status s = lzn_llama_config_from_gguf(&m->gguf, &config);
   if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
   if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
+  return s;
+}
+
+static lzn_status load_gguf(const char *path, const lzn_model_params *params, lzn_model **out) {
+  lzn_model *m = calloc(1, sizeof *m);
+  if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
+  lzn_status s = lzn_gguf_open(path, params->use_mmap, &m->gguf);
+  if (s == LZN_OK) s = lzn_model_build_from_gguf(m, params, path);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;

@@ -146,11 +146,21 @@ lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, cons
 /* Checks struct_size and every field. Statuses: OK, INVALID_ARG. */
 lzn_status lzn_model_check_params(const lzn_model_params *p);
 
+/* The model of m->gguf (already parsed or opened): its config, weights,
+ * predictor and tokenizer; path names it in messages. On failure the
+ * caller frees m. */
+lzn_status lzn_model_build_from_gguf(lzn_model *m, const lzn_model_params *params, const char *path);
+
 /* load_memory.c: lzn_model_load from a config.json text and a safetensors image
  * in memory (copied: the caller keeps ownership of both). For the fuzzers.
  * Statuses: those of lzn_model_load but IO. */
 lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, const void *weights,
                                  size_t weights_len, const lzn_model_params *params,
                                  lzn_model **out);
+
+/* lzn_model_load of a GGUF image in memory (copied), for the fuzzers.
+ * Statuses: those of lzn_model_load but IO. */
+lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_model_params *params,
+                                      lzn_model **out);
 
 #endif /* LZN_MODEL_H */

@@ -45,6 +45,49 @@ static lzn_status sidecar_tensor(const lzn_st_file *f, const char *name, int req
   return LZN_OK;
 }
 
+/* The predictor's tensors as matrices, rows and columns from the tensors'
+ * own shapes, checked against each other and the model by one rule: w1 is
+ * [r][d_model], w2 is [d_ff][r]. Everything downstream sizes by it: the
+ * hidden buffer holds w1.rows floats and the second product reads w2.cols of
+ * them (a w2 read with d_ff columns once ran past a rank-16 buffer). */
+static lzn_status bind_predictor(const lzn_model *m, int layer, const lzn_file_tensor *w1,
+                                 const lzn_file_tensor *w2, lzn_predictor *p) {
+  if (w1->n_dims != 2 || w2->n_dims != 2 || w1->shape[1] != m->d_model || w2->shape[0] != m->d_ff ||
+      w2->shape[1] != w1->shape[0] || w1->shape[0] < 1) {
+    char s1[64], s2[64];
+    lzn_shape_string(s1, sizeof s1, w1->shape, w1->n_dims);
+    lzn_shape_string(s2, sizeof s2, w2->shape, w2->n_dims);
+    return lzn_fail(LZN_ERR_FORMAT, "%s: layer %d's predictor \"%s\" %s / \"%s\" %s does not fit: "
+                    "they must be [r][d_model = %d] and [d_ff = %d][r], r >= 1", w1->file, layer,
+                    w1->name, s1, w2->name, s2, m->d_model, m->d_ff);
+  }
+  p->w1 = lzn_matrix_make(w1->dtype, w1->data, w1->shape[0], w1->shape[1]);
+  p->w2 = lzn_matrix_make(w2->dtype, w2->data, w2->shape[0], w2->shape[1]);
+  return LZN_OK;
+}
+
+/* A NaN or Inf weight would make scores NaN, and a NaN score silently
+ * drops its neuron: refused, naming the tensor, for every weight type
+ * (rows widened with the type's to_f32 kernel). */
+static lzn_status check_finite_rows(const lzn_matrix *w, const lzn_file_tensor *t) {
+  const lzn_kernel_table *k;
+  lzn_status s = lzn_kernels_get(&k);
+  if (s != LZN_OK) return s;
+  float *row = malloc((size_t)w->cols * sizeof(float));
+  if (row == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory checking tensor \"%s\"", t->name);
+  for (int64_t r = 0; s == LZN_OK && r < w->rows; r++) {
+    k->type[w->type].to_f32(row, lzn_matrix_row(w, r), (size_t)w->cols);
+    for (int64_t j = 0; j < w->cols; j++)
+      if (!isfinite(row[j])) {
+        s = lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" holds %g at row %lld, column %lld", t->file,
+                     t->name, (double)row[j], (long long)r, (long long)j);
+        break;
+      }
+  }
+  free(row);
+  return s;
+}
+
 static const char *metadata(const lzn_st_file *f, const char *key) {
   for (size_t i = 0; i < f->n_metadata; i++)
     if (strcmp(f->metadata[i].key, key) == 0) return f->metadata[i].value;
@@ -91,9 +134,9 @@ static lzn_status load_sidecar(lzn_model *m, const char *path, int use_mmap) {
     if (s == LZN_OK) s = sidecar_tensor(f, name, 0, 1, 0, &t);
     if (s != LZN_OK) return s;
     lzn_predictor *p = &m->layers[l].predictor;
+    s = bind_predictor(m, l, w1, w2, p);
+    if (s != LZN_OK) return s;
     p->present = 1, p->relu = relu, p->input_before_norm = 0;
-    p->w1 = lzn_matrix_make(LZN_WTYPE_F32, w1->data, r, m->d_model);
-    p->w2 = lzn_matrix_make(LZN_WTYPE_F32, w2->data, m->d_ff, r);
     p->b1 = b1 ? b1->data : NULL, p->b2 = b2 ? b2->data : NULL;
     p->threshold = t ? *(const float *)t->data : threshold;
     m->n_predicted_layers++;
@@ -102,30 +145,45 @@ static lzn_status load_sidecar(lzn_model *m, const char *path, int use_mmap) {
 }
 
 /* PowerInfer's GGUF predictor: blk.N.fc1.weight [r][d_model], fc2.weight
- * [d_ff][r], ReLU between, reading the residual before the FFN norm, a
- * neuron running where the score >= powerinfer.sparse_threshold. */
+ * [d_ff][r] (r may differ per layer), ReLU between, reading the residual
+ * before the FFN norm, a neuron running where the score >=
+ * powerinfer.sparse_threshold. PowerInfer gives every layer one, so a file
+ * where some layers have one and others not is broken. */
 static lzn_status load_powerinfer(lzn_model *m) {
   float threshold = 0.0f;
   if (lzn_gguf_find(&m->gguf, "powerinfer.sparse_threshold") != NULL) {
     lzn_status s = lzn_gguf_get_f32(&m->gguf, "powerinfer.sparse_threshold", &threshold);
     if (s != LZN_OK) return s;
+    if (!isfinite(threshold))
+      return lzn_fail(LZN_ERR_FORMAT, "%s: powerinfer.sparse_threshold is %g, must be finite",
+                      m->gguf.path, (double)threshold);
   }
+  int first_with = -1, first_without = -1;
   for (int l = 0; l < m->n_layers; l++) {
     char n1[64], n2[64];
     snprintf(n1, sizeof n1, "blk.%d.fc1.weight", l);
     snprintf(n2, sizeof n2, "blk.%d.fc2.weight", l);
     const lzn_file_tensor *fc1 = lzn_gguf_find_tensor(&m->gguf, n1), *fc2 = lzn_gguf_find_tensor(&m->gguf, n2);
-    if (fc1 == NULL && fc2 == NULL) continue;
-    if (fc1 == NULL || fc2 == NULL || fc1->n_dims != 2 || fc2->n_dims != 2 || fc1->shape[1] != m->d_model ||
-        fc2->shape[0] != m->d_ff || fc2->shape[1] != fc1->shape[0])
-      return lzn_fail(LZN_ERR_FORMAT, "%s: layer %d's predictor \"%s\" / \"%s\" does not fit d_model %d, "
-                      "d_ff %d", m->gguf.path, l, n1, n2, m->d_model, m->d_ff);
+    if (fc1 == NULL && fc2 == NULL) {
+      if (first_without < 0) first_without = l;
+      continue;
+    }
+    if (first_with < 0) first_with = l;
+    if (fc1 == NULL || fc2 == NULL)
+      return lzn_fail(LZN_ERR_FORMAT, "%s: layer %d has \"%s\" but not \"%s\"", m->gguf.path, l,
+                      fc1 ? n1 : n2, fc1 ? n2 : n1);
     lzn_predictor *p = &m->layers[l].predictor;
+    lzn_status s = bind_predictor(m, l, fc1, fc2, p);
+    if (s == LZN_OK) s = check_finite_rows(&p->w1, fc1);
+    if (s == LZN_OK) s = check_finite_rows(&p->w2, fc2);
+    if (s != LZN_OK) return s;
     p->present = 1, p->relu = 1, p->input_before_norm = 1, p->threshold = threshold;
-    p->w1 = lzn_matrix_make(fc1->dtype, fc1->data, fc1->shape[0], m->d_model);
-    p->w2 = lzn_matrix_make(fc2->dtype, fc2->data, m->d_ff, fc2->shape[0]);
     m->n_predicted_layers++;
   }
+  if (first_with >= 0 && first_without >= 0)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: layer %d has no predictor (blk.%d.fc1.weight / fc2.weight) "
+                    "but layer %d has one: a PowerInfer file has one per layer", m->gguf.path,
+                    first_without, first_without, first_with);
   return LZN_OK;
 }
 

@@ -14,6 +14,8 @@ import os
 import shutil
 import struct
 
+import sys
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,6 +116,52 @@ MODELS = {
 }
 
 
+def tiny_llama_gguf(hidden=8, heads=2, kv_heads=1, ffn=12, layers=2, vocab=16, ranks=(1, 3),
+                    magic=b"PWRI", arch="llama", pred_type=np.float32, seed=0):
+    """A random tiny LLaMA-family GGUF (F32 matrices) with PowerInfer's predictor tensors
+    blk.N.fc1 [r][hidden] and fc2 [ffn][r] of rank ranks[N] (None: that layer has none)."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import gguf_write  # noqa: E402  (tools/: the GGUF writer of the test fixtures)
+    rng = np.random.default_rng(seed)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    u32 = lambda v: gguf_write.typed("u32", v)  # noqa: E731
+    meta = {"general.architecture": arch, f"{arch}.block_count": u32(layers),
+            f"{arch}.context_length": u32(4), f"{arch}.embedding_length": u32(hidden),
+            f"{arch}.feed_forward_length": u32(ffn), f"{arch}.attention.head_count": u32(heads),
+            f"{arch}.attention.head_count_kv": u32(kv_heads),
+            f"{arch}.attention.layer_norm_rms_epsilon": gguf_write.typed("f32", 1e-5),
+            "powerinfer.sparse_threshold": gguf_write.typed("f32", 0.0)}
+    hd = hidden // heads
+    t = {"token_embd.weight": w(vocab, hidden), "output_norm.weight": 1 + w(hidden)}
+    for i in range(layers):
+        q = f"blk.{i}."
+        t.update({q + "attn_norm.weight": 1 + w(hidden), q + "attn_q.weight": w(heads * hd, hidden),
+                  q + "attn_k.weight": w(kv_heads * hd, hidden), q + "attn_v.weight": w(kv_heads * hd, hidden),
+                  q + "attn_output.weight": w(hidden, heads * hd), q + "ffn_norm.weight": 1 + w(hidden),
+                  q + "ffn_gate.weight": w(ffn, hidden), q + "ffn_up.weight": w(ffn, hidden),
+                  q + "ffn_down.weight": w(hidden, ffn)})
+        if ranks[i] is not None:
+            t[q + "fc1.weight"] = w(ranks[i], hidden).astype(pred_type)
+            t[q + "fc2.weight"] = w(ffn, ranks[i]).astype(pred_type)
+    path = os.path.join(CORPUS, ".tmp.gguf")
+    gguf_write.write_gguf(path, meta, t, alignment=32, magic=magic)
+    with open(path, "rb") as f:
+        data = f.read()
+    os.remove(path)
+    return data
+
+
+GGUF_MODELS = {  # fuzz_gguf_model: name -> (control byte, tiny_llama_gguf arguments)
+    "pwri-r1-r3": (1, dict()),
+    "pwri-r7-r16-f16": (3, dict(ranks=(7, 16), pred_type=np.float16, seed=1)),
+    "pwri-bamboo-r33-r5": (0x45, dict(arch="bamboo", ranks=(33, 5), seed=2)),
+    "gguf-no-predictor": (2, dict(magic=b"GGUF", ranks=(None, None), seed=3)),
+}
+
+
 def write(harness, name, data):
     folder = os.path.join(CORPUS, harness)
     os.makedirs(folder, exist_ok=True)
@@ -124,7 +172,7 @@ def write(harness, name, data):
 def main():
     # Only the folders this script writes: fuzz_gguf's seeds come from
     # tests/test_gguf.c (LZN_GGUF_SEED_DIR), see tests/fuzz/README.md.
-    for harness in ("fuzz_safetensors", "fuzz_config", "fuzz_index", "fuzz_model"):
+    for harness in ("fuzz_safetensors", "fuzz_config", "fuzz_index", "fuzz_model", "fuzz_gguf_model"):
         if os.path.isdir(os.path.join(CORPUS, harness)):
             shutil.rmtree(os.path.join(CORPUS, harness))
     # fuzz_model: every model once with its own control byte (mlp mode,
@@ -136,6 +184,11 @@ def main():
         if name in ("preln", "postln-2layers", "proj-postln", "f16", "nobias-noaffine"):
             write("fuzz_safetensors", name + ".safetensors", weights)
         write("fuzz_config", name + ".json", config)
+
+    # fuzz_gguf_model: control byte, then a whole tiny GGUF model; PowerInfer
+    # predictors of odd ranks (issue 24), differing by layer.
+    for name, (control, kwargs) in GGUF_MODELS.items():
+        write("fuzz_gguf_model", name, bytes([control]) + tiny_llama_gguf(**kwargs))
 
     # fuzz_safetensors: the corners of the format.
     write("fuzz_safetensors", "empty-header.safetensors", safetensors([]))
