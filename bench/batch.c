@@ -69,11 +69,7 @@ static void parse(batch_options *o, int argc, char **argv) {
   bench_copy_list("--mode", buf, sizeof buf, modes);
   const size_t nm = bench_split_list("--mode", buf, items, 3);
   for (size_t k = 0; k < nm; k++) o->modes[o->n_modes++] = parse_mode(items[k]);
-  static const char *const types[] = {"as_stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
-  o->type = (lzn_weight_type)-1;
-  for (int t = 0; t <= LZN_WEIGHTS_Q4_0; t++)
-    if (strcmp(type, types[t]) == 0) o->type = (lzn_weight_type)t;
-  if ((int)o->type < 0) bench_usage_error("--type: unknown type \"%s\"", type);
+  o->type = bench_parse_type("--type", type);
 }
 
 static void check(lzn_status s, const char *what) {

@@ -1,6 +1,7 @@
 /*
  * common.c: helpers shared by the lzn-bench modes (see common.h).
  */
+#include <ctype.h>
 #include "common.h"
 
 #include <errno.h>
@@ -184,4 +185,49 @@ const char *bench_option_value(int argc, char **argv, int *i, const char *name) 
 void bench_copy_list(const char *opt, char *buf, size_t size, const char *text) {
   if (strlen(text) >= size) bench_usage_error("%s: list longer than %zu characters", opt, size - 1);
   memcpy(buf, text, strlen(text) + 1);
+}
+
+/* Lower-case copies of the library's names, made once per name. */
+static const char *lower_name(const char *name, char (*buf)[16]) {
+  if (name == NULL) return "?";
+  if ((*buf)[0] == '\0') {
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof *buf; i++) (*buf)[i] = (char)tolower((unsigned char)name[i]);
+    (*buf)[i] = '\0';
+  }
+  return *buf;
+}
+
+const char *bench_type_name(lzn_weight_type type) {
+  static char names[64][16];
+  if ((unsigned)type >= 64) return "?";
+  return lower_name(lzn_weight_type_name(type), &names[type]);
+}
+
+const char *bench_kv_name(lzn_kv_type type) {
+  static char names[16][16];
+  if ((unsigned)type >= 16) return "?";
+  return lower_name(lzn_kv_type_name(type), &names[type]);
+}
+
+lzn_weight_type bench_parse_type(const char *opt, const char *text) {
+  lzn_weight_type t;
+  if (strcmp(text, "as stored") == 0) return LZN_WEIGHTS_AS_STORED;
+  if (lzn_weight_type_from_name(text, &t) != LZN_OK) bench_usage_error("%s: %s", opt, lzn_last_error());
+  return t;
+}
+
+lzn_kv_type bench_parse_kv(const char *opt, const char *text) {
+  lzn_kv_type t;
+  if (lzn_kv_type_from_name(text, &t) != LZN_OK) bench_usage_error("%s: %s", opt, lzn_last_error());
+  return t;
+}
+
+const char *bench_all_types(void) {
+  static char list[256];
+  if (list[0] == '\0')
+    for (int t = 1; lzn_weight_type_name((lzn_weight_type)t) != NULL; t++)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t > 1 ? "," : "",
+               bench_type_name((lzn_weight_type)t));
+  return list;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lazyneuron.h"
+
 #if defined(__GNUC__)
 #define BENCH_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define BENCH_NORETURN __attribute__((noreturn))
@@ -49,6 +51,17 @@ size_t bench_split_list(const char *opt, char *text, char **items, size_t max);
 /* The value of option `name` at argv[*i], given as "--name value" (then *i
  * moves past it) or "--name=value"; NULL if argv[*i] is another option. */
 const char *bench_option_value(int argc, char **argv, int *i, const char *name);
+
+/* A weight or KV type in the options' spelling: the library's name in lower
+ * case ("q4_0", "as_stored"); a static string. */
+const char *bench_type_name(lzn_weight_type type);
+const char *bench_kv_name(lzn_kv_type type);
+/* The type an option's value names (lzn_weight_type_from_name; "as stored"
+ * too), or a usage error naming the option. */
+lzn_weight_type bench_parse_type(const char *opt, const char *text);
+lzn_kv_type bench_parse_kv(const char *opt, const char *text);
+/* "f32,f16,...": every weight type, what --type all means. */
+const char *bench_all_types(void);
 
 /* A writable copy of a list for bench_split_list; too long is an error,
  * never a silent truncation. */

@@ -20,22 +20,12 @@
 
 #define EXPORT_ALIGNMENT 64
 
-/* ggml's type ids (GGUF tensor infos). */
-static uint32_t ggml_type_id(lzn_wtype t) {
-  switch (t) {
-  case LZN_WTYPE_F32: return 0;
-  case LZN_WTYPE_F16: return 1;
-  case LZN_WTYPE_Q4_0: return 2;
-  case LZN_WTYPE_Q8_0: return 8;
-  case LZN_WTYPE_BF16: return 30;
-  case LZN_WTYPE_COUNT: break;
-  }
-  return 0;
-}
+/* ggml's type ids (GGUF tensor infos): the traits table's. */
+static uint32_t ggml_type_id(lzn_weight_type t) { return (uint32_t)lzn_wtype_traits(t)->ggml_id; }
 
 typedef struct export_tensor {
   char name[64];
-  lzn_wtype type;
+  lzn_weight_type type;
   int64_t rows, cols; /* cols = ne[0]; a vector has rows = 1 and n_dims 1 */
   int n_dims;
   const void *data;
@@ -80,7 +70,7 @@ static void add_matrix(export_tensor *t, size_t *n, const char *name, const lzn_
 static void add_vector(export_tensor *t, size_t *n, const char *name, const float *v, int64_t len) {
   export_tensor *e = &t[(*n)++];
   snprintf(e->name, sizeof e->name, "%s", name);
-  e->type = LZN_WTYPE_F32, e->rows = 1, e->cols = len, e->n_dims = 1, e->data = v;
+  e->type = LZN_WEIGHTS_F32, e->rows = 1, e->cols = len, e->n_dims = 1, e->data = v;
   e->bytes = (size_t)len * sizeof(float);
 }
 
@@ -179,11 +169,8 @@ int bench_export_main(int argc, char **argv) {
     else bench_usage_error("export: unexpected argument \"%s\"", argv[i]);
   }
   if (name == NULL || out == NULL) bench_usage_error("export: need --synthetic NAME and OUT.gguf");
-  static const char *const types[] = {"", "f32", "f16", "bf16", "q8_0", "q4_0"};
-  lzn_weight_type type = LZN_WEIGHTS_AS_STORED;
-  for (int t = 1; t <= LZN_WEIGHTS_Q4_0; t++)
-    if (strcmp(type_name, types[t]) == 0) type = (lzn_weight_type)t;
-  if (type == LZN_WEIGHTS_AS_STORED) bench_usage_error("export: unknown --type \"%s\"", type_name);
+  const lzn_weight_type type = bench_parse_type("--type", type_name);
+  if (type == LZN_WEIGHTS_AS_STORED) bench_usage_error("export: --type must name a type, not as_stored");
   lzn_model *m = NULL;
   const lzn_status s = lzn_model_synthetic_typed(name, (float)(density / 100.0), n_layers, (uint64_t)seed, type, &m);
   if (s != LZN_OK) bench_fail("%s: %s", lzn_status_str(s), lzn_last_error());

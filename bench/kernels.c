@@ -22,12 +22,6 @@
  * is shared, and a benchmark that swaps measures the disk. */
 #define RAM_FRACTION 4 /* 1/4 */
 
-/* The spelling of --type. */
-static const char *const type_names[LZN_WTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
-
-const char *kernels_type_name(lzn_wtype type) {
-  return (unsigned)type < LZN_WTYPE_COUNT ? type_names[type] : "?";
-}
 
 static void help(void) {
   printf(
@@ -86,14 +80,11 @@ static void parse_shape(kernels_options *o, char *text) {
 }
 
 static void add_type(kernels_options *o, const char *name) {
-  for (int t = 0; t < LZN_WTYPE_COUNT; t++) {
-    if (strcasecmp(name, type_names[t]) != 0) continue;
-    for (size_t i = 0; i < o->n_types; i++)
-      if (o->types[i] == (lzn_wtype)t) return;
-    o->types[o->n_types++] = (lzn_wtype)t;
-    return;
-  }
-  bench_usage_error("--type: unknown type \"%s\" (f32, f16, bf16, q8_0, q4_0, all)", name);
+  const lzn_weight_type t = bench_parse_type("--type", name);
+  if (t == LZN_WEIGHTS_AS_STORED) bench_usage_error("--type: name a type, not as_stored");
+  for (size_t i = 0; i < o->n_types; i++)
+    if (o->types[i] == t) return;
+  o->types[o->n_types++] = t;
 }
 
 static int compare_double(const void *a, const void *b) {
@@ -154,7 +145,7 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
   n = bench_split_list("--threads", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++)
     o->threads[o->n_threads++] = (int)bench_parse_long("--threads", items[k], 1, LZN_MAX_THREADS);
-  if (strcasecmp(types, "all") == 0) types = "f32,f16,bf16,q8_0,q4_0";
+  if (strcasecmp(types, "all") == 0) types = bench_all_types();
   bench_copy_list("--type", buf, sizeof buf, types);
   n = bench_split_list("--type", buf, items, KERNELS_MAX_ITEMS);
   for (size_t k = 0; k < n; k++) add_type(o, items[k]);
@@ -169,7 +160,7 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
 }
 
 /* Bytes of one copy of both layouts of a shape in a type. */
-static size_t pair_bytes(lzn_wtype type, size_t d, size_t f) {
+static size_t pair_bytes(lzn_weight_type type, size_t d, size_t f) {
   return f * lzn_wtype_row_bytes(type, d) + d * lzn_wtype_row_bytes(type, f);
 }
 
@@ -178,7 +169,7 @@ static size_t pair_bytes(lzn_wtype type, size_t d, size_t f) {
 static void check_memory(const kernels_options *o) {
   const double ram = (double)o->machine.ram_bytes;
   for (size_t s = 0; s < o->n_shapes; s++) {
-    const double need = (double)pair_bytes(LZN_WTYPE_F32, (size_t)o->d_model[s], (size_t)o->d_ff[s]);
+    const double need = (double)pair_bytes(LZN_WEIGHTS_F32, (size_t)o->d_model[s], (size_t)o->d_ff[s]);
     if (ram > 0 && need > 0.75 * ram)
       bench_fail("%lldx%lld needs %.0f MiB for one copy of W and W_t, more than 3/4 of the %.0f MiB of RAM",
                  (long long)o->d_model[s], (long long)o->d_ff[s], need / MIB, ram / MIB);
@@ -188,18 +179,19 @@ static void check_memory(const kernels_options *o) {
 /* The first slot a type needs that some table lacks, as "avx2 q8_0 gemv",
  * or NULL when every slot is there. Until a type's kernels land the table
  * leaves its slots NULL; the benchmark skips it instead of crashing. */
-static const char *missing_slot(const kernels_options *o, const lzn_kernel_table *ref, lzn_wtype type,
+static const char *missing_slot(const kernels_options *o, const lzn_kernel_table *ref, lzn_weight_type type,
                                 char *buf, size_t size) {
-  const int quantized_x = lzn_wtype_x_type(type) == LZN_WTYPE_Q8_0;
-  const char *q8 = type_names[LZN_WTYPE_Q8_0], *name = type_names[type];
-  if (ref->type[type].from_f32 == NULL) return snprintf(buf, size, "scalar %s from_f32", name), buf;
-  if (ref->type[type].to_f32 == NULL) return snprintf(buf, size, "scalar %s to_f32", name), buf;
-  if (quantized_x && ref->type[LZN_WTYPE_Q8_0].to_f32 == NULL) return snprintf(buf, size, "scalar %s to_f32", q8), buf;
+  const lzn_weight_type x_type = lzn_wtype_dot_type(type);
+  const int quantized_x = x_type != LZN_WEIGHTS_F32;
+  const char *q8 = bench_type_name(x_type), *name = bench_type_name(type);
+  if (ref->type[type].from_f32.fn == NULL) return snprintf(buf, size, "scalar %s from_f32", name), buf;
+  if (ref->type[type].to_f32.fn == NULL) return snprintf(buf, size, "scalar %s to_f32", name), buf;
+  if (quantized_x && ref->type[x_type].to_f32.fn == NULL) return snprintf(buf, size, "scalar %s to_f32", q8), buf;
   for (size_t i = 0; i < o->n_isas; i++) {
     const lzn_kernel_table *k = &o->isas[i];
-    if (k->type[type].axpy_rows == NULL) return snprintf(buf, size, "%s %s axpy_rows", k->name, name), buf;
-    if (k->type[type].gemv == NULL) return snprintf(buf, size, "%s %s gemv", k->name, name), buf;
-    if (quantized_x && k->type[LZN_WTYPE_Q8_0].from_f32 == NULL)
+    if (k->type[type].axpy_rows.fn == NULL) return snprintf(buf, size, "%s %s axpy_rows", k->name, name), buf;
+    if (k->type[type].gemv.fn == NULL) return snprintf(buf, size, "%s %s gemv", k->name, name), buf;
+    if (quantized_x && k->type[x_type].from_f32.fn == NULL)
       return snprintf(buf, size, "%s %s from_f32 (for x)", k->name, q8), buf;
   }
   return NULL;
@@ -247,7 +239,7 @@ int bench_kernels_main(int argc, char **argv) {
   /* What is skipped, one line each, for the report. */
   char skipped[2048] = "";
   size_t skipped_len = 0;
-  lzn_wtype measured[LZN_WTYPE_COUNT];
+  lzn_weight_type measured[LZN_WEIGHT_TYPE_COUNT];
   size_t n_measured = 0;
   for (size_t t = 0; t < o.n_types; t++) {
     char slot[96];
@@ -256,9 +248,9 @@ int bench_kernels_main(int argc, char **argv) {
       measured[n_measured++] = o.types[t];
       continue;
     }
-    fprintf(stderr, "lzn-bench: note: skipping %s: no %s kernel in this build\n", type_names[o.types[t]], missing);
+    fprintf(stderr, "lzn-bench: note: skipping %s: no %s kernel in this build\n", bench_type_name(o.types[t]), missing);
     skipped_len += (size_t)snprintf(skipped + skipped_len, sizeof skipped - skipped_len,
-                                    "- %s skipped: no %s kernel in this build.\n", type_names[o.types[t]], missing);
+                                    "- %s skipped: no %s kernel in this build.\n", bench_type_name(o.types[t]), missing);
     if (skipped_len >= sizeof skipped) skipped_len = sizeof skipped - 1;
   }
   if (n_measured == 0) bench_fail("none of the types asked for has its kernels in this build");

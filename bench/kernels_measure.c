@@ -48,8 +48,8 @@
 /* What the timing loops of one shape share. */
 typedef struct runner {
   const kernels_options *opt;
-  lzn_wtype type;
-  int x_quantized; /* the type's dot kernels take x as Q8_0 blocks */
+  lzn_weight_type type;
+  lzn_weight_type x_type; /* the format the type's dot kernels take x in (F32: as it is) */
   weight_copies weights;
   size_t next_copy; /* calls rotate through the copies */
   float *y;         /* [max(D, F)]: what the last call wrote */
@@ -83,11 +83,11 @@ static void before_call(runner *run, const void *operand, size_t bytes, size_t y
 static void threaded_gemv(runner *run, const lzn_kernel_table *k, float *out, const void *w,
                           size_t row_bytes, size_t cols, size_t n_rows, const float *x, int threads) {
   const void *x_in = x;
-  if (run->x_quantized) {
-    k->type[LZN_WTYPE_Q8_0].from_f32(run->xq, x, cols);
+  if (run->x_type != LZN_WEIGHTS_F32) {
+    k->type[run->x_type].from_f32.fn(run->xq, x, cols);
     x_in = run->xq;
   }
-  const lzn_gemv_fn gemv = k->type[run->type].gemv;
+  const lzn_gemv_fn gemv = k->type[run->type].gemv.fn;
   if (n_rows < (size_t)threads * GEMV_MIN_ROWS_PER_THREAD) threads = 1;
   const size_t per_chunk = (n_rows + (size_t)threads - 1) / (size_t)threads;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
@@ -153,7 +153,7 @@ static double relu_call(runner *run, const active_sets *s, size_t r, const lzn_k
   const float *h = s->h + r * f;
   bench_touch(h, f * sizeof *h);
   const double t0 = bench_now();
-  const size_t n = k->relu_compact(h, f, 0.0f, run->relu_idx, run->relu_val);
+  const size_t n = k->relu_compact.fn(h, f, 0.0f, run->relu_idx, run->relu_val);
   const double t1 = bench_now();
   if (n != s->n_active || memcmp(run->relu_idx, s->idx + r * s->n_active, n * sizeof(int32_t)) != 0)
     bench_fail("%s relu_compact: wrong active set (%zu active, expected %zu)", k->name, n, s->n_active);
@@ -166,8 +166,8 @@ static double relu_call(runner *run, const active_sets *s, size_t r, const lzn_k
  * blocks (still in run->xq) dequantized, so that the reference differs from
  * the kernel by rounding only. */
 static const float *x_seen(runner *run, const float *x, size_t n, int by_kernel) {
-  if (!run->x_quantized || !by_kernel) return x;
-  run->ref.type[LZN_WTYPE_Q8_0].to_f32(run->x_used, run->xq, n);
+  if (run->x_type == LZN_WEIGHTS_F32 || !by_kernel) return x;
+  run->ref.type[run->x_type].to_f32.fn(run->x_used, run->xq, n);
   return run->x_used;
 }
 
@@ -178,7 +178,7 @@ static void reference_sparse(runner *run, const active_sets *s, size_t r) {
   memset(run->acc, 0, d * sizeof *run->acc);
   for (size_t t = 0; t < n; t++) {
     const double c = s->coef[r * n + t];
-    run->ref.type[run->type].to_f32(run->row, w_t + (size_t)s->idx[r * n + t] * run->weights.row_bytes_t, d);
+    run->ref.type[run->type].to_f32.fn(run->row, w_t + (size_t)s->idx[r * n + t] * run->weights.row_bytes_t, d);
     for (size_t j = 0; j < d; j++) run->acc[j] += c * run->row[j];
   }
   for (size_t j = 0; j < d; j++) run->y_ref[j] = (float)run->acc[j];
@@ -188,7 +188,7 @@ static void reference_sparse(runner *run, const active_sets *s, size_t r) {
 static void reference_gemv(runner *run, const char *w, size_t row_bytes, size_t cols, size_t n_rows,
                            const float *x) {
   for (size_t i = 0; i < n_rows; i++) {
-    run->ref.type[run->type].to_f32(run->row, w + i * row_bytes, cols);
+    run->ref.type[run->type].to_f32.fn(run->row, w + i * row_bytes, cols);
     double sum = 0.0;
     for (size_t j = 0; j < cols; j++) sum += (double)run->row[j] * x[j];
     run->y_ref[i] = (float)sum;
@@ -225,7 +225,7 @@ static void measure_down(runner *run, const active_sets *s, int threads, double 
                          kernels_result *first, size_t stride) {
   const kernels_options *o = run->opt;
   const size_t reps = (size_t)o->reps, d = run->weights.d;
-  const int onednn = run->type == LZN_WTYPE_F32;
+  const int onednn = run->type == LZN_WEIGHTS_F32;
   double *onednn_ms = samples;
   double dense_err = 0.0;
   for (size_t r = 0; r <= reps; r++) {
@@ -272,7 +272,7 @@ static void measure_down(runner *run, const active_sets *s, int threads, double 
 static void measure_gemv(runner *run, int threads, double *samples, kernels_result *first, size_t stride) {
   const kernels_options *o = run->opt;
   const size_t reps = (size_t)o->reps, d = run->weights.d, f = run->weights.f;
-  const int onednn = run->type == LZN_WTYPE_F32;
+  const int onednn = run->type == LZN_WEIGHTS_F32;
   double dense_err = 0.0;
   for (size_t r = 0; r <= reps; r++) {
     if (onednn) {
@@ -306,11 +306,11 @@ static void *checked_malloc(size_t bytes) {
   return p;
 }
 
-void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, size_t f,
+void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_t d, size_t f,
                            size_t n_copies, int copies_capped, const void *flush_buffer,
                            bench_rng *rng, kernels_result *out) {
   runner run = {.opt = o, .type = type, .flush_buffer = flush_buffer};
-  run.x_quantized = lzn_wtype_x_type(type) == LZN_WTYPE_Q8_0;
+  run.x_type = lzn_wtype_dot_type(type);
   lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &run.ref);
   weight_copies_make(&run.weights, type, d, f, n_copies, o->huge_pages, &run.ref);
   const size_t wide = d > f ? d : f;
@@ -319,7 +319,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
   run.acc = checked_malloc(wide * sizeof *run.acc);
   run.row = checked_malloc(wide * sizeof *run.row);
   run.x_used = checked_malloc(wide * sizeof *run.x_used);
-  run.xq = checked_malloc(lzn_wtype_row_bytes(LZN_WTYPE_Q8_0, wide));
+  run.xq = checked_malloc(lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, wide));
   run.relu_idx = checked_malloc(f * sizeof *run.relu_idx);
   run.relu_val = checked_malloc(f * sizeof *run.relu_val);
   run.x_gemv = checked_malloc(((size_t)o->reps + 1) * d * sizeof *run.x_gemv);
@@ -348,7 +348,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, s
             .density = density, .n_active = n_active,
             .bytes = (double)n_active * (double)run.weights.row_bytes_t,
             .dense_bytes = is_gemv ? (double)run.weights.bytes_t : (double)run.weights.bytes,
-            .dense_is_onednn = type == LZN_WTYPE_F32, .stream_gbps = o->stream[t].median,
+            .dense_is_onednn = type == LZN_WEIGHTS_F32, .stream_gbps = o->stream[t].median,
             .stream_loads = o->stream_loads[t]};
       if (progress)
         fprintf(stderr, "\r%s %zux%zu threads %d %s %g %%   ", lzn_wtype_name(type), d, f, o->threads[t],

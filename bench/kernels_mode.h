@@ -27,7 +27,7 @@ typedef struct kernels_options {
   size_t n_isas;
   int threads[KERNELS_MAX_ITEMS];
   size_t n_threads;
-  lzn_wtype types[LZN_WTYPE_COUNT]; /* --type, in the order given */
+  lzn_weight_type types[LZN_WEIGHT_TYPE_COUNT]; /* --type, in the order given */
   size_t n_types;
   int reps;
   bench_format format;
@@ -49,7 +49,7 @@ typedef enum kernels_op { KERNELS_OP_DOWN = 0, KERNELS_OP_GEMV = 1 } kernels_op;
 
 /* One table row: one (shape, type, threads, ISA, op, density). */
 typedef struct kernels_result {
-  lzn_wtype type;
+  lzn_weight_type type;
   kernels_op op;
   const char *isa;
   int threads;
@@ -69,8 +69,7 @@ typedef struct kernels_result {
   double max_rel_err;              /* kernel and baseline against a double reference, warm-up call */
 } kernels_result;
 
-/* "f32", "f16", "bf16", "q8_0", "q4_0": the spelling of --type. */
-const char *kernels_type_name(lzn_wtype type);
+
 
 /* Rows per (shape, type, threads, ISA): one per density, then the GEMV. */
 #define KERNELS_ROWS_PER_GROUP(o) ((o)->n_densities + 1)
@@ -81,7 +80,7 @@ const char *kernels_type_name(lzn_wtype type);
  * flush_buffer, o->stream_bytes of nonzero data, is read before every timed
  * call with o->stream_loads, and timed: the stream read interleaved with the
  * kernels. */
-void kernels_measure_shape(const kernels_options *o, lzn_wtype type, size_t d, size_t f,
+void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_t d, size_t f,
                            size_t n_copies, int copies_capped, const void *flush_buffer,
                            bench_rng *rng, kernels_result *out);
 

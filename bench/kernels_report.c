@@ -52,7 +52,7 @@ static double gbps(double bytes, double ms) { return bytes / (ms * 1e-3) / 1e9; 
 static const kernels_result *f32_twin(const kernels_result *r, const kernels_result *all, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const kernels_result *q = &all[i];
-    if (q->type == LZN_WTYPE_F32 && q->op == r->op && q->threads == r->threads && q->d == r->d &&
+    if (q->type == LZN_WEIGHTS_F32 && q->op == r->op && q->threads == r->threads && q->d == r->d &&
         q->f == r->f && q->density == r->density && strcmp(q->isa, r->isa) == 0)
       return q;
   }
@@ -95,7 +95,7 @@ static json_t *make_record(const kernels_options *o, const kernels_result *r, do
   bench_set(rec, "crossover_note", json_string(down ? cross_note : "not for the GEMV"));
   bench_set(rec, "max_rel_err", real_or_null(r->max_rel_err));
   /* Added with the weight types. */
-  bench_set(rec, "type", json_string(kernels_type_name(r->type)));
+  bench_set(rec, "type", json_string(bench_type_name(r->type)));
   bench_set(rec, "op", json_string(down ? "down" : "gemv"));
   bench_set(rec, "dense_kernel", json_string(r->dense_is_onednn ? "onednn_f32" : "gemv_same_type"));
   bench_set(rec, "bytes_read", json_real(r->bytes));
@@ -176,7 +176,7 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
     const kernels_result *r = &results[g * KERNELS_ROWS_PER_GROUP(o)];
     const double bytes = (double)r->f * (double)lzn_wtype_row_bytes(r->type, r->d);
     const double total = (double)r->n_copies * bytes;
-    printf("- %s %zux%zu: %zu x %.4g MiB = %.4g MiB = %.1fx LLC%s\n", kernels_type_name(r->type), r->d, r->f, r->n_copies,
+    printf("- %s %zux%zu: %zu x %.4g MiB = %.4g MiB = %.1fx LLC%s\n", bench_type_name(r->type), r->d, r->f, r->n_copies,
            bytes / MIB, total / MIB, total / (double)o->l3_bytes,
            r->copies_capped ? " (capped at 1/4 of RAM for both layouts: less than 4x LLC, so later calls may find"
                               " weights in cache and run faster than cold)"
@@ -207,7 +207,7 @@ int kernels_report(const kernels_options *o, const kernels_result *results, size
       const kernels_result *r = &rows[k];
       if (!(r->max_rel_err <= MAX_REL_ERR)) {
         fprintf(stderr, "lzn-bench: %s %s %s %zux%zu density %g %%: kernel and reference differ (relative error %g)\n",
-                kernels_type_name(r->type), r->op == KERNELS_OP_DOWN ? "down" : "gemv", r->isa, r->d, r->f,
+                bench_type_name(r->type), r->op == KERNELS_OP_DOWN ? "down" : "gemv", r->isa, r->d, r->f,
                 r->density, r->max_rel_err);
         mismatch = 1;
       }
@@ -223,7 +223,7 @@ int kernels_report(const kernels_options *o, const kernels_result *results, size
            " measured densities):\n");
     for (size_t g = 0; g < n_groups; g++) {
       const kernels_result *r = results + g * group;
-      printf("- %s, %s, %d thread%s, %zux%zu: ", kernels_type_name(r->type), r->isa, r->threads, r->threads > 1 ? "s" : "",
+      printf("- %s, %s, %d thread%s, %zux%zu: ", bench_type_name(r->type), r->isa, r->threads, r->threads > 1 ? "s" : "",
              r->d, r->f);
       if (isfinite(cross[g])) printf("%.1f %%\n", cross[g]);
       else printf("%s (%g-%g %%)\n", notes[g], o->densities[0], o->densities[o->n_densities - 1]);

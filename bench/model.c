@@ -78,19 +78,11 @@ static void parse_tests(model_options *o, const char *text) {
   }
 }
 
-static const char *const type_names[] = {"as stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
-
 static void parse_types(model_options *o, const char *text) {
   char buf[256], *items[MODEL_MAX_ITEMS];
-  bench_copy_list("--type", buf, sizeof buf, strcmp(text, "all") == 0 ? "f32,f16,bf16,q8_0,q4_0" : text);
+  bench_copy_list("--type", buf, sizeof buf, strcmp(text, "all") == 0 ? bench_all_types() : text);
   const size_t n = bench_split_list("--type", buf, items, MODEL_MAX_ITEMS);
-  for (size_t k = 0; k < n; k++) {
-    int found = -1;
-    for (int t = 1; t <= LZN_WEIGHTS_Q4_0; t++)
-      if (strcmp(items[k], type_names[t]) == 0) found = t;
-    if (found < 0) bench_usage_error("--type: unknown type \"%s\" (f32, f16, bf16, q8_0, q4_0, all)", items[k]);
-    o->types[o->n_types++] = (lzn_weight_type)found;
-  }
+  for (size_t k = 0; k < n; k++) o->types[o->n_types++] = bench_parse_type("--type", items[k]);
 }
 
 static void parse_options(model_options *o, int argc, char **argv) {
@@ -121,12 +113,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--test"))) tests = v;
     else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
     else if ((v = bench_option_value(argc, argv, &i, "--kv"))) {
-      static const char *const kv_names[] = {"f32", "f16", "bf16", "q8_0"};
-      int found = -1;
-      for (int k = 0; k < 4; k++)
-        if (strcmp(v, kv_names[k]) == 0) found = k;
-      if (found < 0) bench_usage_error("--kv: unknown KV type \"%s\" (f32, f16, bf16, q8_0)", v);
-      o->kv_type = (lzn_kv_type)found;
+      o->kv_type = bench_parse_kv("--kv", v);
     } else if ((v = bench_option_value(argc, argv, &i, "--depth")))
       o->depth = o->depth_asked = (int)bench_parse_long("--depth", v, 0, 1 << 20);
     else if ((v = bench_option_value(argc, argv, &i, "--type"))) types = v;
@@ -170,7 +157,7 @@ static int64_t count_params(const lzn_model_info *i) {
 
 static void make_subject(const model_options *o, lzn_weight_type type, model_subject *s) {
   memset(s, 0, sizeof *s);
-  s->type = type, s->type_name = type_names[type];
+  s->type = type, s->type_name = type == LZN_WEIGHTS_AS_STORED ? "as stored" : bench_type_name(type);
   const double t0 = bench_now();
   lzn_status status;
   if (o->synthetic) {

@@ -82,8 +82,7 @@ static json_t *make_record(const model_options *o, const model_result *r, const 
   bench_set(rec, "up_ms", json_real(r->up_ms));
   bench_set(rec, "down_ms", json_real(r->down_ms));
   bench_set(rec, "other_ms", json_real(r->other_ms));
-  static const char *const kv_names[] = {"f32", "f16", "bf16", "q8_0"};
-  bench_set(rec, "kv_type", json_string(kv_names[o->kv_type]));
+  bench_set(rec, "kv_type", json_string(bench_kv_name(o->kv_type)));
   bench_set(rec, "depth", json_integer(o->depth));
   bench_set(rec, "kv_cache_bytes", json_integer(r->kv_cache_bytes));
   bench_set(rec, "attention_core_ms", json_real(r->attention_core_ms));

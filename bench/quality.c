@@ -26,15 +26,7 @@ typedef struct quality_options {
   char type_text[128];
 } quality_options;
 
-static const char *const type_names[] = {"as stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
-
-static lzn_weight_type parse_type(const char *item) {
-  for (int t = 0; t <= LZN_WEIGHTS_Q4_0; t++)
-    if (strcmp(item, type_names[t]) == 0 || (t == 0 && strcmp(item, "as_stored") == 0))
-      return (lzn_weight_type)t;
-  bench_usage_error("--type: unknown type \"%s\" (as_stored, f32, f16, bf16, q8_0, q4_0, all)", item);
-  return LZN_WEIGHTS_AS_STORED;
-}
+static lzn_weight_type parse_type(const char *item) { return bench_parse_type("--type", item); }
 
 static void quality_help(void) {
   printf("usage: lzn-bench quality --model DIR --text FILE [--top-k all,F/4,F/8,F/16,F/32]\n"
@@ -61,7 +53,7 @@ static quality_options parse_quality(int argc, char **argv) {
     else if (strcmp(a, "--threads") == 0) o.n_threads = bench_parse_long(a, v, 1, 1024);
     else if (strcmp(a, "-o") == 0) o.format = bench_parse_format(a, v);
     else if (strcmp(a, "--type") == 0)
-      snprintf(o.type_text, sizeof o.type_text, "%s", strcmp(v, "all") == 0 ? "f32,f16,bf16,q8_0,q4_0" : v);
+      snprintf(o.type_text, sizeof o.type_text, "%s", strcmp(v, "all") == 0 ? bench_all_types() : v);
     else bench_usage_error("unknown option %s (see --help)", a);
     i++;
   }

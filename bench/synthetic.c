@@ -129,7 +129,7 @@ static void fill_constant(float *x, size_t n, float value) {
 typedef struct filler {
   lzn_model *model;
   uint64_t seed, tensor;
-  lzn_wtype type;                  /* of the weight matrices */
+  lzn_weight_type type;                  /* of the weight matrices */
   const lzn_kernel_table *kernels; /* from_f32 for types other than F32 */
 } filler;
 
@@ -162,10 +162,10 @@ static lzn_status constant_tensor(filler *fl, size_t n, float value, const float
  * the same values as an F32 one, then rounded to the type. */
 static lzn_status random_matrix(filler *fl, size_t rows, size_t cols, double variance,
                                 lzn_matrix *out) {
-  if (fl->type == LZN_WTYPE_F32) {
+  if (fl->type == LZN_WEIGHTS_F32) {
     const float *data;
     lzn_status s = random_tensor(fl, rows * cols, variance, &data);
-    *out = lzn_matrix_make(LZN_WTYPE_F32, s == LZN_OK ? data : NULL, (int64_t)rows, (int64_t)cols);
+    *out = lzn_matrix_make(LZN_WEIGHTS_F32, s == LZN_OK ? data : NULL, (int64_t)rows, (int64_t)cols);
     return s;
   }
   *out = lzn_matrix_make(fl->type, NULL, (int64_t)rows, (int64_t)cols);
@@ -178,7 +178,7 @@ static lzn_status random_matrix(filler *fl, size_t rows, size_t cols, double var
     return s;
   }
   const uint64_t key = mix64(fl->seed ^ mix64(++fl->tensor));
-  const lzn_from_f32_fn from_f32 = fl->kernels->type[fl->type].from_f32;
+  const lzn_from_f32_fn from_f32 = fl->kernels->type[fl->type].from_f32.fn;
   const size_t row_bytes = out->row_bytes;
   for (size_t r0 = 0; r0 < rows; r0 += SYNTHETIC_CHUNK_ROWS) {
     const size_t n = rows - r0 < SYNTHETIC_CHUNK_ROWS ? rows - r0 : SYNTHETIC_CHUNK_ROWS;
@@ -207,7 +207,7 @@ static lzn_status transposed_copy(filler *fl, const float *src, size_t rows, siz
     for (size_t c0 = 0; c0 < cols; c0 += BLOCK)
       for (size_t r = (size_t)rb * BLOCK; r < (size_t)(rb + 1) * BLOCK && r < rows; r++)
         for (size_t c = c0; c < c0 + BLOCK && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
-  *out = lzn_matrix_make(LZN_WTYPE_F32, dst, (int64_t)cols, (int64_t)rows);
+  *out = lzn_matrix_make(LZN_WEIGHTS_F32, dst, (int64_t)cols, (int64_t)rows);
   return LZN_OK;
 }
 
@@ -232,7 +232,7 @@ static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double den
   if (s == LZN_OK) s = constant_tensor(fl, f, up_bias, &w->up_b);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
   /* An F32 checkpoint also holds W_down as stored, for the dense path. */
-  if (s == LZN_OK && fl->type == LZN_WTYPE_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  if (s == LZN_OK && fl->type == LZN_WEIGHTS_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
   if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->down_b);
   return s;
 }
@@ -255,7 +255,7 @@ static lzn_status make_gated_layer(filler *fl, lzn_layer *w, double density) {
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->gate);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->up);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
-  if (s == LZN_OK && fl->type == LZN_WTYPE_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  if (s == LZN_OK && fl->type == LZN_WEIGHTS_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
   return s;
 }
 
@@ -265,21 +265,21 @@ static lzn_status make_gated_layer(filler *fl, lzn_layer *w, double density) {
  * the type, learned positions and the final norm in fp32), and what each
  * layer adds (6 matrices in the type, W_down as stored too for F32, norms
  * and biases in fp32). */
-static double fixed_bytes(const synthetic_shape *sh, lzn_wtype type) {
+static double fixed_bytes(const synthetic_shape *sh, lzn_weight_type type) {
   const double d = sh->d_model, embedding = (double)sh->vocab * (double)lzn_wtype_row_bytes(type, (size_t)d);
   if (sh->gated) return 2.0 * embedding + 4.0 * d; /* untied LM head, final norm */
   return embedding + 4.0 * ((LZN_SYNTHETIC_POSITIONS + 2.0) * d + 2.0 * d);
 }
 
-static double layer_bytes(const synthetic_shape *sh, lzn_wtype type) {
+static double layer_bytes(const synthetic_shape *sh, lzn_weight_type type) {
   const double d = sh->d_model, f = sh->d_ff, hd = (double)sh->d_model / sh->n_heads;
   const double row_d = (double)lzn_wtype_row_bytes(type, (size_t)d);
   const double attention = (2.0 * d + 2.0 * sh->n_kv_heads * hd) * row_d;
-  const double mlp = (sh->gated ? 3.0 : 2.0) * f * row_d + (type == LZN_WTYPE_F32 ? 4.0 * f * d : 0.0);
+  const double mlp = (sh->gated ? 3.0 : 2.0) * f * row_d + (type == LZN_WEIGHTS_F32 ? 4.0 * f * d : 0.0);
   return attention + mlp + 4.0 * (f + 9.0 * d);
 }
 
-static lzn_status check_memory(const synthetic_shape *sh, int n_layers, lzn_wtype type) {
+static lzn_status check_memory(const synthetic_shape *sh, int n_layers, lzn_weight_type type) {
   const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page_size <= 0) return LZN_OK; /* unknown: let the allocation decide */
   const double ram = (double)pages * (double)page_size, budget = LZN_SYNTHETIC_RAM_SHARE * ram;
@@ -322,7 +322,7 @@ static void set_config(lzn_model *m, const synthetic_shape *sh, int n_layers, do
   lzn_opt_describe(m, &c); /* the sizes and description, as lzn_model_load sets them */
 }
 
-static lzn_status make_weights(lzn_model *m, double density, uint64_t seed, lzn_wtype type,
+static lzn_status make_weights(lzn_model *m, double density, uint64_t seed, lzn_weight_type type,
                                const lzn_kernel_table *kernels) {
   const size_t d = (size_t)m->d_model;
   /* A neuron fires when N(0,1) + bias > 0, which has probability density
@@ -369,8 +369,8 @@ lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_laye
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: n_layers = %d, must be >= 0 (0: the model's %d)",
                     fn, n_layers, sh->n_layers);
   if (n_layers == 0) n_layers = sh->n_layers;
-  lzn_wtype type;
-  if (!lzn_wtype_from_public(weight_type, &type))
+  const lzn_weight_type type = weight_type;
+  if (!lzn_wtype_valid(type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: weight_type = %d: pass a type (not AS_STORED)", fn,
                     (int)weight_type);
   const lzn_kernel_table *kernels;
@@ -412,7 +412,7 @@ static lzn_status low_rank_first_stage(filler *fl, int layer, int rank, const fl
   float *chunk = s == LZN_OK ? malloc(SYNTHETIC_CHUNK_ROWS * d * sizeof *chunk) : NULL;
   if (s == LZN_OK && chunk == NULL) s = lzn_fail(LZN_ERR_NOMEM, "synthetic predictor: out of memory");
   if (s != LZN_OK) return s;
-  const lzn_from_f32_fn from_f32 = fl->kernels->type[target->type].from_f32;
+  const lzn_from_f32_fn from_f32 = fl->kernels->type[target->type].from_f32.fn;
   char *rows = (char *)(uintptr_t)target->data; /* the synthetic model's own buffer */
   for (size_t r0 = 0; r0 < f; r0 += SYNTHETIC_CHUNK_ROWS) {
     const size_t n = f - r0 < SYNTHETIC_CHUNK_ROWS ? f - r0 : SYNTHETIC_CHUNK_ROWS;
@@ -446,7 +446,7 @@ lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int ra
   /* Another key space than the weights', so the model's other tensors stay
    * what they were without a predictor. */
   filler fl = {.model = m, .seed = mix64(seed ^ 0x70726564696374ull), .tensor = 0,
-               .type = LZN_WTYPE_F32, .kernels = kernels};
+               .type = LZN_WEIGHTS_F32, .kernels = kernels};
   /* The score is the pre-activation z ~ N(0, 1); a neuron fires at
    * z > Phi^-1(1 - density), and the predicted set is z >= Phi^-1(1 -
    * ratio * density): ratio times the active set, containing it. */
@@ -457,8 +457,8 @@ lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int ra
     if (s != LZN_OK) break;
     lzn_predictor *p = &m->layers[l].predictor;
     *p = (lzn_predictor){.present = 1, .relu = 0, .input_before_norm = 0,
-                         .w1 = lzn_matrix_make(LZN_WTYPE_F32, b, rank, m->d_model),
-                         .w2 = lzn_matrix_make(LZN_WTYPE_F32, a, m->d_ff, rank),
+                         .w1 = lzn_matrix_make(LZN_WEIGHTS_F32, b, rank, m->d_model),
+                         .w2 = lzn_matrix_make(LZN_WEIGHTS_F32, a, m->d_ff, rank),
                          .threshold = threshold};
     m->n_predicted_layers++;
   }

@@ -50,7 +50,7 @@ static void fill_layout(char *dst, size_t row_bytes, size_t n_rows, size_t n_col
   }
 }
 
-void weight_copies_make(weight_copies *wc, lzn_wtype type, size_t d, size_t f, size_t n_copies,
+void weight_copies_make(weight_copies *wc, lzn_weight_type type, size_t d, size_t f, size_t n_copies,
                         int huge_pages, const lzn_kernel_table *ref) {
   wc->type = type, wc->d = d, wc->f = f;
   wc->row_bytes_t = lzn_wtype_row_bytes(type, d);
@@ -71,8 +71,8 @@ void weight_copies_make(weight_copies *wc, lzn_wtype type, size_t d, size_t f, s
     wc->w_t[c] = block_t + c * stride_t;
     wc->w[c] = block + c * stride;
   }
-  fill_layout(block_t, wc->row_bytes_t, f, d, 1, ref->type[type].from_f32);
-  fill_layout(block, wc->row_bytes, d, f, 0, ref->type[type].from_f32);
+  fill_layout(block_t, wc->row_bytes_t, f, d, 1, ref->type[type].from_f32.fn);
+  fill_layout(block, wc->row_bytes, d, f, 0, ref->type[type].from_f32.fn);
   /* Same values at other addresses: the caches cannot tell them apart. */
   for (size_t c = 1; c < wc->n_copies; c++) {
     memcpy(wc->w_t[c], block_t, wc->bytes_t);
@@ -115,7 +115,7 @@ void active_sets_make(active_sets *s, size_t n_sets, size_t f, size_t n_active, 
     for (size_t i = 0; i < f; i++) s->x[set * f + i] = h[i] > 0.0f ? h[i] : 0.0f;
     /* The reference kernel makes the active set, ascending, exactly as the
      * library's relu_compact hands it to the down-projection. */
-    const size_t n = reference.relu_compact(h, f, 0.0f, idx, val);
+    const size_t n = reference.relu_compact.fn(h, f, 0.0f, idx, val);
     if (n != n_active) bench_fail("internal error: %zu active neurons, wanted %zu", n, n_active);
     memcpy(s->idx + set * n_active, idx, n_active * sizeof *idx);
     memcpy(s->coef + set * n_active, val, n_active * sizeof *val);

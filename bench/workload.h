@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "common.h"
-#include "kernels/kernels.h"
+#include "core/wtype.h"
 
 /* Copies of one W_down [d_model x d_ff] in both layouts, in one weight
  * type: w_t[c] = W_down transposed, [F][D], rows of row_bytes_t =
@@ -28,7 +28,7 @@
  * quantized along different axes, so they hold slightly different matrices
  * (the same byte count, which is what the timing compares). */
 typedef struct weight_copies {
-  lzn_wtype type;
+  lzn_weight_type type;
   size_t d, f;
   size_t row_bytes_t, row_bytes; /* of a row of w_t ([F][D]) and of w ([D][F]) */
   size_t bytes_t, bytes;         /* of one copy of each layout */
@@ -45,7 +45,7 @@ size_t weight_copies_capped(size_t bytes, size_t pair_bytes, size_t l3_bytes, si
                             int *capped);
 /* n_copies of each layout; ref is the reference table (its from_f32 slot
  * of type must be set). */
-void weight_copies_make(weight_copies *wc, lzn_wtype type, size_t d, size_t f, size_t n_copies,
+void weight_copies_make(weight_copies *wc, lzn_weight_type type, size_t d, size_t f, size_t n_copies,
                         int huge_pages, const lzn_kernel_table *ref);
 void weight_copies_free(weight_copies *wc);
 

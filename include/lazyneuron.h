@@ -100,6 +100,11 @@ LZN_API const char *lzn_isa_name(void);
  * the name is unknown. */
 LZN_API int lzn_isa_supported(const char *name);
 
+/* Added in 0.3. The name of the index-th ISA in ceiling order ("scalar"
+ * first, "avx512vnni" last), NULL past the end: every name LZN_ISA and
+ * lzn_isa_supported() take. A static string. */
+LZN_API const char *lzn_isa_name_at(int index);
+
 /* ------------------------------------------------------------ weight types */
 
 /* The type the model keeps its weight matrices in (explicit values, never
@@ -113,6 +118,16 @@ typedef enum lzn_weight_type {
   LZN_WEIGHTS_Q8_0 = 4,      /* llama.cpp's Q8_0: blocks of 32 int8 + an fp16 scale, 8.5 bits */
   LZN_WEIGHTS_Q4_0 = 5       /* llama.cpp's Q4_0: blocks of 32 4-bit + an fp16 scale, 4.5 bits */
 } lzn_weight_type;
+
+/* Added in 0.3. The name of a weight type: "AS_STORED", "F32", "F16",
+ * "BF16", "Q8_0", "Q4_0" (GGUF's spelling); NULL for a value that is not
+ * one. The values run from 0 without gaps, so a program lists every type
+ * by counting up until NULL. A static string. */
+LZN_API const char *lzn_weight_type_name(lzn_weight_type type);
+/* Added in 0.3. The type a name spells, case-insensitively ("q4_0" or
+ * "Q4_0"). Statuses: OK, INVALID_ARG (NULL, or not a name: the message
+ * lists the names). */
+LZN_API lzn_status lzn_weight_type_from_name(const char *name, lzn_weight_type *out);
 
 /* ------------------------------------------------------- low-level sparse ops
  *
@@ -214,6 +229,13 @@ typedef enum lzn_kv_type {
   LZN_KV_Q8_0 = 3  /* llama.cpp's block_q8_0 over head_dim (blocks of 32 int8 + an fp16 scale;
                       a head_dim not a multiple of 32 has a zero-padded last block): 1.0625 bytes */
 } lzn_kv_type;
+
+/* Added in 0.3. "F32", "F16", "BF16", "Q8_0"; NULL for a value that is
+ * not an lzn_kv_type (values run from 0 without gaps). A static string. */
+LZN_API const char *lzn_kv_type_name(lzn_kv_type type);
+/* Added in 0.3. The KV type a name spells, case-insensitively.
+ * Statuses: OK, INVALID_ARG (NULL, or not a name). */
+LZN_API lzn_status lzn_kv_type_from_name(const char *name, lzn_kv_type *out);
 
 typedef struct lzn_context_params {
   size_t struct_size;      /* sizeof(lzn_context_params), set by the defaults */

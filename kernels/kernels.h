@@ -11,7 +11,8 @@
  * Files: kernels/<isa>/<part>.c, one job each (a weight type, or the
  * activation kernels), compiled with that folder's flags only; each defines
  *     void lzn_install_<isa>_<part>(lzn_kernel_table *t)
- * which sets the slots it provides. The Makefile lists the files it found
+ * which sets the slots it provides with LZN_SET. Every slot has one shape,
+ * {fn, isa}: the kernel and the ISA that installed it. The Makefile lists the files it found
  * (build/gen/kernel_files.h), so adding a type or an ISA is adding a file.
  * The ref/ files are the specification: every SIMD kernel is tested
  * against them (tests/test_kernels.c) with the tolerances stated there.
@@ -21,12 +22,17 @@
  * kept by the linker in its AVX-512 copy and called on an older CPU.
  *
  * Weights are rows of bytes: row r of a matrix starts at w + r * row_bytes.
- * A row of d weights takes lzn_wtype_row_bytes(type, d) bytes; block types
- * store ceil(d / 32) whole blocks, the last one padded with zeros, which is
- * what lets a kernel gather single rows of a quantized matrix. Threads split
- * a row into column slices that start on a block boundary (a multiple of
- * LZN_WTYPE_MAX_BLOCK columns): pass w + lzn_wtype_row_bytes(type, j0) and
- * the same row_bytes, and own y[j0 .. j0 + d).
+ * A row of d weights takes lzn_wtype_row_bytes(type, d) bytes (core/wtype.h,
+ * the weight-type traits); block types store ceil(d / block) whole blocks,
+ * the last one padded with zeros, which is what lets a kernel gather single
+ * rows of a quantized matrix. Threads split a row into column slices that
+ * start on a block boundary (a multiple of LZN_WTYPE_MAX_BLOCK columns):
+ * pass w + lzn_wtype_row_bytes(type, j0) and the same row_bytes, and own
+ * y[j0 .. j0 + d).
+ *
+ * Weight types are the public lzn_weight_type values (lazyneuron.h); every
+ * table is indexed by them (entry 0, LZN_WEIGHTS_AS_STORED, is no type and
+ * stays empty). Adding a type: kernels/README.md.
  */
 #ifndef LZN_KERNELS_H
 #define LZN_KERNELS_H
@@ -34,67 +40,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/blocks.h"
+#include "lazyneuron.h"
+
 /* ------------------------------------------------------------ weight types */
 
-/* Explicit values: tables are indexed by them. */
-typedef enum lzn_wtype {
-  LZN_WTYPE_F32 = 0,
-  LZN_WTYPE_F16 = 1,  /* IEEE binary16 */
-  LZN_WTYPE_BF16 = 2, /* the upper half of an fp32 */
-  LZN_WTYPE_Q8_0 = 3, /* blocks of 32: fp16 scale d, 32 int8 q; w = d * q */
-  LZN_WTYPE_Q4_0 = 4, /* blocks of 32: fp16 scale d, 16 bytes of nibbles; w = d * (q - 8) */
-  LZN_WTYPE_COUNT = 5
-} lzn_wtype;
+/* One past the largest lzn_weight_type value: the tables' size. */
+#define LZN_WEIGHT_TYPE_COUNT 6
 
-/* Columns per block of the block types, and the alignment of column slices. */
-#define LZN_QK 32
+/* The alignment of column slices: a multiple of every block size. */
 #define LZN_WTYPE_MAX_BLOCK 32
-
-/* The block layouts of llama.cpp's ggml (Q8_0 = block_q8_0, Q4_0 =
- * block_q4_0), byte for byte, so that GGUF tensors are used in place and
- * bytes per weight compare honestly: 8.5 and 4.5 bits per weight.
- * Q4_0: qs[j] holds element j in its low nibble and element j + 16 in its
- * high nibble. The fp16 scale is little-endian binary16. */
-typedef struct lzn_block_q8_0 {
-  uint16_t d;
-  int8_t qs[LZN_QK];
-} lzn_block_q8_0;
-typedef struct lzn_block_q4_0 {
-  uint16_t d;
-  uint8_t qs[LZN_QK / 2];
-} lzn_block_q4_0;
-
-_Static_assert(sizeof(lzn_block_q8_0) == 34, "Q8_0 block is 34 bytes");
-_Static_assert(sizeof(lzn_block_q4_0) == 18, "Q4_0 block is 18 bytes");
-
-/* Weights per block (1 for the element types) and bytes per block. */
-static inline size_t lzn_wtype_block_size(lzn_wtype t) {
-  return t == LZN_WTYPE_Q8_0 || t == LZN_WTYPE_Q4_0 ? LZN_QK : 1;
-}
-static inline size_t lzn_wtype_block_bytes(lzn_wtype t) {
-  switch (t) {
-  case LZN_WTYPE_F32: return 4;
-  case LZN_WTYPE_F16: return 2;
-  case LZN_WTYPE_BF16: return 2;
-  case LZN_WTYPE_Q8_0: return sizeof(lzn_block_q8_0);
-  case LZN_WTYPE_Q4_0: return sizeof(lzn_block_q4_0);
-  case LZN_WTYPE_COUNT: break;
-  }
-  return 0;
-}
-/* Bytes of a row of d weights (the last block padded). */
-static inline size_t lzn_wtype_row_bytes(lzn_wtype t, size_t d) {
-  const size_t b = lzn_wtype_block_size(t);
-  return (d + b - 1) / b * lzn_wtype_block_bytes(t);
-}
-
-/* The activation format the type's dot kernels take: fp32 for the float
- * types; for the block types, x quantized to Q8_0 blocks (llama.cpp's
- * vec_dot_type), so that dot products are integer and VNNI can run them.
- * Quantize x with the Q8_0 slot's from_f32 kernel. */
-static inline lzn_wtype lzn_wtype_x_type(lzn_wtype t) {
-  return t == LZN_WTYPE_Q8_0 || t == LZN_WTYPE_Q4_0 ? LZN_WTYPE_Q8_0 : LZN_WTYPE_F32;
-}
 
 /* -------------------------------------------------------------------- ISAs */
 
@@ -142,7 +97,25 @@ typedef void (*lzn_gemv_fn)(float *out, const void *w, size_t row_bytes, size_t 
 typedef void (*lzn_from_f32_fn)(void *dst, const float *src, size_t d);
 typedef void (*lzn_to_f32_fn)(float *dst, const void *src, size_t d);
 
+/* A slot: a kernel and the ISA whose file installed it (for tests,
+ * lzn-bench and reports). Every slot of the table has this shape. */
+#define LZN_SLOT_OF(fn_type) \
+  struct {                   \
+    fn_type fn;              \
+    enum lzn_isa isa;        \
+  }
+
 /* The operations of one weight type, each a slot. */
+typedef struct lzn_type_kernels {
+  LZN_SLOT_OF(lzn_axpy_rows_fn) axpy_rows;
+  LZN_SLOT_OF(lzn_dot_rows_fn) dot_rows;
+  LZN_SLOT_OF(lzn_gemv_fn) gemv;
+  LZN_SLOT_OF(lzn_from_f32_fn) from_f32;
+  LZN_SLOT_OF(lzn_to_f32_fn) to_f32;
+} lzn_type_kernels;
+
+/* The operations by number, for code that goes over all of them (tests,
+ * reports): lzn_type_slot_isa() reads one slot's ISA. */
 typedef enum lzn_kop {
   LZN_KOP_AXPY_ROWS = 0,
   LZN_KOP_DOT_ROWS = 1,
@@ -152,20 +125,13 @@ typedef enum lzn_kop {
   LZN_KOP_COUNT = 5
 } lzn_kop;
 
-typedef struct lzn_type_kernels {
-  lzn_axpy_rows_fn axpy_rows;
-  lzn_dot_rows_fn dot_rows;
-  lzn_gemv_fn gemv;
-  lzn_from_f32_fn from_f32;
-  lzn_to_f32_fn to_f32;
-} lzn_type_kernels;
-
 /* --------------------------------------------------------------- attention */
 
-/* The KV cache holds rows of head_dim values in one of the first four
- * weight types (F32, F16, BF16, Q8_0: lzn_kv_type has the same values), a
- * row of lzn_wtype_row_bytes(type, head_dim) bytes (Q8_0: whole blocks, the
- * last zero-padded). One KV head's rows are consecutive positions
+/* The KV cache holds rows of head_dim values in an lzn_kv_type (F32, F16,
+ * BF16, Q8_0: the weight type of the same name stores them, core/wtype.h's
+ * lzn_kv_weight_type), a row of lzn_wtype_row_bytes(that type, head_dim)
+ * bytes (Q8_0: whole blocks, the last zero-padded). The attention slots are
+ * indexed by the lzn_kv_type value. One KV head's rows are consecutive positions
  * (lib/model/context.h), so the kernels stream over them. Queries, scores
  * and outputs are fp32; every sum accumulates in fp32. */
 #define LZN_KV_TYPE_COUNT 4
@@ -203,54 +169,39 @@ typedef void (*lzn_attn_weighted_sum_fn)(float *out, size_t out_stride, const fl
 typedef float (*lzn_attn_max_fn)(const float *s, size_t n);
 typedef float (*lzn_attn_exp_sum_fn)(float *s, size_t n, float shift);
 
-typedef enum lzn_attn_op {
-  LZN_ATTN_STORE = 0,
-  LZN_ATTN_SCORES = 1,
-  LZN_ATTN_WEIGHTED_SUM = 2,
-  LZN_ATTN_OP_COUNT = 3
-} lzn_attn_op;
-
 typedef struct lzn_attn_kernels {
-  lzn_attn_store_fn store;
-  lzn_attn_scores_fn scores;
-  lzn_attn_weighted_sum_fn weighted_sum;
+  LZN_SLOT_OF(lzn_attn_store_fn) store;
+  LZN_SLOT_OF(lzn_attn_scores_fn) scores;
+  LZN_SLOT_OF(lzn_attn_weighted_sum_fn) weighted_sum;
 } lzn_attn_kernels;
 
 typedef struct lzn_kernel_table {
   const char *name; /* the ceiling's name: "scalar", "avx2", ..., "avx512vnni" */
   enum lzn_isa isa; /* the ceiling */
-  lzn_relu_compact_fn relu_compact;
-  lzn_type_kernels type[LZN_WTYPE_COUNT];
-  /* Which ISA filled each slot: for tests, lzn-bench and lzn_isa_slot(). */
-  enum lzn_isa relu_compact_isa;
-  enum lzn_isa slot_isa[LZN_WTYPE_COUNT][LZN_KOP_COUNT];
-  /* Attention kernels per KV type (an lzn_wtype below LZN_KV_TYPE_COUNT). */
-  lzn_attn_kernels attn[LZN_KV_TYPE_COUNT];
-  enum lzn_isa attn_isa[LZN_KV_TYPE_COUNT][LZN_ATTN_OP_COUNT];
-  lzn_attn_max_fn attn_max;
-  lzn_attn_exp_sum_fn attn_exp_sum;
-  enum lzn_isa attn_max_isa, attn_exp_sum_isa;
+  LZN_SLOT_OF(lzn_relu_compact_fn) relu_compact;
+  lzn_type_kernels type[LZN_WEIGHT_TYPE_COUNT];
+  lzn_attn_kernels attn[LZN_KV_TYPE_COUNT]; /* by lzn_kv_type */
+  LZN_SLOT_OF(lzn_attn_max_fn) attn_max;
+  LZN_SLOT_OF(lzn_attn_exp_sum_fn) attn_exp_sum;
 } lzn_kernel_table;
 
-/* Sets one slot and records who filled it; for the install functions. */
-#define LZN_SET_SLOT(table, wtype, op_field, op_enum, isa_value, fn) \
-  do {                                                               \
-    (table)->type[wtype].op_field = (fn);                            \
-    (table)->slot_isa[wtype][op_enum] = (isa_value);                 \
-  } while (0)
+/* The one setter, for the install functions:
+ *     LZN_SET(t->type[LZN_WEIGHTS_Q4_0].gemv, LZN_ISA_AVX512, q4_0_gemv); */
+#define LZN_SET(slot, isa_value, function) ((slot).fn = (function), (slot).isa = (isa_value))
 
-/* Sets the softmax kernels (attn_max, attn_exp_sum). */
-#define LZN_SET_SOFTMAX_SLOTS(table, isa_value, max_fn, exp_sum_fn) \
-  do {                                                              \
-    (table)->attn_max = (max_fn), (table)->attn_max_isa = (isa_value); \
-    (table)->attn_exp_sum = (exp_sum_fn), (table)->attn_exp_sum_isa = (isa_value); \
-  } while (0)
-
-/* Sets one attention slot of KV type kv_type (an lzn_wtype < LZN_KV_TYPE_COUNT). */
-#define LZN_SET_ATTN_SLOT(table, kv_type, op_field, op_enum, isa_value, fn) \
-  do {                                                                     \
-    (table)->attn[kv_type].op_field = (fn);                                \
-    (table)->attn_isa[kv_type][op_enum] = (isa_value);                     \
-  } while (0)
+/* The ISA that filled operation op of a weight type's slots. */
+static inline enum lzn_isa lzn_type_slot_isa(const lzn_kernel_table *t, lzn_weight_type type,
+                                             lzn_kop op) {
+  const lzn_type_kernels *k = &t->type[type];
+  switch (op) {
+  case LZN_KOP_AXPY_ROWS: return k->axpy_rows.isa;
+  case LZN_KOP_DOT_ROWS: return k->dot_rows.isa;
+  case LZN_KOP_GEMV: return k->gemv.isa;
+  case LZN_KOP_FROM_F32: return k->from_f32.isa;
+  case LZN_KOP_TO_F32: return k->to_f32.isa;
+  case LZN_KOP_COUNT: break;
+  }
+  return LZN_ISA_SCALAR;
+}
 
 #endif /* LZN_KERNELS_H */

@@ -3,6 +3,7 @@
  * public sparse ops' argument checks and threading, and the oneDNN wrapper
  * against a naive triple loop.
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,19 +95,61 @@ static int probe_main(void) {
   return 0;
 }
 
+/* Every ISA this machine runs, forced, is the one in use; unforced, the
+ * best of them (the last supported in lzn_isa_name_at's ceiling order). */
 START_TEST(forced_isa_is_the_active_one) {
-  const char *names[] = {"scalar", "avx2", "avx512"};
   int tried = 0;
-  for (int i = 0; i < 3; i++) {
-    if (!lzn_isa_supported(names[i])) continue;
+  const char *best = NULL;
+  for (int i = 0; lzn_isa_name_at(i) != NULL; i++) {
+    const char *name = lzn_isa_name_at(i);
+    if (!lzn_isa_supported(name)) continue;
     char got[256];
-    probe_isa(names[i], got, sizeof got);
-    ck_assert_str_eq(got, names[i]);
-    tried++;
+    probe_isa(name, got, sizeof got);
+    ck_assert_str_eq(got, name);
+    best = name, tried++;
   }
   ck_assert_int_ge(tried, 1); /* scalar at least */
+  char got[256];
+  probe_isa("", got, sizeof got);
+  ck_assert_str_eq(got, best);
   const char *env = getenv("LZN_ISA");
   if (env && *env) ck_assert_str_eq(lzn_isa_name(), env);
+}
+END_TEST
+
+/* The names of weight types, KV types and ISAs come from the library, so
+ * programs keep no lists: each name reads back to its value, any case. */
+START_TEST(type_names_round_trip) {
+  int n = 0;
+  for (int t = 0; lzn_weight_type_name((lzn_weight_type)t) != NULL; t++, n++) {
+    lzn_weight_type back;
+    char lower[32];
+    snprintf(lower, sizeof lower, "%s", lzn_weight_type_name((lzn_weight_type)t));
+    for (char *c = lower; *c; c++) *c = (char)tolower((unsigned char)*c);
+    ck_assert_int_eq(lzn_weight_type_from_name(lower, &back), LZN_OK);
+    ck_assert_int_eq(back, t);
+    ck_assert_int_eq(lzn_weight_type_from_name(lzn_weight_type_name((lzn_weight_type)t), &back), LZN_OK);
+    ck_assert_int_eq(back, t);
+  }
+  ck_assert_int_eq(n, LZN_WEIGHTS_Q4_0 + 1);
+  ck_assert_str_eq(lzn_weight_type_name(LZN_WEIGHTS_Q4_0), "Q4_0");
+  ck_assert_ptr_null(lzn_weight_type_name((lzn_weight_type)-1));
+  lzn_weight_type w;
+  ck_assert_int_eq(lzn_weight_type_from_name("q5_1", &w), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "Q4_0")); /* the message lists the names */
+  ck_assert_int_eq(lzn_weight_type_from_name(NULL, &w), LZN_ERR_INVALID_ARG);
+  for (int t = 0; lzn_kv_type_name((lzn_kv_type)t) != NULL; t++) {
+    lzn_kv_type back;
+    ck_assert_int_eq(lzn_kv_type_from_name(lzn_kv_type_name((lzn_kv_type)t), &back), LZN_OK);
+    ck_assert_int_eq(back, t);
+  }
+  lzn_kv_type kv;
+  ck_assert_int_eq(lzn_kv_type_from_name("q8_0", &kv), LZN_OK);
+  ck_assert_int_eq(kv, LZN_KV_Q8_0);
+  ck_assert_int_eq(lzn_kv_type_from_name("q4_0", &kv), LZN_ERR_INVALID_ARG);
+  ck_assert_str_eq(lzn_isa_name_at(0), "scalar");
+  ck_assert_ptr_null(lzn_isa_name_at(-1));
+  ck_assert_ptr_null(lzn_isa_name_at(64));
 }
 END_TEST
 
@@ -138,9 +181,10 @@ START_TEST(unsupported_isa_is_an_error_not_a_fallback) {
   /* A scalar-only machine's table is the reference in every slot. */
   lzn_kernel_table t;
   lzn_kernel_table_fill(LZN_ISA_AVX512VNNI, scalar_only, &t);
-  ck_assert_int_eq(t.relu_compact_isa, LZN_ISA_SCALAR);
-  for (int w = 0; w < LZN_WTYPE_COUNT; w++)
-    for (int op = 0; op < LZN_KOP_COUNT; op++) ck_assert_int_eq(t.slot_isa[w][op], LZN_ISA_SCALAR);
+  ck_assert_int_eq(t.relu_compact.isa, LZN_ISA_SCALAR);
+  for (int w = 1; w < LZN_WEIGHT_TYPE_COUNT; w++)
+    for (int op = 0; op < LZN_KOP_COUNT; op++)
+      ck_assert_int_eq(lzn_type_slot_isa(&t, (lzn_weight_type)w, (lzn_kop)op), LZN_ISA_SCALAR);
   /* The default is the best ISA supported and compiled in. */
   const unsigned all = (1u << LZN_ISA_COUNT) - 1u;
   ck_assert_int_eq(lzn_isa_resolve(NULL, all, &isa, why, sizeof why), LZN_OK);
@@ -325,6 +369,7 @@ static Suite *api_suite(void) {
   tcase_add_test(basics, version_matches_header);
   tcase_add_test(basics, status_names_are_distinct);
   tcase_add_test(basics, last_error_is_per_thread);
+  tcase_add_test(basics, type_names_round_trip);
   suite_add_tcase(s, basics);
   TCase *dispatch = tcase_create("dispatch");
   tcase_set_timeout(dispatch, 30);

@@ -75,9 +75,9 @@ static const size_t head_dims[] = {10, 12, 20, 80, 96, 128};
 #define N_HEAD_DIMS (sizeof head_dims / sizeof head_dims[0])
 
 /* Row j of a cache, widened to fp32 by the reference to_f32 of its type. */
-static void widen_row(float *dst, lzn_wtype type, const void *rows, size_t row_bytes, size_t j,
+static void widen_row(float *dst, lzn_weight_type type, const void *rows, size_t row_bytes, size_t j,
                       size_t hd) {
-  reference_kernels()->type[type].to_f32(dst, (const char *)rows + j * row_bytes, hd);
+  reference_kernels()->type[type].to_f32.fn(dst, (const char *)rows + j * row_bytes, hd);
 }
 
 /* -------------------------------------------------------------- kernels */
@@ -89,9 +89,10 @@ typedef struct kernel_case {
 static const kernel_case kernel_cases[] = {{1, 1}, {3, 2}, {4, 1}, {7, 3}, {37, 4}, {130, 8}, {2000, 1}, {2000, 2}};
 
 START_TEST(kernels_match_reference) {
-  const lzn_wtype type = (lzn_wtype)_i;
-  const lzn_attn_kernels *ref = &reference_kernels()->attn[type], *act = &active_kernels()->attn[type];
-  ck_assert(act->scores != NULL && act->weighted_sum != NULL && act->store != NULL);
+  const lzn_kv_type kv = (lzn_kv_type)_i;
+  const lzn_weight_type type = lzn_kv_weight_type(kv);
+  const lzn_attn_kernels *ref = &reference_kernels()->attn[kv], *act = &active_kernels()->attn[kv];
+  ck_assert(act->scores.fn != NULL && act->weighted_sum.fn != NULL && act->store.fn != NULL);
   test_rng rng = {0x61747465 + (uint64_t)_i};
   for (size_t h = 0; h < N_HEAD_DIMS; h++)
     for (size_t k = 0; k < sizeof kernel_cases / sizeof kernel_cases[0]; k++) {
@@ -107,13 +108,13 @@ START_TEST(kernels_match_reference) {
       fill_random(&rng, q, n_q * q_stride);
       fill_random(&rng, o_ref, n_q * o_stride);
       memcpy(o_act, o_ref, sizeof(float) * n_q * o_stride);
-      ref->store(rows, row_bytes, src, src_stride, n_pos, hd);
-      act->store(rows_act, row_bytes, src, src_stride, n_pos, hd);
-      ck_assert_msg(memcmp(rows, rows_act, n_pos * row_bytes) == 0, "%s store hd %zu", kv_names[type], hd);
+      ref->store.fn(rows, row_bytes, src, src_stride, n_pos, hd);
+      act->store.fn(rows_act, row_bytes, src, src_stride, n_pos, hd);
+      ck_assert_msg(memcmp(rows, rows_act, n_pos * row_bytes) == 0, "%s store hd %zu", kv_names[kv], hd);
       for (size_t j = 0; j < n_pos; j++) widen_row(wide + j * hd, type, rows, row_bytes, j, hd);
 
-      ref->scores(s_ref, s_stride, q, q_stride, n_q, rows, row_bytes, n_pos, hd);
-      act->scores(s_act, s_stride, q, q_stride, n_q, rows, row_bytes, n_pos, hd);
+      ref->scores.fn(s_ref, s_stride, q, q_stride, n_q, rows, row_bytes, n_pos, hd);
+      act->scores.fn(s_act, s_stride, q, q_stride, n_q, rows, row_bytes, n_pos, hd);
       for (size_t i = 0; i < n_q; i++)
         for (size_t j = 0; j < n_pos; j++) {
           double sum_abs = 0;
@@ -121,7 +122,7 @@ START_TEST(kernels_match_reference) {
           const double bound = ROUNDING_SLACK * SCORE_ROUNDINGS(hd) * FLT_EPSILON * sum_abs + hd * FLT_MIN;
           const double e = fabs((double)s_act[i * s_stride + j] - s_ref[i * s_stride + j]);
           ck_assert_msg(e <= bound, "%s scores hd %zu n_pos %zu n_q %zu (%zu, %zu): %g > %g",
-                        kv_names[type], hd, n_pos, n_q, i, j, e, bound);
+                        kv_names[kv], hd, n_pos, n_q, i, j, e, bound);
         }
 
       /* Weights as a softmax makes them: in [0, 1). */
@@ -134,8 +135,8 @@ START_TEST(kernels_match_reference) {
           for (size_t j = 0; j < n_pos; j++) sum_abs[i * hd + c] += fabs((double)p[i * s_stride + j] * wide[j * hd + c]);
         }
       const float guard = o_ref[n_q * o_stride - 1]; /* past hd in the last row: untouched */
-      ref->weighted_sum(o_ref, o_stride, p, s_stride, n_q, rows, row_bytes, n_pos, hd);
-      act->weighted_sum(o_act, o_stride, p, s_stride, n_q, rows, row_bytes, n_pos, hd);
+      ref->weighted_sum.fn(o_ref, o_stride, p, s_stride, n_q, rows, row_bytes, n_pos, hd);
+      act->weighted_sum.fn(o_act, o_stride, p, s_stride, n_q, rows, row_bytes, n_pos, hd);
       ck_assert(o_act[n_q * o_stride - 1] == guard);
       for (size_t i = 0; i < n_q; i++)
         for (size_t c = 0; c < hd; c++) {
@@ -143,7 +144,7 @@ START_TEST(kernels_match_reference) {
                                n_pos * FLT_MIN;
           const double e = fabs((double)o_act[i * o_stride + c] - o_ref[i * o_stride + c]);
           ck_assert_msg(e <= bound, "%s weighted_sum hd %zu n_pos %zu n_q %zu (%zu, %zu): %g > %g",
-                        kv_names[type], hd, n_pos, n_q, i, c, e, bound);
+                        kv_names[kv], hd, n_pos, n_q, i, c, e, bound);
         }
       free(sum_abs), free(src), free(rows), free(rows_act), free(q), free(wide);
       free(s_ref), free(s_act), free(o_ref), free(o_act);
@@ -155,15 +156,15 @@ END_TEST
  * the comparisons above are SIMD against scalar, not scalar twice. */
 START_TEST(simd_ceiling_installs_simd_attention) {
   const lzn_kernel_table *act = active_kernels();
-  ck_assert(act->attn_max != NULL && act->attn_exp_sum != NULL);
+  ck_assert(act->attn_max.fn != NULL && act->attn_exp_sum.fn != NULL);
   const enum lzn_isa want = act->isa >= LZN_ISA_AVX512 ? LZN_ISA_AVX512
                             : act->isa >= LZN_ISA_AVX2 ? LZN_ISA_AVX2 : LZN_ISA_SCALAR;
-  for (int type = 0; type < LZN_KV_TYPE_COUNT; type++) {
-    ck_assert_int_eq(act->attn_isa[type][LZN_ATTN_SCORES], want);
-    ck_assert_int_eq(act->attn_isa[type][LZN_ATTN_WEIGHTED_SUM], want);
+  for (int kv = 0; kv < LZN_KV_TYPE_COUNT; kv++) {
+    ck_assert_int_eq(act->attn[kv].scores.isa, want);
+    ck_assert_int_eq(act->attn[kv].weighted_sum.isa, want);
   }
-  ck_assert_int_eq(act->attn_isa[LZN_WTYPE_F16][LZN_ATTN_STORE], want);
-  ck_assert_int_eq(act->attn_exp_sum_isa, want);
+  ck_assert_int_eq(act->attn[LZN_KV_F16].store.isa, want);
+  ck_assert_int_eq(act->attn_exp_sum.isa, want);
 }
 END_TEST
 
@@ -182,9 +183,9 @@ START_TEST(softmax_kernels_match_reference) {
     a[n] = b[n] = 12345.0f; /* past the end: untouched */
     a[rng_below(&rng, n)] = 5000.0f;
     memcpy(b, a, sizeof(float) * n);
-    ck_assert_float_eq(act->attn_max(a, n), ref->attn_max(a, n));
-    const float shift = ref->attn_max(a, n);
-    const float sum_ref = ref->attn_exp_sum(a, n, shift), sum_act = act->attn_exp_sum(b, n, shift);
+    ck_assert_float_eq(act->attn_max.fn(a, n), ref->attn_max.fn(a, n));
+    const float shift = ref->attn_max.fn(a, n);
+    const float sum_ref = ref->attn_exp_sum.fn(a, n, shift), sum_act = act->attn_exp_sum.fn(b, n, shift);
     ck_assert_float_eq(b[n], 12345.0f);
     for (size_t j = 0; j < n; j++) {
       const double bound = EXP_ULPS * FLT_EPSILON / 2 * a[j] + FLT_MIN;
@@ -201,12 +202,12 @@ END_TEST
  * padding zero, so a kernel may read it. */
 START_TEST(q8_0_rows_are_padded_blocks) {
   const size_t hd = 20;
-  ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WTYPE_Q8_0, hd), sizeof(lzn_block_q8_0));
+  ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, hd), sizeof(lzn_block_q8_0));
   float src[20];
   for (size_t c = 0; c < hd; c++) src[c] = (float)c - 9.5f;
   lzn_block_q8_0 row;
   memset(&row, 0x55, sizeof row);
-  active_kernels()->attn[LZN_WTYPE_Q8_0].store(&row, sizeof row, src, hd, 1, hd);
+  active_kernels()->attn[LZN_KV_Q8_0].store.fn(&row, sizeof row, src, hd, 1, hd);
   for (size_t c = hd; c < LZN_QK; c++) ck_assert_int_eq(row.qs[c], 0);
   ck_assert_int_eq(row.qs[0], -127); /* -9.5 is the block's amax */
 }
@@ -222,15 +223,15 @@ typedef struct core_fixture {
   int max_tokens;
 } core_fixture;
 
-static void core_init(core_fixture *f, lzn_wtype type, int hd, int heads, int kv_heads, int n_ctx,
+static void core_init(core_fixture *f, lzn_kv_type kv, int hd, int heads, int kv_heads, int n_ctx,
                       int max_tokens, int threads) {
   memset(f, 0, sizeof *f);
   f->model.n_layers = 1, f->model.n_heads = heads, f->model.n_kv_heads = kv_heads, f->model.head_dim = hd;
   lzn_context *c = &f->ctx;
   c->model = &f->model;
   c->exec.kernels = active_kernels(), c->exec.n_threads = threads;
-  c->n_ctx = n_ctx, c->kv_type = type;
-  c->kv_row_bytes = lzn_wtype_row_bytes(type, (size_t)hd);
+  c->n_ctx = n_ctx, c->kv_type = kv;
+  c->kv_row_bytes = lzn_wtype_row_bytes(lzn_kv_weight_type(kv), (size_t)hd);
   c->k_cache = calloc((size_t)kv_heads * (size_t)n_ctx, c->kv_row_bytes);
   c->v_cache = calloc((size_t)kv_heads * (size_t)n_ctx, c->kv_row_bytes);
   c->q = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(heads * hd));
@@ -272,8 +273,8 @@ static void core_check(const core_fixture *f, int n, int p0, int exact_scores, c
   for (int h = 0; h < m->n_heads; h++) {
     const int kv = h / group;
     for (int j = 0; j < n_pos; j++) {
-      widen_row(k + (size_t)j * hd, c->kv_type, kv_cache_row(c, c->k_cache, 0, kv, 0), c->kv_row_bytes, (size_t)j, (size_t)hd);
-      widen_row(v + (size_t)j * hd, c->kv_type, kv_cache_row(c, c->v_cache, 0, kv, 0), c->kv_row_bytes, (size_t)j, (size_t)hd);
+      widen_row(k + (size_t)j * hd, lzn_kv_weight_type(c->kv_type), kv_cache_row(c, c->k_cache, 0, kv, 0), c->kv_row_bytes, (size_t)j, (size_t)hd);
+      widen_row(v + (size_t)j * hd, lzn_kv_weight_type(c->kv_type), kv_cache_row(c, c->v_cache, 0, kv, 0), c->kv_row_bytes, (size_t)j, (size_t)hd);
     }
     for (int t = 0; t < n; t++) {
       const float *q = c->q + ((size_t)t * m->n_heads + h) * hd;
@@ -320,12 +321,12 @@ static void core_run(core_fixture *f, test_rng *rng, int n, int p0, int integers
 static const int gqa_shapes[][2] = {{4, 4}, {4, 2}, {4, 1}}; /* heads, KV heads: ratio 1, 2, all */
 
 START_TEST(core_prefill_and_decode_match_exact_softmax) {
-  const lzn_wtype type = (lzn_wtype)_i;
+  const lzn_kv_type kv = (lzn_kv_type)_i;
   test_rng rng = {0x636f7265 + (uint64_t)_i};
   for (size_t h = 0; h < N_HEAD_DIMS; h++)
     for (size_t g = 0; g < 3; g++) {
       core_fixture f;
-      core_init(&f, type, (int)head_dims[h], gqa_shapes[g][0], gqa_shapes[g][1], 256, 80, 1);
+      core_init(&f, kv, (int)head_dims[h], gqa_shapes[g][0], gqa_shapes[g][1], 256, 80, 1);
       /* 70 tokens from empty: several token tiles; then 1 token; then 80
        * tokens at 71.. that cross the key tile at 128. */
       core_run(&f, &rng, 70, 0, 0);
@@ -341,20 +342,20 @@ END_TEST
 
 /* A decode at position 1999: the cache filled by the store kernel. */
 START_TEST(core_long_decode) {
-  const lzn_wtype type = (lzn_wtype)_i;
+  const lzn_kv_type kv = (lzn_kv_type)_i;
   test_rng rng = {0x6c6f6e67 + (uint64_t)_i};
   for (size_t g = 0; g < 3; g++)
     for (size_t h = 0; h < N_HEAD_DIMS; h += 3) {
       const int hd = (int)head_dims[h], n_kv = gqa_shapes[g][1], n_past = 1999;
       core_fixture f;
-      core_init(&f, type, hd, gqa_shapes[g][0], n_kv, 2048, 4, 1);
+      core_init(&f, kv, hd, gqa_shapes[g][0], n_kv, 2048, 4, 1);
       float *rows = malloc(sizeof(float) * (size_t)n_past * hd);
-      const lzn_attn_kernels *kern = &active_kernels()->attn[type];
-      for (int kv = 0; kv < n_kv; kv++) {
+      const lzn_attn_kernels *kern = &active_kernels()->attn[kv];
+      for (int head = 0; head < n_kv; head++) {
         fill_random(&rng, rows, (size_t)n_past * hd);
-        kern->store(kv_cache_row(&f.ctx, f.ctx.k_cache, 0, kv, 0), f.ctx.kv_row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
+        kern->store.fn(kv_cache_row(&f.ctx, f.ctx.k_cache, 0, head, 0), f.ctx.kv_row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
         fill_random(&rng, rows, (size_t)n_past * hd);
-        kern->store(kv_cache_row(&f.ctx, f.ctx.v_cache, 0, kv, 0), f.ctx.kv_row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
+        kern->store.fn(kv_cache_row(&f.ctx, f.ctx.v_cache, 0, head, 0), f.ctx.kv_row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
       }
       free(rows);
       core_run(&f, &rng, 1, n_past, 0);
@@ -367,11 +368,11 @@ END_TEST
 /* Scores up to 64 * hd = 8192, exact integers: exp of a score overflows
  * fp32 past 88, so only a max-subtracted softmax stays finite and exact. */
 START_TEST(core_large_scores_do_not_overflow) {
-  const lzn_wtype type = (lzn_wtype)_i; /* F32, F16, BF16 hold integers in [-8, 8] exactly */
+  const lzn_kv_type kv = (lzn_kv_type)_i; /* F32, F16, BF16 hold integers in [-8, 8] exactly */
   test_rng rng = {0x6269 + (uint64_t)_i};
   for (size_t h = 0; h < N_HEAD_DIMS; h++) {
     core_fixture f;
-    core_init(&f, type, (int)head_dims[h], 4, 2, 160, 160, 1);
+    core_init(&f, kv, (int)head_dims[h], 4, 2, 160, 160, 1);
     core_run(&f, &rng, 150, 0, 1);
     for (size_t i = 0; i < (size_t)150 * 4 * head_dims[h]; i++) ck_assert(isfinite(f.ctx.heads[i]));
     core_check(&f, 150, 0, 1, "large scores");
@@ -384,12 +385,12 @@ END_TEST
  * same q, k, v: the same rows in the cache and, per row, the same
  * arithmetic (masked keys add exact zeros), so equal outputs. */
 START_TEST(core_prefill_equals_decode) {
-  const lzn_wtype type = (lzn_wtype)_i;
+  const lzn_kv_type kv = (lzn_kv_type)_i;
   for (size_t g = 0; g < 3; g++) {
     const int n = 150, heads = gqa_shapes[g][0], n_kv = gqa_shapes[g][1], hd = 20;
     core_fixture all, one;
-    core_init(&all, type, hd, heads, n_kv, n, n, 1);
-    core_init(&one, type, hd, heads, n_kv, n, 1, 1);
+    core_init(&all, kv, hd, heads, n_kv, n, n, 1);
+    core_init(&one, kv, hd, heads, n_kv, n, 1, 1);
     test_rng rng = {0x7064 + (uint64_t)_i};
     core_fill(&all, &rng, n, 0);
     lzn_attention_core(&all.ctx, 0, n, 0);
@@ -401,7 +402,7 @@ START_TEST(core_prefill_equals_decode) {
       lzn_attention_core(&one.ctx, 0, 1, t);
       for (size_t i = 0; i < q_dim; i++)
         ck_assert_msg(one.ctx.heads[i] == all.ctx.heads[t * q_dim + i], "%s shape %zu token %d: %g vs %g",
-                      kv_names[type], g, t, (double)one.ctx.heads[i], (double)all.ctx.heads[t * q_dim + i]);
+                      kv_names[kv], g, t, (double)one.ctx.heads[i], (double)all.ctx.heads[t * q_dim + i]);
     }
     core_free(&all), core_free(&one);
   }
@@ -414,8 +415,8 @@ START_TEST(core_threads_split_heads) {
   test_rng rng = {0x7468};
   for (size_t g = 0; g < 3; g++) {
     core_fixture one, two;
-    core_init(&one, LZN_WTYPE_F16, 80, gqa_shapes[g][0], gqa_shapes[g][1], 200, 64, 1);
-    core_init(&two, LZN_WTYPE_F16, 80, gqa_shapes[g][0], gqa_shapes[g][1], 200, 64, 2);
+    core_init(&one, LZN_KV_F16, 80, gqa_shapes[g][0], gqa_shapes[g][1], 200, 64, 1);
+    core_init(&two, LZN_KV_F16, 80, gqa_shapes[g][0], gqa_shapes[g][1], 200, 64, 2);
     ck_assert_int_ge(lzn_attention_work_items(&one.model, 1, 2), 2);
     for (int call = 0; call < 3; call++) {
       const int n = call == 2 ? 1 : 60, p0 = call * 60;
@@ -488,7 +489,7 @@ START_TEST(kv_type_is_validated_and_sized) {
     lzn_context *ctx = NULL;
     ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
     const int64_t want = 2 * (int64_t)info.n_layers * info.n_kv_heads * 16 *
-                         (int64_t)lzn_wtype_row_bytes((lzn_wtype)kv, (size_t)info.head_dim);
+                         (int64_t)lzn_wtype_row_bytes(lzn_kv_weight_type((lzn_kv_type)kv), (size_t)info.head_dim);
     ck_assert_int_eq(lzn_context_kv_bytes(ctx), want);
     lzn_context_free(ctx);
   }
@@ -520,7 +521,7 @@ int main(void) {
   tcase_set_timeout(core, 120);
   tcase_add_loop_test(core, core_prefill_and_decode_match_exact_softmax, 0, LZN_KV_TYPE_COUNT);
   tcase_add_loop_test(core, core_long_decode, 0, LZN_KV_TYPE_COUNT);
-  tcase_add_loop_test(core, core_large_scores_do_not_overflow, 0, LZN_WTYPE_Q8_0);
+  tcase_add_loop_test(core, core_large_scores_do_not_overflow, 0, LZN_KV_Q8_0);
   tcase_add_loop_test(core, core_prefill_equals_decode, 0, LZN_KV_TYPE_COUNT);
   tcase_add_test(core, core_threads_split_heads);
   suite_add_tcase(s, core);

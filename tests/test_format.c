@@ -78,18 +78,18 @@ static void check_valid_file(const lzn_st_file *f, const unsigned char *data) {
   const char *order[] = {"a", "b", "c", "empty"}; /* file order */
   for (int i = 0; i < 4; i++) ck_assert_str_eq(f->tensors[i].name, order[i]);
   const lzn_st_tensor *a = &f->tensors[0], *b = &f->tensors[1], *c = &f->tensors[2], *e = &f->tensors[3];
-  ck_assert_int_eq(a->dtype, LZN_WTYPE_F32);
+  ck_assert_int_eq(a->dtype, LZN_WEIGHTS_F32);
   ck_assert_int_eq(a->n_dims, 2);
   ck_assert_int_eq(a->shape[0], 2);
   ck_assert_int_eq(a->shape[1], 3);
   ck_assert_int_eq(a->n_elements, 6);
   ck_assert_uint_eq(a->n_bytes, 24);
   ck_assert_ptr_eq(a->data, data);
-  ck_assert_int_eq(b->dtype, LZN_WTYPE_F16);
+  ck_assert_int_eq(b->dtype, LZN_WEIGHTS_F16);
   ck_assert_uint_eq(b->n_bytes, 8);
   ck_assert_ptr_eq(b->data, data + 24);
   ck_assert_int_eq(((const unsigned char *)b->data)[0], 24);
-  ck_assert_int_eq(c->dtype, LZN_WTYPE_BF16);
+  ck_assert_int_eq(c->dtype, LZN_WEIGHTS_BF16);
   ck_assert_int_eq(c->n_dims, 0);
   ck_assert_int_eq(c->n_elements, 1);
   ck_assert_uint_eq(c->n_bytes, 2);
@@ -439,9 +439,9 @@ START_TEST(parse_bad_arguments) {
   ck_assert_ptr_null(lzn_weights_find(NULL, "x"));
   ck_assert_int_eq(lzn_weights_open(NULL, 1, &w), LZN_ERR_INVALID_ARG);
   ck_assert_int_eq(lzn_st_open(NULL, 1, &f), LZN_ERR_INVALID_ARG);
-  ck_assert_str_eq(lzn_wtype_name(LZN_WTYPE_BF16), "BF16");
-  ck_assert_uint_eq(lzn_wtype_block_bytes(LZN_WTYPE_F16), 2);
-  ck_assert_uint_eq(lzn_wtype_block_bytes(LZN_WTYPE_F32), 4);
+  ck_assert_str_eq(lzn_wtype_name(LZN_WEIGHTS_BF16), "BF16");
+  ck_assert_uint_eq(lzn_wtype_block_bytes(LZN_WEIGHTS_F16), 2);
+  ck_assert_uint_eq(lzn_wtype_block_bytes(LZN_WEIGHTS_F32), 4);
 }
 END_TEST
 
@@ -568,7 +568,7 @@ START_TEST(disk_single_file_mmap_and_read) {
     ck_assert_uint_eq(w.n_tensors, 4);
     const lzn_st_tensor *b = lzn_weights_find(&w, "b");
     ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(b->dtype, LZN_WTYPE_F16);
+    ck_assert_int_eq(b->dtype, LZN_WEIGHTS_F16);
     ck_assert_int_eq(((const unsigned char *)b->data)[1], 25);
     ck_assert_ptr_nonnull(lzn_weights_find(&w, "empty"));
     ck_assert_ptr_null(lzn_weights_find(&w, "__metadata__"));
@@ -665,7 +665,7 @@ START_TEST(disk_sharded_folder) {
     ck_assert_ptr_nonnull(head);
     ck_assert_ptr_nonnull(strstr(a->file, SHARD1));
     ck_assert_ptr_nonnull(strstr(head->file, SHARD2));
-    ck_assert_int_eq(head->dtype, LZN_WTYPE_BF16);
+    ck_assert_int_eq(head->dtype, LZN_WEIGHTS_BF16);
     ck_assert_int_eq(((const unsigned char *)b->data)[0], 8);
     ck_assert_int_eq(((const unsigned char *)head->data)[5], 5);
     ck_assert_ptr_null(lzn_weights_find(&w, "decoder"));

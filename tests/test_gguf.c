@@ -630,15 +630,15 @@ static void check_every_tensor_type(uint32_t alignment, const char *seed) {
   ck_assert_uint_eq(f.n_tensors, 5);
   const struct {
     const char *name;
-    lzn_wtype dtype;
+    lzn_weight_type dtype;
     int n_dims;
     int64_t shape[3];
     size_t n_bytes;
     size_t offset_in_alignments;
   } want[] = {
-      {"f32", LZN_WTYPE_F32, 2, {3, 5}, 60, 0},          {"f16", LZN_WTYPE_F16, 1, {7}, 14, 2},
-      {"bf16", LZN_WTYPE_BF16, 3, {2, 2, 2}, 16, 4},     {"q8_0", LZN_WTYPE_Q8_0, 2, {3, 64}, 204, 6},
-      {"q4_0", LZN_WTYPE_Q4_0, 3, {2, 2, 32}, 72, 14},
+      {"f32", LZN_WEIGHTS_F32, 2, {3, 5}, 60, 0},          {"f16", LZN_WEIGHTS_F16, 1, {7}, 14, 2},
+      {"bf16", LZN_WEIGHTS_BF16, 3, {2, 2, 2}, 16, 4},     {"q8_0", LZN_WEIGHTS_Q8_0, 2, {3, 64}, 204, 6},
+      {"q4_0", LZN_WEIGHTS_Q4_0, 3, {2, 2, 32}, 72, 14},
   };
   for (size_t i = 0; i < 5; i++) {
     const lzn_file_tensor *t = lzn_gguf_find_tensor(&f, want[i].name);
@@ -824,7 +824,7 @@ static const char *data_dir(void) {
 /* The quantized ramp (arange(128) / 16 - 4) dequantizes back within the bound. */
 static void check_dequantized(const lzn_file_tensor *t) {
   const unsigned char *p = t->data;
-  const int q8 = t->dtype == LZN_WTYPE_Q8_0;
+  const int q8 = t->dtype == LZN_WEIGHTS_Q8_0;
   const size_t block_bytes = q8 ? 34 : 18;
   for (int b = 0; b < 4; b++, p += block_bytes) {
     const float d = lzn_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
@@ -878,30 +878,30 @@ START_TEST(python_writer_file) {
    * [2, 64] quantized from arange(128) / 16 - 4, BF16 [2] (see gguf_write.py). */
   const lzn_file_tensor *t = lzn_gguf_find_tensor(&f, "f32.weight");
   ck_assert_ptr_nonnull(t);
-  ck_assert(t->dtype == LZN_WTYPE_F32 && t->n_dims == 2 && t->shape[0] == 3 && t->shape[1] == 4);
-  for (int i = 0; i < 12; i++) ck_assert(lzn_wtype_element(LZN_WTYPE_F32, t->data, (size_t)i) == (float)i);
+  ck_assert(t->dtype == LZN_WEIGHTS_F32 && t->n_dims == 2 && t->shape[0] == 3 && t->shape[1] == 4);
+  for (int i = 0; i < 12; i++) ck_assert(lzn_wtype_element(LZN_WEIGHTS_F32, t->data, (size_t)i) == (float)i);
   t = lzn_gguf_find_tensor(&f, "f16.weight");
   ck_assert_ptr_nonnull(t);
-  ck_assert(t->dtype == LZN_WTYPE_F16 && t->n_dims == 1 && t->shape[0] == 5 && t->n_bytes == 10);
-  ck_assert(lzn_wtype_element(LZN_WTYPE_F16, t->data, 4) == -2.0f);
+  ck_assert(t->dtype == LZN_WEIGHTS_F16 && t->n_dims == 1 && t->shape[0] == 5 && t->n_bytes == 10);
+  ck_assert(lzn_wtype_element(LZN_WEIGHTS_F16, t->data, 4) == -2.0f);
   t = lzn_gguf_find_tensor(&f, "q8_0.weight");
   ck_assert_ptr_nonnull(t);
-  ck_assert(t->dtype == LZN_WTYPE_Q8_0 && t->shape[0] == 2 && t->shape[1] == 64 && t->n_bytes == 2 * 2 * 34);
+  ck_assert(t->dtype == LZN_WEIGHTS_Q8_0 && t->shape[0] == 2 && t->shape[1] == 64 && t->n_bytes == 2 * 2 * 34);
   /* Block 0 holds -4 .. -2.0625: scale 4 / 127, and the first weight -127. */
   const unsigned char *q8 = t->data;
   ck_assert_int_eq((int8_t)q8[2], -127);
   check_dequantized(t);
   t = lzn_gguf_find_tensor(&f, "q4_0.weight");
   ck_assert_ptr_nonnull(t);
-  ck_assert(t->dtype == LZN_WTYPE_Q4_0 && t->shape[0] == 2 && t->shape[1] == 64 && t->n_bytes == 2 * 2 * 18);
+  ck_assert(t->dtype == LZN_WEIGHTS_Q4_0 && t->shape[0] == 2 && t->shape[1] == 64 && t->n_bytes == 2 * 2 * 18);
   /* Block 0's largest magnitude is -4 -> d = -4 / -8 = 0.5, q = -4 / 0.5 + 8 = 0. */
   const unsigned char *q4 = t->data;
   ck_assert_uint_eq(q4[2] & 0x0f, 0);
   check_dequantized(t);
   t = lzn_gguf_find_tensor(&f, "bf16.weight");
   ck_assert_ptr_nonnull(t);
-  ck_assert(t->dtype == LZN_WTYPE_BF16 && t->n_dims == 1 && t->shape[0] == 2 && t->n_bytes == 4);
-  ck_assert(lzn_wtype_element(LZN_WTYPE_BF16, t->data, 1) == -3.0f);
+  ck_assert(t->dtype == LZN_WEIGHTS_BF16 && t->n_dims == 1 && t->shape[0] == 2 && t->n_bytes == 4);
+  ck_assert(lzn_wtype_element(LZN_WEIGHTS_BF16, t->data, 1) == -3.0f);
   ck_assert_uint_eq(f.n_tensors, 5);
   for (size_t i = 0; i < f.n_tensors; i++) ck_assert_uint_eq(f.tensors[i].data_offset % 64, 0);
   lzn_gguf_close(&f);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "kernels/half.h"
 #include "kernel_testutil.h"
@@ -67,22 +68,22 @@
 
 /* -------------------------------------------------------------- helpers */
 
-static const char *type_name(lzn_wtype type) { return type == LZN_WTYPE_Q8_0 ? "Q8_0" : "Q4_0"; }
+static const char *type_name(lzn_weight_type type) { return type == LZN_WEIGHTS_Q8_0 ? "Q8_0" : "Q4_0"; }
 
 static size_t n_blocks_of(size_t d) { return (d + LZN_QK - 1) / LZN_QK; }
 
 /* Block b of a row, and its scale and element j (0..31) as numbers. */
-static const void *block_at(lzn_wtype type, const void *row, size_t b) {
+static const void *block_at(lzn_weight_type type, const void *row, size_t b) {
   return (const char *)row + b * lzn_wtype_block_bytes(type);
 }
-static double block_scale(lzn_wtype type, const void *row, size_t b) {
+static double block_scale(lzn_weight_type type, const void *row, size_t b) {
   uint16_t h;
   memcpy(&h, block_at(type, row, b), sizeof h);
   return lzn_f16_to_f32(h);
 }
-static int block_value(lzn_wtype type, const void *row, size_t b, size_t j) {
+static int block_value(lzn_weight_type type, const void *row, size_t b, size_t j) {
   const uint8_t *qs = (const uint8_t *)block_at(type, row, b) + 2;
-  if (type == LZN_WTYPE_Q8_0) return (int8_t)qs[j];
+  if (type == LZN_WEIGHTS_Q8_0) return (int8_t)qs[j];
   const uint8_t byte = qs[j % 16];
   return (j < 16 ? byte & 0x0f : byte >> 4) - 8;
 }
@@ -95,7 +96,7 @@ typedef enum { DATA_INTEGER, DATA_FLOAT } data_kind;
 #define F16_TWO 0x4000u
 
 /* Writes one block: random bytes, a scale by kind; poison = NaN scale. */
-static void fill_block(test_rng *r, lzn_wtype type, data_kind kind, int poison, void *block) {
+static void fill_block(test_rng *r, lzn_weight_type type, data_kind kind, int poison, void *block) {
   uint16_t h;
   if (poison) {
     h = F16_NAN;
@@ -121,7 +122,7 @@ typedef struct {
   size_t row_bytes;
 } qmatrix;
 
-static qmatrix make_qmatrix(test_rng *r, lzn_wtype type, data_kind kind, size_t f, size_t cols,
+static qmatrix make_qmatrix(test_rng *r, lzn_weight_type type, data_kind kind, size_t f, size_t cols,
                             size_t j0, size_t d, const int32_t *idx, size_t n) {
   qmatrix m;
   m.row_bytes = lzn_wtype_row_bytes(type, cols);
@@ -156,7 +157,7 @@ static guarded make_x(test_rng *r, data_kind kind, size_t d) {
     float *v = malloc(d * sizeof(float));
     ck_assert_ptr_nonnull(v);
     for (size_t j = 0; j < d; j++) v[j] = rng_float(r) * (rng_below(r, 8) == 0 ? 10.0f : 1.0f);
-    reference_kernels()->type[LZN_WTYPE_Q8_0].from_f32(x, v, d);
+    reference_kernels()->type[LZN_WEIGHTS_Q8_0].from_f32.fn(x, v, d);
     free(v);
   }
   return g;
@@ -166,16 +167,17 @@ static guarded make_x(test_rng *r, data_kind kind, size_t d) {
 
 START_TEST(block_type_slots_are_filled) {
   const lzn_kernel_table *k = active_kernels();
-  static const lzn_wtype types[] = {LZN_WTYPE_Q8_0, LZN_WTYPE_Q4_0};
+  static const lzn_weight_type types[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0};
   for (size_t i = 0; i < 2; i++) {
     const lzn_type_kernels *t = &k->type[types[i]];
-    ck_assert_msg(t->axpy_rows && t->dot_rows && t->gemv && t->from_f32 && t->to_f32,
+    ck_assert_msg(t->axpy_rows.fn && t->dot_rows.fn && t->gemv.fn && t->from_f32.fn && t->to_f32.fn,
                   "%s has an empty slot", type_name(types[i]));
-    for (int op = 0; op < LZN_KOP_COUNT; op++) ck_assert_int_le(k->slot_isa[types[i]][op], k->isa);
+    for (int op = 0; op < LZN_KOP_COUNT; op++)
+      ck_assert_int_le(lzn_type_slot_isa(k, types[i], (lzn_kop)op), k->isa);
   }
-  ck_assert_int_eq(lzn_wtype_x_type(LZN_WTYPE_Q4_0), LZN_WTYPE_Q8_0);
-  ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WTYPE_Q8_0, 33), 68);
-  ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WTYPE_Q4_0, 4096), 128 * 18);
+  ck_assert_int_eq(lzn_wtype_dot_type(LZN_WEIGHTS_Q4_0), LZN_WEIGHTS_Q8_0);
+  ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, 33), 68);
+  ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WEIGHTS_Q4_0, 4096), 128 * 18);
 }
 END_TEST
 
@@ -192,7 +194,7 @@ static size_t test_rows(size_t d) { return d >= 1000 ? 403 : 1031; }
 
 /* Checks out[t] against the reference value for row idx[t] (idx NULL: row
  * t): exact for integer data, within the bound for floats. */
-static void check_dot_values(lzn_wtype type, data_kind kind, const char *what, const qmatrix *m,
+static void check_dot_values(lzn_weight_type type, data_kind kind, const char *what, const qmatrix *m,
                              size_t j0, size_t d, const int32_t *idx, size_t n, const void *x,
                              const float *out, const float *ref) {
   const size_t nb = n_blocks_of(d);
@@ -205,8 +207,8 @@ static void check_dot_values(lzn_wtype type, data_kind kind, const char *what, c
       for (size_t b = 0; b < nb; b++) {
         double block_abs = 0.0;
         for (size_t j = 0; j < LZN_QK; j++)
-          block_abs += fabs((double)block_value(type, row, b, j) * block_value(LZN_WTYPE_Q8_0, x, b, j));
-        sum_abs += fabs(block_scale(type, row, b) * block_scale(LZN_WTYPE_Q8_0, x, b)) * block_abs;
+          block_abs += fabs((double)block_value(type, row, b, j) * block_value(LZN_WEIGHTS_Q8_0, x, b, j));
+        sum_abs += fabs(block_scale(type, row, b) * block_scale(LZN_WEIGHTS_Q8_0, x, b)) * block_abs;
       }
       bound = ROUNDING_SLACK * DOT_ROUNDINGS(nb) * FLT_EPSILON * sum_abs + UNDERFLOW_SLACK * (double)nb;
     }
@@ -219,7 +221,7 @@ static void check_dot_values(lzn_wtype type, data_kind kind, const char *what, c
 
 /* One dot_rows call, active vs reference, on the column slice [j0, j0 + d)
  * of an f-row matrix of `cols` columns. */
-static void check_dot(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, data_kind kind,
+static void check_dot(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind,
                       size_t f, size_t cols, size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   ck_assert_ptr_nonnull(idx);
@@ -231,8 +233,8 @@ static void check_dot(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, da
   float *out = (float *)out_mem.data + (n ? 0 : 1), *ref = malloc((n + 1) * sizeof(float));
   ck_assert_ptr_nonnull(ref);
 
-  reference_kernels()->type[type].dot_rows(ref, w, m.row_bytes, d, idx, n, x_mem.data);
-  k->type[type].dot_rows(out, w, m.row_bytes, d, idx, n, x_mem.data);
+  reference_kernels()->type[type].dot_rows.fn(ref, w, m.row_bytes, d, idx, n, x_mem.data);
+  k->type[type].dot_rows.fn(out, w, m.row_bytes, d, idx, n, x_mem.data);
   char what[64];
   snprintf(what, sizeof what, "dot_rows %s f=%zu cols=%zu", pattern_names[pattern], f, cols);
   check_dot_values(type, kind, what, &m, j0, d, idx, n, x_mem.data, out, ref);
@@ -245,7 +247,7 @@ static void check_dot(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, da
 
 /* One gemv call over rows [0, n_rows) of an f-row matrix (the rows from
  * n_rows on are poisoned). */
-static void check_gemv(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, data_kind kind,
+static void check_gemv(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind,
                        size_t f, size_t n_rows, size_t d) {
   int32_t *idx = calloc(n_rows + 1, sizeof(int32_t));
   ck_assert_ptr_nonnull(idx);
@@ -255,8 +257,8 @@ static void check_gemv(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, d
   guarded out_mem = guarded_alloc((n_rows ? n_rows : 1) * sizeof(float));
   float *out = (float *)out_mem.data + (n_rows ? 0 : 1), *ref = malloc((n_rows + 1) * sizeof(float));
   ck_assert_ptr_nonnull(ref);
-  reference_kernels()->type[type].gemv(ref, m.mem.data, m.row_bytes, d, n_rows, x_mem.data);
-  k->type[type].gemv(out, m.mem.data, m.row_bytes, d, n_rows, x_mem.data);
+  reference_kernels()->type[type].gemv.fn(ref, m.mem.data, m.row_bytes, d, n_rows, x_mem.data);
+  k->type[type].gemv.fn(out, m.mem.data, m.row_bytes, d, n_rows, x_mem.data);
   char what[64];
   snprintf(what, sizeof what, "gemv f=%zu n_rows=%zu", f, n_rows);
   check_dot_values(type, kind, what, &m, 0, d, NULL, n_rows, x_mem.data, out, ref);
@@ -267,7 +269,7 @@ static void check_gemv(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, d
   guarded_free(&out_mem);
 }
 
-static void dot_all_patterns(lzn_wtype type, data_kind kind, uint64_t seed) {
+static void dot_all_patterns(lzn_weight_type type, data_kind kind, uint64_t seed) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t di = 0; di < N_TEST_DIMS; di++) {
@@ -279,13 +281,13 @@ static void dot_all_patterns(lzn_wtype type, data_kind kind, uint64_t seed) {
   }
 }
 
-START_TEST(q8_0_dot_exact_on_integer_data) { dot_all_patterns(LZN_WTYPE_Q8_0, DATA_INTEGER, 0x9e0001u); }
+START_TEST(q8_0_dot_exact_on_integer_data) { dot_all_patterns(LZN_WEIGHTS_Q8_0, DATA_INTEGER, 0x9e0001u); }
 END_TEST
-START_TEST(q8_0_dot_within_rounding_on_float_data) { dot_all_patterns(LZN_WTYPE_Q8_0, DATA_FLOAT, 0x9e0002u); }
+START_TEST(q8_0_dot_within_rounding_on_float_data) { dot_all_patterns(LZN_WEIGHTS_Q8_0, DATA_FLOAT, 0x9e0002u); }
 END_TEST
-START_TEST(q4_0_dot_exact_on_integer_data) { dot_all_patterns(LZN_WTYPE_Q4_0, DATA_INTEGER, 0x9e0003u); }
+START_TEST(q4_0_dot_exact_on_integer_data) { dot_all_patterns(LZN_WEIGHTS_Q4_0, DATA_INTEGER, 0x9e0003u); }
 END_TEST
-START_TEST(q4_0_dot_within_rounding_on_float_data) { dot_all_patterns(LZN_WTYPE_Q4_0, DATA_FLOAT, 0x9e0004u); }
+START_TEST(q4_0_dot_within_rounding_on_float_data) { dot_all_patterns(LZN_WEIGHTS_Q4_0, DATA_FLOAT, 0x9e0004u); }
 END_TEST
 
 /* Column slices as the threads get them: j0 on a block boundary, the slice
@@ -299,7 +301,7 @@ static const slice test_slices[] = {
 };
 #define N_TEST_SLICES (sizeof test_slices / sizeof test_slices[0])
 
-static void dot_on_slices(lzn_wtype type, uint64_t seed) {
+static void dot_on_slices(lzn_weight_type type, uint64_t seed) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t i = 0; i < N_TEST_SLICES; i++) {
@@ -310,9 +312,9 @@ static void dot_on_slices(lzn_wtype type, uint64_t seed) {
   }
 }
 
-START_TEST(q8_0_dot_on_column_slices) { dot_on_slices(LZN_WTYPE_Q8_0, 0x9e0005u); }
+START_TEST(q8_0_dot_on_column_slices) { dot_on_slices(LZN_WEIGHTS_Q8_0, 0x9e0005u); }
 END_TEST
-START_TEST(q4_0_dot_on_column_slices) { dot_on_slices(LZN_WTYPE_Q4_0, 0x9e0006u); }
+START_TEST(q4_0_dot_on_column_slices) { dot_on_slices(LZN_WEIGHTS_Q4_0, 0x9e0006u); }
 END_TEST
 
 /* n = 1..40 rows: every split into full groups and a rest. */
@@ -321,7 +323,7 @@ START_TEST(dot_every_group_split) {
   test_rng r = {0x9e0007u};
   static const size_t dims[] = {5, 32, 130, 1100};
   for (int ti = 0; ti < 2; ti++) {
-    const lzn_wtype type = ti ? LZN_WTYPE_Q4_0 : LZN_WTYPE_Q8_0;
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
       for (size_t f = 1; f <= 40; f++) {
         check_dot(k, &r, type, DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
@@ -336,7 +338,7 @@ END_TEST
 /* One axpy_rows call, active vs reference, on the column slice [j0, j0 + d)
  * of an f-row matrix of `cols` columns; y is the slice of a guarded vector
  * of cols floats, and the columns outside the slice must be left alone. */
-static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, data_kind kind,
+static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind,
                        size_t f, size_t cols, size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   float *coef = malloc(rows_capacity(f) * sizeof(float));
@@ -356,8 +358,8 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, d
   memcpy(y, y0, cols * sizeof(float));
   memcpy(ref, y0, cols * sizeof(float));
 
-  reference_kernels()->type[type].axpy_rows(ref + j0, d, w, m.row_bytes, idx, coef, n);
-  k->type[type].axpy_rows(y + j0, d, w, m.row_bytes, idx, coef, n);
+  reference_kernels()->type[type].axpy_rows.fn(ref + j0, d, w, m.row_bytes, idx, coef, n);
+  k->type[type].axpy_rows.fn(y + j0, d, w, m.row_bytes, idx, coef, n);
 
   for (size_t j = 0; j < cols; j++) {
     if (j < j0 || j >= j0 + d) {
@@ -391,7 +393,7 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_wtype type, d
   guarded_free(&y_mem);
 }
 
-static void axpy_all_patterns(lzn_wtype type, data_kind kind, uint64_t seed) {
+static void axpy_all_patterns(lzn_weight_type type, data_kind kind, uint64_t seed) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t di = 0; di < N_TEST_DIMS; di++) {
@@ -400,16 +402,16 @@ static void axpy_all_patterns(lzn_wtype type, data_kind kind, uint64_t seed) {
   }
 }
 
-START_TEST(q8_0_axpy_exact_on_integer_data) { axpy_all_patterns(LZN_WTYPE_Q8_0, DATA_INTEGER, 0x9e0011u); }
+START_TEST(q8_0_axpy_exact_on_integer_data) { axpy_all_patterns(LZN_WEIGHTS_Q8_0, DATA_INTEGER, 0x9e0011u); }
 END_TEST
-START_TEST(q8_0_axpy_within_rounding_on_float_data) { axpy_all_patterns(LZN_WTYPE_Q8_0, DATA_FLOAT, 0x9e0012u); }
+START_TEST(q8_0_axpy_within_rounding_on_float_data) { axpy_all_patterns(LZN_WEIGHTS_Q8_0, DATA_FLOAT, 0x9e0012u); }
 END_TEST
-START_TEST(q4_0_axpy_exact_on_integer_data) { axpy_all_patterns(LZN_WTYPE_Q4_0, DATA_INTEGER, 0x9e0013u); }
+START_TEST(q4_0_axpy_exact_on_integer_data) { axpy_all_patterns(LZN_WEIGHTS_Q4_0, DATA_INTEGER, 0x9e0013u); }
 END_TEST
-START_TEST(q4_0_axpy_within_rounding_on_float_data) { axpy_all_patterns(LZN_WTYPE_Q4_0, DATA_FLOAT, 0x9e0014u); }
+START_TEST(q4_0_axpy_within_rounding_on_float_data) { axpy_all_patterns(LZN_WEIGHTS_Q4_0, DATA_FLOAT, 0x9e0014u); }
 END_TEST
 
-static void axpy_on_slices(lzn_wtype type, uint64_t seed) {
+static void axpy_on_slices(lzn_weight_type type, uint64_t seed) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {seed};
   for (size_t i = 0; i < N_TEST_SLICES; i++) {
@@ -420,9 +422,9 @@ static void axpy_on_slices(lzn_wtype type, uint64_t seed) {
   }
 }
 
-START_TEST(q8_0_axpy_on_column_slices) { axpy_on_slices(LZN_WTYPE_Q8_0, 0x9e0015u); }
+START_TEST(q8_0_axpy_on_column_slices) { axpy_on_slices(LZN_WEIGHTS_Q8_0, 0x9e0015u); }
 END_TEST
-START_TEST(q4_0_axpy_on_column_slices) { axpy_on_slices(LZN_WTYPE_Q4_0, 0x9e0016u); }
+START_TEST(q4_0_axpy_on_column_slices) { axpy_on_slices(LZN_WEIGHTS_Q4_0, 0x9e0016u); }
 END_TEST
 
 START_TEST(axpy_every_group_split) {
@@ -430,7 +432,7 @@ START_TEST(axpy_every_group_split) {
   test_rng r = {0x9e0017u};
   static const size_t dims[] = {5, 32, 130, 1100};
   for (int ti = 0; ti < 2; ti++) {
-    const lzn_wtype type = ti ? LZN_WTYPE_Q4_0 : LZN_WTYPE_Q8_0;
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
       for (size_t f = 1; f <= 40; f++) check_axpy(k, &r, type, DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
   }
@@ -495,7 +497,7 @@ START_TEST(conversions_match_reference_bytes) {
   float *v = malloc(4097 * sizeof(float)), *back_ref = malloc(4097 * sizeof(float));
   ck_assert(v && back_ref);
   for (int ti = 0; ti < 2; ti++) {
-    const lzn_wtype type = ti ? LZN_WTYPE_Q4_0 : LZN_WTYPE_Q8_0;
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
     for (size_t di = 0; di < N_CONVERSION_DIMS; di++)
       for (int kind = -1; kind < X_N_KINDS; kind++)
         for (int rep = 0; rep < 4; rep++) {
@@ -504,15 +506,15 @@ START_TEST(conversions_match_reference_bytes) {
           guarded got = guarded_alloc(bytes), back = guarded_alloc(d * sizeof(float));
           unsigned char *want = malloc(bytes);
           ck_assert_ptr_nonnull(want);
-          ref->type[type].from_f32(want, v, d);
-          k->type[type].from_f32(got.data, v, d);
+          ref->type[type].from_f32.fn(want, v, d);
+          k->type[type].from_f32.fn(got.data, v, d);
           for (size_t i = 0; i < bytes; i++)
             if (((unsigned char *)got.data)[i] != want[i])
               ck_abort_msg("%s from_f32 d=%zu kind %d: byte %zu (block %zu) = 0x%02x, reference 0x%02x",
                            type_name(type), d, kind, i, i / lzn_wtype_block_bytes(type),
                            ((unsigned char *)got.data)[i], want[i]);
-          ref->type[type].to_f32(back_ref, want, d);
-          k->type[type].to_f32(back.data, want, d);
+          ref->type[type].to_f32.fn(back_ref, want, d);
+          k->type[type].to_f32.fn(back.data, want, d);
           if (memcmp(back.data, back_ref, d * sizeof(float)) != 0)
             ck_abort_msg("%s to_f32 d=%zu differs from the reference", type_name(type), d);
           free(want);
@@ -535,18 +537,18 @@ static float block_max(const float *v, size_t n) {
 
 /* x -> from_f32 -> to_f32 is within the bound above of x, per element; the
  * padding of the last block is value 0; a block of zeros has d = 0. */
-static void check_round_trip(const lzn_kernel_table *k, lzn_wtype type, const float *v, size_t d,
+static void check_round_trip(const lzn_kernel_table *k, lzn_weight_type type, const float *v, size_t d,
                              const char *what) {
   const size_t bytes = lzn_wtype_row_bytes(type, d), nb = n_blocks_of(d);
   void *q = malloc(bytes);
   float *back = malloc(nb * LZN_QK * sizeof(float));
   ck_assert(q && back);
-  k->type[type].from_f32(q, v, d);
-  k->type[type].to_f32(back, q, nb * LZN_QK); /* the padding too */
+  k->type[type].from_f32.fn(q, v, d);
+  k->type[type].to_f32.fn(back, q, nb * LZN_QK); /* the padding too */
   for (size_t b = 0; b < nb; b++) {
     const size_t len = d - b * LZN_QK < LZN_QK ? d - b * LZN_QK : LZN_QK;
     const float max = block_max(v + b * LZN_QK, len);
-    const float scale = type == LZN_WTYPE_Q8_0 ? fabsf(max) / 127.0f : max / -8.0f; /* fp32, as stored before fp16 */
+    const float scale = type == LZN_WEIGHTS_Q8_0 ? fabsf(max) / 127.0f : max / -8.0f; /* fp32, as stored before fp16 */
     const double stored = block_scale(type, q, b);
     if (max == 0.0f) ck_assert_msg(stored == 0.0, "%s %s: block %zu of zeros has d = %g", type_name(type), what, b, stored);
     for (size_t j = 0; j < LZN_QK; j++) {
@@ -558,7 +560,7 @@ static void check_round_trip(const lzn_kernel_table *k, lzn_wtype type, const fl
       }
       const double x = v[b * LZN_QK + j];
       double steps = ROUND_TRIP_HALF_STEP;
-      if (type == LZN_WTYPE_Q4_0 && scale != 0.0f && x / scale > 7.49) steps = 1.0; /* clamped to 7 */
+      if (type == LZN_WEIGHTS_Q4_0 && scale != 0.0f && x / scale > 7.49) steps = 1.0; /* clamped to 7 */
       double bound = fabs((double)scale) * (steps + ROUND_TRIP_FP32_STEPS) +
                      abs(value) * fabs((double)scale - stored) + FLT_EPSILON * fabs(x);
       /* A scale below fp16's smallest subnormal is stored as 0: the block
@@ -583,7 +585,7 @@ START_TEST(round_trip_within_half_a_step) {
   static const char *const kind_names[X_N_KINDS] = {"uniform", "scaled", "ties", "zero",
                                                     "one huge", "negative max", "tiny"};
   for (int ti = 0; ti < 2; ti++) {
-    const lzn_wtype type = ti ? LZN_WTYPE_Q4_0 : LZN_WTYPE_Q8_0;
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
     for (size_t di = 0; di < N_CONVERSION_DIMS; di++)
       for (int kind = 0; kind < X_N_KINDS; kind++) {
         make_values(&r, v, conversion_dims[di], kind);
@@ -602,7 +604,7 @@ START_TEST(known_blocks) {
   lzn_block_q8_0 q8;
   for (size_t j = 0; j < LZN_QK; j++) v[j] = 0.0f;
   v[0] = 127.0f, v[1] = 2.5f, v[2] = -2.5f, v[3] = 0.49999997f, v[4] = -0.5f, v[5] = -127.0f, v[6] = 3.4999998f;
-  k->type[LZN_WTYPE_Q8_0].from_f32(&q8, v, LZN_QK);
+  k->type[LZN_WEIGHTS_Q8_0].from_f32.fn(&q8, v, LZN_QK);
   ck_assert_uint_eq(q8.d, F16_ONE);
   static const int8_t want8[7] = {127, 3, -3, 0, -1, -127, 3};
   for (size_t j = 0; j < 7; j++) ck_assert_int_eq(q8.qs[j], want8[j]);
@@ -611,7 +613,7 @@ START_TEST(known_blocks) {
   lzn_block_q8_0 two[2];
   float w33[33] = {0};
   w33[32] = -1.0f;
-  k->type[LZN_WTYPE_Q8_0].from_f32(two, w33, 33);
+  k->type[LZN_WEIGHTS_Q8_0].from_f32.fn(two, w33, 33);
   ck_assert_uint_eq(two[0].d, 0);
   ck_assert_uint_eq(two[1].d, lzn_f32_to_f16(1.0f / 127.0f));
   ck_assert_int_eq(two[1].qs[0], -127);
@@ -621,7 +623,7 @@ START_TEST(known_blocks) {
   lzn_block_q4_0 q4;
   for (size_t j = 0; j < LZN_QK; j++) v[j] = 0.0f;
   v[0] = -8.0f, v[1] = 7.4f, v[2] = 7.6f, v[16] = 8.0f, v[17] = -0.5f, v[18] = 0.5f;
-  k->type[LZN_WTYPE_Q4_0].from_f32(&q4, v, LZN_QK);
+  k->type[LZN_WEIGHTS_Q4_0].from_f32.fn(&q4, v, LZN_QK);
   ck_assert_uint_eq(q4.d, F16_ONE);
   ck_assert_uint_eq(q4.qs[0], 0x00 | 15u << 4); /* -8 -> 0; 8 -> 16 clamped to 15 */
   ck_assert_uint_eq(q4.qs[1], 15u | 8u << 4);   /* 7.4 -> 15 (7.4 + 8.5 = 15.9); -0.5 -> 8 */
@@ -630,14 +632,14 @@ START_TEST(known_blocks) {
   /* Positive max: d negative. */
   for (size_t j = 0; j < LZN_QK; j++) v[j] = 0.0f;
   v[5] = 4.0f, v[6] = -2.0f;
-  k->type[LZN_WTYPE_Q4_0].from_f32(&q4, v, LZN_QK);
+  k->type[LZN_WEIGHTS_Q4_0].from_f32.fn(&q4, v, LZN_QK);
   ck_assert_uint_eq(q4.d, lzn_f32_to_f16(-0.5f));
   ck_assert_uint_eq(q4.qs[5] & 0x0f, 0); /* 4 / -0.5 = -8 -> 0 */
   ck_assert_uint_eq(q4.qs[6] & 0x0f, 12); /* -2 / -0.5 = 4 -> 12 */
   /* All zero: d = 0 / -8 = -0 (fp16 0x8000, as llama.cpp stores it), every
    * nibble 8. */
   for (size_t j = 0; j < LZN_QK; j++) v[j] = 0.0f;
-  k->type[LZN_WTYPE_Q4_0].from_f32(&q4, v, LZN_QK);
+  k->type[LZN_WEIGHTS_Q4_0].from_f32.fn(&q4, v, LZN_QK);
   ck_assert_uint_eq(q4.d, 0x8000u);
   for (size_t j = 0; j < LZN_QK / 2; j++) ck_assert_uint_eq(q4.qs[j], 0x88);
 }
@@ -660,22 +662,22 @@ START_TEST(dot_of_quantized_x_tracks_fp32) {
   lzn_block_q8_0 *xq = malloc(nb * sizeof *xq);
   ck_assert(xf && wf && xq);
   fill_random(&r, xf, d);
-  k->type[LZN_WTYPE_Q8_0].from_f32(xq, xf, d);
+  k->type[LZN_WEIGHTS_Q8_0].from_f32.fn(xq, xf, d);
   for (int ti = 0; ti < 2; ti++) {
-    const lzn_wtype type = ti ? LZN_WTYPE_Q4_0 : LZN_WTYPE_Q8_0;
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
     int32_t idx[64];
     for (size_t i = 0; i < f; i++) idx[i] = (int32_t)i;
     qmatrix m = make_qmatrix(&r, type, DATA_FLOAT, f, d, 0, d, idx, f);
-    k->type[type].gemv(out, m.mem.data, m.row_bytes, d, f, xq);
+    k->type[type].gemv.fn(out, m.mem.data, m.row_bytes, d, f, xq);
     for (size_t i = 0; i < f; i++) {
       const char *row = (const char *)m.mem.data + i * m.row_bytes;
-      k->type[type].to_f32(wf, row, d);
+      k->type[type].to_f32.fn(wf, row, d);
       double exact = 0.0, bound = 0.0, sum_abs = 0.0;
       for (size_t j = 0; j < d; j++) {
         exact += (double)wf[j] * xf[j];
         /* x's quantization error: half a step of its block, |w| times. */
         sum_abs += fabs((double)wf[j] * xf[j]);
-        bound += fabs((double)wf[j]) * X_QUANT_STEPS * block_scale(LZN_WTYPE_Q8_0, xq, j / LZN_QK);
+        bound += fabs((double)wf[j]) * X_QUANT_STEPS * block_scale(LZN_WEIGHTS_Q8_0, xq, j / LZN_QK);
       }
       bound += X_DOT_RELATIVE * sum_abs;
       if (!(fabs((double)out[i] - exact) <= bound))

@@ -67,6 +67,5 @@ static size_t avx2_relu_compact(const float *h, size_t n, float threshold,
 
 void lzn_install_avx2_act(lzn_kernel_table *t);
 void lzn_install_avx2_act(lzn_kernel_table *t) {
-  t->relu_compact = avx2_relu_compact;
-  t->relu_compact_isa = LZN_ISA_AVX2;
+  LZN_SET(t->relu_compact, LZN_ISA_AVX2, avx2_relu_compact);
 }

@@ -71,19 +71,19 @@ static void avx2_attn_f16_store(void *dst, size_t row_bytes, const float *src, s
   }
 }
 
-#define INSTALL_AVX2_ATTN(t, type, name)                                                   \
-  do {                                                                                     \
-    LZN_SET_ATTN_SLOT(t, type, scores, LZN_ATTN_SCORES, LZN_ISA_AVX2, name##_scores);      \
-    LZN_SET_ATTN_SLOT(t, type, weighted_sum, LZN_ATTN_WEIGHTED_SUM, LZN_ISA_AVX2,          \
-                      name##_weighted_sum);                                                \
+#define INSTALL_AVX2_ATTN(t, type, name)                                   \
+  do {                                                                    \
+    LZN_SET(t->attn[type].scores, LZN_ISA_AVX2, name##_scores);             \
+    LZN_SET(t->attn[type].weighted_sum, LZN_ISA_AVX2, name##_weighted_sum); \
   } while (0)
 
 void lzn_install_avx2_attn(lzn_kernel_table *t);
 void lzn_install_avx2_attn(lzn_kernel_table *t) {
-  INSTALL_AVX2_ATTN(t, LZN_WTYPE_F32, avx2_attn_f32);
-  INSTALL_AVX2_ATTN(t, LZN_WTYPE_F16, avx2_attn_f16);
-  INSTALL_AVX2_ATTN(t, LZN_WTYPE_BF16, avx2_attn_bf16);
-  INSTALL_AVX2_ATTN(t, LZN_WTYPE_Q8_0, avx2_attn_q8_0);
-  LZN_SET_ATTN_SLOT(t, LZN_WTYPE_F16, store, LZN_ATTN_STORE, LZN_ISA_AVX2, avx2_attn_f16_store);
-  LZN_SET_SOFTMAX_SLOTS(t, LZN_ISA_AVX2, attn_max_vec, attn_exp_sum_vec);
+  INSTALL_AVX2_ATTN(t, LZN_KV_F32, avx2_attn_f32);
+  INSTALL_AVX2_ATTN(t, LZN_KV_F16, avx2_attn_f16);
+  INSTALL_AVX2_ATTN(t, LZN_KV_BF16, avx2_attn_bf16);
+  INSTALL_AVX2_ATTN(t, LZN_KV_Q8_0, avx2_attn_q8_0);
+  LZN_SET(t->attn[LZN_KV_F16].store, LZN_ISA_AVX2, avx2_attn_f16_store);
+  LZN_SET(t->attn_max, LZN_ISA_AVX2, attn_max_vec);
+  LZN_SET(t->attn_exp_sum, LZN_ISA_AVX2, attn_exp_sum_vec);
 }

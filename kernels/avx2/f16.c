@@ -37,9 +37,9 @@ static void avx2_f16_to_f32(float *dst, const void *src, size_t d) {
 
 void lzn_install_avx2_f16(lzn_kernel_table *t);
 void lzn_install_avx2_f16(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_F16, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_AVX2, rows_axpy_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_F16, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX2, rows_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_F16, gemv, LZN_KOP_GEMV, LZN_ISA_AVX2, rows_gemv);
-  LZN_SET_SLOT(t, LZN_WTYPE_F16, from_f32, LZN_KOP_FROM_F32, LZN_ISA_AVX2, avx2_f16_from_f32);
-  LZN_SET_SLOT(t, LZN_WTYPE_F16, to_f32, LZN_KOP_TO_F32, LZN_ISA_AVX2, avx2_f16_to_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows, LZN_ISA_AVX2, rows_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_F16].dot_rows, LZN_ISA_AVX2, rows_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_F16].gemv, LZN_ISA_AVX2, rows_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_F16].from_f32, LZN_ISA_AVX2, avx2_f16_from_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_F16].to_f32, LZN_ISA_AVX2, avx2_f16_to_f32);
 }

@@ -26,8 +26,8 @@ static inline __m256i q8_block_dot(__m256i w, __m256i x) {
 
 void lzn_install_avx2_q8_0(lzn_kernel_table *t);
 void lzn_install_avx2_q8_0(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_AVX2, q8_0_axpy_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX2, q8_0_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, gemv, LZN_KOP_GEMV, LZN_ISA_AVX2, q8_0_gemv);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, from_f32, LZN_KOP_FROM_F32, LZN_ISA_AVX2, q8_0_from_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows, LZN_ISA_AVX2, q8_0_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].dot_rows, LZN_ISA_AVX2, q8_0_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].gemv, LZN_ISA_AVX2, q8_0_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].from_f32, LZN_ISA_AVX2, q8_0_from_f32);
 }

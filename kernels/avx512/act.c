@@ -39,6 +39,5 @@ static size_t avx512_relu_compact(const float *h, size_t n, float threshold,
 
 void lzn_install_avx512_act(lzn_kernel_table *t);
 void lzn_install_avx512_act(lzn_kernel_table *t) {
-  t->relu_compact = avx512_relu_compact;
-  t->relu_compact_isa = LZN_ISA_AVX512;
+  LZN_SET(t->relu_compact, LZN_ISA_AVX512, avx512_relu_compact);
 }

@@ -14,7 +14,7 @@ static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) { return vec_load
 
 void lzn_install_avx512_f32(lzn_kernel_table *t);
 void lzn_install_avx512_f32(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_AVX512, rows_axpy_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX512, rows_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, gemv, LZN_KOP_GEMV, LZN_ISA_AVX512, rows_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows, LZN_ISA_AVX512, rows_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].dot_rows, LZN_ISA_AVX512, rows_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].gemv, LZN_ISA_AVX512, rows_gemv);
 }

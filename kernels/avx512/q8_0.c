@@ -26,7 +26,7 @@ static inline __m512i q8_pair_dot(__m512i w, __m512i x) {
 
 void lzn_install_avx512_q8_0(lzn_kernel_table *t);
 void lzn_install_avx512_q8_0(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_AVX512, q8_0_axpy_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX512, q8_0_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, gemv, LZN_KOP_GEMV, LZN_ISA_AVX512, q8_0_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows, LZN_ISA_AVX512, q8_0_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].dot_rows, LZN_ISA_AVX512, q8_0_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].gemv, LZN_ISA_AVX512, q8_0_gemv);
 }

@@ -160,6 +160,6 @@ static void avx512bf16_bf16_gemv(float *out, const void *w, size_t row_bytes, si
 
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t);
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_BF16, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX512BF16, avx512bf16_bf16_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_BF16, gemv, LZN_KOP_GEMV, LZN_ISA_AVX512BF16, avx512bf16_bf16_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512BF16, avx512bf16_bf16_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512BF16, avx512bf16_bf16_gemv);
 }

@@ -23,6 +23,6 @@ static inline __m512i q4_pair_dot(__m512i nibbles, __m512i x, __m512i prep) {
 
 void lzn_install_avx512vnni_q4_0(lzn_kernel_table *t);
 void lzn_install_avx512vnni_q4_0(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_Q4_0, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVX512VNNI, q4_0_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q4_0, gemv, LZN_KOP_GEMV, LZN_ISA_AVX512VNNI, q4_0_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_0].dot_rows, LZN_ISA_AVX512VNNI, q4_0_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_0].gemv, LZN_ISA_AVX512VNNI, q4_0_gemv);
 }

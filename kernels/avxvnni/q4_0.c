@@ -23,6 +23,6 @@ static inline __m256i q4_block_dot(__m256i nibbles, __m256i x, __m256i prep) {
 
 void lzn_install_avxvnni_q4_0(lzn_kernel_table *t);
 void lzn_install_avxvnni_q4_0(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_Q4_0, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVXVNNI, q4_0_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q4_0, gemv, LZN_KOP_GEMV, LZN_ISA_AVXVNNI, q4_0_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_0].dot_rows, LZN_ISA_AVXVNNI, q4_0_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_0].gemv, LZN_ISA_AVXVNNI, q4_0_gemv);
 }

@@ -21,6 +21,6 @@ static inline __m256i q8_block_dot(__m256i w, __m256i x) {
 
 void lzn_install_avxvnni_q8_0(lzn_kernel_table *t);
 void lzn_install_avxvnni_q8_0(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_AVXVNNI, q8_0_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_Q8_0, gemv, LZN_KOP_GEMV, LZN_ISA_AVXVNNI, q8_0_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].dot_rows, LZN_ISA_AVXVNNI, q8_0_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].gemv, LZN_ISA_AVXVNNI, q8_0_gemv);
 }

@@ -20,6 +20,5 @@ static size_t scalar_relu_compact(const float *h, size_t n, float threshold,
 
 void lzn_install_ref_act(lzn_kernel_table *t);
 void lzn_install_ref_act(lzn_kernel_table *t) {
-  t->relu_compact = scalar_relu_compact;
-  t->relu_compact_isa = LZN_ISA_SCALAR;
+  LZN_SET(t->relu_compact, LZN_ISA_SCALAR, scalar_relu_compact);
 }

@@ -130,20 +130,20 @@ REF_ATTN_TYPE(f16)
 REF_ATTN_TYPE(bf16)
 REF_ATTN_TYPE(q8_0)
 
-#define INSTALL_REF_ATTN(t, type, name)                                                          \
-  do {                                                                                           \
-    LZN_SET_ATTN_SLOT(t, type, store, LZN_ATTN_STORE, LZN_ISA_SCALAR, scalar_attn_##name##_store); \
-    LZN_SET_ATTN_SLOT(t, type, scores, LZN_ATTN_SCORES, LZN_ISA_SCALAR,                          \
-                      scalar_attn_##name##_scores);                                              \
-    LZN_SET_ATTN_SLOT(t, type, weighted_sum, LZN_ATTN_WEIGHTED_SUM, LZN_ISA_SCALAR,              \
-                      scalar_attn_##name##_weighted_sum);                                        \
+#define INSTALL_REF_ATTN(t, type, name)                                            \
+  do {                                                                             \
+    LZN_SET(t->attn[type].store, LZN_ISA_SCALAR, scalar_attn_##name##_store);      \
+    LZN_SET(t->attn[type].scores, LZN_ISA_SCALAR, scalar_attn_##name##_scores);    \
+    LZN_SET(t->attn[type].weighted_sum, LZN_ISA_SCALAR,                            \
+            scalar_attn_##name##_weighted_sum);                                    \
   } while (0)
 
 void lzn_install_ref_attn(lzn_kernel_table *t);
 void lzn_install_ref_attn(lzn_kernel_table *t) {
-  INSTALL_REF_ATTN(t, LZN_WTYPE_F32, f32);
-  INSTALL_REF_ATTN(t, LZN_WTYPE_F16, f16);
-  INSTALL_REF_ATTN(t, LZN_WTYPE_BF16, bf16);
-  INSTALL_REF_ATTN(t, LZN_WTYPE_Q8_0, q8_0);
-  LZN_SET_SOFTMAX_SLOTS(t, LZN_ISA_SCALAR, scalar_attn_max, scalar_attn_exp_sum);
+  INSTALL_REF_ATTN(t, LZN_KV_F32, f32);
+  INSTALL_REF_ATTN(t, LZN_KV_F16, f16);
+  INSTALL_REF_ATTN(t, LZN_KV_BF16, bf16);
+  INSTALL_REF_ATTN(t, LZN_KV_Q8_0, q8_0);
+  LZN_SET(t->attn_max, LZN_ISA_SCALAR, scalar_attn_max);
+  LZN_SET(t->attn_exp_sum, LZN_ISA_SCALAR, scalar_attn_exp_sum);
 }

@@ -59,9 +59,9 @@ static void scalar_f32_gemv(float *out, const void *w, size_t row_bytes, size_t 
 
 void lzn_install_ref_f32(lzn_kernel_table *t);
 void lzn_install_ref_f32(lzn_kernel_table *t) {
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, axpy_rows, LZN_KOP_AXPY_ROWS, LZN_ISA_SCALAR, scalar_f32_axpy_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, dot_rows, LZN_KOP_DOT_ROWS, LZN_ISA_SCALAR, scalar_f32_dot_rows);
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, gemv, LZN_KOP_GEMV, LZN_ISA_SCALAR, scalar_f32_gemv);
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, from_f32, LZN_KOP_FROM_F32, LZN_ISA_SCALAR, scalar_f32_copy);
-  LZN_SET_SLOT(t, LZN_WTYPE_F32, to_f32, LZN_KOP_TO_F32, LZN_ISA_SCALAR, scalar_f32_copy_out);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows, LZN_ISA_SCALAR, scalar_f32_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].dot_rows, LZN_ISA_SCALAR, scalar_f32_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].gemv, LZN_ISA_SCALAR, scalar_f32_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].from_f32, LZN_ISA_SCALAR, scalar_f32_copy);
+  LZN_SET(t->type[LZN_WEIGHTS_F32].to_f32, LZN_ISA_SCALAR, scalar_f32_copy_out);
 }

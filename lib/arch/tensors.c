@@ -35,16 +35,15 @@ lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t 
 }
 
 /* The type a matrix stored as `stored` is kept in. */
-static lzn_wtype target_type(const lzn_binder *b, lzn_wtype stored) {
-  lzn_wtype t;
-  return lzn_wtype_from_public(b->want, &t) ? t : stored;
+static lzn_weight_type target_type(const lzn_binder *b, lzn_weight_type stored) {
+  return lzn_wtype_valid(b->want) ? b->want : stored;
 }
 
 /* Whether the file's bytes can be used as a matrix of this type in place:
  * the same type, and aligned for its loads (4 bytes for F32, 2 for the
  * others: fp16 halves and block scales). */
-static int usable_in_place(const lzn_file_tensor *t, lzn_wtype type) {
-  const size_t align = type == LZN_WTYPE_F32 ? 4 : 2;
+static int usable_in_place(const lzn_file_tensor *t, lzn_weight_type type) {
+  const size_t align = type == LZN_WEIGHTS_F32 ? 4 : 2;
   return t->dtype == type && (uintptr_t)t->data % align == 0;
 }
 
@@ -52,7 +51,7 @@ static int usable_in_place(const lzn_file_tensor *t, lzn_wtype type) {
  * the element types, the type's to_f32 for a block type (GGUF). */
 static void read_row(const lzn_binder *b, const lzn_file_tensor *t, int64_t r, size_t cols, float *out) {
   if (lzn_wtype_block_size(t->dtype) > 1) {
-    b->kernels->type[t->dtype].to_f32(out, (const char *)t->data + (size_t)r * lzn_wtype_row_bytes(t->dtype, cols), cols);
+    b->kernels->type[t->dtype].to_f32.fn(out, (const char *)t->data + (size_t)r * lzn_wtype_row_bytes(t->dtype, cols), cols);
     return;
   }
   for (size_t j = 0; j < cols; j++) out[j] = lzn_wtype_element(t->dtype, t->data, (size_t)r * cols + j);
@@ -60,13 +59,13 @@ static void read_row(const lzn_binder *b, const lzn_file_tensor *t, int64_t r, s
 
 /* Converts one fp32 row into dst in type, checking that it fits. */
 static lzn_status write_row(const lzn_binder *b, const lzn_file_tensor *t, const char *name,
-                            int64_t row, lzn_wtype type, const float *src, size_t cols, void *dst) {
+                            int64_t row, lzn_weight_type type, const float *src, size_t cols, void *dst) {
   const size_t bad = lzn_wtype_first_unfit(type, src, cols);
   if (bad < cols)
     return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s%s\" row %lld holds %g at column %zu, which %s "
                     "cannot hold", t->file, b->prefix, name, (long long)row, (double)src[bad], bad,
                     lzn_wtype_name(type));
-  b->kernels->type[type].from_f32(dst, src, cols);
+  b->kernels->type[type].from_f32.fn(dst, src, cols);
   return LZN_OK;
 }
 
@@ -76,7 +75,7 @@ lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d
   *out = NULL;
   lzn_status s = lzn_bind_find(b, name, required, d0, d1, &t);
   if (s != LZN_OK || t == NULL) return s;
-  if (usable_in_place(t, LZN_WTYPE_F32)) {
+  if (usable_in_place(t, LZN_WEIGHTS_F32)) {
     *out = t->data;
   } else {
     void *buffer;
@@ -104,10 +103,10 @@ static int64_t unpermuted_row(int64_t r, int64_t head_dim) {
 static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64_t rows,
                             int64_t cols, int64_t head_dim, lzn_matrix *out) {
   const lzn_file_tensor *t;
-  *out = lzn_matrix_make(target_type(b, LZN_WTYPE_F32), NULL, rows, cols);
+  *out = lzn_matrix_make(target_type(b, LZN_WEIGHTS_F32), NULL, rows, cols);
   lzn_status s = lzn_bind_find(b, name, required, rows, cols, &t);
   if (s != LZN_OK || t == NULL) return s;
-  const lzn_wtype type = target_type(b, t->dtype);
+  const lzn_weight_type type = target_type(b, t->dtype);
   *out = lzn_matrix_make(type, NULL, rows, cols);
   if (usable_in_place(t, type) && head_dim == 0) {
     out->data = t->data;
@@ -146,11 +145,11 @@ lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored) {
   const lzn_file_tensor *t;
-  *out = lzn_matrix_make(target_type(b, LZN_WTYPE_F32), NULL, cols, rows);
+  *out = lzn_matrix_make(target_type(b, LZN_WEIGHTS_F32), NULL, cols, rows);
   *as_stored = lzn_matrix_make(out->type, NULL, rows, cols);
   lzn_status s = lzn_bind_find(b, name, 1, rows, cols, &t);
   if (s != LZN_OK) return s;
-  const lzn_wtype type = target_type(b, t->dtype);
+  const lzn_weight_type type = target_type(b, t->dtype);
   *out = lzn_matrix_make(type, NULL, cols, rows);
   *as_stored = lzn_matrix_make(type, NULL, rows, cols);
   void *buffer;

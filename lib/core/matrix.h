@@ -7,20 +7,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/kernels.h"
+#include "core/wtype.h"
 
 /* rows x cols weights of one type, row-major: row r starts at
  * (const char *)data + r * row_bytes, row_bytes = lzn_wtype_row_bytes(type,
  * cols) (block types: the last block of a row padded). data NULL means the
  * model has no such matrix. */
 typedef struct lzn_matrix {
-  lzn_wtype type;
+  lzn_weight_type type;
   const void *data;
   int64_t rows, cols;
   size_t row_bytes;
 } lzn_matrix;
 
-static inline lzn_matrix lzn_matrix_make(lzn_wtype type, const void *data, int64_t rows,
+static inline lzn_matrix lzn_matrix_make(lzn_weight_type type, const void *data, int64_t rows,
                                          int64_t cols) {
   const lzn_matrix m = {type, data, rows, cols, lzn_wtype_row_bytes(type, (size_t)cols)};
   return m;

@@ -1,37 +1,74 @@
 /*
- * wtype.c: weight type names and scalar element conversions.
+ * wtype.c: the weight-type traits table, names, and scalar element
+ * conversions.
  */
 #include "core/wtype.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <strings.h>
 #include <string.h>
 
+#include "core/errors.h"
 #include "kernels/half.h"
 
-const char *lzn_wtype_name(lzn_wtype type) {
-  switch (type) {
-  case LZN_WTYPE_F32: return "F32";
-  case LZN_WTYPE_F16: return "F16";
-  case LZN_WTYPE_BF16: return "BF16";
-  case LZN_WTYPE_Q8_0: return "Q8_0";
-  case LZN_WTYPE_Q4_0: return "Q4_0";
-  case LZN_WTYPE_COUNT: break;
+const lzn_weight_traits lzn_weight_traits_table[LZN_WEIGHT_TYPE_COUNT] = {
+    /*                   name    ggml  block        block bytes               dot type         align */
+    [LZN_WEIGHTS_F32] = {"F32", 0, 1, 4, LZN_WEIGHTS_F32, 4},
+    [LZN_WEIGHTS_F16] = {"F16", 1, 1, 2, LZN_WEIGHTS_F32, 2},
+    [LZN_WEIGHTS_BF16] = {"BF16", 30, 1, 2, LZN_WEIGHTS_F32, 2},
+    [LZN_WEIGHTS_Q8_0] = {"Q8_0", 8, LZN_QK, sizeof(lzn_block_q8_0), LZN_WEIGHTS_Q8_0, 2},
+    [LZN_WEIGHTS_Q4_0] = {"Q4_0", 2, LZN_QK, sizeof(lzn_block_q4_0), LZN_WEIGHTS_Q8_0, 2},
+};
+_Static_assert(LZN_WEIGHTS_Q4_0 + 1 == LZN_WEIGHT_TYPE_COUNT, "a traits row per lzn_weight_type");
+
+const char *lzn_wtype_name(lzn_weight_type t) { return lzn_wtype_valid(t) ? lzn_weight_traits_table[t].name : "?"; }
+
+const char *lzn_wtype_list(char *buf, size_t size) {
+  if (size > 0) buf[0] = '\0';
+  for (int t = 1; t < LZN_WEIGHT_TYPE_COUNT; t++) {
+    const size_t used = strlen(buf);
+    if (lzn_wtype_valid((lzn_weight_type)t) && used < size)
+      snprintf(buf + used, size - used, "%s%s", used ? ", " : "", lzn_weight_traits_table[t].name);
   }
-  return "?";
+  return buf;
 }
 
-float lzn_wtype_element(lzn_wtype type, const void *data, size_t i) {
+int lzn_wtype_from_ggml(uint32_t ggml_id, lzn_weight_type *out) {
+  for (int t = 1; t < LZN_WEIGHT_TYPE_COUNT; t++)
+    if (lzn_wtype_valid((lzn_weight_type)t) && lzn_weight_traits_table[t].ggml_id == (int)ggml_id) {
+      *out = (lzn_weight_type)t;
+      return 1;
+    }
+  return 0;
+}
+
+/* The cache stores its rows in the weight type of the same name. */
+static const struct {
+  const char *name;
+  lzn_weight_type rows;
+} kv_types[] = {
+    [LZN_KV_F32] = {"F32", LZN_WEIGHTS_F32},
+    [LZN_KV_F16] = {"F16", LZN_WEIGHTS_F16},
+    [LZN_KV_BF16] = {"BF16", LZN_WEIGHTS_BF16},
+    [LZN_KV_Q8_0] = {"Q8_0", LZN_WEIGHTS_Q8_0},
+};
+_Static_assert(sizeof kv_types / sizeof kv_types[0] == LZN_KV_TYPE_COUNT, "a row per lzn_kv_type");
+
+lzn_weight_type lzn_kv_weight_type(lzn_kv_type kv) { return kv_types[kv].rows; }
+
+float lzn_wtype_element(lzn_weight_type type, const void *data, size_t i) {
   const unsigned char *p = data;
   uint16_t h;
   float f;
   switch (type) {
-  case LZN_WTYPE_F32:
+  case LZN_WEIGHTS_F32:
     memcpy(&f, p + 4 * i, 4);
     return f;
-  case LZN_WTYPE_F16:
+  case LZN_WEIGHTS_F16:
     memcpy(&h, p + 2 * i, 2);
     return lzn_f16_to_f32(h);
-  case LZN_WTYPE_BF16:
+  case LZN_WEIGHTS_BF16:
     memcpy(&h, p + 2 * i, 2);
     return lzn_bf16_to_f32(h);
   default:
@@ -39,44 +76,58 @@ float lzn_wtype_element(lzn_wtype type, const void *data, size_t i) {
   }
 }
 
-lzn_weight_type lzn_wtype_to_public(lzn_wtype type) {
-  switch (type) {
-  case LZN_WTYPE_F32: return LZN_WEIGHTS_F32;
-  case LZN_WTYPE_F16: return LZN_WEIGHTS_F16;
-  case LZN_WTYPE_BF16: return LZN_WEIGHTS_BF16;
-  case LZN_WTYPE_Q8_0: return LZN_WEIGHTS_Q8_0;
-  case LZN_WTYPE_Q4_0: return LZN_WEIGHTS_Q4_0;
-  case LZN_WTYPE_COUNT: break;
-  }
-  return LZN_WEIGHTS_AS_STORED;
-}
-
-int lzn_wtype_from_public(lzn_weight_type type, lzn_wtype *out) {
-  switch (type) {
-  case LZN_WEIGHTS_F32: *out = LZN_WTYPE_F32; return 1;
-  case LZN_WEIGHTS_F16: *out = LZN_WTYPE_F16; return 1;
-  case LZN_WEIGHTS_BF16: *out = LZN_WTYPE_BF16; return 1;
-  case LZN_WEIGHTS_Q8_0: *out = LZN_WTYPE_Q8_0; return 1;
-  case LZN_WEIGHTS_Q4_0: *out = LZN_WTYPE_Q4_0; return 1;
-  case LZN_WEIGHTS_AS_STORED: break;
-  }
-  return 0;
-}
-
 /* Values of magnitude 65520 and more round to inf in binary16 (65504 is
  * the largest finite one). */
 #define LZN_F16_OVERFLOW 65520.0f
 
-size_t lzn_wtype_first_unfit(lzn_wtype type, const float *x, size_t n) {
+size_t lzn_wtype_first_unfit(lzn_weight_type type, const float *x, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (!isfinite(x[i])) return i;
-    if (type == LZN_WTYPE_F16 && fabsf(x[i]) >= LZN_F16_OVERFLOW) return i;
+    if (type == LZN_WEIGHTS_F16 && fabsf(x[i]) >= LZN_F16_OVERFLOW) return i;
   }
   return n;
 }
 
+/* ------------------------------------------------------------ public */
+
 LZN_API int64_t lzn_weight_row_bytes(lzn_weight_type type, int64_t n) {
-  lzn_wtype t;
-  if (!lzn_wtype_from_public(type, &t) || n < 0) return -1;
-  return (int64_t)lzn_wtype_row_bytes(t, (size_t)n);
+  if (!lzn_wtype_valid(type) || n < 0) return -1;
+  return (int64_t)lzn_wtype_row_bytes(type, (size_t)n);
+}
+
+LZN_API const char *lzn_weight_type_name(lzn_weight_type type) {
+  if (type == LZN_WEIGHTS_AS_STORED) return "AS_STORED";
+  return lzn_wtype_valid(type) ? lzn_weight_traits_table[type].name : NULL;
+}
+
+LZN_API lzn_status lzn_weight_type_from_name(const char *name, lzn_weight_type *out) {
+  if (name == NULL || out == NULL)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_weight_type_from_name: name and out must not be NULL");
+  for (int t = 0; t < LZN_WEIGHT_TYPE_COUNT; t++) {
+    const char *n = lzn_weight_type_name((lzn_weight_type)t);
+    if (n != NULL && strcasecmp(n, name) == 0) {
+      *out = (lzn_weight_type)t;
+      return LZN_OK;
+    }
+  }
+  char names[256] = "";
+  for (int t = 0; lzn_weight_type_name((lzn_weight_type)t) != NULL; t++)
+    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", t ? ", " : "",
+             lzn_weight_type_name((lzn_weight_type)t));
+  return lzn_fail(LZN_ERR_INVALID_ARG, "\"%.64s\" is not a weight type (%s)", name, names);
+}
+
+LZN_API const char *lzn_kv_type_name(lzn_kv_type type) {
+  return (int)type >= 0 && (int)type < LZN_KV_TYPE_COUNT ? kv_types[type].name : NULL;
+}
+
+LZN_API lzn_status lzn_kv_type_from_name(const char *name, lzn_kv_type *out) {
+  if (name == NULL || out == NULL)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_kv_type_from_name: name and out must not be NULL");
+  for (int t = 0; t < LZN_KV_TYPE_COUNT; t++)
+    if (strcasecmp(kv_types[t].name, name) == 0) {
+      *out = (lzn_kv_type)t;
+      return LZN_OK;
+    }
+  return lzn_fail(LZN_ERR_INVALID_ARG, "\"%.64s\" is not a KV cache type (F32, F16, BF16, Q8_0)", name);
 }

@@ -1,9 +1,14 @@
 /*
- * wtype.h: weight types (kernels/kernels.h defines them and their block
- * layouts): names, and element conversion for the loader. Private.
+ * wtype.h: the weight-type traits table, the one place that says what each
+ * lzn_weight_type is: its name, GGUF id, block size and bytes, the type its
+ * dot products take x in, and the alignment a row needs. Private.
+ *
+ * Every table of the library is indexed by the public lzn_weight_type
+ * value (lazyneuron.h): one enum, never renumbered. Adding a type is a row
+ * here plus new kernel files: kernels/README.md has the checklist.
  */
-#ifndef LZN_WTYPE_H
-#define LZN_WTYPE_H
+#ifndef LZN_CORE_WTYPE_H
+#define LZN_CORE_WTYPE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -11,22 +16,58 @@
 #include "kernels/kernels.h"
 #include "lazyneuron.h"
 
-/* "F32", "F16", "BF16", "Q8_0", "Q4_0": the spelling of safetensors and of
- * GGUF tools; "?" for another value. */
-const char *lzn_wtype_name(lzn_wtype type);
+typedef struct lzn_weight_traits {
+  const char *name;         /* "Q4_0": the spelling of GGUF tools and safetensors; NULL: no type */
+  int ggml_id;              /* GGUF's ggml_type */
+  size_t block_size;        /* weights per block (1 for the element types F32, F16, BF16) */
+  size_t block_bytes;       /* bytes per block */
+  /* The format x is in for this type's dot_rows / gemv: F32 for the float
+   * types; Q8_0 blocks for Q8_0/Q4_0 (llama.cpp's vec_dot_type), so dot
+   * products are integer and VNNI can run them. */
+  lzn_weight_type dot_type;
+  size_t alignment;         /* a row used in place must start at a multiple of it */
+} lzn_weight_traits;
+
+/* Indexed by lzn_weight_type; entry 0 (AS_STORED) is no type. */
+extern const lzn_weight_traits lzn_weight_traits_table[LZN_WEIGHT_TYPE_COUNT];
+
+/* Whether t is a weight type (not AS_STORED, not out of range). */
+static inline int lzn_wtype_valid(lzn_weight_type t) {
+  return (int)t > 0 && (int)t < LZN_WEIGHT_TYPE_COUNT && lzn_weight_traits_table[t].name != NULL;
+}
+static inline const lzn_weight_traits *lzn_wtype_traits(lzn_weight_type t) {
+  return &lzn_weight_traits_table[t];
+}
+static inline size_t lzn_wtype_block_size(lzn_weight_type t) { return lzn_weight_traits_table[t].block_size; }
+static inline size_t lzn_wtype_block_bytes(lzn_weight_type t) { return lzn_weight_traits_table[t].block_bytes; }
+static inline int lzn_wtype_is_block(lzn_weight_type t) { return lzn_weight_traits_table[t].block_size > 1; }
+/* Bytes of a row of d weights (block types: the last block padded). */
+static inline size_t lzn_wtype_row_bytes(lzn_weight_type t, size_t d) {
+  const size_t b = lzn_wtype_block_size(t);
+  return (d + b - 1) / b * lzn_wtype_block_bytes(t);
+}
+static inline lzn_weight_type lzn_wtype_dot_type(lzn_weight_type t) { return lzn_weight_traits_table[t].dot_type; }
+
+/* The name, or "?" for a value that is not a type. */
+const char *lzn_wtype_name(lzn_weight_type t);
+
+/* "F32, F16, BF16, Q8_0, Q4_0": every type, for messages; returns buf. */
+const char *lzn_wtype_list(char *buf, size_t size);
+
+/* The weight type of a GGUF ggml_type id: 1 and *out, or 0 if lazyneuron
+ * does not read that id. */
+int lzn_wtype_from_ggml(uint32_t ggml_id, lzn_weight_type *out);
+
+/* The weight type that stores a KV cache type's rows. */
+lzn_weight_type lzn_kv_weight_type(lzn_kv_type kv);
 
 /* fp16 / bf16 <-> fp32 for single values: kernels/half.h. */
 /* Element i of an array of an element type (F32, F16, BF16) as float; data
  * may be unaligned. */
-float lzn_wtype_element(lzn_wtype type, const void *data, size_t i);
-
-/* The public lzn_weight_type of a weight type and back. lzn_wtype_from_public
- * returns 0 for AS_STORED or a value outside the enum, else 1 and *out. */
-lzn_weight_type lzn_wtype_to_public(lzn_wtype type);
-int lzn_wtype_from_public(lzn_weight_type type, lzn_wtype *out);
+float lzn_wtype_element(lzn_weight_type type, const void *data, size_t i);
 
 /* Whether n fp32 values can become `type` faithfully: finite, and for F16
  * within its range (|x| < 65520, which rounds to 65504 at most). Returns the first bad index, or n. */
-size_t lzn_wtype_first_unfit(lzn_wtype type, const float *x, size_t n);
+size_t lzn_wtype_first_unfit(lzn_weight_type type, const float *x, size_t n);
 
-#endif /* LZN_WTYPE_H */
+#endif /* LZN_CORE_WTYPE_H */

@@ -74,3 +74,7 @@ int lzn_isa_from_name(const char *name) {
     if (strcmp(name, isa_names[i]) == 0) return i;
   return -1;
 }
+
+LZN_API const char *lzn_isa_name_at(int index) {
+  return index >= 0 && index < LZN_ISA_COUNT ? isa_names[index] : NULL;
+}

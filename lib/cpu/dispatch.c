@@ -65,7 +65,7 @@ lzn_status lzn_isa_resolve(const char *forced, unsigned supported, enum lzn_isa 
   const int isa = lzn_isa_from_name(forced);
   const char *reason = NULL;
   if (isa < 0)
-    reason = "is not a known ISA (scalar, avx2, avxvnni, avx512, avx512bf16, avx512vnni)";
+    reason = "is not a known ISA (scalar, avx2, avxvnni, avx512, avx512bf16, avx512vnni: lzn_isa_name_at)";
   else if (!(supported & (1u << isa)))
     reason = "is not supported by this CPU and OS (CPUID/XCR0)";
   else if (!(lzn_isa_compiled() & (1u << isa)))

@@ -50,18 +50,6 @@ static const char *ggml_type_name(uint32_t id) {
   return id < n && ggml_type_names[id] != NULL ? ggml_type_names[id] : "unknown to ggml";
 }
 
-/* The ggml types lazyneuron reads; 0 for the others. */
-static int wtype_of_ggml(uint32_t id, lzn_wtype *out) {
-  switch (id) {
-  case 0: *out = LZN_WTYPE_F32; return 1;
-  case 1: *out = LZN_WTYPE_F16; return 1;
-  case 2: *out = LZN_WTYPE_Q4_0; return 1;
-  case 8: *out = LZN_WTYPE_Q8_0; return 1;
-  case 30: *out = LZN_WTYPE_BF16; return 1;
-  default: return 0;
-  }
-}
-
 /* ----------------------------------------------------------------- reader */
 
 typedef struct reader {
@@ -392,7 +380,7 @@ static lzn_status read_tensor_info(parser *p, size_t index, unsupported_tensor *
                     r->path, t->name, (unsigned long long)offset, r->size);
   t->data_offset = (size_t)offset;
   t->file = NULL; /* set to f->path once parsing succeeds */
-  if (!wtype_of_ggml((uint32_t)type, &t->dtype)) {
+  if (!lzn_wtype_from_ggml((uint32_t)type, &t->dtype)) {
     if (unsupported->index == SIZE_MAX) {
       unsupported->index = f->n_tensors - 1;
       unsupported->ggml_type = (uint32_t)type;
@@ -517,10 +505,12 @@ static lzn_status parse_all(parser *p) {
     f->data_start = r->pos + pad;
   }
   status = place_tensors(p);
-  if (status == LZN_OK && unsupported.index != SIZE_MAX)
-    status = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s\": ggml type %u (%s) is not supported (lazyneuron reads F32, F16, BF16, Q8_0 and Q4_0)",
+  if (status == LZN_OK && unsupported.index != SIZE_MAX) {
+    char readable[128];
+    status = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s\": ggml type %u (%s) is not supported (lazyneuron reads %s)",
                       r->path, f->tensors[unsupported.index].name, unsupported.ggml_type,
-                      ggml_type_name(unsupported.ggml_type));
+                      ggml_type_name(unsupported.ggml_type), lzn_wtype_list(readable, sizeof readable));
+  }
   return status;
 }
 

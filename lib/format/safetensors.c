@@ -30,20 +30,20 @@ typedef struct dtype_info {
   const char *name;
   unsigned bits;
   int supported;
-  lzn_wtype dtype; /* meaningful when supported */
+  lzn_weight_type dtype; /* meaningful when supported */
 } dtype_info;
 
 static const dtype_info known_dtypes[] = {
-    {"F32", 32, 1, LZN_WTYPE_F32},    {"F16", 16, 1, LZN_WTYPE_F16},
-    {"BF16", 16, 1, LZN_WTYPE_BF16},  {"F64", 64, 0, LZN_WTYPE_F32},
-    {"C64", 64, 0, LZN_WTYPE_F32},    {"I64", 64, 0, LZN_WTYPE_F32},
-    {"U64", 64, 0, LZN_WTYPE_F32},    {"I32", 32, 0, LZN_WTYPE_F32},
-    {"U32", 32, 0, LZN_WTYPE_F32},    {"I16", 16, 0, LZN_WTYPE_F32},
-    {"U16", 16, 0, LZN_WTYPE_F32},    {"I8", 8, 0, LZN_WTYPE_F32},
-    {"U8", 8, 0, LZN_WTYPE_F32},      {"BOOL", 8, 0, LZN_WTYPE_F32},
-    {"F8_E4M3", 8, 0, LZN_WTYPE_F32}, {"F8_E5M2", 8, 0, LZN_WTYPE_F32},
-    {"F8_E8M0", 8, 0, LZN_WTYPE_F32}, {"F6_E2M3", 6, 0, LZN_WTYPE_F32},
-    {"F6_E3M2", 6, 0, LZN_WTYPE_F32}, {"F4", 4, 0, LZN_WTYPE_F32},
+    {"F32", 32, 1, LZN_WEIGHTS_F32},    {"F16", 16, 1, LZN_WEIGHTS_F16},
+    {"BF16", 16, 1, LZN_WEIGHTS_BF16},  {"F64", 64, 0, LZN_WEIGHTS_F32},
+    {"C64", 64, 0, LZN_WEIGHTS_F32},    {"I64", 64, 0, LZN_WEIGHTS_F32},
+    {"U64", 64, 0, LZN_WEIGHTS_F32},    {"I32", 32, 0, LZN_WEIGHTS_F32},
+    {"U32", 32, 0, LZN_WEIGHTS_F32},    {"I16", 16, 0, LZN_WEIGHTS_F32},
+    {"U16", 16, 0, LZN_WEIGHTS_F32},    {"I8", 8, 0, LZN_WEIGHTS_F32},
+    {"U8", 8, 0, LZN_WEIGHTS_F32},      {"BOOL", 8, 0, LZN_WEIGHTS_F32},
+    {"F8_E4M3", 8, 0, LZN_WEIGHTS_F32}, {"F8_E5M2", 8, 0, LZN_WEIGHTS_F32},
+    {"F8_E8M0", 8, 0, LZN_WEIGHTS_F32}, {"F6_E2M3", 6, 0, LZN_WEIGHTS_F32},
+    {"F6_E3M2", 6, 0, LZN_WEIGHTS_F32}, {"F4", 4, 0, LZN_WEIGHTS_F32},
 };
 
 static const dtype_info *dtype_lookup(const char *name) {

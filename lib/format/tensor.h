@@ -17,7 +17,7 @@
  * innermost first; its parser reverses them.) */
 typedef struct lzn_file_tensor {
   char *name;
-  lzn_wtype dtype;
+  lzn_weight_type dtype;
   int n_dims;
   int64_t shape[LZN_TENSOR_MAX_DIMS];
   int64_t n_elements;  /* product of shape; 1 for a scalar (n_dims == 0) */

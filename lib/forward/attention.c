@@ -91,11 +91,11 @@ static void softmax_step(const lzn_kernel_table *k, float *s, int n_keys, int vi
                          float *l, float *out, int hd) {
   float m_new = *m;
   if (visible > 0) {
-    const float tile_max = k->attn_max(s, (size_t)visible);
+    const float tile_max = k->attn_max.fn(s, (size_t)visible);
     m_new = tile_max > m_new ? tile_max : m_new;
   }
   const float alpha = expf(*m - m_new); /* 0 on the first tile: m = -inf */
-  const float sum = visible > 0 ? k->attn_exp_sum(s, (size_t)visible, m_new) : 0.0f;
+  const float sum = visible > 0 ? k->attn_exp_sum.fn(s, (size_t)visible, m_new) : 0.0f;
   for (int j = visible; j < n_keys; j++) s[j] = 0.0f;
   if (alpha != 1.0f)
     for (int c = 0; c < hd; c++) out[c] *= alpha;
@@ -125,7 +125,7 @@ static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const at
   const int last_key = p->p0 + t1 - 1; /* the last row's own position */
   for (int k0 = 0; k0 <= last_key; k0 += TILE_KEYS) {
     const int n_keys = last_key + 1 - k0 < TILE_KEYS ? last_key + 1 - k0 : TILE_KEYS;
-    kern->scores(scores, TILE_KEYS, q, (size_t)hd, (size_t)rows, k_rows + (size_t)k0 * ctx->kv_row_bytes,
+    kern->scores.fn(scores, TILE_KEYS, q, (size_t)hd, (size_t)rows, k_rows + (size_t)k0 * ctx->kv_row_bytes,
                  ctx->kv_row_bytes, (size_t)n_keys, (size_t)hd);
     for (int r = 0; r < rows; r++) {
       const int position = p->p0 + t0 + r / heads, visible = position + 1 - k0;
@@ -133,7 +133,7 @@ static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const at
                    visible < 0 ? 0 : visible < n_keys ? visible : n_keys, &row_max[r], &row_sum[r],
                    out + (size_t)r * hd, hd);
     }
-    kern->weighted_sum(out, (size_t)hd, scores, TILE_KEYS, (size_t)rows,
+    kern->weighted_sum.fn(out, (size_t)hd, scores, TILE_KEYS, (size_t)rows,
                        v_rows + (size_t)k0 * ctx->kv_row_bytes, ctx->kv_row_bytes, (size_t)n_keys,
                        (size_t)hd);
   }
@@ -157,9 +157,9 @@ void lzn_attention_core(lzn_context *ctx, int layer, int n, int p0) {
   const int threads = ctx->exec.n_threads, hd = m->head_dim;
   const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)hd;
   for (int kv = 0; kv < m->n_kv_heads; kv++) {
-    kern->store(kv_cache_row(ctx, ctx->k_cache, layer, kv, p0), ctx->kv_row_bytes,
+    kern->store.fn(kv_cache_row(ctx, ctx->k_cache, layer, kv, p0), ctx->kv_row_bytes,
                 ctx->k + (size_t)kv * hd, kv_dim, (size_t)n, (size_t)hd);
-    kern->store(kv_cache_row(ctx, ctx->v_cache, layer, kv, p0), ctx->kv_row_bytes,
+    kern->store.fn(kv_cache_row(ctx, ctx->v_cache, layer, kv, p0), ctx->kv_row_bytes,
                 ctx->v + (size_t)kv * hd, kv_dim, (size_t)n, (size_t)hd);
   }
   const attn_plan p = make_plan(m, n, p0, threads);

@@ -27,7 +27,7 @@ void lzn_add_in_place(float *x, const float *y, size_t n) {
 lzn_status lzn_embed(lzn_context *ctx, const int32_t *tokens, int n, int p0, const int *positions) {
   const lzn_model *m = ctx->model;
   const int d = m->d_model, e = m->d_embed;
-  const lzn_to_f32_fn to_f32 = ctx->exec.kernels->type[m->embed_tokens.type].to_f32;
+  const lzn_to_f32_fn to_f32 = ctx->exec.kernels->type[m->embed_tokens.type].to_f32.fn;
   float *dst = m->project_in.data ? ctx->embed : ctx->hidden;
   for (int t = 0; t < n; t++)
     to_f32(dst + (size_t)t * e, lzn_matrix_row(&m->embed_tokens, tokens[t]), (size_t)e);

@@ -60,7 +60,7 @@ static void down_sparse_token(lzn_context *ctx, int layer, const float *h, float
                               float *out) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[layer];
-  const size_t n_active = ctx->exec.kernels->relu_compact(h, (size_t)m->d_ff, threshold,
+  const size_t n_active = ctx->exec.kernels->relu_compact.fn(h, (size_t)m->d_ff, threshold,
                                                      ctx->active_idx, ctx->active_val);
   count_sparse(ctx, layer, ctx->active_idx, n_active);
   bias_rows(out, w->down_b, 1, m->d_model);
@@ -123,7 +123,7 @@ static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n
     const float *h = up + (size_t)t * f;
     threshold[t] = lzn_token_threshold(ctx, h, ctx->params.threshold);
     if (mode == LZN_MLP_AUTO && n == 1)
-      active_total += ctx->exec.kernels->relu_compact(h, (size_t)f, threshold[t], ctx->active_idx,
+      active_total += ctx->exec.kernels->relu_compact.fn(h, (size_t)f, threshold[t], ctx->active_idx,
                                                  ctx->active_val);
   }
   /* A batch reads the union of its active rows once (union.c). */

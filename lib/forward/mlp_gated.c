@@ -76,7 +76,7 @@ static lzn_status token_sparse(lzn_context *ctx, int layer, const float *x, cons
   const float *sel = selection_values(ctx, g);
   int32_t *idx = ctx->active_idx;
   float *h = ctx->active_val, *u = ctx->up;
-  size_t n = ctx->exec.kernels->relu_compact(sel, (size_t)m->d_ff, threshold, idx, h);
+  size_t n = ctx->exec.kernels->relu_compact.fn(sel, (size_t)m->d_ff, threshold, idx, h);
   if (m->arch.activation == LZN_ACT_SILU)
     for (size_t k = 0; k < n; k++) h[k] = g[idx[k]]; /* the signed silu(gate), not its magnitude */
   const size_t up_rows = n;
@@ -226,7 +226,7 @@ lzn_status lzn_mlp_gated_forward(lzn_context *ctx, int layer, const float *x, fl
     if (n > 1) /* a batch reads the union of its tokens' rows once */
       for (int i = 0; i < f; i++) ctx->union_mask[i] |= (uint8_t)(sel[i] > threshold[t]);
     else if (mode == LZN_MLP_AUTO)
-      active_total += ctx->exec.kernels->relu_compact(sel, (size_t)f, threshold[t], ctx->active_idx,
+      active_total += ctx->exec.kernels->relu_compact.fn(sel, (size_t)f, threshold[t], ctx->active_idx,
                                                       ctx->active_val);
   }
   size_t n_union = 0;

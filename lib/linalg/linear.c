@@ -21,25 +21,25 @@
  * F32: large enough for oneDNN to run at speed, small enough to stay in L2/L3. */
 #define LZN_TILE_BYTES ((size_t)2 << 20)
 
-/* x in the format the type's dot kernels take (lzn_wtype_x_type). */
-static lzn_status prepare_x(lzn_exec *ex, lzn_wtype type, const float *x, size_t k,
+/* x in the format the type's dot kernels take (lzn_wtype_dot_type). */
+static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, size_t k,
                             const void **out) {
-  const lzn_wtype x_type = lzn_wtype_x_type(type);
-  if (x_type == LZN_WTYPE_F32) {
+  const lzn_weight_type x_type = lzn_wtype_dot_type(type);
+  if (x_type == LZN_WEIGHTS_F32) {
     *out = x;
     return LZN_OK;
   }
   void *xq;
   const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X, lzn_wtype_row_bytes(x_type, k), &xq);
   if (s != LZN_OK) return s;
-  ex->kernels->type[x_type].from_f32(xq, x, k);
+  ex->kernels->type[x_type].from_f32.fn(xq, x, k);
   *out = xq;
   return LZN_OK;
 }
 
 static lzn_status gemv(lzn_exec *ex, float *y, const float *x_f32, const lzn_matrix *w,
                        const float *bias) {
-  const lzn_gemv_fn kernel = ex->kernels->type[w->type].gemv;
+  const lzn_gemv_fn kernel = ex->kernels->type[w->type].gemv.fn;
   const void *x;
   const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
   if (s != LZN_OK) return s;
@@ -69,7 +69,7 @@ static int64_t tile_rows(const lzn_matrix *w) {
 
 /* Rows [r0, r0 + n) of w as fp32 [n][cols] into tile. */
 static void widen_rows(const lzn_exec *ex, const lzn_matrix *w, int64_t r0, int64_t n, float *tile) {
-  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32;
+  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32.fn;
   for (int64_t r = 0; r < n; r++)
     to_f32(tile + (size_t)r * (size_t)w->cols, lzn_matrix_row(w, r0 + r), (size_t)w->cols);
 }
@@ -95,7 +95,7 @@ static lzn_status linear_tiled(lzn_exec *ex, float *y, const float *x, const lzn
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
   if (m == 1) return gemv(ex, y, x, w, bias);
-  if (w->type == LZN_WTYPE_F32)
+  if (w->type == LZN_WEIGHTS_F32)
     return lzn_dense_linear(ex->dense, y, x, w->data, bias, m, w->rows, w->cols, ex->n_threads);
   return linear_tiled(ex, y, x, w, bias, m);
 }
@@ -135,7 +135,7 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     lzn_sparse_down_run(ex->kernels, y, w_kn, all_rows, x, (size_t)w_kn->rows, ex->n_threads);
     return LZN_OK;
   }
-  if (w_kn->type == LZN_WTYPE_F32)
+  if (w_kn->type == LZN_WEIGHTS_F32)
     return lzn_dense_linear_kn(ex->dense, y, x, w_kn->data, bias, m, w_kn->cols, w_kn->rows,
                                ex->n_threads);
   return linear_kn_tiled(ex, y, x, w_kn, bias, m);
@@ -143,7 +143,7 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
 
 lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x_f32, const lzn_matrix *w,
                            const int32_t *idx, size_t n) {
-  const lzn_dot_rows_fn kernel = ex->kernels->type[w->type].dot_rows;
+  const lzn_dot_rows_fn kernel = ex->kernels->type[w->type].dot_rows.fn;
   const void *x;
   const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
   if (s != LZN_OK || n == 0) return s;

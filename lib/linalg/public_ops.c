@@ -23,12 +23,12 @@ LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,
   const lzn_kernel_table *k;
   lzn_status s = lzn_kernels_get(&k);
   if (s != LZN_OK) return s;
-  *n_active = (int64_t)k->relu_compact(h, (size_t)n, threshold, active_idx, active_val);
+  *n_active = (int64_t)k->relu_compact.fn(h, (size_t)n, threshold, active_idx, active_val);
   return LZN_OK;
 }
 
 /* The checks and the call of lzn_sparse_down and lzn_sparse_down_typed. */
-static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w_t, lzn_wtype type,
+static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w_t, lzn_weight_type type,
                               int64_t f, const int32_t *active_idx, const float *active_val,
                               int64_t n_active, int n_threads) {
   if (y == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: y is NULL", fn);
@@ -60,7 +60,7 @@ static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w
 LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
                                    const int32_t *active_idx, const float *active_val,
                                    int64_t n_active, int n_threads) {
-  return sparse_down("lzn_sparse_down", y, d, w_t, LZN_WTYPE_F32, f, active_idx, active_val,
+  return sparse_down("lzn_sparse_down", y, d, w_t, LZN_WEIGHTS_F32, f, active_idx, active_val,
                      n_active, n_threads);
 }
 
@@ -68,19 +68,18 @@ LZN_API lzn_status lzn_sparse_down_typed(float *y, int64_t d, const void *w_t,
                                          lzn_weight_type type, int64_t f,
                                          const int32_t *active_idx, const float *active_val,
                                          int64_t n_active, int n_threads) {
-  lzn_wtype t;
-  if (!lzn_wtype_from_public(type, &t))
+  if (!lzn_wtype_valid(type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sparse_down_typed: type = %d is not a weight type",
                     (int)type);
-  return sparse_down("lzn_sparse_down_typed", y, d, w_t, t, f, active_idx, active_val, n_active,
+  return sparse_down("lzn_sparse_down_typed", y, d, w_t, type, f, active_idx, active_val, n_active,
                      n_threads);
 }
 
 LZN_API lzn_status lzn_weights_convert(lzn_weight_type type, const float *src, int64_t rows,
                                        int64_t cols, void *dst) {
   const char *fn = "lzn_weights_convert";
-  lzn_wtype t;
-  if (!lzn_wtype_from_public(type, &t))
+  const lzn_weight_type t = type;
+  if (!lzn_wtype_valid(t))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: type = %d is not a weight type", fn, (int)type);
   if (src == NULL || dst == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: src or dst is NULL", fn);
   if (rows < 0 || cols <= 0 || cols > INT32_MAX)
@@ -98,7 +97,7 @@ LZN_API lzn_status lzn_weights_convert(lzn_weight_type type, const float *src, i
                       "cannot hold", fn, (long long)r, (double)row[bad], bad, lzn_wtype_name(t));
   }
   for (int64_t r = 0; r < rows; r++)
-    k->type[t].from_f32((char *)dst + (size_t)r * row_bytes, src + (size_t)r * (size_t)cols,
+    k->type[t].from_f32.fn((char *)dst + (size_t)r * row_bytes, src + (size_t)r * (size_t)cols,
                         (size_t)cols);
   return LZN_OK;
 }

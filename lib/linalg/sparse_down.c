@@ -12,7 +12,7 @@
 void lzn_sparse_down_run(const lzn_kernel_table *k, float *y, const lzn_matrix *w_t,
                          const int32_t *idx, const float *coef, size_t n, int n_threads) {
   const size_t d = (size_t)w_t->cols;
-  const lzn_axpy_rows_fn axpy_rows = k->type[w_t->type].axpy_rows;
+  const lzn_axpy_rows_fn axpy_rows = k->type[w_t->type].axpy_rows.fn;
   if (n == 0 || d == 0) return;
   if (n_threads <= 1 || n * d < LZN_PARALLEL_MIN_WORK) {
     axpy_rows(y, d, w_t->data, w_t->row_bytes, idx, coef, n);

@@ -29,7 +29,7 @@ static size_t tile_rows(int64_t cols) {
 
 /* Rows idx[0..n) of w into tile [n][cols] as fp32. */
 static void gather(const lzn_exec *ex, const lzn_matrix *w, const int32_t *idx, size_t n, float *tile) {
-  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32;
+  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32.fn;
   const size_t cols = (size_t)w->cols;
 #pragma omp parallel for num_threads(ex->n_threads) schedule(static) if (ex->n_threads > 1 && n >= 64)
   for (int64_t r = 0; r < (int64_t)n; r++) to_f32(tile + (size_t)r * cols, lzn_matrix_row(w, idx[r]), cols);

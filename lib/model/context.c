@@ -115,18 +115,12 @@ static void fill_rope_tables(lzn_context *ctx) {
     }
 }
 
-/* The KV types are the first weight types, value for value (kernels.h). */
-_Static_assert((int)LZN_KV_F32 == (int)LZN_WTYPE_F32 && (int)LZN_KV_F16 == (int)LZN_WTYPE_F16 &&
-                   (int)LZN_KV_BF16 == (int)LZN_WTYPE_BF16 && (int)LZN_KV_Q8_0 == (int)LZN_WTYPE_Q8_0 &&
-                   LZN_KV_TYPE_COUNT == 4,
-               "lzn_kv_type values are the lzn_wtype values of the same types");
-
 /* K and V of every layer: 2 * n_layers * n_kv_heads * n_ctx rows, checked
  * for overflow, then allocated 64-byte aligned. */
 static lzn_status allocate_kv_cache(lzn_context *ctx) {
   const lzn_model *m = ctx->model;
-  ctx->kv_type = (lzn_wtype)ctx->params.kv_type;
-  ctx->kv_row_bytes = lzn_wtype_row_bytes(ctx->kv_type, (size_t)m->head_dim);
+  ctx->kv_type = ctx->params.kv_type;
+  ctx->kv_row_bytes = lzn_wtype_row_bytes(lzn_kv_weight_type(ctx->kv_type), (size_t)m->head_dim);
   size_t rows = 0, bytes = 0, total = 0;
   const int overflow =
       __builtin_mul_overflow((size_t)m->n_layers * (size_t)m->n_kv_heads, (size_t)ctx->n_ctx, &rows) ||

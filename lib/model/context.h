@@ -45,7 +45,7 @@ struct lzn_context {
    * blocks of its own. Writing a new token scatters n_kv_heads rows, which
    * is cheap next to reading n_past of them. kv_cache_row() gives row
    * (layer, kv_head, position). */
-  lzn_wtype kv_type;
+  lzn_kv_type kv_type;
   size_t kv_row_bytes;
   size_t kv_bytes; /* K + V, every layer */
   void *k_cache, *v_cache;

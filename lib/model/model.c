@@ -74,8 +74,7 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   if (p->use_mmap != 0 && p->use_mmap != 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->use_mmap = %d, must be 0 or 1",
                     p->use_mmap);
-  lzn_wtype type;
-  if (p->weight_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_from_public(p->weight_type, &type))
+  if (p->weight_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_valid(p->weight_type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->weight_type = %d is not an "
                     "lzn_weight_type", (int)p->weight_type);
   return LZN_OK;
@@ -199,7 +198,7 @@ LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *ou
  * stored: that is a view of the file's pages for the dense fallback, not
  * a copy the model made. The type is the one holding the most bytes. */
 void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *bytes) {
-  double by_type[LZN_WTYPE_COUNT] = {0};
+  double by_type[LZN_WEIGHT_TYPE_COUNT] = {0};
   const lzn_matrix *model_matrices[] = {&m->embed_tokens, &m->project_in, &m->project_out,
                                         m->lm_head.data == m->embed_tokens.data ? NULL : &m->lm_head};
   for (size_t i = 0; i < sizeof model_matrices / sizeof model_matrices[0]; i++) {
@@ -216,10 +215,10 @@ void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *
   }
   double total = 0.0;
   int most = 0;
-  for (int t = 0; t < LZN_WTYPE_COUNT; t++) {
+  for (int t = 0; t < LZN_WEIGHT_TYPE_COUNT; t++) {
     total += by_type[t];
     if (by_type[t] > by_type[most]) most = t;
   }
-  *type = lzn_wtype_to_public((lzn_wtype)most);
+  *type = (lzn_weight_type)most;
   *bytes = (int64_t)total;
 }

@@ -27,7 +27,7 @@ static lzn_status sidecar_tensor(const lzn_st_file *f, const char *name, int req
   if (t == NULL)
     return required ? lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" is missing", f->path, name) : LZN_OK;
   const int dims = d1 ? 2 : 1;
-  if (t->dtype != LZN_WTYPE_F32 || t->n_dims != dims || (d0 >= 0 && t->shape[0] != d0) ||
+  if (t->dtype != LZN_WEIGHTS_F32 || t->n_dims != dims || (d0 >= 0 && t->shape[0] != d0) ||
       (d1 > 0 && t->shape[1] != d1)) {
     char have[64];
     lzn_shape_string(have, sizeof have, t->shape, t->n_dims);
@@ -76,7 +76,7 @@ static lzn_status check_finite_rows(const lzn_matrix *w, const lzn_file_tensor *
   float *row = malloc((size_t)w->cols * sizeof(float));
   if (row == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory checking tensor \"%s\"", t->name);
   for (int64_t r = 0; s == LZN_OK && r < w->rows; r++) {
-    k->type[w->type].to_f32(row, lzn_matrix_row(w, r), (size_t)w->cols);
+    k->type[w->type].to_f32.fn(row, lzn_matrix_row(w, r), (size_t)w->cols);
     for (int64_t j = 0; j < w->cols; j++)
       if (!isfinite(row[j])) {
         s = lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\" holds %g at row %lld, column %lld", t->file,
