@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kernels_mode.h"
+#include "linalg/exec.h"
 #include "workload.h"
 
 /* Most of the RAM that the weight copies of one type (both layouts) and the

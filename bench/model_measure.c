@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/context.h" /* n_past, to rewind a context to --depth */
+#include "forward/context.h" /* n_past, to rewind a context to --depth */
 #include "model_mode.h"
 
 /* Sums over the layers of lzn_layer_stats. */
@@ -47,8 +47,8 @@ static totals read_totals(const lzn_context *ctx, lzn_layer_stats *stats, int n_
     t.sparse_calls += (double)s->sparse_calls, t.dense_calls += (double)s->dense_calls;
     t.seconds_attention += s->seconds_attention;
     t.seconds_up += s->seconds_up, t.seconds_down += s->seconds_down;
-    t.seconds_attention_core += ctx->counters[l].seconds_attention_core;
-    t.kv_bytes_read += ctx->counters[l].kv_bytes_read;
+    t.seconds_attention_core += ctx->stats.layers[l].seconds_attention_core;
+    t.kv_bytes_read += ctx->stats.layers[l].kv_bytes_read;
   }
   return t;
 }
@@ -108,7 +108,7 @@ static sample run_test(runner *r, const model_test *t, uint64_t seed, int tg_lim
   const int n = t->kind == MODEL_TEST_PP ? t->n : (tg_limit < t->n ? tg_limit : t->n) + 1;
   bench_rng rng = {seed | 1};
   for (int i = 0; i < n; i++) r->tokens[i] = (int32_t)bench_rng_below(&rng, (uint64_t)r->subject->info.vocab_size);
-  if (depth > 0) r->ctx->n_past = depth;
+  if (depth > 0) r->ctx->kv.n_past = depth;
   else if (lzn_context_reset(r->ctx) != LZN_OK) bench_fail("%s", lzn_last_error());
   double t0, t1;
   totals before, after;

@@ -358,7 +358,7 @@ LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_to
  * tokens' active neurons, or dense as one GEMM; attention per sequence
  * against its own cache). The contexts must belong to one model and appear
  * once; they may be at different positions. The step's MLP statistics are
- * counted in ctxs[0], attention times in each context. On failure no
+ * counted in ctxs[0] (attention times too). On failure no
  * context advances. Threads: ctxs[0]'s n_threads. Statuses: OK,
  * INVALID_ARG (NULL, n <= 0, a context twice or of another model, a token
  * out of the vocabulary: the index is named), CONTEXT_FULL (naming which

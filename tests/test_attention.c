@@ -6,7 +6,7 @@
  *    every KV type, over head_dims that are not powers of two, 1 to ~2000
  *    positions and 1 to 8 queries at a time, within fp32 rounding bounds;
  *    the store kernels bit for bit.
- *  - core: lzn_attention_core on contexts the test fills, against a
+ *  - core: lzn_attention_core on caches the test fills, against a
  *    double-precision softmax over the values the cache holds, for GQA
  *    ratios 1, 2 and all heads, prefill tiles across key tiles, a decode at
  *    position 1999, scores so large a softmax without the max subtracted
@@ -20,7 +20,8 @@
 
 #include "cpu/cpu.h"
 #include "kernels/kernels.h"
-#include "model/context.h"
+#include "forward/attention.h"
+#include "model/kv_cache.h"
 #include "reference.h"
 #include "kernel_testutil.h"
 #include "testutil.h"
@@ -215,38 +216,40 @@ END_TEST
 
 /* ----------------------------------------------------------------- core */
 
-/* A context with only what lzn_attention_core reads: one layer, n_ctx
- * positions, the active kernels. */
+/* What lzn_attention_core reads: a one-layer model, a cache of n_ctx
+ * positions, q/k/v/heads rows for max_tokens, the active kernels. */
 typedef struct core_fixture {
   lzn_model model;
-  lzn_context ctx;
-  int max_tokens;
+  lzn_kv_cache kv;
+  float *q, *k, *v, *heads, *tiles;
+  int threads, max_tokens;
 } core_fixture;
 
 static void core_init(core_fixture *f, lzn_kv_type kv, int hd, int heads, int kv_heads, int n_ctx,
                       int max_tokens, int threads) {
   memset(f, 0, sizeof *f);
   f->model.n_layers = 1, f->model.n_heads = heads, f->model.n_kv_heads = kv_heads, f->model.head_dim = hd;
-  lzn_context *c = &f->ctx;
-  c->model = &f->model;
-  c->exec.kernels = active_kernels(), c->exec.n_threads = threads;
-  c->n_ctx = n_ctx, c->kv_type = kv;
-  c->kv_row_bytes = lzn_wtype_row_bytes(lzn_kv_weight_type(kv), (size_t)hd);
-  c->k_cache = calloc((size_t)kv_heads * (size_t)n_ctx, c->kv_row_bytes);
-  c->v_cache = calloc((size_t)kv_heads * (size_t)n_ctx, c->kv_row_bytes);
-  c->q = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(heads * hd));
-  c->heads = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(heads * hd));
-  c->k = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
-  c->v = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
-  c->attn_scratch_floats = lzn_attention_scratch_floats(&f->model);
-  c->attn_scratch = malloc(sizeof(float) * c->attn_scratch_floats * (size_t)threads);
-  f->max_tokens = max_tokens;
+  f->model.arch.positions = LZN_POSITIONS_LEARNED; /* no rotary tables: the core does not rotate */
+  ck_assert_int_eq(lzn_kv_cache_create(&f->kv, &f->model, n_ctx, kv), LZN_OK);
+  f->q = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(heads * hd));
+  f->heads = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(heads * hd));
+  f->k = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
+  f->v = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
+  f->tiles = malloc(sizeof(float) * lzn_attention_tile_floats(&f->model) * (size_t)threads);
+  f->threads = threads, f->max_tokens = max_tokens;
 }
 
 static void core_free(core_fixture *f) {
-  lzn_context *c = &f->ctx;
-  free(c->k_cache), free(c->v_cache), free(c->q), free(c->heads), free(c->k), free(c->v);
-  free(c->attn_scratch);
+  lzn_kv_cache_free(&f->kv);
+  free(f->q), free(f->heads), free(f->k), free(f->v), free(f->tiles);
+}
+
+/* The core on the fixture's rows: n tokens at p0. */
+static void core_call(core_fixture *f, int n, int p0) {
+  const lzn_attn_call call = {.model = &f->model, .kernels = active_kernels(), .n_threads = f->threads,
+                              .tiles = f->tiles, .kv = &f->kv, .layer = 0, .n = n, .p0 = p0,
+                              .q = f->q, .k = f->k, .v = f->v, .heads = f->heads};
+  lzn_attention_core(&call);
 }
 
 /* Random q, k, v for n tokens; integer-valued in [-8, 8] when `integers`
@@ -254,30 +257,29 @@ static void core_free(core_fixture *f) {
 static void core_fill(core_fixture *f, test_rng *rng, int n, int integers) {
   const lzn_model *m = &f->model;
   const size_t nq = (size_t)n * m->n_heads * m->head_dim, nk = (size_t)n * m->n_kv_heads * m->head_dim;
-  lzn_context *c = &f->ctx;
-  fill_random(rng, c->q, nq), fill_random(rng, c->k, nk), fill_random(rng, c->v, nk);
+  fill_random(rng, f->q, nq), fill_random(rng, f->k, nk), fill_random(rng, f->v, nk);
   if (integers) {
-    for (size_t i = 0; i < nq; i++) c->q[i] = roundf(8.0f * c->q[i]);
-    for (size_t i = 0; i < nk; i++) c->k[i] = roundf(8.0f * c->k[i]);
+    for (size_t i = 0; i < nq; i++) f->q[i] = roundf(8.0f * f->q[i]);
+    for (size_t i = 0; i < nk; i++) f->k[i] = roundf(8.0f * f->k[i]);
   }
 }
 
-/* ctx->heads of n tokens at p0.. against softmax(q K^T) V in double over
+/* The heads of n tokens at p0.. against softmax(q K^T) V in double over
  * the rows the cache holds. exact_scores: the scores are exact in fp32. */
 static void core_check(const core_fixture *f, int n, int p0, int exact_scores, const char *what) {
   const lzn_model *m = &f->model;
-  const lzn_context *c = &f->ctx;
+  const lzn_kv_cache *c = &f->kv;
   const int hd = m->head_dim, group = m->n_heads / m->n_kv_heads, n_pos = p0 + n;
   float *k = malloc(sizeof(float) * (size_t)n_pos * hd), *v = malloc(sizeof(float) * (size_t)n_pos * hd);
   double *s = malloc(sizeof(double) * (size_t)n_pos);
   for (int h = 0; h < m->n_heads; h++) {
     const int kv = h / group;
     for (int j = 0; j < n_pos; j++) {
-      widen_row(k + (size_t)j * hd, lzn_kv_weight_type(c->kv_type), kv_cache_row(c, c->k_cache, 0, kv, 0), c->kv_row_bytes, (size_t)j, (size_t)hd);
-      widen_row(v + (size_t)j * hd, lzn_kv_weight_type(c->kv_type), kv_cache_row(c, c->v_cache, 0, kv, 0), c->kv_row_bytes, (size_t)j, (size_t)hd);
+      widen_row(k + (size_t)j * hd, lzn_kv_weight_type(c->type), lzn_kv_row(c, c->k, 0, kv, 0), c->row_bytes, (size_t)j, (size_t)hd);
+      widen_row(v + (size_t)j * hd, lzn_kv_weight_type(c->type), lzn_kv_row(c, c->v, 0, kv, 0), c->row_bytes, (size_t)j, (size_t)hd);
     }
     for (int t = 0; t < n; t++) {
-      const float *q = c->q + ((size_t)t * m->n_heads + h) * hd;
+      const float *q = f->q + ((size_t)t * m->n_heads + h) * hd;
       const int visible = p0 + t + 1;
       double s_max = -INFINITY, delta = 0, v_max = 0, sum = 0;
       for (int j = 0; j < visible; j++) {
@@ -294,13 +296,13 @@ static void core_check(const core_fixture *f, int n, int p0, int exact_scores, c
       for (int j = 0; j < visible; j++) sum += (s[j] = exp(s[j] - s_max));
       const double tiles = visible / 128 + 1;
       const double bound = CORE_SLACK * v_max * (2 * delta + (2.0 * visible + EXP_ULPS + tiles) * FLT_EPSILON);
-      const float *out = c->heads + ((size_t)t * m->n_heads + h) * hd;
+      const float *out = f->heads + ((size_t)t * m->n_heads + h) * hd;
       for (int i = 0; i < hd; i++) {
         double exact = 0;
         for (int j = 0; j < visible; j++) exact += s[j] / sum * v[(size_t)j * hd + i];
         const double e = fabs(out[i] - exact);
         ck_assert_msg(e <= bound, "%s %s hd %d heads %d/%d token %d head %d lane %d: %g vs %g (%g > %g)",
-                      what, kv_names[c->kv_type], hd, m->n_heads, m->n_kv_heads, p0 + t, h, i,
+                      what, kv_names[c->type], hd, m->n_heads, m->n_kv_heads, p0 + t, h, i,
                       (double)out[i], exact, e, bound);
       }
     }
@@ -313,7 +315,7 @@ static void core_run(core_fixture *f, test_rng *rng, int n, int p0, int integers
   for (int done = 0; done < n;) {
     const int step = n - done < f->max_tokens ? n - done : f->max_tokens;
     core_fill(f, rng, step, integers);
-    lzn_attention_core(&f->ctx, 0, step, p0 + done);
+    core_call(f, step, p0 + done);
     done += step;
   }
 }
@@ -353,9 +355,9 @@ START_TEST(core_long_decode) {
       const lzn_attn_kernels *kern = &active_kernels()->attn[kv];
       for (int head = 0; head < n_kv; head++) {
         fill_random(&rng, rows, (size_t)n_past * hd);
-        kern->store.fn(kv_cache_row(&f.ctx, f.ctx.k_cache, 0, head, 0), f.ctx.kv_row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
+        kern->store.fn(lzn_kv_row(&f.kv, f.kv.k, 0, head, 0), f.kv.row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
         fill_random(&rng, rows, (size_t)n_past * hd);
-        kern->store.fn(kv_cache_row(&f.ctx, f.ctx.v_cache, 0, head, 0), f.ctx.kv_row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
+        kern->store.fn(lzn_kv_row(&f.kv, f.kv.v, 0, head, 0), f.kv.row_bytes, rows, (size_t)hd, (size_t)n_past, (size_t)hd);
       }
       free(rows);
       core_run(&f, &rng, 1, n_past, 0);
@@ -374,7 +376,7 @@ START_TEST(core_large_scores_do_not_overflow) {
     core_fixture f;
     core_init(&f, kv, (int)head_dims[h], 4, 2, 160, 160, 1);
     core_run(&f, &rng, 150, 0, 1);
-    for (size_t i = 0; i < (size_t)150 * 4 * head_dims[h]; i++) ck_assert(isfinite(f.ctx.heads[i]));
+    for (size_t i = 0; i < (size_t)150 * 4 * head_dims[h]; i++) ck_assert(isfinite(f.heads[i]));
     core_check(&f, 150, 0, 1, "large scores");
     core_free(&f);
   }
@@ -393,16 +395,16 @@ START_TEST(core_prefill_equals_decode) {
     core_init(&one, kv, hd, heads, n_kv, n, 1, 1);
     test_rng rng = {0x7064 + (uint64_t)_i};
     core_fill(&all, &rng, n, 0);
-    lzn_attention_core(&all.ctx, 0, n, 0);
+    core_call(&all, n, 0);
     const size_t q_dim = (size_t)heads * hd, kv_dim = (size_t)n_kv * hd;
     for (int t = 0; t < n; t++) {
-      memcpy(one.ctx.q, all.ctx.q + t * q_dim, sizeof(float) * q_dim);
-      memcpy(one.ctx.k, all.ctx.k + t * kv_dim, sizeof(float) * kv_dim);
-      memcpy(one.ctx.v, all.ctx.v + t * kv_dim, sizeof(float) * kv_dim);
-      lzn_attention_core(&one.ctx, 0, 1, t);
+      memcpy(one.q, all.q + t * q_dim, sizeof(float) * q_dim);
+      memcpy(one.k, all.k + t * kv_dim, sizeof(float) * kv_dim);
+      memcpy(one.v, all.v + t * kv_dim, sizeof(float) * kv_dim);
+      core_call(&one, 1, t);
       for (size_t i = 0; i < q_dim; i++)
-        ck_assert_msg(one.ctx.heads[i] == all.ctx.heads[t * q_dim + i], "%s shape %zu token %d: %g vs %g",
-                      kv_names[kv], g, t, (double)one.ctx.heads[i], (double)all.ctx.heads[t * q_dim + i]);
+        ck_assert_msg(one.heads[i] == all.heads[t * q_dim + i], "%s shape %zu token %d: %g vs %g",
+                      kv_names[kv], g, t, (double)one.heads[i], (double)all.heads[t * q_dim + i]);
     }
     core_free(&all), core_free(&one);
   }
@@ -422,9 +424,9 @@ START_TEST(core_threads_split_heads) {
       const int n = call == 2 ? 1 : 60, p0 = call * 60;
       test_rng same = rng;
       core_fill(&one, &rng, n, 0), core_fill(&two, &same, n, 0);
-      lzn_attention_core(&one.ctx, 0, n, p0), lzn_attention_core(&two.ctx, 0, n, p0);
+      core_call(&one, n, p0), core_call(&two, n, p0);
       const size_t floats = (size_t)n * gqa_shapes[g][0] * 80;
-      ck_assert_msg(memcmp(one.ctx.heads, two.ctx.heads, floats * sizeof(float)) == 0, "shape %zu call %d", g, call);
+      ck_assert_msg(memcmp(one.heads, two.heads, floats * sizeof(float)) == 0, "shape %zu call %d", g, call);
     }
     core_free(&one), core_free(&two);
   }

@@ -14,7 +14,4 @@ lzn_status lzn_fail(lzn_status status, const char *fmt, ...)
 #endif
     ;
 
-/* Largest thread count a caller may ask for; beyond it is surely a mistake. */
-#define LZN_MAX_THREADS 1024
-
 #endif /* LZN_ERRORS_H */

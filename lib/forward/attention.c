@@ -5,8 +5,8 @@
  * rotate-half RoPE on q and k as Hugging Face applies it. q is scaled by
  * head_dim^-0.5 after its bias (and rotation).
  *
- * The cache (model/context.h) keeps each KV head's positions contiguous in
- * the context's kv_type; this call's K and V rows are stored first (the
+ * The cache (model/kv_cache.h) keeps each KV head's positions contiguous in
+ * its kv_type; this call's K and V rows are stored first (the
  * kernel table's attn store), then every query attends to positions
  * 0 .. its own. n_past advances only when a whole forward call succeeds.
  *
@@ -20,12 +20,14 @@
  * the work items: KV heads, then query-head slices when there are fewer KV
  * heads than threads, then token tiles.
  */
+#include "forward/attention.h"
+
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "core/clock.h"
-#include "forward/forward.h"
+#include "forward/context.h"
 #include "linalg/linear.h"
 
 /* Query rows per work item (token tile x head slice) and keys per tile:
@@ -34,20 +36,30 @@
 #define TILE_ROWS 64
 #define TILE_KEYS 128
 
-size_t lzn_attention_scratch_floats(const lzn_model *m) {
+size_t lzn_attention_tile_floats(const lzn_model *m) {
   const size_t hd = (size_t)m->head_dim;
-  /* q tile, output tile, scores, running max and sum. */
-  return TILE_ROWS * (2 * hd + TILE_KEYS + 2) + 64;
+  /* q tile, output tile, scores, running max and sum; whole cache lines. */
+  return (TILE_ROWS * (2 * hd + TILE_KEYS + 2) + 64 + 15) & ~(size_t)15;
+}
+
+void lzn_attn_buffers_carve(lzn_attn_buffers *b, lzn_carver *c, const lzn_model *m, int max_batch,
+                            int n_threads) {
+  const size_t rows = (size_t)max_batch, hd = (size_t)m->head_dim;
+  b->q = LZN_CARVE(c, rows * (size_t)m->n_heads * hd, float);
+  b->k = LZN_CARVE(c, rows * (size_t)m->n_kv_heads * hd, float);
+  b->v = LZN_CARVE(c, rows * (size_t)m->n_kv_heads * hd, float);
+  b->heads = LZN_CARVE(c, rows * (size_t)m->n_heads * hd, float);
+  b->tiles = LZN_CARVE(c, (size_t)n_threads * lzn_attention_tile_floats(m), float);
 }
 
 /* Rotates each of n_heads heads of n rows (stride dim) at positions p0..:
  * (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) on the halves, with the
- * angles of the context's table. */
-static void rotate(const lzn_context *ctx, float *x, int n, int dim, int n_heads, int p0) {
-  const int hd = ctx->model->head_dim, half = hd / 2;
+ * angles of the sequence's cache. */
+static void rotate(const lzn_kv_cache *kv, int hd, float *x, int n, int dim, int n_heads, int p0) {
+  const int half = hd / 2;
   for (int t = 0; t < n; t++) {
-    const float *c = ctx->rope_cos + (size_t)(p0 + t) * half;
-    const float *s = ctx->rope_sin + (size_t)(p0 + t) * half;
+    const float *c = kv->rope_cos + (size_t)(p0 + t) * half;
+    const float *s = kv->rope_sin + (size_t)(p0 + t) * half;
     for (int h = 0; h < n_heads; h++) {
       float *v = x + (size_t)t * dim + (size_t)h * hd;
       for (int i = 0; i < half; i++) {
@@ -105,9 +117,10 @@ static void softmax_step(const lzn_kernel_table *k, float *s, int n_keys, int vi
 
 /* One work item: query heads [h0, h1) of KV head kv (global head numbers
  * kv * group + g), tokens [t0, t1) of this call. */
-static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const attn_plan *p,
-                        int layer, int kv, int g0, int g1, int t0, int t1, float *scratch) {
-  const lzn_model *m = ctx->model;
+static void attend_item(const lzn_attn_call *call, const lzn_attn_kernels *kern, const attn_plan *p,
+                        int kv, int g0, int g1, int t0, int t1, float *scratch) {
+  const lzn_model *m = call->model;
+  const lzn_kv_cache *cache = call->kv;
   const int hd = p->hd, heads = g1 - g0, rows = (t1 - t0) * heads;
   const size_t q_dim = (size_t)m->n_heads * (size_t)hd;
   float *q = scratch, *out = q + (size_t)TILE_ROWS * hd, *scores = out + (size_t)TILE_ROWS * hd;
@@ -116,33 +129,33 @@ static void attend_item(lzn_context *ctx, const lzn_attn_kernels *kern, const at
     for (int g = g0; g < g1; g++) {
       const int r = (t - t0) * heads + (g - g0);
       const size_t h = (size_t)kv * (size_t)p->group + (size_t)g;
-      memcpy(q + (size_t)r * hd, ctx->q + (size_t)t * q_dim + h * hd, sizeof(float) * (size_t)hd);
+      memcpy(q + (size_t)r * hd, call->q + (size_t)t * q_dim + h * hd, sizeof(float) * (size_t)hd);
       row_max[r] = -INFINITY, row_sum[r] = 0.0f;
     }
   memset(out, 0, sizeof(float) * (size_t)rows * (size_t)hd);
-  const char *k_rows = kv_cache_row(ctx, ctx->k_cache, layer, kv, 0);
-  const char *v_rows = kv_cache_row(ctx, ctx->v_cache, layer, kv, 0);
+  const char *k_rows = lzn_kv_row(cache, cache->k, call->layer, kv, 0);
+  const char *v_rows = lzn_kv_row(cache, cache->v, call->layer, kv, 0);
+  const size_t row_bytes = cache->row_bytes;
   const int last_key = p->p0 + t1 - 1; /* the last row's own position */
   for (int k0 = 0; k0 <= last_key; k0 += TILE_KEYS) {
     const int n_keys = last_key + 1 - k0 < TILE_KEYS ? last_key + 1 - k0 : TILE_KEYS;
-    kern->scores.fn(scores, TILE_KEYS, q, (size_t)hd, (size_t)rows, k_rows + (size_t)k0 * ctx->kv_row_bytes,
-                 ctx->kv_row_bytes, (size_t)n_keys, (size_t)hd);
+    kern->scores.fn(scores, TILE_KEYS, q, (size_t)hd, (size_t)rows, k_rows + (size_t)k0 * row_bytes, row_bytes,
+                    (size_t)n_keys, (size_t)hd);
     for (int r = 0; r < rows; r++) {
       const int position = p->p0 + t0 + r / heads, visible = position + 1 - k0;
-      softmax_step(ctx->exec.kernels, scores + (size_t)r * TILE_KEYS, n_keys,
+      softmax_step(call->kernels, scores + (size_t)r * TILE_KEYS, n_keys,
                    visible < 0 ? 0 : visible < n_keys ? visible : n_keys, &row_max[r], &row_sum[r],
                    out + (size_t)r * hd, hd);
     }
-    kern->weighted_sum.fn(out, (size_t)hd, scores, TILE_KEYS, (size_t)rows,
-                       v_rows + (size_t)k0 * ctx->kv_row_bytes, ctx->kv_row_bytes, (size_t)n_keys,
-                       (size_t)hd);
+    kern->weighted_sum.fn(out, (size_t)hd, scores, TILE_KEYS, (size_t)rows, v_rows + (size_t)k0 * row_bytes,
+                          row_bytes, (size_t)n_keys, (size_t)hd);
   }
   for (int t = t0; t < t1; t++)
     for (int g = g0; g < g1; g++) {
       const int r = (t - t0) * heads + (g - g0);
       const size_t h = (size_t)kv * (size_t)p->group + (size_t)g;
       const float inv_sum = 1.0f / row_sum[r]; /* >= 1: the row's max term is exp(0) */
-      float *dst = ctx->heads + (size_t)t * q_dim + h * hd;
+      float *dst = call->heads + (size_t)t * q_dim + h * hd;
       for (int c = 0; c < hd; c++) dst[c] = out[(size_t)r * hd + c] * inv_sum;
     }
 }
@@ -151,66 +164,88 @@ int lzn_attention_work_items(const lzn_model *m, int n, int threads) {
   return make_plan(m, n, 0, threads).items;
 }
 
-void lzn_attention_core(lzn_context *ctx, int layer, int n, int p0) {
-  const lzn_model *m = ctx->model;
-  const lzn_attn_kernels *kern = &ctx->exec.kernels->attn[ctx->kv_type];
-  const int threads = ctx->exec.n_threads, hd = m->head_dim;
-  const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)hd;
+void lzn_attention_core(const lzn_attn_call *c) {
+  const lzn_model *m = c->model;
+  const lzn_attn_kernels *kern = &c->kernels->attn[c->kv->type];
+  const int threads = c->n_threads, hd = m->head_dim, n = c->n;
+  const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)hd, tile_floats = lzn_attention_tile_floats(m);
   for (int kv = 0; kv < m->n_kv_heads; kv++) {
-    kern->store.fn(kv_cache_row(ctx, ctx->k_cache, layer, kv, p0), ctx->kv_row_bytes,
-                ctx->k + (size_t)kv * hd, kv_dim, (size_t)n, (size_t)hd);
-    kern->store.fn(kv_cache_row(ctx, ctx->v_cache, layer, kv, p0), ctx->kv_row_bytes,
-                ctx->v + (size_t)kv * hd, kv_dim, (size_t)n, (size_t)hd);
+    kern->store.fn(lzn_kv_row(c->kv, c->kv->k, c->layer, kv, c->p0), c->kv->row_bytes, c->k + (size_t)kv * hd,
+                   kv_dim, (size_t)n, (size_t)hd);
+    kern->store.fn(lzn_kv_row(c->kv, c->kv->v, c->layer, kv, c->p0), c->kv->row_bytes, c->v + (size_t)kv * hd,
+                   kv_dim, (size_t)n, (size_t)hd);
   }
-  const attn_plan p = make_plan(m, n, p0, threads);
+  const attn_plan p = make_plan(m, n, c->p0, threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && p.items > 1)
   for (int item = 0; item < p.items; item++) {
     const int kv = item / (p.slices * p.tiles), rest = item % (p.slices * p.tiles);
     const int slice = rest / p.tiles, tile = rest % p.tiles;
     const int g0 = slice * p.slice_heads, g1 = g0 + p.slice_heads < p.group ? g0 + p.slice_heads : p.group;
     const int t0 = tile * p.tile_tokens, t1 = t0 + p.tile_tokens < n ? t0 + p.tile_tokens : n;
-    float *scratch = ctx->attn_scratch + (size_t)omp_get_thread_num() * ctx->attn_scratch_floats;
-    attend_item(ctx, kern, &p, layer, kv, g0, g1, t0, t1, scratch);
+    float *scratch = c->tiles + (size_t)omp_get_thread_num() * tile_floats;
+    attend_item(c, kern, &p, kv, g0, g1, t0, t1, scratch);
   }
 }
 
-lzn_status lzn_attention_forward(lzn_context *ctx, int layer, const float *x, int n, int p0) {
-  const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
-  lzn_exec *ex = &ctx->exec;
-  lzn_status s = lzn_linear(ex, ctx->q, x, &w->q, w->q_b, n);
-  if (s == LZN_OK) s = lzn_linear(ex, ctx->k, x, &w->k, w->k_b, n);
-  if (s == LZN_OK) s = lzn_linear(ex, ctx->v, x, &w->v, w->v_b, n);
-  if (s != LZN_OK) return s;
-  lzn_attention_heads(ctx, layer, n, p0);
-  return lzn_linear(ex, ctx->attn, ctx->heads, &w->o, w->o_b, n);
+/* K and V bytes the core reads for n rows at p0: each work item reads the
+ * rows of its KV head up to its last token, per token tile, head slice and
+ * KV head. */
+static double kv_bytes_read(const lzn_model *m, const lzn_kv_cache *kv, int n, int p0, int threads) {
+  const attn_plan p = make_plan(m, n, p0, threads);
+  double rows = 0;
+  for (int tile = 0; tile < p.tiles; tile++) {
+    const int t1 = (tile + 1) * p.tile_tokens < n ? (tile + 1) * p.tile_tokens : n;
+    rows += (double)(p0 + t1);
+  }
+  return 2.0 * rows * p.slices * m->n_kv_heads * (double)kv->row_bytes;
 }
 
-void lzn_attention_heads(lzn_context *ctx, int layer, int n, int p0) {
+/* The part between the projections, for n rows of one sequence at p0..:
+ * rotates and scales q (and rotates k), then the core. Returns the K/V
+ * bytes the core read. */
+static double attend_sequence(lzn_context *ctx, lzn_kv_cache *kv, int layer, float *q, float *k, const float *v,
+                              float *heads, int n, int p0) {
   const lzn_model *m = ctx->model;
-  lzn_exec *ex = &ctx->exec;
-  const int hd = m->head_dim, heads = m->n_heads;
-  const int q_dim = heads * hd, kv_dim = m->n_kv_heads * hd;
-  const double t_core = lzn_now_seconds();
+  const int hd = m->head_dim, q_dim = m->n_heads * hd, kv_dim = m->n_kv_heads * hd;
   if (m->arch.positions == LZN_POSITIONS_ROPE) {
-    rotate(ctx, ctx->q, n, q_dim, heads, p0);
-    rotate(ctx, ctx->k, n, kv_dim, m->n_kv_heads, p0);
+    rotate(kv, hd, q, n, q_dim, m->n_heads, p0);
+    rotate(kv, hd, k, n, kv_dim, m->n_kv_heads, p0);
   }
   const float scale = 1.0f / sqrtf((float)hd);
-  for (size_t i = 0; i < (size_t)n * q_dim; i++) ctx->q[i] *= scale;
-  lzn_attention_core(ctx, layer, n, p0);
-  if (ctx->params.collect_stats) {
-    lzn_layer_counters *c = &ctx->counters[layer];
-    c->seconds_attention_core += lzn_now_seconds() - t_core;
-    /* Each work item reads the K and V rows of its KV head up to its last
-     * token: per token tile, (p0 + t1) rows of K and of V per KV head and
-     * head slice. */
-    const attn_plan p = make_plan(m, n, p0, ex->n_threads);
-    double rows = 0;
-    for (int tile = 0; tile < p.tiles; tile++) {
-      const int t1 = (tile + 1) * p.tile_tokens < n ? (tile + 1) * p.tile_tokens : n;
-      rows += (double)(p0 + t1);
+  for (size_t i = 0; i < (size_t)n * q_dim; i++) q[i] *= scale;
+  const lzn_attn_call call = {.model = m, .kernels = ctx->exec.kernels, .n_threads = ctx->exec.n_threads,
+                              .tiles = ctx->ws.attn.tiles, .kv = kv, .layer = layer, .n = n, .p0 = p0,
+                              .q = q, .k = k, .v = v, .heads = heads};
+  lzn_attention_core(&call);
+  return kv_bytes_read(m, kv, n, p0, ctx->exec.n_threads);
+}
+
+lzn_status lzn_attention_block(lzn_context *ctx, int layer, const float *x, int n,
+                               const lzn_attn_target *target, float *out) {
+  const lzn_model *m = ctx->model;
+  const lzn_layer *w = &m->layers[layer];
+  const lzn_attn_buffers *b = &ctx->ws.attn;
+  lzn_exec *ex = &ctx->exec;
+  const size_t q_dim = (size_t)m->n_heads * m->head_dim, kv_dim = (size_t)m->n_kv_heads * m->head_dim;
+  const double t0 = lzn_now_seconds();
+  lzn_status s = lzn_linear(ex, b->q, x, &w->q, w->q_b, n);
+  if (s == LZN_OK) s = lzn_linear(ex, b->k, x, &w->k, w->k_b, n);
+  if (s == LZN_OK) s = lzn_linear(ex, b->v, x, &w->v, w->v_b, n);
+  if (s != LZN_OK) return s;
+  const double t_core = lzn_now_seconds();
+  double kv_bytes = 0.0;
+  if (target->n_caches == 1) {
+    lzn_kv_cache *kv = target->caches[0];
+    kv_bytes = attend_sequence(ctx, kv, layer, b->q, b->k, b->v, b->heads, n, target->p0);
+  } else {
+    for (int i = 0; i < n; i++) { /* row i is the next token of sequence i */
+      lzn_kv_cache *kv = target->caches[i];
+      kv_bytes += attend_sequence(ctx, kv, layer, b->q + (size_t)i * q_dim, b->k + (size_t)i * kv_dim,
+                                  b->v + (size_t)i * kv_dim, b->heads + (size_t)i * q_dim, 1, kv->n_past);
     }
-    c->kv_bytes_read += 2.0 * rows * p.slices * m->n_kv_heads * (double)ctx->kv_row_bytes;
   }
+  const double core_seconds = lzn_now_seconds() - t_core;
+  s = lzn_linear(ex, out, b->heads, &w->o, w->o_b, n);
+  lzn_record_attention(&ctx->stats, layer, lzn_now_seconds() - t0, core_seconds, kv_bytes);
+  return s;
 }

@@ -1,42 +1,37 @@
 /*
  * cost.c: AUTO's choice between the sparse and the dense MLP, per layer and
- * call.
+ * call (forward/cost.h).
  *
  * Sparse costs ~ rows read x seconds per row: rows of W_down^T (axpy_rows)
  * and of W_up (gathered dot products: a gated MLP's up rows, or the rows a
  * predictor selects), a batch reading the union of its rows once, for all
- * its tokens (union.c), at a cost per row interpolated between one token
- * and max_batch tokens; dense ~ the GEMV/GEMM time of the same matrices for n
- * tokens, interpolated between 1 and max_batch tokens (a one-token GEMV is
- * memory-bound, a 64-token GEMM compute-bound, so one crossover density
- * cannot serve both). Every time is measured on the first layer when the
- * context is created. If the caller set auto_crossover instead: sparse
- * while the mean active fraction per token is below it.
+ * its tokens (linalg/union.c), at a cost per row interpolated between one
+ * token and max_batch tokens; dense ~ the GEMV/GEMM time of the same
+ * matrices for n tokens, interpolated between 1 and max_batch tokens (a
+ * one-token GEMV is memory-bound, a 64-token GEMM compute-bound, so one
+ * crossover density cannot serve both).
  */
+#include "forward/cost.h"
+
 #include "core/clock.h"
-#include "forward/forward.h"
+#include "forward/context.h"
 #include "linalg/linear.h"
 #include "linalg/sparse_down.h"
 #include "linalg/union.h"
 
-/* The dense time of one part for n tokens, from its 1- and batch-token times. */
-static double dense_time(const lzn_context *ctx, const double t[2], int n) {
-  double dense = t[0];
-  if (ctx->max_batch > 1) dense += (t[1] - t[0]) * (n - 1) / (ctx->max_batch - 1);
-  return dense;
+/* A time for n tokens from its 1- and max_batch-token values. */
+static double at_n(const lzn_cost_model *cm, double one, double batch, int n) {
+  return cm->max_batch > 1 ? one + (batch - one) * (n - 1) / (cm->max_batch - 1) : one;
 }
 
-int lzn_cost_prefers_sparse(const lzn_context *ctx, const lzn_sparse_work *work, int n) {
-  const double f = ctx->model->d_ff;
-  if (ctx->params.auto_crossover > 0.0f)
-    return (double)work->down_rows < (double)ctx->params.auto_crossover * f * n;
-  const double row_down[2] = {ctx->t_row_down, ctx->t_union_row_down};
-  const double row_up[2] = {ctx->t_row_up, ctx->t_union_row_up};
-  double dense = dense_time(ctx, ctx->t_dense_down, n);
-  double sparse = (double)work->down_rows * dense_time(ctx, row_down, n);
-  if (work->up_rows > 0 || ctx->model->arch.mlp == LZN_MLP_KIND_GATED) {
-    dense += dense_time(ctx, ctx->t_dense_up, n);
-    sparse += (double)work->up_rows * dense_time(ctx, row_up, n);
+int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work, int n,
+                            int d_ff, int gated) {
+  if (crossover > 0.0f) return (double)work->down_rows < (double)crossover * d_ff * n;
+  double dense = at_n(cm, cm->dense_down_one, cm->dense_down_batch, n);
+  double sparse = (double)work->down_rows * at_n(cm, cm->row_down, cm->union_row_down, n);
+  if (work->up_rows > 0 || gated) {
+    dense += at_n(cm, cm->dense_up_one, cm->dense_up_batch, n);
+    sparse += (double)work->up_rows * at_n(cm, cm->row_up, cm->union_row_up, n);
   }
   return sparse < dense;
 }
@@ -45,53 +40,64 @@ int lzn_cost_prefers_sparse(const lzn_context *ctx, const lzn_sparse_work *work,
  * creation): the minimum is the run least disturbed by other processes. */
 #define COST_REPS 3
 
-lzn_status lzn_cost_measure(lzn_context *ctx) {
+/* The timed operations, each on all rows of layer 0 (sparse ones with every
+ * row active: their time per row is what a call pays). */
+typedef enum cost_op {
+  OP_ROWS_DOWN, OP_ROWS_UP, OP_DENSE_DOWN_ONE, OP_DENSE_DOWN_BATCH, OP_DENSE_UP_ONE, OP_DENSE_UP_BATCH,
+  OP_UNION_DOWN, OP_UNION_UP, OP_COUNT
+} cost_op;
+
+static lzn_status run_op(lzn_context *ctx, cost_op op) {
   const lzn_model *m = ctx->model;
   const lzn_layer *w = &m->layers[0];
-  const int f = m->d_ff, d = m->d_model, batch = ctx->max_batch;
-  float *h = ctx->up, *out = ctx->mlp_out; /* [max_batch][d_ff], [max_batch][d_model] */
-  float *x = ctx->normed;                  /* [max_batch][d_model] */
-  for (size_t i = 0; i < (size_t)batch * f; i++) h[i] = 1.0f;
-  for (size_t i = 0; i < (size_t)batch * d; i++) x[i] = 1.0f;
-  for (int i = 0; i < f; i++) ctx->active_idx[i] = i, ctx->active_val[i] = 1.0f;
-  /* all rows down, all rows up, dense down 1 / batch, dense up 1 / batch,
-   * union down / up for a batch */
-  double best[8] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30, 1e30};
-  float *coef = ctx->union_coef; /* [max_batch][d_ff] */
-  for (size_t i = 0; i < (size_t)batch * f; i++) coef[i] = 1.0f;
+  const int f = m->d_ff, batch = ctx->max_batch;
   lzn_exec *ex = &ctx->exec;
-  for (int rep = 0; rep <= COST_REPS; rep++) {
-    double t[9];
-    lzn_status s = LZN_OK;
-    t[0] = lzn_now_seconds();
-    lzn_sparse_down_run(ex->kernels, out, &w->down_t, ctx->active_idx, ctx->active_val, (size_t)f,
-                        ex->n_threads);
-    t[1] = lzn_now_seconds();
-    s = lzn_linear_rows(ex, ctx->top_k_scratch, x, &w->up, ctx->active_idx, (size_t)f);
-    t[2] = lzn_now_seconds();
-    if (s == LZN_OK) s = lzn_mlp_down_dense(ctx, 0, h, out, 1);
-    t[3] = lzn_now_seconds();
-    if (s == LZN_OK && batch > 1) s = lzn_mlp_down_dense(ctx, 0, h, out, batch);
-    t[4] = lzn_now_seconds();
-    if (s == LZN_OK) s = lzn_linear(ex, h, x, &w->up, NULL, 1);
-    t[5] = lzn_now_seconds();
-    if (s == LZN_OK && batch > 1) s = lzn_linear(ex, h, x, &w->up, NULL, batch);
-    t[6] = lzn_now_seconds();
-    if (s == LZN_OK && batch > 1) s = lzn_union_axpy(ex, out, batch, &w->down_t, ctx->active_idx, (size_t)f, coef);
-    t[7] = lzn_now_seconds();
-    if (s == LZN_OK && batch > 1) s = lzn_union_dot(ex, h, batch, &w->up, ctx->active_idx, (size_t)f, x);
-    t[8] = lzn_now_seconds();
-    if (s != LZN_OK) return s;
-    for (int i = 0; rep > 0 && i < 8; i++)
-      if (t[i + 1] - t[i] < best[i]) best[i] = t[i + 1] - t[i];
+  lzn_mlp_buffers *b = &ctx->ws.mlp;
+  float *h = b->decider, *out = ctx->ws.stream.mlp_out, *x = ctx->ws.stream.normed;
+  switch (op) {
+  case OP_ROWS_DOWN:
+    lzn_sparse_down_run(ex->kernels, out, &w->down_t, b->active_idx, b->active_val, (size_t)f, ex->n_threads);
+    return LZN_OK;
+  case OP_ROWS_UP: return lzn_linear_rows(ex, b->top_k_scratch, x, &w->up, b->active_idx, (size_t)f);
+  case OP_DENSE_DOWN_ONE: return lzn_linear_down(ex, out, h, &w->down, &w->down_t, NULL, 1);
+  case OP_DENSE_DOWN_BATCH: return lzn_linear_down(ex, out, h, &w->down, &w->down_t, NULL, batch);
+  case OP_DENSE_UP_ONE: return lzn_linear(ex, h, x, &w->up, NULL, 1);
+  case OP_DENSE_UP_BATCH: return lzn_linear(ex, h, x, &w->up, NULL, batch);
+  case OP_UNION_DOWN: return lzn_union_axpy(ex, out, batch, &w->down_t, b->active_idx, (size_t)f, b->coef);
+  case OP_UNION_UP: return lzn_union_dot(ex, h, batch, &w->up, b->active_idx, (size_t)f, x);
+  case OP_COUNT: break;
   }
-  ctx->t_row_down = best[0] / f;
-  ctx->t_row_up = best[1] / f;
-  ctx->t_dense_down[0] = best[2];
-  ctx->t_dense_down[1] = batch > 1 ? best[3] : best[2];
-  ctx->t_dense_up[0] = best[4];
-  ctx->t_dense_up[1] = batch > 1 ? best[5] : best[4];
-  ctx->t_union_row_down = batch > 1 ? best[6] / f : ctx->t_row_down;
-  ctx->t_union_row_up = batch > 1 ? best[7] / f : ctx->t_row_up;
+  return LZN_OK;
+}
+
+lzn_status lzn_cost_measure(lzn_context *ctx, lzn_cost_model *out) {
+  const lzn_model *m = ctx->model;
+  const int f = m->d_ff, d = m->d_model, batch = ctx->max_batch;
+  lzn_mlp_buffers *b = &ctx->ws.mlp;
+  for (size_t i = 0; i < (size_t)batch * f; i++) b->decider[i] = 1.0f, b->coef[i] = 1.0f;
+  for (size_t i = 0; i < (size_t)batch * d; i++) ctx->ws.stream.normed[i] = 1.0f;
+  for (int i = 0; i < f; i++) b->active_idx[i] = i, b->active_val[i] = 1.0f;
+  double best[OP_COUNT];
+  for (int op = 0; op < OP_COUNT; op++) best[op] = 1e30;
+  for (int rep = 0; rep <= COST_REPS; rep++)
+    for (int op = 0; op < OP_COUNT; op++) {
+      const int needs_batch = op == OP_DENSE_DOWN_BATCH || op == OP_DENSE_UP_BATCH || op == OP_UNION_DOWN ||
+                              op == OP_UNION_UP;
+      if (needs_batch && batch <= 1) continue;
+      const double t0 = lzn_now_seconds();
+      const lzn_status s = run_op(ctx, (cost_op)op);
+      if (s != LZN_OK) return s;
+      const double t = lzn_now_seconds() - t0;
+      if (rep > 0 && t < best[op]) best[op] = t;
+    }
+  out->max_batch = batch;
+  out->row_down = best[OP_ROWS_DOWN] / f;
+  out->row_up = best[OP_ROWS_UP] / f;
+  out->dense_down_one = best[OP_DENSE_DOWN_ONE];
+  out->dense_down_batch = batch > 1 ? best[OP_DENSE_DOWN_BATCH] : best[OP_DENSE_DOWN_ONE];
+  out->dense_up_one = best[OP_DENSE_UP_ONE];
+  out->dense_up_batch = batch > 1 ? best[OP_DENSE_UP_BATCH] : best[OP_DENSE_UP_ONE];
+  out->union_row_down = batch > 1 ? best[OP_UNION_DOWN] / f : out->row_down;
+  out->union_row_up = batch > 1 ? best[OP_UNION_UP] / f : out->row_up;
   return LZN_OK;
 }

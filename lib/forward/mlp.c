@@ -1,50 +1,172 @@
 /*
- * mlp.c: the MLP block, out = W_down act(W_up x + b_up) + b_down, where the
- * down-projection reads only the rows of w_down_t whose activation is active.
+ * mlp.c: the MLP block, one pipeline for OPT's ReLU MLP and the LLaMA
+ * family's gated one (forward/mlp.h has the steps):
  *
- * act is ReLU, optionally sparser (select.c: threshold, top-k).
+ *   OPT     out = W_down act(W_up x + b_up) + b_down: the up-projection is
+ *           the decider, its active values are the coefficients;
+ *   gated   out = W_down (act(W_gate x) * (W_up x)): the gate decides, and
+ *           only the active rows of W_up and W_down^T are read, so two of
+ *           the three matrices scale with the density (the bound is
+ *           3 / (1 + 2d)).
  *
- * The up-projection is dense: which neurons fire is known only after it;
- * with an activation predictor (predictor.c) only its predicted rows are
- * computed. The down-projection is
- *   SPARSE  relu_compact + axpy_rows per token: cost ~ active rows x d_model;
- *   DENSE   one GEMV/GEMM over the batch: cost ~ d_ff x d_model per call;
- *   AUTO    whichever the cost model (cost.c) says is cheaper for this call.
+ * The down-projection is
+ *   SPARSE  one token: axpy_rows over its active rows of W_down^T; a batch:
+ *           each row of its union read once (linalg/union.c);
+ *   DENSE   one GEMV/GEMM over all rows, coefficients zero where inactive
+ *           (so SPARSE == DENSE but for the order of the sums);
+ *   AUTO    whichever the cost model (forward/cost.c) says is cheaper for
+ *           this call: decided once, after the predictor when there is one
+ *           (its sets size the call), else after selection.
  */
+#include "forward/mlp.h"
+
+#include <math.h>
 #include <string.h>
 
 #include "core/clock.h"
-#include "forward/forward.h"
+#include "forward/activation.h"
+#include "forward/context.h"
+#include "forward/select.h"
 #include "linalg/linear.h"
 #include "linalg/sparse_down.h"
 #include "linalg/union.h"
 
-/* Per-token bookkeeping: which neurons fired, and the work done. */
-static void count_sparse(lzn_context *ctx, int layer, const int32_t *idx, size_t n_active) {
-  if (!ctx->params.collect_stats) return;
-  lzn_layer_counters *c = &ctx->counters[layer];
-  const double d = ctx->model->d_model;
-  c->tokens++;
-  c->active_sum += (int64_t)n_active;
-  c->union_sum += (int64_t)n_active; /* a one-token call */
-  for (size_t t = 0; t < n_active; t++) c->fired[idx[t]] = 1;
-  c->flops_executed += 2.0 * d * (double)n_active;
-  c->bytes_executed += (double)ctx->model->layers[layer].down_t.row_bytes * (double)n_active;
+void lzn_mlp_buffers_carve(lzn_mlp_buffers *b, lzn_carver *c, const lzn_model *m, int max_batch) {
+  const size_t rows = (size_t)max_batch, f = (size_t)m->d_ff;
+  const int gated = m->arch.mlp == LZN_MLP_KIND_GATED;
+  b->decider = LZN_CARVE(c, rows * f, float);
+  b->up = LZN_CARVE(c, gated ? rows * f : 1, float);
+  b->coef = LZN_CARVE(c, rows * f, float);
+  b->thresholds = LZN_CARVE(c, rows, float);
+  b->magnitude = LZN_CARVE(c, f, float);
+  b->top_k_scratch = LZN_CARVE(c, f, float);
+  b->active_idx = LZN_CARVE(c, f, int32_t);
+  b->active_val = LZN_CARVE(c, f, float);
+  b->union_mask = LZN_CARVE(c, f, uint8_t);
+  b->union_idx = LZN_CARVE(c, f, int32_t);
 }
 
-/* Zeroes one token's activations at or below its threshold, in place;
- * returns how many are active and marks them as fired. */
-static size_t activate_in_place(lzn_context *ctx, int layer, float *h, float threshold) {
-  const int f = ctx->model->d_ff;
-  uint8_t *fired = ctx->counters[layer].fired;
-  size_t n_active = 0;
-  for (int i = 0; i < f; i++) {
-    const int active = h[i] > threshold; /* NaN is inactive, as in relu_compact */
-    if (!active) h[i] = 0.0f;
-    n_active += (size_t)active;
-    fired[i] |= (uint8_t)active;
+/* One call of the pipeline: what the plan decided, and where things are. */
+typedef struct mlp_call {
+  lzn_context *ctx;
+  const lzn_model *m;
+  const lzn_layer *w;
+  const lzn_activation_rule *rule;
+  lzn_mlp_buffers *b;
+  int layer, n, f, gated;
+  lzn_mlp_mode mode;    /* SPARSE or DENSE once decided; AUTO until then */
+  int predicted;        /* the layer's predictor runs */
+  lzn_prediction pred;
+  const lzn_matrix *decider;
+  const float *decider_bias;
+  float base;           /* the threshold before top_k */
+  size_t n_union;       /* a batch's union (n > 1) */
+  size_t n_selected;    /* one token's set (n == 1), in active_idx */
+} mlp_call;
+
+/* ------------------------------------------------------------------ plan */
+
+static mlp_call plan(lzn_context *ctx, int layer, int n) {
+  const lzn_model *m = ctx->model;
+  const lzn_context_params *p = &ctx->params;
+  mlp_call c = {.ctx = ctx, .m = m, .w = &m->layers[layer], .b = &ctx->ws.mlp, .layer = layer, .n = n,
+                .f = m->d_ff, .gated = m->arch.mlp == LZN_MLP_KIND_GATED};
+  c.rule = lzn_activation_rule_of(m->arch.activation);
+  c.mode = p->mlp_mode;
+  /* SwiGLU without a threshold or top_k has no zeros to skip. */
+  if (c.rule->dense_unless_thresholded && p->threshold == 0.0f && p->top_k == 0) c.mode = LZN_MLP_DENSE;
+  c.base = c.rule->threshold_from_config && p->threshold == 0.0f ? m->arch.activation_threshold : p->threshold;
+  c.decider = c.gated ? &c.w->gate : &c.w->up;
+  c.decider_bias = c.gated ? NULL : c.w->up_b;
+  /* DENSE computes every row anyway: the predictor would only cost. */
+  c.predicted = p->use_predictor && c.mode != LZN_MLP_DENSE && c.w->predictor.present;
+  const lzn_predictor *pr = &c.w->predictor;
+  c.pred = (lzn_prediction){.exec = &ctx->exec, .buf = &ctx->ws.predictor, .rec = &ctx->stats, .model = m,
+                            .layer = layer,
+                            .threshold = isnan(p->predictor_threshold) ? pr->threshold : p->predictor_threshold};
+  return c;
+}
+
+/* AUTO's one decision for the call. */
+static void choose(mlp_call *c, size_t down_rows, size_t up_rows) {
+  if (c->mode != LZN_MLP_AUTO) return;
+  const lzn_sparse_work work = {.down_rows = down_rows, .up_rows = up_rows};
+  c->mode = lzn_cost_prefers_sparse(&c->ctx->cost, c->ctx->params.auto_crossover, &work, c->n, c->f, c->gated)
+                ? LZN_MLP_SPARSE
+                : LZN_MLP_DENSE;
+}
+
+/* ---------------------------------------------------- predict, decide */
+
+/* b->decider = the decider's rows for n tokens: dense; or with a predictor
+ * only its predicted rows (zeros elsewhere: inactive for every rule), unless
+ * the call goes dense, which then zeroes outside the sets. */
+static lzn_status decide(mlp_call *c, const float *x, const float *x_resid) {
+  lzn_exec *ex = &c->ctx->exec;
+  float *rows = c->b->decider;
+  const int d = c->m->d_model, f = c->f;
+  if (!c->predicted) return lzn_linear(ex, rows, x, c->decider, c->decider_bias, c->n);
+  size_t total;
+  lzn_status s = lzn_predict(&c->pred, x, x_resid, c->n, &total);
+  if (s != LZN_OK) return s;
+  /* The decider's rows of the sets, then (gated) up rows of at most as
+   * many, and down rows of at most as many. */
+  choose(c, total, c->gated ? 2 * total : total);
+  if (c->mode == LZN_MLP_SPARSE) {
+    for (int t = 0; s == LZN_OK && t < c->n; t++) {
+      float *row = rows + (size_t)t * f;
+      s = lzn_predicted_rows(&c->pred, c->decider, c->decider_bias, x + (size_t)t * d, t, row);
+      if (s == LZN_OK) lzn_predictor_count(&c->pred, row, c->base);
+      if (s == LZN_OK && c->ctx->params.collect_recall && c->ctx->params.collect_stats)
+        s = lzn_predictor_recall(&c->pred, c->decider, c->decider_bias, x + (size_t)t * d, t, c->base);
+    }
+    return s;
   }
-  return n_active;
+  s = lzn_linear(ex, rows, x, c->decider, c->decider_bias, c->n);
+  if (s != LZN_OK) return s;
+  lzn_predictor_mask(&c->pred, rows, c->n);
+  for (int t = 0; t < c->n; t++) lzn_predictor_count(&c->pred, rows + (size_t)t * f, c->base);
+  return LZN_OK;
+}
+
+/* ---------------------------------------------------------------- select */
+
+/* The values selection compares for token t: its decider row, or their
+ * magnitudes (SiLU, whose rows hold silu(gate) by now). */
+static const float *selection_values(mlp_call *c, int t) {
+  const float *g = c->b->decider + (size_t)t * c->f;
+  if (!c->rule->select_on_magnitude) return g;
+  for (int i = 0; i < c->f; i++) c->b->magnitude[i] = fabsf(g[i]);
+  return c->b->magnitude;
+}
+
+/* Each token's threshold; a batch's union of sets, or one token's set
+ * (its values in active_val) when it will be needed (not DENSE). */
+static void select_rows(mlp_call *c) {
+  lzn_mlp_buffers *b = c->b;
+  const lzn_context_params *p = &c->ctx->params;
+  if (c->rule->transform) c->rule->transform(b->decider, (size_t)c->n * (size_t)c->f);
+  if (c->n > 1) memset(b->union_mask, 0, (size_t)c->f);
+  for (int t = 0; t < c->n; t++) {
+    const float *v = selection_values(c, t);
+    b->thresholds[t] = lzn_select_threshold(v, c->f, c->base, p->top_k, b->top_k_scratch);
+    if (c->n > 1) lzn_select_mark(v, c->f, b->thresholds[t], b->union_mask);
+    else if (c->mode != LZN_MLP_DENSE)
+      c->n_selected = c->ctx->exec.kernels->relu_compact.fn(v, (size_t)c->f, b->thresholds[0], b->active_idx,
+                                                           b->active_val);
+  }
+  if (c->n > 1) c->n_union = lzn_select_collect(b->union_mask, c->f, b->union_idx);
+  /* The up rows read are the decider's set (dReLU then drops some down
+   * rows: the estimate errs towards sparse by those). */
+  const size_t rows = c->n > 1 ? c->n_union : c->n_selected;
+  choose(c, rows, c->gated ? rows : 0);
+}
+
+/* Whether neuron i of token t is active: its selection value above the
+ * token's threshold (NaN: inactive), and for dReLU its up value > 0. */
+static int is_active(const mlp_call *c, int t, float g, float u) {
+  const float v = c->rule->select_on_magnitude ? fabsf(g) : g;
+  return v > c->b->thresholds[t] && (!c->rule->up_must_be_positive || u > 0.0f);
 }
 
 static void bias_rows(float *out, const float *bias, int n, int d) {
@@ -54,143 +176,118 @@ static void bias_rows(float *out, const float *bias, int n, int d) {
   }
 }
 
-/* Sparse down-projection of one token from its pre-activations h and its
- * threshold. */
-static void down_sparse_token(lzn_context *ctx, int layer, const float *h, float threshold,
-                              float *out) {
-  const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
-  const size_t n_active = ctx->exec.kernels->relu_compact.fn(h, (size_t)m->d_ff, threshold,
-                                                     ctx->active_idx, ctx->active_val);
-  count_sparse(ctx, layer, ctx->active_idx, n_active);
-  bias_rows(out, w->down_b, 1, m->d_model);
-  lzn_sparse_down_run(ctx->exec.kernels, out, &w->down_t, ctx->active_idx, ctx->active_val,
-                      n_active, ctx->exec.n_threads);
+/* ---------------------------------------------------------- up and down */
+
+/* One token, sparse: the selected rows of W_up (gated), its coefficients,
+ * then the active rows of W_down^T. */
+static lzn_status token_sparse(mlp_call *c, const float *x, float *out, lzn_mlp_record *r) {
+  lzn_mlp_buffers *b = c->b;
+  int32_t *idx = b->active_idx;
+  float *h = b->active_val;
+  const float *g = b->decider;
+  size_t n_active = c->n_selected;
+  if (c->gated) {
+    float *u = b->up; /* compact: u[k] for row idx[k] */
+    const lzn_status s = lzn_linear_rows(&c->ctx->exec, u, x, &c->w->up, idx, c->n_selected);
+    if (s != LZN_OK) return s;
+    n_active = 0;
+    for (size_t k = 0; k < c->n_selected; k++) {
+      if (!is_active(c, 0, g[idx[k]], u[k])) continue;
+      idx[n_active] = idx[k], h[n_active] = g[idx[k]] * u[k];
+      n_active++;
+    }
+  }
+  uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
+  for (size_t k = 0; k < n_active; k++) fired[idx[k]] = 1;
+  bias_rows(out, c->w->down_b, 1, c->m->d_model);
+  lzn_sparse_down_run(c->ctx->exec.kernels, out, &c->w->down_t, idx, h, n_active, c->ctx->exec.n_threads);
+  const size_t up_rows = c->gated ? c->n_selected : 0;
+  *r = (lzn_mlp_record){.n_tokens = 1, .sparse = 1, .active = n_active, .rows = c->n_selected,
+                        .up_rows = up_rows, .down_rows = n_active, .up_products = up_rows,
+                        .down_products = n_active};
+  return LZN_OK;
 }
 
-lzn_status lzn_mlp_down_dense(lzn_context *ctx, int layer, const float *h, float *out, int n) {
-  const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
-  if (w->down.data) return lzn_linear(&ctx->exec, out, h, &w->down, w->down_b, n);
-  return lzn_linear_kn(&ctx->exec, out, h, &w->down_t, w->down_b, n, ctx->all_rows);
-}
-
-/* n tokens sparse over the union of their active rows (union.c): each row
- * of W_down^T the batch needs read once; coef zero where a token does not
- * have it active. The union's indices are in ctx->union_idx. */
-static lzn_status down_union(lzn_context *ctx, int layer, float *out, int n, size_t n_union) {
-  const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
-  const int f = m->d_ff;
-  const int32_t *u = ctx->union_idx;
+/* n tokens over their union: its up rows for all tokens at once (gated),
+ * each token's coefficient on each union row (0 where not active), then the
+ * union's down rows, each row of W_up and W_down^T read once. */
+static lzn_status tokens_union(mlp_call *c, const float *x, float *out, lzn_mlp_record *r) {
+  lzn_mlp_buffers *b = c->b;
+  lzn_exec *ex = &c->ctx->exec;
+  const int32_t *u_idx = b->union_idx;
+  const size_t n_union = c->n_union;
+  lzn_status s = LZN_OK;
+  if (c->gated) s = lzn_union_dot(ex, b->up, c->n, &c->w->up, u_idx, n_union, x); /* [n][n_union] */
+  if (s != LZN_OK) return s;
+  uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
   size_t active_total = 0;
-  for (int t = 0; t < n; t++) {
-    const float *h = ctx->up + (size_t)t * f;
-    float *coef = ctx->union_coef + (size_t)t * n_union;
+  for (int t = 0; t < c->n; t++) {
+    const float *g = b->decider + (size_t)t * c->f;
+    const float *u = b->up + (size_t)t * n_union;
+    float *coef = b->coef + (size_t)t * n_union;
     for (size_t j = 0; j < n_union; j++) {
-      const int active = h[u[j]] > ctx->token_threshold[t];
-      coef[j] = active ? h[u[j]] : 0.0f;
+      const float gj = g[u_idx[j]], uj = c->gated ? u[j] : 1.0f;
+      const int active = is_active(c, t, gj, uj);
+      coef[j] = active ? gj * uj : 0.0f;
+      fired[u_idx[j]] |= (uint8_t)active;
       active_total += (size_t)active;
     }
   }
-  bias_rows(out, w->down_b, n, m->d_model);
-  const lzn_status s = lzn_union_axpy(&ctx->exec, out, n, &w->down_t, u, n_union, ctx->union_coef);
-  if (ctx->params.collect_stats) {
-    lzn_layer_counters *c = &ctx->counters[layer];
-    c->tokens += n;
-    c->active_sum += (int64_t)active_total;
-    c->union_sum += (int64_t)n_union;
-    for (size_t j = 0; j < n_union; j++) c->fired[u[j]] = 1;
-    c->flops_executed += 2.0 * m->d_model * (double)n_union * n;
-    c->bytes_executed += (double)w->down_t.row_bytes * (double)n_union; /* once for the batch */
-    c->sparse_calls++;
-  }
+  bias_rows(out, c->w->down_b, c->n, c->m->d_model);
+  s = lzn_union_axpy(ex, out, c->n, &c->w->down_t, u_idx, n_union, b->coef);
+  const size_t products = n_union * (size_t)c->n;
+  *r = (lzn_mlp_record){.n_tokens = c->n, .sparse = 1, .active = active_total, .rows = n_union,
+                        .up_rows = c->gated ? n_union : 0, .down_rows = n_union,
+                        .up_products = c->gated ? products : 0, .down_products = products};
   return s;
 }
 
-/* The down-projection of n tokens whose pre-activations are in ctx->up. */
-static lzn_status down_projection(lzn_context *ctx, int layer, float *out, int n) {
-  const lzn_model *m = ctx->model;
-  const int f = m->d_ff;
-  lzn_layer_counters *c = &ctx->counters[layer];
-  float *up = ctx->up, *threshold = ctx->token_threshold;
-  const lzn_mlp_mode mode = ctx->params.mlp_mode;
-  /* Each token's threshold, and for AUTO how many neurons the batch keeps:
-   * counted with the SIMD kernel (~1 us per 8192 values), since AUTO counts
-   * on every call and a scalar pass cost it 3 % of a prefill. */
-  size_t active_total = 0;
-  for (int t = 0; t < n; t++) {
-    const float *h = up + (size_t)t * f;
-    threshold[t] = lzn_token_threshold(ctx, h, ctx->params.threshold);
-    if (mode == LZN_MLP_AUTO && n == 1)
-      active_total += ctx->exec.kernels->relu_compact.fn(h, (size_t)f, threshold[t], ctx->active_idx,
-                                                 ctx->active_val);
-  }
-  /* A batch reads the union of its active rows once (union.c). */
-  const size_t n_union = n > 1 ? lzn_union_of(ctx, up, n) : active_total;
-  const lzn_sparse_work work = {.down_rows = n > 1 ? n_union : active_total, .up_rows = 0};
-  if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
-    if (n > 1) return down_union(ctx, layer, out, n, n_union);
-    down_sparse_token(ctx, layer, up, threshold[0], out);
-    if (ctx->params.collect_stats) c->sparse_calls++;
-    return LZN_OK;
-  }
-  active_total = 0;
-  for (int t = 0; t < n; t++)
-    active_total += activate_in_place(ctx, layer, up + (size_t)t * f, threshold[t]);
-  if (ctx->params.collect_stats) {
-    c->tokens += n;
-    c->active_sum += (int64_t)active_total;
-    c->union_sum += (int64_t)(n > 1 ? n_union : active_total);
-    c->flops_executed += 2.0 * m->d_model * (double)f * n;
-    c->bytes_executed += (double)m->layers[layer].down_t.row_bytes * f;
-    c->dense_calls++;
-  }
-  return lzn_mlp_down_dense(ctx, layer, up, out, n);
-}
-
-/* ctx->up = fc1(x) + b1 for n tokens: dense, or with a predictor only its
- * predicted rows (zeros elsewhere) unless AUTO finds the predicted sets
- * too large to be worth it. */
-static lzn_status up_projection(lzn_context *ctx, int layer, const float *x, int n) {
-  const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
-  const int d = m->d_model, f = m->d_ff;
-  if (lzn_predictor_in_use(ctx, layer)) {
-    size_t total;
-    lzn_status s = lzn_predict_tokens(ctx, layer, x, ctx->hidden, n, &total);
+/* n tokens, dense: all of W_up (gated), coefficients in place with the same
+ * selection (zero elsewhere), all of W_down. */
+static lzn_status tokens_dense(mlp_call *c, const float *x, float *out, lzn_mlp_record *r) {
+  lzn_mlp_buffers *b = c->b;
+  lzn_exec *ex = &c->ctx->exec;
+  const int f = c->f;
+  float *h = c->gated ? b->up : b->decider; /* the coefficients, in place */
+  if (c->gated) {
+    const lzn_status s = lzn_linear(ex, b->up, x, &c->w->up, NULL, c->n);
     if (s != LZN_OK) return s;
-    const lzn_sparse_work work = {.down_rows = total, .up_rows = total};
-    const lzn_mlp_mode mode = ctx->params.mlp_mode;
-    if (mode == LZN_MLP_SPARSE || (mode == LZN_MLP_AUTO && lzn_cost_prefers_sparse(ctx, &work, n))) {
-      for (int t = 0; s == LZN_OK && t < n; t++) {
-        float *row = ctx->up + (size_t)t * f;
-        s = lzn_predicted_rows(ctx, &w->up, w->up_b, x + (size_t)t * d, t, row);
-        if (s == LZN_OK) lzn_predictor_count(ctx, layer, row, ctx->params.threshold);
-        if (s == LZN_OK)
-          s = lzn_predictor_recall(ctx, layer, &w->up, w->up_b, x + (size_t)t * d, t, ctx->params.threshold);
-      }
-      return s;
-    }
-    s = lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);
-    if (s == LZN_OK) lzn_predictor_mask(ctx, ctx->up, n);
-    for (int t = 0; s == LZN_OK && t < n; t++)
-      lzn_predictor_count(ctx, layer, ctx->up + (size_t)t * f, ctx->params.threshold);
-    return s;
   }
-  return lzn_linear(&ctx->exec, ctx->up, x, &w->up, w->up_b, n);
+  uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
+  size_t active_total = 0;
+  for (int t = 0; t < c->n; t++) {
+    const float *g = b->decider + (size_t)t * f;
+    float *row = h + (size_t)t * f;
+    for (int i = 0; i < f; i++) {
+      const float u = c->gated ? row[i] : 1.0f;
+      const int active = is_active(c, t, g[i], u);
+      row[i] = active ? g[i] * u : 0.0f;
+      fired[i] |= (uint8_t)active;
+      active_total += (size_t)active;
+    }
+  }
+  const size_t products = (size_t)f * (size_t)c->n;
+  *r = (lzn_mlp_record){.n_tokens = c->n, .sparse = 0, .active = active_total,
+                        .rows = c->n > 1 ? c->n_union : active_total, .up_rows = c->gated ? (size_t)f : 0,
+                        .down_rows = (size_t)f, .up_products = c->gated ? products : 0,
+                        .down_products = products};
+  return lzn_linear_down(ex, out, h, &c->w->down, &c->w->down_t, c->w->down_b, c->n);
 }
 
-lzn_status lzn_mlp_forward(lzn_context *ctx, int layer, const float *x, float *out, int n) {
-  const lzn_model *m = ctx->model;
-  if (m->arch.mlp == LZN_MLP_KIND_GATED) return lzn_mlp_gated_forward(ctx, layer, x, out, n);
+/* ----------------------------------------------------------------- block */
+
+lzn_status lzn_mlp_block(lzn_context *ctx, int layer, const float *x, const float *x_resid, float *out, int n) {
+  mlp_call c = plan(ctx, layer, n);
   const double t0 = lzn_now_seconds();
-  lzn_status s = up_projection(ctx, layer, x, n);
+  lzn_status s = decide(&c, x, x_resid);
+  if (s != LZN_OK) return s;
   const double t1 = lzn_now_seconds();
-  if (s == LZN_OK) s = down_projection(ctx, layer, out, n);
-  if (ctx->params.collect_stats) {
-    ctx->counters[layer].seconds_up += t1 - t0;
-    ctx->counters[layer].seconds_down += lzn_now_seconds() - t1;
-  }
-  return s;
+  select_rows(&c);
+  lzn_mlp_record r;
+  if (c.mode == LZN_MLP_SPARSE) s = n > 1 ? tokens_union(&c, x, out, &r) : token_sparse(&c, x, out, &r);
+  else s = tokens_dense(&c, x, out, &r);
+  if (s != LZN_OK) return s;
+  r.seconds_decide = t1 - t0, r.seconds_rest = lzn_now_seconds() - t1;
+  lzn_record_mlp(&ctx->stats, c.m, layer, &r);
+  return LZN_OK;
 }

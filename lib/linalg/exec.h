@@ -11,12 +11,17 @@
 #include "kernels/kernels.h"
 #include "linalg/onednn.h"
 
+/* Largest thread count a caller may ask for; beyond it is surely a mistake. */
+#define LZN_MAX_THREADS 1024
+
 /* Scratch buffers an exec keeps between calls, grown on demand. */
 typedef enum lzn_scratch_kind {
-  LZN_SCRATCH_X = 0,    /* activations converted for a kernel (x as Q8_0 blocks) */
-  LZN_SCRATCH_TILE = 1, /* a tile of weights widened to fp32 for oneDNN */
-  LZN_SCRATCH_PART = 2, /* a tile's partial output */
-  LZN_SCRATCH_COUNT = 3
+  LZN_SCRATCH_X_DOT = 0,   /* x converted to the format a type's dot kernels take (lzn_wtype_dot_type) */
+  LZN_SCRATCH_TILE = 1,    /* a tile of weights widened to fp32 for oneDNN */
+  LZN_SCRATCH_PART = 2,    /* a tile's partial output */
+  LZN_SCRATCH_COLUMNS = 3, /* fp32 columns of x (or of coefficients) matching a tile's rows */
+  LZN_SCRATCH_ALL_ROWS = 4, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
+  LZN_SCRATCH_COUNT = 5
 } lzn_scratch_kind;
 
 typedef struct lzn_exec {

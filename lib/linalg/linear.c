@@ -30,7 +30,7 @@ static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, 
     return LZN_OK;
   }
   void *xq;
-  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X, lzn_wtype_row_bytes(x_type, k), &xq);
+  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, lzn_wtype_row_bytes(x_type, k), &xq);
   if (s != LZN_OK) return s;
   ex->kernels->type[x_type].from_f32.fn(xq, x, k);
   *out = xq;
@@ -108,7 +108,7 @@ static lzn_status linear_kn_tiled(lzn_exec *ex, float *y, const float *x, const 
   void *tile, *part, *x_cols;
   lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_TILE, (size_t)(per_tile * n) * sizeof(float), &tile);
   if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_PART, (size_t)(m * n) * sizeof(float), &part);
-  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_X, (size_t)(m * per_tile) * sizeof(float), &x_cols);
+  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_COLUMNS, (size_t)(m * per_tile) * sizeof(float), &x_cols);
   for (int64_t t = 0; s == LZN_OK && t < m; t++) {
     float *row = y + (size_t)(t * n);
     if (bias) memcpy(row, bias, (size_t)n * sizeof(float));
@@ -126,13 +126,31 @@ static lzn_status linear_kn_tiled(lzn_exec *ex, float *y, const float *x, const 
   return s;
 }
 
+/* 0, 1, ..., n - 1, kept in the exec's scratch: filled over its whole
+ * capacity whenever it grows, so any n it holds is ready. */
+static lzn_status all_rows(lzn_exec *ex, int64_t n, const int32_t **out) {
+  const size_t had = ex->scratch_bytes[LZN_SCRATCH_ALL_ROWS];
+  void *rows;
+  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_ALL_ROWS, (size_t)n * sizeof(int32_t), &rows);
+  if (s != LZN_OK) return s;
+  int32_t *r = rows;
+  const size_t capacity = ex->scratch_bytes[LZN_SCRATCH_ALL_ROWS] / sizeof(int32_t);
+  if (ex->scratch_bytes[LZN_SCRATCH_ALL_ROWS] != had)
+    for (size_t i = 0; i < capacity; i++) r[i] = (int32_t)i;
+  *out = r;
+  return LZN_OK;
+}
+
 lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn,
-                         const float *bias, int64_t m, const int32_t *all_rows) {
+                         const float *bias, int64_t m) {
   if (m == 1) {
     const int64_t n = w_kn->cols;
+    const int32_t *rows;
+    const lzn_status s = all_rows(ex, w_kn->rows, &rows);
+    if (s != LZN_OK) return s;
     if (bias) memcpy(y, bias, (size_t)n * sizeof(float));
     else memset(y, 0, (size_t)n * sizeof(float));
-    lzn_sparse_down_run(ex->kernels, y, w_kn, all_rows, x, (size_t)w_kn->rows, ex->n_threads);
+    lzn_sparse_down_run(ex->kernels, y, w_kn, rows, x, (size_t)w_kn->rows, ex->n_threads);
     return LZN_OK;
   }
   if (w_kn->type == LZN_WEIGHTS_F32)
@@ -156,4 +174,10 @@ lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x_f32, const l
     if (t0 < t1) kernel(out + t0, w->data, w->row_bytes, (size_t)w->cols, idx + t0, t1 - t0, x);
   }
   return LZN_OK;
+}
+
+lzn_status lzn_linear_down(lzn_exec *ex, float *y, const float *h, const lzn_matrix *down,
+                           const lzn_matrix *down_t, const float *bias, int64_t m) {
+  if (down->data) return lzn_linear(ex, y, h, down, bias, m);
+  return lzn_linear_kn(ex, y, h, down_t, bias, m);
 }

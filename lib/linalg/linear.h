@@ -17,10 +17,17 @@ lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *
 
 /* y [m][w_kn->cols] = x [m][w_kn->rows] * W + bias for W stored [K][N]
  * (the MLP's down_t), the same product without a second copy of W_down.
- * One token: axpy_rows over every row (all_rows = 0, 1, ..., K - 1), a
- * batch: oneDNN (tiles for the types other than F32). Statuses: as above. */
+ * One token: axpy_rows over every row, a batch: oneDNN (tiles for the
+ * types other than F32). Statuses: as above. */
 lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn,
-                         const float *bias, int64_t m, const int32_t *all_rows);
+                         const float *bias, int64_t m);
+
+/* The dense down-projection y [m][d_model] = h [m][d_ff] W_down^T + bias
+ * from whichever layout the model kept: W_down as stored ([d_model][d_ff],
+ * down->data not NULL) through lzn_linear, else its transpose down_t
+ * through lzn_linear_kn. Statuses: as above. */
+lzn_status lzn_linear_down(lzn_exec *ex, float *y, const float *h, const lzn_matrix *down,
+                           const lzn_matrix *down_t, const float *bias, int64_t m);
 
 /* out[t] = W[idx[t]] . x for t < n: the gathered rows of one token (the
  * gated MLP's up rows), x converted as the type's dot kernels want, rows

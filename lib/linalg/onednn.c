@@ -12,6 +12,7 @@
 #include <dnnl.h>
 
 #include "linalg/onednn.h"
+#include "linalg/exec.h"
 #include "core/errors.h"
 #include "cpu/cpu.h"
 

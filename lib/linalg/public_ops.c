@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/wtype.h"
 #include "cpu/cpu.h"
+#include "linalg/exec.h"
 #include "linalg/sparse_down.h"
 
 LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,

@@ -42,7 +42,7 @@ lzn_status lzn_union_axpy(lzn_exec *ex, float *y, int64_t m, const lzn_matrix *w
   void *tile, *part, *block;
   lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_TILE, per_tile * (size_t)d * sizeof(float), &tile);
   if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_PART, (size_t)(m * d) * sizeof(float), &part);
-  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_X, (size_t)m * per_tile * sizeof(float), &block);
+  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_COLUMNS, (size_t)m * per_tile * sizeof(float), &block);
   for (size_t r0 = 0; s == LZN_OK && r0 < n_rows; r0 += per_tile) {
     const size_t rows = n_rows - r0 < per_tile ? n_rows - r0 : per_tile;
     gather(ex, w_t, idx + r0, rows, tile);

@@ -1,0 +1,69 @@
+/*
+ * attention.h: the attention block of a layer: q, k, v projections, rotary
+ * positions, the core against the KV cache, the output projection. Private.
+ */
+#ifndef LZN_FORWARD_ATTENTION_H
+#define LZN_FORWARD_ATTENTION_H
+
+#include "core/carve.h"
+#include "model/kv_cache.h"
+
+struct lzn_context;
+
+/* The block's part of a context's workspace, for max_batch rows. */
+typedef struct lzn_attn_buffers {
+  float *q;     /* [max_batch][n_heads * head_dim] */
+  float *k, *v; /* [max_batch][n_kv_heads * head_dim] */
+  float *heads; /* [max_batch][n_heads * head_dim] attention per head, before the output projection */
+  float *tiles; /* [n_threads][lzn_attention_tile_floats] the core's per-thread tiles */
+} lzn_attn_buffers;
+
+void lzn_attn_buffers_carve(lzn_attn_buffers *b, lzn_carver *c, const lzn_model *m, int max_batch,
+                            int n_threads);
+
+/* Floats of tiles one thread of the core needs (a tile of queries, its
+ * scores against a tile of keys, running outputs, max and sum). */
+size_t lzn_attention_tile_floats(const lzn_model *m);
+
+/* One call of the core: n query rows of one sequence at positions p0.. */
+typedef struct lzn_attn_call {
+  const lzn_model *model;
+  const lzn_kernel_table *kernels;
+  int n_threads;
+  float *tiles;           /* n_threads x lzn_attention_tile_floats */
+  lzn_kv_cache *kv;
+  int layer, n, p0;
+  const float *q, *k, *v; /* n rows of q_dim, kv_dim, kv_dim floats; q rotated and scaled */
+  float *heads;           /* n rows of q_dim */
+} lzn_attn_call;
+
+/* Stores the n rows of k and v at positions p0.. of the cache, then writes
+ * heads = softmax(q K^T) V per query head, each row attending to positions
+ * 0 .. its own. Tests call it on caches they fill. */
+void lzn_attention_core(const lzn_attn_call *c);
+/* How many work items (threads' shares) the core makes of n tokens. */
+int lzn_attention_work_items(const lzn_model *m, int n, int threads);
+
+/* Whose cache each of a step's rows attends in, at which position: one
+ * sequence (n_caches 1: row t at position p0 + t), or one row per sequence
+ * (n_caches = n: row i at caches[i]->n_past). */
+typedef struct lzn_attn_target {
+  lzn_kv_cache *const *caches;
+  int n_caches;
+  int p0;
+} lzn_attn_target;
+
+/* The position of row t of a step. */
+static inline int lzn_attn_position(const lzn_attn_target *t, int row) {
+  return t->n_caches == 1 ? t->p0 + row : t->caches[row]->n_past;
+}
+
+/* out = out_proj(attention(x)) for the n rows of x (d_model each) of the
+ * context's step: the projections once for all rows (each weight read
+ * once), the core per sequence. K and V go into each cache past its
+ * n_past, which the caller advances when the whole call succeeded.
+ * Statuses: OK, NOMEM, BACKEND. */
+lzn_status lzn_attention_block(struct lzn_context *ctx, int layer, const float *x, int n,
+                               const lzn_attn_target *target, float *out);
+
+#endif /* LZN_FORWARD_ATTENTION_H */

@@ -1,0 +1,49 @@
+/*
+ * context.h: one sequence's state, in parts with one owner each. Private.
+ *
+ *   kv       its keys, values and position          model/kv_cache.c
+ *   ws       the buffers of one step of the forward pass, each step's
+ *            declared in its own header and carved from one allocation
+ *                                                   forward/{forward,attention,mlp,predictor}.h
+ *   stats    per-layer statistics                   model/stats.c
+ *   cost     AUTO's measured costs                  forward/cost.c
+ *   exec     kernels, oneDNN, threads, scratch      linalg/exec.h
+ */
+#ifndef LZN_FORWARD_CONTEXT_H
+#define LZN_FORWARD_CONTEXT_H
+
+#include "forward/attention.h"
+#include "forward/cost.h"
+#include "forward/forward.h"
+#include "forward/mlp.h"
+#include "forward/predictor.h"
+#include "linalg/exec.h"
+#include "model/kv_cache.h"
+#include "model/stats.h"
+
+/* Tokens per step: prefill runs in steps of at most this many, and a batch
+ * (lzn_forward_batch) of more sequences in as many steps. It bounds the
+ * workspace: [64][d_ff] floats is 2 MiB for OPT-1.3B. */
+#define LZN_MAX_BATCH 64
+
+typedef struct lzn_workspace {
+  void *memory;              /* the one allocation the parts are carved from */
+  size_t bytes;
+  lzn_stream_buffers stream; /* forward/forward.h */
+  lzn_attn_buffers attn;     /* forward/attention.h */
+  lzn_mlp_buffers mlp;       /* forward/mlp.h */
+  lzn_predictor_buffers predictor; /* forward/predictor.h */
+} lzn_workspace;
+
+struct lzn_context {
+  const lzn_model *model;
+  lzn_context_params params;
+  int max_batch; /* rows per step: min(n_ctx, LZN_MAX_BATCH) */
+  lzn_exec exec;
+  lzn_kv_cache kv;
+  lzn_workspace ws;
+  lzn_recorder stats;
+  lzn_cost_model cost; /* measured when AUTO has no crossover */
+};
+
+#endif /* LZN_FORWARD_CONTEXT_H */
