@@ -71,7 +71,7 @@ PROFILE   := $(BUILD)/lzn-profile
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
+.PHONY: FORCE all lib deps test test-isa test-exports test-abi test-python test-install test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind valgrind-predictor fuzz clean help
 
 all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE)
@@ -100,8 +100,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) $(PRIVATE_INC) $(CFLAGS_EXTRA) -MMD -MP -c $< -o $@
 
-$(SHARED): $(OBJS)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(SANITIZE) -o $@ $(OBJS) $(LIB_LDLIBS) $(LDFLAGS)
+# lib/lazyneuron.map: the exported symbols and their ELF versions (the ABI
+# promise of lazyneuron.h: programs built against 0.2 keep working).
+$(SHARED): $(OBJS) lib/lazyneuron.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined -Wl,--version-script=lib/lazyneuron.map \
+	  $(SANITIZE) -o $@ $(OBJS) $(LIB_LDLIBS) $(LDFLAGS)
 	ln -sf liblazyneuron.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/liblazyneuron.so
 
@@ -147,7 +150,7 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 # then the export check, the Python binding and an install into a temporary
 # prefix used through pkg-config.
 test: deps
-	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install
+	@$(MAKE) --no-print-directory test-isa test-exports test-abi test-python test-install
 
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -162,6 +165,10 @@ test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 
 test-exports: $(SHARED)
 	@sh tests/check_exports.sh $(SHARED)
+
+# A program built against the 0.2 header runs against this library.
+test-abi: $(BUILD)/$(SONAME)
+	@CC="$(CC)" sh tests/abi/run.sh $(BUILD)
 
 test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE)
 	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests

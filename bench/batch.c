@@ -117,7 +117,7 @@ int bench_batch_main(int argc, char **argv) {
     p.weight_type = o.type;
     check(lzn_model_load(o.model_dir, &p, &model), o.model_dir);
   }
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   printf("lzn-bench batch | CPU: %s | ISA: %s | lazyneuron %s | %s%s, %d layers, d_model %d, d_ff %d | "
          "%d steps, median of %d runs, %d thread(s)\n\n", bench_cpu_model(), lzn_isa_name(),
@@ -128,6 +128,8 @@ int bench_batch_main(int argc, char **argv) {
   float *logits = malloc(sizeof(float) * (size_t)BATCH_MAX * (size_t)info.vocab_size);
   double *t_batch = malloc(sizeof(double) * (size_t)o.reps), *t_alone = malloc(sizeof(double) * (size_t)o.reps);
   lzn_layer_stats *stats = malloc(sizeof *stats * (size_t)info.n_layers);
+  if (stats == NULL) bench_fail("out of memory");
+  stats[0].struct_size = sizeof *stats;
   for (size_t mi = 0; mi < o.n_modes; mi++)
     for (size_t k = 0; k < o.n_sizes; k++) {
       const int n = o.sizes[k];

@@ -176,7 +176,7 @@ int bench_export_main(int argc, char **argv) {
   if (s != LZN_OK) bench_fail("%s: %s", lzn_status_str(s), lzn_last_error());
   if (m->arch.mlp != LZN_MLP_KIND_GATED) bench_fail("export: %s is not a LLaMA-family shape", name);
   write_model(m, out);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(m, &info);
   printf("wrote %s: %s, %d layers, %.2f GiB of %s weights\n", out, name, info.n_layers,
          (double)info.weight_bytes / (1u << 30), type_name);

@@ -64,7 +64,7 @@ static int child_main(const char *path, int n_ctx) {
   lzn_context *ctx = NULL;
   if (lzn_context_create(m, &p, &ctx) != LZN_OK) bench_fail("%s", lzn_last_error());
   print_memory("after the context");
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(m, &info);
   float *logits = malloc(sizeof(float) * (size_t)info.vocab_size);
   const int32_t token = 1;

@@ -166,7 +166,7 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
     snprintf(s->name, sizeof s->name, "%s synthetic", o->synthetic);
     s->synthetic = 1;
     if (status == LZN_OK && o->predictor_rank >= 0) {
-      lzn_model_info info;
+      lzn_model_info info = {.struct_size = sizeof info};
       lzn_model_get_info(s->model, &info);
       const int rank = o->predictor_rank ? o->predictor_rank : info.d_model / 16;
       status = lzn_model_synthetic_add_predictor(s->model, (float)(o->density_pct / 100.0), rank,
@@ -190,6 +190,7 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
     bench_fail("%s: %s; --layers N sets the layer count", lzn_status_str(status), lzn_last_error());
   if (status != LZN_OK) bench_fail("%s: %s", lzn_status_str(status), lzn_last_error());
   s->build_seconds = bench_now() - t0;
+  s->info.struct_size = sizeof s->info;
   if (lzn_model_get_info(s->model, &s->info) != LZN_OK) bench_fail("%s", lzn_last_error());
   s->params = count_params(&s->info);
   if (o->synthetic && o->n_layers) {

@@ -185,6 +185,7 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
   r.stats = malloc((size_t)subject->info.n_layers * sizeof *r.stats);
   sample *samples = malloc(n_modes * reps * sizeof *samples); /* [mode][rep] */
   if (!r.tokens || !r.logits || !r.stats || !samples) bench_fail("out of memory");
+  r.stats[0].struct_size = sizeof *r.stats;
   for (size_t ti = 0; ti < o->n_threads; ti++) {
     for (size_t mi = 0; mi < n_modes; mi++) {
       lzn_context_params p = lzn_context_default_params();

@@ -82,7 +82,7 @@ static double bits_of(const float *logits, int vocab, int target) {
 
 static void measure(const lzn_model *model, const quality_options *o, int top_k, int predictor,
                     const unsigned char *text, long n, json_t *record) {
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   lzn_context_params cp = lzn_context_default_params();
   cp.mlp_mode = LZN_MLP_SPARSE;
@@ -100,6 +100,8 @@ static void measure(const lzn_model *model, const quality_options *o, int top_k,
   long predicted = 0, tokens_seen = 0;
   lzn_layer_stats *stats = calloc((size_t)info.n_layers, sizeof *stats);
   lzn_predictor_stats *pstats = calloc((size_t)info.n_layers, sizeof *pstats);
+  if (stats == NULL || pstats == NULL) bench_fail("out of memory");
+  stats[0].struct_size = sizeof *stats, pstats[0].struct_size = sizeof *pstats;
   /* Predictor: recall and predicted fraction, token-weighted over windows
    * and layers (each window starts from a reset context). */
   double recall_sum = 0.0, predicted_sum = 0.0, predictor_weight = 0.0;
@@ -147,7 +149,7 @@ int bench_quality_main(int argc, char **argv) {
   const size_t n_types = bench_split_list("--type", o.type_text, types, QUALITY_MAX_K);
   const size_t n_k = bench_split_list("--top-k", o.top_k_text, items, QUALITY_MAX_K);
   json_t *records = json_array();
-  lzn_model_info info = {0};
+  lzn_model_info info = {.struct_size = sizeof info};
   for (size_t t = 0; t < n_types; t++) {
     lzn_model_params params = lzn_model_default_params();
     params.weight_type = parse_type(types[t]);

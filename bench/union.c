@@ -57,7 +57,7 @@ int bench_union_main(int argc, char **argv) {
   mp.predictor_path = ""; /* the model's own activations */
   lzn_model *model;
   if (lzn_model_load(model_dir, &mp, &model) != LZN_OK) bench_fail("%s: %s", model_dir, lzn_last_error());
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   if (info.vocab_size < 256) bench_fail("%s is not a byte-level model", model_dir);
   if (info.n_layers > UNION_MAX_LAYERS) bench_fail("more than %d layers", UNION_MAX_LAYERS);
@@ -71,6 +71,8 @@ int bench_union_main(int argc, char **argv) {
   float *logits = malloc(sizeof(float) * (size_t)info.vocab_size);
   lzn_layer_stats *before = malloc(sizeof *before * (size_t)info.n_layers);
   lzn_layer_stats *after = malloc(sizeof *after * (size_t)info.n_layers);
+  if (before == NULL || after == NULL) bench_fail("out of memory");
+  before[0].struct_size = after[0].struct_size = sizeof *before;
   json_t *records = json_array();
   /* The per-token density per layer, from windows of 1. */
   double per_token[UNION_MAX_LAYERS] = {0};

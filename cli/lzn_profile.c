@@ -498,7 +498,7 @@ int main(int argc, char **argv) {
   lzn_model *model;
   if (lzn_model_load(o.model, &mp, &model) != LZN_OK) fail("model", lzn_last_error());
   progress_done();
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   int n_tokens;
   int32_t *ids = tokenize(model, &info, text, n_text, &n_tokens);
@@ -522,6 +522,7 @@ int main(int argc, char **argv) {
   lzn_layer_stats *before = malloc(sizeof *before * (size_t)L), *after = malloc(sizeof *after * (size_t)L);
   layer_profile *layers = calloc((size_t)L, sizeof *layers);
   if (logits == NULL || before == NULL || after == NULL || layers == NULL) fail("profile", "out of memory");
+  before[0].struct_size = after[0].struct_size = sizeof *before;
   for (int l = 0; l < L; l++)
     if ((layers[l].per_token = malloc(sizeof(double) * (size_t)n_tokens)) == NULL) fail("profile", "out of memory");
 

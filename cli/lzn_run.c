@@ -137,6 +137,7 @@ static int fail(const char *what, lzn_status s) {
 static void print_stats(const lzn_context *ctx, int n_layers, int n_prompt, double prefill_s,
                         int n_decoded, double decode_s) {
   lzn_layer_stats *st = calloc((size_t)n_layers, sizeof *st);
+  if (st != NULL) st[0].struct_size = sizeof *st;
   if (st == NULL || lzn_context_stats(ctx, st, n_layers) != LZN_OK) {
     free(st);
     return;
@@ -191,8 +192,8 @@ int main(int argc, char **argv) {
     goto done;
   }
   const lzn_tokenizer *tok;
-  lzn_tokenizer_info ti;
-  lzn_model_info info;
+  lzn_tokenizer_info ti = {.struct_size = sizeof ti};
+  lzn_model_info info = {.struct_size = sizeof info};
   if ((s = lzn_model_get_tokenizer(model, &tok)) != LZN_OK) {
     rc = fail(o.model, s);
     goto done;

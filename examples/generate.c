@@ -93,7 +93,7 @@ typedef struct run {
 } run;
 
 static int generate(const lzn_model *model, const options *o, lzn_mlp_mode mode, run *r) {
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   lzn_context_params cp = lzn_context_default_params();
   cp.mlp_mode = mode;
@@ -125,6 +125,7 @@ static int generate(const lzn_model *model, const options *o, lzn_mlp_mode mode,
   }
   r->decode_s = now() - t0;
   r->text[r->n_generated] = '\0';
+  r->stats[0].struct_size = sizeof r->stats[0];
   if (s == LZN_OK) s = lzn_context_stats(ctx, r->stats, 256);
   free(tokens), free(logits);
   lzn_context_free(ctx);
@@ -136,7 +137,7 @@ int main(int argc, char **argv) {
   lzn_model *model;
   lzn_status s = lzn_model_load(o.model_dir, NULL, &model);
   if (s != LZN_OK) return fail("lzn_model_load", s);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   if (info.vocab_size < 256) {
     fprintf(stderr, "generate: %s has %d tokens, not a byte-level model\n", o.model_dir,

@@ -185,11 +185,11 @@ int main(int argc, char **argv) {
   const options o = parse(argc, argv);
   lzn_model *model = NULL;
   const lzn_tokenizer *tokenizer = NULL;
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_status st = lzn_model_load(o.model_dir, NULL, &model);
   if (st == LZN_OK) st = lzn_model_get_info(model, &info);
   if (st == LZN_OK) st = lzn_model_get_tokenizer(model, &tokenizer);
-  lzn_tokenizer_info tinfo;
+  lzn_tokenizer_info tinfo = {.struct_size = sizeof tinfo};
   if (st == LZN_OK) st = lzn_tokenizer_get_info(tokenizer, &tinfo);
   if (st != LZN_OK) {
     fprintf(stderr, "server: %s: %s: %s\n", o.model_dir, lzn_status_str(st), lzn_last_error());

@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     report("lzn_model_load", s);
     goto done;
   }
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   if ((s = lzn_model_get_info(model, &info)) != LZN_OK) {
     report("lzn_model_get_info", s);
     goto done;
@@ -157,6 +157,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "simple: out of memory\n");
     goto done;
   }
+  stats[0].struct_size = sizeof *stats; /* each element's size, for the library */
   if ((s = lzn_forward(ctx, prompt, n_prompt, logits, LZN_LOGITS_LAST)) != LZN_OK) {
     report("lzn_forward", s);
     goto done;

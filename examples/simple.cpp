@@ -51,6 +51,7 @@ class Model {
     lzn_model *raw = nullptr;
     check(lzn_model_load(path.c_str(), &params, &raw), "lzn_model_load");
     handle_.reset(raw);
+    info_.struct_size = sizeof info_; /* filled up to it (lazyneuron.h, "ABI") */
     check(lzn_model_get_info(raw, &info_), "lzn_model_get_info");
   }
   const lzn_model_info &info() const { return info_; }
@@ -81,6 +82,7 @@ class Context {
 
   std::vector<lzn_layer_stats> stats() const {
     std::vector<lzn_layer_stats> out(static_cast<size_t>(info_.n_layers));
+    out[0].struct_size = sizeof(lzn_layer_stats); /* each element's size */
     check(lzn_context_stats(handle_.get(), out.data(), info_.n_layers), "lzn_context_stats");
     return out;
   }

@@ -10,8 +10,12 @@
  *    names the argument, file, tensor or rule at fault.
  *  - Handles are opaque. Whatever *_create / *_load returns is released by the
  *    matching *_free; freeing NULL is a no-op. On failure *out is set to NULL.
- *  - Parameter structs come from lzn_*_default_params(); their first field,
- *    struct_size, lets later versions add fields without breaking callers.
+ *  - Structs start with size_t struct_size, so later versions add fields
+ *    without breaking callers (see "ABI" below). Parameter structs come
+ *    from lzn_*_params_init(&p, sizeof p) (or lzn_*_default_params());
+ *    output structs are the caller's with struct_size set:
+ *        lzn_model_info info = {.struct_size = sizeof info};  (C++: info{};
+ *        lzn_model_get_info(model, &info);                     then set it)
  *  - The library never prints, never exits or aborts, and reads no
  *    environment variable but LZN_ISA.
  *
@@ -26,6 +30,23 @@
  * fork(): GNU OpenMP's thread pool does not survive fork(). A child process
  * must not call lazyneuron if its parent already ran a call with
  * n_threads > 1 (it can hang); fork first, or exec.
+ *
+ * ABI: a program built against an older header keeps working with a newer
+ * library of the same major version (liblazyneuron.so.0).
+ *  - A parameter struct's struct_size may be that of any released header
+ *    (0.1 or later) or the current sizeof; the fields an older struct lacks
+ *    take their defaults. Another size (or a larger one: a newer header) is
+ *    LZN_ERR_INVALID_ARG.
+ *  - An output struct is filled up to the struct_size the caller set (a
+ *    released size or the current one; arrays: out[0].struct_size is each
+ *    element's size, and the library sets every element's struct_size).
+ *  - 0.2's output structs had no struct_size: programs built against 0.2
+ *    call the 0.2 versions of lzn_model_get_info, lzn_context_stats,
+ *    lzn_context_predictor_stats and lzn_tokenizer_get_info, which the
+ *    shared library keeps (ELF symbol versions LZN_0.2, LZN_0.3).
+ *  - lzn_*_default_params() return their structs by value at the size they
+ *    had when released; if a struct grows, its by-value function keeps
+ *    returning the released size (use lzn_*_params_init for the new one).
  */
 #ifndef LAZYNEURON_H
 #define LAZYNEURON_H
@@ -46,7 +67,7 @@ extern "C" {
 /* ------------------------------------------------------------------ version */
 
 #define LZN_VERSION_MAJOR 0
-#define LZN_VERSION_MINOR 2
+#define LZN_VERSION_MINOR 3
 #define LZN_VERSION_PATCH 0
 #define LZN_VERSION_NUMBER \
   (LZN_VERSION_MAJOR * 10000 + LZN_VERSION_MINOR * 100 + LZN_VERSION_PATCH)
@@ -271,6 +292,7 @@ typedef struct lzn_context_params {
 } lzn_context_params;
 
 typedef struct lzn_model_info {
+  size_t struct_size; /* Added in 0.3: set by the caller (sizeof); see "ABI" at the top */
   int n_layers, d_model, d_ff, n_heads, vocab_size, max_positions;
   /* Added in 0.2: the type of the weight matrices (AS_STORED resolved: the
    * type of the largest share of bytes when a file mixes types), and the
@@ -288,6 +310,7 @@ typedef struct lzn_model_info {
  * neurons fire and always runs dense), or W_up and W_down of a gated MLP
  * (the LLaMA family: the gate decides and always runs dense). */
 typedef struct lzn_layer_stats {
+  size_t struct_size;      /* Added in 0.3: out[0]'s set by the caller (sizeof); see "ABI" at the top */
   int64_t tokens;          /* tokens that went through the layer */
   double active_fraction;  /* mean fraction of neurons active per token */
   int64_t never_fired;     /* neurons never active so far ("dead" neurons) */
@@ -315,6 +338,12 @@ typedef struct lzn_layer_stats {
 LZN_API lzn_model_params lzn_model_default_params(void);
 LZN_API lzn_context_params lzn_context_default_params(void);
 
+/* Added in 0.3. Fills *params with the defaults, at struct_size (sizeof
+ * *params, or a released size: see "ABI" at the top), and sets its
+ * struct_size. Statuses: OK, INVALID_ARG (NULL, or not a known size). */
+LZN_API lzn_status lzn_model_params_init(lzn_model_params *params, size_t struct_size);
+LZN_API lzn_status lzn_context_params_init(lzn_context_params *params, size_t struct_size);
+
 /* Loads a Hugging Face folder (config.json with model.safetensors or
  * model.safetensors.index.json + shards), a .safetensors file with
  * config.json beside it, or a GGUF file (llama.cpp's, PowerInfer's PWRI, or
@@ -332,7 +361,9 @@ LZN_API lzn_context_params lzn_context_default_params(void);
 LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
                                   lzn_model **out);
 LZN_API void lzn_model_free(lzn_model *model);
-/* Statuses: OK, INVALID_ARG. */
+/* Fills *out up to out->struct_size, which the caller sets (sizeof, or a
+ * released size). Statuses: OK, INVALID_ARG (NULL, or struct_size not a
+ * known size). */
 LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out);
 
 /* A context for one sequence. The model must outlive it. params may be NULL.
@@ -421,6 +452,7 @@ LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
  * each other, or a NaN/Inf, are LZN_ERR_FORMAT naming the tensor and
  * layer. */
 typedef struct lzn_predictor_stats {
+  size_t struct_size;        /* Added in 0.3: out[0]'s set by the caller (sizeof); see "ABI" at the top */
   int64_t tokens;            /* tokens the layer's predictor scored */
   double predicted_fraction; /* mean predicted-set size / d_ff */
   double active_fraction;    /* mean truly active (within the set) / d_ff */
@@ -431,12 +463,15 @@ typedef struct lzn_predictor_stats {
 } lzn_predictor_stats;
 
 /* Copies the predictor statistics of min(n_layers, capacity) layers to out
- * (zeros for layers without a predictor). Statuses: OK, INVALID_ARG. */
+ * (zeros for layers without a predictor); out[0].struct_size is each
+ * element's size. Statuses: OK, INVALID_ARG (also: struct_size not a known
+ * size). */
 LZN_API lzn_status lzn_context_predictor_stats(const lzn_context *ctx, lzn_predictor_stats *out,
                                                int capacity);
 
-/* Copies the statistics of min(n_layers, capacity) layers to out.
- * Statuses: OK, INVALID_ARG. */
+/* Copies the statistics of min(n_layers, capacity) layers to out;
+ * out[0].struct_size is each element's size. Statuses: OK, INVALID_ARG
+ * (also: struct_size not a known size). */
 LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *out,
                                      int capacity);
 
@@ -484,6 +519,7 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
 typedef struct lzn_tokenizer lzn_tokenizer; /* read-only after load; share freely */
 
 typedef struct lzn_tokenizer_info {
+  size_t struct_size;  /* Added in 0.3: set by the caller (sizeof); see "ABI" at the top */
   int vocab_size;      /* ids are [0, vocab_size); may be below the model's vocab */
   int32_t bos_id;      /* -1 when there is none */
   int32_t eos_id;      /* -1 when there is none: generation stops on it */
@@ -503,7 +539,8 @@ LZN_API lzn_status lzn_tokenizer_load(const char *path, lzn_tokenizer **out);
 /* Frees a tokenizer from lzn_tokenizer_load (never the model's). */
 LZN_API void lzn_tokenizer_free(lzn_tokenizer *tokenizer);
 
-/* Statuses: OK, INVALID_ARG. */
+/* Fills *out up to out->struct_size, which the caller sets. Statuses: OK,
+ * INVALID_ARG (also: struct_size not a known size). */
 LZN_API lzn_status lzn_tokenizer_get_info(const lzn_tokenizer *tokenizer, lzn_tokenizer_info *out);
 
 /* Tokenizes text[0..text_len) (NUL bytes are text), with BOS first if
@@ -561,6 +598,8 @@ typedef struct lzn_sampler_params {
 } lzn_sampler_params;
 
 LZN_API lzn_sampler_params lzn_sampler_default_params(void);
+/* Added in 0.3: as lzn_context_params_init. Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_sampler_params_init(lzn_sampler_params *params, size_t struct_size);
 
 /* A sampler over vocab_size logits. params may be NULL for the defaults.
  * Statuses: OK, INVALID_ARG (a field out of range, named), NOMEM. */

@@ -117,6 +117,68 @@ START_TEST(forced_isa_is_the_active_one) {
 }
 END_TEST
 
+/* Parameter structs at every released size (lazyneuron.h, "ABI"): init
+ * fills the defaults up to it; any other size is refused, naming the sizes
+ * it takes. Output structs: filled up to their struct_size, which must be
+ * set. */
+START_TEST(struct_sizes_keep_their_promise) {
+  unsigned char buf[256];
+  const size_t model_sizes[] = {32, sizeof(lzn_model_params)};
+  for (size_t i = 0; i < 2; i++) {
+    memset(buf, 0x5a, sizeof buf);
+    ck_assert_int_eq(lzn_model_params_init((lzn_model_params *)(void *)buf, model_sizes[i]), LZN_OK);
+    const lzn_model_params *p = (const lzn_model_params *)(void *)buf;
+    ck_assert_uint_eq(p->struct_size, model_sizes[i]);
+    ck_assert_int_eq(p->use_mmap, 1);
+    ck_assert_int_eq(buf[model_sizes[i]], 0x5a); /* nothing past the size */
+  }
+  const size_t context_sizes[] = {40, sizeof(lzn_context_params)};
+  for (size_t i = 0; i < 2; i++) {
+    memset(buf, 0x5a, sizeof buf);
+    ck_assert_int_eq(lzn_context_params_init((lzn_context_params *)(void *)buf, context_sizes[i]), LZN_OK);
+    const lzn_context_params *p = (const lzn_context_params *)(void *)buf;
+    ck_assert_int_eq(p->n_threads, 1);
+    ck_assert_int_eq(buf[context_sizes[i]], 0x5a);
+  }
+  lzn_sampler_params sp;
+  ck_assert_int_eq(lzn_sampler_params_init(&sp, sizeof sp), LZN_OK);
+  ck_assert_float_eq(sp.temperature, 0.8f);
+  ck_assert_int_eq(lzn_context_params_init((lzn_context_params *)(void *)buf, 44), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "40, 56"));
+  ck_assert_int_eq(lzn_context_params_init(NULL, 56), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_model_params_init((lzn_model_params *)(void *)buf, sizeof(lzn_model_params) + 8),
+                   LZN_ERR_INVALID_ARG);
+  /* A context from 0.1-sized params: the fields 0.2 added take their
+   * defaults, whatever the caller's padding holds. */
+  lzn_model *m = NULL;
+  ck_assert_int_eq(lzn_model_load("tests/data/opt-preln", NULL, &m), LZN_OK);
+  memset(buf, 0x7f, sizeof buf);
+  ck_assert_int_eq(lzn_context_params_init((lzn_context_params *)(void *)buf, 56), LZN_OK);
+  lzn_context_params *cp = (lzn_context_params *)(void *)buf;
+  cp->struct_size = 40;
+  memset(buf + 36, 0x7f, sizeof buf - 36); /* use_predictor, kv_type ... garbage */
+  lzn_context *ctx = NULL;
+  ck_assert_msg(lzn_context_create(m, cp, &ctx) == LZN_OK, "%s", lzn_last_error());
+  ck_assert_int_eq(lzn_context_kv_bytes(ctx) % 2, 0); /* the default F16 cache was made */
+  lzn_context_free(ctx);
+  cp->struct_size = 48;
+  ck_assert_int_eq(lzn_context_create(m, cp, &ctx), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "struct_size = 48"));
+  /* Output structs. */
+  lzn_model_info info = {.struct_size = sizeof info};
+  ck_assert_int_eq(lzn_model_get_info(m, &info), LZN_OK);
+  ck_assert_int_eq(info.n_layers, 2);
+  ck_assert_uint_eq(info.struct_size, sizeof info);
+  lzn_model_info unset;
+  memset(&unset, 0, sizeof unset);
+  ck_assert_int_eq(lzn_model_get_info(m, &unset), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "set it to sizeof"));
+  unset.struct_size = sizeof unset + 8; /* a newer header's */
+  ck_assert_int_eq(lzn_model_get_info(m, &unset), LZN_ERR_INVALID_ARG);
+  lzn_model_free(m);
+}
+END_TEST
+
 /* The names of weight types, KV types and ISAs come from the library, so
  * programs keep no lists: each name reads back to its value, any case. */
 START_TEST(type_names_round_trip) {
@@ -370,6 +432,7 @@ static Suite *api_suite(void) {
   tcase_add_test(basics, status_names_are_distinct);
   tcase_add_test(basics, last_error_is_per_thread);
   tcase_add_test(basics, type_names_round_trip);
+  tcase_add_test(basics, struct_sizes_keep_their_promise);
   suite_add_tcase(s, basics);
   TCase *dispatch = tcase_create("dispatch");
   tcase_set_timeout(dispatch, 30);

@@ -482,7 +482,7 @@ START_TEST(kv_type_is_validated_and_sized) {
   reference r;
   load_reference("llama-gqa", &r);
   lzn_model *model = load_model(r.path);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
   ck_assert_int_eq(lzn_context_default_params().kv_type, LZN_KV_F16);
   for (int kv = 0; kv < LZN_KV_TYPE_COUNT; kv++) {

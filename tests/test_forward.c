@@ -121,13 +121,13 @@ START_TEST(stats_report_the_known_activity) {
   reference r;
   load_reference(fixtures[_i], &r);
   lzn_model *model = load_model(r.path);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
   ck_assert_int_eq(info.n_layers, r.n_layers);
   for (int m = 0; m < 3; m++) {
     lzn_context *ctx = make_context(model, modes[m], 1);
     free(run_all(ctx, &r));
-    lzn_layer_stats stats[16];
+    lzn_layer_stats stats[16] = {{.struct_size = sizeof(lzn_layer_stats)}};
     ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
     for (int l = 0; l < r.n_layers; l++) {
       ck_assert_int_eq(stats[l].tokens, r.n_tokens);
@@ -192,7 +192,7 @@ START_TEST(sparse_fixture_is_sparse) {
   float *logits = malloc(sizeof(float) * (size_t)r.vocab);
   for (int t = 0; t < r.n_tokens; t++)
     ck_assert_int_eq(lzn_forward(ctx, &r.tokens[t], 1, logits, LZN_LOGITS_LAST), LZN_OK);
-  lzn_layer_stats stats[16];
+  lzn_layer_stats stats[16] = {{.struct_size = sizeof(lzn_layer_stats)}};
   ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
   ck_assert_int_eq(stats[0].sparse_calls, r.n_tokens);
   ck_assert_int_eq(stats[0].dense_calls, 0);
@@ -209,13 +209,15 @@ START_TEST(top_k_and_threshold) {
   reference r;
   load_reference("opt-preln", &r);
   lzn_model *model = load_model(r.path);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   const struct { int top_k; float threshold; } rules[] = {{10, 0.0f}, {1, 0.0f}, {0, 0.5f}, {25, 0.2f},
                                                           {info.d_ff, 0.0f}};
   for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
     float *by_mode[3];
-    lzn_layer_stats stats[3][16];
+    lzn_layer_stats stats[3][16] = {{{.struct_size = sizeof(lzn_layer_stats)}},
+                                    {{.struct_size = sizeof(lzn_layer_stats)}},
+                                    {{.struct_size = sizeof(lzn_layer_stats)}}};
     for (int m = 0; m < 3; m++) {
       lzn_context_params p = lzn_context_default_params();
       p.mlp_mode = modes[m], p.top_k = rules[i].top_k, p.threshold = rules[i].threshold;
@@ -280,7 +282,7 @@ START_TEST(trained_model_continues_like_pytorch) {
                     "%s: byte %d of the continuation differs from torch's", mode_names[m], i);
       ck_assert_int_eq(lzn_forward(ctx, &next, 1, logits, LZN_LOGITS_LAST), LZN_OK);
     }
-    lzn_layer_stats stats[4];
+    lzn_layer_stats stats[4] = {{.struct_size = sizeof(lzn_layer_stats)}};
     ck_assert_int_eq(lzn_context_stats(ctx, stats, 4), LZN_OK);
     for (int l = 0; l < 4; l++) ck_assert_double_lt(stats[l].active_fraction, 0.15); /* trained sparse */
     lzn_context_free(ctx);
@@ -367,13 +369,13 @@ START_TEST(forward_rejects_bad_calls) {
                       TOL_REFERENCE * r.scale);
   EXPECT(lzn_forward(ctx, r.tokens, 1, logits, LZN_LOGITS_LAST), LZN_ERR_CONTEXT_FULL, "8 are used");
 
-  lzn_layer_stats stats[4];
+  lzn_layer_stats stats[4] = {{.struct_size = sizeof(lzn_layer_stats)}};
   EXPECT(lzn_context_stats(NULL, stats, 4), LZN_ERR_INVALID_ARG, "ctx is NULL");
   EXPECT(lzn_context_stats(ctx, NULL, 4), LZN_ERR_INVALID_ARG, "out is NULL");
   EXPECT(lzn_context_stats(ctx, stats, 0), LZN_ERR_INVALID_ARG, "capacity = 0");
   EXPECT(lzn_context_reset(NULL), LZN_ERR_INVALID_ARG, "ctx is NULL");
   ck_assert_int_eq(lzn_context_n_past(NULL), -1);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   EXPECT(lzn_model_get_info(NULL, &info), LZN_ERR_INVALID_ARG, "model is NULL");
   EXPECT(lzn_model_get_info(model, NULL), LZN_ERR_INVALID_ARG, "out is NULL");
   lzn_context_free(ctx);

@@ -34,7 +34,7 @@ START_TEST(llama_matches_pytorch) {
   lzn_model *model = load_model(r.path);
   /* The matrices' bytes: the embedding, an untied head, and per layer q, k,
    * v, o (GQA: k and v smaller), gate, up and W_down^T, in the file's type. */
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
   ck_assert_int_eq(info.gated, 1);
   const int64_t d = info.d_model, f = info.d_ff, q = (int64_t)info.n_heads * info.head_dim;
@@ -53,7 +53,7 @@ START_TEST(llama_matches_pytorch) {
     ck_assert_msg(err <= TOL_REFERENCE, "%s %s: error %.3g", name, mode_names[m], err);
     /* The gate's active fraction per layer is the reference's, exactly
      * (the fixtures keep every gate value away from the threshold). */
-    lzn_layer_stats stats[16];
+    lzn_layer_stats stats[16] = {{.struct_size = sizeof(lzn_layer_stats)}};
     ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
     for (int l = 0; l < r.n_layers; l++) {
       ck_assert_msg(fabs(stats[l].active_fraction - r.active_fraction[l]) < 1e-5,
@@ -114,7 +114,7 @@ START_TEST(thresholds_override_and_sparsify) {
       lzn_context *ctx = NULL;
       ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
       out[m] = run_all(ctx, &r);
-      lzn_layer_stats stats[16];
+      lzn_layer_stats stats[16] = {{.struct_size = sizeof(lzn_layer_stats)}};
       lzn_context_stats(ctx, stats, 16);
       active[m] = stats[0].active_fraction;
       if (m) ck_assert_int_gt(stats[0].sparse_calls, 0);
@@ -167,7 +167,7 @@ START_TEST(gguf_matches_hf) {
   p.weight_type = g->hf_type;
   lzn_model *from_hf = NULL;
   ck_assert_int_eq(lzn_model_load(r.path, &p, &from_hf), LZN_OK);
-  lzn_model_info a, b;
+  lzn_model_info a = {.struct_size = sizeof a}, b = {.struct_size = sizeof b};
   lzn_model_get_info(from_gguf, &a), lzn_model_get_info(from_hf, &b);
   ck_assert_int_eq(a.weight_type, b.weight_type);
   ck_assert_int_eq(a.weight_bytes, b.weight_bytes);

@@ -69,7 +69,7 @@ START_TEST(predictor_matches_reference) {
   predictor_reference r;
   load_predictor_reference(&r);
   lzn_model *model = load_model(r.base.path);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   ck_assert_int_eq(info.has_predictor, 1);
   const size_t n = (size_t)r.base.n_tokens * (size_t)r.base.vocab;
@@ -142,13 +142,13 @@ START_TEST(predictor_stats_are_exact) {
   predictor_reference r;
   load_predictor_reference(&r);
   lzn_model *model = load_model(r.base.path);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   lzn_context *ctx = predictor_context(model, LZN_MLP_SPARSE, 1, 1);
   float *one = malloc(sizeof(float) * (size_t)r.base.vocab);
   for (int t = 0; t < r.base.n_tokens; t++)
     ck_assert_int_eq(lzn_forward(ctx, &r.base.tokens[t], 1, one, LZN_LOGITS_LAST), LZN_OK);
-  lzn_predictor_stats st[2];
+  lzn_predictor_stats st[2] = {{.struct_size = sizeof(lzn_predictor_stats)}};
   ck_assert_int_eq(lzn_context_predictor_stats(ctx, st, 2), LZN_OK);
   double predicted = 0, fired = 0, missed = 0;
   for (int t = 0; t < r.base.n_tokens; t++) predicted += r.predicted[t], fired += r.fired[t], missed += r.missed[t];
@@ -189,8 +189,8 @@ START_TEST(threshold_override) {
   lzn_context *ctx = NULL;
   ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
   float *all = run_all(ctx, &r.base);
-  lzn_predictor_stats st[2];
-  lzn_layer_stats ls[2];
+  lzn_predictor_stats st[2] = {{.struct_size = sizeof(lzn_predictor_stats)}};
+  lzn_layer_stats ls[2] = {{.struct_size = sizeof(lzn_layer_stats)}};
   lzn_context_predictor_stats(ctx, st, 2);
   lzn_context_stats(ctx, ls, 2);
   ck_assert_double_eq(st[0].predicted_fraction, 0.0);
@@ -304,7 +304,7 @@ START_TEST(broken_predictors_are_reported) {
   p.predictor_path = "";
   lzn_model *m = NULL;
   ck_assert_int_eq(lzn_model_load(path, &p, &m), LZN_OK);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(m, &info);
   ck_assert_int_eq(info.has_predictor, 0);
   lzn_model_free(m);

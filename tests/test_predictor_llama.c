@@ -82,7 +82,7 @@ static lzn_model *load_fixture_model(const fixture *fx) {
   lzn_model *m = NULL;
   const lzn_status s = lzn_model_load(fx->model, &p, &m);
   ck_assert_msg(s == LZN_OK, "%s: %s", fx->model, lzn_last_error());
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(m, &info), LZN_OK);
   ck_assert_int_eq(info.has_predictor, fx->n_layers);
   return m;
@@ -171,7 +171,7 @@ START_TEST(predicted_sets_are_the_reference_sets) {
   lzn_model *m = load_fixture_model(&fx);
   lzn_context *ctx = context(m, LZN_MLP_SPARSE, 0.0f, 1);
   float *got = run(ctx, &fx.ref, 1);
-  lzn_predictor_stats st[4];
+  lzn_predictor_stats st[4] = {{.struct_size = sizeof(lzn_predictor_stats)}};
   ck_assert_int_eq(lzn_context_predictor_stats(ctx, st, fx.n_layers), LZN_OK);
   double least = 1.0;
   for (int l = 0; l < fx.n_layers; l++) {

@@ -46,7 +46,7 @@ static lzn_context *new_context(const lzn_model *m, lzn_mlp_mode mode) {
 
 /* Logits of every position of N_TOKENS random tokens, [N_TOKENS][vocab]. */
 static float *run(const lzn_model *m, lzn_mlp_mode mode, lzn_layer_stats *stats) {
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(m, &info), LZN_OK);
   int32_t tokens[N_TOKENS];
   random_tokens(tokens, N_TOKENS, 7, info.vocab_size);
@@ -62,7 +62,7 @@ static float *run(const lzn_model *m, lzn_mlp_mode mode, lzn_layer_stats *stats)
 
 START_TEST(test_shapes) {
   lzn_model *m = build(0.05f, N_LAYERS, 42);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(m, &info), LZN_OK);
   lzn_model_free(m);
   ck_assert_int_eq(info.n_layers, N_LAYERS);
@@ -124,7 +124,7 @@ END_TEST
 START_TEST(test_density) {
   const double density = _i == 0 ? 0.05 : 0.50;
   lzn_model *m = build((float)density, N_LAYERS, 43);
-  lzn_layer_stats stats[N_LAYERS];
+  lzn_layer_stats stats[N_LAYERS] = {{.struct_size = sizeof(lzn_layer_stats)}};
   free(run(m, LZN_MLP_SPARSE, stats));
   lzn_model_free(m);
   for (int l = 0; l < N_LAYERS; l++) {
@@ -142,7 +142,7 @@ END_TEST
 
 START_TEST(test_density_one) {
   lzn_model *m = build(1.0f, 1, 1);
-  lzn_layer_stats stats[1];
+  lzn_layer_stats stats[1] = {{.struct_size = sizeof(lzn_layer_stats)}};
   free(run(m, LZN_MLP_SPARSE, stats));
   ck_assert_double_eq(stats[0].active_fraction, 1.0);
   ck_assert_int_eq(stats[0].never_fired, 0);

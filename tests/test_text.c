@@ -101,7 +101,7 @@ static void check_corpus(const lzn_tokenizer *tok, const char *ref_path) {
 START_TEST(gpt2_matches_gpt3_encoder) {
   lzn_tokenizer *tok;
   ck_assert_msg(lzn_tokenizer_load(GPT2_DIR, &tok) == LZN_OK, "%s", lzn_last_error());
-  lzn_tokenizer_info info;
+  lzn_tokenizer_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_tokenizer_get_info(tok, &info), LZN_OK);
   ck_assert_str_eq(info.kind, "gpt2");
   ck_assert_int_eq(info.vocab_size, 3257);
@@ -125,7 +125,7 @@ START_TEST(gpt2_other_containers) {
   for (int i = 0; i < 2; i++) {
     lzn_tokenizer *tok;
     ck_assert_msg(lzn_tokenizer_load(paths[i], &tok) == LZN_OK, "%s", lzn_last_error());
-    lzn_tokenizer_info info;
+    lzn_tokenizer_info info = {.struct_size = sizeof info};
     ck_assert_int_eq(lzn_tokenizer_get_info(tok, &info), LZN_OK);
     ck_assert_str_eq(info.kind, "gpt2");
     ck_assert_int_eq(info.vocab_size, 3257);
@@ -142,7 +142,7 @@ END_TEST
 START_TEST(spm_matches_sentencepiece) {
   lzn_tokenizer *tok;
   ck_assert_msg(lzn_tokenizer_load(SPM_FILE, &tok) == LZN_OK, "%s", lzn_last_error());
-  lzn_tokenizer_info info;
+  lzn_tokenizer_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_tokenizer_get_info(tok, &info), LZN_OK);
   ck_assert_str_eq(info.kind, "spm");
   ck_assert_int_eq(info.vocab_size, 800);
@@ -185,7 +185,7 @@ START_TEST(gguf_model_with_tokenizer) {
   ck_assert_int_eq(lzn_tokenize(alone, text, strlen(text), 1, b, 64, &nb), LZN_OK);
   ck_assert_int_eq(na, nb);
   ck_assert_int_eq(memcmp(a, b, sizeof a[0] * (size_t)na), 0);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
   lzn_context *ctx;
   ck_assert_int_eq(lzn_context_create(model, NULL, &ctx), LZN_OK);
@@ -243,7 +243,7 @@ START_TEST(byte_level_tiny_opt) {
   ck_assert_msg(lzn_model_load("models/tiny-opt", NULL, &model) == LZN_OK, "%s", lzn_last_error());
   const lzn_tokenizer *tok;
   ck_assert_int_eq(lzn_model_get_tokenizer(model, &tok), LZN_OK);
-  lzn_tokenizer_info info;
+  lzn_tokenizer_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_tokenizer_get_info(tok, &info), LZN_OK);
   ck_assert_str_eq(info.kind, "byte-level");
   ck_assert_int_eq(info.vocab_size, 256);

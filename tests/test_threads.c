@@ -27,7 +27,7 @@ typedef struct worker {
 /* Prefill 4 tokens, then decode the rest one by one. */
 static void *decode(void *arg) {
   worker *w = arg;
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(w->model, &info);
   lzn_context_params p = lzn_context_default_params();
   p.mlp_mode = w->mode;
@@ -52,7 +52,7 @@ static void run_shared(const char *fixture, int n_threads_per_context) {
   snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "tests/data", fixture);
   lzn_model *model = NULL;
   ck_assert_int_eq(lzn_model_load(path, NULL, &model), LZN_OK);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
   const size_t n_logits = (size_t)SEQ_LEN * info.vocab_size;
 

@@ -77,7 +77,7 @@ START_TEST(types_match_pytorch) {
   reference r;
   load_reference(name, &r);
   lzn_model *model = load_as(r.path, type);
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
   ck_assert_int_eq(info.weight_type, type);
   const int untied = strcmp(name, "opt-untied") == 0;

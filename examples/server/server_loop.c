@@ -223,7 +223,7 @@ server_status server_create(const lzn_model *model, const server_params *params,
     snprintf(error, 256, "server_create: NULL model or params, n_slots < 1, n_ctx < 0 or n_threads < 1");
     return SERVER_ERR_INVALID;
   }
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   lzn_status st = lzn_model_get_info(model, &info);
   if (st != LZN_OK) return library_error(error, "lzn_model_get_info", st), SERVER_ERR_LIBRARY;
 

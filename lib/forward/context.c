@@ -9,7 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/abi.h"
 #include "cpu/cpu.h"
+
+/* Released sizes (lazyneuron.h, "ABI"): 0.1 (up to threshold), 0.2 = now. */
+static const lzn_struct_size context_params_sizes[] = {
+    {40, offsetof(lzn_context_params, threshold) + sizeof(float)},
+    {sizeof(lzn_context_params), offsetof(lzn_context_params, kv_type) + sizeof(lzn_kv_type)},
+};
+_Static_assert(sizeof(lzn_context_params) == 56, "lzn_context_params grew: add its released size above, and "
+               "keep lzn_context_default_params() returning the 56-byte struct");
 
 LZN_API lzn_context_params lzn_context_default_params(void) {
   lzn_context_params p;
@@ -27,11 +36,14 @@ LZN_API lzn_context_params lzn_context_default_params(void) {
   return p;
 }
 
+LZN_API lzn_status lzn_context_params_init(lzn_context_params *params, size_t struct_size) {
+  const lzn_context_params defaults = lzn_context_default_params();
+  return lzn_params_fill(params, struct_size, &defaults, context_params_sizes,
+                         LZN_N_SIZES(context_params_sizes), "lzn_context_params_init");
+}
+
 static lzn_status check_context_params(const lzn_context_params *p, const lzn_model *m) {
   const char *fn = "lzn_context_create";
-  if (p->struct_size != sizeof *p)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->struct_size = %zu, expected %zu "
-                    "(use lzn_context_default_params())", fn, p->struct_size, sizeof *p);
   if (p->n_ctx < 0 || p->n_ctx > m->max_positions)
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: params->n_ctx = %d, must be in [0, %d] "
                     "(max_position_embeddings)", fn, p->n_ctx, m->max_positions);
@@ -105,9 +117,13 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
   *out = NULL;
   if (model == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_create: model is NULL");
   const lzn_context_params defaults = lzn_context_default_params();
-  if (params == NULL) params = &defaults;
-  lzn_status s = check_context_params(params, model);
+  lzn_context_params read = defaults;
+  lzn_status s = params ? lzn_params_read(&read, &defaults, params, context_params_sizes,
+                                          LZN_N_SIZES(context_params_sizes), "lzn_context_create")
+                        : LZN_OK;
+  if (s == LZN_OK) s = check_context_params(&read, model);
   if (s != LZN_OK) return s;
+  params = &read;
   const lzn_kernel_table *kernels;
   s = lzn_kernels_get(&kernels);
   if (s != LZN_OK) return s;
@@ -171,21 +187,58 @@ LZN_API lzn_status lzn_context_copy_prefix(lzn_context *dst, const lzn_context *
   return LZN_OK;
 }
 
-LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *out, int capacity) {
-  if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: ctx is NULL");
-  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: out is NULL");
-  if (capacity < 1)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_context_stats: capacity = %d, must be >= 1", capacity);
-  lzn_recorder_layer_stats(&ctx->stats, ctx->model, out, capacity);
-  return LZN_OK;
-}
+/* Released sizes of the statistics structs with a struct_size: 0.3 = now. */
+static const lzn_struct_size layer_stats_sizes[] = {
+    {sizeof(lzn_layer_stats), offsetof(lzn_layer_stats, bytes_per_token_sparse) + sizeof(double)},
+};
+static const lzn_struct_size predictor_stats_sizes[] = {
+    {sizeof(lzn_predictor_stats), offsetof(lzn_predictor_stats, bytes) + sizeof(double)},
+};
 
-LZN_API lzn_status lzn_context_predictor_stats(const lzn_context *ctx, lzn_predictor_stats *out,
-                                               int capacity) {
-  const char *fn = "lzn_context_predictor_stats";
+/* An array of out[0].struct_size-byte elements, each filled up to its size
+ * from one full struct of `size` bytes per layer. */
+static lzn_status write_layers(const lzn_context *ctx, void *out, int capacity, const char *fn,
+                               const lzn_struct_size *sizes, size_t n_sizes, size_t size,
+                               void (*fill)(const lzn_recorder *, const lzn_model *, void *, int)) {
   if (ctx == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: ctx is NULL", fn);
   if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: out is NULL", fn);
   if (capacity < 1) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: capacity = %d, must be >= 1", fn, capacity);
-  lzn_recorder_predictor_stats(&ctx->stats, ctx->model, out, capacity);
+  size_t stride;
+  memcpy(&stride, out, sizeof stride);
+  if (lzn_struct_size_find(stride, sizes, n_sizes) == NULL) return lzn_out_write(out, out, sizes, n_sizes, fn);
+  const int n = ctx->model->n_layers < capacity ? ctx->model->n_layers : capacity;
+  char *full = malloc(size * (size_t)n);
+  if (full == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", fn);
+  fill(&ctx->stats, ctx->model, full, n);
+  for (int l = 0; l < n; l++) {
+    char *element = (char *)out + (size_t)l * stride;
+    memcpy(element, &stride, sizeof stride);
+    lzn_out_write(element, full + (size_t)l * size, sizes, n_sizes, fn);
+  }
+  free(full);
   return LZN_OK;
+}
+
+static void fill_layer_stats(const lzn_recorder *r, const lzn_model *m, void *out, int n) {
+  lzn_recorder_layer_stats(r, m, out, n);
+}
+static void fill_predictor_stats(const lzn_recorder *r, const lzn_model *m, void *out, int n) {
+  lzn_recorder_predictor_stats(r, m, out, n);
+}
+
+/* The 0.3 versions: 0.2's callers get lib/compat/abi_0_2.c's. */
+LZN_API lzn_status lzn_context_stats_v0_3(const lzn_context *ctx, lzn_layer_stats *out, int capacity);
+LZN_SYMVER_DEFAULT(lzn_context_stats_v0_3, lzn_context_stats, LZN_0.3)
+LZN_API lzn_status lzn_context_stats_v0_3(const lzn_context *ctx, lzn_layer_stats *out, int capacity) {
+  return write_layers(ctx, out, capacity, "lzn_context_stats", layer_stats_sizes, LZN_N_SIZES(layer_stats_sizes),
+                      sizeof(lzn_layer_stats), fill_layer_stats);
+}
+
+LZN_API lzn_status lzn_context_predictor_stats_v0_3(const lzn_context *ctx, lzn_predictor_stats *out,
+                                                    int capacity);
+LZN_SYMVER_DEFAULT(lzn_context_predictor_stats_v0_3, lzn_context_predictor_stats, LZN_0.3)
+LZN_API lzn_status lzn_context_predictor_stats_v0_3(const lzn_context *ctx, lzn_predictor_stats *out,
+                                                    int capacity) {
+  return write_layers(ctx, out, capacity, "lzn_context_predictor_stats", predictor_stats_sizes,
+                      LZN_N_SIZES(predictor_stats_sizes), sizeof(lzn_predictor_stats), fill_predictor_stats);
 }

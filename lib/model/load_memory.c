@@ -18,10 +18,10 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
   *out = NULL;
   if ((config_json == NULL && config_len != 0) || (weights == NULL && weights_len != 0))
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_memory: config_json or weights is NULL");
-  const lzn_model_params defaults = lzn_model_default_params();
-  if (params == NULL) params = &defaults;
-  lzn_status s = lzn_model_check_params(params);
+  lzn_model_params read;
+  lzn_status s = lzn_model_read_params(params, &read);
   if (s != LZN_OK) return s;
+  params = &read;
   lzn_model *m = calloc(1, sizeof *m);
   if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory");
   lzn_hf_config config;
@@ -61,10 +61,10 @@ lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_
   *out = NULL;
   if (bytes == NULL && size != 0)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load_gguf_memory: bytes is NULL");
-  const lzn_model_params defaults = lzn_model_default_params();
-  if (params == NULL) params = &defaults;
-  lzn_status s = lzn_model_check_params(params);
+  lzn_model_params read;
+  lzn_status s = lzn_model_read_params(params, &read);
   if (s != LZN_OK) return s;
+  params = &read;
   lzn_model *m = calloc(1, sizeof *m);
   void *copy = aligned_alloc(64, (size + 63) & ~(size_t)63 ? (size + 63) & ~(size_t)63 : 64);
   if (m == NULL || copy == NULL) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "arch/arch.h"
+#include "core/abi.h"
 #include "core/file.h"
 #include "core/wtype.h"
 #include "model/model.h"
@@ -48,12 +49,38 @@ static lzn_status config_path(const char *path, char *out, size_t size) {
   return LZN_OK;
 }
 
+/* Released sizes (lazyneuron.h, "ABI"): 0.1 (no weight_type or
+ * predictor_path), 0.2 = now. */
+static const lzn_struct_size model_params_sizes[] = {
+    {32, offsetof(lzn_model_params, progress_user_data) + sizeof(void *)},
+    {sizeof(lzn_model_params), offsetof(lzn_model_params, predictor_path) + sizeof(const char *)},
+};
+_Static_assert(sizeof(lzn_model_params) == 48, "lzn_model_params grew: add its released size above, and keep "
+               "lzn_model_default_params() returning the 48-byte struct");
+
 LZN_API lzn_model_params lzn_model_default_params(void) {
   lzn_model_params p;
   memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   p.use_mmap = 1;
   return p;
+}
+
+LZN_API lzn_status lzn_model_params_init(lzn_model_params *params, size_t struct_size) {
+  const lzn_model_params defaults = lzn_model_default_params();
+  return lzn_params_fill(params, struct_size, &defaults, model_params_sizes, LZN_N_SIZES(model_params_sizes),
+                         "lzn_model_params_init");
+}
+
+lzn_status lzn_model_read_params(const lzn_model_params *given, lzn_model_params *out) {
+  const lzn_model_params defaults = lzn_model_default_params();
+  if (given == NULL) {
+    *out = defaults;
+    return LZN_OK;
+  }
+  const lzn_status s = lzn_params_read(out, &defaults, given, model_params_sizes,
+                                       LZN_N_SIZES(model_params_sizes), "lzn_model_load");
+  return s == LZN_OK ? lzn_model_check_params(out) : s;
 }
 
 LZN_API void lzn_model_free(lzn_model *model) {
@@ -68,9 +95,6 @@ LZN_API void lzn_model_free(lzn_model *model) {
 }
 
 lzn_status lzn_model_check_params(const lzn_model_params *p) {
-  if (p->struct_size != sizeof *p)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->struct_size = %zu, expected %zu "
-                    "(use lzn_model_default_params())", p->struct_size, sizeof *p);
   if (p->use_mmap != 0 && p->use_mmap != 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->use_mmap = %d, must be 0 or 1",
                     p->use_mmap);
@@ -121,10 +145,10 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: out is NULL");
   *out = NULL;
   if (path == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: path is NULL");
-  const lzn_model_params defaults = lzn_model_default_params();
-  if (params == NULL) params = &defaults;
-  lzn_status s = lzn_model_check_params(params);
+  lzn_model_params read;
+  lzn_status s = lzn_model_read_params(params, &read);
   if (s != LZN_OK) return s;
+  params = &read;
 
   if (is_gguf_file(path)) return load_gguf(path, params, out);
   char cfg_path[4096];
@@ -179,9 +203,14 @@ lzn_status lzn_model_load_tokenizer(lzn_model *m, const char *path) {
   return s;
 }
 
-LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out) {
-  if (model == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_get_info: model is NULL");
-  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_get_info: out is NULL");
+/* Released sizes of lzn_model_info with a struct_size: 0.3 = now. */
+static const lzn_struct_size model_info_sizes[] = {
+    {sizeof(lzn_model_info), offsetof(lzn_model_info, has_predictor) + sizeof(int)},
+};
+
+void lzn_model_describe(const lzn_model *model, lzn_model_info *out) {
+  memset(out, 0, sizeof *out);
+  out->struct_size = sizeof *out;
   out->n_layers = model->n_layers, out->d_model = model->d_model, out->d_ff = model->d_ff;
   out->n_heads = model->n_heads, out->vocab_size = model->vocab;
   out->max_positions = model->max_positions;
@@ -190,7 +219,17 @@ LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *ou
   out->gated = model->arch.mlp == LZN_MLP_KIND_GATED;
   out->architecture = model->arch.name;
   out->has_predictor = model->n_predicted_layers;
-  return LZN_OK;
+}
+
+/* The 0.3 version: 0.2's callers get lib/compat/abi_0_2.c's. */
+LZN_API lzn_status lzn_model_get_info_v0_3(const lzn_model *model, lzn_model_info *out);
+LZN_SYMVER_DEFAULT(lzn_model_get_info_v0_3, lzn_model_get_info, LZN_0.3)
+LZN_API lzn_status lzn_model_get_info_v0_3(const lzn_model *model, lzn_model_info *out) {
+  if (model == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_get_info: model is NULL");
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_get_info: out is NULL");
+  lzn_model_info full;
+  lzn_model_describe(model, &full);
+  return lzn_out_write(out, &full, model_info_sizes, LZN_N_SIZES(model_info_sizes), "lzn_model_get_info");
 }
 
 

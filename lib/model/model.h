@@ -143,8 +143,13 @@ void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *
  * NOMEM. */
 lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, const char *model_dir);
 
-/* Checks struct_size and every field. Statuses: OK, INVALID_ARG. */
+/* Checks every field. Statuses: OK, INVALID_ARG. */
 lzn_status lzn_model_check_params(const lzn_model_params *p);
+/* A caller's params (NULL: the defaults; any released struct_size) as the
+ * current struct, checked. Statuses: OK, INVALID_ARG. */
+lzn_status lzn_model_read_params(const lzn_model_params *given, lzn_model_params *out);
+/* The model's lzn_model_info, every field. */
+void lzn_model_describe(const lzn_model *model, lzn_model_info *out);
 
 /* The model of m->gguf (already parsed or opened): its config, weights,
  * predictor and tokenizer; path names it in messages. On failure the

@@ -86,6 +86,7 @@ void lzn_recorder_layer_stats(const lzn_recorder *r, const lzn_model *m, lzn_lay
     const uint8_t *fired = lzn_recorder_fired(r, l);
     lzn_layer_stats *s = &out[l];
     memset(s, 0, sizeof *s);
+    s->struct_size = sizeof *s;
     s->tokens = c->tokens;
     s->active_fraction = c->tokens ? (double)c->active_sum / ((double)c->tokens * m->d_ff) : 0.0;
     for (int i = 0; i < m->d_ff; i++) s->never_fired += !fired[i];
@@ -111,6 +112,7 @@ void lzn_recorder_predictor_stats(const lzn_recorder *r, const lzn_model *m, lzn
     const lzn_predictor_counters *c = &r->predictor[l];
     lzn_predictor_stats *s = &out[l];
     memset(s, 0, sizeof *s);
+    s->struct_size = sizeof *s;
     const double per_token = c->tokens ? 1.0 / ((double)c->tokens * m->d_ff) : 0.0;
     s->tokens = c->tokens;
     s->predicted_fraction = (double)c->predicted_sum * per_token;

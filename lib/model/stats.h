@@ -72,7 +72,8 @@ void lzn_record_predicted_active(lzn_recorder *r, int layer, size_t active);
 /* collect_recall: of `truly` active neurons of a token, `hits` were predicted. */
 void lzn_record_recall(lzn_recorder *r, int layer, size_t truly, size_t hits);
 
-/* The public statistics of min(n_layers, capacity) layers. */
+/* The public statistics of min(n_layers, capacity) layers, every field
+ * (struct_size = sizeof). */
 void lzn_recorder_layer_stats(const lzn_recorder *r, const lzn_model *m, lzn_layer_stats *out, int capacity);
 void lzn_recorder_predictor_stats(const lzn_recorder *r, const lzn_model *m, lzn_predictor_stats *out,
                                   int capacity);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/abi.h"
 #include "core/errors.h"
 #include "lazyneuron.h"
 
@@ -19,6 +20,13 @@ struct lzn_sampler {
   int32_t *order;    /* [vocab] candidate ids */
   uint8_t *seen;     /* [vocab] penalty marks */
 };
+
+/* Released sizes (lazyneuron.h, "ABI"): 0.2 = now. */
+static const lzn_struct_size sampler_params_sizes[] = {
+    {sizeof(lzn_sampler_params), offsetof(lzn_sampler_params, seed) + sizeof(uint64_t)},
+};
+_Static_assert(sizeof(lzn_sampler_params) == 40, "lzn_sampler_params grew: add its released size above, and "
+               "keep lzn_sampler_default_params() returning the 40-byte struct");
 
 LZN_API lzn_sampler_params lzn_sampler_default_params(void) {
   lzn_sampler_params p;
@@ -36,9 +44,6 @@ LZN_API lzn_sampler_params lzn_sampler_default_params(void) {
 
 static lzn_status check(const lzn_sampler_params *p) {
   const char *f = "lzn_sampler_create: params->";
-  if (p->struct_size != sizeof *p)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "%sstruct_size = %zu, expected %zu (use "
-                    "lzn_sampler_default_params())", f, p->struct_size, sizeof *p);
   if (!(p->temperature >= 0.0f) || isinf(p->temperature))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%stemperature = %g, must be finite and >= 0", f,
                     (double)p->temperature);
@@ -61,14 +66,24 @@ LZN_API void lzn_sampler_free(lzn_sampler *s) {
   free(s);
 }
 
+LZN_API lzn_status lzn_sampler_params_init(lzn_sampler_params *params, size_t struct_size) {
+  const lzn_sampler_params defaults = lzn_sampler_default_params();
+  return lzn_params_fill(params, struct_size, &defaults, sampler_params_sizes,
+                         LZN_N_SIZES(sampler_params_sizes), "lzn_sampler_params_init");
+}
+
 LZN_API lzn_status lzn_sampler_create(const lzn_sampler_params *params, int vocab_size,
                                       lzn_sampler **out) {
   if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sampler_create: out is NULL");
   *out = NULL;
   const lzn_sampler_params defaults = lzn_sampler_default_params();
-  if (params == NULL) params = &defaults;
-  lzn_status st = check(params);
+  lzn_sampler_params read = defaults;
+  lzn_status st = params ? lzn_params_read(&read, &defaults, params, sampler_params_sizes,
+                                           LZN_N_SIZES(sampler_params_sizes), "lzn_sampler_create")
+                         : LZN_OK;
+  if (st == LZN_OK) st = check(&read);
   if (st != LZN_OK) return st;
+  params = &read;
   if (vocab_size < 1)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_sampler_create: vocab_size = %d, must be >= 1", vocab_size);
   lzn_sampler *s = calloc(1, sizeof *s);

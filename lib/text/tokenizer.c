@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/abi.h"
 #include "core/errors.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
@@ -129,12 +130,21 @@ LZN_API lzn_status lzn_model_get_tokenizer(const lzn_model *model, const lzn_tok
   return LZN_OK;
 }
 
-LZN_API lzn_status lzn_tokenizer_get_info(const lzn_tokenizer *t, lzn_tokenizer_info *out) {
+/* Released sizes of lzn_tokenizer_info with a struct_size: 0.3 = now. */
+static const lzn_struct_size tokenizer_info_sizes[] = {
+    {sizeof(lzn_tokenizer_info), offsetof(lzn_tokenizer_info, kind) + sizeof(const char *)},
+};
+
+/* The 0.3 version: 0.2's callers get lib/compat/abi_0_2.c's. */
+LZN_API lzn_status lzn_tokenizer_get_info_v0_3(const lzn_tokenizer *t, lzn_tokenizer_info *out);
+LZN_SYMVER_DEFAULT(lzn_tokenizer_get_info_v0_3, lzn_tokenizer_get_info, LZN_0.3)
+LZN_API lzn_status lzn_tokenizer_get_info_v0_3(const lzn_tokenizer *t, lzn_tokenizer_info *out) {
   if (t == NULL || out == NULL)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_tokenizer_get_info: %s is NULL", t ? "out" : "tokenizer");
-  out->vocab_size = t->n_vocab, out->bos_id = t->bos, out->eos_id = t->eos;
-  out->add_bos = t->add_bos, out->kind = kind_name(t->kind);
-  return LZN_OK;
+  lzn_tokenizer_info full = {.struct_size = sizeof full, .vocab_size = t->n_vocab, .bos_id = t->bos,
+                             .eos_id = t->eos, .add_bos = t->add_bos, .kind = kind_name(t->kind)};
+  return lzn_out_write(out, &full, tokenizer_info_sizes, LZN_N_SIZES(tokenizer_info_sizes),
+                       "lzn_tokenizer_get_info");
 }
 
 LZN_API lzn_status lzn_tokenize(const lzn_tokenizer *t, const char *text, size_t text_len,

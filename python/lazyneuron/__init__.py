@@ -239,9 +239,9 @@ class Model:
             raise raised[0]
         _check(status)
         self._handle = handle
-        info = _lib.ModelInfo()
+        info = _lib.sized(_lib.ModelInfo)
         _check(lib.lzn_model_get_info(handle, ctypes.byref(info)))
-        fields = {f: getattr(info, f) for f, _ in _lib.ModelInfo._fields_}
+        fields = {f: getattr(info, f) for f, _ in _lib.ModelInfo._fields_ if f != "struct_size"}
         names = {v: k for k, v in _lib.WEIGHT_TYPES.items()}
         fields["weight_type"] = names.get(fields["weight_type"], str(fields["weight_type"]))
         fields["architecture"] = fields["architecture"].decode()
@@ -264,7 +264,7 @@ class Model:
     @property
     def tokenizer_info(self) -> TokenizerInfo:
         """The model's TokenizerInfo (LazyNeuronError LZN_ERR_UNSUPPORTED if it has none)."""
-        info = _lib.TokenizerInfo()
+        info = _lib.sized(_lib.TokenizerInfo)
         _check(self._lib.lzn_tokenizer_get_info(self._tokenizer(), ctypes.byref(info)))
         return TokenizerInfo(info.vocab_size, info.bos_id, info.eos_id, info.add_bos,
                              info.kind.decode())
@@ -529,8 +529,10 @@ class Context:
         handle = self._live()
         n_layers = self.model.info.n_layers
         arr = (_lib.LayerStats * n_layers)()
+        arr[0].struct_size = ctypes.sizeof(_lib.LayerStats)  # each element's size
         _check(self._lib.lzn_context_stats(handle, arr, n_layers))
-        return [{name: getattr(s, name) for name, _ in _lib.LayerStats._fields_} for s in arr]
+        return [{name: getattr(s, name) for name, _ in _lib.LayerStats._fields_ if name != "struct_size"}
+                for s in arr]
 
     def close(self) -> None:
         handle, self._handle = self._handle, None

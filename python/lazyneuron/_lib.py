@@ -60,7 +60,7 @@ KV_TYPES = {"f32": 0, "f16": 1, "bf16": 2, "q8_0": 3}
 class ModelInfo(ctypes.Structure):
     """lzn_model_info."""
 
-    _fields_ = [
+    _fields_ = [("struct_size", ctypes.c_size_t)] + [
         (name, ctypes.c_int)
         for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions",
                      "weight_type")
@@ -72,6 +72,7 @@ class LayerStats(ctypes.Structure):
     """lzn_layer_stats."""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("tokens", ctypes.c_int64),
         ("active_fraction", ctypes.c_double),
         ("never_fired", ctypes.c_int64),
@@ -108,12 +109,20 @@ class TokenizerInfo(ctypes.Structure):
     """lzn_tokenizer_info."""
 
     _fields_ = [
+        ("struct_size", ctypes.c_size_t),
         ("vocab_size", ctypes.c_int),
         ("bos_id", ctypes.c_int32),
         ("eos_id", ctypes.c_int32),
         ("add_bos", ctypes.c_int),
         ("kind", ctypes.c_char_p),
     ]
+
+
+def sized(struct_type):
+    """An output struct with its struct_size set, as the library wants it."""
+    s = struct_type()
+    s.struct_size = ctypes.sizeof(struct_type)
+    return s
 
 
 class _Opaque(ctypes.Structure):

@@ -58,9 +58,13 @@ def venv(tmp_path_factory):
     if pip.returncode != 0:
         pytest.skip(f"no pip for {sys.executable} (python3-pip missing?): "
                     f"{pip.stderr.decode(errors='replace').strip()}")
-    # A copy of ./python: pip builds in the source folder, and the tree stays clean.
-    src = tmp / "src"
+    # A copy of ./python and the header beside it, as in the source tree (the
+    # version comes from the header): pip builds in the source folder, and
+    # the tree stays clean.
+    src = tmp / "src" / "python"
     shutil.copytree(PYTHON_DIR, src, ignore=BUILD_DEBRIS)
+    (tmp / "src" / "include").mkdir()
+    shutil.copy(REPO / "include" / "lazyneuron.h", tmp / "src" / "include")
     installed = run([python, "-m", "pip", "install", "--no-index", "--no-build-isolation",
                      "--disable-pip-version-check", src],
                     env=clean_env(PIP_CACHE_DIR=str(tmp / "pip-cache")))
@@ -81,12 +85,16 @@ def library():
     return Path(lib).resolve() if lib else REPO / "build" / SONAME
 
 
-def test_pyproject_version_is_the_header_version():
+def test_installed_version_is_the_header_version(venv):
+    """One source: pyproject.toml leaves the version to setup.py, which reads the header."""
     header = (REPO / "include" / "lazyneuron.h").read_text()
     parts = [re.search(rf"#define LZN_VERSION_{p} (\d+)", header).group(1)
              for p in ("MAJOR", "MINOR", "PATCH")]
     pyproject = (PYTHON_DIR / "pyproject.toml").read_text()
-    assert re.search(r'^version = "([^"]+)"', pyproject, re.M).group(1) == ".".join(parts)
+    assert re.search(r'^dynamic = \["version"\]', pyproject, re.M)
+    assert not re.search(r'^version =', pyproject, re.M)
+    got = in_venv(venv, "import importlib.metadata as m; print(m.version('lazyneuron'))")
+    assert got == ".".join(parts)
 
 
 def test_installed_package_imports_from_another_folder(venv):

@@ -37,7 +37,7 @@ static inline lzn_context *make_context(const lzn_model *model, const lzn_model_
 }
 
 static inline void run_forward(const lzn_model *model, uint8_t control) {
-  lzn_model_info info;
+  lzn_model_info info = {.struct_size = sizeof info};
   FUZZ_CHECK(lzn_model_get_info(model, &info) == LZN_OK);
   FUZZ_CHECK(info.n_layers >= 1 && info.d_model >= 1 && info.vocab_size >= 1);
   lzn_context *ctx = make_context(model, &info, control);

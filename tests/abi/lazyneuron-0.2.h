@@ -1,0 +1,562 @@
+/*
+ * lazyneuron.h: the only public header of lazyneuron, an inference library for
+ * ReLU Transformers that computes the MLP down-projection from the rows of
+ * W_down whose activation is nonzero ("The Lazy Neuron Phenomenon", Li et al.
+ * 2022: 3 % of MLP activations are nonzero in T5-Base, 6 % in ViT-B16).
+ *
+ * Conventions, for every function below:
+ *  - A function that can fail returns lzn_status. On failure it also records a
+ *    message for the calling thread, read with lzn_last_error(); the message
+ *    names the argument, file, tensor or rule at fault.
+ *  - Handles are opaque. Whatever *_create / *_load returns is released by the
+ *    matching *_free; freeing NULL is a no-op. On failure *out is set to NULL.
+ *  - Parameter structs come from lzn_*_default_params(); their first field,
+ *    struct_size, lets later versions add fields without breaking callers.
+ *  - The library never prints, never exits or aborts, and reads no
+ *    environment variable but LZN_ISA.
+ *
+ * Threading rules: every function may be called from any thread. An
+ * lzn_model is read-only once loaded and may be shared by any number of
+ * threads and contexts. An lzn_context (KV cache, scratch, statistics) must be
+ * used by one thread at a time. n_threads in the params is the number of
+ * OpenMP threads one call may use internally; called from inside the
+ * caller's own OpenMP parallel region, a call still computes everything,
+ * with the threads the runtime gives it.
+ *
+ * fork(): GNU OpenMP's thread pool does not survive fork(). A child process
+ * must not call lazyneuron if its parent already ran a call with
+ * n_threads > 1 (it can hang); fork first, or exec.
+ */
+#ifndef LAZYNEURON_H
+#define LAZYNEURON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LZN_BUILDING_LIBRARY) && defined(__GNUC__)
+#define LZN_API __attribute__((visibility("default")))
+#else
+#define LZN_API
+#endif
+
+/* ------------------------------------------------------------------ version */
+
+#define LZN_VERSION_MAJOR 0
+#define LZN_VERSION_MINOR 2
+#define LZN_VERSION_PATCH 0
+#define LZN_VERSION_NUMBER \
+  (LZN_VERSION_MAJOR * 10000 + LZN_VERSION_MINOR * 100 + LZN_VERSION_PATCH)
+
+/* LZN_VERSION_NUMBER of the library actually linked (may differ from the
+ * header the caller compiled against). */
+LZN_API unsigned lzn_version_number(void);
+/* "MAJOR.MINOR.PATCH" of the linked library; a static string. */
+LZN_API const char *lzn_version_string(void);
+
+/* ------------------------------------------------------------------- status */
+
+/* Explicit values: they are part of the ABI and are never renumbered. */
+typedef enum lzn_status {
+  LZN_OK = 0,
+  LZN_ERR_INVALID_ARG = 1,  /* NULL, out-of-range or inconsistent argument */
+  LZN_ERR_IO = 2,           /* a file could not be opened, read or mapped */
+  LZN_ERR_FORMAT = 3,       /* a file breaks its format's rules */
+  LZN_ERR_UNSUPPORTED = 4,  /* valid, but not something lazyneuron runs */
+  LZN_ERR_NOMEM = 5,        /* an allocation failed */
+  LZN_ERR_CONTEXT_FULL = 6, /* the KV cache has no room for the tokens */
+  LZN_ERR_ISA = 7,          /* LZN_ISA names an unknown ISA or one this CPU/OS lacks */
+  LZN_ERR_BACKEND = 8,      /* oneDNN reported an error */
+  LZN_ERR_CANCELLED = 9     /* a progress callback asked to stop */
+} lzn_status;
+
+/* The name of a status, e.g. "LZN_ERR_FORMAT"; "LZN_UNKNOWN_STATUS" for a
+ * value that is not one. A static string. */
+LZN_API const char *lzn_status_str(lzn_status status);
+
+/* The message of the last failing call made by this thread, or "" if none
+ * failed yet. The pointer stays valid until this thread's next lazyneuron
+ * call. Successful calls do not clear it. */
+LZN_API const char *lzn_last_error(void);
+
+/* ---------------------------------------------------------- kernel dispatch */
+
+/* The kernel set in use, named by its best ISA: "scalar", "avx2", "avxvnni",
+ * "avx512", "avx512bf16" or "avx512vnni" (in that order). Kernels are chosen
+ * once, on first use, per (weight type, operation): the portable reference,
+ * overridden by every ISA the CPU and the OS (XCR0) support up to the best,
+ * each extension (AVX512_BF16, AVX512_VNNI, AVX-VNNI) checked on its own.
+ * The environment variable LZN_ISA=name sets that ceiling. Returns NULL if
+ * LZN_ISA names an unknown ISA or one this machine cannot run; every call
+ * that needs kernels then fails with LZN_ERR_ISA and lzn_last_error() says
+ * why (never SIGILL). */
+LZN_API const char *lzn_isa_name(void);
+
+/* Whether this machine (CPU and OS) can run the named ISA's kernels and the
+ * library has some compiled in, whatever LZN_ISA says: 1 if so, 0 if not or
+ * the name is unknown. */
+LZN_API int lzn_isa_supported(const char *name);
+
+/* ------------------------------------------------------------ weight types */
+
+/* The type the model keeps its weight matrices in (explicit values, never
+ * renumbered). Decoding is memory-bound: bytes per weight are time.
+ * Norms, biases, learned positions and every 1-D tensor stay fp32. */
+typedef enum lzn_weight_type {
+  LZN_WEIGHTS_AS_STORED = 0, /* F32, F16 and BF16 tensors stay in their file's type */
+  LZN_WEIGHTS_F32 = 1,       /* 32 bits per weight */
+  LZN_WEIGHTS_F16 = 2,       /* IEEE binary16, 16 bits, rounded to nearest even */
+  LZN_WEIGHTS_BF16 = 3,      /* bfloat16, 16 bits, rounded to nearest even */
+  LZN_WEIGHTS_Q8_0 = 4,      /* llama.cpp's Q8_0: blocks of 32 int8 + an fp16 scale, 8.5 bits */
+  LZN_WEIGHTS_Q4_0 = 5       /* llama.cpp's Q4_0: blocks of 32 4-bit + an fp16 scale, 4.5 bits */
+} lzn_weight_type;
+
+/* ------------------------------------------------------- low-level sparse ops
+ *
+ * For engines that keep their own weights and want only lazyneuron's kernels.
+ * Sizes are int64_t so that a negative size is an error, not a huge one.
+ */
+
+/* The active set of a ReLU activation: writes, in increasing order, every i
+ * in [0, n) with h[i] > threshold to active_idx and h[i] to active_val, and
+ * their count to *n_active. threshold >= 0 (0 is plain ReLU). Both outputs
+ * must hold n entries. NaN entries are treated as inactive.
+ * Statuses: OK, INVALID_ARG, ISA. */
+LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,
+                                    int32_t *active_idx, float *active_val,
+                                    int64_t *n_active);
+
+/* The sparse down-projection:
+ *   y[j] += sum over t < n_active of active_val[t] * w_t[active_idx[t] * d + j],
+ * for j in [0, d), where w_t is W_down stored transposed, row-major [f][d]:
+ * one contiguous row of d values per neuron. Indices must lie in [0, f).
+ * Uses up to n_threads OpenMP threads, each owning a slice of y, so the result
+ * does not depend on n_threads. Statuses: OK, INVALID_ARG, ISA. */
+LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
+                                   const int32_t *active_idx, const float *active_val,
+                                   int64_t n_active, int n_threads);
+
+/* The bytes of one row of n weights of a type (a block type: ceil(n / 32)
+ * blocks, the last zero-padded); -1 for a type that is not one (or
+ * LZN_WEIGHTS_AS_STORED) or n < 0. */
+LZN_API int64_t lzn_weight_row_bytes(lzn_weight_type type, int64_t n);
+
+/* Converts rows x cols fp32 values (row-major) to a weight type, row by
+ * row (lzn_weight_row_bytes(type, cols) bytes each), as the model loader
+ * does: round to nearest even for F16/BF16, llama.cpp's rounding for
+ * Q8_0/Q4_0. Statuses: OK, INVALID_ARG (NULL, sizes, type; a NaN or Inf in
+ * src, or a value F16 cannot hold: the row is named), ISA. */
+LZN_API lzn_status lzn_weights_convert(lzn_weight_type type, const float *src, int64_t rows,
+                                       int64_t cols, void *dst);
+
+/* lzn_sparse_down for W_down^T in any weight type: row i of w_t starts at
+ * (const char *)w_t + i * lzn_weight_row_bytes(type, d). Same statuses,
+ * and INVALID_ARG for a type that is not one. */
+LZN_API lzn_status lzn_sparse_down_typed(float *y, int64_t d, const void *w_t,
+                                         lzn_weight_type type, int64_t f,
+                                         const int32_t *active_idx, const float *active_val,
+                                         int64_t n_active, int n_threads);
+
+/* ------------------------------------------------------------------ models
+ *
+ * Architectures: OPT (OPTForCausalLM: ReLU MLP) and the LLaMA family with a
+ * gated MLP (LlamaForCausalLM, MistralForCausalLM, BambooForCausalLM):
+ * hidden_act relu (ReluLLaMA), fatrelu with hidden_act_param (ProSparse,
+ * MiniCPM-S), drelu or a Bamboo architecture (TurboSparse, Bamboo), silu
+ * (SwiGLU: dense unless the context sets a threshold or top_k; then
+ * |silu(gate)| at or below the threshold counts as zero, an approximation).
+ * The context's threshold, when > 0, replaces FATReLU's. */
+
+typedef struct lzn_model lzn_model;     /* read-only after load; share freely */
+typedef struct lzn_context lzn_context; /* KV cache + scratch + stats; one thread at a time */
+
+/* Called during load with the fraction done in [0, 1]; return 0 to cancel
+ * (lzn_model_load then frees everything and returns LZN_ERR_CANCELLED). */
+typedef int (*lzn_progress_fn)(float fraction_done, void *user_data);
+
+typedef struct lzn_model_params {
+  size_t struct_size;          /* sizeof(lzn_model_params), set by the defaults */
+  int use_mmap;                /* 1: map weights that are used as stored (default 1) */
+  lzn_progress_fn progress;    /* optional (default NULL) */
+  void *progress_user_data;
+  /* Weight matrices as stored (default) or converted / quantized at load.
+   * A row of a block type is whole blocks, the last one zero-padded. */
+  lzn_weight_type weight_type;
+  /* An activation predictor (see "predictor" below): NULL (default) loads
+   * predictor.safetensors from the model's folder when there is one; a
+   * path loads that file (an error if it cannot); "" loads none. */
+  const char *predictor_path;
+} lzn_model_params;
+
+typedef enum lzn_mlp_mode {
+  LZN_MLP_AUTO = 0,   /* per layer and call: whichever is cheaper (see auto_crossover) */
+  LZN_MLP_SPARSE = 1, /* always the active rows of W_down */
+  LZN_MLP_DENSE = 2   /* always the full oneDNN GEMM */
+} lzn_mlp_mode;
+
+typedef enum lzn_logits_mode {
+  LZN_LOGITS_LAST = 0, /* logits of the last token only: vocab floats */
+  LZN_LOGITS_ALL = 1   /* logits of every token: n_tokens * vocab floats */
+} lzn_logits_mode;
+
+/* The type of the KV cache's keys and values (explicit values; never
+ * renumbered). Every type computes scores and sums in fp32; the type only
+ * sets how each cached K/V value is stored, and so the bytes a decode step
+ * reads at long context (per token of context and layer: 2 * n_kv_heads *
+ * head_dim values). */
+typedef enum lzn_kv_type {
+  LZN_KV_F32 = 0,  /* exact: 4 bytes per value */
+  LZN_KV_F16 = 1,  /* IEEE binary16, rounded to nearest even: 2 bytes (the default, like llama.cpp) */
+  LZN_KV_BF16 = 2, /* bfloat16, rounded to nearest even: 2 bytes */
+  LZN_KV_Q8_0 = 3  /* llama.cpp's block_q8_0 over head_dim (blocks of 32 int8 + an fp16 scale;
+                      a head_dim not a multiple of 32 has a zero-padded last block): 1.0625 bytes */
+} lzn_kv_type;
+
+typedef struct lzn_context_params {
+  size_t struct_size;      /* sizeof(lzn_context_params), set by the defaults */
+  int n_ctx;               /* KV cache length in tokens; 0 = the model's maximum */
+  int n_threads;           /* OpenMP threads per call, >= 1 (default 1) */
+  lzn_mlp_mode mlp_mode;   /* default LZN_MLP_AUTO */
+  /* AUTO: 0 (default) = per call, the cheaper path by a cost model measured
+   * when the context is created (about two passes over one layer's W_down
+   * plus one batched GEMM); > 0 = sparse while the mean active fraction per
+   * token is below this. In [0, 1]. */
+  float auto_crossover;
+  int collect_stats;       /* 1: keep per-layer statistics (default 1) */
+  /* Sparser than ReLU, trading quality for speed (Top-k thresholding: the
+   * seeds report it keeps quality while making activations sparser). A
+   * neuron is active when its pre-activation is > threshold and, if top_k > 0,
+   * among the top_k largest of its token; active values are kept as they are.
+   * Defaults 0 and 0: plain ReLU. */
+  int top_k;               /* 0 = no limit; else 1 .. d_ff */
+  float threshold;         /* >= 0 */
+  /* Added in 0.2, the activation predictor of the model, if it has one
+   * (lzn_model_info.has_predictor): 1 (default) uses it, 0 does not.
+   * predictor_threshold: NAN (default) = the file's per-layer thresholds,
+   * else this one for every layer (finite). collect_recall 1 also runs the
+   * dense up-projection to measure the predictor's recall and precision
+   * (lzn_context_predictor_stats): a dense pass, for evaluation only. */
+  int use_predictor;
+  float predictor_threshold;
+  int collect_recall;
+  /* Added in 0.2: how the KV cache stores keys and values (default
+   * LZN_KV_F16). The cache takes lzn_context_kv_bytes() bytes, allocated when
+   * the context is created (pages are touched as positions fill). */
+  lzn_kv_type kv_type;
+} lzn_context_params;
+
+typedef struct lzn_model_info {
+  int n_layers, d_model, d_ff, n_heads, vocab_size, max_positions;
+  /* Added in 0.2: the type of the weight matrices (AS_STORED resolved: the
+   * type of the largest share of bytes when a file mixes types), and the
+   * bytes they take (the model's matrices, in memory or mapped). */
+  lzn_weight_type weight_type;
+  int64_t weight_bytes;
+  int n_kv_heads, head_dim;  /* grouped-query attention: KV heads; per-head width */
+  int gated;                 /* 1: a gated MLP (LLaMA family, 3 matrices), 0: OPT's 2 */
+  const char *architecture;  /* "opt", "llama", "mistral", "bamboo": a static string */
+  int has_predictor;         /* layers with an activation predictor (0: none) */
+} lzn_model_info;
+
+/* Per-layer statistics since the context was created or reset, of the MLP
+ * matrices the active set applies to: W_down (OPT: fc1 decides which
+ * neurons fire and always runs dense), or W_up and W_down of a gated MLP
+ * (the LLaMA family: the gate decides and always runs dense). */
+typedef struct lzn_layer_stats {
+  int64_t tokens;          /* tokens that went through the layer */
+  double active_fraction;  /* mean fraction of neurons active per token */
+  int64_t never_fired;     /* neurons never active so far ("dead" neurons) */
+  double flops_dense;      /* FLOPs of those matrices a dense GEMM would do */
+  double flops_executed;   /* FLOPs actually done (sparse or dense) */
+  double bytes_dense;      /* their bytes a dense GEMM would read (once per call) */
+  double bytes_executed;   /* their bytes actually read */
+  int64_t sparse_calls, dense_calls; /* which path each call took */
+  /* Wall time spent in the layer's blocks (for profiling; the rest of a
+   * forward call is embeddings, norms, residuals and the LM head). */
+  double seconds_attention; /* QKV, attention, output projection */
+  double seconds_up;        /* fc1 (OPT) or the gate (gated MLPs) */
+  double seconds_down;      /* selection, then fc2 (OPT) or the up and down rows (gated) */
+  /* Added in 0.2, for batches and prefill: the mean over calls of the rows
+   * a call's tokens needed together (the union of their active sets; for a
+   * gated MLP the rows the gate selected), over d_ff; equal to
+   * active_fraction when every call is one token. lzn-bench union shows how
+   * it grows with the tokens per call. bytes_per_token_sparse: what the
+   * sparse path would have read had it read each token's own active rows
+   * (the baseline the union path improves on; bytes_dense is the other). */
+  double union_fraction;
+  double bytes_per_token_sparse;
+} lzn_layer_stats;
+
+LZN_API lzn_model_params lzn_model_default_params(void);
+LZN_API lzn_context_params lzn_context_default_params(void);
+
+/* Loads a Hugging Face folder (config.json with model.safetensors or
+ * model.safetensors.index.json + shards), a .safetensors file with
+ * config.json beside it, or a GGUF file (llama.cpp's, PowerInfer's PWRI, or
+ * tools/lzn_convert.py's; architectures llama and bamboo: the config comes
+ * from its metadata, the ReLU-family activation from "lazyneuron.activation"
+ * where the converter wrote it, else relu for PWRI files, else SiLU).
+ * params may be NULL for the defaults. Weight
+ * matrices are kept in params->weight_type: as stored, they are used in
+ * place in the mapped file where the layout allows; otherwise converted
+ * once (W_down is always transposed, in that type).
+ * Statuses: OK, INVALID_ARG (a params field out of range, named), IO,
+ * FORMAT (a rule of the file broken; a NaN or Inf in a tensor being
+ * quantized, or a value F16 cannot hold: the tensor and row are named),
+ * UNSUPPORTED, NOMEM, CANCELLED, ISA. */
+LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *params,
+                                  lzn_model **out);
+LZN_API void lzn_model_free(lzn_model *model);
+/* Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out);
+
+/* A context for one sequence. The model must outlive it. params may be NULL.
+ * The KV cache holds n_ctx positions of every layer in params->kv_type.
+ * Statuses: OK, INVALID_ARG (a params field out of range, named), NOMEM (the
+ * KV cache's size, stated in the message, overflows or cannot be
+ * allocated), ISA, BACKEND. */
+LZN_API lzn_status lzn_context_create(const lzn_model *model,
+                                      const lzn_context_params *params,
+                                      lzn_context **out);
+LZN_API void lzn_context_free(lzn_context *ctx);
+
+/* Appends n_tokens tokens to the sequence and writes logits (see
+ * lzn_logits_mode) to the caller's buffer. On failure the KV cache is left
+ * as it was. Statuses: OK, INVALID_ARG (NULL, n_tokens <= 0, token id out of
+ * [0, vocab)), CONTEXT_FULL (the tokens do not fit), ISA, BACKEND. */
+LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_tokens,
+                               float *logits, lzn_logits_mode mode);
+
+/* One decoding step of n sequences at once: appends tokens[i] to ctxs[i]
+ * for every i and writes its logits to logits[i * vocab ..], reading every
+ * weight once for the whole step (the MLP sparse over the union of the
+ * tokens' active neurons, or dense as one GEMM; attention per sequence
+ * against its own cache). The contexts must belong to one model and appear
+ * once; they may be at different positions. The step's MLP statistics are
+ * counted in ctxs[0], attention times in each context. On failure no
+ * context advances. Threads: ctxs[0]'s n_threads. Statuses: OK,
+ * INVALID_ARG (NULL, n <= 0, a context twice or of another model, a token
+ * out of the vocabulary: the index is named), CONTEXT_FULL (naming which
+ * context), ISA, BACKEND, NOMEM. */
+LZN_API lzn_status lzn_forward_batch(lzn_context *const *ctxs, const int32_t *tokens, int n,
+                                     float *logits);
+
+/* Number of tokens in the KV cache. Returns -1 for NULL. */
+LZN_API int lzn_context_n_past(const lzn_context *ctx);
+
+/* Keeps the first n_keep tokens of the sequence and forgets the rest, so the
+ * next lzn_forward continues at position n_keep (regenerate from a point,
+ * reject speculative tokens). Statistics are kept. Nothing changes on
+ * failure. Statuses: OK, INVALID_ARG (NULL, n_keep outside [0, n_past]). */
+LZN_API lzn_status lzn_context_truncate(lzn_context *ctx, int n_keep);
+
+/* Makes dst's sequence the first n_tokens of src's (their KV cache copied),
+ * so a server that has run a shared prompt once starts each new sequence
+ * from it instead of running it again. dst's own tokens are replaced; its
+ * statistics are kept. Statuses: OK, INVALID_ARG (NULL, the same context,
+ * different models or KV types, n_tokens outside [0, src n_past]),
+ * CONTEXT_FULL (n_tokens > dst's n_ctx). Nothing changes on failure. */
+LZN_API lzn_status lzn_context_copy_prefix(lzn_context *dst, const lzn_context *src, int n_tokens);
+/* Bytes of the context's KV cache (keys and values, every layer, n_ctx
+ * positions, in its kv_type). Returns -1 for NULL. */
+LZN_API int64_t lzn_context_kv_bytes(const lzn_context *ctx);
+
+/* Empties the KV cache and the statistics. Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
+
+/* ----------------------------------------------------------------- predictor
+ *
+ * An activation predictor guesses each token's active neurons from the
+ * MLP's input before the up-projection (Deja Vu, PowerInfer), so the up rows
+ * of neurons predicted inactive are never read either: per layer
+ *   s = W2 act(W1 x + b1) + b2,   act = ReLU (PowerInfer) or identity (Deja
+ *   Vu's low-rank form), and neuron i runs when s_i >= the layer's threshold.
+ * Then only those rows of W_up (OPT's fc1; the gate of a gated MLP, then
+ * its up rows where the gate fires) are computed, the true activation
+ * decides within them, and the down rows follow. Neurons outside the
+ * predicted set are treated as inactive: THAT IS THE APPROXIMATION, and the
+ * logits differ from the model's where the predictor misses one. It holds
+ * in SPARSE and AUTO alike: where AUTO finds a call's predicted sets too
+ * large and computes the up-projection densely, it still zeroes what lies
+ * outside them, so a token's result never depends on its call's other
+ * tokens (a batch, a prefill). DENSE ignores the predictor: the exact model.
+ *
+ * File: predictor.safetensors beside the model (or lzn_model_params.
+ * predictor_path), F32 tensors "layers.N.predictor.w1" [r][d_model],
+ * "layers.N.predictor.w2" [d_ff][r], optional "...b1" [r], "...b2" [d_ff],
+ * "...threshold" [1]; metadata "lazyneuron.predictor.activation" "relu" or
+ * "none", "lazyneuron.predictor.threshold" (default 0). r may differ per
+ * layer; a layer without tensors runs without a predictor.
+ * tools/train_predictor.py trains one (or derives it from an SVD of W_up).
+ * Shapes that disagree with the model, or a NaN/Inf, are LZN_ERR_FORMAT
+ * naming the tensor and layer. */
+typedef struct lzn_predictor_stats {
+  int64_t tokens;            /* tokens the layer's predictor scored */
+  double predicted_fraction; /* mean predicted-set size / d_ff */
+  double active_fraction;    /* mean truly active (within the set) / d_ff */
+  /* With collect_recall: truly active neurons inside the predicted set /
+   * all truly active (recall), and / the set's size (precision); else NAN. */
+  double recall, precision;
+  double flops, bytes;       /* the predictor's own work */
+} lzn_predictor_stats;
+
+/* Copies the predictor statistics of min(n_layers, capacity) layers to out
+ * (zeros for layers without a predictor). Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_predictor_stats(const lzn_context *ctx, lzn_predictor_stats *out,
+                                               int capacity);
+
+/* Copies the statistics of min(n_layers, capacity) layers to out.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *out,
+                                     int capacity);
+
+/* -------------------------------------------------------------------- text
+ *
+ * Tokenizers, loaded with the model (lzn_model_get_tokenizer) or on their
+ * own (lzn_tokenizer_load), and a sampler.
+ *
+ * Kinds:
+ *  - "byte-level": token id == byte (models/tiny-opt). A folder says so
+ *    with lazyneuron_tokenizer.json: {"type": "byte-level",
+ *    "bos_token_id": null or an id, "eos_token_id": null or an id,
+ *    "add_bos": false}.
+ *  - "gpt2": GPT-2's byte-level BPE, as GPT-2 and OPT use it: vocab.json +
+ *    merges.txt (bos/eos from config.json's bos_token_id / eos_token_id,
+ *    add_bos from tokenizer_config.json's add_bos_token), a Hugging Face
+ *    tokenizer.json with a BPE model, or a GGUF file's tokenizer.ggml.*
+ *    with model "gpt2". The text is first split as GPT-2's regex does
+ *    ('s 't 're 've 'm 'll 'd, ?letters, ?numbers, ?other, whitespace runs;
+ *    \p{L}, \p{N} and \s from Unicode 14 tables), by hand on code points.
+ *    Special tokens written in the text (e.g. "</s>") are plain text.
+ *  - "spm": SentencePiece BPE as llama.cpp runs it, from a GGUF file's
+ *    tokenizer.ggml.tokens / scores / token_type with model "llama": a "▁"
+ *    (U+2581) before the text and for each space, characters merged
+ *    pairwise by the score of the merged piece, bytes outside the
+ *    vocabulary as <0xXX> tokens, BOS from tokenizer.ggml.bos_token_id.
+ *    Written in C rather than on Debian's libsentencepiece: that library
+ *    is C++ (a libstdc++ dependency and a C++ shim in a C library), reads
+ *    .model protobufs rather than the vocabulary a GGUF file carries, and
+ *    GGUF models are what the LLaMA family ships here; its Python binding
+ *    is the reference the tests compare with.
+ *
+ * Text is UTF-8. Invalid UTF-8 in a prompt is replaced, not rejected: each
+ * ill-formed sequence becomes U+FFFD (the maximal-subpart rule of Python's
+ * decode("utf-8", "replace")) before the gpt2 and spm tokenizers see it;
+ * the byte-level one takes every byte as it is. Hence
+ * detokenize(tokenize(s)) == s for valid UTF-8, with or without BOS (any
+ * bytes for byte-level; spm's detokenize removes the space that its "▁"
+ * prefix added). Hugging Face LLaMA folders (tokenizer.model, or a
+ * tokenizer.json without GPT-2's ByteLevel pre-tokenizer) load without a
+ * tokenizer: convert them to GGUF (tools/lzn_convert.py writes no
+ * tokenizer yet; llama.cpp's converter does).
+ */
+
+typedef struct lzn_tokenizer lzn_tokenizer; /* read-only after load; share freely */
+
+typedef struct lzn_tokenizer_info {
+  int vocab_size;      /* ids are [0, vocab_size); may be below the model's vocab */
+  int32_t bos_id;      /* -1 when there is none */
+  int32_t eos_id;      /* -1 when there is none: generation stops on it */
+  int add_bos;         /* 1: the model expects BOS before a prompt */
+  const char *kind;    /* "byte-level", "gpt2" or "spm": a static string */
+} lzn_tokenizer_info;
+
+/* The tokenizer loaded with the model (it lives as long as the model).
+ * Statuses: OK, INVALID_ARG (NULL), UNSUPPORTED (the model has none: its
+ * folder or file carried no tokenizer; the model still runs on ids). */
+LZN_API lzn_status lzn_model_get_tokenizer(const lzn_model *model, const lzn_tokenizer **out);
+
+/* Loads a tokenizer alone, from a folder or a GGUF file as lzn_model_load
+ * would. Statuses: OK, INVALID_ARG, IO, FORMAT, UNSUPPORTED (nothing there
+ * is a tokenizer lazyneuron reads), NOMEM. */
+LZN_API lzn_status lzn_tokenizer_load(const char *path, lzn_tokenizer **out);
+/* Frees a tokenizer from lzn_tokenizer_load (never the model's). */
+LZN_API void lzn_tokenizer_free(lzn_tokenizer *tokenizer);
+
+/* Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_tokenizer_get_info(const lzn_tokenizer *tokenizer, lzn_tokenizer_info *out);
+
+/* Tokenizes text[0..text_len) (NUL bytes are text), with BOS first if
+ * add_bos is 1 and the tokenizer has one. Writes the ids to
+ * tokens[0..capacity) and their count to *n_tokens. If capacity is too
+ * small, nothing is written but *n_tokens is the count needed, and the
+ * status is INVALID_ARG ("capacity"). tokens may be NULL when capacity is 0.
+ * Statuses: OK, INVALID_ARG, NOMEM. */
+LZN_API lzn_status lzn_tokenize(const lzn_tokenizer *tokenizer, const char *text, size_t text_len,
+                                int add_bos, int32_t *tokens, int capacity, int *n_tokens);
+
+/* The bytes token prints as (nothing for BOS/EOS and other control
+ * tokens; one byte for a byte token; possibly part of a UTF-8 character),
+ * written to buf[0..capacity) (not NUL-terminated), their count to *len.
+ * Too small a buffer: INVALID_ARG, *len = the bytes needed.
+ * Statuses: OK, INVALID_ARG (also: token out of [0, vocab_size)). */
+LZN_API lzn_status lzn_token_to_piece(const lzn_tokenizer *tokenizer, int32_t token, char *buf,
+                                      size_t capacity, size_t *len);
+
+/* The text of tokens[0..n_tokens): their pieces concatenated, with, for
+ * spm, the space that the "▁" prefix put before the first word removed.
+ * Written to buf[0..capacity) plus a NUL if it fits; *len = the text's
+ * bytes. Too small a buffer (len + 1 > capacity): INVALID_ARG, *len = the
+ * bytes needed without the NUL. Statuses: OK, INVALID_ARG (also: a token
+ * out of [0, vocab_size), named with its index). */
+LZN_API lzn_status lzn_detokenize(const lzn_tokenizer *tokenizer, const int32_t *tokens,
+                                  int n_tokens, char *buf, size_t capacity, size_t *len);
+
+/* ------------------------------------------------------------------ sampler
+ *
+ * Picks the next token from logits. The steps, in this order (llama.cpp's):
+ * repetition penalty over the last repeat_last_n accepted tokens (a
+ * positive logit divided by the penalty, a negative one multiplied);
+ * then greedy (argmax, lowest id on ties) if temperature is 0; else
+ * logits / temperature, the top_k largest, softmax, the smallest set whose
+ * probability reaches top_p, the tokens whose probability is at least
+ * min_p times the largest, and a draw from what is left. The draw uses its
+ * own generator (SplitMix64) seeded by seed, so a seed gives the same
+ * tokens on every run and machine (given the same logits).
+ * The sampler does not stop generation: callers stop on the tokenizer's
+ * eos_id (lzn_tokenizer_info).
+ */
+
+typedef struct lzn_sampler lzn_sampler; /* one sequence; one thread at a time */
+
+typedef struct lzn_sampler_params {
+  size_t struct_size;       /* sizeof(lzn_sampler_params), set by the defaults */
+  float temperature;        /* >= 0; 0 = greedy (default 0.8) */
+  int top_k;                /* >= 0; 0 = all tokens (default 40) */
+  float top_p;              /* in (0, 1]; 1 = off (default 0.95) */
+  float min_p;              /* in [0, 1]; 0 = off (default 0.05) */
+  float repetition_penalty; /* > 0; 1 = off (default 1) */
+  int repeat_last_n;        /* >= 0 tokens the penalty looks back (default 64) */
+  uint64_t seed;            /* default 0 */
+} lzn_sampler_params;
+
+LZN_API lzn_sampler_params lzn_sampler_default_params(void);
+
+/* A sampler over vocab_size logits. params may be NULL for the defaults.
+ * Statuses: OK, INVALID_ARG (a field out of range, named), NOMEM. */
+LZN_API lzn_status lzn_sampler_create(const lzn_sampler_params *params, int vocab_size,
+                                      lzn_sampler **out);
+LZN_API void lzn_sampler_free(lzn_sampler *sampler);
+
+/* Records a token (of the prompt, say) for the repetition penalty.
+ * Statuses: OK, INVALID_ARG (token out of [0, vocab_size)). */
+LZN_API lzn_status lzn_sampler_accept(lzn_sampler *sampler, int32_t token);
+
+/* Picks a token from logits[0..vocab_size) (not modified) and accepts it.
+ * NaN and -inf logits are never picked, +inf always (the lowest such id);
+ * all NaN or -inf: INVALID_ARG.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_sampler_sample(lzn_sampler *sampler, const float *logits, int32_t *token);
+
+/* Forgets the accepted tokens and restarts the generator at seed.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_sampler_reset(lzn_sampler *sampler, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAZYNEURON_H */
