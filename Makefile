@@ -4,6 +4,14 @@
 # built for baseline x86-64 so the library runs anywhere and picks kernels
 # at run time (lib/cpu/dispatch.c).
 
+# Builds run in parallel on every core unless -j was given: the rules are
+# parallel-safe (each object has its own rule; generated headers are
+# prerequisites), and the test phases run one after another (below).
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+MAKEFLAGS += -j$(NPROC)
+endif
+
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -147,10 +155,14 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 
 # ------------------------------------------------------------------ test
 # Every suite runs once per ISA this machine supports (LZN_ISA forces it),
-# then the export check, the Python binding and an install into a temporary
-# prefix used through pkg-config.
+# then the export check, a 0.2 client, the Python binding and an install
+# into a temporary prefix used through pkg-config. Everything is built first
+# (in parallel), then the phases run one at a time, so their output reads in
+# order and timings inside them are not disturbed by each other.
+TEST_BUILDS = $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED) $(CLI) $(PROFILE)
 test: deps
-	@$(MAKE) --no-print-directory test-isa test-exports test-abi test-python test-install
+	@$(MAKE) --no-print-directory $(TEST_BUILDS)
+	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install
 
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -208,6 +220,9 @@ demo: deps
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
 PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+# What a static link needs: the library's own link line, with the compiler's
+# OpenMP flag spelled as the runtime it links (gcc's -fopenmp is -lgomp).
+PC_LIBS_PRIVATE = $(patsubst -fopenmp,-lgomp,$(LIB_LDLIBS))
 install: lib $(CLI) $(PROFILE)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
@@ -221,6 +236,7 @@ install: lib $(CLI) $(PROFILE)
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/liblazyneuron.a
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|' \
 	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
 
 uninstall:
@@ -271,5 +287,6 @@ valgrind: deps
 	    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
 	    --suppressions=tests/valgrind.supp $$t; done
 
+# The default tree holds the sanitizer and fuzz trees (build/asan, ...).
 clean:
-	rm -rf build
+	rm -rf $(BUILD)

@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "core/wtype.h"
+#include "kernels/kernels.h"
 
 /* Copies of one W_down [d_model x d_ff] in both layouts, in one weight
  * type: w_t[c] = W_down transposed, [F][D], rows of row_bytes_t =

@@ -1,5 +1,7 @@
 /*
- * blocks.h: the byte layouts of the block weight types. Private.
+ * blocks.h: how many weight (and KV) types there are, and the byte layouts of the
+ * block types. Private: the kernels and lib/core/wtype.h (the traits
+ * table) include it.
  *
  * llama.cpp's ggml layouts (block_q8_0, block_q4_0), byte for byte, so that
  * GGUF tensors are used in place and bytes per weight compare honestly:
@@ -11,6 +13,16 @@
 #define LZN_KERNELS_BLOCKS_H
 
 #include <stdint.h>
+
+/* One past the largest lzn_weight_type value (lazyneuron.h): the size of
+ * every table indexed by weight type. */
+#define LZN_WEIGHT_TYPE_COUNT 6
+
+/* One past the largest lzn_kv_type value: the attention slots per type. */
+#define LZN_KV_TYPE_COUNT 4
+
+/* The alignment of column slices: a multiple of every block size. */
+#define LZN_WTYPE_MAX_BLOCK 32
 
 /* Weights per block of Q8_0 and Q4_0. */
 #define LZN_QK 32

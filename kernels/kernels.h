@@ -43,14 +43,6 @@
 #include "kernels/blocks.h"
 #include "lazyneuron.h"
 
-/* ------------------------------------------------------------ weight types */
-
-/* One past the largest lzn_weight_type value: the tables' size. */
-#define LZN_WEIGHT_TYPE_COUNT 6
-
-/* The alignment of column slices: a multiple of every block size. */
-#define LZN_WTYPE_MAX_BLOCK 32
-
 /* -------------------------------------------------------------------- ISAs */
 
 /* In ceiling order: LZN_ISA=name installs every supported ISA up to name.
@@ -134,7 +126,6 @@ typedef enum lzn_kop {
  * indexed by the lzn_kv_type value. One KV head's rows are consecutive positions
  * (lib/model/context.h), so the kernels stream over them. Queries, scores
  * and outputs are fp32; every sum accumulates in fp32. */
-#define LZN_KV_TYPE_COUNT 4
 
 /* dst row r = src row r converted (lzn_from_f32_fn's rounding) for r in
  * [0, n_rows): new K or V rows into the cache, src rows src_stride floats

@@ -47,7 +47,7 @@ static char *config_with(const char *field, const char *value_json) {
 
 static void config_expecting(int line, const char *json, lzn_status expected, const char *const *words) {
   lzn_opt_config config;
-  const lzn_status status = lzn_config_parse(json, strlen(json), "opt/config.json", &config);
+  const lzn_status status = lzn_opt_config_parse(json, strlen(json), "opt/config.json", &config);
   ck_assert_msg(status == expected, "line %d: %s: got %s (%s)", line, json, lzn_status_str(status),
                 lzn_last_error());
   if (expected != LZN_OK) {
@@ -70,7 +70,7 @@ static void config_expecting(int line, const char *json, lzn_status expected, co
 START_TEST(config_opt_125m) {
   char *json = quoted(opt_125m_config);
   lzn_opt_config c;
-  ck_assert_int_eq(lzn_config_parse(json, strlen(json), NULL, &c), LZN_OK);
+  ck_assert_int_eq(lzn_opt_config_parse(json, strlen(json), NULL, &c), LZN_OK);
   ck_assert_int_eq(c.hidden_size, 768);
   ck_assert_int_eq(c.ffn_dim, 3072);
   ck_assert_int_eq(c.num_attention_heads, 12);
@@ -156,7 +156,7 @@ START_TEST(config_defaults_applied) {
                      " \"num_hidden_layers\": 2, \"vocab_size\": 100, \"max_position_embeddings\": 32}";
   lzn_opt_config c;
   memset(&c, 0x5a, sizeof c);
-  ck_assert_int_eq(lzn_config_parse(json, strlen(json), NULL, &c), LZN_OK);
+  ck_assert_int_eq(lzn_opt_config_parse(json, strlen(json), NULL, &c), LZN_OK);
   ck_assert_int_eq(c.word_embed_proj_dim, 64);
   ck_assert_int_eq(c.do_layer_norm_before, 1);
   ck_assert_int_eq(c.enable_bias, 1);
@@ -185,7 +185,7 @@ START_TEST(config_opt_350m_projection) {
   json = json_dumps(root, 0);
   json_decref(root);
   lzn_opt_config c;
-  ck_assert_int_eq(lzn_config_parse(json, strlen(json), NULL, &c), LZN_OK);
+  ck_assert_int_eq(lzn_opt_config_parse(json, strlen(json), NULL, &c), LZN_OK);
   ck_assert_int_eq(c.hidden_size, 1024);
   ck_assert_int_eq(c.word_embed_proj_dim, 512);
   ck_assert_int_eq(c.do_layer_norm_before, 0);
@@ -209,7 +209,7 @@ START_TEST(config_load_from_disk) {
   ck_assert_ptr_nonnull(strstr(lzn_last_error(), "No such file"));
   ck_assert_int_eq(lzn_config_load(folder, &c), LZN_ERR_IO);
   ck_assert_int_eq(lzn_config_load(NULL, &c), LZN_ERR_INVALID_ARG);
-  ck_assert_int_eq(lzn_config_parse("{}", 2, NULL, NULL), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_opt_config_parse("{}", 2, NULL, NULL), LZN_ERR_INVALID_ARG);
 }
 END_TEST
 

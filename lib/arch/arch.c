@@ -15,7 +15,7 @@ lzn_status lzn_arch_parse_hf(const char *config_json, size_t config_len,
   /* Everything else goes to the OPT parser, which names what it finds
    * instead (an unknown architecture is UNSUPPORTED there). */
   out->family = LZN_ARCH_OPT;
-  return lzn_config_parse(config_json, config_len, path_for_errors, &out->opt);
+  return lzn_opt_config_parse(config_json, config_len, path_for_errors, &out->opt);
 }
 
 lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,

@@ -121,11 +121,11 @@ static lzn_status parse_root(const char *path, const json_t *root, lzn_opt_confi
   return status;
 }
 
-lzn_status lzn_config_parse(const char *json, size_t len, const char *path_for_errors,
+lzn_status lzn_opt_config_parse(const char *json, size_t len, const char *path_for_errors,
                             lzn_opt_config *out) {
-  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_config_parse: out is NULL");
+  if (out == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_opt_config_parse: out is NULL");
   memset(out, 0, sizeof *out);
-  if (json == NULL && len != 0) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_config_parse: json is NULL");
+  if (json == NULL && len != 0) return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_opt_config_parse: json is NULL");
   const char *path = path_for_errors != NULL ? path_for_errors : "config.json";
   json_error_t error;
   json_t *root = json_loadb(json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &error);
@@ -148,7 +148,7 @@ lzn_status lzn_config_load(const char *path, lzn_opt_config *out) {
   size_t len;
   lzn_status status = lzn_read_file(path, &json, &len);
   if (status != LZN_OK) return status;
-  status = lzn_config_parse(json, len, path, out);
+  status = lzn_opt_config_parse(json, len, path, out);
   free(json);
   return status;
 }

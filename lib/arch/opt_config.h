@@ -26,11 +26,11 @@ typedef struct lzn_opt_config {
  * *out is zeroed. Statuses: OK, INVALID_ARG, FORMAT (invalid JSON, missing or
  * ill-typed field, value out of range), UNSUPPORTED (not OPT, or an
  * activation other than ReLU). */
-lzn_status lzn_config_parse(const char *json, size_t len, const char *path_for_errors,
+lzn_status lzn_opt_config_parse(const char *json, size_t len, const char *path_for_errors,
                             lzn_opt_config *out);
 
 /* Reads and parses the config.json at path. Statuses: those of
- * lzn_config_parse, and IO, NOMEM. */
+ * lzn_opt_config_parse, and IO, NOMEM. */
 lzn_status lzn_config_load(const char *path, lzn_opt_config *out);
 
 #endif /* LZN_CONFIG_H */

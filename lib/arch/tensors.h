@@ -12,6 +12,7 @@
 #ifndef LZN_ARCH_TENSORS_H
 #define LZN_ARCH_TENSORS_H
 
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 typedef struct lzn_binder {

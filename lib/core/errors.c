@@ -1,5 +1,5 @@
 /*
- * api.c: version, status names, and the per-thread error message.
+ * errors.c: status names, and the per-thread error message.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,14 +20,6 @@ lzn_status lzn_fail(lzn_status status, const char *fmt, ...) {
 }
 
 LZN_API const char *lzn_last_error(void) { return last_error; }
-
-LZN_API unsigned lzn_version_number(void) { return LZN_VERSION_NUMBER; }
-
-#define LZN_STR2(x) #x
-#define LZN_STR(x) LZN_STR2(x)
-LZN_API const char *lzn_version_string(void) {
-  return LZN_STR(LZN_VERSION_MAJOR) "." LZN_STR(LZN_VERSION_MINOR) "." LZN_STR(LZN_VERSION_PATCH);
-}
 
 LZN_API const char *lzn_status_str(lzn_status status) {
   switch (status) {

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/kernels.h"
+#include "kernels/blocks.h"
 #include "lazyneuron.h"
 
 typedef struct lzn_weight_traits {

@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "core/errors.h"
+#include "core/file.h"
 #include "core/json.h"
 
 /* ------------------------------------------------------------------ dtypes */
@@ -351,8 +351,7 @@ void lzn_st_close(lzn_st_file *f) {
   if (f == NULL) return;
   free_tensors(f->tensors, f->n_tensors);
   free_metadata(f);
-  if (f->owns_bytes && f->mapped) munmap(f->bytes, f->size);
-  if (f->owns_bytes && !f->mapped) free(f->bytes);
+  if (f->owns_bytes) lzn_file_unload(f->bytes, f->size, f->mapped);
   free(f->path);
   memset(f, 0, sizeof *f);
 }

@@ -223,14 +223,14 @@ static double attend_sequence(lzn_context *ctx, lzn_kv_cache *kv, int layer, flo
 lzn_status lzn_attention_block(lzn_context *ctx, int layer, const float *x, int n,
                                const lzn_attn_target *target, float *out) {
   const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[layer];
+  const lzn_layer *weights = &m->layers[layer];
   const lzn_attn_buffers *b = &ctx->ws.attn;
   lzn_exec *ex = &ctx->exec;
   const size_t q_dim = (size_t)m->n_heads * m->head_dim, kv_dim = (size_t)m->n_kv_heads * m->head_dim;
   const double t0 = lzn_now_seconds();
-  lzn_status s = lzn_linear(ex, b->q, x, &w->q, w->q_b, n);
-  if (s == LZN_OK) s = lzn_linear(ex, b->k, x, &w->k, w->k_b, n);
-  if (s == LZN_OK) s = lzn_linear(ex, b->v, x, &w->v, w->v_b, n);
+  lzn_status s = lzn_linear(ex, b->q, x, &weights->q, weights->q_b, n);
+  if (s == LZN_OK) s = lzn_linear(ex, b->k, x, &weights->k, weights->k_b, n);
+  if (s == LZN_OK) s = lzn_linear(ex, b->v, x, &weights->v, weights->v_b, n);
   if (s != LZN_OK) return s;
   const double t_core = lzn_now_seconds();
   double kv_bytes = 0.0;
@@ -245,7 +245,7 @@ lzn_status lzn_attention_block(lzn_context *ctx, int layer, const float *x, int 
     }
   }
   const double core_seconds = lzn_now_seconds() - t_core;
-  s = lzn_linear(ex, out, b->heads, &w->o, w->o_b, n);
+  s = lzn_linear(ex, out, b->heads, &weights->o, weights->o_b, n);
   lzn_record_attention(&ctx->stats, layer, lzn_now_seconds() - t0, core_seconds, kv_bytes);
   return s;
 }

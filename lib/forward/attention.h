@@ -6,6 +6,7 @@
 #define LZN_FORWARD_ATTENTION_H
 
 #include "core/carve.h"
+#include "kernels/kernels.h"
 #include "model/kv_cache.h"
 
 struct lzn_context;

@@ -49,22 +49,22 @@ typedef enum cost_op {
 
 static lzn_status run_op(lzn_context *ctx, cost_op op) {
   const lzn_model *m = ctx->model;
-  const lzn_layer *w = &m->layers[0];
+  const lzn_layer *weights = &m->layers[0];
   const int f = m->d_ff, batch = ctx->max_batch;
   lzn_exec *ex = &ctx->exec;
   lzn_mlp_buffers *b = &ctx->ws.mlp;
   float *h = b->decider, *out = ctx->ws.stream.mlp_out, *x = ctx->ws.stream.normed;
   switch (op) {
   case OP_ROWS_DOWN:
-    lzn_sparse_down_run(ex->kernels, out, &w->down_t, b->active_idx, b->active_val, (size_t)f, ex->n_threads);
+    lzn_sparse_down_run(ex->kernels, out, &weights->down_t, b->active_idx, b->active_val, (size_t)f, ex->n_threads);
     return LZN_OK;
-  case OP_ROWS_UP: return lzn_linear_rows(ex, b->top_k_scratch, x, &w->up, b->active_idx, (size_t)f);
-  case OP_DENSE_DOWN_ONE: return lzn_linear_down(ex, out, h, &w->down, &w->down_t, NULL, 1);
-  case OP_DENSE_DOWN_BATCH: return lzn_linear_down(ex, out, h, &w->down, &w->down_t, NULL, batch);
-  case OP_DENSE_UP_ONE: return lzn_linear(ex, h, x, &w->up, NULL, 1);
-  case OP_DENSE_UP_BATCH: return lzn_linear(ex, h, x, &w->up, NULL, batch);
-  case OP_UNION_DOWN: return lzn_union_axpy(ex, out, batch, &w->down_t, b->active_idx, (size_t)f, b->coef);
-  case OP_UNION_UP: return lzn_union_dot(ex, h, batch, &w->up, b->active_idx, (size_t)f, x);
+  case OP_ROWS_UP: return lzn_linear_rows(ex, b->top_k_scratch, x, &weights->up, b->active_idx, (size_t)f);
+  case OP_DENSE_DOWN_ONE: return lzn_linear_down(ex, out, h, &weights->down, &weights->down_t, NULL, 1);
+  case OP_DENSE_DOWN_BATCH: return lzn_linear_down(ex, out, h, &weights->down, &weights->down_t, NULL, batch);
+  case OP_DENSE_UP_ONE: return lzn_linear(ex, h, x, &weights->up, NULL, 1);
+  case OP_DENSE_UP_BATCH: return lzn_linear(ex, h, x, &weights->up, NULL, batch);
+  case OP_UNION_DOWN: return lzn_union_axpy(ex, out, batch, &weights->down_t, b->active_idx, (size_t)f, b->coef);
+  case OP_UNION_UP: return lzn_union_dot(ex, h, batch, &weights->up, b->active_idx, (size_t)f, x);
   case OP_COUNT: break;
   }
   return LZN_OK;

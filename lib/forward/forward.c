@@ -58,26 +58,26 @@ static lzn_status embed(lzn_context *ctx, const int32_t *tokens, int n, const lz
 static lzn_status block(lzn_context *ctx, int layer, int n, const lzn_attn_target *target) {
   const lzn_model *m = ctx->model;
   const lzn_arch_desc *arch = &m->arch;
-  const lzn_layer *w = &m->layers[layer];
+  const lzn_layer *weights = &m->layers[layer];
   lzn_stream_buffers *b = &ctx->ws.stream;
   const int d = m->d_model;
   const size_t size = (size_t)n * d;
   float *x = b->hidden;
   lzn_status s;
   if (arch->norm_before) {
-    lzn_norm_rows(arch, &w->attn_norm, b->normed, x, n, d);
+    lzn_norm_rows(arch, &weights->attn_norm, b->normed, x, n, d);
     if ((s = lzn_attention_block(ctx, layer, b->normed, n, target, b->attn)) != LZN_OK) return s;
     add_in_place(x, b->attn, size);
-    lzn_norm_rows(arch, &w->mlp_norm, b->normed, x, n, d);
+    lzn_norm_rows(arch, &weights->mlp_norm, b->normed, x, n, d);
     if ((s = lzn_mlp_block(ctx, layer, b->normed, x, b->mlp_out, n)) != LZN_OK) return s;
     add_in_place(x, b->mlp_out, size);
   } else {
     if ((s = lzn_attention_block(ctx, layer, x, n, target, b->attn)) != LZN_OK) return s;
     add_in_place(x, b->attn, size);
-    lzn_norm_rows(arch, &w->attn_norm, x, x, n, d);
+    lzn_norm_rows(arch, &weights->attn_norm, x, x, n, d);
     if ((s = lzn_mlp_block(ctx, layer, x, x, b->mlp_out, n)) != LZN_OK) return s;
     add_in_place(x, b->mlp_out, size);
-    lzn_norm_rows(arch, &w->mlp_norm, x, x, n, d);
+    lzn_norm_rows(arch, &weights->mlp_norm, x, x, n, d);
   }
   return LZN_OK;
 }

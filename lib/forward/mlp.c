@@ -50,7 +50,7 @@ void lzn_mlp_buffers_carve(lzn_mlp_buffers *b, lzn_carver *c, const lzn_model *m
 typedef struct mlp_call {
   lzn_context *ctx;
   const lzn_model *m;
-  const lzn_layer *w;
+  const lzn_layer *weights; /* the layer's */
   const lzn_activation_rule *rule;
   lzn_mlp_buffers *b;
   int layer, n, f, gated;
@@ -69,18 +69,18 @@ typedef struct mlp_call {
 static mlp_call plan(lzn_context *ctx, int layer, int n) {
   const lzn_model *m = ctx->model;
   const lzn_context_params *p = &ctx->params;
-  mlp_call c = {.ctx = ctx, .m = m, .w = &m->layers[layer], .b = &ctx->ws.mlp, .layer = layer, .n = n,
+  mlp_call c = {.ctx = ctx, .m = m, .weights = &m->layers[layer], .b = &ctx->ws.mlp, .layer = layer, .n = n,
                 .f = m->d_ff, .gated = m->arch.mlp == LZN_MLP_KIND_GATED};
   c.rule = lzn_activation_rule_of(m->arch.activation);
   c.mode = p->mlp_mode;
   /* SwiGLU without a threshold or top_k has no zeros to skip. */
   if (c.rule->dense_unless_thresholded && p->threshold == 0.0f && p->top_k == 0) c.mode = LZN_MLP_DENSE;
   c.base = c.rule->threshold_from_config && p->threshold == 0.0f ? m->arch.activation_threshold : p->threshold;
-  c.decider = c.gated ? &c.w->gate : &c.w->up;
-  c.decider_bias = c.gated ? NULL : c.w->up_b;
+  c.decider = c.gated ? &c.weights->gate : &c.weights->up;
+  c.decider_bias = c.gated ? NULL : c.weights->up_b;
   /* DENSE computes every row anyway: the predictor would only cost. */
-  c.predicted = p->use_predictor && c.mode != LZN_MLP_DENSE && c.w->predictor.present;
-  const lzn_predictor *pr = &c.w->predictor;
+  c.predicted = p->use_predictor && c.mode != LZN_MLP_DENSE && c.weights->predictor.present;
+  const lzn_predictor *pr = &c.weights->predictor;
   c.pred = (lzn_prediction){.exec = &ctx->exec, .buf = &ctx->ws.predictor, .rec = &ctx->stats, .model = m,
                             .layer = layer,
                             .threshold = isnan(p->predictor_threshold) ? pr->threshold : p->predictor_threshold};
@@ -188,7 +188,7 @@ static lzn_status token_sparse(mlp_call *c, const float *x, float *out, lzn_mlp_
   size_t n_active = c->n_selected;
   if (c->gated) {
     float *u = b->up; /* compact: u[k] for row idx[k] */
-    const lzn_status s = lzn_linear_rows(&c->ctx->exec, u, x, &c->w->up, idx, c->n_selected);
+    const lzn_status s = lzn_linear_rows(&c->ctx->exec, u, x, &c->weights->up, idx, c->n_selected);
     if (s != LZN_OK) return s;
     n_active = 0;
     for (size_t k = 0; k < c->n_selected; k++) {
@@ -199,8 +199,8 @@ static lzn_status token_sparse(mlp_call *c, const float *x, float *out, lzn_mlp_
   }
   uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
   for (size_t k = 0; k < n_active; k++) fired[idx[k]] = 1;
-  bias_rows(out, c->w->down_b, 1, c->m->d_model);
-  lzn_sparse_down_run(c->ctx->exec.kernels, out, &c->w->down_t, idx, h, n_active, c->ctx->exec.n_threads);
+  bias_rows(out, c->weights->down_b, 1, c->m->d_model);
+  lzn_sparse_down_run(c->ctx->exec.kernels, out, &c->weights->down_t, idx, h, n_active, c->ctx->exec.n_threads);
   const size_t up_rows = c->gated ? c->n_selected : 0;
   *r = (lzn_mlp_record){.n_tokens = 1, .sparse = 1, .active = n_active, .rows = c->n_selected,
                         .up_rows = up_rows, .down_rows = n_active, .up_products = up_rows,
@@ -217,7 +217,7 @@ static lzn_status tokens_union(mlp_call *c, const float *x, float *out, lzn_mlp_
   const int32_t *u_idx = b->union_idx;
   const size_t n_union = c->n_union;
   lzn_status s = LZN_OK;
-  if (c->gated) s = lzn_union_dot(ex, b->up, c->n, &c->w->up, u_idx, n_union, x); /* [n][n_union] */
+  if (c->gated) s = lzn_union_dot(ex, b->up, c->n, &c->weights->up, u_idx, n_union, x); /* [n][n_union] */
   if (s != LZN_OK) return s;
   uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
   size_t active_total = 0;
@@ -233,8 +233,8 @@ static lzn_status tokens_union(mlp_call *c, const float *x, float *out, lzn_mlp_
       active_total += (size_t)active;
     }
   }
-  bias_rows(out, c->w->down_b, c->n, c->m->d_model);
-  s = lzn_union_axpy(ex, out, c->n, &c->w->down_t, u_idx, n_union, b->coef);
+  bias_rows(out, c->weights->down_b, c->n, c->m->d_model);
+  s = lzn_union_axpy(ex, out, c->n, &c->weights->down_t, u_idx, n_union, b->coef);
   const size_t products = n_union * (size_t)c->n;
   *r = (lzn_mlp_record){.n_tokens = c->n, .sparse = 1, .active = active_total, .rows = n_union,
                         .up_rows = c->gated ? n_union : 0, .down_rows = n_union,
@@ -250,7 +250,7 @@ static lzn_status tokens_dense(mlp_call *c, const float *x, float *out, lzn_mlp_
   const int f = c->f;
   float *h = c->gated ? b->up : b->decider; /* the coefficients, in place */
   if (c->gated) {
-    const lzn_status s = lzn_linear(ex, b->up, x, &c->w->up, NULL, c->n);
+    const lzn_status s = lzn_linear(ex, b->up, x, &c->weights->up, NULL, c->n);
     if (s != LZN_OK) return s;
   }
   uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
@@ -271,7 +271,7 @@ static lzn_status tokens_dense(mlp_call *c, const float *x, float *out, lzn_mlp_
                         .rows = c->n > 1 ? c->n_union : active_total, .up_rows = c->gated ? (size_t)f : 0,
                         .down_rows = (size_t)f, .up_products = c->gated ? products : 0,
                         .down_products = products};
-  return lzn_linear_down(ex, out, h, &c->w->down, &c->w->down_t, c->w->down_b, c->n);
+  return lzn_linear_down(ex, out, h, &c->weights->down, &c->weights->down_t, c->weights->down_b, c->n);
 }
 
 /* ----------------------------------------------------------------- block */

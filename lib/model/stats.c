@@ -36,13 +36,13 @@ void lzn_recorder_reset(lzn_recorder *r) {
 void lzn_record_mlp(lzn_recorder *r, const lzn_model *m, int layer, const lzn_mlp_record *rec) {
   if (!r->on) return;
   lzn_layer_counters *c = &r->layers[layer];
-  const lzn_layer *w = &m->layers[layer];
+  const lzn_layer *weights = &m->layers[layer];
   c->tokens += rec->n_tokens;
   c->active_sum += (int64_t)rec->active;
   c->union_sum += (int64_t)rec->rows;
   c->flops_executed += 2.0 * m->d_model * (double)(rec->up_products + rec->down_products);
-  c->bytes_executed += (double)w->up.row_bytes * (double)rec->up_rows +
-                       (double)w->down_t.row_bytes * (double)rec->down_rows;
+  c->bytes_executed += (double)weights->up.row_bytes * (double)rec->up_rows +
+                       (double)weights->down_t.row_bytes * (double)rec->down_rows;
   if (rec->sparse) c->sparse_calls++;
   else c->dense_calls++;
   c->seconds_up += rec->seconds_decide;

@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c: lzn_config_parse on arbitrary bytes (not NUL-terminated:
+ * fuzz_config.c: lzn_opt_config_parse on arbitrary bytes (not NUL-terminated:
  * libFuzzer's buffer ends exactly at size, so ASan sees any read past len).
  *
  * On success the config must hold what model.c relies on: every size in
@@ -16,7 +16,7 @@ static int is_flag(int v) { return v == 0 || v == 1; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lzn_opt_config c;
-  if (lzn_config_parse((const char *)data, size, NULL, &c) != LZN_OK) {
+  if (lzn_opt_config_parse((const char *)data, size, NULL, &c) != LZN_OK) {
     FUZZ_CHECK(c.hidden_size == 0 && c.vocab_size == 0);
     FUZZ_CHECK(lzn_last_error()[0] != '\0');
     return 0;
