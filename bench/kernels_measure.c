@@ -36,14 +36,12 @@
 #include <unistd.h>
 
 #include "core/wtype.h"
+#include "linalg/linear.h"
 #include "linalg/onednn.h"
 #include "linalg/sparse_down.h"
 #include "kernels_mode.h"
 #include "workload.h"
 
-/* Rows per thread below which one thread is faster than waking others
- * (lib/linalg/linear.c's LZN_GEMV_MIN_ROWS_PER_THREAD). */
-#define GEMV_MIN_ROWS_PER_THREAD 64
 
 /* What the timing loops of one shape share. */
 typedef struct runner {
@@ -61,6 +59,7 @@ typedef struct runner {
   float *relu_val;
   float *x_gemv; /* [R+1][D]: the GEMV's inputs */
   lzn_dense *dense;
+  lzn_pool *pool;   /* the library's threads for the current thread count */
   const void *flush_buffer;
   bench_stream_loads loads; /* the fastest for the current thread count */
   double *stream_gbps;      /* the flushes of the current point */
@@ -78,23 +77,20 @@ static void before_call(runner *run, const void *operand, size_t bytes, size_t y
 }
 
 /* out[r] = W[r] . x for r < n_rows through k's gemv for the runner's type,
- * rows split in chunks among threads as lib/linalg/linear.c does; x
- * quantized first when the type's kernels take Q8_0. */
+ * as the library runs it (lzn_linear on the runner's pool: x quantized
+ * first when the type's kernels take blocks, rows in items among threads). */
 static void threaded_gemv(runner *run, const lzn_kernel_table *k, float *out, const void *w,
                           size_t row_bytes, size_t cols, size_t n_rows, const float *x, int threads) {
-  const void *x_in = x;
-  if (run->x_type != LZN_WEIGHTS_F32) {
-    k->type[run->x_type].from_f32.fn(run->xq, x, cols);
-    x_in = run->xq;
+  (void)row_bytes, (void)threads;
+  lzn_exec ex = {.kernels = k, .pool = run->pool, .n_threads = lzn_pool_threads(run->pool)};
+  const lzn_matrix matrix = lzn_matrix_make(run->type, w, (int64_t)n_rows, (int64_t)cols);
+  const lzn_status s = lzn_linear(&ex, out, x, &matrix, NULL, 1);
+  if (s == LZN_OK) { /* x as the kernel saw it, for x_seen() */
+    if (run->x_type != LZN_WEIGHTS_F32) memcpy(run->xq, ex.scratch[LZN_SCRATCH_X_DOT], lzn_wtype_row_bytes(run->x_type, cols));
   }
-  const lzn_gemv_fn gemv = k->type[run->type].gemv.fn;
-  if (n_rows < (size_t)threads * GEMV_MIN_ROWS_PER_THREAD) threads = 1;
-  const size_t per_chunk = (n_rows + (size_t)threads - 1) / (size_t)threads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int chunk = 0; chunk < threads; chunk++) {
-    const size_t r0 = (size_t)chunk * per_chunk, r1 = r0 + per_chunk < n_rows ? r0 + per_chunk : n_rows;
-    if (r0 < r1) gemv(out + r0, (const char *)w + r0 * row_bytes, row_bytes, cols, r1 - r0, x_in);
-  }
+  ex.pool = NULL; /* the runner's */
+  lzn_exec_free(&ex);
+  if (s != LZN_OK) bench_fail("gemv: %s", lzn_last_error());
 }
 
 /* Milliseconds of one dense down-projection on set r (oneDNN when k is
@@ -125,7 +121,8 @@ static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn
   bench_touch(coef, n * sizeof *coef);
   const double t0 = bench_now();
   const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)run->weights.d);
-  lzn_sparse_down_run(k, run->y, &matrix, idx, coef, n, threads);
+  (void)threads; /* the runner's pool has them */
+  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n);
   return (bench_now() - t0) * 1e3;
 }
 
@@ -334,6 +331,9 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   const size_t group = KERNELS_ROWS_PER_GROUP(o), stride = group;
   for (size_t t = 0; t < o->n_threads; t++) {
     kernels_result *first_group = &out[t * o->n_isas * group];
+    lzn_pool_free(run.pool);
+    run.pool = NULL;
+    if (o->threads[t] > 1 && lzn_pool_create(o->threads[t], &run.pool) != LZN_OK) bench_fail("%s", lzn_last_error());
     run.loads = o->stream_loads[t];
     for (size_t k = 0; k <= o->n_densities; k++) {
       const int is_gemv = k == o->n_densities;
@@ -370,6 +370,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   }
   if (progress) fprintf(stderr, "\r%70s\r", "");
   lzn_dense_free(run.dense);
+  lzn_pool_free(run.pool);
   weight_copies_free(&run.weights);
   free(run.y), free(run.y_ref), free(run.acc), free(run.row), free(run.x_used), free(run.xq);
   free(run.relu_idx), free(run.relu_val), free(run.x_gemv), free(samples);

@@ -23,13 +23,18 @@
  * lzn_model is read-only once loaded and may be shared by any number of
  * threads and contexts. An lzn_context (KV cache, scratch, statistics) must be
  * used by one thread at a time. n_threads in the params is the number of
- * OpenMP threads one call may use internally; called from inside the
- * caller's own OpenMP parallel region, a call still computes everything,
- * with the threads the runtime gives it.
+ * threads one call may use: the calling thread and n_threads - 1 workers
+ * the context keeps (they spin briefly after a call, then sleep). Work is
+ * handed out in small pieces to whichever thread is free, so a thread the
+ * OS takes away (another process busy on that core) holds back only the
+ * piece it has, not the whole call. Batched products (prefill, batches of
+ * sequences) also use oneDNN, whose threads are OpenMP's.
  *
  * fork(): GNU OpenMP's thread pool does not survive fork(). A child process
- * must not call lazyneuron if its parent already ran a call with
- * n_threads > 1 (it can hang); fork first, or exec.
+ * should not use oneDNN's batched paths if its parent already ran one with
+ * n_threads > 1 (it can hang); fork first, or exec. A context's own
+ * workers do not survive fork either: in the child its calls run on the
+ * calling thread alone.
  *
  * ABI: a program built against an older header keeps working with a newer
  * library of the same major version (liblazyneuron.so.0).
@@ -169,8 +174,8 @@ LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,
  *   y[j] += sum over t < n_active of active_val[t] * w_t[active_idx[t] * d + j],
  * for j in [0, d), where w_t is W_down stored transposed, row-major [f][d]:
  * one contiguous row of d values per neuron. Indices must lie in [0, f).
- * Uses up to n_threads OpenMP threads, each owning a slice of y, so the result
- * does not depend on n_threads. Statuses: OK, INVALID_ARG, ISA. */
+ * Uses up to n_threads threads (started for the call), each slice of y
+ * computed by one of them, so the result does not depend on n_threads. Statuses: OK, INVALID_ARG, ISA. */
 LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
                                    const int32_t *active_idx, const float *active_val,
                                    int64_t n_active, int n_threads);
@@ -261,7 +266,7 @@ LZN_API lzn_status lzn_kv_type_from_name(const char *name, lzn_kv_type *out);
 typedef struct lzn_context_params {
   size_t struct_size;      /* sizeof(lzn_context_params), set by the defaults */
   int n_ctx;               /* KV cache length in tokens; 0 = the model's maximum */
-  int n_threads;           /* OpenMP threads per call, >= 1 (default 1) */
+  int n_threads;           /* threads per call, >= 1 (default 1) */
   lzn_mlp_mode mlp_mode;   /* default LZN_MLP_AUTO */
   /* AUTO: 0 (default) = per call, the cheaper path by a cost model measured
    * when the context is created (about two passes over one layer's W_down

@@ -222,7 +222,8 @@ typedef struct core_fixture {
   lzn_model model;
   lzn_kv_cache kv;
   float *q, *k, *v, *heads, *tiles;
-  int threads, max_tokens;
+  lzn_pool *pool; /* NULL for one thread */
+  int max_tokens;
 } core_fixture;
 
 static void core_init(core_fixture *f, lzn_kv_type kv, int hd, int heads, int kv_heads, int n_ctx,
@@ -236,17 +237,19 @@ static void core_init(core_fixture *f, lzn_kv_type kv, int hd, int heads, int kv
   f->k = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
   f->v = malloc(sizeof(float) * (size_t)max_tokens * (size_t)(kv_heads * hd));
   f->tiles = malloc(sizeof(float) * lzn_attention_tile_floats(&f->model) * (size_t)threads);
-  f->threads = threads, f->max_tokens = max_tokens;
+  if (threads > 1) ck_assert_int_eq(lzn_pool_create(threads, &f->pool), LZN_OK);
+  f->max_tokens = max_tokens;
 }
 
 static void core_free(core_fixture *f) {
   lzn_kv_cache_free(&f->kv);
   free(f->q), free(f->heads), free(f->k), free(f->v), free(f->tiles);
+  lzn_pool_free(f->pool);
 }
 
 /* The core on the fixture's rows: n tokens at p0. */
 static void core_call(core_fixture *f, int n, int p0) {
-  const lzn_attn_call call = {.model = &f->model, .kernels = active_kernels(), .n_threads = f->threads,
+  const lzn_attn_call call = {.model = &f->model, .kernels = active_kernels(), .pool = f->pool,
                               .tiles = f->tiles, .kv = &f->kv, .layer = 0, .n = n, .p0 = p0,
                               .q = f->q, .k = f->k, .v = f->v, .heads = f->heads};
   lzn_attention_core(&call);

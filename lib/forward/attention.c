@@ -23,7 +23,6 @@
 #include "forward/attention.h"
 
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -164,27 +163,37 @@ int lzn_attention_work_items(const lzn_model *m, int n, int threads) {
   return make_plan(m, n, 0, threads).items;
 }
 
+/* One work item of the core, run by the pool: per-thread tiles by thread. */
+typedef struct core_job {
+  const lzn_attn_call *call;
+  const lzn_attn_kernels *kern;
+  attn_plan plan;
+  size_t tile_floats;
+} core_job;
+
+static void core_item(void *arg, int item, int thread) {
+  const core_job *j = arg;
+  const attn_plan *p = &j->plan;
+  const int kv = item / (p->slices * p->tiles), rest = item % (p->slices * p->tiles);
+  const int slice = rest / p->tiles, tile = rest % p->tiles;
+  const int g0 = slice * p->slice_heads, g1 = g0 + p->slice_heads < p->group ? g0 + p->slice_heads : p->group;
+  const int t0 = tile * p->tile_tokens, t1 = t0 + p->tile_tokens < p->n ? t0 + p->tile_tokens : p->n;
+  attend_item(j->call, j->kern, p, kv, g0, g1, t0, t1, j->call->tiles + (size_t)thread * j->tile_floats);
+}
+
 void lzn_attention_core(const lzn_attn_call *c) {
   const lzn_model *m = c->model;
   const lzn_attn_kernels *kern = &c->kernels->attn[c->kv->type];
-  const int threads = c->n_threads, hd = m->head_dim, n = c->n;
-  const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)hd, tile_floats = lzn_attention_tile_floats(m);
+  const int threads = lzn_pool_threads(c->pool), hd = m->head_dim, n = c->n;
+  const size_t kv_dim = (size_t)m->n_kv_heads * (size_t)hd;
   for (int kv = 0; kv < m->n_kv_heads; kv++) {
     kern->store.fn(lzn_kv_row(c->kv, c->kv->k, c->layer, kv, c->p0), c->kv->row_bytes, c->k + (size_t)kv * hd,
                    kv_dim, (size_t)n, (size_t)hd);
     kern->store.fn(lzn_kv_row(c->kv, c->kv->v, c->layer, kv, c->p0), c->kv->row_bytes, c->v + (size_t)kv * hd,
                    kv_dim, (size_t)n, (size_t)hd);
   }
-  const attn_plan p = make_plan(m, n, c->p0, threads);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && p.items > 1)
-  for (int item = 0; item < p.items; item++) {
-    const int kv = item / (p.slices * p.tiles), rest = item % (p.slices * p.tiles);
-    const int slice = rest / p.tiles, tile = rest % p.tiles;
-    const int g0 = slice * p.slice_heads, g1 = g0 + p.slice_heads < p.group ? g0 + p.slice_heads : p.group;
-    const int t0 = tile * p.tile_tokens, t1 = t0 + p.tile_tokens < n ? t0 + p.tile_tokens : n;
-    float *scratch = c->tiles + (size_t)omp_get_thread_num() * tile_floats;
-    attend_item(c, kern, &p, kv, g0, g1, t0, t1, scratch);
-  }
+  core_job job = {c, kern, make_plan(m, n, c->p0, threads), lzn_attention_tile_floats(m)};
+  lzn_pool_run(c->pool, job.plan.items, threads, core_item, &job);
 }
 
 /* K and V bytes the core reads for n rows at p0: each work item reads the
@@ -213,7 +222,7 @@ static double attend_sequence(lzn_context *ctx, lzn_kv_cache *kv, int layer, flo
   }
   const float scale = 1.0f / sqrtf((float)hd);
   for (size_t i = 0; i < (size_t)n * q_dim; i++) q[i] *= scale;
-  const lzn_attn_call call = {.model = m, .kernels = ctx->exec.kernels, .n_threads = ctx->exec.n_threads,
+  const lzn_attn_call call = {.model = m, .kernels = ctx->exec.kernels, .pool = ctx->exec.pool,
                               .tiles = ctx->ws.attn.tiles, .kv = kv, .layer = layer, .n = n, .p0 = p0,
                               .q = q, .k = k, .v = v, .heads = heads};
   lzn_attention_core(&call);

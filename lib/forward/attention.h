@@ -7,6 +7,7 @@
 
 #include "core/carve.h"
 #include "kernels/kernels.h"
+#include "linalg/pool.h"
 #include "model/kv_cache.h"
 
 struct lzn_context;
@@ -30,8 +31,8 @@ size_t lzn_attention_tile_floats(const lzn_model *m);
 typedef struct lzn_attn_call {
   const lzn_model *model;
   const lzn_kernel_table *kernels;
-  int n_threads;
-  float *tiles;           /* n_threads x lzn_attention_tile_floats */
+  lzn_pool *pool;         /* the threads (NULL: the caller alone) */
+  float *tiles;           /* a lzn_attention_tile_floats for each of the pool's threads */
   lzn_kv_cache *kv;
   int layer, n, p0;
   const float *q, *k, *v; /* n rows of q_dim, kv_dim, kv_dim floats; q rotated and scaled */

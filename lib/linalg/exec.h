@@ -10,6 +10,7 @@
 
 #include "kernels/kernels.h"
 #include "linalg/onednn.h"
+#include "linalg/pool.h"
 
 /* Largest thread count a caller may ask for; beyond it is surely a mistake. */
 #define LZN_MAX_THREADS 1024
@@ -27,6 +28,7 @@ typedef enum lzn_scratch_kind {
 typedef struct lzn_exec {
   const lzn_kernel_table *kernels;
   lzn_dense *dense;
+  lzn_pool *pool;  /* the threads of our own kernels' loops (oneDNN has its own) */
   int n_threads;
   void *scratch[LZN_SCRATCH_COUNT];
   size_t scratch_bytes[LZN_SCRATCH_COUNT];
@@ -36,7 +38,7 @@ typedef struct lzn_exec {
  * the next call for the same kind or lzn_exec_free. Statuses: OK, NOMEM. */
 lzn_status lzn_exec_scratch(lzn_exec *ex, lzn_scratch_kind kind, size_t n_bytes, void **out);
 
-/* Frees the oneDNN handle and the scratch; safe on a zeroed struct. */
+/* Frees the oneDNN handle, the pool and the scratch; safe on a zeroed struct. */
 void lzn_exec_free(lzn_exec *ex);
 
 #endif /* LZN_EXEC_H */

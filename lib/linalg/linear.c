@@ -15,8 +15,41 @@
 #include "core/errors.h"
 #include "linalg/sparse_down.h"
 
-/* Rows per thread below which one thread is faster than waking others. */
-#define LZN_GEMV_MIN_ROWS_PER_THREAD 64
+/* Rows per item below which one thread is faster than waking others, and
+ * items per thread: several, so a thread the OS takes away holds back a
+ * small share (linalg/pool.h). */
+#define LZN_GEMV_MIN_ROWS_PER_ITEM 64
+#define LZN_GEMV_ITEMS_PER_THREAD 4
+
+/* out[t] for t in [0, n): rows r0 + t of w (idx NULL), or w's rows idx[t],
+ * dotted with x, as pool items of consecutive t. */
+typedef struct rows_job {
+  lzn_gemv_fn gemv;
+  lzn_dot_rows_fn dot_rows;
+  float *out;
+  const lzn_matrix *w;
+  const int32_t *idx;
+  const void *x;
+  size_t n, per_item;
+} rows_job;
+
+static void rows_item(void *arg, int item, int thread) {
+  (void)thread;
+  const rows_job *j = arg;
+  const size_t t0 = (size_t)item * j->per_item, t1 = t0 + j->per_item < j->n ? t0 + j->per_item : j->n;
+  if (j->idx) j->dot_rows(j->out + t0, j->w->data, j->w->row_bytes, (size_t)j->w->cols, j->idx + t0, t1 - t0, j->x);
+  else j->gemv(j->out + t0, lzn_matrix_row(j->w, (int64_t)t0), j->w->row_bytes, (size_t)j->w->cols, t1 - t0, j->x);
+}
+
+/* n output rows in items of at least LZN_GEMV_MIN_ROWS_PER_ITEM. */
+static void run_rows(lzn_exec *ex, rows_job *job) {
+  const int threads = lzn_pool_threads(ex->pool);
+  size_t items = (size_t)threads * LZN_GEMV_ITEMS_PER_THREAD;
+  if (job->n < items * LZN_GEMV_MIN_ROWS_PER_ITEM) items = job->n / LZN_GEMV_MIN_ROWS_PER_ITEM;
+  if (items < 1) items = 1;
+  job->per_item = (job->n + items - 1) / items;
+  lzn_pool_run(ex->pool, (int)((job->n + job->per_item - 1) / job->per_item), threads, rows_item, job);
+}
 /* Bytes of fp32 weights per tile of a batched product on a type other than
  * F32: large enough for oneDNN to run at speed, small enough to stay in L2/L3. */
 #define LZN_TILE_BYTES ((size_t)2 << 20)
@@ -39,24 +72,13 @@ static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, 
 
 static lzn_status gemv(lzn_exec *ex, float *y, const float *x_f32, const lzn_matrix *w,
                        const float *bias) {
-  const lzn_gemv_fn kernel = ex->kernels->type[w->type].gemv.fn;
   const void *x;
   const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
   if (s != LZN_OK) return s;
-  const int64_t n = w->rows;
-  int threads = ex->n_threads;
-  if (n < (int64_t)threads * LZN_GEMV_MIN_ROWS_PER_THREAD) threads = 1;
-  const int64_t per_chunk = (n + threads - 1) / threads;
-  /* A worksharing loop: every chunk is computed however many threads the
-   * runtime gives (see sparse_down.c). */
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int chunk = 0; chunk < threads; chunk++) {
-    const int64_t r0 = chunk * per_chunk, r1 = r0 + per_chunk < n ? r0 + per_chunk : n;
-    if (r0 < r1)
-      kernel(y + r0, lzn_matrix_row(w, r0), w->row_bytes, (size_t)w->cols, (size_t)(r1 - r0), x);
-  }
+  rows_job job = {.gemv = ex->kernels->type[w->type].gemv.fn, .out = y, .w = w, .x = x, .n = (size_t)w->rows};
+  run_rows(ex, &job);
   if (bias)
-    for (int64_t i = 0; i < n; i++) y[i] += bias[i];
+    for (int64_t i = 0; i < w->rows; i++) y[i] += bias[i];
   return LZN_OK;
 }
 
@@ -150,7 +172,7 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     if (s != LZN_OK) return s;
     if (bias) memcpy(y, bias, (size_t)n * sizeof(float));
     else memset(y, 0, (size_t)n * sizeof(float));
-    lzn_sparse_down_run(ex->kernels, y, w_kn, rows, x, (size_t)w_kn->rows, ex->n_threads);
+    lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows);
     return LZN_OK;
   }
   if (w_kn->type == LZN_WEIGHTS_F32)
@@ -161,18 +183,11 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
 
 lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x_f32, const lzn_matrix *w,
                            const int32_t *idx, size_t n) {
-  const lzn_dot_rows_fn kernel = ex->kernels->type[w->type].dot_rows.fn;
   const void *x;
   const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
   if (s != LZN_OK || n == 0) return s;
-  int threads = ex->n_threads;
-  if (n < (size_t)threads * LZN_GEMV_MIN_ROWS_PER_THREAD) threads = 1;
-  const size_t per_chunk = (n + (size_t)threads - 1) / (size_t)threads;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int chunk = 0; chunk < threads; chunk++) {
-    const size_t t0 = (size_t)chunk * per_chunk, t1 = t0 + per_chunk < n ? t0 + per_chunk : n;
-    if (t0 < t1) kernel(out + t0, w->data, w->row_bytes, (size_t)w->cols, idx + t0, t1 - t0, x);
-  }
+  rows_job job = {.dot_rows = ex->kernels->type[w->type].dot_rows.fn, .out = out, .w = w, .idx = idx, .x = x, .n = n};
+  run_rows(ex, &job);
   return LZN_OK;
 }
 

@@ -54,7 +54,12 @@ static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w
   lzn_status s = lzn_kernels_get(&k);
   if (s != LZN_OK) return s;
   const lzn_matrix matrix = lzn_matrix_make(type, w_t, f, d);
-  lzn_sparse_down_run(k, y, &matrix, active_idx, active_val, (size_t)n_active, n_threads);
+  /* A stateless call has no context to keep threads in: they live for the
+   * call (~20-50 us each to start; worth it only for large products). */
+  lzn_pool *pool = NULL;
+  if (n_threads > 1 && (s = lzn_pool_create(n_threads, &pool)) != LZN_OK) return s;
+  lzn_sparse_down_run(k, pool, y, &matrix, active_idx, active_val, (size_t)n_active);
+  lzn_pool_free(pool);
   return LZN_OK;
 }
 

@@ -27,12 +27,28 @@ static size_t tile_rows(int64_t cols) {
   return rows > LZN_UNION_TILE_MAX_ROWS ? LZN_UNION_TILE_MAX_ROWS : rows;
 }
 
-/* Rows idx[0..n) of w into tile [n][cols] as fp32. */
-static void gather(const lzn_exec *ex, const lzn_matrix *w, const int32_t *idx, size_t n, float *tile) {
-  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32.fn;
-  const size_t cols = (size_t)w->cols;
-#pragma omp parallel for num_threads(ex->n_threads) schedule(static) if (ex->n_threads > 1 && n >= 64)
-  for (int64_t r = 0; r < (int64_t)n; r++) to_f32(tile + (size_t)r * cols, lzn_matrix_row(w, idx[r]), cols);
+/* Rows idx[0..n) of w into tile [n][cols] as fp32, 16 rows per pool item. */
+typedef struct gather_job {
+  lzn_to_f32_fn to_f32;
+  const lzn_matrix *w;
+  const int32_t *idx;
+  size_t n;
+  float *tile;
+} gather_job;
+
+#define GATHER_ROWS 16
+
+static void gather_rows(void *arg, int item, int thread) {
+  (void)thread;
+  const gather_job *j = arg;
+  const size_t cols = (size_t)j->w->cols, r0 = (size_t)item * GATHER_ROWS;
+  const size_t r1 = r0 + GATHER_ROWS < j->n ? r0 + GATHER_ROWS : j->n;
+  for (size_t r = r0; r < r1; r++) j->to_f32(j->tile + r * cols, lzn_matrix_row(j->w, j->idx[r]), cols);
+}
+
+static void gather(lzn_exec *ex, const lzn_matrix *w, const int32_t *idx, size_t n, float *tile) {
+  gather_job job = {ex->kernels->type[w->type].to_f32.fn, w, idx, n, tile};
+  lzn_pool_run(ex->pool, (int)((n + GATHER_ROWS - 1) / GATHER_ROWS), n >= 64 ? ex->n_threads : 1, gather_rows, &job);
 }
 
 lzn_status lzn_union_axpy(lzn_exec *ex, float *y, int64_t m, const lzn_matrix *w_t, const int32_t *idx,

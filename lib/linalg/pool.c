@@ -1,0 +1,184 @@
+/*
+ * pool.c: a context's threads (linalg/pool.h).
+ *
+ * A call ("job") is published by bumping a generation; its items are taken
+ * with a compare-and-swap on one 64-bit cursor that holds the generation
+ * (high half) and the next item (low half), so a worker that wakes late,
+ * still holding an older generation, can never take an item of a newer job.
+ * Jobs alternate between two slots: the slot of generation g is written
+ * again only for g + 2, which cannot be published before every item of g+1
+ * (and so of g) is done, so a worker that took an item of g reads its slot
+ * whole. The caller waits for items done, never for workers to check in: a
+ * worker the OS has descheduled costs nothing unless it holds an item.
+ */
+#include "linalg/pool.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+
+/* How long a waiting thread spins before it sleeps, in TSC ticks (~100 us
+ * at 2-4 GHz): the gap between two regions of one decode step is far
+ * shorter, the gap between calls of an idle context far longer. */
+#define SPIN_TICKS (1ull << 18)
+
+/* A job's fields are atomics read relaxed: a worker lagging two
+ * generations behind may read a slot while the caller rewrites it, and it
+ * acts on what it read only after its compare-and-swap on the cursor has
+ * proved the slot is its generation's (and so whole). */
+typedef struct pool_job {
+  _Atomic(lzn_pool_fn) fn;
+  _Atomic(void *) arg;
+  _Atomic uint32_t n_items;
+  _Atomic uint32_t max_workers;
+} pool_job;
+
+#define RELAXED(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+struct lzn_pool {
+  int n_workers;
+  pthread_t *threads;
+  pool_job jobs[2];          /* generation g uses jobs[g & 1] */
+  uint32_t published;        /* the caller's last generation (only the caller touches it) */
+  _Atomic uint64_t cursor;   /* generation << 32 | next item */
+  _Atomic uint32_t generation; /* futex word the workers wait on */
+  _Atomic uint32_t done;     /* items finished in the current generation; the caller's futex word */
+  _Atomic uint32_t joined;   /* workers that joined the current generation */
+  _Atomic int sleepers;      /* workers asleep on generation */
+  _Atomic int caller_asleep;
+  _Atomic int stop;
+};
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word, int n) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+
+static inline uint64_t ticks(void) { return __builtin_ia32_rdtsc(); }
+
+/* Takes items of generation g until none is left (or a newer job began). */
+static void take_items(lzn_pool *pool, uint32_t g, int thread) {
+  pool_job *job = &pool->jobs[g & 1];
+  for (;;) {
+    uint64_t cur = atomic_load_explicit(&pool->cursor, memory_order_acquire);
+    if ((uint32_t)(cur >> 32) != g || (uint32_t)cur >= RELAXED(job->n_items)) return;
+    if (!atomic_compare_exchange_weak_explicit(&pool->cursor, &cur, cur + 1, memory_order_acq_rel,
+                                               memory_order_relaxed))
+      continue;
+    RELAXED(job->fn)(RELAXED(job->arg), (int)(uint32_t)cur, thread);
+    const uint32_t finished = atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel) + 1;
+    if (finished == RELAXED(job->n_items) && atomic_load(&pool->caller_asleep)) futex_wake(&pool->done, 1);
+  }
+}
+
+/* A worker: waits for a generation it has not seen, spinning first. */
+typedef struct worker_start {
+  lzn_pool *pool;
+  int thread;
+} worker_start;
+
+static void *worker(void *arg) {
+  const worker_start start = *(worker_start *)arg;
+  free(arg);
+  lzn_pool *pool = start.pool;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+    if (g == seen) {
+      const uint64_t until = ticks() + SPIN_TICKS;
+      while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen && ticks() < until)
+        cpu_relax();
+      while (g == seen && !atomic_load(&pool->stop)) {
+        atomic_fetch_add(&pool->sleepers, 1);
+        if (atomic_load(&pool->generation) == seen) futex_wait(&pool->generation, seen);
+        atomic_fetch_sub(&pool->sleepers, 1);
+        g = atomic_load_explicit(&pool->generation, memory_order_acquire);
+      }
+    }
+    if (atomic_load(&pool->stop)) return NULL;
+    seen = g;
+    if (atomic_fetch_add(&pool->joined, 1) < RELAXED(pool->jobs[g & 1].max_workers)) take_items(pool, g, start.thread);
+  }
+}
+
+lzn_status lzn_pool_create(int n_threads, lzn_pool **out) {
+  *out = NULL;
+  lzn_pool *pool = calloc(1, sizeof *pool);
+  if (pool == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a thread pool");
+  const int workers = n_threads > 1 ? n_threads - 1 : 0;
+  pool->threads = calloc((size_t)(workers ? workers : 1), sizeof *pool->threads);
+  if (pool->threads == NULL) {
+    free(pool);
+    return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory for a thread pool");
+  }
+  for (int i = 0; i < workers; i++) {
+    worker_start *start = malloc(sizeof *start);
+    if (start) *start = (worker_start){pool, i + 1};
+    if (start == NULL || pthread_create(&pool->threads[i], NULL, worker, start) != 0) {
+      free(start);
+      lzn_pool_free(pool);
+      return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: cannot start thread %d of %d", i + 2, n_threads);
+    }
+    pool->n_workers = i + 1;
+  }
+  *out = pool;
+  return LZN_OK;
+}
+
+void lzn_pool_free(lzn_pool *pool) {
+  if (pool == NULL) return;
+  atomic_store(&pool->stop, 1);
+  atomic_fetch_add(&pool->generation, 1);
+  futex_wake(&pool->generation, INT_MAX);
+  for (int i = 0; i < pool->n_workers; i++) pthread_join(pool->threads[i], NULL);
+  free(pool->threads);
+  free(pool);
+}
+
+int lzn_pool_threads(const lzn_pool *pool) { return pool ? pool->n_workers + 1 : 1; }
+
+void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, void *arg) {
+  if (n_items <= 0) return;
+  if (pool == NULL || pool->n_workers == 0 || max_threads <= 1 || n_items == 1) {
+    for (int i = 0; i < n_items; i++) fn(arg, i, 0);
+    return;
+  }
+  const uint32_t g = ++pool->published;
+  pool_job *job = &pool->jobs[g & 1];
+  atomic_store_explicit(&job->fn, fn, memory_order_relaxed);
+  atomic_store_explicit(&job->arg, arg, memory_order_relaxed);
+  atomic_store_explicit(&job->n_items, (uint32_t)n_items, memory_order_relaxed);
+  atomic_store_explicit(&job->max_workers, (uint32_t)(max_threads - 1), memory_order_relaxed);
+  atomic_store(&pool->done, 0);
+  atomic_store(&pool->joined, 0);
+  atomic_store_explicit(&pool->cursor, (uint64_t)g << 32, memory_order_release);
+  atomic_store(&pool->generation, g);
+  if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->generation, INT_MAX);
+  take_items(pool, g, 0);
+  /* The rest are in workers' hands: wait for them to be done. */
+  const uint32_t n = (uint32_t)n_items;
+  uint32_t d = atomic_load_explicit(&pool->done, memory_order_acquire);
+  const uint64_t until = ticks() + SPIN_TICKS;
+  while (d < n && ticks() < until) {
+    cpu_relax();
+    d = atomic_load_explicit(&pool->done, memory_order_acquire);
+  }
+  while (d < n) {
+    atomic_store(&pool->caller_asleep, 1);
+    if ((d = atomic_load(&pool->done)) < n) futex_wait(&pool->done, d);
+    atomic_store(&pool->caller_asleep, 0);
+    d = atomic_load_explicit(&pool->done, memory_order_acquire);
+  }
+}

@@ -1,0 +1,44 @@
+/*
+ * pool.h: the threads of a context's calls. Private.
+ *
+ * Why not OpenMP's parallel for: at a static schedule every thread owns its
+ * share, so a step waits for the slowest thread; when another process takes
+ * one of the cores, that thread runs only between the OS's time slices and
+ * every parallel region of a decode step waits for one (measured: opt-125m
+ * decode fell from 93 t/s on one thread to 1.5 t/s on two with a busy loop
+ * on the other core). Here the work is items that any thread takes, one at
+ * a time, in order: a thread the OS has taken away delays at most the one
+ * item it holds, and the caller, which works too, does the rest. Workers
+ * spin briefly between calls (a decode step is many short regions back to
+ * back) and then sleep on a futex, so an idle context costs nothing.
+ *
+ * Results never depend on the thread count or on who ran an item: an item
+ * is a fixed piece of output (rows, a column slice of y) computed one way.
+ */
+#ifndef LZN_LINALG_POOL_H
+#define LZN_LINALG_POOL_H
+
+#include "lazyneuron.h"
+
+typedef struct lzn_pool lzn_pool;
+
+/* A pool for calls of up to n_threads threads: the caller and
+ * n_threads - 1 workers (none for 1). Statuses: OK, NOMEM. */
+lzn_status lzn_pool_create(int n_threads, lzn_pool **out);
+/* Stops and joins the workers; NULL is a no-op. */
+void lzn_pool_free(lzn_pool *pool);
+
+/* The threads a call may use (1 for a NULL pool). */
+int lzn_pool_threads(const lzn_pool *pool);
+
+/* One item; thread is 0 for the caller and 1 .. threads - 1 for the
+ * workers (an index for per-thread scratch). */
+typedef void (*lzn_pool_fn)(void *arg, int item, int thread);
+
+/* Runs fn(arg, item, thread) once for every item in [0, n_items) on the caller and
+ * at most max_threads - 1 workers (max_threads <= 1 or n_items <= 1: the
+ * caller alone), and returns when every item is done. Items start in
+ * increasing order. Not reentrant: fn must not run the same pool. */
+void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, void *arg);
+
+#endif /* LZN_LINALG_POOL_H */
