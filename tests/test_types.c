@@ -13,6 +13,7 @@
 #include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "format/safetensors.h"
+#include "linalg/linear.h"
 #include "lazyneuron.h"
 #include "model/model.h"
 #include "reference.h"
@@ -345,6 +346,47 @@ START_TEST(sparse_down_typed_matches_fp32) {
 }
 END_TEST
 
+/* q, k and v in one pass (lzn_linear_group) give exactly what three
+ * lzn_linear calls give, whatever the mix of types (a llama.cpp Q4_K_M file
+ * mixes them), with 1 and 3 threads, biases and odd row counts. */
+START_TEST(linear_group_equals_separate_linears) {
+  const lzn_kernel_table *k;
+  ck_assert_int_eq(lzn_kernels_get(&k), LZN_OK);
+  const lzn_weight_type mix[3] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_F16, LZN_WEIGHTS_Q4_0};
+  const int64_t rows[3] = {131, 64, 67}, cols = 96;
+  test_rng rng = {0x67726f7570u};
+  void *data[3];
+  float *bias[3], *x = malloc(sizeof(float) * cols), *src = malloc(sizeof(float) * 131 * cols);
+  lzn_matrix w[3];
+  fill_random(&rng, x, (size_t)cols);
+  for (int i = 0; i < 3; i++) {
+    fill_random(&rng, src, (size_t)(rows[i] * cols));
+    data[i] = malloc((size_t)rows[i] * lzn_wtype_row_bytes(mix[i], (size_t)cols));
+    ck_assert_int_eq(lzn_weights_convert(mix[i], src, rows[i], cols, data[i]), LZN_OK);
+    w[i] = lzn_matrix_make(mix[i], data[i], rows[i], cols);
+    bias[i] = malloc(sizeof(float) * (size_t)rows[i]);
+    fill_random(&rng, bias[i], (size_t)rows[i]);
+  }
+  for (int threads = 1; threads <= 3; threads += 2) {
+    lzn_exec ex = {.kernels = k, .n_threads = threads};
+    if (threads > 1) ck_assert_int_eq(lzn_pool_create(threads, &ex.pool), LZN_OK);
+    float got[3][131], want[3][131];
+    lzn_linear_out outs[3];
+    for (int i = 0; i < 3; i++) {
+      ck_assert_int_eq(lzn_linear(&ex, want[i], x, &w[i], bias[i], 1), LZN_OK);
+      outs[i] = (lzn_linear_out){got[i], &w[i], bias[i]};
+    }
+    ck_assert_int_eq(lzn_linear_group(&ex, x, outs, 3, 1), LZN_OK);
+    for (int i = 0; i < 3; i++)
+      ck_assert_msg(memcmp(got[i], want[i], sizeof(float) * (size_t)rows[i]) == 0, "matrix %d (%s), %d threads", i,
+                    lzn_weight_type_name(mix[i]), threads);
+    lzn_exec_free(&ex);
+  }
+  for (int i = 0; i < 3; i++) free(data[i]), free(bias[i]);
+  free(x), free(src);
+}
+END_TEST
+
 static Suite *types_suite(void) {
   Suite *s = suite_create("types");
   TCase *torch = tcase_create("pytorch");
@@ -360,6 +402,7 @@ static Suite *types_suite(void) {
   suite_add_tcase(s, bad);
   TCase *ops = tcase_create("public ops");
   tcase_add_test(ops, row_bytes_of_each_type);
+  tcase_add_test(ops, linear_group_equals_separate_linears);
   tcase_add_loop_test(ops, sparse_down_typed_matches_fp32, 0, N_TYPES);
   suite_add_tcase(s, ops);
   return s;

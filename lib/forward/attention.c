@@ -237,9 +237,10 @@ lzn_status lzn_attention_block(lzn_context *ctx, int layer, const float *x, int 
   lzn_exec *ex = &ctx->exec;
   const size_t q_dim = (size_t)m->n_heads * m->head_dim, kv_dim = (size_t)m->n_kv_heads * m->head_dim;
   const double t0 = lzn_now_seconds();
-  lzn_status s = lzn_linear(ex, b->q, x, &weights->q, weights->q_b, n);
-  if (s == LZN_OK) s = lzn_linear(ex, b->k, x, &weights->k, weights->k_b, n);
-  if (s == LZN_OK) s = lzn_linear(ex, b->v, x, &weights->v, weights->v_b, n);
+  /* q, k and v read the same x: one pass over their rows. */
+  const lzn_linear_out qkv[3] = {{b->q, &weights->q, weights->q_b}, {b->k, &weights->k, weights->k_b},
+                                 {b->v, &weights->v, weights->v_b}};
+  lzn_status s = lzn_linear_group(ex, x, qkv, 3, n);
   if (s != LZN_OK) return s;
   const double t_core = lzn_now_seconds();
   double kv_bytes = 0.0;

@@ -21,9 +21,9 @@
 #define LZN_GEMV_MIN_ROWS_PER_ITEM 64
 #define LZN_GEMV_ITEMS_PER_THREAD 4
 
-/* out[t] for t in [0, n): rows r0 + t of w (idx NULL), or w's rows idx[t],
- * dotted with x, as pool items of consecutive t. */
-typedef struct rows_job {
+/* out[t] for t in [0, n): rows t of w (idx NULL), or w's rows idx[t],
+ * dotted with x: one segment of a rows job. */
+typedef struct rows_segment {
   lzn_gemv_fn gemv;
   lzn_dot_rows_fn dot_rows;
   float *out;
@@ -31,54 +31,114 @@ typedef struct rows_job {
   const int32_t *idx;
   const void *x;
   size_t n, per_item;
+  int first_item; /* its items are [first_item, first_item + items) of the job */
+} rows_segment;
+
+/* The rows of one to LZN_LINEAR_GROUP_MAX matrices, as pool items of
+ * consecutive rows: one pass of the pool over all of them. */
+typedef struct rows_job {
+  rows_segment seg[LZN_LINEAR_GROUP_MAX];
+  int n_seg;
 } rows_job;
 
 static void rows_item(void *arg, int item, int thread) {
   (void)thread;
   const rows_job *j = arg;
-  const size_t t0 = (size_t)item * j->per_item, t1 = t0 + j->per_item < j->n ? t0 + j->per_item : j->n;
-  if (j->idx) j->dot_rows(j->out + t0, j->w->data, j->w->row_bytes, (size_t)j->w->cols, j->idx + t0, t1 - t0, j->x);
-  else j->gemv(j->out + t0, lzn_matrix_row(j->w, (int64_t)t0), j->w->row_bytes, (size_t)j->w->cols, t1 - t0, j->x);
+  int k = j->n_seg - 1;
+  while (k > 0 && item < j->seg[k].first_item) k--;
+  const rows_segment *g = &j->seg[k];
+  const size_t t0 = (size_t)(item - g->first_item) * g->per_item;
+  const size_t t1 = t0 + g->per_item < g->n ? t0 + g->per_item : g->n;
+  if (g->idx) g->dot_rows(g->out + t0, g->w->data, g->w->row_bytes, (size_t)g->w->cols, g->idx + t0, t1 - t0, g->x);
+  else g->gemv(g->out + t0, lzn_matrix_row(g->w, (int64_t)t0), g->w->row_bytes, (size_t)g->w->cols, t1 - t0, g->x);
 }
 
-/* n output rows in items of at least LZN_GEMV_MIN_ROWS_PER_ITEM. */
+/* Cuts each segment into items of at least LZN_GEMV_MIN_ROWS_PER_ITEM
+ * rows, about LZN_GEMV_ITEMS_PER_THREAD per thread over the whole job,
+ * then runs them. */
 static void run_rows(lzn_exec *ex, rows_job *job) {
   const int threads = lzn_pool_threads(ex->pool);
-  size_t items = (size_t)threads * LZN_GEMV_ITEMS_PER_THREAD;
-  if (job->n < items * LZN_GEMV_MIN_ROWS_PER_ITEM) items = job->n / LZN_GEMV_MIN_ROWS_PER_ITEM;
-  if (items < 1) items = 1;
-  job->per_item = (job->n + items - 1) / items;
-  lzn_pool_run(ex->pool, (int)((job->n + job->per_item - 1) / job->per_item), threads, rows_item, job);
+  size_t total = 0;
+  for (int k = 0; k < job->n_seg; k++) total += job->seg[k].n;
+  const size_t want = (size_t)threads * LZN_GEMV_ITEMS_PER_THREAD;
+  int items = 0;
+  for (int k = 0; k < job->n_seg; k++) {
+    rows_segment *g = &job->seg[k];
+    size_t n_items = total ? (want * g->n + total - 1) / total : 1;
+    if (g->n < n_items * LZN_GEMV_MIN_ROWS_PER_ITEM) n_items = g->n / LZN_GEMV_MIN_ROWS_PER_ITEM;
+    if (n_items < 1) n_items = 1;
+    g->per_item = g->n ? (g->n + n_items - 1) / n_items : 1;
+    g->first_item = items;
+    items += g->n ? (int)((g->n + g->per_item - 1) / g->per_item) : 0;
+  }
+  lzn_pool_run(ex->pool, items, threads, rows_item, job);
 }
+
 /* Bytes of fp32 weights per tile of a batched product on a type other than
  * F32: large enough for oneDNN to run at speed, small enough to stay in L2/L3. */
 #define LZN_TILE_BYTES ((size_t)2 << 20)
 
-/* x in the format the type's dot kernels take (lzn_wtype_dot_type). */
-static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, size_t k,
-                            const void **out) {
+/* x in the format the type's dot kernels take (lzn_wtype_dot_type): x
+ * itself for F32, else converted into dst. */
+static const void *convert_x(const lzn_exec *ex, lzn_weight_type type, const float *x, size_t k, void *dst) {
   const lzn_weight_type x_type = lzn_wtype_dot_type(type);
-  if (x_type == LZN_WEIGHTS_F32) {
-    *out = x;
-    return LZN_OK;
-  }
-  void *xq;
-  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, lzn_wtype_row_bytes(x_type, k), &xq);
-  if (s != LZN_OK) return s;
-  ex->kernels->type[x_type].from_f32.fn(xq, x, k);
-  *out = xq;
-  return LZN_OK;
+  if (x_type == LZN_WEIGHTS_F32) return x;
+  ex->kernels->type[x_type].from_f32.fn(dst, x, k);
+  return dst;
+}
+
+/* Bytes of x converted for a type's dot kernels (0 for F32), in whole
+ * cache lines. */
+static size_t converted_bytes(lzn_weight_type type, size_t k) {
+  const lzn_weight_type x_type = lzn_wtype_dot_type(type);
+  return x_type == LZN_WEIGHTS_F32 ? 0 : (lzn_wtype_row_bytes(x_type, k) + 63) & ~(size_t)63;
+}
+
+static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, size_t k, const void **out) {
+  void *dst = NULL;
+  const size_t bytes = converted_bytes(type, k);
+  const lzn_status s = bytes ? lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, bytes, &dst) : LZN_OK;
+  if (s == LZN_OK) *out = convert_x(ex, type, x, k, dst);
+  return s;
 }
 
 static lzn_status gemv(lzn_exec *ex, float *y, const float *x_f32, const lzn_matrix *w,
                        const float *bias) {
-  const void *x;
-  const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
+  const lzn_linear_out one = {y, w, bias};
+  return lzn_linear_group(ex, x_f32, &one, 1, 1);
+}
+
+lzn_status lzn_linear_group(lzn_exec *ex, const float *x, const lzn_linear_out *outs, int n_outs, int64_t m) {
+  if (m != 1) {
+    lzn_status s = LZN_OK;
+    for (int k = 0; s == LZN_OK && k < n_outs; k++) s = lzn_linear(ex, outs[k].y, x, outs[k].w, outs[k].bias, m);
+    return s;
+  }
+  /* One slot of scratch per matrix, reserved at once (growing it later
+   * would move the slots already filled); x converted once per dot type. */
+  size_t slot = 0;
+  for (int k = 0; k < n_outs; k++) {
+    const size_t bytes = converted_bytes(outs[k].w->type, (size_t)outs[k].w->cols);
+    slot = bytes > slot ? bytes : slot;
+  }
+  void *slots = NULL;
+  const lzn_status s = slot ? lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, slot * (size_t)n_outs, &slots) : LZN_OK;
   if (s != LZN_OK) return s;
-  rows_job job = {.gemv = ex->kernels->type[w->type].gemv.fn, .out = y, .w = w, .x = x, .n = (size_t)w->rows};
+  rows_job job = {.n_seg = n_outs};
+  for (int k = 0; k < n_outs; k++) {
+    const lzn_matrix *w = outs[k].w;
+    int same = -1;
+    for (int e = 0; e < k && same < 0; e++)
+      if (lzn_wtype_dot_type(outs[e].w->type) == lzn_wtype_dot_type(w->type)) same = e;
+    const void *xk = same >= 0 ? job.seg[same].x
+                               : convert_x(ex, w->type, x, (size_t)w->cols, (char *)slots + slot * (size_t)k);
+    job.seg[k] = (rows_segment){.gemv = ex->kernels->type[w->type].gemv.fn, .out = outs[k].y, .w = w, .x = xk,
+                                .n = (size_t)w->rows};
+  }
   run_rows(ex, &job);
-  if (bias)
-    for (int64_t i = 0; i < w->rows; i++) y[i] += bias[i];
+  for (int k = 0; k < n_outs; k++)
+    if (outs[k].bias)
+      for (int64_t i = 0; i < outs[k].w->rows; i++) outs[k].y[i] += outs[k].bias[i];
   return LZN_OK;
 }
 
@@ -186,7 +246,9 @@ lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x_f32, const l
   const void *x;
   const lzn_status s = prepare_x(ex, w->type, x_f32, (size_t)w->cols, &x);
   if (s != LZN_OK || n == 0) return s;
-  rows_job job = {.dot_rows = ex->kernels->type[w->type].dot_rows.fn, .out = out, .w = w, .idx = idx, .x = x, .n = n};
+  rows_job job = {.n_seg = 1};
+  job.seg[0] = (rows_segment){.dot_rows = ex->kernels->type[w->type].dot_rows.fn, .out = out, .w = w, .idx = idx,
+                              .x = x, .n = n};
   run_rows(ex, &job);
   return LZN_OK;
 }

@@ -15,6 +15,20 @@
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m);
 
+/* Matrices that read the same x, at most LZN_LINEAR_GROUP_MAX of them
+ * (attention's q, k and v). */
+#define LZN_LINEAR_GROUP_MAX 4
+typedef struct lzn_linear_out {
+  float *y;             /* [m][w->rows] */
+  const lzn_matrix *w;  /* of any type; all of x's width */
+  const float *bias;    /* NULL without */
+} lzn_linear_out;
+
+/* lzn_linear for each of n_outs matrices on one x: one token converts x
+ * once per dot type and reads every matrix's rows in one pass of the
+ * threads; a batch runs them one after another. Statuses: as lzn_linear. */
+lzn_status lzn_linear_group(lzn_exec *ex, const float *x, const lzn_linear_out *outs, int n_outs, int64_t m);
+
 /* y [m][w_kn->cols] = x [m][w_kn->rows] * W + bias for W stored [K][N]
  * (the MLP's down_t), the same product without a second copy of W_down.
  * One token: axpy_rows over every row, a batch: oneDNN (tiles for the
