@@ -68,13 +68,14 @@ FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
 PROFILE   := $(BUILD)/lzn-profile
+QUANTIZE  := $(BUILD)/lzn-quantize
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
-all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE)
+all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(QUANTIZE)
 
 help:
 	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
@@ -122,7 +123,11 @@ $(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/kernel_testutil.h tests/t
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Ibench -o $@ $< bench/synthetic.c $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-run, the generation CLI, installed with the library.
-$(CLI): cli/lzn_run.c include/lazyneuron.h $(STATIC)
+$(CLI): cli/lzn_run.c cli/weight_names.h include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
+# lzn-quantize: a GGUF model rewritten in another weight type (lzn_model_quantize).
+$(QUANTIZE): cli/lzn_quantize.c cli/weight_names.h include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-profile, the sparsity profiler; its plots come from tools/plot_profile.py.

@@ -100,6 +100,16 @@ LZN_API const char *lzn_isa_name(void);
  * the name is unknown. */
 LZN_API int lzn_isa_supported(const char *name);
 
+/* ------------------------------------------------------------------ threads */
+
+/* The thread count to use when the caller has no better idea: the physical
+ * cores this process may run on, i.e. the CPUs of its affinity mask
+ * (taskset, a cpuset, a container's CPU set; not the host's count) with the
+ * hyper-thread siblings of one core counted once. At least 1, at most
+ * 1024. Reads the affinity mask and sysfs on each call (cheap). lzn-run
+ * uses it as its default -t. */
+LZN_API int lzn_default_thread_count(void);
+
 /* ------------------------------------------------------------ weight types */
 
 /* The type the model keeps its weight matrices in (explicit values, never
@@ -312,6 +322,48 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
 LZN_API void lzn_model_free(lzn_model *model);
 /* Statuses: OK, INVALID_ARG. */
 LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out);
+
+/* ---------------------------------------------------------------- quantize
+ *
+ * A GGUF model file rewritten with its weight matrices in another type, in
+ * the spirit of llama.cpp's llama_model_quantize: what lzn-quantize runs.
+ */
+typedef struct lzn_quantize_params {
+  size_t struct_size;        /* sizeof(lzn_quantize_params), set by the defaults */
+  /* The matrices' type: F32, F16, BF16, Q8_0 (default) or Q4_0. */
+  lzn_weight_type type;
+  /* 1 (default): W_down written transposed (blk.N.ffn_down_t, PowerInfer's
+   * name; "lazyneuron.down_transposed" true), so that a load in the file's
+   * type maps it in place; 0: as the input has it. */
+  int transpose_down;
+  lzn_progress_fn progress;  /* optional: fraction of tensors written; 0 cancels */
+  void *progress_user_data;
+} lzn_quantize_params;
+
+/* Defaults: Q8_0, transpose_down 1, no progress callback. */
+LZN_API lzn_quantize_params lzn_quantize_default_params(void);
+
+/* Reads the GGUF file in_path, which must be a model lzn_model_load loads
+ * (any of its types, llama.cpp's or lzn-convert's layout, OPT or the LLaMA
+ * family), and writes out_path: the same metadata (general.file_type set to
+ * llama.cpp's number for the type), tokenizer and tensors, with every
+ * weight matrix (token_embd, output, proj_in/out, attn_q/k/v/output,
+ * ffn_gate/up/down) in params->type, converted as lzn_weights_convert does
+ * (an already quantized input is dequantized first: its error adds up).
+ * Norms, biases, learned positions and PowerInfer's predictor tensors are
+ * copied as they are. out_path appears only when complete: the file is
+ * written under a temporary name beside it and renamed (nothing is left on
+ * failure); out_path may be in_path. params may be NULL for the defaults;
+ * its struct_size may be that of an older, shorter struct.
+ * Statuses: OK, INVALID_ARG (NULL paths, a params field out of range,
+ * named), IO (in_path unreadable, out_path's folder unwritable, a write
+ * failing: the file and the reason are named), FORMAT (in_path is not a
+ * valid GGUF model, or a value the type cannot hold: a NaN, Inf, or beyond
+ * F16's range, with the tensor and row), UNSUPPORTED (a model lazyneuron
+ * does not run, or a matrix whose rows are not whole blocks of a block
+ * type: the tensor is named), NOMEM, CANCELLED, ISA. */
+LZN_API lzn_status lzn_model_quantize(const char *in_path, const char *out_path,
+                                      const lzn_quantize_params *params);
 
 /* A context for one sequence. The model must outlive it. params may be NULL.
  * The KV cache holds n_ctx positions of every layer in params->kv_type.

@@ -81,27 +81,34 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   return LZN_OK;
 }
 
-/* Whether path is a regular file starting with GGUF's magic (or
- * PowerInfer's): then it is the whole model, config in its metadata. */
-static int is_gguf_file(const char *path) {
+/* What a path holds, from its first bytes: a GGUF file (GGUF's magic or
+ * PowerInfer's: the whole model, config in its metadata), a safetensors
+ * file (a u64 header length, then the header's JSON object: config.json
+ * beside it), something else, or no regular file (a folder, or missing:
+ * the config path says which). */
+typedef enum path_kind { PATH_NOT_A_FILE, PATH_GGUF, PATH_SAFETENSORS, PATH_OTHER } path_kind;
+
+static path_kind kind_of_path(const char *path) {
   struct stat st;
-  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return PATH_NOT_A_FILE;
   FILE *f = fopen(path, "rb");
-  if (f == NULL) return 0;
-  char magic[4] = {0};
-  const size_t got = fread(magic, 1, 4, f);
+  if (f == NULL) return PATH_NOT_A_FILE; /* unreadable: the config path's error says so */
+  unsigned char head[9] = {0};
+  const size_t got = fread(head, 1, sizeof head, f);
   fclose(f);
-  return got == 4 && (memcmp(magic, "GGUF", 4) == 0 || memcmp(magic, "PWRI", 4) == 0);
+  if (got >= 4 && (memcmp(head, "GGUF", 4) == 0 || memcmp(head, "PWRI", 4) == 0)) return PATH_GGUF;
+  if (got == 9 && head[8] == '{') return PATH_SAFETENSORS;
+  return PATH_OTHER;
 }
 
 static lzn_status load_gguf(const char *path, const lzn_model_params *params, lzn_model **out) {
   lzn_model *m = calloc(1, sizeof *m);
   if (m == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory");
   m->from_gguf = 1;
-  lzn_llama_config config;
+  lzn_hf_config config;
   lzn_status s = lzn_gguf_open(path, params->use_mmap, &m->gguf);
-  if (s == LZN_OK) s = lzn_llama_config_from_gguf(&m->gguf, &config);
-  if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
+  if (s == LZN_OK) s = lzn_arch_parse_gguf(&m->gguf, &config);
+  if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
   if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
@@ -122,7 +129,10 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   lzn_status s = lzn_model_check_params(params);
   if (s != LZN_OK) return s;
 
-  if (is_gguf_file(path)) return load_gguf(path, params, out);
+  const path_kind kind = kind_of_path(path);
+  if (kind == PATH_GGUF) return load_gguf(path, params, out);
+  if (kind == PATH_OTHER)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: not a GGUF or safetensors file (nor a model folder)", path);
   char cfg_path[4096];
   s = config_path(path, cfg_path, sizeof cfg_path);
   if (s != LZN_OK) return s;
