@@ -38,7 +38,7 @@ static const char usage_text[] =
 
 /* "lzn-quantize: " what arg why, and exit 2. */
 static void usage_error(const char *what, const char *arg, const char *why) {
-  fprintf(stderr, "lzn-quantize: %s%s%s\n(lzn-quantize --help shows the usage)\n", what, arg, why);
+  fprintf(stderr, "lzn-quantize: %s%s%s (lzn-quantize --help shows the usage)\n", what, arg, why);
   exit(2);
 }
 

@@ -42,6 +42,7 @@ __all__ = [
     "ModelInfo",
     "Status",
     "TokenizerInfo",
+    "default_thread_count",
     "isa",
     "isa_supported",
     "library_path",
@@ -137,6 +138,12 @@ def isa() -> Optional[str]:
 def isa_supported(name: str) -> bool:
     """Whether this CPU and OS can run the named ISA's kernels."""
     return bool(_lib.load().lzn_isa_supported(str(name).encode()))
+
+
+def default_thread_count() -> int:
+    """The physical cores this process may run on (its affinity mask, hyper-thread
+    siblings once): lzn_default_thread_count(), lzn-run's default -t."""
+    return int(_lib.load().lzn_default_thread_count())
 
 
 def library_path() -> str:
@@ -319,11 +326,13 @@ class Model:
 
     def context(self, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
                 auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
-                threshold: float = 0.0, kv_type: str = "f16") -> Context:
+                threshold: float = 0.0, kv_type: str = "f16",
+                use_predictor: bool = True) -> Context:
         """A new Context (one sequence: KV cache and statistics) on this model."""
         return Context(self, n_ctx=n_ctx, n_threads=n_threads, mlp_mode=mlp_mode,
                        auto_crossover=auto_crossover, collect_stats=collect_stats,
-                       top_k=top_k, threshold=threshold, kv_type=kv_type)
+                       top_k=top_k, threshold=threshold, kv_type=kv_type,
+                       use_predictor=use_predictor)
 
     def close(self) -> None:
         with self._lock:
@@ -400,11 +409,12 @@ class Context:
 
     kv_type is how the KV cache stores keys and values: "f16" (the default,
     like llama.cpp), "f32" (exact), "bf16" or "q8_0" (llama.cpp's block_q8_0
-    over each head's values)."""
+    over each head's values). use_predictor: whether the model's activation
+    predictor, if it has one, is used (lzn_context_params.use_predictor)."""
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
                  auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
-                 threshold: float = 0.0, kv_type: str = "f16") -> None:
+                 threshold: float = 0.0, kv_type: str = "f16", use_predictor: bool = True) -> None:
         if not isinstance(mlp_mode, str) or mlp_mode not in _lib.MLP_MODES:
             raise ValueError(f"mlp_mode must be one of {sorted(_lib.MLP_MODES)}, "
                              f"not {mlp_mode!r}")
@@ -421,6 +431,7 @@ class Context:
         params.top_k = int(top_k)
         params.threshold = float(threshold)
         params.kv_type = _lib.KV_TYPES[kv_type]
+        params.use_predictor = 1 if use_predictor else 0
 
         self._lib = lib
         self._handle = None

@@ -156,6 +156,7 @@ _PROTOTYPES = {
     "lzn_last_error": (_c_char_p, []),
     "lzn_isa_name": (_c_char_p, []),
     "lzn_isa_supported": (_c_int, [_c_char_p]),
+    "lzn_default_thread_count": (_c_int, []),
     "lzn_model_default_params": (ModelParams, []),
     "lzn_context_default_params": (ContextParams, []),
     "lzn_model_load": (_status, [_c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(MODEL_P)]),
