@@ -2,7 +2,7 @@
  * lzn_quantize.c: lzn-quantize, a GGUF model rewritten with its weight
  * matrices in another type (llama-quantize's job, on lzn_model_quantize).
  *
- *   lzn-quantize [--keep-down] IN.gguf OUT.gguf TYPE
+ *   lzn-quantize [--keep-layout] IN.gguf OUT.gguf TYPE
  *
  * Standard output gets one line per step; a failure is one line on standard
  * error naming the file and the rule (lzn_last_error()), exit 1, and OUT is
@@ -28,8 +28,9 @@ static const char usage_text[] =
     "                Q8_0/Q4_0 need rows of whole 32-weight blocks; an input already quantized\n"
     "                is dequantized first (its error adds up).\n"
     "options:\n"
-    "  --keep-down   write W_down as IN has it (default: transposed, blk.N.ffn_down_t, which\n"
-    "                lazyneuron maps in place; llama.cpp reads only the untransposed ffn_down)\n"
+    "  --keep-layout write W_down and the q/k rows as IN has them, so llama.cpp reads OUT if\n"
+    "                it read IN (default: lazyneuron's layout, every matrix mapped in place:\n"
+    "                W_down transposed as blk.N.ffn_down_t, q/k rows in Hugging Face's order)\n"
     "  -h, --help    this help\n"
     "  --version     the library's version\n"
     "OUT appears only when complete (written under a temporary name and renamed); it may be IN.\n"
@@ -65,8 +66,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--version") == 0) {
       printf("lzn-quantize %s\n", lzn_version_string());
       return fflush(stdout) == 0 ? 0 : 1;
-    } else if (strcmp(a, "--keep-down") == 0) {
-      params.transpose_down = 0;
+    } else if (strcmp(a, "--keep-layout") == 0) {
+      params.lazyneuron_layout = 0;
     } else if (a[0] == '-' && a[1] != '\0') {
       usage_error("unknown option ", a, "");
     } else if (n_positional == 3) {

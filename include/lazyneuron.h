@@ -332,15 +332,17 @@ typedef struct lzn_quantize_params {
   size_t struct_size;        /* sizeof(lzn_quantize_params), set by the defaults */
   /* The matrices' type: F32, F16, BF16, Q8_0 (default) or Q4_0. */
   lzn_weight_type type;
-  /* 1 (default): W_down written transposed (blk.N.ffn_down_t, PowerInfer's
-   * name; "lazyneuron.down_transposed" true), so that a load in the file's
-   * type maps it in place; 0: as the input has it. */
-  int transpose_down;
+  /* 1 (default): lazyneuron's layout, in which every matrix maps in place:
+   * W_down written transposed (blk.N.ffn_down_t, PowerInfer's name;
+   * "lazyneuron.down_transposed" true) and the q / k rows of a llama.cpp
+   * file put back in Hugging Face's order ("lazyneuron.rope.rotate_half"
+   * true). llama.cpp cannot read that file. 0: the input's layout. */
+  int lazyneuron_layout;
   lzn_progress_fn progress;  /* optional: fraction of tensors written; 0 cancels */
   void *progress_user_data;
 } lzn_quantize_params;
 
-/* Defaults: Q8_0, transpose_down 1, no progress callback. */
+/* Defaults: Q8_0, lazyneuron_layout 1, no progress callback. */
 LZN_API lzn_quantize_params lzn_quantize_default_params(void);
 
 /* Reads the GGUF file in_path, which must be a model lzn_model_load loads

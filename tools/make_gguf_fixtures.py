@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes tests/data/gguf/*.gguf: GGUF copies of the LLaMA-family fixtures made with
-tools/lzn_convert.py (each checked against its Hugging Face folder by tests/test_llama.c),
+tools/lzn_convert.py (each checked against its Hugging Face folder by tests/test_llama.c and,
+for OPT, tests/test_quantize.c),
 and broken ones, each a specific status when loaded as a model.
 
     /usr/bin/python3 tools/make_gguf_fixtures.py [--out tests/data/gguf]
@@ -24,6 +25,15 @@ GOOD = [  # file, fixture, convert() keyword arguments
     # makes of the same folder (tests/test_llama.c loads both and compares).
     ("tiny-llama-q8_0.gguf", "../../models/tiny-llama", {"out_type": "q8_0"}),
     ("tiny-llama-q4_0.gguf", "../../models/tiny-llama", {"out_type": "q4_0"}),
+    # OPT in GGUF (opt_gguf.c): the loader's variants (pre/post-LN, projections, no bias or
+    # affine, untied), checked against their folders by tests/test_quantize.c; W_down
+    # transposed or as stored, in each float type. (tools/tests/test_lzn_convert.py converts
+    # every OPT fixture at test time.)
+    ("opt-preln.gguf", "opt-preln", {}),
+    ("opt-postln-f16.gguf", "opt-postln", {"out_type": "f16", "transpose_down": False}),
+    ("opt-proj-preln.gguf", "opt-proj-preln", {}),
+    ("opt-nobias.gguf", "opt-nobias", {}),
+    ("opt-untied-bf16.gguf", "opt-untied", {"out_type": "bf16"}),
 ]
 
 # Broken model files: (file, what to change in the metadata or tensors).

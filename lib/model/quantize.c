@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch.h"
+#include "arch/tensors.h"
 #include "core/errors.h"
 #include "core/wtype.h"
 #include "cpu/cpu.h"
@@ -46,7 +48,7 @@ LZN_API lzn_quantize_params lzn_quantize_default_params(void) {
   memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   p.type = LZN_WEIGHTS_Q8_0;
-  p.transpose_down = 1;
+  p.lazyneuron_layout = 1;
   return p;
 }
 
@@ -64,9 +66,9 @@ static lzn_status read_params(const lzn_quantize_params *given, lzn_quantize_par
   if (quant_type_of(p->type) == NULL)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_quantize: params->type = %d; the types a file is "
                     "written in are F32, F16, BF16, Q8_0 and Q4_0", (int)p->type);
-  if (p->transpose_down != 0 && p->transpose_down != 1)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_quantize: params->transpose_down = %d, must be 0 "
-                    "or 1", p->transpose_down);
+  if (p->lazyneuron_layout != 0 && p->lazyneuron_layout != 1)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_quantize: params->lazyneuron_layout = %d, must be 0 "
+                    "or 1", p->lazyneuron_layout);
   return LZN_OK;
 }
 
@@ -81,7 +83,17 @@ typedef struct planned {
   int n_dims;
   int64_t shape[LZN_GGUF_MAX_DIMS];
   action act;
+  int64_t rope_head_dim; /* CONVERT: > 0 reorders rows from llama.cpp's rotary layout */
 } planned;
+
+/* What the whole file needs besides the type: W_down transposed, and q / k
+ * rows put back in Hugging Face's order when the input has llama.cpp's
+ * (both so that every matrix maps in place; lazyneuron's layout, which
+ * llama.cpp does not read; lazyneuron_layout = 0 keeps the input's). */
+typedef struct layout {
+  int transpose_down;
+  int64_t rope_head_dim; /* > 0: the input's q / k rows are in llama.cpp's order */
+} layout;
 
 /* The weight matrices of both families, by GGUF name; layer tensors after
  * "blk.N.". Everything else (norms, biases, position_embd, PowerInfer's
@@ -112,7 +124,8 @@ static int is_matrix(const lzn_file_tensor *t) {
   return 0;
 }
 
-static lzn_status plan_tensor(const lzn_file_tensor *t, const lzn_quantize_params *p, planned *out) {
+static lzn_status plan_tensor(const lzn_file_tensor *t, const lzn_quantize_params *p, const layout *l,
+                              planned *out) {
   memset(out, 0, sizeof *out);
   out->src = t, out->type = t->dtype, out->n_dims = t->n_dims, out->act = COPY;
   memcpy(out->shape, t->shape, (size_t)t->n_dims * sizeof *t->shape);
@@ -122,10 +135,12 @@ static lzn_status plan_tensor(const lzn_file_tensor *t, const lzn_quantize_param
   if (!is_matrix(t)) return LZN_OK;
   out->type = quant_type_of(p->type)->wtype;
   const char *suffix = layer_suffix(t->name);
-  if (p->transpose_down && suffix && strcmp(suffix, "ffn_down.weight") == 0) {
+  if (l->transpose_down && suffix && strcmp(suffix, "ffn_down.weight") == 0) {
     memcpy(out->name + (suffix - t->name), "ffn_down_t.weight", sizeof "ffn_down_t.weight");
     out->shape[0] = t->shape[1], out->shape[1] = t->shape[0];
     out->act = TRANSPOSE;
+  } else if (l->rope_head_dim && suffix && (strcmp(suffix, "attn_q.weight") == 0 || strcmp(suffix, "attn_k.weight") == 0)) {
+    out->act = CONVERT, out->rope_head_dim = l->rope_head_dim;
   } else if (out->type != t->dtype) {
     out->act = CONVERT;
   }
@@ -172,8 +187,14 @@ static lzn_status write_tensor(converter *c, const planned *p) {
   const int64_t rows = p->shape[0], cols = p->shape[1];
   lzn_status s = LZN_OK;
   if (p->act == CONVERT) {
+    const size_t row_bytes = lzn_wtype_row_bytes(t->dtype, (size_t)cols);
     for (int64_t r = 0; s == LZN_OK && r < rows; r++) {
-      read_row(c, t, r, (size_t)cols, c->row);
+      const int64_t from = p->rope_head_dim ? lzn_rope_unpermuted_row(r, p->rope_head_dim) : r;
+      if (t->dtype == p->type) { /* only reordered: the bytes as they are */
+        s = lzn_gguf_writer_write(c->writer, (const char *)t->data + (size_t)from * row_bytes, row_bytes);
+        continue;
+      }
+      read_row(c, t, from, (size_t)cols, c->row);
       s = write_row(c, p, r, (size_t)cols);
     }
     return s;
@@ -206,7 +227,7 @@ static lzn_status check_loads(const char *in_path) {
 }
 
 static lzn_status write_metadata(lzn_gguf_writer *w, const lzn_gguf_file *f, const lzn_quantize_params *p,
-                                 int has_down_t) {
+                                 const layout *l, int has_down_t) {
   lzn_status s = LZN_OK;
   for (size_t i = 0; s == LZN_OK && i < f->n_kvs; i++)
     if (strcmp(f->kvs[i].key, "general.alignment") != 0) s = lzn_gguf_writer_copy_kv(w, &f->kvs[i]);
@@ -215,6 +236,7 @@ static lzn_status write_metadata(lzn_gguf_writer *w, const lzn_gguf_file *f, con
   if (s == LZN_OK && lzn_wtype_block_size(q->wtype) > 1)
     s = lzn_gguf_writer_set_u32(w, "general.quantization_version", LZN_QUANTIZATION_VERSION);
   if (s == LZN_OK && has_down_t) s = lzn_gguf_writer_set_bool(w, "lazyneuron.down_transposed", 1);
+  if (s == LZN_OK && l->rope_head_dim) s = lzn_gguf_writer_set_bool(w, "lazyneuron.rope.rotate_half", 1);
   return s;
 }
 
@@ -222,9 +244,13 @@ static lzn_status quantize_file(const lzn_gguf_file *f, const char *out_path, co
                                 planned *plan) {
   int has_down_t = 0;
   size_t widest = 1;
-  lzn_status s = LZN_OK;
+  layout l = {p->lazyneuron_layout, 0};
+  lzn_hf_config config;
+  lzn_status s = lzn_arch_parse_gguf(f, &config); /* it loaded: this succeeds */
+  if (s == LZN_OK && p->lazyneuron_layout && config.family == LZN_ARCH_LLAMA && config.llama.rope_rows_interleaved)
+    l.rope_head_dim = config.llama.head_dim;
   for (size_t i = 0; s == LZN_OK && i < f->n_tensors; i++) {
-    s = plan_tensor(&f->tensors[i], p, &plan[i]);
+    s = plan_tensor(&f->tensors[i], p, &l, &plan[i]);
     const char *suffix = layer_suffix(plan[i].name ? plan[i].name : "");
     has_down_t |= suffix && strcmp(suffix, "ffn_down_t.weight") == 0;
     if (plan[i].n_dims == 2 && (size_t)plan[i].shape[1] > widest) widest = (size_t)plan[i].shape[1];
@@ -234,7 +260,7 @@ static lzn_status quantize_file(const lzn_gguf_file *f, const char *out_path, co
   s = lzn_kernels_get(&c.kernels);
   const uint32_t alignment = f->alignment > LZN_GGUF_DEFAULT_ALIGNMENT ? f->alignment : LZN_GGUF_DEFAULT_ALIGNMENT;
   if (s == LZN_OK) s = lzn_gguf_writer_open(out_path, alignment, f->magic, &c.writer);
-  if (s == LZN_OK) s = write_metadata(c.writer, f, p, has_down_t);
+  if (s == LZN_OK) s = write_metadata(c.writer, f, p, &l, has_down_t);
   for (size_t i = 0; s == LZN_OK && i < f->n_tensors; i++)
     s = lzn_gguf_writer_add_tensor(c.writer, plan[i].name, plan[i].type, plan[i].n_dims, plan[i].shape);
   c.row = malloc(widest * sizeof *c.row);
