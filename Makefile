@@ -168,8 +168,8 @@ test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 test-exports: $(SHARED)
 	@sh tests/check_exports.sh $(SHARED)
 
-test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE)
-	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests
+test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE) $(QUANTIZE)
+	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests tools/tests
 
 test-install:
 	@sh tests/test_install.sh
@@ -206,12 +206,21 @@ demo: deps
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
 PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
-install: lib $(CLI) $(PROFILE)
+# lzn-convert is tools/lzn_convert.py (with the modules it imports) under
+# share/lazyneuron/tools, run by a two-line wrapper with $(PYTHON) -B (no
+# __pycache__ written there, so uninstall leaves nothing).
+CONVERT_TOOLS := tools/lzn_convert.py tools/hf_tokenizer.py tools/gguf_write.py
+install: lib $(CLI) $(PROFILE) $(QUANTIZE)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lzn-run
 	install -m 755 $(PROFILE) $(DESTDIR)$(BINDIR)/lzn-profile
+	install -m 755 $(QUANTIZE) $(DESTDIR)$(BINDIR)/lzn-quantize
 	install -m 644 tools/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
+	install -m 644 $(CONVERT_TOOLS) $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/
+	printf '#!/bin/sh\n# lzn-convert: a Hugging Face folder -> GGUF (lazyneuron)\nexec %s -B "%s" "$$@"\n' \
+	  '$(PYTHON)' '$(PREFIX)/share/lazyneuron/tools/lzn_convert.py' > $(DESTDIR)$(BINDIR)/lzn-convert
+	chmod 755 $(DESTDIR)$(BINDIR)/lzn-convert
 	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION)
 	ln -sf liblazyneuron.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -223,7 +232,9 @@ install: lib $(CLI) $(PROFILE)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile \
-	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
+	      $(DESTDIR)$(BINDIR)/lzn-quantize $(DESTDIR)$(BINDIR)/lzn-convert \
+	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py \
+	      $(patsubst tools/%,$(DESTDIR)$(PREFIX)/share/lazyneuron/tools/%,$(CONVERT_TOOLS))
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
 	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so \
