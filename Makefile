@@ -72,7 +72,7 @@ QUANTIZE  := $(BUILD)/lzn-quantize
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
+.PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-readme test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
 all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(QUANTIZE)
@@ -152,7 +152,7 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 # then the export check, the Python binding and an install into a temporary
 # prefix used through pkg-config.
 test: deps
-	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install
+	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install test-readme
 
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -173,6 +173,10 @@ test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE) $(QUANTIZE)
 
 test-install:
 	@sh tests/test_install.sh
+
+# The README's C program, Python example and commands run as written.
+test-readme: all
+	@BUILD=$(BUILD) sh tests/test_readme.sh
 
 # ------------------------------------------------------------------ fuzz
 # libFuzzer harnesses (clang, ASan + UBSan): tests/fuzz/README.md. Every test

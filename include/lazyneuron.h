@@ -306,10 +306,11 @@ LZN_API lzn_context_params lzn_context_default_params(void);
 /* Loads a Hugging Face folder (config.json with model.safetensors or
  * model.safetensors.index.json + shards), a .safetensors file with
  * config.json beside it, or a GGUF file (llama.cpp's, PowerInfer's PWRI, or
- * tools/lzn_convert.py's; architectures llama and bamboo: the config comes
+ * lzn-convert's; architectures llama and bamboo: the config comes
  * from its metadata, the ReLU-family activation from "lazyneuron.activation"
- * where the converter wrote it, else relu for PWRI files, else SiLU).
- * params may be NULL for the defaults. Weight
+ * where the converter wrote it, else relu for PWRI files, else SiLU; and
+ * lzn-convert's opt, with opt.* keys). Any other file is FORMAT ("not a
+ * GGUF or safetensors file"). params may be NULL for the defaults. Weight
  * matrices are kept in params->weight_type: as stored, they are used in
  * place in the mapped file where the layout allows; otherwise converted
  * once (W_down is always transposed, in that type).
@@ -504,8 +505,13 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
  * bytes for byte-level; spm's detokenize removes the space that its "▁"
  * prefix added). Hugging Face LLaMA folders (tokenizer.model, or a
  * tokenizer.json without GPT-2's ByteLevel pre-tokenizer) load without a
- * tokenizer: convert them to GGUF (tools/lzn_convert.py writes no
- * tokenizer yet; llama.cpp's converter does).
+ * tokenizer: convert them to GGUF (lzn-convert writes the folder's
+ * tokenizer as tokenizer.ggml.*, as llama.cpp's converter does).
+ * In GGUF the byte-level kind is marked "lazyneuron.tokenizer.type" =
+ * "byte-level" (beside GPT-2 metadata over the 256 bytes, which llama.cpp
+ * reads as the same tokenizer for valid UTF-8); bos/eos come from
+ * tokenizer.ggml.bos_token_id / eos_token_id and add_bos from
+ * tokenizer.ggml.add_bos_token, for every kind.
  */
 
 typedef struct lzn_tokenizer lzn_tokenizer; /* read-only after load; share freely */
