@@ -199,7 +199,7 @@ bench: deps
 DEMO_PROMPT ?= The meaning of life is
 # Then lzn-run (the CLI that `make install` installs) takes the same prompt as text.
 demo: deps
-	@$(MAKE) --no-print-directory $(BUILD)/generate $(CLI)
+	@$(MAKE) --no-print-directory $(BUILD)/generate $(CLI) $(PROFILE) $(QUANTIZE)
 	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 4 models/tiny-opt "$(DEMO_PROMPT)"
 	@echo; echo "== lzn-run -m models/tiny-opt -p \"$(DEMO_PROMPT)\" -n 96 --seed 4"
 	$(CLI) -m models/tiny-opt -p "$(DEMO_PROMPT)" -n 96 --seed 4 --mode sparse

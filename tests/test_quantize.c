@@ -115,17 +115,6 @@ static double logits_diff(const lzn_model *a, const lzn_model *b, const int32_t 
 
 /* ---------------------------------------------------------------- writer */
 
-static size_t element_bytes(lzn_gguf_type t) {
-  switch (t) {
-  case LZN_GGUF_U8: case LZN_GGUF_I8: case LZN_GGUF_BOOL: return 1;
-  case LZN_GGUF_U16: case LZN_GGUF_I16: return 2;
-  case LZN_GGUF_U32: case LZN_GGUF_I32: case LZN_GGUF_F32: return 4;
-  case LZN_GGUF_U64: case LZN_GGUF_I64: case LZN_GGUF_F64: return 8;
-  default: ck_abort_msg("element_bytes(%d)", (int)t);
-  }
-  return 0;
-}
-
 START_TEST(writer_round_trip) {
   char in[512], dir[512], out[600];
   gguf_fixture(in, sizeof in, "tiny.gguf");
@@ -183,7 +172,7 @@ START_TEST(writer_round_trip) {
       ck_assert(x.len == y.len && memcmp(x.data, y.data, x.len) == 0);
     }
     if (a->elem_type != LZN_GGUF_STRING)
-      ck_assert_msg(memcmp(a->data, b->data, (size_t)a->n * element_bytes(a->elem_type)) == 0, "%s", a->key);
+      ck_assert_msg(memcmp(a->data, b->data, (size_t)a->n * lzn_gguf_type_size(a->elem_type)) == 0, "%s", a->key);
   }
   ck_assert_uint_eq(g.n_tensors, f.n_tensors);
   for (size_t i = 0; i < f.n_tensors; i++) {

@@ -67,3 +67,14 @@ lzn_status lzn_gguf_key_bool(const lzn_gguf_file *f, const char *key, int fallba
   }
   return lzn_gguf_get_bool(f, key, out);
 }
+
+lzn_status lzn_gguf_key_vocab(const lzn_gguf_file *f, int *vocab, int *tied) {
+  const lzn_file_tensor *embed = lzn_gguf_find_tensor(f, "token_embd.weight");
+  if (embed == NULL || embed->n_dims != 2)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"token_embd.weight\" is missing or not 2-D", f->path);
+  if (embed->shape[0] < 1 || embed->shape[0] > LZN_CONFIG_MAX_SIZE)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", f->path, (long long)embed->shape[0]);
+  *vocab = (int)embed->shape[0];
+  *tied = lzn_gguf_find_tensor(f, "output.weight") == NULL;
+  return LZN_OK;
+}

@@ -25,4 +25,8 @@ lzn_status lzn_gguf_key_text(const lzn_gguf_file *f, const char *key, char *buf,
 /* A bool under key; absent: fallback. */
 lzn_status lzn_gguf_key_bool(const lzn_gguf_file *f, const char *key, int fallback, int *out);
 
+/* The vocabulary: token_embd.weight's rows (2-D, in [1, LZN_CONFIG_MAX_SIZE]);
+ * and whether the LM head is tied (no output.weight). FORMAT otherwise. */
+lzn_status lzn_gguf_key_vocab(const lzn_gguf_file *f, int *vocab, int *tied);
+
 #endif /* LZN_GGUF_KEYS_H */

@@ -89,13 +89,8 @@ lzn_status lzn_llama_config_from_gguf(const lzn_gguf_file *f, lzn_llama_config *
   if (s == LZN_OK) s = read_rope(f, arch, c);
   if (s == LZN_OK) s = read_activation(f, arch, c);
   if (s != LZN_OK) return s;
-  const lzn_file_tensor *embed = lzn_gguf_find_tensor(f, "token_embd.weight");
-  if (embed == NULL || embed->n_dims != 2)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"token_embd.weight\" is missing or not 2-D", f->path);
-  if (embed->shape[0] < 1 || embed->shape[0] > LZN_CONFIG_MAX_SIZE)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", f->path, (long long)embed->shape[0]);
-  c->vocab_size = (int)embed->shape[0];
-  c->tie_word_embeddings = lzn_gguf_find_tensor(f, "output.weight") == NULL;
+  s = lzn_gguf_key_vocab(f, &c->vocab_size, &c->tie_word_embeddings);
+  if (s != LZN_OK) return s;
   c->attention_bias = lzn_gguf_find_tensor(f, "blk.0.attn_q.bias") != NULL;
   int rotate_half = 0;
   if (lzn_gguf_find(f, "lazyneuron.rope.rotate_half") != NULL)

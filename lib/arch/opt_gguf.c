@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arch/config_json.h"
 #include "arch/gguf_keys.h"
 #include "arch/opt_config.h"
 #include "core/errors.h"
@@ -32,12 +31,5 @@ lzn_status lzn_opt_config_from_gguf(const lzn_gguf_file *f, lzn_opt_config *c) {
   if (c->hidden_size % c->num_attention_heads != 0)
     return lzn_fail(LZN_ERR_FORMAT, "%s: opt.embedding_length %d is not divisible by "
                     "opt.attention.head_count %d", f->path, c->hidden_size, c->num_attention_heads);
-  const lzn_file_tensor *embed = lzn_gguf_find_tensor(f, "token_embd.weight");
-  if (embed == NULL || embed->n_dims != 2)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"token_embd.weight\" is missing or not 2-D", f->path);
-  if (embed->shape[0] < 1 || embed->shape[0] > LZN_CONFIG_MAX_SIZE)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", f->path, (long long)embed->shape[0]);
-  c->vocab_size = (int)embed->shape[0];
-  c->tie_word_embeddings = lzn_gguf_find_tensor(f, "output.weight") == NULL;
-  return LZN_OK;
+  return lzn_gguf_key_vocab(f, &c->vocab_size, &c->tie_word_embeddings);
 }

@@ -37,6 +37,16 @@ static int put_u32(bytes *b, uint32_t v) { return bytes_put(b, &v, 4); }
 static int put_u64(bytes *b, uint64_t v) { return bytes_put(b, &v, 8); }
 static int put_string(bytes *b, const char *s, size_t n) { return put_u64(b, n) && bytes_put(b, s, n); }
 
+/* items (n of size bytes, room for *cap) with room for one more, doubled
+ * when full; NULL if out of memory (items unchanged). */
+static void *room_for_one(void *items, size_t n, size_t *cap, size_t size, size_t first_cap) {
+  if (n < *cap) return items;
+  const size_t grown_cap = *cap ? 2 * *cap : first_cap;
+  void *grown = realloc(items, grown_cap * size);
+  if (grown != NULL) *cap = grown_cap;
+  return grown;
+}
+
 typedef struct kv_entry {
   char *key;
   bytes value; /* value type (u32), then the value as the file has it */
@@ -149,18 +159,12 @@ static lzn_status entry_for(lzn_gguf_writer *w, const char *key, kv_entry **out)
       *out = &w->kvs[i];
       return LZN_OK;
     }
-  if (w->n_kvs == w->cap_kvs) {
-    const size_t cap = w->cap_kvs ? 2 * w->cap_kvs : 32;
-    kv_entry *grown = realloc(w->kvs, cap * sizeof *grown);
-    if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for metadata", w->path);
-    w->kvs = grown, w->cap_kvs = cap;
-  }
+  kv_entry *grown = room_for_one(w->kvs, w->n_kvs, &w->cap_kvs, sizeof *grown, 32);
+  if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for metadata", w->path);
+  w->kvs = grown;
   kv_entry *e = &w->kvs[w->n_kvs];
   memset(e, 0, sizeof *e);
-  const size_t len = strlen(key);
-  if ((e->key = malloc(len + 1)) == NULL)
-    return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for metadata", w->path);
-  memcpy(e->key, key, len + 1);
+  if ((e->key = strdup(key)) == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for metadata", w->path);
   w->n_kvs++;
   *out = e;
   return LZN_OK;
@@ -194,17 +198,6 @@ lzn_status lzn_gguf_writer_set_string(lzn_gguf_writer *w, const char *key, const
   return LZN_OK;
 }
 
-/* Bytes per element of the fixed-size value types; 0 for string / array. */
-static size_t element_size(lzn_gguf_type t) {
-  switch (t) {
-  case LZN_GGUF_U8: case LZN_GGUF_I8: case LZN_GGUF_BOOL: return 1;
-  case LZN_GGUF_U16: case LZN_GGUF_I16: return 2;
-  case LZN_GGUF_U32: case LZN_GGUF_I32: case LZN_GGUF_F32: return 4;
-  case LZN_GGUF_U64: case LZN_GGUF_I64: case LZN_GGUF_F64: return 8;
-  default: return 0;
-  }
-}
-
 lzn_status lzn_gguf_writer_copy_kv(lzn_gguf_writer *w, const lzn_gguf_kv *kv) {
   kv_entry *e;
   const lzn_status s = entry_for(w, kv->key, &e);
@@ -219,7 +212,7 @@ lzn_status lzn_gguf_writer_copy_kv(lzn_gguf_writer *w, const lzn_gguf_kv *kv) {
     }
   } else {
     /* The parser checked that n elements lie in the file: n * size fits. */
-    ok = ok && bytes_put(b, kv->data, (size_t)kv->n * element_size(kv->elem_type));
+    ok = ok && bytes_put(b, kv->data, (size_t)kv->n * lzn_gguf_type_size(kv->elem_type));
   }
   return ok ? LZN_OK : lzn_fail(LZN_ERR_NOMEM, "%s: out of memory copying \"%s\"", w->path, kv->key);
 }
@@ -252,17 +245,12 @@ lzn_status lzn_gguf_writer_add_tensor(lzn_gguf_writer *w, const char *name, lzn_
   for (size_t i = 0; i < w->n_tensors; i++)
     if (strcmp(w->tensors[i].name, name) == 0)
       return lzn_fail(LZN_ERR_INVALID_ARG, "%s: tensor \"%s\" declared twice", w->path, name);
-  if (w->n_tensors == w->cap_tensors) {
-    const size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
-    tensor_entry *grown = realloc(w->tensors, cap * sizeof *grown);
-    if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for tensors", w->path);
-    w->tensors = grown, w->cap_tensors = cap;
-  }
+  tensor_entry *grown = room_for_one(w->tensors, w->n_tensors, &w->cap_tensors, sizeof *grown, 64);
+  if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for tensors", w->path);
+  w->tensors = grown;
   tensor_entry *t = &w->tensors[w->n_tensors];
   memset(t, 0, sizeof *t);
-  const size_t len = strlen(name);
-  if ((t->name = malloc(len + 1)) == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", w->path);
-  memcpy(t->name, name, len + 1);
+  if ((t->name = strdup(name)) == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory", w->path);
   t->ggml_type = ggml, t->n_dims = n_dims;
   memcpy(t->shape, shape, (size_t)n_dims * sizeof *shape);
   t->n_bytes = rows * lzn_wtype_row_bytes(type, (size_t)cols);
