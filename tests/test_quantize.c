@@ -294,6 +294,7 @@ static const quant_case quant_cases[] = {
     {"llama-gqa-cpp-f16.gguf", "llama-gqa", LZN_WEIGHTS_F32},  /* ffn_down transposed here */
     {"llama-gqa-cpp-f16.gguf", "llama-gqa", LZN_WEIGHTS_BF16},
     {"llama-fatrelu-bf16.gguf", "llama-fatrelu", LZN_WEIGHTS_F16},
+    {"llama-mqa-pwri.gguf", "llama-mqa", LZN_WEIGHTS_F16},     /* PowerInfer's magic and stock keys */
     {"opt-postln-f16.gguf", "opt-postln", LZN_WEIGHTS_F32},    /* OPT's fc2 transposed here */
     {"opt-untied-bf16.gguf", "opt-untied", LZN_WEIGHTS_F16},
     {"opt-preln.gguf", "opt-preln", LZN_WEIGHTS_BF16},
@@ -315,6 +316,7 @@ START_TEST(quantized_equals_converted_at_load) {
   ck_assert_int_eq(a.weight_bytes, b.weight_bytes);
   ck_assert_str_eq(a.architecture, b.architecture);
   ck_assert_uint_eq(written->owned.n, 0); /* every matrix and vector mapped in place */
+  ck_assert_str_eq(written->gguf.magic, converted->gguf.magic);
   for (int m = 0; m < 2; m++) {
     const lzn_mlp_mode mode = m ? LZN_MLP_SPARSE : LZN_MLP_DENSE;
     const double d = logits_diff(converted, written, r.tokens, r.n_tokens, mode);
