@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "core/errors.h"
+/* lazyneuron.h promises at most this many (the largest n_threads a context takes). */
+#define LZN_DEFAULT_THREADS_MAX 1024
 
 /* One integer from a small sysfs file; -1 if it cannot be read. */
 static long read_long(const char *root, int cpu, const char *leaf) {
@@ -67,5 +68,5 @@ LZN_API int lzn_default_thread_count(void) {
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
     n = online > 0 ? (int)online : 1;
   }
-  return n > LZN_MAX_THREADS ? LZN_MAX_THREADS : n;
+  return n > LZN_DEFAULT_THREADS_MAX ? LZN_DEFAULT_THREADS_MAX : n;
 }
