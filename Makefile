@@ -76,13 +76,14 @@ FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf f
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
 PROFILE   := $(BUILD)/lzn-profile
+QUANTIZE  := $(BUILD)/lzn-quantize
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: FORCE all lib deps test test-isa test-exports test-abi test-python test-install test-fuzz-replay bench \
-        demo install uninstall asan ubsan tsan valgrind valgrind-predictor fuzz clean help
+.PHONY: FORCE all lib deps test test-isa test-exports test-abi test-python test-install test-readme \
+        test-fuzz-replay bench demo install uninstall asan ubsan tsan valgrind valgrind-predictor fuzz clean help
 
-all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE)
+all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(QUANTIZE)
 
 help:
 	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
@@ -133,7 +134,11 @@ $(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/kernel_testutil.h tests/t
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Ibench -o $@ $< bench/synthetic.c $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-run, the generation CLI, installed with the library.
-$(CLI): cli/lzn_run.c include/lazyneuron.h $(STATIC)
+$(CLI): cli/lzn_run.c cli/weight_names.h include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
+# lzn-quantize: a GGUF model rewritten in another weight type (lzn_model_quantize).
+$(QUANTIZE): cli/lzn_quantize.c cli/weight_names.h include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-profile, the sparsity profiler; its plots come from tools/plot_profile.py.
@@ -159,10 +164,10 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 # into a temporary prefix used through pkg-config. Everything is built first
 # (in parallel), then the phases run one at a time, so their output reads in
 # order and timings inside them are not disturbed by each other.
-TEST_BUILDS = $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED) $(CLI) $(PROFILE)
+TEST_BUILDS = $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED) $(CLI) $(PROFILE) $(QUANTIZE) $(EXAMPLES) $(BENCH)
 test: deps
 	@$(MAKE) --no-print-directory $(TEST_BUILDS)
-	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install
+	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install test-readme
 
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -182,11 +187,15 @@ test-exports: $(SHARED)
 test-abi: $(BUILD)/$(SONAME)
 	@CC="$(CC)" sh tests/abi/run.sh $(BUILD)
 
-test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE)
-	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests
+test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE) $(QUANTIZE)
+	LAZYNEURON_LIB=$(abspath $(BUILD)/$(SONAME)) $(PYTHON) -m pytest -q python/tests tools/tests
 
 test-install:
 	@sh tests/test_install.sh
+
+# The README's C program, Python example and commands run as written.
+test-readme: all
+	@BUILD=$(BUILD) sh tests/test_readme.sh
 
 # ------------------------------------------------------------------ fuzz
 # libFuzzer harnesses (clang, ASan + UBSan): tests/fuzz/README.md. Every test
@@ -209,7 +218,7 @@ bench: deps
 DEMO_PROMPT ?= The meaning of life is
 # Then lzn-run (the CLI that `make install` installs) takes the same prompt as text.
 demo: deps
-	@$(MAKE) --no-print-directory $(BUILD)/generate $(CLI)
+	@$(MAKE) --no-print-directory $(BUILD)/generate $(CLI) $(PROFILE) $(QUANTIZE)
 	$(BUILD)/generate --tokens 96 --temperature 0.8 --seed 4 models/tiny-opt "$(DEMO_PROMPT)"
 	@echo; echo "== lzn-run -m models/tiny-opt -p \"$(DEMO_PROMPT)\" -n 96 --seed 4"
 	$(CLI) -m models/tiny-opt -p "$(DEMO_PROMPT)" -n 96 --seed 4 --mode sparse
@@ -223,12 +232,21 @@ PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 # What a static link needs: the library's own link line, with the compiler's
 # OpenMP flag spelled as the runtime it links (gcc's -fopenmp is -lgomp).
 PC_LIBS_PRIVATE = $(patsubst -fopenmp,-lgomp,$(LIB_LDLIBS))
-install: lib $(CLI) $(PROFILE)
+# lzn-convert is tools/lzn_convert.py (with the modules it imports) under
+# share/lazyneuron/tools, run by a two-line wrapper with $(PYTHON) -B (no
+# __pycache__ written there, so uninstall leaves nothing).
+CONVERT_TOOLS := tools/lzn_convert.py tools/hf_tokenizer.py tools/gguf_write.py
+install: lib $(CLI) $(PROFILE) $(QUANTIZE)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lzn-run
 	install -m 755 $(PROFILE) $(DESTDIR)$(BINDIR)/lzn-profile
+	install -m 755 $(QUANTIZE) $(DESTDIR)$(BINDIR)/lzn-quantize
 	install -m 644 tools/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
+	install -m 644 $(CONVERT_TOOLS) $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/
+	printf '#!/bin/sh\n# lzn-convert: a Hugging Face folder -> GGUF (lazyneuron)\nexec %s -B "%s" "$$@"\n' \
+	  '$(PYTHON)' '$(PREFIX)/share/lazyneuron/tools/lzn_convert.py' > $(DESTDIR)$(BINDIR)/lzn-convert
+	chmod 755 $(DESTDIR)$(BINDIR)/lzn-convert
 	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION)
 	ln -sf liblazyneuron.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -241,7 +259,9 @@ install: lib $(CLI) $(PROFILE)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile \
-	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
+	      $(DESTDIR)$(BINDIR)/lzn-quantize $(DESTDIR)$(BINDIR)/lzn-convert \
+	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py \
+	      $(patsubst tools/%,$(DESTDIR)$(PREFIX)/share/lazyneuron/tools/%,$(CONVERT_TOOLS))
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
 	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so \

@@ -1,6 +1,7 @@
 /*
  * model.c: `lzn-bench model`, tokens per second of whole forward calls, the
- * MLP down-projection sparse, dense or auto, on a Hugging Face OPT folder or
+ * MLP down-projection sparse, dense or auto, on a model lzn_model_load reads
+ * (a Hugging Face OPT or LLaMA-family folder, or a GGUF file) or
  * on a synthetic OPT-shaped model with random weights whose activation
  * density is chosen (lib/synthetic.h). This file reads the command line and
  * builds or loads the model, once, outside any timing.
@@ -15,11 +16,12 @@
 
 static void help(void) {
   printf(
-      "usage: lzn-bench model (--model DIR | --synthetic NAME) [options]\n"
+      "usage: lzn-bench model (--model PATH | --synthetic NAME) [options]\n"
       "Tokens per second of lzn_forward, llama-bench style, with the MLP down-projection\n"
       "sparse (active rows of W_down^T), dense (oneDNN) or auto, plus where the time goes\n"
       "(attention, up-projection, down-projection, other) from lzn_context_stats.\n\n"
-      "  --model DIR             a Hugging Face OPT folder (density = measured)\n"
+      "  --model PATH            a model lzn_model_load reads: a Hugging Face folder, OPT or\n"
+      "                          LLaMA family, or a GGUF file (density = measured)\n"
       "  --synthetic NAME        random weights with OPT shapes: %s\n"
       "  --layers N              synthetic: layer count (default: the model's; opt-6.7b\n"
       "                          needs fewer than its 32 to fit in RAM at fp32)\n"
@@ -128,7 +130,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
     else bench_usage_error("model: unknown option \"%s\"", argv[i]);
   }
   if ((o->model_dir == NULL) == (o->synthetic == NULL))
-    bench_usage_error("model: give exactly one of --model DIR and --synthetic NAME");
+    bench_usage_error("model: give exactly one of --model PATH and --synthetic NAME");
   if (o->model_dir && (density_given || layers_given || seed_given || o->predictor_rank >= 0))
     bench_usage_error("model: --density, --layers, --seed and --predictor apply to --synthetic only");
   parse_modes(o, modes);

@@ -1,110 +1,204 @@
 /*
- * lzn_run.c: lzn-run, text generation from the command line.
+ * lzn_run.c: lzn-run, text generation from the command line, with
+ * llama-cli's option names where the meaning is the same (--help lists
+ * them with their defaults).
  *
- *   lzn-run -m MODEL [-p PROMPT | -f FILE] [-n N] [--temp T] [--top-k K]
- *           [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
- *           [--threads N] [--mode auto|sparse|dense]
- *           [--type f32|f16|bf16|q8_0|q4_0]
+ * Standard output gets the prompt and then the generated text, streamed a
+ * token at a time; generation stops after -n tokens, at the tokenizer's
+ * end-of-text token, or when the context is full (said on stderr). Standard
+ * error gets a startup line (model, weight type, ISA, threads, MLP mode,
+ * predictor, context, load time, seed), then the timings (prefill and
+ * decode tokens/s) and what the sparse MLP did (lzn_context_stats).
  *
- * Without -p or -f the prompt is read from standard input. Standard output
- * gets the prompt and then the generated text, streamed a token at a time;
- * generation stops after N tokens or at the tokenizer's end-of-text token.
- * Standard error gets the timings (prefill and decode tokens/s) and what
- * the sparse MLP did (mean active fraction, FLOPs and bytes saved against a
- * dense MLP, from lzn_context_stats). --temp 0 is greedy. Sampling is
- * lzn_sampler's, so a seed gives the same text on every run.
+ * -i: after the prompt's continuation, each line of standard input is
+ * appended to the sequence and generation continues from it; the KV cache
+ * is kept, so only the new tokens run (never the history again). EOF ends.
+ * Input lines are echoed to standard output when standard input is not a
+ * terminal, so stdout holds the whole sequence's text.
+ *
+ * Exit status: 0 done; 1 the model, the prompt file or writing the output
+ * failed (one line); 2 a usage error (one line naming the option).
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lazyneuron.h>
 
+#include "weight_names.h"
+
 typedef struct options {
   const char *model, *prompt, *prompt_file;
-  int n_predict, n_threads;
+  int n_predict; /* -1: until the end-of-text token or a full context */
+  int n_threads, n_ctx, predictor, interactive, escapes, seed_random;
   lzn_mlp_mode mode;
   lzn_weight_type type;
   lzn_sampler_params sampling;
 } options;
 
-static void usage(const char *why) {
-  if (why) fprintf(stderr, "lzn-run: %s\n", why);
-  fprintf(stderr,
-          "usage: lzn-run -m MODEL [-p PROMPT | -f FILE] [-n N] [--temp T] [--top-k K]\n"
-          "               [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]\n"
-          "               [--threads N] [--mode auto|sparse|dense] [--type f32|f16|bf16|q8_0|q4_0]\n"
-          "The prompt comes from -p, -f FILE, or standard input.\n");
+static const char *const mode_names[] = {"auto", "sparse", "dense"}; /* lzn_mlp_mode's order */
+
+static void usage(FILE *out) {
+  const lzn_sampler_params d = lzn_sampler_default_params();
+  fprintf(out,
+          "usage: lzn-run -m MODEL [options]\n"
+          "Generates text from a prompt (-p, -f FILE, or standard input) and streams it to\n"
+          "standard output; the startup line, timings and the MLP's sparsity go to stderr.\n"
+          "\n"
+          "  -m, --model PATH         a Hugging Face folder (OPT, LLaMA family) or a GGUF file\n"
+          "  -p, --prompt TEXT        the prompt\n"
+          "  -f, --file FILE          read the prompt from FILE\n"
+          "  -e, --escape             process \\n \\r \\t \\' \\\" \\\\ \\xHH in the prompt and -i input\n"
+          "  -i, --interactive        then read lines from standard input and continue after each\n"
+          "                           (the KV cache is kept: only new text runs); EOF ends\n"
+          "  -n, --n-predict N        tokens to generate (per turn with -i); -1 = until the\n"
+          "                           end-of-text token or a full context (default 128)\n"
+          "  -c, --ctx-size N         context length in tokens; 0 = the model's (default 0)\n"
+          "  -t, --threads N          threads (default %d: the physical cores this process may use)\n"
+          "  -s, --seed N             sampling seed; -1 = random, printed on stderr (default -1)\n"
+          "      --temp T             temperature; 0 = greedy (default %.2f)\n"
+          "      --top-k K            keep the K most likely tokens; 0 = all (default %d)\n"
+          "      --top-p P            nucleus sampling; 1 = off (default %.2f)\n"
+          "      --min-p P            drop tokens below P x the most likely; 0 = off (default %.2f)\n"
+          "      --repeat-penalty R   1 = off (default %.2f)\n"
+          "      --repeat-last-n N    tokens the penalty looks back (default %d)\n"
+          "      --mode M             the MLP: auto, sparse or dense (default auto)\n"
+          "      --type T             weights: %s (default\n"
+          "                           as-stored: F32/F16/BF16 and GGUF types used as stored)\n"
+          "      --predictor on|off   the model's activation predictor, if it has one (default on)\n"
+          "  -h, --help               this help\n"
+          "      --version            the version\n"
+          "Exit status: 0 done; 1 the model, the prompt or the output failed; 2 a usage error.\n",
+          lzn_default_thread_count(), (double)d.temperature, d.top_k, (double)d.top_p,
+          (double)d.min_p, (double)d.repetition_penalty, d.repeat_last_n, lzn_cli_weight_type_list(0));
+}
+
+/* A usage error: one line naming the option, exit 2. */
+static void usage_error(const char *option, const char *value, const char *why) {
+  fprintf(stderr, "lzn-run: %s%s%s%s%s (lzn-run --help lists the options)\n", option ? option : "",
+          value ? " " : "", value ? value : "", option ? ": " : "", why);
   exit(2);
 }
 
 static long parse_int(const char *flag, const char *v, long lo, long hi) {
   char *end;
+  errno = 0;
   const long x = strtol(v, &end, 10);
-  if (*v == '\0' || *end != '\0' || x < lo || x > hi) {
-    fprintf(stderr, "lzn-run: %s %s: expected an integer in [%ld, %ld]\n", flag, v, lo, hi);
-    exit(2);
-  }
+  char why[96];
+  if (*v == '\0' || *end != '\0' || errno == ERANGE) usage_error(flag, v, "expected an integer");
+  snprintf(why, sizeof why, "out of range [%ld, %ld]", lo, hi);
+  if (x < lo || x > hi) usage_error(flag, v, why);
   return x;
 }
 
-static float parse_float(const char *flag, const char *v) {
+/* A finite number in [lo, hi] (open at lo if lo_open). */
+static float parse_float(const char *flag, const char *v, double lo, int lo_open, double hi) {
   char *end;
-  const float x = strtof(v, &end);
-  if (*v == '\0' || *end != '\0') {
-    fprintf(stderr, "lzn-run: %s %s: expected a number\n", flag, v);
-    exit(2);
-  }
-  return x;
+  const double x = strtod(v, &end);
+  char why[96];
+  if (*v == '\0' || *end != '\0' || x != x) usage_error(flag, v, "expected a number");
+  snprintf(why, sizeof why, "out of range %s%g, %g]", lo_open ? "(" : "[", lo, hi);
+  if (x < lo || (lo_open && x == lo) || x > hi) usage_error(flag, v, why);
+  return (float)x;
+}
+
+static uint64_t parse_seed(const char *flag, const char *v, int *random) {
+  *random = strcmp(v, "-1") == 0;
+  if (*random) return 0;
+  char *end;
+  errno = 0;
+  const unsigned long long x = strtoull(v, &end, 10);
+  if (*v == '\0' || *end != '\0' || errno == ERANGE || v[0] == '-' || v[0] == '+')
+    usage_error(flag, v, "expected -1 (random) or an integer in [0, 2^64)");
+  return (uint64_t)x;
+}
+
+static uint64_t random_seed(void) {
+  uint64_t seed;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed) return seed;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
+}
+
+/* Whether a is the option's short name (may be NULL: none) or long name. */
+static int is_option(const char *a, const char *short_name, const char *long_name) {
+  return (short_name != NULL && strcmp(a, short_name) == 0) || strcmp(a, long_name) == 0;
 }
 
 static options parse(int argc, char **argv) {
   options o;
   memset(&o, 0, sizeof o);
-  o.n_predict = 128, o.n_threads = 1, o.mode = LZN_MLP_AUTO, o.type = LZN_WEIGHTS_AS_STORED;
+  o.n_predict = 128, o.n_threads = lzn_default_thread_count(), o.mode = LZN_MLP_AUTO;
+  o.type = LZN_WEIGHTS_AS_STORED, o.predictor = 1, o.seed_random = 1;
   o.sampling = lzn_sampler_default_params();
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) usage(NULL);
-    if (i + 1 >= argc) usage("every option takes a value");
-    const char *v = argv[++i];
-    if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) o.model = v;
-    else if (strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) o.prompt = v;
-    else if (strcmp(a, "-f") == 0 || strcmp(a, "--file") == 0) o.prompt_file = v;
-    else if (strcmp(a, "-n") == 0 || strcmp(a, "--n-predict") == 0)
-      o.n_predict = (int)parse_int(a, v, 0, 1 << 30);
-    else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0)
-      o.n_threads = (int)parse_int(a, v, 1, 1024);
-    else if (strcmp(a, "--temp") == 0) o.sampling.temperature = parse_float(a, v);
-    else if (strcmp(a, "--top-k") == 0) o.sampling.top_k = (int)parse_int(a, v, 0, 1 << 30);
-    else if (strcmp(a, "--top-p") == 0) o.sampling.top_p = parse_float(a, v);
-    else if (strcmp(a, "--min-p") == 0) o.sampling.min_p = parse_float(a, v);
-    else if (strcmp(a, "--repeat-penalty") == 0) o.sampling.repetition_penalty = parse_float(a, v);
-    else if (strcmp(a, "--repeat-last-n") == 0)
-      o.sampling.repeat_last_n = (int)parse_int(a, v, 0, 1 << 20);
-    else if (strcmp(a, "--seed") == 0) o.sampling.seed = strtoull(v, NULL, 10);
-    else if (strcmp(a, "--mode") == 0) {
-      if (strcmp(v, "auto") == 0) o.mode = LZN_MLP_AUTO;
-      else if (strcmp(v, "sparse") == 0) o.mode = LZN_MLP_SPARSE;
-      else if (strcmp(v, "dense") == 0) o.mode = LZN_MLP_DENSE;
-      else usage("--mode is auto, sparse or dense");
-    } else if (strcmp(a, "--type") == 0) {
-      const char *names[] = {"as-stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
-      int found = -1;
-      for (int k = 0; k < 6; k++)
-        if (strcmp(v, names[k]) == 0) found = k;
-      if (found < 0) usage("--type is f32, f16, bf16, q8_0 or q4_0");
-      o.type = (lzn_weight_type)found; /* the enum's values, in this order */
-    } else {
-      fprintf(stderr, "lzn-run: unknown option %s\n", a);
-      usage(NULL);
+#define IS(short_name, long_name) is_option(a, short_name, long_name)
+    /* Flags without a value. */
+    if (IS("-h", "--help")) {
+      usage(stdout);
+      exit(fflush(stdout) == 0 ? 0 : 1);
     }
+    if (IS(NULL, "--version")) {
+      printf("lzn-run %s\n", lzn_version_string());
+      exit(fflush(stdout) == 0 ? 0 : 1);
+    }
+    if (IS("-i", "--interactive")) { o.interactive = 1; continue; }
+    if (IS("-e", "--escape")) { o.escapes = 1; continue; }
+    /* Options with a value. */
+    static const char *const with_value[] = {
+        "-m", "--model", "-p", "--prompt", "-f", "--file", "-n", "--n-predict", "-c", "--ctx-size",
+        "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p", "--min-p",
+        "--repeat-penalty", "--repeat-last-n", "--mode", "--type", "--predictor"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(a, with_value[k]) == 0;
+    if (!known) usage_error(a, NULL, "unknown option");
+    if (i + 1 >= argc) usage_error(a, NULL, "needs a value");
+    const char *v = argv[++i];
+    if (IS("-m", "--model")) o.model = v;
+    else if (IS("-p", "--prompt")) o.prompt = v;
+    else if (IS("-f", "--file")) o.prompt_file = v;
+    else if (IS("-n", "--n-predict")) o.n_predict = (int)parse_int(a, v, -1, 1 << 30);
+    else if (IS("-c", "--ctx-size")) o.n_ctx = (int)parse_int(a, v, 0, 1 << 24);
+    else if (IS("-t", "--threads")) o.n_threads = (int)parse_int(a, v, 1, 1024);
+    else if (IS("-s", "--seed")) o.sampling.seed = parse_seed(a, v, &o.seed_random);
+    else if (IS(NULL, "--temp")) o.sampling.temperature = parse_float(a, v, 0, 0, 1e6);
+    else if (IS(NULL, "--top-k")) o.sampling.top_k = (int)parse_int(a, v, 0, 1 << 30);
+    else if (IS(NULL, "--top-p")) o.sampling.top_p = parse_float(a, v, 0, 1, 1);
+    else if (IS(NULL, "--min-p")) o.sampling.min_p = parse_float(a, v, 0, 0, 1);
+    else if (IS(NULL, "--repeat-penalty")) o.sampling.repetition_penalty = parse_float(a, v, 0, 1, 1e6);
+    else if (IS(NULL, "--repeat-last-n")) o.sampling.repeat_last_n = (int)parse_int(a, v, 0, 1 << 20);
+    else if (IS(NULL, "--mode")) {
+      int found = -1;
+      for (int k = 0; k < 3; k++)
+        if (strcmp(v, mode_names[k]) == 0) found = k;
+      if (found < 0) usage_error(a, v, "expected auto, sparse or dense");
+      o.mode = (lzn_mlp_mode)found;
+    } else if (IS(NULL, "--type")) {
+      if (!lzn_cli_weight_type_from_name(v, &o.type))
+        usage_error(a, v, "expected one of the weight types (lzn-run --help)");
+    } else if (IS(NULL, "--predictor")) {
+      if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) usage_error(a, v, "expected on or off");
+      o.predictor = strcmp(v, "on") == 0;
+    }
+#undef IS
   }
-  if (o.model == NULL) usage("-m MODEL is required");
-  if (o.prompt && o.prompt_file) usage("give -p or -f, not both");
+  if (o.model == NULL) usage_error(NULL, NULL, "-m MODEL is required");
+  if (o.prompt && o.prompt_file) usage_error(NULL, NULL, "give -p or -f, not both");
+  struct stat st;
+  if (o.prompt_file && stat(o.prompt_file, &st) == 0 && S_ISDIR(st.st_mode))
+    usage_error("-f", o.prompt_file, "is a directory, not a file");
   return o;
 }
+
+/* ------------------------------------------------------------------ text */
 
 /* The whole of a stream, NUL-terminated (the length says where it ends). */
 static char *read_all(FILE *f, size_t *len) {
@@ -123,6 +217,48 @@ static char *read_all(FILE *f, size_t *len) {
   return s;
 }
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* -e: llama-cli's escapes (\n \r \t \' \" \\ \xHH) in place; others stay as
+ * written. Returns the new length. */
+static size_t process_escapes(char *s, size_t len) {
+  size_t out = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] != '\\' || i + 1 >= len) {
+      s[out++] = s[i];
+      continue;
+    }
+    const char c = s[++i];
+    if (c == 'n') s[out++] = '\n';
+    else if (c == 'r') s[out++] = '\r';
+    else if (c == 't') s[out++] = '\t';
+    else if (c == '\'' || c == '"' || c == '\\') s[out++] = c;
+    else if (c == 'x' && i + 2 < len && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+      s[out++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+      i += 2;
+    } else {
+      s[out++] = '\\', s[out++] = c;
+    }
+  }
+  return out;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int write_failed; /* errno of the first failed write, 0 if none */
+
+/* Writes to stdout and flushes (the text streams); a failure is kept in
+ * write_failed and ends the run (exit 1). */
+static void emit(const char *p, size_t n) {
+  if (write_failed) return;
+  if ((n && fwrite(p, 1, n, stdout) != n) || fflush(stdout) != 0) write_failed = errno ? errno : EIO;
+}
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -134,11 +270,132 @@ static int fail(const char *what, lzn_status s) {
   return 1;
 }
 
-static void print_stats(const lzn_context *ctx, int n_layers, int n_prompt, double prefill_s,
-                        int n_decoded, double decode_s) {
+/* ------------------------------------------------------------ generation */
+
+typedef enum stop_reason { STOP_BUDGET, STOP_EOS, STOP_FULL, STOP_ERROR } stop_reason;
+
+typedef struct run {
+  const options *o;
+  lzn_context *ctx;
+  lzn_sampler *sampler;
+  const lzn_tokenizer *tok;
+  lzn_tokenizer_info ti;
+  float *logits;
+  int vocab, n_ctx;
+  int32_t pending;          /* the last token sampled, printed but not yet in the cache; -1 none */
+  int n_prefill, n_decode;  /* tokens run, for the timings */
+  double prefill_s, decode_s;
+  lzn_status status;
+} run;
+
+/* Runs tokens (after the pending token, if any), then samples and prints up
+ * to n_predict tokens. The last token printed stays pending: the next turn
+ * runs it first. */
+static stop_reason turn(run *r, const int32_t *tokens, int n_tokens) {
+  const int has_pending = r->pending >= 0;
+  const int n_in = n_tokens + has_pending;
+  if (lzn_context_n_past(r->ctx) + n_in > r->n_ctx) return STOP_FULL;
+  int32_t *in = malloc(sizeof *in * (size_t)n_in);
+  if (in == NULL) {
+    r->status = LZN_ERR_NOMEM;
+    return STOP_ERROR;
+  }
+  if (has_pending) in[0] = r->pending;
+  memcpy(in + has_pending, tokens, sizeof *in * (size_t)n_tokens);
+  for (int i = 0; i < n_tokens; i++)
+    if (tokens[i] < r->vocab) lzn_sampler_accept(r->sampler, tokens[i]);
+  double t0 = now();
+  r->status = lzn_forward(r->ctx, in, n_in, r->logits, LZN_LOGITS_LAST);
+  free(in);
+  r->prefill_s += now() - t0, r->n_prefill += n_in;
+  if (r->status != LZN_OK) return STOP_ERROR;
+  r->pending = -1;
+  t0 = now();
+  stop_reason why = STOP_BUDGET;
+  for (int i = 0; r->o->n_predict < 0 || i < r->o->n_predict; i++) {
+    int32_t next;
+    if ((r->status = lzn_sampler_sample(r->sampler, r->logits, &next)) != LZN_OK) {
+      why = STOP_ERROR;
+      break;
+    }
+    if (next == r->ti.eos_id) {
+      why = STOP_EOS;
+      break;
+    }
+    char piece[256];
+    size_t len;
+    if (lzn_token_to_piece(r->tok, next, piece, sizeof piece, &len) == LZN_OK) emit(piece, len);
+    /* else an id the model has but the tokenizer lacks (padding rows): no text */
+    r->pending = next;
+    if (write_failed) break;
+    if (r->o->n_predict >= 0 && i + 1 >= r->o->n_predict) break;
+    if (lzn_context_n_past(r->ctx) >= r->n_ctx) {
+      why = STOP_FULL;
+      break;
+    }
+    if ((r->status = lzn_forward(r->ctx, &next, 1, r->logits, LZN_LOGITS_LAST)) != LZN_OK) {
+      why = STOP_ERROR;
+      break;
+    }
+    r->pending = -1, r->n_decode++;
+  }
+  r->decode_s += now() - t0;
+  return why;
+}
+
+/* The tokens of text (with BOS at the start of an empty sequence, if the
+ * model wants one), malloc'ed into *out. */
+static lzn_status tokenize(run *r, const char *text, size_t len, int32_t **out, int *n) {
+  const int add_bos = r->ti.add_bos && lzn_context_n_past(r->ctx) == 0 && r->pending < 0;
+  *out = NULL, *n = 0;
+  lzn_status s = lzn_tokenize(r->tok, text, len, add_bos, NULL, 0, n);
+  if (s != LZN_OK && *n == 0) return s;
+  if (*n == 0) return LZN_OK;
+  if ((*out = malloc(sizeof **out * (size_t)*n)) == NULL) return LZN_ERR_NOMEM;
+  return lzn_tokenize(r->tok, text, len, add_bos, *out, *n, n);
+}
+
+static void note_full(const run *r) {
+  fprintf(stderr, "\nlzn-run: the context is full (%d tokens): generation stopped%s\n", r->n_ctx,
+          r->o->n_ctx == 0 ? "" : " (-c sets its length)");
+}
+
+/* -i: each line of stdin continues the sequence. The text a line adds is
+ * the line itself (plain continuation); a chat mode (--chat, llama-cli's
+ * -cnv) would format each line as a user message through the chat template
+ * here (lzn_chat_apply_template, being written for lzn-server) before
+ * tokenizing. */
+static stop_reason interact(run *r) {
+  const int terminal = isatty(STDIN_FILENO);
+  char *line = NULL;
+  size_t cap = 0;
+  stop_reason why = STOP_BUDGET;
+  for (;;) {
+    if (terminal) fputs("\n> ", stderr);
+    const ssize_t got = getline(&line, &cap, stdin);
+    if (got < 0) break; /* EOF: leave */
+    size_t len = (size_t)got;
+    if (r->o->escapes) len = process_escapes(line, len);
+    if (!terminal) emit(line, len); /* stdout keeps the whole sequence */
+    int32_t *tokens;
+    int n;
+    if ((r->status = tokenize(r, line, len, &tokens, &n)) != LZN_OK) {
+      why = STOP_ERROR;
+      break;
+    }
+    why = n > 0 ? turn(r, tokens, n) : STOP_BUDGET;
+    free(tokens);
+    if (why == STOP_FULL) note_full(r);
+    if (why == STOP_FULL || why == STOP_ERROR || write_failed) break;
+  }
+  free(line);
+  return why;
+}
+
+static void print_stats(const run *r, int n_layers) {
   lzn_layer_stats *st = calloc((size_t)n_layers, sizeof *st);
   if (st != NULL) st[0].struct_size = sizeof *st;
-  if (st == NULL || lzn_context_stats(ctx, st, n_layers) != LZN_OK) {
+  if (st == NULL || lzn_context_stats(r->ctx, st, n_layers) != LZN_OK) {
     free(st);
     return;
   }
@@ -148,10 +405,10 @@ static void print_stats(const lzn_context *ctx, int n_layers, int n_prompt, doub
     flops_d += st[l].flops_dense, flops_x += st[l].flops_executed;
     bytes_d += st[l].bytes_dense, bytes_x += st[l].bytes_executed;
   }
-  fprintf(stderr, "\n\nprefill: %d tokens in %.3f s (%.1f t/s)\n", n_prompt, prefill_s,
-          prefill_s > 0 ? n_prompt / prefill_s : 0.0);
-  fprintf(stderr, "decode:  %d tokens in %.3f s (%.1f t/s)\n", n_decoded, decode_s,
-          decode_s > 0 && n_decoded > 0 ? n_decoded / decode_s : 0.0);
+  fprintf(stderr, "\n\nprefill: %d tokens in %.3f s (%.1f t/s)\n", r->n_prefill, r->prefill_s,
+          r->prefill_s > 0 ? r->n_prefill / r->prefill_s : 0.0);
+  fprintf(stderr, "decode:  %d tokens in %.3f s (%.1f t/s)\n", r->n_decode, r->decode_s,
+          r->decode_s > 0 && r->n_decode > 0 ? r->n_decode / r->decode_s : 0.0);
   fprintf(stderr, "MLP: %.1f %% of neurons active (mean over layers and tokens), %.1f %% of its "
           "FLOPs and %.1f %% of its bytes saved against dense\n",
           tokens > 0 ? 100 * active / tokens : 0.0, flops_d > 0 ? 100 * (1 - flops_x / flops_d) : 0.0,
@@ -159,121 +416,111 @@ static void print_stats(const lzn_context *ctx, int n_layers, int n_prompt, doub
   free(st);
 }
 
-int main(int argc, char **argv) {
-  options o = parse(argc, argv);
-  size_t prompt_len = 0;
+/* The prompt: -p, -f or (without -i) all of stdin; with -i and neither, "". */
+static char *read_prompt(const options *o, size_t *len) {
   char *prompt;
-  if (o.prompt) {
-    prompt_len = strlen(o.prompt);
-    prompt = malloc(prompt_len + 1);
-    if (prompt) memcpy(prompt, o.prompt, prompt_len + 1);
+  if (o->prompt || (o->interactive && !o->prompt_file)) {
+    const char *p = o->prompt ? o->prompt : "";
+    *len = strlen(p);
+    if ((prompt = malloc(*len + 1)) != NULL) memcpy(prompt, p, *len + 1);
   } else {
-    FILE *f = o.prompt_file ? fopen(o.prompt_file, "rb") : stdin;
+    FILE *f = o->prompt_file ? fopen(o->prompt_file, "rb") : stdin;
     if (f == NULL) {
-      perror(o.prompt_file);
-      return 1;
+      fprintf(stderr, "lzn-run: -f %s: %s\n", o->prompt_file, strerror(errno));
+      exit(1);
     }
-    prompt = read_all(f, &prompt_len);
+    prompt = read_all(f, len);
     if (f != stdin) fclose(f);
   }
+  if (prompt && o->escapes) *len = process_escapes(prompt, *len);
+  return prompt;
+}
+
+int main(int argc, char **argv) {
+  const options o = parse(argc, argv);
+  signal(SIGPIPE, SIG_IGN); /* a reader that went away is a write error: exit 1 */
+  size_t prompt_len = 0;
+  char *prompt = read_prompt(&o, &prompt_len);
   if (prompt == NULL) return fail("reading the prompt", LZN_ERR_NOMEM);
 
   lzn_model_params mp = lzn_model_default_params();
   mp.weight_type = o.type;
   lzn_model *model = NULL;
-  lzn_context *ctx = NULL;
-  lzn_sampler *sampler = NULL;
+  run r;
+  memset(&r, 0, sizeof r);
+  r.o = &o, r.pending = -1;
   int32_t *tokens = NULL;
-  float *logits = NULL;
   int rc = 1;
+  const double t_load = now();
   lzn_status s = lzn_model_load(o.model, &mp, &model);
   if (s != LZN_OK) {
     rc = fail("lzn_model_load", s);
     goto done;
   }
-  const lzn_tokenizer *tok;
-  lzn_tokenizer_info ti = {.struct_size = sizeof ti};
   lzn_model_info info = {.struct_size = sizeof info};
-  if ((s = lzn_model_get_tokenizer(model, &tok)) != LZN_OK) {
+  if ((s = lzn_model_get_tokenizer(model, &r.tok)) != LZN_OK) {
     rc = fail(o.model, s);
     goto done;
   }
-  lzn_tokenizer_get_info(tok, &ti);
+  r.ti.struct_size = sizeof r.ti;
+  lzn_tokenizer_get_info(r.tok, &r.ti);
   lzn_model_get_info(model, &info);
-
   lzn_context_params cp = lzn_context_default_params();
-  cp.n_threads = o.n_threads, cp.mlp_mode = o.mode;
-  if ((s = lzn_context_create(model, &cp, &ctx)) != LZN_OK) {
+  cp.n_threads = o.n_threads, cp.mlp_mode = o.mode, cp.n_ctx = o.n_ctx, cp.use_predictor = o.predictor;
+  if ((s = lzn_context_create(model, &cp, &r.ctx)) != LZN_OK) {
     rc = fail("lzn_context_create", s);
     goto done;
   }
-  if ((s = lzn_sampler_create(&o.sampling, info.vocab_size, &sampler)) != LZN_OK) {
+  lzn_sampler_params sp = o.sampling;
+  if (o.seed_random) sp.seed = random_seed();
+  if ((s = lzn_sampler_create(&sp, info.vocab_size, &r.sampler)) != LZN_OK) {
     rc = fail("lzn_sampler_create", s);
     goto done;
   }
-  int n_prompt = 0;
-  s = lzn_tokenize(tok, prompt, prompt_len, ti.add_bos, NULL, 0, &n_prompt);
-  if (s != LZN_OK && n_prompt == 0) {
-    rc = fail("lzn_tokenize", s);
-    goto done;
-  }
-  if (n_prompt == 0) {
-    fprintf(stderr, "lzn-run: the prompt is empty\n");
-    goto done;
-  }
-  if (n_prompt > info.max_positions) {
-    fprintf(stderr, "lzn-run: the prompt is %d tokens, the model holds %d\n", n_prompt,
-            info.max_positions);
-    goto done;
-  }
-  tokens = malloc(sizeof *tokens * (size_t)n_prompt);
-  logits = malloc(sizeof *logits * (size_t)info.vocab_size);
-  if (!tokens || !logits) {
+  r.vocab = info.vocab_size, r.n_ctx = o.n_ctx ? o.n_ctx : info.max_positions;
+  const double load_s = now() - t_load;
+  fprintf(stderr, "lzn-run: %s: %s, %d layers, %s weights (%.1f MB), isa %s, %d thread%s, mode %s, "
+          "predictor %s, context %d, loaded in %.2f s, seed %llu\n",
+          o.model, info.architecture, info.n_layers, lzn_cli_weight_type_name(info.weight_type),
+          (double)info.weight_bytes / 1e6, lzn_isa_name(), o.n_threads, o.n_threads == 1 ? "" : "s",
+          mode_names[o.mode], !info.has_predictor ? "none" : o.predictor ? "on" : "off", r.n_ctx,
+          load_s, (unsigned long long)sp.seed);
+  r.logits = malloc(sizeof *r.logits * (size_t)info.vocab_size);
+  if (r.logits == NULL) {
     rc = fail("lzn-run", LZN_ERR_NOMEM);
     goto done;
   }
-  if ((s = lzn_tokenize(tok, prompt, prompt_len, ti.add_bos, tokens, n_prompt, &n_prompt)) != LZN_OK) {
+  int n_prompt = 0;
+  if ((s = tokenize(&r, prompt, prompt_len, &tokens, &n_prompt)) != LZN_OK) {
     rc = fail("lzn_tokenize", s);
     goto done;
   }
-  for (int i = 0; i < n_prompt; i++)
-    if (tokens[i] < info.vocab_size) lzn_sampler_accept(sampler, tokens[i]);
-  int budget = o.n_predict;
-  if (budget > info.max_positions - n_prompt) budget = info.max_positions - n_prompt;
-
-  fwrite(prompt, 1, prompt_len, stdout);
-  fflush(stdout);
-  double t0 = now();
-  s = lzn_forward(ctx, tokens, n_prompt, logits, LZN_LOGITS_LAST);
-  const double prefill_s = now() - t0;
-  int n_decoded = 0;
-  t0 = now();
-  for (int i = 0; s == LZN_OK && i < budget; i++) {
-    int32_t next;
-    if ((s = lzn_sampler_sample(sampler, logits, &next)) != LZN_OK) break;
-    if (next == ti.eos_id) break;
-    char piece[256];
-    size_t len;
-    if (lzn_token_to_piece(tok, next, piece, sizeof piece, &len) == LZN_OK) {
-      fwrite(piece, 1, len, stdout);
-      fflush(stdout);
-    } /* else an id the model has but the tokenizer lacks (padding rows): no text */
-    if (i + 1 < budget) {
-      s = lzn_forward(ctx, &next, 1, logits, LZN_LOGITS_LAST);
-      n_decoded++;
-    }
-  }
-  const double decode_s = now() - t0;
-  if (s != LZN_OK) {
-    rc = fail("generation", s);
+  if (n_prompt == 0 && !o.interactive) {
+    fprintf(stderr, "lzn-run: the prompt is empty\n");
     goto done;
   }
-  print_stats(ctx, info.n_layers, n_prompt, prefill_s, n_decoded, decode_s);
+  if (n_prompt > r.n_ctx) {
+    fprintf(stderr, "lzn-run: the prompt is %d tokens, the context holds %d\n", n_prompt, r.n_ctx);
+    goto done;
+  }
+  emit(prompt, prompt_len);
+  stop_reason why = n_prompt > 0 ? turn(&r, tokens, n_prompt) : STOP_BUDGET;
+  if (why == STOP_FULL) note_full(&r);
+  if (o.interactive && why != STOP_ERROR && why != STOP_FULL && !write_failed) why = interact(&r);
+  if (write_failed) {
+    if (write_failed != EPIPE) fprintf(stderr, "lzn-run: writing the output: %s\n", strerror(write_failed));
+    goto done; /* EPIPE: the reader went away (| head); nothing to tell it */
+  }
+  if (why == STOP_ERROR) {
+    rc = fail("generation", r.status);
+    goto done;
+  }
+  print_stats(&r, info.n_layers);
   rc = 0;
 done:
-  free(prompt), free(tokens), free(logits);
-  lzn_sampler_free(sampler);
-  lzn_context_free(ctx);
+  free(prompt), free(tokens), free(r.logits);
+  lzn_sampler_free(r.sampler);
+  lzn_context_free(r.ctx);
   lzn_model_free(model);
   return rc;
 }

@@ -131,6 +131,16 @@ LZN_API int lzn_isa_supported(const char *name);
  * lzn_isa_supported() take. A static string. */
 LZN_API const char *lzn_isa_name_at(int index);
 
+/* ------------------------------------------------------------------ threads */
+
+/* The thread count to use when the caller has no better idea: the physical
+ * cores this process may run on, i.e. the CPUs of its affinity mask
+ * (taskset, a cpuset, a container's CPU set; not the host's count) with the
+ * hyper-thread siblings of one core counted once. At least 1, at most
+ * 1024. Reads the affinity mask and sysfs on each call (cheap). lzn-run
+ * uses it as its default -t. */
+LZN_API int lzn_default_thread_count(void);
+
 /* ------------------------------------------------------------ weight types */
 
 /* The type the model keeps its weight matrices in (explicit values, never
@@ -352,10 +362,11 @@ LZN_API lzn_status lzn_context_params_init(lzn_context_params *params, size_t st
 /* Loads a Hugging Face folder (config.json with model.safetensors or
  * model.safetensors.index.json + shards), a .safetensors file with
  * config.json beside it, or a GGUF file (llama.cpp's, PowerInfer's PWRI, or
- * tools/lzn_convert.py's; architectures llama and bamboo: the config comes
+ * lzn-convert's; architectures llama and bamboo: the config comes
  * from its metadata, the ReLU-family activation from "lazyneuron.activation"
- * where the converter wrote it, else relu for PWRI files, else SiLU).
- * params may be NULL for the defaults. Weight
+ * where the converter wrote it, else relu for PWRI files, else SiLU; and
+ * lzn-convert's opt, with opt.* keys). Any other file is FORMAT ("not a
+ * GGUF or safetensors file"). params may be NULL for the defaults. Weight
  * matrices are kept in params->weight_type: as stored, they are used in
  * place in the mapped file where the layout allows; otherwise converted
  * once (W_down is always transposed, in that type).
@@ -370,6 +381,51 @@ LZN_API void lzn_model_free(lzn_model *model);
  * released size). Statuses: OK, INVALID_ARG (NULL, or struct_size not a
  * known size). */
 LZN_API lzn_status lzn_model_get_info(const lzn_model *model, lzn_model_info *out);
+
+/* ---------------------------------------------------------------- quantize
+ *
+ * A GGUF model file rewritten with its weight matrices in another type, in
+ * the spirit of llama.cpp's llama_model_quantize: what lzn-quantize runs.
+ */
+typedef struct lzn_quantize_params {
+  size_t struct_size;        /* sizeof(lzn_quantize_params), set by the defaults */
+  /* The matrices' type: any lzn_weight_type but AS_STORED (default Q8_0). */
+  lzn_weight_type type;
+  /* 1 (default): lazyneuron's layout, in which every matrix maps in place:
+   * W_down written transposed (blk.N.ffn_down_t, PowerInfer's name;
+   * "lazyneuron.down_transposed" true) and the q / k rows of a llama.cpp
+   * file put back in Hugging Face's order ("lazyneuron.rope.rotate_half"
+   * true). llama.cpp cannot read that file. 0: the input's layout. */
+  int lazyneuron_layout;
+  lzn_progress_fn progress;  /* optional: fraction of tensors written; 0 cancels */
+  void *progress_user_data;
+} lzn_quantize_params;
+
+/* Defaults: Q8_0, lazyneuron_layout 1, no progress callback. */
+LZN_API lzn_quantize_params lzn_quantize_default_params(void);
+/* As lzn_context_params_init. Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_quantize_params_init(lzn_quantize_params *params, size_t struct_size);
+
+/* Reads the GGUF file in_path, which must be a model lzn_model_load loads
+ * (any of its types, llama.cpp's or lzn-convert's layout, OPT or the LLaMA
+ * family), and writes out_path: the same metadata (general.file_type set to
+ * llama.cpp's number for the type), tokenizer and tensors, with every
+ * weight matrix (token_embd, output, proj_in/out, attn_q/k/v/output,
+ * ffn_gate/up/down) in params->type, converted as lzn_weights_convert does
+ * (an already quantized input is dequantized first: its error adds up).
+ * Norms, biases, learned positions and PowerInfer's predictor tensors are
+ * copied as they are. out_path appears only when complete: the file is
+ * written under a temporary name beside it and renamed (nothing is left on
+ * failure); out_path may be in_path. params may be NULL for the defaults.
+ * Statuses: OK, INVALID_ARG (NULL paths, a params field out of range,
+ * named), IO (in_path unreadable, out_path's folder unwritable, a write
+ * failing: the file and the reason are named), FORMAT (in_path is not a
+ * valid GGUF model, or a value the type cannot hold: a NaN, Inf, or beyond
+ * F16's range, with the tensor and row), UNSUPPORTED (a model lazyneuron
+ * does not run, or a matrix whose rows are not whole blocks of a block
+ * type: the tensor is named), NOMEM, CANCELLED, ISA. */
+LZN_API lzn_status lzn_model_quantize(const char *in_path, const char *out_path,
+                                      const lzn_quantize_params *params);
 
 /* A context for one sequence. The model must outlive it. params may be NULL.
  * The KV cache holds n_ctx positions of every layer in params->kv_type.
@@ -517,8 +573,13 @@ LZN_API lzn_status lzn_context_stats(const lzn_context *ctx, lzn_layer_stats *ou
  * bytes for byte-level; spm's detokenize removes the space that its "▁"
  * prefix added). Hugging Face LLaMA folders (tokenizer.model, or a
  * tokenizer.json without GPT-2's ByteLevel pre-tokenizer) load without a
- * tokenizer: convert them to GGUF (tools/lzn_convert.py writes no
- * tokenizer yet; llama.cpp's converter does).
+ * tokenizer: convert them to GGUF (lzn-convert writes the folder's
+ * tokenizer as tokenizer.ggml.*, as llama.cpp's converter does).
+ * In GGUF the byte-level kind is marked "lazyneuron.tokenizer.type" =
+ * "byte-level" (beside GPT-2 metadata over the 256 bytes, which llama.cpp
+ * reads as the same tokenizer for valid UTF-8); bos/eos come from
+ * tokenizer.ggml.bos_token_id / eos_token_id and add_bos from
+ * tokenizer.ggml.add_bos_token, for every kind.
  */
 
 typedef struct lzn_tokenizer lzn_tokenizer; /* read-only after load; share freely */

@@ -64,7 +64,9 @@ echo "fixture $FIXTURE: ${tokens%% *}... -> expected next token $expected (versi
 installed_files() {
   printf '%s\n' include/lazyneuron.h lib/liblazyneuron.so.$VERSION lib/$SONAME \
     lib/liblazyneuron.so lib/liblazyneuron.a lib/pkgconfig/lazyneuron.pc bin/lzn-run \
-    bin/lzn-profile share/lazyneuron/tools/plot_profile.py
+    bin/lzn-profile bin/lzn-quantize bin/lzn-convert share/lazyneuron/tools/plot_profile.py \
+    share/lazyneuron/tools/lzn_convert.py share/lazyneuron/tools/hf_tokenizer.py \
+    share/lazyneuron/tools/gguf_write.py
 }
 all_present() {
   for f in $(installed_files); do
@@ -166,6 +168,17 @@ check "installed lzn-profile profiles models/tiny-opt and finds its plot script"
   "$1/bin/lzn-profile" -m "$2" -f "$3/text" --windows 1,2 -o csv --plots "$3/plots" >"$3/out" 2>"$3/err"; rc=$?
   cat "$3/err"; [ $rc -eq 0 ] && [ -s "$3/plots/profile-tiny-opt.json" ] &&
   ! grep -q "not found" "$3/err"' _ "$prefix" models/tiny-opt "$tmp"
+
+# The README's path: a Hugging Face folder -> lzn-convert -> lzn-quantize -> lzn-run, all
+# from the prefix (lzn-convert runs from any folder: its wrapper names its installed script).
+check "installed lzn-convert, lzn-quantize, lzn-run: folder -> Q8_0 -> Q4_0 -> text" sh -c '
+  cd "$3" && "$1/bin/lzn-convert" "$2" tiny.gguf --type q8_0 >convert.out 2>&1 &&
+  "$1/bin/lzn-quantize" tiny.gguf tiny-q4.gguf q4_0 >quantize.out 2>&1 &&
+  "$1/bin/lzn-run" -m tiny-q4.gguf -p "The " -n 8 -s 1 -t 1 >run.out 2>run.err; rc=$?
+  cat convert.out quantize.out run.err; [ $rc -eq 0 ] && [ "$(wc -c <run.out)" -gt 4 ] &&
+  grep -q "wrote tiny.gguf" convert.out && grep -q "q4_0" quantize.out' _ "$prefix" "$PWD/models/tiny-opt" "$tmp"
+check "installed lzn-convert --help, lzn-quantize --help" sh -c '
+  "$1/bin/lzn-convert" --help | grep -q -- --no-transpose-down && "$1/bin/lzn-quantize" --help | grep -q TYPE' _ "$prefix"
 
 check "make uninstall PREFIX=$prefix" $MAKE --no-print-directory BUILD="$BUILD" uninstall PREFIX="$prefix"
 check "no file left under $prefix" no_files_left "$prefix"

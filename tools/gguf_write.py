@@ -29,7 +29,9 @@ forces one ("u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str",
 "u64", "i64", "f64"), a list or 1-D numpy array is an array (a list's
 element type is its first element's; a list of str is an array of strings).
 Tensors: numpy float32 -> F32, float16 -> F16, or a Tensor from q8_0, q4_0
-(llama.cpp's reference quantizers, rows of whole 32-weight blocks) or raw.
+(llama.cpp's reference quantizers, rows of whole 32-weight blocks) or raw, or
+lazy(type, shape, make): made only when written, so write_gguf holds one
+tensor at a time.
 Shapes are given outermost first, as numpy has them; the file stores ne
 innermost first.
 
@@ -61,6 +63,7 @@ GGML_TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q8_0": (
 
 Typed = namedtuple("Typed", "type value")
 Tensor = namedtuple("Tensor", "ggml_type shape data")  # shape outermost first; data: bytes
+Lazy = namedtuple("Lazy", "ggml_type shape make")  # a Tensor made when written: see lazy()
 
 
 def typed(type_name, value):
@@ -180,36 +183,71 @@ def _as_tensor(array):
     raise TypeError(f"dtype {a.dtype}: pass float32, float16, or a Tensor (q8_0, q4_0, raw)")
 
 
-def gguf_bytes(metadata, tensors, alignment=32, magic=b"GGUF"):
-    """The file as bytes. metadata: {key: value}; tensors: {name: array or Tensor}."""
+def lazy(ggml_type, shape, make):
+    """A tensor made only when written (write_gguf holds one at a time): make() returns
+    what a tensor value may be (numpy float32/float16 or a Tensor) of this type and shape."""
+    return Lazy(ggml_type, tuple(int(d) for d in shape), make)
+
+
+def _described(name, t):
+    """(ggml type, shape, bytes) of a tensor value, without making a Lazy one."""
+    if isinstance(t, Lazy):
+        return t.ggml_type, t.shape, tensor_nbytes(t.ggml_type, t.shape)
+    t = _as_tensor(t)
+    if len(t.shape) >= 1 and len(t.data) != tensor_nbytes(t.ggml_type, t.shape):
+        raise ValueError(f"{name}: {len(t.data)} bytes do not match {t.ggml_type} {t.shape}")
+    return t.ggml_type, t.shape, len(t.data)
+
+
+def _layout(metadata, tensors, alignment, magic):
+    """The header (up to the data section) and each tensor's (name, value, offset, bytes)."""
     metadata = dict(metadata)
     if alignment != 32 and "general.alignment" not in metadata:
         metadata["general.alignment"] = typed("u32", alignment)
-    tensors = {name: _as_tensor(t) for name, t in tensors.items()}
     out = bytearray(magic + struct.pack("<IQQ", 3, len(tensors), len(metadata)))
     for key, value in metadata.items():
         out += _metadata_entry(key, value)
-    offset, blobs = 0, []
-    for name, t in tensors.items():
-        if len(t.shape) < 1 or len(t.shape) > 4:
-            raise ValueError(f"{name}: {len(t.shape)} dimensions; GGUF has 1 to 4")
-        if len(t.data) != tensor_nbytes(t.ggml_type, t.shape):
-            raise ValueError(f"{name}: {len(t.data)} bytes do not match {t.ggml_type} {t.shape}")
-        ne = list(reversed(t.shape))
+    offset, placed = 0, []
+    for name, value in tensors.items():
+        ggml_type, shape, nbytes = _described(name, value)
+        if len(shape) < 1 or len(shape) > 4:
+            raise ValueError(f"{name}: {len(shape)} dimensions; GGUF has 1 to 4")
+        ne = list(reversed(shape))
         out += _string(name) + struct.pack("<I", len(ne)) + struct.pack(f"<{len(ne)}Q", *ne)
-        out += struct.pack("<IQ", GGML_TYPES[t.ggml_type][0], offset)
-        blobs.append((offset, t.data))
-        offset += -(-len(t.data) // alignment) * alignment
+        out += struct.pack("<IQ", GGML_TYPES[ggml_type][0], offset)
+        placed.append((name, value, offset, nbytes))
+        offset += -(-nbytes // alignment) * alignment
     out += bytes(-len(out) % alignment)
-    data_start = len(out)
-    for off, data in blobs:
-        out += bytes(data_start + off - len(out)) + data
+    return bytes(out), placed
+
+
+def _data_of(name, value, nbytes):
+    t = _as_tensor(value.make() if isinstance(value, Lazy) else value)
+    if len(t.data) != nbytes:
+        raise ValueError(f"{name}: made {len(t.data)} bytes, declared {nbytes}")
+    return t.data
+
+
+def gguf_bytes(metadata, tensors, alignment=32, magic=b"GGUF"):
+    """The file as bytes. metadata: {key: value}; tensors: {name: array, Tensor or lazy}."""
+    header, placed = _layout(metadata, tensors, alignment, magic)
+    out = bytearray(header)
+    for name, value, off, nbytes in placed:
+        out += bytes(len(header) + off - len(out)) + _data_of(name, value, nbytes)
     return bytes(out)
 
 
 def write_gguf(path, metadata, tensors, alignment=32, magic=b"GGUF"):
+    """Writes the file, one tensor in memory at a time (lazy ones are made as they are
+    written). Not atomic: lzn_convert.py writes to a temporary name and renames."""
+    header, placed = _layout(metadata, tensors, alignment, magic)
     with open(path, "wb") as f:
-        f.write(gguf_bytes(metadata, tensors, alignment, magic))
+        f.write(header)
+        pos = len(header)
+        for name, value, off, nbytes in placed:
+            f.write(bytes(len(header) + off - pos))
+            f.write(_data_of(name, value, nbytes))
+            pos = len(header) + off + nbytes
 
 
 def example():

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes tests/data/gguf/*.gguf: GGUF copies of the LLaMA-family fixtures made with
-tools/lzn_convert.py (each checked against its Hugging Face folder by tests/test_llama.c),
+tools/lzn_convert.py (each checked against its Hugging Face folder by tests/test_llama.c and,
+for OPT, tests/test_quantize.c),
 and broken ones, each a specific status when loaded as a model.
 
     /usr/bin/python3 tools/make_gguf_fixtures.py [--out tests/data/gguf]
@@ -24,6 +25,15 @@ GOOD = [  # file, fixture, convert() keyword arguments
     # makes of the same folder (tests/test_llama.c loads both and compares).
     ("tiny-llama-q8_0.gguf", "../../models/tiny-llama", {"out_type": "q8_0"}),
     ("tiny-llama-q4_0.gguf", "../../models/tiny-llama", {"out_type": "q4_0"}),
+    # OPT in GGUF (opt_gguf.c): the loader's variants (pre/post-LN, projections, no bias or
+    # affine, untied), checked against their folders by tests/test_quantize.c; W_down
+    # transposed or as stored, in each float type. (tools/tests/test_lzn_convert.py converts
+    # every OPT fixture at test time.)
+    ("opt-preln.gguf", "opt-preln", {}),
+    ("opt-postln-f16.gguf", "opt-postln", {"out_type": "f16", "transpose_down": False}),
+    ("opt-proj-preln.gguf", "opt-proj-preln", {}),
+    ("opt-nobias.gguf", "opt-nobias", {}),
+    ("opt-untied-bf16.gguf", "opt-untied", {"out_type": "bf16"}),
 ]
 
 # Broken model files: (file, what to change in the metadata or tensors).
@@ -38,18 +48,8 @@ BAD = [
 
 
 def write_bad(folder, out, changes, drop_tensor):
-    captured = {}
-    real = gguf_write.write_gguf
-
-    def capture(path, meta, tensors, alignment=32, magic=b"GGUF"):
-        captured.update(meta=meta, tensors=tensors, alignment=alignment, magic=magic)
-
-    lzn_convert.write_gguf = capture
-    try:
-        lzn_convert.convert(folder, out)
-    finally:
-        lzn_convert.write_gguf = real
-    meta, tensors = dict(captured["meta"]), dict(captured["tensors"])
+    meta, tensors = lzn_convert.build(folder)
+    meta, tensors = dict(meta), dict(tensors)
     for key, value in changes.items():
         if value is None:
             meta.pop(key)
@@ -57,7 +57,7 @@ def write_bad(folder, out, changes, drop_tensor):
             meta[key] = value
     if drop_tensor:
         tensors.pop(drop_tensor)
-    real(out, meta, tensors, alignment=captured["alignment"], magic=captured["magic"])
+    gguf_write.write_gguf(out, meta, tensors, alignment=64)
 
 
 def main(argv):

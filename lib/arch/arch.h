@@ -29,6 +29,11 @@ typedef struct lzn_hf_config {
 lzn_status lzn_arch_parse_hf(const char *config_json, size_t config_len,
                              const char *path_for_errors, lzn_hf_config *out);
 
+/* The configuration in a GGUF file's metadata, by general.architecture:
+ * "opt" (opt_gguf.c), else the LLaMA family (llama_gguf.c, which rejects
+ * the architectures it does not know). Statuses: OK, FORMAT, UNSUPPORTED. */
+lzn_status lzn_arch_parse_gguf(const lzn_gguf_file *f, lzn_hf_config *out);
+
 /* Builds m from the config and the tensors already opened in m->weights.
  * On failure the caller frees m. Statuses: OK, FORMAT, NOMEM, CANCELLED. */
 lzn_status lzn_arch_build(lzn_model *m, const lzn_hf_config *config,

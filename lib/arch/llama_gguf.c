@@ -7,65 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arch/gguf_keys.h"
 #include "arch/llama_config.h"
 #include "core/errors.h"
 #include "format/gguf.h"
 
-/* An unsigned size under {arch}.name (u32, u64 or a non-negative i32 are
- * all seen in the wild), in [1, LZN_CONFIG_MAX_SIZE]; absent: required ->
- * FORMAT, else fallback. */
-static lzn_status get_size(const lzn_gguf_file *f, const char *arch, const char *name, int required,
-                           int fallback, int *out) {
-  char key[128];
-  snprintf(key, sizeof key, "%s.%s", arch, name);
-  const lzn_gguf_kv *kv = lzn_gguf_find(f, key);
-  if (kv == NULL) {
-    if (required) return lzn_fail(LZN_ERR_FORMAT, "%s: GGUF key \"%s\" is missing", f->path, key);
-    *out = fallback;
-    return LZN_OK;
-  }
-  uint64_t v;
-  if (kv->type == LZN_GGUF_U32) v = lzn_gguf_elem_u32(kv, 0);
-  else if (kv->type == LZN_GGUF_U64) v = lzn_gguf_elem_u64(kv, 0);
-  else if (kv->type == LZN_GGUF_I32 && lzn_gguf_elem_i32(kv, 0) >= 0) v = (uint64_t)lzn_gguf_elem_i32(kv, 0);
-  else
-    return lzn_fail(LZN_ERR_FORMAT, "%s: GGUF key \"%s\" is %s, expected an unsigned integer",
-                    f->path, key, lzn_gguf_type_name(kv->type));
-  if (v < 1 || v > LZN_CONFIG_MAX_SIZE)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: GGUF key \"%s\" is %llu, must be in [1, %d]", f->path, key,
-                    (unsigned long long)v, LZN_CONFIG_MAX_SIZE);
-  *out = (int)v;
-  return LZN_OK;
-}
-
-/* A real under key (f32 or f64); absent: fallback. */
-static lzn_status get_real(const lzn_gguf_file *f, const char *key, double fallback, double *out) {
-  const lzn_gguf_kv *kv = lzn_gguf_find(f, key);
-  if (kv == NULL) {
-    *out = fallback;
-    return LZN_OK;
-  }
-  if (kv->type == LZN_GGUF_F32) *out = lzn_gguf_elem_f32(kv, 0);
-  else if (kv->type == LZN_GGUF_F64) *out = lzn_gguf_elem_f64(kv, 0);
-  else
-    return lzn_fail(LZN_ERR_FORMAT, "%s: GGUF key \"%s\" is %s, expected a float", f->path, key,
-                    lzn_gguf_type_name(kv->type));
-  return LZN_OK;
-}
-
-/* A string under key, NUL-terminated into buf; absent: "" . */
-static lzn_status get_text(const lzn_gguf_file *f, const char *key, char *buf, size_t cap) {
-  buf[0] = '\0';
-  if (lzn_gguf_find(f, key) == NULL) return LZN_OK;
-  lzn_gguf_string str;
-  const lzn_status s = lzn_gguf_get_string(f, key, &str);
-  if (s == LZN_OK) snprintf(buf, cap, "%.*s", (int)(str.len < cap ? str.len : cap - 1), str.data);
-  return s;
-}
-
 static lzn_status read_activation(const lzn_gguf_file *f, const char *arch, lzn_llama_config *c) {
   char act[32];
-  lzn_status s = get_text(f, "lazyneuron.activation", act, sizeof act);
+  lzn_status s = lzn_gguf_key_text(f, "lazyneuron.activation", act, sizeof act);
   if (s != LZN_OK) return s;
   if (act[0] == '\0') { /* no lazyneuron key: what the file's family means */
     if (strcmp(arch, "bamboo") == 0) snprintf(act, sizeof act, "drelu");
@@ -82,7 +31,7 @@ static lzn_status read_activation(const lzn_gguf_file *f, const char *arch, lzn_
   if (c->activation != LZN_ACT_FATRELU) return LZN_OK;
   if (lzn_gguf_find(f, "lazyneuron.activation_threshold") == NULL)
     return lzn_fail(LZN_ERR_FORMAT, "%s: fatrelu needs \"lazyneuron.activation_threshold\"", f->path);
-  s = get_real(f, "lazyneuron.activation_threshold", 0.0, &c->activation_threshold);
+  s = lzn_gguf_key_real(f, "lazyneuron.activation_threshold", 0.0, &c->activation_threshold);
   if (s == LZN_OK && !(c->activation_threshold >= 0.0))
     return lzn_fail(LZN_ERR_FORMAT, "%s: lazyneuron.activation_threshold must be >= 0", f->path);
   return s;
@@ -91,18 +40,18 @@ static lzn_status read_activation(const lzn_gguf_file *f, const char *arch, lzn_
 static lzn_status read_rope(const lzn_gguf_file *f, const char *arch, lzn_llama_config *c) {
   char key[128], kind[32];
   snprintf(key, sizeof key, "%s.rope.freq_base", arch);
-  lzn_status s = get_real(f, key, 10000.0, &c->rope_theta);
+  lzn_status s = lzn_gguf_key_real(f, key, 10000.0, &c->rope_theta);
   if (s == LZN_OK && !(c->rope_theta > 0.0))
     return lzn_fail(LZN_ERR_FORMAT, "%s: \"%s\" must be > 0", f->path, key);
   snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-  if (s == LZN_OK) s = get_text(f, key, kind, sizeof kind);
+  if (s == LZN_OK) s = lzn_gguf_key_text(f, key, kind, sizeof kind);
   c->rope_linear_factor = 1.0;
   if (s != LZN_OK || kind[0] == '\0' || strcmp(kind, "none") == 0) return s;
   if (strcmp(kind, "linear") != 0)
     return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: rope scaling \"%s\" is not supported (none, linear)",
                     f->path, kind);
   snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
-  s = get_real(f, key, 1.0, &c->rope_linear_factor);
+  s = lzn_gguf_key_real(f, key, 1.0, &c->rope_linear_factor);
   if (s == LZN_OK && !(c->rope_linear_factor > 0.0))
     return lzn_fail(LZN_ERR_FORMAT, "%s: \"%s\" must be > 0", f->path, key);
   return s;
@@ -111,42 +60,37 @@ static lzn_status read_rope(const lzn_gguf_file *f, const char *arch, lzn_llama_
 lzn_status lzn_llama_config_from_gguf(const lzn_gguf_file *f, lzn_llama_config *c) {
   memset(c, 0, sizeof *c);
   char arch[32];
-  lzn_status s = get_text(f, "general.architecture", arch, sizeof arch);
+  lzn_status s = lzn_gguf_key_text(f, "general.architecture", arch, sizeof arch);
   if (s != LZN_OK) return s;
   if (arch[0] == '\0') return lzn_fail(LZN_ERR_FORMAT, "%s: GGUF key \"general.architecture\" is missing", f->path);
   if (strcmp(arch, "llama") != 0 && strcmp(arch, "bamboo") != 0)
-    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: GGUF architecture \"%s\" is not supported (llama, bamboo)",
+    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: GGUF architecture \"%s\" is not supported (llama, bamboo, opt)",
                     f->path, arch);
   snprintf(c->architecture, sizeof c->architecture, "%s", arch);
-  if (s == LZN_OK) s = get_size(f, arch, "embedding_length", 1, 0, &c->hidden_size);
-  if (s == LZN_OK) s = get_size(f, arch, "feed_forward_length", 1, 0, &c->intermediate_size);
-  if (s == LZN_OK) s = get_size(f, arch, "attention.head_count", 1, 0, &c->num_attention_heads);
-  if (s == LZN_OK) s = get_size(f, arch, "block_count", 1, 0, &c->num_hidden_layers);
-  if (s == LZN_OK) s = get_size(f, arch, "context_length", 1, 0, &c->max_position_embeddings);
+  if (s == LZN_OK) s = lzn_gguf_key_size(f, arch, "embedding_length", 1, 0, &c->hidden_size);
+  if (s == LZN_OK) s = lzn_gguf_key_size(f, arch, "feed_forward_length", 1, 0, &c->intermediate_size);
+  if (s == LZN_OK) s = lzn_gguf_key_size(f, arch, "attention.head_count", 1, 0, &c->num_attention_heads);
+  if (s == LZN_OK) s = lzn_gguf_key_size(f, arch, "block_count", 1, 0, &c->num_hidden_layers);
+  if (s == LZN_OK) s = lzn_gguf_key_size(f, arch, "context_length", 1, 0, &c->max_position_embeddings);
   if (s == LZN_OK)
-    s = get_size(f, arch, "attention.head_count_kv", 0, c->num_attention_heads, &c->num_key_value_heads);
+    s = lzn_gguf_key_size(f, arch, "attention.head_count_kv", 0, c->num_attention_heads, &c->num_key_value_heads);
   if (s != LZN_OK) return s;
   if (c->hidden_size % c->num_attention_heads != 0)
     return lzn_fail(LZN_ERR_FORMAT, "%s: embedding_length %d is not divisible by head_count %d",
                     f->path, c->hidden_size, c->num_attention_heads);
-  s = get_size(f, arch, "attention.key_length", 0, c->hidden_size / c->num_attention_heads, &c->head_dim);
+  s = lzn_gguf_key_size(f, arch, "attention.key_length", 0, c->hidden_size / c->num_attention_heads, &c->head_dim);
   if (s == LZN_OK && (c->head_dim % 2 || c->num_attention_heads % c->num_key_value_heads))
     return lzn_fail(LZN_ERR_FORMAT, "%s: head dimension %d must be even and head_count_kv %d must "
                     "divide head_count %d", f->path, c->head_dim, c->num_key_value_heads,
                     c->num_attention_heads);
   char key[128];
   snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
-  if (s == LZN_OK) s = get_real(f, key, 1e-5, &c->rms_norm_eps);
+  if (s == LZN_OK) s = lzn_gguf_key_real(f, key, 1e-5, &c->rms_norm_eps);
   if (s == LZN_OK) s = read_rope(f, arch, c);
   if (s == LZN_OK) s = read_activation(f, arch, c);
   if (s != LZN_OK) return s;
-  const lzn_file_tensor *embed = lzn_gguf_find_tensor(f, "token_embd.weight");
-  if (embed == NULL || embed->n_dims != 2)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"token_embd.weight\" is missing or not 2-D", f->path);
-  if (embed->shape[0] < 1 || embed->shape[0] > LZN_CONFIG_MAX_SIZE)
-    return lzn_fail(LZN_ERR_FORMAT, "%s: token_embd.weight has %lld rows", f->path, (long long)embed->shape[0]);
-  c->vocab_size = (int)embed->shape[0];
-  c->tie_word_embeddings = lzn_gguf_find_tensor(f, "output.weight") == NULL;
+  s = lzn_gguf_key_vocab(f, &c->vocab_size, &c->tie_word_embeddings);
+  if (s != LZN_OK) return s;
   c->attention_bias = lzn_gguf_find_tensor(f, "blk.0.attn_q.bias") != NULL;
   int rotate_half = 0;
   if (lzn_gguf_find(f, "lazyneuron.rope.rotate_half") != NULL)

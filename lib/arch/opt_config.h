@@ -33,4 +33,16 @@ lzn_status lzn_opt_config_parse(const char *json, size_t len, const char *path_f
  * lzn_opt_config_parse, and IO, NOMEM. */
 lzn_status lzn_config_load(const char *path, lzn_opt_config *out);
 
+/* The same configuration from a GGUF file's metadata (general.architecture
+ * "opt", as lzn-convert writes it): opt.block_count, opt.embedding_length,
+ * opt.feed_forward_length, opt.attention.head_count and opt.context_length
+ * (max_position_embeddings: position_embd has 2 more rows, OPT's offset)
+ * are required; opt.word_embed_proj_dim (default: embedding_length) and the
+ * bools opt.do_layer_norm_before (true), opt.enable_bias (true),
+ * opt.layer_norm_elementwise_affine (true), opt.remove_final_layer_norm
+ * (false) mirror OPTConfig. The vocabulary is token_embd's rows; the head is
+ * tied unless output.weight exists. Statuses: OK, FORMAT. */
+struct lzn_gguf_file;
+lzn_status lzn_opt_config_from_gguf(const struct lzn_gguf_file *f, lzn_opt_config *out);
+
 #endif /* LZN_CONFIG_H */

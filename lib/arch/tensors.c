@@ -93,13 +93,13 @@ lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d
 /* File row of HF row r for llama.cpp's rotary layout: its converter
  * reorders each head's rows from (half, i) to (i, half) so that the pairs
  * ggml rotates are adjacent; Hugging Face rotates the halves. */
-static int64_t unpermuted_row(int64_t r, int64_t head_dim) {
+int64_t lzn_rope_unpermuted_row(int64_t r, int64_t head_dim) {
   const int64_t h = r / head_dim, rem = r % head_dim, half = head_dim / 2;
   return h * head_dim + 2 * (rem % half) + rem / half;
 }
 
 /* The matrix [rows][cols] in the wanted type, rows taken in file order, or
- * with head_dim > 0 through unpermuted_row. */
+ * with head_dim > 0 through lzn_rope_unpermuted_row. */
 static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64_t rows,
                             int64_t cols, int64_t head_dim, lzn_matrix *out) {
   const lzn_file_tensor *t;
@@ -117,7 +117,7 @@ static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64
   s = row ? lzn_model_own(b->model, (size_t)rows * out->row_bytes, &buffer)
           : lzn_fail(LZN_ERR_NOMEM, "out of memory converting \"%s\"", name);
   for (int64_t r = 0; s == LZN_OK && r < rows; r++) {
-    const int64_t from = head_dim ? unpermuted_row(r, head_dim) : r;
+    const int64_t from = head_dim ? lzn_rope_unpermuted_row(r, head_dim) : r;
     char *dst = (char *)buffer + (size_t)r * out->row_bytes;
     if (t->dtype == type) { /* a reordered copy: the bytes as they are */
       memcpy(dst, (const char *)t->data + (size_t)from * out->row_bytes, out->row_bytes);

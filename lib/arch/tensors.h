@@ -45,6 +45,10 @@ lzn_status lzn_bind_matrix(lzn_binder *b, const char *name, int required, int64_
 lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_t rows,
                                          int64_t cols, int64_t head_dim, lzn_matrix *out);
 
+/* The file row that holds Hugging Face's row r of q_proj / k_proj stored in
+ * llama.cpp's rotary layout (heads of head_dim rows). */
+int64_t lzn_rope_unpermuted_row(int64_t r, int64_t head_dim);
+
 /* The file's matrix [rows][cols] transposed to [cols][rows] in the wanted
  * type (W_down -> down_t); and, in *as_stored, the matrix as stored where
  * that costs nothing (in place in the file, already in the wanted type),

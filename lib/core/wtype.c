@@ -13,12 +13,12 @@
 #include "kernels/half.h"
 
 const lzn_weight_traits lzn_weight_traits_table[LZN_WEIGHT_TYPE_COUNT] = {
-    /*                   name    ggml  block        block bytes               dot type         align */
-    [LZN_WEIGHTS_F32] = {"F32", 0, 1, 4, LZN_WEIGHTS_F32, 4},
-    [LZN_WEIGHTS_F16] = {"F16", 1, 1, 2, LZN_WEIGHTS_F32, 2},
-    [LZN_WEIGHTS_BF16] = {"BF16", 30, 1, 2, LZN_WEIGHTS_F32, 2},
-    [LZN_WEIGHTS_Q8_0] = {"Q8_0", 8, LZN_QK, sizeof(lzn_block_q8_0), LZN_WEIGHTS_Q8_0, 2},
-    [LZN_WEIGHTS_Q4_0] = {"Q4_0", 2, LZN_QK, sizeof(lzn_block_q4_0), LZN_WEIGHTS_Q8_0, 2},
+    /*                   name    ggml  block   block bytes               dot type      align  file type */
+    [LZN_WEIGHTS_F32] = {"F32", 0, 1, 4, LZN_WEIGHTS_F32, 4, 0},
+    [LZN_WEIGHTS_F16] = {"F16", 1, 1, 2, LZN_WEIGHTS_F32, 2, 1},
+    [LZN_WEIGHTS_BF16] = {"BF16", 30, 1, 2, LZN_WEIGHTS_F32, 2, 32},
+    [LZN_WEIGHTS_Q8_0] = {"Q8_0", 8, LZN_QK, sizeof(lzn_block_q8_0), LZN_WEIGHTS_Q8_0, 2, 7},
+    [LZN_WEIGHTS_Q4_0] = {"Q4_0", 2, LZN_QK, sizeof(lzn_block_q4_0), LZN_WEIGHTS_Q8_0, 2, 2},
 };
 _Static_assert(LZN_WEIGHTS_Q4_0 + 1 == LZN_WEIGHT_TYPE_COUNT, "a traits row per lzn_weight_type");
 

@@ -26,6 +26,7 @@ typedef struct lzn_weight_traits {
    * products are integer and VNNI can run them. */
   lzn_weight_type dot_type;
   size_t alignment;         /* a row used in place must start at a multiple of it */
+  int file_type;            /* llama.cpp's general.file_type of a file all in this type (llama_ftype) */
 } lzn_weight_traits;
 
 /* Indexed by lzn_weight_type; entry 0 (AS_STORED) is no type. */

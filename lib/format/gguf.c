@@ -36,6 +36,10 @@ const char *lzn_gguf_type_name(lzn_gguf_type type) {
   return (unsigned)type < LZN_GGUF_TYPE_COUNT ? value_types[type].name : "?";
 }
 
+size_t lzn_gguf_type_size(lzn_gguf_type type) {
+  return (unsigned)type < LZN_GGUF_TYPE_COUNT ? value_types[type].size : 0;
+}
+
 /* ggml_type ids, for messages; NULL for ids ggml never used or removed. */
 static const char *const ggml_type_names[] = {
     "F32",     "F16",    "Q4_0",    "Q4_1",  NULL,    NULL,    "Q5_0",    "Q5_1",   "Q8_0",

@@ -70,6 +70,9 @@ typedef enum lzn_gguf_type {
 /* "uint8" ... "float64", the spelling of gguf-py; "?" for another value. */
 const char *lzn_gguf_type_name(lzn_gguf_type type);
 
+/* Bytes of one value of a fixed-size type; 0 for STRING, ARRAY and others. */
+size_t lzn_gguf_type_size(lzn_gguf_type type);
+
 /* A string value: points into the file's bytes; not NUL-terminated, and a
  * value (unlike a key or a tensor name) may hold NUL bytes. */
 typedef struct lzn_gguf_string {

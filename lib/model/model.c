@@ -104,24 +104,31 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   return LZN_OK;
 }
 
-/* Whether path is a regular file starting with GGUF's magic (or
- * PowerInfer's): then it is the whole model, config in its metadata. */
-static int is_gguf_file(const char *path) {
+/* What a path holds, from its first bytes: a GGUF file (GGUF's magic or
+ * PowerInfer's: the whole model, config in its metadata), a safetensors
+ * file (a u64 header length, then the header's JSON object: config.json
+ * beside it), something else, or no regular file (a folder, or missing:
+ * the config path says which). */
+typedef enum path_kind { PATH_NOT_A_FILE, PATH_GGUF, PATH_SAFETENSORS, PATH_OTHER } path_kind;
+
+static path_kind kind_of_path(const char *path) {
   struct stat st;
-  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return PATH_NOT_A_FILE;
   FILE *f = fopen(path, "rb");
-  if (f == NULL) return 0;
-  char magic[4] = {0};
-  const size_t got = fread(magic, 1, 4, f);
+  if (f == NULL) return PATH_NOT_A_FILE; /* unreadable: the config path's error says so */
+  unsigned char head[9] = {0};
+  const size_t got = fread(head, 1, sizeof head, f);
   fclose(f);
-  return got == 4 && (memcmp(magic, "GGUF", 4) == 0 || memcmp(magic, "PWRI", 4) == 0);
+  if (got >= 4 && (memcmp(head, "GGUF", 4) == 0 || memcmp(head, "PWRI", 4) == 0)) return PATH_GGUF;
+  if (got == 9 && head[8] == '{') return PATH_SAFETENSORS;
+  return PATH_OTHER;
 }
 
 lzn_status lzn_model_build_from_gguf(lzn_model *m, const lzn_model_params *params, const char *path) {
   m->from_gguf = 1;
-  lzn_llama_config config;
-  lzn_status s = lzn_llama_config_from_gguf(&m->gguf, &config);
-  if (s == LZN_OK) s = lzn_llama_build(m, &config, params);
+  lzn_hf_config config;
+  lzn_status s = lzn_arch_parse_gguf(&m->gguf, &config);
+  if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
   if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   return s;
@@ -150,7 +157,10 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
   if (s != LZN_OK) return s;
   params = &read;
 
-  if (is_gguf_file(path)) return load_gguf(path, params, out);
+  const path_kind kind = kind_of_path(path);
+  if (kind == PATH_GGUF) return load_gguf(path, params, out);
+  if (kind == PATH_OTHER)
+    return lzn_fail(LZN_ERR_FORMAT, "%s: not a GGUF or safetensors file (nor a model folder)", path);
   char cfg_path[4096];
   s = config_path(path, cfg_path, sizeof cfg_path);
   if (s != LZN_OK) return s;

@@ -1,6 +1,11 @@
 /*
  * load.c: finding a model's tokenizer (its folder's files or its GGUF
  * metadata), and lzn_tokenizer_load.
+ *
+ * GGUF: tokenizer.ggml.model "llama" (spm.c) or "gpt2" (bpe_load.c), with
+ * tokenizer.ggml.bos_token_id / eos_token_id / add_bos_token; or
+ * lazyneuron's byte-level tokenizer, marked "lazyneuron.tokenizer.type" =
+ * "byte-level" (see byte_level_from_gguf).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,11 +107,54 @@ lzn_status lzn_tokenizer_load_dir(const char *dir, lzn_tokenizer **out) {
   return s;
 }
 
+/* tokenizer.ggml.bos_token_id / eos_token_id (u32, in the vocabulary) and
+ * add_bos_token (bool), where the file has them. */
+static lzn_status gguf_specials(const lzn_gguf_file *f, lzn_tokenizer *t) {
+  const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
+  int32_t *ids[2] = {&t->bos, &t->eos};
+  lzn_status s = LZN_OK;
+  for (int i = 0; s == LZN_OK && i < 2; i++) {
+    uint32_t v;
+    if (lzn_gguf_find(f, keys[i]) == NULL) continue;
+    s = lzn_gguf_get_u32(f, keys[i], &v);
+    if (s == LZN_OK && v >= (uint32_t)t->n_vocab)
+      s = lzn_fail(LZN_ERR_FORMAT, "%s: %s = %u is out of [0, %d)", f->path, keys[i], v, t->n_vocab);
+    if (s == LZN_OK) *ids[i] = (int32_t)v;
+  }
+  if (s == LZN_OK && lzn_gguf_find(f, "tokenizer.ggml.add_bos_token"))
+    s = lzn_gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &t->add_bos);
+  return s;
+}
+
+/* The byte-level tokenizer (lazyneuron_tokenizer.json) carried in GGUF:
+ * lzn-convert writes it as GPT-2 BPE over the 256 bytes without merges
+ * (what llama.cpp reads as the same tokenizer, for valid UTF-8) and adds
+ * "lazyneuron.tokenizer.type" = "byte-level" so that lazyneuron loads it as
+ * it loads the folder: every byte a token, invalid UTF-8 included. */
+static lzn_status byte_level_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out) {
+  const lzn_gguf_kv *tokens = lzn_gguf_find(f, "tokenizer.ggml.tokens");
+  if (tokens && (tokens->elem_type != LZN_GGUF_STRING || tokens->n != 256))
+    return lzn_fail(LZN_ERR_FORMAT, "%s: a byte-level tokenizer's tokenizer.ggml.tokens must be "
+                    "256 strings", f->path);
+  lzn_status s = lzn_tokenizer_alloc(LZN_TOKENIZER_BYTE, 256, out);
+  if (s == LZN_OK) s = gguf_specials(f, *out);
+  if (s != LZN_OK) lzn_tokenizer_free(*out), *out = NULL;
+  return s;
+}
+
 lzn_status lzn_tokenizer_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out) {
   *out = NULL;
+  lzn_gguf_string kind;
+  lzn_status s;
+  if (lzn_gguf_find(f, "lazyneuron.tokenizer.type")) {
+    if ((s = lzn_gguf_get_string(f, "lazyneuron.tokenizer.type", &kind)) != LZN_OK) return s;
+    if (kind.len == 10 && memcmp(kind.data, "byte-level", 10) == 0) return byte_level_from_gguf(f, out);
+    return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: lazyneuron.tokenizer.type \"%.*s\": lazyneuron "
+                    "knows \"byte-level\"", f->path, (int)(kind.len > 64 ? 64 : kind.len), kind.data);
+  }
   if (lzn_gguf_find(f, "tokenizer.ggml.model") == NULL) return LZN_OK;
   lzn_gguf_string model;
-  lzn_status s = lzn_gguf_get_string(f, "tokenizer.ggml.model", &model);
+  s = lzn_gguf_get_string(f, "tokenizer.ggml.model", &model);
   if (s != LZN_OK) return s;
   if (model.len == 5 && memcmp(model.data, "llama", 5) == 0) return lzn_spm_from_gguf(f, out);
   if (model.len == 4 && memcmp(model.data, "gpt2", 4) == 0) {
@@ -118,20 +166,8 @@ lzn_status lzn_tokenizer_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out) 
       return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.*s\": lazyneuron splits "
                       "text as GPT-2 does only", f->path, (int)(pre.len > 64 ? 64 : pre.len), pre.data);
     s = lzn_bpe_from_gguf(f, out);
-    if (s == LZN_OK) {
-      const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
-      int32_t *ids[2] = {&(*out)->bos, &(*out)->eos};
-      for (int i = 0; s == LZN_OK && i < 2; i++) {
-        uint32_t v;
-        if (lzn_gguf_find(f, keys[i]) == NULL) continue;
-        s = lzn_gguf_get_u32(f, keys[i], &v);
-        if (s == LZN_OK && v >= (uint32_t)(*out)->n_vocab)
-          s = lzn_fail(LZN_ERR_FORMAT, "%s: %s = %u is out of [0, %d)", f->path, keys[i], v,
-                       (*out)->n_vocab);
-        if (s == LZN_OK) *ids[i] = (int32_t)v;
-      }
-      if (s != LZN_OK) lzn_tokenizer_free(*out), *out = NULL;
-    }
+    if (s == LZN_OK) s = gguf_specials(f, *out);
+    if (s != LZN_OK) lzn_tokenizer_free(*out), *out = NULL;
     return s;
   }
   return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model \"%.*s\": lazyneuron reads "

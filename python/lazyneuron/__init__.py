@@ -42,6 +42,7 @@ __all__ = [
     "ModelInfo",
     "Status",
     "TokenizerInfo",
+    "default_thread_count",
     "isa",
     "isa_supported",
     "library_path",
@@ -139,6 +140,12 @@ def isa_supported(name: str) -> bool:
     return bool(_lib.load().lzn_isa_supported(str(name).encode()))
 
 
+def default_thread_count() -> int:
+    """The physical cores this process may run on (its affinity mask, hyper-thread
+    siblings once): lzn_default_thread_count(), lzn-run's default -t."""
+    return int(_lib.load().lzn_default_thread_count())
+
+
 def library_path() -> str:
     """The name or path liblazyneuron was loaded from."""
     return _lib.path()
@@ -216,10 +223,11 @@ class Model:
 
         params = lib.lzn_model_default_params()
         params.use_mmap = 1 if use_mmap else 0
-        if weight_type not in _lib.WEIGHT_TYPES:
-            raise ValueError(f"weight_type must be one of {sorted(_lib.WEIGHT_TYPES)}, "
+        weight_types = _lib.weight_types()
+        if weight_type not in weight_types:
+            raise ValueError(f"weight_type must be one of {sorted(weight_types)}, "
                              f"not {weight_type!r}")
-        params.weight_type = _lib.WEIGHT_TYPES[weight_type]
+        params.weight_type = weight_types[weight_type]
         raised = []
         if progress is not None:
 
@@ -242,7 +250,7 @@ class Model:
         info = _lib.sized(_lib.ModelInfo)
         _check(lib.lzn_model_get_info(handle, ctypes.byref(info)))
         fields = {f: getattr(info, f) for f, _ in _lib.ModelInfo._fields_ if f != "struct_size"}
-        names = {v: k for k, v in _lib.WEIGHT_TYPES.items()}
+        names = {v: k for k, v in _lib.weight_types().items()}
         fields["weight_type"] = names.get(fields["weight_type"], str(fields["weight_type"]))
         fields["architecture"] = fields["architecture"].decode()
         self.info = ModelInfo(**fields)
@@ -319,11 +327,13 @@ class Model:
 
     def context(self, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
                 auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
-                threshold: float = 0.0, kv_type: str = "f16") -> Context:
+                threshold: float = 0.0, kv_type: str = "f16",
+                use_predictor: bool = True) -> Context:
         """A new Context (one sequence: KV cache and statistics) on this model."""
         return Context(self, n_ctx=n_ctx, n_threads=n_threads, mlp_mode=mlp_mode,
                        auto_crossover=auto_crossover, collect_stats=collect_stats,
-                       top_k=top_k, threshold=threshold, kv_type=kv_type)
+                       top_k=top_k, threshold=threshold, kv_type=kv_type,
+                       use_predictor=use_predictor)
 
     def close(self) -> None:
         with self._lock:
@@ -400,16 +410,18 @@ class Context:
 
     kv_type is how the KV cache stores keys and values: "f16" (the default,
     like llama.cpp), "f32" (exact), "bf16" or "q8_0" (llama.cpp's block_q8_0
-    over each head's values)."""
+    over each head's values). use_predictor: whether the model's activation
+    predictor, if it has one, is used (lzn_context_params.use_predictor)."""
 
     def __init__(self, model: Model, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
                  auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
-                 threshold: float = 0.0, kv_type: str = "f16") -> None:
+                 threshold: float = 0.0, kv_type: str = "f16", use_predictor: bool = True) -> None:
         if not isinstance(mlp_mode, str) or mlp_mode not in _lib.MLP_MODES:
             raise ValueError(f"mlp_mode must be one of {sorted(_lib.MLP_MODES)}, "
                              f"not {mlp_mode!r}")
-        if not isinstance(kv_type, str) or kv_type not in _lib.KV_TYPES:
-            raise ValueError(f"kv_type must be one of {sorted(_lib.KV_TYPES)}, "
+        kv_types = _lib.kv_types()
+        if not isinstance(kv_type, str) or kv_type not in kv_types:
+            raise ValueError(f"kv_type must be one of {sorted(kv_types)}, "
                              f"not {kv_type!r}")
         lib = model._lib
         params = lib.lzn_context_default_params()
@@ -420,7 +432,8 @@ class Context:
         params.collect_stats = 1 if collect_stats else 0
         params.top_k = int(top_k)
         params.threshold = float(threshold)
-        params.kv_type = _lib.KV_TYPES[kv_type]
+        params.kv_type = kv_types[kv_type]
+        params.use_predictor = 1 if use_predictor else 0
 
         self._lib = lib
         self._handle = None

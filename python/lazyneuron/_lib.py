@@ -49,12 +49,11 @@ class ContextParams(ctypes.Structure):
         ("use_predictor", ctypes.c_int),
         ("predictor_threshold", ctypes.c_float),
         ("collect_recall", ctypes.c_int),
-        ("kv_type", ctypes.c_int),  # lzn_kv_type, see KV_TYPES
+        ("kv_type", ctypes.c_int),  # lzn_kv_type, see kv_types()
     ]
 
 
 # lzn_kv_type: how the KV cache stores keys and values.
-KV_TYPES = {"f32": 0, "f16": 1, "bf16": 2, "q8_0": 3}
 
 
 class ModelInfo(ctypes.Structure):
@@ -152,8 +151,27 @@ SAMPLER_P = ctypes.POINTER(lzn_sampler)
 
 # Enum values: part of the C ABI, never renumbered.
 MLP_MODES = {"auto": 0, "sparse": 1, "dense": 2}
-WEIGHT_TYPES = {"as_stored": 0, "f32": 1, "f16": 2, "bf16": 3, "q8_0": 4, "q4_0": 5}
 LOGITS_LAST, LOGITS_ALL = 0, 1
+
+def _names(name_of):
+    """{lower-case name: value} of an enum whose values run from 0 until the
+    library's name function returns NULL: the library keeps the list."""
+    out, value = {}, 0
+    while (name := name_of(value)) is not None:
+        out[name.decode().lower()] = value
+        value += 1
+    return out
+
+
+def weight_types():
+    """lzn_weight_type by name: {"as_stored": 0, "f32": 1, ...}, from the library."""
+    return _names(load().lzn_weight_type_name)
+
+
+def kv_types():
+    """lzn_kv_type by name: {"f32": 0, "f16": 1, ...}, from the library."""
+    return _names(load().lzn_kv_type_name)
+
 
 # ------------------------------------------------------------ prototypes
 
@@ -165,6 +183,9 @@ _PROTOTYPES = {
     "lzn_last_error": (_c_char_p, []),
     "lzn_isa_name": (_c_char_p, []),
     "lzn_isa_supported": (_c_int, [_c_char_p]),
+    "lzn_weight_type_name": (_c_char_p, [_c_int]),
+    "lzn_kv_type_name": (_c_char_p, [_c_int]),
+    "lzn_default_thread_count": (_c_int, []),
     "lzn_model_default_params": (ModelParams, []),
     "lzn_context_default_params": (ContextParams, []),
     "lzn_model_load": (_status, [_c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(MODEL_P)]),

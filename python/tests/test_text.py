@@ -83,7 +83,7 @@ def test_lzn_run_prompt_from_stdin_and_file(tmp_path):
     assert from_stdin == from_file
     assert from_stdin.startswith(prompt) and len(from_stdin) > len(prompt)
     bad = subprocess.run(args + ["--top-p", "2"], input=prompt, capture_output=True)
-    assert bad.returncode == 1 and b"top_p" in bad.stderr
+    assert bad.returncode == 2 and b"--top-p 2: out of range" in bad.stderr
 
 
 def test_generate_is_deterministic_and_stops():

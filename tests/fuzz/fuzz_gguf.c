@@ -1,5 +1,8 @@
 /*
- * fuzz_gguf.c: lzn_gguf_parse on arbitrary bytes.
+ * fuzz_gguf.c: lzn_gguf_parse on arbitrary bytes, then what reads a parsed
+ * file's metadata: the architecture's configuration (lzn_arch_parse_gguf:
+ * opt.* or llama.* keys) and the tokenizer (tokenizer.ggml.* arrays,
+ * lazyneuron.tokenizer.type), which tokenizes and detokenizes a short text.
  *
  * Beyond the sanitizers, checks what the parser promises on success: every
  * tensor lies inside the data section at a multiple of the alignment, its
@@ -12,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch.h"
 #include "format/gguf.h"
 #include "fuzz.h"
+#include "text/tokenizer.h"
 
 /* Where the bytes go, so the compiler cannot drop the reads. */
 static volatile unsigned sink;
@@ -121,6 +126,46 @@ static void check_metadata(const lzn_gguf_file *f, const uint8_t *data, size_t s
   FUZZ_CHECK(f->alignment != 0 && (f->alignment & (f->alignment - 1)) == 0);
 }
 
+/* A configuration that parses is one a model could be built from. */
+static void check_config(const lzn_gguf_file *f) {
+  lzn_hf_config c;
+  if (lzn_arch_parse_gguf(f, &c) != LZN_OK) {
+    FUZZ_CHECK(lzn_last_error()[0] != '\0');
+    return;
+  }
+  if (c.family == LZN_ARCH_OPT)
+    FUZZ_CHECK(c.opt.hidden_size >= 1 && c.opt.num_attention_heads >= 1 &&
+               c.opt.hidden_size % c.opt.num_attention_heads == 0 && c.opt.vocab_size >= 1);
+  else
+    FUZZ_CHECK(c.llama.hidden_size >= 1 && c.llama.head_dim >= 2 && c.llama.num_key_value_heads >= 1 &&
+               c.llama.num_attention_heads % c.llama.num_key_value_heads == 0 && c.llama.vocab_size >= 1);
+}
+
+/* A tokenizer that loads tokenizes a text into ids of its vocabulary and
+ * prints them back. */
+static void check_tokenizer(const lzn_gguf_file *f) {
+  lzn_tokenizer *t = NULL;
+  if (lzn_tokenizer_from_gguf(f, &t) != LZN_OK) {
+    FUZZ_CHECK(t == NULL);
+    return;
+  }
+  if (t == NULL) return; /* none in the file */
+  lzn_tokenizer_info info = {.struct_size = sizeof info};
+  FUZZ_CHECK(lzn_tokenizer_get_info(t, &info) == LZN_OK);
+  FUZZ_CHECK(info.vocab_size >= 1 && info.bos_id < info.vocab_size && info.eos_id < info.vocab_size);
+  static const char text[] = "Hello ab\n\xff a";
+  int32_t ids[64];
+  int n = 0;
+  if (lzn_tokenize(t, text, sizeof text - 1, 1, ids, 64, &n) == LZN_OK) {
+    for (int i = 0; i < n; i++) FUZZ_CHECK(ids[i] >= 0 && ids[i] < info.vocab_size);
+    char out[512];
+    size_t len;
+    const lzn_status s = lzn_detokenize(t, ids, n, out, sizeof out, &len);
+    FUZZ_CHECK(s == LZN_OK || (s == LZN_ERR_INVALID_ARG && len >= sizeof out));
+  }
+  lzn_tokenizer_free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lzn_gguf_file file;
   if (lzn_gguf_parse(data, size, NULL, &file) != LZN_OK) {
@@ -132,6 +177,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(strcmp(file.magic, "GGUF") == 0 || strcmp(file.magic, "PWRI") == 0);
   check_metadata(&file, data, size);
   check_tensors(&file, data, size);
+  check_config(&file);
+  check_tokenizer(&file);
   lzn_gguf_close(&file);
   return 0;
 }

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tests/fuzz/make_seeds.py    # from the repo root
 
-Needs numpy only. Deterministic: rerunning rewrites the same bytes. Seeds are
+Needs numpy only (and tools/lzn_convert.py for the fuzz_gguf seeds of its output). Deterministic: rerunning rewrites the same bytes. Seeds are
 tiny on purpose (a few KB): libFuzzer mutates small inputs fastest, and the
 whole corpus stays well under 200 KB. The fuzz_model seeds are whole tiny OPT
 models (hidden 4, one or two layers) in the layout fuzz_model.c reads:
@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import struct
-
 import sys
 
 import numpy as np
@@ -161,6 +160,49 @@ GGUF_MODELS = {  # fuzz_gguf_model: name -> (control byte, tiny_llama_gguf argum
     "gguf-no-predictor": (2, dict(magic=b"GGUF", ranks=(None, None), seed=3)),
 }
 
+def gguf_seeds():
+    """fuzz_gguf seeds of what lzn-convert writes (this script writes only these names in
+    fuzz_gguf/; the others come from tests/test_gguf.c): an OPT model (opt.* keys, OPT's
+    GGUF tensor names) and tokenizer arrays of each kind the library reads."""
+    import tempfile
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import hf_tokenizer
+    import lzn_convert
+    from gguf_write import gguf_bytes, typed
+
+    with tempfile.TemporaryDirectory() as folder:
+        config, weights = tiny_opt(full_config=True, seed=11)
+        with open(os.path.join(folder, "config.json"), "wb") as f:
+            f.write(config)
+        with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+            f.write(weights)
+        meta, tensors = lzn_convert.build(folder)
+        meta["general.name"] = "opt-tiny"
+        write("fuzz_gguf", "opt-tiny.gguf", gguf_bytes(meta, tensors))
+        with open(os.path.join(folder, "lazyneuron_tokenizer.json"), "w") as f:
+            json.dump({"type": "byte-level", "bos_token_id": None, "eos_token_id": 2, "add_bos": False}, f)
+        tok_meta, _, _ = hf_tokenizer.tokenizer_metadata(folder, {}, "opt", 256)
+    write("fuzz_gguf", "tokenizer-byte-level.gguf", gguf_bytes({"general.architecture": "opt", **tok_meta}, {}))
+    space = "\u2581"
+    tokens = ["<unk>", "<s>", "</s>", "<0x41>", "<0x0A>", space, "a", "b", space + "a", "ab", space + "ab"]
+    write("fuzz_gguf", "tokenizer-spm.gguf", gguf_bytes({
+        "general.architecture": "llama", "tokenizer.ggml.model": "llama", "tokenizer.ggml.pre": "default",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": np.array([0, 0, 0, 0, 0, -1, -2, -3, -4, -5, -6], dtype=np.float32),
+        "tokenizer.ggml.token_type": np.array([2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1], dtype=np.int32),
+        "tokenizer.ggml.bos_token_id": typed("u32", 1), "tokenizer.ggml.eos_token_id": typed("u32", 2),
+        "tokenizer.ggml.unknown_token_id": typed("u32", 0), "tokenizer.ggml.add_bos_token": True,
+        "tokenizer.ggml.add_space_prefix": True,
+        "tokenizer.chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"}, {}))
+    g = "\u0120"  # GPT-2's spelling of a space
+    write("fuzz_gguf", "tokenizer-gpt2.gguf", gguf_bytes({
+        "general.architecture": "opt", "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2",
+        "tokenizer.ggml.tokens": ["a", "b", "ab", g, g + "a", "</s>"],
+        "tokenizer.ggml.token_type": np.array([1, 1, 1, 1, 1, 3], dtype=np.int32),
+        "tokenizer.ggml.merges": ["a b", g + " a"],
+        "tokenizer.ggml.bos_token_id": typed("u32", 5), "tokenizer.ggml.eos_token_id": typed("u32", 5),
+        "tokenizer.ggml.add_bos_token": True}, {}))
+
 
 def write(harness, name, data):
     folder = os.path.join(CORPUS, harness)
@@ -171,7 +213,8 @@ def write(harness, name, data):
 
 def main():
     # Only the folders this script writes: fuzz_gguf's seeds come from
-    # tests/test_gguf.c (LZN_GGUF_SEED_DIR), see tests/fuzz/README.md.
+    # tests/test_gguf.c (LZN_GGUF_SEED_DIR), see tests/fuzz/README.md, but for
+    # the few gguf_seeds() writes.
     for harness in ("fuzz_safetensors", "fuzz_config", "fuzz_index", "fuzz_model", "fuzz_gguf_model"):
         if os.path.isdir(os.path.join(CORPUS, harness)):
             shutil.rmtree(os.path.join(CORPUS, harness))
@@ -218,6 +261,7 @@ def main():
                         "b.weight": "model-00002-of-00002.safetensors",
                         "c.bias": "model-00001-of-00002.safetensors"}}, indent=2).encode())
     write("fuzz_index", "one.json", b'{"weight_map":{"x":"m.safetensors"}}')
+    gguf_seeds()
 
 
 if __name__ == "__main__":
