@@ -67,6 +67,9 @@ FUZZ_SECONDS   ?= 60
 FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
+# lzn-server: the OpenAI-compatible HTTP server (cli/server/, libmicrohttpd).
+SERVER      := $(BUILD)/lzn-server
+SERVER_SCHED_SRCS := cli/server/scheduler.c cli/server/scheduler.h cli/server/reply_text.c cli/server/reply_text.h
 PROFILE   := $(BUILD)/lzn-profile
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
@@ -134,8 +137,8 @@ $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 
 $(BUILD)/%: examples/%.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
-# examples/server.c and tests/test_server.c #include the serving loop.
-$(BUILD)/server $(BUILD)/test_server: examples/server/server_loop.c examples/server/server_loop.h
+# examples/server.c and tests/test_server.c #include lzn-server's scheduler.
+$(BUILD)/server $(BUILD)/test_server: $(SERVER_SCHED_SRCS)
 
 $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 	$(CXX) -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SANITIZE) -Iinclude -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)

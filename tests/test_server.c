@@ -1,16 +1,17 @@
 /*
- * test_server.c: a soak test of the example serving loop
- * (examples/server/server_loop.c): client threads send a few hundred
- * requests of random lengths to one server that batches them
- * (lzn_forward_batch) on models/tiny-opt; every reply must be what the same
- * request gives alone, every request answered once, every slot free at the
- * end. Then the server API's bad input. Run under ASan and TSan by
- * `make asan` / `make tsan`.
+ * test_server.c: lzn-server's scheduler (cli/server/scheduler.c) without
+ * the HTTP around it: client threads send a few hundred requests of random
+ * lengths to one scheduler that batches them (lzn_forward_batch) on
+ * models/tiny-opt; every reply must be what the same request gives alone,
+ * every request answered once, every slot free at the end. Then prefix
+ * reuse, chunked prefill, stop strings, cancellation, the bounded queue,
+ * slot save/restore, and bad input. Run under ASan and TSan by
+ * `make asan` / `make tsan`. The HTTP server is tested over a socket by
+ * tests/server/test_http.py.
  *
- * The serving loop is example code, not the library's, so it is compiled
- * into this test by #include: the Makefile's rule for tests/test_*.c links
- * one source (plus bench/synthetic.c) and the example's own rule does the
- * same; a dependency line in the Makefile rebuilds both when it changes.
+ * The scheduler is the server's code, not the library's, so it is compiled
+ * into this test by #include (as into examples/server.c); a dependency line
+ * in the Makefile rebuilds both when it changes.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,7 +20,8 @@
 #include "lazyneuron.h"
 #include "testutil.h"
 
-#include "../examples/server/server_loop.c"
+#include "../cli/server/reply_text.c"
+#include "../cli/server/scheduler.c"
 
 #define MODEL_PATH "models/tiny-opt"
 #define N_CLIENTS 8
@@ -63,8 +65,8 @@ static lzn_model *load_tiny_opt(void) {
  * call, both exact), and with tiny-opt's (the server's default), where
  * AUTO may take the dense path for a batch and must still apply the
  * predictor per token, as the request alone does. */
-static server_params test_params(int with_predictor) {
-  server_params p = server_default_params();
+static sched_params test_params(int with_predictor) {
+  sched_params p = sched_default_params();
   p.n_slots = N_SLOTS;
   p.n_ctx = N_CTX;
   p.n_threads = 1;               /* several contexts from one thread: no OpenMP team to wait on */
@@ -78,14 +80,14 @@ static server_params test_params(int with_predictor) {
 typedef struct soak_request {
   int32_t prompt[MAX_PROMPT];
   int32_t reply[MAX_GENERATE];
-  server_request request;
+  sched_request request;
   int answered;          /* times a client saw it finished */
   int stream_ok;         /* the streamed counts only grew, and never past n_generate */
-  server_status status;
+  sched_status status;
 } soak_request;
 
 typedef struct soak {
-  server *srv;
+  sched *srv;
   soak_request *requests;
 } soak;
 
@@ -100,12 +102,12 @@ static void *soak_client_run(void *arg) {
   soak_client *c = arg;
   for (int i = c->id; i < N_REQUESTS; i += N_CLIENTS) {
     soak_request *q = &c->s->requests[i];
-    q->status = server_submit(c->s->srv, &q->request);
+    q->status = sched_submit(c->s->srv, &q->request);
     q->stream_ok = 1;
     int n_seen = 0, finished = 0;
-    while (q->status == SERVER_OK && !finished) {
+    while (q->status == SCHED_OK && !finished) {
       int n_now = 0;
-      q->status = server_wait(c->s->srv, &q->request, n_seen, &n_now, &finished);
+      q->status = sched_wait(c->s->srv, &q->request, n_seen, &n_now, &finished, -1);
       if (n_now < n_seen || n_now > q->request.n_generate || (!finished && n_now == n_seen))
         q->stream_ok = 0;
       n_seen = n_now;
@@ -119,9 +121,9 @@ static void *soak_client_run(void *arg) {
  * lzn_forward token by token, greedy; gap[t] is the reference's best logit
  * minus logits[served token t], for the tie rule above. Returns the reply
  * length and its ending. */
-static int run_alone(lzn_context *ctx, const server_params *p, const soak_request *q,
-                     int32_t *reply, float *gap, server_finish *finish) {
-  const server_request *r = &q->request;
+static int run_alone(lzn_context *ctx, const sched_params *p, const soak_request *q,
+                     int32_t *reply, float *gap, sched_finish *finish) {
+  const sched_request *r = &q->request;
   float logits[256];
   ck_assert_int_eq(lzn_context_reset(ctx), LZN_OK);
   ck_assert_int_eq(lzn_forward(ctx, r->prompt, r->n_prompt, logits, LZN_LOGITS_LAST), LZN_OK);
@@ -132,25 +134,25 @@ static int run_alone(lzn_context *ctx, const server_params *p, const soak_reques
       if (logits[v] > logits[best]) best = v;
     /* The served token here: a reply token, or the EOS that ended it. */
     const int32_t served = n < r->n_reply ? q->reply[n]
-                           : n == r->n_reply && r->finish == SERVER_FINISH_EOS ? p->eos_id : -1;
+                           : n == r->n_reply && r->finish == SCHED_FINISH_EOS ? p->eos_id : -1;
     gap[n] = served >= 0 ? logits[best] - logits[served] : INFINITY;
-    if (best == p->eos_id) return *finish = SERVER_FINISH_EOS, n;
+    if (best == p->eos_id) return *finish = SCHED_FINISH_EOS, n;
     reply[n++] = best;
-    if (n == r->n_generate) return *finish = SERVER_FINISH_LENGTH, n;
-    if (lzn_context_n_past(ctx) >= p->n_ctx) return *finish = SERVER_FINISH_CONTEXT, n;
+    if (n == r->n_generate) return *finish = SCHED_FINISH_LENGTH, n;
+    if (lzn_context_n_past(ctx) >= p->n_ctx) return *finish = SCHED_FINISH_CONTEXT, n;
     ck_assert_int_eq(lzn_forward(ctx, &best, 1, logits, LZN_LOGITS_LAST), LZN_OK);
   }
 }
 
 START_TEST(soak_every_reply_equals_the_request_alone) {
   lzn_model *model = load_tiny_opt();
-  const server_params p = test_params(_i);
+  const sched_params p = test_params(_i);
   soak s = {NULL, calloc(N_REQUESTS, sizeof(soak_request))};
   ck_assert_ptr_nonnull(s.requests);
   test_rng rng = {20261201};
   for (int i = 0; i < N_REQUESTS; i++) {
     soak_request *q = &s.requests[i];
-    server_request *r = &q->request;
+    sched_request *r = &q->request;
     r->n_prompt = 1 + (int)rng_below(&rng, MAX_PROMPT);
     for (int t = 0; t < r->n_prompt; t++) q->prompt[t] = 32 + (int32_t)rng_below(&rng, 95); /* printable bytes */
     r->prompt = q->prompt;
@@ -161,7 +163,7 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
     r->sampling.seed = (uint64_t)i;
   }
   char error[256];
-  ck_assert_msg(server_create(model, &p, &s.srv, error) == SERVER_OK, "%s", error);
+  ck_assert_msg(sched_create(model, &p, &s.srv, error) == SCHED_OK, "%s", error);
   soak_client clients[N_CLIENTS];
   pthread_t threads[N_CLIENTS];
   for (int c = 0; c < N_CLIENTS; c++) {
@@ -170,11 +172,11 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
   }
   for (int c = 0; c < N_CLIENTS; c++) pthread_join(threads[c], NULL);
 
-  const server_stats stats = server_get_stats(s.srv);
+  const sched_stats stats = sched_get_stats(s.srv);
   int64_t n_tokens = 0;
   for (int i = 0; i < N_REQUESTS; i++) {
     const soak_request *q = &s.requests[i];
-    ck_assert_msg(q->status == SERVER_OK, "request %d: %s %s", i, server_status_str(q->status),
+    ck_assert_msg(q->status == SCHED_OK, "request %d: %s %s", i, sched_status_str(q->status),
                   q->request.error);
     ck_assert_msg(q->answered == 1, "request %d answered %d times", i, q->answered);
     ck_assert_msg(q->stream_ok, "request %d: its token count went backwards or past n_generate", i);
@@ -187,10 +189,10 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
   ck_assert_msg(stats.batch_steps > 0 && stats.batch_tokens > stats.batch_steps,
                 "the soak never batched two sequences (%lld tokens in %lld steps)",
                 (long long)stats.batch_tokens, (long long)stats.batch_steps);
-  server_shutdown(s.srv);
-  server_request late = s.requests[0].request;
-  ck_assert_int_eq(server_submit(s.srv, &late), SERVER_ERR_SHUTDOWN);
-  server_free(s.srv);
+  sched_shutdown(s.srv, -1);
+  sched_request late = s.requests[0].request;
+  ck_assert_int_eq(sched_submit(s.srv, &late), SCHED_ERR_SHUTDOWN);
+  sched_free(s.srv);
 
   lzn_context_params cp = lzn_context_default_params();
   cp.n_ctx = p.n_ctx, cp.n_threads = 1, cp.mlp_mode = p.mlp_mode, cp.kv_type = p.kv_type;
@@ -202,7 +204,7 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
     const soak_request *q = &s.requests[i];
     int32_t reply[MAX_GENERATE];
     float gap[MAX_GENERATE + 1];
-    server_finish finish;
+    sched_finish finish;
     const int n = run_alone(ctx, &p, q, reply, gap, &finish);
     int t = 0;
     while (t < n && t < q->request.n_reply && reply[t] == q->reply[t]) t++;
@@ -222,7 +224,7 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
   }
   ck_assert_msg(n_ties <= MAX_TIES, "%d replies parted at a near-tie (at most %d expected)", n_ties, MAX_TIES);
   /* The soak reached every ending, or it tested less than it claims. */
-  ck_assert_msg(endings[SERVER_FINISH_LENGTH] > 0 && endings[SERVER_FINISH_CONTEXT] > 0,
+  ck_assert_msg(endings[SCHED_FINISH_LENGTH] > 0 && endings[SCHED_FINISH_CONTEXT] > 0,
                 "endings: length %d, eos %d, context full %d", endings[1], endings[2], endings[3]);
   lzn_context_free(ctx);
   free(s.requests);
@@ -231,81 +233,81 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
 END_TEST
 
 /* Submits a request and waits for its end; returns its final status. */
-static server_status submit_and_wait(server *srv, server_request *r) {
-  server_status st = server_submit(srv, r);
+static sched_status submit_and_wait(sched *srv, sched_request *r) {
+  sched_status st = sched_submit(srv, r);
   int n = 0, finished = 0;
-  while (st == SERVER_OK && !finished) st = server_wait(srv, r, n, &n, &finished);
+  while (st == SCHED_OK && !finished) st = sched_wait(srv, r, n, &n, &finished, -1);
   return st;
 }
 
 START_TEST(bad_input_has_a_specific_status) {
   lzn_model *model = load_tiny_opt();
-  server_params p = test_params(0);
-  server *srv = NULL;
+  sched_params p = test_params(0);
+  sched *srv = NULL;
   char error[256];
 
   p.n_slots = 0;
-  ck_assert_int_eq(server_create(model, &p, &srv, error), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_create(model, &p, &srv, error), SCHED_ERR_INVALID);
   ck_assert_ptr_null(srv);
   p.n_slots = 2;
-  ck_assert_int_eq(server_create(NULL, &p, &srv, error), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_create(NULL, &p, &srv, error), SCHED_ERR_INVALID);
   p.n_ctx = 100000; /* beyond tiny-opt's 256 positions: the library says so */
-  ck_assert_int_eq(server_create(model, &p, &srv, error), SERVER_ERR_LIBRARY);
+  ck_assert_int_eq(sched_create(model, &p, &srv, error), SCHED_ERR_LIBRARY);
   ck_assert_msg(strstr(error, "lzn_context_create") != NULL, "%s", error);
   p.n_ctx = N_CTX;
-  ck_assert_int_eq(server_create(model, &p, &srv, error), SERVER_OK);
+  ck_assert_int_eq(sched_create(model, &p, &srv, error), SCHED_OK);
 
   int32_t prompt[N_CTX + 1], reply[4];
   for (int i = 0; i <= N_CTX; i++) prompt[i] = 'a' + i % 26;
-  server_request r = {0};
+  sched_request r = {0};
   r.prompt = prompt, r.n_prompt = 3, r.n_generate = 4, r.reply = reply;
   r.sampling = lzn_sampler_default_params();
   r.sampling.temperature = 0.0f;
 
-  server_request bad = r;
+  sched_request bad = r;
   bad.n_prompt = 0;
-  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, &bad), SCHED_ERR_INVALID);
   bad = r, bad.prompt = NULL;
-  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, &bad), SCHED_ERR_INVALID);
   bad = r, bad.n_generate = 0;
-  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, &bad), SCHED_ERR_INVALID);
   bad = r, bad.reply = NULL;
-  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, &bad), SCHED_ERR_INVALID);
   int32_t out_of_vocab[2] = {'a', 256};
   bad = r, bad.prompt = out_of_vocab, bad.n_prompt = 2;
-  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, &bad), SCHED_ERR_INVALID);
   bad = r, bad.n_prompt = N_CTX + 1;
-  ck_assert_int_eq(server_submit(srv, &bad), SERVER_ERR_TOO_LONG);
-  ck_assert_int_eq(server_submit(NULL, &r), SERVER_ERR_INVALID);
-  ck_assert_int_eq(server_submit(srv, NULL), SERVER_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, &bad), SCHED_ERR_TOO_LONG);
+  ck_assert_int_eq(sched_submit(NULL, &r), SCHED_ERR_INVALID);
+  ck_assert_int_eq(sched_submit(srv, NULL), SCHED_ERR_INVALID);
 
   /* A prompt that fills the context exactly: one token, from its last position. */
-  server_request full = r;
+  sched_request full = r;
   full.n_prompt = N_CTX;
-  ck_assert_int_eq(submit_and_wait(srv, &full), SERVER_OK);
+  ck_assert_int_eq(submit_and_wait(srv, &full), SCHED_OK);
   ck_assert_int_eq(full.n_reply, 1);
-  ck_assert_int_eq(full.finish, SERVER_FINISH_CONTEXT);
+  ck_assert_int_eq(full.finish, SCHED_FINISH_CONTEXT);
 
   /* A sampler the library refuses: the request fails with its message and
    * its slot is freed for the next one. */
-  server_request bad_sampler = r;
+  sched_request bad_sampler = r;
   bad_sampler.sampling.temperature = -1.0f;
-  ck_assert_int_eq(submit_and_wait(srv, &bad_sampler), SERVER_ERR_LIBRARY);
+  ck_assert_int_eq(submit_and_wait(srv, &bad_sampler), SCHED_ERR_LIBRARY);
   ck_assert_int_eq(bad_sampler.finished, 1);
   ck_assert_msg(strstr(bad_sampler.error, "lzn_sampler_create") != NULL, "%s", bad_sampler.error);
-  ck_assert_int_eq(submit_and_wait(srv, &r), SERVER_OK);
+  ck_assert_int_eq(submit_and_wait(srv, &r), SCHED_OK);
   ck_assert_int_eq(r.n_reply, 4);
-  ck_assert_int_eq(r.finish, SERVER_FINISH_LENGTH);
-  const server_stats stats = server_get_stats(srv);
+  ck_assert_int_eq(r.finish, SCHED_FINISH_LENGTH);
+  const sched_stats stats = sched_get_stats(srv);
   ck_assert_int_eq(stats.active_slots, 0);
   ck_assert_int_eq(stats.requests_done, 3);
 
-  server_shutdown(srv);
-  server_shutdown(srv); /* idempotent */
-  ck_assert_int_eq(server_submit(srv, &r), SERVER_ERR_SHUTDOWN);
-  server_free(srv);
-  server_free(NULL);
-  ck_assert_str_eq(server_status_str(SERVER_ERR_TOO_LONG), "SERVER_ERR_TOO_LONG");
+  sched_shutdown(srv, -1);
+  sched_shutdown(srv, -1); /* idempotent */
+  ck_assert_int_eq(sched_submit(srv, &r), SCHED_ERR_SHUTDOWN);
+  sched_free(srv);
+  sched_free(NULL);
+  ck_assert_str_eq(sched_status_str(SCHED_ERR_TOO_LONG), "SCHED_ERR_TOO_LONG");
   lzn_model_free(model);
 }
 END_TEST
@@ -314,31 +316,31 @@ END_TEST
  * them before the decode thread stops. */
 START_TEST(shutdown_answers_what_was_submitted) {
   lzn_model *model = load_tiny_opt();
-  const server_params p = test_params(0);
-  server *srv = NULL;
+  const sched_params p = test_params(0);
+  sched *srv = NULL;
   char error[256];
-  ck_assert_msg(server_create(model, &p, &srv, error) == SERVER_OK, "%s", error);
+  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
   enum { N = 3 * N_SLOTS };
   static int32_t prompt[8] = {'H', 'e', 'l', 'l', 'o', ',', ' ', 'w'};
   static int32_t replies[N][16];
-  server_request r[N];
+  sched_request r[N];
   memset(r, 0, sizeof r);
   for (int i = 0; i < N; i++) {
     r[i].prompt = prompt, r[i].n_prompt = 1 + i % 8, r[i].n_generate = 16, r[i].reply = replies[i];
     r[i].sampling = lzn_sampler_default_params();
     r[i].sampling.temperature = 0.0f;
-    ck_assert_int_eq(server_submit(srv, &r[i]), SERVER_OK);
+    ck_assert_int_eq(sched_submit(srv, &r[i]), SCHED_OK);
   }
-  server_shutdown(srv);
+  sched_shutdown(srv, -1);
   for (int i = 0; i < N; i++) {
-    ck_assert_msg(r[i].finished && r[i].status == SERVER_OK, "request %d: finished %d, %s", i,
-                  r[i].finished, server_status_str(r[i].status));
+    ck_assert_msg(r[i].finished && r[i].status == SCHED_OK, "request %d: finished %d, %s", i,
+                  r[i].finished, sched_status_str(r[i].status));
     ck_assert_int_gt(r[i].n_reply, 0);
   }
-  const server_stats stats = server_get_stats(srv);
+  const sched_stats stats = sched_get_stats(srv);
   ck_assert_int_eq(stats.requests_done, N);
   ck_assert_int_eq(stats.active_slots, 0);
-  server_free(srv);
+  sched_free(srv);
   lzn_model_free(model);
 }
 END_TEST
