@@ -77,7 +77,7 @@ EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
 .PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
-all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE)
+all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(SERVER)
 
 help:
 	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
@@ -131,6 +131,12 @@ $(CLI): cli/lzn_run.c include/lazyneuron.h $(STATIC)
 # lzn-profile, the sparsity profiler; its plots come from tools/plot_profile.py.
 $(PROFILE): cli/lzn_profile.c include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
+# lzn-server, the OpenAI-compatible HTTP server (cli/server/), installed with the library.
+SERVER_SRCS := $(wildcard cli/server/*.c)
+SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+$(SERVER): $(SERVER_SRCS) $(wildcard cli/server/*.h) include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $(SERVER_SRCS) $(STATIC) $(SERVER_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
