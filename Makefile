@@ -138,6 +138,10 @@ SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmic
 $(SERVER): $(SERVER_SRCS) $(wildcard cli/server/*.h) include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $(SERVER_SRCS) $(STATIC) $(SERVER_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
+# What the library alone answers, for tests/server/test_http.py.
+$(BUILD)/lzn-server-reference: tests/server/reference.c include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
 $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 

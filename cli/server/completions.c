@@ -293,6 +293,7 @@ static int stream_more(job *j) {
 }
 
 ssize_t srv_stream_read(srv_stream *j, char *buf, size_t max) {
+  if (!j->ended && srv_conn_gone(j->conn)) return -1;
   while (j->pending_at == j->pending_len) {
     j->pending_at = j->pending_len = 0;
     if (j->ended) return 0;

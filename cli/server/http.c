@@ -102,6 +102,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
     if (!(conn = calloc(1, sizeof *conn))) return MHD_NO;
     conn->connection = connection;
     *con_cls = conn;
+    atomic_fetch_add(&app->in_flight, 1);
     const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && strtoull(length, NULL, 10) > app->opt.max_body) conn->too_big = 1;
     else return MHD_YES;
@@ -143,9 +144,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
 
 static void completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                       enum MHD_RequestTerminationCode code) {
-  (void)cls, (void)connection, (void)code;
+  (void)connection, (void)code;
+  srv_app *app = cls;
   srv_conn *conn = *con_cls;
-  if (conn) free(conn->body), free(conn);
+  if (conn) free(conn->body), free(conn), atomic_fetch_sub(&app->in_flight, 1);
   *con_cls = NULL;
 }
 

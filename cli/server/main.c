@@ -215,6 +215,9 @@ int main(int argc, char **argv) {
   atomic_store(&app.stopping, 1);
   srv_http_quiesce(http);
   sched_shutdown(app.sched, app.opt.drain_s);
+  /* Every request is answered in the scheduler; let the last bytes of the
+   * replies (a stream's [DONE]) reach their clients before closing. */
+  for (int i = 0; i < 500 && atomic_load(&app.in_flight) > 0; i++) nanosleep(&(struct timespec){0, 10000000}, NULL);
   srv_http_stop(http);
   sched_free(app.sched);
   lzn_model_free(app.model);

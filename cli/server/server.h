@@ -51,6 +51,7 @@ typedef struct srv_app {
   long created;                     /* the server's start, for /v1/models */
   atomic_llong http_requests[SRV_N_CODES];
   atomic_llong id_counter;
+  atomic_int in_flight;             /* requests read and not yet answered to the end */
 } srv_app;
 
 /* The HTTP connection a route runs for (http.c). */
