@@ -75,6 +75,7 @@ EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: FORCE all lib deps test test-isa test-exports test-python test-install test-fuzz-replay bench \
+        test-server server-soak bench-serve \
         demo install uninstall asan ubsan tsan valgrind fuzz clean help
 
 all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(SERVER)
@@ -160,7 +161,7 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 # then the export check, the Python binding and an install into a temporary
 # prefix used through pkg-config.
 test: deps
-	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install
+	@$(MAKE) --no-print-directory test-isa test-exports test-python test-install test-server
 
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -181,6 +182,14 @@ test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE)
 
 test-install:
 	@sh tests/test_install.sh
+
+# lzn-server over a real socket with curl and the OpenAI client for Node
+# (tests/server/test_http.py; about a minute). LZN_SERVER_SOAK=SECONDS adds
+# a soak; the sanitizer targets run one against their own build.
+SERVER_SOAK ?= 0
+test-server: $(SERVER) $(BUILD)/lzn-server-reference
+	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) \
+	  LZN_SERVER_SOAK=$(SERVER_SOAK) $(PYTHON) -m pytest -q tests/server
 
 # ------------------------------------------------------------------ fuzz
 # libFuzzer harnesses (clang, ASan + UBSan): tests/fuzz/README.md. Every test
@@ -214,11 +223,12 @@ demo: deps
 # Paths under PREFIX are written as ${prefix}/... so pkg-config can relocate.
 PC_LIBDIR     = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
 PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
-install: lib $(CLI) $(PROFILE)
+install: lib $(CLI) $(PROFILE) $(SERVER)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lzn-run
 	install -m 755 $(PROFILE) $(DESTDIR)$(BINDIR)/lzn-profile
+	install -m 755 $(SERVER) $(DESTDIR)$(BINDIR)/lzn-server
 	install -m 644 tools/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
 	install -m 644 include/lazyneuron.h $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION)
@@ -230,7 +240,7 @@ install: lib $(CLI) $(PROFILE)
 	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile \
+	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile $(DESTDIR)$(BINDIR)/lzn-server \
 	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
 	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
@@ -245,6 +255,8 @@ uninstall:
 asan: deps
 	@CK_FORK=no $(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test-isa
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" server-soak
 
 ubsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/ubsan OPT="-O1 -g" \
@@ -258,6 +270,17 @@ tsan: deps
 	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build/tsan \
 	  OPT="-O1 -g" SANITIZE="-fsanitize=thread" OPENMP="-Wno-unknown-pragmas" OPENMP_LIBS="-lgomp" \
 	  test-isa
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build/tsan \
+	  OPT="-O1 -g" SANITIZE="-fsanitize=thread" OPENMP="-Wno-unknown-pragmas" OPENMP_LIBS="-lgomp" \
+	  server-soak
+
+# The sanitized lzn-server under the HTTP suite plus a soak of
+# SERVER_SOAK_SECONDS (default 120): every crash, leak (LeakSanitizer makes
+# the exit code non-zero, which the suite checks) or race fails it.
+SERVER_SOAK_SECONDS ?= 120
+server-soak: $(SERVER) $(BUILD)/lzn-server-reference
+	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) \
+	  LZN_SERVER_SOAK=$(SERVER_SOAK_SECONDS) LZN_SERVER_SLOW=10 $(PYTHON) -m pytest -q tests/server
 
 # Valgrind's memcheck over every suite in one process (CK_FORK=no); any
 # error or leak fails. Slow: a few minutes.

@@ -15,7 +15,9 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lazyneuron.h"
 #include "testutil.h"
@@ -65,7 +67,10 @@ static lzn_model *load_tiny_opt(void) {
  * call, both exact), and with tiny-opt's (the server's default), where
  * AUTO may take the dense path for a batch and must still apply the
  * predictor per token, as the request alone does. */
-static sched_params test_params(int with_predictor) {
+/* Variant 2 of the soak prefills 5 prompt tokens per step, so prompts are
+ * prefilled in chunks between the batches of running sequences. */
+static sched_params test_params(int variant) {
+  const int with_predictor = variant > 0;
   sched_params p = sched_default_params();
   p.n_slots = N_SLOTS;
   p.n_ctx = N_CTX;
@@ -74,6 +79,7 @@ static sched_params test_params(int with_predictor) {
   p.use_predictor = with_predictor;
   p.kv_type = LZN_KV_F32;
   p.eos_id = 2;                  /* tiny-opt's tokenizer's eos_id */
+  if (variant == 2) p.prefill_chunk = 5;
   return p;
 }
 
@@ -217,8 +223,8 @@ START_TEST(soak_every_reply_equals_the_request_alone) {
     /* They part at token t: only a near-tie of the reference allows it
      * (the served sequence may also have ended there with EOS). */
     ck_assert_msg(gap[t] < TIE_GAP,
-                  "%s: request %d (prompt %d, generate %d): reply leaves the request alone at token %d "
-                  "of %d/%d (not a near-tie)", p.use_predictor ? "AUTO, predictor" : "AUTO", i, q->request.n_prompt, q->request.n_generate, t,
+                  "variant %d: request %d (prompt %d, generate %d): reply leaves the request alone at token %d "
+                  "of %d/%d (not a near-tie)", _i, i, q->request.n_prompt, q->request.n_generate, t,
                   q->request.n_reply, n);
     n_ties++;
   }
@@ -345,13 +351,242 @@ START_TEST(shutdown_answers_what_was_submitted) {
 }
 END_TEST
 
+
+/* A request of `n_generate` greedy tokens after `prompt`. */
+static sched_request make_request(const int32_t *prompt, int n_prompt, int n_generate, int32_t *reply) {
+  sched_request r;
+  memset(&r, 0, sizeof r);
+  r.prompt = prompt, r.n_prompt = n_prompt, r.n_generate = n_generate, r.reply = reply;
+  r.sampling = lzn_sampler_default_params();
+  r.sampling.temperature = 0.0f;
+  return r;
+}
+
+static void bytes_to_tokens(const char *text, int32_t *out) {
+  for (int i = 0; text[i]; i++) out[i] = (unsigned char)text[i];
+}
+
+/* The same greedy request alone on a fresh context: its reply. */
+static int greedy_alone(lzn_model *model, const sched_params *p, const int32_t *prompt, int n_prompt,
+                        int n_generate, int32_t *reply) {
+  lzn_context_params cp = lzn_context_default_params();
+  cp.n_ctx = p->n_ctx, cp.n_threads = 1, cp.mlp_mode = p->mlp_mode, cp.kv_type = p->kv_type;
+  cp.use_predictor = p->use_predictor;
+  lzn_context *ctx = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &cp, &ctx), LZN_OK);
+  soak_request q;
+  memset(&q, 0, sizeof q);
+  q.request = make_request(prompt, n_prompt, n_generate, q.reply);
+  float gap[MAX_GENERATE + 1];
+  sched_finish finish;
+  const int n = run_alone(ctx, p, &q, reply, gap, &finish);
+  lzn_context_free(ctx);
+  return n;
+}
+
+/* A prompt whose prefix a running sequence holds is copied from that
+ * sequence's slot (lzn_context_copy_prefix); one whose prefix an idle slot
+ * holds continues there; either way the reply is the request's alone. */
+START_TEST(prefix_reuse_copies_and_continues) {
+  lzn_model *model = load_tiny_opt();
+  sched_params p = test_params(0);
+  p.n_slots = 3;
+  sched *srv = NULL;
+  char error[256];
+  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  const char *text = "The meaning of life is";
+  const int n = (int)strlen(text);
+  int32_t prompt[32], long_reply[40], reply[8], alone[8];
+  bytes_to_tokens(text, prompt);
+  /* A long request runs; once it has a token, the same prompt again. */
+  sched_request running = make_request(prompt, n, 40, long_reply);
+  ck_assert_int_eq(sched_submit(srv, &running), SCHED_OK);
+  int seen = 0, finished = 0;
+  ck_assert_int_eq(sched_wait(srv, &running, 0, &seen, &finished, -1), SCHED_OK);
+  sched_request copy = make_request(prompt, n, 8, reply);
+  ck_assert_int_eq(submit_and_wait(srv, &copy), SCHED_OK);
+  ck_assert_int_ne(copy.slot, running.slot);
+  ck_assert_int_eq(copy.n_reused, n - 1); /* all but the last token, whose logits it needs */
+  const int n_alone = greedy_alone(model, &p, prompt, n, 8, alone);
+  ck_assert_int_eq(copy.n_reply, n_alone);
+  for (int t = 0; t < n_alone; t++) ck_assert_int_eq(reply[t], alone[t]);
+  /* The same prompt continued: it lands in a slot that holds it. */
+  sched_request again = make_request(prompt, n, 8, reply);
+  ck_assert_int_eq(submit_and_wait(srv, &again), SCHED_OK);
+  ck_assert_int_eq(again.n_reused, n - 1);
+  for (int t = 0; t < n_alone; t++) ck_assert_int_eq(reply[t], alone[t]);
+  while (!finished) sched_wait(srv, &running, seen, &seen, &finished, -1);
+  const sched_stats st = sched_get_stats(srv);
+  ck_assert_int_eq(st.prompt_tokens_reused, 2 * (n - 1));
+  /* Without reuse, nothing is reused. */
+  sched_free(srv);
+  p.reuse_prefix = 0;
+  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  for (int k = 0; k < 2; k++) {
+    sched_request plain = make_request(prompt, n, 8, reply);
+    ck_assert_int_eq(submit_and_wait(srv, &plain), SCHED_OK);
+    ck_assert_int_eq(plain.n_reused, 0);
+  }
+  sched_free(srv);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* With the tokenizer: the text is the pieces, cut before a stop string. */
+START_TEST(stop_strings_cut_the_text) {
+  lzn_model *model = load_tiny_opt();
+  sched_params p = test_params(0);
+  ck_assert_int_eq(lzn_model_get_tokenizer(model, &p.tokenizer), LZN_OK);
+  sched *srv = NULL;
+  char error[256];
+  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  const char *text = "Q: What is a computer?\nA:";
+  int32_t prompt[64], reply[32];
+  bytes_to_tokens(text, prompt);
+  sched_request plain = make_request(prompt, (int)strlen(text), 32, reply);
+  ck_assert_int_eq(submit_and_wait(srv, &plain), SCHED_OK);
+  ck_assert_int_eq(plain.text_len, (size_t)plain.n_reply); /* byte-level: a token is a byte */
+  for (int t = 0; t < plain.n_reply; t++) ck_assert_int_eq((unsigned char)plain.text[t], reply[t]);
+  ck_assert_int_gt(plain.n_reply, 12);
+  char full[64], stop[4];
+  memcpy(full, plain.text, plain.text_len);
+  full[plain.text_len] = '\0';
+  memcpy(stop, full + 8, 3), stop[3] = '\0';
+  const size_t cut = (size_t)(strstr(full, stop) - full);
+  sched_request_release(&plain);
+  sched_request stopped = make_request(prompt, (int)strlen(text), 32, reply);
+  stopped.stop[0] = "\x01no such text", stopped.stop[1] = stop, stopped.n_stop = 2;
+  ck_assert_int_eq(submit_and_wait(srv, &stopped), SCHED_OK);
+  ck_assert_int_eq(stopped.finish, SCHED_FINISH_STOP);
+  ck_assert_uint_eq(stopped.text_len, cut);
+  ck_assert_uint_eq(stopped.text_ready, cut);
+  ck_assert(memcmp(stopped.text, full, cut) == 0);
+  ck_assert_int_lt(stopped.n_reply, plain.n_reply);
+  sched_request_release(&stopped);
+  sched_free(srv);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* Where the text may be cut: whole UTF-8 sequences, no stop prefix. */
+START_TEST(reply_text_rules) {
+  ck_assert_uint_eq(utf8_incomplete_tail("ab", 2), 0);
+  ck_assert_uint_eq(utf8_incomplete_tail("a\xE2\x82", 3), 2);    /* 2 of the 3 bytes of U+20AC */
+  ck_assert_uint_eq(utf8_incomplete_tail("a\xE2\x82\xAC", 4), 0);
+  ck_assert_uint_eq(utf8_incomplete_tail("a\xF0", 2), 1);
+  ck_assert_uint_eq(utf8_incomplete_tail("a\xE2" "A", 3), 0);     /* broken already: nothing to wait for */
+  ck_assert_uint_eq(utf8_incomplete_tail("a\xED\xA0", 3), 0);     /* a surrogate: never valid */
+  const char *stops[2] = {"END", "xyz"};
+  ck_assert_uint_eq(stop_partial_tail("abcEN", 5, stops, 2), 2);
+  ck_assert_uint_eq(stop_partial_tail("abcx", 4, stops, 2), 1);
+  ck_assert_uint_eq(stop_partial_tail("abc", 3, stops, 2), 0);
+  size_t at = 0;
+  ck_assert_int_eq(stop_find("abENDxyz", 8, 4, stops, 2, &at), 1); /* END ends at byte 4 */
+  ck_assert_uint_eq(at, 2);
+  ck_assert_int_eq(stop_find("abENDq", 6, 5, stops, 2, &at), 0); /* ended before `from`: seen already */
+  size_t n = 0;
+  char *clean = utf8_sanitize("a\xE2\x82" "b\xFF", 5, &n);
+  ck_assert_str_eq(clean, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD"); /* maximal subparts, as Python's "replace" */
+  free(clean);
+}
+END_TEST
+
+START_TEST(cancel_queue_full_and_drain) {
+  lzn_model *model = load_tiny_opt();
+  sched_params p = test_params(0);
+  p.n_slots = 1, p.queue_max = 1;
+  sched *srv = NULL;
+  char error[256];
+  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  int32_t prompt[4] = {'H', 'e', 'y', ' '}, r1[60], r2[60], r3[60];
+  sched_request a = make_request(prompt, 4, 60, r1), b = make_request(prompt, 3, 60, r2);
+  sched_request c = make_request(prompt, 2, 60, r3);
+  ck_assert_int_eq(sched_submit(srv, &a), SCHED_OK);
+  ck_assert_int_eq(sched_submit(srv, &b), SCHED_OK);
+  ck_assert_int_eq(sched_submit(srv, &c), SCHED_ERR_QUEUE_FULL);
+  ck_assert_int_eq(sched_full(srv), 1);
+  /* b waits: cancelled at once. a runs: cancelled at the next step. */
+  sched_cancel(srv, &b);
+  ck_assert_int_eq(b.finished, 1);
+  ck_assert_int_eq(b.status, SCHED_ERR_CANCELLED);
+  int seen = 0, finished = 0;
+  sched_wait(srv, &a, 0, &seen, &finished, -1);
+  sched_cancel(srv, &a);
+  while (!finished) sched_wait(srv, &a, seen, &seen, &finished, -1);
+  ck_assert_int_eq(a.status, SCHED_ERR_CANCELLED);
+  ck_assert_int_lt(a.n_reply, 60);
+  sched_stats st = sched_get_stats(srv);
+  ck_assert_int_eq(st.active_slots, 0);
+  ck_assert_int_eq(st.waiting, 0);
+  ck_assert_int_eq(st.requests_rejected, 1);
+  ck_assert_int_eq(st.requests_failed, 2);
+  ck_assert_int_eq(sched_full(srv), 0);
+  /* A drain of 0 s cuts what runs: it ends with SCHED_ERR_SHUTDOWN. */
+  ck_assert_int_eq(sched_submit(srv, &a), SCHED_OK);
+  sched_wait(srv, &a, 0, &seen, &finished, -1);
+  sched_shutdown(srv, 0.0);
+  ck_assert_int_eq(a.finished, 1);
+  ck_assert_msg(a.status == SCHED_ERR_SHUTDOWN || a.n_reply == 60, "%s", sched_status_str(a.status));
+  ck_assert_int_eq(sched_submit(srv, &c), SCHED_ERR_SHUTDOWN);
+  sched_free(srv);
+  lzn_model_free(model);
+}
+END_TEST
+
+START_TEST(slot_save_and_restore) {
+  lzn_model *model = load_tiny_opt();
+  sched_params p = test_params(0);
+  p.n_slots = 2;
+  sched *srv = NULL;
+  char error[256], path[] = "/tmp/lzn-test-slot-XXXXXX";
+  const int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  int32_t prompt[16], reply[10], again[10];
+  bytes_to_tokens("Never trust a", prompt);
+  sched_request r = make_request(prompt, 13, 10, reply);
+  ck_assert_int_eq(submit_and_wait(srv, &r), SCHED_OK);
+  int n_tokens = 0;
+  size_t n_bytes = 0;
+  ck_assert_msg(sched_slot_save(srv, r.slot, path, &n_tokens, &n_bytes, error) == SCHED_OK, "%s", error);
+  ck_assert_int_eq(n_tokens, 13 + 9); /* the prompt and the reply's fed tokens */
+  const int other = 1 - r.slot;
+  int n_restored = 0;
+  ck_assert_msg(sched_slot_restore(srv, other, path, &n_restored, &n_bytes, error) == SCHED_OK, "%s", error);
+  ck_assert_int_eq(n_restored, n_tokens);
+  ck_assert_int_eq(sched_slot_save(srv, 2, path, NULL, NULL, error), SCHED_ERR_INVALID);
+  ck_assert_int_eq(sched_slot_restore(srv, 0, "/nonexistent/slot", NULL, NULL, error), SCHED_ERR_LIBRARY);
+  FILE *f = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, -3, SEEK_END);
+  fputc('!', f);
+  fclose(f);
+  ck_assert_int_eq(sched_slot_restore(srv, 0, path, NULL, NULL, error), SCHED_ERR_LIBRARY);
+  ck_assert_msg(strstr(error, "checksum") != NULL, "%s", error);
+  /* The restored slot still serves its prefix. */
+  sched_request r2 = make_request(prompt, 13, 10, again);
+  ck_assert_int_eq(submit_and_wait(srv, &r2), SCHED_OK);
+  ck_assert_int_eq(r2.n_reused, 12);
+  for (int t = 0; t < 10; t++) ck_assert_int_eq(again[t], reply[t]);
+  remove(path);
+  sched_free(srv);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *server_suite(void) {
   Suite *s = suite_create("server");
   TCase *tc = tcase_create("example server loop");
   tcase_set_timeout(tc, 120); /* a few seconds at -O2; sanitizers are slower */
-  tcase_add_loop_test(tc, soak_every_reply_equals_the_request_alone, 0, 2);
+  tcase_add_loop_test(tc, soak_every_reply_equals_the_request_alone, 0, 3);
   tcase_add_test(tc, bad_input_has_a_specific_status);
   tcase_add_test(tc, shutdown_answers_what_was_submitted);
+  tcase_add_test(tc, prefix_reuse_copies_and_continues);
+  tcase_add_test(tc, stop_strings_cut_the_text);
+  tcase_add_test(tc, reply_text_rules);
+  tcase_add_test(tc, cancel_queue_full_and_drain);
+  tcase_add_test(tc, slot_save_and_restore);
   suite_add_tcase(s, tc);
   return s;
 }
