@@ -64,7 +64,7 @@ BENCH  := $(BUILD)/lzn-bench
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
 FUZZ_SECONDS   ?= 60
-FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf
+FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf fuzz_request fuzz_chat
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
 # lzn-server: the OpenAI-compatible HTTP server (cli/server/, libmicrohttpd).
@@ -199,6 +199,8 @@ fuzz:
 	@sh tools/deps.sh clang libclang-rt-14-dev
 	@set -e; for h in $(FUZZ_HARNESSES); do BUILD=build/fuzz sh tests/fuzz/run.sh $$h $(FUZZ_SECONDS); done
 
+# fuzz_request #includes lzn-server's request parser.
+$(BUILD)/replay_fuzz_request: cli/server/request.c cli/server/request.h cli/server/scheduler.h
 $(BUILD)/replay_fuzz_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Itests/fuzz -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 

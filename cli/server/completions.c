@@ -325,7 +325,8 @@ void srv_completions(srv_app *app, const srv_http_request *http, int chat, srv_r
   }
   int n = 0, finished = 0;
   for (;;) {
-    sched_wait(app->sched, &j->req, n, &n, &finished, 0.1);
+    /* Woken by the end only (n_seen = every token), or to look at the socket. */
+    sched_wait(app->sched, &j->req, j->req.n_generate, &n, &finished, 0.1);
     if (finished) break;
     if (srv_conn_gone(http->conn)) { /* nobody to answer: free the slot */
       job_free(j);
