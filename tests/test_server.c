@@ -63,6 +63,13 @@ static lzn_model *load_tiny_opt(void) {
   return model;
 }
 
+static sched *start(lzn_model *model, const sched_params *p) {
+  sched *srv = NULL;
+  char error[256];
+  ck_assert_msg(sched_create(model, p, &srv, error) == SCHED_OK, "%s", error);
+  return srv;
+}
+
 /* The soak runs twice, in AUTO: without the predictor (sparse or dense per
  * call, both exact), and with tiny-opt's (the server's default), where
  * AUTO may take the dense path for a batch and must still apply the
@@ -323,9 +330,7 @@ END_TEST
 START_TEST(shutdown_answers_what_was_submitted) {
   lzn_model *model = load_tiny_opt();
   const sched_params p = test_params(0);
-  sched *srv = NULL;
-  char error[256];
-  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  sched *srv = start(model, &p);
   enum { N = 3 * N_SLOTS };
   static int32_t prompt[8] = {'H', 'e', 'l', 'l', 'o', ',', ' ', 'w'};
   static int32_t replies[N][16];
@@ -391,9 +396,7 @@ START_TEST(prefix_reuse_copies_and_continues) {
   lzn_model *model = load_tiny_opt();
   sched_params p = test_params(0);
   p.n_slots = 3;
-  sched *srv = NULL;
-  char error[256];
-  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  sched *srv = start(model, &p);
   const char *text = "The meaning of life is";
   const int n = (int)strlen(text);
   int32_t prompt[32], long_reply[40], reply[8], alone[8];
@@ -421,7 +424,7 @@ START_TEST(prefix_reuse_copies_and_continues) {
   /* Without reuse, nothing is reused. */
   sched_free(srv);
   p.reuse_prefix = 0;
-  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  srv = start(model, &p);
   for (int k = 0; k < 2; k++) {
     sched_request plain = make_request(prompt, n, 8, reply);
     ck_assert_int_eq(submit_and_wait(srv, &plain), SCHED_OK);
@@ -437,9 +440,7 @@ START_TEST(stop_strings_cut_the_text) {
   lzn_model *model = load_tiny_opt();
   sched_params p = test_params(0);
   ck_assert_int_eq(lzn_model_get_tokenizer(model, &p.tokenizer), LZN_OK);
-  sched *srv = NULL;
-  char error[256];
-  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  sched *srv = start(model, &p);
   const char *text = "Q: What is a computer?\nA:";
   int32_t prompt[64], reply[32];
   bytes_to_tokens(text, prompt);
@@ -495,9 +496,7 @@ START_TEST(cancel_queue_full_and_drain) {
   lzn_model *model = load_tiny_opt();
   sched_params p = test_params(0);
   p.n_slots = 1, p.queue_max = 1;
-  sched *srv = NULL;
-  char error[256];
-  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  sched *srv = start(model, &p);
   int32_t prompt[4] = {'H', 'e', 'y', ' '}, r1[60], r2[60], r3[60];
   sched_request a = make_request(prompt, 4, 60, r1), b = make_request(prompt, 3, 60, r2);
   sched_request c = make_request(prompt, 2, 60, r3);
@@ -537,12 +536,11 @@ START_TEST(slot_save_and_restore) {
   lzn_model *model = load_tiny_opt();
   sched_params p = test_params(0);
   p.n_slots = 2;
-  sched *srv = NULL;
   char error[256], path[] = "/tmp/lzn-test-slot-XXXXXX";
   const int fd = mkstemp(path);
   ck_assert_int_ge(fd, 0);
   close(fd);
-  ck_assert_msg(sched_create(model, &p, &srv, error) == SCHED_OK, "%s", error);
+  sched *srv = start(model, &p);
   int32_t prompt[16], reply[10], again[10];
   bytes_to_tokens("Never trust a", prompt);
   sched_request r = make_request(prompt, 13, 10, reply);

@@ -76,24 +76,41 @@ static void render_llama2(const chat *c, text_out *o) {
   }
 }
 
-/* Mistral instruct v0.1/v0.2: [INST] user [/INST]answer</s>; no system
- * role, so a system text opens the next user turn. */
-static void render_mistral(const chat *c, text_out *o) {
-  int pending_system = 0;
+/* Families without a system role (Mistral, Gemma): a system text opens
+ * the next user turn, before the user's text. The turn markers are: */
+typedef struct user_turns {
+  const char *user_open, *user_close, *assistant_open, *assistant_close, *generation;
+} user_turns;
+
+static void render_user_turns(const chat *c, text_out *o, const user_turns *t) {
+  int open = 0; /* a user turn is open with a system text in it */
   for (size_t i = 0; i < c->n; i++) {
     const char *text = c->m[i].content;
-    if (c->roles[i] == ROLE_SYSTEM) {
-      if (!pending_system) put(o, "[INST] ");
-      put(o, text), put(o, "\n\n");
-      pending_system = 1;
-    } else if (c->roles[i] == ROLE_USER) {
-      if (!pending_system) put(o, "[INST] ");
-      put(o, text), put(o, " [/INST]");
-      pending_system = 0;
-    } else {
-      put(o, text), put(o, "</s>");
+    if (c->roles[i] == ROLE_ASSISTANT) {
+      if (open) put(o, t->user_close), open = 0;
+      put(o, t->assistant_open), put(o, text), put(o, t->assistant_close);
+      continue;
     }
+    if (!open) put(o, t->user_open);
+    put(o, text);
+    open = c->roles[i] == ROLE_SYSTEM;
+    put(o, open ? "\n\n" : t->user_close);
   }
+  if (open) put(o, t->user_close);
+  if (c->add_assistant) put(o, t->generation);
+}
+
+/* Mistral instruct v0.1/v0.2: [INST] user [/INST]answer</s>. */
+static void render_mistral(const chat *c, text_out *o) {
+  static const user_turns t = {"[INST] ", " [/INST]", "", "</s>", ""};
+  render_user_turns(c, o, &t);
+}
+
+/* Gemma: <start_of_turn>user|model\ntext<end_of_turn>\n. */
+static void render_gemma(const chat *c, text_out *o) {
+  static const user_turns t = {"<start_of_turn>user\n", "<end_of_turn>\n", "<start_of_turn>model\n",
+                               "<end_of_turn>\n", "<start_of_turn>model\n"};
+  render_user_turns(c, o, &t);
 }
 
 /* Zephyr: <|role|>\ntext</s>\n. Phi-3: the same with <|end|>. */
@@ -115,26 +132,6 @@ static void render_vicuna(const chat *c, text_out *o) {
     else put(o, "ASSISTANT: "), put(o, text), put(o, "</s>\n");
   }
   if (c->add_assistant) put(o, "ASSISTANT:");
-}
-
-/* Gemma: <start_of_turn>user|model\ntext<end_of_turn>\n; a system text
- * opens the next user turn. */
-static void render_gemma(const chat *c, text_out *o) {
-  int pending_system = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    const char *text = c->m[i].content;
-    if (c->roles[i] == ROLE_SYSTEM) {
-      if (!pending_system) put(o, "<start_of_turn>user\n");
-      put(o, text), put(o, "\n\n");
-      pending_system = 1;
-      continue;
-    }
-    if (!pending_system)
-      put(o, c->roles[i] == ROLE_USER ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
-    put(o, text), put(o, "<end_of_turn>\n");
-    pending_system = 0;
-  }
-  if (c->add_assistant) put(o, "<start_of_turn>model\n");
 }
 
 /* name, the markers a template of the family contains (all of them), and
