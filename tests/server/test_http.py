@@ -163,12 +163,12 @@ class Ties:
 
 
 def completion_request(prompt, max_tokens, stream=False, **extra):
-    return dict(prompt=prompt, max_tokens=max_tokens, temperature=0, stream=stream, **extra)
+    return {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": stream, **extra}
 
 
 def chat_request(content, max_tokens, stream=False, **extra):
-    return dict(messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": content}],
-                max_tokens=max_tokens, temperature=0, stream=stream, **extra)
+    return {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": content}],
+            "max_tokens": max_tokens, "temperature": 0, "stream": stream, **extra}
 
 
 def served_text(status, body, chat, stream):
@@ -642,11 +642,19 @@ def test_shutdown_under_load():
 def test_soak():
     s = Server("tiny-llama", "--slots", "4", "--queue", "8", "--prefill-chunk", "8")
     stop_at = time.time() + SOAK_SECONDS
-    errors = []
+    errors, counts = [], []
 
     def client(c):
+        try:
+            soak_client(c)
+        except Exception as e:  # a broken client fails the soak, not just its thread
+            errors.append(("client %d" % c, repr(e)))
+
+    def soak_client(c):
         rng = random.Random(c)
+        n = 0
         while time.time() < stop_at:
+            n += 1
             chat, stream = rng.random() < 0.5, rng.random() < 0.5
             req = (chat_request if chat else completion_request)(rng.choice(PROMPTS), rng.randrange(1, 60), stream,
                                                                  temperature=rng.choice([0, 0.8]))
@@ -658,6 +666,9 @@ def test_soak():
             code, body = curl(s.url, "/v1/chat/completions" if chat else "/v1/completions", req)
             if code not in (200, 503):
                 errors.append((code, body))
+            elif code == 200:
+                served_text(code, body, chat, stream)  # a whole, well-formed reply
+        counts.append(n)
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(6)]
     for t in threads:
@@ -667,3 +678,4 @@ def test_soak():
     wait_until(lambda: curl(s.url, "/health")[0] == 200, 30, "healthy after the soak")
     s.stop(timeout=60)
     assert not errors, errors[:3]
+    assert len(counts) == 6 and sum(counts) >= 6, counts
