@@ -36,6 +36,7 @@ struct srv_stream {
   int n_seen, sent_role, ended;
   char *pending;
   size_t pending_len, pending_at;
+  double last_sent;            /* when bytes last went out, for keep-alives */
 };
 typedef srv_stream job;
 
@@ -151,6 +152,7 @@ static job *job_start(srv_app *app, const srv_http_request *http, int chat, srv_
   r->n_stop = j->body.n_stop;
   for (int i = 0; i < j->body.n_stop; i++) r->stop[i] = j->body.stop[i];
   j->created = (long)time(NULL);
+  j->last_sent = sched_now();
   snprintf(j->id, sizeof j->id, "%s-%lx%05llx", chat ? "chatcmpl" : "cmpl", (unsigned long)j->created,
            (long long)atomic_fetch_add(&app->id_counter, 1) & 0xfffffLL);
   const sched_status st = sched_submit(app->sched, r);
@@ -292,6 +294,12 @@ static int stream_more(job *j) {
   return ok && push(j, "data: [DONE]\n\n", 14);
 }
 
+/* Half the idle timeout, at most 15 s. */
+static double keepalive_seconds(const srv_app *app) {
+  const double half = app->opt.timeout_s > 0 ? app->opt.timeout_s / 2.0 : 15;
+  return half < 15 ? half : 15;
+}
+
 ssize_t srv_stream_read(srv_stream *j, char *buf, size_t max) {
   if (!j->ended && srv_conn_gone(j->conn)) return -1;
   while (j->pending_at == j->pending_len) {
@@ -304,7 +312,16 @@ ssize_t srv_stream_read(srv_stream *j, char *buf, size_t max) {
     sched_wait(j->app->sched, &j->req, j->n_seen, &n, &finished, 0.1);
     j->n_seen = n;
     if (!finished && srv_conn_gone(j->conn)) return -1;
+    /* A stream that waits long (queued behind others, a long prefill) sends
+     * an SSE comment, which clients ignore: the connection stays active for
+     * --timeout and for proxies. */
+    const double now = sched_now();
+    if (now - j->last_sent > keepalive_seconds(j->app)) {
+      if (!push(j, ": keep-alive\n\n", 14)) return -1;
+      j->last_sent = now;
+    }
   }
+  j->last_sent = sched_now();
   size_t n = j->pending_len - j->pending_at;
   if (n > max) n = max;
   memcpy(buf, j->pending + j->pending_at, n);

@@ -119,7 +119,7 @@ def sse_events(text):
     """The JSON payloads of a server-sent-events body, and whether [DONE] ended it."""
     events, done = [], False
     for block in text.split("\n\n"):
-        if not block.strip():
+        if not block.strip() or block.startswith(":"):  # a comment: keep-alive
             continue
         assert block.startswith("data: "), block
         payload = block[6:]
