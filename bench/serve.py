@@ -72,7 +72,8 @@ def stream(port, prompt, tokens):
     carry text, tokens generated). The server sends what is ready when the
     client's thread gets to it, so under load one event may carry several
     tokens; the count comes from the final chunk's usage."""
-    body = json.dumps({"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True}).encode()
+    body = json.dumps({"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
+                       "return_tokens": True}).encode()
     sock = socket.create_connection(("127.0.0.1", port))
     t0 = time.perf_counter()
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
@@ -86,7 +87,7 @@ def stream(port, prompt, tokens):
         buf += data
         while b"\n\n" in buf:
             event, buf = buf.split(b"\n\n", 1)
-            if b'"finish_reason":null' in event and b'"text":""' not in event:
+            if b'"finish_reason":null' in event and b'"tokens":[' in event:  # a chunk with new tokens
                 arrivals.append(now)
             m = re.search(rb'"completion_tokens":(\d+)', event)
             if m:
@@ -174,7 +175,9 @@ def main():
     server = Server(a.server, model, max(clients), ["--threads", str(a.threads), "--mode", a.mode])
     rows = []
     try:
-        run(server.port, [prompt(i, a.prompt_tokens, a.synthetic) for i in range(2)], 1, a.tokens)  # warm-up
+        # Warm-up: the first batch of each size pays for oneDNN's kernels being made.
+        for n in clients:
+            run(server.port, [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n)], n, a.tokens)
         for n in clients:
             jobs = [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n * a.requests)]
             together = run(server.port, jobs, n, a.tokens)

@@ -34,6 +34,7 @@ struct srv_stream {
   /* streaming */
   size_t text_sent;
   int n_seen, sent_role, ended;
+  int tokens_sent;             /* return_tokens: reply tokens already streamed */
   char *pending;
   size_t pending_len, pending_at;
   double last_sent;            /* when bytes last went out, for keep-alives */
@@ -142,6 +143,7 @@ static job *job_start(srv_app *app, const srv_http_request *http, int chat, srv_
     return job_free(j), NULL;
   }
   if (!make_prompt(app, j, reply) || !budget(app, j, reply)) return job_free(j), NULL;
+  if (!app->tokenizer) j->body.return_tokens = 1; /* no text: the ids are the reply */
   if (!(j->reply = malloc((size_t)j->req.n_generate * sizeof *j->reply))) {
     srv_reply_error(reply, 500, "server_error", "out of memory");
     return job_free(j), NULL;
@@ -192,6 +194,12 @@ static json_t *json_text(const char *text, size_t len) {
   return s;
 }
 
+static json_t *token_ids(const int32_t *ids, int n) {
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
+  return a;
+}
+
 static json_t *envelope(const job *j, const char *object, json_t *choice) {
   return json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", j->id, "object", object, "created",
                    (json_int_t)j->created, "model", j->app->model_name, "choices", choice);
@@ -216,6 +224,7 @@ static void reply_whole(job *j, srv_reply *reply) {
                   text, "logprobs", "finish_reason", finish_reason(r))
       : json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "text", text, "logprobs", "finish_reason",
                   finish_reason(r));
+  if (j->body.return_tokens) json_object_set_new(choice, "tokens", token_ids(r->reply, r->n_reply));
   json_t *root = envelope(j, j->body.chat ? "chat.completion" : "text_completion", choice);
   json_object_set_new(root, "usage", usage(j));
   json_object_set_new(root, "lazyneuron", json_pack("{s:i, s:i}", "slot", r->slot, "prompt_tokens_reused",
@@ -265,12 +274,19 @@ static int stream_more(job *j) {
     return push_event(j, chunk(j, NULL, 1, NULL));
   }
   size_t len = 0;
-  int finished = 0;
-  char *text = sched_take_text(j->app->sched, r, j->text_sent, &len, &finished);
+  int finished = 0, n_reply = 0;
+  char *text = sched_take_text(j->app->sched, r, j->text_sent, &len, &finished, &n_reply);
+  const int new_tokens = j->body.return_tokens && n_reply > j->tokens_sent;
   int ok = 1;
-  if (text) {
+  if (text || new_tokens) {
+    json_t *c = chunk(j, text ? json_text(text, len) : NULL, 0, NULL);
+    if (new_tokens) {
+      json_t *choice = json_array_get(json_object_get(c, "choices"), 0);
+      json_object_set_new(choice, "tokens", token_ids(r->reply + j->tokens_sent, n_reply - j->tokens_sent));
+      j->tokens_sent = n_reply;
+    }
     j->text_sent += len;
-    ok = push_event(j, chunk(j, json_text(text, len), 0, NULL));
+    ok = push_event(j, c);
     free(text);
   }
   if (!finished || !ok) return ok;

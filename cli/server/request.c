@@ -225,7 +225,9 @@ static int parse_fields(const json_t *root, srv_request *r, srv_error *err) {
   x = 0;
   if (!integer_field(root, "seed", INT64_MIN, INT64_MAX, &x, err)) return 0;
   sp->seed = (uint64_t)x;
-  if (!bool_field(root, "stream", &r->stream, err) || !parse_stop(root, r, err)) return 0;
+  if (!bool_field(root, "stream", &r->stream, err) || !bool_field(root, "return_tokens", &r->return_tokens, err) ||
+      !parse_stop(root, r, err))
+    return 0;
   const json_t *so = json_object_get(root, "stream_options");
   if (so && !json_is_null(so)) {
     if (!json_is_object(so)) return srv_fail(err, 400, INVALID, "'stream_options' is %s, not an object", kind(so));

@@ -10,7 +10,8 @@
  *   both:        max_tokens (chat also max_completion_tokens), temperature,
  *                top_p, top_k, min_p, repeat_penalty, seed, stop (a string or
  *                up to SCHED_MAX_STOP strings), n (must be 1), stream,
- *                stream_options.include_usage, model (echoed)
+ *                stream_options.include_usage, model (echoed), return_tokens
+ *                (llama-server's: the token ids of the reply, as "tokens")
  * Fields not named here are ignored, as OpenAI's clients send more.
  * Sampling defaults are the library's (lzn_sampler_default_params).
  */
@@ -44,6 +45,7 @@ typedef struct srv_request {
   char *stop[SCHED_MAX_STOP];
   int n_stop;
   int stream, include_usage;
+  int return_tokens;             /* llama-server's: the reply's token ids too */
   char *model;                   /* NULL when not given */
 } srv_request;
 

@@ -692,10 +692,12 @@ void sched_request_release(sched_request *r) {
   r->text = NULL, r->text_len = r->text_ready = r->text_cap = 0;
 }
 
-char *sched_take_text(sched *s, sched_request *r, size_t from, size_t *len, int *finished) {
+char *sched_take_text(sched *s, sched_request *r, size_t from, size_t *len, int *finished,
+                      int *n_reply) {
   pthread_mutex_lock(&s->lock);
   const size_t end = r->finished ? r->text_len : r->text_ready;
   *finished = r->finished;
+  *n_reply = r->n_reply;
   char *copy = NULL;
   *len = 0;
   if (end > from && (copy = malloc(end - from + 1)) != NULL) {

@@ -172,8 +172,10 @@ void sched_request_release(sched_request *request);
 
 /* Copies text[from .. text_ready) (or to text_len once finished) into a
  * new NUL-terminated buffer under the lock, *len its bytes; NULL when
- * there is nothing new (or no memory). Sets *finished. */
-char *sched_take_text(sched *s, sched_request *request, size_t from, size_t *len, int *finished);
+ * there is nothing new (or no memory). Sets *finished, and *n_reply to the
+ * reply tokens published so far (reply[0 .. *n_reply) are final). */
+char *sched_take_text(sched *s, sched_request *request, size_t from, size_t *len, int *finished,
+                      int *n_reply);
 
 /* Refuses new requests; lets the decode thread answer every queued and
  * running one for up to drain_s seconds (< 0: no limit), then cancels what

@@ -250,6 +250,20 @@ def test_prompt_as_token_ids_and_prefix_reuse(server):
     assert second["lazyneuron"]["prompt_tokens_reused"] == len(ids) - 1, second
 
 
+def test_return_tokens(server):
+    """llama-server's return_tokens: the reply's ids (here, byte-level, its bytes)."""
+    ref = reference(server.model, [{"prompt": PROMPTS[3], "max_tokens": 15}])[0]
+    status, body = curl(server.url, "/v1/completions", completion_request(PROMPTS[3], 15, return_tokens=True))
+    choice = json.loads(body)["choices"][0]
+    assert choice["tokens"] == list(choice["text"].encode()), choice
+    status, body = curl(server.url, "/v1/completions", completion_request(PROMPTS[3], 15, True, return_tokens=True))
+    events, done = sse_events(body)
+    streamed = [t for e in events for t in e["choices"][0].get("tokens", [])]
+    assert done and streamed == choice["tokens"], (streamed, choice["tokens"])
+    ties = Ties()
+    ties.check(choice["text"], ref, "return_tokens")
+
+
 def test_stop_strings(server):
     ref = reference(server.model, [{"prompt": PROMPTS[2], "max_tokens": 40}])[0]
     text = bytes.fromhex(ref["text_hex"]).decode("utf-8", "replace")
