@@ -69,7 +69,7 @@ FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
 # lzn-server: the OpenAI-compatible HTTP server (cli/server/, libmicrohttpd).
 SERVER      := $(BUILD)/lzn-server
-SERVER_SCHED_SRCS := cli/server/scheduler.c cli/server/scheduler.h cli/server/reply_text.c cli/server/reply_text.h
+SERVER_SCHED_SRCS := $(wildcard cli/server/scheduler.* cli/server/reply_text.* cli/server/slot_file.*)
 PROFILE   := $(BUILD)/lzn-profile
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))

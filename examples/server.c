@@ -24,6 +24,7 @@
  * tests/test_server.c) rather than built as a library of its own: the
  * Makefile builds each examples/NAME.c into build/NAME by itself. */
 #include "../cli/server/reply_text.c"
+#include "../cli/server/slot_file.c"
 #include "../cli/server/scheduler.c"
 
 static const char *const prompts[] = {

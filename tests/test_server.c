@@ -23,6 +23,7 @@
 #include "testutil.h"
 
 #include "../cli/server/reply_text.c"
+#include "../cli/server/slot_file.c"
 #include "../cli/server/scheduler.c"
 
 #define MODEL_PATH "models/tiny-opt"

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "reply_text.h"
+#include "slot_file.h"
 
 typedef enum slot_phase { SLOT_IDLE = 0, SLOT_PREFILL, SLOT_DECODE } slot_phase;
 
@@ -384,78 +385,23 @@ static void snapshot_mlp(sched *s) {
 
 /* ------------------------------------------------------------ slot tasks */
 
-static void task_fail(slot_task *t, const char *what, const char *detail) {
-  t->status = SCHED_ERR_LIBRARY;
-  snprintf(t->error, 256, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
-}
-
-/* File: "LZNSLOT1", int32 n_tokens, the tokens, then lzn_context_state. */
 static void run_save(sched *s, slot_task *t) {
-  slot *sl = &s->slots[t->slot];
-  const int64_t size = lzn_context_state_size(sl->ctx);
-  char *state = malloc((size_t)size);
-  size_t written = 0;
-  lzn_status st = state ? lzn_context_state_save(sl->ctx, state, (size_t)size, &written) : LZN_ERR_NOMEM;
-  if (st != LZN_OK) {
-    library_error(t->error, "lzn_context_state_save", st);
+  const slot *sl = &s->slots[t->slot];
+  if (!slot_file_save(t->path, sl->ctx, sl->cached, sl->n_cached, &t->n_bytes, t->error))
     t->status = SCHED_ERR_LIBRARY;
-    free(state);
-    return;
-  }
-  FILE *f = fopen(t->path, "wb");
-  const int32_t n = sl->n_cached;
-  int ok = f && fwrite("LZNSLOT1", 1, 8, f) == 8 && fwrite(&n, sizeof n, 1, f) == 1 &&
-           fwrite(sl->cached, sizeof(int32_t), (size_t)n, f) == (size_t)n &&
-           fwrite(state, 1, written, f) == written;
-  if (f && fclose(f) != 0) ok = 0;
-  free(state);
-  if (!ok) return task_fail(t, "cannot write the slot file", strerror(errno));
-  t->n_tokens = n;
-  t->n_bytes = 12 + (size_t)n * sizeof(int32_t) + written;
+  else
+    t->n_tokens = sl->n_cached;
 }
 
 static void run_restore(sched *s, slot_task *t) {
   slot *sl = &s->slots[t->slot];
-  FILE *f = fopen(t->path, "rb");
-  if (!f) return task_fail(t, "cannot open the slot file", strerror(errno));
-  char *bytes = NULL;
-  long size = -1;
-  if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-  if (size >= 12 && fseek(f, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)size)) != NULL &&
-      fread(bytes, 1, (size_t)size, f) != (size_t)size)
-    free(bytes), bytes = NULL;
-  fclose(f);
-  if (!bytes) return task_fail(t, "cannot read the slot file, or it is too short", NULL);
-  int32_t n;
-  memcpy(&n, bytes + 8, sizeof n);
-  const size_t head = 12 + (size_t)(n > 0 ? n : 0) * sizeof(int32_t);
-  if (memcmp(bytes, "LZNSLOT1", 8) != 0 || n < 0 || n > s->params.n_ctx || head > (size_t)size) {
-    free(bytes);
-    return task_fail(t, "not a slot file of this server (magic, token count or size)", NULL);
-  }
-  for (int i = 0; i < n; i++) {
-    int32_t tok;
-    memcpy(&tok, bytes + 12 + (size_t)i * sizeof tok, sizeof tok);
-    if (tok < 0 || tok >= s->vocab) {
-      free(bytes);
-      return task_fail(t, "the slot file holds a token out of the vocabulary", NULL);
-    }
-  }
-  const lzn_status st = lzn_context_state_load(sl->ctx, bytes + head, (size_t)size - head);
-  if (st == LZN_OK && lzn_context_n_past(sl->ctx) != n) {
-    free(bytes);
-    lzn_context_truncate(sl->ctx, 0), sl->n_cached = 0;
-    return task_fail(t, "the slot file's token count and state disagree", NULL);
-  }
-  if (st != LZN_OK) {
-    library_error(t->error, "lzn_context_state_load", st);
+  int n = 0;
+  if (!slot_file_load(t->path, sl->ctx, sl->cached, s->params.n_ctx, s->vocab, &n, &t->n_bytes, t->error)) {
     t->status = SCHED_ERR_LIBRARY;
-  } else {
-    memcpy(sl->cached, bytes + 12, (size_t)n * sizeof(int32_t));
-    sl->n_cached = n;
-    t->n_tokens = n, t->n_bytes = (size_t)size;
+    sl->n_cached = lzn_context_n_past(sl->ctx); /* unchanged, or emptied by a bad file */
+    return;
   }
-  free(bytes);
+  sl->n_cached = t->n_tokens = n;
 }
 
 static void run_tasks(sched *s, slot_task *tasks) {
