@@ -457,11 +457,19 @@ def test_api_key():
             assert curl(s.url, "/v1/models", headers=headers)[0] == 401
         assert curl(s.url, "/health")[0] == 200
         assert curl(s.url, "/v1/completions", req, ["Authorization: Bearer s3cret"])[0] == 200
-        res = run_openai(s.url, [{"kind": "completion", "stream": False,
-                                  "params": {"model": "m", "prompt": "Hi", "max_tokens": 3}}], "wrong")
-        assert res[0]["error"]["status"] == 401
     finally:
         s.stop(signal.SIGINT)  # SIGINT drains and exits 0 as SIGTERM does
+
+
+def test_api_key_with_the_openai_client():
+    s = Server("tiny-opt", "--api-key", "s3cret")
+    try:
+        job = {"kind": "completion", "stream": False, "params": {"model": "m", "prompt": "Hi", "max_tokens": 3}}
+        wrong, right = run_openai(s.url, [job], "wrong")[0], run_openai(s.url, [job], "s3cret")[0]
+        assert wrong["error"]["status"] == 401, wrong
+        assert "error" not in right and right["usage"]["completion_tokens"] == 3, right
+    finally:
+        s.stop()
 
 
 def metric(url, name):
