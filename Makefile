@@ -81,7 +81,7 @@ EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
 all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(SERVER)
 
 help:
-	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
+	@echo "targets: all lib deps test test-server server-soak bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
 	@echo "vars:    PREFIX DESTDIR LIBDIR BUILD CC WERROR=-Werror SANITIZE=... FUZZ_SECONDS=N"
 
 lib: $(SHARED) $(STATIC)
