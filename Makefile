@@ -72,21 +72,25 @@ BENCH  := $(BUILD)/lzn-bench
 TEST_SRCS := $(wildcard tests/test_*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/%,$(TEST_SRCS))
 FUZZ_SECONDS   ?= 60
-FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf fuzz_gguf_model
+FUZZ_HARNESSES := fuzz_safetensors fuzz_config fuzz_index fuzz_model fuzz_gguf fuzz_gguf_model fuzz_request fuzz_chat
 FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
+# lzn-server: the OpenAI-compatible HTTP server (cli/server/, libmicrohttpd).
+SERVER      := $(BUILD)/lzn-server
+SERVER_SCHED_SRCS := $(wildcard cli/server/scheduler.* cli/server/reply_text.* cli/server/slot_file.*)
 PROFILE   := $(BUILD)/lzn-profile
 QUANTIZE  := $(BUILD)/lzn-quantize
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
 .PHONY: FORCE all lib deps test test-isa test-exports test-abi test-python test-install test-readme \
-        test-fuzz-replay bench demo install uninstall asan ubsan tsan valgrind valgrind-predictor fuzz clean help
+        test-server server-soak bench-serve test-fuzz-replay bench demo install uninstall asan ubsan tsan \
+        valgrind valgrind-predictor fuzz clean help
 
-all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(QUANTIZE)
+all: lib $(BENCH) $(EXAMPLES) $(CLI) $(PROFILE) $(QUANTIZE) $(SERVER)
 
 help:
-	@echo "targets: all lib deps test bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
+	@echo "targets: all lib deps test test-server server-soak bench demo install uninstall asan ubsan tsan valgrind fuzz clean"
 	@echo "vars:    PREFIX DESTDIR LIBDIR BUILD CC WERROR=-Werror SANITIZE=... FUZZ_SECONDS=N"
 
 lib: $(SHARED) $(STATIC)
@@ -145,13 +149,23 @@ $(QUANTIZE): cli/lzn_quantize.c cli/weight_names.h include/lazyneuron.h $(STATIC
 $(PROFILE): cli/lzn_profile.c include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
+# lzn-server, the OpenAI-compatible HTTP server (cli/server/), installed with the library.
+SERVER_SRCS := $(wildcard cli/server/*.c)
+SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+$(SERVER): $(SERVER_SRCS) $(wildcard cli/server/*.h) include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $(SERVER_SRCS) $(STATIC) $(SERVER_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
+
+# What the library alone answers, for tests/server/test_http.py.
+$(BUILD)/lzn-server-reference: tests/server/reference.c include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+
 $(BUILD)/lzn-isa-list: tests/isa_list.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 $(BUILD)/%: examples/%.c $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
-# examples/server.c and tests/test_server.c #include the serving loop.
-$(BUILD)/server $(BUILD)/test_server: examples/server/server_loop.c examples/server/server_loop.h
+# examples/server.c and tests/test_server.c #include lzn-server's scheduler.
+$(BUILD)/server $(BUILD)/test_server: $(SERVER_SCHED_SRCS)
 
 $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 	$(CXX) -std=c++17 $(OPT) -Wall -Wextra $(WERROR) $(SANITIZE) -Iinclude -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
@@ -167,7 +181,8 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 TEST_BUILDS = $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED) $(CLI) $(PROFILE) $(QUANTIZE) $(EXAMPLES) $(BENCH)
 test: deps
 	@$(MAKE) --no-print-directory $(TEST_BUILDS)
-	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install test-readme
+	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install test-readme \
+	  test-server
 
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
@@ -197,6 +212,14 @@ test-install:
 test-readme: all
 	@BUILD=$(BUILD) sh tests/test_readme.sh
 
+# lzn-server over a real socket with curl and the OpenAI client for Node
+# (tests/server/test_http.py; about a minute). LZN_SERVER_SOAK=SECONDS adds
+# a soak; the sanitizer targets run one against their own build.
+SERVER_SOAK ?= 0
+test-server: $(SERVER) $(BUILD)/lzn-server-reference
+	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) \
+	  LZN_SERVER_SOAK=$(SERVER_SOAK) $(PYTHON) -m pytest -q tests/server
+
 # ------------------------------------------------------------------ fuzz
 # libFuzzer harnesses (clang, ASan + UBSan): tests/fuzz/README.md. Every test
 # run replays their corpora and regressions through a plain driver, so each
@@ -205,6 +228,8 @@ fuzz:
 	@sh tools/deps.sh clang libclang-rt-14-dev
 	@set -e; for h in $(FUZZ_HARNESSES); do BUILD=build/fuzz sh tests/fuzz/run.sh $$h $(FUZZ_SECONDS); done
 
+# fuzz_request #includes lzn-server's request parser.
+$(BUILD)/replay_fuzz_request: cli/server/request.c cli/server/request.h cli/server/scheduler.h
 $(BUILD)/replay_fuzz_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h tests/fuzz/fuzz_forward.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Itests/fuzz -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
@@ -236,12 +261,13 @@ PC_LIBS_PRIVATE = $(patsubst -fopenmp,-lgomp,$(LIB_LDLIBS))
 # share/lazyneuron/tools, run by a two-line wrapper with $(PYTHON) -B (no
 # __pycache__ written there, so uninstall leaves nothing).
 CONVERT_TOOLS := tools/lzn_convert.py tools/hf_tokenizer.py tools/gguf_write.py
-install: lib $(CLI) $(PROFILE) $(QUANTIZE)
+install: lib $(CLI) $(PROFILE) $(QUANTIZE) $(SERVER)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lzn-run
 	install -m 755 $(PROFILE) $(DESTDIR)$(BINDIR)/lzn-profile
 	install -m 755 $(QUANTIZE) $(DESTDIR)$(BINDIR)/lzn-quantize
+	install -m 755 $(SERVER) $(DESTDIR)$(BINDIR)/lzn-server
 	install -m 644 tools/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
 	install -m 644 $(CONVERT_TOOLS) $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/
 	printf '#!/bin/sh\n# lzn-convert: a Hugging Face folder -> GGUF (lazyneuron)\nexec %s -B "%s" "$$@"\n' \
@@ -258,7 +284,7 @@ install: lib $(CLI) $(PROFILE) $(QUANTIZE)
 	    pkgconfig/lazyneuron.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/lazyneuron.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile \
+	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile $(DESTDIR)$(BINDIR)/lzn-server \
 	      $(DESTDIR)$(BINDIR)/lzn-quantize $(DESTDIR)$(BINDIR)/lzn-convert \
 	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py \
 	      $(patsubst tools/%,$(DESTDIR)$(PREFIX)/share/lazyneuron/tools/%,$(CONVERT_TOOLS))
@@ -275,6 +301,8 @@ uninstall:
 asan: deps
 	@CK_FORK=no $(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test-isa
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" server-soak
 	@$(MAKE) --no-print-directory valgrind-predictor
 
 # The predictor suite (PowerInfer files, odd ranks: issue 24) under
@@ -297,6 +325,17 @@ tsan: deps
 	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build/tsan \
 	  OPT="-O1 -g" SANITIZE="-fsanitize=thread" OPENMP="-Wno-unknown-pragmas" OPENMP_LIBS="-lgomp" \
 	  test-isa
+	@TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build/tsan \
+	  OPT="-O1 -g" SANITIZE="-fsanitize=thread" OPENMP="-Wno-unknown-pragmas" OPENMP_LIBS="-lgomp" \
+	  server-soak
+
+# The sanitized lzn-server under the HTTP suite plus a soak of
+# SERVER_SOAK_SECONDS (default 120): every crash, leak (LeakSanitizer makes
+# the exit code non-zero, which the suite checks) or race fails it.
+SERVER_SOAK_SECONDS ?= 120
+server-soak: $(SERVER) $(BUILD)/lzn-server-reference
+	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) \
+	  LZN_SERVER_SOAK=$(SERVER_SOAK_SECONDS) LZN_SERVER_SLOW=10 $(PYTHON) -m pytest -q tests/server
 
 # Valgrind's memcheck over every suite in one process (CK_FORK=no); any
 # error or leak fails. Slow: a few minutes.

@@ -1,5 +1,5 @@
 /*
- * server.c: a demo of the serving loop in server/server_loop.c. N client
+ * server.c: a demo of lzn-server's scheduler (cli/server/scheduler.c). N client
  * threads each send a few text prompts to one server, whose decode thread
  * batches every active sequence into one lzn_forward_batch call per step
  * (continuous batching); each client prints its replies. Then the same
@@ -23,7 +23,9 @@
 /* The serving loop is compiled into this program (and into
  * tests/test_server.c) rather than built as a library of its own: the
  * Makefile builds each examples/NAME.c into build/NAME by itself. */
-#include "server/server_loop.c"
+#include "../cli/server/reply_text.c"
+#include "../cli/server/slot_file.c"
+#include "../cli/server/scheduler.c"
 
 static const char *const prompts[] = {
     "The meaning of life is", "A journey of a thousand miles", "Q: What is a computer?\nA:",
@@ -72,13 +74,13 @@ static double now(void) {
 /* One request's buffers, as a client keeps them. */
 typedef struct job {
   int32_t prompt[256];
-  server_request request;
+  sched_request request;
   int32_t *reply;
 } job;
 
 /* What main sets up for the clients; the only state they share. */
 typedef struct demo {
-  server *srv;
+  sched *srv;
   const lzn_tokenizer *tokenizer;
   const options *o;
   job *jobs;                  /* [n_clients * n_requests] */
@@ -91,8 +93,8 @@ typedef struct client {
   int failed;
 } client;
 
-static const char *finish_name(server_finish f) {
-  return f == SERVER_FINISH_EOS ? "eos" : f == SERVER_FINISH_CONTEXT ? "context full" : "length";
+static const char *finish_name(sched_finish f) {
+  return f == SCHED_FINISH_EOS ? "eos" : f == SCHED_FINISH_CONTEXT ? "context full" : "length";
 }
 
 static void print_reply(demo *d, int client_id, int index, const char *prompt, const job *j) {
@@ -116,7 +118,7 @@ static void *run_client(void *arg) {
     const int index = c->id * d->o->n_requests + k;
     job *j = &d->jobs[index];
     const char *text = prompts[index % N_PROMPTS];
-    server_request *r = &j->request;
+    sched_request *r = &j->request;
     int n_prompt = 0;
     lzn_status st = lzn_tokenize(d->tokenizer, text, strlen(text), 0, j->prompt, 256, &n_prompt);
     if (st != LZN_OK) {
@@ -130,13 +132,13 @@ static void *run_client(void *arg) {
     r->sampling = lzn_sampler_default_params();
     r->sampling.temperature = d->o->temperature;
     r->sampling.seed = (uint64_t)c->id * 1000 + (uint64_t)k;
-    server_status ss = server_submit(d->srv, r);
+    sched_status ss = sched_submit(d->srv, r);
     int n_seen = 0, finished = 0;
     /* Tokens arrive as the decode loop makes them; a real server would
      * send each one to its client here. */
-    while (ss == SERVER_OK && !finished) ss = server_wait(d->srv, r, n_seen, &n_seen, &finished);
-    if (ss != SERVER_OK) {
-      fprintf(stderr, "client %d: %s %s\n", c->id, server_status_str(ss), r->error);
+    while (ss == SCHED_OK && !finished) ss = sched_wait(d->srv, r, n_seen, &n_seen, &finished, -1);
+    if (ss != SCHED_OK) {
+      fprintf(stderr, "client %d: %s %s\n", c->id, sched_status_str(ss), r->error);
       c->failed = 1;
       return NULL;
     }
@@ -146,7 +148,7 @@ static void *run_client(void *arg) {
 }
 
 /* The same requests one by one on one context: the baseline's tokens/s. */
-static int run_alone(const lzn_model *model, const server_params *sp, const demo *d, int n_jobs,
+static int run_alone(const lzn_model *model, const sched_params *sp, const demo *d, int n_jobs,
                      int *n_tokens, int *n_differ) {
   lzn_context_params cp = lzn_context_default_params();
   cp.n_ctx = sp->n_ctx, cp.n_threads = sp->n_threads, cp.mlp_mode = sp->mlp_mode;
@@ -157,7 +159,7 @@ static int run_alone(const lzn_model *model, const server_params *sp, const demo
   lzn_status st = lzn_context_create(model, &cp, &ctx);
   *n_tokens = 0, *n_differ = 0;
   for (int i = 0; i < n_jobs && st == LZN_OK; i++) {
-    const server_request *r = &d->jobs[i].request;
+    const sched_request *r = &d->jobs[i].request;
     st = lzn_sampler_create(&r->sampling, 256, &sampler);
     for (int t = 0; t < r->n_prompt && st == LZN_OK; t++) st = lzn_sampler_accept(sampler, r->prompt[t]);
     if (st == LZN_OK) st = lzn_forward(ctx, r->prompt, r->n_prompt, logits, LZN_LOGITS_LAST);
@@ -203,7 +205,7 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  server_params sp = server_default_params();
+  sched_params sp = sched_default_params();
   sp.n_slots = o.n_slots, sp.n_threads = o.n_threads, sp.eos_id = tinfo.eos_id;
   sp.n_ctx = info.max_positions, sp.use_predictor = o.use_predictor;
   const int n_jobs = o.n_clients * o.n_requests;
@@ -214,7 +216,7 @@ int main(int argc, char **argv) {
   for (int i = 0; !failed && i < n_jobs; i++)
     failed = !(d.jobs[i].reply = malloc((size_t)o.n_tokens * sizeof(int32_t)));
   char error[256] = "out of memory";
-  if (!failed) failed = server_create(model, &sp, &d.srv, error) != SERVER_OK;
+  if (!failed) failed = sched_create(model, &sp, &d.srv, error) != SCHED_OK;
   if (failed) {
     fprintf(stderr, "server: %s\n", error);
     return 1;
@@ -232,8 +234,8 @@ int main(int argc, char **argv) {
   }
   const double served_s = now() - t0;
   failed |= n_started < o.n_clients;
-  const server_stats stats = server_get_stats(d.srv);
-  server_free(d.srv);
+  const sched_stats stats = sched_get_stats(d.srv);
+  sched_free(d.srv);
 
   int n_alone = 0, n_differ = 0;
   const double t1 = now();

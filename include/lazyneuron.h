@@ -481,6 +481,27 @@ LZN_API int64_t lzn_context_kv_bytes(const lzn_context *ctx);
 /* Empties the KV cache and the statistics. Statuses: OK, INVALID_ARG. */
 LZN_API lzn_status lzn_context_reset(lzn_context *ctx);
 
+/* Added in 0.2: the sequence of a context as bytes, to park it (on disk, in
+ * another process of the same library version) and resume it later.
+ * The state is the KV cache of the first n_past positions and n_past,
+ * with a version, the model's shape (layers, KV heads, head_dim, d_model,
+ * vocab) and the KV type, and a checksum; statistics and the sampler are
+ * not part of it. lzn_context_state_size: the bytes lzn_context_state_save
+ * writes now (-1 for NULL). */
+LZN_API int64_t lzn_context_state_size(const lzn_context *ctx);
+/* Writes the state to buf[0..capacity) and its size to *written. Too small
+ * a buffer (or buf NULL): INVALID_ARG, *written = the bytes needed.
+ * Statuses: OK, INVALID_ARG. */
+LZN_API lzn_status lzn_context_state_save(const lzn_context *ctx, void *buf, size_t capacity,
+                                          size_t *written);
+/* Replaces ctx's sequence with a saved state (statistics are kept). The
+ * context must be of a model of the same shape and have the same kv_type.
+ * Nothing changes on failure. Statuses: OK, INVALID_ARG (NULL; another
+ * model's shape or another KV type: the field is named), FORMAT (not a
+ * state, wrong size, checksum mismatch), UNSUPPORTED (another state
+ * version), CONTEXT_FULL (more tokens than ctx's n_ctx). */
+LZN_API lzn_status lzn_context_state_load(lzn_context *ctx, const void *buf, size_t size);
+
 /* ----------------------------------------------------------------- predictor
  *
  * An activation predictor guesses each token's active neurons from the
@@ -634,6 +655,50 @@ LZN_API lzn_status lzn_token_to_piece(const lzn_tokenizer *tokenizer, int32_t to
  * out of [0, vocab_size), named with its index). */
 LZN_API lzn_status lzn_detokenize(const lzn_tokenizer *tokenizer, const int32_t *tokens,
                                   int n_tokens, char *buf, size_t capacity, size_t *len);
+
+/* --------------------------------------------------------------- chat
+ *
+ * Chat templates turn a list of messages into the prompt text a chat
+ * model was trained on. A model's template is read at load: GGUF
+ * "tokenizer.chat_template", or the model folder's tokenizer_config.json
+ * "chat_template" (a string, or a list of named templates: "default").
+ * lazyneuron runs no Jinja: it recognises the family from the template's
+ * marker strings and renders it in C. Families: "chatml" (<|im_start|>;
+ * the default for a model without a template), "llama2" ([INST] with
+ * <<SYS>>), "llama3" (<|start_header_id|>), "mistral" ([INST] without
+ * <<SYS>>), "zephyr" (<|user|> ... </s>), "phi3" (<|user|> ... <|end|>),
+ * "vicuna" (USER: / ASSISTANT:), "gemma" (<start_of_turn>).
+ * BOS is not written (lzn_tokenize adds it when the tokenizer wants it);
+ * turn markers such as </s> or <|im_end|> are written as text.
+ */
+
+/* The chat template the model's tokenizer came with (its Jinja text, owned
+ * by the tokenizer), or NULL when it has none (or tokenizer is NULL). */
+LZN_API const char *lzn_tokenizer_chat_template(const lzn_tokenizer *tokenizer);
+
+/* The family a template renders as: "chatml", "llama2", "llama3",
+ * "mistral", "zephyr", "phi3", "vicuna" or "gemma" (a static string);
+ * tmpl may be a template's text or one of these names; NULL is "chatml";
+ * NULL is returned for a template of no known family. */
+LZN_API const char *lzn_chat_template_name(const char *tmpl);
+
+typedef struct lzn_chat_message {
+  const char *role;    /* "system" (or "developer"), "user" or "assistant" */
+  const char *content; /* UTF-8, NUL-terminated */
+} lzn_chat_message;
+
+/* Renders messages[0..n_messages) with the template tmpl (as for
+ * lzn_chat_template_name; NULL: ChatML) and, if add_assistant is 1, the
+ * opening of the assistant's turn, so the model's continuation is the
+ * reply. Written to buf[0..capacity) plus a NUL if it fits; *len = the
+ * text's bytes. Too small a buffer (len + 1 > capacity): INVALID_ARG,
+ * *len = the bytes needed without the NUL (buf may be NULL with capacity
+ * 0 to ask). Statuses: OK, INVALID_ARG (NULL, add_assistant not 0 or 1,
+ * an unknown role: the message is named), UNSUPPORTED (a template of no
+ * known family), NOMEM. */
+LZN_API lzn_status lzn_chat_apply_template(const char *tmpl, const lzn_chat_message *messages,
+                                           size_t n_messages, int add_assistant, char *buf,
+                                           size_t capacity, size_t *len);
 
 /* ------------------------------------------------------------------ sampler
  *

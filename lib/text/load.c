@@ -100,12 +100,15 @@ lzn_status lzn_tokenizer_load_dir(const char *dir, lzn_tokenizer **out) {
   char path[4096];
   const int n = snprintf(path, sizeof path, "%s/" BYTE_DESCRIPTION, dir);
   if (n < 0 || (size_t)n >= sizeof path) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: path too long", dir);
-  if (file_exists(path)) return load_description(path, out);
-  lzn_status s = lzn_bpe_load_dir(dir, out);
-  if (s == LZN_OK && *out) s = hf_specials(dir, *out);
+  lzn_status s;
+  if (file_exists(path)) s = load_description(path, out);
+  else if ((s = lzn_bpe_load_dir(dir, out)) == LZN_OK && *out) s = hf_specials(dir, *out);
+  if (s == LZN_OK && *out) s = lzn_chat_template_from_dir(dir, *out);
   if (s != LZN_OK) lzn_tokenizer_free(*out), *out = NULL;
   return s;
 }
+
+static lzn_status tokenizer_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out);
 
 /* tokenizer.ggml.bos_token_id / eos_token_id (u32, in the vocabulary) and
  * add_bos_token (bool), where the file has them. */
@@ -143,6 +146,13 @@ static lzn_status byte_level_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **o
 }
 
 lzn_status lzn_tokenizer_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out) {
+  lzn_status s = tokenizer_from_gguf(f, out);
+  if (s == LZN_OK && *out && (s = lzn_chat_template_from_gguf(f, *out)) != LZN_OK)
+    lzn_tokenizer_free(*out), *out = NULL;
+  return s;
+}
+
+static lzn_status tokenizer_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out) {
   *out = NULL;
   lzn_gguf_string kind;
   lzn_status s;

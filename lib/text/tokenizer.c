@@ -38,6 +38,7 @@ LZN_API void lzn_tokenizer_free(lzn_tokenizer *t) {
     for (int i = 0; i < t->n_vocab; i++) free(t->piece[i]);
   free(t->piece), free(t->piece_len), free(t->attr), free(t->score);
   free(t->pieces.slots), free(t->merges.slots);
+  free(t->chat_template);
   free(t);
 }
 

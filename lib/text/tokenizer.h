@@ -68,6 +68,7 @@ struct lzn_tokenizer {
   int32_t bos, eos;       /* -1 when the tokenizer has none */
   int add_bos;            /* the model's convention, for callers that ask */
   int add_space_prefix;   /* SPM: a "▁" before the text (llama.cpp's add_space_prefix) */
+  char *chat_template;    /* the model's chat template (Jinja text), owned; NULL if none */
 };
 
 /* A tokenizer with n_vocab empty piece slots (kind set, bos/eos -1).
@@ -120,5 +121,11 @@ lzn_status lzn_spm_encode(const lzn_tokenizer *t, const char *text, size_t len, 
  * (and OK) when there is none. Statuses: OK, IO, FORMAT, UNSUPPORTED, NOMEM. */
 lzn_status lzn_tokenizer_load_dir(const char *dir, lzn_tokenizer **out);
 lzn_status lzn_tokenizer_from_gguf(const lzn_gguf_file *f, lzn_tokenizer **out);
+/* chat.c. Sets t->chat_template from a folder's tokenizer_config.json
+ * "chat_template" (a string, or a list of {name, template}: "default"),
+ * or from a GGUF file's tokenizer.chat_template; absent is no error.
+ * Statuses: OK, FORMAT (present but not text), NOMEM. */
+lzn_status lzn_chat_template_from_dir(const char *dir, lzn_tokenizer *t);
+lzn_status lzn_chat_template_from_gguf(const lzn_gguf_file *f, lzn_tokenizer *t);
 
 #endif /* LZN_TOKENIZER_H */

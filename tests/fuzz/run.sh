@@ -4,7 +4,8 @@
 #   tests/fuzz/run.sh HARNESS [SECONDS] [libFuzzer options...]
 #   tests/fuzz/run.sh fuzz_model 600 -jobs=2 -workers=2
 #
-# HARNESS is fuzz_safetensors, fuzz_config, fuzz_index, fuzz_model, fuzz_gguf or fuzz_gguf_model; SECONDS
+# HARNESS is fuzz_safetensors, fuzz_config, fuzz_index, fuzz_model, fuzz_gguf, fuzz_gguf_model,
+# fuzz_request (lzn-server's request parser) or fuzz_chat (chat templates); SECONDS
 # defaults to 60 (0: until a crash). Run from the repository root. Builds
 # into $BUILD (default build/fuzz). The growing corpus lives in
 # $BUILD/corpus/HARNESS (seeded from tests/fuzz/corpus/HARNESS and
@@ -17,7 +18,7 @@ harness=${1:?usage: tests/fuzz/run.sh HARNESS [SECONDS] [libFuzzer options...]}
 seconds=${2:-60}
 [ $# -ge 2 ] && shift 2 || shift $#
 case $harness in
-  fuzz_safetensors|fuzz_config|fuzz_index|fuzz_model|fuzz_gguf|fuzz_gguf_model) ;;
+  fuzz_safetensors|fuzz_config|fuzz_index|fuzz_model|fuzz_gguf|fuzz_gguf_model|fuzz_request|fuzz_chat) ;;
   *) echo "run.sh: unknown harness '$harness'" >&2; exit 2 ;;
 esac
 BUILD=${BUILD:-build/fuzz}
