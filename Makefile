@@ -77,7 +77,7 @@ FUZZ_REPLAYS   := $(patsubst %,$(BUILD)/replay_%,$(FUZZ_HARNESSES))
 CLI       := $(BUILD)/lzn-run
 # lzn-server: the OpenAI-compatible HTTP server (cli/server/, libmicrohttpd).
 SERVER      := $(BUILD)/lzn-server
-SERVER_SCHED_SRCS := $(wildcard cli/server/scheduler.* cli/server/reply_text.* cli/server/slot_file.*)
+SERVER_SCHED_SRCS := $(wildcard cli/server/scheduler.* cli/common/reply_text.* cli/server/slot_file.*)
 PROFILE   := $(BUILD)/lzn-profile
 QUANTIZE  := $(BUILD)/lzn-quantize
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
@@ -138,8 +138,8 @@ $(BUILD)/test_%: tests/test_%.c tests/testutil.h tests/kernel_testutil.h tests/t
 	$(CC) $(CFLAGS_ALL) $(PRIVATE_INC) -Ibench -o $@ $< bench/synthetic.c $(STATIC) $(CHECK_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-run, the generation CLI, installed with the library.
-$(CLI): cli/lzn_run.c cli/weight_names.h include/lazyneuron.h $(STATIC)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
+$(CLI): cli/lzn_run.c cli/common/reply_text.c cli/common/reply_text.h cli/weight_names.h include/lazyneuron.h $(STATIC)
+	$(CC) $(CFLAGS_ALL) -o $@ cli/lzn_run.c cli/common/reply_text.c $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-quantize: a GGUF model rewritten in another weight type (lzn_model_quantize).
 $(QUANTIZE): cli/lzn_quantize.c cli/weight_names.h include/lazyneuron.h $(STATIC)
@@ -150,9 +150,9 @@ $(PROFILE): cli/lzn_profile.c include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
 # lzn-server, the OpenAI-compatible HTTP server (cli/server/), installed with the library.
-SERVER_SRCS := $(wildcard cli/server/*.c)
+SERVER_SRCS := $(wildcard cli/server/*.c) cli/common/reply_text.c
 SERVER_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
-$(SERVER): $(SERVER_SRCS) $(wildcard cli/server/*.h) include/lazyneuron.h $(STATIC)
+$(SERVER): $(SERVER_SRCS) $(wildcard cli/server/*.h cli/common/*.h) include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $(SERVER_SRCS) $(STATIC) $(SERVER_LIBS) $(LIB_LDLIBS) $(LDFLAGS)
 
 # What the library alone answers, for tests/server/test_http.py.

@@ -19,6 +19,7 @@
  * Exit status: 0 done; 1 the model, the prompt file or writing the output
  * failed (one line); 2 a usage error (one line naming the option).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,10 +32,13 @@
 
 #include <lazyneuron.h>
 
+#include "common/reply_text.h"
 #include "weight_names.h"
 
 typedef struct options {
   const char *model, *prompt, *prompt_file;
+  int chat;                  /* -cnv: a conversation through the chat template */
+  const char *chat_template; /* --chat-template: a family name or a template's text; NULL: the model's */
   int n_predict; /* -1: until the end-of-text token or a full context */
   int n_threads, n_ctx, predictor, interactive, escapes, seed_random;
   lzn_mlp_mode mode;
@@ -55,6 +59,12 @@ static void usage(FILE *out) {
           "  -p, --prompt TEXT        the prompt\n"
           "  -f, --file FILE          read the prompt from FILE\n"
           "  -e, --escape             process \\n \\r \\t \\' \\\" \\\\ \\xHH in the prompt and -i input\n"
+          "  -cnv, --conversation     chat: each line of standard input is a user message, rendered\n"
+          "                           with the model's chat template (ChatML if it has none), the\n"
+          "                           reply streamed; -p / -f is the system message; /reset starts\n"
+          "                           over; the KV cache keeps the conversation (only new tokens run)\n"
+          "      --chat-template T    a family (chatml, llama2, llama3, mistral, zephyr, phi3,\n"
+          "                           vicuna, gemma) or a template's text (default: the model's)\n"
           "  -i, --interactive        then read lines from standard input and continue after each\n"
           "                           (the KV cache is kept: only new text runs); EOF ends\n"
           "  -n, --n-predict N        tokens to generate (per turn with -i); -1 = until the\n"
@@ -151,12 +161,13 @@ static options parse(int argc, char **argv) {
       exit(fflush(stdout) == 0 ? 0 : 1);
     }
     if (IS("-i", "--interactive")) { o.interactive = 1; continue; }
+    if (IS("-cnv", "--conversation") || IS(NULL, "--chat")) { o.chat = o.interactive = 1; continue; }
     if (IS("-e", "--escape")) { o.escapes = 1; continue; }
     /* Options with a value. */
     static const char *const with_value[] = {
         "-m", "--model", "-p", "--prompt", "-f", "--file", "-n", "--n-predict", "-c", "--ctx-size",
         "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p", "--min-p",
-        "--repeat-penalty", "--repeat-last-n", "--mode", "--type", "--predictor"};
+        "--repeat-penalty", "--repeat-last-n", "--mode", "--type", "--predictor", "--chat-template"};
     int known = 0;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error(a, NULL, "unknown option");
@@ -184,6 +195,12 @@ static options parse(int argc, char **argv) {
     } else if (IS(NULL, "--type")) {
       if (!lzn_cli_weight_type_from_name(v, &o.type))
         usage_error(a, v, "expected one of the weight types (lzn-run --help)");
+    } else if (IS(NULL, "--chat-template")) {
+      /* A template's own text (Jinja) may be of no known family and falls back
+       * to ChatML with a message; a bare word must name a family. */
+      if (strchr(v, '{') == NULL && lzn_chat_template_name(v) == NULL)
+        usage_error(a, v, "expected chatml, llama2, llama3, mistral, zephyr, phi3, vicuna, gemma or a template's text");
+      o.chat_template = v;
     } else if (IS(NULL, "--predictor")) {
       if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) usage_error(a, v, "expected on or off");
       o.predictor = strcmp(v, "on") == 0;
@@ -360,11 +377,8 @@ static void note_full(const run *r) {
           r->o->n_ctx == 0 ? "" : " (-c sets its length)");
 }
 
-/* -i: each line of stdin continues the sequence. The text a line adds is
- * the line itself (plain continuation); a chat mode (--chat, llama-cli's
- * -cnv) would format each line as a user message through the chat template
- * here (lzn_chat_apply_template, being written for lzn-server) before
- * tokenizing. */
+/* -i: each line of stdin continues the sequence: the text a line adds is
+ * the line itself (plain continuation; -cnv is the chat mode, below). */
 static stop_reason interact(run *r) {
   const int terminal = isatty(STDIN_FILENO);
   char *line = NULL;
@@ -389,6 +403,212 @@ static stop_reason interact(run *r) {
     if (why == STOP_FULL || why == STOP_ERROR || write_failed) break;
   }
   free(line);
+  return why;
+}
+
+/* ------------------------------------------------------------------ chat */
+
+/* -cnv: the conversation so far, and the tokens of it in the KV cache. Each
+ * turn renders the whole conversation through the chat template, keeps the
+ * cache's longest prefix that the new rendering shares (the history: only
+ * new tokens run), and streams the reply until the end-of-turn text the
+ * template puts after a reply, or the end-of-text token. */
+typedef struct chat {
+  const char *tmpl;          /* template text or family name; NULL: ChatML */
+  lzn_chat_message *msgs;
+  size_t n_msgs, cap_msgs, n_system;
+  char *end_of_turn;         /* the text after a reply, trimmed ("" : none) */
+  int32_t *cached;           /* the tokens in the cache, in order */
+  int n_cached, cap_cached;
+} chat;
+
+static int chat_push(chat *c, const char *role, const char *content, size_t len) {
+  if (c->n_msgs == c->cap_msgs) {
+    const size_t cap = c->cap_msgs ? 2 * c->cap_msgs : 8;
+    lzn_chat_message *grown = realloc(c->msgs, sizeof *grown * cap);
+    if (grown == NULL) return 0;
+    c->msgs = grown, c->cap_msgs = cap;
+  }
+  char *copy = malloc(len + 1);
+  if (copy == NULL) return 0;
+  memcpy(copy, content, len), copy[len] = '\0';
+  c->msgs[c->n_msgs++] = (lzn_chat_message){role, copy};
+  return 1;
+}
+
+static int chat_cache(chat *c, int32_t token) {
+  if (c->n_cached == c->cap_cached) {
+    const int cap = c->cap_cached ? 2 * c->cap_cached : 256;
+    int32_t *grown = realloc(c->cached, sizeof *grown * (size_t)cap);
+    if (grown == NULL) return 0;
+    c->cached = grown, c->cap_cached = cap;
+  }
+  c->cached[c->n_cached++] = token;
+  return 1;
+}
+
+/* The text a template puts after an assistant's reply ("<|im_end|>" for
+ * ChatML), found by rendering a reply made of one marker byte. */
+static char *end_of_turn_text(const char *tmpl) {
+  const lzn_chat_message probe[2] = {{"user", "u"}, {"assistant", "\x01"}};
+  char buf[512];
+  size_t len;
+  if (lzn_chat_apply_template(tmpl, probe, 2, 0, buf, sizeof buf, &len) != LZN_OK) return strdup("");
+  const char *mark = strchr(buf, '\x01');
+  const char *start = mark ? mark + 1 : buf + len, *end = buf + len;
+  while (start < end && isspace((unsigned char)*start)) start++;
+  while (end > start && isspace((unsigned char)end[-1])) end--;
+  char *out = malloc((size_t)(end - start) + 1);
+  if (out) memcpy(out, start, (size_t)(end - start)), out[end - start] = '\0';
+  return out;
+}
+
+/* The conversation rendered with the assistant's turn opened, tokenized. */
+static lzn_status chat_tokens(run *r, const chat *c, int32_t **out, int *n) {
+  size_t len;
+  lzn_status s = lzn_chat_apply_template(c->tmpl, c->msgs, c->n_msgs, 1, NULL, 0, &len);
+  if (s != LZN_OK && s != LZN_ERR_INVALID_ARG) return s;
+  char *text = malloc(len + 1);
+  if (text == NULL) return LZN_ERR_NOMEM;
+  s = lzn_chat_apply_template(c->tmpl, c->msgs, c->n_msgs, 1, text, len + 1, &len);
+  *out = NULL, *n = 0;
+  if (s == LZN_OK) s = lzn_tokenize(r->tok, text, len, r->ti.add_bos, NULL, 0, n);
+  if (s == LZN_ERR_INVALID_ARG && *n > 0) s = LZN_OK; /* it said how many */
+  if (s == LZN_OK && (*out = malloc(sizeof **out * (size_t)(*n ? *n : 1))) == NULL) s = LZN_ERR_NOMEM;
+  if (s == LZN_OK) s = lzn_tokenize(r->tok, text, len, r->ti.add_bos, *out, *n, n);
+  free(text);
+  return s;
+}
+
+/* One reply: the new tokens of the rendering run (after the cache's shared
+ * prefix), then the reply streamed, held back where it may be the start of
+ * the end-of-turn text, and added to the conversation. */
+static stop_reason chat_turn(run *r, chat *c, int turn_index) {
+  int32_t *tokens;
+  int n;
+  if ((r->status = chat_tokens(r, c, &tokens, &n)) != LZN_OK) return STOP_ERROR;
+  int keep = 0;
+  while (keep < n && keep < c->n_cached && tokens[keep] == c->cached[keep]) keep++;
+  if (keep == n && keep > 0) keep--; /* run at least one token: its logits start the reply */
+  if (n > r->n_ctx) {
+    free(tokens);
+    return STOP_FULL;
+  }
+  lzn_context_truncate(r->ctx, keep);
+  c->n_cached = keep;
+  fprintf(stderr, "[turn %d: %d tokens of the conversation kept in the cache, %d new]\n", turn_index, keep,
+          n - keep);
+  double t0 = now();
+  r->status = lzn_forward(r->ctx, tokens + keep, n - keep, r->logits, LZN_LOGITS_LAST);
+  r->prefill_s += now() - t0, r->n_prefill += n - keep;
+  for (int i = keep; r->status == LZN_OK && i < n; i++)
+    if (!chat_cache(c, tokens[i])) r->status = LZN_ERR_NOMEM;
+  free(tokens);
+  if (r->status != LZN_OK) return STOP_ERROR;
+  const char *stops[1] = {c->end_of_turn};
+  const int n_stops = c->end_of_turn[0] ? 1 : 0;
+  char *reply = NULL;
+  size_t len = 0, cap = 0, shown = 0;
+  stop_reason why = STOP_BUDGET;
+  t0 = now();
+  for (int i = 0; r->o->n_predict < 0 || i < r->o->n_predict; i++) {
+    int32_t next;
+    if ((r->status = lzn_sampler_sample(r->sampler, r->logits, &next)) != LZN_OK) {
+      why = STOP_ERROR;
+      break;
+    }
+    if (next == r->ti.eos_id) {
+      why = STOP_EOS;
+      break;
+    }
+    char piece[256];
+    size_t plen = 0;
+    if (lzn_token_to_piece(r->tok, next, piece, sizeof piece, &plen) != LZN_OK) plen = 0;
+    if (len + plen + 1 > cap) {
+      cap = 2 * (len + plen + 1);
+      char *grown = realloc(reply, cap);
+      if (grown == NULL) {
+        r->status = LZN_ERR_NOMEM, why = STOP_ERROR;
+        break;
+      }
+      reply = grown;
+    }
+    memcpy(reply + len, piece, plen);
+    const size_t from = len;
+    len += plen;
+    size_t at;
+    if (n_stops && stop_find(reply, len, from, stops, n_stops, &at)) {
+      len = at;
+      why = STOP_EOS;
+    }
+    const size_t hold = why == STOP_EOS ? 0 : stop_partial_tail(reply, len, stops, n_stops);
+    if (len - hold > shown) emit(reply + shown, len - hold - shown), shown = len - hold;
+    if (lzn_context_n_past(r->ctx) >= r->n_ctx) {
+      why = STOP_FULL;
+      break;
+    }
+    if ((r->status = lzn_forward(r->ctx, &next, 1, r->logits, LZN_LOGITS_LAST)) != LZN_OK || !chat_cache(c, next)) {
+      if (r->status == LZN_OK) r->status = LZN_ERR_NOMEM;
+      why = STOP_ERROR;
+      break;
+    }
+    r->n_decode++;
+    if (why == STOP_EOS || write_failed) break;
+  }
+  r->decode_s += now() - t0;
+  if (len > shown) emit(reply + shown, len - shown);
+  emit("\n", 1);
+  if (why != STOP_ERROR && !chat_push(c, "assistant", reply ? reply : "", len)) r->status = LZN_ERR_NOMEM, why = STOP_ERROR;
+  free(reply);
+  return why;
+}
+
+/* -cnv: lines of stdin as user messages until EOF; /reset forgets all but
+ * the system message. */
+static stop_reason converse(run *r, const char *system, size_t system_len) {
+  chat c;
+  memset(&c, 0, sizeof c);
+  c.tmpl = r->o->chat_template ? r->o->chat_template : lzn_tokenizer_chat_template(r->tok);
+  if (c.tmpl != NULL && lzn_chat_template_name(c.tmpl) == NULL) {
+    fprintf(stderr, "lzn-run: the chat template %s is of no family lzn-run renders: using ChatML\n",
+            r->o->chat_template ? "given" : "of the model");
+    c.tmpl = NULL;
+  }
+  fprintf(stderr, "lzn-run: chat template %s%s\n", lzn_chat_template_name(c.tmpl),
+          c.tmpl == NULL ? " (the default)" : "");
+  c.end_of_turn = end_of_turn_text(c.tmpl);
+  stop_reason why = STOP_BUDGET;
+  if (c.end_of_turn == NULL || (system_len > 0 && !chat_push(&c, "system", system, system_len))) {
+    r->status = LZN_ERR_NOMEM;
+    why = STOP_ERROR;
+  }
+  c.n_system = c.n_msgs;
+  const int terminal = isatty(STDIN_FILENO);
+  char *line = NULL;
+  size_t line_cap = 0;
+  for (int turn_index = 1; why != STOP_ERROR;) {
+    if (terminal) fputs("\n> ", stderr);
+    const ssize_t got = getline(&line, &line_cap, stdin);
+    if (got < 0) break; /* EOF: leave */
+    size_t len = (size_t)got;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    if (r->o->escapes) len = process_escapes(line, len);
+    if (len == 6 && memcmp(line, "/reset", 6) == 0) {
+      for (size_t i = c.n_system; i < c.n_msgs; i++) free((char *)c.msgs[i].content);
+      c.n_msgs = c.n_system;
+      fprintf(stderr, "[the conversation starts over]\n");
+      continue;
+    }
+    if (!chat_push(&c, "user", line, len)) {
+      r->status = LZN_ERR_NOMEM, why = STOP_ERROR;
+      break;
+    }
+    why = chat_turn(r, &c, turn_index++);
+    if (why == STOP_FULL) note_full(r);
+    if (why == STOP_FULL || why == STOP_ERROR || write_failed) break;
+  }
+  for (size_t i = 0; i < c.n_msgs; i++) free((char *)c.msgs[i].content);
+  free(c.msgs), free(c.cached), free(c.end_of_turn), free(line);
   return why;
 }
 
@@ -488,6 +708,20 @@ int main(int argc, char **argv) {
   r.logits = malloc(sizeof *r.logits * (size_t)info.vocab_size);
   if (r.logits == NULL) {
     rc = fail("lzn-run", LZN_ERR_NOMEM);
+    goto done;
+  }
+  if (o.chat) { /* the prompt is the system message */
+    const stop_reason why = converse(&r, prompt, prompt_len);
+    if (write_failed) {
+      if (write_failed != EPIPE) fprintf(stderr, "lzn-run: writing the output: %s\n", strerror(write_failed));
+      goto done;
+    }
+    if (why == STOP_ERROR) {
+      rc = fail("chat", r.status);
+      goto done;
+    }
+    print_stats(&r, info.n_layers);
+    rc = 0;
     goto done;
   }
   int n_prompt = 0;

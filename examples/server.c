@@ -23,7 +23,7 @@
 /* The serving loop is compiled into this program (and into
  * tests/test_server.c) rather than built as a library of its own: the
  * Makefile builds each examples/NAME.c into build/NAME by itself. */
-#include "../cli/server/reply_text.c"
+#include "../cli/common/reply_text.c"
 #include "../cli/server/slot_file.c"
 #include "../cli/server/scheduler.c"
 

@@ -22,7 +22,7 @@
 #include "lazyneuron.h"
 #include "testutil.h"
 
-#include "../cli/server/reply_text.c"
+#include "../cli/common/reply_text.c"
 #include "../cli/server/slot_file.c"
 #include "../cli/server/scheduler.c"
 

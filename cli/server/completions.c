@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "reply_text.h"
+#include "../common/reply_text.h"
 #include "request.h"
 #include "server.h"
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "reply_text.h"
+#include "../common/reply_text.h"
 #include "slot_file.h"
 
 typedef enum slot_phase { SLOT_IDLE = 0, SLOT_PREFILL, SLOT_DECODE } slot_phase;

@@ -6,7 +6,7 @@
  * auth, responses, SSE), routes.c (dispatch, /health, /v1/models, /slots),
  * completions.c (the two generation endpoints), request.c (JSON body ->
  * srv_request), metrics.c (/metrics), scheduler.c (the decode loop),
- * reply_text.c (UTF-8 and stop strings).
+ * ../common/reply_text.c (UTF-8 and stop strings).
  */
 #ifndef LZN_SERVER_H
 #define LZN_SERVER_H

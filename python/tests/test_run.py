@@ -291,3 +291,50 @@ def test_runtime_errors_exit_1_with_one_line(runner, tmp_path):
         assert out.returncode == 1 and out.stdout == b"", (args, out.stderr)
         assert said in out.stderr and b"Traceback" not in out.stderr, (args, out.stderr)
         assert len([line for line in lines if "loaded in" not in line]) == 1, lines
+
+
+CHAT = ["-m", TINY, "-n", "8", "--temp", "0", "-t", "1", "--predictor", "off", "--mode", "dense"]
+
+
+def turns(err):
+    """-cnv's per-turn lines as (kept, new) pairs, and the resets."""
+    out = []
+    for line in err.decode().splitlines():
+        m = re.match(r"\[turn \d+: (\d+) tokens of the conversation kept in the cache, (\d+) new\]", line)
+        if m:
+            out.append((int(m.group(1)), int(m.group(2))))
+        elif line == "[the conversation starts over]":
+            out.append("reset")
+    return out
+
+
+def test_chat_keeps_the_conversation_in_the_cache():
+    """-cnv: turn 2 runs only what follows turn 1's kept tokens; after /reset the
+    same first message reuses all of turn 1's prompt but the last token (which
+    must run again for its logits); the replies equal a fresh greedy run of the
+    rendered conversation."""
+    out = c_run(CHAT + ["-cnv", "--chat-template", "chatml"],
+                input=b"Hello there\nWhat is up?\n/reset\nHello there\n")
+    assert out.returncode == 0, out.stderr
+    t = turns(out.stderr)
+    assert len(t) == 4 and t[0][0] == 0 and t[2] == "reset", t
+    (k1, n1), (k2, n2), (k3, n3) = t[0], t[1], t[3]
+    assert k2 > n1 and n2 > 0          # turn 1's prompt and reply stayed
+    assert (k3, n3) == (n1 - 1, 1)     # the reset conversation starts as turn 1 did
+    replies = out.stdout.split(b"\n")
+    assert replies[0] and replies[0] == replies[2]  # same conversation, same greedy reply
+    rendered = b"<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n"
+    fresh = c_run(CHAT + ["-p", rendered])
+    assert fresh.stdout.startswith(rendered)
+    assert fresh.stdout[len(rendered):].startswith(replies[0])
+
+
+def test_chat_system_message_and_template_errors():
+    system = c_run(CHAT + ["-cnv", "-p", "Be brief."], input=b"Hi\n")
+    plain = c_run(CHAT + ["-cnv"], input=b"Hi\n")
+    assert system.returncode == 0 and plain.returncode == 0
+    assert turns(system.stderr)[0][1] > turns(plain.stderr)[0][1]  # the system turn is rendered
+    bad = c_run(CHAT + ["-cnv", "--chat-template", "nope"], input=b"Hi\n")
+    assert bad.returncode == 2 and b"--chat-template" in bad.stderr and b"chatml" in bad.stderr
+    jinja = c_run(CHAT + ["-cnv", "--chat-template", "{{ messages }}"], input=b"Hi\n")
+    assert jinja.returncode == 0 and b"using ChatML" in jinja.stderr
