@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "machine.h"
 #include "lazyneuron.h"
 
 static int isa_main(int argc, char **argv);
@@ -42,21 +43,28 @@ static void usage(FILE *out) {
     fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 }
 
-/* One line, so scripts can read it: "active: avx512  supported: scalar avx2 avx512". */
+/* Two lines, so scripts can read them: "active: avx512  supported: scalar
+ * avx2 avx512", then the machine (CPU, LLC, CPUs, RAM) as the other commands
+ * print it in their headers. */
 static int isa_main(int argc, char **argv) {
   if (argc > 1) {
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-      printf("usage: lzn-bench isa\nPrints the active kernel set (LZN_ISA forces one) and the supported ones.\n");
+      printf("usage: lzn-bench isa\nPrints the active kernel set (LZN_ISA forces one), the supported ones,\n"
+             "and the machine: CPU, last-level cache, CPUs, RAM.\n");
       return 0;
     }
     bench_usage_error("isa: unexpected argument \"%s\"", argv[1]);
   }
-  const char *names[] = {"scalar", "avx2", "avxvnni", "avx512", "avx512bf16", "avx512vnni"};
   const char *active = lzn_isa_name();
   printf("active: %s  supported:", active ? active : "none");
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (lzn_isa_supported(names[i])) printf(" %s", names[i]);
+  for (int i = 0; lzn_isa_name_at(i) != NULL; i++)
+    if (lzn_isa_supported(lzn_isa_name_at(i))) printf(" %s", lzn_isa_name_at(i));
   putchar('\n');
+  bench_machine m;
+  char line[512];
+  bench_machine_detect(&m);
+  bench_machine_describe(&m, line, sizeof line);
+  puts(line);
   if (active == NULL) {
     fprintf(stderr, "lzn-bench: %s\n", lzn_last_error());
     return BENCH_EXIT_FAIL;

@@ -42,6 +42,9 @@ static void help(void) {
       "  --predictor RANK        synthetic: an exact low-rank activation predictor in every\n"
       "                          layer (0: rank d_model/16), fc1 or the gate made that rank\n"
       "  --predicted-ratio X     its predicted set over the active set (default 2)\n"
+      "  --threshold X           the context's activation threshold (lzn_context_params.threshold;\n"
+      "                          it replaces a FATReLU file's own, so one file gives any density;\n"
+      "                          default 0: the model's)\n"
       "  -h, --help              this text\n\n"
       "JSON/CSV: density and *_pct are percent; active_fraction, flops_saved, bytes_saved are\n"
       "fractions; *_ms are milliseconds per token; t_s is tokens per second (median).\n",
@@ -124,6 +127,10 @@ static void parse_options(model_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--predicted-ratio"))) {
       o->predicted_ratio = bench_parse_double("--predicted-ratio", v);
       if (!(o->predicted_ratio >= 1.0)) bench_usage_error("--predicted-ratio: %g is below 1", o->predicted_ratio);
+    }
+    else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) {
+      o->threshold = bench_parse_double("--threshold", v);
+      if (!(o->threshold >= 0.0 && o->threshold < 1e30)) bench_usage_error("--threshold: %g is not >= 0", o->threshold);
     }
     else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);

@@ -190,7 +190,7 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
     for (size_t mi = 0; mi < n_modes; mi++) {
       lzn_context_params p = lzn_context_default_params();
       p.n_ctx = n_ctx, p.n_threads = o->threads[ti], p.mlp_mode = o->modes[mi], p.collect_stats = 1;
-      p.kv_type = o->kv_type;
+      p.kv_type = o->kv_type, p.threshold = (float)o->threshold;
       const lzn_status s = lzn_context_create(subject->model, &p, &contexts[mi]);
       if (s != LZN_OK) bench_fail("lzn_context_create: %s: %s", lzn_status_str(s), lzn_last_error());
     }
