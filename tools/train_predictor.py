@@ -64,7 +64,8 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True   # write nothing into tools/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as mf  # noqa: E402  (tensor_bytes, float64 OPT reference, fixture table)
-import train_tiny  # noqa: E402  (corpus, split, TinyOPT)
+import tiny_training  # noqa: E402  (corpus, split, windows)
+import train_tiny  # noqa: E402  (TinyOPT)
 
 PREFIX = "layers.%d.predictor."
 FIT_FRAC = 0.9            # of the training fortunes; the rest calibrates / selects
@@ -145,7 +146,7 @@ def load_model(model_dir):
     a = SimpleNamespace(d_model=c["hidden_size"], heads=c["num_attention_heads"], ffn=c["ffn_dim"],
                         layers=c["num_hidden_layers"], max_pos=c["max_position_embeddings"],
                         init_std=c.get("init_std", 0.02))
-    assert c["vocab_size"] == train_tiny.VOCAB
+    assert c["vocab_size"] == tiny_training.VOCAB
     model = train_tiny.TinyOPT(a)
     sd, _ = read_safetensors(os.path.join(model_dir, "model.safetensors"))
     model.load_state_dict(sd, strict=True)
@@ -215,7 +216,7 @@ def heldout_bpb(model, windows, preds, act, stats=None, bs=16):
     for i in range(0, windows.shape[0], bs):
         w = windows[i:i + bs]
         logits = forward_with_predictor(model, w[:, :-1], preds, act, stats)
-        tot += F.cross_entropy(logits.reshape(-1, train_tiny.VOCAB), w[:, 1:].reshape(-1),
+        tot += F.cross_entropy(logits.reshape(-1, tiny_training.VOCAB), w[:, 1:].reshape(-1),
                                reduction="sum").item()
         n += w[:, 1:].numel()
     return tot / n / math.log(2)
@@ -228,15 +229,15 @@ def heldout_bpb(model, windows, preds, act, stats=None, bs=16):
 
 def corpus(seed):
     """train_tiny's split; the training fortunes split again into fit / calibration parts."""
-    fortunes = train_tiny.load_fortunes()
-    tr, va = train_tiny.split_corpus(fortunes, 1234)      # the model's own split, fixed
+    fortunes = tiny_training.load_fortunes()
+    tr, va = tiny_training.split_corpus(fortunes, 1234)      # the model's own split, fixed
     g = torch.Generator().manual_seed(seed + 17)
     perm = torch.randperm(len(tr), generator=g).tolist()
     n_fit = int(round(FIT_FRAC * len(tr)))
     fit = [tr[i] for i in sorted(perm[:n_fit])]
     cal = [tr[i] for i in sorted(perm[n_fit:])]
-    return dict(fit=train_tiny.to_stream(fit), cal=train_tiny.to_stream(cal),
-                val=train_tiny.to_stream(va), n=(len(fit), len(cal), len(va)))
+    return dict(fit=tiny_training.to_stream(fit), cal=tiny_training.to_stream(cal),
+                val=tiny_training.to_stream(va), n=(len(fit), len(cal), len(va)))
 
 
 def random_windows(stream, nbytes, seed):
@@ -369,7 +370,7 @@ def build(model, a, data, log):
     ranks = [int(x) for x in a.ranks.split(",")]
     t0 = time.time()
     xf = record(model, random_windows(data["fit"], a.bytes, a.seed + 1))
-    xc = record(model, train_tiny.val_windows(data["cal"], WINDOW))   # all of it
+    xc = record(model, tiny_training.val_windows(data["cal"], WINDOW))   # all of it
     log("recorded %d fit and %d calibration tokens per layer (%.0fs)"
         % (xf[0].shape[0], xc[0].shape[0], time.time() - t0))
     layers, info = {}, {}
@@ -743,7 +744,7 @@ def main():
 
     preds, meta_back = load_predictor(out)          # evaluate exactly what was written
     assert meta_back == meta
-    vw = train_tiny.val_windows(data["val"], WINDOW)
+    vw = tiny_training.val_windows(data["val"], WINDOW)
     res = evaluate(model, preds, a.act, vw, a)
     for l, r in res["layers"].items():
         log("held-out layer %d: recall alone %.4f deployed %.4f, size %.4f (true %.4f, x%.2f)"
