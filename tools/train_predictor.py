@@ -862,7 +862,9 @@ def card_from(a):
     j["res"]["layers"] = {int(k): v for k, v in j["res"]["layers"].items()}
     arch = load_model(a.model)
     a.ffn = arch.ffn
-    write_card(a.card, a, arch, j["section"], included(a), corpus(a.seed), j["wall"], j["res"])
+    cmd = "/usr/bin/python3 tools/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
+    write_card(a.card, a, arch, j["section"], included(a), corpus(a.seed), j["wall"], j["res"],
+               assembled=cmd)
 
 
 def summary_row(name, res):
@@ -875,7 +877,7 @@ def summary_row(name, res):
                100 * (res["bpb_pred"] / res["bpb_dense"] - 1)))
 
 
-def write_card(path, a, arch, sec, others, data, wall, res=None):
+def write_card(path, a, arch, sec, others, data, wall, res=None, assembled=None):
     sel = ("the one with the lowest up-projection cost per token: r·(d_model + d_ff) MACs for "
            "the predictor plus |S|·d_model for the predicted {p} rows, relative to dense {p} "
            "(d_ff·d_model); the search stops when the cost rises. At d_model 128 a rank-128 "
@@ -894,6 +896,10 @@ def write_card(path, a, arch, sec, others, data, wall, res=None):
                             ranks=a.ranks, wall=wall / 60, name=arch.name, intro=arch.intro,
                             layers=arch.n_layers, script=arch.script, window=arch.window,
                             fired=arch.fired_rule)
+    if assembled:   # --card-from: say so, the wall time is the trained run's
+        text = text.replace("Wall time of the run that wrote this card",
+                            "Wall time of the trained run") + \
+            "The card was then written from the runs' saved evaluations by `%s`.\n" % assembled
     if res is not None:
         text += ("\n## Summary (held-out split, means over layers)\n\n"
                  "No predictor: %.4f bits per byte.\n\n"
