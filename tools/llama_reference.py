@@ -190,10 +190,10 @@ def forward(c, W, ids, cache=None, record=None, dtype=torch.float64, predictor=N
     """Logits [n, vocab] for ids at positions past..past+n-1, past = cached length.
     record (dict): record[i] = {"h": MLP input, "gate", "up", "active"} per layer.
     dtype: of W and of the arithmetic (float64 for references, float32 to mimic a C forward).
-    predictor (optional): predictor(i, h) -> bool mask [n, intermediate_size] or None, from
-    layer i's MLP input h: neurons outside the mask get gate 0 (so act(gate) = 0: inactive),
-    which is what the C library does with an activation predictor.  record's "gate" is then
-    the unmasked gate, "predicted" the mask."""
+    predictor(i, x, h): an activation predictor's mask [n, F] (bool) for layer i from the
+    residual x before the MLP's norm and its output h, or None; the gate is zeroed outside it
+    (a zero gate is inactive for every ReLU-family activation), which is what lazyneuron
+    computes with a predictor."""
     ids = torch.as_tensor(ids, dtype=torch.long)
     n = ids.shape[0]
     H = c["hidden_size"]
@@ -231,13 +231,14 @@ def forward(c, W, ids, cache=None, record=None, dtype=torch.float64, predictor=N
 
         h = rms_norm(x, W[nm["ln2"]], eps)
         gate = linear(h, W[nm["gate"]])
+        mask = predictor(i, x, h) if predictor is not None else None
+        if mask is not None:
+            gate = torch.where(mask, gate, torch.zeros_like(gate))
         up = linear(h, W[nm["up"]])
-        mask = predictor(i, h) if predictor is not None else None
-        inner, active = act_gate(c, gate if mask is None else gate * mask, up)
+        inner, active = act_gate(c, gate, up)
         y = linear(inner, W[nm["down"]])
         if record is not None:
-            record[i] = dict(h=h, gate=gate, up=up, active=active, inner=inner, y=y,
-                             predicted=mask)
+            record[i] = dict(h=h, gate=gate, up=up, active=active, inner=inner, y=y)
         x = x + y
 
     x = rms_norm(x, W["model.norm.weight"], eps)

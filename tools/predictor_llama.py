@@ -136,23 +136,23 @@ def llama_notes(a, res):
 # --------------------------------------------------------------------------------------------
 
 
-def reference_forward(c, W, tokens, preds, act):
-    """tools/llama_reference.py's float64 forward with the predictor; per layer records with
-    the scores and the predicted sets."""
-    scored = {}
+def reference_forward(c, W, tokens, preds, act, dtype=torch.float64):
+    """tools/llama_reference.py's forward with the predictor (float64, or float32 to mimic the
+    library); per layer the scores and the gate pre-activations before the mask (the record's
+    "gate" is the masked one)."""
+    rec = {}
 
-    def predictor(i, h):
+    def predictor(i, x, h):
+        gate = lr.linear(h, W[lr.layer_names(i)["gate"]])   # as the forward computes it
         p = preds.get(i)
+        rec[i] = dict(gate=gate)
         if p is None:
             return None
-        s = tp.scores({k: v.double() for k, v in p.items()}, act, h)
-        scored[i] = s
+        s = tp.scores({k: v.to(dtype) for k, v in p.items()}, act, h)
+        rec[i]["score"] = s
         return s >= float(p["threshold"])
 
-    rec = {}
-    logits = lr.forward(c, W, tokens, record=rec, predictor=predictor)
-    for i, s in scored.items():
-        rec[i]["score"] = s
+    logits = lr.forward(c, W, tokens, predictor=predictor, dtype=dtype)
     return logits, rec
 
 
@@ -194,20 +194,10 @@ def make_test_data(a):
         raise RuntimeError("no held-out fortune keeps the margins")
     # The same forward in float32 (the library's precision) gives the same sets.
     W32 = {k: v.float() for k, v in stored.items()}
-    rec32 = {}
-    p32 = {}
-
-    def predictor32(i, h):
-        p = preds.get(i)
-        if p is None:
-            return None
-        s = tp.scores(p, act, h)
-        p32[i] = s >= p["threshold"]
-        return p32[i]
-
-    l32 = lr.forward(c, W32, tokens, record=rec32, predictor=predictor32, dtype=torch.float32)
+    l32, rec32 = reference_forward(c, W32, tokens, preds, act, dtype=torch.float32)
     for i in rec:
-        assert torch.equal(rec[i]["score"] >= float(preds[i]["threshold"]), p32[i]), i
+        th = float(preds[i]["threshold"])
+        assert torch.equal(rec[i]["score"] >= th, rec32[i]["score"] >= th), i
         assert torch.equal(rec[i]["gate"] > 0, rec32[i]["gate"] > 0), i
     err32 = (l32.double() - logits).abs().max().item()
     base = lr.forward(c, W, tokens)
