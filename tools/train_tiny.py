@@ -52,6 +52,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as mf  # noqa: E402  (safetensors/config writers, float64 OPT forward)
 import tiny_training as training  # noqa: E402  (corpus, training loop, evaluation, log)
 from tiny_training import VOCAB, fmt_pct  # noqa: E402
+# The corpus stays importable from here: READMEs and bench/RESULTS.md write the held-out text
+# with `import train_tiny as t; t.split_corpus(t.load_fortunes(), 1234) ... t.EOS`.
+from tiny_training import EOS, load_fortunes, split_corpus, to_stream  # noqa: E402,F401
 
 PROMPT = "The meaning of life is"
 N_CONTINUE = 64
