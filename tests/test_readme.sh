@@ -57,7 +57,7 @@ check "README's Python example runs" python_example
 built() {
   missing=0
   for path in $(grep -o 'build/[a-z][a-z_-]*' README.md | sort -u); do
-    case $path in build/gen|build/obj|build/inst|build/fuzz|build/asan) continue ;; esac
+    case $path in build/gen|build/obj|build/inst|build/fuzz|build/asan|build/npm) continue ;; esac  # folders, not programs
     exe="$BUILD/${path#build/}"
     [ -x "$exe" ] || { echo "README names $path, but make did not build $exe"; missing=1; }
   done
