@@ -1,8 +1,10 @@
 /*
  * x86/vec_avx2.h: the fp32 vector primitives of AVX2 + FMA that the row
- * skeleton (x86/rows.h) is written in. Included only by kernels/avx2/ files
- * (compiled with -mavx2 -mfma -mf16c); static inline, so each file keeps
- * its own copy (kernels.h says why nothing is linked across ISAs).
+ * skeletons (generic/rows.h, generic/qrows.h) are written in, and
+ * row_prefetch (x86/prefetch.h). Included only by files compiled with
+ * -mavx2 -mfma -mf16c (kernels/avx2/, kernels/avxvnni/); static inline, so
+ * each file keeps its own copy (kernels.h says why nothing is linked
+ * across ISAs).
  */
 #ifndef LZN_KERNELS_X86_VEC_AVX2_H
 #define LZN_KERNELS_X86_VEC_AVX2_H
@@ -10,6 +12,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "kernels/x86/prefetch.h"
 
 typedef __m256 vec_f32;
 #define VEC_LANES 8

@@ -1,14 +1,17 @@
 /*
  * x86/vec_avx512.h: the fp32 vector primitives of AVX-512 (F, BW, VL, DQ)
- * that the row skeleton (x86/rows.h) is written in. Included only by files
- * compiled with those flags (kernels/avx512/, kernels/avx512bf16/); static
- * inline, so each file keeps its own copy.
+ * that the row skeletons (generic/rows.h, generic/qrows.h) are written in,
+ * and row_prefetch (x86/prefetch.h). Included only by files compiled with
+ * those flags (the kernels/avx512 folders); static inline, so each file keeps its
+ * own copy.
  */
 #ifndef LZN_KERNELS_X86_VEC_AVX512_H
 #define LZN_KERNELS_X86_VEC_AVX512_H
 
 #include <immintrin.h>
 #include <stdint.h>
+
+#include "kernels/x86/prefetch.h"
 
 typedef __m512 vec_f32;
 #define VEC_LANES 16
