@@ -64,4 +64,20 @@ static inline __m128i vec_load_u16_tail(const uint16_t *p, vec_tail t) {
   return _mm_loadu_si128((const __m128i *)lanes);
 }
 
+/* ---------------------------------------------------------- int8 dot */
+
+/* acc + u1 . s1 + u2 . s2 over each 4 bytes: u unsigned, s signed bytes.
+ * With AVX-VNNI (a file compiled with -mavxvnni, the avxvnni folder) two
+ * VEX vpdpbusd, exact; without, maddubs adds byte pairs in int16 with
+ * saturation, so each u * s + u * s pair, and the sum of the two operands'
+ * pairs, must stay within int16 (the callers' ranges say why they do). */
+static inline __m256i vec_dot2_u8s8(__m256i acc, __m256i u1, __m256i s1, __m256i u2, __m256i s2) {
+#if defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, u1, s1), u2, s2);
+#else
+  const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(u1, s1), _mm256_maddubs_epi16(u2, s2));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+}
+
 #endif /* LZN_KERNELS_X86_VEC_AVX2_H */
