@@ -6,10 +6,10 @@
  *
  * dot (x in Q8_0): a step is 4 blocks, 128 weights in 72 bytes, one zmm of
  * nibbles. The 4 blocks' 16 bytes of nibbles sit at even offsets (2, 20,
- * 38, 56), so one two-source word permute of the step's two overlapping
- * 64-byte loads (bytes 0-63 and 8-71) gathers them, and a one-source word
- * permute of the first load spreads the 4 fp16 scales over the lanes of
- * their blocks: per step and row 2 loads, 2 permutes, 3 integer ops for
+ * 38, 56), so one two-source word permute of the step's first 64 bytes and
+ * its last 8 gathers them, and a one-source word permute of the first 64
+ * spreads the 4 fp16 scales over the lanes of their blocks: per step and
+ * row 2 loads, 2 permutes, 3 integer ops for
  * the nibbles, 2 int8 dot products, 1 fp16 convert, 1 multiply by x's
  * scales, 1 int convert, 1 FMA. The old code (two blocks per zmm, scales
  * assembled from scalars) spent about twice that: measured in L2 (one
@@ -31,6 +31,7 @@
 #ifndef LZN_KERNELS_X86_Q4_0_AVX512_H
 #define LZN_KERNELS_X86_Q4_0_AVX512_H
 
+#include <float.h>
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -44,10 +45,20 @@
 #define QR_AXPY_STEP_BLOCKS 4
 
 /* Word w of the step's nibbles (block w / 8, byte pair w % 8) in the
- * two-source permute of the loads at 0 (words 0-31) and 8 (32-63). */
+ * two-source permute of the step's bytes 0-63 (words 0-31) and 64-71
+ * (words 32-35). */
 static const uint16_t q4_0_nibble_words[32] = {
     1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
-    19, 20, 21, 22, 23, 24, 25, 26, 56, 57, 58, 59, 60, 61, 62, 63};
+    19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+
+/* The step's 64 nibble bytes from its first 64 bytes (a, in a register)
+ * and its last 8, which an 8-byte load brings: a second 64-byte load
+ * would cross a cache line, and on Zen 5 such a load takes two of the
+ * load slots (0.86 a cycle, against 1.8 for aligned ones). */
+static inline __attribute__((always_inline)) __m512i q4_0_step_nibbles(__m512i a, const unsigned char *step) {
+  const __m512i last8 = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(step + 64)));
+  return _mm512_permutex2var_epi16(a, _mm512_loadu_si512(q4_0_nibble_words), last8);
+}
 /* Words 4i..4i+3 = block i's scale (word 9i of the load at 0). */
 static const uint16_t q4_0_scale_words[32] = {0,  0,  0,  0,  9,  9,  9,  9,  18, 18, 18,
                                               18, 27, 27, 27, 27, 0,  0,  0,  0,  0,  0,
@@ -58,6 +69,12 @@ typedef struct {
   __m512i start;  /* -8 * sum(x) of block i, over its 4 int32 lanes */
   __m512 scale;   /* x's scale of block i in lanes 4i..4i+3 */
 } qr_xstep;
+
+/* x's step in registers for a group of rows (else GCC reads it from
+ * memory once per row: 4 loads per row and step). */
+static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
+  __asm__("" : "+v"(xs->lo), "+v"(xs->hi), "+v"(xs->start), "+v"(xs->scale));
+}
 
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_0 *x = x_bytes;
@@ -79,11 +96,13 @@ static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
 }
 
 static inline __attribute__((always_inline)) vec_f32 qr_dot_step(vec_f32 acc, const void *w, const qr_xstep *xs) {
-  const __m512i nibble_words = _mm512_loadu_si512(q4_0_nibble_words);
   const __m512i scale_words = _mm512_loadu_si512(q4_0_scale_words);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i a = _mm512_loadu_si512(w), b = _mm512_loadu_si512((const char *)w + 8);
-  const __m512i q = _mm512_permutex2var_epi16(a, nibble_words, b);
+  __m512i a = _mm512_loadu_si512(w);
+  /* In a register: GCC would load the same bytes again as vpermw's memory
+   * operand (a second load across a cache line). */
+  __asm__("" : "+v"(a));
+  const __m512i q = q4_0_step_nibbles(a, w);
   const __m512 scale =
       _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_words, a))), xs->scale);
   const __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
@@ -107,6 +126,162 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
     const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 18 * i + 2)));
     y[2 * i] = _mm512_fmadd_ps(cd_i, _mm512_permutexvar_ps(q, values), y[2 * i]);
     y[2 * i + 1] = _mm512_fmadd_ps(cd_i, _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), values), y[2 * i + 1]);
+  }
+}
+
+/* ------------------------------------------------------ axpy_rows_q8 */
+
+/* The int8 path (kernels.h, axpy_rows_q8) sums a group's 8 rows in
+ * integers: per step of 4 blocks the 8 rows' 32 coefficients * scales are
+ * made int8 per block (one max over the rows, two divisions, one convert,
+ * all 8 rows x 4 blocks in 2 zmm), then the rows' nibble bytes are
+ * interleaved 4 rows to a dword (8 unpacks per 4 rows) so that one
+ * vpdpbusd adds 4 rows' products into each column's int32 lane. A byte
+ * holds two columns (j and j + 16 of its block): with VNNI the low
+ * nibbles' sum D1 and the whole bytes' sum D2 give the high nibbles'
+ * as (D2 - D1) / 16, exactly, so the high nibbles need no mask and no
+ * shift; without VNNI (maddubs saturates the bytes' 255 * 127 pairs) both
+ * are masked out and summed apart. Then per column one convert and one
+ * FMA per group of 8 rows, where the fp32 path pays a convert and an FMA
+ * per row.
+ *
+ * The unpacks leave a step's 128 columns in lanes (block k, byte 4m + i)
+ * of 4 result vectors m: y is put in that order once per call (a 4 x 4
+ * transpose of 128-bit lanes, its own inverse), so the sums need no
+ * shuffle. */
+#define QR_AXPY_Q8_STEP_BLOCKS 4
+
+typedef struct {
+  __m512 coef_lo, coef_hi;      /* lanes 4t + k: coef of row t (0-3), of row 4 + t */
+  __mmask16 rows_lo, rows_hi;   /* the lanes of rows that exist */
+} qr_q8_group;
+
+/* Lanes 4i..4i+3 = element i: a 4-lane broadcast per 128-bit lane. */
+static const int32_t q4_0_lane_quads[2][16] = {{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
+                                               {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7}};
+/* Bytes 4t + k (row t, block k) to dword k = rows 0-3 of block k. */
+static const int8_t q4_0_by_block[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+
+static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
+  const __m512 c = _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)((1u << nr) - 1u), coef));
+  g->coef_lo = _mm512_permutexvar_ps(_mm512_loadu_si512(q4_0_lane_quads[0]), c);
+  g->coef_hi = _mm512_permutexvar_ps(_mm512_loadu_si512(q4_0_lane_quads[1]), c);
+  g->rows_lo = (__mmask16)(nr >= 4 ? 0xffffu : (1u << (4 * nr)) - 1u);
+  g->rows_hi = (__mmask16)(nr >= 8 ? 0xffffu : nr > 4 ? (1u << (4 * (nr - 4))) - 1u : 0u);
+}
+
+/* The 4 x 4 transpose of the 128-bit lanes of a, b, c, d. */
+static inline __attribute__((always_inline)) void q4_0_transpose_lanes(__m512 *a, __m512 *b, __m512 *c, __m512 *d) {
+  const __m512 t0 = _mm512_shuffle_f32x4(*a, *b, 0x44), t1 = _mm512_shuffle_f32x4(*a, *b, 0xee);
+  const __m512 t2 = _mm512_shuffle_f32x4(*c, *d, 0x44), t3 = _mm512_shuffle_f32x4(*c, *d, 0xee);
+  *a = _mm512_shuffle_f32x4(t0, t2, 0x88);
+  *b = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+  *c = _mm512_shuffle_f32x4(t1, t3, 0x88);
+  *d = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+}
+
+/* y[32k + h + 4m + i] <-> y[32m + h + 4k + i] for h = 0, 16: the low
+ * columns of block k at lane m of y[32k..], the step's lane k of vector m. */
+static inline void qr_q8_y_order(float *y) {
+  for (int h = 0; h < 32; h += 16) {
+    __m512 a = _mm512_loadu_ps(y + h), b = _mm512_loadu_ps(y + 32 + h);
+    __m512 c = _mm512_loadu_ps(y + 64 + h), d = _mm512_loadu_ps(y + 96 + h);
+    q4_0_transpose_lanes(&a, &b, &c, &d);
+    _mm512_storeu_ps(y + h, a), _mm512_storeu_ps(y + 32 + h, b);
+    _mm512_storeu_ps(y + 64 + h, c), _mm512_storeu_ps(y + 96 + h, d);
+  }
+}
+
+/* Dwords (q0[j], q1[j], q2[j], q3[j]) of 4 rows' step nibble bytes: v[m]
+ * lane k holds bytes j = 4m .. 4m + 3 of block k. */
+static inline __attribute__((always_inline)) void q4_0_interleave4(__m512i v[4], __m512i q0, __m512i q1, __m512i q2,
+                                                                  __m512i q3) {
+  const __m512i l01 = _mm512_unpacklo_epi8(q0, q1), h01 = _mm512_unpackhi_epi8(q0, q1);
+  const __m512i l23 = _mm512_unpacklo_epi8(q2, q3), h23 = _mm512_unpackhi_epi8(q2, q3);
+  v[0] = _mm512_unpacklo_epi16(l01, l23);
+  v[1] = _mm512_unpackhi_epi16(l01, l23);
+  v[2] = _mm512_unpacklo_epi16(h01, h23);
+  v[3] = _mm512_unpackhi_epi16(h01, h23);
+}
+
+/* A step's int8 coefficients for a group: lane k of alpha0 / alpha1 holds
+ * rows 0-3 / 4-7's alphas of block k in every dword; start = -8 * the
+ * block's sum of alphas (the nibbles are q + 8); s the block's scale over
+ * the lanes of block k. */
+typedef struct {
+  __m512i alpha0, alpha1, start;
+  __m512 s;
+} qr_q8_coefs;
+
+/* Words 4t + k of the pair (a, b) = block k's scale of row t = 0 (in a), 1
+ * (in b); the other words are not used. */
+static const uint16_t q4_0_pair_scale_words[32] = {0, 9, 18, 27, 32, 41, 50, 59, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                   0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  0,  0, 0, 0, 0};
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *r0,
+                                                                  const unsigned char *r1, const unsigned char *r2,
+                                                                  const unsigned char *r3, const unsigned char *r4,
+                                                                  const unsigned char *r5, const unsigned char *r6,
+                                                                  const unsigned char *r7, size_t off,
+                                                                  const qr_q8_group *g) {
+  const __m512i pair_words = _mm512_loadu_si512(q4_0_pair_scale_words);
+  const __m512i lane_quads = _mm512_loadu_si512(q4_0_lane_quads[0]);
+  /* The 8 rows' 4 scales, word 4t + k, by a tree of permutes (depth 3,
+   * not a chain of 8 dependent merges). */
+#define Q4_0_PAIR(ra, rb) \
+  _mm512_permutex2var_epi16(_mm512_loadu_si512((ra) + off), pair_words, _mm512_loadu_si512((rb) + off))
+  const __m512i p01 = Q4_0_PAIR(r0, r1), p23 = Q4_0_PAIR(r2, r3), p45 = Q4_0_PAIR(r4, r5), p67 = Q4_0_PAIR(r6, r7);
+#undef Q4_0_PAIR
+  const __m512i q0123 = _mm512_inserti32x4(p01, _mm512_castsi512_si128(p23), 1);
+  const __m512i q4567 = _mm512_inserti32x4(p45, _mm512_castsi512_si128(p67), 1);
+  /* a = coef * d per (row, block); m = the largest |a| of each block. */
+  const __m512 a_lo = _mm512_maskz_mul_ps(g->rows_lo, _mm512_cvtph_ps(_mm512_castsi512_si256(q0123)), g->coef_lo);
+  const __m512 a_hi = _mm512_maskz_mul_ps(g->rows_hi, _mm512_cvtph_ps(_mm512_castsi512_si256(q4567)), g->coef_hi);
+  __m512 m = _mm512_max_ps(_mm512_abs_ps(a_lo), _mm512_abs_ps(a_hi));
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
+  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
+  c->s = _mm512_permutexvar_ps(lane_quads, _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f)));
+  const __m128i by_block = _mm_loadu_si128((const __m128i *)q4_0_by_block);
+  const __m128i alpha_lo = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a_lo, inv))), by_block);
+  const __m128i alpha_hi = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a_hi, inv))), by_block);
+  c->alpha0 = _mm512_permutexvar_epi32(lane_quads, _mm512_castsi128_si512(alpha_lo));
+  c->alpha1 = _mm512_permutexvar_epi32(lane_quads, _mm512_castsi128_si512(alpha_hi));
+  const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i alpha_sum = vec_dot2_u8s8(_mm512_setzero_si512(), ones, c->alpha0, ones, c->alpha1);
+  c->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(alpha_sum, 3));
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *r0,
+                                                                const unsigned char *r1, const unsigned char *r2,
+                                                                const unsigned char *r3, const unsigned char *r4,
+                                                                const unsigned char *r5, const unsigned char *r6,
+                                                                const unsigned char *r7, size_t off,
+                                                                const qr_q8_coefs *c) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+#define Q4_0_NIBBLES(r) q4_0_step_nibbles(_mm512_loadu_si512((r) + off), (r) + off)
+  __m512i v[4], u[4];
+  q4_0_interleave4(v, Q4_0_NIBBLES(r0), Q4_0_NIBBLES(r1), Q4_0_NIBBLES(r2), Q4_0_NIBBLES(r3));
+  q4_0_interleave4(u, Q4_0_NIBBLES(r4), Q4_0_NIBBLES(r5), Q4_0_NIBBLES(r6), Q4_0_NIBBLES(r7));
+#undef Q4_0_NIBBLES
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    const __m512i d1 =
+        vec_dot2_u8s8(c->start, _mm512_and_si512(v[i], low4), c->alpha0, _mm512_and_si512(u[i], low4), c->alpha1);
+#if defined(__AVX512VNNI__)
+    /* Whole bytes (16 * high + low) from -136 * sum: D2 - D1 = 16 * (the
+     * high nibbles' sum - 8 * sum). */
+    const __m512i start2 = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
+    const __m512i d2 = vec_dot2_u8s8(start2, v[i], c->alpha0, u[i], c->alpha1);
+    const __m512i d_hi = _mm512_srai_epi32(_mm512_sub_epi32(d2, d1), 4);
+#else
+    const __m512i d_hi = vec_dot2_u8s8(c->start, _mm512_and_si512(_mm512_srli_epi16(v[i], 4), low4), c->alpha0,
+                                       _mm512_and_si512(_mm512_srli_epi16(u[i], 4), low4), c->alpha1);
+#endif
+    float *const y_lo = y + 32 * i, *const y_hi = y + 32 * i + 16;
+    _mm512_storeu_ps(y_lo, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(d1), _mm512_loadu_ps(y_lo)));
+    _mm512_storeu_ps(y_hi, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(d_hi), _mm512_loadu_ps(y_hi)));
   }
 }
 
