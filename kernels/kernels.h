@@ -82,7 +82,7 @@ typedef void (*lzn_axpy_rows_fn)(float *y, size_t d, const void *w, size_t row_b
                                  const int32_t *idx, const float *coef, size_t n);
 
 /* Rows per group of axpy_rows_q8, whose coefficients share one scale. */
-#define LZN_AXPY_Q8_GROUP 8
+#define LZN_AXPY_Q8_GROUP 16
 
 /* axpy_rows_q8: axpy_rows (same arguments, same y) with each row's
  * coefficient rounded to int8 the way Q8_0 rounds an activation, so that
@@ -101,8 +101,10 @@ typedef void (*lzn_axpy_rows_fn)(float *y, size_t d, const void *w, size_t row_b
  * one term per group and column, groups in order (only FMA rounding
  * differs from ref/). Each a_t moves by at most m / 254: as much as
  * llama.cpp's Q8_0 activations (32 values per scale) move a dot product,
- * here over 8 rows per scale. The groups are the same whatever the
- * column slice, so threads that split y get the single-thread result.
+ * here over 16 rows per scale (16 rather than 8: the coefficients, the
+ * converts and the FMAs of a group are shared by twice the rows, 1.5x the
+ * speed in L2). The groups are the same whatever the column slice, so
+ * threads that split y get the single-thread result.
  * For the element types (F32, F16, BF16) nothing is rounded: it is
  * axpy_rows. */
 

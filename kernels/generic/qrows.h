@@ -109,6 +109,35 @@ QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t 
   for (size_t k = 0; k < n; k++) rows_prefetch_head(qr_row(w, row_bytes, idx, t + k) + from, span - from);
 }
 
+#ifndef QR_FAR_CEIL
+#define QR_FAR_CEIL 1
+#endif
+#define QR_FAR_LINES(step_bytes) \
+  (QR_FAR_CEIL ? ((step_bytes) + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE : QR_PREFETCH_LINES(step_bytes))
+
+/* next[k] = the row after the group starting at t, t + ROWS_GROUP + k, or
+ * the last row of that group where it has fewer than ROWS_GROUP, or own
+ * (a row the group reads anyway) when there is no next group. */
+QR_ALWAYS_INLINE void qr_next_rows(const unsigned char **next, const void *w, size_t row_bytes, const int32_t *idx,
+                                   size_t t, size_t n, const unsigned char *own) {
+  const size_t t1 = t + ROWS_GROUP;
+  for (size_t k = 0; k < ROWS_GROUP; k++)
+    next[k] = t1 >= n ? own : qr_row(w, row_bytes, idx, t1 + k < n ? t1 + k : n - 1);
+}
+
+/* The next group's rows at byte `at`, one step's bytes of lines each (the
+ * group reads step by step at the same pace, so they arrive one group
+ * ahead: 8 rows of 2.3 KB (Q4_0, d = 4096) are 18 KB, more than the
+ * distance a prefetch inside a row can cover; measured, with only the
+ * first 256 bytes of the next rows prefetched, gathered Q4_0 rows were
+ * read at 37 % of the stream, contiguous ones at 67 %). */
+#define QR_PREFETCH_NEXT(next, at, step_bytes)                                          \
+  do {                                                                                  \
+    for (size_t k_ = 0; k_ < ROWS_GROUP; k_++)                                          \
+      for (size_t l_ = 0; l_ < QR_FAR_LINES(step_bytes); l_++)                          \
+        row_prefetch_far((next)[k_] + (at) + l_ * ROWS_CACHE_LINE);                     \
+  } while (0)
+
 /* Each of the group's rows, from byte `at` on, one step's worth of lines,
  * where that is still inside the row's span. */
 #define QR_PREFETCH_GROUP(at, step_bytes, span)                                                \
@@ -187,10 +216,15 @@ static void qr_dot_any(float *out, const void *w, size_t row_bytes, size_t d, co
       const unsigned char *const r2 = qr_row(w, row_bytes, idx, t + 2), *const r3 = qr_row(w, row_bytes, idx, t + 3);
       const unsigned char *const r4 = qr_row(w, row_bytes, idx, t + 4), *const r5 = qr_row(w, row_bytes, idx, t + 5);
       const unsigned char *const r6 = qr_row(w, row_bytes, idx, t + 6), *const r7 = qr_row(w, row_bytes, idx, t + 7);
+      /* The next group's rows (the group's own where there is none), read
+       * toward L2 one group ahead. */
+      const unsigned char *next[ROWS_GROUP];
+      qr_next_rows(next, w, row_bytes, idx, t, n, r0);
       vec_f32 acc0 = vec_zero(), acc1 = vec_zero(), acc2 = vec_zero(), acc3 = vec_zero();
       vec_f32 acc4 = vec_zero(), acc5 = vec_zero(), acc6 = vec_zero(), acc7 = vec_zero();
       for (size_t s = c0; s < c_full; s++) {
         QR_PREFETCH_GROUP(s * QR_DOT_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES, QR_DOT_STEP_BYTES, span);
+        QR_PREFETCH_NEXT(next, s * QR_DOT_STEP_BYTES, QR_DOT_STEP_BYTES);
         QR_DOT8_STEP(s);
       }
       if (c_full < c1) {
@@ -274,7 +308,7 @@ static void qr_axpy_group_tail(float *y_step, size_t y_left, const unsigned char
 /* y[0..d) += sum of coef[k] * row k over a group of nr <= ROWS_GROUP rows;
  * with nr a constant the loops over k unroll. */
 QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *const *r, const float *coef, size_t nr,
-                                    size_t span) {
+                                    size_t span, const unsigned char *const *next) {
   const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
   const size_t n_full = n_blocks / QR_AXPY_STEP_BLOCKS;
   const size_t tail_blocks = n_blocks % QR_AXPY_STEP_BLOCKS;
@@ -291,6 +325,7 @@ QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *con
 #pragma GCC unroll 8
       for (size_t k = 0; k < nr; k++)
         for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_STEP_BYTES); l++) row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
+    QR_PREFETCH_NEXT(next, s * QR_AXPY_STEP_BYTES, QR_AXPY_STEP_BYTES);
     qr_axpy_group_step(y + s * QR_AXPY_STEP_WEIGHTS, r, c, nr, s * QR_AXPY_STEP_BYTES);
   }
   for (size_t s = full_in_y; s < n_full + (tail_blocks != 0); s++) {
@@ -306,15 +341,18 @@ static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, co
   const size_t span = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS * QR_BLOCK_BYTES;
   const unsigned char *r[ROWS_GROUP];
   size_t t = 0;
+  const unsigned char *next[ROWS_GROUP];
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     for (size_t k = 0; k < ROWS_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + k);
     const size_t left = n - (t + ROWS_GROUP);
     qr_prefetch_heads(w, row_bytes, 0, span, idx, t + ROWS_GROUP, left < ROWS_GROUP ? left : ROWS_GROUP);
-    qr_axpy_group(y, d, r, coef + t, ROWS_GROUP, span);
+    qr_next_rows(next, w, row_bytes, idx, t, n, r[0]);
+    qr_axpy_group(y, d, r, coef + t, ROWS_GROUP, span, next);
   }
   if (t < n) {
     for (size_t k = 0; k < n - t; k++) r[k] = qr_row(w, row_bytes, idx, t + k);
-    qr_axpy_group(y, d, r, coef + t, n - t, span);
+    qr_next_rows(next, w, row_bytes, idx, t, n, r[0]);
+    qr_axpy_group(y, d, r, coef + t, n - t, span, next);
   }
 }
 
@@ -322,8 +360,8 @@ static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, co
 
 #ifdef QR_AXPY_Q8_STEP_BLOCKS
 /* axpy_rows_q8 (kernels.h): the coefficients of each group of
- * LZN_AXPY_Q8_GROUP rows rounded to int8 per block, so that a step sums the
- * group's rows in integers. The type provides, besides the above:
+ * LZN_AXPY_Q8_GROUP (16) rows rounded to int8 per block, so that a step
+ * sums the group's rows in integers. The type provides, besides the above:
  *
  *   QR_AXPY_Q8_STEP_BLOCKS               weight blocks per step
  *   typedef ... qr_q8_group;             a group's coefficients as its steps
@@ -336,11 +374,13 @@ static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, co
  *       its columns in (its integer lanes need not follow y's), and back:
  *       applied twice it is the identity
  *   typedef ... qr_q8_coefs;             one step's int8 coefficients
- *   void qr_q8_step_coefs(qr_q8_coefs *c, r0, ..., r7, size_t off,
+ *   void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r, size_t off,
  *                         const qr_q8_group *g);
- *       the coefficients of the step at byte off of the 8 rows r0 .. r7
- *       (from the rows' block scales and the group's coef)
- *   void qr_q8_step_add(float *y, r0, ..., r7, size_t off, const qr_q8_coefs *c);
+ *       the coefficients of the step at byte off of the group's rows r[0
+ *       .. LZN_AXPY_Q8_GROUP) (from their block scales and the group's
+ *       coef)
+ *   void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+ *                       const qr_q8_coefs *c);
  *       y (a step's columns, in the step's order) += the group's
  *       contribution from that step
  *
@@ -350,12 +390,10 @@ static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, co
  * that the adds wait for: the loop makes step s + 1's while it adds step
  * s's, so the core always has independent work (the chain in line with
  * its step measured ~19 GB/s in L2 with AVX512_VNNI, no faster than the
- * fp32 axpy_rows). */
+ * fp32 axpy_rows; pipelined, 35-37). */
 
 #define QR_AXPY_Q8_STEP_WEIGHTS (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
 #define QR_AXPY_Q8_STEP_BYTES (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_BYTES)
-
-_Static_assert(LZN_AXPY_Q8_GROUP == ROWS_GROUP, "a group of the rounding is a group of the loops");
 
 static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
                             const float *coef, size_t n) {
@@ -378,41 +416,50 @@ static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
     qr_q8_y_order(y_tail);
   }
   for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + s * QR_AXPY_Q8_STEP_WEIGHTS);
-  for (size_t t = 0; t < n; t += ROWS_GROUP) {
-    const size_t nr = n - t < ROWS_GROUP ? n - t : ROWS_GROUP;
-    const unsigned char *r[ROWS_GROUP];
-    for (size_t k = 0; k < ROWS_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + (k < nr ? k : 0));
+  for (size_t t = 0; t < n; t += LZN_AXPY_Q8_GROUP) {
+    const size_t nr = n - t < LZN_AXPY_Q8_GROUP ? n - t : LZN_AXPY_Q8_GROUP;
+    const unsigned char *r[LZN_AXPY_Q8_GROUP];
+    for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + (k < nr ? k : 0));
     const size_t left = n - t - nr;
-    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + nr, left < ROWS_GROUP ? left : ROWS_GROUP);
+    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + nr, left < LZN_AXPY_Q8_GROUP ? left : LZN_AXPY_Q8_GROUP);
     qr_q8_group g;
     qr_q8_group_make(&g, coef + t, nr);
-    const unsigned char *const r0 = r[0], *const r1 = r[1], *const r2 = r[2], *const r3 = r[3];
-    const unsigned char *const r4 = r[4], *const r5 = r[5], *const r6 = r[6], *const r7 = r[7];
+    /* The next group's rows toward L2, one group ahead (as the dot loop). */
+    const unsigned char *later[LZN_AXPY_Q8_GROUP];
+    for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
+      later[k] = t + nr >= n ? r[0] : qr_row(w, row_bytes, idx, t + nr + k < n ? t + nr + k : n - 1);
     if (in_place > 0) {
       qr_q8_coefs now, next;
-      qr_q8_step_coefs(&now, r0, r1, r2, r3, r4, r5, r6, r7, 0, &g);
+      qr_q8_step_coefs(&now, r, 0, &g);
       for (size_t s = 0; s + 1 < in_place; s++) {
-        const size_t off = s * QR_AXPY_Q8_STEP_BYTES;
-        QR_PREFETCH_GROUP(off + ROWS_PREFETCH_AHEAD_BYTES, QR_AXPY_Q8_STEP_BYTES, span);
-        qr_q8_step_coefs(&next, r0, r1, r2, r3, r4, r5, r6, r7, off + QR_AXPY_Q8_STEP_BYTES, &g);
-        qr_q8_step_add(y + s * QR_AXPY_Q8_STEP_WEIGHTS, r0, r1, r2, r3, r4, r5, r6, r7, off, &now);
+        const size_t off = s * QR_AXPY_Q8_STEP_BYTES, at = off + ROWS_PREFETCH_AHEAD_BYTES;
+        if (at + QR_AXPY_Q8_STEP_BYTES <= span)
+#pragma GCC unroll 16
+          for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
+            for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+              row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
+#pragma GCC unroll 16
+        for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
+          for (size_t l = 0; l < QR_FAR_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+            row_prefetch_far(later[k] + off + l * ROWS_CACHE_LINE);
+        qr_q8_step_coefs(&next, r, off + QR_AXPY_Q8_STEP_BYTES, &g);
+        qr_q8_step_add(y + s * QR_AXPY_Q8_STEP_WEIGHTS, r, off, &now);
         now = next;
       }
       const size_t last = in_place - 1;
-      qr_q8_step_add(y + last * QR_AXPY_Q8_STEP_WEIGHTS, r0, r1, r2, r3, r4, r5, r6, r7,
-                     last * QR_AXPY_Q8_STEP_BYTES, &now);
+      qr_q8_step_add(y + last * QR_AXPY_Q8_STEP_WEIGHTS, r, last * QR_AXPY_Q8_STEP_BYTES, &now);
     }
     if (has_tail) {
-      unsigned char padded[ROWS_GROUP][QR_AXPY_Q8_STEP_BYTES];
+      unsigned char padded[LZN_AXPY_Q8_GROUP][QR_AXPY_Q8_STEP_BYTES];
+      const unsigned char *p[LZN_AXPY_Q8_GROUP];
       memset(padded, 0, sizeof padded);
-      for (size_t k = 0; k < nr; k++) memcpy(padded[k], r[k] + in_place * QR_AXPY_Q8_STEP_BYTES, tail_bytes);
-#define QR_PADDED(k) (k < nr ? padded[k] : padded[0])
+      for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) {
+        if (k < nr) memcpy(padded[k], r[k] + in_place * QR_AXPY_Q8_STEP_BYTES, tail_bytes);
+        p[k] = k < nr ? padded[k] : padded[0];
+      }
       qr_q8_coefs tail;
-      qr_q8_step_coefs(&tail, QR_PADDED(0), QR_PADDED(1), QR_PADDED(2), QR_PADDED(3), QR_PADDED(4), QR_PADDED(5),
-                       QR_PADDED(6), QR_PADDED(7), 0, &g);
-      qr_q8_step_add(y_tail, QR_PADDED(0), QR_PADDED(1), QR_PADDED(2), QR_PADDED(3), QR_PADDED(4), QR_PADDED(5),
-                     QR_PADDED(6), QR_PADDED(7), 0, &tail);
-#undef QR_PADDED
+      qr_q8_step_coefs(&tail, p, 0, &g);
+      qr_q8_step_add(y_tail, p, 0, &tail);
     }
   }
   for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + s * QR_AXPY_Q8_STEP_WEIGHTS);

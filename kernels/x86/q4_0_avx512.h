@@ -131,19 +131,18 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
 
 /* ------------------------------------------------------ axpy_rows_q8 */
 
-/* The int8 path (kernels.h, axpy_rows_q8) sums a group's 8 rows in
- * integers: per step of 4 blocks the 8 rows' 32 coefficients * scales are
- * made int8 per block (one max over the rows, two divisions, one convert,
- * all 8 rows x 4 blocks in 2 zmm), then the rows' nibble bytes are
- * interleaved 4 rows to a dword (8 unpacks per 4 rows) so that one
- * vpdpbusd adds 4 rows' products into each column's int32 lane. A byte
- * holds two columns (j and j + 16 of its block): with VNNI the low
- * nibbles' sum D1 and the whole bytes' sum D2 give the high nibbles'
- * as (D2 - D1) / 16, exactly, so the high nibbles need no mask and no
- * shift; without VNNI (maddubs saturates the bytes' 255 * 127 pairs) both
- * are masked out and summed apart. Then per column one convert and one
- * FMA per group of 8 rows, where the fp32 path pays a convert and an FMA
- * per row.
+/* The int8 path (kernels.h, axpy_rows_q8) sums a group's 16 rows in
+ * integers: per step of 4 blocks the 16 rows' 64 coefficient * scale
+ * products are made int8 per block (one max over the rows, two 4-lane
+ * divisions, converts; 4 zmm for all 64), then each 4 rows' nibble bytes
+ * are interleaved to dwords (8 unpacks per 4 rows) so that one vpdpbusd
+ * adds 4 rows' products into each column's int32 lane. A byte holds two
+ * columns (j and j + 16 of its block): with VNNI the low nibbles' sum D1
+ * and the whole bytes' sum D2 give the high nibbles' as (D2 - D1) / 16,
+ * exactly, so the high nibbles need no mask and no shift; without VNNI
+ * (maddubs would saturate the bytes' 255 * 127 pairs) both are masked out
+ * and summed apart. Then per column one convert and one FMA per group of
+ * 16 rows, where the fp32 path pays a convert and an FMA per row.
  *
  * The unpacks leave a step's 128 columns in lanes (block k, byte 4m + i)
  * of 4 result vectors m: y is put in that order once per call (a 4 x 4
@@ -152,22 +151,38 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
 #define QR_AXPY_Q8_STEP_BLOCKS 4
 
 typedef struct {
-  __m512 coef_lo, coef_hi;      /* lanes 4t + k: coef of row t (0-3), of row 4 + t */
-  __mmask16 rows_lo, rows_hi;   /* the lanes of rows that exist */
+  __m512 coef[4];      /* lanes 4t + k: coef of row 4g + t, g = 0..3 */
+  __mmask16 rows[4];   /* the lanes of rows that exist */
 } qr_q8_group;
 
-/* Lanes 4i..4i+3 = element i: a 4-lane broadcast per 128-bit lane. */
-static const int32_t q4_0_lane_quads[2][16] = {{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
-                                               {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7}};
+/* A step's int8 coefficients for a group: 128-bit lane k of alpha[g]
+ * holds rows 4g..4g+3's alphas of block k in every dword; start = -8 *
+ * the block's sum of alphas (the nibbles are q + 8); s the block's scale
+ * over the lanes of block k. */
+typedef struct {
+  __m512i alpha[4], start;
+  __m512 s;
+} qr_q8_coefs;
+
+/* Lanes 4i..4i+3 = element i (+ 4g): a 4-lane broadcast per 128-bit lane. */
+static const int32_t q4_0_lane_quads[4][16] = {{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
+                                               {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
+                                               {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
+                                               {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
 /* Bytes 4t + k (row t, block k) to dword k = rows 0-3 of block k. */
 static const int8_t q4_0_by_block[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+/* Words 4t + k of the pair (a, b) = block k's scale of row t = 0 (in a), 1
+ * (in b); the other words are not used. */
+static const uint16_t q4_0_pair_scale_words[32] = {0, 9, 18, 27, 32, 41, 50, 59, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                   0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  0,  0, 0, 0, 0};
 
 static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
-  const __m512 c = _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)((1u << nr) - 1u), coef));
-  g->coef_lo = _mm512_permutexvar_ps(_mm512_loadu_si512(q4_0_lane_quads[0]), c);
-  g->coef_hi = _mm512_permutexvar_ps(_mm512_loadu_si512(q4_0_lane_quads[1]), c);
-  g->rows_lo = (__mmask16)(nr >= 4 ? 0xffffu : (1u << (4 * nr)) - 1u);
-  g->rows_hi = (__mmask16)(nr >= 8 ? 0xffffu : nr > 4 ? (1u << (4 * (nr - 4))) - 1u : 0u);
+  const __m512 c = _mm512_maskz_loadu_ps((__mmask16)((1u << nr) - 1u), coef);
+  for (int i = 0; i < 4; i++) {
+    g->coef[i] = _mm512_permutexvar_ps(_mm512_loadu_si512(q4_0_lane_quads[i]), c);
+    const size_t in = nr > 4u * (size_t)i ? nr - 4u * (size_t)i : 0;
+    g->rows[i] = (__mmask16)(in >= 4 ? 0xffffu : (1u << (4 * in)) - 1u);
+  }
 }
 
 /* The 4 x 4 transpose of the 128-bit lanes of a, b, c, d. */
@@ -192,6 +207,43 @@ static inline void qr_q8_y_order(float *y) {
   }
 }
 
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  const __m512i pair_words = _mm512_loadu_si512(q4_0_pair_scale_words);
+  const __m512i lane_quads = _mm512_loadu_si512(q4_0_lane_quads[0]);
+  const __m128i by_block = _mm_loadu_si128((const __m128i *)q4_0_by_block);
+  /* a = coef * d per (row, block), rows 4i.. in a[i]; m = the largest |a|
+   * of each block. The scales of two rows by one permute. */
+  __m512 a[4], m = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    const unsigned char *const *q = r + 4 * i;
+    const __m512i p01 = _mm512_permutex2var_epi16(_mm512_loadu_si512(q[0] + off), pair_words, _mm512_loadu_si512(q[1] + off));
+    const __m512i p23 = _mm512_permutex2var_epi16(_mm512_loadu_si512(q[2] + off), pair_words, _mm512_loadu_si512(q[3] + off));
+    const __m512i words = _mm512_inserti32x4(p01, _mm512_castsi512_si128(p23), 1);
+    a[i] = _mm512_maskz_mul_ps(g->rows[i], _mm512_cvtph_ps(_mm512_castsi512_si256(words)), g->coef[i]);
+    m = _mm512_max_ps(m, _mm512_abs_ps(a[i]));
+  }
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
+  /* Lanes 0-3 hold the 4 blocks' m: divide there only (a 16-lane division
+   * takes the divider several times as long), then spread. */
+  const __m128 m4 = _mm512_castps512_ps128(m);
+  const __mmask8 nonzero = _mm_cmp_ps_mask(m4, _mm_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m512 inv = _mm512_broadcast_f32x4(_mm_maskz_div_ps(nonzero, _mm_set1_ps(127.0f), m4));
+  c->s = _mm512_permutexvar_ps(lane_quads, _mm512_castps128_ps512(_mm_maskz_div_ps(nonzero, m4, _mm_set1_ps(127.0f))));
+  __m512i alpha_sum = _mm512_setzero_si512();
+  const __m512i ones = _mm512_set1_epi8(1);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    const __m128i alpha = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a[i], inv))), by_block);
+    c->alpha[i] = _mm512_permutexvar_epi32(lane_quads, _mm512_castsi128_si512(alpha));
+  }
+  alpha_sum = vec_dot2_u8s8(vec_dot2_u8s8(alpha_sum, ones, c->alpha[0], ones, c->alpha[1]), ones, c->alpha[2], ones,
+                            c->alpha[3]);
+  c->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(alpha_sum, 3));
+}
+
 /* Dwords (q0[j], q1[j], q2[j], q3[j]) of 4 rows' step nibble bytes: v[m]
  * lane k holds bytes j = 4m .. 4m + 3 of block k. */
 static inline __attribute__((always_inline)) void q4_0_interleave4(__m512i v[4], __m512i q0, __m512i q1, __m512i q2,
@@ -204,84 +256,58 @@ static inline __attribute__((always_inline)) void q4_0_interleave4(__m512i v[4],
   v[3] = _mm512_unpackhi_epi16(h01, h23);
 }
 
-/* A step's int8 coefficients for a group: lane k of alpha0 / alpha1 holds
- * rows 0-3 / 4-7's alphas of block k in every dword; start = -8 * the
- * block's sum of alphas (the nibbles are q + 8); s the block's scale over
- * the lanes of block k. */
-typedef struct {
-  __m512i alpha0, alpha1, start;
-  __m512 s;
-} qr_q8_coefs;
-
-/* Words 4t + k of the pair (a, b) = block k's scale of row t = 0 (in a), 1
- * (in b); the other words are not used. */
-static const uint16_t q4_0_pair_scale_words[32] = {0, 9, 18, 27, 32, 41, 50, 59, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                   0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  0,  0, 0, 0, 0};
-
-static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *r0,
-                                                                  const unsigned char *r1, const unsigned char *r2,
-                                                                  const unsigned char *r3, const unsigned char *r4,
-                                                                  const unsigned char *r5, const unsigned char *r6,
-                                                                  const unsigned char *r7, size_t off,
-                                                                  const qr_q8_group *g) {
-  const __m512i pair_words = _mm512_loadu_si512(q4_0_pair_scale_words);
-  const __m512i lane_quads = _mm512_loadu_si512(q4_0_lane_quads[0]);
-  /* The 8 rows' 4 scales, word 4t + k, by a tree of permutes (depth 3,
-   * not a chain of 8 dependent merges). */
-#define Q4_0_PAIR(ra, rb) \
-  _mm512_permutex2var_epi16(_mm512_loadu_si512((ra) + off), pair_words, _mm512_loadu_si512((rb) + off))
-  const __m512i p01 = Q4_0_PAIR(r0, r1), p23 = Q4_0_PAIR(r2, r3), p45 = Q4_0_PAIR(r4, r5), p67 = Q4_0_PAIR(r6, r7);
-#undef Q4_0_PAIR
-  const __m512i q0123 = _mm512_inserti32x4(p01, _mm512_castsi512_si128(p23), 1);
-  const __m512i q4567 = _mm512_inserti32x4(p45, _mm512_castsi512_si128(p67), 1);
-  /* a = coef * d per (row, block); m = the largest |a| of each block. */
-  const __m512 a_lo = _mm512_maskz_mul_ps(g->rows_lo, _mm512_cvtph_ps(_mm512_castsi512_si256(q0123)), g->coef_lo);
-  const __m512 a_hi = _mm512_maskz_mul_ps(g->rows_hi, _mm512_cvtph_ps(_mm512_castsi512_si256(q4567)), g->coef_hi);
-  __m512 m = _mm512_max_ps(_mm512_abs_ps(a_lo), _mm512_abs_ps(a_hi));
-  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
-  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
-  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
-  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
-  c->s = _mm512_permutexvar_ps(lane_quads, _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f)));
-  const __m128i by_block = _mm_loadu_si128((const __m128i *)q4_0_by_block);
-  const __m128i alpha_lo = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a_lo, inv))), by_block);
-  const __m128i alpha_hi = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a_hi, inv))), by_block);
-  c->alpha0 = _mm512_permutexvar_epi32(lane_quads, _mm512_castsi128_si512(alpha_lo));
-  c->alpha1 = _mm512_permutexvar_epi32(lane_quads, _mm512_castsi128_si512(alpha_hi));
-  const __m512i ones = _mm512_set1_epi8(1);
-  const __m512i alpha_sum = vec_dot2_u8s8(_mm512_setzero_si512(), ones, c->alpha0, ones, c->alpha1);
-  c->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(alpha_sum, 3));
-}
-
-static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *r0,
-                                                                const unsigned char *r1, const unsigned char *r2,
-                                                                const unsigned char *r3, const unsigned char *r4,
-                                                                const unsigned char *r5, const unsigned char *r6,
-                                                                const unsigned char *r7, size_t off,
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-#define Q4_0_NIBBLES(r) q4_0_step_nibbles(_mm512_loadu_si512((r) + off), (r) + off)
-  __m512i v[4], u[4];
-  q4_0_interleave4(v, Q4_0_NIBBLES(r0), Q4_0_NIBBLES(r1), Q4_0_NIBBLES(r2), Q4_0_NIBBLES(r3));
-  q4_0_interleave4(u, Q4_0_NIBBLES(r4), Q4_0_NIBBLES(r5), Q4_0_NIBBLES(r6), Q4_0_NIBBLES(r7));
-#undef Q4_0_NIBBLES
+  /* lo[i] / whole[i]: column lanes of result vector i, low nibbles' and
+   * (VNNI) whole bytes' sums; without VNNI hi[i] the high nibbles'. */
+  __m512i lo[4], hi[4];
+#if defined(__AVX512VNNI__)
+  /* Whole bytes (16 * high + low) from -136 * sum: hi - lo = 16 * (the high
+   * nibbles' sum - 8 * sum). */
+  const __m512i start_whole = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
+#endif
 #pragma GCC unroll 4
   for (int i = 0; i < 4; i++) {
-    const __m512i d1 =
-        vec_dot2_u8s8(c->start, _mm512_and_si512(v[i], low4), c->alpha0, _mm512_and_si512(u[i], low4), c->alpha1);
+    lo[i] = c->start;
 #if defined(__AVX512VNNI__)
-    /* Whole bytes (16 * high + low) from -136 * sum: D2 - D1 = 16 * (the
-     * high nibbles' sum - 8 * sum). */
-    const __m512i start2 = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
-    const __m512i d2 = vec_dot2_u8s8(start2, v[i], c->alpha0, u[i], c->alpha1);
-    const __m512i d_hi = _mm512_srai_epi32(_mm512_sub_epi32(d2, d1), 4);
+    hi[i] = start_whole;
 #else
-    const __m512i d_hi = vec_dot2_u8s8(c->start, _mm512_and_si512(_mm512_srli_epi16(v[i], 4), low4), c->alpha0,
-                                       _mm512_and_si512(_mm512_srli_epi16(u[i], 4), low4), c->alpha1);
+    hi[i] = c->start;
+#endif
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    const unsigned char *const *q = r + 4 * g;
+#define Q4_0_NIBBLES(k) q4_0_step_nibbles(_mm512_loadu_si512(q[k] + off), q[k] + off)
+    __m512i v[4];
+    q4_0_interleave4(v, Q4_0_NIBBLES(0), Q4_0_NIBBLES(1), Q4_0_NIBBLES(2), Q4_0_NIBBLES(3));
+#undef Q4_0_NIBBLES
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+#if defined(__AVX512VNNI__)
+      lo[i] = _mm512_dpbusd_epi32(lo[i], _mm512_and_si512(v[i], low4), c->alpha[g]);
+      hi[i] = _mm512_dpbusd_epi32(hi[i], v[i], c->alpha[g]);
+#else
+      /* maddubs pairs of nibbles (<= 15) times alphas: within int16. */
+      const __m512i ones16 = _mm512_set1_epi16(1);
+      lo[i] = _mm512_add_epi32(lo[i], _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(v[i], low4), c->alpha[g]), ones16));
+      hi[i] = _mm512_add_epi32(
+          hi[i], _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v[i], 4), low4), c->alpha[g]),
+                                   ones16));
+#endif
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+#if defined(__AVX512VNNI__)
+    const __m512i high = _mm512_srai_epi32(_mm512_sub_epi32(hi[i], lo[i]), 4);
+#else
+    const __m512i high = hi[i];
 #endif
     float *const y_lo = y + 32 * i, *const y_hi = y + 32 * i + 16;
-    _mm512_storeu_ps(y_lo, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(d1), _mm512_loadu_ps(y_lo)));
-    _mm512_storeu_ps(y_hi, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(d_hi), _mm512_loadu_ps(y_hi)));
+    _mm512_storeu_ps(y_lo, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(lo[i]), _mm512_loadu_ps(y_lo)));
+    _mm512_storeu_ps(y_hi, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(high), _mm512_loadu_ps(y_hi)));
   }
 }
 
