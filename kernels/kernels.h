@@ -18,8 +18,10 @@
  * against them (tests/test_kernels.c) with the tolerances stated there.
  *
  * No helper is shared between ISA files except as `static inline` in a
- * header included by each (kernels/x86/): a non-static helper could be
- * kept by the linker in its AVX-512 copy and called on an older CPU.
+ * header included by each (kernels/generic/ for the loops written once for
+ * every ISA, kernels/x86/ for x86's primitives and each type's steps): a
+ * non-static helper could be kept by the linker in its AVX-512 copy and
+ * called on an older CPU.
  *
  * Weights are rows of bytes: row r of a matrix starts at w + r * row_bytes.
  * A row of d weights takes lzn_wtype_row_bytes(type, d) bytes (core/wtype.h,
