@@ -78,12 +78,16 @@ static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
 
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_0 *x = x_bytes;
-  __m512i lo = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)x[0].qs));
-  __m512i hi = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(x[0].qs + 16)));
-  for (int i = 1; i < 4; i++) {
-    lo = _mm512_inserti32x4(lo, _mm_loadu_si128((const __m128i *)x[i].qs), i);
-    hi = _mm512_inserti32x4(hi, _mm_loadu_si128((const __m128i *)(x[i].qs + 16)), i);
-  }
+  /* Written out: the insert's lane must be an immediate, and at -O1 (the
+   * sanitizer builds) a loop over it is not unrolled. */
+#define Q4_0_X_QUARTERS(at)                                                                     \
+  _mm512_inserti32x4(                                                                           \
+      _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(x[0].qs + (at)))), \
+                                            _mm_loadu_si128((const __m128i *)(x[1].qs + (at))), 1),                 \
+                         _mm_loadu_si128((const __m128i *)(x[2].qs + (at))), 2),                                     \
+      _mm_loadu_si128((const __m128i *)(x[3].qs + (at))), 3)
+  const __m512i lo = Q4_0_X_QUARTERS(0), hi = Q4_0_X_QUARTERS(16);
+#undef Q4_0_X_QUARTERS
   const __m512i eight = _mm512_set1_epi8(8);
   xs->lo = lo;
   xs->hi = hi;
