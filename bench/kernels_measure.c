@@ -122,7 +122,7 @@ static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn
   const double t0 = bench_now();
   const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)run->weights.d);
   (void)threads; /* the runner's pool has them */
-  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n);
+  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_EXACT);
   return (bench_now() - t0) * 1e3;
 }
 
@@ -141,6 +141,52 @@ static double gemv_call(runner *run, size_t r, const lzn_kernel_table *k, int th
     threaded_gemv(run, k, run->y, w_t, run->weights.row_bytes_t, d, f, x, threads);
   }
   return (bench_now() - t0) * 1e3;
+}
+
+/* Milliseconds of one axpy_rows_q8 down-projection on set r; y in run->y. */
+static double sparse_q8_call(runner *run, const active_sets *s, size_t r, const lzn_kernel_table *k, int threads) {
+  const size_t n = s->n_active;
+  const void *w_t = run->weights.w_t[run->next_copy++ % run->weights.n_copies];
+  const int32_t *idx = s->idx + r * n;
+  const float *coef = s->coef + r * n;
+  before_call(run, idx, n * sizeof *idx, run->weights.d, threads);
+  bench_touch(coef, n * sizeof *coef);
+  const double t0 = bench_now();
+  (void)threads; /* the runner's pool has them */
+  const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)run->weights.d);
+  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_ROUND_Q8);
+  return (bench_now() - t0) * 1e3;
+}
+
+/* Milliseconds of one dot_rows over set r's active rows of W_t against
+ * input r as the library runs it (lzn_linear_rows on the runner's pool: x
+ * quantized inside the timing for the block types, as the GEMV; rows in
+ * items among threads); out[t] in run->y. */
+static double dot_call(runner *run, const active_sets *s, size_t r, const lzn_kernel_table *k, int threads) {
+  const size_t n = s->n_active, d = run->weights.d;
+  const void *w_t = run->weights.w_t[run->next_copy++ % run->weights.n_copies];
+  const int32_t *idx = s->idx + r * n;
+  const float *x = run->x_gemv + r * d;
+  before_call(run, x, d * sizeof *x, run->weights.f, threads);
+  bench_touch(idx, n * sizeof *idx);
+  lzn_exec ex = {.kernels = k, .pool = run->pool, .n_threads = lzn_pool_threads(run->pool)};
+  const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)d);
+  const double t0 = bench_now();
+  const lzn_status st = lzn_linear_rows(&ex, run->y, x, &matrix, idx, n);
+  const double ms = (bench_now() - t0) * 1e3;
+  ex.pool = NULL; /* the runner's */
+  lzn_exec_free(&ex);
+  if (st != LZN_OK) bench_fail("dot_rows: %s", lzn_last_error());
+  return ms;
+}
+
+/* GB/s of one plain read of set r's active rows from a cold copy of W_t
+ * (bench_gather_read_once), after the flush every timed call gets. */
+static double gather_call(runner *run, const active_sets *s, size_t r, int threads) {
+  const void *w_t = run->weights.w_t[run->next_copy++ % run->weights.n_copies];
+  before_call(run, s->idx + r * s->n_active, s->n_active * sizeof(int32_t), 0, threads);
+  return bench_gather_read_once(w_t, run->weights.row_bytes_t, run->weights.row_bytes_t, s->idx + r * s->n_active,
+                                s->n_active, threads, run->loads);
 }
 
 /* Milliseconds of one relu_compact on set r. Not flushed: relu_compact reads
@@ -265,6 +311,52 @@ static void measure_down(runner *run, const active_sets *s, int threads, double 
     first[i * stride].dense = bench_summarize(onednn ? samples : samples + (3 + 3 * i) * reps, reps);
 }
 
+/* Largest relative error (relative_error) of run->y[0..n) against the
+ * double dot products of set r's active rows with x. */
+static double check_dot(runner *run, const active_sets *s, size_t r, const float *x) {
+  const size_t d = run->weights.d, n = s->n_active;
+  const char *w_t = run->weights.w_t[0];
+  for (size_t t = 0; t < n; t++) {
+    run->ref.type[run->type].to_f32.fn(run->row, w_t + (size_t)s->idx[r * n + t] * run->weights.row_bytes_t, d);
+    double sum = 0.0;
+    for (size_t j = 0; j < d; j++) sum += (double)run->row[j] * x[j];
+    run->y_ref[t] = (float)sum;
+  }
+  return relative_error(run->y, run->y_ref, n);
+}
+
+/* axpy_rows_q8 and dot_rows at one (threads, density), on the sets that
+ * measure_down used, and the gathered read of the same rows: per
+ * repetition, per ISA, one call of each, then one read. Fills the n_isas
+ * results of each op (stride apart) and their gather_gbps. */
+static void measure_rows(runner *run, const active_sets *s, int threads, double *samples, kernels_result *q8_first,
+                         kernels_result *dot_first, size_t stride) {
+  const kernels_options *o = run->opt;
+  const size_t reps = (size_t)o->reps, d = run->weights.d;
+  double *gather = samples + 2 * o->n_isas * reps;
+  for (size_t r = 0; r <= reps; r++) {
+    if (r == 0) reference_sparse(run, s, r);
+    for (size_t i = 0; i < o->n_isas; i++) {
+      const double t = sparse_q8_call(run, s, r, &o->isas[i], threads);
+      if (r > 0) samples[i * reps + r - 1] = t;
+      else q8_first[i * stride].max_rel_err = relative_error(run->y, run->y_ref, d);
+    }
+    for (size_t i = 0; i < o->n_isas; i++) {
+      const double t = dot_call(run, s, r, &o->isas[i], threads);
+      if (r > 0) samples[(o->n_isas + i) * reps + r - 1] = t;
+      else dot_first[i * stride].max_rel_err = check_dot(run, s, r, x_seen(run, run->x_gemv + r * d, d, 1));
+    }
+    const double g = gather_call(run, s, r, threads);
+    if (r > 0) gather[r - 1] = g;
+  }
+  const double gather_gbps = bench_summarize(gather, reps).median;
+  for (size_t i = 0; i < o->n_isas; i++) {
+    q8_first[i * stride].sparse = bench_summarize(samples + i * reps, reps);
+    dot_first[i * stride].sparse = bench_summarize(samples + (o->n_isas + i) * reps, reps);
+    q8_first[i * stride].gather_gbps = dot_first[i * stride].gather_gbps = gather_gbps;
+  }
+}
+
 /* The GEMV at one thread count: same shape of loop as measure_down. */
 static void measure_gemv(runner *run, int threads, double *samples, kernels_result *first, size_t stride) {
   const kernels_options *o = run->opt;
@@ -322,9 +414,10 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   run.x_gemv = checked_malloc(((size_t)o->reps + 1) * d * sizeof *run.x_gemv);
   for (size_t i = 0; i < ((size_t)o->reps + 1) * d; i++) run.x_gemv[i] = (float)(2.0 * bench_rng_unit(rng) - 1.0);
   double *samples = checked_malloc((1 + 3 * o->n_isas) * (size_t)o->reps * sizeof *samples);
-  /* Flushes per point: at most 1 + 3 per ISA per repetition, and the
-   * warm-up's checks (1 per ISA). */
-  run.stream_cap = ((size_t)o->reps + 2) * (2 + 3 * o->n_isas);
+  /* Flushes per point: at most 1 + 3 per ISA per repetition and the
+   * warm-up's checks (1 per ISA) for the down-projection, then 2 per ISA
+   * and the gathered read per repetition for axpy_rows_q8 and dot_rows. */
+  run.stream_cap = ((size_t)o->reps + 2) * (3 + 5 * o->n_isas);
   run.stream_gbps = checked_malloc(run.stream_cap * sizeof *run.stream_gbps);
   if (lzn_dense_create(&run.dense) != LZN_OK) bench_fail("oneDNN: %s", lzn_last_error());
   const int progress = isatty(STDERR_FILENO);
@@ -340,33 +433,57 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
       const double density = is_gemv ? 100.0 : o->densities[k];
       size_t n_active = is_gemv ? f : (size_t)llround(density / 100.0 * (double)f);
       if (n_active < 1) n_active = 1;
-      for (size_t i = 0; i < o->n_isas; i++)
-        first_group[i * stride + k] = (kernels_result){
-            .type = type, .op = is_gemv ? KERNELS_OP_GEMV : KERNELS_OP_DOWN,
-            .isa = o->isas[i].name, .threads = o->threads[t], .d = d, .f = f,
-            .n_copies = run.weights.n_copies, .copies_capped = copies_capped,
-            .density = density, .n_active = n_active,
-            .bytes = (double)n_active * (double)run.weights.row_bytes_t,
-            .dense_bytes = is_gemv ? (double)run.weights.bytes_t : (double)run.weights.bytes,
-            .dense_is_onednn = type == LZN_WEIGHTS_F32, .stream_gbps = o->stream[t].median,
-            .stream_loads = o->stream_loads[t]};
+      static const kernels_op point_ops[3] = {KERNELS_OP_DOWN, KERNELS_OP_DOWN_Q8, KERNELS_OP_DOT};
+      for (size_t p = 0; p < (is_gemv ? 1u : 3u); p++) {
+        const kernels_op op = is_gemv ? KERNELS_OP_GEMV : point_ops[p];
+        for (size_t i = 0; i < o->n_isas; i++)
+          first_group[i * stride + KERNELS_ROW_OF(o, op, k)] = (kernels_result){
+              .type = type, .op = op,
+              .isa = o->isas[i].name, .threads = o->threads[t], .d = d, .f = f,
+              .n_copies = run.weights.n_copies, .copies_capped = copies_capped,
+              .density = density, .n_active = n_active,
+              .bytes = (double)n_active * (double)run.weights.row_bytes_t,
+              .dense_bytes = is_gemv || op == KERNELS_OP_DOT ? (double)run.weights.bytes_t : (double)run.weights.bytes,
+              .dense_is_onednn = type == LZN_WEIGHTS_F32 && op != KERNELS_OP_DOT, .stream_gbps = o->stream[t].median,
+              .stream_loads = o->stream_loads[t], .gather_gbps = o->stream[t].median};
+      }
       if (progress)
         fprintf(stderr, "\r%s %zux%zu threads %d %s %g %%   ", lzn_wtype_name(type), d, f, o->threads[t],
                 is_gemv ? "gemv" : "density", density);
       run.n_stream = 0;
       if (is_gemv) {
-        measure_gemv(&run, o->threads[t], samples, first_group + k, stride);
+        measure_gemv(&run, o->threads[t], samples, first_group + KERNELS_ROW_OF(o, KERNELS_OP_GEMV, k), stride);
       } else {
         active_sets sets;
         active_sets_make(&sets, (size_t)o->reps + 1, f, n_active, rng);
-        measure_down(&run, &sets, o->threads[t], samples, first_group + k, stride);
+        measure_down(&run, &sets, o->threads[t], samples, first_group + KERNELS_ROW_OF(o, KERNELS_OP_DOWN, k), stride);
+        measure_rows(&run, &sets, o->threads[t], samples, first_group + KERNELS_ROW_OF(o, KERNELS_OP_DOWN_Q8, k),
+                     first_group + KERNELS_ROW_OF(o, KERNELS_OP_DOT, k), stride);
         active_sets_free(&sets);
+        for (size_t i = 0; i < o->n_isas; i++) {
+          /* Their dense baselines: the down-projection's for axpy_rows_q8, and
+           * below the GEMV (every row of W_t) for dot_rows. */
+          kernels_result *down = &first_group[i * stride + KERNELS_ROW_OF(o, KERNELS_OP_DOWN, k)];
+          kernels_result *q8 = &first_group[i * stride + KERNELS_ROW_OF(o, KERNELS_OP_DOWN_Q8, k)];
+          q8->dense = down->dense;
+          down->gather_gbps = q8->gather_gbps;
+        }
       }
       if (run.n_stream > 0) {
         const double stream = bench_summarize(run.stream_gbps, run.n_stream).median;
-        for (size_t i = 0; i < o->n_isas; i++) first_group[i * stride + k].stream_gbps = stream;
+        for (size_t i = 0; i < o->n_isas; i++)
+          for (size_t p = 0; p < (is_gemv ? 1u : 3u); p++) {
+            const kernels_op op = is_gemv ? KERNELS_OP_GEMV : (kernels_op[]){KERNELS_OP_DOWN, KERNELS_OP_DOWN_Q8, KERNELS_OP_DOT}[p];
+            kernels_result *res = &first_group[i * stride + KERNELS_ROW_OF(o, op, k)];
+            res->stream_gbps = stream;
+            if (is_gemv) res->gather_gbps = stream;
+          }
       }
     }
+    for (size_t i = 0; i < o->n_isas; i++)
+      for (size_t k = 0; k < o->n_densities; k++)
+        first_group[i * stride + KERNELS_ROW_OF(o, KERNELS_OP_DOT, k)].dense =
+            first_group[i * stride + KERNELS_ROW_OF(o, KERNELS_OP_GEMV, 0)].sparse;
   }
   if (progress) fprintf(stderr, "\r%70s\r", "");
   lzn_dense_free(run.dense);

@@ -44,8 +44,16 @@ typedef struct kernels_options {
 } kernels_options;
 
 /* What a row times: the down-projection at one density (axpy_rows through
- * lzn_sparse_down_run), or the GEMV over every row of W_t [F][D]. */
-typedef enum kernels_op { KERNELS_OP_DOWN = 0, KERNELS_OP_GEMV = 1 } kernels_op;
+ * lzn_sparse_down_run), the same with axpy_rows_q8 (the coefficients
+ * rounded to int8 per group of rows, kernels.h), the gathered dot products
+ * of the active rows (dot_rows: the gated MLP's up rows, the predictor), or
+ * the GEMV over every row of W_t [F][D]. */
+typedef enum kernels_op {
+  KERNELS_OP_DOWN = 0,
+  KERNELS_OP_GEMV = 1,
+  KERNELS_OP_DOWN_Q8 = 2,
+  KERNELS_OP_DOT = 3
+} kernels_op;
 
 /* One table row: one (shape, type, threads, ISA, op, density). */
 typedef struct kernels_result {
@@ -66,13 +74,24 @@ typedef struct kernels_result {
    * stream measured before the kernels. */
   double stream_gbps;
   bench_stream_loads stream_loads; /* the loads that reached it */
+  /* The same rows (the active set; every row for the GEMV) read with plain
+   * loads and no computation, from memory, at this thread count: the
+   * median over the point's repetitions (bench_gather_read_once). What the
+   * memory gives to this access pattern, which for short rows at random is
+   * well below the stream. For the GEMV, the stream. */
+  double gather_gbps;
   double max_rel_err;              /* kernel and baseline against a double reference, warm-up call */
 } kernels_result;
 
 
 
-/* Rows per (shape, type, threads, ISA): one per density, then the GEMV. */
-#define KERNELS_ROWS_PER_GROUP(o) ((o)->n_densities + 1)
+/* Rows per (shape, type, threads, ISA): the down-projection at each
+ * density, then axpy_rows_q8 at each, then dot_rows at each, then the GEMV. */
+#define KERNELS_ROWS_PER_GROUP(o) (3 * (o)->n_densities + 1)
+/* Row of op at density k within a group. */
+#define KERNELS_ROW_OF(o, op, k)                                                                     \
+  ((op) == KERNELS_OP_DOWN ? (k) : (op) == KERNELS_OP_DOWN_Q8 ? (o)->n_densities + (k)               \
+                                 : (op) == KERNELS_OP_DOT     ? 2 * (o)->n_densities + (k) : 3 * (o)->n_densities)
 
 /* Measures one shape in one type for every thread count, density and ISA,
  * into out[(t * n_isas + i) * KERNELS_ROWS_PER_GROUP + k]: the order the

@@ -21,6 +21,20 @@
  * ~1e-2. The references see the weights and the x that the kernel saw
  * (quantized alike), so this holds for every type. */
 #define MAX_REL_ERR 1e-4
+/* axpy_rows_q8 rounds each coefficient * scale to int8 per group of 16 rows
+ * (kernels.h: by at most 1/254 of the group's largest): on these random
+ * rows ~1e-3 of max |y|; a lost or repeated row moves it by ~1e-2 and more. */
+#define MAX_REL_ERR_Q8 1e-2
+
+static const char *op_name(kernels_op op) {
+  switch (op) {
+  case KERNELS_OP_DOWN: return "down";
+  case KERNELS_OP_DOWN_Q8: return "down_q8";
+  case KERNELS_OP_DOT: return "dot";
+  case KERNELS_OP_GEMV: return "gemv";
+  }
+  return "?";
+}
 
 /* Where sparse time == dense time, interpolating linearly in time between
  * the measured densities around the first point where sparse stops winning.
@@ -63,7 +77,7 @@ static json_t *make_record(const kernels_options *o, const kernels_result *r, do
                            const char *cross_note, const kernels_result *f32) {
   json_t *rec = json_object();
   if (rec == NULL) bench_fail("out of memory");
-  const int down = r->op == KERNELS_OP_DOWN;
+  const int down = r->op == KERNELS_OP_DOWN || r->op == KERNELS_OP_DOWN_Q8;
   /* 1/d from the active count actually drawn, which rounding can move away
    * from the nominal density when d_ff is small. */
   const double speedup = r->dense.median / r->sparse.median, ideal = (double)r->f / (double)r->n_active;
@@ -92,11 +106,11 @@ static json_t *make_record(const kernels_options *o, const kernels_result *r, do
   bench_set(rec, "sparse_gbps", real_or_null(kernel_gbps));
   bench_set(rec, "dense_gbps", real_or_null(dense_gbps));
   bench_set(rec, "crossover_density", down ? real_or_null(cross) : json_null());
-  bench_set(rec, "crossover_note", json_string(down ? cross_note : "not for the GEMV"));
+  bench_set(rec, "crossover_note", json_string(down ? cross_note : "only for the down-projection"));
   bench_set(rec, "max_rel_err", real_or_null(r->max_rel_err));
   /* Added with the weight types. */
   bench_set(rec, "type", json_string(bench_type_name(r->type)));
-  bench_set(rec, "op", json_string(down ? "down" : "gemv"));
+  bench_set(rec, "op", json_string(op_name(r->op)));
   bench_set(rec, "dense_kernel", json_string(r->dense_is_onednn ? "onednn_f32" : "gemv_same_type"));
   bench_set(rec, "bytes_read", json_real(r->bytes));
   bench_set(rec, "dense_bytes_read", json_real(r->dense_bytes));
@@ -104,6 +118,8 @@ static json_t *make_record(const kernels_options *o, const kernels_result *r, do
   bench_set(rec, "stream_gbps", real_or_null(r->stream_gbps));
   bench_set(rec, "stream_loads", json_string(bench_stream_loads_name(r->stream_loads)));
   bench_set(rec, "stream_pct", real_or_null(100.0 * kernel_gbps / r->stream_gbps));
+  bench_set(rec, "gather_gbps", real_or_null(r->gather_gbps));
+  bench_set(rec, "gather_pct", real_or_null(100.0 * kernel_gbps / r->gather_gbps));
   bench_set(rec, "dense_stream_pct", real_or_null(100.0 * dense_gbps / r->stream_gbps));
   bench_set(rec, "speedup_vs_f32", f32 ? real_or_null(f32->sparse.median / r->sparse.median) : json_null());
   bench_machine_set_fields(rec, &o->machine);
@@ -129,6 +145,8 @@ static const bench_column md_columns[] = {
     {"GB/s", "sparse_gbps", NULL, NULL, 1},
     {"stream GB/s", "stream_gbps", NULL, NULL, 1},
     {"% stream", "stream_pct", NULL, NULL, 0},
+    {"gather GB/s", "gather_gbps", NULL, NULL, 1},
+    {"% gather", "gather_pct", NULL, NULL, 0},
     {"dense GB/s", "dense_gbps", NULL, NULL, 1},
     {"dense % stream", "dense_stream_pct", NULL, NULL, 0},
     {"vs f32", "speedup_vs_f32", NULL, NULL, 2},
@@ -182,10 +200,20 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
                               " weights in cache and run faster than cold)"
                             : "");
   }
-  printf("\nDense baseline: oneDNN's fp32 matmul for f32; for the other types the same type's gemv over all rows"
-         " (W [D][F] for the down-projection, W_t itself for the GEMV), same ISA.\n"
+  printf("\nOps: down = axpy_rows over the active rows of W_t (the sparse down-projection, through"
+         " lzn_sparse_down_run); down_q8 = the same with axpy_rows_q8 (coefficients rounded to int8 per group of 16"
+         " rows, kernels.h); dot = dot_rows over the active rows of W_t (the gated MLP's up rows, the predictor),"
+         " rows split among threads; gemv = the type's gemv over every row of W_t [F][D]. At 100 %% density down"
+         " and down_q8 are the dense down-projection in the transposed layout.\n"
+         "Dense baseline: oneDNN's fp32 matmul for f32; for the other types the same type's gemv over all rows"
+         " (W [D][F] for the down-projections, W_t itself for the GEMV and dot), same ISA.\n"
          "GB/s = weight bytes actually read (rows read x row bytes) / median time. For q8_0/q4_0 every call"
          " quantizes x to Q8_0, inside the timing.\n"
+         "gather GB/s: the same active rows read with plain loads and no computation (each row through, then the"
+         " next), from memory, at the same thread count, median over the point's repetitions: what the memory"
+         " gives to rows at random read the plain way (for the GEMV, the stream). %% gather is the row's GB/s"
+         " over it: a reference, not a bound (a kernel that prefetches the rows ahead can pass it), separating the"
+         " kernel's own cost from the memory's loss on short rows at random, which %% stream holds too.\n"
          "%s. Transparent huge pages: %s%s.\n\n",
          o->flush ? "Caches flushed (the stream read) before every timed call"
                   : "No flush between calls (stream GB/s from the measurement before the kernels)",
@@ -203,15 +231,17 @@ int kernels_report(const kernels_options *o, const kernels_result *results, size
   for (size_t g = 0; g < n_groups; g++) {
     const kernels_result *rows = results + g * group;
     cross[g] = crossover(rows, o->n_densities, &notes[g]);
+    const char *q8_note;
+    const double q8_cross = crossover(rows + o->n_densities, o->n_densities, &q8_note);
     for (size_t k = 0; k < group; k++) {
       const kernels_result *r = &rows[k];
-      if (!(r->max_rel_err <= MAX_REL_ERR)) {
+      const int q8 = r->op == KERNELS_OP_DOWN_Q8;
+      if (!(r->max_rel_err <= (r->op == KERNELS_OP_DOWN_Q8 ? MAX_REL_ERR_Q8 : MAX_REL_ERR))) {
         fprintf(stderr, "lzn-bench: %s %s %s %zux%zu density %g %%: kernel and reference differ (relative error %g)\n",
-                bench_type_name(r->type), r->op == KERNELS_OP_DOWN ? "down" : "gemv", r->isa, r->d, r->f,
-                r->density, r->max_rel_err);
+                bench_type_name(r->type), op_name(r->op), r->isa, r->d, r->f, r->density, r->max_rel_err);
         mismatch = 1;
       }
-      json_t *rec = make_record(o, r, cross[g], notes[g], f32_twin(r, results, n_rows));
+      json_t *rec = make_record(o, r, q8 ? q8_cross : cross[g], q8 ? q8_note : notes[g], f32_twin(r, results, n_rows));
       if (json_array_append_new(records, rec) != 0) bench_fail("out of memory");
     }
   }
@@ -220,13 +250,17 @@ int kernels_report(const kernels_options *o, const kernels_result *results, size
     if (skipped[0]) printf("%s\n", skipped);
     bench_write_md_table(stdout, md_columns, sizeof md_columns / sizeof md_columns[0], records);
     printf("\nCrossover density of the down-projection (sparse time == dense time, linear in time between"
-           " measured densities):\n");
+           " measured densities), axpy_rows / axpy_rows_q8:\n");
     for (size_t g = 0; g < n_groups; g++) {
       const kernels_result *r = results + g * group;
       printf("- %s, %s, %d thread%s, %zux%zu: ", bench_type_name(r->type), r->isa, r->threads, r->threads > 1 ? "s" : "",
              r->d, r->f);
-      if (isfinite(cross[g])) printf("%.1f %%\n", cross[g]);
-      else printf("%s (%g-%g %%)\n", notes[g], o->densities[0], o->densities[o->n_densities - 1]);
+      const char *q8_note;
+      const double q8_cross = crossover(r + o->n_densities, o->n_densities, &q8_note);
+      if (isfinite(cross[g])) printf("%.1f %%", cross[g]);
+      else printf("%s (%g-%g %%)", notes[g], o->densities[0], o->densities[o->n_densities - 1]);
+      if (isfinite(q8_cross)) printf(" / %.1f %%\n", q8_cross);
+      else printf(" / %s\n", q8_note);
     }
   } else if (o->format == BENCH_FORMAT_JSON) {
     bench_write_json(stdout, records);

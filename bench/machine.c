@@ -349,6 +349,103 @@ double bench_stream_read_once(const void *buffer, size_t bytes, int n_threads, b
   return bench_summarize(gbps, n).median;
 }
 
+/* ------------------------------------------------------- gathered read */
+
+/* The rows' bytes summed as 64-bit words with unaligned loads (a row of a
+ * block type need not start on 8 bytes: 18-byte Q4_0 blocks), the last
+ * bytes one by one; each row read through before the next, as a gather
+ * into a buffer would. */
+static uint64_t gather_tail(const unsigned char *p, size_t bytes) {
+  uint64_t s = 0;
+  size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    uint64_t v;
+    memcpy(&v, p + i, 8);
+    s += v;
+  }
+  for (; i < bytes; i++) s += p[i];
+  return s;
+}
+
+#if BENCH_X86
+static uint64_t gather_sse2(const unsigned char *p, size_t bytes) {
+  __m128i a = _mm_setzero_si128(), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 64 <= bytes; i += 64) {
+    a = _mm_add_epi64(a, _mm_loadu_si128((const __m128i *)(p + i)));
+    b = _mm_add_epi64(b, _mm_loadu_si128((const __m128i *)(p + i + 16)));
+    c = _mm_add_epi64(c, _mm_loadu_si128((const __m128i *)(p + i + 32)));
+    d = _mm_add_epi64(d, _mm_loadu_si128((const __m128i *)(p + i + 48)));
+  }
+  uint64_t lanes[2];
+  _mm_storeu_si128((__m128i *)(void *)lanes, _mm_add_epi64(_mm_add_epi64(a, b), _mm_add_epi64(c, d)));
+  return lanes[0] + lanes[1] + gather_tail(p + i, bytes - i);
+}
+
+__attribute__((target("avx2"))) static uint64_t gather_avx2(const unsigned char *p, size_t bytes) {
+  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 128 <= bytes; i += 128) {
+    a = _mm256_add_epi64(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+    b = _mm256_add_epi64(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+    c = _mm256_add_epi64(c, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
+    d = _mm256_add_epi64(d, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
+  }
+  for (; i + 32 <= bytes; i += 32) a = _mm256_add_epi64(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+  uint64_t lanes[4];
+  _mm256_storeu_si256((__m256i *)(void *)lanes, _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3] + gather_tail(p + i, bytes - i);
+}
+
+__attribute__((target("avx512f"))) static uint64_t gather_avx512(const unsigned char *p, size_t bytes) {
+  __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+  size_t i = 0;
+  for (; i + 256 <= bytes; i += 256) {
+    a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
+    b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 64));
+    c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 128));
+    d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 192));
+  }
+  for (; i + 64 <= bytes; i += 64) a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
+  uint64_t lanes[8], sum = 0;
+  _mm512_storeu_si512(lanes, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+  for (int l = 0; l < 8; l++) sum += lanes[l];
+  return sum + gather_tail(p + i, bytes - i);
+}
+#endif
+
+typedef uint64_t (*gather_reader)(const unsigned char *p, size_t bytes);
+
+static gather_reader gather_reader_for(bench_stream_loads loads) {
+#if BENCH_X86
+  if (loads == BENCH_STREAM_AVX512) return gather_avx512;
+  if (loads == BENCH_STREAM_AVX2) return gather_avx2;
+  return gather_sse2;
+#else
+  (void)loads;
+  return gather_tail;
+#endif
+}
+
+double bench_gather_read_once(const void *base, size_t row_bytes, size_t span, const int32_t *idx, size_t n,
+                              int n_threads, bench_stream_loads loads) {
+  const gather_reader read = gather_reader_for(loads);
+  if (n == 0) return 0.0;
+  if ((size_t)n_threads > n) n_threads = (int)n;
+  const size_t per = (n + (size_t)n_threads - 1) / (size_t)n_threads;
+  uint64_t sum = 0;
+  const double t0 = bench_now();
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(+ : sum) if (n_threads > 1)
+  for (int slice = 0; slice < n_threads; slice++) {
+    const size_t t_end = (size_t)(slice + 1) * per < n ? (size_t)(slice + 1) * per : n;
+    for (size_t t = (size_t)slice * per; t < t_end; t++)
+      sum += read((const unsigned char *)base + (size_t)idx[t] * row_bytes, span);
+  }
+  const double t1 = bench_now();
+  stream_sink += sum;
+  return (double)n * (double)span / (t1 - t0) / 1e9;
+}
+
 double bench_stream_read_gbps(const void *buffer, size_t bytes, int n_threads, int reps,
                               bench_stream_loads loads, double *min_gbps, double *max_gbps) {
   double *gbps = malloc((size_t)reps * sizeof *gbps);

@@ -9,6 +9,7 @@
 #define LZN_BENCH_MACHINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -78,5 +79,18 @@ double bench_stream_read_once(const void *buffer, size_t bytes, int n_threads, b
  * from memory. min/max receive the spread when not NULL. */
 double bench_stream_read_gbps(const void *buffer, size_t bytes, int n_threads, int reps,
                               bench_stream_loads loads, double *min_gbps, double *max_gbps);
+
+/* GB/s of one read of the rows idx[0..n) of a matrix at base (rows
+ * row_bytes apart, span bytes of each read): the bandwidth the memory gives
+ * to that access pattern (rows at random, a few KiB each), with plain loads
+ * of the kind given and no computation, each row read through before the
+ * next; the rows split among n_threads in contiguous runs of idx. The
+ * kernels that gather rows are compared with it as well as with the
+ * sequential stream: on one core, short rows at random are read well below
+ * the stream rate (measured on a shared AMD EPYC VM: 2.3 KB rows at 15 %
+ * density, 40-53 % of the stream, whatever software prefetch). A reference,
+ * not a bound: a kernel that prefetches rows ahead can pass it. */
+double bench_gather_read_once(const void *base, size_t row_bytes, size_t span, const int32_t *idx, size_t n,
+                              int n_threads, bench_stream_loads loads);
 
 #endif /* LZN_BENCH_MACHINE_H */

@@ -18,8 +18,10 @@
  * against them (tests/test_kernels.c) with the tolerances stated there.
  *
  * No helper is shared between ISA files except as `static inline` in a
- * header included by each (kernels/x86/): a non-static helper could be
- * kept by the linker in its AVX-512 copy and called on an older CPU.
+ * header included by each (kernels/generic/ for the loops written once for
+ * every ISA, kernels/x86/ for x86's primitives and each type's steps): a
+ * non-static helper could be kept by the linker in its AVX-512 copy and
+ * called on an older CPU.
  *
  * Weights are rows of bytes: row r of a matrix starts at w + r * row_bytes.
  * A row of d weights takes lzn_wtype_row_bytes(type, d) bytes (core/wtype.h,
@@ -73,6 +75,33 @@ typedef size_t (*lzn_relu_compact_fn)(const float *h, size_t n, float threshold,
 typedef void (*lzn_axpy_rows_fn)(float *y, size_t d, const void *w, size_t row_bytes,
                                  const int32_t *idx, const float *coef, size_t n);
 
+/* Rows per group of axpy_rows_q8, whose coefficients share one scale. */
+#define LZN_AXPY_Q8_GROUP 16
+
+/* axpy_rows_q8: axpy_rows (same arguments, same y) with each row's
+ * coefficient rounded to int8 the way Q8_0 rounds an activation, so that
+ * the products of a block can be summed over rows in integers (vpdpbusd
+ * adds 4 rows' int8 products per lane; an fp32 axpy_rows of a 4-bit type
+ * converts every weight to float, which no core does at DRAM speed).
+ * For t in groups of LZN_AXPY_Q8_GROUP consecutive entries of idx (the
+ * last group may be shorter) and each block b of the rows (scale d_t,
+ * integer weights q_t[j]: Q8_0 q, Q4_0 nibble - 8):
+ *     a_t = coef[t] * d_t                        (fp32)
+ *     m = max_t |a_t|, and if m >= FLT_MIN:
+ *       s = m / 127, alpha_t = rint(a_t * (127 / m))   (round half to even,
+ *                                                   so |alpha_t| <= 127)
+ *     else s = 0, alpha_t = 0
+ *     y[j] += s * (float)(sum_t alpha_t * q_t[j])       (the sum exact)
+ * one term per group and column, groups in order (only FMA rounding
+ * differs from ref/). Each a_t moves by at most m / 254: as much as
+ * llama.cpp's Q8_0 activations (32 values per scale) move a dot product,
+ * here over 16 rows per scale (16 rather than 8: the coefficients, the
+ * converts and the FMAs of a group are shared by twice the rows, 1.5x the
+ * speed in L2). The groups are the same whatever the column slice, so
+ * threads that split y get the single-thread result.
+ * For the element types (F32, F16, BF16) nothing is rounded: it is
+ * axpy_rows. */
+
 /* out[t] = W[idx[t]][0..d) . x for t in [0, n): gathered rows (the gated
  * MLP's up rows, the predictor). x is in lzn_wtype_x_type(type). */
 typedef void (*lzn_dot_rows_fn)(float *out, const void *w, size_t row_bytes, size_t d,
@@ -104,6 +133,7 @@ typedef struct lzn_type_kernels {
   LZN_SLOT_OF(lzn_gemv_fn) gemv;
   LZN_SLOT_OF(lzn_from_f32_fn) from_f32;
   LZN_SLOT_OF(lzn_to_f32_fn) to_f32;
+  LZN_SLOT_OF(lzn_axpy_rows_fn) axpy_rows_q8;
 } lzn_type_kernels;
 
 /* The operations by number, for code that goes over all of them (tests,
@@ -114,7 +144,8 @@ typedef enum lzn_kop {
   LZN_KOP_GEMV = 2,
   LZN_KOP_FROM_F32 = 3,
   LZN_KOP_TO_F32 = 4,
-  LZN_KOP_COUNT = 5
+  LZN_KOP_AXPY_ROWS_Q8 = 5,
+  LZN_KOP_COUNT = 6
 } lzn_kop;
 
 /* --------------------------------------------------------------- attention */
@@ -190,6 +221,7 @@ static inline enum lzn_isa lzn_type_slot_isa(const lzn_kernel_table *t, lzn_weig
   case LZN_KOP_GEMV: return k->gemv.isa;
   case LZN_KOP_FROM_F32: return k->from_f32.isa;
   case LZN_KOP_TO_F32: return k->to_f32.isa;
+  case LZN_KOP_AXPY_ROWS_Q8: return k->axpy_rows_q8.isa;
   case LZN_KOP_COUNT: break;
   }
   return LZN_ISA_SCALAR;

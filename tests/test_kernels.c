@@ -131,8 +131,13 @@ START_TEST(table_is_complete_and_consistent) {
    * above the ceiling. */
   for (int w = 1; w < LZN_WEIGHT_TYPE_COUNT; w++) {
     const lzn_type_kernels *t = &k->type[w];
-    ck_assert_msg(t->axpy_rows.fn && t->dot_rows.fn && t->gemv.fn && t->from_f32.fn && t->to_f32.fn,
+    ck_assert_msg(t->axpy_rows.fn && t->dot_rows.fn && t->gemv.fn && t->from_f32.fn && t->to_f32.fn &&
+                      t->axpy_rows_q8.fn,
                   "type %s has an empty slot", lzn_weight_type_name((lzn_weight_type)w));
+    /* An element type rounds no coefficient: its axpy_rows_q8 is its axpy_rows. */
+    if (!lzn_wtype_is_block((lzn_weight_type)w))
+      ck_assert_msg(t->axpy_rows_q8.fn == t->axpy_rows.fn && t->axpy_rows_q8.isa == t->axpy_rows.isa,
+                    "type %s: axpy_rows_q8 is not axpy_rows", lzn_weight_type_name((lzn_weight_type)w));
     for (int op = 0; op < LZN_KOP_COUNT; op++)
       ck_assert_int_le(lzn_type_slot_isa(k, (lzn_weight_type)w, (lzn_kop)op), k->isa);
     /* Column slices start on a block boundary of every type. */

@@ -50,6 +50,16 @@
  * product in reference and SIMD (so exact terms cd_t * q_t): one multiply
  * and at most one add per row, k = n + 1; FMA only removes roundings. */
 #define AXPY_ROUNDINGS(n_rows) ((double)(n_rows) + 1.0)
+/* axpy_rows_q8: per group of rows one term s * I per column, I the exact
+ * integer sum and s * |I| <= m * sum |q| (m the group's largest |coef * d|,
+ * |alpha| <= 127): the reference rounds the product and the sum, a SIMD
+ * kernel's FMA once, k = 2 * groups + 1. */
+#define AXPY_Q8_ROUNDINGS(n_groups) (2.0 * (double)(n_groups) + 1.0)
+/* ... and against the exact fp32 axpy, each coefficient * scale moves by
+ * at most half a step, m / 254 (kernels.h), so a column by at most
+ * sum over groups of m / 254 * sum |q|; 1 % for the fp32 roundings of a
+ * and s around it. */
+#define AXPY_Q8_STEP_FRACTION (1.01 / 254.0)
 /* The bounds assume no underflow; this absorbs a subnormal product's
  * absolute error, per term. */
 #define UNDERFLOW_SLACK ((double)FLT_MIN)
@@ -170,7 +180,8 @@ START_TEST(block_type_slots_are_filled) {
   static const lzn_weight_type types[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0};
   for (size_t i = 0; i < 2; i++) {
     const lzn_type_kernels *t = &k->type[types[i]];
-    ck_assert_msg(t->axpy_rows.fn && t->dot_rows.fn && t->gemv.fn && t->from_f32.fn && t->to_f32.fn,
+    ck_assert_msg(t->axpy_rows.fn && t->dot_rows.fn && t->gemv.fn && t->from_f32.fn && t->to_f32.fn &&
+                      t->axpy_rows_q8.fn,
                   "%s has an empty slot", type_name(types[i]));
     for (int op = 0; op < LZN_KOP_COUNT; op++)
       ck_assert_int_le(lzn_type_slot_isa(k, types[i], (lzn_kop)op), k->isa);
@@ -335,11 +346,32 @@ END_TEST
 
 /* ------------------------------------------------------------- axpy_rows */
 
-/* One axpy_rows call, active vs reference, on the column slice [j0, j0 + d)
- * of an f-row matrix of `cols` columns; y is the slice of a guarded vector
- * of cols floats, and the columns outside the slice must be left alone. */
-static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind,
-                       size_t f, size_t cols, size_t j0, size_t d, rows_pattern pattern) {
+/* The two axpy slots: axpy_rows (fp32 coefficients) and axpy_rows_q8
+ * (coefficients rounded to int8 per group of rows). */
+typedef enum { AXPY_FP32, AXPY_Q8 } axpy_slot;
+
+static lzn_axpy_rows_fn axpy_fn(const lzn_kernel_table *k, lzn_weight_type type, axpy_slot slot) {
+  return slot == AXPY_Q8 ? k->type[type].axpy_rows_q8.fn : k->type[type].axpy_rows.fn;
+}
+
+/* The largest |coef[t] * d_t| (fp32, as the kernels make it) of block b
+ * over the group of rows [t0, t0 + g). */
+static double group_max(lzn_weight_type type, const void *w, size_t row_bytes, const int32_t *idx,
+                        const float *coef, size_t t0, size_t g, size_t b) {
+  double m = 0.0;
+  for (size_t t = t0; t < t0 + g; t++) {
+    const float a = coef[t] * (float)block_scale(type, (const char *)w + (size_t)idx[t] * row_bytes, b);
+    if (fabs((double)a) > m) m = fabs((double)a);
+  }
+  return m;
+}
+
+/* One axpy_rows (or axpy_rows_q8) call, active vs reference, on the column
+ * slice [j0, j0 + d) of an f-row matrix of `cols` columns; y is the slice
+ * of a guarded vector of cols floats, and the columns outside the slice
+ * must be left alone. */
+static void check_axpy_slot(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, axpy_slot slot,
+                            data_kind kind, size_t f, size_t cols, size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   float *coef = malloc(rows_capacity(f) * sizeof(float));
   ck_assert(idx && coef);
@@ -358,8 +390,9 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type t
   memcpy(y, y0, cols * sizeof(float));
   memcpy(ref, y0, cols * sizeof(float));
 
-  reference_kernels()->type[type].axpy_rows.fn(ref + j0, d, w, m.row_bytes, idx, coef, n);
-  k->type[type].axpy_rows.fn(y + j0, d, w, m.row_bytes, idx, coef, n);
+  axpy_fn(reference_kernels(), type, slot)(ref + j0, d, w, m.row_bytes, idx, coef, n);
+  axpy_fn(k, type, slot)(y + j0, d, w, m.row_bytes, idx, coef, n);
+  const size_t n_groups = (n + LZN_AXPY_Q8_GROUP - 1) / LZN_AXPY_Q8_GROUP;
 
   for (size_t j = 0; j < cols; j++) {
     if (j < j0 || j >= j0 + d) {
@@ -369,8 +402,20 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type t
       continue;
     }
     double bound = 0.0;
-    if (kind == DATA_FLOAT) {
-      const size_t b = (j - j0) / LZN_QK, jb = (j - j0) % LZN_QK;
+    const size_t b = (j - j0) / LZN_QK, jb = (j - j0) % LZN_QK;
+    if (slot == AXPY_Q8) {
+      /* Never exact: s = m / 127 is no short binary fraction. */
+      double sum_abs = fabs((double)y0[j]);
+      for (size_t t0 = 0; t0 < n; t0 += LZN_AXPY_Q8_GROUP) {
+        const size_t g = n - t0 < LZN_AXPY_Q8_GROUP ? n - t0 : LZN_AXPY_Q8_GROUP;
+        double q_abs = 0.0;
+        for (size_t t = t0; t < t0 + g; t++)
+          q_abs += abs(block_value(type, (const char *)w + (size_t)idx[t] * m.row_bytes, b, jb));
+        sum_abs += group_max(type, w, m.row_bytes, idx, coef, t0, g, b) * q_abs;
+      }
+      bound = ROUNDING_SLACK * AXPY_Q8_ROUNDINGS(n_groups) * FLT_EPSILON * sum_abs +
+              UNDERFLOW_SLACK * (double)n_groups;
+    } else if (kind == DATA_FLOAT) {
       double sum_abs = fabs((double)y0[j]);
       for (size_t t = 0; t < n; t++) {
         const char *row = (const char *)w + (size_t)idx[t] * m.row_bytes;
@@ -380,10 +425,11 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type t
       bound = ROUNDING_SLACK * AXPY_ROUNDINGS(n) * FLT_EPSILON * sum_abs + UNDERFLOW_SLACK * (double)n;
     }
     if (!(fabs((double)y[j] - (double)ref[j]) <= bound))
-      ck_abort_msg("%s axpy_rows %s %s: f=%zu cols=%zu j0=%zu d=%zu n=%zu: y[%zu] = %.9g, reference %.9g "
+      ck_abort_msg("%s %s %s %s: f=%zu cols=%zu j0=%zu d=%zu n=%zu: y[%zu] = %.9g, reference %.9g "
                    "(bound %.3g)",
-                   type_name(type), kind == DATA_INTEGER ? "integer" : "float", pattern_names[pattern], f,
-                   cols, j0, d, n, j - j0, (double)y[j], (double)ref[j], bound);
+                   type_name(type), slot == AXPY_Q8 ? "axpy_rows_q8" : "axpy_rows",
+                   kind == DATA_INTEGER ? "integer" : "float", pattern_names[pattern], f, cols, j0, d, n, j - j0,
+                   (double)y[j], (double)ref[j], bound);
   }
   free(idx);
   free(coef);
@@ -391,6 +437,12 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type t
   free(ref);
   guarded_free(&m.mem);
   guarded_free(&y_mem);
+}
+
+static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind, size_t f,
+                       size_t cols, size_t j0, size_t d, rows_pattern pattern) {
+  check_axpy_slot(k, r, type, AXPY_FP32, kind, f, cols, j0, d, pattern);
+  check_axpy_slot(k, r, type, AXPY_Q8, kind, f, cols, j0, d, pattern);
 }
 
 static void axpy_all_patterns(lzn_weight_type type, data_kind kind, uint64_t seed) {
@@ -435,6 +487,81 @@ START_TEST(axpy_every_group_split) {
     const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
       for (size_t f = 1; f <= 40; f++) check_axpy(k, &r, type, DATA_INTEGER, f, dims[di], 0, dims[di], ROWS_ALL);
+  }
+}
+END_TEST
+
+/* axpy_rows_q8 against the exact sum in double, on float data: within the
+ * error kernels.h states for the rounding of the coefficients (each coef *
+ * d moves by at most m / 254, m the group's largest), plus the fp32
+ * roundings of the products and the sums. Every ISA. */
+START_TEST(axpy_q8_within_its_stated_error) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {0x9e0018u};
+  static const size_t dims[] = {33, 1001, 4096};
+  for (int ti = 0; ti < 2; ti++) {
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+      const size_t d = dims[di], f = 403;
+      int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
+      float *coef = malloc(rows_capacity(f) * sizeof(float)), *y = calloc(d, sizeof(float));
+      ck_assert(idx && coef && y);
+      const size_t n = make_rows(&r, ROWS_RANDOM_50, f, idx);
+      for (size_t t = 0; t < n; t++) coef[t] = rng_float(&r) * (rng_below(&r, 8) == 0 ? 10.0f : 1.0f);
+      qmatrix m = make_qmatrix(&r, type, DATA_FLOAT, f, d, 0, d, idx, n);
+      k->type[type].axpy_rows_q8.fn(y, d, m.mem.data, m.row_bytes, idx, coef, n);
+      const size_t n_groups = (n + LZN_AXPY_Q8_GROUP - 1) / LZN_AXPY_Q8_GROUP;
+      for (size_t j = 0; j < d; j++) {
+        const size_t b = j / LZN_QK, jb = j % LZN_QK;
+        double exact = 0.0, moved = 0.0, sum_abs = 0.0;
+        for (size_t t0 = 0; t0 < n; t0 += LZN_AXPY_Q8_GROUP) {
+          const size_t g = n - t0 < LZN_AXPY_Q8_GROUP ? n - t0 : LZN_AXPY_Q8_GROUP;
+          const double mx = group_max(type, m.mem.data, m.row_bytes, idx, coef, t0, g, b);
+          for (size_t t = t0; t < t0 + g; t++) {
+            const char *row = (const char *)m.mem.data + (size_t)idx[t] * m.row_bytes;
+            const int q = block_value(type, row, b, jb);
+            exact += (double)coef[t] * block_scale(type, row, b) * q;
+            moved += mx * AXPY_Q8_STEP_FRACTION * abs(q);
+            sum_abs += mx * abs(q);
+          }
+        }
+        const double bound = moved + ROUNDING_SLACK * AXPY_Q8_ROUNDINGS(n_groups) * FLT_EPSILON * sum_abs +
+                             UNDERFLOW_SLACK * (double)n;
+        if (!(fabs((double)y[j] - exact) <= bound))
+          ck_abort_msg("%s axpy_rows_q8 d=%zu n=%zu: y[%zu] = %.9g, exact %.9g, stated bound %.3g", type_name(type),
+                       d, n, j, (double)y[j], exact, bound);
+      }
+      free(idx);
+      free(coef);
+      free(y);
+      guarded_free(&m.mem);
+    }
+  }
+}
+END_TEST
+
+/* The rounding of kernels.h by hand: one group of 3 Q8_0 rows with d = 1,
+ * coefficients 127, 62.5, -0.5: m = 127, s = 1, alpha = rint(127, 62.5,
+ * -0.5) = 127, 62, 0 (half to even: half away would give 63 and -1). */
+START_TEST(axpy_q8_rounds_half_to_even) {
+  const lzn_kernel_table *k = active_kernels();
+  const lzn_kernel_table *ref = reference_kernels();
+  lzn_block_q8_0 rows[3];
+  for (int i = 0; i < 3; i++) {
+    rows[i].d = F16_ONE;
+    for (int j = 0; j < LZN_QK; j++) rows[i].qs[j] = (int8_t)(j - 7 * i);
+  }
+  const int32_t idx[3] = {0, 1, 2};
+  const float coef[3] = {127.0f, 62.5f, -0.5f};
+  for (int which = 0; which < 2; which++) {
+    float y[LZN_QK];
+    for (int j = 0; j < LZN_QK; j++) y[j] = 0.0f;
+    (which ? k : ref)->type[LZN_WEIGHTS_Q8_0].axpy_rows_q8.fn(y, LZN_QK, rows, sizeof rows[0], idx, coef, 3);
+    for (int j = 0; j < LZN_QK; j++) {
+      const float want = (float)(127 * rows[0].qs[j] + 62 * rows[1].qs[j] + 0 * rows[2].qs[j]);
+      ck_assert_msg(y[j] == want, "%s axpy_rows_q8: y[%d] = %.9g, want %.9g", which ? k->name : "reference", j,
+                    (double)y[j], (double)want);
+    }
   }
 }
 END_TEST
@@ -728,6 +855,8 @@ static Suite *quant_suite(void) {
   tcase_add_test(axpy, q8_0_axpy_on_column_slices);
   tcase_add_test(axpy, q4_0_axpy_on_column_slices);
   tcase_add_test(axpy, axpy_every_group_split);
+  tcase_add_test(axpy, axpy_q8_within_its_stated_error);
+  tcase_add_test(axpy, axpy_q8_rounds_half_to_even);
   suite_add_tcase(s, axpy);
   return s;
 }

@@ -1,6 +1,6 @@
 /*
  * avx2/bf16.c: the bf16 kernels for AVX2 + FMA + F16C: the x86 row skeleton
- * (x86/rows.h) over 8-float vectors, each chunk of a row widened by a zero-extend and a shift as it is
+ * (generic/rows.h) over 8-float vectors, each chunk of a row widened by a zero-extend and a shift as it is
  * loaded, so the rows stream at 2 bytes per weight and the arithmetic is
  * fp32 (x is fp32). Only kernels/avx2/ is compiled with these flags (see
  * kernels.h for each kernel's contract).
@@ -18,7 +18,7 @@ static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) {
   return bf16_widen(vec_load_u16_tail(p, t));
 }
 
-#include "kernels/x86/rows.h"
+#include "kernels/generic/rows.h"
 
 /* from_f32: lzn_f32_to_bf16 on 8 lanes: add 0x7fff plus the lowest kept
  * bit (round to nearest even), keep the upper half; NaN stays NaN, quiet. */
@@ -54,6 +54,8 @@ static void avx2_bf16_to_f32(float *dst, const void *src, size_t d) {
 void lzn_install_avx2_bf16(lzn_kernel_table *t);
 void lzn_install_avx2_bf16(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_BF16].axpy_rows, LZN_ISA_AVX2, rows_axpy_rows);
+  /* An element type has no scale to round the coefficients with: axpy_rows_q8 is axpy_rows. */
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].axpy_rows_q8, LZN_ISA_AVX2, rows_axpy_rows);
   LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX2, rows_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX2, rows_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_BF16].from_f32, LZN_ISA_AVX2, avx2_bf16_from_f32);

@@ -1,6 +1,6 @@
 /*
  * avx512/f16.c: the fp16 (IEEE binary16) kernels for AVX-512 (F, BW, VL, DQ): the x86 row skeleton
- * (x86/rows.h) over 16-float vectors, each chunk of a row widened by F16C (vcvtph2ps) as it is
+ * (generic/rows.h) over 16-float vectors, each chunk of a row widened by F16C (vcvtph2ps) as it is
  * loaded, so the rows stream at 2 bytes per weight and the arithmetic is
  * fp32 (x is fp32). Only kernels/avx512/ is compiled with these flags (see
  * kernels.h for each kernel's contract).
@@ -14,7 +14,7 @@ static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) {
   return _mm512_cvtph_ps(vec_load_u16_tail(p, t));
 }
 
-#include "kernels/x86/rows.h"
+#include "kernels/generic/rows.h"
 
 /* from_f32: the conversion rounds to nearest even, as lzn_f32_to_f16 does
  * (the tests compare them bit for bit); the tail under a mask. */
@@ -40,6 +40,8 @@ static void avx512_f16_to_f32(float *dst, const void *src, size_t d) {
 void lzn_install_avx512_f16(lzn_kernel_table *t);
 void lzn_install_avx512_f16(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows, LZN_ISA_AVX512, rows_axpy_rows);
+  /* An element type has no scale to round the coefficients with: axpy_rows_q8 is axpy_rows. */
+  LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows_q8, LZN_ISA_AVX512, rows_axpy_rows);
   LZN_SET(t->type[LZN_WEIGHTS_F16].dot_rows, LZN_ISA_AVX512, rows_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_F16].gemv, LZN_ISA_AVX512, rows_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_F16].from_f32, LZN_ISA_AVX512, avx512_f16_from_f32);

@@ -23,8 +23,8 @@
  * the float bound.
  */
 #include "kernels/kernels.h"
-#include "kernels/x86/prefetch.h"
 #include "kernels/x86/vec_avx512.h"
+#include "kernels/generic/stream.h"
 
 /* Columns of x rounded to bf16 at a time, in a stack buffer (8 KiB): a
  * row longer than this is summed chunk by chunk into out. */
@@ -83,7 +83,7 @@ static inline void dp_group(float sums[ROWS_GROUP], const uint16_t *r0, const ui
                             size_t m, const uint16_t *xb, const uint16_t *xl) {
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
   size_t j = 0;
-  /* The prefetches of x86/prefetch.h, only inside the chunk. */
+  /* The prefetches of generic/stream.h, only inside the chunk. */
   for (; j + ROWS_STEP + PREFETCH_AHEAD <= m; j += ROWS_STEP) {
     rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (j + PREFETCH_AHEAD) * sizeof(uint16_t));
     for (size_t u = 0; u < ROWS_STEP; u += PAIR_LANES) DP8(j + u, LOAD_PAIRS);

@@ -60,6 +60,8 @@ static void scalar_f32_gemv(float *out, const void *w, size_t row_bytes, size_t 
 void lzn_install_ref_f32(lzn_kernel_table *t);
 void lzn_install_ref_f32(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows, LZN_ISA_SCALAR, scalar_f32_axpy_rows);
+  /* An element type has no scale to round the coefficients with: axpy_rows_q8 is axpy_rows. */
+  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows_q8, LZN_ISA_SCALAR, scalar_f32_axpy_rows);
   LZN_SET(t->type[LZN_WEIGHTS_F32].dot_rows, LZN_ISA_SCALAR, scalar_f32_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_F32].gemv, LZN_ISA_SCALAR, scalar_f32_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_F32].from_f32, LZN_ISA_SCALAR, scalar_f32_copy);

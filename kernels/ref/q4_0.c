@@ -16,6 +16,7 @@
 
 #include "kernels/half.h"
 #include "kernels/kernels.h"
+#include "kernels/ref/axpy_q8.h"
 
 static inline const lzn_block_q4_0 *row_at(const void *w, size_t row_bytes, size_t r) {
   return (const lzn_block_q4_0 *)((const char *)w + r * row_bytes);
@@ -97,6 +98,19 @@ static void scalar_q4_0_to_f32(float *dst, const void *src, size_t d) {
     dst[j] = lzn_f16_to_f32(in[j / LZN_QK].d) * (float)q4_0_value(&in[j / LZN_QK], j % LZN_QK);
 }
 
+static float q4_0_block_scale(const void *row, size_t b) {
+  return lzn_f16_to_f32(((const lzn_block_q4_0 *)row)[b].d);
+}
+static int32_t q4_0_block_value(const void *row, size_t b, size_t j) {
+  return q4_0_value(&((const lzn_block_q4_0 *)row)[b], j);
+}
+
+/* kernels.h: axpy_rows with the coefficients rounded per group of rows. */
+static void scalar_q4_0_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
+                                     const int32_t *idx, const float *coef, size_t n) {
+  ref_axpy_rows_q8(y, d, w, row_bytes, idx, coef, n, LZN_QK, q4_0_block_scale, q4_0_block_value);
+}
+
 void lzn_install_ref_q4_0(lzn_kernel_table *t);
 void lzn_install_ref_q4_0(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q4_0].axpy_rows, LZN_ISA_SCALAR, scalar_q4_0_axpy_rows);
@@ -104,4 +118,5 @@ void lzn_install_ref_q4_0(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q4_0].gemv, LZN_ISA_SCALAR, scalar_q4_0_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_Q4_0].from_f32, LZN_ISA_SCALAR, scalar_q4_0_from_f32);
   LZN_SET(t->type[LZN_WEIGHTS_Q4_0].to_f32, LZN_ISA_SCALAR, scalar_q4_0_to_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_0].axpy_rows_q8, LZN_ISA_SCALAR, scalar_q4_0_axpy_rows_q8);
 }

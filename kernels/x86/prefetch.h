@@ -1,82 +1,28 @@
 /*
- * x86/prefetch.h: how the x86 row kernels stream rows from DRAM: rows per
- * group, columns per step, the software prefetches and their distances.
- * Shared by the skeleton (x86/rows.h) and by kernels written apart from it
- * (avx512bf16/bf16.c); static inline, so each ISA file keeps its own copy.
- *
- * axpy_rows is the hot kernel. With rows chosen at random it streams from
- * DRAM, so what matters is keeping enough independent row streams in flight
- * and touching y (which stays in L1) once per group of rows, not the FMA
- * count. Measured on Zen 4 (one core, W_t 8192 x 2048 fp32, active rows at
- * random, 3-10 %), AVX2 / AVX-512: 1 vector per step with a row loop
- * ~22 / ~21 GB/s; the group of 8 rows written out (no pointer array)
- * ~28 / ~33 GB/s; adding the two software prefetches below ~31 / ~36 GB/s.
- * (Until x86/ existed, GCC 12 deleted those prefetches, see below. With
- * them emitted, lzn-bench kernels --shape 2048x8192 on AMD EPYC, 9 runs
- * alternated with the old build: AVX-512 axpy_rows 8 % less time at 5 %
- * density, 2 % at 50 %; AVX2 3 % and 2 %.)
- *
- * For the 16-bit types the prefetch distance stays 512 bytes (256
- * columns): 128 columns measured the same, 1024 bytes 5-10 % slower.
+ * x86/prefetch.h: the prefetch primitive the generic row skeletons
+ * (generic/stream.h) are written with, for every x86 ISA. Included by
+ * x86/vec_avx2.h and x86/vec_avx512.h; static inline, so each ISA file
+ * keeps its own copy.
  */
 #ifndef LZN_KERNELS_X86_PREFETCH_H
 #define LZN_KERNELS_X86_PREFETCH_H
 
 #include <immintrin.h>
-#include <stddef.h>
 
-/* Rows per pass over y (axpy) or x (dot): y is loaded and stored once per
- * group, x loaded once for the group's 8 accumulators. 8 rows keep 8
- * broadcast coefficients in registers and leave 8 of the 16 ymm registers
- * for y and loads; 16 rows per group measured slower with AVX-512
- * (~31 GB/s against ~36). */
-#define ROWS_GROUP 8
-/* Columns per step of the group loop: 64 fp32 = 256 bytes of each row (128
- * for 16-bit types), so one prefetch per row per step covers every fourth
- * cache line (every second). */
-#define ROWS_STEP 64
-/* One prefetch per row per step, 128 floats = 512 bytes (8 cache lines)
- * ahead of the loads; kept in bytes for the 16-bit types. The hardware
- * prefetcher follows each row once started; the hint makes it start sooner
- * on each of the 8 streams. With AVX-512, 4 lines measured worse, 12-16
- * the same. */
-#define ROWS_PREFETCH_AHEAD_BYTES (128 * 4)
-/* Cache lines prefetched at the head of each row of the next group while
- * the current group runs, so the next group does not start on 8 cold
- * misses. */
-#define ROWS_PREFETCH_HEAD_LINES 4
-#define ROWS_CACHE_LINE 64
+#ifndef ROW_PREFETCH_FAR_HINT
+#define ROW_PREFETCH_FAR_HINT _MM_HINT_T1
+#endif
 
-/* The prefetch helpers must be inlined early: GCC 12 (-O2) otherwise
- * finds, by IPA mod/ref analysis, that a call to them changes no memory
- * and deletes it, with every prefetch inside (the kernels before x86/ were
- * built that way: their objects held no prefetch instruction). */
-#define ROWS_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* Byte `at` of each of a group's 8 rows into L1: the rows are chosen at
- * random, so the hardware prefetcher alone cannot keep 8 streams ahead. */
-ROWS_ALWAYS_INLINE void rows_prefetch8(const void *r0, const void *r1, const void *r2, const void *r3,
-                                       const void *r4, const void *r5, const void *r6, const void *r7,
-                                       size_t at) {
-  _mm_prefetch((const char *)r0 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r1 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r2 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r3 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r4 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r5 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r6 + at, _MM_HINT_T0);
-  _mm_prefetch((const char *)r7 + at, _MM_HINT_T0);
+/* The cache line of p into L1 (prefetcht0); a hint, it never faults.
+ * Always inlined: generic/stream.h says why. */
+static inline __attribute__((always_inline)) void row_prefetch(const void *p) {
+  _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 
-/* The first cache lines of a row whose used part is `bytes` long, never
- * past its end. */
-ROWS_ALWAYS_INLINE void rows_prefetch_head(const void *row, size_t bytes) {
-  const size_t row_lines = (bytes + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE;
-  const size_t lines = row_lines < ROWS_PREFETCH_HEAD_LINES ? row_lines : ROWS_PREFETCH_HEAD_LINES;
-  for (size_t l = 0; l < lines; l++)
-    _mm_prefetch((const char *)row + ROWS_CACHE_LINE * l, _MM_HINT_T0);
+/* The same toward L2 only (prefetcht1): for rows needed a whole group of
+ * rows later, which L1 could not hold next to the group being read. */
+static inline __attribute__((always_inline)) void row_prefetch_far(const void *p) {
+  _mm_prefetch((const char *)p, ROW_PREFETCH_FAR_HINT);
 }
-
-#undef ROWS_ALWAYS_INLINE
 
 #endif /* LZN_KERNELS_X86_PREFETCH_H */

@@ -1,8 +1,10 @@
 /*
  * x86/vec_avx2.h: the fp32 vector primitives of AVX2 + FMA that the row
- * skeleton (x86/rows.h) is written in. Included only by kernels/avx2/ files
- * (compiled with -mavx2 -mfma -mf16c); static inline, so each file keeps
- * its own copy (kernels.h says why nothing is linked across ISAs).
+ * skeletons (generic/rows.h, generic/qrows.h) are written in, and
+ * row_prefetch (x86/prefetch.h). Included only by files compiled with
+ * -mavx2 -mfma -mf16c (kernels/avx2/, kernels/avxvnni/); static inline, so
+ * each file keeps its own copy (kernels.h says why nothing is linked
+ * across ISAs).
  */
 #ifndef LZN_KERNELS_X86_VEC_AVX2_H
 #define LZN_KERNELS_X86_VEC_AVX2_H
@@ -10,6 +12,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "kernels/x86/prefetch.h"
 
 typedef __m256 vec_f32;
 #define VEC_LANES 8
@@ -58,6 +62,22 @@ static inline __m128i vec_load_u16_tail(const uint16_t *p, vec_tail t) {
   uint16_t lanes[8] = {0};
   memcpy(lanes, p, t.lanes * sizeof *p);
   return _mm_loadu_si128((const __m128i *)lanes);
+}
+
+/* ---------------------------------------------------------- int8 dot */
+
+/* acc + u1 . s1 + u2 . s2 over each 4 bytes: u unsigned, s signed bytes.
+ * With AVX-VNNI (a file compiled with -mavxvnni, the avxvnni folder) two
+ * VEX vpdpbusd, exact; without, maddubs adds byte pairs in int16 with
+ * saturation, so each u * s + u * s pair, and the sum of the two operands'
+ * pairs, must stay within int16 (the callers' ranges say why they do). */
+static inline __m256i vec_dot2_u8s8(__m256i acc, __m256i u1, __m256i s1, __m256i u2, __m256i s2) {
+#if defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, u1, s1), u2, s2);
+#else
+  const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(u1, s1), _mm256_maddubs_epi16(u2, s2));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
 }
 
 #endif /* LZN_KERNELS_X86_VEC_AVX2_H */

@@ -56,7 +56,7 @@ static lzn_status run_op(lzn_context *ctx, cost_op op) {
   float *h = b->decider, *out = ctx->ws.stream.mlp_out, *x = ctx->ws.stream.normed;
   switch (op) {
   case OP_ROWS_DOWN:
-    lzn_sparse_down_run(ex->kernels, ex->pool, out, &weights->down_t, b->active_idx, b->active_val, (size_t)f);
+    lzn_sparse_down_run(ex->kernels, ex->pool, out, &weights->down_t, b->active_idx, b->active_val, (size_t)f, LZN_DOWN_ROUND_Q8);
     return LZN_OK;
   case OP_ROWS_UP: return lzn_linear_rows(ex, b->top_k_scratch, x, &weights->up, b->active_idx, (size_t)f);
   case OP_DENSE_DOWN_ONE: return lzn_linear_down(ex, out, h, &weights->down, &weights->down_t, NULL, 1);

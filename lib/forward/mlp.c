@@ -200,7 +200,7 @@ static lzn_status token_sparse(mlp_call *c, const float *x, float *out, lzn_mlp_
   uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
   for (size_t k = 0; k < n_active; k++) fired[idx[k]] = 1;
   bias_rows(out, c->weights->down_b, 1, c->m->d_model);
-  lzn_sparse_down_run(c->ctx->exec.kernels, c->ctx->exec.pool, out, &c->weights->down_t, idx, h, n_active);
+  lzn_sparse_down_run(c->ctx->exec.kernels, c->ctx->exec.pool, out, &c->weights->down_t, idx, h, n_active, LZN_DOWN_ROUND_Q8);
   const size_t up_rows = c->gated ? c->n_selected : 0;
   *r = (lzn_mlp_record){.n_tokens = 1, .sparse = 1, .active = n_active, .rows = c->n_selected,
                         .up_rows = up_rows, .down_rows = n_active, .up_products = up_rows,

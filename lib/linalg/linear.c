@@ -232,7 +232,7 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     if (s != LZN_OK) return s;
     if (bias) memcpy(y, bias, (size_t)n * sizeof(float));
     else memset(y, 0, (size_t)n * sizeof(float));
-    lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows);
+    lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows, LZN_DOWN_ROUND_Q8);
     return LZN_OK;
   }
   if (w_kn->type == LZN_WEIGHTS_F32)

@@ -31,9 +31,10 @@ static void down_slice(void *arg, int slice, int thread) {
 }
 
 void lzn_sparse_down_run(const lzn_kernel_table *k, lzn_pool *pool, float *y, const lzn_matrix *w_t,
-                         const int32_t *idx, const float *coef, size_t n) {
+                         const int32_t *idx, const float *coef, size_t n, lzn_down_rounding rounding) {
   const size_t d = (size_t)w_t->cols;
-  const lzn_axpy_rows_fn axpy_rows = k->type[w_t->type].axpy_rows.fn;
+  const lzn_type_kernels *tk = &k->type[w_t->type];
+  const lzn_axpy_rows_fn axpy_rows = rounding == LZN_DOWN_ROUND_Q8 ? tk->axpy_rows_q8.fn : tk->axpy_rows.fn;
   const int threads = lzn_pool_threads(pool);
   if (n == 0 || d == 0) return;
   if (threads <= 1 || n * d < LZN_PARALLEL_MIN_WORK) {

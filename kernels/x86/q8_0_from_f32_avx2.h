@@ -1,5 +1,5 @@
 /*
- * x86/quant_q8_0_from_f32.h: Q8_0 from_f32 with 256-bit vectors (AVX2 +
+ * x86/q8_0_from_f32_avx2.h: Q8_0 from_f32 with 256-bit vectors (AVX2 +
  * F16C), byte for byte the reference's (kernels/ref/q8_0.c): d = amax / 127
  * in fp32, q = roundf(x * (1 / d)) (round half away from zero), the scale
  * rounded to fp16 to nearest even (F16C, as lzn_f32_to_f16), the last
@@ -10,13 +10,14 @@
  * ? sign(v) : 0) is roundf(v) exactly, for every v (the "add 0.5 and
  * truncate" shortcut is not: 0.49999997f + 0.5f rounds up to 1).
  */
-#ifndef LZN_KERNELS_X86_QUANT_Q8_0_FROM_F32_H
-#define LZN_KERNELS_X86_QUANT_Q8_0_FROM_F32_H
+#ifndef LZN_KERNELS_X86_Q8_0_FROM_F32_AVX2_H
+#define LZN_KERNELS_X86_Q8_0_FROM_F32_AVX2_H
 
 #include <float.h>
+#include <immintrin.h>
 #include <string.h>
 
-#include "kernels/x86/quant_common.h"
+#include "kernels/blocks.h"
 
 static inline __m256i q_round_half_away(__m256 v) {
   const __m256 sign_bit = _mm256_set1_ps(-0.0f);
@@ -66,4 +67,4 @@ static void q8_0_from_f32(void *dst, const float *src, size_t d) {
   }
 }
 
-#endif /* LZN_KERNELS_X86_QUANT_Q8_0_FROM_F32_H */
+#endif /* LZN_KERNELS_X86_Q8_0_FROM_F32_AVX2_H */

@@ -1,11 +1,13 @@
 /*
- * x86/rows.h: axpy_rows, dot_rows and gemv written once, for every x86 ISA
+ * generic/rows.h: axpy_rows, dot_rows and gemv written once, for every ISA
  * and every element type whose rows load as fp32 vectors (f32, f16, bf16):
- * simdjson's generic code, instantiated per target. Each kernels/<isa>/
- * <type>.c file includes its ISA's vector primitives (x86/vec_avx2.h or
- * x86/vec_avx512.h: vec_f32, VEC_LANES, vec_tail, vec_load/_tail,
- * vec_store/_tail, vec_fma, vec_add, vec_set1, vec_zero, vec_hsum), then
- * defines for its weight type
+ * simdjson's generic code, instantiated per target. Nothing here names an
+ * ISA, so an ARM port includes it as the x86 files do. Each
+ * kernels/<isa>/<type>.c file includes its ISA's vector primitives (x86:
+ * x86/vec_avx2.h or x86/vec_avx512.h: vec_f32, VEC_LANES, vec_tail,
+ * vec_tail_make, vec_load/_tail, vec_store/_tail, vec_fma, vec_add,
+ * vec_set1, vec_zero, vec_hsum, and row_prefetch), then defines for its
+ * weight type
  *     typedef ... w_elem;                                 one stored weight
  *     static inline vec_f32 w_load(const w_elem *p);      VEC_LANES weights as fp32
  *     static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t);
@@ -16,17 +18,18 @@
  * Included once per file: each file is one (ISA, type) pair.
  *
  * The row-streaming constants and prefetches, and what they were measured
- * against, are in x86/prefetch.h (shared with kernels that do not load
- * rows as fp32 vectors, such as avx512bf16/bf16.c).
+ * against, are in generic/stream.h (shared with the block types'
+ * skeleton, generic/qrows.h, and with kernels written apart from it, such
+ * as avx512bf16/bf16.c).
  */
-#ifndef LZN_KERNELS_X86_ROWS_H
-#define LZN_KERNELS_X86_ROWS_H
+#ifndef LZN_KERNELS_GENERIC_ROWS_H
+#define LZN_KERNELS_GENERIC_ROWS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/kernels.h"
-#include "kernels/x86/prefetch.h"
+#include "kernels/generic/stream.h"
 
 _Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
 
@@ -247,4 +250,4 @@ static void rows_gemv(float *out, const void *w_bytes, size_t row_bytes, size_t 
 #undef ROWS_GROUP_ARGS
 #undef ROWS_PREFETCH_GROUP
 
-#endif /* LZN_KERNELS_X86_ROWS_H */
+#endif /* LZN_KERNELS_GENERIC_ROWS_H */

@@ -1,0 +1,475 @@
+/*
+ * generic/qrows.h: dot_rows, gemv and axpy_rows for the block weight types
+ * (Q8_0, Q4_0, and the K-quants' 256-weight super-blocks), written once for
+ * every type and every ISA. Nothing here names an ISA or a type: an ARM
+ * port includes it as the x86 files do. What the loops leave to the
+ * including file is what differs between types: how a step of blocks is
+ * decoded and multiplied.
+ *
+ * A row of d weights is ceil(d / QR_BLOCK_WEIGHTS) whole blocks (the last
+ * padded with zeros, kernels.h); x, for the dot kernels, is
+ * ceil(d / QR_X_BLOCK_WEIGHTS) blocks of the type's dot type
+ * (lzn_wtype_dot_type: Q8_0 for Q8_0/Q4_0, an int8 type of its own for a
+ * K-quant). The loops walk rows in groups of ROWS_GROUP (generic/stream.h)
+ * and columns in steps of a few blocks. The including file provides, first
+ * its ISA's primitives (x86: x86/vec_avx2.h or x86/vec_avx512.h):
+ *
+ *   vec_f32, VEC_LANES, vec_zero, vec_hsum, vec_set1, vec_load, vec_store,
+ *   row_prefetch
+ *
+ * then, for its weight type (x86: x86/q4_0_avx512.h and the like):
+ *
+ *   QR_BLOCK_WEIGHTS, QR_BLOCK_BYTES       the weight type's block
+ *   QR_X_BLOCK_WEIGHTS, QR_X_BLOCK_BYTES   the dot type's block; it divides
+ *                                          the weight block
+ *   QR_DOT_STEP_BLOCKS                     weight blocks per dot step
+ *   typedef ... qr_xstep;                  x for one dot step, as the step
+ *                                          wants it (made once per call,
+ *                                          used by every row)
+ *   void qr_xstep_make(qr_xstep *xs, const void *x);
+ *       from the x blocks of one step (QR_DOT_STEP_BLOCKS *
+ *       QR_BLOCK_WEIGHTS / QR_X_BLOCK_WEIGHTS of them, at x)
+ *   vec_f32 qr_dot_step(vec_f32 acc, const void *w, const qr_xstep *xs);
+ *       acc plus the dot product of the step's weight blocks at w with x,
+ *       spread over the lanes in any way (vec_hsum adds them)
+ *   QR_AXPY_STEP_BLOCKS                    weight blocks per axpy step,
+ *                                          whole vectors of y
+ *   void qr_axpy_step(vec_f32 *y, const void *w, vec_f32 coef);
+ *       y[0 .. QR_AXPY_STEP_VECS) (vectors of the step's columns, in
+ *       registers) += coef * the step's weights; per block, the fp32
+ *       product coef * scale times the integer weight, as ref/ does
+ *
+ * (static inline; always_inline where the compiler hesitates). The
+ * skeleton defines qr_dot_rows, qr_gemv and qr_axpy_rows with the table's
+ * signatures, for the file's install function.
+ *
+ * Ends of rows: a row's last step may have fewer blocks than a full one.
+ * The loops copy those blocks, and the x blocks they meet, into zeroed
+ * buffers of a whole step and run the full step on them: an all-zero block
+ * has scale 0 and adds nothing, in every llama.cpp block type. So no step
+ * function needs a tail version, nothing past a row's last block (or past
+ * y[d - 1]) is read or written, and a type's code is only its full step.
+ * A row shorter than one step (a predictor's rank, the tests' d = 1, 3, 7)
+ * is only a tail.
+ *
+ * Column slices (threads): the kernels see w + lzn_wtype_row_bytes(type,
+ * j0) and the slice's d, as every kernel does (kernels.h); steps are
+ * counted from the slice's start, so a slice needs only block alignment.
+ *
+ * x is made into steps once per call, QR_X_CHUNK_BYTES of them at a time
+ * (on the stack, so in L1 while every row group reads it); rows longer
+ * than a chunk are summed chunk by chunk into out.
+ */
+#ifndef LZN_KERNELS_GENERIC_QROWS_H
+#define LZN_KERNELS_GENERIC_QROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/generic/stream.h"
+#include "kernels/kernels.h"
+
+#define QR_DOT_STEP_WEIGHTS (QR_DOT_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
+#define QR_DOT_STEP_BYTES (QR_DOT_STEP_BLOCKS * QR_BLOCK_BYTES)
+#define QR_DOT_STEP_X_BYTES (QR_DOT_STEP_WEIGHTS / QR_X_BLOCK_WEIGHTS * QR_X_BLOCK_BYTES)
+#define QR_AXPY_STEP_WEIGHTS (QR_AXPY_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
+#define QR_AXPY_STEP_BYTES (QR_AXPY_STEP_BLOCKS * QR_BLOCK_BYTES)
+#define QR_AXPY_STEP_VECS (QR_AXPY_STEP_WEIGHTS / VEC_LANES)
+
+_Static_assert(QR_BLOCK_WEIGHTS % QR_X_BLOCK_WEIGHTS == 0, "x blocks tile a weight block");
+_Static_assert(QR_AXPY_STEP_WEIGHTS % VEC_LANES == 0, "an axpy step is whole vectors of y");
+
+/* Bytes of prepared x per chunk: 16 KiB stays in L1 next to the rows. */
+#ifndef QR_X_CHUNK_BYTES
+#define QR_X_CHUNK_BYTES 16384
+#endif
+#define QR_X_CHUNK_STEPS (QR_X_CHUNK_BYTES / sizeof(qr_xstep) > 0 ? QR_X_CHUNK_BYTES / sizeof(qr_xstep) : 1)
+
+/* Prefetches per row per step: the step's bytes in lines, rounded to the
+ * nearest (at least 1). A 72-byte step then prefetches 64 of its bytes:
+ * the line it skips every 8 steps comes with its neighbours from the
+ * hardware's adjacent-line prefetch; rounding up (2 prefetches) measured
+ * ~10 % slower in L2, where prefetches only take load slots. */
+#define QR_PREFETCH_LINES(step_bytes) \
+  ((step_bytes) < ROWS_CACHE_LINE ? 1 : ((step_bytes) + ROWS_CACHE_LINE / 2) / ROWS_CACHE_LINE)
+
+#define QR_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* The row t of a call: idx[t], or t itself for gemv (idx NULL). */
+QR_ALWAYS_INLINE const unsigned char *qr_row(const void *w, size_t row_bytes, const int32_t *idx, size_t t) {
+  return (const unsigned char *)w + (idx ? (size_t)idx[t] : t) * row_bytes;
+}
+
+/* Prefetches the first lines, from byte `from`, of the rows [t, t + n) (n
+ * may be 0), within the span bytes of each row that the call reads: the
+ * next group's heads, while the current group runs. */
+QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t from, size_t span,
+                                        const int32_t *idx, size_t t, size_t n) {
+  for (size_t k = 0; k < n; k++) rows_prefetch_head(qr_row(w, row_bytes, idx, t + k) + from, span - from);
+}
+
+#ifndef QR_FAR_CEIL
+#define QR_FAR_CEIL 1
+#endif
+#define QR_FAR_LINES(step_bytes) \
+  (QR_FAR_CEIL ? ((step_bytes) + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE : QR_PREFETCH_LINES(step_bytes))
+
+/* next[k] = the row after the group starting at t, t + ROWS_GROUP + k, or
+ * the last row of that group where it has fewer than ROWS_GROUP, or own
+ * (a row the group reads anyway) when there is no next group. */
+QR_ALWAYS_INLINE void qr_next_rows(const unsigned char **next, const void *w, size_t row_bytes, const int32_t *idx,
+                                   size_t t, size_t n, const unsigned char *own) {
+  const size_t t1 = t + ROWS_GROUP;
+  for (size_t k = 0; k < ROWS_GROUP; k++)
+    next[k] = t1 >= n ? own : qr_row(w, row_bytes, idx, t1 + k < n ? t1 + k : n - 1);
+}
+
+/* The next group's rows at byte `at`, one step's bytes of lines each (the
+ * group reads step by step at the same pace, so they arrive one group
+ * ahead: 8 rows of 2.3 KB (Q4_0, d = 4096) are 18 KB, more than the
+ * distance a prefetch inside a row can cover; measured, with only the
+ * first 256 bytes of the next rows prefetched, gathered Q4_0 rows were
+ * read at 37 % of the stream, contiguous ones at 67 %). */
+#define QR_PREFETCH_NEXT(next, at, step_bytes)                                          \
+  do {                                                                                  \
+    for (size_t k_ = 0; k_ < ROWS_GROUP; k_++)                                          \
+      for (size_t l_ = 0; l_ < QR_FAR_LINES(step_bytes); l_++)                          \
+        row_prefetch_far((next)[k_] + (at) + l_ * ROWS_CACHE_LINE);                     \
+  } while (0)
+
+/* Each of the group's rows, from byte `at` on, one step's worth of lines,
+ * where that is still inside the row's span. */
+#define QR_PREFETCH_GROUP(at, step_bytes, span)                                                \
+  do {                                                                                         \
+    if ((at) + (step_bytes) <= (span))                                                         \
+      for (size_t l_ = 0; l_ < QR_PREFETCH_LINES(step_bytes); l_++)                            \
+        rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) + l_ * ROWS_CACHE_LINE);           \
+  } while (0)
+
+/* ------------------------------------------------------------ dot, gemv */
+
+/* x's steps [s0, s0 + n) into xs; a last step with fewer blocks than a
+ * whole one (tail_x_bytes of x left) through a zeroed copy. */
+static void qr_x_chunk(qr_xstep *xs, const unsigned char *x, size_t s0, size_t n, size_t n_full,
+                       size_t tail_x_bytes) {
+  for (size_t s = 0; s < n; s++) {
+    const unsigned char *at = x + (s0 + s) * QR_DOT_STEP_X_BYTES;
+    if (s0 + s < n_full) {
+      qr_xstep_make(&xs[s], at);
+    } else {
+      unsigned char padded[QR_DOT_STEP_X_BYTES];
+      memset(padded, 0, sizeof padded);
+      memcpy(padded, at, tail_x_bytes);
+      qr_xstep_make(&xs[s], padded);
+    }
+  }
+}
+
+/* acc plus a last, partial step of tail_bytes at w (whole blocks). */
+QR_ALWAYS_INLINE vec_f32 qr_dot_tail(vec_f32 acc, const unsigned char *w, size_t tail_bytes, const qr_xstep *xs) {
+  unsigned char padded[QR_DOT_STEP_BYTES];
+  memset(padded, 0, sizeof padded);
+  memcpy(padded, w, tail_bytes);
+  return qr_dot_step(acc, padded, xs);
+}
+
+/* Adds the 8 rows' dot products over the chunk's steps into acc0..acc7. */
+#define QR_DOT8_STEP(s)                                      \
+  do {                                                       \
+    const size_t off_ = (s) * QR_DOT_STEP_BYTES;             \
+    qr_xstep xv_ = xs[(s) - c0];                             \
+    /*qr_xstep_pin(&xv_);*/                                  \
+    const qr_xstep *xs_ = &xv_;                              \
+    acc0 = qr_dot_step(acc0, r0 + off_, xs_);                \
+    acc1 = qr_dot_step(acc1, r1 + off_, xs_);                \
+    acc2 = qr_dot_step(acc2, r2 + off_, xs_);                \
+    acc3 = qr_dot_step(acc3, r3 + off_, xs_);                \
+    acc4 = qr_dot_step(acc4, r4 + off_, xs_);                \
+    acc5 = qr_dot_step(acc5, r5 + off_, xs_);                \
+    acc6 = qr_dot_step(acc6, r6 + off_, xs_);                \
+    acc7 = qr_dot_step(acc7, r7 + off_, xs_);                \
+  } while (0)
+
+/* out[t] = row t . x for t in [0, n), row t = qr_row(w, row_bytes, idx, t). */
+static void qr_dot_any(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
+                       const void *x) {
+  if (n == 0) return;
+  const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
+  const size_t n_full = n_blocks / QR_DOT_STEP_BLOCKS;
+  const size_t tail_blocks = n_blocks % QR_DOT_STEP_BLOCKS;
+  const size_t n_steps = n_full + (tail_blocks != 0);
+  const size_t tail_bytes = tail_blocks * QR_BLOCK_BYTES;
+  const size_t tail_x_bytes = tail_blocks * QR_BLOCK_WEIGHTS / QR_X_BLOCK_WEIGHTS * QR_X_BLOCK_BYTES;
+  const size_t span = n_blocks * QR_BLOCK_BYTES; /* bytes of each row that are read */
+  qr_xstep xs[QR_X_CHUNK_STEPS];
+  for (size_t c0 = 0; c0 < n_steps; c0 += QR_X_CHUNK_STEPS) {
+    const size_t c1 = n_steps - c0 < QR_X_CHUNK_STEPS ? n_steps : c0 + QR_X_CHUNK_STEPS;
+    const size_t c_full = c1 < n_full ? c1 : n_full; /* steps of this chunk read in place */
+    qr_x_chunk(xs, x, c0, c1 - c0, n_full, tail_x_bytes);
+    size_t t = 0;
+    for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
+      const size_t left = n - (t + ROWS_GROUP);
+      qr_prefetch_heads(w, row_bytes, c0 * QR_DOT_STEP_BYTES, span, idx, t + ROWS_GROUP,
+                        left < ROWS_GROUP ? left : ROWS_GROUP);
+      const unsigned char *const r0 = qr_row(w, row_bytes, idx, t), *const r1 = qr_row(w, row_bytes, idx, t + 1);
+      const unsigned char *const r2 = qr_row(w, row_bytes, idx, t + 2), *const r3 = qr_row(w, row_bytes, idx, t + 3);
+      const unsigned char *const r4 = qr_row(w, row_bytes, idx, t + 4), *const r5 = qr_row(w, row_bytes, idx, t + 5);
+      const unsigned char *const r6 = qr_row(w, row_bytes, idx, t + 6), *const r7 = qr_row(w, row_bytes, idx, t + 7);
+      /* The next group's rows (the group's own where there is none), read
+       * toward L2 one group ahead. */
+      const unsigned char *next[ROWS_GROUP];
+      qr_next_rows(next, w, row_bytes, idx, t, n, r0);
+      vec_f32 acc0 = vec_zero(), acc1 = vec_zero(), acc2 = vec_zero(), acc3 = vec_zero();
+      vec_f32 acc4 = vec_zero(), acc5 = vec_zero(), acc6 = vec_zero(), acc7 = vec_zero();
+      for (size_t s = c0; s < c_full; s++) {
+        QR_PREFETCH_GROUP(s * QR_DOT_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES, QR_DOT_STEP_BYTES, span);
+        QR_PREFETCH_NEXT(next, s * QR_DOT_STEP_BYTES, QR_DOT_STEP_BYTES);
+        QR_DOT8_STEP(s);
+      }
+      if (c_full < c1) {
+        const size_t off = n_full * QR_DOT_STEP_BYTES;
+        const qr_xstep *xt = &xs[n_full - c0];
+        acc0 = qr_dot_tail(acc0, r0 + off, tail_bytes, xt);
+        acc1 = qr_dot_tail(acc1, r1 + off, tail_bytes, xt);
+        acc2 = qr_dot_tail(acc2, r2 + off, tail_bytes, xt);
+        acc3 = qr_dot_tail(acc3, r3 + off, tail_bytes, xt);
+        acc4 = qr_dot_tail(acc4, r4 + off, tail_bytes, xt);
+        acc5 = qr_dot_tail(acc5, r5 + off, tail_bytes, xt);
+        acc6 = qr_dot_tail(acc6, r6 + off, tail_bytes, xt);
+        acc7 = qr_dot_tail(acc7, r7 + off, tail_bytes, xt);
+      }
+      const float s0 = vec_hsum(acc0), s1 = vec_hsum(acc1), s2 = vec_hsum(acc2), s3 = vec_hsum(acc3);
+      const float s4 = vec_hsum(acc4), s5 = vec_hsum(acc5), s6 = vec_hsum(acc6), s7 = vec_hsum(acc7);
+      if (c0 == 0) {
+        out[t] = s0, out[t + 1] = s1, out[t + 2] = s2, out[t + 3] = s3;
+        out[t + 4] = s4, out[t + 5] = s5, out[t + 6] = s6, out[t + 7] = s7;
+      } else {
+        out[t] += s0, out[t + 1] += s1, out[t + 2] += s2, out[t + 3] += s3;
+        out[t + 4] += s4, out[t + 5] += s5, out[t + 6] += s6, out[t + 7] += s7;
+      }
+    }
+    /* The last rows, fewer than a group, one at a time. */
+    for (; t < n; t++) {
+      const unsigned char *const row = qr_row(w, row_bytes, idx, t);
+      vec_f32 acc = vec_zero();
+      for (size_t s = c0; s < c_full; s++) acc = qr_dot_step(acc, row + s * QR_DOT_STEP_BYTES, &xs[s - c0]);
+      if (c_full < c1) acc = qr_dot_tail(acc, row + n_full * QR_DOT_STEP_BYTES, tail_bytes, &xs[n_full - c0]);
+      out[t] = c0 == 0 ? vec_hsum(acc) : out[t] + vec_hsum(acc);
+    }
+  }
+}
+
+#undef QR_DOT8_STEP
+
+/* The table's signatures. */
+static void qr_dot_rows(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
+                        const void *x) {
+  qr_dot_any(out, w, row_bytes, d, idx, n, x);
+}
+static void qr_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
+  qr_dot_any(out, w, row_bytes, d, NULL, n_rows, x);
+}
+
+/* ------------------------------------------------------------- axpy_rows */
+
+/* y_step[0 .. QR_AXPY_STEP_WEIGHTS) += the nr rows' steps at offset off,
+ * rows added in index order (the reference's order; only FMA rounding
+ * differs). y is loaded and stored once for the whole group. */
+QR_ALWAYS_INLINE void qr_axpy_group_step(float *y_step, const unsigned char *const *r, const vec_f32 *c, size_t nr,
+                                         size_t off) {
+  vec_f32 yv[QR_AXPY_STEP_VECS];
+#pragma GCC unroll 16
+  for (size_t v = 0; v < QR_AXPY_STEP_VECS; v++) yv[v] = vec_load(y_step + v * VEC_LANES);
+#pragma GCC unroll 8
+  for (size_t k = 0; k < nr; k++) qr_axpy_step(yv, r[k] + off, c[k]);
+#pragma GCC unroll 16
+  for (size_t v = 0; v < QR_AXPY_STEP_VECS; v++) vec_store(y_step + v * VEC_LANES, yv[v]);
+}
+
+/* The same for a last step of tail_bytes of each row and y_left columns of
+ * y: through zeroed copies. */
+static void qr_axpy_group_tail(float *y_step, size_t y_left, const unsigned char *const *r, const vec_f32 *c,
+                               size_t nr, size_t off, size_t tail_bytes) {
+  float y_copy[QR_AXPY_STEP_WEIGHTS];
+  unsigned char rows[ROWS_GROUP][QR_AXPY_STEP_BYTES];
+  const unsigned char *padded[ROWS_GROUP];
+  memset(y_copy, 0, sizeof y_copy);
+  memcpy(y_copy, y_step, y_left * sizeof(float));
+  memset(rows, 0, sizeof rows);
+  for (size_t k = 0; k < nr; k++) {
+    memcpy(rows[k], r[k] + off, tail_bytes);
+    padded[k] = rows[k];
+  }
+  qr_axpy_group_step(y_copy, padded, c, nr, 0);
+  memcpy(y_step, y_copy, y_left * sizeof(float));
+}
+
+/* y[0..d) += sum of coef[k] * row k over a group of nr <= ROWS_GROUP rows;
+ * with nr a constant the loops over k unroll. */
+QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *const *r, const float *coef, size_t nr,
+                                    size_t span, const unsigned char *const *next) {
+  const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
+  const size_t n_full = n_blocks / QR_AXPY_STEP_BLOCKS;
+  const size_t tail_blocks = n_blocks % QR_AXPY_STEP_BLOCKS;
+  vec_f32 c[ROWS_GROUP];
+#pragma GCC unroll 8
+  for (size_t k = 0; k < nr; k++) c[k] = vec_set1(coef[k]);
+  /* Whole steps whose columns all lie in y: the last step of a slice that
+   * ends mid-block (d not a multiple of the block) goes through the tail. */
+  size_t full_in_y = n_full;
+  if (full_in_y * QR_AXPY_STEP_WEIGHTS > d) full_in_y--;
+  for (size_t s = 0; s < full_in_y; s++) {
+    const size_t at = s * QR_AXPY_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES;
+    if (at + QR_AXPY_STEP_BYTES <= span)
+#pragma GCC unroll 8
+      for (size_t k = 0; k < nr; k++)
+        for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_STEP_BYTES); l++) row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
+    QR_PREFETCH_NEXT(next, s * QR_AXPY_STEP_BYTES, QR_AXPY_STEP_BYTES);
+    qr_axpy_group_step(y + s * QR_AXPY_STEP_WEIGHTS, r, c, nr, s * QR_AXPY_STEP_BYTES);
+  }
+  for (size_t s = full_in_y; s < n_full + (tail_blocks != 0); s++) {
+    const size_t blocks = s < n_full ? QR_AXPY_STEP_BLOCKS : tail_blocks;
+    qr_axpy_group_tail(y + s * QR_AXPY_STEP_WEIGHTS, d - s * QR_AXPY_STEP_WEIGHTS, r, c, nr,
+                       s * QR_AXPY_STEP_BYTES, blocks * QR_BLOCK_BYTES);
+  }
+}
+
+static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx, const float *coef,
+                         size_t n) {
+  if (d == 0 || n == 0) return;
+  const size_t span = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS * QR_BLOCK_BYTES;
+  const unsigned char *r[ROWS_GROUP];
+  size_t t = 0;
+  const unsigned char *next[ROWS_GROUP];
+  for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
+    for (size_t k = 0; k < ROWS_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + k);
+    const size_t left = n - (t + ROWS_GROUP);
+    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + ROWS_GROUP, left < ROWS_GROUP ? left : ROWS_GROUP);
+    qr_next_rows(next, w, row_bytes, idx, t, n, r[0]);
+    qr_axpy_group(y, d, r, coef + t, ROWS_GROUP, span, next);
+  }
+  if (t < n) {
+    for (size_t k = 0; k < n - t; k++) r[k] = qr_row(w, row_bytes, idx, t + k);
+    qr_next_rows(next, w, row_bytes, idx, t, n, r[0]);
+    qr_axpy_group(y, d, r, coef + t, n - t, span, next);
+  }
+}
+
+/* ---------------------------------------------------------- axpy_rows_q8 */
+
+#ifdef QR_AXPY_Q8_STEP_BLOCKS
+/* axpy_rows_q8 (kernels.h): the coefficients of each group of
+ * LZN_AXPY_Q8_GROUP (16) rows rounded to int8 per block, so that a step
+ * sums the group's rows in integers. The type provides, besides the above:
+ *
+ *   QR_AXPY_Q8_STEP_BLOCKS               weight blocks per step
+ *   typedef ... qr_q8_group;             a group's coefficients as its steps
+ *                                        want them
+ *   void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr);
+ *       coef[0 .. nr), 1 <= nr <= LZN_AXPY_Q8_GROUP; rows nr.. weigh 0
+ *       (the loops pass the group's first row for them)
+ *   void qr_q8_y_order(float *y);
+ *       the step's columns of y, in place, into the order the step adds
+ *       its columns in (its integer lanes need not follow y's), and back:
+ *       applied twice it is the identity
+ *   typedef ... qr_q8_coefs;             one step's int8 coefficients
+ *   void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r, size_t off,
+ *                         const qr_q8_group *g);
+ *       the coefficients of the step at byte off of the group's rows r[0
+ *       .. LZN_AXPY_Q8_GROUP) (from their block scales and the group's
+ *       coef)
+ *   void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+ *                       const qr_q8_coefs *c);
+ *       y (a step's columns, in the step's order) += the group's
+ *       contribution from that step
+ *
+ * y is put in the steps' order once per call and back at the end: the
+ * steps then add into it with no shuffle of their results. A step's
+ * coefficients are a long chain (scales, max, divisions, converts, packs)
+ * that the adds wait for: the loop makes step s + 1's while it adds step
+ * s's, so the core always has independent work (the chain in line with
+ * its step measured ~19 GB/s in L2 with AVX512_VNNI, no faster than the
+ * fp32 axpy_rows; pipelined, 35-37). */
+
+#define QR_AXPY_Q8_STEP_WEIGHTS (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
+#define QR_AXPY_Q8_STEP_BYTES (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_BYTES)
+
+static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                            const float *coef, size_t n) {
+  if (d == 0 || n == 0) return;
+  const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
+  const size_t n_full = n_blocks / QR_AXPY_Q8_STEP_BLOCKS;
+  const size_t tail_blocks = n_blocks % QR_AXPY_Q8_STEP_BLOCKS;
+  const size_t span = n_blocks * QR_BLOCK_BYTES;
+  /* Steps whose columns all lie in y run in place; the one after them, if
+   * any (a partial last step, or a whole one past y[d - 1] in a slice that
+   * ends mid-block), through zeroed copies of y and of the rows. */
+  const size_t in_place = d / QR_AXPY_Q8_STEP_WEIGHTS < n_full ? d / QR_AXPY_Q8_STEP_WEIGHTS : n_full;
+  const int has_tail = in_place < n_full + (tail_blocks != 0);
+  const size_t tail_bytes = (in_place < n_full ? QR_AXPY_Q8_STEP_BLOCKS : tail_blocks) * QR_BLOCK_BYTES;
+  const size_t tail_cols = d - in_place * QR_AXPY_Q8_STEP_WEIGHTS;
+  float y_tail[QR_AXPY_Q8_STEP_WEIGHTS];
+  if (has_tail) {
+    memset(y_tail, 0, sizeof y_tail);
+    memcpy(y_tail, y + in_place * QR_AXPY_Q8_STEP_WEIGHTS, tail_cols * sizeof(float));
+    qr_q8_y_order(y_tail);
+  }
+  for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + s * QR_AXPY_Q8_STEP_WEIGHTS);
+  for (size_t t = 0; t < n; t += LZN_AXPY_Q8_GROUP) {
+    const size_t nr = n - t < LZN_AXPY_Q8_GROUP ? n - t : LZN_AXPY_Q8_GROUP;
+    const unsigned char *r[LZN_AXPY_Q8_GROUP];
+    for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + (k < nr ? k : 0));
+    const size_t left = n - t - nr;
+    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + nr, left < LZN_AXPY_Q8_GROUP ? left : LZN_AXPY_Q8_GROUP);
+    qr_q8_group g;
+    qr_q8_group_make(&g, coef + t, nr);
+    /* The next group's rows toward L2, one group ahead (as the dot loop). */
+    const unsigned char *later[LZN_AXPY_Q8_GROUP];
+    for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
+      later[k] = t + nr >= n ? r[0] : qr_row(w, row_bytes, idx, t + nr + k < n ? t + nr + k : n - 1);
+    if (in_place > 0) {
+      qr_q8_coefs now, next;
+      qr_q8_step_coefs(&now, r, 0, &g);
+      for (size_t s = 0; s + 1 < in_place; s++) {
+        const size_t off = s * QR_AXPY_Q8_STEP_BYTES, at = off + ROWS_PREFETCH_AHEAD_BYTES;
+        if (at + QR_AXPY_Q8_STEP_BYTES <= span)
+#pragma GCC unroll 16
+          for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
+            for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+              row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
+#pragma GCC unroll 16
+        for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
+          for (size_t l = 0; l < QR_FAR_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+            row_prefetch_far(later[k] + off + l * ROWS_CACHE_LINE);
+        qr_q8_step_coefs(&next, r, off + QR_AXPY_Q8_STEP_BYTES, &g);
+        qr_q8_step_add(y + s * QR_AXPY_Q8_STEP_WEIGHTS, r, off, &now);
+        now = next;
+      }
+      const size_t last = in_place - 1;
+      qr_q8_step_add(y + last * QR_AXPY_Q8_STEP_WEIGHTS, r, last * QR_AXPY_Q8_STEP_BYTES, &now);
+    }
+    if (has_tail) {
+      unsigned char padded[LZN_AXPY_Q8_GROUP][QR_AXPY_Q8_STEP_BYTES];
+      const unsigned char *p[LZN_AXPY_Q8_GROUP];
+      memset(padded, 0, sizeof padded);
+      for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) {
+        if (k < nr) memcpy(padded[k], r[k] + in_place * QR_AXPY_Q8_STEP_BYTES, tail_bytes);
+        p[k] = k < nr ? padded[k] : padded[0];
+      }
+      qr_q8_coefs tail;
+      qr_q8_step_coefs(&tail, p, 0, &g);
+      qr_q8_step_add(y_tail, p, 0, &tail);
+    }
+  }
+  for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + s * QR_AXPY_Q8_STEP_WEIGHTS);
+  if (has_tail) {
+    qr_q8_y_order(y_tail);
+    memcpy(y + in_place * QR_AXPY_Q8_STEP_WEIGHTS, y_tail, tail_cols * sizeof(float));
+  }
+}
+#endif /* QR_AXPY_Q8_STEP_BLOCKS */
+
+#undef QR_PREFETCH_GROUP
+
+#endif /* LZN_KERNELS_GENERIC_QROWS_H */

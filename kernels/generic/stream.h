@@ -1,0 +1,89 @@
+/*
+ * generic/stream.h: how the row kernels stream rows from DRAM, for every
+ * ISA: rows per group, the software prefetches and their distances. Used
+ * by the skeletons (generic/rows.h for the element types, generic/qrows.h
+ * for the block types) and by kernels written apart from them
+ * (avx512bf16/bf16.c). Nothing here names an ISA: the including file
+ * provides, before including this,
+ *     static inline void row_prefetch(const void *p);
+ * which brings the cache line of p toward L1 and never faults (x86:
+ * x86/prefetch.h; an ARM port would use PRFM PLDL1KEEP). An ISA may
+ * define the constants below before the include to tune them.
+ *
+ * axpy_rows is the hot kernel. With rows chosen at random it streams from
+ * DRAM, so what matters is keeping enough independent row streams in flight
+ * and touching y (which stays in L1) once per group of rows, not the FMA
+ * count. Measured on Zen 4 (one core, W_t 8192 x 2048 fp32, active rows at
+ * random, 3-10 %), AVX2 / AVX-512: 1 vector per step with a row loop
+ * ~22 / ~21 GB/s; the group of 8 rows written out (no pointer array)
+ * ~28 / ~33 GB/s; adding the two software prefetches below ~31 / ~36 GB/s.
+ * (GCC 12 deleted those prefetches when they sat in a helper it did not
+ * inline early: see ROWS_ALWAYS_INLINE. With them emitted, lzn-bench kernels
+ * --shape 2048x8192 on AMD EPYC, 9 runs alternated with the old build:
+ * AVX-512 axpy_rows 8 % less time at 5 % density, 2 % at 50 %; AVX2 3 % and
+ * 2 %.)
+ *
+ * For the 16-bit types the prefetch distance stays 512 bytes (256
+ * columns): 128 columns measured the same, 1024 bytes 5-10 % slower.
+ */
+#ifndef LZN_KERNELS_GENERIC_STREAM_H
+#define LZN_KERNELS_GENERIC_STREAM_H
+
+#include <stddef.h>
+
+/* Rows per pass over y (axpy) or x (dot): y is loaded and stored once per
+ * group, x loaded once for the group's 8 accumulators. 8 rows keep 8
+ * broadcast coefficients in registers and leave 8 of the 16 ymm registers
+ * for y and loads; 16 rows per group measured slower with AVX-512
+ * (~31 GB/s against ~36). The skeletons name the 8 rows one by one
+ * (r0 .. r7), so this is not a tuning knob. */
+#define ROWS_GROUP 8
+/* Columns per step of the element types' group loop: 64 fp32 = 256 bytes
+ * of each row (128 for 16-bit types), so one prefetch per row per step
+ * covers every fourth cache line (every second). */
+#define ROWS_STEP 64
+/* One prefetch per row per step, this many bytes ahead of the loads. The
+ * hardware prefetcher follows each row once started; the hint makes it
+ * start sooner on each of the 8 streams. With AVX-512, 4 lines measured
+ * worse, 12-16 the same. */
+#ifndef ROWS_PREFETCH_AHEAD_BYTES
+#define ROWS_PREFETCH_AHEAD_BYTES 512
+#endif
+/* Cache lines prefetched at the head of each row of the next group while
+ * the current group runs, so the next group does not start on 8 cold
+ * misses. */
+#ifndef ROWS_PREFETCH_HEAD_LINES
+#define ROWS_PREFETCH_HEAD_LINES 4
+#endif
+#define ROWS_CACHE_LINE 64
+
+/* The prefetch helpers must be inlined early: GCC 12 (-O2) otherwise
+ * finds, by IPA mod/ref analysis, that a call to them changes no memory
+ * and deletes it, with every prefetch inside (the kernels before x86/ were
+ * built that way: their objects held no prefetch instruction). */
+#define ROWS_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Byte `at` of each of a group's 8 rows: the rows are chosen at random, so
+ * the hardware prefetcher alone cannot keep 8 streams ahead. */
+ROWS_ALWAYS_INLINE void rows_prefetch8(const void *r0, const void *r1, const void *r2, const void *r3,
+                                       const void *r4, const void *r5, const void *r6, const void *r7,
+                                       size_t at) {
+  row_prefetch((const char *)r0 + at);
+  row_prefetch((const char *)r1 + at);
+  row_prefetch((const char *)r2 + at);
+  row_prefetch((const char *)r3 + at);
+  row_prefetch((const char *)r4 + at);
+  row_prefetch((const char *)r5 + at);
+  row_prefetch((const char *)r6 + at);
+  row_prefetch((const char *)r7 + at);
+}
+
+/* The first cache lines of a row whose used part is `bytes` long, never
+ * past its end. */
+ROWS_ALWAYS_INLINE void rows_prefetch_head(const void *row, size_t bytes) {
+  const size_t row_lines = (bytes + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE;
+  const size_t lines = row_lines < ROWS_PREFETCH_HEAD_LINES ? row_lines : ROWS_PREFETCH_HEAD_LINES;
+  for (size_t l = 0; l < lines; l++) row_prefetch((const char *)row + ROWS_CACHE_LINE * l);
+}
+
+#endif /* LZN_KERNELS_GENERIC_STREAM_H */

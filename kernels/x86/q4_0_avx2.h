@@ -1,0 +1,281 @@
+/*
+ * x86/q4_0_avx2.h: Q4_0's steps for the block skeleton (generic/qrows.h)
+ * with 256-bit vectors (AVX2 + FMA + F16C, and AVX-VNNI where the
+ * including file is compiled for it): what avx2/q4_0.c and avxvnni/q4_0.c
+ * share. Include x86/vec_avx2.h first. Specification in ref/q4_0.c.
+ *
+ * dot (x in Q8_0): a step is 4 blocks (72 bytes) taken as 2 pairs; a pair
+ * is one ymm of nibbles (the two blocks' 16 bytes), split into the low and
+ * high nibbles (one shift, two masks per 64 weights) and multiplied with
+ * x's values in the same order: without VNNI maddubs + madd (the nibbles
+ * are 0..15, so each int16 sum is at most 4 * 15 * 127 = 7620), with it
+ * two vpdpbusd. The pair's two fp16 scales come from one 32-byte load at
+ * its start (bytes 0-1 and 18-19): a byte shuffle copies each to the 4
+ * words of its 128-bit half and a qword permute brings them together, so
+ * the scales cost 5 instructions per pair instead of two broadcasts from
+ * scalars. x's steps hold the pairs' values, -8 * sum(x) per block as the
+ * int32 start, and x's scales spread like the weights' ones.
+ *
+ * axpy (fp32): a step is one block, 4 ymm of y: the nibbles made int8 in
+ * [-8, 7], each 8 sign-extended to dwords and converted, one FMA each by
+ * coef * d (the reference's fp32 product) broadcast.
+ */
+#ifndef LZN_KERNELS_X86_Q4_0_AVX2_H
+#define LZN_KERNELS_X86_Q4_0_AVX2_H
+
+#include <float.h>
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels/blocks.h"
+
+#define QR_BLOCK_WEIGHTS LZN_QK
+#define QR_BLOCK_BYTES sizeof(lzn_block_q4_0)
+#define QR_X_BLOCK_WEIGHTS LZN_QK
+#define QR_X_BLOCK_BYTES sizeof(lzn_block_q8_0)
+#define QR_DOT_STEP_BLOCKS 4
+#define QR_AXPY_STEP_BLOCKS 1
+
+/* One pair of x's blocks as the dot step wants it. */
+typedef struct {
+  __m256i lo, hi; /* values 0-15 and 16-31: block 0 in bytes 0-15, block 1 in 16-31 */
+  __m256i start;  /* -8 * sum(x) of block i over int32 lanes 4i..4i+3 */
+  __m256 scale;   /* x's scale of block i in lanes 4i..4i+3 */
+} q4_0_xpair;
+
+typedef struct {
+  q4_0_xpair pair[2];
+} qr_xstep;
+
+/* In each 128-bit half, the half's first fp16 (bytes 0-1 of the low half:
+ * the first block's scale; bytes 2-3 of the high half, byte 18 of the
+ * pair: the second's) copied to words 0-3. */
+static const int8_t q4_0_scale_bytes[32] = {0, 1, 0, 1, 0, 1, 0, 1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            2, 3, 2, 3, 2, 3, 2, 3, -1, -1, -1, -1, -1, -1, -1, -1};
+
+/* The pair's two scales as fp32, each over its block's 4 lanes. */
+static inline __attribute__((always_inline)) __m256 q4_0_pair_scales(const unsigned char *b) {
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)b),
+                                             _mm256_loadu_si256((const __m256i *)q4_0_scale_bytes));
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(spread, 0x08)));
+}
+
+static inline void q4_0_xpair_make(q4_0_xpair *xp, const lzn_block_q8_0 *x) {
+  xp->lo = _mm256_loadu2_m128i((const __m128i *)x[1].qs, (const __m128i *)x[0].qs);
+  xp->hi = _mm256_loadu2_m128i((const __m128i *)(x[1].qs + 16), (const __m128i *)(x[0].qs + 16));
+  const __m256i eight = _mm256_set1_epi8(8);
+  xp->start = _mm256_sub_epi32(_mm256_setzero_si256(),
+                               vec_dot2_u8s8(_mm256_setzero_si256(), eight, xp->lo, eight, xp->hi));
+  const __m128i h = _mm_setr_epi16((short)x[0].d, (short)x[0].d, (short)x[0].d, (short)x[0].d, (short)x[1].d,
+                                   (short)x[1].d, (short)x[1].d, (short)x[1].d);
+  xp->scale = _mm256_cvtph_ps(h);
+}
+
+/* x's step in registers for a group of rows (else GCC reads it from
+ * memory once per row). */
+static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
+  __asm__("" : "+v"(xs->pair[0].lo), "+v"(xs->pair[0].hi), "+v"(xs->pair[0].start), "+v"(xs->pair[0].scale), "+v"(xs->pair[1].lo), "+v"(xs->pair[1].hi), "+v"(xs->pair[1].start), "+v"(xs->pair[1].scale));
+}
+
+static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
+  const lzn_block_q8_0 *x = x_bytes;
+  q4_0_xpair_make(&xs->pair[0], x);
+  q4_0_xpair_make(&xs->pair[1], x + 2);
+}
+
+static inline __attribute__((always_inline)) __m256 q4_0_dot_pair(__m256 acc, const unsigned char *b,
+                                                                 const q4_0_xpair *xp) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const __m256i q = _mm256_loadu2_m128i((const __m128i *)(b + 20), (const __m128i *)(b + 2));
+  const __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+  const __m256i p = vec_dot2_u8s8(xp->start, lo, xp->lo, hi, xp->hi);
+  const __m256 scale = _mm256_mul_ps(q4_0_pair_scales(b), xp->scale);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc);
+}
+
+static inline __attribute__((always_inline)) vec_f32 qr_dot_step(vec_f32 acc, const void *w, const qr_xstep *xs) {
+  const unsigned char *const b = w;
+  return q4_0_dot_pair(q4_0_dot_pair(acc, b, &xs->pair[0]), b + 2 * sizeof(lzn_block_q4_0), &xs->pair[1]);
+}
+
+static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const void *w, vec_f32 coef) {
+  const lzn_block_q4_0 *const block = w;
+  const __m128i low4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+  const __m256 cd = _mm256_mul_ps(coef, _mm256_cvtph_ps(_mm_set1_epi16((short)block->d)));
+  const __m128i raw = _mm_loadu_si128((const __m128i *)block->qs);
+  /* Elements 0..15 (low nibbles) and 16..31 (high), as int8 in [-8, 7]. */
+  const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, low4), eight);
+  const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), low4), eight);
+  y[0] = _mm256_fmadd_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), y[0]);
+  y[1] = _mm256_fmadd_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), y[1]);
+  y[2] = _mm256_fmadd_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), y[2]);
+  y[3] = _mm256_fmadd_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), y[3]);
+}
+
+/* ------------------------------------------------------ axpy_rows_q8 */
+
+/* The int8 path (kernels.h, axpy_rows_q8) as x86/q4_0_avx512.h does it,
+ * with 256-bit vectors: a step is 2 blocks (64 columns, 36 bytes a row).
+ * Each 4 rows' nibble bytes are interleaved to dwords (8 unpacks), one
+ * int8 dot product adds 4 rows into each column's lane (AVX-VNNI: low
+ * nibbles, and whole bytes whose excess over them is 16 * the high
+ * nibbles; without: maddubs on the low and on the high nibbles, pairs
+ * within 2 * 15 * 127). The unpacks leave result vector m with, in its
+ * 128-bit half L, block L's columns 4m .. 4m + 3 (low nibbles; + 16 for
+ * the high ones); y is put in that order once per call, which is a 2 x 2
+ * transpose of 4-float chunks within each pair of 8-float slots. */
+#define QR_AXPY_Q8_STEP_BLOCKS 2
+
+typedef struct {
+  __m256 coef[4];      /* lanes 2t + k: coef of row 4g + t, g = 0..3 */
+  __m256i rows[4];     /* all-ones in the lanes of rows that exist */
+} qr_q8_group;
+
+typedef struct {
+  __m256i alpha[4], start; /* half L of alpha[g]: rows 4g..4g+3's alphas of block L in every dword */
+  __m256 s;                /* block L's scale over half L */
+} qr_q8_coefs;
+
+static const int32_t q4_0_lane_pairs[4][8] = {
+    {0, 0, 1, 1, 2, 2, 3, 3}, {4, 4, 5, 5, 6, 6, 7, 7}, {8, 8, 9, 9, 10, 10, 11, 11}, {12, 12, 13, 13, 14, 14, 15, 15}};
+/* Per 128-bit half of the packed alphas (4-byte groups g = 0..3 of rows
+ * (t, k) = (0,0) (0,1) (1,0) (1,1)): word 2g + k = that group's alphas of
+ * block k for its two rows. */
+static const int8_t q4_0_pack_words[32] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15,
+                                           0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+
+static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
+  float c[16] = {0};
+  for (size_t k = 0; k < nr; k++) c[k] = coef[k];
+  for (int i = 0; i < 4; i++) {
+    g->coef[i] = _mm256_setr_ps(c[4 * i], c[4 * i], c[4 * i + 1], c[4 * i + 1], c[4 * i + 2], c[4 * i + 2],
+                                c[4 * i + 3], c[4 * i + 3]);
+    int32_t m[8];
+    for (int l = 0; l < 8; l++) m[l] = (size_t)(4 * i + l / 2) < nr ? -1 : 0;
+    g->rows[i] = _mm256_loadu_si256((const __m256i *)m);
+  }
+}
+
+/* The pairs of 8-float slots (0, 2), (1, 3) of each 32 columns: swap the
+ * first's high 4 floats with the second's low 4. */
+static inline void qr_q8_y_order(float *y) {
+  /* Slots: lo of block 0 = y[0..16), lo of block 1 = y[32..48), hi + 16. */
+  for (int h = 0; h < 32; h += 16)
+    for (int c = 0; c < 16; c += 8) {
+      const __m256 a = _mm256_loadu_ps(y + h + c), b = _mm256_loadu_ps(y + 32 + h + c);
+      _mm256_storeu_ps(y + h + c, _mm256_permute2f128_ps(a, b, 0x20));
+      _mm256_storeu_ps(y + 32 + h + c, _mm256_permute2f128_ps(a, b, 0x31));
+    }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  __m256 a[4], m = _mm256_setzero_ps();
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    const unsigned char *const *q = r + 4 * i;
+    /* Dword t = row t's two scales (bytes 0-1 and 18-19 of the step). */
+    __m128i d[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; t++)
+      d[t] = _mm_blend_epi16(_mm_loadu_si128((const __m128i *)(q[t] + off)),
+                             _mm_loadu_si128((const __m128i *)(q[t] + off + 16)), 0x02);
+    const __m128i words = _mm_unpacklo_epi64(_mm_unpacklo_epi32(d[0], d[1]), _mm_unpacklo_epi32(d[2], d[3]));
+    a[i] = _mm256_and_ps(_mm256_mul_ps(_mm256_cvtph_ps(words), g->coef[i]), _mm256_castsi256_ps(g->rows[i]));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, a[i]));
+  }
+  m = _mm256_max_ps(m, _mm256_permute_ps(m, 0x4e));              /* lanes ^ 2 */
+  m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 0x01));     /* ^ 4 */
+  /* Lanes 0-1: the 2 blocks' m. */
+  const __m128 m2 = _mm256_castps256_ps128(m);
+  const __m128 nonzero = _mm_cmpge_ps(m2, _mm_set1_ps(FLT_MIN));
+  const __m128 inv2 = _mm_and_ps(_mm_div_ps(_mm_set1_ps(127.0f), m2), nonzero);
+  const __m128 s2 = _mm_and_ps(_mm_div_ps(m2, _mm_set1_ps(127.0f)), nonzero);
+  const __m256 inv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(inv2), _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1));
+  c->s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  /* int8 alphas, 4 rows x 2 blocks per a[i], to dwords per (group, block). */
+  __m256i alpha32[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) alpha32[i] = _mm256_cvtps_epi32(_mm256_mul_ps(a[i], inv));
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(alpha32[0], alpha32[1]), _mm256_packs_epi32(alpha32[2], alpha32[3]));
+  const __m256i words = _mm256_shuffle_epi8(bytes, _mm256_loadu_si256((const __m256i *)q4_0_pack_words));
+  const __m128i lo = _mm256_castsi256_si128(words), hi = _mm256_extracti128_si256(words, 1);
+  /* Dword 2g + k (g = 0, 1) or 2(g - 2) + k: rows t = 0,1 from the low half, 2,3 from the high. */
+  const __m256i d01 = _mm256_castsi128_si256(_mm_unpacklo_epi16(lo, hi));
+  const __m256i d23 = _mm256_castsi128_si256(_mm_unpackhi_epi16(lo, hi));
+  c->alpha[0] = _mm256_permutevar8x32_epi32(d01, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  c->alpha[1] = _mm256_permutevar8x32_epi32(d01, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
+  c->alpha[2] = _mm256_permutevar8x32_epi32(d23, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  c->alpha[3] = _mm256_permutevar8x32_epi32(d23, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
+  const __m256i ones = _mm256_set1_epi8(1);
+  const __m256i alpha_sum = vec_dot2_u8s8(vec_dot2_u8s8(_mm256_setzero_si256(), ones, c->alpha[0], ones, c->alpha[1]),
+                                          ones, c->alpha[2], ones, c->alpha[3]);
+  c->start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(alpha_sum, 3));
+}
+
+/* Dwords (q0[j], q1[j], q2[j], q3[j]): v[m] half L holds bytes j = 4m ..
+ * 4m + 3 of block L. */
+static inline __attribute__((always_inline)) void q4_0_interleave4_256(__m256i v[4], __m256i q0, __m256i q1,
+                                                                      __m256i q2, __m256i q3) {
+  const __m256i l01 = _mm256_unpacklo_epi8(q0, q1), h01 = _mm256_unpackhi_epi8(q0, q1);
+  const __m256i l23 = _mm256_unpacklo_epi8(q2, q3), h23 = _mm256_unpackhi_epi8(q2, q3);
+  v[0] = _mm256_unpacklo_epi16(l01, l23);
+  v[1] = _mm256_unpackhi_epi16(l01, l23);
+  v[2] = _mm256_unpacklo_epi16(h01, h23);
+  v[3] = _mm256_unpackhi_epi16(h01, h23);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256i lo[4], hi[4];
+#if defined(__AVXVNNI__)
+  const __m256i start_whole = _mm256_add_epi32(_mm256_slli_epi32(c->start, 4), c->start);
+#endif
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    lo[i] = c->start;
+#if defined(__AVXVNNI__)
+    hi[i] = start_whole;
+#else
+    hi[i] = c->start;
+#endif
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    const unsigned char *const *q = r + 4 * g;
+#define Q4_0_PAIR_NIBBLES(k) _mm256_loadu2_m128i((const __m128i *)(q[k] + off + 20), (const __m128i *)(q[k] + off + 2))
+    __m256i v[4];
+    q4_0_interleave4_256(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
+#undef Q4_0_PAIR_NIBBLES
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+#if defined(__AVXVNNI__)
+      lo[i] = _mm256_dpbusd_avx_epi32(lo[i], _mm256_and_si256(v[i], low4), c->alpha[g]);
+      hi[i] = _mm256_dpbusd_avx_epi32(hi[i], v[i], c->alpha[g]);
+#else
+      const __m256i ones16 = _mm256_set1_epi16(1);
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v[i], low4), c->alpha[g]), ones16));
+      hi[i] = _mm256_add_epi32(
+          hi[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v[i], 4), low4), c->alpha[g]),
+                                   ones16));
+#endif
+    }
+  }
+  /* Result m's slot in y's order (qr_q8_y_order). */
+  static const int slot[4] = {0, 32, 8, 40};
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+#if defined(__AVXVNNI__)
+    const __m256i high = _mm256_srai_epi32(_mm256_sub_epi32(hi[i], lo[i]), 4);
+#else
+    const __m256i high = hi[i];
+#endif
+    float *const y_lo = y + slot[i], *const y_hi = y + slot[i] + 16;
+    _mm256_storeu_ps(y_lo, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(lo[i]), _mm256_loadu_ps(y_lo)));
+    _mm256_storeu_ps(y_hi, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(high), _mm256_loadu_ps(y_hi)));
+  }
+}
+
+#endif /* LZN_KERNELS_X86_Q4_0_AVX2_H */
