@@ -1,0 +1,140 @@
+/*
+ * test_prefill.c: the forward paths of many tokens in every weight type
+ * (issue 20): a prompt in one call (the gemm kernels: int8 block products
+ * for Q8_0/Q4_0, F16/BF16 widened in registers) and batched decode at
+ * N = 1, 2, 5 and 64, sparse (the union's rows) and dense, each against
+ * two independent references: the same tokens decoded one at a time (the
+ * GEMV / axpy_rows kernels, tested on their own against the scalar
+ * reference) and, in F32, the PyTorch logits.
+ *
+ * The prompt and the one-token decodes compute the same products, so they
+ * differ only in the order of fp32 additions, but for Q8_0/Q4_0 weights x
+ * is quantized per token to Q8_0 on each path: an fp32 difference of one
+ * ulp that moves a value across a rounding boundary changes its int8 by
+ * one, 1/254 of its block's largest value, so the block types get a
+ * tolerance of that quantization step (measured: up to 4e-3 on these
+ * fixtures); a wrong row, token or scale is off by O(1).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "reference.h"
+
+#define TOL_REFERENCE 1e-4
+/* Prompt vs one token at a time, batch vs alone: fp32 rounding, over a
+ * few layers, of logits of order 1-10 (max_abs_diff / scale). */
+#define TOL_SAME_MODEL 2e-4
+#define TOL_SAME_MODEL_QUANTIZED_X 2e-2
+static double tol_same_model(lzn_weight_type type) {
+  return type == LZN_WEIGHTS_Q8_0 || type == LZN_WEIGHTS_Q4_0 ? TOL_SAME_MODEL_QUANTIZED_X : TOL_SAME_MODEL;
+}
+
+static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,
+                                        LZN_WEIGHTS_Q4_0};
+#define N_TYPES ((int)(sizeof types / sizeof types[0]))
+static const char *const fixtures[] = {"models/tiny-llama", "opt-preln", "llama-gqa", "llama-fatrelu"};
+#define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
+static const lzn_mlp_mode modes[] = {LZN_MLP_SPARSE, LZN_MLP_DENSE};
+
+static lzn_model *load_typed(const char *path, lzn_weight_type type) {
+  lzn_model_params p = lzn_model_default_params();
+  p.weight_type = type;
+  lzn_model *model = NULL;
+  const lzn_status s = lzn_model_load(path, &p, &model);
+  ck_assert_msg(s == LZN_OK, "%s: %s: %s", path, lzn_status_str(s), lzn_last_error());
+  return model;
+}
+
+/* The whole prompt in one call (2 threads, so the gemm items are split)
+ * against the same prompt one token per call. */
+START_TEST(prompt_in_every_type) {
+  const char *name = fixtures[_i / (N_TYPES * 2)];
+  const lzn_weight_type type = types[(_i / 2) % N_TYPES];
+  const lzn_mlp_mode mode = modes[_i % 2];
+  reference r;
+  load_reference(name, &r);
+  lzn_model *model = load_typed(r.path, type);
+  lzn_context *prompt = make_context(model, mode, 2), *steps = make_context(model, mode, 1);
+  float *all = run_all(prompt, &r);
+  float *one = malloc(sizeof(float) * (size_t)r.vocab);
+  for (int t = 0; t < r.n_tokens; t++) {
+    ck_assert_int_eq(lzn_forward(steps, &r.tokens[t], 1, one, LZN_LOGITS_LAST), LZN_OK);
+    const float *got = all + (size_t)t * r.vocab;
+    const double e = max_abs_diff(got, one, (size_t)r.vocab) / r.scale;
+    ck_assert_msg(e <= tol_same_model(type), "%s %s mode %d pos %d: prompt vs one at a time %.3g", name,
+                  lzn_weight_type_name(type), (int)mode, t, e);
+    if (type == LZN_WEIGHTS_F32) {
+      const double ref = max_abs_diff(got, r.logits + (size_t)t * r.vocab, (size_t)r.vocab) / r.scale;
+      ck_assert_msg(ref <= TOL_REFERENCE, "%s mode %d pos %d: vs PyTorch %.3g", name, (int)mode, t, ref);
+    }
+  }
+  free(all), free(one), free(r.logits);
+  lzn_context_free(prompt), lzn_context_free(steps);
+  lzn_model_free(model);
+}
+END_TEST
+
+static const int batch_sizes[] = {1, 2, 5, 64};
+#define N_SIZES ((int)(sizeof batch_sizes / sizeof batch_sizes[0]))
+#define MAX_N 64
+/* Sequence i starts after a prompt of i % PROMPTS tokens: positions differ. */
+#define PROMPTS 7
+
+/* N sequences of tiny-llama at different positions, two batched steps,
+ * each sequence's logits against the same context decoding alone, and in
+ * F32 against PyTorch's at that position. */
+START_TEST(batch_in_every_type_and_size) {
+  const lzn_weight_type type = types[_i / (N_SIZES * 2)];
+  const int n = batch_sizes[(_i / 2) % N_SIZES];
+  const lzn_mlp_mode mode = modes[_i % 2];
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  lzn_model *model = load_typed(r.path, type);
+  lzn_context *batch[MAX_N], *alone[MAX_N];
+  float *one = malloc(sizeof(float) * (size_t)r.vocab);
+  for (int i = 0; i < n; i++) {
+    batch[i] = make_context(model, mode, 1 + (i == 0));
+    alone[i] = make_context(model, mode, 1);
+    if (i % PROMPTS > 0) {
+      ck_assert_int_eq(lzn_forward(batch[i], r.tokens, i % PROMPTS, one, LZN_LOGITS_LAST), LZN_OK);
+      ck_assert_int_eq(lzn_forward(alone[i], r.tokens, i % PROMPTS, one, LZN_LOGITS_LAST), LZN_OK);
+    }
+  }
+  float *logits = malloc(sizeof(float) * (size_t)n * (size_t)r.vocab);
+  for (int step = 0; step < 2; step++) {
+    int32_t tokens[MAX_N];
+    for (int i = 0; i < n; i++) tokens[i] = r.tokens[i % PROMPTS + step];
+    ck_assert_int_eq(lzn_forward_batch(batch, tokens, n, logits), LZN_OK);
+    for (int i = 0; i < n; i++) {
+      const int pos = i % PROMPTS + step;
+      const float *got = logits + (size_t)i * r.vocab;
+      ck_assert_int_eq(lzn_forward(alone[i], &tokens[i], 1, one, LZN_LOGITS_LAST), LZN_OK);
+      const double a = max_abs_diff(got, one, (size_t)r.vocab) / r.scale;
+      ck_assert_msg(a <= tol_same_model(type), "%s n=%d mode %d seq %d: batch vs alone %.3g", lzn_weight_type_name(type),
+                    n, (int)mode, i, a);
+      if (type == LZN_WEIGHTS_F32) {
+        const double e = max_abs_diff(got, r.logits + (size_t)pos * r.vocab, (size_t)r.vocab) / r.scale;
+        ck_assert_msg(e <= TOL_REFERENCE, "n=%d mode %d seq %d pos %d: vs PyTorch %.3g", n, (int)mode, i, pos, e);
+      }
+    }
+  }
+  for (int i = 0; i < n; i++) lzn_context_free(batch[i]), lzn_context_free(alone[i]);
+  free(logits), free(one), free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+static Suite *prefill_suite(void) {
+  Suite *s = suite_create("prefill");
+  TCase *prompt = tcase_create("prompt");
+  tcase_set_timeout(prompt, 120);
+  tcase_add_loop_test(prompt, prompt_in_every_type, 0, N_FIXTURES * N_TYPES * 2);
+  suite_add_tcase(s, prompt);
+  TCase *batch = tcase_create("batch");
+  tcase_set_timeout(batch, 120);
+  tcase_add_loop_test(batch, batch_in_every_type_and_size, 0, N_TYPES * N_SIZES * 2);
+  suite_add_tcase(s, batch);
+  return s;
+}
+
+int main(void) { return run_suite(prefill_suite()); }
