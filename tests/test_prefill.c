@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "forward/context.h"
+#include "linalg/xsmm.h"
 #include "reference.h"
 
 #define TOL_REFERENCE 1e-4
@@ -124,6 +126,52 @@ START_TEST(batch_in_every_type_and_size) {
 }
 END_TEST
 
+/* F32 batches on each backend the exec can be forced to (own kernels,
+ * oneDNN, libxsmm), and on libxsmm without its cache (what a CPU it cannot
+ * JIT for looks like: the products fall back), against decoding alone; and
+ * the products ran where they were sent (exec.used). */
+START_TEST(batch_on_every_backend) {
+  static const lzn_backend backends[] = {LZN_BACKEND_OWN, LZN_BACKEND_ONEDNN, LZN_BACKEND_XSMM, LZN_BACKEND_XSMM};
+  const int which = _i / 4, no_xsmm = which == 3;
+  const lzn_backend backend = backends[which];
+  const int n = (_i / 2) % 2 ? 16 : 5;
+  const lzn_mlp_mode mode = modes[_i % 2];
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  lzn_model *model = load_typed(r.path, LZN_WEIGHTS_F32);
+  lzn_context *batch[16], *alone[16];
+  float *one = malloc(sizeof(float) * (size_t)r.vocab), *logits = malloc(sizeof(float) * 16 * (size_t)r.vocab);
+  for (int i = 0; i < n; i++) {
+    batch[i] = make_context(model, mode, 1), alone[i] = make_context(model, mode, 1);
+    ck_assert_int_eq(lzn_forward(batch[i], r.tokens, 1 + i % 3, one, LZN_LOGITS_LAST), LZN_OK);
+    ck_assert_int_eq(lzn_forward(alone[i], r.tokens, 1 + i % 3, one, LZN_LOGITS_LAST), LZN_OK);
+  }
+  lzn_exec *ex = &batch[0]->exec; /* the lead context runs the step */
+  ex->backend = backend, ex->used = 0;
+  if (no_xsmm) lzn_xsmm_free(ex->xsmm), ex->xsmm = NULL;
+  int32_t tokens[16];
+  for (int i = 0; i < n; i++) tokens[i] = r.tokens[1 + i % 3];
+  ck_assert_int_eq(lzn_forward_batch(batch, tokens, n, logits), LZN_OK);
+  for (int i = 0; i < n; i++) {
+    ck_assert_int_eq(lzn_forward(alone[i], &tokens[i], 1, one, LZN_LOGITS_LAST), LZN_OK);
+    const double a = max_abs_diff(logits + (size_t)i * r.vocab, one, (size_t)r.vocab) / r.scale;
+    ck_assert_msg(a <= TOL_SAME_MODEL, "backend %d%s n=%d mode %d seq %d: batch vs alone %.3g", (int)backend,
+                  no_xsmm ? " (no libxsmm)" : "", n, (int)mode, i, a);
+  }
+  /* oneDNN runs the dense products only; libxsmm all but the union's dot;
+   * without libxsmm nothing reaches it. */
+  const unsigned used = ex->used;
+  if (backend == LZN_BACKEND_ONEDNN) ck_assert(used & (1u << LZN_BACKEND_ONEDNN));
+  if (backend == LZN_BACKEND_XSMM && !no_xsmm && ex->kernels->isa != LZN_ISA_SCALAR)
+    ck_assert(used & (1u << LZN_BACKEND_XSMM));
+  if (no_xsmm || backend == LZN_BACKEND_OWN) ck_assert(!(used & (1u << LZN_BACKEND_XSMM)));
+  if (backend == LZN_BACKEND_OWN) ck_assert(!(used & (1u << LZN_BACKEND_ONEDNN)));
+  for (int i = 0; i < n; i++) lzn_context_free(batch[i]), lzn_context_free(alone[i]);
+  free(logits), free(one), free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *prefill_suite(void) {
   Suite *s = suite_create("prefill");
   TCase *prompt = tcase_create("prompt");
@@ -133,6 +181,7 @@ static Suite *prefill_suite(void) {
   TCase *batch = tcase_create("batch");
   tcase_set_timeout(batch, 120);
   tcase_add_loop_test(batch, batch_in_every_type_and_size, 0, N_TYPES * N_SIZES * 2);
+  tcase_add_loop_test(batch, batch_on_every_backend, 0, 16);
   suite_add_tcase(s, batch);
   return s;
 }

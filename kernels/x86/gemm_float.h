@@ -95,14 +95,21 @@ GF_INLINE void gf_gemm(enum gf_kind kind, float *out, size_t out_stride, const v
     for (int r = 0; r < R; r++)
       w_rows[r] = (const char *)w + (idx ? (size_t)idx[i0 + (size_t)r] : i0 + (size_t)r) * row_bytes;
     for (size_t t0 = 0; t0 < m;) {
-      const int C = m - t0 >= GEMM_F_C ? GEMM_F_C : 1;
+      /* Whole tiles of tokens, then halves, then one (as gemm_q.h). */
+      const size_t left = m - t0;
+      const int C = left >= GEMM_F_C ? GEMM_F_C : left >= GEMM_F_C / 2 ? GEMM_F_C / 2 : 1;
       const float *x_rows[GEMM_F_C];
       for (int t = 0; t < C; t++) x_rows[t] = (const float *)((const char *)x + (t0 + (size_t)t) * x_stride);
       float *o = out + t0 * out_stride + i0;
-      if (R == GEMM_F_R && C == GEMM_F_C) gf_tile(kind, GEMM_F_R, GEMM_F_C, o, out_stride, w_rows, x_rows, d);
-      else if (R == GEMM_F_R) gf_tile(kind, GEMM_F_R, 1, o, out_stride, w_rows, x_rows, d);
-      else if (C == GEMM_F_C) gf_tile(kind, 1, GEMM_F_C, o, out_stride, w_rows, x_rows, d);
-      else gf_tile(kind, 1, 1, o, out_stride, w_rows, x_rows, d);
+      if (R == GEMM_F_R) {
+        if (C == GEMM_F_C) gf_tile(kind, GEMM_F_R, GEMM_F_C, o, out_stride, w_rows, x_rows, d);
+        else if (C > 1) gf_tile(kind, GEMM_F_R, GEMM_F_C / 2, o, out_stride, w_rows, x_rows, d);
+        else gf_tile(kind, GEMM_F_R, 1, o, out_stride, w_rows, x_rows, d);
+      } else {
+        if (C == GEMM_F_C) gf_tile(kind, 1, GEMM_F_C, o, out_stride, w_rows, x_rows, d);
+        else if (C > 1) gf_tile(kind, 1, GEMM_F_C / 2, o, out_stride, w_rows, x_rows, d);
+        else gf_tile(kind, 1, 1, o, out_stride, w_rows, x_rows, d);
+      }
       t0 += (size_t)C;
     }
     i0 += (size_t)R;
@@ -175,10 +182,15 @@ GF_INLINE void gf_axpy_gemm(enum gf_kind kind, float *y, size_t y_stride, size_t
   const size_t d_chunks = d / GF_CHUNK * GF_CHUNK;
   for (size_t j = 0; j < d_chunks; j += GF_CHUNK)
     for (size_t t0 = 0; t0 < m;) {
-      const int C = m - t0 >= GEMM_A_C ? GEMM_A_C : 1;
+      /* Whole tiles of tokens, then a half, a quarter, one: each pass
+       * reads the rows' 32 columns once. */
+      int C = GEMM_A_C;
+      while (C > 1 && (size_t)C > m - t0) C /= 2;
       float *yt = y + t0 * y_stride;
       const float *ct = coef + t0 * coef_stride;
       if (C == GEMM_A_C) gf_axpy_tile(kind, GEMM_A_C, yt, y_stride, j, w, row_bytes, idx, ct, coef_stride, n);
+      else if (C == GEMM_A_C / 2) gf_axpy_tile(kind, GEMM_A_C / 2, yt, y_stride, j, w, row_bytes, idx, ct, coef_stride, n);
+      else if (C > 1) gf_axpy_tile(kind, GEMM_A_C / 4 > 1 ? GEMM_A_C / 4 : 1, yt, y_stride, j, w, row_bytes, idx, ct, coef_stride, n);
       else gf_axpy_tile(kind, 1, yt, y_stride, j, w, row_bytes, idx, ct, coef_stride, n);
       t0 += (size_t)C;
     }

@@ -90,14 +90,22 @@ GQ_INLINE void gq_gemm(enum gq_kind kind, float *out, size_t out_stride, const v
     for (int r = 0; r < R; r++)
       w_rows[r] = (const char *)w + (idx ? (size_t)idx[i0 + (size_t)r] : i0 + (size_t)r) * row_bytes;
     for (size_t t0 = 0; t0 < m;) {
-      const int C = m - t0 >= GEMM_Q_C ? GEMM_Q_C : 1;
+      /* Whole tiles of tokens, then halves, then one: m = 3 reads each
+       * weight block twice, not three times. */
+      const size_t left = m - t0;
+      const int C = left >= GEMM_Q_C ? GEMM_Q_C : left >= GEMM_Q_C / 2 ? GEMM_Q_C / 2 : 1;
       const lzn_block_q8_0 *x_rows[GEMM_Q_C];
       for (int t = 0; t < C; t++) x_rows[t] = (const lzn_block_q8_0 *)((const char *)x + (t0 + (size_t)t) * x_stride);
       float *o = out + t0 * out_stride + i0;
-      if (R == GEMM_Q_R && C == GEMM_Q_C) gq_tile(kind, GEMM_Q_R, GEMM_Q_C, o, out_stride, w_rows, x_rows, n_blocks);
-      else if (R == GEMM_Q_R) gq_tile(kind, GEMM_Q_R, 1, o, out_stride, w_rows, x_rows, n_blocks);
-      else if (C == GEMM_Q_C) gq_tile(kind, 1, GEMM_Q_C, o, out_stride, w_rows, x_rows, n_blocks);
-      else gq_tile(kind, 1, 1, o, out_stride, w_rows, x_rows, n_blocks);
+      if (R == GEMM_Q_R) {
+        if (C == GEMM_Q_C) gq_tile(kind, GEMM_Q_R, GEMM_Q_C, o, out_stride, w_rows, x_rows, n_blocks);
+        else if (C > 1) gq_tile(kind, GEMM_Q_R, GEMM_Q_C / 2, o, out_stride, w_rows, x_rows, n_blocks);
+        else gq_tile(kind, GEMM_Q_R, 1, o, out_stride, w_rows, x_rows, n_blocks);
+      } else {
+        if (C == GEMM_Q_C) gq_tile(kind, 1, GEMM_Q_C, o, out_stride, w_rows, x_rows, n_blocks);
+        else if (C > 1) gq_tile(kind, 1, GEMM_Q_C / 2, o, out_stride, w_rows, x_rows, n_blocks);
+        else gq_tile(kind, 1, 1, o, out_stride, w_rows, x_rows, n_blocks);
+      }
       t0 += (size_t)C;
     }
     i0 += (size_t)R;

@@ -11,6 +11,7 @@
 
 #include "core/abi.h"
 #include "cpu/cpu.h"
+#include "linalg/xsmm.h"
 
 /* Released sizes (lazyneuron.h, "ABI"): 0.1 (up to threshold), 0.2 = now. */
 static const lzn_struct_size context_params_sizes[] = {
@@ -138,6 +139,7 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
   if (s == LZN_OK) s = workspace_create(&ctx->ws, model, ctx->max_batch, params->n_threads);
   if (s == LZN_OK) s = lzn_recorder_create(&ctx->stats, model, params->collect_stats);
   if (s == LZN_OK) s = lzn_dense_create(&ctx->exec.dense);
+  if (s == LZN_OK) s = lzn_xsmm_create(kernels, &ctx->exec.xsmm);
   if (s == LZN_OK && params->n_threads > 1) s = lzn_pool_create(params->n_threads, &ctx->exec.pool);
   if (s == LZN_OK && params->mlp_mode == LZN_MLP_AUTO && params->auto_crossover == 0.0f)
     s = lzn_cost_measure(ctx, &ctx->cost);

@@ -87,3 +87,37 @@ void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w,
   const int items = (int)(((size_t)w->cols + GEMM_COLS_PER_ITEM - 1) / GEMM_COLS_PER_ITEM);
   lzn_pool_run(ex->pool, items, ex->n_threads, cols_item, &job);
 }
+
+/* Whether a backend can run a product at all: oneDNN only dense ones (a
+ * union would need its rows copied out first, and a primitive for every
+ * union size); libxsmm not the gathered rows of a union's dot (its GEMMs
+ * gather along K only, by address) and not without its cache. */
+static int can_run(const lzn_exec *ex, lzn_backend b, lzn_product product) {
+  switch (b) {
+  case LZN_BACKEND_OWN: return 1;
+  case LZN_BACKEND_ONEDNN: return product == LZN_PRODUCT_LINEAR || product == LZN_PRODUCT_KN;
+  case LZN_BACKEND_XSMM: return ex->xsmm != NULL && product != LZN_PRODUCT_UNION_DOT;
+  case LZN_BACKEND_AUTO:
+  case LZN_BACKEND_COUNT: break;
+  }
+  return 0;
+}
+
+/* Tokens above which oneDNN's sgemm beats the own F32 kernels on a whole
+ * matrix. Measured with `lzn-bench gemm --type f32` (11008 x 4096, one
+ * Zen 5 core, bench/RESULTS.md, issue 20): up to 8 tokens a dense product
+ * is still bound by reading W, which the own kernels do at stream speed
+ * while oneDNN's small-M GEMM runs at half of it (N = 2: 6.9 ms against
+ * 12.3); at 16 oneDNN is ahead (17.2 against 19.1 ms). libxsmm lost every
+ * F32 shape there (N = 2 linear 28 ms, union axpy 1.5-3x the own kernel's
+ * time: K = 1 batch-reduce steps cannot keep a 64 x N block of C in
+ * registers), so AUTO never picks it; it stays a forced backend that
+ * lzn-bench gemm measures on each machine. */
+#define ONEDNN_MIN_TOKENS 9
+
+lzn_backend lzn_backend_for(const lzn_exec *ex, lzn_weight_type type, lzn_product product, int64_t m) {
+  if (type != LZN_WEIGHTS_F32) return LZN_BACKEND_OWN;
+  if (ex->backend != LZN_BACKEND_AUTO && can_run(ex, ex->backend, product)) return ex->backend;
+  if (can_run(ex, LZN_BACKEND_ONEDNN, product) && m >= ONEDNN_MIN_TOKENS) return LZN_BACKEND_ONEDNN;
+  return LZN_BACKEND_OWN;
+}

@@ -25,4 +25,17 @@ lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const floa
 void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx, size_t n,
                    const float *coef, size_t coef_stride, int64_t m);
 
+/* The products of a batch, for the choice of who runs them. */
+typedef enum lzn_product {
+  LZN_PRODUCT_LINEAR = 0, /* y = x W^T, W [n][k] (nn.Linear) */
+  LZN_PRODUCT_KN = 1,     /* y = x W, W [k][n] (down_t, all rows) */
+  LZN_PRODUCT_UNION_DOT = 2,  /* gathered rows of W [n][k] */
+  LZN_PRODUCT_UNION_AXPY = 3  /* gathered rows of W_t [k][n] */
+} lzn_product;
+
+/* Who runs a product of m tokens on weights of a type: the exec's forced
+ * backend where it can run the product, else the measured choice
+ * (gemm.c). Types other than F32 always get LZN_BACKEND_OWN. */
+lzn_backend lzn_backend_for(const lzn_exec *ex, lzn_weight_type type, lzn_product product, int64_t m);
+
 #endif /* LZN_LINALG_GEMM_H */

@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "linalg/gemm.h"
 #include "linalg/sparse_down.h"
+#include "linalg/xsmm.h"
 
 /* Rows per item below which one thread is faster than waking others, and
  * items per thread: several, so a thread the OS takes away holds back a
@@ -165,8 +166,19 @@ static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
   if (m == 1) return gemv(ex, y, x, w, bias);
-  if (w->type == LZN_WEIGHTS_F32)
+  const lzn_backend b = lzn_backend_for(ex, w->type, LZN_PRODUCT_LINEAR, m);
+  if (b == LZN_BACKEND_XSMM && lzn_xsmm_linear(ex, y, x, w, m)) {
+    ex->used |= 1u << LZN_BACKEND_XSMM;
+    if (bias)
+      for (int64_t t = 0; t < m; t++)
+        for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
+    return LZN_OK;
+  }
+  if (b == LZN_BACKEND_ONEDNN) {
+    ex->used |= 1u << LZN_BACKEND_ONEDNN;
     return lzn_dense_linear(ex->dense, y, x, w->data, bias, m, w->rows, w->cols, ex->n_threads);
+  }
+  ex->used |= 1u << LZN_BACKEND_OWN; /* also libxsmm's fallback */
   return linear_gemm(ex, y, x, w, bias, m);
 }
 
@@ -196,12 +208,21 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows);
     return LZN_OK;
   }
-  if (w_kn->type == LZN_WEIGHTS_F32)
+  const lzn_backend b = lzn_backend_for(ex, w_kn->type, LZN_PRODUCT_KN, m);
+  if (b == LZN_BACKEND_ONEDNN) {
+    ex->used |= 1u << LZN_BACKEND_ONEDNN;
     return lzn_dense_linear_kn(ex->dense, y, x, w_kn->data, bias, m, w_kn->cols, w_kn->rows,
                                ex->n_threads);
-  /* Every row of W [K][N] against the tokens' K coefficients: axpy_gemm. */
+  }
+  /* Every row of W [K][N] against the tokens' K coefficients. */
   bias_rows(y, bias, m, w_kn->cols);
-  lzn_gemm_axpy(ex, y, (size_t)w_kn->cols, w_kn, NULL, (size_t)w_kn->rows, x, (size_t)w_kn->rows, m);
+  const size_t n = (size_t)w_kn->cols, k = (size_t)w_kn->rows;
+  if (b == LZN_BACKEND_XSMM && lzn_xsmm_union_axpy(ex, y, n, w_kn, NULL, k, x, k, m)) {
+    ex->used |= 1u << LZN_BACKEND_XSMM;
+    return LZN_OK;
+  }
+  ex->used |= 1u << LZN_BACKEND_OWN;
+  lzn_gemm_axpy(ex, y, n, w_kn, NULL, k, x, k, m);
   return LZN_OK;
 }
 

@@ -17,14 +17,23 @@
 #include "linalg/union.h"
 
 #include "linalg/gemm.h"
+#include "linalg/xsmm.h"
 
 lzn_status lzn_union_axpy(lzn_exec *ex, float *y, int64_t m, const lzn_matrix *w_t, const int32_t *idx,
                           size_t n_rows, const float *coef) {
-  lzn_gemm_axpy(ex, y, (size_t)w_t->cols, w_t, idx, n_rows, coef, n_rows, m);
+  const size_t d = (size_t)w_t->cols;
+  if (lzn_backend_for(ex, w_t->type, LZN_PRODUCT_UNION_AXPY, m) == LZN_BACKEND_XSMM &&
+      lzn_xsmm_union_axpy(ex, y, d, w_t, idx, n_rows, coef, n_rows, m)) {
+    ex->used |= 1u << LZN_BACKEND_XSMM;
+    return LZN_OK;
+  }
+  ex->used |= 1u << LZN_BACKEND_OWN;
+  lzn_gemm_axpy(ex, y, d, w_t, idx, n_rows, coef, n_rows, m);
   return LZN_OK;
 }
 
 lzn_status lzn_union_dot(lzn_exec *ex, float *out, int64_t m, const lzn_matrix *w, const int32_t *idx,
                          size_t n_rows, const float *x) {
+  ex->used |= 1u << LZN_BACKEND_OWN;
   return lzn_gemm_rows(ex, out, n_rows, x, w, idx, n_rows, m);
 }
