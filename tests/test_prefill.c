@@ -172,6 +172,78 @@ START_TEST(batch_on_every_backend) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ bad input */
+
+static int64_t tokens_seen(const lzn_context *ctx) {
+  lzn_layer_stats st = {.struct_size = sizeof st};
+  ck_assert_int_eq(lzn_context_stats(ctx, &st, 1), LZN_OK);
+  return st.tokens;
+}
+
+/* A prompt longer than the room left: CONTEXT_FULL before any layer runs
+ * (layer 0 saw no token), the cache as it was. */
+START_TEST(prompt_longer_than_context_does_no_work) {
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  lzn_model *model = load_model(r.path);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 16;
+  lzn_context *ctx = NULL;
+  ck_assert_int_eq(lzn_context_create(model, &p, &ctx), LZN_OK);
+  float *logits = malloc(sizeof(float) * (size_t)r.vocab * 64);
+  ck_assert_int_eq(lzn_forward(ctx, r.tokens, 17, logits, LZN_LOGITS_ALL), LZN_ERR_CONTEXT_FULL);
+  ck_assert_int_eq(lzn_context_n_past(ctx), 0);
+  ck_assert_int_eq(tokens_seen(ctx), 0);
+  ck_assert_int_eq(lzn_forward(ctx, r.tokens, 10, logits, LZN_LOGITS_LAST), LZN_OK);
+  const int64_t seen = tokens_seen(ctx);
+  ck_assert_int_eq(seen, 10);
+  ck_assert_int_eq(lzn_forward(ctx, r.tokens, 7, logits, LZN_LOGITS_ALL), LZN_ERR_CONTEXT_FULL);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "do not fit"));
+  ck_assert_int_eq(lzn_context_n_past(ctx), 10);
+  ck_assert_int_eq(tokens_seen(ctx), seen);
+  free(logits), free(r.logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* A batch of more sequences than one step's rows (64) runs in several
+ * steps and advances all of them, or, when any context is full (here one
+ * of the second step's), none: the check comes before any step. */
+START_TEST(batch_beyond_one_step) {
+  enum { N = 70, FULL = 67 };
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  lzn_model *model = load_model(r.path);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 4;
+  lzn_context *ctxs[N];
+  for (int i = 0; i < N; i++) ck_assert_int_eq(lzn_context_create(model, &p, &ctxs[i]), LZN_OK);
+  float *logits = malloc(sizeof(float) * (size_t)r.vocab * N);
+  ck_assert_int_eq(lzn_forward(ctxs[FULL], r.tokens, 4, logits, LZN_LOGITS_LAST), LZN_OK);
+  int32_t tokens[N];
+  for (int i = 0; i < N; i++) tokens[i] = r.tokens[i % r.n_tokens];
+  ck_assert_int_eq(lzn_forward_batch(ctxs, tokens, N, logits), LZN_ERR_CONTEXT_FULL);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "ctxs[67]"));
+  ck_assert_int_eq(tokens_seen(ctxs[0]), 0); /* no step ran */
+  for (int i = 0; i < N; i++) ck_assert_int_eq(lzn_context_n_past(ctxs[i]), i == FULL ? 4 : 0);
+  ck_assert_int_eq(lzn_context_reset(ctxs[FULL]), LZN_OK);
+  ck_assert_int_eq(lzn_forward_batch(ctxs, tokens, N, logits), LZN_OK);
+  for (int i = 0; i < N; i++) ck_assert_int_eq(lzn_context_n_past(ctxs[i]), 1);
+  /* Each sequence's logits are its own token's: sequence 66 equals a
+   * context that decoded that token alone. */
+  lzn_context *alone = NULL;
+  float *one = malloc(sizeof(float) * (size_t)r.vocab);
+  ck_assert_int_eq(lzn_context_create(model, &p, &alone), LZN_OK);
+  ck_assert_int_eq(lzn_forward(alone, &tokens[66], 1, one, LZN_LOGITS_LAST), LZN_OK);
+  ck_assert(max_abs_diff(logits + (size_t)66 * r.vocab, one, (size_t)r.vocab) <= TOL_SAME_MODEL);
+  lzn_context_free(alone);
+  for (int i = 0; i < N; i++) lzn_context_free(ctxs[i]);
+  free(one), free(logits), free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *prefill_suite(void) {
   Suite *s = suite_create("prefill");
   TCase *prompt = tcase_create("prompt");
@@ -183,6 +255,11 @@ static Suite *prefill_suite(void) {
   tcase_add_loop_test(batch, batch_in_every_type_and_size, 0, N_TYPES * N_SIZES * 2);
   tcase_add_loop_test(batch, batch_on_every_backend, 0, 16);
   suite_add_tcase(s, batch);
+  TCase *bad = tcase_create("bad input");
+  tcase_set_timeout(bad, 60);
+  tcase_add_test(bad, prompt_longer_than_context_does_no_work);
+  tcase_add_test(bad, batch_beyond_one_step);
+  suite_add_tcase(s, bad);
   return s;
 }
 
