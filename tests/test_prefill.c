@@ -172,6 +172,38 @@ START_TEST(batch_on_every_backend) {
 }
 END_TEST
 
+/* AUTO's costs at 1, 8 and 64 tokens, interpolated between: a context
+ * measures three points, and the choice follows the point nearest the call's
+ * token count, not a line from 1 to 64 tokens. */
+START_TEST(auto_costs_per_token_count) {
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  lzn_model *model = load_model(r.path);
+  lzn_context *ctx = make_context(model, LZN_MLP_AUTO, 1);
+  const lzn_cost_model *cm = &ctx->cost;
+  ck_assert_int_eq(cm->n_points, 3);
+  ck_assert_int_eq(cm->tokens[0], 1);
+  ck_assert_int_eq(cm->tokens[1], 8);
+  ck_assert_int_eq(cm->tokens[2], 64);
+  for (int k = 0; k < 3; k++) ck_assert(cm->dense_down[k] > 0.0 && cm->row_down[k] > 0.0);
+  /* A made-up model: dense costs 1 + 1 (down + up) at every point; a row
+   * costs 1/1000 at 1 token, 1/100 at 8 and 64 tokens. 50 rows of each:
+   * sparse at 1 and 2 tokens (0.1, 0.23 against 2) and at 64 (1 against 2);
+   * 150 rows at 8 tokens: dense (3 against 2). */
+  lzn_cost_model made = {.max_batch = 64, .n_points = 3, .tokens = {1, 8, 64},
+                         .row_down = {1e-3, 1e-2, 1e-2}, .row_up = {1e-3, 1e-2, 1e-2},
+                         .dense_down = {1, 1, 1}, .dense_up = {1, 1, 1}};
+  const lzn_sparse_work work = {.down_rows = 50, .up_rows = 50};
+  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, 1, 1000, 1));
+  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, 2, 1000, 1)); /* 2 x 0.0023 x 50 < 2 */
+  ck_assert(!lzn_cost_prefers_sparse(&made, 0.0f, &(lzn_sparse_work){.down_rows = 150, .up_rows = 150}, 8, 1000, 1));
+  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, 64, 1000, 1));
+  free(r.logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad input */
 
 static int64_t tokens_seen(const lzn_context *ctx) {
@@ -254,6 +286,7 @@ static Suite *prefill_suite(void) {
   tcase_set_timeout(batch, 120);
   tcase_add_loop_test(batch, batch_in_every_type_and_size, 0, N_TYPES * N_SIZES * 2);
   tcase_add_loop_test(batch, batch_on_every_backend, 0, 16);
+  tcase_add_test(batch, auto_costs_per_token_count);
   suite_add_tcase(s, batch);
   TCase *bad = tcase_create("bad input");
   tcase_set_timeout(bad, 60);

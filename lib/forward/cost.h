@@ -11,13 +11,22 @@
 
 struct lzn_context;
 
-/* Seconds measured on the model's first layer when the context is created. */
+/* Token counts the costs are measured at: one token (memory-bound GEMV,
+ * axpy_rows), a few (where the batched kernels change: the F32 backend
+ * switch at 9, linalg/gemm.c), and a whole step. */
+#define LZN_COST_POINTS 3
+
+/* Seconds measured on the model's first layer when the context is created,
+ * at tokens[k] tokens; between two points a cost is interpolated linearly
+ * in the token count. */
 typedef struct lzn_cost_model {
   int max_batch;
-  double row_down, row_up;             /* per row read sparse for one token: axpy_rows, gathered dot */
-  double union_row_down, union_row_up; /* per union row for max_batch tokens (linalg/union.c) */
-  double dense_down_one, dense_down_batch; /* the dense down-projection of 1 and max_batch tokens */
-  double dense_up_one, dense_up_batch;     /* the dense up-projection (W_up) of 1 and max_batch tokens */
+  int n_points;                      /* 1 to LZN_COST_POINTS (distinct token counts) */
+  int tokens[LZN_COST_POINTS];       /* increasing; tokens[0] = 1 */
+  double row_down[LZN_COST_POINTS];  /* per row read sparse: axpy_rows (1 token), a union row (more) */
+  double row_up[LZN_COST_POINTS];    /* per gathered row of W_up: dot_rows, a union row */
+  double dense_down[LZN_COST_POINTS]; /* the dense down-projection */
+  double dense_up[LZN_COST_POINTS];   /* the dense up-projection (W_up) */
 } lzn_cost_model;
 
 /* The rows a sparse call would read, summed over its tokens (a batch: its
