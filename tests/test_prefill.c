@@ -50,13 +50,16 @@ static lzn_model *load_typed(const char *path, lzn_weight_type type) {
 /* The whole prompt in one call (2 threads, so the gemm items are split)
  * against the same prompt one token per call. */
 START_TEST(prompt_in_every_type) {
-  const char *name = fixtures[_i / (N_TYPES * 2)];
-  const lzn_weight_type type = types[(_i / 2) % N_TYPES];
-  const lzn_mlp_mode mode = modes[_i % 2];
+  const char *name = fixtures[_i / (N_TYPES * 3)];
+  const lzn_weight_type type = types[(_i / 3) % N_TYPES];
+  /* sparse over the union, sparse each token over its own rows, dense */
+  const int variant = _i % 3;
+  const lzn_mlp_mode mode = variant == 2 ? LZN_MLP_DENSE : LZN_MLP_SPARSE;
   reference r;
   load_reference(name, &r);
   lzn_model *model = load_typed(r.path, type);
   lzn_context *prompt = make_context(model, mode, 2), *steps = make_context(model, mode, 1);
+  prompt->sparse_form = variant == 1 ? LZN_SPARSE_EACH : LZN_SPARSE_UNION;
   float *all = run_all(prompt, &r);
   float *one = malloc(sizeof(float) * (size_t)r.vocab);
   for (int t = 0; t < r.n_tokens; t++) {
@@ -194,10 +197,10 @@ START_TEST(auto_costs_per_token_count) {
                          .row_down = {1e-3, 1e-2, 1e-2}, .row_up = {1e-3, 1e-2, 1e-2},
                          .dense_down = {1, 1, 1}, .dense_up = {1, 1, 1}};
   const lzn_sparse_work work = {.down_rows = 50, .up_rows = 50};
-  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, 1, 1000, 1));
-  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, 2, 1000, 1)); /* 2 x 0.0023 x 50 < 2 */
-  ck_assert(!lzn_cost_prefers_sparse(&made, 0.0f, &(lzn_sparse_work){.down_rows = 150, .up_rows = 150}, 8, 1000, 1));
-  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, 64, 1000, 1));
+  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, NULL, 1, 1000, 1));
+  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, NULL, 2, 1000, 1)); /* 2 x 0.0023 x 50 < 2 */
+  ck_assert(!lzn_cost_prefers_sparse(&made, 0.0f, &(lzn_sparse_work){.down_rows = 150, .up_rows = 150}, NULL, 8, 1000, 1));
+  ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, NULL, 64, 1000, 1));
   free(r.logits);
   lzn_context_free(ctx);
   lzn_model_free(model);
@@ -280,7 +283,7 @@ static Suite *prefill_suite(void) {
   Suite *s = suite_create("prefill");
   TCase *prompt = tcase_create("prompt");
   tcase_set_timeout(prompt, 120);
-  tcase_add_loop_test(prompt, prompt_in_every_type, 0, N_FIXTURES * N_TYPES * 2);
+  tcase_add_loop_test(prompt, prompt_in_every_type, 0, N_FIXTURES * N_TYPES * 3);
   suite_add_tcase(s, prompt);
   TCase *batch = tcase_create("batch");
   tcase_set_timeout(batch, 120);

@@ -31,14 +31,40 @@ static double at_n(const lzn_cost_model *cm, const double *cost, int n) {
   return cost[k - 1] + (cost[k] - cost[k - 1]) * (n - t0) / (t1 - t0);
 }
 
-int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work, int n,
-                            int d_ff, int gated) {
+double lzn_cost_sparse_seconds(const lzn_cost_model *cm, const lzn_sparse_work *work, int n, lzn_sparse_form form) {
+  if (cm->n_points == 0) return 0.0;
+  /* Each token's own rows cost what one token's rows cost (the axpy_rows
+   * and dot_rows kernels), summed over the tokens. */
+  const int at = form == LZN_SPARSE_EACH ? 1 : n;
+  return (double)work->down_rows * at_n(cm, cm->row_down, at) + (double)work->up_rows * at_n(cm, cm->row_up, at);
+}
+
+/* Without a model: a union row for n tokens costs max(1, n / 3) of one
+ * token's row. */
+#define UNION_GAIN_PER_TOKEN 3.0
+
+lzn_sparse_form lzn_cost_sparse_form(const lzn_cost_model *cm, const lzn_sparse_work *uni,
+                                     const lzn_sparse_work *each, int n) {
+  if (n <= 1) return LZN_SPARSE_UNION;
+  if (cm->n_points > 0)
+    return lzn_cost_sparse_seconds(cm, each, n, LZN_SPARSE_EACH) < lzn_cost_sparse_seconds(cm, uni, n, LZN_SPARSE_UNION)
+               ? LZN_SPARSE_EACH
+               : LZN_SPARSE_UNION;
+  const double union_row = n / UNION_GAIN_PER_TOKEN > 1.0 ? n / UNION_GAIN_PER_TOKEN : 1.0;
+  return (double)(each->down_rows + each->up_rows) < union_row * (double)(uni->down_rows + uni->up_rows)
+             ? LZN_SPARSE_EACH
+             : LZN_SPARSE_UNION;
+}
+
+int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work,
+                            const lzn_sparse_work *each, int n, int d_ff, int gated) {
   if (crossover > 0.0f) return (double)work->down_rows < (double)crossover * d_ff * n;
   double dense = at_n(cm, cm->dense_down, n);
-  double sparse = (double)work->down_rows * at_n(cm, cm->row_down, n);
-  if (work->up_rows > 0 || gated) {
-    dense += at_n(cm, cm->dense_up, n);
-    sparse += (double)work->up_rows * at_n(cm, cm->row_up, n);
+  if (work->up_rows > 0 || gated) dense += at_n(cm, cm->dense_up, n);
+  double sparse = lzn_cost_sparse_seconds(cm, work, n, LZN_SPARSE_UNION);
+  if (each) {
+    const double e = lzn_cost_sparse_seconds(cm, each, n, LZN_SPARSE_EACH);
+    sparse = e < sparse ? e : sparse;
   }
   return sparse < dense;
 }
