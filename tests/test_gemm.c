@@ -159,6 +159,10 @@ static void gemm_type(lzn_weight_type type, uint64_t seed) {
   for (size_t di = 0; di < N_DIMS; di++)
     for (size_t ti = 0; ti < N_TOKENS; ti++)
       for (size_t fi = 0; fi < N_MATRIX_ROWS; fi++) check_gemm(k, &r, type, matrix_rows[fi], dims[di], tokens[ti], 0, 0);
+  /* Rows longer than a packed chunk (32 blocks) and more tokens than one
+   * pass of the packed kernel (64). */
+  check_gemm(k, &r, type, 17, 1100, 9, 0, 0);
+  check_gemm(k, &r, type, 31, 1100, 70, 0, 0);
   /* Gathered rows of every density, on a few shapes. */
   static const size_t gather_m[] = {1, 5, 17};
   for (size_t di = 0; di < N_DIMS; di += 3)

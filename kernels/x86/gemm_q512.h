@@ -147,14 +147,4 @@ GQ5_INLINE void gq5_gemm(enum gq5_kind kind, float *out, size_t out_stride, cons
   }
 }
 
-static void q8_0_gemm_512(float *out, size_t out_stride, const void *w, size_t row_bytes, size_t d,
-                          const int32_t *idx, size_t n_rows, const void *x, size_t x_stride, size_t m) {
-  gq5_gemm(GQ5_Q8_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
-}
-
-static void q4_0_gemm_512(float *out, size_t out_stride, const void *w, size_t row_bytes, size_t d,
-                          const int32_t *idx, size_t n_rows, const void *x, size_t x_stride, size_t m) {
-  gq5_gemm(GQ5_Q4_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
-}
-
 #endif /* LZN_KERNELS_X86_GEMM_Q512_H */
