@@ -17,13 +17,10 @@
 
 /* Scratch buffers an exec keeps between calls, grown on demand. */
 typedef enum lzn_scratch_kind {
-  LZN_SCRATCH_X_DOT = 0,   /* x converted to the format a type's dot kernels take (lzn_wtype_dot_type) */
-  LZN_SCRATCH_TILE = 1,    /* unused since issue 20 (weights are no longer widened into tiles) */
-  LZN_SCRATCH_PART = 2,    /* a tile's partial output */
-  LZN_SCRATCH_COLUMNS = 3, /* fp32 columns of x (or of coefficients) matching a tile's rows */
-  LZN_SCRATCH_ALL_ROWS = 4, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
-  LZN_SCRATCH_XSMM = 5,     /* libxsmm's operands: x transposed, output blocks, row addresses */
-  LZN_SCRATCH_COUNT = 6
+  LZN_SCRATCH_X_DOT = 0,    /* x converted to the format a type's dot kernels take (lzn_wtype_dot_type) */
+  LZN_SCRATCH_ALL_ROWS = 1, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
+  LZN_SCRATCH_XSMM = 2,     /* libxsmm's operands: x transposed, output blocks, row addresses */
+  LZN_SCRATCH_COUNT = 3
 } lzn_scratch_kind;
 
 /* Who multiplies a batch of F32 weights (the other types always go through
