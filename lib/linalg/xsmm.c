@@ -24,6 +24,7 @@
 #include <libxsmm.h>
 
 #include "core/errors.h"
+#include "cpu/cpu.h"
 
 #define XSMM_CACHE 64
 /* Output block per item: 64 rows of W (linear) or columns of y (axpy). */
@@ -43,8 +44,18 @@ struct lzn_xsmm {
   int n_entries, next_victim;
 };
 
+/* libxsmm picks its code for the CPU it finds; under a lower LZN_ISA
+ * ceiling it is told the matching target (AVX2: "hsw", AVX-512 without
+ * VNNI: "skx"), so a forced ISA holds for its kernels too. The ceiling is
+ * the kernel table's, chosen once per process like libxsmm's target. */
 static pthread_once_t xsmm_once = PTHREAD_ONCE_INIT;
-static void xsmm_init(void) { libxsmm_init(); }
+static void xsmm_init(void) {
+  libxsmm_init();
+  const lzn_kernel_table *k;
+  if (lzn_kernels_get(&k) != LZN_OK) return;
+  if (k->isa < LZN_ISA_AVX512) libxsmm_set_target_arch("hsw");
+  else if (k->isa < LZN_ISA_AVX512VNNI) libxsmm_set_target_arch("skx");
+}
 
 lzn_status lzn_xsmm_create(const lzn_kernel_table *kernels, lzn_xsmm **out) {
   *out = NULL;
