@@ -400,10 +400,12 @@ START_TEST(prefix_reuse_copies_and_continues) {
   sched *srv = start(model, &p);
   const char *text = "The meaning of life is";
   const int n = (int)strlen(text);
-  int32_t prompt[32], long_reply[40], reply[8], alone[8];
+  int32_t prompt[32], long_reply[200], reply[8], alone[8];
   bytes_to_tokens(text, prompt);
-  /* A long request runs; once it has a token, the same prompt again. */
-  sched_request running = make_request(prompt, n, 40, long_reply);
+  /* A long request runs; once it has a token, the same prompt again. Long
+   * enough to be running still when the copy is admitted: 40 tokens were
+   * done before it once batched steps stopped widening weights (issue 20). */
+  sched_request running = make_request(prompt, n, 200, long_reply);
   ck_assert_int_eq(sched_submit(srv, &running), SCHED_OK);
   int seen = 0, finished = 0;
   ck_assert_int_eq(sched_wait(srv, &running, 0, &seen, &finished, -1), SCHED_OK);
