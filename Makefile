@@ -41,7 +41,9 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) $(WERROR) $(SANITIZE) $(O
 # Private headers are named from lib/ or the top: "core/errors.h", "kernels/kernels.h".
 PRIVATE_INC = -Ilib -I. -I$(BUILD)/gen
 LIB_CFLAGS = $(CFLAGS_ALL) -fPIC -fvisibility=hidden -DLZN_BUILDING_LIBRARY
-LIB_LDLIBS = -ldnnl -ljansson $(OPENMP_LIBS) -lm -lpthread
+# libxsmm: Debian ships it static only (libxsmm-dev), linked into the library.
+XSMM_LIBS = -lxsmm -lxsmmnoblas -lpthread -lrt -ldl
+LIB_LDLIBS = -ldnnl -ljansson $(XSMM_LIBS) $(OPENMP_LIBS) -lm -lpthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
 
 # ISA flags per kernel folder (BLIS's CKVECFLAGS), each probed so that an

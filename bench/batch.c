@@ -10,14 +10,17 @@
 #include <string.h>
 
 #include "common.h"
+#include "forward/context.h"
 #include "lazyneuron.h"
+#include "output.h"
 #include "synthetic.h"
 
 #define BATCH_MAX 64
 
 typedef struct batch_options {
   const char *model_dir, *synthetic;
-  double density_pct;
+  double density_pct, threshold;
+  bench_format format;
   int n_layers, steps, reps, threads;
   int sizes[16];
   size_t n_sizes;
@@ -30,9 +33,15 @@ static void help(void) {
   printf("usage: lzn-bench batch (--model DIR|FILE | --synthetic NAME) [--layers N] [--density PCT]\n"
          "                       [--batch 1,2,4,8,16] [--steps S] [--mode sparse,dense,auto]\n"
          "                       [--type f32|f16|bf16|q8_0|q4_0] [--threads T] [--reps R]\n"
+         "                       [--threshold X] [-o md|json|csv]\n"
          "Times S decode steps of N sequences with lzn_forward_batch against the same N\n"
          "sequences each advanced by its own one-token lzn_forward per step (median of R runs),\n"
-         "and reports the MLP's union density (the rows the batch read, over d_ff).\n");
+         "and reports the MLP's union density (the rows the batch read, over d_ff) and who ran\n"
+         "the batched products (own kernels, oneDNN, libxsmm; N = 1 is the GEMV kernels).\n"
+         "  --type T       the weights' type (default: f32 for --synthetic, as stored for --model)\n"
+         "  --threshold X  the context's activation threshold (lzn_context_params.threshold; it\n"
+         "                 replaces a FATReLU file's own, so one file gives any density;\n"
+         "                 default 0: the model's)\n");
 }
 
 static lzn_mlp_mode parse_mode(const char *m) {
@@ -44,7 +53,7 @@ static lzn_mlp_mode parse_mode(const char *m) {
 }
 
 static void parse(batch_options *o, int argc, char **argv) {
-  const char *sizes = "1,2,4,8,16", *modes = "sparse,dense,auto", *type = "f32";
+  const char *sizes = "1,2,4,8,16", *modes = "sparse,dense,auto", *type = NULL;
   *o = (batch_options){.density_pct = 5.0, .steps = 16, .reps = 3, .threads = 1};
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -59,6 +68,8 @@ static void parse(batch_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--threads"))) o->threads = (int)bench_parse_long("--threads", v, 1, 1024);
     else if ((v = bench_option_value(argc, argv, &i, "--mode"))) modes = v;
     else if ((v = bench_option_value(argc, argv, &i, "--type"))) type = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) o->threshold = bench_parse_double("--threshold", v);
+    else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
     else bench_usage_error("batch: unknown option \"%s\"", argv[i]);
   }
   if ((o->model_dir == NULL) == (o->synthetic == NULL)) bench_usage_error("batch: give --model or --synthetic");
@@ -69,7 +80,9 @@ static void parse(batch_options *o, int argc, char **argv) {
   bench_copy_list("--mode", buf, sizeof buf, modes);
   const size_t nm = bench_split_list("--mode", buf, items, 3);
   for (size_t k = 0; k < nm; k++) o->modes[o->n_modes++] = parse_mode(items[k]);
-  o->type = bench_parse_type("--type", type);
+  /* As `lzn-bench model`: a file runs in its own type unless told. */
+  o->type = type ? bench_parse_type("--type", type) : o->synthetic ? LZN_WEIGHTS_F32 : LZN_WEIGHTS_AS_STORED;
+  if (o->threshold < 0.0) bench_usage_error("--threshold must be >= 0");
 }
 
 static void check(lzn_status s, const char *what) {
@@ -119,17 +132,12 @@ int bench_batch_main(int argc, char **argv) {
   }
   lzn_model_info info = {.struct_size = sizeof info};
   lzn_model_get_info(model, &info);
-  printf("lzn-bench batch | CPU: %s | ISA: %s | lazyneuron %s | %s%s, %d layers, d_model %d, d_ff %d | "
-         "%d steps, median of %d runs, %d thread(s)\n\n", bench_cpu_model(), lzn_isa_name(),
-         lzn_version_string(), o.synthetic ? o.synthetic : o.model_dir, o.synthetic ? " (synthetic)" : "",
-         info.n_layers, info.d_model, info.d_ff, o.steps, o.reps, o.threads);
-  printf("| mode   |  N | step ms batched | step ms alone | batched / alone | tokens/s batched | union %% |\n");
-  printf("| ------ | -: | --------------: | ------------: | --------------: | ---------------: | ------: |\n");
   float *logits = malloc(sizeof(float) * (size_t)BATCH_MAX * (size_t)info.vocab_size);
   double *t_batch = malloc(sizeof(double) * (size_t)o.reps), *t_alone = malloc(sizeof(double) * (size_t)o.reps);
   lzn_layer_stats *stats = malloc(sizeof *stats * (size_t)info.n_layers);
   if (stats == NULL) bench_fail("out of memory");
   stats[0].struct_size = sizeof *stats;
+  json_t *records = json_array();
   for (size_t mi = 0; mi < o.n_modes; mi++)
     for (size_t k = 0; k < o.n_sizes; k++) {
       const int n = o.sizes[k];
@@ -137,11 +145,13 @@ int bench_batch_main(int argc, char **argv) {
       for (int i = 0; i < n; i++) {
         lzn_context_params p = lzn_context_default_params();
         p.n_ctx = o.steps + 2, p.n_threads = o.threads, p.mlp_mode = o.modes[mi];
+        p.threshold = (float)o.threshold;
         check(lzn_context_create(model, &p, &ctx[i]), "lzn_context_create");
       }
       run(ctx, n, 1, 1, info.vocab_size, logits, 7); /* warm-up: primitives, first touch */
       run(ctx, n, 1, 0, info.vocab_size, logits, 7);
       double union_rows = 0.0;
+      ctx[0]->exec.used = 0;
       for (int r = 0; r < o.reps; r++) {
         t_alone[r] = run(ctx, n, o.steps, 0, info.vocab_size, logits, 100 + (uint64_t)r);
         t_batch[r] = run(ctx, n, o.steps, 1, info.vocab_size, logits, 100 + (uint64_t)r);
@@ -152,13 +162,52 @@ int bench_batch_main(int argc, char **argv) {
           rows += stats[l].bytes_dense > 0 ? stats[l].bytes_executed / stats[l].bytes_dense : 0.0;
         union_rows += rows / info.n_layers / o.reps;
       }
+      /* Who ran ctx[0]'s products of more than one token (the batched
+       * steps; its own one-token steps use the GEMV kernels). */
+      char used[64] = "";
+      static const char *const backend_names[LZN_BACKEND_COUNT] = {"", "own", "oneDNN", "libxsmm"};
+      for (int b = 1; b < LZN_BACKEND_COUNT; b++)
+        if (ctx[0]->exec.used & (1u << b))
+          snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s", used[0] ? "+" : "", backend_names[b]);
       const double b = bench_summarize(t_batch, (size_t)o.reps).median, a = bench_summarize(t_alone, (size_t)o.reps).median;
-      printf("| %-6s | %2d | %15.3f | %13.3f | %15.3f | %16.1f | %7.2f |\n", mode_name(o.modes[mi]), n,
-             1e3 * b / o.steps, 1e3 * a / o.steps, b / a, n * o.steps / b, 100.0 * union_rows);
+      json_t *rec = json_object();
+      bench_set(rec, "model", json_string(o.synthetic ? o.synthetic : o.model_dir));
+      bench_set(rec, "type", json_string(lzn_weight_type_name(info.weight_type)));
+      bench_set(rec, "isa", json_string(lzn_isa_name()));
+      bench_set(rec, "threads", json_integer(o.threads));
+      bench_set(rec, "mode", json_string(mode_name(o.modes[mi])));
+      bench_set(rec, "n", json_integer(n));
+      bench_set(rec, "step_ms_batched", json_real(1e3 * b / o.steps));
+      bench_set(rec, "step_ms_alone", json_real(1e3 * a / o.steps));
+      bench_set(rec, "batched_over_alone", json_real(b / a));
+      bench_set(rec, "tokens_per_s_batched", json_real(n * o.steps / b));
+      bench_set(rec, "tokens_per_s_alone", json_real(n * o.steps / a));
+      bench_set(rec, "union_pct", json_real(100.0 * union_rows));
+      bench_set(rec, "kernels", json_string(n == 1 ? "own (GEMV)" : used[0] ? used : "-"));
+      json_array_append_new(records, rec);
       for (int i = 0; i < n; i++) lzn_context_free(ctx[i]);
     }
-  printf("\nunion %%: rows of W_down^T the batched step read per layer over d_ff (ctxs[0]'s stats:\n"
-         "bytes read over a dense pass' bytes; dense mode reads them all).\n");
+  if (o.format == BENCH_FORMAT_MD) {
+    printf("lzn-bench batch | CPU: %s | ISA: %s | lazyneuron %s | %s%s, %d layers, d_model %d, d_ff %d | "
+           "%d steps, median of %d runs, %d thread(s)\n\n", bench_cpu_model(), lzn_isa_name(),
+           lzn_version_string(), o.synthetic ? o.synthetic : o.model_dir, o.synthetic ? " (synthetic)" : "",
+           info.n_layers, info.d_model, info.d_ff, o.steps, o.reps, o.threads);
+    static const bench_column columns[] = {
+        {"type", "type", NULL, NULL, 0},           {"mode", "mode", NULL, NULL, 0},
+        {"N", "n", NULL, NULL, 0},                 {"step ms batched", "step_ms_batched", NULL, NULL, 3},
+        {"step ms alone", "step_ms_alone", NULL, NULL, 3}, {"batched / alone", "batched_over_alone", NULL, NULL, 3},
+        {"tokens/s batched", "tokens_per_s_batched", NULL, NULL, 1}, {"union %", "union_pct", NULL, NULL, 2},
+        {"kernels", "kernels", NULL, NULL, 0}};
+    bench_write_md_table(stdout, columns, sizeof columns / sizeof columns[0], records);
+    printf("\nunion %%: rows of W_down^T the batched step read per layer over d_ff (ctxs[0]'s stats:\n"
+           "bytes read over a dense pass' bytes; dense mode reads them all). kernels: who ran the\n"
+           "batched products (own: the kernel table's gemm kernels, in the weights' type).\n");
+  } else if (o.format == BENCH_FORMAT_JSON) {
+    bench_write_json(stdout, records);
+  } else {
+    bench_write_csv(stdout, records);
+  }
+  json_decref(records);
   free(logits), free(t_batch), free(t_alone), free(stats);
   lzn_model_free(model);
   return 0;

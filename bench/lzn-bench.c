@@ -15,6 +15,7 @@ int bench_export_main(int argc, char **argv); /* export.c */
 int bench_load_main(int argc, char **argv);   /* load.c */
 int bench_batch_main(int argc, char **argv);  /* batch.c */
 int bench_union_main(int argc, char **argv);  /* union.c */
+int bench_gemm_main(int argc, char **argv);   /* gemm.c */
 
 typedef struct command {
   const char *name;
@@ -30,6 +31,7 @@ static const command commands[] = {
     {"quality", bench_quality_main,
      "held-out bits per byte against the active fraction, for each top_k (byte-level models)"},
     {"batch", bench_batch_main, "decode steps of N sequences batched against one call each"},
+    {"gemm", bench_gemm_main, "the products of N tokens by each backend: own kernels, oneDNN, libxsmm"},
     {"union", bench_union_main, "how the union of active neurons grows with the tokens of a call, per layer"},
     {"export", bench_export_main, "a synthetic LLaMA-family model written as GGUF (lzn-convert's layout)"},
     {"load", bench_load_main, "load time from the page cache, and the memory a second process adds"},

@@ -202,6 +202,7 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
         if (o->depth > 0) prefill_depth(&r, o->depth, seed - 2);
         (void)run_test(&r, t, seed - 1, 4, o->depth); /* warm-up */
       }
+      for (size_t mi = 0; mi < n_modes; mi++) contexts[mi]->exec.used = 0;
       /* Modes take turns within each rep, so that the load of a shared
        * machine drifting over minutes moves all of them alike. */
       for (size_t rep = 0; rep < reps; rep++)
@@ -213,6 +214,7 @@ void model_measure(const model_options *o, const model_subject *subject, model_r
         model_result *res = &results[(ti * n_modes + mi) * o->n_tests + k];
         res->subject = subject, res->mode = o->modes[mi], res->threads = o->threads[ti], res->test = t;
         res->kv_cache_bytes = lzn_context_kv_bytes(contexts[mi]);
+        res->kernels = contexts[mi]->exec.used;
         summarize(o, t, samples + mi * reps, res);
       }
     }

@@ -81,6 +81,7 @@ typedef struct model_result {
   double active_fraction;      /* fc1 neurons active per token, mean over layers */
   double flops_saved, bytes_saved; /* of the down-projection, against dense */
   double sparse_call_fraction; /* down-projection calls that took the sparse path */
+  unsigned kernels;            /* who ran the products of many tokens: bits 1 << lzn_backend (linalg/exec.h) */
 } model_result;
 
 /* Times every (threads, mode, test) of o on the subject, in that order of

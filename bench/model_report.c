@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "linalg/exec.h" /* lzn_backend: who ran the batched products */
 #include "model_mode.h"
 
 /* Decode targets (issue: synthetic opt-1.3b at 5 % density, one token per
@@ -83,6 +86,15 @@ static json_t *make_record(const model_options *o, const model_result *r, const 
   bench_set(rec, "up_ms", json_real(r->up_ms));
   bench_set(rec, "down_ms", json_real(r->down_ms));
   bench_set(rec, "other_ms", json_real(r->other_ms));
+  /* Who ran the products of many tokens (pp): the kernel table's gemm
+   * kernels ("own"), oneDNN, libxsmm; one-token steps are the GEMV's. */
+  char kernels[48] = "";
+  static const char *const backend_names[LZN_BACKEND_COUNT] = {"", "own", "oneDNN", "libxsmm"};
+  for (int b = 1; b < LZN_BACKEND_COUNT; b++)
+    if (r->kernels & (1u << b))
+      snprintf(kernels + strlen(kernels), sizeof kernels - strlen(kernels), "%s%s", kernels[0] ? "+" : "",
+               backend_names[b]);
+  bench_set(rec, "kernels", json_string(kernels[0] ? kernels : "GEMV"));
   bench_set(rec, "kv_type", json_string(bench_kv_name(o->kv_type)));
   bench_set(rec, "depth", json_integer(o->depth));
   bench_set(rec, "kv_cache_bytes", json_integer(r->kv_cache_bytes));
@@ -155,6 +167,7 @@ static const bench_column md_columns[] = {
     {"up ms/t", "up_ms", NULL, NULL, 3},
     {"down ms/t", "down_ms", NULL, NULL, 3},
     {"other ms/t", "other_ms", NULL, NULL, 3},
+    {"kernels", "kernels", NULL, NULL, 0},
 };
 
 static void print_md_header(const model_options *o, const model_subject *s, size_t n_subjects) {

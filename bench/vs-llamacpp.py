@@ -2,8 +2,9 @@
 """vs-llamacpp.py: lazyneuron against llama.cpp on the very same GGUF file.
 
 usage: bench/vs-llamacpp.py LLAMACPP_DIR [--types q4_0,q8_0] [--densities 10,15,33]
-           [--threads 1,2] [--tests tg32,pp128] [--rounds 3] [--layers 32] [--work DIR]
-           [--predictor] [--build build] [--anchors ../shared/anchors] [--dry-run]
+           [--threads 1,2] [--tests tg32,pp128,pp512] [--batch 1,2,4,8] [--rounds 3]
+           [--layers 32] [--work DIR] [--predictor] [--build build]
+           [--anchors ../shared/anchors] [--dry-run]
 
 LLAMACPP_DIR is what ../shared/anchors/build_llamacpp.sh made: bin/llama-bench,
 bin/llama-quantize and src/ (its gguf-py writes the file). llama.cpp is the
@@ -26,6 +27,12 @@ llama.cpp's. --predictor adds lazyneuron sparse with an exact low-rank
 predictor (predicted set 2x the active set) on `lzn-bench model --synthetic
 relullama-7b` of the same shape and type: a model built in memory, not the
 file (a predictor needs a gate it can predict; random weights have none).
+
+--batch N,...: batched decode as well: llama.cpp's llama-batched-bench (-npp 128
+-ntg 32 -npl N,...; its speed_tg, the aggregate generation t/s of N sequences)
+against `lzn-bench batch` on the same file (32 steps of N sequences after a
+1-token prompt each; tokens/s of the batched steps), dense and sparse at each
+density, interleaved in the same rounds; "batchN" rows in the table.
 
 Quote numbers only from a quiet machine: the script prints the CPU, its L3,
 the load average before and after, and warns when the load is 0.5 or more.
@@ -54,6 +61,7 @@ def parse_args():
     p.add_argument("--densities", default="10,15,33", help="percent of MLP neurons active")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--tests", default="tg32,pp128", help="tgN and ppN, as lzn-bench and llama-bench")
+    p.add_argument("--batch", default="", help="N,...: batched decode (llama-batched-bench, lzn-bench batch)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--layers", type=int, default=32)
     p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "lzn-vs-llamacpp",
@@ -67,6 +75,7 @@ def parse_args():
     a.densities = [float(d) for d in a.densities.split(",")]
     a.threads = [int(t) for t in a.threads.split(",")]
     a.tests = a.tests.split(",")
+    a.batch = [int(n) for n in a.batch.split(",")] if a.batch else []
     for t in a.tests:
         if t[:2] not in ("tg", "pp") or not t[2:].isdigit():
             p.error("--tests: %r is not tgN or ppN" % t)
@@ -143,6 +152,44 @@ def lzn_bench(a, source, threads, modes, extra):
     return [(r["mode"], r["test"], r["t_s"], r["density"]) for r in (json.loads(out) if out else [])]
 
 
+def llama_batched(a, path, threads):
+    """{N: aggregate generation t/s} from one llama-batched-bench run."""
+    ctx = max(a.batch) * (128 + 32)
+    cmd = [a.llamacpp / "bin" / "llama-batched-bench", "-m", path, "-c", ctx, "-b", 2048, "-ub", 512,
+           "-npp", 128, "-ntg", 32, "-npl", ",".join(map(str, a.batch)), "-t", threads,
+           "--output-format", "jsonl"]
+    out = run(cmd, a.dry_run)
+    result = {}
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            row = json.loads(line)
+            result[int(row["pl"])] = row["speed_tg"]
+    return result
+
+
+def lzn_batched(a, path, threads, mode, extra):
+    """{N: tokens/s of the batched steps} from one lzn-bench batch run."""
+    cmd = [a.build / "lzn-bench", "batch", "--model", path, "--batch", ",".join(map(str, a.batch)),
+           "--steps", 32, "--reps", 1, "--threads", threads, "--mode", mode, "-o", "json"] + extra
+    out = run(cmd, a.dry_run)
+    return {r["n"]: (r["tokens_per_s_batched"], r["union_pct"]) for r in (json.loads(out) if out else [])}
+
+
+def one_round_batch(a, files, record):
+    for type_name, path in files.items():
+        for threads in a.threads:
+            key = (type_name, threads)
+            for n, ts in llama_batched(a, path, threads).items():
+                record(key, "batch%d" % n, "llama.cpp dense", ts, 100.0)
+            for n, (ts, union) in lzn_batched(a, path, threads, "dense", []).items():
+                record(key, "batch%d" % n, "lazyneuron dense", ts, union)
+            for d in a.densities:
+                th = "%.6f" % threshold_for(d)
+                for n, (ts, union) in lzn_batched(a, path, threads, "sparse", ["--threshold", th]).items():
+                    record(key, "batch%d" % n, "lazyneuron sparse @%g %% (union %%)" % d, ts, union)
+
+
 def one_round(a, files, record):
     for type_name, path in files.items():
         for threads in a.threads:
@@ -167,7 +214,7 @@ def table(a, results):
     print("| type | threads | test | engine | active % | t/s median [min-max] | x llama.cpp |")
     print("| ---- | ------: | ---- | ------ | -------: | -------------------: | ----------: |")
     for (type_name, threads), tests in results.items():
-        for test in a.tests:
+        for test in a.tests + ["batch%d" % n for n in a.batch]:
             rows = tests.get(test, {})
             base = rows.get("llama.cpp dense")
             base_median = statistics.median(base["ts"]) if base else None
@@ -181,7 +228,7 @@ def table(a, results):
 
 def main():
     a = parse_args()
-    for tool in ("llama-bench", "llama-quantize"):
+    for tool in ("llama-bench", "llama-quantize") + (("llama-batched-bench",) if a.batch else ()):
         if not (a.llamacpp / "bin" / tool).exists():
             sys.exit("%s: no bin/%s (build it with ../shared/anchors/build_llamacpp.sh)" % (a.llamacpp, tool))
     if not (a.build / "lzn-bench").exists():
@@ -207,6 +254,8 @@ def main():
     for r in range(a.rounds):
         say("round %d of %d" % (r + 1, a.rounds))
         one_round(a, files, record)
+        if a.batch:
+            one_round_batch(a, files, record)
     load_after = os.getloadavg()[0]
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()

@@ -197,6 +197,9 @@ typedef struct lzn_attn_kernels {
   LZN_SLOT_OF(lzn_attn_weighted_sum_fn) weighted_sum;
 } lzn_attn_kernels;
 
+/* The kernels of many tokens at once, by weight type (kernels/gemm.h). */
+#include "kernels/gemm.h"
+
 typedef struct lzn_kernel_table {
   const char *name; /* the ceiling's name: "scalar", "avx2", ..., "avx512vnni" */
   enum lzn_isa isa; /* the ceiling */
@@ -205,6 +208,7 @@ typedef struct lzn_kernel_table {
   lzn_attn_kernels attn[LZN_KV_TYPE_COUNT]; /* by lzn_kv_type */
   LZN_SLOT_OF(lzn_attn_max_fn) attn_max;
   LZN_SLOT_OF(lzn_attn_exp_sum_fn) attn_exp_sum;
+  lzn_gemm_kernels gemm[LZN_WEIGHT_TYPE_COUNT]; /* by weight type */
 } lzn_kernel_table;
 
 /* The one setter, for the install functions:

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "forward/context.h" /* sparse_form: which form a sparse prompt takes */
 #include "lazyneuron.h"
 #include "reference.h"
 
@@ -126,6 +127,7 @@ START_TEST(stats_report_the_known_activity) {
   ck_assert_int_eq(info.n_layers, r.n_layers);
   for (int m = 0; m < 3; m++) {
     lzn_context *ctx = make_context(model, modes[m], 1);
+    ctx->sparse_form = LZN_SPARSE_UNION; /* each token's own rows: sparse_each_token_reads_its_rows */
     free(run_all(ctx, &r));
     lzn_layer_stats stats[16] = {{.struct_size = sizeof(lzn_layer_stats)}};
     ck_assert_int_eq(lzn_context_stats(ctx, stats, 16), LZN_OK);
@@ -171,6 +173,40 @@ START_TEST(stats_report_the_known_activity) {
     lzn_context_free(ctx);
   }
   free(r.logits);
+  lzn_model_free(model);
+}
+END_TEST
+
+/* A sparse prompt in its other form, each token over its own rows (the
+ * cost model's choice when the union is much larger than a token's set):
+ * the same activity, the per-token FLOPs and bytes (each token's rows read
+ * for it), and the same logits as the union's form. (Gated models:
+ * tests/test_prefill.c.) */
+START_TEST(sparse_each_token_reads_its_rows) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *model = load_model(r.path);
+  lzn_model_info info = {.struct_size = sizeof info};
+  ck_assert_int_eq(lzn_model_get_info(model, &info), LZN_OK);
+  lzn_context *each = make_context(model, LZN_MLP_SPARSE, 1), *uni = make_context(model, LZN_MLP_SPARSE, 1);
+  each->sparse_form = LZN_SPARSE_EACH, uni->sparse_form = LZN_SPARSE_UNION;
+  float *a = run_all(each, &r), *b = run_all(uni, &r);
+  const double e = max_abs_diff(a, b, (size_t)r.n_tokens * (size_t)r.vocab) / r.scale;
+  ck_assert_msg(e <= TOL_SPARSE_VS_DENSE, "%s: each vs union %.3g", fixtures[_i], e);
+  lzn_layer_stats stats[16] = {{.struct_size = sizeof(lzn_layer_stats)}};
+  ck_assert_int_eq(lzn_context_stats(each, stats, 16), LZN_OK);
+  for (int l = 0; l < r.n_layers; l++) {
+    ck_assert_msg(fabs(stats[l].active_fraction - r.active_fraction[l]) < 1e-5, "%s layer %d", fixtures[_i], l);
+    ck_assert_int_eq(stats[l].dense_calls, 0);
+    const double active_flops = stats[l].flops_dense * stats[l].active_fraction;
+    ck_assert_double_ge(stats[l].flops_executed + 1.0, active_flops);
+    ck_assert_double_ge(stats[l].bytes_executed + 1.0, stats[l].bytes_per_token_sparse);
+    /* OPT: the decider's set is the active set, read once per token. */
+    ck_assert_double_eq_tol(stats[l].flops_executed, active_flops, 1.0 + 1e-9 * active_flops);
+    ck_assert_double_eq_tol(stats[l].bytes_executed, stats[l].bytes_per_token_sparse, 1.0);
+  }
+  free(a), free(b), free(r.logits);
+  lzn_context_free(each), lzn_context_free(uni);
   lzn_model_free(model);
 }
 END_TEST
@@ -660,6 +696,7 @@ static Suite *forward_suite(void) {
   tcase_add_loop_test(torch, decode_matches_prefill, 0, N_FIXTURES);
   tcase_add_loop_test(torch, threads_give_the_same_logits, 0, N_FIXTURES);
   tcase_add_loop_test(torch, stats_report_the_known_activity, 0, N_FIXTURES);
+  tcase_add_loop_test(torch, sparse_each_token_reads_its_rows, 0, N_FIXTURES);
   tcase_add_test(torch, sparse_fixture_is_sparse);
   tcase_add_test(torch, progress_and_cancel);
   tcase_add_test(torch, top_k_and_threshold);

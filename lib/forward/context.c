@@ -11,6 +11,7 @@
 
 #include "core/abi.h"
 #include "cpu/cpu.h"
+#include "linalg/xsmm.h"
 
 /* Released sizes (lazyneuron.h, "ABI"): 0.1 (up to threshold), 0.2 = now. */
 static const lzn_struct_size context_params_sizes[] = {
@@ -131,6 +132,7 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
   lzn_context *ctx = calloc(1, sizeof *ctx);
   if (ctx == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory");
   ctx->model = model, ctx->params = *params;
+  ctx->sparse_form = -1;
   ctx->exec.kernels = kernels, ctx->exec.n_threads = params->n_threads;
   const int n_ctx = params->n_ctx ? params->n_ctx : model->max_positions;
   ctx->max_batch = n_ctx < LZN_MAX_BATCH ? n_ctx : LZN_MAX_BATCH;
@@ -138,6 +140,7 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
   if (s == LZN_OK) s = workspace_create(&ctx->ws, model, ctx->max_batch, params->n_threads);
   if (s == LZN_OK) s = lzn_recorder_create(&ctx->stats, model, params->collect_stats);
   if (s == LZN_OK) s = lzn_dense_create(&ctx->exec.dense);
+  if (s == LZN_OK) s = lzn_xsmm_create(kernels, &ctx->exec.xsmm);
   if (s == LZN_OK && params->n_threads > 1) s = lzn_pool_create(params->n_threads, &ctx->exec.pool);
   if (s == LZN_OK && params->mlp_mode == LZN_MLP_AUTO && params->auto_crossover == 0.0f)
     s = lzn_cost_measure(ctx, &ctx->cost);

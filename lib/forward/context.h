@@ -44,6 +44,7 @@ struct lzn_context {
   lzn_workspace ws;
   lzn_recorder stats;
   lzn_cost_model cost; /* measured when AUTO has no crossover */
+  int sparse_form;     /* -1: a sparse batch's form by the cost model; else that lzn_sparse_form (tests) */
 };
 
 #endif /* LZN_FORWARD_CONTEXT_H */

@@ -5,11 +5,13 @@
  * Sparse costs ~ rows read x seconds per row: rows of W_down^T (axpy_rows)
  * and of W_up (gathered dot products: a gated MLP's up rows, or the rows a
  * predictor selects), a batch reading the union of its rows once, for all
- * its tokens (linalg/union.c), at a cost per row interpolated between one
- * token and max_batch tokens; dense ~ the GEMV/GEMM time of the same
- * matrices for n tokens, interpolated between 1 and max_batch tokens (a
- * one-token GEMV is memory-bound, a 64-token GEMM compute-bound, so one
- * crossover density cannot serve both).
+ * its tokens (linalg/union.c); dense ~ the GEMV/GEMM time of the same
+ * matrices for n tokens. Both measured at 1, 8 and max_batch tokens and
+ * interpolated between (forward/cost.h): a one-token GEMV is memory-bound,
+ * a 64-token GEMM compute-bound, and in between the batched kernels
+ * change (the int8 tiles fill up, F32 moves to oneDNN at 9 tokens), so
+ * neither one crossover density nor a straight line from 1 to 64 tokens
+ * serves every N or prompt length.
  */
 #include "forward/cost.h"
 
@@ -19,19 +21,50 @@
 #include "linalg/sparse_down.h"
 #include "linalg/union.h"
 
-/* A time for n tokens from its 1- and max_batch-token values. */
-static double at_n(const lzn_cost_model *cm, double one, double batch, int n) {
-  return cm->max_batch > 1 ? one + (batch - one) * (n - 1) / (cm->max_batch - 1) : one;
+/* A cost at n tokens from its measured points (beyond the last: the last
+ * point's per-token rate). */
+static double at_n(const lzn_cost_model *cm, const double *cost, int n) {
+  int k = 1;
+  while (k < cm->n_points - 1 && n > cm->tokens[k]) k++;
+  if (cm->n_points == 1) return cost[0] * n;
+  const double t0 = cm->tokens[k - 1], t1 = cm->tokens[k];
+  return cost[k - 1] + (cost[k] - cost[k - 1]) * (n - t0) / (t1 - t0);
 }
 
-int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work, int n,
-                            int d_ff, int gated) {
+double lzn_cost_sparse_seconds(const lzn_cost_model *cm, const lzn_sparse_work *work, int n, lzn_sparse_form form) {
+  if (cm->n_points == 0) return 0.0;
+  /* Each token's own rows cost what one token's rows cost (the axpy_rows
+   * and dot_rows kernels), summed over the tokens. */
+  const int at = form == LZN_SPARSE_EACH ? 1 : n;
+  return (double)work->down_rows * at_n(cm, cm->row_down, at) + (double)work->up_rows * at_n(cm, cm->row_up, at);
+}
+
+/* Without a model: a union row for n tokens costs max(1, n / 3) of one
+ * token's row. */
+#define UNION_GAIN_PER_TOKEN 3.0
+
+lzn_sparse_form lzn_cost_sparse_form(const lzn_cost_model *cm, const lzn_sparse_work *uni,
+                                     const lzn_sparse_work *each, int n) {
+  if (n <= 1) return LZN_SPARSE_UNION;
+  if (cm->n_points > 0)
+    return lzn_cost_sparse_seconds(cm, each, n, LZN_SPARSE_EACH) < lzn_cost_sparse_seconds(cm, uni, n, LZN_SPARSE_UNION)
+               ? LZN_SPARSE_EACH
+               : LZN_SPARSE_UNION;
+  const double union_row = n / UNION_GAIN_PER_TOKEN > 1.0 ? n / UNION_GAIN_PER_TOKEN : 1.0;
+  return (double)(each->down_rows + each->up_rows) < union_row * (double)(uni->down_rows + uni->up_rows)
+             ? LZN_SPARSE_EACH
+             : LZN_SPARSE_UNION;
+}
+
+int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work,
+                            const lzn_sparse_work *each, int n, int d_ff, int gated) {
   if (crossover > 0.0f) return (double)work->down_rows < (double)crossover * d_ff * n;
-  double dense = at_n(cm, cm->dense_down_one, cm->dense_down_batch, n);
-  double sparse = (double)work->down_rows * at_n(cm, cm->row_down, cm->union_row_down, n);
-  if (work->up_rows > 0 || gated) {
-    dense += at_n(cm, cm->dense_up_one, cm->dense_up_batch, n);
-    sparse += (double)work->up_rows * at_n(cm, cm->row_up, cm->union_row_up, n);
+  double dense = at_n(cm, cm->dense_down, n);
+  if (work->up_rows > 0 || gated) dense += at_n(cm, cm->dense_up, n);
+  double sparse = lzn_cost_sparse_seconds(cm, work, n, LZN_SPARSE_UNION);
+  if (each) {
+    const double e = lzn_cost_sparse_seconds(cm, each, n, LZN_SPARSE_EACH);
+    sparse = e < sparse ? e : sparse;
   }
   return sparse < dense;
 }
@@ -41,30 +74,28 @@ int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn
 #define COST_REPS 3
 
 /* The timed operations, each on all rows of layer 0 (sparse ones with every
- * row active: their time per row is what a call pays). */
-typedef enum cost_op {
-  OP_ROWS_DOWN, OP_ROWS_UP, OP_DENSE_DOWN_ONE, OP_DENSE_DOWN_BATCH, OP_DENSE_UP_ONE, OP_DENSE_UP_BATCH,
-  OP_UNION_DOWN, OP_UNION_UP, OP_COUNT
-} cost_op;
+ * row active: their time per row is what a call pays), at n tokens: one
+ * token's sparse ones are axpy_rows and dot_rows, more tokens' the union's
+ * products (linalg/union.c). */
+typedef enum cost_op { OP_ROWS_DOWN, OP_ROWS_UP, OP_DENSE_DOWN, OP_DENSE_UP, OP_COUNT } cost_op;
 
-static lzn_status run_op(lzn_context *ctx, cost_op op) {
+static lzn_status run_op(lzn_context *ctx, cost_op op, int n) {
   const lzn_model *m = ctx->model;
   const lzn_layer *weights = &m->layers[0];
-  const int f = m->d_ff, batch = ctx->max_batch;
+  const int f = m->d_ff;
   lzn_exec *ex = &ctx->exec;
   lzn_mlp_buffers *b = &ctx->ws.mlp;
   float *h = b->decider, *out = ctx->ws.stream.mlp_out, *x = ctx->ws.stream.normed;
   switch (op) {
   case OP_ROWS_DOWN:
+    if (n > 1) return lzn_union_axpy(ex, out, n, &weights->down_t, b->active_idx, (size_t)f, b->coef);
     lzn_sparse_down_run(ex->kernels, ex->pool, out, &weights->down_t, b->active_idx, b->active_val, (size_t)f, LZN_DOWN_ROUND_Q8);
     return LZN_OK;
-  case OP_ROWS_UP: return lzn_linear_rows(ex, b->top_k_scratch, x, &weights->up, b->active_idx, (size_t)f);
-  case OP_DENSE_DOWN_ONE: return lzn_linear_down(ex, out, h, &weights->down, &weights->down_t, NULL, 1);
-  case OP_DENSE_DOWN_BATCH: return lzn_linear_down(ex, out, h, &weights->down, &weights->down_t, NULL, batch);
-  case OP_DENSE_UP_ONE: return lzn_linear(ex, h, x, &weights->up, NULL, 1);
-  case OP_DENSE_UP_BATCH: return lzn_linear(ex, h, x, &weights->up, NULL, batch);
-  case OP_UNION_DOWN: return lzn_union_axpy(ex, out, batch, &weights->down_t, b->active_idx, (size_t)f, b->coef);
-  case OP_UNION_UP: return lzn_union_dot(ex, h, batch, &weights->up, b->active_idx, (size_t)f, x);
+  case OP_ROWS_UP:
+    if (n > 1) return lzn_union_dot(ex, h, n, &weights->up, b->active_idx, (size_t)f, x);
+    return lzn_linear_rows(ex, b->top_k_scratch, x, &weights->up, b->active_idx, (size_t)f);
+  case OP_DENSE_DOWN: return lzn_linear_down(ex, out, h, &weights->down, &weights->down_t, NULL, n);
+  case OP_DENSE_UP: return lzn_linear(ex, h, x, &weights->up, NULL, n);
   case OP_COUNT: break;
   }
   return LZN_OK;
@@ -77,27 +108,28 @@ lzn_status lzn_cost_measure(lzn_context *ctx, lzn_cost_model *out) {
   for (size_t i = 0; i < (size_t)batch * f; i++) b->decider[i] = 1.0f, b->coef[i] = 1.0f;
   for (size_t i = 0; i < (size_t)batch * d; i++) ctx->ws.stream.normed[i] = 1.0f;
   for (int i = 0; i < f; i++) b->active_idx[i] = i, b->active_val[i] = 1.0f;
-  double best[OP_COUNT];
-  for (int op = 0; op < OP_COUNT; op++) best[op] = 1e30;
-  for (int rep = 0; rep <= COST_REPS; rep++)
-    for (int op = 0; op < OP_COUNT; op++) {
-      const int needs_batch = op == OP_DENSE_DOWN_BATCH || op == OP_DENSE_UP_BATCH || op == OP_UNION_DOWN ||
-                              op == OP_UNION_UP;
-      if (needs_batch && batch <= 1) continue;
-      const double t0 = lzn_now_seconds();
-      const lzn_status s = run_op(ctx, (cost_op)op);
-      if (s != LZN_OK) return s;
-      const double t = lzn_now_seconds() - t0;
-      if (rep > 0 && t < best[op]) best[op] = t;
-    }
-  out->max_batch = batch;
-  out->row_down = best[OP_ROWS_DOWN] / f;
-  out->row_up = best[OP_ROWS_UP] / f;
-  out->dense_down_one = best[OP_DENSE_DOWN_ONE];
-  out->dense_down_batch = batch > 1 ? best[OP_DENSE_DOWN_BATCH] : best[OP_DENSE_DOWN_ONE];
-  out->dense_up_one = best[OP_DENSE_UP_ONE];
-  out->dense_up_batch = batch > 1 ? best[OP_DENSE_UP_BATCH] : best[OP_DENSE_UP_ONE];
-  out->union_row_down = batch > 1 ? best[OP_UNION_DOWN] / f : out->row_down;
-  out->union_row_up = batch > 1 ? best[OP_UNION_UP] / f : out->row_up;
+  static const int wanted[LZN_COST_POINTS] = {1, 8, LZN_MAX_BATCH};
+  *out = (lzn_cost_model){.max_batch = batch};
+  for (int k = 0; k < LZN_COST_POINTS; k++) {
+    const int n = wanted[k] < batch ? wanted[k] : batch;
+    if (out->n_points == 0 || n > out->tokens[out->n_points - 1]) out->tokens[out->n_points++] = n;
+  }
+  for (int k = 0; k < out->n_points; k++) {
+    const int n = out->tokens[k];
+    double best[OP_COUNT];
+    for (int op = 0; op < OP_COUNT; op++) best[op] = 1e30;
+    for (int rep = 0; rep <= COST_REPS; rep++)
+      for (int op = 0; op < OP_COUNT; op++) {
+        const double t0 = lzn_now_seconds();
+        const lzn_status s = run_op(ctx, (cost_op)op, n);
+        if (s != LZN_OK) return s;
+        const double t = lzn_now_seconds() - t0;
+        if (rep > 0 && t < best[op]) best[op] = t;
+      }
+    out->row_down[k] = best[OP_ROWS_DOWN] / f;
+    out->row_up[k] = best[OP_ROWS_UP] / f;
+    out->dense_down[k] = best[OP_DENSE_DOWN];
+    out->dense_up[k] = best[OP_DENSE_UP];
+  }
   return LZN_OK;
 }

@@ -11,13 +11,22 @@
 
 struct lzn_context;
 
-/* Seconds measured on the model's first layer when the context is created. */
+/* Token counts the costs are measured at: one token (memory-bound GEMV,
+ * axpy_rows), a few (where the batched kernels change: the F32 backend
+ * switch at 9, linalg/gemm.c), and a whole step. */
+#define LZN_COST_POINTS 3
+
+/* Seconds measured on the model's first layer when the context is created,
+ * at tokens[k] tokens; between two points a cost is interpolated linearly
+ * in the token count. */
 typedef struct lzn_cost_model {
   int max_batch;
-  double row_down, row_up;             /* per row read sparse for one token: axpy_rows, gathered dot */
-  double union_row_down, union_row_up; /* per union row for max_batch tokens (linalg/union.c) */
-  double dense_down_one, dense_down_batch; /* the dense down-projection of 1 and max_batch tokens */
-  double dense_up_one, dense_up_batch;     /* the dense up-projection (W_up) of 1 and max_batch tokens */
+  int n_points;                      /* 1 to LZN_COST_POINTS (distinct token counts) */
+  int tokens[LZN_COST_POINTS];       /* increasing; tokens[0] = 1 */
+  double row_down[LZN_COST_POINTS];  /* per row read sparse: axpy_rows (1 token), a union row (more) */
+  double row_up[LZN_COST_POINTS];    /* per gathered row of W_up: dot_rows, a union row */
+  double dense_down[LZN_COST_POINTS]; /* the dense down-projection */
+  double dense_up[LZN_COST_POINTS];   /* the dense up-projection (W_up) */
 } lzn_cost_model;
 
 /* The rows a sparse call would read, summed over its tokens (a batch: its
@@ -27,14 +36,33 @@ typedef struct lzn_sparse_work {
   size_t up_rows;   /* of W_up, W_gate (gathered: gated MLPs, predicted sets) */
 } lzn_sparse_work;
 
+/* How a sparse call of several tokens reads its rows: the union once for
+ * all of them (the gemm kernels over the union), or each token its own set
+ * (the one-token kernels, once per token): with uncorrelated activations
+ * the union of 64 tokens at 10 % is nearly every row, while each token's
+ * own rows are 10 % of them. */
+typedef enum lzn_sparse_form { LZN_SPARSE_UNION = 0, LZN_SPARSE_EACH = 1 } lzn_sparse_form;
+
+/* The cheaper form for n tokens: `each` the rows summed over the tokens'
+ * own sets, `uni` the union's. From the measured costs when cm has them
+ * (AUTO), else (SPARSE, no model) by a union row costing what one token's
+ * row costs up to 3 tokens and growing with n / 3 beyond (the int8 tiles'
+ * gain at 64 tokens, lzn-bench gemm). */
+lzn_sparse_form lzn_cost_sparse_form(const lzn_cost_model *cm, const lzn_sparse_work *uni,
+                                     const lzn_sparse_work *each, int n);
+
+/* The sparse cost of a form, in the model's seconds (0 without a model). */
+double lzn_cost_sparse_seconds(const lzn_cost_model *cm, const lzn_sparse_work *work, int n, lzn_sparse_form form);
+
 /* Measures ctx's cost model (its workspace is the scratch: call before any
  * forward). Statuses: OK, NOMEM, BACKEND. */
 lzn_status lzn_cost_measure(struct lzn_context *ctx, lzn_cost_model *out);
 
-/* Whether a call of n tokens doing `work` is cheaper sparse. crossover > 0
+/* Whether a call of n tokens doing `work` (in its cheaper form, per
+ * lzn_cost_sparse_form, when each is not NULL) is cheaper sparse. crossover > 0
  * (the caller's auto_crossover) replaces the model: sparse while the down
  * rows are below crossover x d_ff per token. */
-int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work, int n,
-                            int d_ff, int gated);
+int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work,
+                            const lzn_sparse_work *each, int n, int d_ff, int gated);
 
 #endif /* LZN_FORWARD_COST_H */

@@ -11,7 +11,10 @@
  *
  * The down-projection is
  *   SPARSE  one token: axpy_rows over its active rows of W_down^T; a batch:
- *           each row of its union read once (linalg/union.c);
+ *           each row of its union read once (linalg/union.c), or each token
+ *           over its own rows as one token would, whichever the cost model
+ *           (forward/cost.c) says is cheaper: the union of 64 tokens at 10 %
+ *           can be nearly every row;
  *   DENSE   one GEMV/GEMM over all rows, coefficients zero where inactive
  *           (so SPARSE == DENSE but for the order of the sums);
  *   AUTO    whichever the cost model (forward/cost.c) says is cheaper for
@@ -61,6 +64,8 @@ typedef struct mlp_call {
   const float *decider_bias;
   float base;           /* the threshold before top_k */
   size_t n_union;       /* a batch's union (n > 1) */
+  size_t n_each;        /* a batch's sets' sizes, summed over its tokens (n > 1) */
+  lzn_sparse_form form; /* a sparse batch: the union once, or each token's own rows */
   size_t n_selected;    /* one token's set (n == 1), in active_idx */
 } mlp_call;
 
@@ -87,11 +92,14 @@ static mlp_call plan(lzn_context *ctx, int layer, int n) {
   return c;
 }
 
-/* AUTO's one decision for the call. */
-static void choose(mlp_call *c, size_t down_rows, size_t up_rows) {
+/* AUTO's one decision for the call; each (NULL: not known yet) is the
+ * work of each token's own rows, which a sparse batch may do instead of
+ * the union's. */
+static void choose(mlp_call *c, size_t down_rows, size_t up_rows, const lzn_sparse_work *each) {
   if (c->mode != LZN_MLP_AUTO) return;
   const lzn_sparse_work work = {.down_rows = down_rows, .up_rows = up_rows};
-  c->mode = lzn_cost_prefers_sparse(&c->ctx->cost, c->ctx->params.auto_crossover, &work, c->n, c->f, c->gated)
+  c->mode = lzn_cost_prefers_sparse(&c->ctx->cost, c->ctx->params.auto_crossover, &work, each, c->n, c->f,
+                                    c->gated)
                 ? LZN_MLP_SPARSE
                 : LZN_MLP_DENSE;
 }
@@ -111,7 +119,7 @@ static lzn_status decide(mlp_call *c, const float *x, const float *x_resid) {
   if (s != LZN_OK) return s;
   /* The decider's rows of the sets, then (gated) up rows of at most as
    * many, and down rows of at most as many. */
-  choose(c, total, c->gated ? 2 * total : total);
+  choose(c, total, c->gated ? 2 * total : total, NULL);
   if (c->mode == LZN_MLP_SPARSE) {
     for (int t = 0; s == LZN_OK && t < c->n; t++) {
       float *row = rows + (size_t)t * f;
@@ -147,10 +155,11 @@ static void select_rows(mlp_call *c) {
   const lzn_context_params *p = &c->ctx->params;
   if (c->rule->transform) c->rule->transform(b->decider, (size_t)c->n * (size_t)c->f);
   if (c->n > 1) memset(b->union_mask, 0, (size_t)c->f);
+  c->n_each = 0;
   for (int t = 0; t < c->n; t++) {
     const float *v = selection_values(c, t);
     b->thresholds[t] = lzn_select_threshold(v, c->f, c->base, p->top_k, b->top_k_scratch);
-    if (c->n > 1) lzn_select_mark(v, c->f, b->thresholds[t], b->union_mask);
+    if (c->n > 1) c->n_each += lzn_select_mark(v, c->f, b->thresholds[t], b->union_mask);
     else if (c->mode != LZN_MLP_DENSE)
       c->n_selected = c->ctx->exec.kernels->relu_compact.fn(v, (size_t)c->f, b->thresholds[0], b->active_idx,
                                                            b->active_val);
@@ -159,7 +168,12 @@ static void select_rows(mlp_call *c) {
   /* The up rows read are the decider's set (dReLU then drops some down
    * rows: the estimate errs towards sparse by those). */
   const size_t rows = c->n > 1 ? c->n_union : c->n_selected;
-  choose(c, rows, c->gated ? rows : 0);
+  const lzn_sparse_work uni = {.down_rows = rows, .up_rows = c->gated ? rows : 0};
+  const lzn_sparse_work each = {.down_rows = c->n_each, .up_rows = c->gated ? c->n_each : 0};
+  choose(c, uni.down_rows, uni.up_rows, c->n > 1 ? &each : NULL);
+  c->form = c->n > 1 && c->mode == LZN_MLP_SPARSE ? lzn_cost_sparse_form(&c->ctx->cost, &uni, &each, c->n)
+                                                  : LZN_SPARSE_UNION;
+  if (c->ctx->sparse_form >= 0) c->form = (lzn_sparse_form)c->ctx->sparse_form;
 }
 
 /* Whether neuron i of token t is active: its selection value above the
@@ -178,34 +192,67 @@ static void bias_rows(float *out, const float *bias, int n, int d) {
 
 /* ---------------------------------------------------------- up and down */
 
-/* One token, sparse: the selected rows of W_up (gated), its coefficients,
- * then the active rows of W_down^T. */
-static lzn_status token_sparse(mlp_call *c, const float *x, float *out, lzn_mlp_record *r) {
+/* Token t's rows, as one token reads them: its n_selected rows in
+ * active_idx (their selection values in active_val), the selected rows of
+ * W_up (gated), its coefficients, then its active rows of W_down^T into
+ * out (its row). *n_active: the rows of W_down^T read. */
+static lzn_status token_rows(mlp_call *c, int t, size_t n_selected, const float *x, float *out, size_t *n_active) {
   lzn_mlp_buffers *b = c->b;
   int32_t *idx = b->active_idx;
   float *h = b->active_val;
-  const float *g = b->decider;
-  size_t n_active = c->n_selected;
+  const float *g = b->decider + (size_t)t * c->f;
+  size_t n = n_selected;
   if (c->gated) {
     float *u = b->up; /* compact: u[k] for row idx[k] */
-    const lzn_status s = lzn_linear_rows(&c->ctx->exec, u, x, &c->weights->up, idx, c->n_selected);
+    const lzn_status s = lzn_linear_rows(&c->ctx->exec, u, x, &c->weights->up, idx, n_selected);
     if (s != LZN_OK) return s;
-    n_active = 0;
-    for (size_t k = 0; k < c->n_selected; k++) {
-      if (!is_active(c, 0, g[idx[k]], u[k])) continue;
-      idx[n_active] = idx[k], h[n_active] = g[idx[k]] * u[k];
-      n_active++;
+    n = 0;
+    for (size_t k = 0; k < n_selected; k++) {
+      if (!is_active(c, t, g[idx[k]], u[k])) continue;
+      idx[n] = idx[k], h[n] = g[idx[k]] * u[k];
+      n++;
     }
   }
   uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
-  for (size_t k = 0; k < n_active; k++) fired[idx[k]] = 1;
+  for (size_t k = 0; k < n; k++) fired[idx[k]] = 1;
   bias_rows(out, c->weights->down_b, 1, c->m->d_model);
-  lzn_sparse_down_run(c->ctx->exec.kernels, c->ctx->exec.pool, out, &c->weights->down_t, idx, h, n_active, LZN_DOWN_ROUND_Q8);
+  lzn_sparse_down_run(c->ctx->exec.kernels, c->ctx->exec.pool, out, &c->weights->down_t, idx, h, n, LZN_DOWN_ROUND_Q8);
+  *n_active = n;
+  return LZN_OK;
+}
+
+/* One token, sparse. */
+static lzn_status token_sparse(mlp_call *c, const float *x, float *out, lzn_mlp_record *r) {
+  size_t n_active;
+  const lzn_status s = token_rows(c, 0, c->n_selected, x, out, &n_active);
   const size_t up_rows = c->gated ? c->n_selected : 0;
   *r = (lzn_mlp_record){.n_tokens = 1, .sparse = 1, .active = n_active, .rows = c->n_selected,
                         .up_rows = up_rows, .down_rows = n_active, .up_products = up_rows,
                         .down_products = n_active};
-  return LZN_OK;
+  return s;
+}
+
+/* n tokens, sparse, each over its own rows: its set (relu_compact against
+ * its threshold), then as one token. Rows shared by several tokens are read
+ * once per token (from cache, often), which is what the union saves; the
+ * cost model weighs that against the union's extra rows. */
+static lzn_status tokens_each(mlp_call *c, const float *x, float *out, lzn_mlp_record *r) {
+  lzn_mlp_buffers *b = c->b;
+  const size_t d = (size_t)c->m->d_model;
+  size_t selected_total = 0, active_total = 0;
+  lzn_status s = LZN_OK;
+  for (int t = 0; s == LZN_OK && t < c->n; t++) {
+    const size_t n_selected = c->ctx->exec.kernels->relu_compact.fn(selection_values(c, t), (size_t)c->f,
+                                                                     b->thresholds[t], b->active_idx, b->active_val);
+    size_t n_active;
+    s = token_rows(c, t, n_selected, x + (size_t)t * d, out + (size_t)t * d, &n_active);
+    selected_total += n_selected, active_total += n_active;
+  }
+  const size_t up_rows = c->gated ? selected_total : 0;
+  *r = (lzn_mlp_record){.n_tokens = c->n, .sparse = 1, .active = active_total, .rows = c->n_union,
+                        .up_rows = up_rows, .down_rows = active_total, .up_products = up_rows,
+                        .down_products = active_total};
+  return s;
 }
 
 /* n tokens over their union: its up rows for all tokens at once (gated),
@@ -284,7 +331,9 @@ lzn_status lzn_mlp_block(lzn_context *ctx, int layer, const float *x, const floa
   const double t1 = lzn_now_seconds();
   select_rows(&c);
   lzn_mlp_record r;
-  if (c.mode == LZN_MLP_SPARSE) s = n > 1 ? tokens_union(&c, x, out, &r) : token_sparse(&c, x, out, &r);
+  if (c.mode == LZN_MLP_SPARSE)
+    s = n == 1 ? token_sparse(&c, x, out, &r)
+               : c.form == LZN_SPARSE_EACH ? tokens_each(&c, x, out, &r) : tokens_union(&c, x, out, &r);
   else s = tokens_dense(&c, x, out, &r);
   if (s != LZN_OK) return s;
   r.seconds_decide = t1 - t0, r.seconds_rest = lzn_now_seconds() - t1;

@@ -35,8 +35,14 @@ float lzn_select_threshold(const float *v, int f, float base, int top_k, float *
   return m <= top_k ? base : kth_largest(scratch, m, top_k);
 }
 
-void lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask) {
-  for (int i = 0; i < f; i++) mask[i] |= (uint8_t)(v[i] > threshold);
+size_t lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask) {
+  size_t count = 0;
+  for (int i = 0; i < f; i++) {
+    const int active = v[i] > threshold;
+    mask[i] |= (uint8_t)active;
+    count += (size_t)active;
+  }
+  return count;
 }
 
 size_t lzn_select_collect(const uint8_t *mask, int f, int32_t *idx) {

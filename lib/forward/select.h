@@ -17,10 +17,11 @@
 float lzn_select_threshold(const float *v, int f, float base, int top_k, float *scratch);
 
 /* A batch's union, built token by token: mark sets mask[i] where v[i] >
- * threshold (NaN: inactive) for one token's values v[0..f); collect writes
- * the marked indices, ascending, to idx and returns how many. Clear mask
- * (f bytes) before the first mark. */
-void lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask);
+ * threshold (NaN: inactive) for one token's values v[0..f) and returns how
+ * many of them are (the token's own set); collect writes the marked
+ * indices, ascending, to idx and returns how many. Clear mask (f bytes)
+ * before the first mark. */
+size_t lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask);
 size_t lzn_select_collect(const uint8_t *mask, int f, int32_t *idx);
 
 #endif /* LZN_FORWARD_SELECT_H */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "core/errors.h"
+#include "linalg/xsmm.h"
 
 lzn_status lzn_exec_scratch(lzn_exec *ex, lzn_scratch_kind kind, size_t n_bytes, void **out) {
   if (n_bytes <= ex->scratch_bytes[kind]) {
@@ -23,6 +24,8 @@ lzn_status lzn_exec_scratch(lzn_exec *ex, lzn_scratch_kind kind, size_t n_bytes,
 
 void lzn_exec_free(lzn_exec *ex) {
   lzn_dense_free(ex->dense);
+  lzn_xsmm_free(ex->xsmm);
+  ex->xsmm = NULL;
   lzn_pool_free(ex->pool);
   ex->pool = NULL;
   for (int i = 0; i < LZN_SCRATCH_COUNT; i++) free(ex->scratch[i]);

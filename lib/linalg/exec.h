@@ -17,17 +17,31 @@
 
 /* Scratch buffers an exec keeps between calls, grown on demand. */
 typedef enum lzn_scratch_kind {
-  LZN_SCRATCH_X_DOT = 0,   /* x converted to the format a type's dot kernels take (lzn_wtype_dot_type) */
-  LZN_SCRATCH_TILE = 1,    /* a tile of weights widened to fp32 for oneDNN */
-  LZN_SCRATCH_PART = 2,    /* a tile's partial output */
-  LZN_SCRATCH_COLUMNS = 3, /* fp32 columns of x (or of coefficients) matching a tile's rows */
-  LZN_SCRATCH_ALL_ROWS = 4, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
-  LZN_SCRATCH_COUNT = 5
+  LZN_SCRATCH_X_DOT = 0,    /* x converted to the format a type's dot kernels take (lzn_wtype_dot_type) */
+  LZN_SCRATCH_ALL_ROWS = 1, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
+  LZN_SCRATCH_XSMM = 2,     /* libxsmm's operands: x transposed, output blocks, row addresses */
+  LZN_SCRATCH_COUNT = 3
 } lzn_scratch_kind;
+
+/* Who multiplies a batch of F32 weights (the other types always go through
+ * the table's gemm kernels): AUTO picks by shape (linalg/linear.c says
+ * how); the others force one, for lzn-bench and tests. */
+typedef enum lzn_backend {
+  LZN_BACKEND_AUTO = 0,
+  LZN_BACKEND_OWN = 1,    /* the kernel table's gemm / axpy_gemm */
+  LZN_BACKEND_ONEDNN = 2, /* oneDNN's matmul (dense products only) */
+  LZN_BACKEND_XSMM = 3,   /* libxsmm's JIT kernels (linalg/xsmm.h) */
+  LZN_BACKEND_COUNT = 4
+} lzn_backend;
+
+struct lzn_xsmm;
 
 typedef struct lzn_exec {
   const lzn_kernel_table *kernels;
   lzn_dense *dense;
+  struct lzn_xsmm *xsmm; /* NULL: libxsmm not used (LZN_ISA=scalar) */
+  lzn_backend backend;   /* AUTO, or forced */
+  unsigned used;         /* bit (1 << lzn_backend) for each backend a batched product ran on since cleared */
   lzn_pool *pool;  /* the threads of our own kernels' loops (oneDNN has its own) */
   int n_threads;
   void *scratch[LZN_SCRATCH_COUNT];

@@ -5,15 +5,20 @@
  * type's gemv kernel reads rows at ~30-35 GB/s on one Zen 4 core (AVX-512,
  * fp32) against ~20 GB/s for oneDNN's GEMV, so decode uses it, with output
  * rows split among threads. Batches (prefill) are compute-bound GEMMs:
- * oneDNN, on W itself for F32, else on tiles of W widened to fp32 (the
- * widening costs one pass over the tile for m tokens' worth of FMAs).
+ * oneDNN's sgemm on W itself for F32; every other type through the table's
+ * gemm kernels on W in place (linalg/gemm.c: int8 block products for
+ * Q8_0/Q4_0, weights widened in registers for F16/BF16). Widening tiles of
+ * W to fp32 for oneDNN instead cost a single-threaded pass over W per call
+ * and made a Q4_0 prompt 0.5x as fast as an F32 one (issue 20).
  */
 #include "linalg/linear.h"
 
 #include <string.h>
 
 #include "core/errors.h"
+#include "linalg/gemm.h"
 #include "linalg/sparse_down.h"
+#include "linalg/xsmm.h"
 
 /* Rows per item below which one thread is faster than waking others, and
  * items per thread: several, so a thread the OS takes away holds back a
@@ -73,10 +78,6 @@ static void run_rows(lzn_exec *ex, rows_job *job) {
   }
   lzn_pool_run(ex->pool, items, threads, rows_item, job);
 }
-
-/* Bytes of fp32 weights per tile of a batched product on a type other than
- * F32: large enough for oneDNN to run at speed, small enough to stay in L2/L3. */
-#define LZN_TILE_BYTES ((size_t)2 << 20)
 
 /* x in the format the type's dot kernels take (lzn_wtype_dot_type): x
  * itself for F32, else converted into dst. */
@@ -142,70 +143,43 @@ lzn_status lzn_linear_group(lzn_exec *ex, const float *x, const lzn_linear_out *
   return LZN_OK;
 }
 
-/* Rows of a tile of w widened to fp32. */
-static int64_t tile_rows(const lzn_matrix *w) {
-  int64_t rows = (int64_t)(LZN_TILE_BYTES / ((size_t)w->cols * sizeof(float)));
-  if (rows < 16) rows = 16;
-  return rows < w->rows ? rows : w->rows;
-}
-
-/* Rows [r0, r0 + n) of w as fp32 [n][cols] into tile. */
-static void widen_rows(const lzn_exec *ex, const lzn_matrix *w, int64_t r0, int64_t n, float *tile) {
-  const lzn_to_f32_fn to_f32 = ex->kernels->type[w->type].to_f32.fn;
-  for (int64_t r = 0; r < n; r++)
-    to_f32(tile + (size_t)r * (size_t)w->cols, lzn_matrix_row(w, r0 + r), (size_t)w->cols);
-}
-
-/* y = x W^T + bias for a W that is not F32: oneDNN on fp32 tiles of rows of
- * W, each tile's [m][rows] output copied into its columns of y. */
-static lzn_status linear_tiled(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
-                               const float *bias, int64_t m) {
-  const int64_t per_tile = tile_rows(w), n = w->rows, k = w->cols;
-  void *tile, *part;
-  lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_TILE, (size_t)(per_tile * k) * sizeof(float), &tile);
-  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_PART, (size_t)(m * per_tile) * sizeof(float), &part);
-  for (int64_t r0 = 0; s == LZN_OK && r0 < n; r0 += per_tile) {
-    const int64_t rows = n - r0 < per_tile ? n - r0 : per_tile;
-    widen_rows(ex, w, r0, rows, tile);
-    s = lzn_dense_linear(ex->dense, part, x, tile, bias ? bias + r0 : NULL, m, rows, k, ex->n_threads);
-    for (int64_t t = 0; s == LZN_OK && t < m; t++)
-      memcpy(y + (size_t)(t * n + r0), (float *)part + (size_t)(t * rows), (size_t)rows * sizeof(float));
+/* y[t] = bias, or 0, for m rows of n. */
+static void bias_rows(float *y, const float *bias, int64_t m, int64_t n) {
+  for (int64_t t = 0; t < m; t++) {
+    float *row = y + (size_t)(t * n);
+    if (bias) memcpy(row, bias, (size_t)n * sizeof(float));
+    else memset(row, 0, (size_t)n * sizeof(float));
   }
+}
+
+/* y = x W^T + bias for a W that is not F32: the type's gemm kernel on W in
+ * place (linalg/gemm.c), then the bias. */
+static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, const float *bias,
+                              int64_t m) {
+  const lzn_status s = lzn_gemm_rows(ex, y, (size_t)w->rows, x, w, NULL, (size_t)w->rows, m);
+  if (s == LZN_OK && bias)
+    for (int64_t t = 0; t < m; t++)
+      for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
   return s;
 }
 
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
   if (m == 1) return gemv(ex, y, x, w, bias);
-  if (w->type == LZN_WEIGHTS_F32)
+  const lzn_backend b = lzn_backend_for(ex, w->type, LZN_PRODUCT_LINEAR, m);
+  if (b == LZN_BACKEND_XSMM && lzn_xsmm_linear(ex, y, x, w, m)) {
+    ex->used |= 1u << LZN_BACKEND_XSMM;
+    if (bias)
+      for (int64_t t = 0; t < m; t++)
+        for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
+    return LZN_OK;
+  }
+  if (b == LZN_BACKEND_ONEDNN) {
+    ex->used |= 1u << LZN_BACKEND_ONEDNN;
     return lzn_dense_linear(ex->dense, y, x, w->data, bias, m, w->rows, w->cols, ex->n_threads);
-  return linear_tiled(ex, y, x, w, bias, m);
-}
-
-/* y = x W + bias for W [K][N] not F32: over tiles of K rows of W, each
- * adding x[:, k0:k1] (copied contiguous) times the widened tile. */
-static lzn_status linear_kn_tiled(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
-                                  const float *bias, int64_t m) {
-  const int64_t per_tile = tile_rows(w), kk = w->rows, n = w->cols;
-  void *tile, *part, *x_cols;
-  lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_TILE, (size_t)(per_tile * n) * sizeof(float), &tile);
-  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_PART, (size_t)(m * n) * sizeof(float), &part);
-  if (s == LZN_OK) s = lzn_exec_scratch(ex, LZN_SCRATCH_COLUMNS, (size_t)(m * per_tile) * sizeof(float), &x_cols);
-  for (int64_t t = 0; s == LZN_OK && t < m; t++) {
-    float *row = y + (size_t)(t * n);
-    if (bias) memcpy(row, bias, (size_t)n * sizeof(float));
-    else memset(row, 0, (size_t)n * sizeof(float));
   }
-  for (int64_t k0 = 0; s == LZN_OK && k0 < kk; k0 += per_tile) {
-    const int64_t rows = kk - k0 < per_tile ? kk - k0 : per_tile;
-    widen_rows(ex, w, k0, rows, tile);
-    for (int64_t t = 0; t < m; t++)
-      memcpy((float *)x_cols + (size_t)(t * rows), x + (size_t)(t * kk + k0), (size_t)rows * sizeof(float));
-    s = lzn_dense_linear_kn(ex->dense, part, x_cols, tile, NULL, m, n, rows, ex->n_threads);
-    const float *p = part;
-    for (size_t i = 0; s == LZN_OK && i < (size_t)(m * n); i++) y[i] += p[i];
-  }
-  return s;
+  ex->used |= 1u << LZN_BACKEND_OWN; /* also libxsmm's fallback */
+  return linear_gemm(ex, y, x, w, bias, m);
 }
 
 /* 0, 1, ..., n - 1, kept in the exec's scratch: filled over its whole
@@ -230,15 +204,26 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     const int32_t *rows;
     const lzn_status s = all_rows(ex, w_kn->rows, &rows);
     if (s != LZN_OK) return s;
-    if (bias) memcpy(y, bias, (size_t)n * sizeof(float));
-    else memset(y, 0, (size_t)n * sizeof(float));
+    bias_rows(y, bias, 1, n);
     lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows, LZN_DOWN_ROUND_Q8);
     return LZN_OK;
   }
-  if (w_kn->type == LZN_WEIGHTS_F32)
+  const lzn_backend b = lzn_backend_for(ex, w_kn->type, LZN_PRODUCT_KN, m);
+  if (b == LZN_BACKEND_ONEDNN) {
+    ex->used |= 1u << LZN_BACKEND_ONEDNN;
     return lzn_dense_linear_kn(ex->dense, y, x, w_kn->data, bias, m, w_kn->cols, w_kn->rows,
                                ex->n_threads);
-  return linear_kn_tiled(ex, y, x, w_kn, bias, m);
+  }
+  /* Every row of W [K][N] against the tokens' K coefficients. */
+  bias_rows(y, bias, m, w_kn->cols);
+  const size_t n = (size_t)w_kn->cols, k = (size_t)w_kn->rows;
+  if (b == LZN_BACKEND_XSMM && lzn_xsmm_union_axpy(ex, y, n, w_kn, NULL, k, x, k, m)) {
+    ex->used |= 1u << LZN_BACKEND_XSMM;
+    return LZN_OK;
+  }
+  ex->used |= 1u << LZN_BACKEND_OWN;
+  lzn_gemm_axpy(ex, y, n, w_kn, NULL, k, x, k, m);
+  return LZN_OK;
 }
 
 lzn_status lzn_linear_rows(lzn_exec *ex, float *out, const float *x_f32, const lzn_matrix *w,

@@ -10,7 +10,8 @@
 /* y [m][w->rows] = x [m][w->cols] * W^T + bias (bias may be NULL), W as
  * nn.Linear stores it. One token goes through the type's gemv kernel (x
  * converted first where the type's dot kernels want Q8_0 blocks); a batch
- * through oneDNN, directly for F32, else on tiles of W widened to fp32.
+ * through the type's gemm kernel on W in place (linalg/gemm.c), or for F32
+ * whichever backend lzn_backend_for picks (oneDNN above 8 tokens).
  * Statuses: OK, NOMEM, BACKEND. */
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m);
@@ -31,8 +32,8 @@ lzn_status lzn_linear_group(lzn_exec *ex, const float *x, const lzn_linear_out *
 
 /* y [m][w_kn->cols] = x [m][w_kn->rows] * W + bias for W stored [K][N]
  * (the MLP's down_t), the same product without a second copy of W_down.
- * One token: axpy_rows over every row, a batch: oneDNN (tiles for the
- * types other than F32). Statuses: as above. */
+ * One token: axpy_rows over every row, a batch: axpy_gemm over every row
+ * (or for F32 the backend lzn_backend_for picks). Statuses: as above. */
 lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn,
                          const float *bias, int64_t m);
 

@@ -1,0 +1,123 @@
+/*
+ * gemm.c: the gemm slots on the pool's threads (linalg/gemm.h).
+ *
+ * Rows: items of whole register tiles of rows, each over every token, so a
+ * thread reads its rows once per call and the tokens (a few hundred KiB of
+ * Q8_0, or fp32) stay in its L2. Columns (axpy): slices of whole 64-column
+ * pieces, each over every row of the index list.
+ */
+#include "linalg/gemm.h"
+
+#include "core/errors.h"
+#include "core/wtype.h"
+
+/* Rows per item: enough that an item amortizes its tokens' loads, few
+ * enough that two threads get several items each on a d_model of 4096. */
+#define GEMM_ROWS_PER_ITEM 32
+/* Columns per axpy item: a multiple of every block size and of 64. */
+#define GEMM_COLS_PER_ITEM 128
+
+typedef struct rows_job {
+  lzn_gemm_fn gemm;
+  float *out;
+  size_t out_stride;
+  const lzn_matrix *w;
+  const int32_t *idx;
+  size_t n_rows;
+  const void *x;
+  size_t x_stride, m;
+} rows_job;
+
+static void rows_item(void *arg, int item, int thread) {
+  (void)thread;
+  const rows_job *j = arg;
+  const size_t i0 = (size_t)item * GEMM_ROWS_PER_ITEM;
+  const size_t n = j->n_rows - i0 < GEMM_ROWS_PER_ITEM ? j->n_rows - i0 : GEMM_ROWS_PER_ITEM;
+  const void *w = j->idx ? j->w->data : lzn_matrix_row(j->w, (int64_t)i0);
+  j->gemm(j->out + i0, j->out_stride, w, j->w->row_bytes, (size_t)j->w->cols, j->idx ? j->idx + i0 : NULL, n, j->x,
+          j->x_stride, j->m);
+}
+
+lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
+                         const int32_t *idx, size_t n_rows, int64_t m) {
+  if (n_rows == 0 || m <= 0) return LZN_OK;
+  const size_t k = (size_t)w->cols;
+  const lzn_weight_type x_type = lzn_wtype_dot_type(w->type);
+  const void *xq = x;
+  size_t x_stride = k * sizeof(float);
+  if (x_type != LZN_WEIGHTS_F32) { /* each token quantized once, for every row */
+    x_stride = (lzn_wtype_row_bytes(x_type, k) + 63) & ~(size_t)63;
+    void *dst;
+    const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, x_stride * (size_t)m, &dst);
+    if (s != LZN_OK) return s;
+    for (int64_t t = 0; t < m; t++)
+      ex->kernels->type[x_type].from_f32.fn((char *)dst + (size_t)t * x_stride, x + (size_t)t * k, k);
+    xq = dst;
+  }
+  rows_job job = {ex->kernels->gemm[w->type].gemm.fn, out, out_stride, w, idx, n_rows, xq, x_stride, (size_t)m};
+  const int items = (int)((n_rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM);
+  lzn_pool_run(ex->pool, items, ex->n_threads, rows_item, &job);
+  return LZN_OK;
+}
+
+typedef struct cols_job {
+  lzn_axpy_gemm_fn axpy;
+  float *y;
+  size_t y_stride;
+  const lzn_matrix *w;
+  const int32_t *idx;
+  size_t n;
+  const float *coef;
+  size_t coef_stride, m;
+} cols_job;
+
+static void cols_item(void *arg, int item, int thread) {
+  (void)thread;
+  const cols_job *j = arg;
+  const size_t j0 = (size_t)item * GEMM_COLS_PER_ITEM, cols = (size_t)j->w->cols;
+  const size_t d = cols - j0 < GEMM_COLS_PER_ITEM ? cols - j0 : GEMM_COLS_PER_ITEM;
+  const void *w = (const char *)j->w->data + lzn_wtype_row_bytes(j->w->type, j0);
+  j->axpy(j->y + j0, j->y_stride, d, w, j->w->row_bytes, j->idx, j->coef, j->coef_stride, j->n, j->m);
+}
+
+void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx, size_t n,
+                   const float *coef, size_t coef_stride, int64_t m) {
+  if (n == 0 || m <= 0) return;
+  cols_job job = {ex->kernels->gemm[w->type].axpy_gemm.fn, y, y_stride, w, idx, n, coef, coef_stride, (size_t)m};
+  const int items = (int)(((size_t)w->cols + GEMM_COLS_PER_ITEM - 1) / GEMM_COLS_PER_ITEM);
+  lzn_pool_run(ex->pool, items, ex->n_threads, cols_item, &job);
+}
+
+/* Whether a backend can run a product at all: oneDNN only dense ones (a
+ * union would need its rows copied out first, and a primitive for every
+ * union size); libxsmm not the gathered rows of a union's dot (its GEMMs
+ * gather along K only, by address) and not without its cache. */
+static int can_run(const lzn_exec *ex, lzn_backend b, lzn_product product) {
+  switch (b) {
+  case LZN_BACKEND_OWN: return 1;
+  case LZN_BACKEND_ONEDNN: return product == LZN_PRODUCT_LINEAR || product == LZN_PRODUCT_KN;
+  case LZN_BACKEND_XSMM: return ex->xsmm != NULL && product != LZN_PRODUCT_UNION_DOT;
+  case LZN_BACKEND_AUTO:
+  case LZN_BACKEND_COUNT: break;
+  }
+  return 0;
+}
+
+/* Tokens above which oneDNN's sgemm beats the own F32 kernels on a whole
+ * matrix. Measured with `lzn-bench gemm --type f32` (11008 x 4096, one
+ * Zen 5 core, bench/RESULTS.md, issue 20): up to 8 tokens a dense product
+ * is still bound by reading W, which the own kernels do at stream speed
+ * while oneDNN's small-M GEMM runs at half of it (N = 2: 6.9 ms against
+ * 12.3); at 16 oneDNN is ahead (17.2 against 19.1 ms). libxsmm lost every
+ * F32 shape there (N = 2 linear 28 ms, union axpy 1.5-3x the own kernel's
+ * time: K = 1 batch-reduce steps cannot keep a 64 x N block of C in
+ * registers), so AUTO never picks it; it stays a forced backend that
+ * lzn-bench gemm measures on each machine. */
+#define ONEDNN_MIN_TOKENS 9
+
+lzn_backend lzn_backend_for(const lzn_exec *ex, lzn_weight_type type, lzn_product product, int64_t m) {
+  if (type != LZN_WEIGHTS_F32) return LZN_BACKEND_OWN;
+  if (ex->backend != LZN_BACKEND_AUTO && can_run(ex, ex->backend, product)) return ex->backend;
+  if (can_run(ex, LZN_BACKEND_ONEDNN, product) && m >= ONEDNN_MIN_TOKENS) return LZN_BACKEND_ONEDNN;
+  return LZN_BACKEND_OWN;
+}

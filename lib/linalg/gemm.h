@@ -1,0 +1,41 @@
+/*
+ * gemm.h: many tokens through the kernel table's gemm slots
+ * (kernels/gemm.h), split among the pool's threads. Private.
+ *
+ * The products of prefill and of batched decode on weights of any type,
+ * read in place: no tile of weights is widened into a buffer. linear.c
+ * runs whole matrices through it, union.c a batch's union of rows.
+ */
+#ifndef LZN_LINALG_GEMM_H
+#define LZN_LINALG_GEMM_H
+
+#include "core/matrix.h"
+#include "linalg/exec.h"
+
+/* out[t * out_stride + i] = W[row(i)] . x_t for i < n_rows, t < m, with
+ * row(i) = idx ? idx[i] : i and x_t = x + t * w->cols (fp32; converted
+ * here to the type's dot format, Q8_0 per token for Q8_0/Q4_0). Threads
+ * split the rows. Statuses: OK, NOMEM. */
+lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
+                         const int32_t *idx, size_t n_rows, int64_t m);
+
+/* y[t * y_stride + j] += sum_{i < n} coef[t * coef_stride + i] * W[row(i)][j]
+ * for j < w->cols, t < m (W stored [K][N]: the MLP's down_t). Threads split
+ * the columns. */
+void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx, size_t n,
+                   const float *coef, size_t coef_stride, int64_t m);
+
+/* The products of a batch, for the choice of who runs them. */
+typedef enum lzn_product {
+  LZN_PRODUCT_LINEAR = 0, /* y = x W^T, W [n][k] (nn.Linear) */
+  LZN_PRODUCT_KN = 1,     /* y = x W, W [k][n] (down_t, all rows) */
+  LZN_PRODUCT_UNION_DOT = 2,  /* gathered rows of W [n][k] */
+  LZN_PRODUCT_UNION_AXPY = 3  /* gathered rows of W_t [k][n] */
+} lzn_product;
+
+/* Who runs a product of m tokens on weights of a type: the exec's forced
+ * backend where it can run the product, else the measured choice
+ * (gemm.c). Types other than F32 always get LZN_BACKEND_OWN. */
+lzn_backend lzn_backend_for(const lzn_exec *ex, lzn_weight_type type, lzn_product product, int64_t m);
+
+#endif /* LZN_LINALG_GEMM_H */

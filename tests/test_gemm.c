@@ -1,0 +1,280 @@
+/*
+ * test_gemm.c: the kernels of many tokens (kernels/gemm.h), gemm and
+ * axpy_gemm of every weight type, under the ISA that LZN_ISA selects,
+ * against the scalar reference (kernels/ref/gemm.c) and the reference
+ * against dot_rows / axpy_rows of one token (kernels/ref/<type>.c).
+ *
+ * Odd sizes everywhere: rows 1, 3, 7, 17 and more (partial register tiles),
+ * tokens 1..9, 17, 33, row lengths within one block or vector and beyond;
+ * row sets of every density (0, the first row, the last, 3 %, 50 %, all,
+ * shuffled with repeats). Weights, x and out end at a guard page, so no
+ * kernel reads or writes past them.
+ *
+ * The bound: the SIMD kernels add the same products in another order, so
+ * |out - ref| <= (terms + 8) * eps * sum |w_j x_j| (terms: blocks for Q8_0
+ * and Q4_0, whose block sums are exact integers; elements otherwise). A
+ * wrong row, token, scale or tail is off by a sizeable part of sum |w x|.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/wtype.h"
+#include "kernel_testutil.h"
+
+static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,
+                                        LZN_WEIGHTS_Q4_0};
+#define N_TYPES (sizeof types / sizeof types[0])
+static const size_t dims[] = {1, 7, 16, 31, 32, 33, 100, 257};
+#define N_DIMS (sizeof dims / sizeof dims[0])
+static const size_t tokens[] = {1, 2, 3, 4, 5, 7, 9, 17, 33};
+#define N_TOKENS (sizeof tokens / sizeof tokens[0])
+static const size_t matrix_rows[] = {1, 3, 7, 17, 67};
+#define N_MATRIX_ROWS (sizeof matrix_rows / sizeof matrix_rows[0])
+
+/* A matrix of f rows of d weights of a type (random, from fp32 through the
+ * reference's from_f32), its last row against a guard page; and the same
+ * values widened, for the bound. */
+typedef struct {
+  guarded mem;
+  size_t row_bytes;
+  float *wide; /* [f][d] */
+} matrix;
+
+static matrix make_matrix(test_rng *r, lzn_weight_type type, size_t f, size_t d) {
+  const lzn_kernel_table *ref = reference_kernels();
+  matrix m = {.row_bytes = lzn_wtype_row_bytes(type, d)};
+  m.mem = guarded_alloc(f * m.row_bytes);
+  m.wide = malloc(f * d * sizeof(float));
+  float *v = malloc(d * sizeof(float));
+  ck_assert_ptr_nonnull(m.wide);
+  ck_assert_ptr_nonnull(v);
+  for (size_t i = 0; i < f; i++) {
+    fill_random(r, v, d);
+    char *row = (char *)m.mem.data + i * m.row_bytes;
+    ref->type[type].from_f32.fn(row, v, d);
+    ref->type[type].to_f32.fn(m.wide + i * d, row, d);
+  }
+  free(v);
+  return m;
+}
+
+static void free_matrix(matrix *m) {
+  guarded_free(&m->mem);
+  free(m->wide);
+}
+
+/* m tokens of d values in the type's dot format, x_stride bytes apart (the
+ * last against a guard page), and their fp32 values as the kernels see them. */
+typedef struct {
+  guarded mem;
+  size_t stride;
+  float *wide; /* [m][d] */
+} tokens_x;
+
+static tokens_x make_x(test_rng *r, lzn_weight_type type, size_t m, size_t d) {
+  const lzn_kernel_table *ref = reference_kernels();
+  const lzn_weight_type x_type = lzn_wtype_dot_type(type);
+  tokens_x x = {.stride = lzn_wtype_row_bytes(x_type, d)};
+  x.mem = guarded_alloc(m * x.stride);
+  x.wide = malloc(m * d * sizeof(float));
+  ck_assert_ptr_nonnull(x.wide);
+  for (size_t t = 0; t < m; t++) {
+    float *v = x.wide + t * d;
+    fill_random(r, v, d);
+    char *dst = (char *)x.mem.data + t * x.stride;
+    if (x_type == LZN_WEIGHTS_F32) memcpy(dst, v, d * sizeof(float));
+    else {
+      ref->type[x_type].from_f32.fn(dst, v, d);
+      ref->type[x_type].to_f32.fn(v, dst, d);
+    }
+  }
+  return x;
+}
+
+static double dot_bound(lzn_weight_type type, const float *w, const float *x, size_t d) {
+  double sum_abs = 0.0;
+  for (size_t j = 0; j < d; j++) sum_abs += fabs((double)w[j] * (double)x[j]);
+  const double terms = lzn_wtype_is_block(type) ? (double)((d + LZN_QK - 1) / LZN_QK) : (double)d;
+  return (terms + 8.0) * FLT_EPSILON * sum_abs + 1e-30;
+}
+
+static void check_gemm(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, size_t f, size_t d, size_t m,
+                       rows_pattern pattern, int indexed) {
+  int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
+  ck_assert_ptr_nonnull(idx);
+  const size_t n = indexed ? make_rows(r, pattern, f, idx) : f;
+  matrix w = make_matrix(r, type, f, d);
+  tokens_x x = make_x(r, type, m, d);
+  const size_t out_stride = n + 3; /* out rows are wider than the call: the kernel writes only its n */
+  guarded out_mem = guarded_alloc(m * out_stride * sizeof(float) + sizeof(float));
+  float *out = out_mem.data, *ref = malloc((m * out_stride + 1) * sizeof(float));
+  ck_assert_ptr_nonnull(ref);
+  for (size_t i = 0; i < m * out_stride + 1; i++) out[i] = ref[i] = -7.0f;
+  const int32_t *rows = indexed ? idx : NULL;
+  reference_kernels()->gemm[type].gemm.fn(ref, out_stride, w.mem.data, w.row_bytes, d, rows, n, x.mem.data,
+                                          x.stride, m);
+  k->gemm[type].gemm.fn(out, out_stride, w.mem.data, w.row_bytes, d, rows, n, x.mem.data, x.stride, m);
+  for (size_t t = 0; t < m; t++) {
+    for (size_t i = 0; i < n; i++) {
+      const size_t row = rows ? (size_t)rows[i] : i;
+      const double bound = dot_bound(type, w.wide + row * d, x.wide + t * d, d);
+      const double got = out[t * out_stride + i], want = ref[t * out_stride + i];
+      if (!(fabs(got - want) <= bound))
+        ck_abort_msg("%s gemm f=%zu d=%zu m=%zu n=%zu %s: out[%zu][%zu] = %.9g, reference %.9g (bound %.3g)",
+                     lzn_wtype_name(type), f, d, m, n, indexed ? pattern_names[pattern] : "consecutive", t, i, got,
+                     want, bound);
+    }
+    for (size_t i = n; i < out_stride && t * out_stride + i < m * out_stride; i++)
+      ck_assert_msg(out[t * out_stride + i] == -7.0f, "%s gemm wrote past its rows", lzn_wtype_name(type));
+  }
+  /* The reference is dot_rows, token by token. */
+  float *one = malloc((n + 1) * sizeof(float));
+  ck_assert_ptr_nonnull(one);
+  for (size_t t = 0; t < m; t++) {
+    if (rows) reference_kernels()->type[type].dot_rows.fn(one, w.mem.data, w.row_bytes, d, rows, n,
+                                                         (const char *)x.mem.data + t * x.stride);
+    else reference_kernels()->type[type].gemv.fn(one, w.mem.data, w.row_bytes, d, n,
+                                                 (const char *)x.mem.data + t * x.stride);
+    for (size_t i = 0; i < n; i++) {
+      const size_t row = rows ? (size_t)rows[i] : i;
+      ck_assert_msg(fabs((double)one[i] - (double)ref[t * out_stride + i]) <=
+                        dot_bound(type, w.wide + row * d, x.wide + t * d, d),
+                    "%s reference gemm differs from dot_rows at [%zu][%zu]", lzn_wtype_name(type), t, i);
+    }
+  }
+  free(one);
+  free(idx);
+  free(ref);
+  free(x.wide);
+  guarded_free(&x.mem);
+  guarded_free(&out_mem);
+  free_matrix(&w);
+}
+
+static void gemm_type(lzn_weight_type type, uint64_t seed) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {seed};
+  for (size_t di = 0; di < N_DIMS; di++)
+    for (size_t ti = 0; ti < N_TOKENS; ti++)
+      for (size_t fi = 0; fi < N_MATRIX_ROWS; fi++) check_gemm(k, &r, type, matrix_rows[fi], dims[di], tokens[ti], 0, 0);
+  /* Rows longer than a packed chunk (32 blocks) and more tokens than one
+   * pass of the packed kernel (64). */
+  check_gemm(k, &r, type, 17, 1100, 9, 0, 0);
+  check_gemm(k, &r, type, 31, 1100, 70, 0, 0);
+  /* Gathered rows of every density, on a few shapes. */
+  static const size_t gather_m[] = {1, 5, 17};
+  for (size_t di = 0; di < N_DIMS; di += 3)
+    for (size_t mi = 0; mi < 3; mi++)
+      for (int p = 0; p < ROWS_N_PATTERNS; p++) check_gemm(k, &r, type, 131, dims[di], gather_m[mi], (rows_pattern)p, 1);
+}
+
+/* y[t][j0 .. j0 + d) of a wider y, from columns [j0, j0 + d) of the rows
+ * (w advanced by the block-aligned j0, as threads call it). */
+static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, size_t f, size_t cols,
+                       size_t j0, size_t m, rows_pattern pattern) {
+  int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
+  ck_assert_ptr_nonnull(idx);
+  const size_t n = make_rows(r, pattern, f, idx);
+  const size_t d = cols - j0;
+  matrix w = make_matrix(r, type, f, cols);
+  const size_t coef_stride = n + 1;
+  float *coef = malloc((m * coef_stride + 1) * sizeof(float));
+  ck_assert_ptr_nonnull(coef);
+  fill_random(r, coef, m * coef_stride + 1);
+  guarded y_mem = guarded_alloc(m * cols * sizeof(float));
+  float *y = y_mem.data, *ref = malloc(m * cols * sizeof(float));
+  ck_assert_ptr_nonnull(ref);
+  fill_random(r, y, m * cols);
+  memcpy(ref, y, m * cols * sizeof(float));
+  const void *wj = (const char *)w.mem.data + lzn_wtype_row_bytes(type, j0);
+  reference_kernels()->gemm[type].axpy_gemm.fn(ref + j0, cols, d, wj, w.row_bytes, idx, coef, coef_stride, n, m);
+  k->gemm[type].axpy_gemm.fn(y + j0, cols, d, wj, w.row_bytes, idx, coef, coef_stride, n, m);
+  for (size_t t = 0; t < m; t++)
+    for (size_t j = 0; j < cols; j++) {
+      double sum_abs = fabs((double)ref[t * cols + j]);
+      for (size_t i = 0; j >= j0 && i < n; i++)
+        sum_abs += fabs((double)coef[t * coef_stride + i] * w.wide[(size_t)idx[i] * cols + j]);
+      const double bound = j < j0 ? 0.0 : ((double)n + 8.0) * FLT_EPSILON * sum_abs + 1e-30;
+      const double got = y[t * cols + j], want = ref[t * cols + j];
+      if (!(fabs(got - want) <= bound))
+        ck_abort_msg("%s axpy_gemm f=%zu cols=%zu j0=%zu m=%zu n=%zu %s: y[%zu][%zu] = %.9g, reference %.9g "
+                     "(bound %.3g)", lzn_wtype_name(type), f, cols, j0, m, n, pattern_names[pattern], t, j, got,
+                     want, bound);
+    }
+  /* The reference is axpy_rows, token by token. */
+  float *one = malloc(cols * sizeof(float));
+  ck_assert_ptr_nonnull(one);
+  for (size_t t = 0; t < m; t++) {
+    memset(one, 0, cols * sizeof(float));
+    float *want = malloc(cols * sizeof(float));
+    ck_assert_ptr_nonnull(want);
+    memset(want, 0, cols * sizeof(float));
+    reference_kernels()->type[type].axpy_rows.fn(one, cols, w.mem.data, w.row_bytes, idx, coef + t * coef_stride, n);
+    reference_kernels()->gemm[type].axpy_gemm.fn(want, cols, cols, w.mem.data, w.row_bytes, idx,
+                                                  coef + t * coef_stride, coef_stride, n, 1);
+    for (size_t j = 0; j < cols; j++) {
+      double sum_abs = 0.0;
+      for (size_t i = 0; i < n; i++) sum_abs += fabs((double)coef[t * coef_stride + i] * w.wide[(size_t)idx[i] * cols + j]);
+      ck_assert_msg(fabs((double)one[j] - (double)want[j]) <= ((double)n + 8.0) * FLT_EPSILON * sum_abs + 1e-30,
+                    "%s reference axpy_gemm differs from axpy_rows at [%zu][%zu]", lzn_wtype_name(type), t, j);
+    }
+    free(want);
+  }
+  free(one);
+  free(idx);
+  free(coef);
+  free(ref);
+  guarded_free(&y_mem);
+  free_matrix(&w);
+}
+
+static void axpy_type(lzn_weight_type type, uint64_t seed) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {seed};
+  static const size_t axpy_m[] = {1, 2, 3, 7, 8, 9, 17, 33};
+  for (size_t di = 0; di < N_DIMS; di++)
+    for (size_t mi = 0; mi < sizeof axpy_m / sizeof axpy_m[0]; mi++)
+      for (int p = 0; p < ROWS_N_PATTERNS; p++) check_axpy(k, &r, type, 53, dims[di], 0, axpy_m[mi], (rows_pattern)p);
+  /* Column slices that start on a block boundary, as threads cut them. */
+  for (size_t mi = 0; mi < 3; mi++) {
+    check_axpy(k, &r, type, 53, 100, 32, axpy_m[mi * 3], ROWS_RANDOM_50);
+    check_axpy(k, &r, type, 53, 257, 64, axpy_m[mi * 3 + 1], ROWS_ALL);
+  }
+}
+
+START_TEST(gemm_matches_reference) { gemm_type(types[_i], 0x6e11u + (uint64_t)_i); }
+END_TEST
+
+START_TEST(axpy_gemm_matches_reference) { axpy_type(types[_i], 0xa9e11u + (uint64_t)_i); }
+END_TEST
+
+/* Every slot is filled, by an ISA at or below the ceiling; the types this
+ * ISA has int8 products for use them (VNNI: the vpdpbusd files). */
+START_TEST(slots_are_filled) {
+  const lzn_kernel_table *k = active_kernels();
+  for (size_t i = 0; i < N_TYPES; i++) {
+    const lzn_gemm_kernels *g = &k->gemm[types[i]];
+    ck_assert_ptr_nonnull(g->gemm.fn);
+    ck_assert_ptr_nonnull(g->axpy_gemm.fn);
+    ck_assert_int_le(g->gemm.isa, k->isa);
+    ck_assert_int_le(g->axpy_gemm.isa, k->isa);
+    if (k->isa >= LZN_ISA_AVX2) ck_assert_int_ge(g->gemm.isa, LZN_ISA_AVX2);
+  }
+  if (k->isa == LZN_ISA_AVX512VNNI) ck_assert_int_eq(k->gemm[LZN_WEIGHTS_Q4_0].gemm.isa, LZN_ISA_AVX512VNNI);
+}
+END_TEST
+
+static Suite *gemm_suite(void) {
+  Suite *s = suite_create("gemm");
+  TCase *tc = tcase_create("gemm");
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, slots_are_filled);
+  tcase_add_loop_test(tc, gemm_matches_reference, 0, (int)N_TYPES);
+  tcase_add_loop_test(tc, axpy_gemm_matches_reference, 0, (int)N_TYPES);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return run_suite(gemm_suite()); }
