@@ -69,7 +69,8 @@ static void kv_str(image *b, const char *key, const char *s) {
 }
 
 /* ggml type ids */
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_BF16 = 30 };
+enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q5_K = 13, GGML_Q6_K = 14,
+       GGML_IQ2_XS = 17, GGML_BF16 = 30 };
 
 /* ne innermost first, as the file stores it. */
 static void put_tensor_info(image *b, const char *name, uint32_t n_dims, const uint64_t *ne,
@@ -281,7 +282,12 @@ static void elements_overflow(image *b) { one_tensor(b, "w", 3, NE(1ull << 32, 1
 static void bytes_overflow(image *b) { one_tensor(b, "w", 2, NE(1ull << 31, 1ull << 31), GGML_F32, 0, 32); }
 static void q8_0_partial_block(image *b) { one_tensor(b, "w", 2, NE(16, 2), GGML_Q8_0, 0, 68); }
 static void q4_0_partial_block(image *b) { one_tensor(b, "w", 1, NE(48), GGML_Q4_0, 0, 36); }
-static void type_q4_k(image *b) { one_tensor(b, "blk.0.ffn_up.weight", 1, NE(256), GGML_Q4_K, 0, 144); }
+static void type_iq2_xs(image *b) { one_tensor(b, "blk.0.ffn_up.weight", 1, NE(256), GGML_IQ2_XS, 0, 74); }
+/* A K-quant on rows that are not whole 256-weight super-blocks. */
+static void q4_k_row_100(image *b) { one_tensor(b, "blk.0.ffn_up.weight", 2, NE(100, 2), GGML_Q4_K, 0, 288); }
+static void q6_k_row_512_plus_32(image *b) { one_tensor(b, "w6", 1, NE(544), GGML_Q6_K, 0, 630); }
+/* Truncated super-blocks: 2 rows of Q5_K need 352 bytes. */
+static void q5_k_truncated(image *b) { one_tensor(b, "w5", 2, NE(256, 2), GGML_Q5_K, 0, 300); }
 static void type_unknown(image *b) { one_tensor(b, "w", 1, NE(4), 999, 0, 32); }
 static void offset_out_of_bounds(image *b) { one_tensor(b, "w", 1, NE(4), GGML_F32, 64, 32); }
 static void offset_huge(image *b) { one_tensor(b, "w", 1, NE(4), GGML_F32, 1ull << 63, 32); }
@@ -331,14 +337,14 @@ static void cut_in_tensor_info(image *b) {
 /* An unsupported type must not hide a broken file: FORMAT wins. */
 static void unsupported_then_misaligned(image *b) {
   put_header(b, "GGUF", 3, 2, 0);
-  put_tensor_info(b, "k", 1, NE(256), GGML_Q4_K, 0);
+  put_tensor_info(b, "k", 1, NE(256), GGML_IQ2_XS, 0);
   put_tensor_info(b, "w", 1, NE(4), GGML_F32, 200);
   pad_to(b, 32);
   put_data(b, 256);
 }
 static void unsupported_then_overlap(image *b) {
   put_header(b, "GGUF", 3, 3, 0);
-  put_tensor_info(b, "k", 1, NE(256), GGML_Q4_K, 0);
+  put_tensor_info(b, "k", 1, NE(256), GGML_IQ2_XS, 0);
   put_tensor_info(b, "a", 1, NE(16), GGML_F32, 192);
   put_tensor_info(b, "b", 1, NE(16), GGML_F32, 224);
   pad_to(b, 32);
@@ -389,7 +395,10 @@ static const malformed_case malformed[] = {
     {"bytes overflow", bytes_overflow, LZN_ERR_FORMAT, "overflows"},
     {"Q8_0 ne[0] 16", q8_0_partial_block, LZN_ERR_FORMAT, "Q8_0 block size 32"},
     {"Q4_0 ne[0] 48", q4_0_partial_block, LZN_ERR_FORMAT, "Q4_0 block size 32"},
-    {"Q4_K", type_q4_k, LZN_ERR_UNSUPPORTED, "ggml type 12 (Q4_K)"},
+    {"IQ2_XS", type_iq2_xs, LZN_ERR_UNSUPPORTED, "ggml type 17 (IQ2_XS)"},
+    {"Q4_K rows of 100", q4_k_row_100, LZN_ERR_UNSUPPORTED, "tensor \"blk.0.ffn_up.weight\" (shape [2, 100]): Q4_K rows of 100"},
+    {"Q6_K rows of 544", q6_k_row_512_plus_32, LZN_ERR_UNSUPPORTED, "\"w6\" (shape [544]): Q6_K rows of 544"},
+    {"Q5_K truncated", q5_k_truncated, LZN_ERR_FORMAT, "tensor \"w5\": 352 bytes at offset 0 are out of bounds"},
     {"type 999", type_unknown, LZN_ERR_UNSUPPORTED, "ggml type 999"},
     {"offset out of bounds", offset_out_of_bounds, LZN_ERR_FORMAT, "out of bounds"},
     {"offset 2^63", offset_huge, LZN_ERR_FORMAT, "out of bounds"},
