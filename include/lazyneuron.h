@@ -254,18 +254,19 @@ typedef struct lzn_model_params {
    * path loads that file (an error if it cannot); "" loads none. */
   const char *predictor_path;
   /* Added in 0.4 (lzn_model_params_init sets it; lzn_model_default_params
-   * returns the 0.3 struct without it): the type of W_down^T when the
-   * loader makes it, for a file that stores W_down as llama.cpp does
-   * ([d_model][d_ff], blocks along d_ff). Transposing a quantized W_down
-   * quantizes it again, across other blocks: an error llama.cpp's users
-   * never get. LZN_WEIGHTS_AS_STORED (default): as precise as the file
-   * where it is quantized (a 4- to 6-bit or Q8_0 W_down is kept in Q8_0,
-   * which measured as close to the file's own weights as llama.cpp's
-   * computation is; more bytes for W_down: README "Quality of the
-   * transposed W_down"), else weight_type's; any type: that one (the
-   * file's own type keeps the file's bytes, with the second rounding). A
-   * file that stores W_down^T (PowerInfer's, lzn-quantize's) is used as
-   * it is. */
+   * returns the 0.3 struct without it): the type of W_down^T where the
+   * loader makes it from a quantized W_down, i.e. a file that stores
+   * W_down as llama.cpp does ([d_model][d_ff], blocks along d_ff; Q8_0,
+   * Q4_0 and the K-quants). Transposing quantizes it again, across other
+   * blocks: a second rounding that llama.cpp's users never get.
+   * LZN_WEIGHTS_Q8_0 (default): measured as close to the file's own
+   * weights as llama.cpp's computation on the file is, for 8.5 bits per
+   * weight of W_down^T (README, "Quality of the transposed W_down");
+   * LZN_WEIGHTS_AS_STORED: each W_down^T in its file's type (the file's
+   * bytes, a mix's per-layer types kept; ~4x the logit error); any type:
+   * that one (F16: within 2^-11 of the file's values). A W_down in F32,
+   * F16 or BF16 transposes exactly and follows weight_type; a file that
+   * stores W_down^T (PowerInfer's, lzn-quantize's) is used as it is. */
   lzn_weight_type down_t_type;
 } lzn_model_params;
 

@@ -52,13 +52,13 @@ static int usable_in_place(const lzn_file_tensor *t, lzn_weight_type type) {
  * naming the tensor and its shape, when they are not. row_len is the
  * kept matrix's row (the file's columns; its rows when transposed). */
 static lzn_status check_fits(const lzn_binder *b, const lzn_file_tensor *t, const char *name,
-                             lzn_weight_type type, int64_t row_len) {
+                             lzn_weight_type type, int64_t row_len, int transposed) {
   if (lzn_wtype_fits_row(type, (size_t)row_len)) return LZN_OK;
   char shape[128];
-  return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s%s\" (shape %s) cannot be kept in %s: its rows "
+  return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s%s\" (shape %s) cannot be kept in %s%s: its rows "
                   "would hold %lld weights, not whole 256-weight super-blocks (Q8_0 and Q4_0 take any row)",
                   t->file, b->prefix, name, lzn_shape_string(shape, sizeof shape, t->shape, t->n_dims),
-                  lzn_wtype_name(type), (long long)row_len);
+                  lzn_wtype_name(type), transposed ? " transposed" : "", (long long)row_len);
 }
 
 /* Every block's fp16 scales are finite: a NaN or Inf one is a broken file
@@ -135,7 +135,7 @@ static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64
   if (s != LZN_OK || t == NULL) return s;
   const lzn_weight_type type = target_type(b, t->dtype);
   *out = lzn_matrix_make(type, NULL, rows, cols);
-  s = check_fits(b, t, name, type, cols);
+  s = check_fits(b, t, name, type, cols, 0);
   if (s == LZN_OK) s = check_scales(b, t, name);
   if (s != LZN_OK) return s;
   if (usable_in_place(t, type) && head_dim == 0) {
@@ -173,9 +173,8 @@ lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_
 }
 
 lzn_weight_type lzn_transposed_type(lzn_weight_type down_t_want, lzn_weight_type stored, lzn_weight_type target) {
-  if (lzn_wtype_valid(down_t_want)) return down_t_want;
-  if (lzn_wtype_is_block(stored) && target == stored) return LZN_WEIGHTS_Q8_0;
-  return target;
+  if (!lzn_wtype_is_block(stored)) return target;
+  return down_t_want == LZN_WEIGHTS_AS_STORED ? stored : down_t_want;
 }
 
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
@@ -189,7 +188,7 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   const lzn_weight_type type = lzn_transposed_type(b->down_t_want, t->dtype, stored_type);
   *out = lzn_matrix_make(type, NULL, cols, rows);
   *as_stored = lzn_matrix_make(stored_type, NULL, rows, cols);
-  s = check_fits(b, t, name, type, rows);
+  s = check_fits(b, t, name, type, rows, 1);
   if (s == LZN_OK) s = check_scales(b, t, name);
   if (s != LZN_OK) return s;
   void *buffer;

@@ -58,13 +58,12 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
                                lzn_matrix *out, lzn_matrix *as_stored);
 
 /* The type W_down^T is made in from a file's W_down stored as `stored`,
- * when every other matrix is kept in `target` (lazyneuron.h,
- * lzn_model_params.down_t_type): the caller's down_t_want if it names a
- * type; else, for a quantized W_down kept as it is (target == stored),
- * Q8_0, which keeps the second rounding near llama.cpp's own activation
- * rounding (README, "Quality of the transposed W_down"); else target (an
- * element type transposes exactly; a conversion the caller asked for is
- * the caller's). */
+ * every other matrix being kept in `target` (lazyneuron.h,
+ * lzn_model_params.down_t_type): target for an element type (transposing
+ * it is exact; a conversion weight_type asked for is the caller's);
+ * for a block type, down_t_want (the default Q8_0 keeps the second
+ * rounding near llama.cpp's own activation rounding: README, "Quality of
+ * the transposed W_down"), the file's own type for AS_STORED. */
 lzn_weight_type lzn_transposed_type(lzn_weight_type down_t_want, lzn_weight_type stored, lzn_weight_type target);
 
 /* Binds m->n_layers layers with bind_layer(b, config, i, layer), growing

@@ -66,7 +66,7 @@ static lzn_model_params model_defaults(void) {
   memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   p.use_mmap = 1;
-  p.down_t_type = LZN_WEIGHTS_AS_STORED;
+  p.down_t_type = LZN_WEIGHTS_Q8_0;
   return p;
 }
 
