@@ -675,6 +675,39 @@ END_TEST
 START_TEST(every_tensor_type_alignment_64) { check_every_tensor_type(64, "tensors-align64"); }
 END_TEST
 
+/* One tensor of each K-quant, read in place with its byte size (and each
+ * image written as a fuzz seed, LZN_GGUF_SEED_DIR). */
+START_TEST(k_quant_tensors) {
+  static const struct {
+    const char *seed;
+    uint32_t ggml;
+    lzn_weight_type dtype;
+    uint64_t cols, rows;
+    size_t n_bytes;
+  } types[] = {{"tensor-q4_k", GGML_Q4_K, LZN_WEIGHTS_Q4_K, 512, 2, 2 * 2 * 144},
+               {"tensor-q5_k", GGML_Q5_K, LZN_WEIGHTS_Q5_K, 256, 1, 176},
+               {"tensor-q6_k", GGML_Q6_K, LZN_WEIGHTS_Q6_K, 256, 3, 3 * 210}};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    image b = {0};
+    put_header(&b, "GGUF", 3, 1, 1);
+    kv_str(&b, "general.architecture", "llama");
+    put_tensor_info(&b, "blk.0.ffn_down.weight", 2, NE(types[i].cols, types[i].rows), types[i].ggml, 0);
+    pad_to(&b, 32);
+    put_data(&b, types[i].n_bytes);
+    lzn_gguf_file f;
+    unsigned char *copy;
+    parse_ok(types[i].seed, &b, &f, &copy);
+    const lzn_file_tensor *t = &f.tensors[0];
+    ck_assert_int_eq(t->dtype, types[i].dtype);
+    ck_assert_int_eq(t->shape[0], (int64_t)types[i].rows);
+    ck_assert_int_eq(t->shape[1], (int64_t)types[i].cols);
+    ck_assert_uint_eq(t->n_bytes, types[i].n_bytes);
+    ck_assert_ptr_eq(t->data, copy + f.data_start);
+    finish(&b, &f, copy);
+  }
+}
+END_TEST
+
 START_TEST(alignment_64_misaligned_at_32) {
   image b = {0};
   put_header(&b, "GGUF", 3, 1, 1);
@@ -930,6 +963,7 @@ static Suite *gguf_suite(void) {
   tcase_add_test(good, getter_type_mismatch_is_format);
   tcase_add_test(good, every_tensor_type_alignment_32);
   tcase_add_test(good, every_tensor_type_alignment_64);
+  tcase_add_test(good, k_quant_tensors);
   tcase_add_test(good, powerinfer_magic);
   tcase_add_test(good, no_tensors_no_padding);
   tcase_add_test(good, invalid_utf8_name_accepted);
