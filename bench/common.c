@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ arguments */
 
@@ -230,4 +234,24 @@ const char *bench_all_types(void) {
       snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t > 1 ? "," : "",
                bench_type_name((lzn_weight_type)t));
   return list;
+}
+
+/* ------------------------------------------------------------- contention */
+
+int bench_start_busy_loop(void) {
+  fflush(NULL); /* nothing buffered is written twice */
+  const pid_t pid = fork();
+  if (pid < 0) bench_fail("--contend: fork: %s", strerror(errno));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the benchmark */
+    volatile unsigned long spin = 0;
+    for (;;) spin++;
+  }
+  return (int)pid;
+}
+
+void bench_stop_busy_loop(int pid) {
+  if (pid <= 0) return;
+  kill((pid_t)pid, SIGKILL);
+  waitpid((pid_t)pid, NULL, 0);
 }

@@ -84,6 +84,15 @@ const char *bench_cpu_model(void);
  * "never"), or "unknown". Static storage. */
 const char *bench_thp_mode(void);
 
+/* ------------------------------------------------------------- contention */
+
+/* A child process that busy-loops on whichever core the scheduler gives it
+ * until bench_stop_busy_loop (or this process's death): another program
+ * taking a core away, the normal case on a shared server. Returns its pid;
+ * exits with a message if it cannot fork. */
+int bench_start_busy_loop(void);
+void bench_stop_busy_loop(int pid);
+
 /* ---------------------------------------------------------------- memory */
 
 /* Uninitialized, 2 MiB-aligned memory of bytes; with huge_pages,

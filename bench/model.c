@@ -42,6 +42,9 @@ static void help(void) {
       "  --predictor RANK        synthetic: an exact low-rank activation predictor in every\n"
       "                          layer (0: rank d_model/16), fc1 or the gate made that rank\n"
       "  --predicted-ratio X     its predicted set over the active set (default 2)\n"
+      "  --contend               a busy-looping process runs beside every timed run: a core\n"
+      "                          taken away, as on a shared server (compare --threads 1,2 with\n"
+      "                          and without it)\n"
       "  --threshold X           the context's activation threshold (lzn_context_params.threshold;\n"
       "                          it replaces a FATReLU file's own, so one file gives any density;\n"
       "                          default 0: the model's)\n"
@@ -128,6 +131,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
       o->predicted_ratio = bench_parse_double("--predicted-ratio", v);
       if (!(o->predicted_ratio >= 1.0)) bench_usage_error("--predicted-ratio: %g is below 1", o->predicted_ratio);
     }
+    else if (strcmp(argv[i], "--contend") == 0) o->contend = 1;
     else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) {
       o->threshold = bench_parse_double("--threshold", v);
       if (!(o->threshold >= 0.0 && o->threshold < 1e30)) bench_usage_error("--threshold: %g is not >= 0", o->threshold);
@@ -246,7 +250,9 @@ int bench_model_main(int argc, char **argv) {
     make_subject(&o, o.types[t], &subjects[t]);
     fit_depth(&o, &subjects[t]);
     check_tests(&o, &subjects[t]);
+    const int busy = o.contend ? bench_start_busy_loop() : 0;
     model_measure(&o, &subjects[t], results + t * per_subject);
+    bench_stop_busy_loop(busy);
     lzn_model_free(subjects[t].model);
     subjects[t].model = NULL;
   }

@@ -69,6 +69,7 @@ static json_t *make_record(const model_options *o, const model_result *r, const 
   bench_set(rec, "n_layers", json_integer(s->info.n_layers));
   bench_set(rec, "isa", json_string(lzn_isa_name()));
   bench_set(rec, "threads", json_integer(r->threads));
+  bench_set(rec, "contended", json_boolean(o->contend));
   bench_set(rec, "mode", json_string(model_mode_name(r->mode)));
   bench_set(rec, "test", json_string(r->test->name));
   /* Percent: as asked for a synthetic model, as measured for a real one. */
@@ -175,6 +176,7 @@ static void print_md_header(const model_options *o, const model_subject *s, size
   if (o->depth > 0)
     printf("Depth: every test runs after a %d-token context (--depth %d%s). ", o->depth, o->depth_asked,
            o->depth != o->depth_asked ? ", lowered to leave room for the test in the model's positions" : "");
+  if (o->contend) printf("Contended: a busy-looping process ran beside every run (--contend). ");
   printf("ppN: one lzn_forward of N tokens from an empty cache; tgN: N one-token calls after a "
          "1-token prompt. Block times are ms per token summed over layers (lzn_context_stats); "
          "other = total - attention - up - down (embeddings, norms, residuals, LM head). "

@@ -1,14 +1,20 @@
 #!/usr/bin/python3
-"""Train activation predictors for an OPT ReLU model and write predictor.safetensors.
+"""Train activation predictors for an OPT ReLU model or a gated-ReLU LLaMA and write
+predictor.safetensors.
 
-Run with Debian's interpreter (it has torch 1.13):
+Run with Debian's interpreter (it has torch 1.13), on one core:
 
-    /usr/bin/python3 tools/train_predictor.py [--model models/tiny-opt] [--svd] [--recall 0.99]
+    nice -n 19 /usr/bin/python3 tools/train_predictor.py [--model models/tiny-opt] [--svd]
+    nice -n 19 /usr/bin/python3 tools/train_predictor.py --model models/tiny-llama
     /usr/bin/python3 tools/train_predictor.py --make-fixture    # tests/data/predictor/opt-preln
 
-A predictor guesses, from the MLP input x (the output of the layer's final_layer_norm, the vector
-fc1 reads), which fc1 neurons fire (relu(fc1 x + b1) > 0), so that only their fc1 rows need to be
-computed.  Neuron i is predicted active when s_i >= threshold, with
+A predictor guesses, from the MLP input x (OPT: the output of the layer's final_layer_norm, the
+vector fc1 reads), which fc1 neurons fire (relu(fc1 x + b1) > 0), so that only their fc1 rows need
+to be computed.  For a gated MLP down(relu(gate(x)) * up(x)) (LLaMA: x is the output of
+post_attention_layernorm) it guesses which neurons have gate(x) > 0: the runtime computes only
+their gate rows, gives every other neuron gate 0, and reads up and down rows of the neurons
+that then fire (tools/predictor_llama.py has that architecture and the C test's data).  Neuron
+i is predicted active when s_i >= threshold, with
 
     activation "relu":  s = w2 relu(w1 x + b1) + b2     (PowerInfer's form; the trained predictor)
     activation "none":  s = w2 (w1 x + b1) + b2         (Deja Vu's low-rank form; --svd)
@@ -25,25 +31,28 @@ File format (beside the model's config.json; read by the C runtime):
 A layer without tensors runs without a predictor.
 
 What the default (trained) mode does, deterministically (fixed seeds, one thread):
-  1. The corpus and its split are tools/train_tiny.py's (seed 1234, 5 % of the fortunes held
-     out).  Only the TRAINING split is used to fit anything: its fortunes are split again
+  1. The corpus and its split are the models' own (tools/tiny_training.py, seed 1234, 5 % of
+     the fortunes held out).  Only the TRAINING split is used to fit anything: its fortunes are split again
      (seeded) into a fit part (90 %) and a calibration part (10 %).
-  2. The float32 torch model runs over --bytes bytes of random fit windows (and a tenth as much
-     of calibration windows) and records each layer's MLP input x; "fired" is recomputed from x.
+  2. The float32 torch model runs over --bytes bytes of random fit windows and over all of the
+     calibration part, in windows of the model's training length (tiny-opt 256 bytes,
+     tiny-llama 128), and records each layer's MLP input x; "fired" is recomputed from x.
   3. Per layer and per rank in --ranks: a predictor trained with Adam on weighted BCE
      (pos_weight = (1-p)/p, p = the layer's firing rate), the epoch kept that predicts the
      smallest set at the target recall on the calibration part (early stopping with patience).
      The threshold is calibrated on the calibration part: the largest value at which at least
      --recall of the fired (token, neuron) pairs are predicted.
   4. The rank per layer: the one with the lowest up-projection cost per token, predictor
-     r*(d_model + d_ff) plus predicted fc1 rows |S|*d_model (ties: smaller rank).  Going up
-     the list stops once the cost rises.
---svd instead takes w1 = S_r V_r^T, w2 = U_r (top-r SVD of fc1.weight), b2 = fc1.bias: s
-approximates fc1 x + b1 (activation "none"); the threshold is calibrated the same way.
+     r*(d_model + d_ff) plus predicted fc1 (gate) rows |S|*d_model (ties: smaller rank).
+     Going up the list stops once the cost rises.
+--svd instead takes w1 = S_r V_r^T, w2 = U_r (top-r SVD of fc1.weight or gate_proj.weight),
+b2 = fc1.bias (a gate has none): s approximates fc1 x + b1 (activation "none"); the threshold
+is calibrated the same way.
 
 Finally it evaluates on the HELD-OUT split with the torch model: per layer recall, predicted-set
 size, and bits per byte with the predictor applied (neurons outside the predicted set forced to
-0) against without, and writes --card (PREDICTOR.md) with --card-svd numbers if given.
+0) against without, and writes --card (PREDICTOR.md), with other runs' numbers (--card-json
+of those runs) given by --include.
 """
 
 import argparse
@@ -64,11 +73,11 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True   # write nothing into tools/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as mf  # noqa: E402  (tensor_bytes, float64 OPT reference, fixture table)
-import train_tiny  # noqa: E402  (corpus, split, TinyOPT)
+import tiny_training  # noqa: E402  (corpus, split, windows)
+import train_tiny  # noqa: E402  (TinyOPT)
 
 PREFIX = "layers.%d.predictor."
 FIT_FRAC = 0.9            # of the training fortunes; the rest calibrates / selects
-WINDOW = 256
 SIZE_TOL = 0.10           # --select size: within 10 % of the smallest predicted set
 
 
@@ -134,30 +143,93 @@ def load_predictor(path):
 
 
 # --------------------------------------------------------------------------------------------
-# Model
+# Model: what the rest of the tool needs of an architecture
 # --------------------------------------------------------------------------------------------
+#
+# An architecture object has: model (the float32 torch module, eval mode), d_model, ffn,
+# n_layers, window (bytes per evaluation window: the model's training window), the card's
+# words (name, script, proj, intro, fired_rule), and
+#   proj(i)                      -> (weight [d_ff][d], bias or None): what the predictor replaces
+#   mlp_inputs(ids)              -> per layer x [B, T, d]: the vector proj(i) reads
+#   forward_with_predictor(ids, preds, act, stats) -> logits, the predicted set enforced
+# The OPT one is below; tools/predictor_llama.py has the LLaMA one.
+
+
+class OptModel:
+    """tiny-opt (train_tiny.TinyOPT): x is final_layer_norm's output, fc1 the projection."""
+    window = 256
+    proj_name = "fc1"
+    script = "tools/train_tiny.py"
+    fired_rule = "relu(fc1 x + b1) > 0"
+    intro = ("the output of the layer's\n`final_layer_norm`, the vector fc1 reads) which fc1 "
+             "neurons fire, so the runtime computes only\nthose fc1 rows.")
+    svd_start = "w1 = S_r V_r^T, w2 = U_r, b2 = fc1 bias"
+
+    def __init__(self, model_dir, c):
+        assert c["do_layer_norm_before"] and c["activation_function"] == "relu"
+        a = SimpleNamespace(d_model=c["hidden_size"], heads=c["num_attention_heads"],
+                            ffn=c["ffn_dim"], layers=c["num_hidden_layers"],
+                            max_pos=c["max_position_embeddings"], init_std=c.get("init_std", 0.02))
+        assert c["vocab_size"] == tiny_training.VOCAB
+        model = train_tiny.TinyOPT(a)
+        sd, _ = read_safetensors(os.path.join(model_dir, "model.safetensors"))
+        model.load_state_dict(sd, strict=True)
+        model.eval()
+        self.name = os.path.basename(os.path.normpath(model_dir))
+        self.model, self.d_model, self.ffn, self.n_layers = model, a.d_model, a.ffn, a.layers
+        self.layers = model.model.decoder.layers
+
+    def proj(self, i):
+        return self.layers[i].fc1.weight, self.layers[i].fc1.bias
+
+    def card_notes(self, a, res, others):
+        return OPT_NOTES
+
+    def mlp_inputs(self, ids):
+        """Run the model; return the per-layer MLP inputs x [B, T, d] (final_layer_norm
+        outputs)."""
+        return hooked_outputs(self.model, [layer.final_layer_norm for layer in self.layers], ids)
+
+    @torch.no_grad()
+    def forward_with_predictor(self, ids, preds, act, stats=None):
+        """TinyOPT.forward with, in each layer that has a predictor, the fc1 outputs of neurons
+        outside the predicted set forced to 0.  stats (optional): see count_set."""
+        model = self.model
+        dec = model.model.decoder
+        T = ids.shape[1]
+        pos = torch.arange(T) + mf.POS_OFFSET
+        x = dec.embed_tokens(ids) + dec.embed_positions(pos)[None]
+        for i, layer in enumerate(dec.layers):
+            x = x + layer.self_attn(layer.self_attn_layer_norm(x), model.mask)
+            xn = layer.final_layer_norm(x)
+            pre = layer.fc1(xn)
+            h = torch.relu(pre)
+            p = preds.get(i)
+            if p is not None:
+                sel = scores(p, act, xn) >= p["threshold"]
+                h = h * sel
+                count_set(stats, i, sel, pre > 0)
+            x = x + layer.fc2(h)
+        x = dec.final_layer_norm(x)
+        return F.linear(x, dec.embed_tokens.weight)
 
 
 def load_model(model_dir):
+    """The architecture object of a model folder (OPT or LLaMA, by its config.json)."""
     with open(os.path.join(model_dir, "config.json")) as fh:
         c = json.load(fh)
-    assert c["model_type"] == "opt" and c["do_layer_norm_before"] and c["activation_function"] == "relu"
-    a = SimpleNamespace(d_model=c["hidden_size"], heads=c["num_attention_heads"], ffn=c["ffn_dim"],
-                        layers=c["num_hidden_layers"], max_pos=c["max_position_embeddings"],
-                        init_std=c.get("init_std", 0.02))
-    assert c["vocab_size"] == train_tiny.VOCAB
-    model = train_tiny.TinyOPT(a)
-    sd, _ = read_safetensors(os.path.join(model_dir, "model.safetensors"))
-    model.load_state_dict(sd, strict=True)
-    model.eval()
-    return model, a
+    if c["model_type"] == "opt":
+        return OptModel(model_dir, c)
+    if c["model_type"] == "llama":
+        import predictor_llama   # only here: it imports the LLaMA trainer
+        return predictor_llama.LlamaModel(model_dir, c)
+    raise SystemExit("%s: model_type %r: only opt and llama" % (model_dir, c["model_type"]))
 
 
-def mlp_inputs(model, ids):
-    """Run the model; return the per-layer MLP inputs x [B, T, d] (final_layer_norm outputs)."""
+def hooked_outputs(model, modules, ids):
+    """Run model(ids); the outputs of modules (one per layer), detached."""
     xs = []
-    hooks = [layer.final_layer_norm.register_forward_hook(lambda m, i, o: xs.append(o.detach()))
-             for layer in model.model.decoder.layers]
+    hooks = [m.register_forward_hook(lambda m, i, o: xs.append(o.detach())) for m in modules]
     try:
         with torch.no_grad():
             model(ids)
@@ -167,8 +239,10 @@ def mlp_inputs(model, ids):
     return xs
 
 
-def fired(layer, x):
-    return F.linear(x, layer.fc1.weight, layer.fc1.bias) > 0
+def fired(proj, x):
+    """Neurons that fire for inputs x: proj x (+ bias) > 0 (relu, and the gate of a gated
+    relu MLP)."""
+    return F.linear(x, proj[0], proj[1]) > 0
 
 
 def scores(p, act, x):
@@ -179,43 +253,25 @@ def scores(p, act, x):
     return F.linear(h, p["w2"], p.get("b2"))
 
 
-@torch.no_grad()
-def forward_with_predictor(model, ids, preds, act, stats=None):
-    """TinyOPT.forward with, in each layer that has a predictor, the fc1 outputs of neurons
-    outside the predicted set forced to 0.  stats (optional): per layer sums of predicted,
-    fired (of the layer's actual input), fired-and-predicted counts and tokens."""
-    dec = model.model.decoder
-    T = ids.shape[1]
-    pos = torch.arange(T) + mf.POS_OFFSET
-    x = dec.embed_tokens(ids) + dec.embed_positions(pos)[None]
-    for i, layer in enumerate(dec.layers):
-        x = x + layer.self_attn(layer.self_attn_layer_norm(x), model.mask)
-        xn = layer.final_layer_norm(x)
-        pre = layer.fc1(xn)
-        on = pre > 0
-        h = torch.relu(pre)
-        p = preds.get(i)
-        if p is not None:
-            sel = scores(p, act, xn) >= p["threshold"]
-            h = h * sel
-            if stats is not None:
-                s = stats.setdefault(i, dict(pred=0, fired=0, hit=0, tokens=0))
-                s["pred"] += int(sel.sum())
-                s["fired"] += int(on.sum())
-                s["hit"] += int((sel & on).sum())
-                s["tokens"] += on.numel() // on.shape[-1]
-        x = x + layer.fc2(h)
-    x = dec.final_layer_norm(x)
-    return F.linear(x, dec.embed_tokens.weight)
+def count_set(stats, i, sel, on):
+    """Adds to stats[i] (when stats is not None) the predicted, fired (of the layer's actual
+    input), fired-and-predicted counts and the tokens."""
+    if stats is None:
+        return
+    s = stats.setdefault(i, dict(pred=0, fired=0, hit=0, tokens=0))
+    s["pred"] += int(sel.sum())
+    s["fired"] += int(on.sum())
+    s["hit"] += int((sel & on).sum())
+    s["tokens"] += on.numel() // on.shape[-1]
 
 
 @torch.no_grad()
-def heldout_bpb(model, windows, preds, act, stats=None, bs=16):
+def heldout_bpb(arch, windows, preds, act, stats=None, bs=16):
     tot, n = 0.0, 0
     for i in range(0, windows.shape[0], bs):
         w = windows[i:i + bs]
-        logits = forward_with_predictor(model, w[:, :-1], preds, act, stats)
-        tot += F.cross_entropy(logits.reshape(-1, train_tiny.VOCAB), w[:, 1:].reshape(-1),
+        logits = arch.forward_with_predictor(w[:, :-1], preds, act, stats)
+        tot += F.cross_entropy(logits.reshape(-1, tiny_training.VOCAB), w[:, 1:].reshape(-1),
                                reduction="sum").item()
         n += w[:, 1:].numel()
     return tot / n / math.log(2)
@@ -227,30 +283,31 @@ def heldout_bpb(model, windows, preds, act, stats=None, bs=16):
 
 
 def corpus(seed):
-    """train_tiny's split; the training fortunes split again into fit / calibration parts."""
-    fortunes = train_tiny.load_fortunes()
-    tr, va = train_tiny.split_corpus(fortunes, 1234)      # the model's own split, fixed
+    """The models' split (tiny_training); the training fortunes split again into fit and
+    calibration parts."""
+    fortunes = tiny_training.load_fortunes()
+    tr, va = tiny_training.split_corpus(fortunes, 1234)      # the model's own split, fixed
     g = torch.Generator().manual_seed(seed + 17)
     perm = torch.randperm(len(tr), generator=g).tolist()
     n_fit = int(round(FIT_FRAC * len(tr)))
     fit = [tr[i] for i in sorted(perm[:n_fit])]
     cal = [tr[i] for i in sorted(perm[n_fit:])]
-    return dict(fit=train_tiny.to_stream(fit), cal=train_tiny.to_stream(cal),
-                val=train_tiny.to_stream(va), n=(len(fit), len(cal), len(va)))
+    return dict(fit=tiny_training.to_stream(fit), cal=tiny_training.to_stream(cal),
+                val=tiny_training.to_stream(va), n=(len(fit), len(cal), len(va)))
 
 
-def random_windows(stream, nbytes, seed):
-    n = max(1, nbytes // WINDOW)
+def random_windows(stream, nbytes, seed, window):
+    n = max(1, nbytes // window)
     g = torch.Generator().manual_seed(seed)
-    off = torch.randint(0, stream.numel() - WINDOW - 1, (n,), generator=g)
-    return stream[off[:, None] + torch.arange(WINDOW + 1)]
+    off = torch.randint(0, stream.numel() - window - 1, (n,), generator=g)
+    return stream[off[:, None] + torch.arange(window + 1)]
 
 
-def record(model, windows, bs=16):
+def record(arch, windows, bs=16):
     """Per layer MLP inputs, flattened to [N, d] float32."""
     per = None
     for i in range(0, windows.shape[0], bs):
-        xs = mlp_inputs(model, windows[i:i + bs, :-1])
+        xs = arch.mlp_inputs(windows[i:i + bs, :-1])
         xs = [x.reshape(-1, x.shape[-1]) for x in xs]
         per = [[x] for x in xs] if per is None else [a + [x] for a, x in zip(per, xs)]
     return [torch.cat(a) for a in per]
@@ -293,13 +350,14 @@ class Predictor(nn.Module):
                     w2=self.l2.weight.detach().clone(), b2=self.l2.bias.detach().clone())
 
 
-def train_layer(layer, xf, xc, r, a, log):
-    """Fit one predictor of rank r; keep the epoch with the smallest calibrated set."""
+def train_layer(proj, xf, xc, r, a, log):
+    """Fit one predictor of rank r in place of proj = (weight, bias); keep the epoch with the
+    smallest calibrated set."""
     torch.manual_seed(a.seed + r)
-    d, f = xf.shape[1], layer.fc1.weight.shape[0]
+    d, f = xf.shape[1], proj[0].shape[0]
     with torch.no_grad():
-        on_c = fired(layer, xc)
-        rate = sum(fired(layer, xf[j:j + 65536]).float().sum(dim=0)
+        on_c = fired(proj, xc)
+        rate = sum(fired(proj, xf[j:j + 65536]).float().sum(dim=0)
                    for j in range(0, xf.shape[0], 65536)) / xf.shape[0]
         if a.pos_weight == "neuron":   # per-neuron rates, clamped so dead neurons stay finite
             p = rate.clamp(min=1e-3, max=0.5)
@@ -307,13 +365,16 @@ def train_layer(layer, xf, xc, r, a, log):
             p = rate.mean().clamp(min=1e-4)
     pw = (1 - p) / p
     net = Predictor(d, r, f, a.act)
-    if a.init == "svd":   # start from the SVD predictor: s = fc1 x + b1 restricted to rank r
-        sv, _ = svd_layer(layer, xc[:1024], r, a)
+    if a.init == "svd":   # start from the SVD predictor: s = W x + b restricted to rank r
+        sv, _ = svd_layer(proj, xc[:1024], r, a)
         with torch.no_grad():
             net.l1.weight.copy_(sv["w1"])
             net.l1.bias.zero_()
             net.l2.weight.copy_(sv["w2"])
-            net.l2.bias.copy_(sv["b2"])
+            if "b2" in sv:
+                net.l2.bias.copy_(sv["b2"])
+            else:
+                net.l2.bias.zero_()
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     g = torch.Generator().manual_seed(a.seed + 1000 + r)
     best, best_ep, bad = None, -1, 0
@@ -326,7 +387,7 @@ def train_layer(layer, xf, xc, r, a, log):
         for j in range(0, xf.shape[0], a.batch):
             xb = xf[perm[j:j + a.batch]]
             with torch.no_grad():
-                yb = fired(layer, xb).float()
+                yb = fired(proj, xb).float()
             loss = F.binary_cross_entropy_with_logits(net(xb), yb, pos_weight=pw)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -347,44 +408,47 @@ def train_layer(layer, xf, xc, r, a, log):
     return best[0], dict(best[1], epoch=best_ep)
 
 
-def svd_layer(layer, xc, r, a):
-    W = layer.fc1.weight.detach().double()
+def svd_layer(proj, xc, r, a):
+    W = proj[0].detach().double()
     U, S, Vh = torch.linalg.svd(W, full_matrices=False)
-    p = dict(w1=(S[:r, None] * Vh[:r]).float(), w2=U[:, :r].contiguous().float(),
-             b2=layer.fc1.bias.detach().clone())
+    p = dict(w1=(S[:r, None] * Vh[:r]).float(), w2=U[:, :r].contiguous().float())
+    if proj[1] is not None:   # a LLaMA gate has no bias: then no b2 either
+        p["b2"] = proj[1].detach().clone()
     with torch.no_grad():
         s = scores(p, "none", xc)
-        on_c = fired(layer, xc)
+        on_c = fired(proj, xc)
     thr = calibrate(s, on_c, a.cal_recall)
     p["threshold"] = torch.tensor([thr])
     return p, set_stats(s, on_c, thr)
 
 
 def cost(r, size, d, f):
-    """Up-projection MACs per token relative to dense fc1: predictor plus predicted rows."""
+    """Up-projection (fc1, or a gated MLP's gate) MACs per token relative to the dense
+    projection: predictor plus predicted rows."""
     return (r * (d + f) + size * f * d) / (f * d)
 
 
-def build(model, a, data, log):
+def build(arch, a, data, log):
     ranks = [int(x) for x in a.ranks.split(",")]
     t0 = time.time()
-    xf = record(model, random_windows(data["fit"], a.bytes, a.seed + 1))
-    xc = record(model, train_tiny.val_windows(data["cal"], WINDOW))   # all of it
+    xf = record(arch, random_windows(data["fit"], a.bytes, a.seed + 1, arch.window))
+    xc = record(arch, tiny_training.val_windows(data["cal"], arch.window))   # all of it
     log("recorded %d fit and %d calibration tokens per layer (%.0fs)"
         % (xf[0].shape[0], xc[0].shape[0], time.time() - t0))
     layers, info = {}, {}
-    d, f = model.model.decoder.layers[0].fc1.weight.shape[1], a.ffn
-    for i, layer in enumerate(model.model.decoder.layers):
+    d, f = arch.d_model, a.ffn
+    for i in range(arch.n_layers):
+        proj = arch.proj(i)
         tried = []
         for r in ranks:
             if a.svd:
-                p, st = svd_layer(layer, xc[i], r, a)
+                p, st = svd_layer(proj, xc[i], r, a)
             else:
-                p, st = train_layer(layer, xf[i], xc[i], r, a, log)
+                p, st = train_layer(proj, xf[i], xc[i], r, a, log)
             st = dict(st, rank=r, cost=cost(r, st["size"], d, f), threshold=float(p["threshold"]))
             log("  layer %d rank %3d: cal thr %+.4f size %.4f (true %.4f, x%.2f) recall %.4f "
-                "cost %.3f of dense fc1" % (i, r, float(p["threshold"]), st["size"], st["true"],
-                                            st["rel"], st["recall"], st["cost"]))
+                "cost %.3f of dense %s" % (i, r, float(p["threshold"]), st["size"], st["true"],
+                                           st["rel"], st["recall"], st["cost"], arch.proj_name))
             tried.append((p, st))
             if a.select == "cost" and len(tried) > 1 and st["cost"] > tried[-2][1]["cost"]:
                 break
@@ -404,25 +468,21 @@ def build(model, a, data, log):
 # --------------------------------------------------------------------------------------------
 
 
-def evaluate(model, preds, act, val_windows, a):
+def evaluate(arch, preds, act, val_windows, a):
     """Per layer numbers on the held-out split: with dense inputs (the predictor alone) and as
     deployed (all predictors applied); bits per byte with and without."""
-    L = len(model.model.decoder.layers)
+    L = arch.n_layers
     dense = {}
     for i in range(0, val_windows.shape[0], 16):
-        xs = mlp_inputs(model, val_windows[i:i + 16, :-1])
+        xs = arch.mlp_inputs(val_windows[i:i + 16, :-1])
         for l, p in preds.items():
             x = xs[l].reshape(-1, xs[l].shape[-1])
-            on = fired(model.model.decoder.layers[l], x)
+            on = fired(arch.proj(l), x)
             sel = scores(p, act, x) >= p["threshold"]
-            s = dense.setdefault(l, dict(pred=0, fired=0, hit=0, tokens=0))
-            s["pred"] += int(sel.sum())
-            s["fired"] += int(on.sum())
-            s["hit"] += int((sel & on).sum())
-            s["tokens"] += x.shape[0]
+            count_set(dense, l, sel, on)
     deployed = {}
-    bpb_pred = heldout_bpb(model, val_windows, preds, act, deployed)
-    bpb_dense = heldout_bpb(model, val_windows, {}, act)
+    bpb_pred = heldout_bpb(arch, val_windows, preds, act, deployed)
+    bpb_dense = heldout_bpb(arch, val_windows, {}, act)
     rows = {}
     for l in range(L):
         if l not in preds:
@@ -460,7 +520,7 @@ def metadata(a, act, method, layers, info, extra=None):
 # --------------------------------------------------------------------------------------------
 
 
-def card_section(title, res, layers, info, act, method, cmd):
+def card_section(title, res, layers, info, act, method, cmd, arch):
     L = res["layers"]
     lines = ["## %s" % title, "",
              "Command: `%s`" % cmd, "",
@@ -468,9 +528,10 @@ def card_section(title, res, layers, info, act, method, cmd):
              "non-overlapping windows): *alone* = the predictor on the unmodified model's MLP "
              "inputs; *deployed* = every predictor applied, so later layers see the changed "
              "residual stream. Size = predicted neurons per token as a fraction of d_ff; "
-             "× true = predicted set / true active set." % (act, method, WINDOW), "",
+             "× true = predicted set / true active set." % (act, method, arch.window), "",
              "| layer | rank | threshold | recall alone | recall deployed | predicted size | "
-             "true active | × true | cal. recall | cal. size | up-proj. cost vs dense fc1 |",
+             "true active | × true | cal. recall | cal. size | up-proj. cost vs dense %s |"
+             % arch.proj_name,
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     rec = []
     for l in sorted(L):
@@ -696,7 +757,8 @@ def main():
                          "of the smallest predicted set")
     ap.add_argument("--init", choices=["random", "svd"], default="random",
                     help="trained predictor's start (svd needs --act none)")
-    ap.add_argument("--svd", action="store_true", help="training-free SVD of fc1 (activation none)")
+    ap.add_argument("--svd", action="store_true",
+                    help="training-free SVD of fc1 or the gate (activation none)")
     ap.add_argument("--ranks", default="16,32,64,128")
     ap.add_argument("--bytes", type=int, default=262144, help="fit bytes recorded")
     ap.add_argument("--seed", type=int, default=1234)
@@ -711,6 +773,8 @@ def main():
     ap.add_argument("--card-json", help="write the evaluation as JSON here (for --card of another run)")
     ap.add_argument("--include", action="append", default=[],
                     help="JSON of another run's evaluation to add to the card")
+    ap.add_argument("--card-from", metavar="JSON",
+                    help="write --card from a finished run's --card-json (no training)")
     ap.add_argument("--make-fixture", action="store_true",
                     help="write tests/data/predictor/opt-preln and exit")
     a = ap.parse_args()
@@ -724,6 +788,10 @@ def main():
         a.act = "none"
     assert a.init == "random" or a.act == "none", "--init svd needs --act none"
     a.cal_recall = min(1.0, a.recall + a.cal_margin)
+    if a.card_from:
+        assert a.card, "--card-from needs --card"
+        card_from(a)
+        return
     method = "svd" if a.svd else "trained"
     out = a.out or os.path.join(a.model, "predictor.safetensors")
 
@@ -731,20 +799,20 @@ def main():
         print(s, flush=True)
 
     wall0 = time.time()
-    model, ma = load_model(a.model)
-    a.ffn = ma.ffn
+    arch = load_model(a.model)
+    a.ffn = arch.ffn
     data = corpus(a.seed)
     log("corpus: fit %d / calibration %d / held-out %d fortunes; %d / %d / %d bytes"
         % (data["n"] + (data["fit"].numel(), data["cal"].numel(), data["val"].numel())))
-    layers, info = build(model, a, data, log)
+    layers, info = build(arch, a, data, log)
     meta = metadata(a, a.act, method, layers, info)
     size = write_predictor(out, layers, meta)
     log("wrote %s (%d bytes)" % (out, size))
 
     preds, meta_back = load_predictor(out)          # evaluate exactly what was written
     assert meta_back == meta
-    vw = train_tiny.val_windows(data["val"], WINDOW)
-    res = evaluate(model, preds, a.act, vw, a)
+    vw = tiny_training.val_windows(data["val"], arch.window)
+    res = evaluate(arch, preds, a.act, vw, a)
     for l, r in res["layers"].items():
         log("held-out layer %d: recall alone %.4f deployed %.4f, size %.4f (true %.4f, x%.2f)"
             % (l, r["dense"]["recall"], r["deployed"]["recall"], r["deployed"]["size"],
@@ -753,21 +821,50 @@ def main():
         % (res["bpb_pred"], res["bpb_dense"], 100 * (res["bpb_pred"] / res["bpb_dense"] - 1),
            time.time() - wall0))
     cmd = "/usr/bin/python3 tools/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
-    sec = card_section("%s predictor (%s)" % ("SVD" if a.svd else "Trained", os.path.basename(out)),
-                       res, preds, info, a.act, method, cmd)
+    shipped = os.path.abspath(out) == os.path.abspath(os.path.join(a.model, "predictor.safetensors"))
+    sec = card_section(section_title(a, shipped, os.path.basename(out)), res, preds, info, a.act,
+                       method, cmd, arch)
     if a.card_json:
         with open(a.card_json, "w") as fh:
-            json.dump(dict(section=sec, res=res), fh, indent=1)
+            json.dump(dict(section=sec, res=res, wall=time.time() - wall0), fh, indent=1)
     if a.card:
-        others = []
-        for path in a.include:
-            with open(path) as fh:
-                j = json.load(fh)
-            j["res"]["layers"] = {int(k): v for k, v in j["res"]["layers"].items()}
-            title = j["section"].split("\n")[0].lstrip("# ")
-            others.append((j["section"], title, j["res"]))
-        write_card(a.card, a, sec, others, data, time.time() - wall0, res)
-        return
+        write_card(a.card, a, arch, sec, included(a), data, time.time() - wall0, res)
+
+
+def section_title(a, shipped, name):
+    """The heading of a run's card section (and its row in the summary)."""
+    if shipped:
+        return "%s predictor (%s)" % ("SVD" if a.svd else "Trained", name)
+    if a.svd:
+        return "SVD predictor (training-free; not shipped)"
+    return ("Alternative, not shipped: trained %s predictor%s"
+            % ("linear" if a.act == "none" else "relu", " from an SVD start" if a.init == "svd" else ""))
+
+
+def included(a):
+    """(section, title, res) of the runs --include names (their --card-json files)."""
+    others = []
+    for path in a.include:
+        with open(path) as fh:
+            j = json.load(fh)
+        j["res"]["layers"] = {int(k): v for k, v in j["res"]["layers"].items()}
+        title = j["section"].split("\n")[0].lstrip("# ")
+        others.append((j["section"], title, j["res"]))
+    return others
+
+
+def card_from(a):
+    """--card-from: the card of a finished run (its --card-json: section, evaluation, wall time)
+    with --include's runs beside it, without training again.  The run's options (--recall,
+    --lr, ...) must be given again as they were: the card's method text is made from them."""
+    with open(a.card_from) as fh:
+        j = json.load(fh)
+    j["res"]["layers"] = {int(k): v for k, v in j["res"]["layers"].items()}
+    arch = load_model(a.model)
+    a.ffn = arch.ffn
+    cmd = "/usr/bin/python3 tools/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
+    write_card(a.card, a, arch, j["section"], included(a), corpus(a.seed), j["wall"], j["res"],
+               assembled=cmd)
 
 
 def summary_row(name, res):
@@ -780,14 +877,15 @@ def summary_row(name, res):
                100 * (res["bpb_pred"] / res["bpb_dense"] - 1)))
 
 
-def write_card(path, a, sec, others, data, wall, res=None):
+def write_card(path, a, arch, sec, others, data, wall, res=None, assembled=None):
     sel = ("the one with the lowest up-projection cost per token: r·(d_model + d_ff) MACs for "
-           "the predictor plus |S|·d_model for the predicted fc1 rows, relative to dense fc1 "
+           "the predictor plus |S|·d_model for the predicted {p} rows, relative to dense {p} "
            "(d_ff·d_model); the search stops when the cost rises. At d_model 128 a rank-128 "
-           "predictor alone costs more than dense fc1, so small ranks win." if a.select == "cost"
+           "predictor alone costs more than dense {p}, so small ranks win."
+           .format(p=arch.proj_name) if a.select == "cost"
            else "the smallest rank whose predicted set is within %d %% of the smallest set of "
            "all ranks tried." % round(100 * SIZE_TOL))
-    init = ("starting from the rank-r SVD predictor (w1 = S_r V_r^T, w2 = U_r, b2 = fc1 bias)"
+    init = ("starting from the rank-r SVD predictor (%s)" % arch.svd_start
             if a.init == "svd" else "random (torch default) initialisation")
     text = CARD_HEAD % dict(recall=a.recall, bytes=a.bytes, fit=data["fit"].numel(),
                             lr=a.lr, batch=a.batch, epochs=a.epochs, init=init,
@@ -795,7 +893,13 @@ def write_card(path, a, sec, others, data, wall, res=None):
                             select=sel,
                             cal=data["cal"].numel(), val=data["val"].numel(),
                             nfit=data["n"][0], ncal=data["n"][1], nval=data["n"][2],
-                            ranks=a.ranks, wall=wall / 60)
+                            ranks=a.ranks, wall=wall / 60, name=arch.name, intro=arch.intro,
+                            layers=arch.n_layers, script=arch.script, window=arch.window,
+                            fired=arch.fired_rule)
+    if assembled:   # --card-from: say so, the wall time is the trained run's
+        text = text.replace("Wall time of the run that wrote this card",
+                            "Wall time of the trained run") + \
+            "The card was then written from the runs' saved evaluations by `%s`.\n" % assembled
     if res is not None:
         text += ("\n## Summary (held-out split, means over layers)\n\n"
                  "No predictor: %.4f bits per byte.\n\n"
@@ -806,16 +910,14 @@ def write_card(path, a, sec, others, data, wall, res=None):
         for _, title, r in others:
             text += summary_row(title, r) + "\n"
     text += "\n" + sec + "\n" + "".join("\n" + o + "\n" for o, _, _ in others)
-    text += CARD_TAIL
+    text += arch.card_notes(a, res, others)
     with open(path, "w") as fh:
         fh.write(text)
 
 
-CARD_HEAD = """# tiny-opt activation predictor (`predictor.safetensors`)
+CARD_HEAD = """# %(name)s activation predictor (`predictor.safetensors`)
 
-Per layer, a small network that guesses from the MLP input x (the output of the layer's
-`final_layer_norm`, the vector fc1 reads) which fc1 neurons fire, so the runtime computes only
-those fc1 rows. Neuron i is predicted active when s_i >= threshold. Written by
+Per layer, a small network that guesses from the MLP input x (%(intro)s Neuron i is predicted active when s_i >= threshold. Written by
 `tools/train_predictor.py` (see its docstring for the format); every number below comes from
 the runs that wrote this card.
 
@@ -833,16 +935,16 @@ the runs that wrote this card.
 `none` (s = w2 (w1 x + b1) + b2), `lazyneuron.predictor.threshold` (global, here "0.0", but
 every layer carries its own), `lazyneuron.predictor.method` `trained`/`svd`,
 `lazyneuron.predictor.layers` (count), plus `recall_target`, `ranks` and `thresholds` (JSON
-text) for information. The shipped file is the trained predictor, for all 4 layers.
+text) for information. The shipped file is the trained predictor, for all %(layers)d layers.
 
 ## Data and calibration
 
-Only the model's TRAINING split is used (tools/train_tiny.py's split, seed 1234: %(nval)d
+Only the model's TRAINING split is used (%(script)s's split, seed 1234: %(nval)d
 fortunes / %(val)d bytes held out). Its fortunes are split again (seeded) into a fit part
 (%(nfit)d fortunes, %(fit)d bytes) and a calibration part (%(ncal)d fortunes, %(cal)d bytes).
-The float32 torch model runs over %(bytes)d bytes of random 256-byte fit windows and over all
-non-overlapping 256-byte windows of the calibration part, recording each layer's MLP input;
-"fired" = relu(fc1 x + b1) > 0.
+The float32 torch model runs over %(bytes)d bytes of random %(window)d-byte fit windows and over all
+non-overlapping %(window)d-byte windows of the calibration part, recording each layer's MLP input;
+"fired" = %(fired)s.
 
 * **Training** (trained predictor): Adam (lr %(lr)g, halved every 4 epochs, batch %(batch)d,
   at most %(epochs)d epochs), BCE on "fired" with pos_weight = (1-p)/p (p = the layer's firing
@@ -860,7 +962,7 @@ Wall time of the run that wrote this card: %(wall).1f min (one thread, nice 19, 
 """
 
 
-CARD_TAIL = """
+OPT_NOTES = """
 ## Notes
 
 * **Rank 16 against 32.** The cost rule picks rank 16 in every layer. Rank 32 predicts sets

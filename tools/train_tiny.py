@@ -30,12 +30,13 @@ one core.  --only baseline|sparse and --no-export are for short experiments.  On
 model.safetensors, config.json, reference.json, logits.f32, training_log.csv and density.png
 are byte-identical between runs; README.md also records the wall time.
 
-The safetensors writer, the config.json writer and the float64 reference forward are imported
-from tools/make_fixtures.py, so the fixtures and this model are written by the same code.
+The corpus, the training loop, the evaluation and the training log are tools/tiny_training.py's
+(shared with tools/train_tiny_llama.py).  The safetensors writer, the config.json writer and the
+float64 reference forward are imported from tools/make_fixtures.py, so the fixtures and this
+model are written by the same code.
 """
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -49,63 +50,14 @@ import torch.nn.functional as F
 sys.dont_write_bytecode = True   # write nothing into tools/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as mf  # noqa: E402  (safetensors/config writers, float64 OPT forward)
+import tiny_training as training  # noqa: E402  (corpus, training loop, evaluation, log)
+from tiny_training import VOCAB, fmt_pct  # noqa: E402
+# The corpus stays importable from here: READMEs and bench/RESULTS.md write the held-out text
+# with `import train_tiny as t; t.split_corpus(t.load_fortunes(), 1234) ... t.EOS`.
+from tiny_training import EOS, load_fortunes, split_corpus, to_stream  # noqa: E402,F401
 
-CORPUS_DIR = "/usr/share/games/fortunes"
-EOS = 2          # OPT's bos/eos id; as a byte (STX) it never occurs in the corpus
-VOCAB = 256      # token id == byte value; no other specials
 PROMPT = "The meaning of life is"
 N_CONTINUE = 64
-
-
-# --------------------------------------------------------------------------------------------
-# Corpus
-# --------------------------------------------------------------------------------------------
-
-
-def corpus_files():
-    out = []
-    for f in sorted(os.listdir(CORPUS_DIR)):
-        p = os.path.join(CORPUS_DIR, f)
-        if f.endswith((".dat", ".u8")) or os.path.islink(p) or not os.path.isfile(p):
-            continue
-        out.append(p)
-    return out
-
-
-def load_fortunes():
-    """All fortunes (bytes, each ending with a newline), in file order, exact duplicates
-    dropped."""
-    seen, fortunes = set(), []
-    for p in corpus_files():
-        cur = []
-        with open(p, "rb") as fh:
-            lines = fh.read().split(b"\n")
-        for line in lines + [b"%"]:
-            if line == b"%":
-                text = b"\n".join(cur).strip(b"\n")
-                cur = []
-                if text and text not in seen:
-                    seen.add(text)
-                    fortunes.append(text + b"\n")
-            else:
-                cur.append(line)
-    return fortunes
-
-
-def split_corpus(fortunes, seed, val_frac=0.05):
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(fortunes), generator=g).tolist()
-    n_val = int(round(val_frac * len(fortunes)))
-    val_idx = set(perm[:n_val])
-    train = [f for i, f in enumerate(fortunes) if i not in val_idx]
-    val = [f for i, f in enumerate(fortunes) if i in val_idx]
-    return train, val
-
-
-def to_stream(fortunes):
-    """Every fortune followed by the end byte 0x02 (which also starts the next one)."""
-    data = b"".join(f + bytes([EOS]) for f in fortunes)
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,116 +147,9 @@ class TinyOPT(nn.Module):
         return F.linear(x, dec.embed_tokens.weight), pres   # tied lm_head, no bias
 
 
-# --------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------
-
-
-def lr_at(step, a):
-    if step < a.warmup:
-        return a.lr * (step + 1) / a.warmup
-    t = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.lr * (a.min_lr_frac + (1 - a.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def l1_at(step, a):
-    """Weight of the L1 penalty: 0 until l1_start, then a linear ramp to l1 over l1_ramp."""
-    s0 = int(a.l1_start * a.steps)
-    ramp = max(1, int(a.l1_ramp * a.steps))
-    if step < s0:
-        return 0.0
-    return a.l1 * min(1.0, (step - s0 + 1) / ramp)
-
-
-def sparsity_penalty(pres, a):
-    """mean over layers of mean(relu(pre)) (ProSparse-style L1 on the activations)."""
-    return sum(torch.relu(p).mean() for p in pres) / len(pres)
-
-
-@torch.no_grad()
-def evaluate(model, windows, bs=16):
-    """windows: [N, T+1] token windows.  Returns loss (nats/byte), per-layer active fraction
-    (mean over tokens of count(pre > 0) / F), per-layer never-fired count, tokens."""
-    model.eval()
-    tot, n = 0.0, 0
-    act, fired = None, None
-    for i in range(0, windows.shape[0], bs):
-        w = windows[i:i + bs]
-        logits, pres = model(w[:, :-1])
-        tot += F.cross_entropy(logits.reshape(-1, VOCAB), w[:, 1:].reshape(-1),
-                               reduction="sum").item()
-        n += w[:, 1:].numel()
-        on = [(p > 0) for p in pres]
-        a_ = [o.sum().item() for o in on]
-        f_ = [o.reshape(-1, o.shape[-1]).any(dim=0) for o in on]
-        act = a_ if act is None else [x + y for x, y in zip(act, a_)]
-        fired = f_ if fired is None else [x | y for x, y in zip(fired, f_)]
-    model.train()
-    Fdim = fired[0].numel()
-    return (tot / n, [x / (n * Fdim) for x in act],
-            [int((~f).sum().item()) for f in fired], n)
-
-
-def val_windows(stream, T):
-    """Non-overlapping windows covering the held-out stream (the tail is dropped)."""
-    n = (stream.numel() - 1) // T
-    return torch.stack([stream[i * T:i * T + T + 1] for i in range(n)])
-
-
-def train(a, tag, use_l1, train_stream, log_windows, log_rows, verbose=True):
-    torch.manual_seed(a.seed)
-    model = TinyOPT(a)
-    decay = [p for n_, p in model.named_parameters()
-             if p.dim() == 2 and "embed_positions" not in n_]
-    no_decay = [p for n_, p in model.named_parameters()
-                if not (p.dim() == 2 and "embed_positions" not in n_)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
-    g = torch.Generator().manual_seed(a.seed + 1)   # identical data order for both runs
-    T, B = a.seq_len, a.batch
-    hi = train_stream.numel() - T - 1
-    ar = torch.arange(T + 1)
-    t0 = time.time()
-    run_loss, run_n = 0.0, 0
-    for step in range(a.steps + 1):
-        if step % a.log_every == 0 or step == a.steps:
-            vl, af, dead, _ = evaluate(model, log_windows)
-            row = dict(run=tag, step=step, train_loss=(run_loss / run_n if run_n else float("nan")),
-                       heldout_loss=vl, l1_weight=(l1_at(step, a) if use_l1 else 0.0),
-                       lr=lr_at(min(step, a.steps - 1), a), seconds=time.time() - t0)
-            for i, x in enumerate(af):
-                row["active_l%d" % i] = x
-            for i, x in enumerate(dead):
-                row["dead_l%d" % i] = x
-            row["active_mean"] = sum(af) / len(af)
-            log_rows.append(row)
-            if verbose:
-                print("[%s] step %5d  train %.4f  held-out %.4f  active %s mean %.4f  dead %s"
-                      "  l1w %.3g  %.0fs" % (tag, step, row["train_loss"], vl,
-                                             " ".join("%.3f" % x for x in af), row["active_mean"],
-                                             dead, row["l1_weight"], row["seconds"]), flush=True)
-            run_loss, run_n = 0.0, 0
-        if step == a.steps:
-            break
-        for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, a)
-        off = torch.randint(0, hi, (B,), generator=g)
-        w = train_stream[off[:, None] + ar]
-        logits, pres = model(w[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), w[:, 1:].reshape(-1))
-        total = loss
-        if use_l1:
-            lam = l1_at(step, a)
-            if lam > 0:
-                total = loss + lam * sparsity_penalty(pres, a)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
-        opt.step()
-        run_loss += loss.item()
-        run_n += 1
-    return model, time.time() - t0
+def decays(name, p):
+    """Weight decay on matrices and token embeddings, not on positions, biases, LayerNorm."""
+    return p.dim() == 2 and "embed_positions" not in name
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,61 +187,6 @@ def greedy(cfg, W, prompt_ids, n):
             break
         logits = mf.forward(cfg, W, [t], cache=cache)
     return out, min(gaps)
-
-
-def write_csv(path, rows, written):
-    keys = [k for k in rows[0] if k != "seconds"]
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(keys)
-        for r in rows:
-            w.writerow([("" if math.isnan(r[k]) else "%.6g" % r[k]) if isinstance(r[k], float)
-                        else r[k] for k in keys])
-    written.append((path, os.path.getsize(path)))
-
-
-def plot_density(path, rows, L, written):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for tag, ls in (("sparse", "-"), ("baseline", "--")):
-        rr = [r for r in rows if r["run"] == tag]
-        if not rr:
-            continue
-        steps = [r["step"] for r in rr]
-        for i in range(L):
-            ax1.plot(steps, [100 * r["active_l%d" % i] for r in rr], ls, color=colors[i],
-                     label="%s layer %d" % (tag, i))
-        ax1.plot(steps, [100 * r["active_mean"] for r in rr], ls, color="k", lw=2,
-                 label="%s mean" % tag)
-        ax2.plot(steps, [r["heldout_loss"] / math.log(2) for r in rr], ls, color="k",
-                 label="%s held-out" % tag)
-    ax1.axhline(10, color="grey", lw=0.8, ls=":")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("active fc1 neurons (% of ffn, per token)")
-    ax1.set_title("MLP density on a fixed held-out batch")
-    ax1.legend(fontsize=7, ncol=2)
-    rs = [r for r in rows if r["run"] == "sparse"]
-    if rs:
-        ax3 = ax2.twinx()
-        ax3.plot([r["step"] for r in rs], [r["l1_weight"] for r in rs], color="tab:red", lw=1)
-        ax3.set_ylabel("L1 penalty weight (sparse run)", color="tab:red")
-    ax2.set_ylim(top=min(8.0, max(r["heldout_loss"] / math.log(2) for r in rows)))
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("held-out loss (bits per byte)")
-    ax2.set_title("held-out loss")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    written.append((path, os.path.getsize(path)))
-
-
-def fmt_pct(x):
-    return "%.1f %%" % (100 * x)
 
 
 def density_summary(rows, L, steps):
@@ -745,8 +535,9 @@ def export(a, model, nudged, results, rows, info, written):
     }
     mf.write_file(os.path.join(out, "reference.json"), json.dumps(ref, indent=1) + "\n",
                   written)
-    write_csv(os.path.join(out, "training_log.csv"), rows, written)
-    plot_density(os.path.join(out, "density.png"), rows, a.layers, written)
+    training.write_csv(os.path.join(out, "training_log.csv"), rows, written)
+    training.plot_density(os.path.join(out, "density.png"), rows, a.layers, written,
+                          "active fc1 neurons (% of ffn, per token)")
     return ref, diff32
 
 
@@ -754,26 +545,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = mf.repo_root()
     ap.add_argument("--out", default=os.path.join(root, "models", "tiny-opt"))
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--ffn", type=int, default=512)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--max-pos", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--min-lr-frac", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--clip", type=float, default=1.0)
-    ap.add_argument("--init-std", type=float, default=0.02)
-    ap.add_argument("--l1", type=float, default=0.5, help="final L1 penalty weight")
-    ap.add_argument("--l1-start", type=float, default=0.1, help="ramp start (fraction of steps)")
-    ap.add_argument("--l1-ramp", type=float, default=0.4, help="ramp length (fraction of steps)")
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--log-every", type=int, default=25)
-    ap.add_argument("--log-batch", type=int, default=16, help="held-out windows for the log")
+    training.add_arguments(ap, steps=1500, seq_len=256, lr=2e-3, warmup=100)
     ap.add_argument("--only", choices=["baseline", "sparse"], help="experiment: train one run")
     ap.add_argument("--no-export", action="store_true", help="experiment: write nothing")
     a = ap.parse_args()
@@ -783,44 +555,37 @@ def main():
     torch.manual_seed(a.seed)
     wall0 = time.time()
 
-    fortunes = load_fortunes()
-    tr, va = split_corpus(fortunes, a.seed)
-    train_stream, val_stream = to_stream(tr), to_stream(va)
-    vw = val_windows(val_stream, a.seq_len)
-    g = torch.Generator().manual_seed(a.seed + 2)
-    log_windows = vw[torch.randperm(vw.shape[0], generator=g)[:a.log_batch]]
+    cp = training.Corpus(a)
     print("corpus: %d files, %d fortunes (after dedup), train %d fortunes / %d bytes, "
           "held-out %d / %d bytes (%d windows of %d)"
-          % (len(corpus_files()), len(fortunes), len(tr), train_stream.numel(), len(va),
-             val_stream.numel(), vw.shape[0], a.seq_len), flush=True)
+          % (len(training.corpus_files()), len(cp.fortunes), len(cp.train),
+             cp.train_stream.numel(), len(cp.val), cp.val_stream.numel(), cp.windows.shape[0],
+             a.seq_len), flush=True)
 
     rows, results, models = [], {}, {}
     for tag in ("baseline", "sparse"):
         if a.only and tag != a.only:
             continue
-        model, secs = train(a, tag, tag == "sparse", train_stream, log_windows, rows)
+        model, secs = training.train(a, tag, tag == "sparse", cp.train_stream, cp.log_windows,
+                                     rows, TinyOPT, decays)
         models[tag] = model
         results[tag] = dict(seconds=secs)
-    g = torch.Generator().manual_seed(a.seed + 3)
-    off = torch.randint(0, train_stream.numel() - a.seq_len - 1, (vw.shape[0],), generator=g)
-    tw = train_stream[off[:, None] + torch.arange(a.seq_len + 1)]   # as many as held-out
+    tw = cp.train_windows(a)
     nudged = nudge_margin(a, models["sparse"]) if "sparse" in models else 0
     for tag, model in models.items():
-        vl, af, dead, n = evaluate(model, vw)
-        tl, taf, tdead, _ = evaluate(model, tw)
-        results[tag].update(heldout_loss=vl, active=af, dead=dead, heldout_tokens=n,
-                            train_loss=tl, train_active=taf, train_dead=tdead)
+        r = results[tag]
+        r.update(training.final_numbers(model, cp.windows, tw))
         print("%s: train loss %.4f, held-out loss %.4f (%.4f bpb), active %s mean %.4f, "
-              "dead %s, %.0fs" % (tag, tl, vl, vl / math.log(2), ["%.4f" % x for x in af],
-                                   sum(af) / len(af), dead, results[tag]["seconds"]))
+              "dead %s, %.0fs" % (tag, r["train_loss"], r["heldout_loss"],
+                                   r["heldout_loss"] / math.log(2),
+                                   ["%.4f" % x for x in r["active"]],
+                                   sum(r["active"]) / len(r["active"]), r["dead"], r["seconds"]))
     if "baseline" in results and "sparse" in results:
         print("loss ratio sparse/baseline %.4f"
               % (results["sparse"]["heldout_loss"] / results["baseline"]["heldout_loss"]))
     if a.no_export or "sparse" not in models:
         return
-    info = dict(n_files=len(corpus_files()), n_fortunes=len(fortunes), n_train=len(tr),
-                n_val=len(va), train_bytes=train_stream.numel(), val_bytes=val_stream.numel(),
-                val_windows=vw.shape[0])
+    info = cp.info()
     written = []
     ref, diff32 = export(a, models["sparse"], nudged, results, rows, info, written)
     wall = time.time() - wall0

@@ -6,9 +6,9 @@ Run with Debian's interpreter (torch 1.13; `transformers` is not needed), on one
 
     nice -n 19 /usr/bin/python3 tools/train_tiny_llama.py [--steps N] [--out models/tiny-llama]
 
-The recipe is tools/train_tiny.py's (its corpus code is imported): the Debian `fortunes` corpus,
-bytes as tokens (vocab 256, byte 0x02 = eos_token_id ends every fortune), 5 % of the fortunes
-held out, and TWO runs with the same seed, data order and hyperparameters: a baseline
+The recipe is tools/train_tiny.py's (the code both share is tools/tiny_training.py): the Debian
+`fortunes` corpus, bytes as tokens (vocab 256, byte 0x02 = eos_token_id ends every fortune),
+5 % of the fortunes held out, and TWO runs with the same seed, data order and hyperparameters: a baseline
 (cross-entropy only) and the sparse model (plus an L1 penalty on the gate activations
 relu(gate_proj(x)), ramped in).  The architecture is LLaMA as in transformers'
 modeling_llama.py: RMSNorm, RoPE (rotate_half layout), grouped-query attention, no biases,
@@ -31,17 +31,17 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 sys.dont_write_bytecode = True   # write nothing into tools/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference as lr        # noqa: E402
 import make_fixtures as mf          # noqa: E402  (safetensors writer, write_file)
 import make_llama_fixtures as mlf   # noqa: E402  (margin rule)
-import train_tiny as tt             # noqa: E402  (corpus, schedule, evaluation, CSV)
+import tiny_training as training   # noqa: E402  (corpus, training loop, evaluation, log)
+from tiny_training import fmt_pct  # noqa: E402
 
-VOCAB = tt.VOCAB
-EOS = tt.EOS
+VOCAB = training.VOCAB
+EOS = training.EOS
 BOS = 1
 REF_BYTES = 64
 
@@ -171,64 +171,6 @@ def hf_config(a):
 
 
 # --------------------------------------------------------------------------------------------
-# Training (tools/train_tiny.py's loop, with this model)
-# --------------------------------------------------------------------------------------------
-
-
-def train(a, tag, use_l1, train_stream, log_windows, log_rows):
-    torch.manual_seed(a.seed)
-    model = TinyLlama(a)
-    decay = [p for n_, p in model.named_parameters() if p.dim() == 2]
-    no_decay = [p for n_, p in model.named_parameters() if p.dim() != 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
-    g = torch.Generator().manual_seed(a.seed + 1)   # identical data order for both runs
-    T, B = a.seq_len, a.batch
-    hi = train_stream.numel() - T - 1
-    ar = torch.arange(T + 1)
-    t0 = time.time()
-    run_loss, run_n = 0.0, 0
-    for step in range(a.steps + 1):
-        if step % a.log_every == 0 or step == a.steps:
-            vl, af, dead, _ = tt.evaluate(model, log_windows)
-            row = dict(run=tag, step=step, train_loss=(run_loss / run_n if run_n else float("nan")),
-                       heldout_loss=vl, l1_weight=(tt.l1_at(step, a) if use_l1 else 0.0),
-                       lr=tt.lr_at(min(step, a.steps - 1), a), seconds=time.time() - t0)
-            for i, x in enumerate(af):
-                row["active_l%d" % i] = x
-            for i, x in enumerate(dead):
-                row["dead_l%d" % i] = x
-            row["active_mean"] = sum(af) / len(af)
-            log_rows.append(row)
-            print("[%s] step %5d  train %.4f  held-out %.4f  active %s mean %.4f  dead %s"
-                  "  l1w %.3g  %.0fs" % (tag, step, row["train_loss"], vl,
-                                         " ".join("%.3f" % x for x in af), row["active_mean"],
-                                         dead, row["l1_weight"], row["seconds"]), flush=True)
-            run_loss, run_n = 0.0, 0
-        if step == a.steps:
-            break
-        for grp in opt.param_groups:
-            grp["lr"] = tt.lr_at(step, a)
-        off = torch.randint(0, hi, (B,), generator=g)
-        w = train_stream[off[:, None] + ar]
-        logits, pres = model(w[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, VOCAB), w[:, 1:].reshape(-1))
-        total = loss
-        if use_l1:
-            lam = tt.l1_at(step, a)
-            if lam > 0:
-                total = loss + lam * tt.sparsity_penalty(pres, a)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
-        opt.step()
-        run_loss += loss.item()
-        run_n += 1
-    return model, time.time() - t0
-
-
-# --------------------------------------------------------------------------------------------
 # Export
 # --------------------------------------------------------------------------------------------
 
@@ -250,43 +192,6 @@ def nudge_margin(a, model, tokens):
     nudged = mlf.ensure_margin(f, c, master, tokens)
     model.load_state_dict({k: v.to(torch.float32) for k, v in master.items()})
     return nudged
-
-
-def plot_density(path, rows, L, written):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for tag, ls in (("sparse", "-"), ("baseline", "--")):
-        rr = [r for r in rows if r["run"] == tag]
-        steps = [r["step"] for r in rr]
-        for i in range(L):
-            ax1.plot(steps, [100 * r["active_l%d" % i] for r in rr], ls, color=colors[i],
-                     label="%s layer %d" % (tag, i))
-        ax1.plot(steps, [100 * r["active_mean"] for r in rr], ls, color="k", lw=2,
-                 label="%s mean" % tag)
-        ax2.plot(steps, [r["heldout_loss"] / math.log(2) for r in rr], ls, color="k",
-                 label="%s held-out" % tag)
-    ax1.axhline(10, color="grey", lw=0.8, ls=":")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("active gate neurons, relu(gate) > 0 (% of ffn, per token)")
-    ax1.set_title("MLP density on a fixed held-out batch")
-    ax1.legend(fontsize=7, ncol=2)
-    rs = [r for r in rows if r["run"] == "sparse"]
-    ax3 = ax2.twinx()
-    ax3.plot([r["step"] for r in rs], [r["l1_weight"] for r in rs], color="tab:red", lw=1)
-    ax3.set_ylabel("L1 penalty weight (sparse run)", color="tab:red")
-    ax2.set_ylim(top=min(8.0, max(r["heldout_loss"] / math.log(2) for r in rows)))
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("held-out loss (bits per byte)")
-    ax2.set_title("held-out loss")
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    written.append((path, os.path.getsize(path)))
 
 
 def export(a, model, nudged, tokens, written):
@@ -349,10 +254,6 @@ def export(a, model, nudged, tokens, written):
     return ref, (diff32, readback)
 
 
-def pct(x):
-    return "%.1f %%" % (100 * x)
-
-
 def emergent(rows, results, a):
     """The emergent-sparsity paragraph, each claim computed from this run's log."""
     L, b, sp = a.layers, results["baseline"], results["sparse"]
@@ -364,22 +265,27 @@ def emergent(rows, results, a):
            "the log batch. The baseline, trained on cross-entropy alone, ends at %s active on "
            "held-out text%s; its mean density on the log batch was within 10 %% of its final "
            "value by step %d of %d."
-           % (pct(rb[0]["active_mean"]), pct(mb),
+           % (fmt_pct(rb[0]["active_mean"]), fmt_pct(mb),
               " (so a gated-ReLU LLaMA becomes sparser by itself)"
               if mb < 0.8 * rb[0]["active_mean"] else "", settled, a.steps)]
     out.append("* **With the penalty** the mean density is %s (%.1f× fewer active neurons than "
                "the baseline) for a held-out loss %+.1f %% against the baseline's."
-               % (pct(ms), mb / ms, 100 * (sp["heldout_loss"] / b["heldout_loss"] - 1)))
+               % (fmt_pct(ms), mb / ms, 100 * (sp["heldout_loss"] / b["heldout_loss"] - 1)))
     dense_b = max(range(L), key=lambda i: b["active"][i])
     dense_s = max(range(L), key=lambda i: sp["active"][i])
     out.append("* **Per layer.** The densest layer is %d in the baseline (%s) and %d in the sparse "
                "model (%s); the sparsest are %d (%s) and %d (%s). Neurons that never fire on "
                "held-out text: %s (baseline) and %s (sparse) per layer, of %d."
-               % (dense_b, pct(b["active"][dense_b]), dense_s, pct(sp["active"][dense_s]),
-                  min(range(L), key=lambda i: b["active"][i]), pct(min(b["active"])),
-                  min(range(L), key=lambda i: sp["active"][i]), pct(min(sp["active"])),
+               % (dense_b, fmt_pct(b["active"][dense_b]), dense_s, fmt_pct(sp["active"][dense_s]),
+                  min(range(L), key=lambda i: b["active"][i]), fmt_pct(min(b["active"])),
+                  min(range(L), key=lambda i: sp["active"][i]), fmt_pct(min(sp["active"])),
                   " / ".join(map(str, b["dead"])), " / ".join(map(str, sp["dead"])), a.ffn))
     return "\n".join(out)
+
+
+def decays(name, p):
+    """Weight decay on matrices, not on RMSNorm weights."""
+    return p.dim() == 2
 
 
 def write_readme(a, results, ref, rows, info, wall, nudged, diff32, written):
@@ -392,8 +298,8 @@ def write_readme(a, results, ref, rows, info, wall, nudged, diff32, written):
             if not x.startswith(skip) and (k == 0 or argv[k - 1] not in skip)]
     cmd = "nice -n 19 /usr/bin/python3 tools/train_tiny_llama.py" + "".join(" " + x for x in args)
     per_layer = "\n".join(
-        "| %d | %s | %d | %s | %d |" % (i, pct(sp["active"][i]), sp["dead"][i],
-                                        pct(b["active"][i]), b["dead"][i]) for i in range(L))
+        "| %d | %s | %d | %s | %d |" % (i, fmt_pct(sp["active"][i]), sp["dead"][i],
+                                        fmt_pct(b["active"][i]), b["dead"][i]) for i in range(L))
     ms, mb = sum(sp["active"]) / L, sum(b["active"]) / L
     marks = sorted(set([0, a.steps // 10, a.steps // 4, a.steps // 2, 3 * a.steps // 4, a.steps]))
     hist = ["| %s | %d | %.3f | %s | %.1f | %s |" % (
@@ -407,8 +313,8 @@ def write_readme(a, results, ref, rows, info, wall, nudged, diff32, written):
 
 A {L}-layer LLaMA decoder (`LlamaForCausalLM`, `hidden_act: "relu"`, ReluLLaMA style;
 {n_params:,} parameters, F32) trained on the Debian `fortunes` corpus with an L1 penalty on the
-gate activations relu(gate_proj(x)). On held-out text **{pct(ms)}** of the gate neurons are active
-per token (mean over layers), against {pct(mb)} for the same model trained without the penalty.
+gate activations relu(gate_proj(x)). On held-out text **{fmt_pct(ms)}** of the gate neurons are active
+per token (mean over layers), against {fmt_pct(mb)} for the same model trained without the penalty.
 Held-out loss: **{sp['heldout_loss'] / ln2:.4f} bits per byte**, against
 {b['heldout_loss'] / ln2:.4f} for the baseline ({100 * (sp['heldout_loss'] / b['heldout_loss'] - 1):+.1f} %).
 
@@ -470,8 +376,8 @@ stream ({b['heldout_tokens']:,} predicted bytes). Bits per byte = nats / ln 2.
 
 | model | train bits/byte | held-out bits/byte | mean active (held-out) | never-fired neurons (held-out, of {L}×{a.ffn}) |
 |---|---|---|---|---|
-| baseline | {b['train_loss'] / ln2:.4f} | {b['heldout_loss'] / ln2:.4f} | {pct(mb)} | {sum(b['dead'])} |
-| **sparse (this model)** | {sp['train_loss'] / ln2:.4f} | {sp['heldout_loss'] / ln2:.4f} | **{pct(ms)}** | {sum(sp['dead'])} |
+| baseline | {b['train_loss'] / ln2:.4f} | {b['heldout_loss'] / ln2:.4f} | {fmt_pct(mb)} | {sum(b['dead'])} |
+| **sparse (this model)** | {sp['train_loss'] / ln2:.4f} | {sp['heldout_loss'] / ln2:.4f} | **{fmt_pct(ms)}** | {sum(sp['dead'])} |
 
 Per layer (held-out):
 
@@ -498,7 +404,7 @@ tests/data/README.md): the {ref['n_tokens']} tokens are the first {ref['n_tokens
 fortune (no BOS; the text is in `reference.json` as `text`); `logits.f32` holds the logits at
 every position from the independent float64 forward of `tools/llama_reference.py` on the stored
 F32 weights; `active_fraction` / `never_fired` / `active_counts` are per layer for those tokens
-(active fraction: {' / '.join(pct(x) for x in ref['active_fraction'])}). {nudged} gate weights were
+(active fraction: {' / '.join(fmt_pct(x) for x in ref['active_fraction'])}). {nudged} gate weights were
 nudged after training (the fixtures' margin rule) so that every gate pre-activation of these
 tokens is at least 1e-3 from zero (smallest: {min(ref['min_gate_margin']):.3g}); the losses above
 were measured after the nudge. The float32 training module agrees with the float64 reference to
@@ -518,29 +424,10 @@ cache agrees to {ref['decode_max_abs_diff']:.2g}.
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(mf.repo_root(), "models", "tiny-llama"))
-    ap.add_argument("--steps", type=int, default=700)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--seq-len", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--d-model", type=int, default=128)
-    ap.add_argument("--ffn", type=int, default=512)
-    ap.add_argument("--heads", type=int, default=4)
+    training.add_arguments(ap, steps=700, seq_len=128, lr=3e-3, warmup=60)
     ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--max-pos", type=int, default=256)
     ap.add_argument("--eps", type=float, default=1e-5)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--min-lr-frac", type=float, default=0.1)
-    ap.add_argument("--warmup", type=int, default=60)
-    ap.add_argument("--wd", type=float, default=0.1)
-    ap.add_argument("--clip", type=float, default=1.0)
-    ap.add_argument("--init-std", type=float, default=0.02)
-    ap.add_argument("--l1", type=float, default=0.5, help="final L1 penalty weight")
-    ap.add_argument("--l1-start", type=float, default=0.1, help="ramp start (fraction of steps)")
-    ap.add_argument("--l1-ramp", type=float, default=0.4, help="ramp length (fraction of steps)")
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--log-every", type=int, default=25)
-    ap.add_argument("--log-batch", type=int, default=16, help="held-out windows for the log")
     ap.add_argument("--eval-windows", type=int, default=0,
                     help="held-out windows for the final numbers (0: all)")
     ap.add_argument("--checkpoint", help="save both trained models here (for --resume)")
@@ -551,18 +438,11 @@ def main():
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     wall0 = time.time()
-    fortunes = tt.load_fortunes()
-    tr, va = tt.split_corpus(fortunes, a.seed)
-    train_stream, val_stream = tt.to_stream(tr), tt.to_stream(va)
-    vw = tt.val_windows(val_stream, a.seq_len)
-    if a.eval_windows:
-        vw = vw[:a.eval_windows]
-    g = torch.Generator().manual_seed(a.seed + 2)
-    log_windows = vw[torch.randperm(vw.shape[0], generator=g)[:a.log_batch]]
+    cp = training.Corpus(a, a.eval_windows)
     print("corpus: %d fortunes, train %d bytes, held-out %d bytes (%d windows of %d)"
-          % (len(fortunes), train_stream.numel(), val_stream.numel(), vw.shape[0], a.seq_len),
-          flush=True)
-    tokens = reference_tokens(va)
+          % (len(cp.fortunes), cp.train_stream.numel(), cp.val_stream.numel(),
+             cp.windows.shape[0], a.seq_len), flush=True)
+    tokens = reference_tokens(cp.val)
 
     rows, results, models = [], {}, {}
     if a.resume:   # the trained weights of an earlier run with the same arguments
@@ -575,29 +455,27 @@ def main():
         wall0 -= sum(ck["seconds"].values())   # report the wall time of a full run
     else:
         for tag in ("baseline", "sparse"):
-            model, secs = train(a, tag, tag == "sparse", train_stream, log_windows, rows)
+            model, secs = training.train(a, tag, tag == "sparse", cp.train_stream,
+                                         cp.log_windows, rows, TinyLlama, decays)
             models[tag], results[tag] = model, dict(seconds=secs)
         if a.checkpoint:
             torch.save(dict(rows=rows, state={t: m.state_dict() for t, m in models.items()},
                             seconds={t: r["seconds"] for t, r in results.items()}), a.checkpoint)
-    g = torch.Generator().manual_seed(a.seed + 3)
-    off = torch.randint(0, train_stream.numel() - a.seq_len - 1, (vw.shape[0],), generator=g)
-    tw = train_stream[off[:, None] + torch.arange(a.seq_len + 1)]
+    tw = cp.train_windows(a)
     nudged = nudge_margin(a, models["sparse"], tokens)
     for tag, model in models.items():
-        vl, af, dead, n = tt.evaluate(model, vw)
-        tl, _, _, _ = tt.evaluate(model, tw)
-        results[tag].update(heldout_loss=vl, active=af, dead=dead, heldout_tokens=n, train_loss=tl)
+        r = results[tag]
+        r.update(training.final_numbers(model, cp.windows, tw))
         print("%s: train %.4f bpb, held-out %.4f bpb, active %s mean %.4f, dead %s, %.0fs"
-              % (tag, tl / math.log(2), vl / math.log(2), ["%.4f" % x for x in af],
-                 sum(af) / len(af), dead, results[tag]["seconds"]), flush=True)
-    info = dict(n_files=len(tt.corpus_files()), n_fortunes=len(fortunes), n_train=len(tr),
-                n_val=len(va), train_bytes=train_stream.numel(), val_bytes=val_stream.numel(),
-                val_windows=vw.shape[0])
+              % (tag, r["train_loss"] / math.log(2), r["heldout_loss"] / math.log(2),
+                 ["%.4f" % x for x in r["active"]], sum(r["active"]) / len(r["active"]),
+                 r["dead"], r["seconds"]), flush=True)
+    info = cp.info()
     written = []
     ref, diff32 = export(a, models["sparse"], nudged, tokens, written)
-    tt.write_csv(os.path.join(a.out, "training_log.csv"), rows, written)
-    plot_density(os.path.join(a.out, "density.png"), rows, a.layers, written)
+    training.write_csv(os.path.join(a.out, "training_log.csv"), rows, written)
+    training.plot_density(os.path.join(a.out, "density.png"), rows, a.layers, written,
+                          "active gate neurons, relu(gate) > 0 (% of ffn, per token)")
     wall = time.time() - wall0
     write_readme(a, results, ref, rows, info, wall, nudged, diff32, written)
     for path, sz in written:

@@ -138,7 +138,7 @@ def test_default_seed_is_random_printed_and_reproducible(runner):
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_startup_line(runner):
+def test_startup_line(runner, tmp_path):
     out = RUNNERS[runner](["-m", TINY, "-p", "x", "-n", "1", "-t", "1", "--mode", "sparse",
                            "--type", "q8_0"])
     fields = startup(out.stderr)
@@ -148,7 +148,14 @@ def test_startup_line(runner):
     off = startup(RUNNERS[runner](["-m", TINY, "-p", "x", "-n", "1", "-t", "1",
                                    "--predictor", "off"]).stderr)
     assert off["predictor"] == "off"
-    none = startup(RUNNERS[runner](["-m", LLAMA, "-p", "x", "-n", "1", "-t", "1"]).stderr)
+    llama = startup(RUNNERS[runner](["-m", LLAMA, "-p", "x", "-n", "1", "-t", "1"]).stderr)
+    assert llama["predictor"] == "on" and llama["arch"] == "llama"  # it ships one
+    bare = tmp_path / "tiny-llama"  # the same model without its predictor
+    bare.mkdir()
+    for f in LLAMA.iterdir():
+        if f.is_file() and f.name != "predictor.safetensors":
+            (bare / f.name).symlink_to(f)
+    none = startup(RUNNERS[runner](["-m", bare, "-p", "x", "-n", "1", "-t", "1"]).stderr)
     assert none["predictor"] == "none" and none["arch"] == "llama"
 
 
