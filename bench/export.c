@@ -145,7 +145,7 @@ static void help(void) {
   printf("usage: lzn-bench export --synthetic NAME --type T [--layers N] [--density PCT] [--seed S] OUT.gguf\n"
          "Writes a synthetic LLaMA-family model (%s; not the OPT shapes) as a GGUF file\n"
          "in lzn-convert's layout (W_down pre-transposed), for `lzn-bench load` and `model --model`.\n"
-         "T: f32, f16, bf16, q8_0, q4_0 (default q4_0).\n",
+         "T: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k (default q4_0).\n",
          "llama-7b, relullama-7b, mistral-7b");
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """vs-llamacpp.py: lazyneuron against llama.cpp on the very same GGUF file.
 
-usage: bench/vs-llamacpp.py LLAMACPP_DIR [--types q4_0,q8_0] [--densities 10,15,33]
-           [--threads 1,2] [--tests tg32,pp128,pp512] [--batch 1,2,4,8] [--rounds 3]
-           [--layers 32] [--work DIR] [--predictor] [--build build]
+usage: bench/vs-llamacpp.py LLAMACPP_DIR [--types q4_0,q8_0] [--mixes q4_k_m,q4_0]
+           [--densities 10,15,33] [--threads 1,2] [--tests tg32,pp128,pp512] [--batch 1,2,4,8]
+           [--rounds 3] [--layers 32] [--work DIR] [--predictor] [--build build]
            [--anchors ../shared/anchors] [--dry-run]
 
 LLAMACPP_DIR is what ../shared/anchors/build_llamacpp.sh made: bin/llama-bench,
@@ -13,7 +13,9 @@ yardstick only: nothing of it is linked into or required by the library.
 The file: make_llama_gguf.py writes a random-weight LLaMA-architecture GGUF in
 the 7B shape (d_model 4096, d_ff 11008, 32 layers) marked FATReLU with the
 threshold at which ~10 % of neurons fire; llama-quantize --pure makes each
-type from it (cached in --work). llama.cpp ignores the marker and runs the file
+type from it (cached in --work), and, for --mixes, llama-quantize without
+--pure the file people download: Q4_K_M (Q4_K, Q6_K for the output matrix and
+some V and W_down matrices), Q5_K_M, or Q4_0 with its Q6_K output matrix. llama.cpp ignores the marker and runs the file
 as a dense SiLU model of the same cost; lazyneuron runs it dense, and sparse /
 auto at each --densities percent by setting the context's threshold (lzn-bench
 model --threshold replaces the file's), so every row reads the same bytes.
@@ -57,7 +59,8 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("llamacpp", type=Path, help="build_llamacpp.sh's OUT_DIR (bin/, src/)")
-    p.add_argument("--types", default="q4_0,q8_0", help="llama-quantize types, or f16 (the file itself)")
+    p.add_argument("--types", default="q4_0,q8_0", help="llama-quantize --pure types, or f16 (the file itself)")
+    p.add_argument("--mixes", default="", help="llama-quantize types made without --pure (q4_k_m, q5_k_m, q4_0)")
     p.add_argument("--densities", default="10,15,33", help="percent of MLP neurons active")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--tests", default="tg32,pp128", help="tgN and ppN, as lzn-bench and llama-bench")
@@ -71,7 +74,8 @@ def parse_args():
     p.add_argument("--anchors", type=Path, default=REPO.parent / "shared" / "anchors")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     a = p.parse_args()
-    a.types = a.types.split(",")
+    a.types = [t for t in a.types.split(",") if t]
+    a.mixes = [t for t in a.mixes.split(",") if t]
     a.densities = [float(d) for d in a.densities.split(",")]
     a.threads = [int(t) for t in a.threads.split(",")]
     a.tests = a.tests.split(",")
@@ -107,8 +111,15 @@ def machine(a):
     return " | ".join(out.strip().splitlines())
 
 
+def mix_label(name):
+    """A mix's name in the table and its file: Q4_K_M is one already; a plain type's mix (Q4_0
+    with a Q6_K output matrix) is "q4_0-mixed", beside the --pure "q4_0"."""
+    return name if name.endswith(("_s", "_m", "_l")) else name + "-mixed"
+
+
 def make_files(a):
-    """The F16 file (FATReLU at 10 %) and one llama-quantize --pure file per type."""
+    """The F16 file (FATReLU at 10 %), one llama-quantize --pure file per type, and one file per
+    mix (llama-quantize without --pure)."""
     a.work.mkdir(parents=True, exist_ok=True)
     f16 = a.work / ("llama7b-shape-%dL-fatrelu10-f16.gguf" % a.layers)
     if not f16.exists():
@@ -124,6 +135,11 @@ def make_files(a):
         if not out.exists():
             run([a.llamacpp / "bin" / "llama-quantize", "--pure", f16, out, t.upper()], a.dry_run)
         files[t] = out
+    for t in a.mixes:
+        out = a.work / f16.name.replace("-f16.gguf", "-%s.gguf" % mix_label(t))
+        if not out.exists():
+            run([a.llamacpp / "bin" / "llama-quantize", f16, out, t.upper()], a.dry_run)
+        files[mix_label(t)] = out
     return files
 
 
@@ -203,7 +219,7 @@ def one_round(a, files, record):
                 for mode, test, ts, dens in lzn_bench(a, ["--model", path], threads, ["sparse", "auto"],
                                                       ["--threshold", th]):
                     record(key, test, "lazyneuron %s @%g %%" % (mode, d), ts, dens)
-                if a.predictor:
+                if a.predictor and type_name in a.types:  # a mix has no one --type for lzn-bench
                     src = ["--synthetic", "relullama-7b", "--layers", str(a.layers), "--type", type_name,
                            "--density", str(d), "--predictor", "0"]
                     for mode, test, ts, dens in lzn_bench(a, src, threads, ["sparse"], []):

@@ -152,11 +152,22 @@ typedef enum lzn_weight_type {
   LZN_WEIGHTS_F16 = 2,       /* IEEE binary16, 16 bits, rounded to nearest even */
   LZN_WEIGHTS_BF16 = 3,      /* bfloat16, 16 bits, rounded to nearest even */
   LZN_WEIGHTS_Q8_0 = 4,      /* llama.cpp's Q8_0: blocks of 32 int8 + an fp16 scale, 8.5 bits */
-  LZN_WEIGHTS_Q4_0 = 5       /* llama.cpp's Q4_0: blocks of 32 4-bit + an fp16 scale, 4.5 bits */
+  LZN_WEIGHTS_Q4_0 = 5,      /* llama.cpp's Q4_0: blocks of 32 4-bit + an fp16 scale, 4.5 bits */
+  /* Added in 0.4, llama.cpp's K-quants: super-blocks of 256 weights, so a
+   * row must be a multiple of 256 weights (every LLaMA-family d_model and
+   * d_ff is); a matrix whose rows are not cannot be kept in them
+   * (LZN_ERR_UNSUPPORTED naming it). */
+  LZN_WEIGHTS_Q4_K = 6,      /* 8 sub-blocks of 32 4-bit, 6-bit scales and mins, fp16 d and dmin: 4.5 bits */
+  LZN_WEIGHTS_Q5_K = 7,      /* Q4_K with a fifth bit per weight: 5.5 bits */
+  LZN_WEIGHTS_Q6_K = 8       /* 16 sub-blocks of 16 6-bit, int8 scales, an fp16 d: 6.5625 bits */
 } lzn_weight_type;
 
+/* Room for weight types in the arrays indexed by lzn_weight_type
+ * (lzn_model_info.weight_bytes_by_type): more than there are. */
+#define LZN_WEIGHT_TYPE_SLOTS 16
+
 /* Added in 0.3. The name of a weight type: "AS_STORED", "F32", "F16",
- * "BF16", "Q8_0", "Q4_0" (GGUF's spelling); NULL for a value that is not
+ * "BF16", "Q8_0", "Q4_0", "Q4_K", ... (GGUF's spelling); NULL for a value that is not
  * one. The values run from 0 without gaps, so a program lists every type
  * by counting up until NULL. A static string. */
 LZN_API const char *lzn_weight_type_name(lzn_weight_type type);
@@ -191,14 +202,16 @@ LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_
                                    int64_t n_active, int n_threads);
 
 /* The bytes of one row of n weights of a type (a block type: ceil(n / 32)
- * blocks, the last zero-padded); -1 for a type that is not one (or
- * LZN_WEIGHTS_AS_STORED) or n < 0. */
+ * blocks, ceil(n / 256) super-blocks for the K-quants, the last
+ * zero-padded); -1 for a type that is not one (or LZN_WEIGHTS_AS_STORED)
+ * or n < 0. */
 LZN_API int64_t lzn_weight_row_bytes(lzn_weight_type type, int64_t n);
 
 /* Converts rows x cols fp32 values (row-major) to a weight type, row by
  * row (lzn_weight_row_bytes(type, cols) bytes each), as the model loader
  * does: round to nearest even for F16/BF16, llama.cpp's rounding for
- * Q8_0/Q4_0. Statuses: OK, INVALID_ARG (NULL, sizes, type; a NaN or Inf in
+ * Q8_0/Q4_0, a least-squares search of each sub-block's scale (and min)
+ * for the K-quants (kernels/ref/k_quantize.c states it). Statuses: OK, INVALID_ARG (NULL, sizes, type; a NaN or Inf in
  * src, or a value F16 cannot hold: the row is named), ISA. */
 LZN_API lzn_status lzn_weights_convert(lzn_weight_type type, const float *src, int64_t rows,
                                        int64_t cols, void *dst);
@@ -240,6 +253,21 @@ typedef struct lzn_model_params {
    * predictor.safetensors from the model's folder when there is one; a
    * path loads that file (an error if it cannot); "" loads none. */
   const char *predictor_path;
+  /* Added in 0.4 (lzn_model_params_init sets it; lzn_model_default_params
+   * returns the 0.3 struct without it): the type of W_down^T where the
+   * loader makes it from a quantized W_down, i.e. a file that stores
+   * W_down as llama.cpp does ([d_model][d_ff], blocks along d_ff; Q8_0,
+   * Q4_0 and the K-quants). Transposing quantizes it again, across other
+   * blocks: a second rounding that llama.cpp's users never get.
+   * LZN_WEIGHTS_Q8_0 (default): measured as close to the file's own
+   * weights as llama.cpp's computation on the file is, for 8.5 bits per
+   * weight of W_down^T (README, "Quality of the transposed W_down");
+   * LZN_WEIGHTS_AS_STORED: each W_down^T in its file's type (the file's
+   * bytes, a mix's per-layer types kept; ~4x the logit error); any type:
+   * that one (F16: within 2^-11 of the file's values). A W_down in F32,
+   * F16 or BF16 transposes exactly and follows weight_type; a file that
+   * stores W_down^T (PowerInfer's, lzn-quantize's) is used as it is. */
+  lzn_weight_type down_t_type;
 } lzn_model_params;
 
 typedef enum lzn_mlp_mode {
@@ -318,6 +346,10 @@ typedef struct lzn_model_info {
   int gated;                 /* 1: a gated MLP (LLaMA family, 3 matrices), 0: OPT's 2 */
   const char *architecture;  /* "opt", "llama", "mistral", "bamboo": a static string */
   int has_predictor;         /* layers with an activation predictor (0: none) */
+  /* Added in 0.4: the matrices' bytes by type, indexed by lzn_weight_type
+   * (a file may mix types: llama.cpp's Q4_K_M keeps Q4_K and Q6_K); they
+   * add up to weight_bytes. */
+  int64_t weight_bytes_by_type[LZN_WEIGHT_TYPE_SLOTS];
 } lzn_model_info;
 
 /* Per-layer statistics since the context was created or reset, of the MLP

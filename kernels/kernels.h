@@ -113,7 +113,8 @@ typedef void (*lzn_gemv_fn)(float *out, const void *w, size_t row_bytes, size_t 
                             size_t n_rows, const void *x);
 
 /* Conversion of one row of d values: from_f32 rounds to nearest (even, for
- * F16/BF16; llama.cpp's rules for Q8_0/Q4_0, the last block zero-padded);
+ * F16/BF16; llama.cpp's rules for Q8_0/Q4_0, ref/kquant.h's search for
+ * the K-quants, the last block zero-padded);
  * to_f32 is exact. The caller checks for NaN/Inf before quantizing. */
 typedef void (*lzn_from_f32_fn)(void *dst, const float *src, size_t d);
 typedef void (*lzn_to_f32_fn)(float *dst, const void *src, size_t d);

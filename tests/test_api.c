@@ -193,11 +193,21 @@ START_TEST(type_names_round_trip) {
     ck_assert_int_eq(lzn_weight_type_from_name(lzn_weight_type_name((lzn_weight_type)t), &back), LZN_OK);
     ck_assert_int_eq(back, t);
   }
-  ck_assert_int_eq(n, LZN_WEIGHTS_Q4_0 + 1);
+  ck_assert_int_eq(n, LZN_WEIGHTS_Q6_K + 1);
   ck_assert_str_eq(lzn_weight_type_name(LZN_WEIGHTS_Q4_0), "Q4_0");
+  ck_assert_str_eq(lzn_weight_type_name(LZN_WEIGHTS_Q4_K), "Q4_K");
+  ck_assert_str_eq(lzn_weight_type_name(LZN_WEIGHTS_Q5_K), "Q5_K");
+  ck_assert_str_eq(lzn_weight_type_name(LZN_WEIGHTS_Q6_K), "Q6_K");
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_Q4_K, 4096), 16 * 144);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_Q5_K, 256), 176);
+  ck_assert_int_eq(lzn_weight_row_bytes(LZN_WEIGHTS_Q6_K, 257), 2 * 210); /* a padded super-block */
+  ck_assert_int_eq(lzn_weight_row_bytes((lzn_weight_type)(LZN_WEIGHTS_Q6_K + 1), 256), -1); /* Q8_K: no weight type */
   ck_assert_ptr_null(lzn_weight_type_name((lzn_weight_type)-1));
   lzn_weight_type w;
   ck_assert_int_eq(lzn_weight_type_from_name("q5_1", &w), LZN_ERR_INVALID_ARG);
+  ck_assert_int_eq(lzn_weight_type_from_name("q8_k", &w), LZN_ERR_INVALID_ARG); /* x's type only */
+  ck_assert_int_eq(lzn_weight_type_from_name("q6_k", &w), LZN_OK);
+  ck_assert_int_eq(w, LZN_WEIGHTS_Q6_K);
   ck_assert_ptr_nonnull(strstr(lzn_last_error(), "Q4_0")); /* the message lists the names */
   ck_assert_int_eq(lzn_weight_type_from_name(NULL, &w), LZN_ERR_INVALID_ARG);
   for (int t = 0; lzn_kv_type_name((lzn_kv_type)t) != NULL; t++) {

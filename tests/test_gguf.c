@@ -69,7 +69,8 @@ static void kv_str(image *b, const char *key, const char *s) {
 }
 
 /* ggml type ids */
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_BF16 = 30 };
+enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q5_K = 13, GGML_Q6_K = 14,
+       GGML_IQ2_XS = 17, GGML_BF16 = 30 };
 
 /* ne innermost first, as the file stores it. */
 static void put_tensor_info(image *b, const char *name, uint32_t n_dims, const uint64_t *ne,
@@ -281,7 +282,12 @@ static void elements_overflow(image *b) { one_tensor(b, "w", 3, NE(1ull << 32, 1
 static void bytes_overflow(image *b) { one_tensor(b, "w", 2, NE(1ull << 31, 1ull << 31), GGML_F32, 0, 32); }
 static void q8_0_partial_block(image *b) { one_tensor(b, "w", 2, NE(16, 2), GGML_Q8_0, 0, 68); }
 static void q4_0_partial_block(image *b) { one_tensor(b, "w", 1, NE(48), GGML_Q4_0, 0, 36); }
-static void type_q4_k(image *b) { one_tensor(b, "blk.0.ffn_up.weight", 1, NE(256), GGML_Q4_K, 0, 144); }
+static void type_iq2_xs(image *b) { one_tensor(b, "blk.0.ffn_up.weight", 1, NE(256), GGML_IQ2_XS, 0, 74); }
+/* A K-quant on rows that are not whole 256-weight super-blocks. */
+static void q4_k_row_100(image *b) { one_tensor(b, "blk.0.ffn_up.weight", 2, NE(100, 2), GGML_Q4_K, 0, 288); }
+static void q6_k_row_512_plus_32(image *b) { one_tensor(b, "w6", 1, NE(544), GGML_Q6_K, 0, 630); }
+/* Truncated super-blocks: 2 rows of Q5_K need 352 bytes. */
+static void q5_k_truncated(image *b) { one_tensor(b, "w5", 2, NE(256, 2), GGML_Q5_K, 0, 300); }
 static void type_unknown(image *b) { one_tensor(b, "w", 1, NE(4), 999, 0, 32); }
 static void offset_out_of_bounds(image *b) { one_tensor(b, "w", 1, NE(4), GGML_F32, 64, 32); }
 static void offset_huge(image *b) { one_tensor(b, "w", 1, NE(4), GGML_F32, 1ull << 63, 32); }
@@ -331,14 +337,14 @@ static void cut_in_tensor_info(image *b) {
 /* An unsupported type must not hide a broken file: FORMAT wins. */
 static void unsupported_then_misaligned(image *b) {
   put_header(b, "GGUF", 3, 2, 0);
-  put_tensor_info(b, "k", 1, NE(256), GGML_Q4_K, 0);
+  put_tensor_info(b, "k", 1, NE(256), GGML_IQ2_XS, 0);
   put_tensor_info(b, "w", 1, NE(4), GGML_F32, 200);
   pad_to(b, 32);
   put_data(b, 256);
 }
 static void unsupported_then_overlap(image *b) {
   put_header(b, "GGUF", 3, 3, 0);
-  put_tensor_info(b, "k", 1, NE(256), GGML_Q4_K, 0);
+  put_tensor_info(b, "k", 1, NE(256), GGML_IQ2_XS, 0);
   put_tensor_info(b, "a", 1, NE(16), GGML_F32, 192);
   put_tensor_info(b, "b", 1, NE(16), GGML_F32, 224);
   pad_to(b, 32);
@@ -389,7 +395,10 @@ static const malformed_case malformed[] = {
     {"bytes overflow", bytes_overflow, LZN_ERR_FORMAT, "overflows"},
     {"Q8_0 ne[0] 16", q8_0_partial_block, LZN_ERR_FORMAT, "Q8_0 block size 32"},
     {"Q4_0 ne[0] 48", q4_0_partial_block, LZN_ERR_FORMAT, "Q4_0 block size 32"},
-    {"Q4_K", type_q4_k, LZN_ERR_UNSUPPORTED, "ggml type 12 (Q4_K)"},
+    {"IQ2_XS", type_iq2_xs, LZN_ERR_UNSUPPORTED, "ggml type 17 (IQ2_XS)"},
+    {"Q4_K rows of 100", q4_k_row_100, LZN_ERR_UNSUPPORTED, "tensor \"blk.0.ffn_up.weight\" (shape [2, 100]): Q4_K rows of 100"},
+    {"Q6_K rows of 544", q6_k_row_512_plus_32, LZN_ERR_UNSUPPORTED, "\"w6\" (shape [544]): Q6_K rows of 544"},
+    {"Q5_K truncated", q5_k_truncated, LZN_ERR_FORMAT, "tensor \"w5\": 352 bytes at offset 0 are out of bounds"},
     {"type 999", type_unknown, LZN_ERR_UNSUPPORTED, "ggml type 999"},
     {"offset out of bounds", offset_out_of_bounds, LZN_ERR_FORMAT, "out of bounds"},
     {"offset 2^63", offset_huge, LZN_ERR_FORMAT, "out of bounds"},
@@ -666,6 +675,39 @@ END_TEST
 START_TEST(every_tensor_type_alignment_64) { check_every_tensor_type(64, "tensors-align64"); }
 END_TEST
 
+/* One tensor of each K-quant, read in place with its byte size (and each
+ * image written as a fuzz seed, LZN_GGUF_SEED_DIR). */
+START_TEST(k_quant_tensors) {
+  static const struct {
+    const char *seed;
+    uint32_t ggml;
+    lzn_weight_type dtype;
+    uint64_t cols, rows;
+    size_t n_bytes;
+  } types[] = {{"tensor-q4_k", GGML_Q4_K, LZN_WEIGHTS_Q4_K, 512, 2, 2 * 2 * 144},
+               {"tensor-q5_k", GGML_Q5_K, LZN_WEIGHTS_Q5_K, 256, 1, 176},
+               {"tensor-q6_k", GGML_Q6_K, LZN_WEIGHTS_Q6_K, 256, 3, 3 * 210}};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    image b = {0};
+    put_header(&b, "GGUF", 3, 1, 1);
+    kv_str(&b, "general.architecture", "llama");
+    put_tensor_info(&b, "blk.0.ffn_down.weight", 2, NE(types[i].cols, types[i].rows), types[i].ggml, 0);
+    pad_to(&b, 32);
+    put_data(&b, types[i].n_bytes);
+    lzn_gguf_file f;
+    unsigned char *copy;
+    parse_ok(types[i].seed, &b, &f, &copy);
+    const lzn_file_tensor *t = &f.tensors[0];
+    ck_assert_int_eq(t->dtype, types[i].dtype);
+    ck_assert_int_eq(t->shape[0], (int64_t)types[i].rows);
+    ck_assert_int_eq(t->shape[1], (int64_t)types[i].cols);
+    ck_assert_uint_eq(t->n_bytes, types[i].n_bytes);
+    ck_assert_ptr_eq(t->data, copy + f.data_start);
+    finish(&b, &f, copy);
+  }
+}
+END_TEST
+
 START_TEST(alignment_64_misaligned_at_32) {
   image b = {0};
   put_header(&b, "GGUF", 3, 1, 1);
@@ -921,6 +963,7 @@ static Suite *gguf_suite(void) {
   tcase_add_test(good, getter_type_mismatch_is_format);
   tcase_add_test(good, every_tensor_type_alignment_32);
   tcase_add_test(good, every_tensor_type_alignment_64);
+  tcase_add_test(good, k_quant_tensors);
   tcase_add_test(good, powerinfer_magic);
   tcase_add_test(good, no_tensors_no_padding);
   tcase_add_test(good, invalid_utf8_name_accepted);

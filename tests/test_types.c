@@ -147,7 +147,7 @@ END_TEST
 /* ----------------------------------------------------------- bad input */
 
 START_TEST(weight_type_out_of_range) {
-  const int bad[] = {-1, 6, 99};
+  const int bad[] = {-1, LZN_WEIGHTS_Q6_K + 1 /* Q8_K: x's type, never a matrix's */, 99};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     lzn_model_params p = lzn_model_default_params();
     p.weight_type = (lzn_weight_type)bad[i];

@@ -59,6 +59,7 @@ _NUMPY = {np.dtype(np.uint8): U8, np.dtype(np.int8): I8, np.dtype(np.uint16): U1
 
 # ggml tensor types: id, weights per block, bytes per block
 GGML_TYPES = {"F32": (0, 1, 4), "F16": (1, 1, 2), "Q4_0": (2, 32, 18), "Q8_0": (8, 32, 34),
+              "Q4_K": (12, 256, 144), "Q5_K": (13, 256, 176), "Q6_K": (14, 256, 210),
               "BF16": (30, 1, 2)}
 
 Typed = namedtuple("Typed", "type value")

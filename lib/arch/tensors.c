@@ -47,6 +47,33 @@ static int usable_in_place(const lzn_file_tensor *t, lzn_weight_type type) {
   return t->dtype == type && (uintptr_t)t->data % align == 0;
 }
 
+/* A matrix kept in a K-quant needs rows of whole 256-weight super-blocks
+ * (padding 128 weights to 256 would double their bytes): UNSUPPORTED,
+ * naming the tensor and its shape, when they are not. row_len is the
+ * kept matrix's row (the file's columns; its rows when transposed). */
+static lzn_status check_fits(const lzn_binder *b, const lzn_file_tensor *t, const char *name,
+                             lzn_weight_type type, int64_t row_len, int transposed) {
+  if (lzn_wtype_fits_row(type, (size_t)row_len)) return LZN_OK;
+  char shape[128];
+  return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s%s\" (shape %s) cannot be kept in %s%s: its rows "
+                  "would hold %lld weights, not whole 256-weight super-blocks (Q8_0 and Q4_0 take any row)",
+                  t->file, b->prefix, name, lzn_shape_string(shape, sizeof shape, t->shape, t->n_dims),
+                  lzn_wtype_name(type), transposed ? " transposed" : "", (long long)row_len);
+}
+
+/* Every block's fp16 scales are finite: a NaN or Inf one is a broken file
+ * (its weights would all dequantize to NaN), FORMAT naming the tensor. One
+ * pass over the tensor's bytes, in place or not. */
+static lzn_status check_scales(const lzn_binder *b, const lzn_file_tensor *t, const char *name) {
+  if (!lzn_wtype_is_block(t->dtype)) return LZN_OK;
+  const size_t n_blocks = t->n_bytes / lzn_wtype_block_bytes(t->dtype);
+  const size_t bad = lzn_wtype_first_bad_block(t->dtype, t->data, n_blocks);
+  if (bad == n_blocks) return LZN_OK;
+  const size_t per_row = (size_t)t->shape[t->n_dims - 1] / lzn_wtype_block_size(t->dtype);
+  return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s%s\": a scale of %s block %zu (row %zu) is NaN or Inf",
+                  t->file, b->prefix, name, lzn_wtype_name(t->dtype), bad, bad / (per_row ? per_row : 1));
+}
+
 /* Row r of the file's matrix (cols values) as fp32: element by element for
  * the element types, the type's to_f32 for a block type (GGUF). */
 static void read_row(const lzn_binder *b, const lzn_file_tensor *t, int64_t r, size_t cols, float *out) {
@@ -108,6 +135,9 @@ static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64
   if (s != LZN_OK || t == NULL) return s;
   const lzn_weight_type type = target_type(b, t->dtype);
   *out = lzn_matrix_make(type, NULL, rows, cols);
+  s = check_fits(b, t, name, type, cols, 0);
+  if (s == LZN_OK) s = check_scales(b, t, name);
+  if (s != LZN_OK) return s;
   if (usable_in_place(t, type) && head_dim == 0) {
     out->data = t->data;
     return lzn_load_progress_step(&b->progress);
@@ -142,6 +172,11 @@ lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_
   return bind_rows(b, name, 1, rows, cols, head_dim, out);
 }
 
+lzn_weight_type lzn_transposed_type(lzn_weight_type down_t_want, lzn_weight_type stored, lzn_weight_type target) {
+  if (!lzn_wtype_is_block(stored)) return target;
+  return down_t_want == LZN_WEIGHTS_AS_STORED ? stored : down_t_want;
+}
+
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored) {
   const lzn_file_tensor *t;
@@ -149,9 +184,13 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   *as_stored = lzn_matrix_make(out->type, NULL, rows, cols);
   lzn_status s = lzn_bind_find(b, name, 1, rows, cols, &t);
   if (s != LZN_OK) return s;
-  const lzn_weight_type type = target_type(b, t->dtype);
+  const lzn_weight_type stored_type = target_type(b, t->dtype);
+  const lzn_weight_type type = lzn_transposed_type(b->down_t_want, t->dtype, stored_type);
   *out = lzn_matrix_make(type, NULL, cols, rows);
-  *as_stored = lzn_matrix_make(type, NULL, rows, cols);
+  *as_stored = lzn_matrix_make(stored_type, NULL, rows, cols);
+  s = check_fits(b, t, name, type, rows, 1);
+  if (s == LZN_OK) s = check_scales(b, t, name);
+  if (s != LZN_OK) return s;
   void *buffer;
   /* LZN_TRANSPOSE_ROWS output rows at a time, gathered from runs of that
    * many contiguous values of each stored row, so reads stay sequential. A
@@ -180,7 +219,7 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   free(widened);
   if (s != LZN_OK) return s;
   out->data = buffer;
-  if (usable_in_place(t, type)) as_stored->data = t->data;
+  if (usable_in_place(t, stored_type)) as_stored->data = t->data;
   return lzn_load_progress_step(&b->progress);
 }
 

@@ -21,6 +21,7 @@ typedef struct lzn_binder {
   lzn_load_progress progress;
   const lzn_kernel_table *kernels; /* from_f32 / to_f32 for conversions */
   lzn_weight_type want;            /* the params' weight_type */
+  lzn_weight_type down_t_want;     /* the params' down_t_type (lzn_bind_transposed) */
 } lzn_binder;
 
 /* The tensor prefix + name, checked to be {d0} (d1 == 0) or {d0, d1}.
@@ -49,12 +50,21 @@ lzn_status lzn_bind_matrix_rope_permuted(lzn_binder *b, const char *name, int64_
  * llama.cpp's rotary layout (heads of head_dim rows). */
 int64_t lzn_rope_unpermuted_row(int64_t r, int64_t head_dim);
 
-/* The file's matrix [rows][cols] transposed to [cols][rows] in the wanted
- * type (W_down -> down_t); and, in *as_stored, the matrix as stored where
- * that costs nothing (in place in the file, already in the wanted type),
- * else data NULL. */
+/* The file's matrix [rows][cols] transposed to [cols][rows] (W_down ->
+ * down_t), in the type lzn_transposed_type chooses; and, in *as_stored,
+ * the matrix as stored where that costs nothing (in place in the file,
+ * already in the wanted type), else data NULL. */
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored);
+
+/* The type W_down^T is made in from a file's W_down stored as `stored`,
+ * every other matrix being kept in `target` (lazyneuron.h,
+ * lzn_model_params.down_t_type): target for an element type (transposing
+ * it is exact; a conversion weight_type asked for is the caller's);
+ * for a block type, down_t_want (the default Q8_0 keeps the second
+ * rounding near llama.cpp's own activation rounding: README, "Quality of
+ * the transposed W_down"), the file's own type for AS_STORED. */
+lzn_weight_type lzn_transposed_type(lzn_weight_type down_t_want, lzn_weight_type stored, lzn_weight_type target);
 
 /* Binds m->n_layers layers with bind_layer(b, config, i, layer), growing
  * m->layers as they load. */

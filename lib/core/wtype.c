@@ -5,6 +5,7 @@
 #include "core/wtype.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
@@ -12,17 +13,49 @@
 #include "core/errors.h"
 #include "kernels/half.h"
 
-const lzn_weight_traits lzn_weight_traits_table[LZN_WEIGHT_TYPE_COUNT] = {
-    /*                   name    ggml  block   block bytes               dot type      align  file type */
-    [LZN_WEIGHTS_F32] = {"F32", 0, 1, 4, LZN_WEIGHTS_F32, 4, 0},
-    [LZN_WEIGHTS_F16] = {"F16", 1, 1, 2, LZN_WEIGHTS_F32, 2, 1},
-    [LZN_WEIGHTS_BF16] = {"BF16", 30, 1, 2, LZN_WEIGHTS_F32, 2, 32},
-    [LZN_WEIGHTS_Q8_0] = {"Q8_0", 8, LZN_QK, sizeof(lzn_block_q8_0), LZN_WEIGHTS_Q8_0, 2, 7},
-    [LZN_WEIGHTS_Q4_0] = {"Q4_0", 2, LZN_QK, sizeof(lzn_block_q4_0), LZN_WEIGHTS_Q8_0, 2, 2},
-};
-_Static_assert(LZN_WEIGHTS_Q4_0 + 1 == LZN_WEIGHT_TYPE_COUNT, "a traits row per lzn_weight_type");
+/* The fp16 scales of each block type, by byte offset. */
+#define SCALE_AT_0 1, {0, 0}
+#define K_SCALES 2, {offsetof(lzn_block_q4_k, d), offsetof(lzn_block_q4_k, dmin)}
+#define Q6_K_SCALE 1, {offsetof(lzn_block_q6_k, d), 0}
+#define NO_SCALES 0, {0, 0}
 
-const char *lzn_wtype_name(lzn_weight_type t) { return lzn_wtype_valid(t) ? lzn_weight_traits_table[t].name : "?"; }
+const lzn_weight_traits lzn_weight_traits_table[LZN_WEIGHT_TYPE_COUNT] = {
+    /*          name    ggml  block     block bytes             dot type         align file type, scales, x only */
+    [LZN_WEIGHTS_F32] = {"F32", 0, 1, 4, LZN_WEIGHTS_F32, 4, 0, NO_SCALES, 0},
+    [LZN_WEIGHTS_F16] = {"F16", 1, 1, 2, LZN_WEIGHTS_F32, 2, 1, NO_SCALES, 0},
+    [LZN_WEIGHTS_BF16] = {"BF16", 30, 1, 2, LZN_WEIGHTS_F32, 2, 32, NO_SCALES, 0},
+    [LZN_WEIGHTS_Q8_0] = {"Q8_0", 8, LZN_QK, sizeof(lzn_block_q8_0), LZN_WEIGHTS_Q8_0, 2, 7, SCALE_AT_0, 0},
+    [LZN_WEIGHTS_Q4_0] = {"Q4_0", 2, LZN_QK, sizeof(lzn_block_q4_0), LZN_WEIGHTS_Q8_0, 2, 2, SCALE_AT_0, 0},
+    /* File types: llama.cpp's MOSTLY_Q4_K_S, _Q5_K_S and _Q6_K, the mixes
+     * that are (mostly) the one type. */
+    [LZN_WEIGHTS_Q4_K] = {"Q4_K", 12, LZN_QK_K, sizeof(lzn_block_q4_k), LZN_WTYPE_Q8_K, 2, 14, K_SCALES, 0},
+    [LZN_WEIGHTS_Q5_K] = {"Q5_K", 13, LZN_QK_K, sizeof(lzn_block_q5_k), LZN_WTYPE_Q8_K, 2, 16, K_SCALES, 0},
+    [LZN_WEIGHTS_Q6_K] = {"Q6_K", 14, LZN_QK_K, sizeof(lzn_block_q6_k), LZN_WTYPE_Q8_K, 2, 18, Q6_K_SCALE, 0},
+    /* x only (blocks.h): its fp32 scale is the activation's, never a file's. */
+    [LZN_WTYPE_Q8_K] = {"Q8_K", 15, LZN_QK_K, sizeof(lzn_block_q8_k), LZN_WTYPE_Q8_K, 4, 0, NO_SCALES, 1},
+};
+_Static_assert(LZN_WEIGHTS_Q6_K + 2 == LZN_WEIGHT_TYPE_COUNT && LZN_WTYPE_Q8_K == LZN_WEIGHTS_Q6_K + 1,
+               "a traits row per lzn_weight_type, then the activation-only types");
+_Static_assert(offsetof(lzn_block_q5_k, d) == offsetof(lzn_block_q4_k, d) &&
+                   offsetof(lzn_block_q5_k, dmin) == offsetof(lzn_block_q4_k, dmin),
+               "Q5_K's scales lie where Q4_K's do");
+
+const char *lzn_wtype_name(lzn_weight_type t) {
+  const int known = (int)t > 0 && (int)t < LZN_WEIGHT_TYPE_COUNT && lzn_weight_traits_table[t].name != NULL;
+  return known ? lzn_weight_traits_table[t].name : "?";
+}
+
+size_t lzn_wtype_first_bad_block(lzn_weight_type t, const void *data, size_t n_blocks) {
+  const lzn_weight_traits *w = &lzn_weight_traits_table[t];
+  const unsigned char *p = data;
+  for (size_t b = 0; b < n_blocks; b++)
+    for (int k = 0; k < w->n_scales; k++) {
+      uint16_t h;
+      memcpy(&h, p + b * w->block_bytes + w->scale_offset[k], sizeof h);
+      if ((h & 0x7c00u) == 0x7c00u) return b; /* exponent all ones: Inf or NaN */
+    }
+  return n_blocks;
+}
 
 const char *lzn_wtype_list(char *buf, size_t size) {
   if (size > 0) buf[0] = '\0';

@@ -311,6 +311,7 @@ static lzn_status read_alignment(parser *p) {
 typedef struct unsupported_tensor {
   size_t index; /* into tensors; SIZE_MAX: none */
   uint32_t ggml_type;
+  uint64_t ragged_row; /* > 0: a type it reads, but on rows of this many weights, not whole super-blocks */
 } unsupported_tensor;
 
 static lzn_status read_shape(reader *r, lzn_file_tensor *t, uint64_t ne[LZN_GGUF_MAX_DIMS]) {
@@ -339,9 +340,21 @@ static lzn_status read_shape(reader *r, lzn_file_tensor *t, uint64_t ne[LZN_GGUF
   return LZN_OK;
 }
 
-/* dtype, n_bytes, and the rule on blocks, for a type lazyneuron reads. */
-static lzn_status size_tensor(const reader *r, lzn_file_tensor *t, const uint64_t ne[LZN_GGUF_MAX_DIMS]) {
+/* dtype, n_bytes, and the rule on blocks, for a type lazyneuron reads. A
+ * super-block type (the K-quants) on rows that are not whole super-blocks
+ * is UNSUPPORTED rather than FORMAT (issue 23): left unsized like a type
+ * lazyneuron does not read, and reported the same way. */
+static lzn_status size_tensor(const reader *r, lzn_file_tensor *t, const uint64_t ne[LZN_GGUF_MAX_DIMS],
+                              size_t index, unsupported_tensor *unsupported) {
   const size_t block = lzn_wtype_block_size(t->dtype);
+  if (!lzn_wtype_fits_row(t->dtype, (size_t)ne[0])) {
+    if (unsupported->index == SIZE_MAX) {
+      unsupported->index = index;
+      unsupported->ggml_type = (uint32_t)lzn_wtype_traits(t->dtype)->ggml_id;
+      unsupported->ragged_row = ne[0];
+    }
+    return LZN_OK;
+  }
   if (ne[0] % block != 0)
     return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s\": ne[0] = %llu is not a multiple of the %s block size %zu",
                     r->path, t->name, (unsigned long long)ne[0], lzn_wtype_name(t->dtype), block);
@@ -391,7 +404,7 @@ static lzn_status read_tensor_info(parser *p, size_t index, unsupported_tensor *
     }
     return LZN_OK;
   }
-  return size_tensor(r, t, ne);
+  return size_tensor(r, t, ne, f->n_tensors - 1, unsupported);
 }
 
 /* --------------------------------------------------------- data section */
@@ -493,7 +506,7 @@ static lzn_status parse_all(parser *p) {
   for (uint64_t i = 0; status == LZN_OK && i < n_kvs; i++) status = read_kv(p, (size_t)i);
   if (status == LZN_OK) status = index_metadata(p);
   if (status == LZN_OK) status = read_alignment(p);
-  unsupported_tensor unsupported = {SIZE_MAX, 0};
+  unsupported_tensor unsupported = {SIZE_MAX, 0, 0};
   for (uint64_t i = 0; status == LZN_OK && i < n_tensors; i++)
     status = read_tensor_info(p, (size_t)i, &unsupported);
   if (status != LZN_OK) return status;
@@ -509,7 +522,14 @@ static lzn_status parse_all(parser *p) {
     f->data_start = r->pos + pad;
   }
   status = place_tensors(p);
-  if (status == LZN_OK && unsupported.index != SIZE_MAX) {
+  if (status == LZN_OK && unsupported.index != SIZE_MAX && unsupported.ragged_row) {
+    const lzn_file_tensor *t = &f->tensors[unsupported.index];
+    char shape[128];
+    status = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s\" (shape %s): %s rows of %llu weights are not whole "
+                      "256-weight super-blocks, which lazyneuron reads the K-quants in",
+                      r->path, t->name, lzn_shape_string(shape, sizeof shape, t->shape, t->n_dims),
+                      lzn_wtype_name(t->dtype), (unsigned long long)unsupported.ragged_row);
+  } else if (status == LZN_OK && unsupported.index != SIZE_MAX) {
     char readable[128];
     status = lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s\": ggml type %u (%s) is not supported (lazyneuron reads %s)",
                       r->path, f->tensors[unsupported.index].name, unsupported.ggml_type,

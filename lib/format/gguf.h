@@ -22,12 +22,15 @@
  *
  * Decisions beyond the spec's text, each a rule of llama.cpp's reader too:
  * keys and tensor names are unique and hold no NUL byte; a bool is 0 or 1;
- * ne[0] of a Q8_0/Q4_0 tensor is a whole number of 32-weight blocks; the
+ * ne[0] of a Q8_0/Q4_0 tensor is a whole number of 32-weight blocks (of a
+ * K-quant, of 256-weight super-blocks: UNSUPPORTED otherwise, as the issue
+ * that added them asks, reported as an unread type is); the
  * data section may have gaps and trailing bytes (padding). Arrays of arrays
  * are valid GGUF, but neither llama.cpp nor lazyneuron reads them:
  * UNSUPPORTED at once, naming the key (what follows cannot be located
  * without reading them). Tensor types lazyneuron does not read (any
- * ggml_type but F32, F16, BF16, Q8_0, Q4_0) are UNSUPPORTED, reported only
+ * ggml_type but F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) are
+ * UNSUPPORTED, naming the type, reported only
  * once the rest of the file has proven well-formed, so FORMAT always means a
  * broken file.
  *

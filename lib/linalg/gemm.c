@@ -15,10 +15,12 @@
  * enough that two threads get several items each on a d_model of 4096. */
 #define GEMM_ROWS_PER_ITEM 32
 /* Columns per axpy item: a multiple of every block size and of 64. */
-#define GEMM_COLS_PER_ITEM 128
+#define GEMM_COLS_PER_ITEM LZN_WTYPE_MAX_BLOCK
+_Static_assert(GEMM_COLS_PER_ITEM % 64 == 0, "an axpy item is whole 64-column pieces");
 
 typedef struct rows_job {
-  lzn_gemm_fn gemm;
+  lzn_gemm_fn gemm; /* NULL: the type's one-token kernels, token by token */
+  const lzn_type_kernels *one;
   float *out;
   size_t out_stride;
   const lzn_matrix *w;
@@ -34,6 +36,15 @@ static void rows_item(void *arg, int item, int thread) {
   const size_t i0 = (size_t)item * GEMM_ROWS_PER_ITEM;
   const size_t n = j->n_rows - i0 < GEMM_ROWS_PER_ITEM ? j->n_rows - i0 : GEMM_ROWS_PER_ITEM;
   const void *w = j->idx ? j->w->data : lzn_matrix_row(j->w, (int64_t)i0);
+  if (j->gemm == NULL) {
+    for (size_t t = 0; t < j->m; t++) {
+      float *out = j->out + t * j->out_stride + i0;
+      const void *x = (const char *)j->x + t * j->x_stride;
+      if (j->idx) j->one->dot_rows.fn(out, w, j->w->row_bytes, (size_t)j->w->cols, j->idx + i0, n, x);
+      else j->one->gemv.fn(out, w, j->w->row_bytes, (size_t)j->w->cols, n, x);
+    }
+    return;
+  }
   j->gemm(j->out + i0, j->out_stride, w, j->w->row_bytes, (size_t)j->w->cols, j->idx ? j->idx + i0 : NULL, n, j->x,
           j->x_stride, j->m);
 }
@@ -54,14 +65,15 @@ lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const floa
       ex->kernels->type[x_type].from_f32.fn((char *)dst + (size_t)t * x_stride, x + (size_t)t * k, k);
     xq = dst;
   }
-  rows_job job = {ex->kernels->gemm[w->type].gemm.fn, out, out_stride, w, idx, n_rows, xq, x_stride, (size_t)m};
+  rows_job job = {ex->kernels->gemm[w->type].gemm.fn, &ex->kernels->type[w->type], out, out_stride, w, idx, n_rows, xq, x_stride, (size_t)m};
   const int items = (int)((n_rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM);
   lzn_pool_run(ex->pool, items, ex->n_threads, rows_item, &job);
   return LZN_OK;
 }
 
 typedef struct cols_job {
-  lzn_axpy_gemm_fn axpy;
+  lzn_axpy_gemm_fn axpy; /* NULL: the type's axpy_rows, token by token */
+  lzn_axpy_rows_fn one;
   float *y;
   size_t y_stride;
   const lzn_matrix *w;
@@ -77,15 +89,24 @@ static void cols_item(void *arg, int item, int thread) {
   const size_t j0 = (size_t)item * GEMM_COLS_PER_ITEM, cols = (size_t)j->w->cols;
   const size_t d = cols - j0 < GEMM_COLS_PER_ITEM ? cols - j0 : GEMM_COLS_PER_ITEM;
   const void *w = (const char *)j->w->data + lzn_wtype_row_bytes(j->w->type, j0);
+  if (j->axpy == NULL) {
+    for (size_t t = 0; t < j->m; t++)
+      j->one(j->y + t * j->y_stride + j0, d, w, j->w->row_bytes, j->idx, j->coef + t * j->coef_stride, j->n);
+    return;
+  }
   j->axpy(j->y + j0, j->y_stride, d, w, j->w->row_bytes, j->idx, j->coef, j->coef_stride, j->n, j->m);
 }
 
 void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx, size_t n,
                    const float *coef, size_t coef_stride, int64_t m) {
   if (n == 0 || m <= 0) return;
-  cols_job job = {ex->kernels->gemm[w->type].axpy_gemm.fn, y, y_stride, w, idx, n, coef, coef_stride, (size_t)m};
+  cols_job job = {ex->kernels->gemm[w->type].axpy_gemm.fn, ex->kernels->type[w->type].axpy_rows.fn, y, y_stride, w, idx, n, coef, coef_stride, (size_t)m};
   const int items = (int)(((size_t)w->cols + GEMM_COLS_PER_ITEM - 1) / GEMM_COLS_PER_ITEM);
   lzn_pool_run(ex->pool, items, ex->n_threads, cols_item, &job);
+}
+
+int lzn_gemm_native(const lzn_exec *ex, lzn_weight_type type) {
+  return ex->kernels->gemm[type].gemm.fn != NULL && ex->kernels->gemm[type].axpy_gemm.fn != NULL;
 }
 
 /* Whether a backend can run a product at all: oneDNN only dense ones (a

@@ -21,9 +21,15 @@ lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const floa
 
 /* y[t * y_stride + j] += sum_{i < n} coef[t * coef_stride + i] * W[row(i)][j]
  * for j < w->cols, t < m (W stored [K][N]: the MLP's down_t). Threads split
- * the columns. */
+ * the columns. idx may be NULL (every row) only where lzn_gemm_native. */
 void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx, size_t n,
                    const float *coef, size_t coef_stride, int64_t m);
+
+/* Whether the type has gemm kernels of its own. A type without them (the
+ * K-quants today) still runs every product here, each token through the
+ * type's one-token kernels (dot_rows / gemv / axpy_rows): right, but its
+ * rows are read once per token. */
+int lzn_gemm_native(const lzn_exec *ex, lzn_weight_type type);
 
 /* The products of a batch, for the choice of who runs them. */
 typedef enum lzn_product {

@@ -222,7 +222,12 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     return LZN_OK;
   }
   ex->used |= 1u << LZN_BACKEND_OWN;
-  lzn_gemm_axpy(ex, y, n, w_kn, NULL, k, x, k, m);
+  const int32_t *rows = NULL;
+  if (!lzn_gemm_native(ex, w_kn->type)) { /* the one-token kernels want an index list */
+    const lzn_status s = all_rows(ex, w_kn->rows, &rows);
+    if (s != LZN_OK) return s;
+  }
+  lzn_gemm_axpy(ex, y, n, w_kn, rows, k, x, k, m);
   return LZN_OK;
 }
 

@@ -50,30 +50,34 @@ static lzn_status config_path(const char *path, char *out, size_t size) {
 }
 
 /* Released sizes (lazyneuron.h, "ABI"): 0.1 (no weight_type or
- * predictor_path), 0.2 = now. */
+ * predictor_path), 0.2 and 0.3 (no down_t_type), 0.4 = now. */
 static const lzn_struct_size model_params_sizes[] = {
     {32, offsetof(lzn_model_params, progress_user_data) + sizeof(void *)},
-    {sizeof(lzn_model_params), offsetof(lzn_model_params, predictor_path) + sizeof(const char *)},
+    {48, offsetof(lzn_model_params, predictor_path) + sizeof(const char *)},
+    {sizeof(lzn_model_params), offsetof(lzn_model_params, down_t_type) + sizeof(lzn_weight_type)},
 };
-_Static_assert(sizeof(lzn_model_params) == 48, "lzn_model_params grew: add its released size above, and keep "
-               "lzn_model_default_params() returning the 48-byte struct");
+_Static_assert(sizeof(lzn_model_params) == 56, "lzn_model_params grew: add its released size above "
+               "(lzn_model_default_params() keeps returning the 48-byte struct: compat/params_by_value.c)");
 
-LZN_API lzn_model_params lzn_model_default_params(void) {
+/* The defaults, the whole current struct. (The public by-value function
+ * returns the 0.3 struct: compat/params_by_value.c.) */
+static lzn_model_params model_defaults(void) {
   lzn_model_params p;
   memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   p.use_mmap = 1;
+  p.down_t_type = LZN_WEIGHTS_Q8_0;
   return p;
 }
 
 LZN_API lzn_status lzn_model_params_init(lzn_model_params *params, size_t struct_size) {
-  const lzn_model_params defaults = lzn_model_default_params();
+  const lzn_model_params defaults = model_defaults();
   return lzn_params_fill(params, struct_size, &defaults, model_params_sizes, LZN_N_SIZES(model_params_sizes),
                          "lzn_model_params_init");
 }
 
 lzn_status lzn_model_read_params(const lzn_model_params *given, lzn_model_params *out) {
-  const lzn_model_params defaults = lzn_model_default_params();
+  const lzn_model_params defaults = model_defaults();
   if (given == NULL) {
     *out = defaults;
     return LZN_OK;
@@ -101,6 +105,9 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   if (p->weight_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_valid(p->weight_type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->weight_type = %d is not an "
                     "lzn_weight_type", (int)p->weight_type);
+  if (p->down_t_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_valid(p->down_t_type))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->down_t_type = %d is not an "
+                    "lzn_weight_type", (int)p->down_t_type);
   return LZN_OK;
 }
 
@@ -213,10 +220,13 @@ lzn_status lzn_model_load_tokenizer(lzn_model *m, const char *path) {
   return s;
 }
 
-/* Released sizes of lzn_model_info with a struct_size: 0.3 = now. */
+/* Released sizes of lzn_model_info with a struct_size: 0.3 (no
+ * weight_bytes_by_type), 0.4 = now. */
 static const lzn_struct_size model_info_sizes[] = {
-    {sizeof(lzn_model_info), offsetof(lzn_model_info, has_predictor) + sizeof(int)},
+    {80, offsetof(lzn_model_info, has_predictor) + sizeof(int)},
+    {sizeof(lzn_model_info), offsetof(lzn_model_info, weight_bytes_by_type) + sizeof(int64_t) * LZN_WEIGHT_TYPE_SLOTS},
 };
+_Static_assert(LZN_WEIGHT_TYPE_COUNT <= LZN_WEIGHT_TYPE_SLOTS, "weight_bytes_by_type has a slot per type");
 
 void lzn_model_describe(const lzn_model *model, lzn_model_info *out) {
   memset(out, 0, sizeof *out);
@@ -224,7 +234,7 @@ void lzn_model_describe(const lzn_model *model, lzn_model_info *out) {
   out->n_layers = model->n_layers, out->d_model = model->d_model, out->d_ff = model->d_ff;
   out->n_heads = model->n_heads, out->vocab_size = model->vocab;
   out->max_positions = model->max_positions;
-  lzn_model_weight_bytes(model, &out->weight_type, &out->weight_bytes);
+  lzn_model_weight_bytes(model, out->weight_bytes_by_type, &out->weight_type, &out->weight_bytes);
   out->n_kv_heads = model->n_kv_heads, out->head_dim = model->head_dim;
   out->gated = model->arch.mlp == LZN_MLP_KIND_GATED;
   out->architecture = model->arch.name;
@@ -246,28 +256,29 @@ LZN_API lzn_status lzn_model_get_info_v0_3(const lzn_model *model, lzn_model_inf
 /* Every matrix once (a tied LM head is the embedding), without W_down as
  * stored: that is a view of the file's pages for the dense fallback, not
  * a copy the model made. The type is the one holding the most bytes. */
-void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *bytes) {
-  double by_type[LZN_WEIGHT_TYPE_COUNT] = {0};
+void lzn_model_weight_bytes(const lzn_model *m, int64_t by_type[LZN_WEIGHT_TYPE_SLOTS], lzn_weight_type *type,
+                            int64_t *bytes) {
+  for (int t = 0; t < LZN_WEIGHT_TYPE_SLOTS; t++) by_type[t] = 0;
   const lzn_matrix *model_matrices[] = {&m->embed_tokens, &m->project_in, &m->project_out,
                                         m->lm_head.data == m->embed_tokens.data ? NULL : &m->lm_head};
   for (size_t i = 0; i < sizeof model_matrices / sizeof model_matrices[0]; i++) {
     const lzn_matrix *w = model_matrices[i];
-    if (w && w->data) by_type[w->type] += (double)w->rows * (double)w->row_bytes;
+    if (w && w->data) by_type[w->type] += w->rows * (int64_t)w->row_bytes;
   }
   for (int l = 0; l < m->n_layers; l++) {
     const lzn_layer *y = &m->layers[l];
     const lzn_matrix *layer_matrices[] = {&y->q, &y->k, &y->v, &y->o, &y->gate, &y->up, &y->down_t};
     for (size_t i = 0; i < sizeof layer_matrices / sizeof layer_matrices[0]; i++) {
       const lzn_matrix *w = layer_matrices[i];
-      if (w->data) by_type[w->type] += (double)w->rows * (double)w->row_bytes;
+      if (w->data) by_type[w->type] += w->rows * (int64_t)w->row_bytes;
     }
   }
-  double total = 0.0;
+  int64_t total = 0;
   int most = 0;
   for (int t = 0; t < LZN_WEIGHT_TYPE_COUNT; t++) {
     total += by_type[t];
     if (by_type[t] > by_type[most]) most = t;
   }
   *type = (lzn_weight_type)most;
-  *bytes = (int64_t)total;
+  *bytes = total;
 }

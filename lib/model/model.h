@@ -134,8 +134,10 @@ typedef struct lzn_load_progress {
 /* One tensor done; LZN_ERR_CANCELLED if the callback asks to stop. */
 lzn_status lzn_load_progress_step(lzn_load_progress *p);
 
-/* The type holding most of the matrices' bytes, and their total. */
-void lzn_model_weight_bytes(const lzn_model *m, lzn_weight_type *type, int64_t *bytes);
+/* The matrices' bytes by type, the type holding most of them, and their
+ * total. */
+void lzn_model_weight_bytes(const lzn_model *m, int64_t by_type[LZN_WEIGHT_TYPE_SLOTS], lzn_weight_type *type,
+                            int64_t *bytes);
 
 /* predictor_load.c: the model's activation predictor, from
  * params->predictor_path, or predictor.safetensors in model_dir (NULL:
