@@ -174,6 +174,8 @@ static double dot_call(runner *run, const active_sets *s, size_t r, const lzn_ke
   const double t0 = bench_now();
   const lzn_status st = lzn_linear_rows(&ex, run->y, x, &matrix, idx, n);
   const double ms = (bench_now() - t0) * 1e3;
+  if (st == LZN_OK && run->x_type != LZN_WEIGHTS_F32) /* x as the kernel saw it, for x_seen() */
+    memcpy(run->xq, ex.scratch[LZN_SCRATCH_X_DOT], lzn_wtype_row_bytes(run->x_type, d));
   ex.pool = NULL; /* the runner's */
   lzn_exec_free(&ex);
   if (st != LZN_OK) bench_fail("dot_rows: %s", lzn_last_error());
@@ -408,7 +410,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   run.acc = checked_malloc(wide * sizeof *run.acc);
   run.row = checked_malloc(wide * sizeof *run.row);
   run.x_used = checked_malloc(wide * sizeof *run.x_used);
-  run.xq = checked_malloc(lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, wide));
+  run.xq = checked_malloc(lzn_wtype_row_bytes(run.x_type, wide)); /* Q8_0 or Q8_K blocks (or fp32) */
   run.relu_idx = checked_malloc(f * sizeof *run.relu_idx);
   run.relu_val = checked_malloc(f * sizeof *run.relu_val);
   run.x_gemv = checked_malloc(((size_t)o->reps + 1) * d * sizeof *run.x_gemv);

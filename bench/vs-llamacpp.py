@@ -143,29 +143,30 @@ def make_files(a):
     return files
 
 
-def llama_bench(a, path, threads):
-    """{test: t/s} from one llama-bench run, one repetition per test."""
+def llama_bench(a, path):
+    """{(threads, test): t/s} from one llama-bench run over every thread count, one repetition per test."""
     tg = [int(t[2:]) for t in a.tests if t.startswith("tg")]
     pp = [int(t[2:]) for t in a.tests if t.startswith("pp")]
-    cmd = [a.llamacpp / "bin" / "llama-bench", "-m", path, "-t", threads, "-r", 1, "-o", "json",
-           "-p", ",".join(map(str, pp)) or "0", "-n", ",".join(map(str, tg)) or "0"]
+    cmd = [a.llamacpp / "bin" / "llama-bench", "-m", path, "-t", ",".join(map(str, a.threads)), "-r", 1,
+           "-o", "json", "-p", ",".join(map(str, pp)) or "0", "-n", ",".join(map(str, tg)) or "0"]
     out = run(cmd, a.dry_run)
     result = {}
     for row in json.loads(out) if out else []:
         if row["n_prompt"] and not row["n_gen"]:
-            result["pp%d" % row["n_prompt"]] = row["avg_ts"]
+            result[(row["n_threads"], "pp%d" % row["n_prompt"])] = row["avg_ts"]
         elif row["n_gen"] and not row["n_prompt"]:
-            result["tg%d" % row["n_gen"]] = row["avg_ts"]
+            result[(row["n_threads"], "tg%d" % row["n_gen"])] = row["avg_ts"]
     return result
 
 
-def lzn_bench(a, source, threads, modes, extra):
-    """[(mode, test, t/s, active %)] from one lzn-bench model run, one repetition."""
+def lzn_bench(a, source, modes, extra):
+    """[(threads, mode, test, t/s, active %)] from one lzn-bench model run over every thread count
+    (one load of the model: loading a 7B file takes ~45 s), one repetition."""
     cmd = [a.build / "lzn-bench", "model"] + source + [
-        "--threads", threads, "--mode", ",".join(modes), "--test", ",".join(a.tests),
+        "--threads", ",".join(map(str, a.threads)), "--mode", ",".join(modes), "--test", ",".join(a.tests),
         "--reps", 1, "-o", "json"] + extra
     out = run(cmd, a.dry_run)
-    return [(r["mode"], r["test"], r["t_s"], r["density"]) for r in (json.loads(out) if out else [])]
+    return [(r["threads"], r["mode"], r["test"], r["t_s"], r["density"]) for r in (json.loads(out) if out else [])]
 
 
 def llama_batched(a, path, threads):
@@ -207,23 +208,23 @@ def one_round_batch(a, files, record):
 
 
 def one_round(a, files, record):
+    """Per file: llama.cpp, then lazyneuron once per density (dense rides along with the first), each
+    program over every thread count in one run."""
     for type_name, path in files.items():
-        for threads in a.threads:
-            key = (type_name, threads)
-            for test, ts in llama_bench(a, path, threads).items():
-                record(key, test, "llama.cpp dense", ts, 100.0)
-            for mode, test, ts, dens in lzn_bench(a, ["--model", path], threads, ["dense"], []):
-                record(key, test, "lazyneuron dense", ts, dens)
-            for d in a.densities:
-                th = "%.6f" % threshold_for(d)
-                for mode, test, ts, dens in lzn_bench(a, ["--model", path], threads, ["sparse", "auto"],
-                                                      ["--threshold", th]):
-                    record(key, test, "lazyneuron %s @%g %%" % (mode, d), ts, dens)
-                if a.predictor and type_name in a.types:  # a mix has no one --type for lzn-bench
-                    src = ["--synthetic", "relullama-7b", "--layers", str(a.layers), "--type", type_name,
-                           "--density", str(d), "--predictor", "0"]
-                    for mode, test, ts, dens in lzn_bench(a, src, threads, ["sparse"], []):
-                        record(key, test, "lazyneuron sparse + predictor @%g %% (synthetic)" % d, ts, dens)
+        for (threads, test), ts in llama_bench(a, path).items():
+            record((type_name, threads), test, "llama.cpp dense", ts, 100.0)
+        for i, d in enumerate(a.densities):
+            th = "%.6f" % threshold_for(d)
+            modes = (["dense"] if i == 0 else []) + ["sparse", "auto"]
+            for threads, mode, test, ts, dens in lzn_bench(a, ["--model", path], modes, ["--threshold", th]):
+                engine = "lazyneuron dense" if mode == "dense" else "lazyneuron %s @%g %%" % (mode, d)
+                record((type_name, threads), test, engine, ts, dens)
+            if a.predictor and type_name in a.types:  # a mix has no one --type for lzn-bench
+                src = ["--synthetic", "relullama-7b", "--layers", str(a.layers), "--type", type_name,
+                       "--density", str(d), "--predictor", "0"]
+                for threads, mode, test, ts, dens in lzn_bench(a, src, ["sparse"], []):
+                    record((type_name, threads), test, "lazyneuron sparse + predictor @%g %% (synthetic)" % d,
+                           ts, dens)
 
 
 def table(a, results):
