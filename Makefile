@@ -85,7 +85,7 @@ QUANTIZE  := $(BUILD)/lzn-quantize
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c)) \
              $(patsubst examples/%.cpp,$(BUILD)/%-cpp,$(wildcard examples/*.cpp))
 
-.PHONY: FORCE all lib deps test test-isa test-exports test-abi test-python test-install test-readme \
+.PHONY: FORCE all lib deps test test-isa test-exports test-abi test-python test-install test-readme print-static-libs \
         test-server server-soak bench-serve test-fuzz-replay bench demo install uninstall asan ubsan tsan \
         valgrind valgrind-predictor fuzz clean help
 
@@ -209,6 +209,10 @@ test-python: $(BUILD)/$(SONAME) $(CLI) $(PROFILE) $(QUANTIZE)
 
 test-install:
 	@sh tests/test_install.sh
+
+# What a program linking the static library needs after it (tests/test_readme.sh).
+print-static-libs:
+	@echo $(LIB_LDLIBS)
 
 # The README's C program, Python example and commands run as written.
 test-readme: all

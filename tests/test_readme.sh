@@ -18,7 +18,9 @@ BUILD=${BUILD:-build}
 CC=${CC:-cc}
 PYTHON=${PYTHON:-/usr/bin/python3}
 WARNINGS="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 -Wundef -Wpointer-arith"
-LIBS="-ldnnl -ljansson -fopenmp -lm -lpthread"
+# The static library needs what the Makefile links the shared one with (oneDNN, jansson,
+# libxsmm, OpenMP): one list, asked of the Makefile.
+LIBS=${LIBS:-$(make -s --no-print-directory print-static-libs)}
 
 passed=0
 failed=0

@@ -24,7 +24,9 @@ sys.path.insert(0, str(PYTHON_DIR))
 import lazyneuron as lzn  # noqa: E402
 from lazyneuron import _lib  # noqa: E402
 
-FIXTURES = sorted(p.name for p in DATA.iterdir() if (p / "reference.json").is_file())
+# The Hugging Face folders (a config.json); the GGUF-only fixtures (llama-kquant*) are
+# tested in C (tests/test_kquants.c).
+FIXTURES = sorted(p.name for p in DATA.iterdir() if (p / "reference.json").is_file() and (p / "config.json").is_file())
 MODES = ["sparse", "dense", "auto"]
 
 
@@ -128,7 +130,10 @@ def test_stats_match_reference(name, mode):
                 # Each call is a batch: the union of its tokens' rows, read once and
                 # multiplied for all of them, so at least the per-token FLOPs.
                 assert s["active_fraction"] - 1e-12 <= ratio <= 1.0
-                assert s["bytes_executed"] <= s["bytes_dense"]
+                # A call of many tokens may read each token's own rows instead of
+                # their union (issue 20, when cheaper): then more bytes than one dense
+                # pass, but never more than each token reading every row.
+                assert 0 < s["bytes_executed"] <= n * s["bytes_dense"]
             elif mode == "dense" or silu:
                 assert s["sparse_calls"] == 0
                 assert s["flops_executed"] == pytest.approx(s["flops_dense"])
