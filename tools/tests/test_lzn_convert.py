@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / "tools"
+TOOLS = REPO / "tools" / "convert"
 DATA = REPO / "tests" / "data"
 sys.path.insert(0, str(TOOLS))
 sys.path.insert(0, str(REPO / "python"))

@@ -71,7 +71,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.dont_write_bytecode = True   # write nothing into tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures")]  # tools/fixtures: make_fixtures
 import make_fixtures as mf  # noqa: E402  (tensor_bytes, float64 OPT reference, fixture table)
 import tiny_training  # noqa: E402  (corpus, split, windows)
 import train_tiny  # noqa: E402  (TinyOPT)

@@ -48,7 +48,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.dont_write_bytecode = True   # write nothing into tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures")]  # tools/fixtures: make_fixtures
 import make_fixtures as mf  # noqa: E402  (safetensors/config writers, float64 OPT forward)
 import tiny_training as training  # noqa: E402  (corpus, training loop, evaluation, log)
 from tiny_training import VOCAB, fmt_pct  # noqa: E402

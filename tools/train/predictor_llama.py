@@ -31,7 +31,8 @@ from types import SimpleNamespace
 import torch
 
 sys.dont_write_bytecode = True   # write nothing into tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures")]  # tools/fixtures: the float64 references
 import llama_reference as lr       # noqa: E402  (the independent float64 forward)
 import make_fixtures as mf         # noqa: E402  (tensor_bytes, repo_root, widen)
 import train_predictor as tp       # noqa: E402  (scores, fired, count_set, predictor I/O)

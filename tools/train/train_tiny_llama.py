@@ -33,7 +33,8 @@ import torch
 import torch.nn as nn
 
 sys.dont_write_bytecode = True   # write nothing into tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures")]  # tools/fixtures: the float64 references
 import llama_reference as lr        # noqa: E402
 import make_fixtures as mf          # noqa: E402  (safetensors writer, write_file)
 import make_llama_fixtures as mlf   # noqa: E402  (margin rule)
