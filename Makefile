@@ -147,7 +147,7 @@ $(CLI): cli/lzn_run.c cli/common/reply_text.c cli/common/reply_text.h cli/weight
 $(QUANTIZE): cli/lzn_quantize.c cli/weight_names.h include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
-# lzn-profile, the sparsity profiler; its plots come from tools/plot_profile.py.
+# lzn-profile, the sparsity profiler; its plots come from tools/plot/plot_profile.py.
 $(PROFILE): cli/lzn_profile.c include/lazyneuron.h $(STATIC)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATIC) $(LIB_LDLIBS) $(LDFLAGS)
 
@@ -263,10 +263,10 @@ PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
 # What a static link needs: the library's own link line, with the compiler's
 # OpenMP flag spelled as the runtime it links (gcc's -fopenmp is -lgomp).
 PC_LIBS_PRIVATE = $(patsubst -fopenmp,-lgomp,$(LIB_LDLIBS))
-# lzn-convert is tools/lzn_convert.py (with the modules it imports) under
+# lzn-convert is tools/convert/lzn_convert.py (with the modules it imports) under
 # share/lazyneuron/tools, run by a two-line wrapper with $(PYTHON) -B (no
 # __pycache__ written there, so uninstall leaves nothing).
-CONVERT_TOOLS := tools/lzn_convert.py tools/hf_tokenizer.py tools/gguf_write.py
+CONVERT_TOOLS := tools/convert/lzn_convert.py tools/convert/hf_tokenizer.py tools/convert/gguf_write.py
 install: lib $(CLI) $(PROFILE) $(QUANTIZE) $(SERVER)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 	           $(DESTDIR)$(PREFIX)/share/lazyneuron/tools
@@ -274,7 +274,7 @@ install: lib $(CLI) $(PROFILE) $(QUANTIZE) $(SERVER)
 	install -m 755 $(PROFILE) $(DESTDIR)$(BINDIR)/lzn-profile
 	install -m 755 $(QUANTIZE) $(DESTDIR)$(BINDIR)/lzn-quantize
 	install -m 755 $(SERVER) $(DESTDIR)$(BINDIR)/lzn-server
-	install -m 644 tools/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
+	install -m 644 tools/plot/plot_profile.py $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py
 	install -m 644 $(CONVERT_TOOLS) $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/
 	printf '#!/bin/sh\n# lzn-convert: a Hugging Face folder -> GGUF (lazyneuron)\nexec %s -B "%s" "$$@"\n' \
 	  '$(PYTHON)' '$(PREFIX)/share/lazyneuron/tools/lzn_convert.py' > $(DESTDIR)$(BINDIR)/lzn-convert
@@ -293,7 +293,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/lzn-run $(DESTDIR)$(BINDIR)/lzn-profile $(DESTDIR)$(BINDIR)/lzn-server \
 	      $(DESTDIR)$(BINDIR)/lzn-quantize $(DESTDIR)$(BINDIR)/lzn-convert \
 	      $(DESTDIR)$(PREFIX)/share/lazyneuron/tools/plot_profile.py \
-	      $(patsubst tools/%,$(DESTDIR)$(PREFIX)/share/lazyneuron/tools/%,$(CONVERT_TOOLS))
+	      $(patsubst tools/convert/%,$(DESTDIR)$(PREFIX)/share/lazyneuron/tools/%,$(CONVERT_TOOLS))
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lazyneuron.h \
 	      $(DESTDIR)$(LIBDIR)/liblazyneuron.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblazyneuron.so \

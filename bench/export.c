@@ -1,6 +1,6 @@
 /*
  * export.c: `lzn-bench export`: a synthetic LLaMA-family model written as a
- * GGUF file, in the layout tools/lzn_convert.py writes (W_down
+ * GGUF file, in the layout tools/convert/lzn_convert.py writes (W_down
  * pre-transposed as ffn_down_t, q/k rows in Hugging Face's order,
  * lazyneuron.* keys), so that `lzn-bench load` and `lzn-bench model --model`
  * can measure what loading a 7B file costs without a 7B download: a load in

@@ -37,7 +37,7 @@ int bench_union_main(int argc, char **argv) {
              "Per layer, the fraction of neurons active in at least one token of a window of w\n"
              "tokens (the rows a batch reads), against the per-token fraction and against\n"
              "independent sets of that density, 1 - (1 - p)^w. Byte-level models (token = byte).\n"
-             "tools/plot_union.py draws the JSON output as a PNG.\n");
+             "tools/plot/plot_union.py draws the JSON output as a PNG.\n");
       return 0;
     } else if ((v = bench_option_value(argc, argv, &i, "--model"))) model_dir = v;
     else if ((v = bench_option_value(argc, argv, &i, "--text"))) text_path = v;

@@ -19,10 +19,10 @@
  * depend on its context, but the statistics are what matters here.
  *
  * With --plots DIR the JSON report goes to DIR/profile-NAME.json (NAME: the
- * model's folder) and tools/plot_profile.py draws DIR/profile-NAME-*.png
+ * model's folder) and tools/plot/plot_profile.py draws DIR/profile-NAME-*.png
  * with /usr/bin/python3 and matplotlib; without them the report is still
  * written. The script is found through LZN_TOOLS_DIR, else beside the
- * executable (../tools for the build tree, ../share/lazyneuron/tools
+ * executable (../tools/plot for the build tree, ../share/lazyneuron/tools
  * installed). On a terminal, stderr shows a progress bar.
  */
 #include <errno.h>
@@ -426,7 +426,8 @@ static void write_csv(FILE *f, const json_t *r) {
 
 /* ------------------------------------------------------------------ plots */
 
-/* tools/plot_profile.py: $LZN_TOOLS_DIR, else relative to the executable. */
+/* plot_profile.py: in $LZN_TOOLS_DIR, else relative to the executable (the source tree's
+ * tools/plot/ beside build/, or the installed share/lazyneuron/tools/). */
 static int find_script(char *out, size_t cap) {
   const char *dir = getenv("LZN_TOOLS_DIR");
   if (dir && *dir) {
@@ -440,7 +441,7 @@ static int find_script(char *out, size_t cap) {
   char *slash = strrchr(exe, '/');
   if (slash == NULL) return 0;
   *slash = '\0';
-  static const char *const relative[] = {"../tools", "../share/lazyneuron/tools"};
+  static const char *const relative[] = {"../tools/plot", "../share/lazyneuron/tools"};
   for (size_t i = 0; i < sizeof relative / sizeof relative[0]; i++) {
     const int len = snprintf(out, cap, "%s/%s/plot_profile.py", exe, relative[i]);
     if (len > 0 && (size_t)len < cap && access(out, R_OK) == 0) return 1;
@@ -465,7 +466,7 @@ static void write_plots(const options *o, const json_t *report) {
     return;
   }
   if (!find_script(script, sizeof script)) {
-    fprintf(stderr, "lzn-profile: tools/plot_profile.py not found (set LZN_TOOLS_DIR): no plots\n");
+    fprintf(stderr, "lzn-profile: plot_profile.py not found (set LZN_TOOLS_DIR): no plots\n");
     return;
   }
   fflush(stdout), fflush(stderr);

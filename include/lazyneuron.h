@@ -557,7 +557,7 @@ LZN_API lzn_status lzn_context_state_load(lzn_context *ctx, const void *buf, siz
  * "...threshold" [1]; metadata "lazyneuron.predictor.activation" "relu" or
  * "none", "lazyneuron.predictor.threshold" (default 0). r may differ per
  * layer; a layer without tensors runs without a predictor.
- * tools/train_predictor.py trains one (or derives it from an SVD of W_up).
+ * tools/train/train_predictor.py trains one (or derives it from an SVD of W_up).
  * A PowerInfer GGUF file (magic PWRI) carries its own: blk.N.fc1.weight
  * [r][d_model] and fc2.weight [d_ff][r] in any weight type, ReLU between,
  * reading the residual stream before the MLP's norm, a neuron running where

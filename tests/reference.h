@@ -1,5 +1,5 @@
 /*
- * reference.h: the PyTorch reference fixtures (tools/make_fixtures.py):
+ * reference.h: the PyTorch reference fixtures (tools/fixtures/make_fixtures.py):
  * reading reference.json + logits.f32, loading a model, running all
  * positions. Shared by the suites that check a forward pass against torch
  * (header-only, like testutil.h).

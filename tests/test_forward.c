@@ -2,7 +2,7 @@
  * test_forward.c: the OPT forward pass against PyTorch, and every way a
  * model folder or a call can be wrong.
  *
- * Each fixture in tests/data (made by tools/make_fixtures.py, an OPT forward
+ * Each fixture in tests/data (made by tools/fixtures/make_fixtures.py, an OPT forward
  * written from torch ops in float64) holds config.json, safetensors, the
  * token ids, the logits of every position (logits.f32) and the per-layer
  * active counts. Tolerances are relative to the fixture's largest |logit|.

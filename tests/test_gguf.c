@@ -849,7 +849,7 @@ START_TEST(open_from_disk) {
 }
 END_TEST
 
-/* tests/data/gguf/tiny.gguf, written by tools/gguf_write.py (see the
+/* tests/data/gguf/tiny.gguf, written by tools/convert/gguf_write.py (see the
  * README there): the Python writer and this parser agree. */
 static const char *data_dir(void) {
   const char *dir = getenv("LZN_TEST_DATA");

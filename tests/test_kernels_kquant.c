@@ -8,7 +8,7 @@
  * What holds the reference itself to account:
  *  - to_f32 equals, bit for bit, what llama.cpp's gguf-py dequantizes the
  *    same bytes to (tests/data/kquants/, made once by
- *    tools/make_kquant_fixtures.py): the byte layouts are llama.cpp's;
+ *    tools/fixtures/make_kquant_fixtures.py): the byte layouts are llama.cpp's;
  *  - dot_rows and axpy_rows agree with the dequantized weights (to_f32)
  *    and x (Q8_K's to_f32) summed in double, within fp32 rounding;
  *  - from_f32 puts every value on the nearest point of the grid it stored

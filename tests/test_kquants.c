@@ -2,7 +2,7 @@
  * test_kquants.c: the files llama-quantize writes, through the whole
  * model: a tiny LLaMA in Q4_K_M (Q4_K, Q6_K for the output matrix, one V
  * and one W_down) and in Q4_0 without --pure (the output matrix Q6_K),
- * made by llama.cpp's own llama-quantize (tools/make_kquant_llama_fixture.py),
+ * made by llama.cpp's own llama-quantize (tools/fixtures/make_kquant_llama_fixture.py),
  * against the float64 PyTorch reference on the weights those files hold
  * (dequantized by llama.cpp's gguf-py): every tensor kept in its own type,
  * the sparse paths over a mix, W_down^T's type (lzn_model_params.down_t_type)

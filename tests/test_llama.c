@@ -1,7 +1,7 @@
 /*
  * test_llama.c: the LLaMA family (LlamaForCausalLM, MistralForCausalLM,
- * BambooForCausalLM) against PyTorch: every fixture of tools/
- * make_llama_fixtures.py (an independent float64 forward) in DENSE, SPARSE
+ * BambooForCausalLM) against PyTorch: every fixture of
+ * tools/fixtures/make_llama_fixtures.py (an independent float64 forward) in DENSE, SPARSE
  * and AUTO, decode == prefill, the exact active fractions of the gate, and
  * each malformed config to its status.
  */
@@ -133,7 +133,7 @@ END_TEST
 
 /* ------------------------------------------------------------- GGUF */
 
-/* GGUF copies made by tools/lzn_convert.py (tests/data/gguf/README.md): each
+/* GGUF copies made by tools/convert/lzn_convert.py (tests/data/gguf/README.md): each
  * gives the logits of the Hugging Face folder loaded in the same type. */
 typedef struct gguf_copy {
   const char *file, *fixture;

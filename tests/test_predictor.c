@@ -1,13 +1,13 @@
 /*
  * test_predictor.c: the activation predictor against an independent
- * float64 forward (tools/train_predictor.py) on tests/data/predictor/
+ * float64 forward (tools/train/train_predictor.py) on tests/data/predictor/
  * opt-preln: opt-preln with an SVD rank-8 predictor on layer 0 and none on
  * layer 1. The reference forces fc1 outputs outside the predicted set to
  * zero, which is what the library computes; its per-token predicted,
  * active and missed counts check the statistics exactly (scores and
  * pre-activations stay >= 1e-3 away from their thresholds).
  * Then the trained predictor models/tiny-llama ships, on a gated MLP:
- * against tools/llama_reference.py's float64 forward with it, and against
+ * against tools/fixtures/llama_reference.py's float64 forward with it, and against
  * the Python evaluation of its card on held-out text
  * (tests/data/predictor/tiny-llama).
  */
@@ -223,7 +223,7 @@ END_TEST
 /* ------------------------------------------- models/tiny-llama's predictor */
 
 /* models/tiny-llama ships a trained predictor (models/tiny-llama/
- * PREDICTOR.md). tests/data/predictor/tiny-llama (tools/predictor_llama.py
+ * PREDICTOR.md). tests/data/predictor/tiny-llama (tools/train/predictor_llama.py
  * --make-test-data) holds what the library must give with it: the float64
  * logits of a short held-out text whose predictor scores and gate
  * pre-activations all stay >= 1e-4 from their thresholds (so float32 takes

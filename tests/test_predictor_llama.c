@@ -2,7 +2,7 @@
  * test_predictor_llama.c: activation predictors on gated (LLaMA-family)
  * models, in PowerInfer's GGUF form (PWRI, blk.N.fc1 / fc2) and as
  * lazyneuron's sidecar, against the float64 forward of
- * tools/make_predictor_fixtures.py (tests/data/predictor/llama-*).
+ * tools/fixtures/make_predictor_fixtures.py (tests/data/predictor/llama-*).
  *
  * Issue 24: a PWRI predictor of rank 16 had its second matrix read with
  * d_ff columns, past the 16-float hidden buffer, so SPARSE and AUTO logits

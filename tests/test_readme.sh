@@ -69,7 +69,7 @@ check "every build/NAME the README names is built by make" built
 
 # The commands of the sections on lzn-run, lzn-convert / lzn-quantize and lzn-profile:
 # indented code lines that start with one of these programs and are not a synopsis.
-grep -E '^    (build/lzn-run -m models|build/lzn-run -m /tmp|/usr/bin/python3 tools/lzn_convert\.py|build/lzn-quantize /tmp|printf .*\| build/lzn-run|build/lzn-profile -m models)' README.md |
+grep -E '^    (build/lzn-run -m models|build/lzn-run -m /tmp|/usr/bin/python3 tools/convert/lzn_convert\.py|build/lzn-quantize /tmp|printf .*\| build/lzn-run|build/lzn-profile -m models)' README.md |
   grep -v ' \[' | sed 's/^    //' >"$tmp/commands"
 count=$(wc -l <"$tmp/commands")
 check "the README has its lzn-run, converter, quantizer and profile commands ($count)" test "$count" -ge 6

@@ -3,7 +3,7 @@
  *
  * Tokenizers: the ids of a corpus of awkward text (Unicode, emoji,
  * whitespace runs, numbers, contractions, invalid UTF-8) against ids that
- * independent implementations wrote (tools/make_tokenizer_fixtures.py:
+ * independent implementations wrote (tools/fixtures/make_tokenizer_fixtures.py:
  * gpt-3-encoder's Encoder.js for GPT-2's BPE, Python sentencepiece for SPM),
  * exactly; detokenize(tokenize(s)) == s for valid UTF-8; byte-level
  * tiny-opt; a model without a tokenizer; buffer sizes and bad ids.
@@ -22,7 +22,7 @@
 
 #define GPT2_DIR "tests/data/tokenizer/gpt2"
 #define SPM_FILE "tests/data/tokenizer/spm.gguf"
-/* Cases in the corpus that are not valid UTF-8 (tools/make_tokenizer_fixtures.py's INVALID). */
+/* Cases in the corpus that are not valid UTF-8 (tools/fixtures/make_tokenizer_fixtures.py's INVALID). */
 #define N_INVALID_CASES 9
 
 typedef struct ref_case {

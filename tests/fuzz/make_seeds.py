@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tests/fuzz/make_seeds.py    # from the repo root
 
-Needs numpy only (and tools/lzn_convert.py for the fuzz_gguf seeds of its output). Deterministic: rerunning rewrites the same bytes. Seeds are
+Needs numpy only (and tools/convert/lzn_convert.py for the fuzz_gguf seeds of its output). Deterministic: rerunning rewrites the same bytes. Seeds are
 tiny on purpose (a few KB): libFuzzer mutates small inputs fastest, and the
 whole corpus stays well under 200 KB. The fuzz_model seeds are whole tiny OPT
 models (hidden 4, one or two layers) in the layout fuzz_model.c reads:
@@ -119,8 +119,8 @@ def tiny_llama_gguf(hidden=8, heads=2, kv_heads=1, ffn=12, layers=2, vocab=16, r
                     magic=b"PWRI", arch="llama", pred_type=np.float32, seed=0):
     """A random tiny LLaMA-family GGUF (F32 matrices) with PowerInfer's predictor tensors
     blk.N.fc1 [r][hidden] and fc2 [ffn][r] of rank ranks[N] (None: that layer has none)."""
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    import gguf_write  # noqa: E402  (tools/: the GGUF writer of the test fixtures)
+    sys.path.insert(0, os.path.join(ROOT, "tools", "convert"))
+    import gguf_write  # noqa: E402  (tools/convert: the GGUF writer of the test fixtures)
     rng = np.random.default_rng(seed)
 
     def w(*shape):
@@ -165,7 +165,7 @@ def gguf_seeds():
     fuzz_gguf/; the others come from tests/test_gguf.c): an OPT model (opt.* keys, OPT's
     GGUF tensor names) and tokenizer arrays of each kind the library reads."""
     import tempfile
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "tools", "convert"))
     import hf_tokenizer
     import lzn_convert
     from gguf_write import gguf_bytes, typed

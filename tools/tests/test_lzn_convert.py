@@ -1,4 +1,4 @@
-"""lzn-convert (tools/lzn_convert.py, tools/hf_tokenizer.py) and lzn-quantize, end to end:
+"""lzn-convert (tools/convert/lzn_convert.py, tools/convert/hf_tokenizer.py) and lzn-quantize, end to end:
 a folder and its GGUF give the same logits and the same greedy text; tokenizers of every
 kind survive the trip (the GGUF tokenizes as the folder, or as the reference ids say); the
 chat template is carried; every bad input is one line naming the file, exit 1, no
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / "tools"
+TOOLS = REPO / "tools" / "convert"
 DATA = REPO / "tests" / "data"
 sys.path.insert(0, str(TOOLS))
 sys.path.insert(0, str(REPO / "python"))

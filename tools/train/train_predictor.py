@@ -4,16 +4,16 @@ predictor.safetensors.
 
 Run with Debian's interpreter (it has torch 1.13), on one core:
 
-    nice -n 19 /usr/bin/python3 tools/train_predictor.py [--model models/tiny-opt] [--svd]
-    nice -n 19 /usr/bin/python3 tools/train_predictor.py --model models/tiny-llama
-    /usr/bin/python3 tools/train_predictor.py --make-fixture    # tests/data/predictor/opt-preln
+    nice -n 19 /usr/bin/python3 tools/train/train_predictor.py [--model models/tiny-opt] [--svd]
+    nice -n 19 /usr/bin/python3 tools/train/train_predictor.py --model models/tiny-llama
+    /usr/bin/python3 tools/train/train_predictor.py --make-fixture    # tests/data/predictor/opt-preln
 
 A predictor guesses, from the MLP input x (OPT: the output of the layer's final_layer_norm, the
 vector fc1 reads), which fc1 neurons fire (relu(fc1 x + b1) > 0), so that only their fc1 rows need
 to be computed.  For a gated MLP down(relu(gate(x)) * up(x)) (LLaMA: x is the output of
 post_attention_layernorm) it guesses which neurons have gate(x) > 0: the runtime computes only
 their gate rows, gives every other neuron gate 0, and reads up and down rows of the neurons
-that then fire (tools/predictor_llama.py has that architecture and the C test's data).  Neuron
+that then fire (tools/train/predictor_llama.py has that architecture and the C test's data).  Neuron
 i is predicted active when s_i >= threshold, with
 
     activation "relu":  s = w2 relu(w1 x + b1) + b2     (PowerInfer's form; the trained predictor)
@@ -31,7 +31,7 @@ File format (beside the model's config.json; read by the C runtime):
 A layer without tensors runs without a predictor.
 
 What the default (trained) mode does, deterministically (fixed seeds, one thread):
-  1. The corpus and its split are the models' own (tools/tiny_training.py, seed 1234, 5 % of
+  1. The corpus and its split are the models' own (tools/train/tiny_training.py, seed 1234, 5 % of
      the fortunes held out).  Only the TRAINING split is used to fit anything: its fortunes are split again
      (seeded) into a fit part (90 %) and a calibration part (10 %).
   2. The float32 torch model runs over --bytes bytes of random fit windows and over all of the
@@ -71,7 +71,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.dont_write_bytecode = True   # write nothing into tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures")]  # tools/fixtures: make_fixtures
 import make_fixtures as mf  # noqa: E402  (tensor_bytes, float64 OPT reference, fixture table)
 import tiny_training  # noqa: E402  (corpus, split, windows)
 import train_tiny  # noqa: E402  (TinyOPT)
@@ -152,14 +153,14 @@ def load_predictor(path):
 #   proj(i)                      -> (weight [d_ff][d], bias or None): what the predictor replaces
 #   mlp_inputs(ids)              -> per layer x [B, T, d]: the vector proj(i) reads
 #   forward_with_predictor(ids, preds, act, stats) -> logits, the predicted set enforced
-# The OPT one is below; tools/predictor_llama.py has the LLaMA one.
+# The OPT one is below; tools/train/predictor_llama.py has the LLaMA one.
 
 
 class OptModel:
     """tiny-opt (train_tiny.TinyOPT): x is final_layer_norm's output, fc1 the projection."""
     window = 256
     proj_name = "fc1"
-    script = "tools/train_tiny.py"
+    script = "tools/train/train_tiny.py"
     fired_rule = "relu(fc1 x + b1) > 0"
     intro = ("the output of the layer's\n`final_layer_norm`, the vector fc1 reads) which fc1 "
              "neurons fire, so the runtime computes only\nthose fc1 rows.")
@@ -509,7 +510,7 @@ def metadata(a, act, method, layers, info, extra=None):
                                                   for i, p in layers.items()}),
         "lazyneuron.predictor.thresholds": json.dumps({str(i): float(p["threshold"])
                                                        for i, p in layers.items()}),
-        "lazyneuron.predictor.tool": "tools/train_predictor.py",
+        "lazyneuron.predictor.tool": "tools/train/train_predictor.py",
     }
     m.update(extra or {})
     return m
@@ -725,7 +726,7 @@ def make_fixture(a):
                        "reference scores" % (FX_RECALL, cfg["n_tokens"], st_cal["recall"],
                                              st_cal["size"]),
         "description": "tests/data/opt-preln with an SVD rank-8 predictor on layer 0 (layer 1 "
-                       "has none); float64 forward of tools/train_predictor.py (forward64) with "
+                       "has none); float64 forward of tools/train/train_predictor.py (forward64) with "
                        "fc1 outputs outside the predicted set forced to 0",
     }
     with open(os.path.join(out, "reference_predictor.json"), "w") as fh:
@@ -820,7 +821,7 @@ def main():
     log("held-out bits/byte: %.4f with predictor, %.4f without (%+.2f %%); wall %.0fs"
         % (res["bpb_pred"], res["bpb_dense"], 100 * (res["bpb_pred"] / res["bpb_dense"] - 1),
            time.time() - wall0))
-    cmd = "/usr/bin/python3 tools/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
+    cmd = "/usr/bin/python3 tools/train/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
     shipped = os.path.abspath(out) == os.path.abspath(os.path.join(a.model, "predictor.safetensors"))
     sec = card_section(section_title(a, shipped, os.path.basename(out)), res, preds, info, a.act,
                        method, cmd, arch)
@@ -862,7 +863,7 @@ def card_from(a):
     j["res"]["layers"] = {int(k): v for k, v in j["res"]["layers"].items()}
     arch = load_model(a.model)
     a.ffn = arch.ffn
-    cmd = "/usr/bin/python3 tools/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
+    cmd = "/usr/bin/python3 tools/train/train_predictor.py" + "".join(" " + x for x in sys.argv[1:])
     write_card(a.card, a, arch, j["section"], included(a), corpus(a.seed), j["wall"], j["res"],
                assembled=cmd)
 
@@ -918,7 +919,7 @@ def write_card(path, a, arch, sec, others, data, wall, res=None, assembled=None)
 CARD_HEAD = """# %(name)s activation predictor (`predictor.safetensors`)
 
 Per layer, a small network that guesses from the MLP input x (%(intro)s Neuron i is predicted active when s_i >= threshold. Written by
-`tools/train_predictor.py` (see its docstring for the format); every number below comes from
+`tools/train/train_predictor.py` (see its docstring for the format); every number below comes from
 the runs that wrote this card.
 
 ## File format

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The LLaMA side of tools/train_predictor.py: the architecture object it trains and evaluates
+"""The LLaMA side of tools/train/train_predictor.py: the architecture object it trains and evaluates
 a predictor with for a gated-ReLU LLaMA (models/tiny-llama), and the test data that checks the
 C library's predictor path on that model.
 
@@ -8,13 +8,13 @@ of post_attention_layernorm), which neurons have gate(x) > 0; the library comput
 only on the predicted rows and gives every other neuron gate 0 (lib/forward/mlp_gated.c), so
 its up and down rows are not read either.
 
-    /usr/bin/python3 tools/predictor_llama.py --make-test-data   # tests/data/predictor/tiny-llama
+    /usr/bin/python3 tools/train/predictor_llama.py --make-test-data   # tests/data/predictor/tiny-llama
 
 --make-test-data needs the corpus (the held-out split) and models/tiny-llama/predictor.safetensors;
 it writes what tests/test_predictor.c compares the library with (see
 tests/data/predictor/README.md):
   * a short held-out text whose scores and gate pre-activations all stay at least MARGIN away
-    from their thresholds, with the float64 logits of tools/llama_reference.py with the
+    from their thresholds, with the float64 logits of tools/fixtures/llama_reference.py with the
     predictor (so a float32 forward must give the same sets and logits within 1e-4);
   * the first HELDOUT_WINDOWS windows of the held-out split, with the float32 torch forward's
     bits per byte with and without the predictor and its deployed recall and predicted
@@ -31,14 +31,15 @@ from types import SimpleNamespace
 import torch
 
 sys.dont_write_bytecode = True   # write nothing into tools/
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures")]  # tools/fixtures: the float64 references
 import llama_reference as lr       # noqa: E402  (the independent float64 forward)
 import make_fixtures as mf         # noqa: E402  (tensor_bytes, repo_root, widen)
 import train_predictor as tp       # noqa: E402  (scores, fired, count_set, predictor I/O)
 import tiny_training as tt         # noqa: E402  (corpus, split, windows)
 import train_tiny_llama as ttl     # noqa: E402  (TinyLlama)
 
-# tools/train_tiny_llama.py trains and evaluates on 128-byte windows (--seq-len); its
+# tools/train/train_tiny_llama.py trains and evaluates on 128-byte windows (--seq-len); its
 # positions beyond that were never trained, so the predictor is fitted and judged on the same.
 WINDOW = 128
 MARGIN = 1e-4             # |s - threshold| and |gate pre-activation| of the short text
@@ -51,7 +52,7 @@ class LlamaModel:
     the projection (no bias)."""
     window = WINDOW
     proj_name = "gate_proj"
-    script = "tools/train_tiny_llama.py"
+    script = "tools/train/train_tiny_llama.py"
     fired_rule = "gate_proj x > 0 (relu of the gate; up_proj does not decide it)"
     intro = ("the output of the layer's\n`post_attention_layernorm`, the vector gate_proj and "
              "up_proj read) which neurons of the gated\nMLP down(relu(gate(x)) * up(x)) fire "
@@ -123,9 +124,9 @@ def llama_notes(a, res):
 * **Windows.** tiny-llama was trained on 128-byte windows, so the fit, calibration and
   held-out windows here are 128 bytes (tiny-opt's card uses 256, its training window). The
   held-out bits per byte without a predictor is the model card's own number.
-* **Test data.** `tests/data/predictor/tiny-llama/` (`tools/predictor_llama.py
+* **Test data.** `tests/data/predictor/tiny-llama/` (`tools/train/predictor_llama.py
   --make-test-data`) has a short held-out text with the float64 logits of
-  `tools/llama_reference.py` with this predictor, and 8 KB of the held-out split with this
+  `tools/fixtures/llama_reference.py` with this predictor, and 8 KB of the held-out split with this
   evaluation's numbers on it; `tests/test_predictor.c` checks the library against both. See
   `tests/data/predictor/README.md`.
 """ % (min(rel), max(rel))
@@ -137,7 +138,7 @@ def llama_notes(a, res):
 
 
 def reference_forward(c, W, tokens, preds, act, dtype=torch.float64):
-    """tools/llama_reference.py's forward with the predictor (float64, or float32 to mimic the
+    """tools/fixtures/llama_reference.py's forward with the predictor (float64, or float32 to mimic the
     library); per layer the scores and the gate pre-activations before the mask (the record's
     "gate" is the masked one)."""
     rec = {}
@@ -236,7 +237,7 @@ def make_test_data(a):
         "description": "models/tiny-llama with its predictor: the first %d bytes of the first "
                        "held-out fortune (of %d tried) whose predictor scores and gate "
                        "pre-activations all stay >= %g from their thresholds; float64 forward "
-                       "of tools/llama_reference.py with gates outside the predicted set forced "
+                       "of tools/fixtures/llama_reference.py with gates outside the predicted set forced "
                        "to 0" % (SHORT_BYTES, tried, MARGIN),
     }
 
@@ -259,10 +260,10 @@ def make_test_data(a):
         "predicted_fraction": [res["layers"][l]["deployed"]["size"] for l in range(L)],
         "active_fraction": [res["layers"][l]["deployed"]["true"] for l in range(L)],
         "description": "the first %d non-overlapping %d-byte windows of the held-out split "
-                       "(the models' split, tools/tiny_training.py, seed 1234; fortunes end with "
+                       "(the models' split, tools/train/tiny_training.py, seed 1234; fortunes end with "
                        "byte 0x02), every "
                        "byte after a window's first predicted; float32 torch forward "
-                       "(tools/train_predictor.py's evaluation): recall and predicted fraction "
+                       "(tools/train/train_predictor.py's evaluation): recall and predicted fraction "
                        "as deployed (each layer's input with every predictor applied), pooled "
                        "over tokens and neurons" % (HELDOUT_WINDOWS, WINDOW),
     }
@@ -300,7 +301,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     if not a.make_test_data:
-        ap.error("train with tools/train_predictor.py --model models/tiny-llama; "
+        ap.error("train with tools/train/train_predictor.py --model models/tiny-llama; "
                  "this tool only makes the test data (--make-test-data)")
     make_test_data(a)
 

@@ -10,7 +10,7 @@
                         1 - (1 - p)^w, dotted.
 
     lzn-profile -m models/tiny-opt -f TEXT --plots DIR   (runs this script)
-    /usr/bin/python3 tools/plot_profile.py REPORT.json PREFIX
+    /usr/bin/python3 tools/plot/plot_profile.py REPORT.json PREFIX
 
 Needs python3-matplotlib (a tool, never a run-time dependency); exits 3 when
 it is missing, which lzn-profile reports.

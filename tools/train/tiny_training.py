@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""What tools/train_tiny.py (models/tiny-opt) and tools/train_tiny_llama.py (models/tiny-llama)
+"""What tools/train/train_tiny.py (models/tiny-opt) and tools/train/train_tiny_llama.py (models/tiny-llama)
 share: the corpus and its split, the windows, the schedules, the training loop and the
 evaluation, the training log's CSV and plot.  The two models differ only in their module, which
 parameters decay and what their cards say; both must reproduce the committed models bit for bit,

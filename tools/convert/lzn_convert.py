@@ -2,11 +2,11 @@
 """lzn-convert: a Hugging Face OPT or LLaMA-family folder -> one GGUF file, tokenizer included.
 
     lzn-convert [options] MODEL_DIR OUT.gguf          (installed by make install)
-    /usr/bin/python3 tools/lzn_convert.py [options] MODEL_DIR OUT.gguf
+    /usr/bin/python3 tools/convert/lzn_convert.py [options] MODEL_DIR OUT.gguf
 
 MODEL_DIR holds config.json and model.safetensors (or model.safetensors.index.json and its
 shards) in F32, F16 or BF16. OUT.gguf loads with lzn-run, lzn-quantize and lzn_model_load;
-its tokenizer is the folder's (tools/hf_tokenizer.py: lazyneuron_tokenizer.json,
+its tokenizer is the folder's (tools/convert/hf_tokenizer.py: lazyneuron_tokenizer.json,
 tokenizer.model, tokenizer.json, or vocab.json + merges.txt -> tokenizer.ggml.* as
 llama.cpp writes them) and tokenizer.chat_template the folder's chat template, if any.
 
@@ -32,7 +32,7 @@ ffn_up, ffn_down, each with .bias where the model has them.
 Both: lazyneuron.down_transposed = true with blk.N.ffn_down_t.weight [ffn][embd] instead of
 ffn_down (PowerInfer's name): W_down already as lazyneuron reads it, so a load in the file's
 type maps every matrix in place. Matrices take --type; norms, biases and positions stay F32.
-Q8_0/Q4_0 are llama.cpp's reference quantizers (tools/gguf_write.py), which round as the
+Q8_0/Q4_0 are llama.cpp's reference quantizers (tools/convert/gguf_write.py), which round as the
 library's kernels/ref/ do: a quantized GGUF holds the bytes the folder loaded with that
 weight_type holds, so both generate the same text. A predictor.safetensors is not carried
 (pass it with lzn_model_params.predictor_path).

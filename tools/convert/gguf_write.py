@@ -37,7 +37,7 @@ innermost first.
 
 As a script, writes the committed test fixture:
 
-    /usr/bin/python3 tools/gguf_write.py --example tests/data/gguf/tiny.gguf
+    /usr/bin/python3 tools/convert/gguf_write.py --example tests/data/gguf/tiny.gguf
 """
 import argparse
 import struct

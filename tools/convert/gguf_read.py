@@ -10,7 +10,7 @@ the tensor descriptions (and, on request, a tensor's bytes), as gguf_write.py wr
 
 As a script, prints a file's metadata (arrays abridged) and tensors:
 
-    /usr/bin/python3 tools/gguf_read.py FILE.gguf
+    /usr/bin/python3 tools/convert/gguf_read.py FILE.gguf
 """
 import struct
 import sys

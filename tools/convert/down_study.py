@@ -4,9 +4,9 @@ transposed W_down"): a model folder as llama.cpp stores it (W_down as [d_model][
 along d_ff: not transposed), every matrix in one type and W_down in another, as llama-quantize's
 mixes do. lzn-bench quality --reference then loads it with each --down-t.
 
-    /usr/bin/python3 tools/down_study.py MODEL_DIR OUT.gguf [--type q4_0] [--down q4_k]
+    /usr/bin/python3 tools/convert/down_study.py MODEL_DIR OUT.gguf [--type q4_0] [--down q4_k]
 
---type: the matrices' type (f32, f16, q8_0, q4_0: tools/lzn_convert.py's quantizers, llama.cpp's
+--type: the matrices' type (f32, f16, q8_0, q4_0: tools/convert/lzn_convert.py's quantizers, llama.cpp's
 reference ones); --down: W_down's (also q4_k, q5_k, q6_k, quantized by the library itself through
 lzn_weights_convert, so LAZYNEURON_LIB or the build tree's liblazyneuron must be there). The tiny
 models' rows of d_model = 128 weights cannot be K-quants; their W_down rows (d_ff = 512) can.
@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 import gguf_write  # noqa: E402
 import lzn_convert  # noqa: E402
 

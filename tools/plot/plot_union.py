@@ -6,7 +6,7 @@ would give, 1 - (1 - p)^w.  The gap between the two is what temporal locality
 of activations buys a batch or a prefill.
 
     lzn-bench union --model models/tiny-opt --text FILE -o json > union.json
-    /usr/bin/python3 tools/plot_union.py union.json union.png
+    /usr/bin/python3 tools/plot/plot_union.py union.json union.png
 
 Needs python3-matplotlib (a tool, never a run-time dependency).
 """

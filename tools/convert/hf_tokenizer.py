@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A Hugging Face folder's tokenizer as GGUF metadata (tokenizer.ggml.*), the keys and
-token types llama.cpp's converter writes, for tools/lzn_convert.py. Plain Python.
+token types llama.cpp's converter writes, for tools/convert/lzn_convert.py. Plain Python.
 
     from hf_tokenizer import tokenizer_metadata, TokenizerError
     meta, summary, templates = tokenizer_metadata(folder, config, "opt" or "llama", n_vocab)
