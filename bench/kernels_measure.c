@@ -408,7 +408,11 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   run.acc = checked_malloc(wide * sizeof *run.acc);
   run.row = checked_malloc(wide * sizeof *run.row);
   run.x_used = checked_malloc(wide * sizeof *run.x_used);
-  run.xq = checked_malloc(lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, wide));
+  /* x in the dot type (Q8_0, or Q8_K for the K-quants: 292 bytes per 256
+   * values, more than Q8_0's 272). */
+  const size_t xq_bytes = lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, wide);
+  const size_t xq_own = run.x_type == LZN_WEIGHTS_F32 ? 0 : lzn_wtype_row_bytes(run.x_type, wide);
+  run.xq = checked_malloc(xq_own > xq_bytes ? xq_own : xq_bytes);
   run.relu_idx = checked_malloc(f * sizeof *run.relu_idx);
   run.relu_val = checked_malloc(f * sizeof *run.relu_val);
   run.x_gemv = checked_malloc(((size_t)o->reps + 1) * d * sizeof *run.x_gemv);
