@@ -174,6 +174,10 @@ static double dot_call(runner *run, const active_sets *s, size_t r, const lzn_ke
   const double t0 = bench_now();
   const lzn_status st = lzn_linear_rows(&ex, run->y, x, &matrix, idx, n);
   const double ms = (bench_now() - t0) * 1e3;
+  /* x as the kernel saw it, for x_seen() (check_dot): else the check
+   * dequantized the last GEMV's x and reported a difference of 300 %. */
+  if (st == LZN_OK && run->x_type != LZN_WEIGHTS_F32)
+    memcpy(run->xq, ex.scratch[LZN_SCRATCH_X_DOT], lzn_wtype_row_bytes(run->x_type, d));
   ex.pool = NULL; /* the runner's */
   lzn_exec_free(&ex);
   if (st != LZN_OK) bench_fail("dot_rows: %s", lzn_last_error());
