@@ -175,6 +175,18 @@ START_TEST(kquant_slots_are_filled) {
     ck_assert_uint_eq(lzn_wtype_block_size(ktypes[i]), 256);
     ck_assert(lzn_wtype_valid(ktypes[i]));
   }
+  /* Every x86 ceiling has the K-quants' SIMD kernels (kernels/<isa>/q*_k.c),
+   * so the tests below compare them, not the reference with itself; their
+   * axpy_rows_q8 is their exact axpy_rows, as the reference's is. */
+  for (size_t i = 0; i < N_KTYPES; i++) {
+    const lzn_type_kernels *t = &k->type[ktypes[i]];
+    if (k->isa >= LZN_ISA_AVX2)
+      for (int op = 0; op < LZN_KOP_COUNT; op++)
+        if (op != LZN_KOP_FROM_F32 && op != LZN_KOP_TO_F32)
+          ck_assert_msg(lzn_type_slot_isa(k, ktypes[i], (lzn_kop)op) != LZN_ISA_SCALAR, "%s: op %d is scalar under %s",
+                        lzn_wtype_name(ktypes[i]), op, k->name);
+    ck_assert(t->axpy_rows_q8.fn == t->axpy_rows.fn && t->axpy_rows_q8.isa == t->axpy_rows.isa);
+  }
   ck_assert(!lzn_wtype_valid(LZN_WTYPE_Q8_K)); /* x only: no matrix is ever Q8_K */
   ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WEIGHTS_Q4_K, 4096), 16 * 144);
   ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WEIGHTS_Q6_K, 11008), 43 * 210);

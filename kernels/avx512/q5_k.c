@@ -1,0 +1,19 @@
+/*
+ * avx512/q5_k.c: the Q5_K kernels for AVX-512 F/BW/VL/DQ: maddubs + madd
+ * for the int8 dot products. The loops are generic/qrows.h's, the steps
+ * x86/q5_k_avx512.h's (which say what each step does); contracts in
+ * kernels.h, specification in kernels/ref/q5_k.c and kernels/ref/kquant.h.
+ */
+#include "kernels/x86/vec_avx512.h"
+#include "kernels/x86/q5_k_avx512.h"
+#include "kernels/generic/qrows.h"
+
+void lzn_install_avx512_q5_k(lzn_kernel_table *t);
+void lzn_install_avx512_q5_k(lzn_kernel_table *t) {
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows, LZN_ISA_AVX512, qr_axpy_rows);
+  /* The reference's axpy_rows_q8 is its exact axpy_rows (ref/q5_k.c says
+   * why): so is this one. */
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows_q8, LZN_ISA_AVX512, qr_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].dot_rows, LZN_ISA_AVX512, qr_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].gemv, LZN_ISA_AVX512, qr_gemv);
+}

@@ -1,0 +1,20 @@
+/*
+ * avx512vnni/q6_k.c: the Q6_K kernels for AVX512_VNNI: vpdpbusd and
+ * vpdpwssd for the int8 dot products (the steps' #if __AVX512VNNI__). The
+ * loops are generic/qrows.h's, the steps x86/q6_k_avx512.h's (which say
+ * what each step does); contracts in kernels.h, specification in
+ * kernels/ref/q6_k.c and kernels/ref/kquant.h.
+ */
+#include "kernels/x86/vec_avx512.h"
+#include "kernels/x86/q6_k_avx512.h"
+#include "kernels/generic/qrows.h"
+
+void lzn_install_avx512vnni_q6_k(lzn_kernel_table *t);
+void lzn_install_avx512vnni_q6_k(lzn_kernel_table *t) {
+  LZN_SET(t->type[LZN_WEIGHTS_Q6_K].axpy_rows, LZN_ISA_AVX512VNNI, qr_axpy_rows);
+  /* The reference's axpy_rows_q8 is its exact axpy_rows (ref/q6_k.c says
+   * why): so is this one. */
+  LZN_SET(t->type[LZN_WEIGHTS_Q6_K].axpy_rows_q8, LZN_ISA_AVX512VNNI, qr_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q6_K].dot_rows, LZN_ISA_AVX512VNNI, qr_dot_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q6_K].gemv, LZN_ISA_AVX512VNNI, qr_gemv);
+}
