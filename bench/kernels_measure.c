@@ -76,6 +76,17 @@ static void before_call(runner *run, const void *operand, size_t bytes, size_t y
   bench_touch(operand, bytes);
 }
 
+/* After a call through an exec on the runner's pool: keeps x as the kernel
+ * saw it (quantized, for x_seen()), frees the exec but not the runner's
+ * pool, and fails the bench on an error. */
+static void finish_exec(runner *run, lzn_exec *ex, lzn_status s, size_t cols, const char *what) {
+  if (s == LZN_OK && run->x_type != LZN_WEIGHTS_F32)
+    memcpy(run->xq, ex->scratch[LZN_SCRATCH_X_DOT], lzn_wtype_row_bytes(run->x_type, cols));
+  ex->pool = NULL;
+  lzn_exec_free(ex);
+  if (s != LZN_OK) bench_fail("%s: %s", what, lzn_last_error());
+}
+
 /* out[r] = W[r] . x for r < n_rows through k's gemv for the runner's type,
  * as the library runs it (lzn_linear on the runner's pool: x quantized
  * first when the type's kernels take blocks, rows in items among threads). */
@@ -84,13 +95,7 @@ static void threaded_gemv(runner *run, const lzn_kernel_table *k, float *out, co
   (void)row_bytes, (void)threads;
   lzn_exec ex = {.kernels = k, .pool = run->pool, .n_threads = lzn_pool_threads(run->pool)};
   const lzn_matrix matrix = lzn_matrix_make(run->type, w, (int64_t)n_rows, (int64_t)cols);
-  const lzn_status s = lzn_linear(&ex, out, x, &matrix, NULL, 1);
-  if (s == LZN_OK) { /* x as the kernel saw it, for x_seen() */
-    if (run->x_type != LZN_WEIGHTS_F32) memcpy(run->xq, ex.scratch[LZN_SCRATCH_X_DOT], lzn_wtype_row_bytes(run->x_type, cols));
-  }
-  ex.pool = NULL; /* the runner's */
-  lzn_exec_free(&ex);
-  if (s != LZN_OK) bench_fail("gemv: %s", lzn_last_error());
+  finish_exec(run, &ex, lzn_linear(&ex, out, x, &matrix, NULL, 1), cols, "gemv");
 }
 
 /* Milliseconds of one dense down-projection on set r (oneDNN when k is
@@ -174,11 +179,7 @@ static double dot_call(runner *run, const active_sets *s, size_t r, const lzn_ke
   const double t0 = bench_now();
   const lzn_status st = lzn_linear_rows(&ex, run->y, x, &matrix, idx, n);
   const double ms = (bench_now() - t0) * 1e3;
-  if (st == LZN_OK && run->x_type != LZN_WEIGHTS_F32) /* x as the kernel saw it, for x_seen() */
-    memcpy(run->xq, ex.scratch[LZN_SCRATCH_X_DOT], lzn_wtype_row_bytes(run->x_type, d));
-  ex.pool = NULL; /* the runner's */
-  lzn_exec_free(&ex);
-  if (st != LZN_OK) bench_fail("dot_rows: %s", lzn_last_error());
+  finish_exec(run, &ex, st, d, "dot_rows");
   return ms;
 }
 
