@@ -43,6 +43,8 @@ static void help(void) {
       "  --predictor RANK        synthetic: an exact low-rank activation predictor in every\n"
       "                          layer (0: rank d_model/16), fc1 or the gate made that rank\n"
       "  --predicted-ratio X     its predicted set over the active set (default 2)\n"
+      "  --predictor-type T      its matrices' type: f32, f16, bf16, q8_0, ... (default f16:\n"
+      "                          half the bytes of f32, as a PowerInfer GGUF may carry it)\n"
       "  --contend               a busy-looping process runs beside every timed run: a core\n"
       "                          taken away, as on a shared server (compare --threads 1,2 with\n"
       "                          and without it)\n"
@@ -99,7 +101,8 @@ static void parse_options(model_options *o, int argc, char **argv) {
   int density_given = 0, layers_given = 0, seed_given = 0;
   *o = (model_options){.density_pct = 5.0, .seed = 1, .reps = 3, .format = BENCH_FORMAT_MD,
                        .kv_type = lzn_context_default_params().kv_type, .predictor_rank = -1,
-                       .predicted_ratio = 2.0};
+                       .predicted_ratio = 2.0,
+                       .predictor_type = LZN_WEIGHTS_F16};
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -131,6 +134,10 @@ static void parse_options(model_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--predicted-ratio"))) {
       o->predicted_ratio = bench_parse_double("--predicted-ratio", v);
       if (!(o->predicted_ratio >= 1.0)) bench_usage_error("--predicted-ratio: %g is below 1", o->predicted_ratio);
+    }
+    else if ((v = bench_option_value(argc, argv, &i, "--predictor-type"))) {
+      o->predictor_type = bench_parse_type("--predictor-type", v);
+      if (o->predictor_type == LZN_WEIGHTS_AS_STORED) bench_usage_error("--predictor-type: give a type");
     }
     else if (strcmp(argv[i], "--contend") == 0) o->contend = 1;
     else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) {
@@ -184,10 +191,10 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
       lzn_model_get_info(s->model, &info);
       const int rank = o->predictor_rank ? o->predictor_rank : info.d_model / 16;
       status = lzn_model_synthetic_add_predictor(s->model, (float)(o->density_pct / 100.0), rank,
-                                                 o->predicted_ratio, o->seed);
+                                                 o->predicted_ratio, o->predictor_type, o->seed);
       const size_t used = strlen(s->name);
-      snprintf(s->name + used, sizeof s->name - used, " + rank-%d predictor (%gx)", rank,
-               o->predicted_ratio);
+      snprintf(s->name + used, sizeof s->name - used, " + rank-%d %s predictor (%gx)", rank,
+               bench_type_name(o->predictor_type), o->predicted_ratio);
     }
   } else {
     lzn_model_params params = lzn_model_default_params();

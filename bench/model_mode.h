@@ -48,6 +48,7 @@ typedef struct model_options {
   lzn_kv_type kv_type;    /* --kv: the KV cache type (default F16, the library's) */
   int predictor_rank;     /* --predictor: synthetic predictor rank (0: d_model / 16; -1: none) */
   double predicted_ratio; /* --predicted-ratio: predicted set over active set */
+  lzn_weight_type predictor_type; /* --predictor-type: its matrices' type */
   int contend;            /* --contend: a busy-looping process beside the timed runs */
   double threshold;       /* --threshold: lzn_context_params.threshold (0: the model's) */
 } model_options;

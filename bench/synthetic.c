@@ -431,8 +431,26 @@ static lzn_status low_rank_first_stage(filler *fl, int layer, int rank, const fl
   return LZN_OK;
 }
 
+/* The fp32 matrix [rows][cols] at src as a matrix of that type in the
+ * model's memory (src itself for F32). */
+static lzn_status predictor_matrix(filler *fl, lzn_weight_type type, const float *src, int64_t rows,
+                                   int64_t cols, lzn_matrix *out) {
+  if (type == LZN_WEIGHTS_F32) {
+    *out = lzn_matrix_make(type, src, rows, cols);
+    return LZN_OK;
+  }
+  const size_t row_bytes = lzn_wtype_row_bytes(type, (size_t)cols);
+  void *data;
+  const lzn_status s = lzn_model_own(fl->model, row_bytes * (size_t)rows, &data);
+  if (s != LZN_OK) return s;
+  const lzn_from_f32_fn from_f32 = fl->kernels->type[type].from_f32.fn;
+  for (int64_t r = 0; r < rows; r++) from_f32((char *)data + (size_t)r * row_bytes, src + r * cols, (size_t)cols);
+  *out = lzn_matrix_make(type, data, rows, cols);
+  return LZN_OK;
+}
+
 lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int rank, double ratio,
-                                             uint64_t seed) {
+                                             lzn_weight_type type, uint64_t seed) {
   const char *fn = "lzn_model_synthetic_add_predictor";
   if (m == NULL) return lzn_fail(LZN_ERR_INVALID_ARG, "%s: model is NULL", fn);
   if (rank < 1 || rank > m->d_model)
@@ -441,6 +459,11 @@ lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int ra
   if (!(ratio >= 1.0 && (double)density * ratio <= 1.0))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: ratio = %g, must be >= 1 with density * ratio <= 1", fn,
                     ratio);
+  if (!lzn_wtype_valid(type))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: type %d is not a weight type", fn, (int)type);
+  if ((size_t)rank % lzn_wtype_traits(type)->block_size != 0)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: rank %d is not a multiple of %s's block of %zu weights", fn, rank,
+                    lzn_wtype_name(type), lzn_wtype_traits(type)->block_size);
   const lzn_kernel_table *kernels;
   lzn_status s = lzn_kernels_get(&kernels);
   /* Another key space than the weights', so the model's other tensors stay
@@ -455,10 +478,12 @@ lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int ra
     const float *a = NULL, *b = NULL;
     s = low_rank_first_stage(&fl, l, rank, &a, &b);
     if (s != LZN_OK) break;
+    lzn_matrix w1, w2;
+    s = predictor_matrix(&fl, type, b, rank, m->d_model, &w1);
+    if (s == LZN_OK) s = predictor_matrix(&fl, type, a, m->d_ff, rank, &w2);
+    if (s != LZN_OK) break;
     lzn_predictor *p = &m->layers[l].predictor;
-    *p = (lzn_predictor){.present = 1, .relu = 0, .input_before_norm = 0,
-                         .w1 = lzn_matrix_make(LZN_WEIGHTS_F32, b, rank, m->d_model),
-                         .w2 = lzn_matrix_make(LZN_WEIGHTS_F32, a, m->d_ff, rank),
+    *p = (lzn_predictor){.present = 1, .relu = 0, .input_before_norm = 0, .w1 = w1, .w2 = w2,
                          .threshold = threshold};
     m->n_predicted_layers++;
   }

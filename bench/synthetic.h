@@ -35,7 +35,8 @@ lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_laye
                                      lzn_weight_type weight_type, lzn_model **out);
 
 /* Gives a synthetic model made with that density an activation predictor
- * of the given rank in every layer (F32, Deja Vu's low-rank form s = w2 w1 x
+ * of the given rank in every layer (its matrices in `type`: f32 is exact,
+ * a compact type reads fewer bytes per token; Deja Vu's low-rank form s = w2 w1 x
  * with no activation between): the first-stage matrix (fc1, or the gate) is
  * rewritten as a product of rank-`rank` factors with the same distribution of
  * pre-activations, so the predictor computes them exactly, and its threshold
@@ -43,9 +44,9 @@ lzn_status lzn_model_synthetic_typed(const char *name, float density, int n_laye
  * (recall 1 up to the weight type's rounding). For benchmarks of the
  * predictor's speed: the model's quality means nothing. Statuses: OK,
  * INVALID_ARG (NULL, rank outside [1, d_model], ratio < 1 or density * ratio
- * > 1), NOMEM, BACKEND. */
+ * > 1, a type that is not a weight type), NOMEM, BACKEND. */
 lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int rank, double ratio,
-                                             uint64_t seed);
+                                             lzn_weight_type type, uint64_t seed);
 
 /* The standard normal quantile: x with P(N(0,1) <= x) = p, for p in (0, 1)
  * (Acklam's rational approximation and one Halley step: ~1e-15 relative).

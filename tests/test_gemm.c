@@ -163,6 +163,11 @@ static void gemm_type(lzn_weight_type type, uint64_t seed) {
    * pass of the packed kernel (64). */
   check_gemm(k, &r, type, 17, 1100, 9, 0, 0);
   check_gemm(k, &r, type, 31, 1100, 70, 0, 0);
+  /* Each side of the AVX512-VNNI kernels' switch to packed rows (10 tokens
+   * for Q4_0, 14 for Q8_0: x86/gemm_q512_packed.h). */
+  static const size_t around_packing[] = {10, 13, 14};
+  for (size_t i = 0; i < sizeof around_packing / sizeof around_packing[0]; i++)
+    check_gemm(k, &r, type, 19, 300, around_packing[i], 0, 0);
   /* Gathered rows of every density, on a few shapes. */
   static const size_t gather_m[] = {1, 5, 17};
   for (size_t di = 0; di < N_DIMS; di += 3)

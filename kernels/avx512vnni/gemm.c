@@ -1,5 +1,5 @@
 /*
- * avx512vnni/gemm.c: the Q8_0/Q4_0 gemm with vpdpbusd on zmm: for 8 tokens
+ * avx512vnni/gemm.c: the Q8_0/Q4_0 gemm with vpdpbusd on zmm: for 10 (Q4_0) or 14 (Q8_0) tokens
  * or more, 15 rows packed across the lanes (kernels/x86/gemm_q512_packed.h);
  * for fewer, two blocks of a row per register, tiles of 4 rows x 4 tokens
  * (kernels/x86/gemm_q512.h). The fp32 kernels stay avx512/gemm.c's.

@@ -39,8 +39,15 @@
 #define GQP_CHUNK 32
 #define GQP_TOKENS 8
 #define GQP_MAX_TOKENS 64
-/* Fewer tokens than this: gemm_q512.h, where nothing is packed. */
-#define GQP_MIN_TOKENS 8
+/* Fewer tokens than this: gemm_q512.h, where nothing is packed. Packing
+ * costs a transpose per block of 15 rows, paid back over the tokens; the
+ * crossover, measured with `lzn-bench gemm --batch 8,12,16` (11008 x 4096,
+ * one Zen 5 core, bench/RESULTS.md): Q4_0 between 8 and 12 tokens (8: 5.9
+ * ms unpacked against 6.3 packed; 12: 8.1 against 7.6), Q8_0 between 12 and
+ * 16 (8: 6.0 against 8.0; 12: 8.2 against 9.3; 16: 10.2 against 9.8): its
+ * rows need no unpacking, so the unpacked kernel holds out longer. */
+#define GQP_MIN_TOKENS_Q4_0 10
+#define GQP_MIN_TOKENS_Q8_0 14
 
 typedef struct gqp_pack {
   int32_t w[GQP_CHUNK][8][16]; /* block, dword of the block, lane (row; lane 15: ones) */
@@ -166,13 +173,13 @@ GQ5_INLINE void gqp_gemm(enum gq5_kind kind, float *out, size_t out_stride, cons
 
 static void q8_0_gemm_packed(float *out, size_t out_stride, const void *w, size_t row_bytes, size_t d,
                              const int32_t *idx, size_t n_rows, const void *x, size_t x_stride, size_t m) {
-  if (m < GQP_MIN_TOKENS) gq5_gemm(GQ5_Q8_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
+  if (m < GQP_MIN_TOKENS_Q8_0) gq5_gemm(GQ5_Q8_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
   else gqp_gemm(GQ5_Q8_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
 }
 
 static void q4_0_gemm_packed(float *out, size_t out_stride, const void *w, size_t row_bytes, size_t d,
                              const int32_t *idx, size_t n_rows, const void *x, size_t x_stride, size_t m) {
-  if (m < GQP_MIN_TOKENS) gq5_gemm(GQ5_Q4_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
+  if (m < GQP_MIN_TOKENS_Q4_0) gq5_gemm(GQ5_Q4_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
   else gqp_gemm(GQ5_Q4_0, out, out_stride, w, row_bytes, d, idx, n_rows, x, x_stride, m);
 }
 
