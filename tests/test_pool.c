@@ -2,7 +2,8 @@
  * test_pool.c: the thread pool of a context (lib/linalg/pool.h): every item
  * runs exactly once, on a thread index in range, over many jobs back to
  * back (lagging workers must never take an item of a newer job); a slow
- * item delays only itself; a NULL pool runs everything on the caller.
+ * item delays only itself; workers that keep straggling are left out for a
+ * while; a NULL pool runs everything on the caller.
  * Under `make tsan` the same runs check the pool's synchronisation.
  */
 #include <stdatomic.h>
@@ -75,6 +76,53 @@ START_TEST(a_slow_item_delays_only_itself) {
 }
 END_TEST
 
+/* Workers the OS keeps taking away, played by items that sleep 2 ms on a
+ * worker and take 50 us on the caller: the caller waits on them for most
+ * of every region, so after a window of such regions the pool goes on
+ * with one thread fewer (every item still run once, none on a worker),
+ * and tries the worker again some hundreds of regions later. */
+static _Atomic int items_on_workers;
+
+static void slow_on_workers(void *arg, int item, int thread) {
+  count_item(arg, item, thread);
+  if (thread != 0) {
+    atomic_fetch_add(&items_on_workers, 1);
+    nanosleep(&(struct timespec){0, 2 * 1000 * 1000}, NULL);
+  } else {
+    nanosleep(&(struct timespec){0, 50 * 1000}, NULL);
+  }
+}
+
+START_TEST(straggling_workers_are_left_out_for_a_while) {
+  lzn_pool *pool = NULL;
+  ck_assert_int_eq(lzn_pool_create(2, &pool), LZN_OK);
+  ck_assert_int_eq(lzn_pool_threads_in_use(pool), 2);
+  static counts c;
+  c.threads = 2, c.slow_item = -1;
+  int job = 0;
+  for (; job < 1000 && lzn_pool_threads_in_use(pool) == 2; job++) {
+    lzn_pool_run(pool, 8, 2, slow_on_workers, &c);
+    check_once(&c, 8);
+  }
+  ck_assert_msg(lzn_pool_threads_in_use(pool) == 1, "still 2 threads after %d regions of straggling", job);
+  ck_assert_msg(job <= 2 * 64, "took %d regions to leave the worker out (one window is 64)", job);
+  ck_assert_int_gt(atomic_load(&items_on_workers), 0);
+  atomic_store(&items_on_workers, 0);
+  for (int k = 0; k < 100; k++) {
+    lzn_pool_run(pool, 8, 2, count_item, &c);
+    check_once(&c, 8);
+  }
+  ck_assert_int_eq(atomic_load(&items_on_workers), 0);
+  ck_assert_int_eq(lzn_pool_threads_in_use(pool), 1);
+  for (int k = 0; k < 1000 && lzn_pool_threads_in_use(pool) == 1; k++) {
+    lzn_pool_run(pool, 8, 2, count_item, &c);
+    check_once(&c, 8);
+  }
+  ck_assert_msg(lzn_pool_threads_in_use(pool) == 2, "the worker was never tried again");
+  lzn_pool_free(pool);
+}
+END_TEST
+
 START_TEST(no_pool_runs_on_the_caller) {
   static counts c;
   c.threads = 1, c.slow_item = -1;
@@ -91,6 +139,7 @@ static Suite *pool_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, every_item_once_over_many_jobs, 0, 4);
   tcase_add_test(tc, a_slow_item_delays_only_itself);
+  tcase_add_test(tc, straggling_workers_are_left_out_for_a_while);
   tcase_add_test(tc, no_pool_runs_on_the_caller);
   suite_add_tcase(s, tc);
   return s;

@@ -29,6 +29,24 @@
  * shorter, the gap between calls of an idle context far longer. */
 #define SPIN_TICKS (1ull << 18)
 
+/* Threads the OS takes away (issue 22). Dynamic items bound what a
+ * descheduled worker costs to the item it holds, but on a shared machine
+ * that item is held for a whole time slice of the other process (~1-3 ms,
+ * against a decode region of ~0.1-1 ms), and it happens over and over:
+ * measured, 2 threads with a busy loop on the other core decode slower
+ * than 1 thread beside the same loop (7B Q4_0: 5.19 against 5.69 t/s;
+ * opt-125m: 77 against 87). So the caller keeps score: over each window
+ * of regions, the time it waited for workers' items after finishing its
+ * own, against the window's whole time. Past STRAGGLE_LIMIT the pool uses
+ * one thread fewer for a while, then tries again (each failed try doubles
+ * the while, up to a cap; a good window resets it). An idle machine never
+ * comes near the limit: there a region ends within about one item of
+ * the caller's last, a few % of the window. */
+#define STRAGGLE_WINDOW 64
+#define STRAGGLE_LIMIT 0.35
+#define BACKOFF_MIN_REGIONS 512
+#define BACKOFF_MAX_REGIONS 32768
+
 /* A job's fields are atomics read relaxed: a worker lagging two
  * generations behind may read a slot while the caller rewrites it, and it
  * acts on what it read only after its compare-and-swap on the cursor has
@@ -54,6 +72,14 @@ struct lzn_pool {
   _Atomic int sleepers;      /* workers asleep on generation */
   _Atomic int caller_asleep;
   _Atomic int stop;
+  /* The straggler score (only the caller touches these): threads in use
+   * (limit), the current window's ticks of the caller's own work and of
+   * waiting, its regions, the regions left at this limit before a try of
+   * one more thread, and the wait before the next try. */
+  int limit;
+  uint64_t window_work, window_wait;
+  int window_regions;
+  int64_t backoff_left, backoff;
 };
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t expected) {
@@ -133,6 +159,8 @@ lzn_status lzn_pool_create(int n_threads, lzn_pool **out) {
     }
     pool->n_workers = i + 1;
   }
+  pool->limit = workers + 1;
+  pool->backoff = BACKOFF_MIN_REGIONS;
   *out = pool;
   return LZN_OK;
 }
@@ -149,12 +177,51 @@ void lzn_pool_free(lzn_pool *pool) {
 
 int lzn_pool_threads(const lzn_pool *pool) { return pool ? pool->n_workers + 1 : 1; }
 
+int lzn_pool_threads_in_use(const lzn_pool *pool) { return pool ? pool->limit : 1; }
+
+/* After a region at the current limit that took work + wait ticks: closes
+ * the window when it is full, and lowers the limit past STRAGGLE_LIMIT. */
+static void score_region(lzn_pool *pool, uint64_t work, uint64_t wait) {
+  pool->window_work += work, pool->window_wait += wait;
+  if (++pool->window_regions < STRAGGLE_WINDOW) return;
+  const double waited = (double)pool->window_wait / (double)(pool->window_work + pool->window_wait + 1);
+  pool->window_work = pool->window_wait = 0, pool->window_regions = 0;
+  if (waited <= STRAGGLE_LIMIT) {
+    if (pool->backoff_left == 0) pool->backoff = BACKOFF_MIN_REGIONS; /* not a try, or a good one */
+    return;
+  }
+  if (pool->limit <= 1) return;
+  pool->limit--;
+  pool->backoff_left = pool->backoff;
+  pool->backoff = pool->backoff * 2 < BACKOFF_MAX_REGIONS ? pool->backoff * 2 : BACKOFF_MAX_REGIONS;
+}
+
+/* Counts a region at a lowered limit down to the next try of one more
+ * thread. */
+static void count_backoff(lzn_pool *pool) {
+  if (pool->backoff_left > 0 && --pool->backoff_left == 0 && pool->limit <= pool->n_workers) {
+    pool->limit++;
+    pool->window_work = pool->window_wait = 0, pool->window_regions = 0;
+  }
+}
+
+static void run_on_caller(int n_items, lzn_pool_fn fn, void *arg) {
+  for (int i = 0; i < n_items; i++) fn(arg, i, 0);
+}
+
 void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, void *arg) {
   if (n_items <= 0) return;
   if (pool == NULL || pool->n_workers == 0 || max_threads <= 1 || n_items == 1) {
-    for (int i = 0; i < n_items; i++) fn(arg, i, 0);
+    run_on_caller(n_items, fn, arg);
     return;
   }
+  count_backoff(pool);
+  if (max_threads > pool->limit) max_threads = pool->limit;
+  if (max_threads <= 1) {
+    run_on_caller(n_items, fn, arg);
+    return;
+  }
+  const uint64_t start = ticks();
   const uint32_t g = ++pool->published;
   pool_job *job = &pool->jobs[g & 1];
   atomic_store_explicit(&job->fn, fn, memory_order_relaxed);
@@ -167,6 +234,7 @@ void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, 
   atomic_store(&pool->generation, g);
   if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->generation, INT_MAX);
   take_items(pool, g, 0);
+  const uint64_t own_done = ticks();
   /* The rest are in workers' hands: wait for them to be done. */
   const uint32_t n = (uint32_t)n_items;
   uint32_t d = atomic_load_explicit(&pool->done, memory_order_acquire);
@@ -181,4 +249,5 @@ void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, 
     atomic_store(&pool->caller_asleep, 0);
     d = atomic_load_explicit(&pool->done, memory_order_acquire);
   }
+  if (max_threads == pool->limit) score_region(pool, own_done - start, ticks() - own_done);
 }

@@ -11,6 +11,9 @@
  * item it holds, and the caller, which works too, does the rest. Workers
  * spin briefly between calls (a decode step is many short regions back to
  * back) and then sleep on a futex, so an idle context costs nothing.
+ * Where workers keep being descheduled anyway (a busy neighbour), the
+ * caller notices that it spends its regions waiting on them and goes on
+ * with fewer threads for a while (lzn_pool_threads_in_use).
  *
  * Results never depend on the thread count or on who ran an item: an item
  * is a fixed piece of output (rows, a column slice of y) computed one way.
@@ -30,6 +33,11 @@ void lzn_pool_free(lzn_pool *pool);
 
 /* The threads a call may use (1 for a NULL pool). */
 int lzn_pool_threads(const lzn_pool *pool);
+
+/* The threads the pool uses now: fewer than lzn_pool_threads while its
+ * workers are being descheduled (another process on the cores: pool.c
+ * says how it tells), for a while, then it tries one more again. */
+int lzn_pool_threads_in_use(const lzn_pool *pool);
 
 /* One item; thread is 0 for the caller and 1 .. threads - 1 for the
  * workers (an index for per-thread scratch). */
