@@ -27,7 +27,9 @@
  * the context keeps (they spin briefly after a call, then sleep). Work is
  * handed out in small pieces to whichever thread is free, so a thread the
  * OS takes away (another process busy on that core) holds back only the
- * piece it has, not the whole call. Batched products (prefill, batches of
+ * piece it has, not the whole call; where that keeps happening, the
+ * context runs its calls on fewer threads for a while and then tries all of
+ * them again (results never depend on it). Batched products (prefill, batches of
  * sequences) also use oneDNN, whose threads are OpenMP's.
  *
  * fork(): GNU OpenMP's thread pool does not survive fork(). A child process
