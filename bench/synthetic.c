@@ -432,21 +432,18 @@ static lzn_status low_rank_first_stage(filler *fl, int layer, int rank, const fl
 }
 
 /* The fp32 matrix [rows][cols] at src as a matrix of that type in the
- * model's memory (src itself for F32). */
+ * model's memory (src itself for F32), converted as the loader would. */
 static lzn_status predictor_matrix(filler *fl, lzn_weight_type type, const float *src, int64_t rows,
                                    int64_t cols, lzn_matrix *out) {
   if (type == LZN_WEIGHTS_F32) {
     *out = lzn_matrix_make(type, src, rows, cols);
     return LZN_OK;
   }
-  const size_t row_bytes = lzn_wtype_row_bytes(type, (size_t)cols);
   void *data;
-  const lzn_status s = lzn_model_own(fl->model, row_bytes * (size_t)rows, &data);
-  if (s != LZN_OK) return s;
-  const lzn_from_f32_fn from_f32 = fl->kernels->type[type].from_f32.fn;
-  for (int64_t r = 0; r < rows; r++) from_f32((char *)data + (size_t)r * row_bytes, src + r * cols, (size_t)cols);
-  *out = lzn_matrix_make(type, data, rows, cols);
-  return LZN_OK;
+  lzn_status s = lzn_model_own(fl->model, lzn_wtype_row_bytes(type, (size_t)cols) * (size_t)rows, &data);
+  if (s == LZN_OK) s = lzn_weights_convert(type, src, rows, cols, data);
+  if (s == LZN_OK) *out = lzn_matrix_make(type, data, rows, cols);
+  return s;
 }
 
 lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int rank, double ratio,
@@ -461,9 +458,9 @@ lzn_status lzn_model_synthetic_add_predictor(lzn_model *m, float density, int ra
                     ratio);
   if (!lzn_wtype_valid(type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "%s: type %d is not a weight type", fn, (int)type);
-  if ((size_t)rank % lzn_wtype_traits(type)->block_size != 0)
-    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: rank %d is not a multiple of %s's block of %zu weights", fn, rank,
-                    lzn_wtype_name(type), lzn_wtype_traits(type)->block_size);
+  if (!lzn_wtype_fits_row(type, (size_t)rank)) /* w2's rows: the loader's rule for K-quants */
+    return lzn_fail(LZN_ERR_INVALID_ARG, "%s: rank %d is not whole 256-weight super-blocks of %s", fn, rank,
+                    lzn_wtype_name(type));
   const lzn_kernel_table *kernels;
   lzn_status s = lzn_kernels_get(&kernels);
   /* Another key space than the weights', so the model's other tensors stay
