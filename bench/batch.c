@@ -5,6 +5,7 @@
  * gains by batching: every weight read once per step instead of N times,
  * the MLP over the union of the N tokens' active rows.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "forward/context.h"
 #include "lazyneuron.h"
 #include "output.h"
+#include "model/model.h"
 #include "synthetic.h"
 
 #define BATCH_MAX 64
@@ -27,18 +29,21 @@ typedef struct batch_options {
   lzn_mlp_mode modes[3];
   size_t n_modes;
   lzn_weight_type type;
+  int no_pack;
 } batch_options;
 
 static void help(void) {
   printf("usage: lzn-bench batch (--model DIR|FILE | --synthetic NAME) [--layers N] [--density PCT]\n"
          "                       [--batch 1,2,4,8,16] [--steps S] [--mode sparse,dense,auto]\n"
          "                       [--type f32|f16|bf16|q8_0|q4_0] [--threads T] [--reps R]\n"
-         "                       [--threshold X] [-o md|json|csv]\n"
+         "                       [--threshold X] [--no-pack] [-o md|json|csv]\n"
          "Times S decode steps of N sequences with lzn_forward_batch against the same N\n"
          "sequences each advanced by its own one-token lzn_forward per step (median of R runs),\n"
          "and reports the MLP's union density (the rows the batch read, over d_ff) and who ran\n"
          "the batched products (own kernels, oneDNN, libxsmm; N = 1 is the GEMV kernels).\n"
          "  --type T       the weights' type (default: f32 for --synthetic, as stored for --model)\n"
+         "  --no-pack      no packed copies of the matrices batches read whole\n"
+         "                 (lzn_model_params.pack_budget = 0)\n"
          "  --threshold X  the context's activation threshold (lzn_context_params.threshold; it\n"
          "                 replaces a FATReLU file's own, so one file gives any density;\n"
          "                 default 0: the model's)\n");
@@ -70,6 +75,7 @@ static void parse(batch_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--type"))) type = v;
     else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) o->threshold = bench_parse_double("--threshold", v);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
+    else if (strcmp(argv[i], "--no-pack") == 0) o->no_pack = 1;
     else bench_usage_error("batch: unknown option \"%s\"", argv[i]);
   }
   if ((o->model_dir == NULL) == (o->synthetic == NULL)) bench_usage_error("batch: give --model or --synthetic");
@@ -125,9 +131,12 @@ int bench_batch_main(int argc, char **argv) {
     check(lzn_model_synthetic_typed(o.synthetic, (float)(o.density_pct / 100.0), o.n_layers, 1,
                                     o.type == LZN_WEIGHTS_AS_STORED ? LZN_WEIGHTS_F32 : o.type, &model),
           "synthetic model");
+    if (!o.no_pack) check(lzn_model_pack(model, SIZE_MAX), "packing"); /* as lzn_model_load does */
   } else {
-    lzn_model_params p = lzn_model_default_params();
+    lzn_model_params p;
+    lzn_model_params_init(&p, sizeof p);
     p.weight_type = o.type;
+    if (o.no_pack) p.pack_budget = 0;
     check(lzn_model_load(o.model_dir, &p, &model), o.model_dir);
   }
   lzn_model_info info = {.struct_size = sizeof info};

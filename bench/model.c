@@ -7,11 +7,13 @@
  * builds or loads the model, once, outside any timing.
  */
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_mode.h"
+#include "model/model.h"
 #include "synthetic.h"
 
 static void help(void) {
@@ -45,6 +47,9 @@ static void help(void) {
       "  --predicted-ratio X     its predicted set over the active set (default 2)\n"
       "  --predictor-type T      its matrices' type: f32, f16, bf16, q8_0, ... (default f16:\n"
       "                          half the bytes of f32, as a PowerInfer GGUF may carry it)\n"
+      "  --no-pack               no packed copies of the matrices batches read whole\n"
+      "                          (lzn_model_params.pack_budget = 0; prompts and batches run on\n"
+      "                          the rows as they lie: the comparison for the packed gemm)\n"
       "  --contend               a busy-looping process runs beside every timed run: a core\n"
       "                          taken away, as on a shared server (compare --threads 1,2 with\n"
       "                          and without it)\n"
@@ -140,6 +145,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
       if (o->predictor_type == LZN_WEIGHTS_AS_STORED) bench_usage_error("--predictor-type: give a type");
     }
     else if (strcmp(argv[i], "--contend") == 0) o->contend = 1;
+    else if (strcmp(argv[i], "--no-pack") == 0) o->no_pack = 1;
     else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) {
       o->threshold = bench_parse_double("--threshold", v);
       if (!(o->threshold >= 0.0 && o->threshold < 1e30)) bench_usage_error("--threshold: %g is not >= 0", o->threshold);
@@ -196,9 +202,13 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
       snprintf(s->name + used, sizeof s->name - used, " + rank-%d %s predictor (%gx)", rank,
                bench_type_name(o->predictor_type), o->predicted_ratio);
     }
+    /* as lzn_model_load does, once the predictor (if any) is in place */
+    if (status == LZN_OK && !o->no_pack) status = lzn_model_pack(s->model, SIZE_MAX);
   } else {
-    lzn_model_params params = lzn_model_default_params();
+    lzn_model_params params;
+    lzn_model_params_init(&params, sizeof params);
     params.weight_type = type;
+    if (o->no_pack) params.pack_budget = 0;
     status = lzn_model_load(o->model_dir, &params, &s->model);
     /* The folder's last component: "facebook/opt-125m/" -> "opt-125m". */
     size_t len = strlen(o->model_dir);

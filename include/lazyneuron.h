@@ -270,6 +270,19 @@ typedef struct lzn_model_params {
    * F16 or BF16 transposes exactly and follows weight_type; a file that
    * stores W_down^T (PowerInfer's, lzn-quantize's) is used as it is. */
   lzn_weight_type down_t_type;
+  /* Added in 0.4 (as down_t_type): bytes the loader may spend on packed
+   * copies of the Q8_0 / Q4_0 matrices that a batch of tokens (a prompt,
+   * lzn_forward_batch) reads whole: attention's q, k, v, o, the LM head,
+   * and the gate of a layer without a predictor, rows in groups of 16 so
+   * that one int8 dot product serves 16 rows (2-3.7x faster products for
+   * 2-16 tokens, 1.8x for 32, measured in bench/RESULTS.md). Copies: the
+   * rows stay (one token and sparse rows read them), so this adds up to
+   * their bytes (LLaMA-7B Q4_0: ~2.1 GB) to the model's private memory.
+   * SIZE_MAX (default): all of them; 0: none (a model that processes
+   * share the mapped file of, and nothing else); between: in layer order
+   * while they fit. Only where the CPU has the kernels (AVX512-VNNI
+   * today); lzn_model_info.packed_bytes says what was made. */
+  size_t pack_budget;
 } lzn_model_params;
 
 typedef enum lzn_mlp_mode {
@@ -352,6 +365,9 @@ typedef struct lzn_model_info {
    * (a file may mix types: llama.cpp's Q4_K_M keeps Q4_K and Q6_K); they
    * add up to weight_bytes. */
   int64_t weight_bytes_by_type[LZN_WEIGHT_TYPE_SLOTS];
+  /* Added in 0.4: bytes of the packed copies the loader made
+   * (lzn_model_params.pack_budget), not counted in weight_bytes. */
+  int64_t packed_bytes;
 } lzn_model_info;
 
 /* Per-layer statistics since the context was created or reset, of the MLP

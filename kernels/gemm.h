@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/packed.h"
+
 /* out[t * out_stride + i] = W[row(i)][0..d) . x_t for i < n_rows, t < m,
  * with row(i) = idx ? idx[i] : i and x_t = (const char *)x + t * x_stride,
  * each in lzn_wtype_dot_type(type) (fp32 for F32/F16/BF16, Q8_0 blocks for
@@ -47,6 +49,9 @@ typedef void (*lzn_axpy_gemm_fn)(float *y, size_t y_stride, size_t d, const void
 typedef struct lzn_gemm_kernels {
   LZN_SLOT_OF(lzn_gemm_fn) gemm;
   LZN_SLOT_OF(lzn_axpy_gemm_fn) axpy_gemm;
+  /* Rows packed at load (kernels/packed.h), Q8_0 and Q4_0 only. NULL where
+   * no ISA up to the ceiling provides it: the loader then packs nothing. */
+  LZN_SLOT_OF(lzn_gemm_packed_fn) packed;
 } lzn_gemm_kernels;
 
 #endif /* LZN_KERNELS_GEMM_H */

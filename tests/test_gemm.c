@@ -22,6 +22,7 @@
 
 #include "core/wtype.h"
 #include "kernel_testutil.h"
+#include "linalg/pack.h"
 
 static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,
                                         LZN_WEIGHTS_Q4_0};
@@ -249,6 +250,65 @@ static void axpy_type(lzn_weight_type type, uint64_t seed) {
   }
 }
 
+/* The packed slot (kernels/packed.h) on f rows packed by lzn_pack_rows
+ * (the packed rows end at a guard page) against the reference gemm on the
+ * same rows as they lie. */
+static void check_packed(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, size_t f, size_t d, size_t m) {
+  matrix w = make_matrix(r, type, f, d);
+  tokens_x x = make_x(r, type, m, d);
+  lzn_matrix rows = lzn_matrix_make(type, w.mem.data, (int64_t)f, (int64_t)d);
+  ck_assert(lzn_pack_supported(k, &rows));
+  guarded packed_mem = guarded_alloc(lzn_pack_bytes(&rows));
+  lzn_pack_rows(&rows, packed_mem.data);
+  rows.packed = packed_mem.data;
+  ck_assert(!lzn_pack_supported(k, &rows)); /* packed once */
+  const size_t out_stride = f + 3;
+  guarded out_mem = guarded_alloc(m * out_stride * sizeof(float));
+  float *out = out_mem.data, *ref = malloc(m * out_stride * sizeof(float));
+  ck_assert_ptr_nonnull(ref);
+  for (size_t i = 0; i < m * out_stride; i++) out[i] = ref[i] = -7.0f;
+  reference_kernels()->gemm[type].gemm.fn(ref, out_stride, w.mem.data, w.row_bytes, d, NULL, f, x.mem.data, x.stride,
+                                          m);
+  k->gemm[type].packed.fn(out, out_stride, rows.packed, d, f, x.mem.data, x.stride, m);
+  for (size_t t = 0; t < m; t++) {
+    for (size_t i = 0; i < f; i++) {
+      const double bound = dot_bound(type, w.wide + i * d, x.wide + t * d, d);
+      const double got = out[t * out_stride + i], want = ref[t * out_stride + i];
+      if (!(fabs(got - want) <= bound))
+        ck_abort_msg("%s packed gemm f=%zu d=%zu m=%zu: out[%zu][%zu] = %.9g, reference %.9g (bound %.3g)",
+                     lzn_wtype_name(type), f, d, m, t, i, got, want, bound);
+    }
+    for (size_t i = f; i < out_stride && t * out_stride + i < m * out_stride; i++)
+      ck_assert_msg(out[t * out_stride + i] == -7.0f, "%s packed gemm wrote past its rows", lzn_wtype_name(type));
+  }
+  free(ref);
+  free(x.wide);
+  guarded_free(&x.mem);
+  guarded_free(&out_mem);
+  guarded_free(&packed_mem);
+  free_matrix(&w);
+}
+
+/* Groups whole and partial (1, 15, 16, 17 rows), more groups than one pass
+ * (8 groups: 140 rows), rows within a block and beyond one chunk of 256
+ * blocks (8200 weights), every tile of tokens (8, 4, 2, 1) and their mixes. */
+static void packed_type(lzn_weight_type type, uint64_t seed) {
+  const lzn_kernel_table *k = active_kernels();
+  if (k->gemm[type].packed.fn == NULL) return;
+  test_rng r = {seed};
+  static const size_t packed_rows[] = {1, 15, 16, 17, 33, 140};
+  static const size_t packed_m[] = {1, 2, 3, 5, 8, 9, 15, 17};
+  for (size_t di = 0; di < N_DIMS; di++)
+    for (size_t mi = 0; mi < sizeof packed_m / sizeof packed_m[0]; mi++)
+      for (size_t fi = 0; fi < sizeof packed_rows / sizeof packed_rows[0]; fi++)
+        check_packed(k, &r, type, packed_rows[fi], dims[di], packed_m[mi]);
+  check_packed(k, &r, type, 33, 8200, 3);
+  check_packed(k, &r, type, 17, 8200, 11);
+}
+
+START_TEST(packed_gemm_matches_reference) { packed_type(types[_i], 0x9ac4u + (uint64_t)_i); }
+END_TEST
+
 START_TEST(gemm_matches_reference) { gemm_type(types[_i], 0x6e11u + (uint64_t)_i); }
 END_TEST
 
@@ -268,6 +328,12 @@ START_TEST(slots_are_filled) {
     if (k->isa >= LZN_ISA_AVX2) ck_assert_int_ge(g->gemm.isa, LZN_ISA_AVX2);
   }
   if (k->isa == LZN_ISA_AVX512VNNI) ck_assert_int_eq(k->gemm[LZN_WEIGHTS_Q4_0].gemm.isa, LZN_ISA_AVX512VNNI);
+  /* Packed rows: Q8_0 and Q4_0 from AVX512-VNNI on, no other type, none below. */
+  for (size_t i = 0; i < N_TYPES; i++) {
+    const int has = types[i] == LZN_WEIGHTS_Q8_0 || types[i] == LZN_WEIGHTS_Q4_0;
+    if (has && k->isa == LZN_ISA_AVX512VNNI) ck_assert_ptr_nonnull(k->gemm[types[i]].packed.fn);
+    else ck_assert_ptr_null(k->gemm[types[i]].packed.fn);
+  }
 }
 END_TEST
 
@@ -278,6 +344,7 @@ static Suite *gemm_suite(void) {
   tcase_add_test(tc, slots_are_filled);
   tcase_add_loop_test(tc, gemm_matches_reference, 0, (int)N_TYPES);
   tcase_add_loop_test(tc, axpy_gemm_matches_reference, 0, (int)N_TYPES);
+  tcase_add_loop_test(tc, packed_gemm_matches_reference, 0, (int)N_TYPES);
   suite_add_tcase(s, tc);
   return s;
 }

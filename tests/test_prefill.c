@@ -18,10 +18,13 @@
  * (measured together: up to 2.3e-2 on these fixtures, within Q8_0's own
  * error against PyTorch); a wrong row, token or scale is off by O(1).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cpu/cpu.h"
 #include "forward/context.h"
+#include "model/model.h"
 #include "linalg/xsmm.h"
 #include "reference.h"
 
@@ -79,6 +82,50 @@ START_TEST(prompt_in_every_type) {
   free(all), free(one), free(r.logits);
   lzn_context_free(prompt), lzn_context_free(steps);
   lzn_model_free(model);
+}
+END_TEST
+
+/* Packed copies (lzn_model_params.pack_budget): made for the Q8_0/Q4_0
+ * matrices that batches read whole where the table has the packed kernels
+ * (AVX512-VNNI), none at budget 0 or below it, part of them in between;
+ * a prompt on them equals the same prompt on the rows as they lie (both
+ * quantize x per token, only the fp32 additions' order differs), and one
+ * token never reads them. */
+START_TEST(packed_copies_follow_the_budget) {
+  const lzn_weight_type type = _i == 0 ? LZN_WEIGHTS_Q8_0 : LZN_WEIGHTS_Q4_0;
+  const lzn_kernel_table *k = NULL;
+  ck_assert_int_eq(lzn_kernels_get(&k), LZN_OK);
+  const int can_pack = k->gemm[type].packed.fn != NULL;
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  lzn_model *m[3];
+  const size_t budgets[3] = {SIZE_MAX, 0, 0};
+  int64_t packed[3];
+  for (int i = 0; i < 3; i++) {
+    lzn_model_params p;
+    ck_assert_int_eq(lzn_model_params_init(&p, sizeof p), LZN_OK);
+    ck_assert_uint_eq(p.pack_budget, SIZE_MAX);
+    p.weight_type = type;
+    p.pack_budget = i == 2 ? (size_t)(packed[0] / 3) : budgets[i];
+    ck_assert_int_eq(lzn_model_load(r.path, &p, &m[i]), LZN_OK);
+    lzn_model_info info = {.struct_size = sizeof info};
+    ck_assert_int_eq(lzn_model_get_info(m[i], &info), LZN_OK);
+    packed[i] = info.packed_bytes;
+  }
+  ck_assert(can_pack ? packed[0] > 0 : packed[0] == 0);
+  ck_assert_int_eq(packed[1], 0);
+  ck_assert(can_pack ? packed[2] > 0 && packed[2] <= packed[0] / 3 : packed[2] == 0);
+  ck_assert_ptr_eq(m[1]->layers[0].q.packed, NULL);
+  if (can_pack) ck_assert_ptr_nonnull(m[0]->layers[0].q.packed);
+  lzn_context *on = make_context(m[0], LZN_MLP_DENSE, 2), *off = make_context(m[1], LZN_MLP_DENSE, 2);
+  float *with = run_all(on, &r), *without = run_all(off, &r);
+  lzn_context_free(on), lzn_context_free(off);
+  for (int t = 0; t < r.n_tokens; t++) {
+    const double e = max_abs_diff(with + (size_t)t * r.vocab, without + (size_t)t * r.vocab, (size_t)r.vocab) / r.scale;
+    ck_assert_msg(e <= tol_same_model(type), "%s pos %d: packed vs rows %.3g", lzn_weight_type_name(type), t, e);
+  }
+  free(with), free(without), free(r.logits);
+  for (int i = 0; i < 3; i++) lzn_model_free(m[i]);
 }
 END_TEST
 
@@ -287,6 +334,7 @@ static Suite *prefill_suite(void) {
   TCase *prompt = tcase_create("prompt");
   tcase_set_timeout(prompt, 120);
   tcase_add_loop_test(prompt, prompt_in_every_type, 0, N_FIXTURES * N_TYPES * 3);
+  tcase_add_loop_test(prompt, packed_copies_follow_the_budget, 0, 2);
   suite_add_tcase(s, prompt);
   TCase *batch = tcase_create("batch");
   tcase_set_timeout(batch, 120);

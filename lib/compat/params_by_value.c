@@ -2,7 +2,7 @@
  * compat/params_by_value.c: lzn_model_default_params, which returns its
  * struct by value, at the size lzn_model_params had when the function was
  * released (48 bytes, 0.2 and 0.3). A caller built against an older header
- * made room for 48 bytes of return value; writing the 0.4 struct (56)
+ * made room for 48 bytes of return value; writing the 0.4 struct (64)
  * there would overrun it (lazyneuron.h, "ABI": a by-value function keeps
  * returning the released size; lzn_model_params_init gives the new one).
  *

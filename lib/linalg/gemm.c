@@ -49,6 +49,20 @@ static void rows_item(void *arg, int item, int thread) {
           j->x_stride, j->m);
 }
 
+/* Each token of x [m][k] converted to x_type in the exec's scratch,
+ * x_stride bytes apart (whole cache lines). */
+static lzn_status tokens_as(lzn_exec *ex, lzn_weight_type x_type, const float *x, size_t k, int64_t m,
+                            const void **out, size_t *x_stride) {
+  *x_stride = (lzn_wtype_row_bytes(x_type, k) + 63) & ~(size_t)63;
+  void *dst;
+  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, *x_stride * (size_t)m, &dst);
+  if (s != LZN_OK) return s;
+  for (int64_t t = 0; t < m; t++)
+    ex->kernels->type[x_type].from_f32.fn((char *)dst + (size_t)t * *x_stride, x + (size_t)t * k, k);
+  *out = dst;
+  return LZN_OK;
+}
+
 lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
                          const int32_t *idx, size_t n_rows, int64_t m) {
   if (n_rows == 0 || m <= 0) return LZN_OK;
@@ -57,17 +71,51 @@ lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const floa
   const void *xq = x;
   size_t x_stride = k * sizeof(float);
   if (x_type != LZN_WEIGHTS_F32) { /* each token quantized once, for every row */
-    x_stride = (lzn_wtype_row_bytes(x_type, k) + 63) & ~(size_t)63;
-    void *dst;
-    const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_X_DOT, x_stride * (size_t)m, &dst);
+    const lzn_status s = tokens_as(ex, x_type, x, k, m, &xq, &x_stride);
     if (s != LZN_OK) return s;
-    for (int64_t t = 0; t < m; t++)
-      ex->kernels->type[x_type].from_f32.fn((char *)dst + (size_t)t * x_stride, x + (size_t)t * k, k);
-    xq = dst;
   }
   rows_job job = {ex->kernels->gemm[w->type].gemm.fn, &ex->kernels->type[w->type], out, out_stride, w, idx, n_rows, xq, x_stride, (size_t)m};
   const int items = (int)((n_rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM);
   lzn_pool_run(ex->pool, items, ex->n_threads, rows_item, &job);
+  return LZN_OK;
+}
+
+/* Packed groups per item: several, so that the sums of x each kernel call
+ * takes are shared by 64 rows, and still 64 items on a d_model of 4096. */
+#define GEMM_PACKED_GROUPS_PER_ITEM 4
+
+typedef struct packed_job {
+  lzn_gemm_packed_fn fn;
+  float *out;
+  size_t out_stride;
+  const lzn_matrix *w;
+  const void *x;
+  size_t x_stride, m;
+} packed_job;
+
+static void packed_item(void *arg, int item, int thread) {
+  (void)thread;
+  const packed_job *j = arg;
+  const size_t i0 = (size_t)item * GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS, rows = (size_t)j->w->rows;
+  const size_t n = rows - i0 < GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS ? rows - i0
+                                                                          : GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS;
+  const void *w = (const char *)j->w->packed + i0 * j->w->row_bytes; /* a group is 16 rows' bytes */
+  j->fn(j->out + i0, j->out_stride, w, (size_t)j->w->cols, n, j->x, j->x_stride, j->m);
+}
+
+int lzn_gemm_can_pack_read(const lzn_exec *ex, const lzn_matrix *w) {
+  return w->packed != NULL && ex->kernels->gemm[w->type].packed.fn != NULL;
+}
+
+lzn_status lzn_gemm_packed(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
+                           int64_t m) {
+  if (w->rows == 0 || m <= 0) return LZN_OK;
+  packed_job job = {ex->kernels->gemm[w->type].packed.fn, out, out_stride, w, NULL, 0, (size_t)m};
+  const lzn_status s = tokens_as(ex, LZN_WEIGHTS_Q8_0, x, (size_t)w->cols, m, &job.x, &job.x_stride);
+  if (s != LZN_OK) return s;
+  const size_t per_item = GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS;
+  const int items = (int)(((size_t)w->rows + per_item - 1) / per_item);
+  lzn_pool_run(ex->pool, items, ex->n_threads, packed_item, &job);
   return LZN_OK;
 }
 

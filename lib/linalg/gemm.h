@@ -19,6 +19,15 @@
 lzn_status lzn_gemm_rows(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
                          const int32_t *idx, size_t n_rows, int64_t m);
 
+/* Whether w has packed rows (kernels/packed.h) that this table reads. */
+int lzn_gemm_can_pack_read(const lzn_exec *ex, const lzn_matrix *w);
+
+/* out[t * out_stride + i] = W[i] . x_t for every row of w, from its packed
+ * rows (lzn_gemm_can_pack_read), tokens x [m][w->cols] quantized to Q8_0
+ * here. Threads split the groups. Statuses: OK, NOMEM. */
+lzn_status lzn_gemm_packed(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
+                           int64_t m);
+
 /* y[t * y_stride + j] += sum_{i < n} coef[t * coef_stride + i] * W[row(i)][j]
  * for j < w->cols, t < m (W stored [K][N]: the MLP's down_t). Threads split
  * the columns. idx may be NULL (every row) only where lzn_gemm_native. */

@@ -166,6 +166,14 @@ static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
   if (m == 1) return gemv(ex, y, x, w, bias);
+  if (lzn_gemm_can_pack_read(ex, w)) { /* a batch on rows packed at load: kernels/packed.h says why */
+    ex->used |= 1u << LZN_BACKEND_OWN;
+    const lzn_status s = lzn_gemm_packed(ex, y, (size_t)w->rows, x, w, m);
+    if (s == LZN_OK && bias)
+      for (int64_t t = 0; t < m; t++)
+        for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
+    return s;
+  }
   const lzn_backend b = lzn_backend_for(ex, w->type, LZN_PRODUCT_LINEAR, m);
   if (b == LZN_BACKEND_XSMM && lzn_xsmm_linear(ex, y, x, w, m)) {
     ex->used |= 1u << LZN_BACKEND_XSMM;

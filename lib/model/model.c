@@ -50,13 +50,13 @@ static lzn_status config_path(const char *path, char *out, size_t size) {
 }
 
 /* Released sizes (lazyneuron.h, "ABI"): 0.1 (no weight_type or
- * predictor_path), 0.2 and 0.3 (no down_t_type), 0.4 = now. */
+ * predictor_path), 0.2 and 0.3 (no down_t_type, pack_budget), 0.4 = now. */
 static const lzn_struct_size model_params_sizes[] = {
     {32, offsetof(lzn_model_params, progress_user_data) + sizeof(void *)},
     {48, offsetof(lzn_model_params, predictor_path) + sizeof(const char *)},
-    {sizeof(lzn_model_params), offsetof(lzn_model_params, down_t_type) + sizeof(lzn_weight_type)},
+    {sizeof(lzn_model_params), offsetof(lzn_model_params, pack_budget) + sizeof(size_t)},
 };
-_Static_assert(sizeof(lzn_model_params) == 56, "lzn_model_params grew: add its released size above "
+_Static_assert(sizeof(lzn_model_params) == 64, "lzn_model_params grew: add its released size above "
                "(lzn_model_default_params() keeps returning the 48-byte struct: compat/params_by_value.c)");
 
 /* The defaults, the whole current struct. (The public by-value function
@@ -67,6 +67,7 @@ static lzn_model_params model_defaults(void) {
   p.struct_size = sizeof p;
   p.use_mmap = 1;
   p.down_t_type = LZN_WEIGHTS_Q8_0;
+  p.pack_budget = SIZE_MAX;
   return p;
 }
 
@@ -137,6 +138,7 @@ lzn_status lzn_model_build_from_gguf(lzn_model *m, const lzn_model_params *param
   lzn_status s = lzn_arch_parse_gguf(&m->gguf, &config);
   if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
   if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
+  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   return s;
 }
@@ -186,6 +188,7 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
     cfg_path[strlen(cfg_path) - strlen("/config.json")] = '\0';
     s = lzn_predictor_load(m, params, cfg_path);
   }
+  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
     lzn_model_free(m);
@@ -224,7 +227,7 @@ lzn_status lzn_model_load_tokenizer(lzn_model *m, const char *path) {
  * weight_bytes_by_type), 0.4 = now. */
 static const lzn_struct_size model_info_sizes[] = {
     {80, offsetof(lzn_model_info, has_predictor) + sizeof(int)},
-    {sizeof(lzn_model_info), offsetof(lzn_model_info, weight_bytes_by_type) + sizeof(int64_t) * LZN_WEIGHT_TYPE_SLOTS},
+    {sizeof(lzn_model_info), offsetof(lzn_model_info, packed_bytes) + sizeof(int64_t)},
 };
 _Static_assert(LZN_WEIGHT_TYPE_COUNT <= LZN_WEIGHT_TYPE_SLOTS, "weight_bytes_by_type has a slot per type");
 
@@ -239,6 +242,7 @@ void lzn_model_describe(const lzn_model *model, lzn_model_info *out) {
   out->gated = model->arch.mlp == LZN_MLP_KIND_GATED;
   out->architecture = model->arch.name;
   out->has_predictor = model->n_predicted_layers;
+  out->packed_bytes = (int64_t)lzn_model_packed_bytes(model);
 }
 
 /* The 0.3 version: 0.2's callers get lib/compat/abi_0_2.c's. */

@@ -145,6 +145,13 @@ void lzn_model_weight_bytes(const lzn_model *m, int64_t by_type[LZN_WEIGHT_TYPE_
  * NOMEM. */
 lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, const char *model_dir);
 
+/* pack_model.c: packed copies of the matrices a batch reads whole, within
+ * budget bytes (lzn_model_params.pack_budget; 0: none), where the kernel
+ * table reads them. Statuses: OK, NOMEM. */
+lzn_status lzn_model_pack(lzn_model *m, size_t budget);
+/* The bytes of the packed copies the model holds. */
+size_t lzn_model_packed_bytes(const lzn_model *m);
+
 /* Checks every field. Statuses: OK, INVALID_ARG. */
 lzn_status lzn_model_check_params(const lzn_model_params *p);
 /* A caller's params (NULL: the defaults; any released struct_size) as the

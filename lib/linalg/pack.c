@@ -1,0 +1,52 @@
+/*
+ * pack.c: a Q8_0 / Q4_0 matrix into kernels/packed.h's layout. Plain C:
+ * it runs once per matrix at load, bound by reading the rows.
+ */
+#include "linalg/pack.h"
+
+#include <string.h>
+
+int lzn_pack_supported(const lzn_kernel_table *k, const lzn_matrix *w) {
+  const int block_type = w->type == LZN_WEIGHTS_Q8_0 || w->type == LZN_WEIGHTS_Q4_0;
+  return block_type && w->packed == NULL && w->data != NULL && k->gemm[w->type].packed.fn != NULL;
+}
+
+size_t lzn_pack_bytes(const lzn_matrix *w) {
+  const size_t groups = ((size_t)w->rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS;
+  return groups * LZN_PACK_ROWS * w->row_bytes;
+}
+
+/* Row r (< 16) of a group of n_blocks blocks, from one row of blocks (NULL:
+ * a padding row, weight 0 and scale 0). */
+static void pack_row(lzn_weight_type type, uint8_t *group, size_t n_blocks, int r, const void *row) {
+  const size_t qs_bytes = type == LZN_WEIGHTS_Q8_0 ? LZN_QK : LZN_QK / 2;
+  uint16_t *scales = (uint16_t *)(group + LZN_PACK_ROWS * n_blocks * qs_bytes);
+  for (size_t b = 0; b < n_blocks; b++) {
+    uint8_t qs[LZN_QK];
+    uint16_t d = 0;
+    if (row == NULL) memset(qs, type == LZN_WEIGHTS_Q8_0 ? 0x80 : 0x88, sizeof qs);
+    else if (type == LZN_WEIGHTS_Q8_0) {
+      const lzn_block_q8_0 *block = (const lzn_block_q8_0 *)row + b;
+      d = block->d;
+      for (size_t j = 0; j < LZN_QK; j++) qs[j] = (uint8_t)block->qs[j] ^ 0x80u; /* q + 128, unsigned */
+    } else {
+      const lzn_block_q4_0 *block = (const lzn_block_q4_0 *)row + b;
+      d = block->d;
+      memcpy(qs, block->qs, LZN_QK / 2);
+    }
+    scales[b * LZN_PACK_ROWS + (size_t)r] = d;
+    for (size_t c = 0; c < qs_bytes / 4; c++)
+      memcpy(group + ((b * (qs_bytes / 4) + c) * LZN_PACK_ROWS + (size_t)r) * 4, qs + 4 * c, 4);
+  }
+}
+
+void lzn_pack_rows(const lzn_matrix *w, void *dst) {
+  const size_t n_blocks = (size_t)(w->cols + LZN_QK - 1) / LZN_QK;
+  const size_t group_bytes = LZN_PACK_ROWS * w->row_bytes;
+  const size_t groups = ((size_t)w->rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS;
+  for (size_t g = 0; g < groups; g++)
+    for (int r = 0; r < LZN_PACK_ROWS; r++) {
+      const int64_t row = (int64_t)(g * LZN_PACK_ROWS) + r;
+      pack_row(w->type, (uint8_t *)dst + g * group_bytes, n_blocks, r, row < w->rows ? lzn_matrix_row(w, row) : NULL);
+    }
+}

@@ -1,0 +1,56 @@
+/*
+ * pack_model.c: packed copies (kernels/packed.h) of the matrices that a
+ * batch of tokens reads whole, made once at load.
+ *
+ * Which: attention's q, k, v and o and the LM head (read whole by every
+ * batch) and the gate of a layer without a predictor (read whole by a
+ * batch, its active set being what it computes; with a predictor a batch
+ * reads the predicted rows only). Not up and down: a sparse batch reads
+ * their union's rows in place. In that order, layer by layer, while the
+ * budget lasts: a matrix that does not fit is skipped, a smaller one after
+ * it may still be packed. One token never reads them (the rows as they
+ * lie are faster for one: kernels/packed.h).
+ */
+#include "core/errors.h"
+#include "cpu/cpu.h"
+#include "linalg/pack.h"
+#include "model/model.h"
+
+/* Packs w if the table can and it fits what is left of the budget. */
+static lzn_status pack_one(lzn_model *m, const lzn_kernel_table *k, lzn_matrix *w, size_t *left) {
+  if (!lzn_pack_supported(k, w)) return LZN_OK;
+  const size_t bytes = lzn_pack_bytes(w);
+  if (bytes > *left) return LZN_OK;
+  void *dst;
+  const lzn_status s = lzn_model_own(m, bytes, &dst);
+  if (s != LZN_OK) return s;
+  lzn_pack_rows(w, dst);
+  w->packed = dst;
+  *left -= bytes;
+  return LZN_OK;
+}
+
+lzn_status lzn_model_pack(lzn_model *m, size_t budget) {
+  const lzn_kernel_table *k;
+  lzn_status s = lzn_kernels_get(&k);
+  size_t left = budget;
+  for (int l = 0; s == LZN_OK && l < m->n_layers; l++) {
+    lzn_layer *y = &m->layers[l];
+    lzn_matrix *read_whole[] = {&y->q, &y->k, &y->v, &y->o, y->predictor.present ? NULL : &y->gate};
+    for (size_t i = 0; s == LZN_OK && i < sizeof read_whole / sizeof read_whole[0]; i++)
+      if (read_whole[i]) s = pack_one(m, k, read_whole[i], &left);
+  }
+  if (s == LZN_OK) s = pack_one(m, k, &m->lm_head, &left);
+  return s;
+}
+
+size_t lzn_model_packed_bytes(const lzn_model *m) {
+  size_t total = m->lm_head.packed ? lzn_pack_bytes(&m->lm_head) : 0;
+  for (int l = 0; l < m->n_layers; l++) {
+    const lzn_layer *y = &m->layers[l];
+    const lzn_matrix *all[] = {&y->q, &y->k, &y->v, &y->o, &y->gate};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+      if (all[i]->packed) total += lzn_pack_bytes(all[i]);
+  }
+  return total;
+}
