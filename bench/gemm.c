@@ -9,6 +9,8 @@
  *            gathered into a tile first)
  *   libxsmm  its JIT kernels (lib/linalg/xsmm.c), F32 only: dense, and the
  *            union's down rows by address (batch-reduce GEMM)
+ *   packed   the own kernels on a packed copy of the rows (kernels/packed.h),
+ *            "linear" only, where the table has them (Q8_0/Q4_0, AVX512-VNNI)
  *
  * Products: "linear" y = x W^T over all rows (a dense projection), "union
  * dot" the same over |U| gathered rows (a gated MLP's up rows of the
@@ -26,6 +28,7 @@
 #include "linalg/gemm.h"
 #include "linalg/linear.h"
 #include "linalg/onednn.h"
+#include "linalg/pack.h"
 #include "linalg/union.h"
 #include "linalg/xsmm.h"
 
@@ -45,7 +48,8 @@ static void help(void) {
   printf("usage: lzn-bench gemm [--type f32,q4_0,...|all] [--batch 1,2,4,8,16] [--density 5,10,33]\n"
          "                      [--rows 11008] [--cols 4096] [--threads T] [--reps R]\n"
          "Milliseconds per call of the products of N tokens on one rows x cols matrix, by each\n"
-         "backend that can run them (own kernels, oneDNN, libxsmm), in one interleaved run:\n"
+         "backend that can run them (own kernels, oneDNN, libxsmm, own kernels on packed rows),\n"
+         "in one interleaved run:\n"
          "linear (every row), union dot (density %% of the rows, gathered) and union axpy\n"
          "(the same rows of the transposed matrix, as the down-projection reads them).\n");
 }
@@ -84,6 +88,7 @@ static const char *const product_names[P_COUNT] = {"linear", "union dot", "union
 typedef struct setup {
   lzn_exec *ex;
   lzn_matrix w;    /* [rows][cols] */
+  lzn_matrix wp;   /* w with a packed copy (wp.packed NULL: none) */
   float *x;        /* [64][cols] */
   float *coef;     /* [64][n_union] */
   float *y;        /* [64][max(rows, cols)] */
@@ -113,11 +118,18 @@ static lzn_status onednn_run(setup *s, product p) {
   return lzn_dense_linear(ex->dense, s->y, s->x, rows, NULL, s->m, (int64_t)n, (int64_t)cols, ex->n_threads);
 }
 
-/* One call of a product by a backend; 0 if that backend cannot run it. */
-static int run_once(setup *s, product p, lzn_backend b) {
+/* The columns: the backends, then the own kernels on packed rows. */
+#define COL_PACKED LZN_BACKEND_COUNT
+#define N_COLS (LZN_BACKEND_COUNT + 1)
+
+/* One call of a product by a column's backend; 0 if it cannot run it. */
+static int run_once(setup *s, product p, int b) {
   lzn_exec *ex = s->ex;
   lzn_status st = LZN_OK;
-  if (b == LZN_BACKEND_ONEDNN) st = onednn_run(s, p);
+  if (b == COL_PACKED) {
+    if (p != P_LINEAR || s->wp.packed == NULL) return 0;
+    st = lzn_gemm_packed(ex, s->y, (size_t)s->w.rows, s->x, &s->wp, s->m);
+  } else if (b == LZN_BACKEND_ONEDNN) st = onednn_run(s, p);
   else if (b == LZN_BACKEND_XSMM) {
     if (p == P_LINEAR) return lzn_xsmm_linear(ex, s->y, s->x, &s->w, s->m);
     if (p == P_UNION_AXPY)
@@ -154,8 +166,8 @@ int bench_gemm_main(int argc, char **argv) {
   for (size_t i = 0; i < 64 * rows; i++) s.coef[i] = (float)bench_rng_unit(&rng);
   printf("lzn-bench gemm | CPU: %s | ISA: %s | %d x %d | %d thread(s) | ms per call, best of %d\n\n",
          bench_cpu_model(), ex.kernels->name, o.rows, o.cols, o.threads, o.reps);
-  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | fastest |\n");
-  printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | ------- |\n");
+  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | fastest |\n");
+  printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | --------: | ------- |\n");
   for (size_t ti = 0; ti < o.n_types; ti++) {
     const lzn_weight_type type = o.types[ti];
     const size_t row_bytes = lzn_wtype_row_bytes(type, cols);
@@ -167,6 +179,14 @@ int bench_gemm_main(int argc, char **argv) {
         ex.kernels->type[type].from_f32.fn((char *)data + i * row_bytes, w32 + i * cols, cols);
     }
     s.w = (lzn_matrix){.type = type, .data = data, .rows = o.rows, .cols = o.cols, .row_bytes = row_bytes};
+    s.wp = s.w;
+    void *packed = NULL;
+    if (lzn_pack_supported(ex.kernels, &s.w)) {
+      packed = bench_alloc_big(lzn_pack_bytes(&s.w), 0);
+      if (packed == NULL) bench_fail("out of memory");
+      lzn_pack_rows(&s.w, packed);
+      s.wp.packed = packed;
+    }
     for (size_t ni = 0; ni < o.n_sizes; ni++)
       for (size_t di = 0; di < o.n_densities; di++) {
         s.m = o.sizes[ni];
@@ -175,29 +195,31 @@ int bench_gemm_main(int argc, char **argv) {
         for (size_t i = 0; i < s.n_union; i++) s.idx[i] = (int32_t)(i * rows / s.n_union);
         for (int p = 0; p < P_COUNT; p++) {
           if (p == P_LINEAR && di > 0) continue; /* no density */
-          double best[LZN_BACKEND_COUNT];
-          int ran[LZN_BACKEND_COUNT] = {0};
-          for (int b = 1; b < LZN_BACKEND_COUNT; b++) best[b] = 1e30;
+          double best[N_COLS];
+          int ran[N_COLS] = {0};
+          for (int b = 1; b < N_COLS; b++) best[b] = 1e30;
           for (int rep = 0; rep <= o.reps; rep++)
-            for (int b = 1; b < LZN_BACKEND_COUNT; b++) { /* interleaved: own, oneDNN, libxsmm, own, ... */
+            for (int b = 1; b < N_COLS; b++) { /* interleaved: own, oneDNN, libxsmm, packed, own, ... */
               const double t0 = bench_now();
-              ran[b] = run_once(&s, (product)p, (lzn_backend)b);
+              ran[b] = run_once(&s, (product)p, b);
               const double t = bench_now() - t0;
               if (rep > 0 && ran[b] && t < best[b]) best[b] = t;
             }
-          char cell[LZN_BACKEND_COUNT][32];
+          char cell[N_COLS][32];
           int fastest = LZN_BACKEND_OWN;
-          for (int b = 1; b < LZN_BACKEND_COUNT; b++) {
+          for (int b = 1; b < N_COLS; b++) {
             if (ran[b]) snprintf(cell[b], sizeof cell[b], "%.3f", 1e3 * best[b]);
             else snprintf(cell[b], sizeof cell[b], "-");
             if (ran[b] && best[b] < best[fastest]) fastest = b;
           }
-          static const char *const names[LZN_BACKEND_COUNT] = {"", "own", "oneDNN", "libxsmm"};
-          printf("| %s | %d | %.1f | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
-                 p == P_LINEAR ? 100.0 : o.densities[di], product_names[p], cell[1], cell[2], cell[3], names[fastest]);
+          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed"};
+          printf("| %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
+                 p == P_LINEAR ? 100.0 : o.densities[di], product_names[p], cell[1], cell[2], cell[3], cell[4],
+                 names[fastest]);
         }
       }
     if (data != w32) free(data);
+    free(packed);
   }
   free(w32), free(s.x), free(s.coef), free(s.y), free(s.tile), free(s.idx);
   lzn_exec_free(&ex);

@@ -9,12 +9,17 @@
  * (RssAnon: KV cache, scratch, whatever the load had to convert), not its
  * RSS, which also counts the shared file pages it touched (RssFile).
  *
+ * Packed copies (lzn_model_params.pack_budget, default all) are private
+ * memory by design; --pack-budget MIB (0: none) shows the load without
+ * them.
+ *
  * The run: one untimed load to fill the page cache, then the timed loads
  * (median), then a child process (fork + exec of this binary, so it shares
  * nothing with the parent but the page cache) that loads the file while the
  * parent still holds it, creates a context, runs one token and reports its
  * /proc/self/status memory at each step.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +47,15 @@ static void print_memory(const char *when) {
          when, status_kb("VmRSS") / 1024.0, status_kb("RssAnon") / 1024.0, status_kb("RssFile") / 1024.0);
 }
 
+static size_t pack_budget = SIZE_MAX; /* --pack-budget */
+
 static lzn_model *load(const char *path, double *seconds) {
   lzn_model *m = NULL;
+  lzn_model_params params;
+  lzn_model_params_init(&params, sizeof params);
+  params.pack_budget = pack_budget;
   const double t0 = bench_now();
-  const lzn_status s = lzn_model_load(path, NULL, &m);
+  const lzn_status s = lzn_model_load(path, &params, &m);
   *seconds = bench_now() - t0;
   if (s != LZN_OK) bench_fail("%s: %s: %s", path, lzn_status_str(s), lzn_last_error());
   return m;
@@ -70,8 +80,8 @@ static int child_main(const char *path, int n_ctx) {
   const int32_t token = 1;
   if (lzn_forward(ctx, &token, 1, logits, LZN_LOGITS_LAST) != LZN_OK) bench_fail("%s", lzn_last_error());
   print_memory("after one token");
-  printf("  load took %.3f s; the model's matrices are %.2f GiB\n", seconds,
-         (double)info.weight_bytes / (1u << 30));
+  printf("  load took %.3f s; the model's matrices are %.2f GiB, their packed copies %.2f GiB\n", seconds,
+         (double)info.weight_bytes / (1u << 30), (double)info.packed_bytes / (1u << 30));
   free(logits);
   lzn_context_free(ctx);
   lzn_model_free(m);
@@ -85,12 +95,15 @@ int bench_load_main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      printf("usage: lzn-bench load [--reps R] [--ctx N] MODEL\n"
+      printf("usage: lzn-bench load [--reps R] [--ctx N] [--pack-budget MIB] MODEL\n"
              "Median load time from the page cache, then the memory a second process adds\n"
-             "when it loads the same model (context of N tokens, default 512).\n");
+             "when it loads the same model (context of N tokens, default 512). --pack-budget:\n"
+             "lzn_model_params.pack_budget in MiB (default: no limit; 0: no packed copies).\n");
       return 0;
     } else if ((v = bench_option_value(argc, argv, &i, "--reps"))) reps = (int)bench_parse_long("--reps", v, 1, 1000);
     else if ((v = bench_option_value(argc, argv, &i, "--ctx"))) n_ctx = (int)bench_parse_long("--ctx", v, 1, 1 << 20);
+    else if ((v = bench_option_value(argc, argv, &i, "--pack-budget")))
+      pack_budget = (size_t)bench_parse_long("--pack-budget", v, 0, 1L << 40) << 20;
     else if (strcmp(argv[i], "--child") == 0) child = 1;
     else if (argv[i][0] != '-' && path == NULL) path = argv[i];
     else bench_usage_error("load: unexpected argument \"%s\"", argv[i]);
@@ -110,11 +123,13 @@ int bench_load_main(int argc, char **argv) {
   lzn_model *held = load(path, &seconds);
   print_memory("first process, loaded");
   fflush(stdout);
-  char ctx_text[16];
+  char ctx_text[16], budget_text[32];
   snprintf(ctx_text, sizeof ctx_text, "%d", n_ctx);
+  snprintf(budget_text, sizeof budget_text, "%zu", pack_budget == SIZE_MAX ? (size_t)1 << 40 : pack_budget >> 20);
   const pid_t pid = fork();
   if (pid == 0) {
-    execl("/proc/self/exe", "lzn-bench", "load", "--child", "--ctx", ctx_text, path, (char *)NULL);
+    execl("/proc/self/exe", "lzn-bench", "load", "--child", "--ctx", ctx_text, "--pack-budget", budget_text, path,
+          (char *)NULL);
     _exit(127);
   }
   int status = 0;

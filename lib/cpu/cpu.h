@@ -28,7 +28,8 @@ unsigned lzn_isa_compiled(void);
 
 /* The table that the ceiling gives on a machine supporting `supported`:
  * the ref/ kernels, then every compiled ISA <= ceiling in supported, in
- * enum order. Never leaves a slot NULL. */
+ * enum order. Never leaves a slot NULL but the optional ones (gemm
+ * kernels a type lacks, the packed slot: kernels/gemm.h). */
 void lzn_kernel_table_fill(enum lzn_isa ceiling, unsigned supported, lzn_kernel_table *out);
 
 /* The ceiling for LZN_ISA value `forced` (NULL or "" = the best ISA that is
