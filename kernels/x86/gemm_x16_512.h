@@ -5,10 +5,11 @@
  *
  * A zmm holds one dword of a block for the 16 rows of a group; vpdpbusd
  * against that dword of one token, broadcast to every lane, adds 4
- * products per row. Eight of them (in four chains of two: one chain of
- * eight would wait on vpdpbusd's latency) make a block for 16 rows; then
- * one conversion, one scale and one add for all 16: about 15 instructions
- * per 512 products, against 4 per 64 in gemm_q512.h. The weights of a
+ * products per row. Eight of them make a block for 16 rows (one chain per
+ * token when 4 or more tokens interleave theirs; 2 or 4 chains for fewer,
+ * which would otherwise wait on vpdpbusd's latency); then one conversion,
+ * one scale and one add for all 16: about 11 instructions per 512
+ * products, against 4 per 64 in gemm_q512.h. The weights of a
  * block (Q4_0: 4 loads, 8 and / shift; Q8_0: 8 loads) and its 16 scales
  * are loaded once for up to 8 tokens.
  *
@@ -82,18 +83,24 @@ GQ5_INLINE void gx16_group(enum gq5_kind kind, const int C, const uint8_t *qs, c
 #pragma GCC unroll 8
     for (int t = 0; t < C; t++) {
       const lzn_block_q8_0 *xb = &x_rows[t][b0 + b];
+      /* Chains of vpdpbusd: one per token from 4 tokens on (the tokens'
+       * chains hide each other's latency), else 2 or 4 per token. The
+       * first starts at -offset * sum x, which takes the offset out. */
+      const int chains = C >= 4 ? 1 : C == 2 ? 2 : 4;
       __m512i part[4];
+      part[0] = _mm512_set1_epi32(-sums[(size_t)t * GX16_CHUNK + b].corr);
 #pragma GCC unroll 4
-      for (int k = 0; k < 4; k++) {
-        int32_t x0, x1;
-        memcpy(&x0, xb->qs + 4 * k, 4);
-        memcpy(&x1, xb->qs + 16 + 4 * k, 4);
-        part[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[k], _mm512_set1_epi32(x0));
-        part[k] = _mm512_dpbusd_epi32(part[k], w[k + 4], _mm512_set1_epi32(x1));
+      for (int c = 1; c < chains; c++) part[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int k = 0; k < 8; k++) {
+        int32_t x4;
+        memcpy(&x4, xb->qs + 4 * k, 4);
+        part[k % chains] = _mm512_dpbusd_epi32(part[k % chains], w[k], _mm512_set1_epi32(x4));
       }
+      __m512i s = part[0];
+#pragma GCC unroll 4
+      for (int c = 1; c < chains; c++) s = _mm512_add_epi32(s, part[c]);
       const gx16_xsum *xs = &sums[(size_t)t * GX16_CHUNK + b];
-      __m512i s = _mm512_add_epi32(_mm512_add_epi32(part[0], part[1]), _mm512_add_epi32(part[2], part[3]));
-      s = _mm512_sub_epi32(s, _mm512_set1_epi32(xs->corr));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xs->d)), acc[t]);
     }
   }
