@@ -103,6 +103,13 @@ static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, 
   return s;
 }
 
+/* y[t][i] += bias[i] for m rows of n; nothing without a bias. */
+static void add_bias(float *y, const float *bias, int64_t m, int64_t n) {
+  if (bias == NULL) return;
+  for (int64_t t = 0; t < m; t++)
+    for (int64_t i = 0; i < n; i++) y[t * n + i] += bias[i];
+}
+
 static lzn_status gemv(lzn_exec *ex, float *y, const float *x_f32, const lzn_matrix *w,
                        const float *bias) {
   const lzn_linear_out one = {y, w, bias};
@@ -137,9 +144,7 @@ lzn_status lzn_linear_group(lzn_exec *ex, const float *x, const lzn_linear_out *
                                 .n = (size_t)w->rows};
   }
   run_rows(ex, &job);
-  for (int k = 0; k < n_outs; k++)
-    if (outs[k].bias)
-      for (int64_t i = 0; i < outs[k].w->rows; i++) outs[k].y[i] += outs[k].bias[i];
+  for (int k = 0; k < n_outs; k++) add_bias(outs[k].y, outs[k].bias, 1, outs[k].w->rows);
   return LZN_OK;
 }
 
@@ -152,34 +157,25 @@ static void bias_rows(float *y, const float *bias, int64_t m, int64_t n) {
   }
 }
 
-/* y = x W^T + bias for a W that is not F32: the type's gemm kernel on W in
- * place (linalg/gemm.c), then the bias. */
+/* y = x W^T + bias for a W that is not F32: the type's gemm kernel on the
+ * packed copy where the model made one (kernels/packed.h says why), else
+ * on W in place (linalg/gemm.c), then the bias. */
 static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, const float *bias,
                               int64_t m) {
-  const lzn_status s = lzn_gemm_rows(ex, y, (size_t)w->rows, x, w, NULL, (size_t)w->rows, m);
-  if (s == LZN_OK && bias)
-    for (int64_t t = 0; t < m; t++)
-      for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
+  const lzn_status s = lzn_gemm_can_pack_read(ex, w)
+                           ? lzn_gemm_packed(ex, y, (size_t)w->rows, x, w, m)
+                           : lzn_gemm_rows(ex, y, (size_t)w->rows, x, w, NULL, (size_t)w->rows, m);
+  if (s == LZN_OK) add_bias(y, bias, m, w->rows);
   return s;
 }
 
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
   if (m == 1) return gemv(ex, y, x, w, bias);
-  if (lzn_gemm_can_pack_read(ex, w)) { /* a batch on rows packed at load: kernels/packed.h says why */
-    ex->used |= 1u << LZN_BACKEND_OWN;
-    const lzn_status s = lzn_gemm_packed(ex, y, (size_t)w->rows, x, w, m);
-    if (s == LZN_OK && bias)
-      for (int64_t t = 0; t < m; t++)
-        for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
-    return s;
-  }
   const lzn_backend b = lzn_backend_for(ex, w->type, LZN_PRODUCT_LINEAR, m);
   if (b == LZN_BACKEND_XSMM && lzn_xsmm_linear(ex, y, x, w, m)) {
     ex->used |= 1u << LZN_BACKEND_XSMM;
-    if (bias)
-      for (int64_t t = 0; t < m; t++)
-        for (int64_t i = 0; i < w->rows; i++) y[t * w->rows + i] += bias[i];
+    add_bias(y, bias, m, w->rows);
     return LZN_OK;
   }
   if (b == LZN_BACKEND_ONEDNN) {
