@@ -11,6 +11,8 @@
  *            union's down rows by address (batch-reduce GEMM)
  *   packed   the own kernels on a packed copy of the rows (kernels/packed.h),
  *            "linear" only, where the table has them (Q8_0/Q4_0, AVX512-VNNI)
+ *   bf16     oneDNN's bf16 matmul (linalg/gemm_bf16.h), "linear" only, F16,
+ *            BF16 and the K-quants where the machine multiplies bf16 natively
  *
  * Products: "linear" y = x W^T over all rows (a dense projection), "union
  * dot" the same over |U| gathered rows (a gated MLP's up rows of the
@@ -26,6 +28,7 @@
 #include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "linalg/gemm.h"
+#include "linalg/gemm_bf16.h"
 #include "linalg/linear.h"
 #include "linalg/onednn.h"
 #include "linalg/pack.h"
@@ -118,9 +121,11 @@ static lzn_status onednn_run(setup *s, product p) {
   return lzn_dense_linear(ex->dense, s->y, s->x, rows, NULL, s->m, (int64_t)n, (int64_t)cols, ex->n_threads);
 }
 
-/* The columns: the backends, then the own kernels on packed rows. */
+/* The columns: the backends, then the own kernels on packed rows, then
+ * oneDNN's bf16 matmul (linalg/gemm_bf16.h). */
 #define COL_PACKED LZN_BACKEND_COUNT
-#define N_COLS (LZN_BACKEND_COUNT + 1)
+#define COL_BF16 (LZN_BACKEND_COUNT + 1)
+#define N_COLS (LZN_BACKEND_COUNT + 2)
 
 /* One call of a product by a column's backend; 0 if it cannot run it. */
 static int run_once(setup *s, product p, int b) {
@@ -129,6 +134,9 @@ static int run_once(setup *s, product p, int b) {
   if (b == COL_PACKED) {
     if (p != P_LINEAR || s->wp.packed == NULL) return 0;
     st = lzn_gemm_packed(ex, s->y, (size_t)s->w.rows, s->x, &s->wp, s->m);
+  } else if (b == COL_BF16) {
+    if (p != P_LINEAR || !lzn_gemm_bf16_available(ex, s->w.type)) return 0;
+    st = lzn_gemm_bf16_linear(ex, s->y, s->x, &s->w, s->m);
   } else if (b == LZN_BACKEND_ONEDNN) st = onednn_run(s, p);
   else if (b == LZN_BACKEND_XSMM) {
     if (p == P_LINEAR) return lzn_xsmm_linear(ex, s->y, s->x, &s->w, s->m);
@@ -166,8 +174,8 @@ int bench_gemm_main(int argc, char **argv) {
   for (size_t i = 0; i < 64 * rows; i++) s.coef[i] = (float)bench_rng_unit(&rng);
   printf("lzn-bench gemm | CPU: %s | ISA: %s | %d x %d | %d thread(s) | ms per call, best of %d\n\n",
          bench_cpu_model(), ex.kernels->name, o.rows, o.cols, o.threads, o.reps);
-  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | fastest |\n");
-  printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | --------: | ------- |\n");
+  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | bf16 ms | fastest |\n");
+  printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | --------: | ------: | ------- |\n");
   for (size_t ti = 0; ti < o.n_types; ti++) {
     const lzn_weight_type type = o.types[ti];
     const size_t row_bytes = lzn_wtype_row_bytes(type, cols);
@@ -212,10 +220,10 @@ int bench_gemm_main(int argc, char **argv) {
             else snprintf(cell[b], sizeof cell[b], "-");
             if (ran[b] && best[b] < best[fastest]) fastest = b;
           }
-          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed"};
-          printf("| %s | %d | %.1f | %s | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
+          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed", "bf16"};
+          printf("| %s | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
                  p == P_LINEAR ? 100.0 : o.densities[di], product_names[p], cell[1], cell[2], cell[3], cell[4],
-                 names[fastest]);
+                 cell[5], names[fastest]);
         }
       }
     if (data != w32) free(data);

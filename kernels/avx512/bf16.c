@@ -23,27 +23,34 @@ static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) {
 /* from_f32: lzn_f32_to_bf16 on 16 lanes: add 0x7fff plus the lowest kept
  * bit (round to nearest even), keep the upper half; NaN stays NaN, quiet.
  * (Not AVX512_BF16's vcvtneps2bf16: it flushes subnormals to zero.) */
-static void avx512_bf16_from_f32(void *dst, const float *src, size_t d) {
-  uint16_t *const out = dst;
+static inline __m256i bf16_of(__m512i x) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
   const __m512i round = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
   const __m512i quiet = _mm512_set1_epi32(0x40);
-  for (size_t j = 0; j < d; j += 16) {
+  const __m512i upper = _mm512_srli_epi32(x, 16);
+  __m512i h = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(round, _mm512_and_si512(upper, one))), 16);
+  const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, abs_mask), inf);
+  h = _mm512_mask_mov_epi32(h, is_nan, _mm512_or_si512(upper, quiet));
+  return _mm512_cvtepi32_epi16(h);
+}
+
+/* Whole vectors unmasked, the tail under a mask (f16.c says why). */
+static void avx512_bf16_from_f32(void *dst, const float *src, size_t d) {
+  uint16_t *const out = dst;
+  size_t j = 0;
+  for (; j + 16 <= d; j += 16) _mm256_storeu_si256((__m256i *)(out + j), bf16_of(_mm512_loadu_si512(src + j)));
+  if (j < d) {
     const vec_tail m = vec_tail_make(d - j);
-    const __m512i x = _mm512_maskz_loadu_epi32(m, src + j);
-    const __m512i upper = _mm512_srli_epi32(x, 16);
-    __m512i h = _mm512_srli_epi32(
-        _mm512_add_epi32(x, _mm512_add_epi32(round, _mm512_and_si512(upper, one))), 16);
-    const __mmask16 is_nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, abs_mask), inf);
-    h = _mm512_mask_mov_epi32(h, is_nan, _mm512_or_si512(upper, quiet));
-    _mm256_mask_storeu_epi16(out + j, m, _mm512_cvtepi32_epi16(h));
+    _mm256_mask_storeu_epi16(out + j, m, bf16_of(_mm512_maskz_loadu_epi32(m, src + j)));
   }
 }
 
 /* to_f32: exact. */
 static void avx512_bf16_to_f32(float *dst, const void *src, size_t d) {
   const uint16_t *const in = src;
-  for (size_t j = 0; j < d; j += 16) {
+  size_t j = 0;
+  for (; j + 16 <= d; j += 16) _mm512_storeu_ps(dst + j, w_load(in + j));
+  if (j < d) {
     const vec_tail m = vec_tail_make(d - j);
     _mm512_mask_storeu_ps(dst + j, m, w_load_tail(in + j, m));
   }

@@ -17,21 +17,27 @@ static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) {
 #include "kernels/generic/rows.h"
 
 /* from_f32: the conversion rounds to nearest even, as lzn_f32_to_f16 does
- * (the tests compare them bit for bit); the tail under a mask. */
+ * (the tests compare them bit for bit); only the tail under a mask (a
+ * masked store of whole vectors ran at a third of the plain one's speed on
+ * Zen 5: 0.26 against 0.08 ns a weight). */
+static inline __m256i f16_of(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
 static void avx512_f16_from_f32(void *dst, const float *src, size_t d) {
   uint16_t *const out = dst;
-  for (size_t j = 0; j < d; j += 16) {
+  size_t j = 0;
+  for (; j + 16 <= d; j += 16) _mm256_storeu_si256((__m256i *)(out + j), f16_of(_mm512_loadu_ps(src + j)));
+  if (j < d) {
     const vec_tail m = vec_tail_make(d - j);
-    const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + j),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    _mm256_mask_storeu_epi16(out + j, m, h);
+    _mm256_mask_storeu_epi16(out + j, m, f16_of(_mm512_maskz_loadu_ps(m, src + j)));
   }
 }
 
-/* to_f32: exact (a signalling NaN comes out quiet). */
+/* to_f32: exact (a signalling NaN comes out quiet); the tail as above. */
 static void avx512_f16_to_f32(float *dst, const void *src, size_t d) {
   const uint16_t *const in = src;
-  for (size_t j = 0; j < d; j += 16) {
+  size_t j = 0;
+  for (; j + 16 <= d; j += 16) _mm512_storeu_ps(dst + j, w_load(in + j));
+  if (j < d) {
     const vec_tail m = vec_tail_make(d - j);
     _mm512_mask_storeu_ps(dst + j, m, w_load_tail(in + j, m));
   }

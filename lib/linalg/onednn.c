@@ -18,9 +18,15 @@
 
 #define LZN_DENSE_CACHE 32
 
+/* What a primitive is made for: the product's shape, the row strides (in
+ * elements) of x, W and y, and the variant. */
+typedef struct dense_shape {
+  int64_t m, n, k, ldx, ldw, ldy;
+  int has_bias, w_is_kn, bf16, accumulate;
+} dense_shape;
+
 typedef struct dense_entry {
-  int64_t m, n, k;
-  int has_bias, w_is_kn;
+  dense_shape shape;
   dnnl_primitive_t primitive;
   dnnl_memory_t src, weights, bias, dst;
 } dense_entry;
@@ -31,6 +37,7 @@ struct lzn_dense {
   dense_entry entries[LZN_DENSE_CACHE];
   int n_entries;
   int next_victim; /* round-robin replacement once the cache is full */
+  int bf16_native;  /* -1 not asked yet, else lzn_dense_bf16_native's answer */
 };
 
 static lzn_status backend_fail(dnnl_status_t st, const char *what) {
@@ -62,6 +69,7 @@ lzn_status lzn_dense_create(lzn_dense **out) {
     free(dense);
     return backend_fail(st, "stream creation");
   }
+  dense->bf16_native = -1;
   *out = dense;
   return LZN_OK;
 }
@@ -75,50 +83,73 @@ void lzn_dense_free(lzn_dense *dense) {
 }
 
 static dnnl_status_t matrix_desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols,
-                                 int64_t row_stride, int64_t col_stride) {
+                                 int64_t row_stride, int64_t col_stride, dnnl_data_type_t type) {
   const dnnl_dims_t dims = {rows, cols};
   const dnnl_dims_t strides = {row_stride, col_stride};
-  return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+  return dnnl_memory_desc_init_by_strides(md, 2, dims, type, strides);
 }
 
-static lzn_status entry_build(lzn_dense *dense, dense_entry *e, int64_t m, int64_t n,
-                              int64_t k, int has_bias, int w_is_kn) {
+static int shape_equal(const dense_shape *a, const dense_shape *b) {
+  return a->m == b->m && a->n == b->n && a->k == b->k && a->ldx == b->ldx && a->ldw == b->ldw && a->ldy == b->ldy &&
+         a->has_bias == b->has_bias && a->w_is_kn == b->w_is_kn && a->bf16 == b->bf16 && a->accumulate == b->accumulate;
+}
+
+/* The primitive's implementation name ("brg:avx512_core_bf16", "ref:any", ...). */
+static const char *impl_name(const_dnnl_primitive_desc_t pd) {
+  const char *name = NULL;
+  if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success || name == NULL) return "?";
+  return name;
+}
+
+static lzn_status entry_build(lzn_dense *dense, dense_entry *e, const dense_shape *sh, const char **impl) {
+  const dnnl_data_type_t in = sh->bf16 ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t src_md, weights_md, bias_md, dst_md;
-  dnnl_status_t st = matrix_desc(&src_md, m, k, k, 1);
-  /* matmul's B is K x N; W as [N][K] row-major is B with strides (1, K). */
-  if (st == dnnl_success) st = w_is_kn ? matrix_desc(&weights_md, k, n, n, 1)
-                                       : matrix_desc(&weights_md, k, n, 1, k);
-  if (st == dnnl_success) st = matrix_desc(&bias_md, 1, n, n, 1);
-  if (st == dnnl_success) st = matrix_desc(&dst_md, m, n, n, 1);
+  dnnl_status_t st = matrix_desc(&src_md, sh->m, sh->k, sh->ldx, 1, in);
+  /* matmul's B is K x N; W as [N][K] row-major is B with strides (1, ldw). */
+  if (st == dnnl_success) st = sh->w_is_kn ? matrix_desc(&weights_md, sh->k, sh->n, sh->ldw, 1, in)
+                                           : matrix_desc(&weights_md, sh->k, sh->n, 1, sh->ldw, in);
+  if (st == dnnl_success) st = matrix_desc(&bias_md, 1, sh->n, sh->n, 1, dnnl_f32);
+  if (st == dnnl_success) st = matrix_desc(&dst_md, sh->m, sh->n, sh->ldy, 1, dnnl_f32);
   if (st != dnnl_success) return backend_fail(st, "memory descriptor");
 
   dnnl_matmul_desc_t desc;
-  st = dnnl_matmul_desc_init(&desc, &src_md, &weights_md, has_bias ? &bias_md : NULL, &dst_md);
+  st = dnnl_matmul_desc_init(&desc, &src_md, &weights_md, sh->has_bias ? &bias_md : NULL, &dst_md);
   if (st != dnnl_success) return backend_fail(st, "matmul descriptor");
-  dnnl_primitive_desc_t pd;
-  st = dnnl_primitive_desc_create(&pd, &desc, NULL, dense->engine, NULL);
+  /* accumulate: y += x W^T, a sum post-op (the panels of K of one product) */
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t post_ops = NULL;
+  if (sh->accumulate) {
+    st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success) st = dnnl_post_ops_create(&post_ops);
+    if (st == dnnl_success) st = dnnl_post_ops_append_sum(post_ops, 1.0f);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, post_ops);
+  }
+  dnnl_primitive_desc_t pd = NULL;
+  if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &desc, attr, dense->engine, NULL);
+  if (post_ops) dnnl_post_ops_destroy(post_ops);
+  if (attr) dnnl_primitive_attr_destroy(attr);
   if (st != dnnl_success) return backend_fail(st, "matmul primitive descriptor");
+  if (impl) *impl = impl_name(pd);
   memset(e, 0, sizeof *e);
   st = dnnl_primitive_create(&e->primitive, pd);
   dnnl_primitive_desc_destroy(pd);
   if (st == dnnl_success) st = dnnl_memory_create(&e->src, &src_md, dense->engine, DNNL_MEMORY_NONE);
   if (st == dnnl_success) st = dnnl_memory_create(&e->weights, &weights_md, dense->engine, DNNL_MEMORY_NONE);
-  if (st == dnnl_success && has_bias)
+  if (st == dnnl_success && sh->has_bias)
     st = dnnl_memory_create(&e->bias, &bias_md, dense->engine, DNNL_MEMORY_NONE);
   if (st == dnnl_success) st = dnnl_memory_create(&e->dst, &dst_md, dense->engine, DNNL_MEMORY_NONE);
   if (st != dnnl_success) {
     entry_release(e);
     return backend_fail(st, "matmul primitive");
   }
-  e->m = m, e->n = n, e->k = k, e->has_bias = has_bias, e->w_is_kn = w_is_kn;
+  e->shape = *sh;
   return LZN_OK;
 }
 
-static lzn_status entry_find(lzn_dense *dense, int64_t m, int64_t n, int64_t k, int has_bias,
-                             int w_is_kn, dense_entry **out) {
+static lzn_status entry_find(lzn_dense *dense, const dense_shape *sh, dense_entry **out) {
   for (int i = 0; i < dense->n_entries; i++) {
     dense_entry *e = &dense->entries[i];
-    if (e->m == m && e->n == n && e->k == k && e->has_bias == has_bias && e->w_is_kn == w_is_kn) {
+    if (shape_equal(&e->shape, sh)) {
       *out = e;
       return LZN_OK;
     }
@@ -131,26 +162,25 @@ static lzn_status entry_find(lzn_dense *dense, int64_t m, int64_t n, int64_t k, 
     dense->next_victim = (dense->next_victim + 1) % LZN_DENSE_CACHE;
     entry_release(slot);
   }
-  lzn_status s = entry_build(dense, slot, m, n, k, has_bias, w_is_kn);
+  lzn_status s = entry_build(dense, slot, sh, NULL);
   if (s != LZN_OK) return s;
   if (slot == &dense->entries[dense->n_entries]) dense->n_entries++;
   *out = slot;
   return LZN_OK;
 }
 
-static lzn_status dense_run(lzn_dense *dense, float *y, const float *x, const float *w,
-                           int w_is_kn, const float *bias, int64_t m, int64_t n, int64_t k,
-                           int n_threads) {
+static lzn_status dense_run(lzn_dense *dense, const dense_shape *sh, float *y, const void *x, const void *w,
+                           const float *bias, int n_threads) {
   if (dense == NULL || y == NULL || x == NULL || w == NULL)
     return lzn_fail(LZN_ERR_INVALID_ARG, "dense linear: NULL %s",
                     dense == NULL ? "handle" : y == NULL ? "y" : x == NULL ? "x" : "w");
-  if (m <= 0 || n <= 0 || k <= 0)
+  if (sh->m <= 0 || sh->n <= 0 || sh->k <= 0)
     return lzn_fail(LZN_ERR_INVALID_ARG, "dense linear: shape %lld x %lld x %lld must be positive",
-                    (long long)m, (long long)n, (long long)k);
+                    (long long)sh->m, (long long)sh->n, (long long)sh->k);
   if (n_threads < 1 || n_threads > LZN_MAX_THREADS)
     return lzn_fail(LZN_ERR_INVALID_ARG, "dense linear: n_threads = %d", n_threads);
   dense_entry *e;
-  lzn_status s = entry_find(dense, m, n, k, bias != NULL, w_is_kn, &e);
+  lzn_status s = entry_find(dense, sh, &e);
   if (s != LZN_OK) return s;
 
   /* oneDNN's data handles are non-const, but it only reads src, weights and bias. */
@@ -176,11 +206,36 @@ static lzn_status dense_run(lzn_dense *dense, float *y, const float *x, const fl
 
 lzn_status lzn_dense_linear(lzn_dense *dense, float *y, const float *x, const float *w,
                             const float *bias, int64_t m, int64_t n, int64_t k, int n_threads) {
-  return dense_run(dense, y, x, w, 0, bias, m, n, k, n_threads);
+  const dense_shape sh = {.m = m, .n = n, .k = k, .ldx = k, .ldw = k, .ldy = n, .has_bias = bias != NULL};
+  return dense_run(dense, &sh, y, x, w, bias, n_threads);
 }
 
 lzn_status lzn_dense_linear_kn(lzn_dense *dense, float *y, const float *x, const float *w_kn,
                                const float *bias, int64_t m, int64_t n, int64_t k,
                                int n_threads) {
-  return dense_run(dense, y, x, w_kn, 1, bias, m, n, k, n_threads);
+  const dense_shape sh = {.m = m, .n = n, .k = k, .ldx = k, .ldw = n, .ldy = n, .has_bias = bias != NULL, .w_is_kn = 1};
+  return dense_run(dense, &sh, y, x, w_kn, bias, n_threads);
+}
+
+lzn_status lzn_dense_linear_bf16(lzn_dense *dense, const lzn_dense_bf16_args *a, int n_threads) {
+  const dense_shape sh = {.m = a->m, .n = a->n, .k = a->k, .ldx = a->ldx, .ldw = a->ldw, .ldy = a->ldy,
+                          .w_is_kn = a->w_is_kn, .bf16 = 1, .accumulate = a->accumulate};
+  return dense_run(dense, &sh, a->y, a->x, a->w, NULL, n_threads);
+}
+
+/* Native: oneDNN's own name for the kernel it picked says a bf16 ISA or
+ * AMX; "ref" (its reference loops) or an emulation on plain AVX-512 would
+ * be slower than widening to fp32. */
+int lzn_dense_bf16_native(lzn_dense *dense) {
+  if (dense == NULL) return 0;
+  if (dense->bf16_native < 0) {
+    const dense_shape sh = {.m = 16, .n = 64, .k = 64, .ldx = 64, .ldw = 64, .ldy = 64, .bf16 = 1};
+    dense_entry probe;
+    memset(&probe, 0, sizeof probe);
+    const char *impl = "?";
+    const lzn_status s = entry_build(dense, &probe, &sh, &impl);
+    dense->bf16_native = s == LZN_OK && (strstr(impl, "bf16") != NULL || strstr(impl, "amx") != NULL);
+    if (s == LZN_OK) entry_release(&probe);
+  }
+  return dense->bf16_native;
 }

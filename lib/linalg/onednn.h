@@ -33,4 +33,22 @@ lzn_status lzn_dense_linear_kn(lzn_dense *dense, float *y, const float *x, const
                                const float *bias, int64_t m, int64_t n, int64_t k,
                                int n_threads);
 
+/* y[m][n] (rows ldy apart) = x[m][k] * W^T, or += with accumulate, in
+ * bf16 with fp32 sums: x bf16 rows ldx apart; W bf16, as [N][K] rows ldw
+ * apart, or [K][N] (w_is_kn) rows ldw apart. Strides in elements. */
+typedef struct lzn_dense_bf16_args {
+  float *y;
+  const uint16_t *x, *w;
+  int64_t m, n, k, ldx, ldw, ldy;
+  int w_is_kn, accumulate;
+} lzn_dense_bf16_args;
+
+/* Statuses as lzn_dense_linear. Only where lzn_dense_bf16_native says so
+ * is it faster than fp32. */
+lzn_status lzn_dense_linear_bf16(lzn_dense *dense, const lzn_dense_bf16_args *a, int n_threads);
+
+/* 1 when oneDNN multiplies bf16 with a native kernel on this machine
+ * (AVX512-BF16 or AMX), else 0; asked once per handle. */
+int lzn_dense_bf16_native(lzn_dense *dense);
+
 #endif /* LZN_DENSE_H */

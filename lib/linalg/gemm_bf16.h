@@ -1,0 +1,55 @@
+/*
+ * gemm_bf16.h: products of many tokens in bf16 through oneDNN, for the
+ * weight types whose own batched kernels multiply in fp32 (F16, BF16) or
+ * not at all (the K-quants, whose prompts would otherwise run token by
+ * token). Private.
+ *
+ * Where the machine multiplies bf16 natively (AVX512-BF16 or AMX, as
+ * oneDNN reports it), a product of 16 tokens or more rounds the tokens to
+ * bf16 and multiplies with oneDNN's bf16 matmul, fp32 sums: BF16 weights
+ * as they lie, the other types converted to bf16 in panels of rows that
+ * stay in the cache (~2 MiB; each panel's product runs before the next is
+ * made). One Zen 5 core, 128 x 4096 x 11008: 34 ms on BF16 weights, ~41
+ * ms through F16 panels, against 65 ms for oneDNN's fp32 sgemm on the same
+ * product and 85 for our own F16 kernels (bench/RESULTS.md).
+ *
+ * What it rounds: x to bf16 (8 significant bits, relative error <= 2^-9,
+ * finer than the int8 per block that Q8_0/Q4_0 products quantize x to);
+ * F16 weights and the K-quants' dequantized weights to bf16 (the same
+ * bound, far below a K-quant's own error). Sums are fp32. One token (the
+ * GEMVs) and products of fewer tokens keep the exact kernels.
+ */
+#ifndef LZN_GEMM_BF16_H
+#define LZN_GEMM_BF16_H
+
+#include "linalg/exec.h"
+#include "core/matrix.h"
+
+/* Tokens from which the bf16 product is used (AUTO), measured on the
+ * 11008 x 4096 product, one Zen 5 core (`lzn-bench gemm`): BF16 weights as
+ * they lie 7.7 ms at 16 tokens against 12.9 for the own kernels; a panel
+ * costs its conversion (~0.25 ns a weight, 11 ms for this matrix), so F16
+ * and the K-quants (whose own path is a GEMV per token) start at 32: at 16
+ * they lost (F16 17.8 against 12.0 ms, Q4_K 18.8 against 11.6), at 64 they
+ * win (28.8 against 44.0, 31.3 against 45.7). */
+#define LZN_BF16_MIN_TOKENS 16
+#define LZN_BF16_PANEL_MIN_TOKENS 32
+
+/* Whether products of this weight type can run in bf16 here: the type is
+ * F16, BF16 or a K-quant, the kernel table's ceiling has AVX512-BF16 (so
+ * LZN_ISA below it turns it off), and oneDNN has a native bf16 kernel. */
+int lzn_gemm_bf16_available(lzn_exec *ex, lzn_weight_type type);
+
+/* Whether a dense product of m tokens does: available, and the backend
+ * AUTO with m >= LZN_BF16_MIN_TOKENS (BF16) or LZN_BF16_PANEL_MIN_TOKENS
+ * (the types converted in panels), or forced to oneDNN with m >= 2. */
+int lzn_gemm_bf16_suits(lzn_exec *ex, lzn_weight_type type, int64_t m);
+
+/* y[m][w->rows] = x[m][w->cols] W^T. Statuses: OK, NOMEM, BACKEND. */
+lzn_status lzn_gemm_bf16_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, int64_t m);
+
+/* y[m][w_kn->cols] = x[m][w_kn->rows] W_kn (W stored [K][N], the MLP's
+ * W_down^T). Same statuses. */
+lzn_status lzn_gemm_bf16_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn, int64_t m);
+
+#endif /* LZN_GEMM_BF16_H */
