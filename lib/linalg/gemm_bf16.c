@@ -2,20 +2,23 @@
  * gemm_bf16.c: products of many tokens in bf16 through oneDNN
  * (linalg/gemm_bf16.h).
  *
- * The scratch holds, in order: x in bf16 [m][k], a panel of W in bf16, and
- * one fp32 row per thread (a row on its way from its type to bf16: the
- * table's to_f32, then BF16's from_f32, both already tested against the
- * reference).
+ * A row of a panel goes from its type to fp32 (the table's to_f32, or
+ * axpy_rows, below) and on to bf16 (BF16's from_f32), kernels tested
+ * against the reference on their own.
  */
 #include "linalg/gemm_bf16.h"
 
+#include <omp.h>
 #include <string.h>
 
 #include "core/wtype.h"
 
-/* A panel's bytes: in L2 or near it while oneDNN multiplies it; 1-16 MiB
- * measured within 10 % of each other on the 4096 x 11008 F16 product. */
-#define BF16_PANEL_BYTES ((size_t)2 << 20)
+/* A panel's bytes: few panels, so few oneDNN calls, each large enough to
+ * split well between threads. Measured on the 4-layer opt-1.3b shape's
+ * pp128 (t/s, 1 / 2 threads): 1 MiB F16 526 / 653, Q4_K 507 / 454 (the
+ * down-projection's K-slices of 256 rows did not scale at all); 8 MiB F16
+ * 482 / 776, Q4_K 425 / 726 (1 thread within this VM's drift). */
+#define BF16_PANEL_BYTES ((size_t)8 << 20)
 /* Rows per conversion item, and the panel's rows a multiple of it. */
 #define BF16_ROWS_PER_ITEM 16
 
@@ -69,23 +72,33 @@ static void panel_item(void *arg, int item, int thread) {
   }
 }
 
-/* Rows [r0, r0 + n) of w into panel, on the pool. */
+/* Rows [r0, r0 + n) of w into panel, on the OpenMP threads that then
+ * multiply it: handing each panel between the library's pool and oneDNN's
+ * team left one of them spinning on the core the other needed (2 threads:
+ * F16 pp128 at 0.85x of F32, Q6_K at 0.63x, on the pool). */
 static void make_panel(lzn_exec *ex, panel_job *job, int64_t r0, int64_t n) {
   job->r0 = r0, job->n_rows = n;
   const int items = (int)((n + BF16_ROWS_PER_ITEM - 1) / BF16_ROWS_PER_ITEM);
-  lzn_pool_run(ex->pool, items, ex->n_threads, panel_item, job);
+  const int threads = ex->n_threads < items ? ex->n_threads : items;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int item = 0; item < items; item++) panel_item(job, item, omp_get_thread_num());
 }
 
-/* x in bf16 at the scratch's start, and room for a panel of panel_rows
- * rows of w and the threads' fp32 rows after it. */
+/* The scratch: x in bf16 [m][k]; a panel of panel_rows rows of w in bf16;
+ * the threads' fp32 rows; and a staging area of m x panel_rows floats for
+ * a panel's outputs (linear) or its slice of x (kn). oneDNN 2.6 takes its
+ * brgemm kernels only for dense src and dst (rows exactly k and n apart);
+ * with y's or x's own strides it fell back to a jit gemm that did not
+ * scale to a second thread, so the panels stage through dense copies. */
 static lzn_status prepare(lzn_exec *ex, const float *x, size_t k, int64_t m, const lzn_matrix *w, int64_t panel_rows,
-                          uint16_t **x_bf16, panel_job *job) {
+                          uint16_t **x_bf16, panel_job *job, void **staging) {
   const size_t x_bytes = ((size_t)m * k * sizeof(uint16_t) + 63) & ~(size_t)63;
   const size_t d = (size_t)w->cols;
   const size_t panel_bytes = ((size_t)panel_rows * d * sizeof(uint16_t) + 63) & ~(size_t)63;
+  const size_t rows_bytes = ((size_t)ex->n_threads * d * sizeof(float) + 63) & ~(size_t)63;
+  const size_t staging_bytes = (size_t)m * (size_t)panel_rows * sizeof(float);
   void *buf;
-  const lzn_status s = lzn_exec_scratch(
-      ex, LZN_SCRATCH_BF16, x_bytes + panel_bytes + (size_t)ex->n_threads * d * sizeof(float), &buf);
+  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_BF16, x_bytes + panel_bytes + rows_bytes + staging_bytes, &buf);
   if (s != LZN_OK) return s;
   uint16_t *xb = buf;
   const lzn_type_kernels *bf16 = &ex->kernels->type[LZN_WEIGHTS_BF16];
@@ -94,6 +107,7 @@ static lzn_status prepare(lzn_exec *ex, const float *x, size_t k, int64_t m, con
   *job = (panel_job){.type = &ex->kernels->type[w->type], .bf16 = bf16, .w = w,
                      .panel = (uint16_t *)((char *)buf + x_bytes),
                      .rows_f32 = (float *)((char *)buf + x_bytes + panel_bytes)};
+  *staging = (char *)buf + x_bytes + panel_bytes + rows_bytes;
   return LZN_OK;
 }
 
@@ -111,19 +125,24 @@ lzn_status lzn_gemm_bf16_linear(lzn_exec *ex, float *y, const float *x, const lz
   const int64_t n = w->rows, k = w->cols, p = panel_rows(w);
   uint16_t *xb;
   panel_job job;
-  lzn_status s = prepare(ex, x, (size_t)k, m, w, p, &xb, &job);
+  void *staging;
+  lzn_status s = prepare(ex, x, (size_t)k, m, w, p, &xb, &job, &staging);
   if (s != LZN_OK) return s;
   lzn_dense_bf16_args a = {.y = y, .x = xb, .m = m, .k = k, .ldx = k, .ldy = n};
   if (p == 0) { /* BF16: W as it lies */
     a.w = w->data, a.n = n, a.ldw = (int64_t)(w->row_bytes / sizeof(uint16_t));
     return lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
   }
-  /* Panels of rows: each one the outputs [r0, r0 + rows) of every token. */
+  /* Panels of rows: each one the outputs [r0, r0 + rows) of every token,
+   * made dense in the staging area, then put in place. */
+  float *out = staging;
   for (int64_t r0 = 0; r0 < n && s == LZN_OK; r0 += p) {
     const int64_t rows = n - r0 < p ? n - r0 : p;
     make_panel(ex, &job, r0, rows);
-    a.y = y + r0, a.w = job.panel, a.n = rows, a.ldw = k;
+    a.y = out, a.w = job.panel, a.n = rows, a.ldw = k, a.ldy = rows;
     s = lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
+    for (int64_t t = 0; t < m && s == LZN_OK; t++)
+      memcpy(y + (size_t)(t * n + r0), out + (size_t)(t * rows), (size_t)rows * sizeof(float));
   }
   return s;
 }
@@ -132,18 +151,23 @@ lzn_status lzn_gemm_bf16_kn(lzn_exec *ex, float *y, const float *x, const lzn_ma
   const int64_t k = w_kn->rows, n = w_kn->cols, p = panel_rows(w_kn);
   uint16_t *xb;
   panel_job job;
-  lzn_status s = prepare(ex, x, (size_t)k, m, w_kn, p, &xb, &job);
+  void *staging;
+  lzn_status s = prepare(ex, x, (size_t)k, m, w_kn, p, &xb, &job, &staging);
   if (s != LZN_OK) return s;
   lzn_dense_bf16_args a = {.y = y, .x = xb, .m = m, .n = n, .ldx = k, .ldy = n, .w_is_kn = 1};
   if (p == 0) {
     a.w = w_kn->data, a.k = k, a.ldw = (int64_t)(w_kn->row_bytes / sizeof(uint16_t));
     return lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
   }
-  /* Panels of K: each adds its slice of the sum to y (the first sets it). */
+  /* Panels of K: each adds its slice of the sum to y (the first sets it),
+   * against its slice of x, made dense in the staging area. */
+  uint16_t *x_slice = staging;
   for (int64_t k0 = 0; k0 < k && s == LZN_OK; k0 += p) {
     const int64_t rows = k - k0 < p ? k - k0 : p;
     make_panel(ex, &job, k0, rows);
-    a.x = xb + k0, a.k = rows, a.w = job.panel, a.ldw = n, a.accumulate = k0 > 0;
+    for (int64_t t = 0; t < m; t++)
+      memcpy(x_slice + (size_t)(t * rows), xb + (size_t)(t * k + k0), (size_t)rows * sizeof(uint16_t));
+    a.x = x_slice, a.ldx = rows, a.k = rows, a.w = job.panel, a.ldw = n, a.accumulate = k0 > 0;
     s = lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
   }
   return s;

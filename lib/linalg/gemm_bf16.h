@@ -7,11 +7,10 @@
  * Where the machine multiplies bf16 natively (AVX512-BF16 or AMX, as
  * oneDNN reports it), a product of 16 tokens or more rounds the tokens to
  * bf16 and multiplies with oneDNN's bf16 matmul, fp32 sums: BF16 weights
- * as they lie, the other types converted to bf16 in panels of rows that
- * stay in the cache (~2 MiB; each panel's product runs before the next is
- * made). One Zen 5 core, 128 x 4096 x 11008: 34 ms on BF16 weights, ~41
- * ms through F16 panels, against 65 ms for oneDNN's fp32 sgemm on the same
- * product and 85 for our own F16 kernels (bench/RESULTS.md).
+ * as they lie, the other types converted to bf16 in panels of rows (8 MiB;
+ * each panel's product runs before the next is made). One Zen 5 core, 64 tokens x 11008 x 4096: 17.7 ms on BF16
+ * weights, 22.2 through F16 panels, 24.0 through Q4_K panels, against 42
+ * for our own F16 kernels and 45 for Q4_K's GEMV per token.
  *
  * What it rounds: x to bf16 (8 significant bits, relative error <= 2^-9,
  * finer than the int8 per block that Q8_0/Q4_0 products quantize x to);
@@ -26,12 +25,13 @@
 #include "core/matrix.h"
 
 /* Tokens from which the bf16 product is used (AUTO), measured on the
- * 11008 x 4096 product, one Zen 5 core (`lzn-bench gemm`): BF16 weights as
- * they lie 7.7 ms at 16 tokens against 12.9 for the own kernels; a panel
- * costs its conversion (~0.25 ns a weight, 11 ms for this matrix), so F16
- * and the K-quants (whose own path is a GEMV per token) start at 32: at 16
- * they lost (F16 17.8 against 12.0 ms, Q4_K 18.8 against 11.6), at 64 they
- * win (28.8 against 44.0, 31.3 against 45.7). */
+ * 11008 x 4096 product, one Zen 5 core (`lzn-bench gemm`, ms, 1 / 2
+ * threads): BF16 weights as they lie 7.7 at 16 tokens against 12.9 for the
+ * own kernels; a panel costs its conversion, so F16 and the K-quants (whose
+ * own path is a GEMV per token) start at 32: at 16 they tie or lose (F16
+ * 12.2 / 9.3 against 12.3 / 8.2, Q4_K 13.4 / 11.8 against 11.5 / 8.1), at
+ * 32 they win (F16 15.8 / 11.5 against 22.7 / 14.0, Q4_K 17.0 / 14.0
+ * against 22.1 / 14.4), at 64 by 1.5-1.9x. */
 #define LZN_BF16_MIN_TOKENS 16
 #define LZN_BF16_PANEL_MIN_TOKENS 32
 
