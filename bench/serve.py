@@ -19,9 +19,10 @@ by one client ("sequential"). --synthetic writes a synthetic model with
 `lzn-bench export` first (its `--layers` keeps it small enough to write).
 
 The overhead line compares the time per token through the server at N = 1
-with lzn-run's decode time per token (the library alone, same model), when
-lzn-run is found beside the server: what HTTP + JSON + SSE and the
-scheduler add per generated token.
+(as the client sees it) with the library's decode step in the same run
+(the server's lzn_decode_seconds_total over lzn_batch_steps_total, read
+from /metrics before and after): what sampling, the scheduler, JSON, SSE
+and HTTP add per generated token.
 
 Numbers depend on the machine being quiet: the script says how loaded it
 was (the load average before and after).
@@ -137,15 +138,23 @@ def prompt(i, n_tokens, synthetic):
     return "%d. %s" % (i, TEXTS[i % len(TEXTS)])
 
 
-def library_step_ms(server_binary, model, tokens):
-    """lzn-run's decode time per token on the same model, if lzn-run is there."""
-    lzn_run = os.path.join(os.path.dirname(server_binary), "lzn-run")
-    if not os.path.exists(lzn_run) or not os.path.isdir(model):
-        return None
-    out = subprocess.run([lzn_run, "-m", model, "-p", "The meaning of life is", "-n", str(tokens), "--temp", "0"],
-                         capture_output=True, text=True)
-    m = re.search(r"decode:\s+(\d+) tokens in ([0-9.]+) s", out.stderr)
-    return 1e3 * float(m.group(2)) / int(m.group(1)) if m and int(m.group(1)) > 0 else None
+def metrics(port):
+    """The server's /metrics as {name: value} (unlabelled samples only)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    values = {}
+    for line in data.split(b"\r\n\r\n", 1)[-1].decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
+            values[parts[0]] = float(parts[1])
+    return values
 
 
 def main():
@@ -180,7 +189,13 @@ def main():
             run(server.port, [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n)], n, a.tokens)
         for n in clients:
             jobs = [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n * a.requests)]
+            before = metrics(server.port)
             together = run(server.port, jobs, n, a.tokens)
+            after = metrics(server.port)
+            steps = after["lzn_batch_steps_total"] - before["lzn_batch_steps_total"]
+            if steps > 0:
+                together["step_ms"] = 1e3 * (after["lzn_decode_seconds_total"]
+                                             - before["lzn_decode_seconds_total"]) / steps
             alone = run(server.port, jobs, 1, a.tokens)
             together["sequential_tokens_per_s"] = alone["tokens_per_s"]
             together["speedup"] = together["tokens_per_s"] / alone["tokens_per_s"]
@@ -191,10 +206,10 @@ def main():
             for f in os.listdir(tmp):
                 os.remove(os.path.join(tmp, f))
             os.rmdir(tmp)
-    step = library_step_ms(a.server, model, a.tokens) if not a.synthetic else None
+    step = rows[0].get("step_ms") if rows and rows[0]["clients"] == 1 else None
     report = {"model": a.synthetic or os.path.basename(model.rstrip("/")), "mode": a.mode, "threads": a.threads,
               "load_average": [load_before, os.getloadavg()[0]], "rows": rows}
-    if step and rows and rows[0]["clients"] == 1:
+    if step:
         report["library_step_ms"] = step
         report["overhead_per_token"] = rows[0]["token_p50_ms"] / step - 1
     if a.output == "json":
@@ -211,7 +226,7 @@ def main():
             r["speedup"], r["ttft_p50_ms"], r["ttft_p99_ms"], r["token_p50_ms"], r["token_p99_ms"],
             r["event_gap_p99_ms"]))
     if "library_step_ms" in report:
-        print("\nN = 1: %.3f ms per token through the server, %.3f ms per decode step in lzn-run: "
+        print("\nN = 1: %.3f ms per token through the server, %.3f ms per decode step inside it: "
               "HTTP + JSON + SSE overhead %+.1f %%" % (rows[0]["token_p50_ms"], report["library_step_ms"],
                                                      100 * report["overhead_per_token"]))
 

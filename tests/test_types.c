@@ -13,6 +13,8 @@
 #include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "format/safetensors.h"
+#include "forward/context.h"
+#include "linalg/gemm_bf16.h"
 #include "linalg/linear.h"
 #include "lazyneuron.h"
 #include "model/model.h"
@@ -44,7 +46,13 @@ static const double tol_type[LZN_WEIGHTS_Q4_0 + 1] = {
  * O(1). */
 #define TOL_SPARSE_VS_DENSE 1e-5
 #define TOL_SPARSE_VS_DENSE_Q 4e-2
-static double tol_sparse_vs_dense(lzn_weight_type type) {
+/* BF16 where the dense prompt's products run in bf16 (linalg/gemm_bf16.h:
+ * x rounded to bf16; measured up to 3.6e-3 on these fixtures, within
+ * BF16's own error against PyTorch) and the sparse path's gathered rows do
+ * not. */
+#define TOL_SPARSE_VS_DENSE_BF16 1e-2
+static double tol_sparse_vs_dense(lzn_weight_type type, lzn_context *dense, int64_t m) {
+  if (lzn_gemm_bf16_suits(&dense->exec, type, m)) return TOL_SPARSE_VS_DENSE_BF16;
   return lzn_wtype_dot_type(type) == LZN_WEIGHTS_F32 ? TOL_SPARSE_VS_DENSE : TOL_SPARSE_VS_DENSE_Q;
 }
 
@@ -99,17 +107,19 @@ START_TEST(types_match_pytorch) {
 
   const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
   float *by_mode[3];
+  double tol_modes = 0;
   for (int m = 0; m < 3; m++) {
     lzn_context *ctx = make_context(model, modes_all[m], 1);
     by_mode[m] = run_all(ctx, &r);
     const double err = max_abs_diff(by_mode[m], r.logits, n) / r.scale;
     ck_assert_msg(err <= tol_type[type], "%s as %s, %s: error %.3g > %.3g", name, type_names[type],
                   mode_names_all[m], err, tol_type[type]);
+    if (modes_all[m] == LZN_MLP_DENSE) tol_modes = tol_sparse_vs_dense(type, ctx, r.n_tokens);
     lzn_context_free(ctx);
   }
   const double sparse_vs_dense = max_abs_diff(by_mode[1], by_mode[0], n) / r.scale;
-  ck_assert_msg(sparse_vs_dense <= tol_sparse_vs_dense(type), "%s as %s: sparse vs dense %.3g", name,
-                type_names[type], sparse_vs_dense);
+  ck_assert_msg(sparse_vs_dense <= tol_modes, "%s as %s: sparse vs dense %.3g", name, type_names[type],
+                sparse_vs_dense);
   for (int m = 0; m < 3; m++) free(by_mode[m]);
   free(r.logits);
   lzn_model_free(model);

@@ -60,6 +60,8 @@ char *srv_metrics_text(srv_app *app, size_t *len) {
   metric(&t, "batch_steps_total", "counter", "Decode steps (lzn_forward_batch calls).", (double)st.batch_steps);
   metric(&t, "batch_tokens_total", "counter", "Tokens those steps advanced (mean batch = this / steps).",
          (double)st.batch_tokens);
+  metric(&t, "decode_seconds_total", "counter", "Seconds inside those steps (the library's own share of "
+         "decoding; the rest of a token's time is sampling, the reply and HTTP).", st.decode_seconds);
   metric(&t, "time_to_first_token_seconds_sum", "counter", "Seconds from arrival to first token, summed.",
          st.ttft_sum);
   metric(&t, "time_to_first_token_seconds_count", "counter", "Requests that had a first token.",

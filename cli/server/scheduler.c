@@ -257,8 +257,11 @@ static void step(sched *s) {
     if (!sl->request || sl->phase != SLOT_DECODE || sl->fresh || slot_done(sl)) continue;
     s->batch_ctxs[n] = sl->ctx, s->batch_tokens[n] = sl->token, s->batch_slot[n] = i, n++;
   }
+  double decode = 0.0;
   if (n > 0) {
+    const double t0 = sched_now();
     const lzn_status st = lzn_forward_batch(s->batch_ctxs, s->batch_tokens, n, s->logits);
+    decode = sched_now() - t0;
     for (int k = 0; k < n; k++) {
       slot *sl = &s->slots[s->batch_slot[k]];
       if (st != LZN_OK) {
@@ -272,6 +275,7 @@ static void step(sched *s) {
   pthread_mutex_lock(&s->lock);
   s->stats.batch_steps += n > 0;
   s->stats.batch_tokens += n;
+  s->stats.decode_seconds += decode;
   pthread_mutex_unlock(&s->lock);
 }
 

@@ -15,16 +15,15 @@
 
 /* A panel's bytes: few panels, so few oneDNN calls, each large enough to
  * split well between threads. Measured on the 4-layer opt-1.3b shape's
- * pp128 (t/s, 1 / 2 threads): 1 MiB F16 526 / 653, Q4_K 507 / 454 (the
- * down-projection's K-slices of 256 rows did not scale at all); 8 MiB F16
- * 482 / 776, Q4_K 425 / 726 (1 thread within this VM's drift). */
+ * pp128 (t/s, 1 / 2 threads): 1 MiB Q4_K 507 / 454 (the down-projection's
+ * K-slices of 256 rows did not scale at all); 8 MiB 425 / 726 (1 thread
+ * within this VM's drift). */
 #define BF16_PANEL_BYTES ((size_t)8 << 20)
 /* Rows per conversion item, and the panel's rows a multiple of it. */
 #define BF16_ROWS_PER_ITEM 16
 
 int lzn_gemm_bf16_available(lzn_exec *ex, lzn_weight_type type) {
-  if (type != LZN_WEIGHTS_F16 && type != LZN_WEIGHTS_BF16 && type != LZN_WEIGHTS_Q4_K && type != LZN_WEIGHTS_Q5_K &&
-      type != LZN_WEIGHTS_Q6_K)
+  if (type != LZN_WEIGHTS_BF16 && type != LZN_WEIGHTS_Q4_K && type != LZN_WEIGHTS_Q5_K && type != LZN_WEIGHTS_Q6_K)
     return 0;
   if (ex->kernels->isa < LZN_ISA_AVX512BF16 || ex->kernels->type[type].to_f32.fn == NULL) return 0;
   return lzn_dense_bf16_native(ex->dense);
@@ -75,7 +74,7 @@ static void panel_item(void *arg, int item, int thread) {
 /* Rows [r0, r0 + n) of w into panel, on the OpenMP threads that then
  * multiply it: handing each panel between the library's pool and oneDNN's
  * team left one of them spinning on the core the other needed (2 threads:
- * F16 pp128 at 0.85x of F32, Q6_K at 0.63x, on the pool). */
+ * Q6_K pp128 at 0.63x of F32 on the pool). */
 static void make_panel(lzn_exec *ex, panel_job *job, int64_t r0, int64_t n) {
   job->r0 = r0, job->n_rows = n;
   const int items = (int)((n + BF16_ROWS_PER_ITEM - 1) / BF16_ROWS_PER_ITEM);
@@ -121,26 +120,44 @@ static int64_t panel_rows(const lzn_matrix *w) {
   return p < w->rows ? p : w->rows;
 }
 
-lzn_status lzn_gemm_bf16_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, int64_t m) {
-  const int64_t n = w->rows, k = w->cols, p = panel_rows(w);
-  uint16_t *xb;
+/* A product under way: its arguments as a whole (x in bf16, y, m, n, k),
+ * the panel job and the staging area; panel_rows 0: W read as it lies. */
+typedef struct product {
+  lzn_dense_bf16_args a;
   panel_job job;
   void *staging;
-  lzn_status s = prepare(ex, x, (size_t)k, m, w, p, &xb, &job, &staging);
-  if (s != LZN_OK) return s;
-  lzn_dense_bf16_args a = {.y = y, .x = xb, .m = m, .k = k, .ldx = k, .ldy = n};
-  if (p == 0) { /* BF16: W as it lies */
-    a.w = w->data, a.n = n, a.ldw = (int64_t)(w->row_bytes / sizeof(uint16_t));
-    return lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
-  }
+  int64_t panel_rows;
+} product;
+
+static lzn_status product_start(lzn_exec *ex, product *p, float *y, const float *x, const lzn_matrix *w, int64_t m,
+                                int kn) {
+  const int64_t k = kn ? w->rows : w->cols, n = kn ? w->cols : w->rows;
+  p->panel_rows = panel_rows(w);
+  uint16_t *xb = NULL;
+  const lzn_status s = prepare(ex, x, (size_t)k, m, w, p->panel_rows, &xb, &p->job, &p->staging);
+  p->a = (lzn_dense_bf16_args){.y = y, .x = xb, .m = m, .n = n, .k = k, .ldx = k, .ldy = n, .w_is_kn = kn};
+  return s;
+}
+
+/* BF16 weights: the whole product on W as it lies. */
+static lzn_status product_in_place(lzn_exec *ex, product *p, const lzn_matrix *w) {
+  p->a.w = w->data, p->a.ldw = (int64_t)(w->row_bytes / sizeof(uint16_t));
+  return lzn_dense_linear_bf16(ex->dense, &p->a, ex->n_threads);
+}
+
+lzn_status lzn_gemm_bf16_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, int64_t m) {
+  product p;
+  lzn_status s = product_start(ex, &p, y, x, w, m, 0);
+  if (s != LZN_OK || p.panel_rows == 0) return s != LZN_OK ? s : product_in_place(ex, &p, w);
   /* Panels of rows: each one the outputs [r0, r0 + rows) of every token,
    * made dense in the staging area, then put in place. */
-  float *out = staging;
-  for (int64_t r0 = 0; r0 < n && s == LZN_OK; r0 += p) {
-    const int64_t rows = n - r0 < p ? n - r0 : p;
-    make_panel(ex, &job, r0, rows);
-    a.y = out, a.w = job.panel, a.n = rows, a.ldw = k, a.ldy = rows;
-    s = lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
+  const int64_t n = w->rows, k = w->cols;
+  float *out = p.staging;
+  for (int64_t r0 = 0; r0 < n && s == LZN_OK; r0 += p.panel_rows) {
+    const int64_t rows = n - r0 < p.panel_rows ? n - r0 : p.panel_rows;
+    make_panel(ex, &p.job, r0, rows);
+    p.a.y = out, p.a.w = p.job.panel, p.a.n = rows, p.a.ldw = k, p.a.ldy = rows;
+    s = lzn_dense_linear_bf16(ex->dense, &p.a, ex->n_threads);
     for (int64_t t = 0; t < m && s == LZN_OK; t++)
       memcpy(y + (size_t)(t * n + r0), out + (size_t)(t * rows), (size_t)rows * sizeof(float));
   }
@@ -148,27 +165,21 @@ lzn_status lzn_gemm_bf16_linear(lzn_exec *ex, float *y, const float *x, const lz
 }
 
 lzn_status lzn_gemm_bf16_kn(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w_kn, int64_t m) {
-  const int64_t k = w_kn->rows, n = w_kn->cols, p = panel_rows(w_kn);
-  uint16_t *xb;
-  panel_job job;
-  void *staging;
-  lzn_status s = prepare(ex, x, (size_t)k, m, w_kn, p, &xb, &job, &staging);
-  if (s != LZN_OK) return s;
-  lzn_dense_bf16_args a = {.y = y, .x = xb, .m = m, .n = n, .ldx = k, .ldy = n, .w_is_kn = 1};
-  if (p == 0) {
-    a.w = w_kn->data, a.k = k, a.ldw = (int64_t)(w_kn->row_bytes / sizeof(uint16_t));
-    return lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
-  }
+  product p;
+  lzn_status s = product_start(ex, &p, y, x, w_kn, m, 1);
+  if (s != LZN_OK || p.panel_rows == 0) return s != LZN_OK ? s : product_in_place(ex, &p, w_kn);
   /* Panels of K: each adds its slice of the sum to y (the first sets it),
    * against its slice of x, made dense in the staging area. */
-  uint16_t *x_slice = staging;
-  for (int64_t k0 = 0; k0 < k && s == LZN_OK; k0 += p) {
-    const int64_t rows = k - k0 < p ? k - k0 : p;
-    make_panel(ex, &job, k0, rows);
+  const int64_t k = w_kn->rows, n = w_kn->cols;
+  const uint16_t *xb = p.a.x;
+  uint16_t *x_slice = p.staging;
+  for (int64_t k0 = 0; k0 < k && s == LZN_OK; k0 += p.panel_rows) {
+    const int64_t rows = k - k0 < p.panel_rows ? k - k0 : p.panel_rows;
+    make_panel(ex, &p.job, k0, rows);
     for (int64_t t = 0; t < m; t++)
       memcpy(x_slice + (size_t)(t * rows), xb + (size_t)(t * k + k0), (size_t)rows * sizeof(uint16_t));
-    a.x = x_slice, a.ldx = rows, a.k = rows, a.w = job.panel, a.ldw = n, a.accumulate = k0 > 0;
-    s = lzn_dense_linear_bf16(ex->dense, &a, ex->n_threads);
+    p.a.x = x_slice, p.a.ldx = rows, p.a.k = rows, p.a.w = p.job.panel, p.a.ldw = n, p.a.accumulate = k0 > 0;
+    s = lzn_dense_linear_bf16(ex->dense, &p.a, ex->n_threads);
   }
   return s;
 }

@@ -1,22 +1,25 @@
 /*
- * gemm_bf16.h: products of many tokens in bf16 through oneDNN, for the
- * weight types whose own batched kernels multiply in fp32 (F16, BF16) or
- * not at all (the K-quants, whose prompts would otherwise run token by
- * token). Private.
+ * gemm_bf16.h: products of many tokens in bf16 through oneDNN, for BF16
+ * weights (whose own batched kernels multiply in fp32) and the K-quants
+ * (whose prompts would otherwise run a GEMV per token). Private.
  *
  * Where the machine multiplies bf16 natively (AVX512-BF16 or AMX, as
- * oneDNN reports it), a product of 16 tokens or more rounds the tokens to
- * bf16 and multiplies with oneDNN's bf16 matmul, fp32 sums: BF16 weights
- * as they lie, the other types converted to bf16 in panels of rows (8 MiB;
- * each panel's product runs before the next is made). One Zen 5 core, 64 tokens x 11008 x 4096: 17.7 ms on BF16
- * weights, 22.2 through F16 panels, 24.0 through Q4_K panels, against 42
- * for our own F16 kernels and 45 for Q4_K's GEMV per token.
+ * oneDNN reports it), a dense product of enough tokens rounds the tokens
+ * to bf16 and multiplies with oneDNN's bf16 matmul, fp32 sums: BF16
+ * weights as they lie, the K-quants dequantized to bf16 in panels of rows
+ * (8 MiB; each panel's product runs before the next is made). One Zen 5
+ * core, 64 tokens x 11008 x 4096: 17.7 ms on BF16 weights, 24.0 through
+ * Q4_K panels, against 42 for our own BF16 kernels and 45 for Q4_K's GEMV
+ * per token.
  *
  * What it rounds: x to bf16 (8 significant bits, relative error <= 2^-9,
- * finer than the int8 per block that Q8_0/Q4_0 products quantize x to);
- * F16 weights and the K-quants' dequantized weights to bf16 (the same
- * bound, far below a K-quant's own error). Sums are fp32. One token (the
- * GEMVs) and products of fewer tokens keep the exact kernels.
+ * as fine as BF16 weights themselves and finer than the int8 blocks that
+ * Q8_0/Q4_0 products round x to), and the K-quants' dequantized weights
+ * (the same bound, far below a K-quant's own error). Sums are fp32. Not
+ * F16: rounding its weights or x to bf16 would make an F16 model's prompts
+ * 8x coarser than its weights (measured 3.0e-3 of the logits against
+ * PyTorch where F16's own error is 6.9e-4), so F16 keeps its exact
+ * kernels. One token and fewer tokens keep them in every type.
  */
 #ifndef LZN_GEMM_BF16_H
 #define LZN_GEMM_BF16_H
@@ -27,16 +30,15 @@
 /* Tokens from which the bf16 product is used (AUTO), measured on the
  * 11008 x 4096 product, one Zen 5 core (`lzn-bench gemm`, ms, 1 / 2
  * threads): BF16 weights as they lie 7.7 at 16 tokens against 12.9 for the
- * own kernels; a panel costs its conversion, so F16 and the K-quants (whose
- * own path is a GEMV per token) start at 32: at 16 they tie or lose (F16
- * 12.2 / 9.3 against 12.3 / 8.2, Q4_K 13.4 / 11.8 against 11.5 / 8.1), at
- * 32 they win (F16 15.8 / 11.5 against 22.7 / 14.0, Q4_K 17.0 / 14.0
- * against 22.1 / 14.4), at 64 by 1.5-1.9x. */
+ * own kernels; a panel costs its conversion, so the K-quants (whose own
+ * path is a GEMV per token) start at 32: at 16 they lose (Q4_K 13.4 / 11.8
+ * against 11.5 / 8.1), at 32 they win (17.0 / 14.0 against 22.1 / 14.4),
+ * at 64 by 1.5-1.9x. */
 #define LZN_BF16_MIN_TOKENS 16
 #define LZN_BF16_PANEL_MIN_TOKENS 32
 
 /* Whether products of this weight type can run in bf16 here: the type is
- * F16, BF16 or a K-quant, the kernel table's ceiling has AVX512-BF16 (so
+ * BF16 or a K-quant, the kernel table's ceiling has AVX512-BF16 (so
  * LZN_ISA below it turns it off), and oneDNN has a native bf16 kernel. */
 int lzn_gemm_bf16_available(lzn_exec *ex, lzn_weight_type type);
 

@@ -171,6 +171,8 @@ class ModelInfo:
     gated: int  # 1 for the LLaMA family's gated MLP
     architecture: str  # "opt", "llama", "mistral", "bamboo"
     has_predictor: int  # layers with an activation predictor
+    weight_bytes_by_type: Dict[str, int]  # the matrices' bytes per type present (a file may mix them)
+    packed_bytes: int  # bytes of the packed copies made for batches (Model's pack_budget)
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,10 @@ class Model:
     progress, if given, is called as progress(fraction_done) during the load;
     returning False cancels it (LazyNeuronError LZN_ERR_CANCELLED).
 
+    pack_budget: bytes the loader may spend on packed copies of the Q8_0/Q4_0
+    matrices that prompts and batches read whole (lzn_model_params.pack_budget);
+    None (default) = all of them, 0 = none; info.packed_bytes says what was made.
+
     close() (or leaving a `with` block) releases the model as soon as no
     Context made from it is still open; contexts keep it alive until then.
     """
@@ -212,7 +218,7 @@ class Model:
 
     def __init__(self, path: PathLike, use_mmap: bool = True,
                  progress: Optional[Callable[[float], Optional[bool]]] = None,
-                 weight_type: str = "as_stored") -> None:
+                 weight_type: str = "as_stored", pack_budget: Optional[int] = None) -> None:
         self._lock = threading.Lock()
         self._handle = None
         self._closed = False
@@ -221,8 +227,13 @@ class Model:
         self._lib = lib  # kept for __del__ at interpreter shutdown
         self.path = os.fspath(path)
 
-        params = lib.lzn_model_default_params()
+        params = _lib.ModelParams()
+        _check(lib.lzn_model_params_init(ctypes.byref(params), ctypes.sizeof(params)))
         params.use_mmap = 1 if use_mmap else 0
+        if pack_budget is not None:
+            if isinstance(pack_budget, bool) or not isinstance(pack_budget, int) or pack_budget < 0:
+                raise ValueError(f"pack_budget must be a byte count >= 0 or None, not {pack_budget!r}")
+            params.pack_budget = min(pack_budget, ctypes.c_size_t(-1).value)
         weight_types = _lib.weight_types()
         if weight_type not in weight_types:
             raise ValueError(f"weight_type must be one of {sorted(weight_types)}, "
@@ -253,6 +264,8 @@ class Model:
         names = {v: k for k, v in _lib.weight_types().items()}
         fields["weight_type"] = names.get(fields["weight_type"], str(fields["weight_type"]))
         fields["architecture"] = fields["architecture"].decode()
+        fields["weight_bytes_by_type"] = {names.get(t, str(t)): int(n)
+                                          for t, n in enumerate(info.weight_bytes_by_type) if n}
         self.info = ModelInfo(**fields)
 
     @property

@@ -1,8 +1,9 @@
 """Finding and loading liblazyneuron.so.0, and the C declarations of lazyneuron.h.
 
 The structures below mirror include/lazyneuron.h field for field; load() checks
-their sizes against the struct_size that lzn_*_default_params() reports, so a
-header that grew a field without this file following fails loudly, not subtly.
+their sizes against the struct_size that lzn_*_default_params() reports (and
+lzn_model_params_init accepts), so a header that grew a field without this file
+following fails loudly, not subtly.
 """
 
 import ctypes
@@ -31,7 +32,13 @@ ModelParams._fields_ = [
     ("progress_user_data", ctypes.c_void_p),
     ("weight_type", ctypes.c_int),
     ("predictor_path", ctypes.c_char_p),
+    # 0.4: set by lzn_model_params_init (lzn_model_default_params returns the
+    # 0.3 struct without them)
+    ("down_t_type", ctypes.c_int),
+    ("pack_budget", ctypes.c_size_t),
 ]
+
+WEIGHT_TYPE_SLOTS = 16  # LZN_WEIGHT_TYPE_SLOTS
 
 
 class ContextParams(ctypes.Structure):
@@ -64,7 +71,9 @@ class ModelInfo(ctypes.Structure):
         for name in ("n_layers", "d_model", "d_ff", "n_heads", "vocab_size", "max_positions",
                      "weight_type")
     ] + [("weight_bytes", ctypes.c_int64), ("n_kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int),
-         ("gated", ctypes.c_int), ("architecture", ctypes.c_char_p), ("has_predictor", ctypes.c_int)]
+         ("gated", ctypes.c_int), ("architecture", ctypes.c_char_p), ("has_predictor", ctypes.c_int),
+         # 0.4
+         ("weight_bytes_by_type", ctypes.c_int64 * WEIGHT_TYPE_SLOTS), ("packed_bytes", ctypes.c_int64)]
 
 
 class LayerStats(ctypes.Structure):
@@ -186,7 +195,7 @@ _PROTOTYPES = {
     "lzn_weight_type_name": (_c_char_p, [_c_int]),
     "lzn_kv_type_name": (_c_char_p, [_c_int]),
     "lzn_default_thread_count": (_c_int, []),
-    "lzn_model_default_params": (ModelParams, []),
+    "lzn_model_params_init": (_status, [ctypes.POINTER(ModelParams), ctypes.c_size_t]),
     "lzn_context_default_params": (ContextParams, []),
     "lzn_model_load": (_status, [_c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(MODEL_P)]),
     "lzn_model_free": (None, [MODEL_P]),
@@ -287,8 +296,12 @@ def _check_abi(lib, where):
     major = lib.lzn_version_number() // 10000
     if major != ABI_MAJOR:
         raise OSError(f"{where}: liblazyneuron major version {major}, this binding needs {ABI_MAJOR}")
-    for fn, struct in (("lzn_model_default_params", ModelParams),
-                       ("lzn_context_default_params", ContextParams),
+    # lzn_model_params grew in 0.4: the library fills the binding's size or
+    # refuses it (a library older than the binding).
+    if lib.lzn_model_params_init(ctypes.byref(ModelParams()), ctypes.sizeof(ModelParams)) != 0:
+        raise OSError(f"{where}: lzn_model_params_init refuses the binding's {ctypes.sizeof(ModelParams)}-byte "
+                      "ModelParams: lazyneuron.h and python/lazyneuron/_lib.py disagree")
+    for fn, struct in (("lzn_context_default_params", ContextParams),
                        ("lzn_sampler_default_params", SamplerParams)):
         size = getattr(lib, fn)().struct_size
         if size != ctypes.sizeof(struct):

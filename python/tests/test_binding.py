@@ -340,7 +340,15 @@ def test_version_and_isa():
 
 def test_struct_layouts_match_the_header():
     lib = _lib.load()
-    assert lib.lzn_model_default_params().struct_size == ctypes.sizeof(_lib.ModelParams)
+    # lzn_model_params: the 0.4 struct through lzn_model_params_init (64
+    # bytes: pack_budget, a size_t, at 56); lzn_model_default_params keeps
+    # returning the 0.3 one (48 bytes) for programs built against 0.3.
+    p = _lib.ModelParams()
+    assert lib.lzn_model_params_init(ctypes.byref(p), ctypes.sizeof(p)) == 0
+    assert p.struct_size == ctypes.sizeof(_lib.ModelParams) == 64
+    assert _lib.ModelParams.pack_budget.offset == 56
+    assert p.pack_budget == ctypes.c_size_t(-1).value and p.use_mmap == 1
+    assert lib.lzn_model_params_init(ctypes.byref(p), ctypes.sizeof(p) + 8) != 0  # a size it does not know
     assert lib.lzn_context_default_params().struct_size == ctypes.sizeof(_lib.ContextParams)
     # struct_size, 7 ints, the int64 weight_bytes at offset 40 (C's
     # alignment), 3 ints, the architecture pointer at 64. The library takes
@@ -348,13 +356,38 @@ def test_struct_layouts_match_the_header():
     # would fail otherwise).
     assert _lib.ModelInfo.weight_bytes.offset == 40
     assert _lib.ModelInfo.architecture.offset == 64
-    assert ctypes.sizeof(_lib.ModelInfo) == 80
+    # 0.4: 16 int64 bytes by type at 80, packed_bytes at 208
+    assert _lib.ModelInfo.packed_bytes.offset == 208
+    assert ctypes.sizeof(_lib.ModelInfo) == 216
     assert ctypes.sizeof(_lib.LayerStats) == 15 * 8
     d = lib.lzn_context_default_params()
     assert (d.n_ctx, d.n_threads, d.mlp_mode, d.auto_crossover, d.collect_stats) == (0, 1, 0, 0.0, 1)
-    assert lib.lzn_model_default_params().use_mmap == 1
     for status in lzn.Status:
         assert lib.lzn_status_str(status).decode() == status.name
+
+
+def test_pack_budget_and_the_bytes_by_type():
+    """pack_budget 0 makes no packed copies; the default makes them where the
+    CPU has the packed kernels (AVX512-VNNI), for Q8_0 weights; the bytes by
+    type add up to weight_bytes; a negative budget is refused."""
+    fx = fixture("opt-preln")
+    with lzn.Model(fx.path, weight_type="q8_0", pack_budget=0) as m:
+        assert m.info.packed_bytes == 0
+        assert sum(m.info.weight_bytes_by_type.values()) == m.info.weight_bytes
+        assert m.info.weight_bytes_by_type.get("q8_0", 0) > 0
+        with m.context(kv_type="f32", mlp_mode="dense") as ctx:
+            unpacked = ctx.forward(fx.tokens)
+    with lzn.Model(fx.path, weight_type="q8_0") as m:
+        if lzn.isa() == "avx512vnni":
+            assert m.info.packed_bytes > 0
+        else:
+            assert m.info.packed_bytes == 0
+        with m.context(kv_type="f32", mlp_mode="dense") as ctx:
+            packed = ctx.forward(fx.tokens)
+    # the same products on the copies: the same logits within Q8_0's rounding of x
+    assert_close(packed, unpacked, 4e-2 * float(np.abs(unpacked).max()), "packed vs rows")
+    with pytest.raises(ValueError):
+        lzn.Model(fx.path, pack_budget=-1)
 
 
 def test_library_search_order(tmp_path):

@@ -314,6 +314,8 @@ def test_sixteen_clients_twenty_requests_each(server):
     steps = float(body.split("\nlzn_batch_steps_total ")[1].split()[0])
     tokens = float(body.split("\nlzn_batch_tokens_total ")[1].split()[0])
     assert tokens > 1.5 * steps, "the load never batched (mean batch %.2f)" % (tokens / steps)
+    decode = float(body.split("\nlzn_decode_seconds_total ")[1].split()[0])
+    assert 0 < decode < time.time() - t0 + 60, "decode seconds %g" % decode  # the server is shared: earlier tests count
     print("320 requests in %.1f s, mean batch %.2f" % (time.time() - t0, tokens / steps))
 
 
