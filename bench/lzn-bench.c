@@ -16,6 +16,7 @@ int bench_load_main(int argc, char **argv);   /* load.c */
 int bench_batch_main(int argc, char **argv);  /* batch.c */
 int bench_union_main(int argc, char **argv);  /* union.c */
 int bench_gemm_main(int argc, char **argv);   /* gemm.c */
+int bench_clients_main(int argc, char **argv); /* clients.c */
 
 typedef struct command {
   const char *name;
@@ -35,6 +36,7 @@ static const command commands[] = {
     {"union", bench_union_main, "how the union of active neurons grows with the tokens of a call, per layer"},
     {"export", bench_export_main, "a synthetic LLaMA-family model written as GGUF (lzn-convert's layout)"},
     {"load", bench_load_main, "load time from the page cache, and the memory a second process adds"},
+    {"clients", bench_clients_main, "N concurrent streaming clients against a running lzn-server (bench/serve.py)"},
     {"isa", isa_main, "the kernel set in use and the ones this machine supports"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

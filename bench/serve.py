@@ -8,7 +8,8 @@ server, against the same requests sent one at a time.
     bench/serve.py --synthetic relullama-7b --layers 4 --clients 1,8 ...
 
 It starts lzn-server on a free loopback port (--slots = the largest N),
-and for each N runs N client threads that each send R streaming
+and for each N runs N client threads (C ones, `lzn-bench clients`, unless
+--client python) that each send R streaming
 completions of T tokens at temperature 0 (distinct prompts, given as token
 ids so that a model without a tokenizer works), reading the server-sent
 events as they arrive. Reported per N: aggregate generated tokens/s over
@@ -73,8 +74,7 @@ def stream(port, prompt, tokens):
     carry text, tokens generated). The server sends what is ready when the
     client's thread gets to it, so under load one event may carry several
     tokens; the count comes from the final chunk's usage."""
-    body = json.dumps({"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
-                       "return_tokens": True}).encode()
+    body = request_body(prompt, tokens).encode()
     sock = socket.create_connection(("127.0.0.1", port))
     t0 = time.perf_counter()
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
@@ -97,8 +97,8 @@ def stream(port, prompt, tokens):
     return t0, arrivals, n_tokens
 
 
-def run(port, jobs, n_clients, tokens):
-    """Runs jobs (prompts) over n_clients threads; returns the stats."""
+def run_python(port, jobs, n_clients, tokens):
+    """The jobs over n_clients Python threads: (results, wall)."""
     results, lock = [], threading.Lock()
 
     def client(k):
@@ -113,7 +113,36 @@ def run(port, jobs, n_clients, tokens):
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    return results, time.perf_counter() - t0
+
+
+def request_body(prompt, tokens):
+    return json.dumps({"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
+                       "return_tokens": True})
+
+
+def run_c(clients_binary, port, jobs, n_clients, tokens):
+    """The jobs through `lzn-bench clients` (C threads): (results, wall)."""
+    out = subprocess.run([clients_binary, "clients", "--port", str(port), "--clients", str(n_clients)],
+                         input="\n".join(request_body(p, tokens) for p in jobs) + "\n",
+                         capture_output=True, text=True, check=True).stdout
+    results, wall = [], None
+    for line in out.splitlines():
+        r = json.loads(line)
+        if "wall" in r:
+            wall = r["wall"]
+        else:
+            results.append((r["t0"], r["arrivals"], r["tokens"]))
+    return results, wall
+
+
+def run(port, jobs, n_clients, tokens, clients_binary=None):
+    """Runs jobs (prompts) over n_clients client threads (C ones with
+    clients_binary, else Python's); returns the stats."""
+    if clients_binary:
+        results, wall = run_c(clients_binary, port, jobs, n_clients, tokens)
+    else:
+        results, wall = run_python(port, jobs, n_clients, tokens)
     n_tokens = sum(n for _, _, n in results)
     ttft = [a[0] - s for s, a, _ in results if a]
     # Per token: each request's time from its first text to its last over the
@@ -170,8 +199,15 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--mode", default="auto")
+    ap.add_argument("--client", default="c", choices=["c", "python"],
+                    help="c (default): `lzn-bench clients` beside the server; python: threads in this script")
     ap.add_argument("-o", dest="output", default="md", choices=["md", "json"])
     a = ap.parse_args()
+    clients_binary = None
+    if a.client == "c":
+        clients_binary = os.path.join(os.path.dirname(a.server), "lzn-bench")
+        if not os.path.exists(clients_binary):
+            sys.exit("serve.py: %s not found (build it, or --client python)" % clients_binary)
     clients = [int(c) for c in a.clients.split(",")]
     model, tmp = a.model, None
     if a.synthetic:
@@ -186,17 +222,17 @@ def main():
     try:
         # Warm-up: the first batch of each size pays for oneDNN's kernels being made.
         for n in clients:
-            run(server.port, [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n)], n, a.tokens)
+            run(server.port, [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n)], n, a.tokens, clients_binary)
         for n in clients:
             jobs = [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n * a.requests)]
             before = metrics(server.port)
-            together = run(server.port, jobs, n, a.tokens)
+            together = run(server.port, jobs, n, a.tokens, clients_binary)
             after = metrics(server.port)
             steps = after["lzn_batch_steps_total"] - before["lzn_batch_steps_total"]
             if steps > 0:
                 together["step_ms"] = 1e3 * (after["lzn_decode_seconds_total"]
                                              - before["lzn_decode_seconds_total"]) / steps
-            alone = run(server.port, jobs, 1, a.tokens)
+            alone = run(server.port, jobs, 1, a.tokens, clients_binary)
             together["sequential_tokens_per_s"] = alone["tokens_per_s"]
             together["speedup"] = together["tokens_per_s"] / alone["tokens_per_s"]
             rows.append(together)
@@ -208,6 +244,7 @@ def main():
             os.rmdir(tmp)
     step = rows[0].get("step_ms") if rows and rows[0]["clients"] == 1 else None
     report = {"model": a.synthetic or os.path.basename(model.rstrip("/")), "mode": a.mode, "threads": a.threads,
+              "client": a.client,
               "load_average": [load_before, os.getloadavg()[0]], "rows": rows}
     if step:
         report["library_step_ms"] = step
@@ -215,8 +252,8 @@ def main():
     if a.output == "json":
         print(json.dumps(report, indent=1))
         return
-    print("model %s, mode %s, %d thread(s), %d tokens per request, load average %.1f -> %.1f\n" % (
-        report["model"], a.mode, a.threads, a.tokens, load_before, report["load_average"][1]))
+    print("model %s, mode %s, %d thread(s), %d tokens per request, %s clients, load average %.1f -> %.1f\n" % (
+        report["model"], a.mode, a.threads, a.tokens, a.client, load_before, report["load_average"][1]))
     print("| clients | requests | tokens | t/s together | t/s one at a time | speed-up | TTFT p50 ms | "
           "TTFT p99 ms | per-token p50 ms | per-token p99 ms | event gap p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
