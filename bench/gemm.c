@@ -11,8 +11,9 @@
  *            union's down rows by address (batch-reduce GEMM)
  *   packed   the own kernels on a packed copy of the rows (kernels/packed.h),
  *            "linear" only, where the table has them (Q8_0/Q4_0, AVX512-VNNI)
- *   bf16     oneDNN's bf16 matmul (linalg/gemm_bf16.h), "linear" only, F16,
- *            BF16 and the K-quants where the machine multiplies bf16 natively
+ *   panels   oneDNN on converted panels (linalg/gemm_panels.h), "linear"
+ *            only, F16, BF16 and the K-quants: bf16 where the machine
+ *            multiplies it natively (not F16), fp32 otherwise
  *
  * Products: "linear" y = x W^T over all rows (a dense projection), "union
  * dot" the same over |U| gathered rows (a gated MLP's up rows of the
@@ -28,7 +29,7 @@
 #include "core/wtype.h"
 #include "cpu/cpu.h"
 #include "linalg/gemm.h"
-#include "linalg/gemm_bf16.h"
+#include "linalg/gemm_panels.h"
 #include "linalg/linear.h"
 #include "linalg/onednn.h"
 #include "linalg/pack.h"
@@ -122,9 +123,9 @@ static lzn_status onednn_run(setup *s, product p) {
 }
 
 /* The columns: the backends, then the own kernels on packed rows, then
- * oneDNN's bf16 matmul (linalg/gemm_bf16.h). */
+ * oneDNN on converted panels (linalg/gemm_panels.h). */
 #define COL_PACKED LZN_BACKEND_COUNT
-#define COL_BF16 (LZN_BACKEND_COUNT + 1)
+#define COL_PANELS (LZN_BACKEND_COUNT + 1)
 #define N_COLS (LZN_BACKEND_COUNT + 2)
 
 /* One call of a product by a column's backend; 0 if it cannot run it. */
@@ -134,9 +135,9 @@ static int run_once(setup *s, product p, int b) {
   if (b == COL_PACKED) {
     if (p != P_LINEAR || s->wp.packed == NULL) return 0;
     st = lzn_gemm_packed(ex, s->y, (size_t)s->w.rows, s->x, &s->wp, s->m);
-  } else if (b == COL_BF16) {
-    if (p != P_LINEAR || !lzn_gemm_bf16_available(ex, s->w.type)) return 0;
-    st = lzn_gemm_bf16_linear(ex, s->y, s->x, &s->w, s->m);
+  } else if (b == COL_PANELS) {
+    if (p != P_LINEAR || !lzn_gemm_panels_available(ex, s->w.type)) return 0;
+    st = lzn_gemm_panels_linear(ex, s->y, s->x, &s->w, s->m);
   } else if (b == LZN_BACKEND_ONEDNN) st = onednn_run(s, p);
   else if (b == LZN_BACKEND_XSMM) {
     if (p == P_LINEAR) return lzn_xsmm_linear(ex, s->y, s->x, &s->w, s->m);
@@ -174,7 +175,7 @@ int bench_gemm_main(int argc, char **argv) {
   for (size_t i = 0; i < 64 * rows; i++) s.coef[i] = (float)bench_rng_unit(&rng);
   printf("lzn-bench gemm | CPU: %s | ISA: %s | %d x %d | %d thread(s) | ms per call, best of %d\n\n",
          bench_cpu_model(), ex.kernels->name, o.rows, o.cols, o.threads, o.reps);
-  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | bf16 ms | fastest |\n");
+  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | panels ms | fastest |\n");
   printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | --------: | ------: | ------- |\n");
   for (size_t ti = 0; ti < o.n_types; ti++) {
     const lzn_weight_type type = o.types[ti];
@@ -220,7 +221,7 @@ int bench_gemm_main(int argc, char **argv) {
             else snprintf(cell[b], sizeof cell[b], "-");
             if (ran[b] && best[b] < best[fastest]) fastest = b;
           }
-          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed", "bf16"};
+          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed", "panels"};
           printf("| %s | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
                  p == P_LINEAR ? 100.0 : o.densities[di], product_names[p], cell[1], cell[2], cell[3], cell[4],
                  cell[5], names[fastest]);

@@ -25,7 +25,7 @@
 #include "cpu/cpu.h"
 #include "forward/context.h"
 #include "model/model.h"
-#include "linalg/gemm_bf16.h"
+#include "linalg/gemm_panels.h"
 #include "linalg/xsmm.h"
 #include "reference.h"
 
@@ -34,13 +34,13 @@
  * few layers, of logits of order 1-10 (max_abs_diff / scale). */
 #define TOL_SAME_MODEL 2e-4
 #define TOL_SAME_MODEL_QUANTIZED_X 4e-2
-/* Where a product of m tokens runs in bf16 (linalg/gemm_bf16.h: BF16
+/* Where a product of m tokens runs in bf16 (linalg/gemm_panels.h: BF16
  * weights from 16 tokens, on machines that multiply bf16 natively), x is
  * rounded to bf16: measured 2.9e-4 on tiny-llama. */
 #define TOL_SAME_MODEL_BF16 5e-3
 static double tol_same_model(lzn_weight_type type, lzn_context *ctx, int64_t m) {
   if (type == LZN_WEIGHTS_Q8_0 || type == LZN_WEIGHTS_Q4_0) return TOL_SAME_MODEL_QUANTIZED_X;
-  return lzn_gemm_bf16_suits(&ctx->exec, type, m) ? TOL_SAME_MODEL_BF16 : TOL_SAME_MODEL;
+  return lzn_gemm_panels_suits(&ctx->exec, type, m) && lzn_gemm_panels_in_bf16(&ctx->exec, type) ? TOL_SAME_MODEL_BF16 : TOL_SAME_MODEL;
 }
 
 static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,

@@ -14,7 +14,7 @@
 #include "cpu/cpu.h"
 #include "format/safetensors.h"
 #include "forward/context.h"
-#include "linalg/gemm_bf16.h"
+#include "linalg/gemm_panels.h"
 #include "linalg/linear.h"
 #include "lazyneuron.h"
 #include "model/model.h"
@@ -46,13 +46,13 @@ static const double tol_type[LZN_WEIGHTS_Q4_0 + 1] = {
  * O(1). */
 #define TOL_SPARSE_VS_DENSE 1e-5
 #define TOL_SPARSE_VS_DENSE_Q 4e-2
-/* BF16 where the dense prompt's products run in bf16 (linalg/gemm_bf16.h:
+/* BF16 where the dense prompt's products run in bf16 (linalg/gemm_panels.h:
  * x rounded to bf16; measured up to 3.6e-3 on these fixtures, within
  * BF16's own error against PyTorch) and the sparse path's gathered rows do
  * not. */
 #define TOL_SPARSE_VS_DENSE_BF16 1e-2
 static double tol_sparse_vs_dense(lzn_weight_type type, lzn_context *dense, int64_t m) {
-  if (lzn_gemm_bf16_suits(&dense->exec, type, m)) return TOL_SPARSE_VS_DENSE_BF16;
+  if (lzn_gemm_panels_suits(&dense->exec, type, m) && lzn_gemm_panels_in_bf16(&dense->exec, type)) return TOL_SPARSE_VS_DENSE_BF16;
   return lzn_wtype_dot_type(type) == LZN_WEIGHTS_F32 ? TOL_SPARSE_VS_DENSE : TOL_SPARSE_VS_DENSE_Q;
 }
 

@@ -20,7 +20,7 @@ typedef enum lzn_scratch_kind {
   LZN_SCRATCH_X_DOT = 0,    /* x converted to the format a type's dot kernels take (lzn_wtype_dot_type) */
   LZN_SCRATCH_ALL_ROWS = 1, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
   LZN_SCRATCH_XSMM = 2,     /* libxsmm's operands: x transposed, output blocks, row addresses */
-  LZN_SCRATCH_BF16 = 3,     /* bf16 products (linalg/gemm_bf16.h): x in bf16, a panel of W, fp32 rows */
+  LZN_SCRATCH_PANELS = 3,   /* products on converted panels (linalg/gemm_panels.h): x, a panel, staging */
   LZN_SCRATCH_COUNT = 4
 } lzn_scratch_kind;
 

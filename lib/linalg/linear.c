@@ -17,7 +17,7 @@
 
 #include "core/errors.h"
 #include "linalg/gemm.h"
-#include "linalg/gemm_bf16.h"
+#include "linalg/gemm_panels.h"
 #include "linalg/sparse_down.h"
 #include "linalg/xsmm.h"
 
@@ -160,7 +160,8 @@ static void bias_rows(float *y, const float *bias, int64_t m, int64_t n) {
 
 /* y = x W^T + bias for a W that is not F32: the type's gemm kernel on the
  * packed copy where the model made one (kernels/packed.h says why), else
- * oneDNN's bf16 matmul where it suits the type and m (linalg/gemm_bf16.h),
+ * oneDNN on converted panels where it suits the type and m
+ * (linalg/gemm_panels.h),
  * else the type's kernels on W in place (linalg/gemm.c), then the bias. */
 static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, const float *bias,
                               int64_t m) {
@@ -168,9 +169,9 @@ static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_
   if (lzn_gemm_can_pack_read(ex, w)) {
     ex->used |= 1u << LZN_BACKEND_OWN;
     s = lzn_gemm_packed(ex, y, (size_t)w->rows, x, w, m);
-  } else if (lzn_gemm_bf16_suits(ex, w->type, m)) {
+  } else if (lzn_gemm_panels_suits(ex, w->type, m)) {
     ex->used |= 1u << LZN_BACKEND_ONEDNN;
-    s = lzn_gemm_bf16_linear(ex, y, x, w, m);
+    s = lzn_gemm_panels_linear(ex, y, x, w, m);
   } else {
     ex->used |= 1u << LZN_BACKEND_OWN; /* also libxsmm's fallback */
     s = lzn_gemm_rows(ex, y, (size_t)w->rows, x, w, NULL, (size_t)w->rows, m);
@@ -227,9 +228,9 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     return lzn_dense_linear_kn(ex->dense, y, x, w_kn->data, bias, m, w_kn->cols, w_kn->rows,
                                ex->n_threads);
   }
-  if (lzn_gemm_bf16_suits(ex, w_kn->type, m)) {
+  if (lzn_gemm_panels_suits(ex, w_kn->type, m)) {
     ex->used |= 1u << LZN_BACKEND_ONEDNN;
-    const lzn_status s = lzn_gemm_bf16_kn(ex, y, x, w_kn, m);
+    const lzn_status s = lzn_gemm_panels_kn(ex, y, x, w_kn, m);
     if (s == LZN_OK) add_bias(y, bias, m, w_kn->cols);
     return s;
   }

@@ -217,9 +217,9 @@ lzn_status lzn_dense_linear_kn(lzn_dense *dense, float *y, const float *x, const
   return dense_run(dense, &sh, y, x, w_kn, bias, n_threads);
 }
 
-lzn_status lzn_dense_linear_bf16(lzn_dense *dense, const lzn_dense_bf16_args *a, int n_threads) {
+lzn_status lzn_dense_linear_strided(lzn_dense *dense, const lzn_dense_args *a, int n_threads) {
   const dense_shape sh = {.m = a->m, .n = a->n, .k = a->k, .ldx = a->ldx, .ldw = a->ldw, .ldy = a->ldy,
-                          .w_is_kn = a->w_is_kn, .bf16 = 1, .accumulate = a->accumulate};
+                          .w_is_kn = a->w_is_kn, .bf16 = a->bf16, .accumulate = a->accumulate};
   return dense_run(dense, &sh, a->y, a->x, a->w, NULL, n_threads);
 }
 

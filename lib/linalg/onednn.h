@@ -33,19 +33,21 @@ lzn_status lzn_dense_linear_kn(lzn_dense *dense, float *y, const float *x, const
                                const float *bias, int64_t m, int64_t n, int64_t k,
                                int n_threads);
 
-/* y[m][n] (rows ldy apart) = x[m][k] * W^T, or += with accumulate, in
- * bf16 with fp32 sums: x bf16 rows ldx apart; W bf16, as [N][K] rows ldw
- * apart, or [K][N] (w_is_kn) rows ldw apart. Strides in elements. */
-typedef struct lzn_dense_bf16_args {
+/* y[m][n] (rows ldy apart) = x[m][k] * W^T, or += with accumulate, fp32
+ * sums: x and W both fp32, or both bf16 (bf16 = 1); x's rows ldx apart; W
+ * as [N][K] rows ldw apart, or [K][N] (w_is_kn) rows ldw apart. Strides
+ * in elements. oneDNN 2.6 runs its brgemm kernels only for dense x and y
+ * (ldx = k, ldy = n); other strides fall back to a slower jit gemm. */
+typedef struct lzn_dense_args {
   float *y;
-  const uint16_t *x, *w;
+  const void *x, *w;
   int64_t m, n, k, ldx, ldw, ldy;
-  int w_is_kn, accumulate;
-} lzn_dense_bf16_args;
+  int w_is_kn, accumulate, bf16;
+} lzn_dense_args;
 
-/* Statuses as lzn_dense_linear. Only where lzn_dense_bf16_native says so
- * is it faster than fp32. */
-lzn_status lzn_dense_linear_bf16(lzn_dense *dense, const lzn_dense_bf16_args *a, int n_threads);
+/* Statuses as lzn_dense_linear. bf16 is faster than fp32 only where
+ * lzn_dense_bf16_native says so. */
+lzn_status lzn_dense_linear_strided(lzn_dense *dense, const lzn_dense_args *a, int n_threads);
 
 /* 1 when oneDNN multiplies bf16 with a native kernel on this machine
  * (AVX512-BF16 or AMX), else 0; asked once per handle. */
