@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -169,17 +170,10 @@ def prompt(i, n_tokens, synthetic):
 
 def metrics(port):
     """The server's /metrics as {name: value} (unlabelled samples only)."""
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    sock.close()
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=30) as reply:
+        text = reply.read().decode()
     values = {}
-    for line in data.split(b"\r\n\r\n", 1)[-1].decode().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and not line.startswith("#") and "{" not in parts[0]:
             values[parts[0]] = float(parts[1])
