@@ -30,7 +30,8 @@
  * piece it has, not the whole call; where that keeps happening, the
  * context runs its calls on fewer threads for a while and then tries all of
  * them again (results never depend on it). Batched products (prefill, batches of
- * sequences) also use oneDNN, whose threads are OpenMP's.
+ * sequences) also use oneDNN, whose threads are OpenMP's (so do the F16, BF16
+ * and K-quant weights' conversions into the panels oneDNN multiplies).
  *
  * fork(): GNU OpenMP's thread pool does not survive fork(). A child process
  * should not use oneDNN's batched paths if its parent already ran one with
