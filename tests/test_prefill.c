@@ -40,7 +40,7 @@
 #define TOL_SAME_MODEL_BF16 5e-3
 static double tol_same_model(lzn_weight_type type, lzn_context *ctx, int64_t m) {
   if (type == LZN_WEIGHTS_Q8_0 || type == LZN_WEIGHTS_Q4_0) return TOL_SAME_MODEL_QUANTIZED_X;
-  return lzn_gemm_panels_suits(&ctx->exec, type, m) && lzn_gemm_panels_in_bf16(&ctx->exec, type) ? TOL_SAME_MODEL_BF16 : TOL_SAME_MODEL;
+  return lzn_gemm_panels_rounds_x(&ctx->exec, type, m) ? TOL_SAME_MODEL_BF16 : TOL_SAME_MODEL;
 }
 
 static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,
@@ -78,8 +78,8 @@ START_TEST(prompt_in_every_type) {
     ck_assert_int_eq(lzn_forward(steps, &r.tokens[t], 1, one, LZN_LOGITS_LAST), LZN_OK);
     const float *got = all + (size_t)t * r.vocab;
     const double e = max_abs_diff(got, one, (size_t)r.vocab) / r.scale;
-    ck_assert_msg(e <= tol_same_model(type, prompt, r.n_tokens), "%s %s mode %d pos %d: prompt vs one at a time %.3g", name,
-                  lzn_weight_type_name(type), (int)mode, t, e);
+    ck_assert_msg(e <= tol_same_model(type, prompt, r.n_tokens), "%s %s mode %d pos %d: prompt vs one at a time %.3g",
+                  name, lzn_weight_type_name(type), (int)mode, t, e);
     if (type == LZN_WEIGHTS_F32) {
       const double ref = max_abs_diff(got, r.logits + (size_t)t * r.vocab, (size_t)r.vocab) / r.scale;
       ck_assert_msg(ref <= TOL_REFERENCE, "%s mode %d pos %d: vs PyTorch %.3g", name, (int)mode, t, ref);
@@ -172,8 +172,8 @@ START_TEST(batch_in_every_type_and_size) {
       const float *got = logits + (size_t)i * r.vocab;
       ck_assert_int_eq(lzn_forward(alone[i], &tokens[i], 1, one, LZN_LOGITS_LAST), LZN_OK);
       const double a = max_abs_diff(got, one, (size_t)r.vocab) / r.scale;
-      ck_assert_msg(a <= tol_same_model(type, batch[0], n), "%s n=%d mode %d seq %d: batch vs alone %.3g", lzn_weight_type_name(type),
-                    n, (int)mode, i, a);
+      ck_assert_msg(a <= tol_same_model(type, batch[0], n), "%s n=%d mode %d seq %d: batch vs alone %.3g",
+                    lzn_weight_type_name(type), n, (int)mode, i, a);
       if (type == LZN_WEIGHTS_F32) {
         const double e = max_abs_diff(got, r.logits + (size_t)pos * r.vocab, (size_t)r.vocab) / r.scale;
         ck_assert_msg(e <= TOL_REFERENCE, "n=%d mode %d seq %d pos %d: vs PyTorch %.3g", n, (int)mode, i, pos, e);

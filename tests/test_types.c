@@ -52,7 +52,7 @@ static const double tol_type[LZN_WEIGHTS_Q4_0 + 1] = {
  * not. */
 #define TOL_SPARSE_VS_DENSE_BF16 1e-2
 static double tol_sparse_vs_dense(lzn_weight_type type, lzn_context *dense, int64_t m) {
-  if (lzn_gemm_panels_suits(&dense->exec, type, m) && lzn_gemm_panels_in_bf16(&dense->exec, type)) return TOL_SPARSE_VS_DENSE_BF16;
+  if (lzn_gemm_panels_rounds_x(&dense->exec, type, m)) return TOL_SPARSE_VS_DENSE_BF16;
   return lzn_wtype_dot_type(type) == LZN_WEIGHTS_F32 ? TOL_SPARSE_VS_DENSE : TOL_SPARSE_VS_DENSE_Q;
 }
 

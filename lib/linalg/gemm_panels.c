@@ -50,6 +50,10 @@ int lzn_gemm_panels_suits(lzn_exec *ex, lzn_weight_type type, int64_t m) {
   return m >= (ex->backend == LZN_BACKEND_ONEDNN ? 2 : lzn_gemm_panels_min_tokens(ex, type));
 }
 
+int lzn_gemm_panels_rounds_x(lzn_exec *ex, lzn_weight_type type, int64_t m) {
+  return lzn_gemm_panels_suits(ex, type, m) && lzn_gemm_panels_in_bf16(ex, type);
+}
+
 typedef struct panel_job {
   const lzn_type_kernels *type, *bf16; /* bf16 NULL: an fp32 panel */
   const lzn_matrix *w;
@@ -140,8 +144,7 @@ static lzn_status product_start(lzn_exec *ex, product *p, float *y, const float 
   const size_t rows_bytes = bf16 ? ((size_t)ex->n_threads * d * sizeof(float) + 63) & ~(size_t)63 : 0;
   const size_t staging_bytes = (size_t)m * (size_t)p->panel_rows * sizeof(float);
   void *buf;
-  const lzn_status s =
-      lzn_exec_scratch(ex, LZN_SCRATCH_PANELS, x_bytes + panel_bytes + rows_bytes + staging_bytes + 64, &buf);
+  const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_PANELS, x_bytes + panel_bytes + rows_bytes + staging_bytes, &buf);
   if (s != LZN_OK) return s;
   const lzn_type_kernels *bf16_kernels = bf16 ? &ex->kernels->type[LZN_WEIGHTS_BF16] : NULL;
   const void *xa = x;

@@ -63,6 +63,10 @@ int lzn_gemm_panels_in_bf16(lzn_exec *ex, lzn_weight_type type);
  * with m >= 2. */
 int lzn_gemm_panels_suits(lzn_exec *ex, lzn_weight_type type, int64_t m);
 
+/* Whether a dense product of m tokens rounds x to bf16: it runs here, in
+ * bf16 (what tests size their tolerance by). */
+int lzn_gemm_panels_rounds_x(lzn_exec *ex, lzn_weight_type type, int64_t m);
+
 /* y[m][w->rows] = x[m][w->cols] W^T. Statuses: OK, NOMEM, BACKEND. */
 lzn_status lzn_gemm_panels_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w, int64_t m);
 
