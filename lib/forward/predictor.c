@@ -16,8 +16,8 @@ void lzn_predictor_buffers_carve(lzn_predictor_buffers *b, lzn_carver *c, const 
     if (m->layers[l].predictor.present && m->layers[l].predictor.w1.rows > rank)
       rank = m->layers[l].predictor.w1.rows;
   const size_t f = (size_t)m->d_ff, rows = m->n_predicted_layers > 0 ? (size_t)max_batch : 1;
-  b->hidden = LZN_CARVE(c, (size_t)rank, float);
-  b->score = LZN_CARVE(c, f, float);
+  b->hidden = LZN_CARVE(c, rows * (size_t)rank, float);
+  b->score = LZN_CARVE(c, rows * f, float);
   b->idx = LZN_CARVE(c, rows * f, int32_t);
   b->count = LZN_CARVE(c, (size_t)max_batch, size_t);
   b->dense = LZN_CARVE(c, m->n_predicted_layers > 0 ? f : 1, float);
@@ -29,23 +29,30 @@ lzn_status lzn_predict(const lzn_prediction *p, const float *x, const float *x_r
   lzn_predictor_buffers *b = p->buf;
   const int d = m->d_model, f = m->d_ff;
   *total = 0;
+  /* Both products for all n tokens at once: one pass over w1 and w2 for
+   * the batch, not one per token. */
+  const int64_t rank = pr->w1.rows;
+  lzn_status s = lzn_linear(p->exec, b->hidden, pr->input_before_norm ? x_resid : x, &pr->w1, pr->b1, n);
+  if (s != LZN_OK) return s;
+  if (pr->relu)
+    for (int64_t i = 0; i < rank * n; i++) b->hidden[i] = fmaxf(b->hidden[i], 0.0f);
+  s = lzn_linear(p->exec, b->score, b->hidden, &pr->w2, pr->b2, n);
+  if (s != LZN_OK) return s;
   for (int k = 0; k < n; k++) {
-    const float *in = (pr->input_before_norm ? x_resid : x) + (size_t)k * d;
-    lzn_status s = lzn_linear(p->exec, b->hidden, in, &pr->w1, pr->b1, 1);
-    if (s != LZN_OK) return s;
-    if (pr->relu)
-      for (int64_t i = 0; i < pr->w1.rows; i++) b->hidden[i] = fmaxf(b->hidden[i], 0.0f);
-    s = lzn_linear(p->exec, b->score, b->hidden, &pr->w2, pr->b2, 1);
-    if (s != LZN_OK) return s;
+    const float *score = b->score + (size_t)k * f;
     int32_t *idx = b->idx + (size_t)k * f;
     size_t count = 0;
-    for (int i = 0; i < f; i++)
-      if (b->score[i] >= p->threshold) idx[count++] = i; /* NaN never: the loader refused it */
+    /* Without a branch (which would mispredict on every other neuron): i is
+     * written always and kept when it passes. NaN never: the loader refused it. */
+    for (int i = 0; i < f; i++) {
+      idx[count] = i;
+      count += score[i] >= p->threshold;
+    }
     b->count[k] = count;
     *total += count;
     lzn_record_prediction(p->rec, p->layer, count,
-                          2.0 * ((double)pr->w1.rows * d + (double)f * (double)pr->w1.rows),
-                          (double)pr->w1.rows * (double)pr->w1.row_bytes + (double)f * (double)pr->w2.row_bytes);
+                          2.0 * ((double)rank * d + (double)f * (double)rank),
+                          (double)rank * (double)pr->w1.row_bytes + (double)f * (double)pr->w2.row_bytes);
   }
   return LZN_OK;
 }

@@ -19,8 +19,8 @@
 /* The predictor's part of a context's workspace (one row of each when the
  * model has none). */
 typedef struct lzn_predictor_buffers {
-  float *hidden;  /* [widest rank] w1 x */
-  float *score;   /* [d_ff] the scores, then the values of a token's predicted rows */
+  float *hidden;  /* [max_batch][widest rank] w1 x */
+  float *score;   /* [max_batch][d_ff] the scores, then the values of a token's predicted rows */
   int32_t *idx;   /* [max_batch][d_ff] each token's predicted set, ascending */
   size_t *count;  /* [max_batch] its size */
   float *dense;   /* [d_ff] collect_recall: a token's dense decider row */

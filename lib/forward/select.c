@@ -37,6 +37,7 @@ float lzn_select_threshold(const float *v, int f, float base, int top_k, float *
 
 size_t lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask) {
   size_t count = 0;
+#pragma omp simd reduction(+ : count)
   for (int i = 0; i < f; i++) {
     const int active = v[i] > threshold;
     mask[i] |= (uint8_t)active;
@@ -47,7 +48,9 @@ size_t lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask) {
 
 size_t lzn_select_collect(const uint8_t *mask, int f, int32_t *idx) {
   size_t count = 0;
-  for (int i = 0; i < f; i++)
-    if (mask[i]) idx[count++] = i;
+  for (int i = 0; i < f; i++) { /* branch-free: i written always, kept when marked */
+    idx[count] = i;
+    count += mask[i] != 0;
+  }
   return count;
 }

@@ -19,7 +19,7 @@ float lzn_select_threshold(const float *v, int f, float base, int top_k, float *
 /* A batch's union, built token by token: mark sets mask[i] where v[i] >
  * threshold (NaN: inactive) for one token's values v[0..f) and returns how
  * many of them are (the token's own set); collect writes the marked
- * indices, ascending, to idx and returns how many. Clear mask (f bytes)
+ * indices, ascending, to idx (room for f) and returns how many. Clear mask (f bytes)
  * before the first mark. */
 size_t lzn_select_mark(const float *v, int f, float threshold, uint8_t *mask);
 size_t lzn_select_collect(const uint8_t *mask, int f, int32_t *idx);
