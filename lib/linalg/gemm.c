@@ -184,9 +184,20 @@ static int can_run(const lzn_exec *ex, lzn_backend b, lzn_product product) {
  * lzn-bench gemm measures on each machine. */
 #define ONEDNN_MIN_TOKENS 9
 
-lzn_backend lzn_backend_for(const lzn_exec *ex, lzn_weight_type type, lzn_product product, int64_t m) {
-  if (type != LZN_WEIGHTS_F32) return LZN_BACKEND_OWN;
+/* Products of at most this many multiply-adds (m x rows x cols) stay on the
+ * own kernels too: oneDNN makes a primitive for every new m, 0.2-1 ms on a
+ * Zen 5 core (brgemm's JIT), against 4-60 us for such a product on the own
+ * kernels (within 1.5x of oneDNN's time for it, `lzn-bench gemm --rows 512
+ * --cols 128`). Prompts of every length on a small model made one per
+ * length and matrix: a third of lzn-server's prefill time on tiny-opt.
+ * (oneDNN's any-m primitives avoid the making, but its jit gemm behind
+ * them allocates per call: 3x slower on these shapes.) */
+#define OWN_MAX_PRODUCT ((int64_t)1 << 21)
+
+lzn_backend lzn_backend_for(const lzn_exec *ex, const lzn_matrix *w, lzn_product product, int64_t m) {
+  if (w->type != LZN_WEIGHTS_F32) return LZN_BACKEND_OWN;
   if (ex->backend != LZN_BACKEND_AUTO && can_run(ex, ex->backend, product)) return ex->backend;
-  if (can_run(ex, LZN_BACKEND_ONEDNN, product) && m >= ONEDNN_MIN_TOKENS) return LZN_BACKEND_ONEDNN;
+  if (can_run(ex, LZN_BACKEND_ONEDNN, product) && m >= ONEDNN_MIN_TOKENS && m * w->rows * w->cols > OWN_MAX_PRODUCT)
+    return LZN_BACKEND_ONEDNN;
   return LZN_BACKEND_OWN;
 }

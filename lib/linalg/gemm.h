@@ -48,9 +48,10 @@ typedef enum lzn_product {
   LZN_PRODUCT_UNION_AXPY = 3  /* gathered rows of W_t [k][n] */
 } lzn_product;
 
-/* Who runs a product of m tokens on weights of a type: the exec's forced
- * backend where it can run the product, else the measured choice
- * (gemm.c). Types other than F32 always get LZN_BACKEND_OWN. */
-lzn_backend lzn_backend_for(const lzn_exec *ex, lzn_weight_type type, lzn_product product, int64_t m);
+/* Who runs a product of m tokens on matrix w: the exec's forced backend
+ * where it can run the product, else the measured choice (gemm.c: oneDNN
+ * from 9 tokens, unless the product is small). Types other than F32
+ * always get LZN_BACKEND_OWN. */
+lzn_backend lzn_backend_for(const lzn_exec *ex, const lzn_matrix *w, lzn_product product, int64_t m);
 
 #endif /* LZN_LINALG_GEMM_H */

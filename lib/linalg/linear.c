@@ -183,7 +183,7 @@ static lzn_status linear_gemm(lzn_exec *ex, float *y, const float *x, const lzn_
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m) {
   if (m == 1) return gemv(ex, y, x, w, bias);
-  const lzn_backend b = lzn_backend_for(ex, w->type, LZN_PRODUCT_LINEAR, m);
+  const lzn_backend b = lzn_backend_for(ex, w, LZN_PRODUCT_LINEAR, m);
   if (b == LZN_BACKEND_XSMM && lzn_xsmm_linear(ex, y, x, w, m)) {
     ex->used |= 1u << LZN_BACKEND_XSMM;
     add_bias(y, bias, m, w->rows);
@@ -222,7 +222,7 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows, LZN_DOWN_ROUND_Q8);
     return LZN_OK;
   }
-  const lzn_backend b = lzn_backend_for(ex, w_kn->type, LZN_PRODUCT_KN, m);
+  const lzn_backend b = lzn_backend_for(ex, w_kn, LZN_PRODUCT_KN, m);
   if (b == LZN_BACKEND_ONEDNN) {
     ex->used |= 1u << LZN_BACKEND_ONEDNN;
     return lzn_dense_linear_kn(ex->dense, y, x, w_kn->data, bias, m, w_kn->cols, w_kn->rows,

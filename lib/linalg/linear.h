@@ -11,7 +11,7 @@
  * nn.Linear stores it. One token goes through the type's gemv kernel (x
  * converted first where the type's dot kernels want Q8_0 blocks); a batch
  * through the type's gemm kernel on W in place (linalg/gemm.c), or for F32
- * whichever backend lzn_backend_for picks (oneDNN above 8 tokens).
+ * whichever backend lzn_backend_for picks (oneDNN above 8 tokens on all but small products).
  * Statuses: OK, NOMEM, BACKEND. */
 lzn_status lzn_linear(lzn_exec *ex, float *y, const float *x, const lzn_matrix *w,
                       const float *bias, int64_t m);

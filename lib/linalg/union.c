@@ -22,7 +22,7 @@
 lzn_status lzn_union_axpy(lzn_exec *ex, float *y, int64_t m, const lzn_matrix *w_t, const int32_t *idx,
                           size_t n_rows, const float *coef) {
   const size_t d = (size_t)w_t->cols;
-  if (lzn_backend_for(ex, w_t->type, LZN_PRODUCT_UNION_AXPY, m) == LZN_BACKEND_XSMM &&
+  if (lzn_backend_for(ex, w_t, LZN_PRODUCT_UNION_AXPY, m) == LZN_BACKEND_XSMM &&
       lzn_xsmm_union_axpy(ex, y, d, w_t, idx, n_rows, coef, n_rows, m)) {
     ex->used |= 1u << LZN_BACKEND_XSMM;
     return LZN_OK;
