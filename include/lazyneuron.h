@@ -274,11 +274,14 @@ typedef struct lzn_model_params {
   /* Added in 0.4 (as down_t_type): bytes the loader may spend on packed
    * copies of the Q8_0 / Q4_0 matrices that a batch of tokens (a prompt,
    * lzn_forward_batch) reads whole: attention's q, k, v, o, the LM head,
-   * and the gate of a layer without a predictor, rows in groups of 16 so
-   * that one int8 dot product serves 16 rows (a batched decode step of 8
-   * on a LLaMA-7B Q4_0: 2.2x faster; bench/RESULTS.md). Copies: the rows
-   * stay (one token and sparse rows read them), so this adds up to their
-   * bytes (LLaMA-7B Q4_0: ~2.1 GB) to the model's private memory.
+   * and the gate of a layer without a predictor, then, for a model whose
+   * MLP is dense (SiLU), up and down; rows in groups of 16 so that one
+   * int8 dot product serves 16 rows (a batched decode step of 8 on a
+   * LLaMA-7B Q4_0: 2.2x faster; a dense prompt 1.44x faster with up and
+   * down packed too; bench/RESULTS.md). Copies: the rows stay (one token
+   * and sparse rows read them), so this adds up to their bytes (LLaMA-7B
+   * Q4_0: ~2.1 GB with a ReLU-family MLP, ~3.7 GB with SiLU) to the
+   * model's private memory.
    * SIZE_MAX (default): all of them; 0: none (a model that processes
    * share the mapped file of, and nothing else); between: in layer order
    * while they fit. Only where the CPU has the kernels (AVX512-VNNI

@@ -94,16 +94,18 @@ END_TEST
 /* Packed copies (lzn_model_params.pack_budget): made for the Q8_0/Q4_0
  * matrices that batches read whole where the table has the packed kernels
  * (AVX512-VNNI), none at budget 0 or below it, part of them in between;
- * a prompt on them equals the same prompt on the rows as they lie (both
- * quantize x per token, only the fp32 additions' order differs), and one
- * token never reads them. */
+ * up and down too for a model whose MLP is dense (SiLU), not for the ReLU
+ * family (tiny-llama); a dense prompt on them equals the same prompt on
+ * the rows as they lie (both quantize x per token, only the fp32
+ * additions' order differs), and one token never reads them. */
 START_TEST(packed_copies_follow_the_budget) {
-  const lzn_weight_type type = _i == 0 ? LZN_WEIGHTS_Q8_0 : LZN_WEIGHTS_Q4_0;
+  const lzn_weight_type type = _i % 2 == 0 ? LZN_WEIGHTS_Q8_0 : LZN_WEIGHTS_Q4_0;
+  const int dense_mlp = _i >= 2;
   const lzn_kernel_table *k = NULL;
   ck_assert_int_eq(lzn_kernels_get(&k), LZN_OK);
   const int can_pack = k->gemm[type].packed.fn != NULL;
   reference r;
-  load_reference("models/tiny-llama", &r);
+  load_reference(dense_mlp ? "llama-silu" : "models/tiny-llama", &r);
   lzn_model *m[3];
   const size_t budgets[3] = {SIZE_MAX, 0, 0};
   int64_t packed[3];
@@ -123,6 +125,11 @@ START_TEST(packed_copies_follow_the_budget) {
   ck_assert(can_pack ? packed[2] > 0 && packed[2] <= packed[0] / 3 : packed[2] == 0);
   ck_assert_ptr_eq(m[1]->layers[0].q.packed, NULL);
   if (can_pack) ck_assert_ptr_nonnull(m[0]->layers[0].q.packed);
+  const int dense_packed = can_pack && dense_mlp;
+  ck_assert_int_eq(m[0]->layers[0].up.packed != NULL, dense_packed);
+  /* down as stored, where the model keeps it (a GGUF's; this fixture's
+   * loader keeps W_down^T only, which a dense batch reads as it lies) */
+  ck_assert_int_eq(m[0]->layers[0].down.packed != NULL, dense_packed && m[0]->layers[0].down.data != NULL);
   lzn_context *on = make_context(m[0], LZN_MLP_DENSE, 2), *off = make_context(m[1], LZN_MLP_DENSE, 2);
   float *with = run_all(on, &r), *without = run_all(off, &r);
   const double tol = tol_same_model(type, on, r.n_tokens);
@@ -341,7 +348,7 @@ static Suite *prefill_suite(void) {
   TCase *prompt = tcase_create("prompt");
   tcase_set_timeout(prompt, 120);
   tcase_add_loop_test(prompt, prompt_in_every_type, 0, N_FIXTURES * N_TYPES * 3);
-  tcase_add_loop_test(prompt, packed_copies_follow_the_budget, 0, 2);
+  tcase_add_loop_test(prompt, packed_copies_follow_the_budget, 0, 4);
   suite_add_tcase(s, prompt);
   TCase *batch = tcase_create("batch");
   tcase_set_timeout(batch, 120);
