@@ -222,8 +222,8 @@ test-readme: all
 # (tests/server/test_http.py; about a minute). LZN_SERVER_SOAK=SECONDS adds
 # a soak; the sanitizer targets run one against their own build.
 SERVER_SOAK ?= 0
-test-server: $(SERVER) $(BUILD)/lzn-server-reference
-	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) \
+test-server: $(SERVER) $(BUILD)/lzn-server-reference $(BENCH)
+	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) LZN_BENCH=$(abspath $(BENCH)) \
 	  LZN_SERVER_SOAK=$(SERVER_SOAK) $(PYTHON) -m pytest -q tests/server
 
 # ------------------------------------------------------------------ fuzz
@@ -339,8 +339,8 @@ tsan: deps
 # SERVER_SOAK_SECONDS (default 120): every crash, leak (LeakSanitizer makes
 # the exit code non-zero, which the suite checks) or race fails it.
 SERVER_SOAK_SECONDS ?= 120
-server-soak: $(SERVER) $(BUILD)/lzn-server-reference
-	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) \
+server-soak: $(SERVER) $(BUILD)/lzn-server-reference $(BENCH)
+	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) LZN_BENCH=$(abspath $(BENCH)) \
 	  LZN_SERVER_SOAK=$(SERVER_SOAK_SECONDS) LZN_SERVER_SLOW=10 $(PYTHON) -m pytest -q tests/server
 
 # Valgrind's memcheck over every suite in one process (CK_FORK=no); any
