@@ -116,6 +116,33 @@ START_TEST(threads_give_the_same_logits) {
 }
 END_TEST
 
+/* AUTO's costs are measured by the model's first context of a thread count
+ * and batch size and reused by the next (forward/cost.h); another thread
+ * count, batch size or model measures its own. Two measurements agree to
+ * the last bit only if one is a copy of the other. */
+START_TEST(contexts_share_the_measured_costs) {
+  lzn_model *model = load_model("models/tiny-opt"), *other = load_model("models/tiny-opt");
+  lzn_context *first = make_context(model, LZN_MLP_AUTO, 1), *second = make_context(model, LZN_MLP_AUTO, 1);
+  lzn_context *two = make_context(model, LZN_MLP_AUTO, 2), *elsewhere = make_context(other, LZN_MLP_AUTO, 1);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 4;
+  lzn_context *short_batch;
+  ck_assert_int_eq(lzn_context_create(model, &p, &short_batch), LZN_OK);
+  ck_assert_int_eq(first->cost.n_points, 3);
+  ck_assert_msg(memcmp(&first->cost, &second->cost, sizeof first->cost) == 0, "the second context measured again");
+  ck_assert_msg(memcmp(&first->cost, &two->cost, sizeof first->cost) != 0, "2 threads reused 1 thread's costs");
+  ck_assert_msg(memcmp(&first->cost, &elsewhere->cost, sizeof first->cost) != 0, "another model reused them");
+  ck_assert_int_eq(short_batch->cost.max_batch, 4);
+  ck_assert_int_eq(short_batch->cost.n_points, 2);
+  lzn_context *short_again;
+  ck_assert_int_eq(lzn_context_create(model, &p, &short_again), LZN_OK);
+  ck_assert(memcmp(&short_batch->cost, &short_again->cost, sizeof short_batch->cost) == 0);
+  lzn_context_free(first), lzn_context_free(second), lzn_context_free(two), lzn_context_free(elsewhere);
+  lzn_context_free(short_batch), lzn_context_free(short_again);
+  lzn_model_free(model), lzn_model_free(other);
+}
+END_TEST
+
 /* The active fraction and dead neurons are exactly torch's counts (the
  * fixtures keep every pre-activation at least ~1e-3 away from 0). */
 START_TEST(stats_report_the_known_activity) {
@@ -695,6 +722,7 @@ static Suite *forward_suite(void) {
   tcase_add_loop_test(torch, logits_match_pytorch, 0, N_FIXTURES);
   tcase_add_loop_test(torch, decode_matches_prefill, 0, N_FIXTURES);
   tcase_add_loop_test(torch, threads_give_the_same_logits, 0, N_FIXTURES);
+  tcase_add_test(torch, contexts_share_the_measured_costs);
   tcase_add_loop_test(torch, stats_report_the_known_activity, 0, N_FIXTURES);
   tcase_add_loop_test(torch, sparse_each_token_reads_its_rows, 0, N_FIXTURES);
   tcase_add_test(torch, sparse_fixture_is_sparse);

@@ -133,3 +133,31 @@ lzn_status lzn_cost_measure(lzn_context *ctx, lzn_cost_model *out) {
   }
   return LZN_OK;
 }
+
+enum { ENTRY_FREE = 0, ENTRY_WRITING = 1, ENTRY_READY = 2 };
+
+lzn_status lzn_cost_for_context(lzn_context *ctx, lzn_cost_entry cache[LZN_COST_CACHE], lzn_cost_model *out) {
+  const int threads = ctx->exec.n_threads, batch = ctx->max_batch;
+  for (int i = 0; i < LZN_COST_CACHE; i++) {
+    const lzn_cost_entry *e = &cache[i];
+    if (atomic_load_explicit(&e->state, memory_order_acquire) == ENTRY_READY && e->n_threads == threads &&
+        e->max_batch == batch) {
+      *out = e->cost;
+      return LZN_OK;
+    }
+  }
+  /* Two contexts created at once may both measure and both keep theirs:
+   * harmless, each entry is whole before it is ready. */
+  const lzn_status s = lzn_cost_measure(ctx, out);
+  for (int i = 0; s == LZN_OK && i < LZN_COST_CACHE; i++) {
+    lzn_cost_entry *e = &cache[i];
+    int expected = ENTRY_FREE;
+    if (atomic_compare_exchange_strong_explicit(&e->state, &expected, ENTRY_WRITING, memory_order_acquire,
+                                                memory_order_relaxed)) {
+      e->n_threads = threads, e->max_batch = batch, e->cost = *out;
+      atomic_store_explicit(&e->state, ENTRY_READY, memory_order_release);
+      break;
+    }
+  }
+  return s;
+}

@@ -5,6 +5,7 @@
 #ifndef LZN_FORWARD_COST_H
 #define LZN_FORWARD_COST_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "lazyneuron.h"
@@ -57,6 +58,24 @@ double lzn_cost_sparse_seconds(const lzn_cost_model *cm, const lzn_sparse_work *
 /* Measures ctx's cost model (its workspace is the scratch: call before any
  * forward). Statuses: OK, NOMEM, BACKEND. */
 lzn_status lzn_cost_measure(struct lzn_context *ctx, lzn_cost_model *out);
+
+/* What the model keeps of its contexts' measurements (lzn_model.costs), so
+ * that only the first context of each thread count and batch size pays for
+ * them: ~0.85 s on a LLaMA-7B shape, mostly its 64-token products, which
+ * made a server of 16 slots start in 14 s. Each entry is written once and
+ * published through its state (free, being written, ready): the model is
+ * otherwise read-only to its contexts, which threads may create at once. */
+#define LZN_COST_CACHE 8
+typedef struct lzn_cost_entry {
+  _Atomic int state;
+  int n_threads, max_batch;
+  lzn_cost_model cost;
+} lzn_cost_entry;
+
+/* ctx's cost model: a ready entry of cache with ctx's thread count and
+ * batch size, else measured (lzn_cost_measure) and kept in a free entry
+ * (none free: not kept). Statuses: as lzn_cost_measure. */
+lzn_status lzn_cost_for_context(struct lzn_context *ctx, lzn_cost_entry cache[LZN_COST_CACHE], lzn_cost_model *out);
 
 /* Whether a call of n tokens doing `work` (in its cheaper form, per
  * lzn_cost_sparse_form, when each is not NULL) is cheaper sparse. crossover > 0

@@ -19,6 +19,7 @@
 #include "arch/llama_config.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
+#include "forward/cost.h"
 #include "text/tokenizer.h"
 
 /* Which normalisation, where, and how positions enter: the one-time choices
@@ -113,6 +114,10 @@ struct lzn_model {
    * (tokenizer_missing then says why, for lzn_model_get_tokenizer). */
   lzn_tokenizer *tokenizer;
   char tokenizer_missing[320];
+  /* AUTO's costs as the first context of each thread count and batch size
+   * measured them (forward/cost.h: written once per entry, by any thread
+   * creating a context; zero from calloc = free). */
+  lzn_cost_entry costs[LZN_COST_CACHE];
 };
 
 /* Loads the model's tokenizer (m->from_gguf: from m->gguf; else from the
