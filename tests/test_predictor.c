@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "forward/context.h" /* the cost model AUTO decides by */
 #include "format/safetensors.h"
 #include "reference.h"
 
@@ -387,6 +388,39 @@ END_TEST
 
 /* Bits per byte of the held-out windows (every byte after a window's first
  * predicted), and each layer's recall and predicted fraction. */
+/* AUTO costs a predicted call by the rows it would read: each token's own
+ * set, through the one-token kernels. Under a cost model where a union row
+ * of n tokens costs n of one token's rows and a dense product half a row
+ * per row and token, a prompt of tiny-llama (predicted sets well under a
+ * third of d_ff) is cheaper sparse in every layer; costing the sets' sum as
+ * union rows of n tokens each (before) sent every call dense. */
+START_TEST(auto_costs_a_predicted_prompt_by_its_rows) {
+  lzn_model *model = load_model(tiny_llama);
+  lzn_model_info info;
+  get_model_info(model, &info);
+  lzn_context *ctx = predictor_context(model, LZN_MLP_AUTO, 1, 0);
+  const double row = 1e-9;
+  lzn_cost_model cm = {.max_batch = ctx->cost.max_batch, .n_points = 3, .tokens = {1, 8, 64}};
+  for (int k = 0; k < 3; k++) {
+    cm.row_down[k] = cm.row_up[k] = row * cm.tokens[k];
+    cm.dense_down[k] = cm.dense_up[k] = 0.5 * row * info.d_ff * cm.tokens[k];
+  }
+  ctx->cost = cm;
+  int32_t tokens[24];
+  for (int i = 0; i < 24; i++) tokens[i] = "The meaning of life is a"[i];
+  float *logits = malloc(sizeof(float) * (size_t)info.vocab_size);
+  ck_assert_int_eq(lzn_forward(ctx, tokens, 24, logits, LZN_LOGITS_LAST), LZN_OK);
+  lzn_layer_stats st[4] = {{.struct_size = sizeof st[0]}};
+  ck_assert_int_eq(lzn_context_stats(ctx, st, 4), LZN_OK);
+  for (int l = 0; l < 4; l++)
+    ck_assert_msg(st[l].sparse_calls == 1 && st[l].dense_calls == 0, "layer %d: %lld sparse, %lld dense calls", l,
+                  (long long)st[l].sparse_calls, (long long)st[l].dense_calls);
+  free(logits);
+  lzn_context_free(ctx);
+  lzn_model_free(model);
+}
+END_TEST
+
 static double heldout_bits_per_byte(lzn_context *ctx, const unsigned char *text, int window, int windows,
                                     int vocab) {
   int32_t tokens[256];
@@ -582,6 +616,7 @@ static Suite *predictor_suite(void) {
   tcase_set_timeout(llama, 60);
   tcase_add_test(llama, tiny_llama_ships_a_predictor);
   tcase_add_test(llama, tiny_llama_matches_reference);
+  tcase_add_test(llama, auto_costs_a_predicted_prompt_by_its_rows);
   tcase_add_test(llama, tiny_llama_heldout_quality);
   suite_add_tcase(s, llama);
   TCase *bad = tcase_create("bad input");

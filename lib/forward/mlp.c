@@ -118,8 +118,12 @@ static lzn_status decide(mlp_call *c, const float *x, const float *x_resid) {
   lzn_status s = lzn_predict(&c->pred, x, x_resid, c->n, &total);
   if (s != LZN_OK) return s;
   /* The decider's rows of the sets, then (gated) up rows of at most as
-   * many, and down rows of at most as many. */
-  choose(c, total, c->gated ? 2 * total : total, NULL);
+   * many, and down rows of at most as many: rows of each token's own set,
+   * which the one-token kernels read (the union's size is not known yet;
+   * costing the sum of the sets as union rows of n tokens each took a
+   * tiny-opt batch of 16 dense, 12 % slower than sparse). */
+  const lzn_sparse_work each = {.down_rows = total, .up_rows = c->gated ? 2 * total : total};
+  choose(c, each.down_rows, each.up_rows, &each);
   if (c->mode == LZN_MLP_SPARSE) {
     for (int t = 0; s == LZN_OK && t < c->n; t++) {
       float *row = rows + (size_t)t * f;
