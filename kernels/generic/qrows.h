@@ -470,6 +470,38 @@ static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
 }
 #endif /* QR_AXPY_Q8_STEP_BLOCKS */
 
+/* kernels.h's to_f32, by the axpy step (install it where that step is
+ * the reference's product, as Q8_0's and Q4_0's are): each vector of y
+ * starts at -0.0 and takes coef 1, so a weight comes out as fma(scale, q,
+ * -0.0) = the fp32 product scale * q rounded once, a zero product's sign
+ * kept: ref/'s value to the bit. A last step of fewer blocks through a
+ * zeroed copy, as the other loops take theirs. Inline so that the files
+ * that do not install it do not carry it. */
+static inline void qr_to_f32(float *dst, const void *src, size_t d) {
+  const unsigned char *w = src;
+  const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
+  const size_t n_steps = (n_blocks + QR_AXPY_STEP_BLOCKS - 1) / QR_AXPY_STEP_BLOCKS;
+  for (size_t s = 0; s < n_steps; s++) {
+    const size_t col = s * QR_AXPY_STEP_WEIGHTS, left = d - col;
+    vec_f32 y[QR_AXPY_STEP_VECS];
+#pragma GCC unroll 16
+    for (size_t v = 0; v < QR_AXPY_STEP_VECS; v++) y[v] = vec_set1(-0.0f);
+    if (left >= QR_AXPY_STEP_WEIGHTS) {
+      qr_axpy_step(y, w + s * QR_AXPY_STEP_BYTES, vec_set1(1.0f));
+#pragma GCC unroll 16
+      for (size_t v = 0; v < QR_AXPY_STEP_VECS; v++) vec_store(dst + col + v * VEC_LANES, y[v]);
+      continue;
+    }
+    unsigned char padded[QR_AXPY_STEP_BYTES];
+    float out[QR_AXPY_STEP_WEIGHTS];
+    memset(padded, 0, sizeof padded);
+    memcpy(padded, w + s * QR_AXPY_STEP_BYTES, (n_blocks - s * QR_AXPY_STEP_BLOCKS) * QR_BLOCK_BYTES);
+    qr_axpy_step(y, padded, vec_set1(1.0f));
+    for (size_t v = 0; v < QR_AXPY_STEP_VECS; v++) vec_store(out + v * VEC_LANES, y[v]);
+    memcpy(dst + col, out, left * sizeof(float));
+  }
+}
+
 #undef QR_PREFETCH_GROUP
 
 #endif /* LZN_KERNELS_GENERIC_QROWS_H */
