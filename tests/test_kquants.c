@@ -321,6 +321,8 @@ START_TEST(nan_scale_is_format) {
     char want[128];
     snprintf(want, sizeof want, "tensor \"%s\": a scale of", cases[c].tensor);
     ck_assert_msg(strstr(lzn_last_error(), want) && strstr(lzn_last_error(), "NaN or Inf"), "%s", lzn_last_error());
+    snprintf(want, sizeof want, " block %zu (row ", cases[c].block); /* the first bad block, found */
+    ck_assert_msg(strstr(lzn_last_error(), want), "%s: want \"%s\"", lzn_last_error(), want);
     free(bytes);
   }
 }

@@ -45,15 +45,32 @@ const char *lzn_wtype_name(lzn_weight_type t) {
   return known ? lzn_weight_traits_table[t].name : "?";
 }
 
+/* Whether fp16 h is Inf or NaN: its exponent all ones. */
+static inline unsigned fp16_not_finite(const unsigned char *at) {
+  uint16_t h;
+  memcpy(&h, at, sizeof h);
+  return (h & 0x7c00u) == 0x7c00u;
+}
+
 size_t lzn_wtype_first_bad_block(lzn_weight_type t, const void *data, size_t n_blocks) {
   const lzn_weight_traits *w = &lzn_weight_traits_table[t];
   const unsigned char *p = data;
-  for (size_t b = 0; b < n_blocks; b++)
-    for (int k = 0; k < w->n_scales; k++) {
-      uint16_t h;
-      memcpy(&h, p + b * w->block_bytes + w->scale_offset[k], sizeof h);
-      if ((h & 0x7c00u) == 0x7c00u) return b; /* exponent all ones: Inf or NaN */
-    }
+  /* Every block of every quantized matrix of a file, at load: chunks
+   * checked without a branch per block (a loop with an early return ran
+   * at ~1.7 GB/s, a quarter of loading a GGUF), the first bad one then
+   * found within its chunk. */
+  enum { CHUNK = 256 };
+  for (size_t b0 = 0; b0 < n_blocks; b0 += CHUNK) {
+    const size_t n = n_blocks - b0 < CHUNK ? n_blocks - b0 : CHUNK;
+    const unsigned char *chunk = p + b0 * w->block_bytes;
+    unsigned bad = 0;
+    for (int k = 0; k < w->n_scales; k++)
+      for (size_t b = 0; b < n; b++) bad |= fp16_not_finite(chunk + b * w->block_bytes + w->scale_offset[k]);
+    if (!bad) continue;
+    for (size_t b = 0; b < n; b++)
+      for (int k = 0; k < w->n_scales; k++)
+        if (fp16_not_finite(chunk + b * w->block_bytes + w->scale_offset[k])) return b0 + b;
+  }
   return n_blocks;
 }
 
