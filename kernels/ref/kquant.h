@@ -82,33 +82,40 @@ static inline void kq_unpack_q4_k(const void *block, kq_unpacked *u) {
   const lzn_block_q4_k *b = block;
   u->d = lzn_f16_to_f32(b->d), u->dmin = lzn_f16_to_f32(b->dmin), u->sub_size = 32;
   for (size_t s = 0; s < 8; s++) kq_scale_min(b->scales, s, &u->sc[s], &u->m[s]);
-  for (size_t i = 0; i < LZN_QK_K; i++) {
-    const uint8_t byte = b->qs[32 * (i / 64) + i % 32];
-    u->q[i] = (i / 32) % 2 ? byte >> 4 : byte & 15;
-  }
+  /* weights 64g + l and 64g + 32 + l: the low and high nibble of qs[32g + l] */
+  for (size_t g = 0; g < 4; g++)
+    for (size_t l = 0; l < 32; l++) {
+      const uint8_t byte = b->qs[32 * g + l];
+      u->q[64 * g + l] = byte & 15, u->q[64 * g + 32 + l] = byte >> 4;
+    }
 }
 
 static inline void kq_unpack_q5_k(const void *block, kq_unpacked *u) {
   const lzn_block_q5_k *b = block;
   u->d = lzn_f16_to_f32(b->d), u->dmin = lzn_f16_to_f32(b->dmin), u->sub_size = 32;
   for (size_t s = 0; s < 8; s++) kq_scale_min(b->scales, s, &u->sc[s], &u->m[s]);
-  for (size_t i = 0; i < LZN_QK_K; i++) {
-    const uint8_t byte = b->qs[32 * (i / 64) + i % 32];
-    const int32_t high = (b->qh[i % 32] >> (i / 32)) & 1;
-    u->q[i] = ((i / 32) % 2 ? byte >> 4 : byte & 15) | high << 4;
-  }
+  /* as Q4_K's, plus bit 2g (low nibble) or 2g + 1 (high) of qh[l] as bit 4 */
+  for (size_t g = 0; g < 4; g++)
+    for (size_t l = 0; l < 32; l++) {
+      const uint8_t byte = b->qs[32 * g + l], high = b->qh[l];
+      u->q[64 * g + l] = (byte & 15) | ((high >> (2 * g)) & 1) << 4;
+      u->q[64 * g + 32 + l] = (byte >> 4) | ((high >> (2 * g + 1)) & 1) << 4;
+    }
 }
 
 static inline void kq_unpack_q6_k(const void *block, kq_unpacked *u) {
   const lzn_block_q6_k *b = block;
   u->d = lzn_f16_to_f32(b->d), u->dmin = 0.0f, u->sub_size = 16;
   for (size_t g = 0; g < 16; g++) u->sc[g] = b->scales[g], u->m[g] = 0;
-  for (size_t i = 0; i < LZN_QK_K; i++) {
-    const size_t h = i / 128, j = i % 128;
-    const uint8_t low = b->ql[64 * h + j % 64], high = b->qh[32 * h + j % 32];
-    const int32_t q = (j < 64 ? low & 15 : low >> 4) | ((high >> (2 * (j / 32))) & 3) << 4;
-    u->q[i] = q - 32;
-  }
+  /* weight 128h + 32c + l: a nibble of ql[64h + 32(c % 2) + l] (low for
+   * c < 2) and bits 2c, 2c + 1 of qh[32h + l] above it, minus 32 */
+  for (size_t h = 0; h < 2; h++)
+    for (size_t c = 0; c < 4; c++)
+      for (size_t l = 0; l < 32; l++) {
+        const uint8_t low = b->ql[64 * h + 32 * (c % 2) + l], high = b->qh[32 * h + l];
+        const int32_t q = (c < 2 ? low & 15 : low >> 4) | ((high >> (2 * c)) & 3) << 4;
+        u->q[128 * h + 32 * c + l] = q - 32;
+      }
 }
 
 /* The dot product of one row with x in Q8_K (the contract of every
@@ -174,9 +181,15 @@ static inline void kq_to_f32(float *dst, const void *src, size_t d, size_t block
   for (size_t b = 0; b * LZN_QK_K < d; b++) {
     unpack((const unsigned char *)src + b * block_bytes, &u);
     const size_t j_end = d - b * LZN_QK_K < LZN_QK_K ? d - b * LZN_QK_K : LZN_QK_K;
-    for (size_t j = 0; j < j_end; j++) {
-      const size_t s = j / u.sub_size;
-      dst[b * LZN_QK_K + j] = u.d * (float)u.sc[s] * (float)u.q[j] - u.dmin * (float)u.m[s];
+    /* Sub-block by sub-block: (d * sc) * q - (dmin * m), each product
+     * rounded to fp32 (no contraction in ISO C), so the inner loop is one
+     * multiply and one subtract per weight (it vectorizes). */
+    for (size_t j0 = 0; j0 < j_end; j0 += u.sub_size) {
+      const size_t s = j0 / u.sub_size, n = j_end - j0 < u.sub_size ? j_end - j0 : u.sub_size;
+      const float scale = u.d * (float)u.sc[s], min = u.dmin * (float)u.m[s];
+      float *out = dst + b * LZN_QK_K + j0;
+      const int32_t *q = u.q + j0;
+      for (size_t j = 0; j < n; j++) out[j] = scale * (float)q[j] - min;
     }
   }
 }
