@@ -110,12 +110,14 @@ static inline void kq_unpack_q6_k(const void *block, kq_unpacked *u) {
   /* weight 128h + 32c + l: a nibble of ql[64h + 32(c % 2) + l] (low for
    * c < 2) and bits 2c, 2c + 1 of qh[32h + l] above it, minus 32 */
   for (size_t h = 0; h < 2; h++)
-    for (size_t c = 0; c < 4; c++)
-      for (size_t l = 0; l < 32; l++) {
-        const uint8_t low = b->ql[64 * h + 32 * (c % 2) + l], high = b->qh[32 * h + l];
-        const int32_t q = (c < 2 ? low & 15 : low >> 4) | ((high >> (2 * c)) & 3) << 4;
-        u->q[128 * h + 32 * c + l] = q - 32;
-      }
+    for (size_t l = 0; l < 32; l++) {
+      const int32_t a = b->ql[64 * h + l], c = b->ql[64 * h + 32 + l], high = b->qh[32 * h + l];
+      int32_t *q = u->q + 128 * h + l;
+      q[0] = ((a & 15) | (high & 3) << 4) - 32;
+      q[32] = ((c & 15) | ((high >> 2) & 3) << 4) - 32;
+      q[64] = ((a >> 4) | ((high >> 4) & 3) << 4) - 32;
+      q[96] = ((c >> 4) | ((high >> 6) & 3) << 4) - 32;
+    }
 }
 
 /* The dot product of one row with x in Q8_K (the contract of every
