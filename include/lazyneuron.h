@@ -21,7 +21,9 @@
  *
  * Threading rules: every function may be called from any thread. An
  * lzn_model is read-only once loaded and may be shared by any number of
- * threads and contexts. An lzn_context (KV cache, scratch, statistics) must be
+ * threads and contexts (the one exception, internal and safe from any
+ * thread: the AUTO costs its first contexts measured, kept for the next
+ * ones). An lzn_context (KV cache, scratch, statistics) must be
  * used by one thread at a time. n_threads in the params is the number of
  * threads one call may use: the calling thread and n_threads - 1 workers
  * the context keeps (they spin briefly after a call, then sleep). Work is
