@@ -7,14 +7,7 @@
 #include "kernels/x86/vec_avx2.h"
 #include "kernels/x86/q4_k_avx2.h"
 #include "kernels/generic/qrows.h"
-#include "kernels/ref/kquant.h"
-
-/* to_f32: the reference's loops (ref/kquant.h) compiled for this ISA, where
- * they vectorize: the same products in the same order (no contraction in
- * ISO C), so the reference's bits. Loading a file widens W_down with it. */
-static void q4_k_to_f32(float *dst, const void *src, size_t d) {
-  kq_to_f32(dst, src, d, sizeof(lzn_block_q4_k), kq_unpack_q4_k);
-}
+#include "kernels/ref/kquant.h" /* to_f32: the reference's loops, vectorized */
 
 void lzn_install_avx2_q4_k(lzn_kernel_table *t);
 void lzn_install_avx2_q4_k(lzn_kernel_table *t) {
@@ -24,5 +17,5 @@ void lzn_install_avx2_q4_k(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q4_K].axpy_rows_q8, LZN_ISA_AVX2, qr_axpy_rows);
   LZN_SET(t->type[LZN_WEIGHTS_Q4_K].dot_rows, LZN_ISA_AVX2, qr_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_Q4_K].gemv, LZN_ISA_AVX2, qr_gemv);
-  LZN_SET(t->type[LZN_WEIGHTS_Q4_K].to_f32, LZN_ISA_AVX2, q4_k_to_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_K].to_f32, LZN_ISA_AVX2, kq_q4_k_to_f32);
 }

@@ -196,6 +196,19 @@ static inline void kq_to_f32(float *dst, const void *src, size_t d, size_t block
   }
 }
 
+/* to_f32 of each type, for the table: the reference's, and each ISA's (the
+ * same loops compiled with its flags, where they vectorize: the same
+ * products in the same order, no contraction in ISO C, so the same bits). */
+static inline void kq_q4_k_to_f32(float *dst, const void *src, size_t d) {
+  kq_to_f32(dst, src, d, sizeof(lzn_block_q4_k), kq_unpack_q4_k);
+}
+static inline void kq_q5_k_to_f32(float *dst, const void *src, size_t d) {
+  kq_to_f32(dst, src, d, sizeof(lzn_block_q5_k), kq_unpack_q5_k);
+}
+static inline void kq_q6_k_to_f32(float *dst, const void *src, size_t d) {
+  kq_to_f32(dst, src, d, sizeof(lzn_block_q6_k), kq_unpack_q6_k);
+}
+
 /* --------------------------------------------------- the quantizer, step 1 */
 
 /* Candidate grids on each side of the spanning one, 0.1 step apart. */

@@ -33,9 +33,6 @@ static void scalar_q4_k_gemv(float *out, const void *w, size_t row_bytes, size_t
 static void scalar_q4_k_from_f32(void *dst, const float *src, size_t d) {
   kq_for_each_block(dst, sizeof(lzn_block_q4_k), src, d, q4_k_quantize_block);
 }
-static void scalar_q4_k_to_f32(float *dst, const void *src, size_t d) {
-  kq_to_f32(dst, src, d, sizeof(lzn_block_q4_k), kq_unpack_q4_k);
-}
 
 void lzn_install_ref_q4_k(lzn_kernel_table *t);
 void lzn_install_ref_q4_k(lzn_kernel_table *t) {
@@ -47,5 +44,5 @@ void lzn_install_ref_q4_k(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q4_K].dot_rows, LZN_ISA_SCALAR, scalar_q4_k_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_Q4_K].gemv, LZN_ISA_SCALAR, scalar_q4_k_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_Q4_K].from_f32, LZN_ISA_SCALAR, scalar_q4_k_from_f32);
-  LZN_SET(t->type[LZN_WEIGHTS_Q4_K].to_f32, LZN_ISA_SCALAR, scalar_q4_k_to_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_Q4_K].to_f32, LZN_ISA_SCALAR, kq_q4_k_to_f32);
 }

@@ -36,9 +36,6 @@ static void scalar_q5_k_gemv(float *out, const void *w, size_t row_bytes, size_t
 static void scalar_q5_k_from_f32(void *dst, const float *src, size_t d) {
   kq_for_each_block(dst, sizeof(lzn_block_q5_k), src, d, q5_k_quantize_block);
 }
-static void scalar_q5_k_to_f32(float *dst, const void *src, size_t d) {
-  kq_to_f32(dst, src, d, sizeof(lzn_block_q5_k), kq_unpack_q5_k);
-}
 
 void lzn_install_ref_q5_k(lzn_kernel_table *t);
 void lzn_install_ref_q5_k(lzn_kernel_table *t) {
@@ -50,5 +47,5 @@ void lzn_install_ref_q5_k(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].dot_rows, LZN_ISA_SCALAR, scalar_q5_k_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].gemv, LZN_ISA_SCALAR, scalar_q5_k_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].from_f32, LZN_ISA_SCALAR, scalar_q5_k_from_f32);
-  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].to_f32, LZN_ISA_SCALAR, scalar_q5_k_to_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].to_f32, LZN_ISA_SCALAR, kq_q5_k_to_f32);
 }

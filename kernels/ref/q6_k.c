@@ -37,9 +37,6 @@ static void scalar_q6_k_gemv(float *out, const void *w, size_t row_bytes, size_t
 static void scalar_q6_k_from_f32(void *dst, const float *src, size_t d) {
   kq_for_each_block(dst, sizeof(lzn_block_q6_k), src, d, q6_k_quantize_block);
 }
-static void scalar_q6_k_to_f32(float *dst, const void *src, size_t d) {
-  kq_to_f32(dst, src, d, sizeof(lzn_block_q6_k), kq_unpack_q6_k);
-}
 
 void lzn_install_ref_q6_k(lzn_kernel_table *t);
 void lzn_install_ref_q6_k(lzn_kernel_table *t) {
@@ -51,5 +48,5 @@ void lzn_install_ref_q6_k(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q6_K].dot_rows, LZN_ISA_SCALAR, scalar_q6_k_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_Q6_K].gemv, LZN_ISA_SCALAR, scalar_q6_k_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_Q6_K].from_f32, LZN_ISA_SCALAR, scalar_q6_k_from_f32);
-  LZN_SET(t->type[LZN_WEIGHTS_Q6_K].to_f32, LZN_ISA_SCALAR, scalar_q6_k_to_f32);
+  LZN_SET(t->type[LZN_WEIGHTS_Q6_K].to_f32, LZN_ISA_SCALAR, kq_q6_k_to_f32);
 }

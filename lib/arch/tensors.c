@@ -210,20 +210,21 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
                                    : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
   for (int64_t c0 = 0; s == LZN_OK && c0 < cols; c0 += tile_rows) {
     const int64_t n = cols - c0 < tile_rows ? cols - c0 : tile_rows;
-    if (!runs) {
+    if (!runs) { /* an element type: read in place */
       for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < n; c++) tile[c * rows + r] = lzn_wtype_element(t->dtype, t->data, (size_t)(r * cols + c0 + c));
-    }
-    /* TRANSPOSE_RUNS stored rows at a time, so that each output row takes
-     * them as one cache line. c0 and n are whole blocks (check_fits). */
-    for (int64_t r0 = 0; runs && r0 < rows; r0 += TRANSPOSE_RUNS) {
-      const int64_t nr = rows - r0 < TRANSPOSE_RUNS ? rows - r0 : TRANSPOSE_RUNS;
-      for (int64_t k = 0; k < nr; k++) {
-        const char *src = (const char *)t->data + (size_t)(r0 + k) * stored_row_bytes + lzn_wtype_row_bytes(t->dtype, (size_t)c0);
-        b->kernels->type[t->dtype].to_f32.fn(runs + k * tile_rows, src, (size_t)n);
+    } else { /* TRANSPOSE_RUNS stored rows at a time, so that each output
+              * row takes them as one cache line; c0 and n are whole blocks
+              * (check_fits) */
+      for (int64_t r0 = 0; r0 < rows; r0 += TRANSPOSE_RUNS) {
+        const int64_t nr = rows - r0 < TRANSPOSE_RUNS ? rows - r0 : TRANSPOSE_RUNS;
+        for (int64_t k = 0; k < nr; k++) {
+          const char *src = (const char *)t->data + (size_t)(r0 + k) * stored_row_bytes + lzn_wtype_row_bytes(t->dtype, (size_t)c0);
+          b->kernels->type[t->dtype].to_f32.fn(runs + k * tile_rows, src, (size_t)n);
+        }
+        for (int64_t c = 0; c < n; c++)
+          for (int64_t k = 0; k < nr; k++) tile[c * rows + r0 + k] = runs[k * tile_rows + c];
       }
-      for (int64_t c = 0; c < n; c++)
-        for (int64_t k = 0; k < nr; k++) tile[c * rows + r0 + k] = runs[k * tile_rows + c];
     }
     for (int64_t c = 0; s == LZN_OK && c < n; c++)
       s = write_row(b, t, name, c0 + c, type, tile + c * rows, (size_t)rows,
