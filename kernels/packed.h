@@ -1,7 +1,8 @@
 /*
  * packed.h: the packed layout of a Q8_0 or Q4_0 matrix that is only ever
  * read whole (attention's q, k, v, o; the LM head; a gate with no
- * predictor), and the slot that reads it. Private.
+ * predictor), and the slot that reads it. Private. (A K-quant matrix is
+ * packed as Q8_0 rows, requantized by linalg/pack.c.)
  *
  * Why: rows as they lie serve every use (a GEMV, gathered rows, a gemm),
  * but a gemm of a few tokens on them is compute-bound: each (row, token)

@@ -259,7 +259,7 @@ static void check_packed(const lzn_kernel_table *k, test_rng *r, lzn_weight_type
   lzn_matrix rows = lzn_matrix_make(type, w.mem.data, (int64_t)f, (int64_t)d);
   ck_assert(lzn_pack_supported(k, &rows));
   guarded packed_mem = guarded_alloc(lzn_pack_bytes(&rows));
-  lzn_pack_rows(&rows, packed_mem.data);
+  ck_assert_int_eq(lzn_pack_rows(k, &rows, packed_mem.data), LZN_OK);
   rows.packed = packed_mem.data;
   ck_assert(!lzn_pack_supported(k, &rows)); /* packed once */
   const size_t out_stride = f + 3;
@@ -309,6 +309,78 @@ static void packed_type(lzn_weight_type type, uint64_t seed) {
 START_TEST(packed_gemm_matches_reference) { packed_type(types[_i], 0x9ac4u + (uint64_t)_i); }
 END_TEST
 
+/* A K-quant matrix packs as Q8_0 (linalg/pack.h): rows requantized from
+ * their fp32 values, so each product may move from the exact one on the
+ * K-quant's own weights by at most half a Q8_0 step per weight (a block's
+ * largest |w| / 254, its fp16 scale rounded up by 1/1024) times |x|, plus
+ * the Q8_0 product's own bound. A wrong row, block, scale or token is off
+ * by a sizeable part of sum |w x|. */
+static void check_packed_kquant(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, size_t f, size_t d,
+                                size_t m) {
+  matrix w = make_matrix(r, type, f, d);
+  tokens_x x = make_x(r, LZN_WEIGHTS_Q8_0, m, d);
+  lzn_matrix rows = lzn_matrix_make(type, w.mem.data, (int64_t)f, (int64_t)d);
+  ck_assert_int_eq(lzn_pack_type(type), LZN_WEIGHTS_Q8_0);
+  ck_assert(lzn_pack_supported(k, &rows));
+  ck_assert_uint_eq(lzn_pack_bytes(&rows), (f + 15) / 16 * 16 * lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, d));
+  guarded packed_mem = guarded_alloc(lzn_pack_bytes(&rows));
+  ck_assert_int_eq(lzn_pack_rows(k, &rows, packed_mem.data), LZN_OK);
+  const size_t out_stride = f + 3;
+  guarded out_mem = guarded_alloc(m * out_stride * sizeof(float));
+  float *out = out_mem.data;
+  for (size_t i = 0; i < m * out_stride; i++) out[i] = -7.0f;
+  k->gemm[LZN_WEIGHTS_Q8_0].packed.fn(out, out_stride, packed_mem.data, d, f, x.mem.data, x.stride, m);
+  for (size_t t = 0; t < m; t++)
+    for (size_t i = 0; i < f; i++) {
+      const float *wi = w.wide + i * d, *xt = x.wide + t * d;
+      double exact = 0.0, requant = 0.0;
+      for (size_t b = 0; b < d; b += LZN_QK) {
+        double amax = 0.0, sum_x = 0.0;
+        for (size_t j = b; j < b + LZN_QK; j++) {
+          amax = fmax(amax, fabs(wi[j]));
+          sum_x += fabs(xt[j]);
+          exact += (double)wi[j] * xt[j];
+        }
+        requant += amax / 254.0 * (1.0 + 1.0 / 1024.0) * sum_x;
+      }
+      const double bound = requant + 1.5 * dot_bound(LZN_WEIGHTS_Q8_0, wi, xt, d);
+      const double got = out[t * out_stride + i];
+      if (!(fabs(got - exact) <= bound))
+        ck_abort_msg("%s packed as Q8_0 f=%zu d=%zu m=%zu: out[%zu][%zu] = %.9g, exact %.9g (bound %.3g)",
+                     lzn_wtype_name(type), f, d, m, t, i, got, exact, bound);
+    }
+  for (size_t t = 0; t + 1 < m; t++)
+    for (size_t i = f; i < out_stride; i++)
+      ck_assert_msg(out[t * out_stride + i] == -7.0f, "%s packed gemm wrote past its rows", lzn_wtype_name(type));
+  free(x.wide);
+  guarded_free(&x.mem);
+  guarded_free(&out_mem);
+  guarded_free(&packed_mem);
+  free_matrix(&w);
+}
+
+static const lzn_weight_type kquants[] = {LZN_WEIGHTS_Q4_K, LZN_WEIGHTS_Q5_K, LZN_WEIGHTS_Q6_K};
+#define N_KQUANTS (sizeof kquants / sizeof kquants[0])
+
+/* Whole and partial groups of 16 rows, one and two super-blocks a row,
+ * tiles of 8, 4, 2 and 1 tokens and their mixes. */
+START_TEST(kquant_packs_as_q8_0) {
+  const lzn_kernel_table *k = active_kernels();
+  if (k->gemm[LZN_WEIGHTS_Q8_0].packed.fn == NULL) return; /* no packed kernel below AVX512-VNNI */
+  test_rng r = {0x5eedu + (uint64_t)_i};
+  static const size_t f_rows[] = {1, 15, 17, 33};
+  static const size_t cols[] = {256, 512};
+  static const size_t m_tokens[] = {1, 3, 8, 9};
+  for (size_t fi = 0; fi < sizeof f_rows / sizeof f_rows[0]; fi++)
+    for (size_t ci = 0; ci < sizeof cols / sizeof cols[0]; ci++)
+      for (size_t mi = 0; mi < sizeof m_tokens / sizeof m_tokens[0]; mi++)
+        check_packed_kquant(k, &r, kquants[_i], f_rows[fi], cols[ci], m_tokens[mi]);
+  /* Only the types the pack knows: F16 has no packed copy. */
+  const lzn_matrix f16 = lzn_matrix_make(LZN_WEIGHTS_F16, &r, 1, 256);
+  ck_assert(!lzn_pack_supported(k, &f16));
+}
+END_TEST
+
 START_TEST(gemm_matches_reference) { gemm_type(types[_i], 0x6e11u + (uint64_t)_i); }
 END_TEST
 
@@ -345,6 +417,7 @@ static Suite *gemm_suite(void) {
   tcase_add_loop_test(tc, gemm_matches_reference, 0, (int)N_TYPES);
   tcase_add_loop_test(tc, axpy_gemm_matches_reference, 0, (int)N_TYPES);
   tcase_add_loop_test(tc, packed_gemm_matches_reference, 0, (int)N_TYPES);
+  tcase_add_loop_test(tc, kquant_packs_as_q8_0, 0, (int)N_KQUANTS);
   suite_add_tcase(s, tc);
   return s;
 }

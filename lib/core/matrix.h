@@ -14,7 +14,8 @@
  * cols) (block types: the last block of a row padded). data NULL means the
  * model has no such matrix.
  * packed: NULL, or a second copy of the same rows in groups of 16
- * (kernels/packed.h; Q8_0, Q4_0, made at load: model/pack_model.c), which
+ * (kernels/packed.h; Q8_0, Q4_0, or a K-quant's rows requantized to Q8_0:
+ * linalg/pack.h; made at load: model/pack_model.c), which
  * batches of tokens read instead of the rows (linalg/linear.c); one token
  * and gathered rows always read the rows. */
 typedef struct lzn_matrix {

@@ -10,6 +10,7 @@
 
 #include "core/errors.h"
 #include "core/wtype.h"
+#include "linalg/pack.h"
 
 /* Rows per item: enough that an item amortizes its tokens' loads, few
  * enough that two threads get several items each on a d_model of 4096. */
@@ -99,18 +100,18 @@ static void packed_item(void *arg, int item, int thread) {
   const size_t i0 = (size_t)item * GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS, rows = (size_t)j->w->rows;
   const size_t n = rows - i0 < GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS ? rows - i0
                                                                           : GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS;
-  const void *w = (const char *)j->w->packed + i0 * j->w->row_bytes; /* a group is 16 rows' bytes */
+  const void *w = (const char *)j->w->packed + i0 * lzn_pack_row_bytes(j->w); /* a group is 16 rows' bytes */
   j->fn(j->out + i0, j->out_stride, w, (size_t)j->w->cols, n, j->x, j->x_stride, j->m);
 }
 
 int lzn_gemm_can_pack_read(const lzn_exec *ex, const lzn_matrix *w) {
-  return w->packed != NULL && ex->kernels->gemm[w->type].packed.fn != NULL;
+  return w->packed != NULL && ex->kernels->gemm[lzn_pack_type(w->type)].packed.fn != NULL;
 }
 
 lzn_status lzn_gemm_packed(lzn_exec *ex, float *out, size_t out_stride, const float *x, const lzn_matrix *w,
                            int64_t m) {
   if (w->rows == 0 || m <= 0) return LZN_OK;
-  packed_job job = {ex->kernels->gemm[w->type].packed.fn, out, out_stride, w, NULL, 0, (size_t)m};
+  packed_job job = {ex->kernels->gemm[lzn_pack_type(w->type)].packed.fn, out, out_stride, w, NULL, 0, (size_t)m};
   const lzn_status s = tokens_as(ex, LZN_WEIGHTS_Q8_0, x, (size_t)w->cols, m, &job.x, &job.x_stride);
   if (s != LZN_OK) return s;
   const size_t per_item = GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS;

@@ -1,19 +1,35 @@
 /*
- * pack.c: a Q8_0 / Q4_0 matrix into kernels/packed.h's layout. Plain C:
- * it runs once per matrix at load, bound by reading the rows.
+ * pack.c: a Q8_0 / Q4_0 matrix, or a K-quant one requantized to Q8_0, into
+ * kernels/packed.h's layout. Plain C around the table's conversions: it
+ * runs once per matrix at load, bound by reading the rows.
  */
 #include "linalg/pack.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+static int is_kquant(lzn_weight_type type) {
+  return type == LZN_WEIGHTS_Q4_K || type == LZN_WEIGHTS_Q5_K || type == LZN_WEIGHTS_Q6_K;
+}
+
+lzn_weight_type lzn_pack_type(lzn_weight_type type) {
+  return type == LZN_WEIGHTS_Q4_0 ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
+}
+
 int lzn_pack_supported(const lzn_kernel_table *k, const lzn_matrix *w) {
-  const int block_type = w->type == LZN_WEIGHTS_Q8_0 || w->type == LZN_WEIGHTS_Q4_0;
-  return block_type && w->packed == NULL && w->data != NULL && k->gemm[w->type].packed.fn != NULL;
+  if (w->packed != NULL || w->data == NULL) return 0;
+  if (w->type == LZN_WEIGHTS_Q8_0 || w->type == LZN_WEIGHTS_Q4_0) return k->gemm[w->type].packed.fn != NULL;
+  return is_kquant(w->type) && k->gemm[LZN_WEIGHTS_Q8_0].packed.fn != NULL && k->type[w->type].to_f32.fn != NULL &&
+         k->type[LZN_WEIGHTS_Q8_0].from_f32.fn != NULL;
+}
+
+size_t lzn_pack_row_bytes(const lzn_matrix *w) {
+  return lzn_wtype_row_bytes(lzn_pack_type(w->type), (size_t)w->cols);
 }
 
 size_t lzn_pack_bytes(const lzn_matrix *w) {
   const size_t groups = ((size_t)w->rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS;
-  return groups * LZN_PACK_ROWS * w->row_bytes;
+  return groups * LZN_PACK_ROWS * lzn_pack_row_bytes(w);
 }
 
 /* Row r (< 16) of a group of n_blocks blocks, from one row of blocks (NULL:
@@ -40,13 +56,34 @@ static void pack_row(lzn_weight_type type, uint8_t *group, size_t n_blocks, int 
   }
 }
 
-void lzn_pack_rows(const lzn_matrix *w, void *dst) {
-  const size_t n_blocks = (size_t)(w->cols + LZN_QK - 1) / LZN_QK;
-  const size_t group_bytes = LZN_PACK_ROWS * w->row_bytes;
+lzn_status lzn_pack_rows(const lzn_kernel_table *k, const lzn_matrix *w, void *dst) {
+  const lzn_weight_type type = lzn_pack_type(w->type);
+  const size_t cols = (size_t)w->cols, n_blocks = (cols + LZN_QK - 1) / LZN_QK;
+  const size_t group_bytes = LZN_PACK_ROWS * lzn_pack_row_bytes(w);
   const size_t groups = ((size_t)w->rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS;
+  /* A K-quant row on its way: fp32, then Q8_0 as the pack reads it. */
+  float *wide = NULL;
+  void *requantized = NULL;
+  if (type != w->type) {
+    wide = malloc(cols * sizeof *wide);
+    requantized = malloc(lzn_pack_row_bytes(w));
+    if (wide == NULL || requantized == NULL) {
+      free(wide), free(requantized);
+      return lzn_fail(LZN_ERR_NOMEM, "out of memory packing a %lld x %lld matrix", (long long)w->rows,
+                      (long long)w->cols);
+    }
+  }
   for (size_t g = 0; g < groups; g++)
     for (int r = 0; r < LZN_PACK_ROWS; r++) {
       const int64_t row = (int64_t)(g * LZN_PACK_ROWS) + r;
-      pack_row(w->type, (uint8_t *)dst + g * group_bytes, n_blocks, r, row < w->rows ? lzn_matrix_row(w, row) : NULL);
+      const void *src = row < w->rows ? lzn_matrix_row(w, row) : NULL;
+      if (src != NULL && requantized != NULL) {
+        k->type[w->type].to_f32.fn(wide, src, cols);
+        k->type[LZN_WEIGHTS_Q8_0].from_f32.fn(requantized, wide, cols);
+        src = requantized;
+      }
+      pack_row(type, (uint8_t *)dst + g * group_bytes, n_blocks, r, src);
     }
+  free(wide), free(requantized);
+  return LZN_OK;
 }

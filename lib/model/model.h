@@ -7,7 +7,7 @@
  * down_t [d_ff][d_model], so the d_model weights that one neuron feeds are
  * one contiguous row and an inactive neuron's row is never read. Every other
  * matrix keeps nn.Linear's [out][in] layout, which the GEMV reads fastest;
- * the Q8_0/Q4_0 ones a batch reads whole may also have a packed copy
+ * the Q8_0/Q4_0/K-quant ones a batch reads whole may also have a packed copy
  * (lzn_matrix.packed, made by pack_model.c) for the products of many tokens.
  */
 #ifndef LZN_MODEL_H
