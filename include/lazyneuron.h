@@ -278,10 +278,10 @@ typedef struct lzn_model_params {
    * lzn_forward_batch) reads whole: attention's q, k, v, o, the LM head,
    * and the gate of a layer without a predictor, then, for a model whose
    * MLP is dense (SiLU), up and down. K-quant (Q4_K, Q5_K, Q6_K) matrices
-   * of the first group are copied requantized to Q8_0 (a
-   * 7B-shape Q4_K prompt of 128 tokens 1.5-2x faster; ~3.7 GiB on
-   * LLaMA-7B, made at load: 13-16 s on a VM whose first touch of memory
-   * costs ~3 s per GiB, against 0.5 s without them). Rows in groups of 16 so that one
+   * of the first group are copied requantized to Q8_0 (a 7B-shape Q4_K
+   * prompt of 128 tokens 1.5-2x faster; ~3.7 GiB on LLaMA-7B, made at
+   * load: 13-16 s on a VM whose first touch of memory costs ~3 s per GiB,
+   * against 0.5 s without them). Rows in groups of 16 so that one
    * int8 dot product serves 16 rows (a batched decode step of 8 on a
    * LLaMA-7B Q4_0: 2.2x faster; a dense prompt 1.44x faster with up and
    * down packed too; bench/RESULTS.md). Copies: the rows stay (one token

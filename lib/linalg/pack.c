@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A K-quant: a weight type whose x is Q8_K super-blocks (core/wtype.h). */
 static int is_kquant(lzn_weight_type type) {
-  return type == LZN_WEIGHTS_Q4_K || type == LZN_WEIGHTS_Q5_K || type == LZN_WEIGHTS_Q6_K;
+  return lzn_wtype_valid(type) && lzn_wtype_dot_type(type) == LZN_WTYPE_Q8_K;
 }
 
 lzn_weight_type lzn_pack_type(lzn_weight_type type) {
