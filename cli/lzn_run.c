@@ -43,6 +43,7 @@ typedef struct options {
   int n_threads, n_ctx, predictor, interactive, escapes, seed_random;
   lzn_mlp_mode mode;
   lzn_weight_type type;
+  size_t pack_budget; /* lzn_model_params.pack_budget (SIZE_MAX: all) */
   lzn_sampler_params sampling;
 } options;
 
@@ -82,6 +83,8 @@ static void usage(FILE *out) {
           "      --type T             weights: %s (default\n"
           "                           as-stored: F32/F16/BF16 and GGUF types used as stored)\n"
           "      --predictor on|off   the model's activation predictor, if it has one (default on)\n"
+          "      --pack-budget MIB    MiB of packed weight copies made at load for prompts\n"
+          "                           (default: all the model has; 0: none, the least memory)\n"
           "  -h, --help               this help\n"
           "      --version            the version\n"
           "Exit status: 0 done; 1 the model, the prompt or the output failed; 2 a usage error.\n",
@@ -146,7 +149,7 @@ static options parse(int argc, char **argv) {
   options o;
   memset(&o, 0, sizeof o);
   o.n_predict = 128, o.n_threads = lzn_default_thread_count(), o.mode = LZN_MLP_AUTO;
-  o.type = LZN_WEIGHTS_AS_STORED, o.predictor = 1, o.seed_random = 1;
+  o.type = LZN_WEIGHTS_AS_STORED, o.predictor = 1, o.seed_random = 1, o.pack_budget = SIZE_MAX;
   o.sampling = lzn_sampler_default_params();
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -167,7 +170,8 @@ static options parse(int argc, char **argv) {
     static const char *const with_value[] = {
         "-m", "--model", "-p", "--prompt", "-f", "--file", "-n", "--n-predict", "-c", "--ctx-size",
         "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p", "--min-p",
-        "--repeat-penalty", "--repeat-last-n", "--mode", "--type", "--predictor", "--chat-template"};
+        "--repeat-penalty", "--repeat-last-n", "--mode", "--type", "--predictor", "--chat-template",
+        "--pack-budget"};
     int known = 0;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error(a, NULL, "unknown option");
@@ -201,6 +205,8 @@ static options parse(int argc, char **argv) {
       if (strchr(v, '{') == NULL && lzn_chat_template_name(v) == NULL)
         usage_error(a, v, "expected chatml, llama2, llama3, mistral, zephyr, phi3, vicuna, gemma or a template's text");
       o.chat_template = v;
+    } else if (IS(NULL, "--pack-budget")) {
+      o.pack_budget = (size_t)parse_int(a, v, 0, 1L << 30) << 20;
     } else if (IS(NULL, "--predictor")) {
       if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) usage_error(a, v, "expected on or off");
       o.predictor = strcmp(v, "on") == 0;
@@ -663,8 +669,11 @@ int main(int argc, char **argv) {
   char *prompt = read_prompt(&o, &prompt_len);
   if (prompt == NULL) return fail("reading the prompt", LZN_ERR_NOMEM);
 
-  lzn_model_params mp = lzn_model_default_params();
-  mp.weight_type = o.type;
+  /* params_init, not the by-value defaults: those are the 0.3 struct, which
+   * has no pack_budget. */
+  lzn_model_params mp;
+  lzn_model_params_init(&mp, sizeof mp);
+  mp.weight_type = o.type, mp.pack_budget = o.pack_budget;
   lzn_model *model = NULL;
   run r;
   memset(&r, 0, sizeof r);
@@ -699,10 +708,10 @@ int main(int argc, char **argv) {
   }
   r.vocab = info.vocab_size, r.n_ctx = o.n_ctx ? o.n_ctx : info.max_positions;
   const double load_s = now() - t_load;
-  fprintf(stderr, "lzn-run: %s: %s, %d layers, %s weights (%.1f MB), isa %s, %d thread%s, mode %s, "
-          "predictor %s, context %d, loaded in %.2f s, seed %llu\n",
+  fprintf(stderr, "lzn-run: %s: %s, %d layers, %s weights (%.1f MB; %.1f MB packed), isa %s, %d thread%s, "
+          "mode %s, predictor %s, context %d, loaded in %.2f s, seed %llu\n",
           o.model, info.architecture, info.n_layers, lzn_cli_weight_type_name(info.weight_type),
-          (double)info.weight_bytes / 1e6, lzn_isa_name(), o.n_threads, o.n_threads == 1 ? "" : "s",
+          (double)info.weight_bytes / 1e6, (double)info.packed_bytes / 1e6, lzn_isa_name(), o.n_threads, o.n_threads == 1 ? "" : "s",
           mode_names[o.mode], !info.has_predictor ? "none" : o.predictor ? "on" : "off", r.n_ctx,
           load_s, (unsigned long long)sp.seed);
   r.logits = malloc(sizeof *r.logits * (size_t)info.vocab_size);

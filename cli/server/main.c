@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 
 #include "server.h"
+#include "../weight_names.h"
 
 static void usage(FILE *to, int code) {
   fprintf(to,
@@ -30,8 +32,11 @@ static void usage(FILE *to, int code) {
           "  -c, --ctx-size N         tokens per slot (default 0: the model's maximum)\n"
           "  -t, --threads N          threads per lazyneuron call (default 1)\n"
           "  --mode auto|sparse|dense the MLP's path (default auto)\n"
-          "  --type as-stored|f32|f16|bf16|q8_0|q4_0  weight type in memory (default as-stored)\n"
+          "  --type as-stored|f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k  weight type in memory\n"
+          "                           (default as-stored)\n"
           "  --no-predictor           do not use the model's activation predictor\n"
+          "  --pack-budget MIB        MiB of packed weight copies for prompts and batches\n"
+          "                           (default: all the model has; 0: none, the least memory)\n"
           "  --api-key KEY            every endpoint but /health needs 'Authorization: Bearer KEY'\n"
           "  --max-body BYTES         largest request body (default 4194304; larger: 413)\n"
           "  --queue N                requests that may wait for a slot (default 64; beyond: 503)\n"
@@ -70,7 +75,7 @@ static srv_options parse(int argc, char **argv) {
   o.host = "127.0.0.1", o.port = 8080, o.n_slots = 4, o.n_threads = 1, o.queue_max = 64;
   o.prefill_chunk = 256, o.timeout_s = 600, o.max_connections = 512, o.use_predictor = 1;
   o.reuse_prefix = 1, o.mode = LZN_MLP_AUTO, o.type = LZN_WEIGHTS_AS_STORED, o.max_body = 4u << 20;
-  o.drain_s = 10;
+  o.drain_s = 10, o.pack_budget = SIZE_MAX;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
@@ -96,18 +101,20 @@ static srv_options parse(int argc, char **argv) {
     else if (!strcmp(a, "--slot-save-path")) o.slot_save_path = v;
     else if (!strcmp(a, "--chat-template")) o.chat_template = v;
     else if (!strcmp(a, "--alias")) o.alias = v;
+    else if (!strcmp(a, "--pack-budget")) o.pack_budget = (size_t)parse_int(a, v, 0, 1L << 30) << 20;
     else if (!strcmp(a, "--mode")) {
       if (!strcmp(v, "auto")) o.mode = LZN_MLP_AUTO;
       else if (!strcmp(v, "sparse")) o.mode = LZN_MLP_SPARSE;
       else if (!strcmp(v, "dense")) o.mode = LZN_MLP_DENSE;
       else bad("--mode is auto, sparse or dense");
     } else if (!strcmp(a, "--type")) {
-      static const char *const names[] = {"as-stored", "f32", "f16", "bf16", "q8_0", "q4_0"};
-      int found = -1;
-      for (int k = 0; k < 6; k++)
-        if (!strcmp(v, names[k])) found = k;
-      if (found < 0) bad("--type is as-stored, f32, f16, bf16, q8_0 or q4_0");
-      o.type = (lzn_weight_type)found; /* the enum's values, in this order */
+      /* The library's names, as lzn-run takes them (a list of our own had
+       * stopped at q4_0 while the README offered the K-quants). */
+      if (!lzn_cli_weight_type_from_name(v, &o.type)) {
+        char why[300];
+        snprintf(why, sizeof why, "--type is as-stored, %s", lzn_cli_weight_type_list(1));
+        bad(why);
+      }
     } else {
       fprintf(stderr, "lzn-server: unknown option %s\n", a);
       usage(stderr, 2);
@@ -125,8 +132,11 @@ static srv_options parse(int argc, char **argv) {
 /* The model, its tokenizer and chat template, and the scheduler. */
 static int load(srv_app *app, char error[256]) {
   const srv_options *o = &app->opt;
-  lzn_model_params mp = lzn_model_default_params();
-  mp.weight_type = o->type;
+  /* params_init, not the by-value defaults: those are the 0.3 struct, which
+   * has no pack_budget. */
+  lzn_model_params mp;
+  lzn_model_params_init(&mp, sizeof mp);
+  mp.weight_type = o->type, mp.pack_budget = o->pack_budget;
   lzn_status st = lzn_model_load(o->model_path, &mp, &app->model);
   app->info.struct_size = sizeof app->info, app->tinfo.struct_size = sizeof app->tinfo;
   if (st == LZN_OK) st = lzn_model_get_info(app->model, &app->info);

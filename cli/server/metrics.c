@@ -75,6 +75,10 @@ char *srv_metrics_text(srv_app *app, size_t *len) {
          "sparse one did not.", st.mlp_bytes_saved);
   metric(&t, "mlp_bytes_dense_total", "counter", "MLP weight bytes a dense MLP would have read.",
          st.mlp_bytes_dense);
+  metric(&t, "model_weight_bytes", "gauge", "Bytes of the model's weight matrices (in memory or mapped).",
+         (double)app->info.weight_bytes);
+  metric(&t, "model_packed_bytes", "gauge", "Bytes of the packed copies made at load for prompts and "
+         "batches (--pack-budget).", (double)app->info.packed_bytes);
   add(&t, "# HELP lzn_http_requests_total HTTP responses by status (code \"other\": any other).\n"
           "# TYPE lzn_http_requests_total counter\n");
   for (int i = 0; i < SRV_N_CODES; i++) {

@@ -28,6 +28,7 @@ typedef struct srv_options {
   lzn_mlp_mode mode;
   lzn_weight_type type;
   size_t max_body;
+  size_t pack_budget; /* lzn_model_params.pack_budget: bytes of packed copies (SIZE_MAX: all) */
   double drain_s;
 } srv_options;
 

@@ -4,6 +4,7 @@
                              [-s SEED] [--temp T] [--top-k K] [--top-p P] [--min-p P]
                              [--repeat-penalty R] [--repeat-last-n N]
                              [--mode auto|sparse|dense] [--type T] [--predictor on|off]
+                             [--pack-budget MIB]
 
 The options, defaults and output are lzn-run's (cli/lzn_run.c), step for step: without
 -p or -f the prompt is read from standard input; standard output gets the prompt and
@@ -108,6 +109,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="auto")
     p.add_argument("--type", choices=_types(), default="as-stored")
     p.add_argument("--predictor", choices=["on", "off"], default="on")
+    p.add_argument("--pack-budget", type=_int_in(0, 1 << 30), default=None, metavar="MIB",
+                   help="MiB of packed weight copies made at load for prompts (default: all; 0: none)")
     p.add_argument("--version", action="version", version=f"lzn-run {version()}")
     return p
 
@@ -274,7 +277,8 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     lib = _lib.load()
     t0 = time.perf_counter()
-    with Model(args.model, weight_type=args.type.replace("-", "_")) as model:
+    pack_budget = None if args.pack_budget is None else args.pack_budget << 20
+    with Model(args.model, weight_type=args.type.replace("-", "_"), pack_budget=pack_budget) as model:
         model.tokenizer_info  # no tokenizer: LZN_ERR_UNSUPPORTED before anything else
         predictor = args.predictor == "on"
         with model.context(n_ctx=args.ctx_size, n_threads=args.threads, mlp_mode=args.mode,
@@ -289,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
                 pred = "none" if not i.has_predictor else args.predictor
                 sys.stderr.write(
                     f"{PROG}: {args.model}: {i.architecture}, {i.n_layers} layers, "
-                    f"{i.weight_type} weights ({i.weight_bytes / 1e6:.1f} MB), isa {isa()}, {args.threads} "
+                    f"{i.weight_type} weights ({i.weight_bytes / 1e6:.1f} MB; {i.packed_bytes / 1e6:.1f} MB packed), "
+                    f"isa {isa()}, {args.threads} "
                     f"thread{'' if args.threads == 1 else 's'}, mode {args.mode}, predictor {pred}, "
                     f"context {r.n_ctx}, loaded in {time.perf_counter() - t0:.2f} s, seed {seed}\n")
                 tokens = r.tokens(prompt)

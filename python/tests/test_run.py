@@ -59,6 +59,7 @@ def startup(err):
             key, value = "layers", f.split()[0]
         elif "weights" in f:
             key, value = "weights", f.split()[0]
+            out["packed"] = f.split("; ")[1].split()[0]  # "(X MB; Y MB packed)"
         out[key] = value
     return out
 
@@ -69,6 +70,7 @@ def startup(err):
     ["-n", "40", "--temp", "1.2", "--top-k", "5", "--top-p", "0.9", "--min-p", "0.1",
      "--repeat-penalty", "1.3", "--repeat-last-n", "16", "--seed", "9", "--threads", "2"],
     ["-n", "40", "-s", "2", "--type", "q8_0", "--mode", "sparse", "--predictor", "off"],
+    ["-n", "40", "-s", "3", "--type", "q8_0", "--pack-budget", "0"],
     ["-n", "0"],
     ["-n", "-1", "-c", "40", "-s", "1"],
 ])
@@ -105,7 +107,7 @@ def test_help_goes_to_stdout_with_defaults(runner):
     for option in ["-m", "--model", "-p", "--prompt", "-f", "--file", "-n", "--n-predict", "-c",
                    "--ctx-size", "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p",
                    "--min-p", "--repeat-penalty", "--repeat-last-n", "--mode", "--type",
-                   "--predictor", "-i", "--interactive", "-e", "--escape", "--version"]:
+                   "--predictor", "--pack-budget", "-i", "--interactive", "-e", "--escape", "--version"]:
         assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", text), option
     if runner == "c":  # the defaults, spelled out
         for default in ["default 128", "default 0", "default -1", "default 0.80", "default 40",
@@ -148,6 +150,12 @@ def test_startup_line(runner, tmp_path):
     off = startup(RUNNERS[runner](["-m", TINY, "-p", "x", "-n", "1", "-t", "1",
                                    "--predictor", "off"]).stderr)
     assert off["predictor"] == "off"
+    # F32 has no packed copies; Q8_0 has them where the CPU has AVX512-VNNI, none with a budget of 0.
+    assert off["packed"] == "0.0"
+    unpacked = startup(RUNNERS[runner](["-m", TINY, "-p", "x", "-n", "1", "-t", "1", "--type", "q8_0",
+                                        "--pack-budget", "0"]).stderr)
+    assert unpacked["packed"] == "0.0" and float(fields["packed"]) >= 0
+    assert (float(fields["packed"]) > 0) == (fields["isa"] == "avx512vnni")
     llama = startup(RUNNERS[runner](["-m", LLAMA, "-p", "x", "-n", "1", "-t", "1"]).stderr)
     assert llama["predictor"] == "on" and llama["arch"] == "llama"  # it ships one
     bare = tmp_path / "tiny-llama"  # the same model without its predictor
@@ -262,6 +270,8 @@ USAGE_ERRORS = [  # arguments after -m TINY, what stderr names
     (["-p", "x", "--mode", "fast"], "--mode"),
     (["-p", "x", "--type", "q2"], "--type"),
     (["-p", "x", "--predictor", "maybe"], "--predictor"),
+    (["-p", "x", "--pack-budget", "-1"], "--pack-budget"),
+    (["-p", "x", "--pack-budget", "lots"], "--pack-budget"),
     (["-f", "/tmp"], "-f /tmp: is a directory"),
     (["-p", "x", "-f", "y"], "-f"),
 ]

@@ -217,6 +217,49 @@ def test_health_models_metrics(server):
         assert "\n" + name + " " in "\n" + body, name
 
 
+def metric_value(body, name):
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def packs_on_this_cpu():
+    """Packed copies need the AVX512-VNNI kernels (lzn_model_params.pack_budget)."""
+    isa_list = os.path.join(os.path.dirname(SERVER), "lzn-isa-list")
+    return "avx512vnni" in subprocess.run([isa_list], capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.parametrize("args,packs", [(["--type", "q8_0", "--pack-budget", "0"], False),
+                                        (["--type", "q8_0"], True), (["--type", "f16"], False)])
+def test_type_and_pack_budget(args, packs):
+    """--pack-budget 0 makes no packed copies; /metrics says what was made.
+    (The tiny models' rows of 128 weights cannot hold a K-quant's 256-weight
+    super-blocks; test_bad_options_are_usage_errors checks --type names them.)"""
+    s = Server("tiny-opt", "--slots", "2", *args)
+    try:
+        status, body = curl(s.url, "/metrics")
+        assert status == 200, body
+        assert metric_value(body, "lzn_model_weight_bytes") > 0
+        packed = metric_value(body, "lzn_model_packed_bytes")
+        if packs and packs_on_this_cpu():
+            assert packed > 0, body
+        else:
+            assert packed == 0, body
+        status, body = curl(s.url, "/v1/completions", completion_request("Once upon a time", 8))
+        assert status == 200 and json.loads(body)["usage"]["completion_tokens"] == 8, body
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("args,says", [(["--type", "q9_9"], "q4_k"), (["--pack-budget", "-1"], "--pack-budget"),
+                                       (["--pack-budget", "lots"], "--pack-budget")])
+def test_bad_options_are_usage_errors(args, says):
+    out = subprocess.run([SERVER, "-m", MODELS["tiny-opt"], "--port", "0", *args], capture_output=True,
+                         text=True, timeout=30 * SLOW)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize("chat", [False, True])
 @pytest.mark.parametrize("stream", [False, True])
 def test_curl_replies_equal_the_library_alone(server, chat, stream):
