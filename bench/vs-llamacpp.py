@@ -3,7 +3,8 @@
 
 usage: bench/vs-llamacpp.py LLAMACPP_DIR [--types q4_0,q8_0] [--mixes q4_k_m,q4_0]
            [--densities 10,15,33] [--threads 1,2] [--tests tg32,pp128,pp512] [--batch 1,2,4,8]
-           [--rounds 3] [--layers 32] [--work DIR] [--predictor] [--build build]
+           [--rounds 3] [--layers 32] [--work DIR] [--predictor [--predictor-types f16,q8_0]]
+           [--build build]
            [--anchors ../shared/anchors] [--dry-run]
 
 LLAMACPP_DIR is what ../shared/anchors/build_llamacpp.sh made: bin/llama-bench,
@@ -29,6 +30,8 @@ llama.cpp's. --predictor adds lazyneuron sparse with an exact low-rank
 predictor (predicted set 2x the active set) on `lzn-bench model --synthetic
 relullama-7b` of the same shape and type: a model built in memory, not the
 file (a predictor needs a gate it can predict; random weights have none).
+--predictor-types gives its matrices' types, a row each (default f16, as a
+PowerInfer GGUF may carry it; q8_0 reads half its bytes).
 
 --batch N,...: batched decode as well: llama.cpp's llama-batched-bench (-npp 128
 -ntg 32 -npl N,...; its speed_tg, the aggregate generation t/s of N sequences)
@@ -70,12 +73,15 @@ def parse_args():
     p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "lzn-vs-llamacpp",
                    help="where the GGUF files are made and kept (~13 GiB F16 + each type)")
     p.add_argument("--predictor", action="store_true", help="add sparse + exact predictor rows (synthetic)")
+    p.add_argument("--predictor-types", default="f16",
+                   help="the predictor's matrix types, a row each (lzn-bench --predictor-type; default f16)")
     p.add_argument("--build", type=Path, default=REPO / "build", help="lazyneuron's build folder (lzn-bench)")
     p.add_argument("--anchors", type=Path, default=REPO.parent / "shared" / "anchors")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     a = p.parse_args()
     a.types = [t for t in a.types.split(",") if t]
     a.mixes = [t for t in a.mixes.split(",") if t]
+    a.predictor_types = [t for t in a.predictor_types.split(",") if t]
     a.densities = [float(d) for d in a.densities.split(",")]
     a.threads = [int(t) for t in a.threads.split(",")]
     a.tests = a.tests.split(",")
@@ -241,11 +247,12 @@ def one_round(a, files, record):
                 engine = "lazyneuron dense" if mode == "dense" else "lazyneuron %s @%g %%" % (mode, d)
                 record((type_name, threads), test, engine, ts, dens)
             if a.predictor and type_name in a.types:  # a mix has no one --type for lzn-bench
-                src = ["--synthetic", "relullama-7b", "--layers", str(a.layers), "--type", type_name,
-                       "--density", str(d), "--predictor", "0"]
-                for threads, mode, test, ts, dens in lzn_bench(a, src, ["sparse"], []):
-                    record((type_name, threads), test, "lazyneuron sparse + predictor @%g %% (synthetic)" % d,
-                           ts, dens)
+                for ptype in a.predictor_types:
+                    src = ["--synthetic", "relullama-7b", "--layers", str(a.layers), "--type", type_name,
+                           "--density", str(d), "--predictor", "0", "--predictor-type", ptype]
+                    for threads, mode, test, ts, dens in lzn_bench(a, src, ["sparse"], []):
+                        record((type_name, threads), test,
+                               "lazyneuron sparse + %s predictor @%g %% (synthetic)" % (ptype, d), ts, dens)
 
 
 def table(a, results):
