@@ -95,8 +95,10 @@ int main(int argc, char **argv) {
   /* What a user will do next: load it. Say what it holds. */
   lzn_model *model;
   lzn_model_info info = {.struct_size = sizeof info};
-  lzn_model_params mp = lzn_model_default_params();
+  lzn_model_params mp;
+  lzn_model_params_init(&mp, sizeof mp);
   mp.predictor_path = "";
+  mp.pack_budget = 0; /* a check that it loads: no packed copies for prompts (lzn-run makes those) */
   if ((s = lzn_model_load(out, &mp, &model)) != LZN_OK) {
     fprintf(stderr, "lzn-quantize: %s was written but does not load: %s\n", out, lzn_last_error());
     return 1;
