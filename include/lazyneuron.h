@@ -415,9 +415,7 @@ typedef struct lzn_layer_stats {
 /* The defaults by value, as released: lzn_model_default_params returns the
  * 0.3 struct (struct_size 48), so a field added since (down_t_type,
  * pack_budget) set on its result is IGNORED: the library reads 48 bytes.
- * New code calls lzn_model_params_init (below), which sets every field.
- * (lzn-run, lzn-server and lzn-quantize themselves once set pack_budget on
- * the by-value struct, to no effect.) */
+ * New code calls lzn_model_params_init (below), which sets every field. */
 LZN_API lzn_model_params lzn_model_default_params(void);
 LZN_API lzn_context_params lzn_context_default_params(void);
 
