@@ -60,6 +60,10 @@ static inline size_t lzn_wtype_row_bytes(lzn_weight_type t, size_t d) {
   return (d + b - 1) / b * lzn_wtype_block_bytes(t);
 }
 static inline lzn_weight_type lzn_wtype_dot_type(lzn_weight_type t) { return lzn_weight_traits_table[t].dot_type; }
+/* A K-quant (Q4_K, Q5_K, Q6_K): a weight type whose x is Q8_K super-blocks. */
+static inline int lzn_wtype_is_kquant(lzn_weight_type t) {
+  return lzn_wtype_valid(t) && lzn_wtype_dot_type(t) == LZN_WTYPE_Q8_K;
+}
 
 /* Whether rows of d weights of t are whole blocks: what a matrix kept in
  * a K-quant needs (a row of another length would be padded to whole

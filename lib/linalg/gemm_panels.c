@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/wtype.h"
+#include "linalg/row_f32.h"
 
 /* A panel's bytes: few panels, so few oneDNN calls, each large enough to
  * split well between threads. Measured on the 4-layer opt-1.3b shape's
@@ -62,24 +63,9 @@ typedef struct panel_job {
   float *rows_f32;    /* w->cols floats per thread, on the way to bf16 */
 } panel_job;
 
-/* Row r of w in fp32 at f. A K-quant goes through its SIMD axpy_rows with
- * coefficient 1 on a zeroed row: the same dequantization within the last
- * bit of fp32 (the product's own rounding), and 4-6x faster than its exact
- * to_f32 (one Zen 5 core, AVX-512, ns a weight: Q4_K 0.11 against 0.53,
- * Q6_K 0.12 against 0.78; the scalar reference ~1.7), which cost a 4-layer
- * opt-1.3b Q6_K prompt ~0.8 ms a token. Other types' to_f32 is a plain
- * widening (Q8_0 0.03), or the reference where the ceiling is scalar. */
+/* Row r of w in fp32 at f (linalg/row_f32.h says how, and why). */
 static void row_f32(const panel_job *j, float *f, int64_t r) {
-  static const int32_t first_row = 0;
-  static const float one = 1.0f;
-  const size_t d = (size_t)j->w->cols;
-  const void *row = lzn_matrix_row(j->w, r);
-  if (lzn_wtype_dot_type(j->w->type) != LZN_WTYPE_Q8_K && j->type->to_f32.isa > LZN_ISA_SCALAR) {
-    j->type->to_f32.fn(f, row, d);
-  } else {
-    memset(f, 0, d * sizeof(float));
-    j->type->axpy_rows.fn(f, d, row, j->w->row_bytes, &first_row, &one, 1);
-  }
+  lzn_row_f32(j->type, j->w->type, lzn_matrix_row(j->w, r), (size_t)j->w->cols, f);
 }
 
 static void panel_item(const panel_job *j, int item, int thread) {

@@ -8,10 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A K-quant: a weight type whose x is Q8_K super-blocks (core/wtype.h). */
-static int is_kquant(lzn_weight_type type) {
-  return lzn_wtype_valid(type) && lzn_wtype_dot_type(type) == LZN_WTYPE_Q8_K;
-}
+#include "linalg/row_f32.h"
 
 lzn_weight_type lzn_pack_type(lzn_weight_type type) {
   return type == LZN_WEIGHTS_Q4_0 ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
@@ -20,7 +17,7 @@ lzn_weight_type lzn_pack_type(lzn_weight_type type) {
 int lzn_pack_supported(const lzn_kernel_table *k, const lzn_matrix *w) {
   if (w->packed != NULL || w->data == NULL) return 0;
   if (w->type == LZN_WEIGHTS_Q8_0 || w->type == LZN_WEIGHTS_Q4_0) return k->gemm[w->type].packed.fn != NULL;
-  return is_kquant(w->type) && k->gemm[LZN_WEIGHTS_Q8_0].packed.fn != NULL && k->type[w->type].to_f32.fn != NULL &&
+  return lzn_wtype_is_kquant(w->type) && k->gemm[LZN_WEIGHTS_Q8_0].packed.fn != NULL && k->type[w->type].axpy_rows.fn != NULL &&
          k->type[LZN_WEIGHTS_Q8_0].from_f32.fn != NULL;
 }
 
@@ -79,7 +76,7 @@ lzn_status lzn_pack_rows(const lzn_kernel_table *k, const lzn_matrix *w, void *d
       const int64_t row = (int64_t)(g * LZN_PACK_ROWS) + r;
       const void *src = row < w->rows ? lzn_matrix_row(w, row) : NULL;
       if (src != NULL && requantized != NULL) {
-        k->type[w->type].to_f32.fn(wide, src, cols);
+        lzn_row_f32(&k->type[w->type], w->type, src, cols, wide);
         k->type[LZN_WEIGHTS_Q8_0].from_f32.fn(requantized, wide, cols);
         src = requantized;
       }

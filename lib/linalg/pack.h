@@ -21,7 +21,8 @@ lzn_weight_type lzn_pack_type(lzn_weight_type type);
 
 /* Whether the table can read w packed: a Q8_0, Q4_0 or K-quant matrix,
  * not packed yet, whose packed type has a packed slot (and, for a
- * K-quant, whose type converts to fp32 and Q8_0 from it). */
+ * K-quant, whose rows convert to fp32 (linalg/row_f32.h) and Q8_0 from
+ * it). */
 int lzn_pack_supported(const lzn_kernel_table *k, const lzn_matrix *w);
 
 /* The bytes of w packed: whole groups of 16 rows of its packed type. */
