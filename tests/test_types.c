@@ -19,6 +19,7 @@
 #include "lazyneuron.h"
 #include "model/model.h"
 #include "reference.h"
+#include "testutil.h"
 
 /* Largest |logit - reference| allowed, relative to the fixture's largest
  * |logit|, per type. The reference runs in float64 on the weights as
@@ -245,6 +246,144 @@ START_TEST(unfit_values_name_tensor_and_row) {
 }
 END_TEST
 
+/* A one-layer OPT whose d_model (544) spans several of the transposition's
+ * 256-column segments with a partial last one (lib/arch/tensors.c; the
+ * fixtures' d_model of at most 256 take one), in memory: config.json and
+ * a safetensors file of random F32 weights, fc2 [d][f] at fc2_at. */
+enum { WIDE_D = 544, WIDE_F = 40, WIDE_V = 16, WIDE_POS = 8 };
+typedef struct wide_opt {
+  patched p;
+  const float *fc2; /* in p.weights */
+} wide_opt;
+
+static void make_wide_opt(wide_opt *w, test_rng *rng) {
+  static const char *const config =
+      "{\"model_type\": \"opt\", \"architectures\": [\"OPTForCausalLM\"], \"activation_function\": \"relu\","
+      " \"do_layer_norm_before\": true, \"enable_bias\": true, \"ffn_dim\": 40, \"hidden_size\": 544,"
+      " \"word_embed_proj_dim\": 544, \"max_position_embeddings\": 8, \"num_attention_heads\": 4,"
+      " \"num_hidden_layers\": 1, \"vocab_size\": 16, \"tie_word_embeddings\": true, \"bos_token_id\": 2,"
+      " \"eos_token_id\": 2, \"pad_token_id\": 1}";
+  const struct {
+    const char *name;
+    int64_t d0, d1; /* d1 0: a vector */
+  } tensors[] = {
+      {"model.decoder.embed_tokens.weight", WIDE_V, WIDE_D},
+      {"model.decoder.embed_positions.weight", WIDE_POS + 2, WIDE_D},
+      {"model.decoder.final_layer_norm.weight", WIDE_D, 0},
+      {"model.decoder.final_layer_norm.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.self_attn_layer_norm.weight", WIDE_D, 0},
+      {"model.decoder.layers.0.self_attn_layer_norm.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.self_attn.q_proj.weight", WIDE_D, WIDE_D},
+      {"model.decoder.layers.0.self_attn.q_proj.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.self_attn.k_proj.weight", WIDE_D, WIDE_D},
+      {"model.decoder.layers.0.self_attn.k_proj.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.self_attn.v_proj.weight", WIDE_D, WIDE_D},
+      {"model.decoder.layers.0.self_attn.v_proj.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.self_attn.out_proj.weight", WIDE_D, WIDE_D},
+      {"model.decoder.layers.0.self_attn.out_proj.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.final_layer_norm.weight", WIDE_D, 0},
+      {"model.decoder.layers.0.final_layer_norm.bias", WIDE_D, 0},
+      {"model.decoder.layers.0.fc1.weight", WIDE_F, WIDE_D},
+      {"model.decoder.layers.0.fc1.bias", WIDE_F, 0},
+      {"model.decoder.layers.0.fc2.weight", WIDE_D, WIDE_F},
+      {"model.decoder.layers.0.fc2.bias", WIDE_D, 0},
+  };
+  const size_t n_tensors = sizeof tensors / sizeof tensors[0];
+  char header[8192] = "{";
+  size_t offset = 0, fc2_at = 0;
+  for (size_t i = 0; i < n_tensors; i++) {
+    const size_t bytes = (size_t)tensors[i].d0 * (size_t)(tensors[i].d1 ? tensors[i].d1 : 1) * sizeof(float);
+    char shape[64];
+    if (tensors[i].d1) snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)tensors[i].d0, (long long)tensors[i].d1);
+    else snprintf(shape, sizeof shape, "[%lld]", (long long)tensors[i].d0);
+    if (strstr(tensors[i].name, "fc2.weight")) fc2_at = offset;
+    snprintf(header + strlen(header), sizeof header - strlen(header),
+             "%s\"%s\": {\"dtype\": \"F32\", \"shape\": %s, \"data_offsets\": [%zu, %zu]}", i ? ", " : "",
+             tensors[i].name, shape, offset, offset + bytes);
+    offset += bytes;
+  }
+  ck_assert_uint_lt(strlen(header) + 2, sizeof header);
+  strcat(header, "}");
+  /* The data 8-byte aligned after the header, as writers pad it. */
+  size_t header_len = strlen(header);
+  while ((8 + header_len) % 8) header[header_len++] = ' ';
+  header[header_len] = '\0';
+  w->p.weights_len = 8 + header_len + offset;
+  w->p.weights = malloc(w->p.weights_len);
+  ck_assert_ptr_nonnull(w->p.weights);
+  const uint64_t len = header_len;
+  memcpy(w->p.weights, &len, 8);
+  memcpy(w->p.weights + 8, header, header_len);
+  float *data = (float *)(void *)(w->p.weights + 8 + header_len);
+  fill_random(rng, data, offset / sizeof(float));
+  w->fc2 = (const float *)(const void *)(w->p.weights + 8 + header_len + fc2_at);
+  w->p.config_len = strlen(config);
+  w->p.config = malloc(w->p.config_len + 1);
+  ck_assert_ptr_nonnull(w->p.config);
+  memcpy(w->p.config, config, w->p.config_len + 1);
+}
+
+static lzn_model *load_wide(const wide_opt *w, lzn_weight_type type) {
+  lzn_model_params params = lzn_model_default_params();
+  params.weight_type = type;
+  lzn_model *model = NULL;
+  const lzn_status s =
+      lzn_model_load_memory(w->p.config, w->p.config_len, w->p.weights, w->p.weights_len, &params, &model);
+  ck_assert_msg(s == LZN_OK, "%s: %s", type_names[type], lzn_last_error());
+  return model;
+}
+
+/* W_down^T made at load holds fc2's columns as its rows, in every segment:
+ * exactly in F32; in F16 and Q8_0 within the type's rounding of them (a
+ * segment written to the wrong columns or from the wrong stored rows is
+ * off by the weights themselves, O(1)). And a value a type cannot hold,
+ * in a transposed matrix, is named at the file's row and column. */
+START_TEST(transposed_down_in_segments) {
+  test_rng rng = {7};
+  wide_opt w;
+  make_wide_opt(&w, &rng);
+  lzn_kernel_table ref;
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  const lzn_weight_type kinds[] = {LZN_WEIGHTS_AS_STORED, LZN_WEIGHTS_F16, LZN_WEIGHTS_Q8_0};
+  float *row = malloc(sizeof(float) * WIDE_D);
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    lzn_model *m = load_wide(&w, kinds[k]);
+    const lzn_matrix *dt = &m->layers[0].down_t;
+    ck_assert_int_eq(dt->rows, WIDE_F);
+    ck_assert_int_eq(dt->cols, WIDE_D);
+    for (int64_t i = 0; i < WIDE_F; i++) {
+      ref.type[dt->type].to_f32.fn(row, lzn_matrix_row(dt, i), WIDE_D);
+      for (int64_t j = 0; j < WIDE_D; j++) {
+        const float want = w.fc2[j * WIDE_F + i];
+        /* Q8_0: within half a step d = amax / 127, plus d rounded to fp16
+         * (at most 127 d 2^-11). */
+        float amax = 0.0f;
+        for (int64_t b = j / 32 * 32; dt->type == LZN_WEIGHTS_Q8_0 && b < j / 32 * 32 + 32; b++)
+          amax = fmaxf(amax, fabsf(w.fc2[b * WIDE_F + i]));
+        const double tol = dt->type == LZN_WEIGHTS_F32   ? 0.0
+                           : dt->type == LZN_WEIGHTS_F16 ? fabs(want) * 0x1p-11 + 0x1p-25 /* subnormals */
+                                                          : amax / 127.0 * 0.57;
+        ck_assert_msg(fabs(row[j] - want) <= tol, "%s: W_down^T[%lld][%lld] = %g, fc2 holds %g",
+                      type_names[kinds[k]], (long long)i, (long long)j, (double)row[j], (double)want);
+      }
+    }
+    lzn_model_free(m);
+  }
+  free(row);
+  /* fc2 row 300 (a second segment's), column 7: kept as row 7, column 300. */
+  float *fc2 = (float *)(uintptr_t)w.fc2;
+  fc2[300 * WIDE_F + 7] = NAN;
+  lzn_model_params params = lzn_model_default_params();
+  params.weight_type = LZN_WEIGHTS_Q8_0;
+  lzn_model *m = NULL;
+  ck_assert_int_eq(lzn_model_load_memory(w.p.config, w.p.config_len, w.p.weights, w.p.weights_len, &params, &m),
+                   LZN_ERR_FORMAT);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(lzn_last_error(), "fc2.weight\" row 300 holds nan at column 7"), "%s", lzn_last_error());
+  free_patched(&w.p);
+}
+END_TEST
+
 /* The type's rounding applied to an F32 matrix of the file in place: each
  * row (of the matrix as the model keeps it: fc2 transposed) converted to
  * the type and back with the reference kernels. */
@@ -450,6 +589,7 @@ static Suite *types_suite(void) {
   tcase_set_timeout(bad, 30);
   tcase_add_test(bad, weight_type_out_of_range);
   tcase_add_test(bad, unfit_values_name_tensor_and_row);
+  tcase_add_test(bad, transposed_down_in_segments);
   suite_add_tcase(s, bad);
   TCase *ops = tcase_create("public ops");
   tcase_add_test(ops, row_bytes_of_each_type);

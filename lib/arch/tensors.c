@@ -7,10 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linalg/row_f32.h"
+
 /* Output rows per tile of a transposition (a whole step of the Q8_0 and
  * Q4_0 to_f32 kernels, 4 blocks), and stored rows taken together. */
 #define LZN_TRANSPOSE_ROWS 128
 #define TRANSPOSE_RUNS 16
+/* Output columns converted at a time: a multiple of every block size. */
+#define TRANSPOSE_SEGMENT 256
+_Static_assert(TRANSPOSE_SEGMENT % LZN_WTYPE_MAX_BLOCK == 0, "a segment is whole blocks of every type");
 
 lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,
                          const lzn_file_tensor **out) {
@@ -75,24 +80,31 @@ static lzn_status check_scales(const lzn_binder *b, const lzn_file_tensor *t, co
                   t->file, b->prefix, name, lzn_wtype_name(t->dtype), bad, bad / (per_row ? per_row : 1));
 }
 
-/* Row r of the file's matrix (cols values) as fp32: element by element for
- * the element types, the type's to_f32 for a block type (GGUF). */
-static void read_row(const lzn_binder *b, const lzn_file_tensor *t, int64_t r, size_t cols, float *out) {
+void lzn_tensor_row_f32(const lzn_kernel_table *kernels, const lzn_file_tensor *t, int64_t r, size_t cols,
+                        float *out) {
   if (lzn_wtype_block_size(t->dtype) > 1) {
-    b->kernels->type[t->dtype].to_f32.fn(out, (const char *)t->data + (size_t)r * lzn_wtype_row_bytes(t->dtype, cols), cols);
+    lzn_row_f32(&kernels->type[t->dtype], t->dtype,
+                (const char *)t->data + (size_t)r * lzn_wtype_row_bytes(t->dtype, cols), cols, out);
     return;
   }
   for (size_t j = 0; j < cols; j++) out[j] = lzn_wtype_element(t->dtype, t->data, (size_t)r * cols + j);
 }
 
-/* Converts one fp32 row into dst in type, checking that it fits. */
-static lzn_status write_row(const lzn_binder *b, const lzn_file_tensor *t, const char *name,
-                            int64_t row, lzn_weight_type type, const float *src, size_t cols, void *dst) {
+/* Converts cols fp32 values of the kept matrix's row `row`, from column
+ * col0 on, into dst in type, checking that they fit; an error names the
+ * file's row and column (swapped when the kept matrix is the file's
+ * transposed). */
+static lzn_status write_row(const lzn_binder *b, const lzn_file_tensor *t, const char *name, int64_t row,
+                            size_t col0, int transposed, lzn_weight_type type, const float *src, size_t cols,
+                            void *dst) {
   const size_t bad = lzn_wtype_first_unfit(type, src, cols);
-  if (bad < cols)
+  if (bad < cols) {
+    const long long file_row = transposed ? (long long)(col0 + bad) : (long long)row;
+    const size_t file_col = transposed ? (size_t)row : col0 + bad;
     return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s%s\" row %lld holds %g at column %zu, which %s "
-                    "cannot hold", t->file, b->prefix, name, (long long)row, (double)src[bad], bad,
+                    "cannot hold", t->file, b->prefix, name, file_row, (double)src[bad], file_col,
                     lzn_wtype_name(type));
+  }
   b->kernels->type[type].from_f32.fn(dst, src, cols);
   return LZN_OK;
 }
@@ -112,7 +124,7 @@ lzn_status lzn_bind_f32(lzn_binder *b, const char *name, int required, int64_t d
     if (lzn_wtype_block_size(t->dtype) > 1)
       return lzn_fail(LZN_ERR_UNSUPPORTED, "%s: tensor \"%s%s\" is %s; lazyneuron reads norms, biases "
                       "and tables in F32, F16 or BF16", t->file, b->prefix, name, lzn_wtype_name(t->dtype));
-    read_row(b, t, 0, (size_t)t->n_elements, buffer);
+    lzn_tensor_row_f32(b->kernels, t, 0, (size_t)t->n_elements, buffer);
     *out = buffer;
   }
   return lzn_load_progress_step(&b->progress);
@@ -154,8 +166,8 @@ static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64
       memcpy(dst, (const char *)t->data + (size_t)from * out->row_bytes, out->row_bytes);
       continue;
     }
-    read_row(b, t, from, (size_t)cols, row);
-    s = write_row(b, t, name, r, type, row, (size_t)cols, dst);
+    lzn_tensor_row_f32(b->kernels, t, from, (size_t)cols, row);
+    s = write_row(b, t, name, from, 0, 0, type, row, (size_t)cols, dst);
   }
   free(row);
   if (s != LZN_OK) return s;
@@ -194,41 +206,50 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   if (s != LZN_OK) return s;
   void *buffer;
   /* A tile of output rows at a time (columns c0.. of the stored matrix),
-   * gathered row by row from the run of the tile's values in each stored
-   * row: LZN_TRANSPOSE_ROWS of them, or a whole block of a type whose
-   * blocks are longer (the K-quants' 256), widened by the type's to_f32
-   * (a block type's values cannot be read one at a time; transposing
-   * requantizes it, say so). The tile stays in cache; the whole matrix was
-   * widened first before, 180 MB a layer of LLaMA-7B whose pages the
-   * kernel zeroed, and a llama.cpp Q4_0 file took 41 s to load. */
+   * LZN_TRANSPOSE_ROWS of them or a whole block of a type whose blocks are
+   * longer (the K-quants' 256), and of those rows a segment of
+   * TRANSPOSE_SEGMENT output columns (stored rows r0..) at a time, so that
+   * the fp32 tile stays in L2 (the whole tile height, 4 MiB for a K-quant
+   * of LLaMA-7B, was a sixth of loading it). A block type's stored rows
+   * are widened by lzn_row_f32, TRANSPOSE_RUNS of them at a time so that
+   * each output row takes them as one cache line (a block type's values
+   * cannot be read one at a time; transposing requantizes it, say so; a
+   * K-quant's own to_f32, exact to the bit, made ~1 s of a 9-second load
+   * of a LLaMA-7B Q4_K_M file). The whole matrix was widened first before,
+   * 180 MB a layer of LLaMA-7B whose pages the kernel zeroed, and a
+   * llama.cpp Q4_0 file took 41 s to load. */
   const size_t block = lzn_wtype_block_size(t->dtype);
   const int64_t tile_rows = block > LZN_TRANSPOSE_ROWS ? (int64_t)block : LZN_TRANSPOSE_ROWS;
   const size_t stored_row_bytes = lzn_wtype_row_bytes(t->dtype, (size_t)cols);
-  float *tile = malloc((size_t)tile_rows * (size_t)rows * sizeof *tile);
+  float *tile = malloc((size_t)tile_rows * TRANSPOSE_SEGMENT * sizeof *tile);
   float *runs = block > 1 ? malloc((size_t)TRANSPOSE_RUNS * (size_t)tile_rows * sizeof *runs) : NULL;
   s = tile && (runs || block == 1) ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
                                    : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
   for (int64_t c0 = 0; s == LZN_OK && c0 < cols; c0 += tile_rows) {
     const int64_t n = cols - c0 < tile_rows ? cols - c0 : tile_rows;
-    if (!runs) { /* an element type: read in place */
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < n; c++) tile[c * rows + r] = lzn_wtype_element(t->dtype, t->data, (size_t)(r * cols + c0 + c));
-    } else { /* TRANSPOSE_RUNS stored rows at a time, so that each output
-              * row takes them as one cache line; c0 and n are whole blocks
-              * (check_fits) */
-      for (int64_t r0 = 0; r0 < rows; r0 += TRANSPOSE_RUNS) {
-        const int64_t nr = rows - r0 < TRANSPOSE_RUNS ? rows - r0 : TRANSPOSE_RUNS;
-        for (int64_t k = 0; k < nr; k++) {
-          const char *src = (const char *)t->data + (size_t)(r0 + k) * stored_row_bytes + lzn_wtype_row_bytes(t->dtype, (size_t)c0);
-          b->kernels->type[t->dtype].to_f32.fn(runs + k * tile_rows, src, (size_t)n);
+    for (int64_t r0 = 0; s == LZN_OK && r0 < rows; r0 += TRANSPOSE_SEGMENT) {
+      const int64_t seg = rows - r0 < TRANSPOSE_SEGMENT ? rows - r0 : TRANSPOSE_SEGMENT;
+      if (!runs) { /* an element type: read in place */
+        for (int64_t r = 0; r < seg; r++)
+          for (int64_t c = 0; c < n; c++)
+            tile[c * TRANSPOSE_SEGMENT + r] = lzn_wtype_element(t->dtype, t->data, (size_t)((r0 + r) * cols + c0 + c));
+      } else { /* c0 and n are whole blocks (check_fits) */
+        for (int64_t k0 = 0; k0 < seg; k0 += TRANSPOSE_RUNS) {
+          const int64_t nr = seg - k0 < TRANSPOSE_RUNS ? seg - k0 : TRANSPOSE_RUNS;
+          for (int64_t k = 0; k < nr; k++) {
+            const char *src = (const char *)t->data + (size_t)(r0 + k0 + k) * stored_row_bytes +
+                              lzn_wtype_row_bytes(t->dtype, (size_t)c0);
+            lzn_row_f32(&b->kernels->type[t->dtype], t->dtype, src, (size_t)n, runs + k * tile_rows);
+          }
+          for (int64_t c = 0; c < n; c++)
+            for (int64_t k = 0; k < nr; k++) tile[c * TRANSPOSE_SEGMENT + k0 + k] = runs[k * tile_rows + c];
         }
-        for (int64_t c = 0; c < n; c++)
-          for (int64_t k = 0; k < nr; k++) tile[c * rows + r0 + k] = runs[k * tile_rows + c];
       }
+      /* r0 is whole blocks of the output type (a multiple of 256). */
+      for (int64_t c = 0; s == LZN_OK && c < n; c++)
+        s = write_row(b, t, name, c0 + c, (size_t)r0, 1, type, tile + c * TRANSPOSE_SEGMENT, (size_t)seg,
+                      (char *)buffer + (size_t)(c0 + c) * out->row_bytes + lzn_wtype_row_bytes(type, (size_t)r0));
     }
-    for (int64_t c = 0; s == LZN_OK && c < n; c++)
-      s = write_row(b, t, name, c0 + c, type, tile + c * rows, (size_t)rows,
-                    (char *)buffer + (size_t)(c0 + c) * out->row_bytes);
   }
   free(tile);
   free(runs);

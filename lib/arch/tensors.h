@@ -24,6 +24,13 @@ typedef struct lzn_binder {
   lzn_weight_type down_t_want;     /* the params' down_t_type (lzn_bind_transposed) */
 } lzn_binder;
 
+/* Row r of a file's matrix (cols values) as fp32, as the loader reads it
+ * before converting it: element by element for the element types, through
+ * linalg/row_f32.h for a block type (GGUF); lzn_model_quantize reads the
+ * same, so that its output holds the bytes a load would make. */
+void lzn_tensor_row_f32(const lzn_kernel_table *kernels, const lzn_file_tensor *t, int64_t r, size_t cols,
+                        float *out);
+
 /* The tensor prefix + name, checked to be {d0} (d1 == 0) or {d0, d1}.
  * Absent: *out = NULL, an error only if required (FORMAT). */
 lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,

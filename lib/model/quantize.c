@@ -5,8 +5,8 @@
  * is a model too; then every tensor is planned (name, type, shape) before a
  * byte is written, so a tensor the type cannot take fails before the
  * output exists; then the tensors are streamed a row at a time through the
- * library's own converters (the kernels' from_f32 / to_f32: the bytes a
- * load with that weight_type would make).
+ * library's own converters (lzn_tensor_row_f32 and the kernels' from_f32:
+ * the bytes a load with that weight_type would make).
  *
  * Every type of the weight-type traits table can be written (its ggml id
  * and llama.cpp's file type come from there).
@@ -151,16 +151,9 @@ typedef struct converter {
   lzn_gguf_writer *writer;
   float *row;          /* one output row in fp32 */
   unsigned char *out;  /* one output row in the output type */
+  float *whole;        /* a matrix to transpose, in fp32; kept for the next */
+  size_t whole_cap;    /* its capacity in floats */
 } converter;
-
-/* Row r of a source matrix with cols values as fp32 (as the loader reads it). */
-static void read_row(const converter *c, const lzn_file_tensor *t, int64_t r, size_t cols, float *dst) {
-  if (lzn_wtype_block_size(t->dtype) > 1) {
-    c->kernels->type[t->dtype].to_f32.fn(dst, (const char *)t->data + (size_t)r * lzn_wtype_row_bytes(t->dtype, cols), cols);
-    return;
-  }
-  for (size_t j = 0; j < cols; j++) dst[j] = lzn_wtype_element(t->dtype, t->data, (size_t)r * cols + j);
-}
 
 /* Converts and writes one output row held in c->row. */
 static lzn_status write_row(converter *c, const planned *p, int64_t r, size_t cols) {
@@ -186,22 +179,30 @@ static lzn_status write_tensor(converter *c, const planned *p) {
         s = lzn_gguf_writer_write(c->writer, (const char *)t->data + (size_t)from * row_bytes, row_bytes);
         continue;
       }
-      read_row(c, t, from, (size_t)cols, c->row);
+      lzn_tensor_row_f32(c->kernels, t, from, (size_t)cols, c->row);
       s = write_row(c, p, r, (size_t)cols);
     }
     return s;
   }
   /* TRANSPOSE: the source [cols][rows] widened whole (a block type cannot
    * be read by columns), then each output row gathered from a column. */
-  float *whole = malloc((size_t)rows * (size_t)cols * sizeof *whole);
-  if (whole == NULL)
-    return lzn_fail(LZN_ERR_NOMEM, "lzn_model_quantize: out of memory transposing \"%s\"", t->name);
-  for (int64_t r = 0; r < cols; r++) read_row(c, t, r, (size_t)rows, whole + r * rows);
+  /* One buffer for every such matrix: a fresh one for each cost its page
+   * faults every time, a third of rewriting a LLaMA-7B file of
+   * llama.cpp's, where each layer's W_down is transposed. */
+  const size_t need = (size_t)rows * (size_t)cols;
+  if (need > c->whole_cap) {
+    free(c->whole);
+    c->whole = malloc(need * sizeof *c->whole);
+    c->whole_cap = c->whole ? need : 0;
+    if (c->whole == NULL)
+      return lzn_fail(LZN_ERR_NOMEM, "lzn_model_quantize: out of memory transposing \"%s\"", t->name);
+  }
+  float *whole = c->whole;
+  for (int64_t r = 0; r < cols; r++) lzn_tensor_row_f32(c->kernels, t, r, (size_t)rows, whole + r * rows);
   for (int64_t r = 0; s == LZN_OK && r < rows; r++) {
     for (int64_t j = 0; j < cols; j++) c->row[j] = whole[j * rows + r];
     s = write_row(c, p, r, (size_t)cols);
   }
-  free(whole);
   return s;
 }
 
@@ -249,7 +250,7 @@ static lzn_status quantize_file(const lzn_gguf_file *f, const char *out_path, co
     if (plan[i].n_dims == 2 && (size_t)plan[i].shape[1] > widest) widest = (size_t)plan[i].shape[1];
   }
   if (s != LZN_OK) return s;
-  converter c = {NULL, NULL, NULL, NULL};
+  converter c = {NULL, NULL, NULL, NULL, NULL, 0};
   s = lzn_kernels_get(&c.kernels);
   const uint32_t alignment = f->alignment > LZN_GGUF_DEFAULT_ALIGNMENT ? f->alignment : LZN_GGUF_DEFAULT_ALIGNMENT;
   if (s == LZN_OK) s = lzn_gguf_writer_open(out_path, alignment, f->magic, &c.writer);
@@ -267,7 +268,7 @@ static lzn_status quantize_file(const lzn_gguf_file *f, const char *out_path, co
   }
   if (s == LZN_OK) s = lzn_gguf_writer_commit(c.writer);
   lzn_gguf_writer_free(c.writer);
-  free(c.row), free(c.out);
+  free(c.row), free(c.out), free(c.whole);
   return s;
 }
 
