@@ -53,7 +53,8 @@ int bench_union_main(int argc, char **argv) {
   int windows[UNION_MAX_WINDOWS];
   for (size_t k = 0; k < n_windows; k++) windows[k] = (int)bench_parse_long("--windows", items[k], 1, 64);
 
-  lzn_model_params mp = lzn_model_default_params();
+  lzn_model_params mp;
+  lzn_model_params_init(&mp, sizeof mp);
   mp.predictor_path = ""; /* the model's own activations */
   lzn_model *model;
   if (lzn_model_load(model_dir, &mp, &model) != LZN_OK) bench_fail("%s: %s", model_dir, lzn_last_error());

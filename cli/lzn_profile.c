@@ -493,7 +493,8 @@ int main(int argc, char **argv) {
   long n_text;
   unsigned char *text = read_text(o.text, o.max_bytes, &n_text);
 
-  lzn_model_params mp = lzn_model_default_params();
+  lzn_model_params mp;
+  lzn_model_params_init(&mp, sizeof mp);
   mp.predictor_path = ""; /* the model's own activations */
   mp.progress = load_progress;
   lzn_model *model;

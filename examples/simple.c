@@ -131,7 +131,10 @@ int main(int argc, char **argv) {
   lzn_layer_stats *stats = NULL;
   lzn_status s;
 
-  lzn_model_params mp = lzn_model_default_params();
+  /* _init, not lzn_model_default_params(): that returns the 0.3 struct,
+   * whose later fields (down_t_type, pack_budget) the library ignores. */
+  lzn_model_params mp;
+  lzn_model_params_init(&mp, sizeof mp);
   if ((s = lzn_model_load(model_dir, &mp, &model)) != LZN_OK) {
     report("lzn_model_load", s);
     goto done;

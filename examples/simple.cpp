@@ -46,7 +46,8 @@ struct ContextDeleter {
 class Model {
  public:
   explicit Model(const std::string &path, bool use_mmap = true) {
-    lzn_model_params params = lzn_model_default_params();
+    lzn_model_params params;  // every field, at this header's size (lazyneuron.h, "ABI")
+    lzn_model_params_init(&params, sizeof params);
     params.use_mmap = use_mmap ? 1 : 0;
     lzn_model *raw = nullptr;
     check(lzn_model_load(path.c_str(), &params, &raw), "lzn_model_load");
