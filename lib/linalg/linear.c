@@ -139,8 +139,10 @@ lzn_status lzn_linear_group(lzn_exec *ex, const float *x, const lzn_linear_out *
     int same = -1;
     for (int e = 0; e < k && same < 0; e++)
       if (lzn_wtype_dot_type(outs[e].w->type) == lzn_wtype_dot_type(w->type)) same = e;
-    const void *xk = same >= 0 ? job.seg[same].x
-                               : convert_x(ex, w->type, x, (size_t)w->cols, (char *)slots + slot * (size_t)k);
+    /* No slot (F32 x is used as it is): no pointer into one either
+     * (NULL + 0 is undefined; clang's UBSan stops on it). */
+    void *own_slot = slot ? (char *)slots + slot * (size_t)k : NULL;
+    const void *xk = same >= 0 ? job.seg[same].x : convert_x(ex, w->type, x, (size_t)w->cols, own_slot);
     job.seg[k] = (rows_segment){.gemv = ex->kernels->type[w->type].gemv.fn, .out = outs[k].y, .w = w, .x = xk,
                                 .n = (size_t)w->rows};
   }

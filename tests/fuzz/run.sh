@@ -29,22 +29,27 @@ CLANG=${CLANG:-clang}
 # UBSan; each harness links libFuzzer's main. clang's own OpenMP runtime
 # (libomp) would sit beside the libgomp that oneDNN links, so OpenMP is left
 # off (-fopenmp=libgomp only links libgomp for omp_* calls): the harnesses
-# run one thread anyway.
+# run one thread anyway. The libraries to link come from the Makefile, which
+# knows them (a list kept here lost libxsmm when the library took it up).
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 mkdir -p "$BUILD/artifacts" "$BUILD/corpus/$harness"
 make --no-print-directory -s BUILD="$BUILD" CC="$CLANG" OPT="-O1 -g -fno-omit-frame-pointer" \
   SANITIZE="$SAN -fsanitize=fuzzer-no-link" OPENMP="-fopenmp=libgomp" OPENMP_LIBS="-lgomp" \
   "$BUILD/liblazyneuron.a" >/dev/null
 $CLANG -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Ilib -I. -I"$BUILD/gen" -Itests/fuzz -fsanitize=fuzzer $SAN \
-  -o "$BUILD/$harness" "tests/fuzz/$harness.c" "$BUILD/liblazyneuron.a" -ldnnl -ljansson -lgomp -lm -lpthread
+  -o "$BUILD/$harness" "tests/fuzz/$harness.c" "$BUILD/liblazyneuron.a" \
+  $(make --no-print-directory -s OPENMP_LIBS="-lgomp" print-static-libs)
 
 max_len=
 [ "$harness" = fuzz_model ] && max_len=-max_len=8192
+# A GGUF model is a GGUF file: the same keys and type names.
+dict=tests/fuzz/$harness.dict
+[ "$harness" = fuzz_gguf_model ] && dict=tests/fuzz/fuzz_gguf.dict
 seeds=tests/fuzz/corpus/$harness
 [ -d "tests/fuzz/regressions/$harness" ] && seeds="$seeds tests/fuzz/regressions/$harness"
 # ASan's quarantine (256 MB by default) counts in the RSS that
 # -rss_limit_mb watches; 64 MB keeps the limit about the library.
 ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=64} \
 exec "$BUILD/$harness" -max_total_time="$seconds" -rss_limit_mb=512 -malloc_limit_mb=256 \
-  -dict="tests/fuzz/$harness.dict" $max_len -artifact_prefix="$BUILD/artifacts/$harness-" \
+  -dict="$dict" $max_len -artifact_prefix="$BUILD/artifacts/$harness-" \
   -print_final_stats=1 "$@" "$BUILD/corpus/$harness" $seeds
