@@ -3,7 +3,10 @@
  * at a time, by each backend that can run them, interleaved in one run:
  *
  *   own      the kernel table's gemm / axpy_gemm on the weights in place
- *            (lib/linalg/gemm.c), in every type
+ *            (lib/linalg/gemm.c), in every type; for one token, the
+ *            one-token kernels the decode runs (the GEMV for "linear",
+ *            dot_rows for "union dot": the gemm slots at N = 1 read at a
+ *            third of the GEMV's speed and no decode calls them)
  *   oneDNN   its sgemm, on W itself for F32; for the other types on fp32
  *            tiles widened per call, the path before issue 20 (union rows
  *            gathered into a tile first)
@@ -144,7 +147,9 @@ static int run_once(setup *s, product p, int b) {
     if (p == P_UNION_AXPY)
       return lzn_xsmm_union_axpy(ex, s->y, (size_t)s->w.cols, &s->w, s->idx, s->n_union, s->coef, s->n_union, s->m);
     return 0;
-  } else if (p == P_LINEAR) st = lzn_gemm_rows(ex, s->y, (size_t)s->w.rows, s->x, &s->w, NULL, (size_t)s->w.rows, s->m);
+  } else if (p == P_LINEAR && s->m == 1) st = lzn_linear(ex, s->y, s->x, &s->w, NULL, 1); /* the GEMV */
+  else if (p == P_UNION_DOT && s->m == 1) st = lzn_linear_rows(ex, s->y, s->x, &s->w, s->idx, s->n_union);
+  else if (p == P_LINEAR) st = lzn_gemm_rows(ex, s->y, (size_t)s->w.rows, s->x, &s->w, NULL, (size_t)s->w.rows, s->m);
   else if (p == P_UNION_DOT) st = lzn_gemm_rows(ex, s->y, s->n_union, s->x, &s->w, s->idx, s->n_union, s->m);
   else lzn_gemm_axpy(ex, s->y, (size_t)s->w.cols, &s->w, s->idx, s->n_union, s->coef, s->n_union, s->m);
   if (st != LZN_OK) bench_fail("%s: %s", product_names[p], lzn_last_error());
