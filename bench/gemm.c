@@ -40,6 +40,8 @@
 #include "linalg/xsmm.h"
 
 #define GEMM_MAX_LIST 16
+/* Tokens per product at most: a prompt's chunk (lzn-bench model's pp512 runs 512). */
+#define GEMM_MAX_TOKENS 512
 
 typedef struct gemm_options {
   int rows, cols, threads, reps;
@@ -79,7 +81,7 @@ static void parse(gemm_options *o, int argc, char **argv) {
   char buf[256], *items[GEMM_MAX_LIST];
   bench_copy_list("--batch", buf, sizeof buf, sizes);
   size_t n = bench_split_list("--batch", buf, items, GEMM_MAX_LIST);
-  for (size_t k = 0; k < n; k++) o->sizes[o->n_sizes++] = (int)bench_parse_long("--batch", items[k], 1, 64);
+  for (size_t k = 0; k < n; k++) o->sizes[o->n_sizes++] = (int)bench_parse_long("--batch", items[k], 1, GEMM_MAX_TOKENS);
   bench_copy_list("--density", buf, sizeof buf, densities);
   n = bench_split_list("--density", buf, items, GEMM_MAX_LIST);
   for (size_t k = 0; k < n; k++) o->densities[o->n_densities++] = bench_parse_double("--density", items[k]);
@@ -96,9 +98,9 @@ typedef struct setup {
   lzn_exec *ex;
   lzn_matrix w;    /* [rows][cols] */
   lzn_matrix wp;   /* w with a packed copy (wp.packed NULL: none) */
-  float *x;        /* [64][cols] */
-  float *coef;     /* [64][n_union] */
-  float *y;        /* [64][max(rows, cols)] */
+  float *x;        /* [GEMM_MAX_TOKENS][cols] */
+  float *coef;     /* [GEMM_MAX_TOKENS][n_union] */
+  float *y;        /* [GEMM_MAX_TOKENS][max(rows, cols)] */
   float *tile;     /* the oneDNN path's fp32 tile: [rows][cols] at most */
   int32_t *idx;
   size_t n_union;
@@ -139,8 +141,11 @@ static int run_once(setup *s, product p, int b) {
     if (p != P_LINEAR || s->wp.packed == NULL) return 0;
     st = lzn_gemm_packed(ex, s->y, (size_t)s->w.rows, s->x, &s->wp, s->m);
   } else if (b == COL_PANELS) {
-    if (p != P_LINEAR || !lzn_gemm_panels_available(ex, s->w.type)) return 0;
-    st = lzn_gemm_panels_linear(ex, s->y, s->x, &s->w, s->m);
+    /* Every row only: the panels serve dense products (an axpy over all
+     * rows is the dense down-projection's kn product). */
+    if (p == P_UNION_DOT || s->n_union != (size_t)s->w.rows || !lzn_gemm_panels_available(ex, s->w.type)) return 0;
+    st = p == P_LINEAR ? lzn_gemm_panels_linear(ex, s->y, s->x, &s->w, s->m)
+                       : lzn_gemm_panels_kn(ex, s->y, s->coef, &s->w, s->m);
   } else if (b == LZN_BACKEND_ONEDNN) st = onednn_run(s, p);
   else if (b == LZN_BACKEND_XSMM) {
     if (p == P_LINEAR) return lzn_xsmm_linear(ex, s->y, s->x, &s->w, s->m);
@@ -168,16 +173,16 @@ int bench_gemm_main(int argc, char **argv) {
   const size_t rows = (size_t)o.rows, cols = (size_t)o.cols, wide = rows > cols ? rows : cols;
   float *w32 = bench_alloc_big(rows * cols * sizeof(float), 0);
   setup s = {.ex = &ex};
-  s.x = malloc(64 * cols * sizeof(float));
-  s.coef = malloc(64 * rows * sizeof(float));
-  s.y = malloc(64 * wide * sizeof(float));
+  s.x = malloc(GEMM_MAX_TOKENS * cols * sizeof(float));
+  s.coef = malloc(GEMM_MAX_TOKENS * rows * sizeof(float));
+  s.y = malloc(GEMM_MAX_TOKENS * wide * sizeof(float));
   s.tile = bench_alloc_big(rows * cols * sizeof(float), 0);
   s.idx = malloc(rows * sizeof(int32_t));
   if (!w32 || !s.x || !s.coef || !s.y || !s.tile || !s.idx) bench_fail("out of memory");
   bench_rng rng = {0x6e11};
   for (size_t i = 0; i < rows * cols; i++) w32[i] = (float)(bench_rng_unit(&rng) - 0.5);
-  for (size_t i = 0; i < 64 * cols; i++) s.x[i] = (float)(bench_rng_unit(&rng) - 0.5);
-  for (size_t i = 0; i < 64 * rows; i++) s.coef[i] = (float)bench_rng_unit(&rng);
+  for (size_t i = 0; i < GEMM_MAX_TOKENS * cols; i++) s.x[i] = (float)(bench_rng_unit(&rng) - 0.5);
+  for (size_t i = 0; i < GEMM_MAX_TOKENS * rows; i++) s.coef[i] = (float)bench_rng_unit(&rng);
   printf("lzn-bench gemm | CPU: %s | ISA: %s | %d x %d | %d thread(s) | ms per call, best of %d\n\n",
          bench_cpu_model(), ex.kernels->name, o.rows, o.cols, o.threads, o.reps);
   printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | panels ms | fastest |\n");
