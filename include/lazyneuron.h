@@ -332,8 +332,8 @@ typedef struct lzn_context_params {
   int n_threads;           /* threads per call, >= 1 (default 1) */
   lzn_mlp_mode mlp_mode;   /* default LZN_MLP_AUTO */
   /* AUTO: 0 (default) = per call, the cheaper path by a cost model measured
-   * when the model's first context of this n_threads and batch size (n_ctx,
-   * at most 64) is created (a few passes over one layer's MLP matrices at
+   * when the model's first context of this n_threads and step size (n_ctx,
+   * at most 256) is created (a few passes over one layer's MLP matrices at
    * 1, 8 and 64 tokens: ~0.85 s on a LLaMA-7B shape; later contexts reuse
    * it); > 0 = sparse while the mean active fraction per token is below
    * this. In [0, 1]. */

@@ -343,12 +343,48 @@ START_TEST(batch_beyond_one_step) {
 }
 END_TEST
 
+/* A prompt longer than one step (LZN_MAX_BATCH rows, or n_ctx) runs in
+ * steps, each attending to the cache the ones before it wrote. The tiny
+ * models hold 256 positions, one step: the step is shortened to 5 rows
+ * here (the workspace has room for more), so the prompt crosses many step
+ * boundaries, and must give what one step gives. The prompt is 200 tokens
+ * (the fixture's, repeated), so one step's products also run over several
+ * of the kernels' token blocks (linalg/gemm.c: 64). */
+START_TEST(prompt_in_many_steps) {
+  enum { N = 200 };
+  const lzn_weight_type type = _i / 2 == 0 ? LZN_WEIGHTS_F32 : LZN_WEIGHTS_Q4_0;
+  const lzn_mlp_mode mode = modes[_i % 2];
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  int32_t tokens[N];
+  for (int i = 0; i < N; i++) tokens[i] = r.tokens[i % r.n_tokens];
+  lzn_model *model = load_typed(r.path, type);
+  lzn_context *whole = make_context(model, mode, 2), *stepped = make_context(model, mode, 2);
+  ck_assert_int_ge(whole->max_batch, N);
+  stepped->max_batch = 5;
+  float *one_step = malloc(sizeof(float) * N * (size_t)r.vocab), *in_steps = malloc(sizeof(float) * N * (size_t)r.vocab);
+  ck_assert_int_eq(lzn_forward(whole, tokens, N, one_step, LZN_LOGITS_ALL), LZN_OK);
+  ck_assert_int_eq(lzn_forward(stepped, tokens, N, in_steps, LZN_LOGITS_ALL), LZN_OK);
+  const double e = max_abs_diff(one_step, in_steps, (size_t)N * r.vocab) / r.scale;
+  ck_assert_msg(e <= tol_same_model(type, whole, N), "%s mode %d: steps of 5 vs one step %.3g",
+                lzn_weight_type_name(type), (int)mode, e);
+  if (type == LZN_WEIGHTS_F32) {
+    const double ref = max_abs_diff(one_step, r.logits, (size_t)r.n_tokens * r.vocab) / r.scale;
+    ck_assert_msg(ref <= TOL_REFERENCE, "mode %d: one step of %d vs PyTorch %.3g", (int)mode, N, ref);
+  }
+  free(one_step), free(in_steps), free(r.logits);
+  lzn_context_free(whole), lzn_context_free(stepped);
+  lzn_model_free(model);
+}
+END_TEST
+
 static Suite *prefill_suite(void) {
   Suite *s = suite_create("prefill");
   TCase *prompt = tcase_create("prompt");
   tcase_set_timeout(prompt, 120);
   tcase_add_loop_test(prompt, prompt_in_every_type, 0, N_FIXTURES * N_TYPES * 3);
   tcase_add_loop_test(prompt, packed_copies_follow_the_budget, 0, 4);
+  tcase_add_loop_test(prompt, prompt_in_many_steps, 0, 4);
   suite_add_tcase(s, prompt);
   TCase *batch = tcase_create("batch");
   tcase_set_timeout(batch, 120);

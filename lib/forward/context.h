@@ -22,9 +22,17 @@
 #include "model/stats.h"
 
 /* Tokens per step: prefill runs in steps of at most this many, and a batch
- * (lzn_forward_batch) of more sequences in as many steps. It bounds the
- * workspace: [64][d_ff] floats is 2 MiB for OPT-1.3B. */
-#define LZN_MAX_BATCH 64
+ * (lzn_forward_batch) of more sequences in as many steps. Every step reads
+ * every weight it multiplies once (and F16, BF16 and the K-quants convert
+ * their panels once), so longer steps make prompts cheaper: 4-layer
+ * opt-1.3b pp512 on one Zen 5 core, 64 -> 256 rows: F32 356 -> 424 t/s,
+ * F16 315 -> 364, Q4_K 522 -> 632, Q4_0 and Q8_0 within 5 % (their
+ * kernels take 64 tokens at a time, linalg/gemm.c) (bench/RESULTS.md);
+ * 512 gained nothing more. It bounds the workspace, ~92k floats a row for LLaMA-7B (94 MB at
+ * 256 rows, against its KV cache's 2 GiB at 4096 positions in F16); a
+ * context that never prefills that many tokens at once never touches the
+ * rest of it. */
+#define LZN_MAX_BATCH 256
 
 typedef struct lzn_workspace {
   void *memory;              /* the one allocation the parts are carved from */

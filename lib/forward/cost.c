@@ -21,8 +21,8 @@
 #include "linalg/sparse_down.h"
 #include "linalg/union.h"
 
-/* A cost at n tokens from its measured points (beyond the last: the last
- * point's per-token rate). */
+/* A cost at n tokens from its measured points (beyond the last: along the
+ * last two points' line). */
 static double at_n(const lzn_cost_model *cm, const double *cost, int n) {
   int k = 1;
   while (k < cm->n_points - 1 && n > cm->tokens[k]) k++;
@@ -108,7 +108,7 @@ lzn_status lzn_cost_measure(lzn_context *ctx, lzn_cost_model *out) {
   for (size_t i = 0; i < (size_t)batch * f; i++) b->decider[i] = 1.0f, b->coef[i] = 1.0f;
   for (size_t i = 0; i < (size_t)batch * d; i++) ctx->ws.stream.normed[i] = 1.0f;
   for (int i = 0; i < f; i++) b->active_idx[i] = i, b->active_val[i] = 1.0f;
-  static const int wanted[LZN_COST_POINTS] = {1, 8, LZN_MAX_BATCH};
+  static const int wanted[LZN_COST_POINTS] = {1, 8, LZN_COST_TOP_TOKENS};
   *out = (lzn_cost_model){.max_batch = batch};
   for (int k = 0; k < LZN_COST_POINTS; k++) {
     const int n = wanted[k] < batch ? wanted[k] : batch;

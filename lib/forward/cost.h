@@ -14,8 +14,13 @@ struct lzn_context;
 
 /* Token counts the costs are measured at: one token (memory-bound GEMV,
  * axpy_rows), a few (where the batched kernels change: the F32 backend
- * switch at 9, linalg/gemm.c), and a whole step. */
+ * switch at 9, linalg/gemm.c), and LZN_COST_TOP_TOKENS (or the context's
+ * step, if shorter). Beyond it costs go on at the last two points' slope:
+ * by then both paths are compute-bound, and a step of 256 tokens would
+ * take 4x as long to measure when a context is made (~0.85 s at 64 on
+ * LLaMA-7B). */
 #define LZN_COST_POINTS 3
+#define LZN_COST_TOP_TOKENS 64
 
 /* Seconds measured on the model's first layer when the context is created,
  * at tokens[k] tokens; between two points a cost is interpolated linearly
