@@ -131,11 +131,11 @@ int bench_batch_main(int argc, char **argv) {
     check(lzn_model_synthetic_typed(o.synthetic, (float)(o.density_pct / 100.0), o.n_layers, 1,
                                     o.type == LZN_WEIGHTS_AS_STORED ? LZN_WEIGHTS_F32 : o.type, &model),
           "synthetic model");
-    if (!o.no_pack) check(lzn_model_pack(model, SIZE_MAX), "packing"); /* as lzn_model_load does */
+    if (!o.no_pack) check(lzn_model_pack(model, SIZE_MAX, 1), "packing"); /* as lzn_model_load does */
   } else {
     lzn_model_params p;
     lzn_model_params_init(&p, sizeof p);
-    p.weight_type = o.type;
+    p.weight_type = o.type, p.n_threads = o.threads;
     if (o.no_pack) p.pack_budget = 0;
     check(lzn_model_load(o.model_dir, &p, &model), o.model_dir);
   }

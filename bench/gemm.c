@@ -203,7 +203,7 @@ int bench_gemm_main(int argc, char **argv) {
     if (lzn_pack_supported(ex.kernels, &s.w)) {
       packed = bench_alloc_big(lzn_pack_bytes(&s.w), 0);
       if (packed == NULL) bench_fail("out of memory");
-      if (lzn_pack_rows(ex.kernels, &s.w, packed) != LZN_OK) bench_fail("%s", lzn_last_error());
+      if (lzn_pack_rows(ex.kernels, &s.w, packed, 1) != LZN_OK) bench_fail("%s", lzn_last_error());
       s.wp.packed = packed;
     }
     for (size_t ni = 0; ni < o.n_sizes; ni++)

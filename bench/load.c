@@ -48,12 +48,14 @@ static void print_memory(const char *when) {
 }
 
 static size_t pack_budget = SIZE_MAX; /* --pack-budget */
+static int load_threads = 1;         /* --threads */
 
 static lzn_model *load(const char *path, double *seconds) {
   lzn_model *m = NULL;
   lzn_model_params params;
   lzn_model_params_init(&params, sizeof params);
   params.pack_budget = pack_budget;
+  params.n_threads = load_threads;
   const double t0 = bench_now();
   const lzn_status s = lzn_model_load(path, &params, &m);
   *seconds = bench_now() - t0;
@@ -95,22 +97,26 @@ int bench_load_main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      printf("usage: lzn-bench load [--reps R] [--ctx N] [--pack-budget MIB] MODEL\n"
+      printf("usage: lzn-bench load [--reps R] [--ctx N] [--pack-budget MIB] [--threads T] MODEL\n"
              "Median load time from the page cache, then the memory a second process adds\n"
              "when it loads the same model (context of N tokens, default 512). --pack-budget:\n"
-             "lzn_model_params.pack_budget in MiB (default: no limit; 0: no packed copies).\n");
+             "lzn_model_params.pack_budget in MiB (default: no limit; 0: no packed copies).\n"
+             "--threads: lzn_model_params.n_threads (default 1).\n");
       return 0;
     } else if ((v = bench_option_value(argc, argv, &i, "--reps"))) reps = (int)bench_parse_long("--reps", v, 1, 1000);
     else if ((v = bench_option_value(argc, argv, &i, "--ctx"))) n_ctx = (int)bench_parse_long("--ctx", v, 1, 1 << 20);
     else if ((v = bench_option_value(argc, argv, &i, "--pack-budget")))
       pack_budget = (size_t)bench_parse_long("--pack-budget", v, 0, 1L << 40) << 20;
+    else if ((v = bench_option_value(argc, argv, &i, "--threads")))
+      load_threads = (int)bench_parse_long("--threads", v, 1, 1024);
     else if (strcmp(argv[i], "--child") == 0) child = 1;
     else if (argv[i][0] != '-' && path == NULL) path = argv[i];
     else bench_usage_error("load: unexpected argument \"%s\"", argv[i]);
   }
   if (path == NULL) bench_usage_error("load: give a model path");
   if (child) return child_main(path, n_ctx);
-  printf("lzn-bench load | CPU: %s | lazyneuron %s | %s\n", bench_cpu_model(), lzn_version_string(), path);
+  printf("lzn-bench load | CPU: %s | lazyneuron %s | %d load thread(s) | %s\n", bench_cpu_model(),
+         lzn_version_string(), load_threads, path);
   double warm;
   lzn_model_free(load(path, &warm)); /* fills the page cache */
   double *t = malloc(sizeof(double) * (size_t)reps);

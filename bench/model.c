@@ -203,7 +203,7 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
                bench_type_name(o->predictor_type), o->predicted_ratio);
     }
     /* as lzn_model_load does, once the predictor (if any) is in place */
-    if (status == LZN_OK && !o->no_pack) status = lzn_model_pack(s->model, SIZE_MAX);
+    if (status == LZN_OK && !o->no_pack) status = lzn_model_pack(s->model, SIZE_MAX, 1);
   } else {
     lzn_model_params params;
     lzn_model_params_init(&params, sizeof params);

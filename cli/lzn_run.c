@@ -673,7 +673,7 @@ int main(int argc, char **argv) {
    * has no pack_budget. */
   lzn_model_params mp;
   lzn_model_params_init(&mp, sizeof mp);
-  mp.weight_type = o.type, mp.pack_budget = o.pack_budget;
+  mp.weight_type = o.type, mp.pack_budget = o.pack_budget, mp.n_threads = o.n_threads;
   lzn_model *model = NULL;
   run r;
   memset(&r, 0, sizeof r);

@@ -259,7 +259,7 @@ static void check_packed(const lzn_kernel_table *k, test_rng *r, lzn_weight_type
   lzn_matrix rows = lzn_matrix_make(type, w.mem.data, (int64_t)f, (int64_t)d);
   ck_assert(lzn_pack_supported(k, &rows));
   guarded packed_mem = guarded_alloc(lzn_pack_bytes(&rows));
-  ck_assert_int_eq(lzn_pack_rows(k, &rows, packed_mem.data), LZN_OK);
+  ck_assert_int_eq(lzn_pack_rows(k, &rows, packed_mem.data, 1), LZN_OK);
   rows.packed = packed_mem.data;
   ck_assert(!lzn_pack_supported(k, &rows)); /* packed once */
   const size_t out_stride = f + 3;
@@ -324,7 +324,7 @@ static void check_packed_kquant(const lzn_kernel_table *k, test_rng *r, lzn_weig
   ck_assert(lzn_pack_supported(k, &rows));
   ck_assert_uint_eq(lzn_pack_bytes(&rows), (f + 15) / 16 * 16 * lzn_wtype_row_bytes(LZN_WEIGHTS_Q8_0, d));
   guarded packed_mem = guarded_alloc(lzn_pack_bytes(&rows));
-  ck_assert_int_eq(lzn_pack_rows(k, &rows, packed_mem.data), LZN_OK);
+  ck_assert_int_eq(lzn_pack_rows(k, &rows, packed_mem.data, 1), LZN_OK);
   const size_t out_stride = f + 3;
   guarded out_mem = guarded_alloc(m * out_stride * sizeof(float));
   float *out = out_mem.data;

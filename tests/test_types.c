@@ -16,6 +16,7 @@
 #include "forward/context.h"
 #include "linalg/gemm_panels.h"
 #include "linalg/linear.h"
+#include "linalg/pack.h"
 #include "lazyneuron.h"
 #include "model/model.h"
 #include "reference.h"
@@ -247,10 +248,11 @@ START_TEST(unfit_values_name_tensor_and_row) {
 END_TEST
 
 /* A one-layer OPT whose d_model (544) spans several of the transposition's
- * 256-column segments with a partial last one (lib/arch/tensors.c; the
- * fixtures' d_model of at most 256 take one), in memory: config.json and
+ * 256-column segments with a partial last one, and whose d_ff (300)
+ * several of its tiles of 128 output rows (lib/arch/tensors.c; the
+ * fixtures' d_model of at most 256 take one segment), in memory: config.json and
  * a safetensors file of random F32 weights, fc2 [d][f] at fc2_at. */
-enum { WIDE_D = 544, WIDE_F = 40, WIDE_V = 16, WIDE_POS = 8 };
+enum { WIDE_D = 544, WIDE_F = 300, WIDE_V = 16, WIDE_POS = 8 };
 typedef struct wide_opt {
   patched p;
   const float *fc2; /* in p.weights */
@@ -259,7 +261,7 @@ typedef struct wide_opt {
 static void make_wide_opt(wide_opt *w, test_rng *rng) {
   static const char *const config =
       "{\"model_type\": \"opt\", \"architectures\": [\"OPTForCausalLM\"], \"activation_function\": \"relu\","
-      " \"do_layer_norm_before\": true, \"enable_bias\": true, \"ffn_dim\": 40, \"hidden_size\": 544,"
+      " \"do_layer_norm_before\": true, \"enable_bias\": true, \"ffn_dim\": 300, \"hidden_size\": 544,"
       " \"word_embed_proj_dim\": 544, \"max_position_embeddings\": 8, \"num_attention_heads\": 4,"
       " \"num_hidden_layers\": 1, \"vocab_size\": 16, \"tie_word_embeddings\": true, \"bos_token_id\": 2,"
       " \"eos_token_id\": 2, \"pad_token_id\": 1}";
@@ -380,6 +382,64 @@ START_TEST(transposed_down_in_segments) {
                    LZN_ERR_FORMAT);
   ck_assert_ptr_null(m);
   ck_assert_msg(strstr(lzn_last_error(), "fc2.weight\" row 300 holds nan at column 7"), "%s", lzn_last_error());
+  free_patched(&w.p);
+}
+END_TEST
+
+static lzn_status load_wide_threads(const wide_opt *w, lzn_weight_type type, int threads, lzn_model **out) {
+  lzn_model_params params;
+  ck_assert_int_eq(lzn_model_params_init(&params, sizeof params), LZN_OK);
+  params.weight_type = type, params.n_threads = threads;
+  *out = NULL;
+  return lzn_model_load_memory(w->p.config, w->p.config_len, w->p.weights, w->p.weights_len, &params, out);
+}
+
+/* Whether two loads made the same bytes for a matrix, and its packed copy. */
+static void same_matrix(const lzn_matrix *a, const lzn_matrix *b, const char *what) {
+  ck_assert_msg(a->type == b->type && a->rows == b->rows && a->cols == b->cols, "%s: shape or type", what);
+  for (int64_t r = 0; r < a->rows; r++)
+    ck_assert_msg(memcmp(lzn_matrix_row(a, r), lzn_matrix_row(b, r), a->row_bytes) == 0, "%s: row %lld", what,
+                  (long long)r);
+  ck_assert_msg((a->packed == NULL) == (b->packed == NULL), "%s: packed once only", what);
+  if (a->packed) ck_assert_msg(memcmp(a->packed, b->packed, lzn_pack_bytes(a)) == 0, "%s: packed copy", what);
+}
+
+/* lzn_model_params.n_threads: the load's conversions, transposition and
+ * packed copies on 1 and 3 threads make the same bytes; and of two values
+ * a type cannot hold, in two tiles of W_down^T, both name the one a single
+ * thread meets first (fc2 row 300, column 7: tile 0; column 150 is tile
+ * 1's), whichever thread finishes first. Bad thread counts are INVALID_ARG. */
+START_TEST(load_threads_make_the_same_model) {
+  test_rng rng = {11};
+  wide_opt w;
+  make_wide_opt(&w, &rng);
+  const lzn_weight_type kinds[] = {LZN_WEIGHTS_F16, LZN_WEIGHTS_Q8_0};
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    lzn_model *one, *three;
+    ck_assert_int_eq(load_wide_threads(&w, kinds[k], 1, &one), LZN_OK);
+    ck_assert_int_eq(load_wide_threads(&w, kinds[k], 3, &three), LZN_OK);
+    for (int l = 0; l < one->n_layers; l++) {
+      const lzn_layer *a = &one->layers[l], *b = &three->layers[l];
+      same_matrix(&a->q, &b->q, "q"), same_matrix(&a->k, &b->k, "k"), same_matrix(&a->v, &b->v, "v");
+      same_matrix(&a->o, &b->o, "o"), same_matrix(&a->up, &b->up, "up"), same_matrix(&a->down_t, &b->down_t, "down_t");
+    }
+    lzn_model_free(one), lzn_model_free(three);
+  }
+  float *fc2 = (float *)(uintptr_t)w.fc2;
+  fc2[300 * WIDE_F + 7] = NAN;
+  fc2[10 * WIDE_F + 150] = INFINITY;
+  for (int threads = 1; threads <= 3; threads += 2) {
+    lzn_model *m;
+    ck_assert_int_eq(load_wide_threads(&w, LZN_WEIGHTS_Q8_0, threads, &m), LZN_ERR_FORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(lzn_last_error(), "fc2.weight\" row 300 holds nan at column 7"), "%d threads: %s", threads,
+                  lzn_last_error());
+  }
+  for (int bad = -1; bad <= 0; bad++) {
+    lzn_model *m;
+    ck_assert_int_eq(load_wide_threads(&w, LZN_WEIGHTS_Q8_0, bad, &m), LZN_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(lzn_last_error(), "n_threads"));
+  }
   free_patched(&w.p);
 }
 END_TEST
@@ -590,6 +650,7 @@ static Suite *types_suite(void) {
   tcase_add_test(bad, weight_type_out_of_range);
   tcase_add_test(bad, unfit_values_name_tensor_and_row);
   tcase_add_test(bad, transposed_down_in_segments);
+  tcase_add_test(bad, load_threads_make_the_same_model);
   suite_add_tcase(s, bad);
   TCase *ops = tcase_create("public ops");
   tcase_add_test(ops, row_bytes_of_each_type);

@@ -136,7 +136,7 @@ static int load(srv_app *app, char error[256]) {
    * has no pack_budget. */
   lzn_model_params mp;
   lzn_model_params_init(&mp, sizeof mp);
-  mp.weight_type = o->type, mp.pack_budget = o->pack_budget;
+  mp.weight_type = o->type, mp.pack_budget = o->pack_budget, mp.n_threads = o->n_threads;
   lzn_status st = lzn_model_load(o->model_path, &mp, &app->model);
   app->info.struct_size = sizeof app->info, app->tinfo.struct_size = sizeof app->tinfo;
   if (st == LZN_OK) st = lzn_model_get_info(app->model, &app->info);

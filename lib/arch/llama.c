@@ -122,7 +122,8 @@ lzn_status lzn_llama_build(lzn_model *m, const lzn_llama_config *c, const lzn_mo
   if (s != LZN_OK) return s;
   const llama_names *names = m->from_gguf ? &gguf_names : &hf_names;
   lzn_binder b = {.model = m, .prefix = names->prefix, .progress = {.params = params, .done = 0},
-                  .kernels = kernels, .want = params->weight_type, .down_t_want = params->down_t_type};
+                  .kernels = kernels, .want = params->weight_type, .down_t_want = params->down_t_type,
+                  .n_threads = params->n_threads};
   b.progress.total = 2 + LZN_LLAMA_TENSORS_PER_LAYER * m->n_layers + !c->tie_word_embeddings;
   const int64_t d = c->hidden_size, v = c->vocab_size;
   s = lzn_bind_matrix(&b, names->embed, 1, v, d, &m->embed_tokens);

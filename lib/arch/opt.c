@@ -161,7 +161,8 @@ lzn_status lzn_opt_build(lzn_model *m, const lzn_opt_config *config,
   lzn_status s = lzn_kernels_get(&kernels);
   if (s != LZN_OK) return s;
   lzn_binder b = {.model = m, .prefix = "", .progress = {.params = params, .done = 0},
-                  .kernels = kernels, .want = params->weight_type, .down_t_want = params->down_t_type};
+                  .kernels = kernels, .want = params->weight_type, .down_t_want = params->down_t_type,
+                  .n_threads = params->n_threads};
   b.progress.total = 2 + 2 * (m->d_embed != m->d_model) + 2 * m->has_final_norm +
                      LZN_OPT_TENSORS_PER_LAYER * m->n_layers + !c.tie_word_embeddings;
   return bind_tensors(&b, &c);

@@ -3,6 +3,7 @@
  */
 #include "arch/tensors.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,30 @@
 /* Output columns converted at a time: a multiple of every block size. */
 #define TRANSPOSE_SEGMENT 256
 _Static_assert(TRANSPOSE_SEGMENT % LZN_WTYPE_MAX_BLOCK == 0, "a segment is whole blocks of every type");
+
+/* Items [0, n) of a conversion on the binder's threads: fn(arg, item,
+ * thread) for each. Returns OK, or the status of the lowest item that
+ * failed with its message: what one thread taking them in order would
+ * have stopped on (the later items' work is wasted, on a broken file). */
+typedef lzn_status (*item_fn)(void *arg, long item, int thread);
+
+static lzn_status parallel_items(const lzn_binder *b, long n, item_fn fn, void *arg) {
+  long failed = n;
+  lzn_status status = LZN_OK;
+  char message[512] = "";
+#pragma omp parallel for num_threads(b->n_threads < 1 ? 1 : b->n_threads) schedule(dynamic)
+  for (long i = 0; i < n; i++) {
+    const lzn_status s = fn(arg, i, omp_get_thread_num());
+    if (s != LZN_OK) {
+#pragma omp critical(lzn_bind_failure)
+      if (i < failed) {
+        failed = i, status = s;
+        snprintf(message, sizeof message, "%s", lzn_last_error());
+      }
+    }
+  }
+  return failed < n ? lzn_fail(status, "%s", message) : LZN_OK;
+}
 
 lzn_status lzn_bind_find(lzn_binder *b, const char *name, int required, int64_t d0, int64_t d1,
                          const lzn_file_tensor **out) {
@@ -72,8 +97,18 @@ static lzn_status check_fits(const lzn_binder *b, const lzn_file_tensor *t, cons
  * pass over the tensor's bytes, in place or not. */
 static lzn_status check_scales(const lzn_binder *b, const lzn_file_tensor *t, const char *name) {
   if (!lzn_wtype_is_block(t->dtype)) return LZN_OK;
-  const size_t n_blocks = t->n_bytes / lzn_wtype_block_bytes(t->dtype);
-  const size_t bad = lzn_wtype_first_bad_block(t->dtype, t->data, n_blocks);
+  const size_t block_bytes = lzn_wtype_block_bytes(t->dtype), n_blocks = t->n_bytes / block_bytes;
+  /* In chunks on the binder's threads (the first touch of the file's
+   * pages is most of it); the lowest bad block of all. */
+  enum { CHUNK_BLOCKS = 1 << 16 };
+  const long n_chunks = (long)((n_blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS);
+  size_t bad = n_blocks;
+#pragma omp parallel for num_threads(b->n_threads < 1 ? 1 : b->n_threads) schedule(static) reduction(min : bad)
+  for (long c = 0; c < n_chunks; c++) {
+    const size_t c0 = (size_t)c * CHUNK_BLOCKS, n = n_blocks - c0 < CHUNK_BLOCKS ? n_blocks - c0 : CHUNK_BLOCKS;
+    const size_t at = lzn_wtype_first_bad_block(t->dtype, (const char *)t->data + c0 * block_bytes, n);
+    if (at < n && c0 + at < bad) bad = c0 + at;
+  }
   if (bad == n_blocks) return LZN_OK;
   const size_t per_row = (size_t)t->shape[t->n_dims - 1] / lzn_wtype_block_size(t->dtype);
   return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s%s\": a scale of %s block %zu (row %zu) is NaN or Inf",
@@ -138,6 +173,39 @@ int64_t lzn_rope_unpermuted_row(int64_t r, int64_t head_dim) {
   return h * head_dim + 2 * (rem % half) + rem / half;
 }
 
+/* Rows of a matrix being converted (bind_rows), ROWS_PER_ITEM of them an
+ * item. */
+#define ROWS_PER_ITEM 64
+typedef struct rows_job {
+  const lzn_binder *b;
+  const lzn_file_tensor *t;
+  const char *name;
+  lzn_weight_type type;
+  int64_t rows, cols, head_dim;
+  size_t row_bytes;
+  float *rows_f32; /* cols floats per thread */
+  void *buffer;
+} rows_job;
+
+static lzn_status convert_rows(void *arg, long item, int thread) {
+  const rows_job *j = arg;
+  const int64_t r0 = (int64_t)item * ROWS_PER_ITEM;
+  const int64_t r1 = r0 + ROWS_PER_ITEM < j->rows ? r0 + ROWS_PER_ITEM : j->rows;
+  float *row = j->rows_f32 + (size_t)thread * (size_t)j->cols;
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t from = j->head_dim ? lzn_rope_unpermuted_row(r, j->head_dim) : r;
+    char *dst = (char *)j->buffer + (size_t)r * j->row_bytes;
+    if (j->t->dtype == j->type) { /* a reordered copy: the bytes as they are */
+      memcpy(dst, (const char *)j->t->data + (size_t)from * j->row_bytes, j->row_bytes);
+      continue;
+    }
+    lzn_tensor_row_f32(j->b->kernels, j->t, from, (size_t)j->cols, row);
+    const lzn_status s = write_row(j->b, j->t, j->name, from, 0, 0, j->type, row, (size_t)j->cols, dst);
+    if (s != LZN_OK) return s;
+  }
+  return LZN_OK;
+}
+
 /* The matrix [rows][cols] in the wanted type, rows taken in file order, or
  * with head_dim > 0 through lzn_rope_unpermuted_row. */
 static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64_t rows,
@@ -155,20 +223,13 @@ static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64
     out->data = t->data;
     return lzn_load_progress_step(&b->progress);
   }
-  void *buffer;
-  float *row = malloc((size_t)cols * sizeof *row);
+  void *buffer = NULL;
+  const int threads = b->n_threads < 1 ? 1 : b->n_threads;
+  float *row = malloc((size_t)threads * (size_t)cols * sizeof *row);
   s = row ? lzn_model_own(b->model, (size_t)rows * out->row_bytes, &buffer)
           : lzn_fail(LZN_ERR_NOMEM, "out of memory converting \"%s\"", name);
-  for (int64_t r = 0; s == LZN_OK && r < rows; r++) {
-    const int64_t from = head_dim ? lzn_rope_unpermuted_row(r, head_dim) : r;
-    char *dst = (char *)buffer + (size_t)r * out->row_bytes;
-    if (t->dtype == type) { /* a reordered copy: the bytes as they are */
-      memcpy(dst, (const char *)t->data + (size_t)from * out->row_bytes, out->row_bytes);
-      continue;
-    }
-    lzn_tensor_row_f32(b->kernels, t, from, (size_t)cols, row);
-    s = write_row(b, t, name, from, 0, 0, type, row, (size_t)cols, dst);
-  }
+  rows_job job = {b, t, name, type, rows, cols, head_dim, out->row_bytes, row, buffer};
+  if (s == LZN_OK) s = parallel_items(b, (long)((rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM), convert_rows, &job);
   free(row);
   if (s != LZN_OK) return s;
   out->data = buffer;
@@ -190,6 +251,59 @@ lzn_weight_type lzn_transposed_type(lzn_weight_type down_t_want, lzn_weight_type
   return down_t_want == LZN_WEIGHTS_AS_STORED ? stored : down_t_want;
 }
 
+/* A transposition (lzn_bind_transposed), a tile of output rows an item. */
+typedef struct transpose_job {
+  const lzn_binder *b;
+  const lzn_file_tensor *t;
+  const char *name;
+  lzn_weight_type type; /* the output's */
+  int64_t rows, cols;   /* the stored matrix's */
+  int64_t tile_rows;
+  size_t out_row_bytes;
+  float *floats; /* scratch floats per thread: the tile, then the runs */
+  size_t scratch;
+  void *buffer;
+} transpose_job;
+
+/* Output rows c0.. (stored columns), one segment of output columns
+ * (stored rows r0..) at a time. */
+static lzn_status transpose_tile(void *arg, long item, int thread) {
+  const transpose_job *j = arg;
+  const lzn_file_tensor *t = j->t;
+  const int64_t rows = j->rows, cols = j->cols, tile_rows = j->tile_rows;
+  const int64_t c0 = (int64_t)item * tile_rows, n = cols - c0 < tile_rows ? cols - c0 : tile_rows;
+  const size_t block = lzn_wtype_block_size(t->dtype), stored_row_bytes = lzn_wtype_row_bytes(t->dtype, (size_t)cols);
+  float *const tile = j->floats + (size_t)thread * j->scratch;
+  float *const runs = block > 1 ? tile + (size_t)tile_rows * TRANSPOSE_SEGMENT : NULL;
+  for (int64_t r0 = 0; r0 < rows; r0 += TRANSPOSE_SEGMENT) {
+    const int64_t seg = rows - r0 < TRANSPOSE_SEGMENT ? rows - r0 : TRANSPOSE_SEGMENT;
+    if (!runs) { /* an element type: read in place */
+      for (int64_t r = 0; r < seg; r++)
+        for (int64_t c = 0; c < n; c++)
+          tile[c * TRANSPOSE_SEGMENT + r] = lzn_wtype_element(t->dtype, t->data, (size_t)((r0 + r) * cols + c0 + c));
+    } else { /* c0 and n are whole blocks (check_fits) */
+      for (int64_t k0 = 0; k0 < seg; k0 += TRANSPOSE_RUNS) {
+        const int64_t nr = seg - k0 < TRANSPOSE_RUNS ? seg - k0 : TRANSPOSE_RUNS;
+        for (int64_t k = 0; k < nr; k++) {
+          const char *src = (const char *)t->data + (size_t)(r0 + k0 + k) * stored_row_bytes +
+                            lzn_wtype_row_bytes(t->dtype, (size_t)c0);
+          lzn_row_f32(&j->b->kernels->type[t->dtype], t->dtype, src, (size_t)n, runs + k * tile_rows);
+        }
+        for (int64_t c = 0; c < n; c++)
+          for (int64_t k = 0; k < nr; k++) tile[c * TRANSPOSE_SEGMENT + k0 + k] = runs[k * tile_rows + c];
+      }
+    }
+    /* r0 is whole blocks of the output type (a multiple of 256). */
+    for (int64_t c = 0; c < n; c++) {
+      const lzn_status s = write_row(j->b, t, j->name, c0 + c, (size_t)r0, 1, j->type, tile + c * TRANSPOSE_SEGMENT,
+                                     (size_t)seg, (char *)j->buffer + (size_t)(c0 + c) * j->out_row_bytes +
+                                                      lzn_wtype_row_bytes(j->type, (size_t)r0));
+      if (s != LZN_OK) return s;
+    }
+  }
+  return LZN_OK;
+}
+
 lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, int64_t cols,
                                lzn_matrix *out, lzn_matrix *as_stored) {
   const lzn_file_tensor *t;
@@ -204,8 +318,9 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   s = check_fits(b, t, name, type, rows, 1);
   if (s == LZN_OK) s = check_scales(b, t, name);
   if (s != LZN_OK) return s;
-  void *buffer;
-  /* A tile of output rows at a time (columns c0.. of the stored matrix),
+  void *buffer = NULL;
+  /* A tile of output rows at a time (columns c0.. of the stored matrix;
+   * the tiles split among the binder's threads, transpose_tile),
    * LZN_TRANSPOSE_ROWS of them or a whole block of a type whose blocks are
    * longer (the K-quants' 256), and of those rows a segment of
    * TRANSPOSE_SEGMENT output columns (stored rows r0..) at a time, so that
@@ -220,39 +335,15 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
    * llama.cpp Q4_0 file took 41 s to load. */
   const size_t block = lzn_wtype_block_size(t->dtype);
   const int64_t tile_rows = block > LZN_TRANSPOSE_ROWS ? (int64_t)block : LZN_TRANSPOSE_ROWS;
-  const size_t stored_row_bytes = lzn_wtype_row_bytes(t->dtype, (size_t)cols);
-  float *tile = malloc((size_t)tile_rows * TRANSPOSE_SEGMENT * sizeof *tile);
-  float *runs = block > 1 ? malloc((size_t)TRANSPOSE_RUNS * (size_t)tile_rows * sizeof *runs) : NULL;
-  s = tile && (runs || block == 1) ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
-                                   : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
-  for (int64_t c0 = 0; s == LZN_OK && c0 < cols; c0 += tile_rows) {
-    const int64_t n = cols - c0 < tile_rows ? cols - c0 : tile_rows;
-    for (int64_t r0 = 0; s == LZN_OK && r0 < rows; r0 += TRANSPOSE_SEGMENT) {
-      const int64_t seg = rows - r0 < TRANSPOSE_SEGMENT ? rows - r0 : TRANSPOSE_SEGMENT;
-      if (!runs) { /* an element type: read in place */
-        for (int64_t r = 0; r < seg; r++)
-          for (int64_t c = 0; c < n; c++)
-            tile[c * TRANSPOSE_SEGMENT + r] = lzn_wtype_element(t->dtype, t->data, (size_t)((r0 + r) * cols + c0 + c));
-      } else { /* c0 and n are whole blocks (check_fits) */
-        for (int64_t k0 = 0; k0 < seg; k0 += TRANSPOSE_RUNS) {
-          const int64_t nr = seg - k0 < TRANSPOSE_RUNS ? seg - k0 : TRANSPOSE_RUNS;
-          for (int64_t k = 0; k < nr; k++) {
-            const char *src = (const char *)t->data + (size_t)(r0 + k0 + k) * stored_row_bytes +
-                              lzn_wtype_row_bytes(t->dtype, (size_t)c0);
-            lzn_row_f32(&b->kernels->type[t->dtype], t->dtype, src, (size_t)n, runs + k * tile_rows);
-          }
-          for (int64_t c = 0; c < n; c++)
-            for (int64_t k = 0; k < nr; k++) tile[c * TRANSPOSE_SEGMENT + k0 + k] = runs[k * tile_rows + c];
-        }
-      }
-      /* r0 is whole blocks of the output type (a multiple of 256). */
-      for (int64_t c = 0; s == LZN_OK && c < n; c++)
-        s = write_row(b, t, name, c0 + c, (size_t)r0, 1, type, tile + c * TRANSPOSE_SEGMENT, (size_t)seg,
-                      (char *)buffer + (size_t)(c0 + c) * out->row_bytes + lzn_wtype_row_bytes(type, (size_t)r0));
-    }
-  }
-  free(tile);
-  free(runs);
+  /* Each thread's tile and runs. */
+  const size_t scratch = (size_t)tile_rows * TRANSPOSE_SEGMENT + (block > 1 ? (size_t)TRANSPOSE_RUNS * (size_t)tile_rows : 0);
+  const int threads = b->n_threads < 1 ? 1 : b->n_threads;
+  float *floats = malloc((size_t)threads * scratch * sizeof *floats);
+  s = floats ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
+             : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);
+  transpose_job job = {b, t, name, type, rows, cols, tile_rows, out->row_bytes, floats, scratch, buffer};
+  if (s == LZN_OK) s = parallel_items(b, (long)((cols + tile_rows - 1) / tile_rows), transpose_tile, &job);
+  free(floats);
   if (s != LZN_OK) return s;
   out->data = buffer;
   if (usable_in_place(t, stored_type)) as_stored->data = t->data;

@@ -22,6 +22,7 @@ typedef struct lzn_binder {
   const lzn_kernel_table *kernels; /* from_f32 / to_f32 for conversions */
   lzn_weight_type want;            /* the params' weight_type */
   lzn_weight_type down_t_want;     /* the params' down_t_type (lzn_bind_transposed) */
+  int n_threads;                   /* the params' n_threads: OpenMP threads for conversions */
 } lzn_binder;
 
 /* Row r of a file's matrix (cols values) as fp32, as the loader reads it

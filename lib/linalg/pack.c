@@ -5,6 +5,7 @@
  */
 #include "linalg/pack.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,34 +55,37 @@ static void pack_row(lzn_weight_type type, uint8_t *group, size_t n_blocks, int 
   }
 }
 
-lzn_status lzn_pack_rows(const lzn_kernel_table *k, const lzn_matrix *w, void *dst) {
+lzn_status lzn_pack_rows(const lzn_kernel_table *k, const lzn_matrix *w, void *dst, int n_threads) {
   const lzn_weight_type type = lzn_pack_type(w->type);
   const size_t cols = (size_t)w->cols, n_blocks = (cols + LZN_QK - 1) / LZN_QK;
   const size_t group_bytes = LZN_PACK_ROWS * lzn_pack_row_bytes(w);
-  const size_t groups = ((size_t)w->rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS;
-  /* A K-quant row on its way: fp32, then Q8_0 as the pack reads it. */
-  float *wide = NULL;
-  void *requantized = NULL;
-  if (type != w->type) {
-    wide = malloc(cols * sizeof *wide);
-    requantized = malloc(lzn_pack_row_bytes(w));
-    if (wide == NULL || requantized == NULL) {
-      free(wide), free(requantized);
-      return lzn_fail(LZN_ERR_NOMEM, "out of memory packing a %lld x %lld matrix", (long long)w->rows,
-                      (long long)w->cols);
-    }
-  }
-  for (size_t g = 0; g < groups; g++)
+  const long groups = (long)(((size_t)w->rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS);
+  const int threads = n_threads < 1 ? 1 : n_threads;
+  /* A K-quant row on its way, per thread: fp32, then Q8_0 as the pack
+   * reads it. */
+  const size_t wide_bytes = (cols * sizeof(float) + 63) & ~(size_t)63;
+  const size_t per_thread = wide_bytes + ((lzn_pack_row_bytes(w) + 63) & ~(size_t)63);
+  char *rows = NULL;
+  if (type != w->type && (rows = malloc((size_t)threads * per_thread)) == NULL)
+    return lzn_fail(LZN_ERR_NOMEM, "out of memory packing a %lld x %lld matrix", (long long)w->rows,
+                    (long long)w->cols);
+  /* Groups split among the threads: each writes (and first touches) its
+   * own part of dst. */
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (long g = 0; g < groups; g++) {
+    float *wide = rows ? (float *)(rows + (size_t)omp_get_thread_num() * per_thread) : NULL;
+    void *requantized = rows ? (char *)wide + wide_bytes : NULL;
     for (int r = 0; r < LZN_PACK_ROWS; r++) {
-      const int64_t row = (int64_t)(g * LZN_PACK_ROWS) + r;
+      const int64_t row = (int64_t)g * LZN_PACK_ROWS + r;
       const void *src = row < w->rows ? lzn_matrix_row(w, row) : NULL;
       if (src != NULL && requantized != NULL) {
         lzn_row_f32(&k->type[w->type], w->type, src, cols, wide);
         k->type[LZN_WEIGHTS_Q8_0].from_f32.fn(requantized, wide, cols);
         src = requantized;
       }
-      pack_row(type, (uint8_t *)dst + g * group_bytes, n_blocks, r, src);
+      pack_row(type, (uint8_t *)dst + (size_t)g * group_bytes, n_blocks, r, src);
     }
-  free(wide), free(requantized);
+  }
+  free(rows);
   return LZN_OK;
 }

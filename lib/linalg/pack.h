@@ -32,9 +32,10 @@ size_t lzn_pack_bytes(const lzn_matrix *w);
 size_t lzn_pack_row_bytes(const lzn_matrix *w);
 
 /* w's rows packed into dst (lzn_pack_bytes(w) bytes, 64-byte aligned for
- * the kernels' streams) with k's conversions. w must be
- * lzn_pack_supported. Fails (LZN_ERR_NOMEM) only for a K-quant's row
- * buffers; dst is then not a packed copy. */
-lzn_status lzn_pack_rows(const lzn_kernel_table *k, const lzn_matrix *w, void *dst);
+ * the kernels' streams) with k's conversions, on n_threads OpenMP threads
+ * (the same bytes for any number). w must be lzn_pack_supported. Fails
+ * (LZN_ERR_NOMEM) only for a K-quant's row buffers; dst is then not a
+ * packed copy. */
+lzn_status lzn_pack_rows(const lzn_kernel_table *k, const lzn_matrix *w, void *dst, int n_threads);
 
 #endif /* LZN_LINALG_PACK_H */

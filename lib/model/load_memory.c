@@ -43,7 +43,7 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
   }
   /* by_name stays NULL: lzn_weights_find searches the one file linearly. */
   if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
-  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget);
+  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget, params->n_threads);
   if (s != LZN_OK) {
     lzn_model_free(m);
     return s;

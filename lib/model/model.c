@@ -12,6 +12,7 @@
 #include "core/abi.h"
 #include "core/file.h"
 #include "core/wtype.h"
+#include "linalg/exec.h"
 #include "model/model.h"
 
 lzn_status lzn_model_own(lzn_model *m, size_t n_bytes, void **out) {
@@ -50,13 +51,14 @@ static lzn_status config_path(const char *path, char *out, size_t size) {
 }
 
 /* Released sizes (lazyneuron.h, "ABI"): 0.1 (no weight_type or
- * predictor_path), 0.2 and 0.3 (no down_t_type, pack_budget), 0.4 = now. */
+ * predictor_path), 0.2 and 0.3 (no down_t_type, pack_budget, n_threads),
+ * 0.4 = now. */
 static const lzn_struct_size model_params_sizes[] = {
     {32, offsetof(lzn_model_params, progress_user_data) + sizeof(void *)},
     {48, offsetof(lzn_model_params, predictor_path) + sizeof(const char *)},
-    {sizeof(lzn_model_params), offsetof(lzn_model_params, pack_budget) + sizeof(size_t)},
+    {sizeof(lzn_model_params), offsetof(lzn_model_params, n_threads) + sizeof(int)},
 };
-_Static_assert(sizeof(lzn_model_params) == 64, "lzn_model_params grew: add its released size above "
+_Static_assert(sizeof(lzn_model_params) == 72, "lzn_model_params grew: add its released size above "
                "(lzn_model_default_params() keeps returning the 48-byte struct: compat/params_by_value.c)");
 
 /* The defaults, the whole current struct. (The public by-value function
@@ -68,6 +70,7 @@ static lzn_model_params model_defaults(void) {
   p.use_mmap = 1;
   p.down_t_type = LZN_WEIGHTS_Q8_0;
   p.pack_budget = SIZE_MAX;
+  p.n_threads = 1;
   return p;
 }
 
@@ -109,6 +112,9 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   if (p->down_t_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_valid(p->down_t_type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->down_t_type = %d is not an "
                     "lzn_weight_type", (int)p->down_t_type);
+  if (p->n_threads < 1 || p->n_threads > LZN_MAX_THREADS)
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->n_threads = %d, must be in [1, %d]", p->n_threads,
+                    LZN_MAX_THREADS);
   return LZN_OK;
 }
 
@@ -138,7 +144,7 @@ lzn_status lzn_model_build_from_gguf(lzn_model *m, const lzn_model_params *param
   lzn_status s = lzn_arch_parse_gguf(&m->gguf, &config);
   if (s == LZN_OK) s = lzn_arch_build(m, &config, params);
   if (s == LZN_OK) s = lzn_predictor_load(m, params, NULL);
-  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget);
+  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget, params->n_threads);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   return s;
 }
@@ -188,7 +194,7 @@ LZN_API lzn_status lzn_model_load(const char *path, const lzn_model_params *para
     cfg_path[strlen(cfg_path) - strlen("/config.json")] = '\0';
     s = lzn_predictor_load(m, params, cfg_path);
   }
-  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget);
+  if (s == LZN_OK) s = lzn_model_pack(m, params->pack_budget, params->n_threads);
   if (s == LZN_OK) s = lzn_model_load_tokenizer(m, path);
   if (s != LZN_OK) {
     lzn_model_free(m);

@@ -155,7 +155,7 @@ lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, cons
 /* pack_model.c: packed copies of the matrices a batch reads whole, within
  * budget bytes (lzn_model_params.pack_budget; 0: none), where the kernel
  * table reads them. Statuses: OK, NOMEM. */
-lzn_status lzn_model_pack(lzn_model *m, size_t budget);
+lzn_status lzn_model_pack(lzn_model *m, size_t budget, int n_threads);
 /* The bytes of the packed copies the model holds. */
 size_t lzn_model_packed_bytes(const lzn_model *m);
 

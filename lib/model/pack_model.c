@@ -34,21 +34,21 @@
 #include "model/model.h"
 
 /* Packs w if the table can and it fits what is left of the budget. */
-static lzn_status pack_one(lzn_model *m, const lzn_kernel_table *k, lzn_matrix *w, size_t *left) {
+static lzn_status pack_one(lzn_model *m, const lzn_kernel_table *k, lzn_matrix *w, size_t *left, int n_threads) {
   if (!lzn_pack_supported(k, w)) return LZN_OK;
   const size_t bytes = lzn_pack_bytes(w);
   if (bytes > *left) return LZN_OK;
   void *dst;
   const lzn_status s = lzn_model_own(m, bytes, &dst);
   if (s != LZN_OK) return s;
-  const lzn_status packed = lzn_pack_rows(k, w, dst);
+  const lzn_status packed = lzn_pack_rows(k, w, dst, n_threads);
   if (packed != LZN_OK) return packed;
   w->packed = dst;
   *left -= bytes;
   return LZN_OK;
 }
 
-lzn_status lzn_model_pack(lzn_model *m, size_t budget) {
+lzn_status lzn_model_pack(lzn_model *m, size_t budget, int n_threads) {
   const lzn_kernel_table *k;
   lzn_status s = lzn_kernels_get(&k);
   size_t left = budget;
@@ -56,14 +56,14 @@ lzn_status lzn_model_pack(lzn_model *m, size_t budget) {
     lzn_layer *y = &m->layers[l];
     lzn_matrix *read_whole[] = {&y->q, &y->k, &y->v, &y->o, y->predictor.present ? NULL : &y->gate};
     for (size_t i = 0; s == LZN_OK && i < sizeof read_whole / sizeof read_whole[0]; i++)
-      if (read_whole[i]) s = pack_one(m, k, read_whole[i], &left);
+      if (read_whole[i]) s = pack_one(m, k, read_whole[i], &left, n_threads);
   }
-  if (s == LZN_OK) s = pack_one(m, k, &m->lm_head, &left);
+  if (s == LZN_OK) s = pack_one(m, k, &m->lm_head, &left, n_threads);
   if (!lzn_activation_rule_of(m->arch.activation)->dense_unless_thresholded) return s;
   for (int l = 0; s == LZN_OK && l < m->n_layers; l++) {
     lzn_matrix *up = &m->layers[l].up, *down = &m->layers[l].down;
-    if (lzn_pack_type(up->type) == up->type) s = pack_one(m, k, up, &left);
-    if (s == LZN_OK && lzn_pack_type(down->type) == down->type) s = pack_one(m, k, down, &left);
+    if (lzn_pack_type(up->type) == up->type) s = pack_one(m, k, up, &left, n_threads);
+    if (s == LZN_OK && lzn_pack_type(down->type) == down->type) s = pack_one(m, k, down, &left, n_threads);
   }
   return s;
 }

@@ -209,6 +209,9 @@ class Model:
     matrices that prompts and batches read whole (lzn_model_params.pack_budget);
     None (default) = all of them, 0 = none; info.packed_bytes says what was made.
 
+    n_threads: threads for the load's own work (packed copies, the transposed
+    W_down, conversions; lzn_model_params.n_threads), default 1.
+
     close() (or leaving a `with` block) releases the model as soon as no
     Context made from it is still open; contexts keep it alive until then.
     """
@@ -218,7 +221,8 @@ class Model:
 
     def __init__(self, path: PathLike, use_mmap: bool = True,
                  progress: Optional[Callable[[float], Optional[bool]]] = None,
-                 weight_type: str = "as_stored", pack_budget: Optional[int] = None) -> None:
+                 weight_type: str = "as_stored", pack_budget: Optional[int] = None,
+                 n_threads: int = 1) -> None:
         self._lock = threading.Lock()
         self._handle = None
         self._closed = False
@@ -230,6 +234,7 @@ class Model:
         params = _lib.ModelParams()
         _check(lib.lzn_model_params_init(ctypes.byref(params), ctypes.sizeof(params)))
         params.use_mmap = 1 if use_mmap else 0
+        params.n_threads = _c_int(n_threads, "n_threads")
         if pack_budget is not None:
             if isinstance(pack_budget, bool) or not isinstance(pack_budget, int) or pack_budget < 0:
                 raise ValueError(f"pack_budget must be a byte count >= 0 or None, not {pack_budget!r}")

@@ -36,6 +36,7 @@ ModelParams._fields_ = [
     # 0.3 struct without them)
     ("down_t_type", ctypes.c_int),
     ("pack_budget", ctypes.c_size_t),
+    ("n_threads", ctypes.c_int),
 ]
 
 WEIGHT_TYPE_SLOTS = 16  # LZN_WEIGHT_TYPE_SLOTS

@@ -278,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
     lib = _lib.load()
     t0 = time.perf_counter()
     pack_budget = None if args.pack_budget is None else args.pack_budget << 20
-    with Model(args.model, weight_type=args.type.replace("-", "_"), pack_budget=pack_budget) as model:
+    with Model(args.model, weight_type=args.type.replace("-", "_"), pack_budget=pack_budget,
+               n_threads=args.threads) as model:
         model.tokenizer_info  # no tokenizer: LZN_ERR_UNSUPPORTED before anything else
         predictor = args.predictor == "on"
         with model.context(n_ctx=args.ctx_size, n_threads=args.threads, mlp_mode=args.mode,

@@ -340,14 +340,16 @@ def test_version_and_isa():
 
 def test_struct_layouts_match_the_header():
     lib = _lib.load()
-    # lzn_model_params: the 0.4 struct through lzn_model_params_init (64
-    # bytes: pack_budget, a size_t, at 56); lzn_model_default_params keeps
-    # returning the 0.3 one (48 bytes) for programs built against 0.3.
+    # lzn_model_params: the 0.4 struct through lzn_model_params_init (72
+    # bytes: pack_budget, a size_t, at 56, n_threads at 64);
+    # lzn_model_default_params keeps returning the 0.3 one (48 bytes) for
+    # programs built against 0.3.
     p = _lib.ModelParams()
     assert lib.lzn_model_params_init(ctypes.byref(p), ctypes.sizeof(p)) == 0
-    assert p.struct_size == ctypes.sizeof(_lib.ModelParams) == 64
+    assert p.struct_size == ctypes.sizeof(_lib.ModelParams) == 72
     assert _lib.ModelParams.pack_budget.offset == 56
-    assert p.pack_budget == ctypes.c_size_t(-1).value and p.use_mmap == 1
+    assert _lib.ModelParams.n_threads.offset == 64
+    assert p.pack_budget == ctypes.c_size_t(-1).value and p.use_mmap == 1 and p.n_threads == 1
     assert lib.lzn_model_params_init(ctypes.byref(p), ctypes.sizeof(p) + 8) != 0  # a size it does not know
     assert lib.lzn_context_default_params().struct_size == ctypes.sizeof(_lib.ContextParams)
     # struct_size, 7 ints, the int64 weight_bytes at offset 40 (C's
