@@ -192,22 +192,26 @@ static lzn_status random_matrix(filler *fl, size_t rows, size_t cols, double var
   return LZN_OK;
 }
 
-/* The [cols][rows] copy of a [rows][cols] matrix: the stored nn.Linear
- * layout that an F32 checkpoint also provides (model.h: down). */
-static lzn_status transposed_copy(filler *fl, const float *src, size_t rows, size_t cols,
-                                  lzn_matrix *out) {
+/* The [cols][rows] copy of a [rows][cols] matrix of an element type (F32,
+ * F16, BF16): the stored nn.Linear layout that such a checkpoint also
+ * provides, mapped in place at load (model.h: down; the dense path reads
+ * it). A synthetic F16 or BF16 model without it ran its dense
+ * down-projection on W_down^T, which no F16 or BF16 checkpoint does. */
+static lzn_status transposed_copy(filler *fl, const lzn_matrix *src, lzn_matrix *out) {
+  const size_t rows = (size_t)src->rows, cols = (size_t)src->cols, elem = src->row_bytes / cols;
   void *buffer;
-  lzn_status s = lzn_model_own(fl->model, rows * cols * sizeof(float), &buffer);
+  lzn_status s = lzn_model_own(fl->model, rows * cols * elem, &buffer);
   if (s != LZN_OK) return s;
-  float *dst = buffer;
+  const char *from = src->data;
+  char *dst = buffer;
   enum { BLOCK = 64 };
   const int64_t row_blocks = (int64_t)((rows + BLOCK - 1) / BLOCK);
 #pragma omp parallel for schedule(static)
   for (int64_t rb = 0; rb < row_blocks; rb++)
     for (size_t c0 = 0; c0 < cols; c0 += BLOCK)
       for (size_t r = (size_t)rb * BLOCK; r < (size_t)(rb + 1) * BLOCK && r < rows; r++)
-        for (size_t c = c0; c < c0 + BLOCK && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
-  *out = lzn_matrix_make(LZN_WEIGHTS_F32, dst, (int64_t)cols, (int64_t)rows);
+        for (size_t c = c0; c < c0 + BLOCK && c < cols; c++) memcpy(dst + (c * rows + r) * elem, from + (r * cols + c) * elem, elem);
+  *out = lzn_matrix_make(src->type, dst, (int64_t)cols, (int64_t)rows);
   return LZN_OK;
 }
 
@@ -231,8 +235,8 @@ static lzn_status make_layer(filler *fl, lzn_layer *w, float up_bias, double den
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->up);
   if (s == LZN_OK) s = constant_tensor(fl, f, up_bias, &w->up_b);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
-  /* An F32 checkpoint also holds W_down as stored, for the dense path. */
-  if (s == LZN_OK && fl->type == LZN_WEIGHTS_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  /* An F32, F16 or BF16 checkpoint also holds W_down as stored, for the dense path. */
+  if (s == LZN_OK && !lzn_wtype_is_block(fl->type)) s = transposed_copy(fl, &w->down_t, &w->down);
   if (s == LZN_OK) s = constant_tensor(fl, d, 0.0f, &w->down_b);
   return s;
 }
@@ -255,7 +259,7 @@ static lzn_status make_gated_layer(filler *fl, lzn_layer *w, double density) {
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->gate);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / (double)d, &w->up);
   if (s == LZN_OK) s = random_matrix(fl, f, d, 1.0 / ((double)f * density), &w->down_t);
-  if (s == LZN_OK && fl->type == LZN_WEIGHTS_F32) s = transposed_copy(fl, w->down_t.data, f, d, &w->down);
+  if (s == LZN_OK && !lzn_wtype_is_block(fl->type)) s = transposed_copy(fl, &w->down_t, &w->down);
   return s;
 }
 
@@ -263,7 +267,8 @@ static lzn_status make_gated_layer(filler *fl, lzn_layer *w, double density) {
 
 /* Bytes of the weights in a type: what stays fixed (the tied embedding in
  * the type, learned positions and the final norm in fp32), and what each
- * layer adds (6 matrices in the type, W_down as stored too for F32, norms
+ * layer adds (6 matrices in the type, W_down as stored too for F32, F16
+ * and BF16, norms
  * and biases in fp32). */
 static double fixed_bytes(const synthetic_shape *sh, lzn_weight_type type) {
   const double d = sh->d_model, embedding = (double)sh->vocab * (double)lzn_wtype_row_bytes(type, (size_t)d);
@@ -275,7 +280,7 @@ static double layer_bytes(const synthetic_shape *sh, lzn_weight_type type) {
   const double d = sh->d_model, f = sh->d_ff, hd = (double)sh->d_model / sh->n_heads;
   const double row_d = (double)lzn_wtype_row_bytes(type, (size_t)d);
   const double attention = (2.0 * d + 2.0 * sh->n_kv_heads * hd) * row_d;
-  const double mlp = (sh->gated ? 3.0 : 2.0) * f * row_d + (type == LZN_WEIGHTS_F32 ? 4.0 * f * d : 0.0);
+  const double mlp = (sh->gated ? 3.0 : 2.0) * f * row_d + (lzn_wtype_is_block(type) ? 0.0 : f * row_d);
   return attention + mlp + 4.0 * (f + 9.0 * d);
 }
 
