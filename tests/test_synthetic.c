@@ -1,14 +1,16 @@
 /*
  * test_synthetic.c: in-memory OPT models with random weights
- * (lib/synthetic.c): they run through the ordinary context and forward, the
+ * (bench/synthetic.c): they run through the ordinary context and forward, the
  * sparse path agrees with the dense one, the requested fraction of neurons
- * fires and a different set for each token, and bad arguments get the right
+ * fires and a different set for each token, W_down is held as stored where
+ * a checkpoint of the type holds it, and bad arguments get the right
  * status. The models are 2-layer opt-125m: 0.2 s to build.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "lazyneuron.h"
+#include "model/model.h"
 #include "synthetic.h"
 #include "testutil.h"
 
@@ -166,6 +168,32 @@ START_TEST(test_deterministic) {
 }
 END_TEST
 
+/* An F32, F16 or BF16 checkpoint holds W_down as stored, which the loader
+ * maps in place for the dense path; a synthetic model in those types holds
+ * it too, the exact transpose of its W_down^T (a block type's file holds
+ * W_down^T alone, lzn-quantize's layout). */
+START_TEST(test_down_as_stored_by_type) {
+  static const lzn_weight_type types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_F16, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0};
+  const lzn_weight_type type = types[_i];
+  lzn_model *m = NULL;
+  ck_assert_msg(lzn_model_synthetic_typed("opt-125m", 0.05f, 1, 3, type, &m) == LZN_OK, "%s", lzn_last_error());
+  const lzn_matrix *down = &m->layers[0].down, *down_t = &m->layers[0].down_t;
+  if (type == LZN_WEIGHTS_Q8_0) {
+    ck_assert_ptr_null(down->data);
+  } else {
+    ck_assert_ptr_nonnull(down->data);
+    ck_assert(down->type == type && down->rows == down_t->cols && down->cols == down_t->rows);
+    const size_t elem = down->row_bytes / (size_t)down->cols;
+    for (int64_t r = 0; r < down->rows; r++)
+      for (int64_t c = 0; c < down->cols; c++)
+        ck_assert_msg(memcmp((const char *)lzn_matrix_row(down, r) + (size_t)c * elem,
+                             (const char *)lzn_matrix_row(down_t, c) + (size_t)r * elem, elem) == 0,
+                      "type %d: W_down[%lld][%lld]", (int)type, (long long)r, (long long)c);
+  }
+  lzn_model_free(m);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
   lzn_model *m = (lzn_model *)&m; /* any non-NULL: must be reset to NULL */
   ck_assert_int_eq(lzn_model_synthetic("opt-13b", 0.05f, 1, 1, &m), LZN_ERR_INVALID_ARG);
@@ -205,6 +233,7 @@ static Suite *synthetic_suite(void) {
   tcase_add_loop_test(tc, test_density, 0, 2);
   tcase_add_test(tc, test_density_one);
   tcase_add_test(tc, test_deterministic);
+  tcase_add_loop_test(tc, test_down_as_stored_by_type, 0, 4);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_too_big);
   suite_add_tcase(s, tc);
