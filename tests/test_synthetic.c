@@ -186,9 +186,9 @@ START_TEST(test_down_as_stored_by_type) {
     const size_t elem = down->row_bytes / (size_t)down->cols;
     for (int64_t r = 0; r < down->rows; r++)
       for (int64_t c = 0; c < down->cols; c++)
-        ck_assert_msg(memcmp((const char *)lzn_matrix_row(down, r) + (size_t)c * elem,
-                             (const char *)lzn_matrix_row(down_t, c) + (size_t)r * elem, elem) == 0,
-                      "type %d: W_down[%lld][%lld]", (int)type, (long long)r, (long long)c);
+        if (memcmp((const char *)lzn_matrix_row(down, r) + (size_t)c * elem,
+                   (const char *)lzn_matrix_row(down_t, c) + (size_t)r * elem, elem) != 0)
+          ck_abort_msg("type %d: W_down[%lld][%lld] is not W_down^T's", (int)type, (long long)r, (long long)c);
   }
   lzn_model_free(m);
 }
