@@ -323,6 +323,14 @@ START_TEST(nan_scale_is_format) {
     ck_assert_msg(strstr(lzn_last_error(), want) && strstr(lzn_last_error(), "NaN or Inf"), "%s", lzn_last_error());
     snprintf(want, sizeof want, " block %zu (row ", cases[c].block); /* the first bad block, found */
     ck_assert_msg(strstr(lzn_last_error(), want), "%s: want \"%s\"", lzn_last_error(), want);
+    /* The load on 3 threads (lzn_model_params.n_threads) says the same. */
+    char one_thread[512];
+    snprintf(one_thread, sizeof one_thread, "%s", lzn_last_error());
+    lzn_model_params params;
+    ck_assert_int_eq(lzn_model_params_init(&params, sizeof params), LZN_OK);
+    params.n_threads = 3;
+    ck_assert_int_eq(lzn_model_load_gguf_memory(bytes, size, &params, &model), LZN_ERR_FORMAT);
+    ck_assert_str_eq(lzn_last_error(), one_thread);
     free(bytes);
   }
 }
