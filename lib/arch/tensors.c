@@ -18,6 +18,10 @@
 #define TRANSPOSE_SEGMENT 256
 _Static_assert(TRANSPOSE_SEGMENT % LZN_WTYPE_MAX_BLOCK == 0, "a segment is whole blocks of every type");
 
+/* The binder's OpenMP threads (params->n_threads, checked >= 1 at load;
+ * 1 for a binder that did not set it). */
+static int binder_threads(const lzn_binder *b) { return b->n_threads < 1 ? 1 : b->n_threads; }
+
 /* Items [0, n) of a conversion on the binder's threads: fn(arg, item,
  * thread) for each. Returns OK, or the status of the lowest item that
  * failed with its message: what one thread taking them in order would
@@ -28,7 +32,7 @@ static lzn_status parallel_items(const lzn_binder *b, long n, item_fn fn, void *
   long failed = n;
   lzn_status status = LZN_OK;
   char message[512] = "";
-#pragma omp parallel for num_threads(b->n_threads < 1 ? 1 : b->n_threads) schedule(dynamic)
+#pragma omp parallel for num_threads(binder_threads(b)) schedule(dynamic)
   for (long i = 0; i < n; i++) {
     const lzn_status s = fn(arg, i, omp_get_thread_num());
     if (s != LZN_OK) {
@@ -103,7 +107,7 @@ static lzn_status check_scales(const lzn_binder *b, const lzn_file_tensor *t, co
   enum { CHUNK_BLOCKS = 1 << 16 };
   const long n_chunks = (long)((n_blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS);
   size_t bad = n_blocks;
-#pragma omp parallel for num_threads(b->n_threads < 1 ? 1 : b->n_threads) schedule(static) reduction(min : bad)
+#pragma omp parallel for num_threads(binder_threads(b)) schedule(static) reduction(min : bad)
   for (long c = 0; c < n_chunks; c++) {
     const size_t c0 = (size_t)c * CHUNK_BLOCKS, n = n_blocks - c0 < CHUNK_BLOCKS ? n_blocks - c0 : CHUNK_BLOCKS;
     const size_t at = lzn_wtype_first_bad_block(t->dtype, (const char *)t->data + c0 * block_bytes, n);
@@ -224,7 +228,7 @@ static lzn_status bind_rows(lzn_binder *b, const char *name, int required, int64
     return lzn_load_progress_step(&b->progress);
   }
   void *buffer = NULL;
-  const int threads = b->n_threads < 1 ? 1 : b->n_threads;
+  const int threads = binder_threads(b);
   float *row = malloc((size_t)threads * (size_t)cols * sizeof *row);
   s = row ? lzn_model_own(b->model, (size_t)rows * out->row_bytes, &buffer)
           : lzn_fail(LZN_ERR_NOMEM, "out of memory converting \"%s\"", name);
@@ -337,7 +341,7 @@ lzn_status lzn_bind_transposed(lzn_binder *b, const char *name, int64_t rows, in
   const int64_t tile_rows = block > LZN_TRANSPOSE_ROWS ? (int64_t)block : LZN_TRANSPOSE_ROWS;
   /* Each thread's tile and runs. */
   const size_t scratch = (size_t)tile_rows * TRANSPOSE_SEGMENT + (block > 1 ? (size_t)TRANSPOSE_RUNS * (size_t)tile_rows : 0);
-  const int threads = b->n_threads < 1 ? 1 : b->n_threads;
+  const int threads = binder_threads(b);
   float *floats = malloc((size_t)threads * scratch * sizeof *floats);
   s = floats ? lzn_model_own(b->model, (size_t)cols * out->row_bytes, &buffer)
              : lzn_fail(LZN_ERR_NOMEM, "out of memory transposing \"%s\"", name);

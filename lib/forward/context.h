@@ -28,10 +28,10 @@
  * opt-1.3b pp512 on one Zen 5 core, 64 -> 256 rows: F32 356 -> 424 t/s,
  * F16 315 -> 364, Q4_K 522 -> 632, Q4_0 and Q8_0 within 5 % (their
  * kernels take 64 tokens at a time, linalg/gemm.c) (bench/RESULTS.md);
- * 512 gained nothing more. It bounds the workspace, ~92k floats a row for LLaMA-7B (94 MB at
- * 256 rows, against its KV cache's 2 GiB at 4096 positions in F16); a
- * context that never prefills that many tokens at once never touches the
- * rest of it. */
+ * 512 gained nothing more. It bounds the workspace, ~92k floats a row
+ * for LLaMA-7B (94 MB at 256 rows, against its KV cache's 2 GiB at 4096
+ * positions in F16); a context that never prefills that many tokens at
+ * once never touches the rest of it. */
 #define LZN_MAX_BATCH 256
 
 typedef struct lzn_workspace {

@@ -21,6 +21,11 @@
  * stay there for the next block. One call over a whole step of 256 tokens
  * measured 0.77x (Q4_0, sparse pp512, 4-layer opt-1.3b, one Zen 5 core). */
 #define GEMM_TOKENS_PER_BLOCK 64
+
+/* Tokens of the block starting at t0 of m. */
+static size_t block_tokens(size_t m, size_t t0) {
+  return m - t0 < GEMM_TOKENS_PER_BLOCK ? m - t0 : GEMM_TOKENS_PER_BLOCK;
+}
 /* Columns per axpy item: a multiple of every block size and of 64. */
 #define GEMM_COLS_PER_ITEM LZN_WTYPE_MAX_BLOCK
 _Static_assert(GEMM_COLS_PER_ITEM % 64 == 0, "an axpy item is whole 64-column pieces");
@@ -53,7 +58,7 @@ static void rows_item(void *arg, int item, int thread) {
     return;
   }
   for (size_t t0 = 0; t0 < j->m; t0 += GEMM_TOKENS_PER_BLOCK) {
-    const size_t mt = j->m - t0 < GEMM_TOKENS_PER_BLOCK ? j->m - t0 : GEMM_TOKENS_PER_BLOCK;
+    const size_t mt = block_tokens(j->m, t0);
     j->gemm(j->out + t0 * j->out_stride + i0, j->out_stride, w, j->w->row_bytes, (size_t)j->w->cols,
             j->idx ? j->idx + i0 : NULL, n, (const char *)j->x + t0 * j->x_stride, j->x_stride, mt);
   }
@@ -111,7 +116,7 @@ static void packed_item(void *arg, int item, int thread) {
                                                                           : GEMM_PACKED_GROUPS_PER_ITEM * LZN_PACK_ROWS;
   const void *w = (const char *)j->w->packed + i0 * lzn_pack_row_bytes(j->w); /* a group is 16 rows' bytes */
   for (size_t t0 = 0; t0 < j->m; t0 += GEMM_TOKENS_PER_BLOCK) {
-    const size_t mt = j->m - t0 < GEMM_TOKENS_PER_BLOCK ? j->m - t0 : GEMM_TOKENS_PER_BLOCK;
+    const size_t mt = block_tokens(j->m, t0);
     j->fn(j->out + t0 * j->out_stride + i0, j->out_stride, w, (size_t)j->w->cols, n,
           (const char *)j->x + t0 * j->x_stride, j->x_stride, mt);
   }
@@ -157,7 +162,7 @@ static void cols_item(void *arg, int item, int thread) {
     return;
   }
   for (size_t t0 = 0; t0 < j->m; t0 += GEMM_TOKENS_PER_BLOCK) {
-    const size_t mt = j->m - t0 < GEMM_TOKENS_PER_BLOCK ? j->m - t0 : GEMM_TOKENS_PER_BLOCK;
+    const size_t mt = block_tokens(j->m, t0);
     j->axpy(j->y + t0 * j->y_stride + j0, j->y_stride, d, w, j->w->row_bytes, j->idx, j->coef + t0 * j->coef_stride,
             j->coef_stride, j->n, mt);
   }
