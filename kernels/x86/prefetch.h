@@ -9,20 +9,10 @@
 
 #include <immintrin.h>
 
-#ifndef ROW_PREFETCH_FAR_HINT
-#define ROW_PREFETCH_FAR_HINT _MM_HINT_T1
-#endif
-
 /* The cache line of p into L1 (prefetcht0); a hint, it never faults.
  * Always inlined: generic/stream.h says why. */
 static inline __attribute__((always_inline)) void row_prefetch(const void *p) {
   _mm_prefetch((const char *)p, _MM_HINT_T0);
-}
-
-/* The same toward L2 only (prefetcht1): for rows needed a whole group of
- * rows later, which L1 could not hold next to the group being read. */
-static inline __attribute__((always_inline)) void row_prefetch_far(const void *p) {
-  _mm_prefetch((const char *)p, ROW_PREFETCH_FAR_HINT);
 }
 
 #endif /* LZN_KERNELS_X86_PREFETCH_H */
