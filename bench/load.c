@@ -49,6 +49,7 @@ static void print_memory(const char *when) {
 
 static size_t pack_budget = SIZE_MAX; /* --pack-budget */
 static int load_threads = 1;         /* --threads */
+static int load_mmap = 1;            /* 0: --no-mmap */
 
 static lzn_model *load(const char *path, double *seconds) {
   lzn_model *m = NULL;
@@ -56,6 +57,7 @@ static lzn_model *load(const char *path, double *seconds) {
   lzn_model_params_init(&params, sizeof params);
   params.pack_budget = pack_budget;
   params.n_threads = load_threads;
+  params.use_mmap = load_mmap;
   const double t0 = bench_now();
   const lzn_status s = lzn_model_load(path, &params, &m);
   *seconds = bench_now() - t0;
@@ -97,11 +99,12 @@ int bench_load_main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      printf("usage: lzn-bench load [--reps R] [--ctx N] [--pack-budget MIB] [--threads T] MODEL\n"
+      printf("usage: lzn-bench load [--reps R] [--ctx N] [--pack-budget MIB] [--threads T] [--no-mmap] MODEL\n"
              "Median load time from the page cache, then the memory a second process adds\n"
              "when it loads the same model (context of N tokens, default 512). --pack-budget:\n"
              "lzn_model_params.pack_budget in MiB (default: no limit; 0: no packed copies).\n"
-             "--threads: lzn_model_params.n_threads (default 1).\n");
+             "--threads: lzn_model_params.n_threads (default 1). --no-mmap:\n"
+             "lzn_model_params.use_mmap = 0 (the weights read into private memory).\n");
       return 0;
     } else if ((v = bench_option_value(argc, argv, &i, "--reps"))) reps = (int)bench_parse_long("--reps", v, 1, 1000);
     else if ((v = bench_option_value(argc, argv, &i, "--ctx"))) n_ctx = (int)bench_parse_long("--ctx", v, 1, 1 << 20);
@@ -110,6 +113,7 @@ int bench_load_main(int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--threads")))
       load_threads = (int)bench_parse_long("--threads", v, 1, 1024);
     else if (strcmp(argv[i], "--child") == 0) child = 1;
+    else if (strcmp(argv[i], "--no-mmap") == 0) load_mmap = 0;
     else if (argv[i][0] != '-' && path == NULL) path = argv[i];
     else bench_usage_error("load: unexpected argument \"%s\"", argv[i]);
   }
@@ -134,8 +138,10 @@ int bench_load_main(int argc, char **argv) {
   snprintf(budget_text, sizeof budget_text, "%zu", pack_budget == SIZE_MAX ? (size_t)1 << 40 : pack_budget >> 20);
   const pid_t pid = fork();
   if (pid == 0) {
-    execl("/proc/self/exe", "lzn-bench", "load", "--child", "--ctx", ctx_text, "--pack-budget", budget_text, path,
-          (char *)NULL);
+    char *child_argv[] = {"lzn-bench", "load", "--child", "--ctx", ctx_text, "--pack-budget", budget_text,
+                          (char *)path, "--no-mmap", NULL};
+    if (load_mmap) child_argv[8] = NULL; /* the same load as this process's */
+    execv("/proc/self/exe", child_argv);
     _exit(127);
   }
   int status = 0;

@@ -50,6 +50,8 @@ static void help(void) {
       "  --no-pack               no packed copies of the matrices batches read whole\n"
       "                          (lzn_model_params.pack_budget = 0; prompts and batches run on\n"
       "                          the rows as they lie: the comparison for the packed gemm)\n"
+      "  --no-mmap               --model: read the weights into private memory on huge pages\n"
+      "                          (lzn_model_params.use_mmap = 0) instead of mapping the file\n"
       "  --contend               a busy-looping process runs beside every timed run: a core\n"
       "                          taken away, as on a shared server (compare --threads 1,2 with\n"
       "                          and without it)\n"
@@ -146,6 +148,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
     }
     else if (strcmp(argv[i], "--contend") == 0) o->contend = 1;
     else if (strcmp(argv[i], "--no-pack") == 0) o->no_pack = 1;
+    else if (strcmp(argv[i], "--no-mmap") == 0) o->no_mmap = 1;
     else if ((v = bench_option_value(argc, argv, &i, "--threshold"))) {
       o->threshold = bench_parse_double("--threshold", v);
       if (!(o->threshold >= 0.0 && o->threshold < 1e30)) bench_usage_error("--threshold: %g is not >= 0", o->threshold);
@@ -209,6 +212,7 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
     lzn_model_params_init(&params, sizeof params);
     params.weight_type = type;
     if (o->no_pack) params.pack_budget = 0;
+    params.use_mmap = !o->no_mmap;
     status = lzn_model_load(o->model_dir, &params, &s->model);
     /* The folder's last component: "facebook/opt-125m/" -> "opt-125m". */
     size_t len = strlen(o->model_dir);

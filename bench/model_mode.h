@@ -52,6 +52,7 @@ typedef struct model_options {
   int contend;            /* --contend: a busy-looping process beside the timed runs */
   double threshold;       /* --threshold: lzn_context_params.threshold (0: the model's) */
   int no_pack;              /* --no-pack: lzn_model_params.pack_budget = 0 */
+  int no_mmap;              /* --no-mmap: lzn_model_params.use_mmap = 0 */
 } model_options;
 
 /* The model under test and what describes it. */

@@ -170,6 +170,18 @@ def evict(path):
         os.close(fd)
 
 
+def huge_file_pages():
+    """The page cache's 2 MiB folios (FileHugePages), as a phrase."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("FileHugePages:"):
+                    return "%.1f GiB of file pages in 2 MiB folios after the run" % (int(line.split()[1]) / 2**20)
+    except OSError:
+        pass
+    return "FileHugePages unknown"
+
+
 def llama_bench(a, path):
     """{(threads, test): t/s} from one llama-bench run over every thread count, one repetition per test."""
     tg = [int(t[2:]) for t in a.tests if t.startswith("tg")]
@@ -279,6 +291,14 @@ def main():
     if not (a.build / "lzn-bench").exists():
         sys.exit("%s: no lzn-bench (make)" % a.build)
     files = make_files(a)
+    if not a.dry_run:
+        # Both programs map the file (llama.cpp copies what it repacks): how the page cache
+        # holds it decides their page size. A file written on this machine stays cached in
+        # 4 KiB pages, one read since it was dropped is cached in 2 MiB folios where the
+        # kernel makes them (Linux 6.x on ext4/XFS); measured 1.3-1.7x apart on one thread
+        # (bench/RESULTS.md). Dropped here, every run starts from the state after a reboot.
+        for path in set(files.values()):
+            evict(path)
     load_before = os.getloadavg()[0]
     if load_before >= 0.5:
         say("warning: load average %.2f: numbers from a busy machine are not to be quoted" % load_before)
@@ -305,8 +325,9 @@ def main():
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     print("lazyneuron %s vs llama.cpp (%s) on %s; %d layers; %d rounds interleaved, %.0f min; "
-          "load average %.2f before, %.2f after" % (commit, a.llamacpp, machine(a), a.layers, a.rounds,
-                                                     (time.time() - started) / 60, load_before, load_after))
+          "load average %.2f before, %.2f after; files dropped from the page cache before round 1, "
+          "%s" % (commit, a.llamacpp, machine(a), a.layers, a.rounds, (time.time() - started) / 60,
+                  load_before, load_after, huge_file_pages()))
     print()
     table(a, results)
     if raw:

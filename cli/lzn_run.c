@@ -40,7 +40,7 @@ typedef struct options {
   int chat;                  /* -cnv: a conversation through the chat template */
   const char *chat_template; /* --chat-template: a family name or a template's text; NULL: the model's */
   int n_predict; /* -1: until the end-of-text token or a full context */
-  int n_threads, n_ctx, predictor, interactive, escapes, seed_random;
+  int n_threads, n_ctx, predictor, interactive, escapes, seed_random, no_mmap;
   lzn_mlp_mode mode;
   lzn_weight_type type;
   size_t pack_budget; /* lzn_model_params.pack_budget (SIZE_MAX: all) */
@@ -85,6 +85,9 @@ static void usage(FILE *out) {
           "      --predictor on|off   the model's activation predictor, if it has one (default on)\n"
           "      --pack-budget MIB    MiB of packed weight copies made at load for prompts\n"
           "                           (default: all the model has; 0: none, the least memory)\n"
+          "      --no-mmap            read the weights into private memory on huge pages instead\n"
+          "                           of mapping the file: faster decode on few threads, slower\n"
+          "                           load, no page-cache sharing (README, \"Memory\")\n"
           "  -h, --help               this help\n"
           "      --version            the version\n"
           "Exit status: 0 done; 1 the model, the prompt or the output failed; 2 a usage error.\n",
@@ -166,6 +169,7 @@ static options parse(int argc, char **argv) {
     if (IS("-i", "--interactive")) { o.interactive = 1; continue; }
     if (IS("-cnv", "--conversation") || IS(NULL, "--chat")) { o.chat = o.interactive = 1; continue; }
     if (IS("-e", "--escape")) { o.escapes = 1; continue; }
+    if (IS(NULL, "--no-mmap")) { o.no_mmap = 1; continue; }
     /* Options with a value. */
     static const char *const with_value[] = {
         "-m", "--model", "-p", "--prompt", "-f", "--file", "-n", "--n-predict", "-c", "--ctx-size",
@@ -674,6 +678,7 @@ int main(int argc, char **argv) {
   lzn_model_params mp;
   lzn_model_params_init(&mp, sizeof mp);
   mp.weight_type = o.type, mp.pack_budget = o.pack_budget, mp.n_threads = o.n_threads;
+  mp.use_mmap = !o.no_mmap;
   lzn_model *model = NULL;
   run r;
   memset(&r, 0, sizeof r);

@@ -248,7 +248,17 @@ typedef int (*lzn_progress_fn)(float fraction_done, void *user_data);
 
 typedef struct lzn_model_params {
   size_t struct_size;          /* sizeof(lzn_model_params), set by the defaults */
-  int use_mmap;                /* 1: map weights that are used as stored (default 1) */
+  /* 1 (default): the weights used as stored are the file's mapping, shared
+   * with every process that maps the file, and a load reads nothing it
+   * does not use. 0: the file is read into private memory on transparent
+   * huge pages: a slower load and no sharing, but decode then reads its
+   * weights on 2 MiB pages whatever the page cache holds. A mapping gets
+   * them only where the kernel caches the file in 2 MiB folios (Linux 6.x
+   * on ext4 or XFS, a file read since it was last dropped), not a file
+   * written on this machine and still cached, nor on older kernels: there,
+   * one thread decoded a LLaMA-7B Q4_0 file up to 1.7x faster with 0
+   * (README, "Mapped or read"; lzn-run and lzn-server --no-mmap). */
+  int use_mmap;
   lzn_progress_fn progress;    /* optional (default NULL) */
   void *progress_user_data;
   /* Weight matrices as stored (default) or converted / quantized at load.

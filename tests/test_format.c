@@ -6,11 +6,14 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/buffer.h"
+#include "core/file.h"
 #include "format/safetensors.h"
 #include "testfiles.h"
 
@@ -548,6 +551,41 @@ static void open_expecting(int line, const char *path, lzn_status expected, cons
 #define EXPECT_OPEN_FAILS(path, status, ...) \
   open_expecting(__LINE__, path, status, (const char *const[]){__VA_ARGS__, NULL})
 
+/* A weight file read (use_mmap 0) lands in memory aligned to a huge page
+ * when it is at least one, where the kernel can back it with 2 MiB pages
+ * (core/buffer.h says why), and holds the file's bytes either way. */
+START_TEST(disk_large_file_read_onto_huge_pages) {
+  char path[512];
+  make_folder(path, sizeof path, "large");
+  tmp_path(path, sizeof path, "large", "weights.bin");
+  const size_t size = (3u << 20) + 5; /* past 2 MiB, not a whole page */
+  unsigned char *want = malloc(size);
+  for (size_t i = 0; i < size; i++) want[i] = (unsigned char)(i * 131 + (i >> 12));
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(want, 1, size, f), size);
+  ck_assert_int_eq(fclose(f), 0);
+  for (int use_mmap = 0; use_mmap <= 1; use_mmap++) {
+    void *bytes;
+    size_t got;
+    int mapped;
+    ck_assert_int_eq(lzn_file_load(path, use_mmap, &bytes, &got, &mapped), LZN_OK);
+    ck_assert_int_eq(mapped, use_mmap);
+    ck_assert_uint_eq(got, size);
+    ck_assert_int_eq(memcmp(bytes, want, size), 0);
+    if (!use_mmap) ck_assert_uint_eq((uintptr_t)bytes % ((uintptr_t)2 << 20), 0);
+    lzn_file_unload(bytes, got, mapped);
+  }
+  free(want);
+  /* Below a huge page: a cache line; no size that wraps. */
+  void *small = lzn_alloc_weights(100);
+  ck_assert_ptr_nonnull(small);
+  ck_assert_uint_eq((uintptr_t)small % 64, 0);
+  free(small);
+  ck_assert_ptr_null(lzn_alloc_weights(SIZE_MAX - 10));
+}
+END_TEST
+
 START_TEST(disk_single_file_mmap_and_read) {
   char folder[512], path[512];
   make_folder(folder, sizeof folder, "single");
@@ -793,6 +831,7 @@ static Suite *format_suite(void) {
   TCase *disk = tcase_create("disk");
   tcase_add_unchecked_fixture(disk, make_tmp_root, remove_tmp_root);
   tcase_add_test(disk, disk_single_file_mmap_and_read);
+  tcase_add_test(disk, disk_large_file_read_onto_huge_pages);
   tcase_add_test(disk, disk_folder_with_model_safetensors);
   tcase_add_test(disk, disk_missing_path);
   tcase_add_test(disk, disk_folder_without_weights);

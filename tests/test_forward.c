@@ -116,6 +116,34 @@ START_TEST(threads_give_the_same_logits) {
 }
 END_TEST
 
+/* use_mmap = 0 reads the weights into private memory (on huge pages where
+ * a file is at least 2 MiB: models/tiny-opt's 3.4 MB) instead of mapping
+ * them: the same weights, so the same logits to the bit, and torch's. */
+START_TEST(read_weights_give_the_mapped_logits) {
+  reference r;
+  load_reference(fixtures[_i], &r);
+  lzn_model *mapped = load_model(r.path), *read = NULL;
+  lzn_model_params p;
+  lzn_model_params_init(&p, sizeof p);
+  p.use_mmap = 0;
+  ck_assert_msg(lzn_model_load(r.path, &p, &read) == LZN_OK, "%s: %s", fixtures[_i], lzn_last_error());
+  for (int m = 0; m < 2; m++) {
+    lzn_context *a = make_context(mapped, modes[m], 1), *b = make_context(read, modes[m], 1);
+    float *la = run_all(a, &r), *lb = run_all(b, &r);
+    const size_t n = (size_t)r.n_tokens * r.vocab;
+    ck_assert_msg(memcmp(la, lb, n * sizeof(float)) == 0, "%s %s: read and mapped weights differ", fixtures[_i],
+                  mode_names[m]);
+    const double err = max_abs_diff(lb, r.logits, n);
+    ck_assert_msg(err <= TOL_REFERENCE * r.scale, "%s %s: read weights, max |logit - torch| = %g", fixtures[_i],
+                  mode_names[m], err);
+    free(la), free(lb);
+    lzn_context_free(a), lzn_context_free(b);
+  }
+  free(r.logits);
+  lzn_model_free(mapped), lzn_model_free(read);
+}
+END_TEST
+
 /* AUTO's costs are measured by the model's first context of a thread count
  * and batch size and reused by the next (forward/cost.h); another thread
  * count, batch size or model measures its own. Two measurements agree to
@@ -722,6 +750,7 @@ static Suite *forward_suite(void) {
   tcase_add_loop_test(torch, logits_match_pytorch, 0, N_FIXTURES);
   tcase_add_loop_test(torch, decode_matches_prefill, 0, N_FIXTURES);
   tcase_add_loop_test(torch, threads_give_the_same_logits, 0, N_FIXTURES);
+  tcase_add_loop_test(torch, read_weights_give_the_mapped_logits, 0, N_FIXTURES);
   tcase_add_test(torch, contexts_share_the_measured_costs);
   tcase_add_loop_test(torch, stats_report_the_known_activity, 0, N_FIXTURES);
   tcase_add_loop_test(torch, sparse_each_token_reads_its_rows, 0, N_FIXTURES);

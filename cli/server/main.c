@@ -37,6 +37,8 @@ static void usage(FILE *to, int code) {
           "  --no-predictor           do not use the model's activation predictor\n"
           "  --pack-budget MIB        MiB of packed weight copies for prompts and batches\n"
           "                           (default: all the model has; 0: none, the least memory)\n"
+          "  --no-mmap                read the weights into private memory on huge pages instead\n"
+          "                           of mapping the file (faster decode on few threads; README)\n"
           "  --api-key KEY            every endpoint but /health needs 'Authorization: Bearer KEY'\n"
           "  --max-body BYTES         largest request body (default 4194304; larger: 413)\n"
           "  --queue N                requests that may wait for a slot (default 64; beyond: 503)\n"
@@ -82,6 +84,7 @@ static srv_options parse(int argc, char **argv) {
     if (!strcmp(a, "--version")) printf("lzn-server %s\n", lzn_version_string()), exit(0);
     if (!strcmp(a, "--no-predictor")) { o.use_predictor = 0; continue; }
     if (!strcmp(a, "--no-prefix-reuse")) { o.reuse_prefix = 0; continue; }
+    if (!strcmp(a, "--no-mmap")) { o.no_mmap = 1; continue; }
     if (i + 1 >= argc) bad("an option needs a value, or is unknown");
     const char *v = argv[++i];
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o.model_path = v;
@@ -137,6 +140,7 @@ static int load(srv_app *app, char error[256]) {
   lzn_model_params mp;
   lzn_model_params_init(&mp, sizeof mp);
   mp.weight_type = o->type, mp.pack_budget = o->pack_budget, mp.n_threads = o->n_threads;
+  mp.use_mmap = !o->no_mmap;
   lzn_status st = lzn_model_load(o->model_path, &mp, &app->model);
   app->info.struct_size = sizeof app->info, app->tinfo.struct_size = sizeof app->tinfo;
   if (st == LZN_OK) st = lzn_model_get_info(app->model, &app->info);

@@ -24,7 +24,7 @@
 typedef struct srv_options {
   const char *model_path, *host, *api_key, *alias, *slot_save_path, *chat_template;
   int port, n_slots, n_ctx, n_threads, queue_max, prefill_chunk, timeout_s, max_connections;
-  int use_predictor, reuse_prefix;
+  int use_predictor, reuse_prefix, no_mmap;
   lzn_mlp_mode mode;
   lzn_weight_type type;
   size_t max_body;

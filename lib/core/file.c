@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buffer.h"
 #include "core/errors.h"
 
 
@@ -88,7 +89,8 @@ lzn_status lzn_read_file(const char *path, char **bytes, size_t *size) {
   return LZN_OK;
 }
 
-/* The whole file in memory: mapped, or read into a malloc'ed buffer. */
+/* The whole file in memory: mapped, or read into memory on huge pages
+ * (lzn_alloc_weights). */
 lzn_status lzn_file_load(const char *path, int use_mmap, void **bytes, size_t *size, int *mapped) {
   int fd;
   lzn_status status = open_regular_file(path, &fd, size);
@@ -108,7 +110,7 @@ lzn_status lzn_file_load(const char *path, int use_mmap, void **bytes, size_t *s
     *mapped = 1;
     return LZN_OK;
   }
-  *bytes = malloc(*size);
+  *bytes = lzn_alloc_weights(*size);
   if (*bytes == NULL) {
     close(fd);
     return lzn_fail(LZN_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, *size);
