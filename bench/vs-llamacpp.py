@@ -325,9 +325,11 @@ def main():
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     print("lazyneuron %s vs llama.cpp (%s) on %s; %d layers; %d rounds interleaved, %.0f min; "
-          "load average %.2f before, %.2f after; files dropped from the page cache before round 1, "
-          "%s" % (commit, a.llamacpp, machine(a), a.layers, a.rounds, (time.time() - started) / 60,
-                  load_before, load_after, huge_file_pages()))
+          "load average %.2f before, %.2f after; %s" % (commit, a.llamacpp, machine(a), a.layers, a.rounds,
+                                                   (time.time() - started) / 60, load_before, load_after,
+                                                   "a dry run" if a.dry_run else
+                                                   "files dropped from the page cache before round 1, " +
+                                                   huge_file_pages()))
     print()
     table(a, results)
     if raw:
