@@ -265,6 +265,18 @@ START_TEST(auto_costs_per_token_count) {
   ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, NULL, 2, 1000, 1)); /* 2 x 0.0023 x 50 < 2 */
   ck_assert(!lzn_cost_prefers_sparse(&made, 0.0f, &(lzn_sparse_work){.down_rows = 150, .up_rows = 150}, NULL, 8, 1000, 1));
   ck_assert(lzn_cost_prefers_sparse(&made, 0.0f, &work, NULL, 64, 1000, 1));
+  /* A prompt step is up to 256 tokens, the points stop at 64: beyond, the
+   * last segment (8 -> 64) goes on. Dense flat at 2, a row 0.01 -> 0.1: at
+   * 200 tokens a row costs 0.1 + 0.09 * 136 / 56 = 0.319, so 10 rows of
+   * each (6.4) lose to dense (4), where the last point's cost (2) or its
+   * per-token rate (6.25 against 12.5) would have kept them sparse; at 64
+   * the same rows win (2 against 4). */
+  lzn_cost_model rising = {.max_batch = 256, .n_points = 3, .tokens = {1, 8, 64},
+                           .row_down = {1e-3, 1e-2, 0.1}, .row_up = {1e-3, 1e-2, 0.1},
+                           .dense_down = {1, 2, 2}, .dense_up = {1, 2, 2}};
+  const lzn_sparse_work ten = {.down_rows = 10, .up_rows = 10};
+  ck_assert(lzn_cost_prefers_sparse(&rising, 0.0f, &ten, NULL, 64, 1000, 1));
+  ck_assert(!lzn_cost_prefers_sparse(&rising, 0.0f, &ten, NULL, 200, 1000, 1));
   free(r.logits);
   lzn_context_free(ctx);
   lzn_model_free(model);
