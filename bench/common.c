@@ -111,6 +111,28 @@ const char *bench_cpu_model(void) {
   return model;
 }
 
+bench_pages bench_resident_pages(void) {
+  bench_pages p = {0, 0, 0, 0};
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  if (f == NULL) return p;
+  double rss = 0, anon = 0, anon_huge = 0, file_huge = 0;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    char field[64];
+    double kb;
+    if (sscanf(line, "%63[^:]: %lf kB", field, &kb) != 2) continue;
+    if (!strcmp(field, "Rss")) rss = kb;
+    else if (!strcmp(field, "Anonymous")) anon = kb;
+    else if (!strcmp(field, "AnonHugePages")) anon_huge = kb;
+    else if (!strcmp(field, "FilePmdMapped")) file_huge = kb;
+  }
+  fclose(f);
+  const double gib = 1024.0 * 1024.0;
+  p.file_gib = (rss - anon) / gib, p.file_huge_gib = file_huge / gib;
+  p.private_gib = anon / gib, p.private_huge_gib = anon_huge / gib;
+  return p;
+}
+
 const char *bench_thp_mode(void) {
   static char mode[32];
   if (mode[0]) return mode;

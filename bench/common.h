@@ -84,6 +84,16 @@ const char *bench_cpu_model(void);
  * "never"), or "unknown". Static storage. */
 const char *bench_thp_mode(void);
 
+/* This process's resident memory by kind and page size, from
+ * /proc/self/smaps_rollup (all zero where it cannot be read): file pages
+ * (a mapped model) and private ones, and how much of each is mapped on
+ * 2 MiB pages. Decode reads every weight once per token, and on 4 KiB
+ * pages it misses the TLB every 4 KiB (README, "Mapped or read"). */
+typedef struct bench_pages {
+  double file_gib, file_huge_gib, private_gib, private_huge_gib;
+} bench_pages;
+bench_pages bench_resident_pages(void);
+
 /* ------------------------------------------------------------- contention */
 
 /* A child process that busy-loops on whichever core the scheduler gives it

@@ -65,6 +65,7 @@ typedef struct model_subject {
   double build_seconds;  /* creation or load, never timed */
   lzn_weight_type type;  /* as asked (--type) */
   const char *type_name; /* "f32", ..., or "as stored" */
+  bench_pages pages;     /* resident after its runs, before it is freed */
 } model_subject;
 
 /* One row: a mode, a thread count and a test, summarized over the reps.

@@ -114,6 +114,11 @@ static json_t *make_record(const model_options *o, const model_result *r, const 
   const model_result *f32 = find_f32_row(results, n, r, r->mode);
   bench_set(rec, "speedup_vs_f32_same_mode",
             f32 ? real_or_null(t_s / f32->tokens_per_second.median) : json_null());
+  const bench_pages *pg = &r->subject->pages; /* the model's, after its runs */
+  bench_set(rec, "file_gib", json_real(pg->file_gib));
+  bench_set(rec, "file_huge_gib", json_real(pg->file_huge_gib));
+  bench_set(rec, "private_gib", json_real(pg->private_gib));
+  bench_set(rec, "private_huge_gib", json_real(pg->private_huge_gib));
   return rec;
 }
 
@@ -185,6 +190,13 @@ static void print_md_header(const model_options *o, const model_subject *s, size
   for (size_t k = 0; k < n_subjects; k++)
     printf("%s %s %.2f GiB (made in %.1f s, not timed)", k ? "," : "", s[k].type_name,
            (double)s[k].info.weight_bytes / (1u << 30), s[k].build_seconds);
+  printf(".\n");
+  printf("Resident after each model's runs (/proc/self/smaps_rollup; on 4 KiB pages every 4 KiB "
+         "of weights read is a TLB miss, README \"Mapped or read\"):");
+  for (size_t k = 0; k < n_subjects; k++)
+    printf("%s %s: file pages %.2f GiB (%.2f on 2 MiB pages), private %.2f GiB (%.2f on 2 MiB pages)",
+           k ? ";" : "", s[k].type_name, s[k].pages.file_gib, s[k].pages.file_huge_gib, s[k].pages.private_gib,
+           s[k].pages.private_huge_gib);
   printf(".\n");
   if (o->depth > 0)
     printf("Depth: every test runs after a %d-token context (--depth %d%s). ", o->depth, o->depth_asked,
