@@ -87,7 +87,7 @@ static void usage(FILE *out) {
           "                           (default: all the model has; 0: none, the least memory)\n"
           "      --no-mmap            read the weights into private memory on huge pages instead\n"
           "                           of mapping the file: faster decode on few threads, slower\n"
-          "                           load, no page-cache sharing (README, \"Memory\")\n"
+          "                           load, no page-cache sharing (README, \"Mapped or read\")\n"
           "  -h, --help               this help\n"
           "      --version            the version\n"
           "Exit status: 0 done; 1 the model, the prompt or the output failed; 2 a usage error.\n",
