@@ -138,9 +138,10 @@ int bench_load_main(int argc, char **argv) {
   snprintf(budget_text, sizeof budget_text, "%zu", pack_budget == SIZE_MAX ? (size_t)1 << 40 : pack_budget >> 20);
   const pid_t pid = fork();
   if (pid == 0) {
-    char *child_argv[] = {"lzn-bench", "load", "--child", "--ctx", ctx_text, "--pack-budget", budget_text,
-                          (char *)path, "--no-mmap", NULL};
-    if (load_mmap) child_argv[8] = NULL; /* the same load as this process's */
+    /* The same load as this process's. */
+    char *child_argv[10] = {"lzn-bench", "load", "--child", "--ctx", ctx_text, "--pack-budget", budget_text,
+                            (char *)path};
+    if (!load_mmap) child_argv[8] = "--no-mmap";
     execv("/proc/self/exe", child_argv);
     _exit(127);
   }

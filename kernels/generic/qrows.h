@@ -109,11 +109,10 @@ QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t 
   for (size_t k = 0; k < n; k++) rows_prefetch_head(qr_row(w, row_bytes, idx, t + k) + from, span - from);
 }
 
-#ifndef QR_FAR_CEIL
-#define QR_FAR_CEIL 1
-#endif
-#define QR_FAR_LINES(step_bytes) \
-  (QR_FAR_CEIL ? ((step_bytes) + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE : QR_PREFETCH_LINES(step_bytes))
+/* Prefetches per row per step for the next group: the step's bytes in
+ * lines, rounded up (rounded to the nearest, as QR_PREFETCH_LINES, measured
+ * slower with the next group's lines going to L1). */
+#define QR_NEXT_LINES(step_bytes) (((step_bytes) + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE)
 
 /* next[k] = the row after the group starting at t, t + ROWS_GROUP + k, or
  * the last row of that group where it has fewer than ROWS_GROUP, or own
@@ -139,7 +138,7 @@ QR_ALWAYS_INLINE void qr_next_rows(const unsigned char **next, const void *w, si
 #define QR_PREFETCH_NEXT(next, at, step_bytes)                                          \
   do {                                                                                  \
     for (size_t k_ = 0; k_ < ROWS_GROUP; k_++)                                          \
-      for (size_t l_ = 0; l_ < QR_FAR_LINES(step_bytes); l_++)                          \
+      for (size_t l_ = 0; l_ < QR_NEXT_LINES(step_bytes); l_++)                          \
         row_prefetch((next)[k_] + (at) + l_ * ROWS_CACHE_LINE);                         \
   } while (0)
 
@@ -445,7 +444,7 @@ static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
               row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
 #pragma GCC unroll 16
         for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
-          for (size_t l = 0; l < QR_FAR_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+          for (size_t l = 0; l < QR_NEXT_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
             row_prefetch(later[k] + off + l * ROWS_CACHE_LINE);
         qr_q8_step_coefs(&next, r, off + QR_AXPY_Q8_STEP_BYTES, &g);
         qr_q8_step_add(y + s * QR_AXPY_Q8_STEP_WEIGHTS, r, off, &now);
