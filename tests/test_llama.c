@@ -5,10 +5,13 @@
  * and AUTO, decode == prefill, the exact active fractions of the gate, and
  * each malformed config to its status.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arch/llama_config.h"
+#include "model/model.h" /* where a memory model keeps its copy */
 #include "reference.h"
 
 /* fp32 against a float64 reference through two layers. */
@@ -191,6 +194,41 @@ START_TEST(gguf_matches_hf) {
 }
 END_TEST
 
+/* lzn_model_load_gguf_memory copies the image into weights memory: 2 MiB
+ * aligned (on huge pages, core/buffer.h) once it is that large, as a
+ * decode wants its weights; the model computes what the file's does, to
+ * the bit. The image is tiny-llama's Q4_0 file padded with zeros to past
+ * 2 MiB (GGUF allows trailing bytes). */
+START_TEST(gguf_from_memory_matches_the_file) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/gguf/tiny-llama-q4_0.gguf", data_dir());
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  const size_t size = (3u << 20) + 3;
+  unsigned char *image = calloc(1, size);
+  ck_assert_ptr_nonnull(image);
+  const size_t got = fread(image, 1, size, f);
+  fclose(f);
+  ck_assert(got > 0 && got < size);
+  lzn_model *from_file = load_model(path), *from_memory = NULL;
+  ck_assert_int_eq(lzn_model_load_gguf_memory(image, size, NULL, &from_memory), LZN_OK);
+  free(image); /* the model holds its own copy */
+  ck_assert_uint_eq((uintptr_t)from_memory->gguf.bytes % ((uintptr_t)2 << 20), 0);
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
+  for (int m = 0; m < 2; m++) {
+    lzn_context *a = make_context(from_file, modes[m], 1), *b = make_context(from_memory, modes[m], 1);
+    float *la = run_all(a, &r), *lb = run_all(b, &r);
+    ck_assert_msg(memcmp(la, lb, n * sizeof(float)) == 0, "%s: memory and file models differ", mode_names[m]);
+    free(la), free(lb);
+    lzn_context_free(a), lzn_context_free(b);
+  }
+  free(r.logits);
+  lzn_model_free(from_file), lzn_model_free(from_memory);
+}
+END_TEST
+
 typedef struct bad_gguf {
   const char *file;
   lzn_status status;
@@ -303,6 +341,7 @@ static Suite *llama_suite(void) {
   tcase_add_loop_test(torch, llama_decode_matches_prefill, 0, N_FIXTURES);
   tcase_add_test(torch, thresholds_override_and_sparsify);
   tcase_add_loop_test(torch, gguf_matches_hf, 0, (int)(sizeof gguf_copies / sizeof gguf_copies[0]));
+  tcase_add_test(torch, gguf_from_memory_matches_the_file);
   suite_add_tcase(s, torch);
   TCase *config = tcase_create("config");
   tcase_add_loop_test(config, bad_llama_configs, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arch/arch.h"
+#include "core/buffer.h"
 #include "model/model.h"
 
 /* lzn_model_load from memory, for the fuzzers and tests: the model keeps its
@@ -52,8 +53,9 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
   return LZN_OK;
 }
 
-/* A GGUF image in memory: copied into a 64-byte aligned buffer (as a mapped
- * file's pages would be), parsed, then built as lzn_model_load builds a
+/* A GGUF image in memory: copied into a weights buffer (lzn_alloc_weights:
+ * aligned as a mapped file's pages would be, and on huge pages when large,
+ * which the decode's weight reads want), parsed, then built as lzn_model_load builds a
  * GGUF file, predictor and tokenizer included. */
 lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_model_params *params,
                                       lzn_model **out) {
@@ -66,7 +68,7 @@ lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_
   if (s != LZN_OK) return s;
   params = &read;
   lzn_model *m = calloc(1, sizeof *m);
-  void *copy = aligned_alloc(64, (size + 63) & ~(size_t)63 ? (size + 63) & ~(size_t)63 : 64);
+  void *copy = lzn_alloc_weights(size);
   if (m == NULL || copy == NULL) {
     free(m), free(copy);
     return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_gguf_memory: out of memory for %zu bytes", size);
