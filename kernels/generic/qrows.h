@@ -178,12 +178,14 @@ QR_ALWAYS_INLINE vec_f32 qr_dot_tail(vec_f32 acc, const unsigned char *w, size_t
   return qr_dot_step(acc, padded, xs);
 }
 
-/* Adds the 8 rows' dot products over the chunk's steps into acc0..acc7. */
+/* Adds the 8 rows' dot products over the chunk's steps into acc0..acc7.
+ * x's step is copied into a local, which GCC keeps in registers where
+ * there are enough (AVX-512); forcing that with an empty asm per type
+ * measured no faster in L2 or from memory (2026-12-05 and -06). */
 #define QR_DOT8_STEP(s)                                      \
   do {                                                       \
     const size_t off_ = (s) * QR_DOT_STEP_BYTES;             \
-    qr_xstep xv_ = xs[(s) - c0];                             \
-    /*qr_xstep_pin(&xv_);*/                                  \
+    const qr_xstep xv_ = xs[(s) - c0];                       \
     const qr_xstep *xs_ = &xv_;                              \
     acc0 = qr_dot_step(acc0, r0 + off_, xs_);                \
     acc1 = qr_dot_step(acc1, r1 + off_, xs_);                \

@@ -71,12 +71,6 @@ static inline void q4_0_xpair_make(q4_0_xpair *xp, const lzn_block_q8_0 *x) {
   xp->scale = _mm256_cvtph_ps(h);
 }
 
-/* x's step in registers for a group of rows (else GCC reads it from
- * memory once per row). */
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
-  __asm__("" : "+v"(xs->pair[0].lo), "+v"(xs->pair[0].hi), "+v"(xs->pair[0].start), "+v"(xs->pair[0].scale), "+v"(xs->pair[1].lo), "+v"(xs->pair[1].hi), "+v"(xs->pair[1].start), "+v"(xs->pair[1].scale));
-}
-
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_0 *x = x_bytes;
   q4_0_xpair_make(&xs->pair[0], x);

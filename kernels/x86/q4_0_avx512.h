@@ -70,12 +70,6 @@ typedef struct {
   __m512 scale;   /* x's scale of block i in lanes 4i..4i+3 */
 } qr_xstep;
 
-/* x's step in registers for a group of rows (else GCC reads it from
- * memory once per row: 4 loads per row and step). */
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
-  __asm__("" : "+v"(xs->lo), "+v"(xs->hi), "+v"(xs->start), "+v"(xs->scale));
-}
-
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_0 *x = x_bytes;
   /* Written out: the insert's lane must be an immediate, and at -O1 (the

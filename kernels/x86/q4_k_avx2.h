@@ -58,8 +58,6 @@ typedef struct {
   float d;       /* x's scale */
 } qr_xstep;
 
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) { (void)xs; }
-
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_k *x = x_bytes;
   for (int s = 0; s < 8; s++) xs->x[s] = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * s));

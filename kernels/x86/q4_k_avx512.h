@@ -66,10 +66,6 @@ typedef struct {
   float d;       /* x's scale */
 } qr_xstep;
 
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
-  __asm__("" : "+v"(xs->x[0]), "+v"(xs->x[1]), "+v"(xs->x[2]), "+v"(xs->x[3]), "+v"(xs->bsums));
-}
-
 /* Two 32-byte pieces of x as one zmm. */
 KQ_ALWAYS_INLINE __m512i q4_k_x_pair(const int8_t *a, const int8_t *b) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),

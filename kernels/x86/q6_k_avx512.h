@@ -61,10 +61,6 @@ typedef struct {
   float d;       /* x's scale */
 } qr_xstep;
 
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
-  __asm__("" : "+v"(xs->x[0]), "+v"(xs->x[1]), "+v"(xs->x[2]), "+v"(xs->x[3]), "+v"(xs->bsums));
-}
-
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_k *x = x_bytes;
   for (int i = 0; i < 4; i++) xs->x[i] = _mm512_loadu_si512(x->qs + 64 * i);

@@ -51,12 +51,6 @@ static inline __attribute__((always_inline)) __m256i q8_0_block_dot(__m256i star
 #endif
 }
 
-/* x's step in registers for a group of rows (else GCC reads it from
- * memory once per row). */
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
-  __asm__("" : "+v"(xs->q0), "+v"(xs->q1), "+v"(xs->start0), "+v"(xs->start1), "+v"(xs->scale));
-}
-
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_0 *x = x_bytes;
   xs->q0 = _mm256_loadu_si256((const __m256i *)x[0].qs);

@@ -52,12 +52,6 @@ static inline __attribute__((always_inline)) __m512i q8_0_values_pair(const unsi
                             _mm256_loadu_si256((const __m256i *)(b + 36)), 1);
 }
 
-/* x's step in registers for a group of rows (else GCC reads it from
- * memory once per row). */
-static inline __attribute__((always_inline)) void qr_xstep_pin(qr_xstep *xs) {
-  __asm__("" : "+v"(xs->q), "+v"(xs->start), "+v"(xs->scale));
-}
-
 static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   const lzn_block_q8_0 *x = x_bytes;
   xs->q = q8_0_values_pair(x_bytes);
