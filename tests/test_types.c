@@ -7,6 +7,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/file.h"
@@ -556,6 +557,46 @@ START_TEST(row_bytes_of_each_type) {
 }
 END_TEST
 
+/* The load's scan for NaN/Inf scales (lzn_wtype_first_bad_block_threads)
+ * over more than one chunk, on 1 to 3 threads: the lowest bad block of
+ * all chunks, wherever the bad ones lie (a chunk's own first is not the
+ * answer when an earlier chunk has one too), and a scale after the first
+ * (Q4_K's dmin) counts. */
+START_TEST(scale_scan_finds_the_lowest_bad_block) {
+  const size_t chunk = LZN_WTYPE_SCAN_CHUNK, n_blocks = 2 * chunk + 5;
+  static const struct {
+    lzn_weight_type type;
+    int scale; /* which of the block's fp16 scales is bad */
+    size_t bad[3]; /* bad blocks (0: none after the first entry); want = the lowest */
+    size_t want;
+  } cases[] = {
+      {LZN_WEIGHTS_Q4_0, 0, {0}, 0},                               /* the very first */
+      {LZN_WEIGHTS_Q4_0, 0, {2 * 65536 + 4}, 2 * 65536 + 4},         /* the very last, in a short chunk */
+      {LZN_WEIGHTS_Q8_0, 0, {65536 + 7, 2 * 65536 + 1}, 65536 + 7},  /* two chunks: the earlier */
+      {LZN_WEIGHTS_Q4_0, 0, {2 * 65536, 65535, 65536}, 65535},       /* a chunk's last block */
+      {LZN_WEIGHTS_Q4_K, 1, {65536 + 3, 65536 + 2}, 65536 + 2},      /* dmin, not d */
+  };
+  ck_assert_uint_eq(chunk, 65536);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const lzn_weight_traits *w = &lzn_weight_traits_table[cases[c].type];
+    unsigned char *blocks = calloc(n_blocks, w->block_bytes); /* zero scales: finite */
+    ck_assert_ptr_nonnull(blocks);
+    for (int threads = 1; threads <= 3; threads++)
+      ck_assert_uint_eq(lzn_wtype_first_bad_block_threads(cases[c].type, blocks, n_blocks, threads), n_blocks);
+    const uint16_t nan = 0x7e00u, inf = 0xfc00u;
+    for (int k = 0; k < 3; k++) {
+      if (k > 0 && cases[c].bad[k] == 0) break;
+      memcpy(blocks + cases[c].bad[k] * w->block_bytes + w->scale_offset[cases[c].scale], k % 2 ? &inf : &nan, 2);
+    }
+    for (int threads = 1; threads <= 3; threads++)
+      ck_assert_msg(lzn_wtype_first_bad_block_threads(cases[c].type, blocks, n_blocks, threads) == cases[c].want,
+                    "case %zu, %d threads: %zu, want %zu", c, threads,
+                    lzn_wtype_first_bad_block_threads(cases[c].type, blocks, n_blocks, threads), cases[c].want);
+    free(blocks);
+  }
+}
+END_TEST
+
 /* lzn_weights_convert then lzn_sparse_down_typed equals lzn_sparse_down on
  * the fp32 values the type holds (converted back through the exact
  * widening), and the bad arguments are named. */
@@ -654,6 +695,7 @@ static Suite *types_suite(void) {
   suite_add_tcase(s, bad);
   TCase *ops = tcase_create("public ops");
   tcase_add_test(ops, row_bytes_of_each_type);
+  tcase_add_test(ops, scale_scan_finds_the_lowest_bad_block);
   tcase_add_test(ops, linear_group_equals_separate_linears);
   tcase_add_loop_test(ops, sparse_down_typed_matches_fp32, 0, N_TYPES);
   suite_add_tcase(s, ops);

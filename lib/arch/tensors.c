@@ -101,18 +101,8 @@ static lzn_status check_fits(const lzn_binder *b, const lzn_file_tensor *t, cons
  * pass over the tensor's bytes, in place or not. */
 static lzn_status check_scales(const lzn_binder *b, const lzn_file_tensor *t, const char *name) {
   if (!lzn_wtype_is_block(t->dtype)) return LZN_OK;
-  const size_t block_bytes = lzn_wtype_block_bytes(t->dtype), n_blocks = t->n_bytes / block_bytes;
-  /* In chunks on the binder's threads (the first touch of the file's
-   * pages is most of it); the lowest bad block of all. */
-  enum { CHUNK_BLOCKS = 1 << 16 };
-  const long n_chunks = (long)((n_blocks + CHUNK_BLOCKS - 1) / CHUNK_BLOCKS);
-  size_t bad = n_blocks;
-#pragma omp parallel for num_threads(binder_threads(b)) schedule(static) reduction(min : bad)
-  for (long c = 0; c < n_chunks; c++) {
-    const size_t c0 = (size_t)c * CHUNK_BLOCKS, n = n_blocks - c0 < CHUNK_BLOCKS ? n_blocks - c0 : CHUNK_BLOCKS;
-    const size_t at = lzn_wtype_first_bad_block(t->dtype, (const char *)t->data + c0 * block_bytes, n);
-    if (at < n && c0 + at < bad) bad = c0 + at;
-  }
+  const size_t n_blocks = t->n_bytes / lzn_wtype_block_bytes(t->dtype);
+  const size_t bad = lzn_wtype_first_bad_block_threads(t->dtype, t->data, n_blocks, binder_threads(b));
   if (bad == n_blocks) return LZN_OK;
   const size_t per_row = (size_t)t->shape[t->n_dims - 1] / lzn_wtype_block_size(t->dtype);
   return lzn_fail(LZN_ERR_FORMAT, "%s: tensor \"%s%s\": a scale of %s block %zu (row %zu) is NaN or Inf",

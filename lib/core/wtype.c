@@ -74,6 +74,20 @@ size_t lzn_wtype_first_bad_block(lzn_weight_type t, const void *data, size_t n_b
   return n_blocks;
 }
 
+size_t lzn_wtype_first_bad_block_threads(lzn_weight_type t, const void *data, size_t n_blocks, int n_threads) {
+  const size_t block_bytes = lzn_weight_traits_table[t].block_bytes;
+  const long n_chunks = (long)((n_blocks + LZN_WTYPE_SCAN_CHUNK - 1) / LZN_WTYPE_SCAN_CHUNK);
+  size_t bad = n_blocks;
+#pragma omp parallel for num_threads(n_threads < 1 ? 1 : n_threads) schedule(static) reduction(min : bad)
+  for (long c = 0; c < n_chunks; c++) {
+    const size_t c0 = (size_t)c * LZN_WTYPE_SCAN_CHUNK;
+    const size_t n = n_blocks - c0 < LZN_WTYPE_SCAN_CHUNK ? n_blocks - c0 : LZN_WTYPE_SCAN_CHUNK;
+    const size_t at = lzn_wtype_first_bad_block(t, (const char *)data + c0 * block_bytes, n);
+    if (at < n && c0 + at < bad) bad = c0 + at;
+  }
+  return bad;
+}
+
 const char *lzn_wtype_list(char *buf, size_t size) {
   if (size > 0) buf[0] = '\0';
   for (int t = 1; t < LZN_WEIGHT_TYPE_COUNT; t++) {

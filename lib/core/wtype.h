@@ -80,6 +80,13 @@ const char *lzn_wtype_name(lzn_weight_type t);
  * n_blocks for an element type. data may be unaligned. */
 size_t lzn_wtype_first_bad_block(lzn_weight_type t, const void *data, size_t n_blocks);
 
+/* The same, the blocks split into chunks of LZN_WTYPE_SCAN_CHUNK on up to
+ * n_threads OpenMP threads (a load checks every block of a file, and the
+ * first touch of its pages is most of that): the lowest bad block of all
+ * chunks, whatever the thread count. */
+#define LZN_WTYPE_SCAN_CHUNK ((size_t)1 << 16)
+size_t lzn_wtype_first_bad_block_threads(lzn_weight_type t, const void *data, size_t n_blocks, int n_threads);
+
 /* "F32, F16, BF16, Q8_0, Q4_0, ...": every weight type, for messages;
  * returns buf. */
 const char *lzn_wtype_list(char *buf, size_t size);

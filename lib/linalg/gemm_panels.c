@@ -91,6 +91,7 @@ static void make_panel(lzn_exec *ex, panel_job *job, int64_t r0, int64_t n) {
   job->r0 = r0, job->n_rows = n;
   const int items = (int)((n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM);
   const int threads = ex->n_threads < items ? ex->n_threads : items;
+  (void)threads; /* only the pragma reads it: unused where OpenMP is off (the fuzz builds) */
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int item = 0; item < items; item++) panel_item(job, item, omp_get_thread_num());
 }
