@@ -111,24 +111,41 @@ const char *bench_cpu_model(void) {
   return model;
 }
 
-bench_pages bench_resident_pages(void) {
+/* Whether a mapping's path is the model's (its file, or a file in its
+ * folder); model holds the resolved path, "" for none. */
+static int is_model_mapping(const char *path, const char *model) {
+  const size_t n = strlen(model);
+  return n > 0 && strncmp(path, model, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+bench_pages bench_resident_pages(const char *model_path) {
   bench_pages p = {0, 0, 0, 0};
-  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  char model[4096] = "";
+  if (model_path && realpath(model_path, model) == NULL) model[0] = '\0';
+  FILE *f = fopen("/proc/self/smaps", "r");
   if (f == NULL) return p;
-  double rss = 0, anon = 0, anon_huge = 0, file_huge = 0;
-  char line[256];
+  double file = 0, file_huge = 0, anon = 0, anon_huge = 0;
+  int in_model = 0;
+  char line[4352];
   while (fgets(line, sizeof line, f)) {
+    /* A mapping's header, "start-end perms offset dev inode [path]", starts
+     * with a lowercase hex address; its fields with a capital ("Rss:"). */
+    if (isdigit((unsigned char)line[0]) || (line[0] >= 'a' && line[0] <= 'f')) {
+      char path[4096] = "";
+      in_model = sscanf(line, "%*s %*s %*s %*s %*s %4095[^\n]", path) == 1 && is_model_mapping(path, model);
+      continue;
+    }
     char field[64];
     double kb;
     if (sscanf(line, "%63[^:]: %lf kB", field, &kb) != 2) continue;
-    if (!strcmp(field, "Rss")) rss = kb;
-    else if (!strcmp(field, "Anonymous")) anon = kb;
-    else if (!strcmp(field, "AnonHugePages")) anon_huge = kb;
-    else if (!strcmp(field, "FilePmdMapped")) file_huge = kb;
+    if (!strcmp(field, "Anonymous")) anon += kb;
+    else if (!strcmp(field, "AnonHugePages")) anon_huge += kb;
+    else if (in_model && !strcmp(field, "Rss")) file += kb;
+    else if (in_model && !strcmp(field, "FilePmdMapped")) file_huge += kb;
   }
   fclose(f);
   const double gib = 1024.0 * 1024.0;
-  p.file_gib = (rss - anon) / gib, p.file_huge_gib = file_huge / gib;
+  p.file_gib = file / gib, p.file_huge_gib = file_huge / gib;
   p.private_gib = anon / gib, p.private_huge_gib = anon_huge / gib;
   return p;
 }

@@ -85,14 +85,16 @@ const char *bench_cpu_model(void);
 const char *bench_thp_mode(void);
 
 /* This process's resident memory by kind and page size, from
- * /proc/self/smaps_rollup (all zero where it cannot be read): file pages
- * (a mapped model) and private ones, and how much of each is mapped on
- * 2 MiB pages. Decode reads every weight once per token, and on 4 KiB
- * pages it misses the TLB every 4 KiB (README, "Mapped or read"). */
+ * /proc/self/smaps (all zero where it cannot be read): the pages of the
+ * model's files mapped (model_path: a file, or a folder and the files in
+ * it; NULL: none), not those of the program and its shared libraries,
+ * and every private page; and how much of each is mapped on 2 MiB pages.
+ * Decode reads every weight once per token, and on 4 KiB pages it misses
+ * the TLB every 4 KiB (README, "Mapped or read"). */
 typedef struct bench_pages {
   double file_gib, file_huge_gib, private_gib, private_huge_gib;
 } bench_pages;
-bench_pages bench_resident_pages(void);
+bench_pages bench_resident_pages(const char *model_path);
 
 /* ------------------------------------------------------------- contention */
 

@@ -275,7 +275,7 @@ int bench_model_main(int argc, char **argv) {
     const int busy = o.contend ? bench_start_busy_loop() : 0;
     model_measure(&o, &subjects[t], results + t * per_subject);
     bench_stop_busy_loop(busy);
-    subjects[t].pages = bench_resident_pages();
+    subjects[t].pages = bench_resident_pages(o.model_dir);
     lzn_model_free(subjects[t].model);
     subjects[t].model = NULL;
   }

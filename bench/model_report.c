@@ -191,10 +191,10 @@ static void print_md_header(const model_options *o, const model_subject *s, size
     printf("%s %s %.2f GiB (made in %.1f s, not timed)", k ? "," : "", s[k].type_name,
            (double)s[k].info.weight_bytes / (1u << 30), s[k].build_seconds);
   printf(".\n");
-  printf("Resident after each model's runs (/proc/self/smaps_rollup; on 4 KiB pages every 4 KiB "
+  printf("Resident after each model's runs (/proc/self/smaps; on 4 KiB pages every 4 KiB "
          "of weights read is a TLB miss, README \"Mapped or read\"):");
   for (size_t k = 0; k < n_subjects; k++)
-    printf("%s %s: file pages %.2f GiB (%.2f on 2 MiB pages), private %.2f GiB (%.2f on 2 MiB pages)",
+    printf("%s %s: the model's file pages %.2f GiB (%.2f on 2 MiB pages), private %.2f GiB (%.2f on 2 MiB pages)",
            k ? ";" : "", s[k].type_name, s[k].pages.file_gib, s[k].pages.file_huge_gib, s[k].pages.private_gib,
            s[k].pages.private_huge_gib);
   printf(".\n");
