@@ -34,6 +34,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "random_rows.h"
+
 #define GROUP_MAX 16
 #define PASSES 7
 
@@ -77,18 +79,10 @@ int main(int argc, char **argv) {
                     "DENSITY in (0, 1], GROUP 1..%d, WORK >= 0, AHEAD >= 1\n", argv[0], GROUP_MAX);
     return 2;
   }
-  const size_t rows = (size_t)(2.0e9 / (double)row_bytes), bytes = rows * row_bytes, huge_page = 2u << 20;
-  char *map = mmap(NULL, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED) return 1;
-  char *p = (char *)(((uintptr_t)map + huge_page - 1) & ~(uintptr_t)(huge_page - 1));
-  (void)madvise(p, bytes, MADV_HUGEPAGE);
-  memset(p, 1, bytes);
-  int32_t *idx = malloc(rows * sizeof *idx);
-  if (idx == NULL) return 1;
-  size_t n = 0;
-  srand(1);
-  for (size_t r = 0; r < rows; r++)
-    if ((double)rand() / RAND_MAX < density) idx[n++] = (int32_t)r;
+  char *p;
+  int32_t *idx;
+  size_t n;
+  if (random_rows(row_bytes, 1, density, &p, &idx, &n) != 0) return 1;
   const size_t n_groups = n / (size_t)group;
   n = n_groups * (size_t)group;
   __m512i sum = _mm512_setzero_si512(), chain[GROUP_MAX];

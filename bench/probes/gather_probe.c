@@ -22,6 +22,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "random_rows.h"
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -40,18 +42,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s: ROW_BYTES >= 64, DENSITY in (0, 1], AHEAD >= 0\n", argv[0]);
     return 2;
   }
-  const size_t rows = (size_t)(2.0e9 / (double)row_bytes), bytes = rows * row_bytes, huge_page = 2u << 20;
-  char *map = mmap(NULL, bytes + huge_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED) return 1;
-  char *p = (char *)(((uintptr_t)map + huge_page - 1) & ~(uintptr_t)(huge_page - 1));
-  (void)madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-  memset(p, 1, bytes);
-  int32_t *idx = malloc(rows * sizeof *idx);
-  if (idx == NULL) return 1;
-  size_t n = 0;
-  srand(1);
-  for (size_t r = 0; r < rows; r++)
-    if ((double)rand() / RAND_MAX < density) idx[n++] = (int32_t)r;
+  char *p;
+  int32_t *idx;
+  size_t n;
+  if (random_rows(row_bytes, huge, density, &p, &idx, &n) != 0) return 1;
   __m512i acc = _mm512_setzero_si512();
   double best = 1e30;
   for (int pass = 0; pass < 5; pass++) {
