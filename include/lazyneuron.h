@@ -358,8 +358,10 @@ typedef struct lzn_context_params {
    * when the model's first context of this n_threads and step size (n_ctx,
    * at most 256) is created (a few passes over one layer's MLP matrices at
    * 1, 8 and 64 tokens: ~0.85 s on a LLaMA-7B shape; later contexts reuse
-   * it); > 0 = sparse while the mean active fraction per token is below
-   * this. In [0, 1]. */
+   * it; near the crossover its choice can differ between runs on a noisy
+   * machine, in rounding only); > 0 = sparse while the mean active
+   * fraction per token is below this, the same choice every run. In
+   * [0, 1]. */
   float auto_crossover;
   int collect_stats;       /* 1: keep per-layer statistics (default 1) */
   /* Sparser than ReLU, trading quality for speed (Top-k thresholding: the
