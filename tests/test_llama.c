@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "arch/llama_config.h"
+#include "core/file.h"
 #include "model/model.h" /* where a memory model keeps its copy */
 #include "reference.h"
 
@@ -194,12 +195,29 @@ START_TEST(gguf_matches_hf) {
 }
 END_TEST
 
-/* lzn_model_load_gguf_memory copies the image into weights memory: 2 MiB
- * aligned (on huge pages, core/buffer.h) once it is that large, as a
- * decode wants its weights; the model computes what the file's does, to
- * the bit. The image is tiny-llama's Q4_0 file padded with zeros to past
- * 2 MiB (GGUF allows trailing bytes). */
-START_TEST(gguf_from_memory_matches_the_file) {
+/* Logits of a and b equal to the bit over tiny-llama's reference tokens,
+ * in DENSE and SPARSE. */
+static void same_logits(lzn_model *a, lzn_model *b, const char *what) {
+  reference r;
+  load_reference("models/tiny-llama", &r);
+  const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
+  for (int m = 0; m < 2; m++) {
+    lzn_context *ca = make_context(a, modes[m], 1), *cb = make_context(b, modes[m], 1);
+    float *la = run_all(ca, &r), *lb = run_all(cb, &r);
+    ck_assert_msg(memcmp(la, lb, n * sizeof(float)) == 0, "%s %s: memory and file models differ", what,
+                  mode_names[m]);
+    free(la), free(lb);
+    lzn_context_free(ca), lzn_context_free(cb);
+  }
+  free(r.logits);
+}
+
+/* The memory loaders copy the image into weights memory: 2 MiB aligned (on
+ * huge pages, core/buffer.h) once it is that large, as a decode wants its
+ * weights; the model computes what the file's does, to the bit. The GGUF
+ * image is tiny-llama's Q4_0 file padded with zeros to past 2 MiB (GGUF
+ * allows trailing bytes); the safetensors one is its 4.2 MB F32 folder. */
+START_TEST(memory_images_match_their_files) {
   char path[600];
   snprintf(path, sizeof path, "%s/gguf/tiny-llama-q4_0.gguf", data_dir());
   FILE *f = fopen(path, "rb");
@@ -214,17 +232,19 @@ START_TEST(gguf_from_memory_matches_the_file) {
   ck_assert_int_eq(lzn_model_load_gguf_memory(image, size, NULL, &from_memory), LZN_OK);
   free(image); /* the model holds its own copy */
   ck_assert_uint_eq((uintptr_t)from_memory->gguf.bytes % ((uintptr_t)2 << 20), 0);
-  reference r;
-  load_reference("models/tiny-llama", &r);
-  const size_t n = (size_t)r.n_tokens * (size_t)r.vocab;
-  for (int m = 0; m < 2; m++) {
-    lzn_context *a = make_context(from_file, modes[m], 1), *b = make_context(from_memory, modes[m], 1);
-    float *la = run_all(a, &r), *lb = run_all(b, &r);
-    ck_assert_msg(memcmp(la, lb, n * sizeof(float)) == 0, "%s: memory and file models differ", mode_names[m]);
-    free(la), free(lb);
-    lzn_context_free(a), lzn_context_free(b);
-  }
-  free(r.logits);
+  same_logits(from_file, from_memory, "GGUF");
+  lzn_model_free(from_file), lzn_model_free(from_memory);
+
+  char *config, *weights;
+  size_t config_len, weights_len;
+  ck_assert_int_eq(lzn_read_file("models/tiny-llama/config.json", &config, &config_len), LZN_OK);
+  ck_assert_int_eq(lzn_read_file("models/tiny-llama/model.safetensors", &weights, &weights_len), LZN_OK);
+  ck_assert_uint_gt(weights_len, (size_t)2 << 20);
+  from_file = load_model("models/tiny-llama");
+  ck_assert_int_eq(lzn_model_load_memory(config, config_len, weights, weights_len, NULL, &from_memory), LZN_OK);
+  free(config), free(weights);
+  ck_assert_uint_eq((uintptr_t)from_memory->weights.files[0].bytes % ((uintptr_t)2 << 20), 0);
+  same_logits(from_file, from_memory, "safetensors");
   lzn_model_free(from_file), lzn_model_free(from_memory);
 }
 END_TEST
@@ -341,7 +361,7 @@ static Suite *llama_suite(void) {
   tcase_add_loop_test(torch, llama_decode_matches_prefill, 0, N_FIXTURES);
   tcase_add_test(torch, thresholds_override_and_sparsify);
   tcase_add_loop_test(torch, gguf_matches_hf, 0, (int)(sizeof gguf_copies / sizeof gguf_copies[0]));
-  tcase_add_test(torch, gguf_from_memory_matches_the_file);
+  tcase_add_test(torch, memory_images_match_their_files);
   suite_add_tcase(s, torch);
   TCase *config = tcase_create("config");
   tcase_add_loop_test(config, bad_llama_configs, 0, (int)(sizeof bad_configs / sizeof bad_configs[0]));

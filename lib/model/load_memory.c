@@ -9,6 +9,16 @@
 #include "core/buffer.h"
 #include "model/model.h"
 
+/* The model's own copy of an image whose tensors it reads in place:
+ * weights memory (lzn_alloc_weights: aligned as a mapped file's pages
+ * would be, and on huge pages when large, which decode's weight reads
+ * want), released by free(). NULL when out of memory. */
+static void *own_copy(const void *bytes, size_t size) {
+  void *copy = lzn_alloc_weights(size);
+  if (copy != NULL && size) memcpy(copy, bytes, size);
+  return copy;
+}
+
 /* lzn_model_load from memory, for the fuzzers and tests: the model keeps its
  * own copy of the safetensors image (F32 tensors are used in place), so the
  * caller's bytes need not outlive the call. */
@@ -29,16 +39,15 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
   s = lzn_arch_parse_hf(config_json, config_len, "(memory config.json)", &config);
   if (s == LZN_OK) {
     m->weights.files = calloc(1, sizeof *m->weights.files);
-    void *copy = malloc(weights_len ? weights_len : 1);
+    void *copy = own_copy(weights, weights_len);
     if (m->weights.files == NULL || copy == NULL) {
       free(copy);
       s = lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory for %zu bytes of weights",
                    weights_len);
     } else {
-      if (weights_len) memcpy(copy, weights, weights_len);
       m->weights.n_files = 1;
       s = lzn_st_parse(copy, weights_len, "(memory model.safetensors)", &m->weights.files[0]);
-      if (s == LZN_OK) m->weights.files[0].owns_bytes = 1; /* malloc'ed: lzn_st_close frees */
+      if (s == LZN_OK) m->weights.files[0].owns_bytes = 1; /* lzn_st_close frees it */
       else free(copy);
     }
   }
@@ -53,9 +62,7 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
   return LZN_OK;
 }
 
-/* A GGUF image in memory: copied into a weights buffer (lzn_alloc_weights:
- * aligned as a mapped file's pages would be, and on huge pages when large,
- * which the decode's weight reads want), parsed, then built as lzn_model_load builds a
+/* A GGUF image in memory: copied (own_copy), parsed, then built as lzn_model_load builds a
  * GGUF file, predictor and tokenizer included. */
 lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_model_params *params,
                                       lzn_model **out) {
@@ -68,12 +75,11 @@ lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_
   if (s != LZN_OK) return s;
   params = &read;
   lzn_model *m = calloc(1, sizeof *m);
-  void *copy = lzn_alloc_weights(size);
+  void *copy = own_copy(bytes, size);
   if (m == NULL || copy == NULL) {
     free(m), free(copy);
     return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_gguf_memory: out of memory for %zu bytes", size);
   }
-  if (size) memcpy(copy, bytes, size);
   s = lzn_gguf_parse(copy, size, "(memory model.gguf)", &m->gguf);
   if (s != LZN_OK) {
     free(copy);
