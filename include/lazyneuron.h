@@ -549,6 +549,28 @@ LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_to
 LZN_API lzn_status lzn_forward_batch(lzn_context *const *ctxs, const int32_t *tokens, int n,
                                      float *logits);
 
+/* One step of n sequences that each append their own number of tokens: a
+ * chunk of one sequence's prompt beside the single tokens others decode,
+ * as a server's continuous batching mixes them, so that the prompt rides
+ * along on the same read of the weights instead of reading them again on
+ * its own. ctxs[i] appends n_tokens[i] (>= 1) tokens, taken in order from
+ * tokens (sum of n_tokens[i] of them), and gets the logits of its last one
+ * at logits[i * vocab ..]. The rules of lzn_forward_batch otherwise: one
+ * model, each context once, any positions; the MLP over the union of all
+ * the tokens' active neurons (or dense, as AUTO measures), attention per
+ * sequence; more than one step's rows (min(n_ctx, 256) of ctxs[0]) go in
+ * several steps. The trade: the union grows with the prompt's tokens and
+ * every row's MLP covers it, so where a step is compute-bound (many rows
+ * on few cores) a prompt alone (lzn_forward) beside lzn_forward_batch can
+ * be faster; lzn-server keeps them apart for that reason (bench/RESULTS.md,
+ * 2026-12-06, night). On failure no context advances. Statuses: OK,
+ * INVALID_ARG (NULL, n <= 0, n_tokens[i] <= 0, a context twice or of
+ * another model, a token out of the vocabulary: the indices are named),
+ * CONTEXT_FULL (naming the context whose tokens do not fit), ISA, BACKEND,
+ * NOMEM. */
+LZN_API lzn_status lzn_forward_ragged(lzn_context *const *ctxs, const int32_t *tokens, const int *n_tokens,
+                                      int n, float *logits);
+
 /* Number of tokens in the KV cache. Returns -1 for NULL. */
 LZN_API int lzn_context_n_past(const lzn_context *ctx);
 

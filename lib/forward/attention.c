@@ -244,15 +244,11 @@ lzn_status lzn_attention_block(lzn_context *ctx, int layer, const float *x, int 
   if (s != LZN_OK) return s;
   const double t_core = lzn_now_seconds();
   double kv_bytes = 0.0;
-  if (target->n_caches == 1) {
-    lzn_kv_cache *kv = target->caches[0];
-    kv_bytes = attend_sequence(ctx, kv, layer, b->q, b->k, b->v, b->heads, n, target->p0);
-  } else {
-    for (int i = 0; i < n; i++) { /* row i is the next token of sequence i */
-      lzn_kv_cache *kv = target->caches[i];
-      kv_bytes += attend_sequence(ctx, kv, layer, b->q + (size_t)i * q_dim, b->k + (size_t)i * kv_dim,
-                                  b->v + (size_t)i * kv_dim, b->heads + (size_t)i * q_dim, 1, kv->n_past);
-    }
+  for (int i = 0; i < target->n_runs; i++) {
+    const lzn_attn_run *run = &target->runs[i];
+    const size_t r = (size_t)run->row;
+    kv_bytes += attend_sequence(ctx, run->kv, layer, b->q + r * q_dim, b->k + r * kv_dim, b->v + r * kv_dim,
+                                b->heads + r * q_dim, run->n, run->p0);
   }
   const double core_seconds = lzn_now_seconds() - t_core;
   s = lzn_linear(ex, out, b->heads, &weights->o, weights->o_b, n);

@@ -46,18 +46,26 @@ void lzn_attention_core(const lzn_attn_call *c);
 /* How many work items (threads' shares) the core makes of n tokens. */
 int lzn_attention_work_items(const lzn_model *m, int n, int threads);
 
-/* Whose cache each of a step's rows attends in, at which position: one
- * sequence (n_caches 1: row t at position p0 + t), or one row per sequence
- * (n_caches = n: row i at caches[i]->n_past). */
+/* Whose cache each of a step's rows attends in, at which position: the
+ * step's rows in runs, one run per sequence, in row order. A run is rows
+ * [row, row + n) of the step at positions p0, p0 + 1, .. of kv: a chunk
+ * of one sequence's prompt is one run, a decoding step of many sequences
+ * one run of one row per sequence, and a server's step mixes both. */
+typedef struct lzn_attn_run {
+  lzn_kv_cache *kv;
+  int row, n, p0;
+} lzn_attn_run;
+
 typedef struct lzn_attn_target {
-  lzn_kv_cache *const *caches;
-  int n_caches;
-  int p0;
+  const lzn_attn_run *runs;
+  int n_runs;
 } lzn_attn_target;
 
-/* The position of row t of a step. */
+/* The position of row `row` of a step (a row of one of its runs). */
 static inline int lzn_attn_position(const lzn_attn_target *t, int row) {
-  return t->n_caches == 1 ? t->p0 + row : t->caches[row]->n_past;
+  int r = 0;
+  while (row >= t->runs[r].row + t->runs[r].n) r++;
+  return t->runs[r].p0 + (row - t->runs[r].row);
 }
 
 /* out = out_proj(attention(x)) for the n rows of x (d_model each) of the

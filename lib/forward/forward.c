@@ -8,9 +8,9 @@
  *
  * (OPT: Hugging Face's modeling_opt.py, with project_in / project_out where
  * word_embed_proj_dim differs from hidden_size.) One step is at most
- * max_batch rows: a chunk of one sequence's prompt, or one token of each of
- * several sequences (batch.c); the block is the same, only attention's
- * target differs. K and V of a step are written past n_past, which
+ * max_batch rows: a chunk of one sequence's prompt, one token of each of
+ * several sequences, or runs of several sequences' tokens (batch.c); the
+ * block is the same, only attention's target differs. K and V of a step are written past n_past, which
  * advances only when the whole call succeeds, so a failed call leaves the
  * cache as it was.
  */
@@ -82,29 +82,36 @@ static lzn_status block(lzn_context *ctx, int layer, int n, const lzn_attn_targe
   return LZN_OK;
 }
 
-/* Logits of rows [first, n) of the step, written to out. */
-static lzn_status head(lzn_context *ctx, int first, int n, float *out) {
+/* Logits of the step's rows rows[0 .. n_rows) (ascending) into out, one
+ * after the other. The hidden state is not needed after this: rows that
+ * are not side by side are moved together at its front. */
+static lzn_status head(lzn_context *ctx, const int *rows, int n_rows, float *out) {
   const lzn_model *m = ctx->model;
   lzn_stream_buffers *b = &ctx->ws.stream;
-  const int d = m->d_model, rows = n - first;
-  const float *x = b->hidden + (size_t)first * d;
+  const size_t d = (size_t)m->d_model;
+  const float *x = b->hidden + (size_t)rows[0] * d;
+  if (rows[n_rows - 1] - rows[0] != n_rows - 1) { /* row i moves up to i: rows[i] >= i, later ones above */
+    for (int i = 0; i < n_rows; i++)
+      if (rows[i] != i) memcpy(b->hidden + (size_t)i * d, b->hidden + (size_t)rows[i] * d, d * sizeof(float));
+    x = b->hidden;
+  }
   if (m->has_final_norm) {
-    lzn_norm_rows(&m->arch, &m->final_norm, b->normed, x, rows, d);
+    lzn_norm_rows(&m->arch, &m->final_norm, b->normed, x, n_rows, (int)d);
     x = b->normed;
   }
   if (m->project_out.data) {
-    const lzn_status s = lzn_linear(&ctx->exec, b->embed, x, &m->project_out, NULL, rows);
+    const lzn_status s = lzn_linear(&ctx->exec, b->embed, x, &m->project_out, NULL, n_rows);
     if (s != LZN_OK) return s;
     x = b->embed;
   }
-  return lzn_linear(&ctx->exec, out, x, &m->lm_head, NULL, rows);
+  return lzn_linear(&ctx->exec, out, x, &m->lm_head, NULL, n_rows);
 }
 
 lzn_status lzn_forward_step(lzn_context *ctx, const int32_t *tokens, int n, const lzn_attn_target *target,
-                            int first_logit, float *logits) {
+                            const int *logit_rows, int n_logit_rows, float *logits) {
   lzn_status s = embed(ctx, tokens, n, target);
   for (int l = 0; s == LZN_OK && l < ctx->model->n_layers; l++) s = block(ctx, l, n, target);
-  if (s == LZN_OK && first_logit < n) s = head(ctx, first_logit, n, logits);
+  if (s == LZN_OK && n_logit_rows > 0) s = head(ctx, logit_rows, n_logit_rows, logits);
   return s;
 }
 
@@ -134,13 +141,16 @@ LZN_API lzn_status lzn_forward(lzn_context *ctx, const int32_t *tokens, int n_to
   if (s != LZN_OK) return s;
   const int vocab = ctx->model->vocab;
   lzn_kv_cache *kv = &ctx->kv;
+  int rows[LZN_MAX_BATCH]; /* 0, 1, ..: a step's rows whose logits are wanted start at one of them */
+  for (int i = 0; i < ctx->max_batch; i++) rows[i] = i;
   for (int done = 0; s == LZN_OK && done < n_tokens;) {
     const int n = n_tokens - done < ctx->max_batch ? n_tokens - done : ctx->max_batch;
-    const lzn_attn_target target = {.caches = &kv, .n_caches = 1, .p0 = kv->n_past + done};
+    const lzn_attn_run run = {.kv = kv, .row = 0, .n = n, .p0 = kv->n_past + done};
+    const lzn_attn_target target = {.runs = &run, .n_runs = 1};
     if (mode == LZN_LOGITS_ALL)
-      s = lzn_forward_step(ctx, tokens + done, n, &target, 0, logits + (size_t)done * vocab);
+      s = lzn_forward_step(ctx, tokens + done, n, &target, rows, n, logits + (size_t)done * vocab);
     else /* only the call's last row has logits */
-      s = lzn_forward_step(ctx, tokens + done, n, &target, done + n == n_tokens ? n - 1 : n, logits);
+      s = lzn_forward_step(ctx, tokens + done, n, &target, rows + n - 1, done + n == n_tokens, logits);
     done += n;
   }
   if (s == LZN_OK) kv->n_past += n_tokens;

@@ -37,12 +37,13 @@ void lzn_stream_buffers_carve(lzn_stream_buffers *b, lzn_carver *c, const lzn_mo
 void lzn_norm_rows(const lzn_arch_desc *arch, const lzn_norm *norm, float *out, const float *x, int n, int d);
 
 /* One step of n rows (n <= max_batch) through every layer: embeddings of
- * tokens at their positions (target: one sequence or one row per
- * sequence), the blocks, then the logits of rows [first_logit, n) into
- * logits (vocab floats each). K and V go past each cache's n_past, which
- * the caller advances when its whole call succeeded. Statuses: OK, NOMEM,
- * BACKEND. */
+ * tokens at their positions (target: the runs of rows of each sequence),
+ * the blocks, then the logits of rows logit_rows[0 .. n_logit_rows)
+ * (ascending) into logits, vocab floats each, one after the other. K and V
+ * go past each cache's n_past, which the caller advances when its whole
+ * call succeeded. Statuses: OK, NOMEM, BACKEND. */
 lzn_status lzn_forward_step(struct lzn_context *ctx, const int32_t *tokens, int n,
-                            const lzn_attn_target *target, int first_logit, float *logits);
+                            const lzn_attn_target *target, const int *logit_rows, int n_logit_rows,
+                            float *logits);
 
 #endif /* LZN_FORWARD_H */
