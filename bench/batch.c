@@ -159,7 +159,7 @@ int bench_batch_main(int argc, char **argv) {
       }
       run(ctx, n, 1, 1, info.vocab_size, logits, 7); /* warm-up: primitives, first touch */
       run(ctx, n, 1, 0, info.vocab_size, logits, 7);
-      double union_rows = 0.0;
+      double union_rows = 0.0, parts[3] = {0.0, 0.0, 0.0}; /* ms a batched step: attention, up, down */
       ctx[0]->exec.used = 0;
       for (int r = 0; r < o.reps; r++) {
         t_alone[r] = run(ctx, n, o.steps, 0, info.vocab_size, logits, 100 + (uint64_t)r);
@@ -167,8 +167,12 @@ int bench_batch_main(int argc, char **argv) {
         /* ctx[0] counted the batched MLP: bytes read / one row's bytes, per step and layer. */
         lzn_context_stats(ctx[0], stats, info.n_layers);
         double rows = 0.0;
-        for (int l = 0; l < info.n_layers; l++)
+        for (int l = 0; l < info.n_layers; l++) {
           rows += stats[l].bytes_dense > 0 ? stats[l].bytes_executed / stats[l].bytes_dense : 0.0;
+          parts[0] += 1e3 * stats[l].seconds_attention / o.steps / o.reps;
+          parts[1] += 1e3 * stats[l].seconds_up / o.steps / o.reps;
+          parts[2] += 1e3 * stats[l].seconds_down / o.steps / o.reps;
+        }
         union_rows += rows / info.n_layers / o.reps;
       }
       /* Who ran ctx[0]'s products of more than one token (the batched
@@ -192,6 +196,9 @@ int bench_batch_main(int argc, char **argv) {
       bench_set(rec, "tokens_per_s_batched", json_real(n * o.steps / b));
       bench_set(rec, "tokens_per_s_alone", json_real(n * o.steps / a));
       bench_set(rec, "union_pct", json_real(100.0 * union_rows));
+      bench_set(rec, "attention_ms", json_real(parts[0]));
+      bench_set(rec, "up_ms", json_real(parts[1]));
+      bench_set(rec, "down_ms", json_real(parts[2]));
       bench_set(rec, "kernels", json_string(n == 1 ? "own (GEMV)" : used[0] ? used : "-"));
       json_array_append_new(records, rec);
       for (int i = 0; i < n; i++) lzn_context_free(ctx[i]);
@@ -206,10 +213,13 @@ int bench_batch_main(int argc, char **argv) {
         {"N", "n", NULL, NULL, 0},                 {"step ms batched", "step_ms_batched", NULL, NULL, 3},
         {"step ms alone", "step_ms_alone", NULL, NULL, 3}, {"batched / alone", "batched_over_alone", NULL, NULL, 3},
         {"tokens/s batched", "tokens_per_s_batched", NULL, NULL, 1}, {"union %", "union_pct", NULL, NULL, 2},
-        {"kernels", "kernels", NULL, NULL, 0}};
+        {"attention ms", "attention_ms", NULL, NULL, 2}, {"up ms", "up_ms", NULL, NULL, 2},
+        {"down ms", "down_ms", NULL, NULL, 2}, {"kernels", "kernels", NULL, NULL, 0}};
     bench_write_md_table(stdout, columns, sizeof columns / sizeof columns[0], records);
     printf("\nunion %%: rows of W_down^T the batched step read per layer over d_ff (ctxs[0]'s stats:\n"
-           "bytes read over a dense pass' bytes; dense mode reads them all). kernels: who ran the\n"
+           "bytes read over a dense pass' bytes; dense mode reads them all). attention, up, down ms:\n"
+           "a batched step's time in the layers' blocks (ctxs[0]'s stats; up: fc1 or the gate, down:\n"
+           "selection, then fc2 or the up and down rows). kernels: who ran the\n"
            "batched products (own: the kernel table's gemm kernels, in the weights' type).\n");
   } else if (o.format == BENCH_FORMAT_JSON) {
     bench_write_json(stdout, records);

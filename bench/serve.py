@@ -18,8 +18,9 @@ first-to-last text time over its tokens; p50, p99 over requests), the p99
 of the waits between events (stalls), and the speed-up over the same N x R requests sent one after another
 by one client ("sequential"); from the server's /metrics, the mean batch of
 its decode steps, the library's time per step (lzn_forward_batch) and the
-share of the wall time spent in it (the rest: prefill, sampling, the
-scheduler, HTTP, and waiting for work). --synthetic writes a synthetic model with
+share of the wall time spent in it, and the share spent prefilling prompts
+(lzn_forward; the rest: sampling, the scheduler, HTTP, and waiting for
+work). --synthetic writes a synthetic model with
 `lzn-bench export` first (its `--layers` keeps it small enough to write).
 
 The overhead line compares the time per token through the server at N = 1
@@ -231,6 +232,8 @@ def main():
                 together["step_ms"] = 1e3 * decode / steps
                 together["mean_batch"] = (after["lzn_batch_tokens_total"] - before["lzn_batch_tokens_total"]) / steps
                 together["decode_share"] = decode / together["seconds"]
+                together["prefill_share"] = (after["lzn_prefill_seconds_total"] -
+                                             before["lzn_prefill_seconds_total"]) / together["seconds"]
             alone = run(server.port, jobs, 1, a.tokens, clients_binary)
             together["sequential_tokens_per_s"] = alone["tokens_per_s"]
             together["speedup"] = together["tokens_per_s"] / alone["tokens_per_s"]
@@ -255,13 +258,14 @@ def main():
         report["model"], a.mode, a.threads, a.tokens, a.client, load_before, report["load_average"][1]))
     print("| clients | requests | tokens | t/s together | t/s one at a time | speed-up | TTFT p50 ms | "
           "TTFT p99 ms | per-token p50 ms | per-token p99 ms | event gap p99 ms | mean batch | "
-          "library step ms | decode share |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "library step ms | decode share | prefill share |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| %d | %d | %d | %.0f | %.0f | %.2fx | %.2f | %.2f | %.3f | %.3f | %.2f | %.1f | %.3f | %.0f %% |" % (
+        print("| %d | %d | %d | %.0f | %.0f | %.2fx | %.2f | %.2f | %.3f | %.3f | %.2f | %.1f | %.3f | %.0f %% | %.0f %% |" % (
             r["clients"], r["requests"], r["tokens"], r["tokens_per_s"], r["sequential_tokens_per_s"],
             r["speedup"], r["ttft_p50_ms"], r["ttft_p99_ms"], r["token_p50_ms"], r["token_p99_ms"],
-            r["event_gap_p99_ms"], r.get("mean_batch", 0), r.get("step_ms", 0), 100 * r.get("decode_share", 0)))
+            r["event_gap_p99_ms"], r.get("mean_batch", 0), r.get("step_ms", 0), 100 * r.get("decode_share", 0),
+            100 * r.get("prefill_share", 0)))
     if "library_step_ms" in report:
         print("\nN = 1: %.3f ms per token through the server, %.3f ms per decode step inside it: "
               "HTTP + JSON + SSE overhead %+.1f %%" % (rows[0]["token_p50_ms"], report["library_step_ms"],

@@ -62,6 +62,8 @@ char *srv_metrics_text(srv_app *app, size_t *len) {
          (double)st.batch_tokens);
   metric(&t, "decode_seconds_total", "counter", "Seconds inside those steps (the library's own share of "
          "decoding; the rest of a token's time is sampling, the reply and HTTP).", st.decode_seconds);
+  metric(&t, "prefill_seconds_total", "counter", "Seconds inside the prompts' prefill (lzn_forward calls).",
+         st.prefill_seconds);
   metric(&t, "time_to_first_token_seconds_sum", "counter", "Seconds from arrival to first token, summed.",
          st.ttft_sum);
   metric(&t, "time_to_first_token_seconds_count", "counter", "Requests that had a first token.",

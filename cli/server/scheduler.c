@@ -227,8 +227,9 @@ static void set_up(sched *s, slot *sl) {
 
 /* --------------------------------------------------------------- a step */
 
-/* Prefill: at most prefill_chunk prompt tokens this step, first admitted first. */
-static void prefill(sched *s) {
+/* Prefill: at most prefill_chunk prompt tokens this step, first admitted
+ * first; the time inside the library added to *seconds. */
+static void prefill(sched *s, double *seconds) {
   int budget = s->params.prefill_chunk;
   while (budget > 0) {
     slot *next = NULL;
@@ -242,7 +243,9 @@ static void prefill(sched *s) {
     int n = r->n_prompt - next->n_prefilled;
     if (n > budget) n = budget;
     float *logits = s->logits + (size_t)(next - s->slots) * (size_t)s->vocab;
+    const double t0 = sched_now();
     const lzn_status st = lzn_forward(next->ctx, r->prompt + next->n_prefilled, n, logits, LZN_LOGITS_LAST);
+    *seconds += sched_now() - t0;
     budget -= n;
     if (st != LZN_OK) {
       slot_fail(next, "lzn_forward (prefill)", st);
@@ -263,7 +266,8 @@ static void step(sched *s) {
   const int n_slots = s->params.n_slots;
   for (int i = 0; i < n_slots; i++)
     if (s->slots[i].admitted && !slot_done(&s->slots[i])) set_up(s, &s->slots[i]);
-  prefill(s);
+  double prefill_seconds = 0.0;
+  prefill(s, &prefill_seconds);
   int n = 0;
   for (int i = 0; i < n_slots; i++) {
     slot *sl = &s->slots[i];
@@ -289,6 +293,7 @@ static void step(sched *s) {
   s->stats.batch_steps += n > 0;
   s->stats.batch_tokens += n;
   s->stats.decode_seconds += decode;
+  s->stats.prefill_seconds += prefill_seconds;
   pthread_mutex_unlock(&s->lock);
 }
 

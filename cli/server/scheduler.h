@@ -129,6 +129,7 @@ typedef struct sched_stats {
   int64_t batch_steps;          /* lzn_forward_batch calls */
   int64_t batch_tokens;         /* tokens they advanced (mean batch = batch_tokens / batch_steps) */
   double decode_seconds;        /* wall time inside those calls: the library's own share of decoding */
+  double prefill_seconds;       /* wall time inside the prompts' lzn_forward calls */
   double ttft_sum;              /* seconds from submit to first token, summed */
   int64_t ttft_count;
   double tokens_per_second;     /* generated over the last second or so of work */
