@@ -14,6 +14,7 @@
  */
 #include <immintrin.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define CHAINS 24
@@ -26,65 +27,36 @@ static double now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static double zmm_dpbusd(void) {
-  __m512i a[CHAINS];
-  for (int i = 0; i < CHAINS; i++) a[i] = _mm512_set1_epi32(i);
-  const __m512i w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(5);
-  const double t0 = now();
-  for (long i = 0; i < ITERS; i++) {
-#pragma GCC unroll 24
-    for (int k = 0; k < CHAINS; k++) {
-      a[k] = _mm512_dpbusd_epi32(a[k], w, x);
-      __asm__("" : "+v"(a[k])); /* each chain kept */
-    }
+/* Instructions per second of OP on CHAINS independent registers of type T,
+ * each started at SET(i) and kept by an empty asm; the chains are stored
+ * to a volatile sink at the end so that none is dropped. */
+#define CHAINS_RATE(NAME, T, SET, OP)                      \
+  static double NAME(void) {                               \
+    T a[CHAINS];                                           \
+    for (int i = 0; i < CHAINS; i++) a[i] = SET(i);        \
+    const double t0 = now();                               \
+    for (long i = 0; i < ITERS; i++) {                     \
+      _Pragma("GCC unroll 24") for (int k = 0; k < CHAINS; k++) { \
+        a[k] = OP(a[k]);                                   \
+        __asm__("" : "+v"(a[k]));                          \
+      }                                                    \
+    }                                                      \
+    const double t = now() - t0;                           \
+    static volatile unsigned char sink[sizeof a];          \
+    memcpy((void *)sink, a, sizeof a);                     \
+    return (double)ITERS * CHAINS / t;                     \
   }
-  const double t = now() - t0;
-  __m512i s = a[0];
-  for (int i = 1; i < CHAINS; i++) s = _mm512_add_epi32(s, a[i]);
-  volatile int keep = _mm512_cvtsi512_si32(s);
-  (void)keep;
-  return (double)ITERS * CHAINS / t;
-}
 
-static double ymm_dpbusd(void) {
-  __m256i a[CHAINS];
-  for (int i = 0; i < CHAINS; i++) a[i] = _mm256_set1_epi32(i);
-  const __m256i w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(5);
-  const double t0 = now();
-  for (long i = 0; i < ITERS; i++) {
-#pragma GCC unroll 24
-    for (int k = 0; k < CHAINS; k++) {
-      a[k] = _mm256_dpbusd_epi32(a[k], w, x);
-      __asm__("" : "+v"(a[k]));
-    }
-  }
-  const double t = now() - t0;
-  __m256i s = a[0];
-  for (int i = 1; i < CHAINS; i++) s = _mm256_add_epi32(s, a[i]);
-  volatile int keep = _mm256_extract_epi32(s, 0);
-  (void)keep;
-  return (double)ITERS * CHAINS / t;
-}
+#define ZMM_SET(i) _mm512_set1_epi32(i)
+#define ZMM_DP(a) _mm512_dpbusd_epi32(a, _mm512_set1_epi8(3), _mm512_set1_epi8(5))
+#define YMM_SET(i) _mm256_set1_epi32(i)
+#define YMM_DP(a) _mm256_dpbusd_epi32(a, _mm256_set1_epi8(3), _mm256_set1_epi8(5))
+#define PS_SET(i) _mm512_set1_ps((float)(i))
+#define PS_FMA(a) _mm512_fmadd_ps(a, _mm512_set1_ps(0.999f), _mm512_set1_ps(0.001f))
 
-static double zmm_fma(void) {
-  __m512 a[CHAINS];
-  for (int i = 0; i < CHAINS; i++) a[i] = _mm512_set1_ps((float)i);
-  const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
-  const double t0 = now();
-  for (long i = 0; i < ITERS; i++) {
-#pragma GCC unroll 24
-    for (int k = 0; k < CHAINS; k++) {
-      a[k] = _mm512_fmadd_ps(a[k], m, c);
-      __asm__("" : "+v"(a[k]));
-    }
-  }
-  const double t = now() - t0;
-  __m512 s = a[0];
-  for (int i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, a[i]);
-  volatile float keep = _mm512_cvtss_f32(s);
-  (void)keep;
-  return (double)ITERS * CHAINS / t;
-}
+CHAINS_RATE(zmm_dpbusd, __m512i, ZMM_SET, ZMM_DP)
+CHAINS_RATE(ymm_dpbusd, __m256i, YMM_SET, YMM_DP)
+CHAINS_RATE(zmm_fma, __m512, PS_SET, PS_FMA)
 
 int main(void) {
   double best[3] = {0, 0, 0};
