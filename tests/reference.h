@@ -80,8 +80,11 @@ static inline lzn_model *load_model(const char *path) {
   return model;
 }
 
-static inline lzn_context *make_context(const lzn_model *model, lzn_mlp_mode mode, int threads) {
+/* A context of n_ctx positions (0: the model's maximum; its max_batch is
+ * min(n_ctx, 256), so a small one splits a call into steps). */
+static inline lzn_context *make_context_n_ctx(const lzn_model *model, lzn_mlp_mode mode, int threads, int n_ctx) {
   lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = n_ctx;
   p.mlp_mode = mode;
   p.use_predictor = 0; /* the model exactly; tests/test_predictor.c turns it on */
   p.n_threads = threads;
@@ -93,6 +96,10 @@ static inline lzn_context *make_context(const lzn_model *model, lzn_mlp_mode mod
   lzn_status s = lzn_context_create(model, &p, &ctx);
   ck_assert_msg(s == LZN_OK, "%s: %s", lzn_status_str(s), lzn_last_error());
   return ctx;
+}
+
+static inline lzn_context *make_context(const lzn_model *model, lzn_mlp_mode mode, int threads) {
+  return make_context_n_ctx(model, mode, threads, 0);
 }
 
 /* All positions' logits of the reference tokens in one call. */

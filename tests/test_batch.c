@@ -70,17 +70,6 @@ START_TEST(batch_matches_reference_and_alone) {
 }
 END_TEST
 
-/* Fixture-sized contexts as make_context makes them, with n_ctx set (its
- * max_batch is min(n_ctx, 256): a small one splits a call into steps). */
-static lzn_context *context_with_n_ctx(const lzn_model *model, lzn_mlp_mode mode, int n_ctx) {
-  lzn_context_params p = lzn_context_default_params();
-  p.mlp_mode = mode, p.use_predictor = 0, p.n_threads = 1, p.kv_type = LZN_KV_F32, p.n_ctx = n_ctx;
-  lzn_context *ctx = NULL;
-  const lzn_status s = lzn_context_create(model, &p, &ctx);
-  ck_assert_msg(s == LZN_OK, "%s: %s", lzn_status_str(s), lzn_last_error());
-  return ctx;
-}
-
 /* Three sequences of the reference's tokens in one ragged call: B (the
  * lead) at position 1 decodes one token, A prefills its first T/2 tokens,
  * C at position 2 prefills all but the last. Each one's logits are the
@@ -97,7 +86,7 @@ START_TEST(ragged_matches_reference_and_alone) {
   load_reference(name, &r);
   lzn_model *model = load_model(r.path);
   const int t = r.n_tokens, n_a = t / 2, n_c = t - 3;
-  lzn_context *b = context_with_n_ctx(model, mode, split ? 3 : 0), *a = make_context(model, mode, 1),
+  lzn_context *b = make_context_n_ctx(model, mode, 1, split ? 3 : 0), *a = make_context(model, mode, 1),
               *c = make_context(model, mode, 1);
   lzn_context *b1 = make_context(model, mode, 1), *a1 = make_context(model, mode, 1),
               *c1 = make_context(model, mode, 1);

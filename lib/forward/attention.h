@@ -50,7 +50,7 @@ int lzn_attention_work_items(const lzn_model *m, int n, int threads);
  * step's rows in runs, one run per sequence, in row order. A run is rows
  * [row, row + n) of the step at positions p0, p0 + 1, .. of kv: a chunk
  * of one sequence's prompt is one run, a decoding step of many sequences
- * one run of one row per sequence, and a server's step mixes both. */
+ * has a run of one row for each, and lzn_forward_ragged mixes both. */
 typedef struct lzn_attn_run {
   lzn_kv_cache *kv;
   int row, n, p0;
@@ -60,13 +60,6 @@ typedef struct lzn_attn_target {
   const lzn_attn_run *runs;
   int n_runs;
 } lzn_attn_target;
-
-/* The position of row `row` of a step (a row of one of its runs). */
-static inline int lzn_attn_position(const lzn_attn_target *t, int row) {
-  int r = 0;
-  while (row >= t->runs[r].row + t->runs[r].n) r++;
-  return t->runs[r].p0 + (row - t->runs[r].row);
-}
 
 /* out = out_proj(attention(x)) for the n rows of x (d_model each) of the
  * context's step: the projections once for all rows (each weight read

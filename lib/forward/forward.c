@@ -10,9 +10,9 @@
  * word_embed_proj_dim differs from hidden_size.) One step is at most
  * max_batch rows: a chunk of one sequence's prompt, one token of each of
  * several sequences, or runs of several sequences' tokens (batch.c); the
- * block is the same, only attention's target differs. K and V of a step are written past n_past, which
- * advances only when the whole call succeeds, so a failed call leaves the
- * cache as it was.
+ * block is the same, only attention's target differs. K and V of a step
+ * are written past n_past, which advances only when the whole call
+ * succeeds, so a failed call leaves the cache as it was.
  */
 #include "forward/forward.h"
 
@@ -48,9 +48,12 @@ static lzn_status embed(lzn_context *ctx, const int32_t *tokens, int n, const lz
     if (s != LZN_OK) return s;
   }
   if (m->arch.positions != LZN_POSITIONS_LEARNED) return LZN_OK; /* rotary: in attention */
-  for (int t = 0; t < n; t++) {
-    const int row = lzn_attn_position(target, t) + m->arch.position_offset;
-    add_in_place(b->hidden + (size_t)t * d, m->embed_positions + (size_t)row * d, (size_t)d);
+  for (int i = 0; i < target->n_runs; i++) { /* each run's rows at its positions */
+    const lzn_attn_run *run = &target->runs[i];
+    for (int j = 0; j < run->n; j++) {
+      const size_t position = (size_t)(run->p0 + j + m->arch.position_offset);
+      add_in_place(b->hidden + (size_t)(run->row + j) * d, m->embed_positions + position * d, (size_t)d);
+    }
   }
   return LZN_OK;
 }
