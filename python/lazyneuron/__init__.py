@@ -42,7 +42,11 @@ __all__ = [
     "ModelInfo",
     "Status",
     "TokenizerInfo",
+    "apply_chat_template",
+    "chat_template_name",
     "default_thread_count",
+    "forward_batch",
+    "forward_ragged",
     "isa",
     "isa_supported",
     "library_path",
@@ -56,6 +60,8 @@ _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 # of ints or a 1-D numpy integer array, paths as anything os.fspath takes.
 Text = Union[str, bytes, bytearray, memoryview]
 Tokens = Union[Sequence[int], np.ndarray]
+# Chat messages: {"role": ..., "content": ...} dicts or (role, content) pairs.
+Messages = Sequence[Union[Dict[str, str], Sequence[str]]]
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
@@ -343,6 +349,29 @@ class Model:
         _check(status)
         return buf.raw[:n.value]
 
+    @property
+    def chat_template(self) -> Optional[str]:
+        """The chat template the model came with (its Jinja text, from GGUF
+        tokenizer.chat_template or tokenizer_config.json), or None when it has
+        none or no tokenizer."""
+        if self._closed:
+            raise ValueError("the model is closed")
+        tok = _lib.TOKENIZER_P()
+        if self._lib.lzn_model_get_tokenizer(self._handle, ctypes.byref(tok)) != 0:
+            return None
+        text = self._lib.lzn_tokenizer_chat_template(tok)
+        return None if text is None else text.decode("utf-8", "replace")
+
+    def apply_chat_template(self, messages: Messages, add_assistant: bool = True,
+                            template: Optional[str] = None) -> str:
+        """messages rendered as a prompt (lzn_chat_apply_template) with
+        template, by default the model's own (ChatML for a model that has
+        none). A template of no known family raises LazyNeuronError
+        LZN_ERR_UNSUPPORTED: pass template="chatml" (or another family's
+        name) to choose one."""
+        return apply_chat_template(self.chat_template if template is None else template,
+                                   messages, add_assistant)
+
     def context(self, n_ctx: int = 0, n_threads: int = 1, mlp_mode: str = "auto",
                 auto_crossover: float = 0.0, collect_stats: bool = True, top_k: int = 0,
                 threshold: float = 0.0, kv_type: str = "f16",
@@ -554,6 +583,49 @@ class Context:
         """Empties the KV cache and the statistics."""
         _check(self._lib.lzn_context_reset(self._live()))
 
+    def truncate(self, n_keep: int) -> None:
+        """Keeps the first n_keep tokens of the sequence and forgets the rest
+        (lzn_context_truncate): the next forward continues at position
+        n_keep. Statistics are kept."""
+        _check(self._lib.lzn_context_truncate(self._live(), _c_int(n_keep, "n_keep")))
+
+    def copy_prefix(self, src: Context, n_tokens: int) -> None:
+        """Makes this context's sequence the first n_tokens of src's, their
+        KV cache copied (lzn_context_copy_prefix): a shared prompt run once
+        starts many sequences. Both contexts must be of one model and KV type."""
+        if not isinstance(src, Context):
+            raise TypeError(f"src must be a Context, not {type(src).__name__}")
+        _check(self._lib.lzn_context_copy_prefix(self._live(), src._live(),
+                                                 _c_int(n_tokens, "n_tokens")))
+
+    @property
+    def kv_bytes(self) -> int:
+        """Bytes of the KV cache (every layer, n_ctx positions, in kv_type)."""
+        return int(self._lib.lzn_context_kv_bytes(self._live()))
+
+    def save_state(self) -> bytes:
+        """The sequence as bytes (lzn_context_state_save: the KV cache of the
+        first n_past positions, n_past, the model's shape and a checksum), to
+        resume later with load_state on a context of a model of the same shape
+        and KV type. Statistics are not part of it."""
+        handle = self._live()
+        size = int(self._lib.lzn_context_state_size(handle))
+        buf = ctypes.create_string_buffer(max(size, 1))
+        written = ctypes.c_size_t(0)
+        _check(self._lib.lzn_context_state_save(handle, buf, size, ctypes.byref(written)))
+        return buf.raw[:written.value]
+
+    def load_state(self, state: Union[bytes, bytearray, memoryview]) -> None:
+        """Replaces the sequence with one save_state returned. Another
+        model's shape or KV type: LazyNeuronError LZN_ERR_INVALID_ARG; bytes
+        that are not a state (or damaged): LZN_ERR_FORMAT. Nothing changes on
+        error."""
+        if not isinstance(state, (bytes, bytearray, memoryview)):
+            raise TypeError(f"state must be bytes, not {type(state).__name__}")
+        data = bytes(state)
+        buf = ctypes.create_string_buffer(data, max(len(data), 1))
+        _check(self._lib.lzn_context_state_load(self._live(), buf, len(data)))
+
     def stats(self) -> List[Dict[str, float]]:
         """Per-layer MLP statistics since creation or reset(): a list (one per
         layer) of dicts with every lzn_layer_stats field."""
@@ -586,3 +658,127 @@ class Context:
             return "<lazyneuron.Context closed>"
         return (f"<lazyneuron.Context mode={self.mlp_mode} threads={self.n_threads} "
                 f"n_past={self.n_past}>")
+
+
+# ----------------------------------------------------------- many sequences
+
+
+def _handles(contexts):
+    """The C handles of contexts (a sequence of open Contexts) as an array,
+    and the largest vocabulary among their models (the library rejects
+    contexts of different models before it writes any logits)."""
+    if isinstance(contexts, Context) or not hasattr(contexts, "__len__"):
+        raise TypeError("contexts must be a sequence of Context objects")
+    handles = []
+    for i, c in enumerate(contexts):
+        if not isinstance(c, Context):
+            raise TypeError(f"contexts[{i}] is a {type(c).__name__}, not a Context")
+        handles.append(c._live())
+    vocab = max((c.model.info.vocab_size for c in contexts), default=1)
+    return (_lib.CONTEXT_P * max(len(handles), 1))(*handles), len(handles), vocab
+
+
+def forward_batch(contexts: Sequence[Context], tokens: Tokens) -> np.ndarray:
+    """One decoding step of several sequences at once (lzn_forward_batch):
+    appends tokens[i] to contexts[i] and returns the logits, float32 of shape
+    (len(contexts), vocab). Every weight is read once for the step (the MLP
+    over the union of the tokens' active neurons, or dense); attention runs
+    per sequence against its own cache. The contexts belong to one model,
+    appear once, may be at different positions; the step's MLP statistics
+    count in contexts[0]; threads: contexts[0]'s. On error no context
+    advances."""
+    array, n, vocab = _handles(contexts)
+    arr = _tokens_array(tokens)
+    if arr.shape[0] != n:
+        raise ValueError(f"{arr.shape[0]} tokens for {n} contexts: one token per context")
+    # n == 0 is passed on: the library reports it as LZN_ERR_INVALID_ARG.
+    out = np.empty((max(n, 1), vocab), dtype=np.float32)
+    _check(_lib.load().lzn_forward_batch(
+        array, arr.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), n,
+        out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
+    return out[:n]
+
+
+def forward_ragged(contexts: Sequence[Context], tokens: Sequence[Tokens]) -> np.ndarray:
+    """One step of several sequences that each append their own tokens
+    (lzn_forward_ragged): contexts[i] appends tokens[i] (a list or 1-D
+    integer array, at least one token: a prompt's chunk beside single decoded
+    tokens). Returns the logits of each sequence's last token, float32 of
+    shape (len(contexts), vocab). The rules of forward_batch otherwise; where
+    a step is compute-bound a prompt alone (Context.forward) beside
+    forward_batch can be faster (the header says when). On error no context
+    advances."""
+    array, n, vocab = _handles(contexts)
+    if isinstance(tokens, (str, bytes, np.ndarray)) or not hasattr(tokens, "__len__"):
+        raise TypeError("tokens must be a sequence of token sequences, one per context")
+    if len(tokens) != n:
+        raise ValueError(f"{len(tokens)} token sequences for {n} contexts")
+    parts = [_tokens_array(t) for t in tokens]
+    counts = (ctypes.c_int * max(n, 1))(*(_c_int(p.shape[0], f"len(tokens[{i}])")
+                                          for i, p in enumerate(parts)))
+    flat = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=np.int32)
+    out = np.empty((max(n, 1), vocab), dtype=np.float32)
+    _check(_lib.load().lzn_forward_ragged(
+        array, flat.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), counts, n,
+        out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))))
+    return out[:n]
+
+
+# ------------------------------------------------------------------- chat
+
+
+def _c_text(value, what):
+    """value (str) as NUL-terminated UTF-8 for the C library."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    data = value.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, a ValueError
+    if b"\0" in data:
+        raise ValueError(f"{what} contains a NUL character")
+    return data
+
+
+def chat_template_name(template: Optional[str]) -> Optional[str]:
+    """The family a chat template renders as ("chatml", "llama2", "llama3",
+    "mistral", "zephyr", "phi3", "vicuna", "gemma"; lzn_chat_template_name):
+    template is a template's text or a family's name, None is "chatml".
+    None for a template of no known family."""
+    tmpl = None if template is None else _c_text(template, "template")
+    name = _lib.load().lzn_chat_template_name(tmpl)
+    return None if name is None else name.decode()
+
+
+def apply_chat_template(template: Optional[str], messages: Messages,
+                        add_assistant: bool = True) -> str:
+    """messages rendered as a prompt with template (a template's text or a
+    family's name; None = ChatML), and with add_assistant the opening of the
+    assistant's turn, so the model's continuation is the reply
+    (lzn_chat_apply_template, what lzn-run and lzn-server render). messages:
+    dicts with "role" ("system" or "developer", "user", "assistant") and
+    "content", or (role, content) pairs. BOS is not written (tokenize adds
+    it). An unknown role: LazyNeuronError LZN_ERR_INVALID_ARG naming the
+    message; a template of no known family: LZN_ERR_UNSUPPORTED."""
+    if isinstance(messages, (str, bytes, dict)) or not hasattr(messages, "__len__"):
+        raise TypeError("messages must be a sequence of {'role', 'content'} dicts or pairs")
+    pairs = []
+    for i, m in enumerate(messages):
+        if isinstance(m, dict):
+            if "role" not in m or "content" not in m:
+                raise ValueError(f"messages[{i}] needs 'role' and 'content'")
+            role, content = m["role"], m["content"]
+        elif isinstance(m, (tuple, list)) and len(m) == 2:
+            role, content = m
+        else:
+            raise TypeError(f"messages[{i}] must be a dict or a (role, content) pair")
+        pairs.append((_c_text(role, f"messages[{i}] role"), _c_text(content, f"messages[{i}] content")))
+    array = (_lib.ChatMessage * max(len(pairs), 1))(*pairs)
+    tmpl = None if template is None else _c_text(template, "template")
+    lib = _lib.load()
+    n = ctypes.c_size_t(0)
+    status = lib.lzn_chat_apply_template(tmpl, array, len(pairs), 1 if add_assistant else 0, None, 0,
+                                         ctypes.byref(n))
+    if status != 0 and n.value == 0:
+        _check(status)
+    buf = ctypes.create_string_buffer(n.value + 1)
+    _check(lib.lzn_chat_apply_template(tmpl, array, len(pairs), 1 if add_assistant else 0, buf,
+                                       n.value + 1, ctypes.byref(n)))
+    return buf.raw[:n.value].decode("utf-8")

@@ -154,6 +154,12 @@ class lzn_sampler(_Opaque):  # noqa: N801
     pass
 
 
+class ChatMessage(ctypes.Structure):
+    """lzn_chat_message."""
+
+    _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
+
+
 MODEL_P = ctypes.POINTER(lzn_model)
 CONTEXT_P = ctypes.POINTER(lzn_context)
 TOKENIZER_P = ctypes.POINTER(lzn_tokenizer)
@@ -210,7 +216,23 @@ _PROTOTYPES = {
         _status,
         [CONTEXT_P, ctypes.POINTER(ctypes.c_int32), _c_int, ctypes.POINTER(ctypes.c_float), _c_int],
     ),
+    "lzn_forward_batch": (
+        _status,
+        [ctypes.POINTER(CONTEXT_P), ctypes.POINTER(ctypes.c_int32), _c_int, ctypes.POINTER(ctypes.c_float)],
+    ),
+    "lzn_forward_ragged": (
+        _status,
+        [ctypes.POINTER(CONTEXT_P), ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(_c_int), _c_int,
+         ctypes.POINTER(ctypes.c_float)],
+    ),
     "lzn_context_n_past": (_c_int, [CONTEXT_P]),
+    "lzn_context_truncate": (_status, [CONTEXT_P, _c_int]),
+    "lzn_context_copy_prefix": (_status, [CONTEXT_P, CONTEXT_P, _c_int]),
+    "lzn_context_kv_bytes": (ctypes.c_int64, [CONTEXT_P]),
+    "lzn_context_state_size": (ctypes.c_int64, [CONTEXT_P]),
+    "lzn_context_state_save": (
+        _status, [CONTEXT_P, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]),
+    "lzn_context_state_load": (_status, [CONTEXT_P, ctypes.c_void_p, ctypes.c_size_t]),
     "lzn_context_reset": (_status, [CONTEXT_P]),
     "lzn_context_stats": (_status, [CONTEXT_P, ctypes.POINTER(LayerStats), _c_int]),
     "lzn_model_get_tokenizer": (_status, [MODEL_P, ctypes.POINTER(TOKENIZER_P)]),
@@ -229,6 +251,13 @@ _PROTOTYPES = {
         _status,
         [TOKENIZER_P, ctypes.POINTER(ctypes.c_int32), _c_int, ctypes.c_char_p, ctypes.c_size_t,
          ctypes.POINTER(ctypes.c_size_t)],
+    ),
+    "lzn_tokenizer_chat_template": (_c_char_p, [TOKENIZER_P]),
+    "lzn_chat_template_name": (_c_char_p, [_c_char_p]),
+    "lzn_chat_apply_template": (
+        _status,
+        [_c_char_p, ctypes.POINTER(ChatMessage), ctypes.c_size_t, _c_int, ctypes.c_char_p,
+         ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)],
     ),
     "lzn_sampler_default_params": (SamplerParams, []),
     "lzn_sampler_create": (_status, [ctypes.POINTER(SamplerParams), _c_int,
