@@ -45,6 +45,22 @@ def assert_close(got, want, tol, what):
     assert err <= tol, f"{what}: max |diff| {err:.3g} > {tol:.3g}"
 
 
+def contexts_at(m, mode, prefixes):
+    """One f32-cache context per token list, each having run its list."""
+    ctxs = [m.context(kv_type="f32", mlp_mode=mode) for _ in prefixes]
+    for c, prefix in zip(ctxs, prefixes):
+        if prefix:
+            c.forward(prefix)
+    return ctxs
+
+
+def assert_rows(got, ref, tol, positions, what):
+    """Row i of a step's logits is the reference's at positions[i]."""
+    assert got.shape == (len(positions), ref.shape[1]) and got.dtype == np.float32
+    for row, pos in enumerate(positions):
+        assert_close(got[row], ref[pos], tol, f"{what} row {row} (position {pos})")
+
+
 def error_status(excinfo):
     return excinfo.value.status_name
 
@@ -57,19 +73,13 @@ def error_status(excinfo):
 def test_forward_batch_matches_reference(name, mode):
     """Three sequences at positions 2, 4 and 0 take one step together."""
     tokens, ref, tol = reference(name)
-    m = model(name)
-    ctxs = [m.context(kv_type="f32", mlp_mode=mode) for _ in range(3)]
-    ctxs[0].forward(tokens[:2])
-    ctxs[1].forward(tokens[:4])
+    ctxs = contexts_at(model(name), mode, [tokens[:2], tokens[:4], []])
     got = lzn.forward_batch(ctxs, [tokens[2], tokens[4], tokens[0]])
-    assert got.shape == (3, m.info.vocab_size) and got.dtype == np.float32
-    for row, pos in enumerate([2, 4, 0]):
-        assert_close(got[row], ref[pos], tol, f"{name} {mode} batch row {row} (position {pos})")
+    assert_rows(got, ref, tol, [2, 4, 0], f"{name} {mode} batch")
     assert [c.n_past for c in ctxs] == [3, 5, 1]
     # A second step on the same caches (numpy array of tokens this time).
     got = lzn.forward_batch(ctxs, np.array([tokens[3], tokens[5], tokens[1]], dtype=np.int64))
-    for row, pos in enumerate([3, 5, 1]):
-        assert_close(got[row], ref[pos], tol, f"{name} {mode} second step row {row}")
+    assert_rows(got, ref, tol, [3, 5, 1], f"{name} {mode} second step")
     for c in ctxs:
         c.close()
 
@@ -79,19 +89,13 @@ def test_forward_batch_matches_reference(name, mode):
 def test_forward_ragged_matches_reference(name, mode):
     """A prompt from 0, one decoded token, and a prompt's chunk at position 1."""
     tokens, ref, tol = reference(name)
-    m = model(name)
-    ctxs = [m.context(kv_type="f32", mlp_mode=mode) for _ in range(3)]
-    ctxs[1].forward(tokens[:2])
-    ctxs[2].forward(tokens[:1])
+    ctxs = contexts_at(model(name), mode, [[], tokens[:2], tokens[:1]])
     got = lzn.forward_ragged(ctxs, [tokens[:3], [tokens[2]], np.array(tokens[1:5])])
-    assert got.shape == (3, m.info.vocab_size)
-    for row, pos in enumerate([2, 2, 4]):
-        assert_close(got[row], ref[pos], tol, f"{name} {mode} ragged row {row} (position {pos})")
+    assert_rows(got, ref, tol, [2, 2, 4], f"{name} {mode} ragged")
     assert [c.n_past for c in ctxs] == [3, 3, 5]
     # The caches hold every row's keys and values: a batched step after it.
     got = lzn.forward_batch(ctxs, [tokens[3], tokens[3], tokens[5]])
-    for row, pos in enumerate([3, 3, 5]):
-        assert_close(got[row], ref[pos], tol, f"{name} {mode} step after ragged row {row}")
+    assert_rows(got, ref, tol, [3, 3, 5], f"{name} {mode} step after ragged")
     for c in ctxs:
         c.close()
 
