@@ -40,6 +40,7 @@ __all__ = [
     "LazyNeuronError",
     "Model",
     "ModelInfo",
+    "Sampler",
     "Status",
     "TokenizerInfo",
     "apply_chat_template",
@@ -546,38 +547,29 @@ class Context:
         tokens = model.tokenize(prompt, add_bos=bool(info.add_bos) and self.n_past == 0)
         if not tokens:
             raise ValueError("the prompt is empty")
-        params = lib.lzn_sampler_default_params()
-        params.temperature, params.top_k, params.top_p = float(temperature), int(top_k), float(top_p)
-        params.min_p, params.repetition_penalty = float(min_p), float(repetition_penalty)
-        params.repeat_last_n, params.seed = int(repeat_last_n), int(seed)
-        sampler = _lib.SAMPLER_P()
         vocab = model.info.vocab_size
-        _check(lib.lzn_sampler_create(ctypes.byref(params), vocab, ctypes.byref(sampler)))
-        try:
+        with Sampler(vocab, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                     repetition_penalty=repetition_penalty, repeat_last_n=repeat_last_n,
+                     seed=seed) as sampler:
             for t in tokens:
                 if t < vocab:
-                    lib.lzn_sampler_accept(sampler, t)
+                    sampler.accept(t)
             budget = min(int(n), model.info.max_positions - self.n_past - len(tokens))
             decoder = codecs.getincrementaldecoder("utf-8")("replace")
             logits = self.forward(tokens)
-            token = ctypes.c_int32(0)
             for i in range(budget):
-                _check(lib.lzn_sampler_sample(
-                    sampler, logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                    ctypes.byref(token)))
-                if token.value == info.eos_id:
+                token = sampler.sample(logits)
+                if token == info.eos_id:
                     break
-                piece = model.token_to_piece(token.value) if token.value < info.vocab_size else b""
+                piece = model.token_to_piece(token) if token < info.vocab_size else b""
                 text = decoder.decode(piece)
                 if text:
                     yield text
                 if i + 1 < budget:
-                    logits = self.forward([token.value])
+                    logits = self.forward([token])
             tail = decoder.decode(b"", final=True)
             if tail:
                 yield tail
-        finally:
-            lib.lzn_sampler_free(sampler)
 
     def reset(self) -> None:
         """Empties the KV cache and the statistics."""
@@ -658,6 +650,92 @@ class Context:
             return "<lazyneuron.Context closed>"
         return (f"<lazyneuron.Context mode={self.mlp_mode} threads={self.n_threads} "
                 f"n_past={self.n_past}>")
+
+
+# ------------------------------------------------------------------ sampler
+
+
+class Sampler:
+    """lzn_sampler: picks the next token from logits as lzn-run and lzn-server
+    do (temperature 0 = greedy; top_k 0 = all tokens; top_p 1 and min_p 0 =
+    off; repetition_penalty 1 = off), so a loop over forward_batch samples
+    each sequence as the C programs would with its own Sampler. A value out
+    of range raises LazyNeuronError LZN_ERR_INVALID_ARG naming the field.
+    Use from one thread at a time; close() (or a `with` block) frees it."""
+
+    def __init__(self, vocab_size: int, temperature: float = 0.8, top_k: int = 40,
+                 top_p: float = 0.95, min_p: float = 0.05, repetition_penalty: float = 1.0,
+                 repeat_last_n: int = 64, seed: int = 0) -> None:
+        self._handle = None
+        lib = _lib.load()
+        self._lib = lib
+        params = lib.lzn_sampler_default_params()
+        params.temperature, params.top_p, params.min_p = float(temperature), float(top_p), float(min_p)
+        params.top_k = _c_int(top_k, "top_k")
+        params.repetition_penalty = float(repetition_penalty)
+        params.repeat_last_n = _c_int(repeat_last_n, "repeat_last_n")
+        params.seed = _seed(seed)
+        self.vocab_size = _c_int(vocab_size, "vocab_size")
+        self.seed = params.seed
+        handle = _lib.SAMPLER_P()
+        _check(lib.lzn_sampler_create(ctypes.byref(params), self.vocab_size, ctypes.byref(handle)))
+        self._handle = handle
+
+    def _live(self):
+        if self._handle is None:
+            raise ValueError("the sampler is closed")
+        return self._handle
+
+    def accept(self, token: int) -> None:
+        """Records a token (of the prompt, say) for the repetition penalty."""
+        _check(self._lib.lzn_sampler_accept(self._live(), _c_int(token, "token")))
+
+    def sample(self, logits: np.ndarray) -> int:
+        """The next token from logits (vocab_size floats, e.g. a row of
+        forward_batch's result), accepted for the repetition penalty. NaN and
+        -inf are never picked; all of them is LZN_ERR_INVALID_ARG."""
+        arr = np.ascontiguousarray(logits, dtype=np.float32)
+        if arr.shape != (self.vocab_size,):
+            raise ValueError(f"logits of shape {arr.shape}, the sampler takes ({self.vocab_size},)")
+        token = ctypes.c_int32(0)
+        _check(self._lib.lzn_sampler_sample(self._live(), arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                            ctypes.byref(token)))
+        return int(token.value)
+
+    def reset(self, seed: Optional[int] = None) -> None:
+        """Forgets the accepted tokens and restarts the generator at seed
+        (None: the seed it was made with)."""
+        _check(self._lib.lzn_sampler_reset(self._live(), self.seed if seed is None else _seed(seed)))
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._lib.lzn_sampler_free(handle)
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None) is not None:
+            self.close()
+
+    def __repr__(self):
+        state = "closed" if self._handle is None else f"vocab={self.vocab_size}"
+        return f"<lazyneuron.Sampler {state}>"
+
+
+def _seed(value):
+    """A seed as the C uint64_t (ctypes would wrap a negative one silently)."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"seed must be an int, not {type(value).__name__}") from None
+    if not 0 <= v < 2**64:
+        raise ValueError(f"seed = {v} is not in [0, 2**64)")
+    return v
 
 
 # ----------------------------------------------------------- many sequences

@@ -266,6 +266,7 @@ _PROTOTYPES = {
     "lzn_sampler_accept": (_status, [SAMPLER_P, ctypes.c_int32]),
     "lzn_sampler_sample": (_status, [SAMPLER_P, ctypes.POINTER(ctypes.c_float),
                                      ctypes.POINTER(ctypes.c_int32)]),
+    "lzn_sampler_reset": (_status, [SAMPLER_P, ctypes.c_uint64]),
 }
 
 # ---------------------------------------------------------------- loading

@@ -308,3 +308,84 @@ def test_readme_example_runs():
         os.chdir(cwd)
     assert scope["logits"].shape == (2, scope["model"].info.vocab_size)
     assert scope["prompt"].startswith("<|im_start|>user\nHi")
+
+
+# ---------------------------------------------------------------- sampler
+
+
+def test_sampler_picks_and_repeats():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(20, 97)).astype(np.float32)
+    with lzn.Sampler(97, temperature=0) as greedy:
+        assert [greedy.sample(row) for row in logits] == [int(row.argmax()) for row in logits]
+    with lzn.Sampler(97, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=7) as s:
+        first = [s.sample(row) for row in logits]
+        s.reset()
+        assert [s.sample(row) for row in logits] == first  # the same seed, the same picks
+        s.reset(8)
+        assert [s.sample(row) for row in logits] != first
+        assert len(set(first)) > 1  # it samples, not argmax
+    # top_k = 1 is greedy at any temperature.
+    with lzn.Sampler(97, temperature=5.0, top_k=1, seed=1) as s:
+        assert [s.sample(row) for row in logits] == [int(row.argmax()) for row in logits]
+    # NaN and -inf are never picked.
+    row = np.full(97, -np.inf, dtype=np.float32)
+    row[5], row[6] = np.nan, 1.0
+    with lzn.Sampler(97, temperature=1.0, seed=2) as s:
+        assert all(s.sample(row) == 6 for _ in range(10))
+
+
+def test_sampler_bad_input():
+    with pytest.raises(lzn.LazyNeuronError, match="temperature") as e:
+        lzn.Sampler(10, temperature=-1)
+    assert error_status(e) == "LZN_ERR_INVALID_ARG"
+    with pytest.raises(lzn.LazyNeuronError) as e:
+        lzn.Sampler(0)
+    assert error_status(e) == "LZN_ERR_INVALID_ARG"
+    with pytest.raises(ValueError, match="seed"):
+        lzn.Sampler(10, seed=-1)
+    with pytest.raises(TypeError):
+        lzn.Sampler(10, top_k=1.5)
+    s = lzn.Sampler(10)
+    with pytest.raises(ValueError, match=r"\(10,\)"):
+        s.sample(np.zeros(9, dtype=np.float32))  # never read past the array
+    with pytest.raises(ValueError):
+        s.sample(np.zeros((2, 10), dtype=np.float32))
+    with pytest.raises(lzn.LazyNeuronError) as e:
+        s.sample(np.full(10, np.nan, dtype=np.float32))
+    assert error_status(e) == "LZN_ERR_INVALID_ARG"
+    with pytest.raises(lzn.LazyNeuronError) as e:
+        s.accept(10)
+    assert error_status(e) == "LZN_ERR_INVALID_ARG"
+    assert 0 <= s.sample(np.arange(10, dtype=np.float64)) < 10  # any float dtype is converted
+    s.close()
+    with pytest.raises(ValueError, match="closed"):
+        s.sample(np.zeros(10, dtype=np.float32))
+
+
+def test_batched_generation_equals_each_alone():
+    """Greedy decoding of two prompts through forward_batch and a Sampler
+    each gives the text generate() gives for each prompt alone."""
+    prompts = ["The meaning of life is", "Once upon a time"]
+    with lzn.Model(REPO / "models" / "tiny-llama") as m:
+        alone = []
+        for p in prompts:
+            with m.context() as c:
+                alone.append("".join(c.generate(p, 24, temperature=0)))
+        ctxs = [m.context() for _ in prompts]
+        samplers = [lzn.Sampler(m.info.vocab_size, temperature=0) for _ in prompts]
+        logits = lzn.forward_ragged(ctxs, [m.tokenize(p) for p in prompts])
+        out = [[] for _ in prompts]
+        for step in range(24):
+            tokens = [s.sample(row) for s, row in zip(samplers, logits)]
+            for o, t in zip(out, tokens):
+                o.append(t)
+            if step + 1 < 24:
+                logits = lzn.forward_batch(ctxs, tokens)
+        eos = m.tokenizer_info.eos_id
+        for i, o in enumerate(out):
+            if eos in o:
+                o = o[:o.index(eos)]
+            assert m.detokenize(o) == alone[i], f"prompt {i}"
+        for c in ctxs:
+            c.close()
