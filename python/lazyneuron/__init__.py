@@ -27,7 +27,7 @@ import operator
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, TypeVar, Union
 
 import ctypes
 
@@ -121,6 +121,32 @@ def _c_int(value, what):
     return v
 
 
+_C = TypeVar("_C", bound="_Closable")
+
+
+class _Closable:
+    """A C handle in self._handle that close() frees: `with` closes it, and
+    so does the garbage collector if the caller did not. (A Model's contexts
+    hold a reference to it, so normally none is left when it is collected;
+    in a garbage cycle the finalizers run in any order and the last context
+    frees the model then.)"""
+
+    _handle = None
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_handle", None) is not None:
+            self.close()
+
+
 # ---------------------------------------------------------- module functions
 
 
@@ -202,7 +228,7 @@ def _text_bytes(text):
     raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
 
 
-class Model:
+class Model(_Closable):
     """A loaded OPT model (Hugging Face folder, or a .safetensors file with
     config.json beside it). Read-only: share it across threads and contexts.
 
@@ -406,18 +432,6 @@ class Model:
             handle, self._handle = self._handle, None
             self._lib.lzn_model_free(handle)
 
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self):
-        # Contexts hold a reference, so normally none is left here. In a garbage
-        # cycle the finalizers run in any order: the last context frees us then.
-        if getattr(self, "_handle", None) is not None:
-            self.close()
-
     def __repr__(self):
         state = "closed" if self._closed else "open"
         return f"<lazyneuron.Model {self.path!r} {state} {self.info}>"
@@ -452,7 +466,7 @@ def _tokens_array(tokens):
     return np.ascontiguousarray(arr, dtype=np.int32)
 
 
-class Context:
+class Context(_Closable):
     """One sequence on a Model: the KV cache, scratch buffers and per-layer
     statistics. Use from one thread at a time. Keeps its Model alive.
 
@@ -635,16 +649,6 @@ class Context:
             self._lib.lzn_context_free(handle)
             self.model._release()
 
-    def __enter__(self) -> Context:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) is not None:
-            self.close()
-
     def __repr__(self):
         if self.closed:
             return "<lazyneuron.Context closed>"
@@ -655,7 +659,7 @@ class Context:
 # ------------------------------------------------------------------ sampler
 
 
-class Sampler:
+class Sampler(_Closable):
     """lzn_sampler: picks the next token from logits as lzn-run and lzn-server
     do (temperature 0 = greedy; top_k 0 = all tokens; top_p 1 and min_p 0 =
     off; repetition_penalty 1 = off), so a loop over forward_batch samples
@@ -711,16 +715,6 @@ class Sampler:
         handle, self._handle = self._handle, None
         if handle is not None:
             self._lib.lzn_sampler_free(handle)
-
-    def __enter__(self) -> Sampler:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) is not None:
-            self.close()
 
     def __repr__(self):
         state = "closed" if self._handle is None else f"vocab={self.vocab_size}"
