@@ -112,9 +112,17 @@ static lzn_status head(lzn_context *ctx, const int *rows, int n_rows, float *out
 
 lzn_status lzn_forward_step(lzn_context *ctx, const int32_t *tokens, int n, const lzn_attn_target *target,
                             const int *logit_rows, int n_logit_rows, float *logits) {
+  /* On the model's shared pool when no other call holds it (linalg/pool.h
+   * says why); the lender is the one part of a model that calls change,
+   * through atomics, hence the cast. */
+  lzn_pool_lender *lender = (lzn_pool_lender *)&ctx->model->pools;
+  lzn_pool *const own = ctx->exec.pool, *const shared = lzn_pool_borrow(lender, ctx->exec.n_threads);
+  if (shared != NULL) ctx->exec.pool = shared;
   lzn_status s = embed(ctx, tokens, n, target);
   for (int l = 0; s == LZN_OK && l < ctx->model->n_layers; l++) s = block(ctx, l, n, target);
   if (s == LZN_OK && n_logit_rows > 0) s = head(ctx, logit_rows, n_logit_rows, logits);
+  ctx->exec.pool = own;
+  if (shared != NULL) lzn_pool_return(lender, shared);
   return s;
 }
 

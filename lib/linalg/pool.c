@@ -251,3 +251,38 @@ void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, 
   }
   if (max_threads == pool->limit) score_region(pool, own_done - start, ticks() - own_done);
 }
+
+/* ------------------------------------------------------------- lending */
+
+lzn_pool *lzn_pool_borrow(lzn_pool_lender *lender, int n_threads) {
+  if (n_threads <= 1) return NULL;
+  for (int i = 0; i < LZN_POOL_LENDER_SLOTS; i++) {
+    lzn_pool_slot *slot = &lender->slot[i];
+    int t = atomic_load_explicit(&slot->n_threads, memory_order_acquire);
+    if (t == 0 && atomic_compare_exchange_strong(&slot->n_threads, &t, n_threads)) {
+      /* Claimed: make its pool for the calls after this one. */
+      lzn_pool *pool = NULL;
+      (void)lzn_pool_create(n_threads, &pool); /* on failure pool stays NULL: own pools only */
+      atomic_store_explicit(&slot->pool, pool, memory_order_release);
+      return NULL;
+    }
+    if (t != n_threads) continue;
+    int free_ = 0;
+    if (!atomic_compare_exchange_strong_explicit(&slot->held, &free_, 1, memory_order_acquire, memory_order_relaxed))
+      return NULL;
+    lzn_pool *pool = atomic_load_explicit(&slot->pool, memory_order_acquire);
+    if (pool == NULL) atomic_store_explicit(&slot->held, 0, memory_order_release); /* not made (yet) */
+    return pool;
+  }
+  return NULL;
+}
+
+void lzn_pool_return(lzn_pool_lender *lender, lzn_pool *pool) {
+  for (int i = 0; i < LZN_POOL_LENDER_SLOTS; i++)
+    if (atomic_load_explicit(&lender->slot[i].pool, memory_order_relaxed) == pool)
+      atomic_store_explicit(&lender->slot[i].held, 0, memory_order_release);
+}
+
+void lzn_pool_lender_free(lzn_pool_lender *lender) {
+  for (int i = 0; i < LZN_POOL_LENDER_SLOTS; i++) lzn_pool_free(atomic_load(&lender->slot[i].pool));
+}

@@ -21,6 +21,8 @@
 #ifndef LZN_LINALG_POOL_H
 #define LZN_LINALG_POOL_H
 
+#include <stdatomic.h>
+
 #include "lazyneuron.h"
 
 typedef struct lzn_pool lzn_pool;
@@ -48,5 +50,38 @@ typedef void (*lzn_pool_fn)(void *arg, int item, int thread);
  * caller alone), and returns when every item is done. Items start in
  * increasing order. Not reentrant: fn must not run the same pool. */
 void lzn_pool_run(lzn_pool *pool, int n_items, int max_threads, lzn_pool_fn fn, void *arg);
+
+/* Pools that the contexts of one model lend each other, one per thread
+ * count (a field of the model; all zero, from calloc, is empty). A call
+ * runs on the shared pool of its thread count when no other call holds
+ * it, else on its context's own. So contexts used in turn from one thread
+ * (a server's slots, a loop over sequences) keep one set of workers busy,
+ * instead of a set per context each spinning ~100 us after its call on the
+ * cores the next context needs (16 contexts of a 4-layer d = 128 model
+ * stepping in turn at 2 threads: 3.7 ms against 1.1 at one thread;
+ * bench/RESULTS.md, 2026-12-06, late). Contexts in different threads at
+ * once still run in parallel: one borrows the shared pool, the others
+ * their own. Results never depend on which pool ran them. */
+#define LZN_POOL_LENDER_SLOTS 4
+
+typedef struct lzn_pool_slot {
+  _Atomic int n_threads;       /* 0: free; else the thread count, claimed once */
+  _Atomic(lzn_pool *) pool;    /* NULL until made (and if making it failed) */
+  _Atomic int held;            /* 1 while a call runs on it */
+} lzn_pool_slot;
+
+typedef struct lzn_pool_lender {
+  lzn_pool_slot slot[LZN_POOL_LENDER_SLOTS];
+} lzn_pool_lender;
+
+/* The shared pool of n_threads if no call holds it, for one call; NULL
+ * (the caller runs on its own pool) when it is held, when n_threads <= 1,
+ * and on the first call for a thread count, which makes it (a failure to
+ * make it only leaves the calls on their own pools). Safe from any thread.
+ * Give it back with lzn_pool_return. */
+lzn_pool *lzn_pool_borrow(lzn_pool_lender *lender, int n_threads);
+void lzn_pool_return(lzn_pool_lender *lender, lzn_pool *pool);
+/* Stops the shared pools (no call may hold one). */
+void lzn_pool_lender_free(lzn_pool_lender *lender);
 
 #endif /* LZN_LINALG_POOL_H */

@@ -93,6 +93,7 @@ lzn_status lzn_model_read_params(const lzn_model_params *given, lzn_model_params
 
 LZN_API void lzn_model_free(lzn_model *model) {
   if (model == NULL) return;
+  lzn_pool_lender_free(&model->pools);
   lzn_tokenizer_free(model->tokenizer);
   lzn_buffers_free(&model->owned);
   free(model->layers);

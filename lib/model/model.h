@@ -20,6 +20,7 @@
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "forward/cost.h"
+#include "linalg/pool.h"
 #include "text/tokenizer.h"
 
 /* Which normalisation, where, and how positions enter: the one-time choices
@@ -118,6 +119,9 @@ struct lzn_model {
    * measured them (forward/cost.h: written once per entry, by any thread
    * creating a context; zero from calloc = free). */
   lzn_cost_entry costs[LZN_COST_CACHE];
+  /* Thread pools its contexts borrow for a call when free (linalg/pool.h:
+   * contexts used in turn share one set of workers). */
+  lzn_pool_lender pools;
 };
 
 /* Loads the model's tokenizer (m->from_gguf: from m->gguf; else from the
