@@ -21,12 +21,16 @@
  *
  * Threading rules: every function may be called from any thread. An
  * lzn_model is read-only once loaded and may be shared by any number of
- * threads and contexts (the one exception, internal and safe from any
+ * threads and contexts (the exceptions, internal and safe from any
  * thread: the AUTO costs its first contexts measured, kept for the next
- * ones). An lzn_context (KV cache, scratch, statistics) must be
- * used by one thread at a time. n_threads in the params is the number of
- * threads one call may use: the calling thread and n_threads - 1 workers
- * the context keeps (they spin briefly after a call, then sleep). Work is
+ * ones, and the thread pools it lends its contexts). An lzn_context (KV
+ * cache, scratch, statistics) must be used by one thread at a time.
+ * n_threads in the params is the number of threads one call may use: the
+ * calling thread and n_threads - 1 workers (they spin briefly after a
+ * call, then sleep). A call runs on workers the model shares among its
+ * contexts of that n_threads when no other call is using them, else on
+ * the context's own: contexts used in turn from one thread (a server's
+ * slots) keep one set of workers, not a spinning set each. Work is
  * handed out in small pieces to whichever thread is free, so a thread the
  * OS takes away (another process busy on that core) holds back only the
  * piece it has, not the whole call; where that keeps happening, the
