@@ -46,14 +46,21 @@ static void *decode(void *arg) {
   return NULL;
 }
 
-static void run_shared(const char *fixture, int n_threads_per_context) {
+/* The fixture's model (tests/data, or $LZN_TEST_DATA) and its info. */
+static lzn_model *load_fixture(const char *fixture, lzn_model_info *info) {
   char path[512];
   const char *dir = getenv("LZN_TEST_DATA");
   snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "tests/data", fixture);
   lzn_model *model = NULL;
   ck_assert_int_eq(lzn_model_load(path, NULL, &model), LZN_OK);
-  lzn_model_info info = {.struct_size = sizeof info};
-  lzn_model_get_info(model, &info);
+  *info = (lzn_model_info){.struct_size = sizeof *info};
+  ck_assert_int_eq(lzn_model_get_info(model, info), LZN_OK);
+  return model;
+}
+
+static void run_shared(const char *fixture, int n_threads_per_context) {
+  lzn_model_info info;
+  lzn_model *model = load_fixture(fixture, &info);
   const size_t n_logits = (size_t)SEQ_LEN * info.vocab_size;
 
   worker alone[N_WORKERS], together[N_WORKERS];
@@ -89,13 +96,8 @@ static void run_shared(const char *fixture, int n_threads_per_context) {
  * between the decode steps of the others: each gets bitwise the logits of
  * a context of 1 thread run alone. */
 static void run_in_turn(const char *fixture) {
-  char path[512];
-  const char *dir = getenv("LZN_TEST_DATA");
-  snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "tests/data", fixture);
-  lzn_model *model = NULL;
-  ck_assert_int_eq(lzn_model_load(path, NULL, &model), LZN_OK);
-  lzn_model_info info = {.struct_size = sizeof info};
-  lzn_model_get_info(model, &info);
+  lzn_model_info info;
+  lzn_model *model = load_fixture(fixture, &info);
   const size_t n_logits = (size_t)SEQ_LEN * info.vocab_size;
   worker alone[N_WORKERS];
   lzn_context *ctxs[N_WORKERS];
