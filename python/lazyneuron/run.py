@@ -20,7 +20,6 @@ naming the option).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import errno
 import math
 import os
@@ -29,7 +28,7 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from . import LazyNeuronError, Model, _check, _lib, default_thread_count, isa, version
+from . import LazyNeuronError, Model, Sampler, _lib, default_thread_count, isa, version
 
 PROG = "python -m lazyneuron.run"
 # --type's names in lzn-run (cli/weight_names.h); "as-stored" is the binding's "as_stored".
@@ -146,7 +145,6 @@ class _Run:
 
     def __init__(self, args, model, ctx, sampler, out):
         self.args, self.model, self.ctx, self.sampler, self.out = args, model, ctx, sampler, out
-        self.lib = _lib.load()
         self.info = model.tokenizer_info
         self.vocab = model.info.vocab_size
         self.n_ctx = args.ctx_size or model.info.max_positions
@@ -170,21 +168,18 @@ class _Run:
             return "full"
         for t in tokens:
             if t < self.vocab:
-                self.lib.lzn_sampler_accept(self.sampler, t)
+                self.sampler.accept(t)
         t0 = time.perf_counter()
         logits = self.ctx.forward(run)
         self.prefill_s += time.perf_counter() - t0
         self.n_prefill += len(run)
         self.pending = -1
         t0 = time.perf_counter()
-        why, token, i = "budget", ctypes.c_int32(0), 0
+        why, i = "budget", 0
         n_predict = self.args.n_predict
         try:
             while n_predict < 0 or i < n_predict:
-                _check(self.lib.lzn_sampler_sample(
-                    self.sampler, logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                    ctypes.byref(token)))
-                nxt = token.value
+                nxt = self.sampler.sample(logits)
                 if nxt == self.info.eos_id:
                     why = "eos"
                     break
@@ -231,13 +226,6 @@ class _Run:
                 return why
 
 
-def _sampler_params(args: argparse.Namespace, seed: int):
-    p = _lib.load().lzn_sampler_default_params()
-    p.temperature, p.top_k, p.top_p, p.min_p = args.temp, args.top_k, args.top_p, args.min_p
-    p.repetition_penalty, p.repeat_last_n, p.seed = args.repeat_penalty, args.repeat_last_n, seed
-    return p
-
-
 def _prompt(args: argparse.Namespace) -> bytes:
     if args.prompt is not None:
         data = os.fsencode(args.prompt)  # the bytes of argv, as lzn-run sees them
@@ -275,7 +263,6 @@ def _print_stats(stats: List[dict], r: _Run) -> None:
 def run(args: argparse.Namespace) -> int:
     prompt = _prompt(args)
     out = sys.stdout.buffer
-    lib = _lib.load()
     t0 = time.perf_counter()
     pack_budget = None if args.pack_budget is None else args.pack_budget << 20
     with Model(args.model, weight_type=args.type.replace("-", "_"), pack_budget=pack_budget,
@@ -285,10 +272,9 @@ def run(args: argparse.Namespace) -> int:
         with model.context(n_ctx=args.ctx_size, n_threads=args.threads, mlp_mode=args.mode,
                            use_predictor=predictor) as ctx:
             seed = secrets.randbits(64) if args.seed < 0 else args.seed
-            sampler = _lib.SAMPLER_P()
-            _check(lib.lzn_sampler_create(ctypes.byref(_sampler_params(args, seed)),
-                                          model.info.vocab_size, ctypes.byref(sampler)))
-            try:
+            with Sampler(model.info.vocab_size, temperature=args.temp, top_k=args.top_k, top_p=args.top_p,
+                         min_p=args.min_p, repetition_penalty=args.repeat_penalty,
+                         repeat_last_n=args.repeat_last_n, seed=seed) as sampler:
                 r = _Run(args, model, ctx, sampler, out)
                 i = model.info
                 pred = "none" if not i.has_predictor else args.predictor
@@ -310,8 +296,6 @@ def run(args: argparse.Namespace) -> int:
                 if args.interactive and why != "full":
                     r.interact()
                 _print_stats(ctx.stats(), r)
-            finally:
-                lib.lzn_sampler_free(sampler)
     return 0
 
 
