@@ -556,7 +556,7 @@ class Context(_Closable):
         tokens comes out whole). Stops early at the tokenizer's EOS. Sampling
         is lzn_sampler's with these parameters (temperature 0 = greedy): what
         lzn-run does with the same options."""
-        model, lib = self.model, self._lib
+        model = self.model
         info = model.tokenizer_info
         tokens = model.tokenize(prompt, add_bos=bool(info.add_bos) and self.n_past == 0)
         if not tokens:
