@@ -43,7 +43,7 @@
 
 /* x for one step: the two pairs' values, and per block -8 * sum(x) and
  * x's scale in the lanes the pairs' sums land in after their horizontal
- * add (q4_0_step_lanes). */
+ * add (q4_0_step_block). */
 typedef struct {
   __m256i lo[2], hi[2]; /* pair p's values 0-15 and 16-31: its first block in bytes 0-15, second in 16-31 */
   __m256i start;        /* -8 * sum(x) of block b in the first of its two lanes, 0 in the other */
@@ -80,10 +80,10 @@ static inline void qr_xstep_make(qr_xstep *xs, const void *x_bytes) {
   }
   for (int i = 0; i < 8; i++) {
     const lzn_block_q8_0 *xb = &x[q4_0_step_block[i]];
-    int sum = 0;
-    for (int j = 0; j < LZN_QK; j++) sum += xb->qs[j];
-    start[i] = i % 2 == 0 ? -8 * sum : 0;
     scale[i] = xb->d;
+    start[i] = 0;
+    if (i % 2 == 0) /* the block's first lane */
+      for (int j = 0; j < LZN_QK; j++) start[i] -= 8 * xb->qs[j];
   }
   xs->start = _mm256_loadu_si256((const __m256i *)start);
   xs->scale = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)scale));

@@ -110,14 +110,15 @@ def _check(status):
     raise LazyNeuronError(name, message, status)
 
 
-def _c_int(value, what):
-    """A Python int that fits a C int (ctypes would wrap it silently)."""
+def _c_int(value, what, lo=_INT32_MIN, hi=_INT32_MAX, c_type="a C int"):
+    """A Python int within [lo, hi], the range of c_type (ctypes would wrap
+    it silently)."""
     try:
         v = operator.index(value)
     except TypeError:
         raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
-    if not _INT32_MIN <= v <= _INT32_MAX:
-        raise ValueError(f"{what} = {v} does not fit a C int")
+    if not lo <= v <= hi:
+        raise ValueError(f"{what} = {v} does not fit {c_type}")
     return v
 
 
@@ -722,14 +723,8 @@ class Sampler(_Closable):
 
 
 def _seed(value):
-    """A seed as the C uint64_t (ctypes would wrap a negative one silently)."""
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"seed must be an int, not {type(value).__name__}") from None
-    if not 0 <= v < 2**64:
-        raise ValueError(f"seed = {v} is not in [0, 2**64)")
-    return v
+    """A seed as the C uint64_t."""
+    return _c_int(value, "seed", 0, 2**64 - 1, "a uint64_t")
 
 
 # ----------------------------------------------------------- many sequences
