@@ -175,7 +175,8 @@ $(BUILD)/%-cpp: examples/%.cpp include/lazyneuron.h $(STATIC)
 -include $(DEPS)
 
 # ------------------------------------------------------------------ test
-# Every suite runs once per ISA this machine supports (LZN_ISA forces it),
+# Every suite runs once per ISA this machine supports (LZN_ISA forces it;
+# the kernel suites once per prefetch level too),
 # then the export check, a 0.2 client, the Python binding and an install
 # into a temporary prefix used through pkg-config. Everything is built first
 # (in parallel), then the phases run one at a time, so their output reads in
@@ -186,11 +187,17 @@ test: deps
 	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install test-readme \
 	  test-server
 
+# The kernel suites run at both prefetch levels (kernels.h: each row kernel
+# has two builds, one per level, and a CPU uses one of them).
+KERNEL_SUITES = $(filter $(BUILD)/test_kernels%,$(TESTS))
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
-	  for t in $(TESTS); do \
+	  for t in $(filter-out $(KERNEL_SUITES),$(TESTS)); do \
 	    echo "== LZN_ISA=$$isa $$t"; LZN_ISA=$$isa $$t; \
 	  done; \
+	  for t in $(KERNEL_SUITES); do for level in l1 l2; do \
+	    echo "== LZN_ISA=$$isa LZN_PREFETCH=$$level $$t"; LZN_ISA=$$isa LZN_PREFETCH=$$level $$t; \
+	  done; done; \
 	  echo "== LZN_ISA=$$isa fuzz corpora and regressions"; \
 	  for h in $(FUZZ_HARNESSES); do \
 	    LZN_ISA=$$isa $(BUILD)/replay_$$h tests/fuzz/corpus/$$h tests/fuzz/regressions/$$h; \

@@ -51,6 +51,9 @@ static void help(void) {
       "                          scalar, avx2, avx512 and this machine's highest, where supported)\n"
       "  --type T[,T...]         f32, f16, bf16, q8_0, q4_0 or all (default f32); a type\n"
       "                          whose kernels are missing from the table is skipped\n"
+      "  --prefetch L[,L...]     l1, l2: the row kernels' prefetch level (LZN_PREFETCH); each ISA\n"
+      "                          is then measured at each, named isa/l1, isa/l2 (default: the\n"
+      "                          level the library picks here, the machine line says which)\n"
       "  --threads N[,N...]      threads per call (default 1,2)\n"
       "  --reps R                timed calls per measurement, after 1 warm-up (default 20)\n"
       "  -o md|json|csv          output format (default md)\n"
@@ -62,17 +65,29 @@ static void help(void) {
       "  -h, --help              this text\n");
 }
 
-/* The table LZN_ISA=name would give, so ISAs compare within one run. */
-static void add_isa(kernels_options *o, const char *name, int explicit_choice) {
+/* The table LZN_ISA=name (and LZN_PREFETCH=level) would give, so ISAs
+ * and levels compare within one run; named by the ISA alone when no
+ * --prefetch was given (level < 0: the library's own). */
+static void add_isa(kernels_options *o, const char *name, int explicit_choice, int level) {
   const int isa = lzn_isa_from_name(name);
   if (isa < 0) bench_usage_error("--isa: unknown ISA \"%s\" (scalar, avx2, avx512, ...)", name);
   if (!lzn_isa_supported(name)) {
     if (explicit_choice) fprintf(stderr, "lzn-bench: note: skipping %s, which this CPU/OS (or build) lacks\n", name);
     return;
   }
+  char label[32];
+  const lzn_kernel_table *active;
+  const enum lzn_prefetch_level prefetch = level >= 0 ? (enum lzn_prefetch_level)level
+                                           : lzn_kernels_get(&active) == LZN_OK ? active->prefetch
+                                                                                : lzn_cpu_prefetch_level();
+  if (level >= 0) snprintf(label, sizeof label, "%s/%s", name, lzn_prefetch_level_name(prefetch));
+  else snprintf(label, sizeof label, "%s", name);
   for (size_t i = 0; i < o->n_isas; i++)
-    if (strcmp(o->isas[i].name, name) == 0) return;
-  lzn_kernel_table_fill((enum lzn_isa)isa, lzn_cpu_supported_isas(), &o->isas[o->n_isas++]);
+    if (strcmp(o->labels[i], label) == 0) return;
+  lzn_kernel_table *t = &o->isas[o->n_isas];
+  lzn_kernel_table_fill((enum lzn_isa)isa, lzn_cpu_supported_isas(), prefetch, t);
+  memcpy(o->labels[o->n_isas], label, sizeof label);
+  t->name = o->labels[o->n_isas++];
 }
 
 static void parse_shape(kernels_options *o, char *text) {
@@ -107,7 +122,7 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
    * of ProSparse-7B (~10 %), Bamboo-7B (~15 %), ReluLLaMA-7B (~33 %) and
    * dense, 1 and 2 threads. */
   const char *shapes = "4096x11008,11008x4096", *densities = "10,15,33,100";
-  const char *isas = NULL, *threads = "1,2", *types = "f32";
+  const char *isas = NULL, *threads = "1,2", *types = "f32", *prefetch = NULL;
   size_t l3_option = 0;
   *o = (kernels_options){.reps = 20, .format = BENCH_FORMAT_MD, .huge_pages = 1, .flush = 1};
   for (int i = 1; i < argc; i++) {
@@ -119,6 +134,7 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
     else if ((v = bench_option_value(argc, argv, &i, "--density"))) densities = v;
     else if ((v = bench_option_value(argc, argv, &i, "--isa"))) isas = v;
     else if ((v = bench_option_value(argc, argv, &i, "--threads"))) threads = v;
+    else if ((v = bench_option_value(argc, argv, &i, "--prefetch"))) prefetch = v;
     else if ((v = bench_option_value(argc, argv, &i, "--type"))) types = v;
     else if ((v = bench_option_value(argc, argv, &i, "--reps"))) o->reps = (int)bench_parse_long("--reps", v, 1, 100000);
     else if ((v = bench_option_value(argc, argv, &i, "-o"))) o->format = bench_parse_format("-o", v);
@@ -151,7 +167,22 @@ static void parse_options(kernels_options *o, int argc, char **argv) {
   snprintf(default_isas, sizeof default_isas, "scalar,avx2,avx512,%s", lzn_isa_name());
   bench_copy_list("--isa", buf, sizeof buf, isas ? isas : default_isas);
   n = bench_split_list("--isa", buf, items, KERNELS_MAX_ITEMS);
-  for (size_t k = 0; k < n; k++) add_isa(o, items[k], isas != NULL);
+  int levels[2] = {-1, -1};
+  size_t n_levels = 1;
+  if (prefetch) {
+    char level_buf[64], *level_items[2];
+    bench_copy_list("--prefetch", level_buf, sizeof level_buf, prefetch);
+    n_levels = bench_split_list("--prefetch", level_buf, level_items, 2);
+    for (size_t k = 0; k < n_levels; k++) {
+      char why[128];
+      enum lzn_prefetch_level level;
+      if (lzn_prefetch_resolve(level_items[k], LZN_PREFETCH_L1, &level, why, sizeof why) != LZN_OK)
+        bench_usage_error("--prefetch: \"%s\" is neither l1 nor l2", level_items[k]);
+      levels[k] = (int)level;
+    }
+  }
+  for (size_t k = 0; k < n; k++)
+    for (size_t l = 0; l < n_levels; l++) add_isa(o, items[k], isas != NULL, levels[l]);
   if (o->n_isas == 0) bench_usage_error("--isa: none of the ISAs asked for runs here");
   bench_copy_list("--threads", buf, sizeof buf, threads);
   n = bench_split_list("--threads", buf, items, KERNELS_MAX_ITEMS);
@@ -249,7 +280,7 @@ int bench_kernels_main(int argc, char **argv) {
   parse_options(&o, argc, argv);
   check_memory(&o);
   lzn_kernel_table ref;
-  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, LZN_PREFETCH_L1, &ref);
   /* What is skipped, one line each, for the report. */
   char skipped[2048] = "";
   size_t skipped_len = 0;

@@ -403,7 +403,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
                            bench_rng *rng, kernels_result *out) {
   runner run = {.opt = o, .type = type, .flush_buffer = flush_buffer};
   run.x_type = lzn_wtype_dot_type(type);
-  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &run.ref);
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, LZN_PREFETCH_L1, &run.ref);
   weight_copies_make(&run.weights, type, d, f, n_copies, o->huge_pages, &run.ref);
   const size_t wide = d > f ? d : f;
   run.y = checked_malloc(wide * sizeof *run.y);

@@ -23,7 +23,10 @@ typedef struct kernels_options {
   size_t n_shapes;
   double densities[KERNELS_MAX_ITEMS]; /* percent, ascending, no duplicates */
   size_t n_densities;
-  lzn_kernel_table isas[LZN_ISA_COUNT]; /* the table each --isa ceiling gives */
+  /* The table each --isa ceiling gives, at each --prefetch level; named
+   * "avx2" or, with --prefetch, "avx2/l2" (labels). */
+  lzn_kernel_table isas[2 * LZN_ISA_COUNT];
+  char labels[2 * LZN_ISA_COUNT][32];
   size_t n_isas;
   int threads[KERNELS_MAX_ITEMS];
   size_t n_threads;

@@ -154,6 +154,9 @@ void bench_machine_detect(bench_machine *m) {
   else m->llc_bytes = m->llc_sysfs, m->llc_source = "sysfs";
 
   m->cpus_online = sysconf(_SC_NPROCESSORS_ONLN);
+  m->l1d_bytes = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+  const lzn_kernel_table *kernels;
+  m->prefetch = lzn_kernels_get(&kernels) == LZN_OK ? lzn_prefetch_level_name(kernels->prefetch) : "?";
   cpu_set_t set;
   m->cpus_available = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : m->cpus_online;
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -186,8 +189,9 @@ void bench_machine_describe(const bench_machine *m, char *buf, size_t size) {
   else
     snprintf(llc, sizeof llc, "%.0f MiB, the larger of sysconf %.0f MiB and sysfs L%d %.0f MiB",
              (double)m->llc_bytes / MIB_D, sysconf_mib, m->llc_sysfs_level, sysfs_mib);
-  snprintf(buf, size, "CPU: %s (%s) | %ld CPUs online, %ld available | LLC %s | RAM %.0f MiB", m->cpu,
-           m->cpu_source, m->cpus_online, m->cpus_available, llc, (double)m->ram_bytes / MIB_D);
+  snprintf(buf, size, "CPU: %s (%s) | %ld CPUs online, %ld available | LLC %s | L1D %ld KiB, rows prefetched to %s | RAM %.0f MiB",
+           m->cpu, m->cpu_source, m->cpus_online, m->cpus_available, llc, m->l1d_bytes > 0 ? m->l1d_bytes / 1024 : 0,
+           m->prefetch, (double)m->ram_bytes / MIB_D);
 }
 
 void bench_machine_set_fields(json_t *record, const bench_machine *m) {
@@ -197,6 +201,7 @@ void bench_machine_set_fields(json_t *record, const bench_machine *m) {
   bench_set(record, "llc_source", json_string(m->llc_source));
   bench_set(record, "ram_mib", json_real((double)m->ram_bytes / MIB_D));
   bench_set(record, "load_at_start", m->load_at_start >= 0 ? json_real(m->load_at_start) : json_null());
+  bench_set(record, "prefetch", json_string(m->prefetch));
 }
 
 /* --------------------------------------------------------- stream read */

@@ -28,6 +28,8 @@ typedef struct bench_machine {
   long cpus_available;    /* in this process's affinity mask */
   size_t ram_bytes;       /* physical memory */
   double load_at_start;   /* 1-minute load average at detection, -1 if unknown */
+  long l1d_bytes;         /* sysconf(_SC_LEVEL1_DCACHE_SIZE), <= 0 if unknown */
+  const char *prefetch;   /* the row kernels' prefetch level in use ("l1", "l2"; LZN_PREFETCH), "?" */
 } bench_machine;
 
 /* The LLC assumed when the system does not say. */

@@ -89,7 +89,7 @@ void weight_copies_free(weight_copies *wc) {
 
 void active_sets_make(active_sets *s, size_t n_sets, size_t f, size_t n_active, bench_rng *rng) {
   lzn_kernel_table reference;
-  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &reference);
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, LZN_PREFETCH_L1, &reference);
   s->n_sets = n_sets, s->f = f, s->n_active = n_active;
   s->h = malloc(n_sets * f * sizeof *s->h);
   s->x = malloc(n_sets * f * sizeof *s->x);

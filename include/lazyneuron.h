@@ -17,7 +17,7 @@
  *        lzn_model_info info = {.struct_size = sizeof info};  (C++: info{};
  *        lzn_model_get_info(model, &info);                     then set it)
  *  - The library never prints, never exits or aborts, and reads no
- *    environment variable but LZN_ISA.
+ *    environment variable but LZN_ISA and LZN_PREFETCH.
  *
  * Threading rules: every function may be called from any thread. An
  * lzn_model is read-only once loaded and may be shared by any number of
@@ -103,7 +103,7 @@ typedef enum lzn_status {
   LZN_ERR_UNSUPPORTED = 4,  /* valid, but not something lazyneuron runs */
   LZN_ERR_NOMEM = 5,        /* an allocation failed */
   LZN_ERR_CONTEXT_FULL = 6, /* the KV cache has no room for the tokens */
-  LZN_ERR_ISA = 7,          /* LZN_ISA names an unknown ISA or one this CPU/OS lacks */
+  LZN_ERR_ISA = 7,          /* LZN_ISA names an unknown ISA or one this CPU/OS lacks (or LZN_PREFETCH is not l1|l2) */
   LZN_ERR_BACKEND = 8,      /* oneDNN reported an error */
   LZN_ERR_CANCELLED = 9     /* a progress callback asked to stop */
 } lzn_status;
@@ -124,10 +124,14 @@ LZN_API const char *lzn_last_error(void);
  * once, on first use, per (weight type, operation): the portable reference,
  * overridden by every ISA the CPU and the OS (XCR0) support up to the best,
  * each extension (AVX512_BF16, AVX512_VNNI, AVX-VNNI) checked on its own.
- * The environment variable LZN_ISA=name sets that ceiling. Returns NULL if
- * LZN_ISA names an unknown ISA or one this machine cannot run; every call
- * that needs kernels then fails with LZN_ERR_ISA and lzn_last_error() says
- * why (never SIGILL). */
+ * The environment variable LZN_ISA=name sets that ceiling. The row kernels
+ * come in two builds, their software prefetches into L1 or toward L2,
+ * chosen by the CPU's L1 data cache (L2 under 48 KiB: README.md, "Kernel
+ * dispatch", says what each measured); LZN_PREFETCH=l1|l2 forces one.
+ * Returns NULL if LZN_ISA names an unknown ISA or one this machine cannot
+ * run, or LZN_PREFETCH is set to another value; every call that needs
+ * kernels then fails with LZN_ERR_ISA and lzn_last_error() says why (never
+ * SIGILL). */
 LZN_API const char *lzn_isa_name(void);
 
 /* Whether this machine (CPU and OS) can run the named ISA's kernels and the

@@ -59,6 +59,20 @@ enum lzn_isa {
   LZN_ISA_COUNT = 6
 };
 
+/* Where the row kernels' software prefetches (kernels/generic/stream.h)
+ * bring the rows' coming lines: one more dimension of the table, chosen
+ * once per process by the CPU (lib/cpu/cpu.h: lzn_cpu_prefetch_level) or
+ * LZN_PREFETCH=l1|l2. Which is faster depends on the core, not on the ISA:
+ * measured, one core, LLaMA-7B rows from DRAM, % of the streaming read:
+ * Zen 5 (48 KiB L1D) Q4_0 GEMV 66 with the next rows toward L2 -> 85 into
+ * L1; Zen 4 (32 KiB L1D) 46 into L1 -> 84 toward L2 (F32 73 -> 85, Q8_0
+ * 58 -> 89). The results are the same either way: only the timing
+ * differs. */
+enum lzn_prefetch_level {
+  LZN_PREFETCH_L1 = 0, /* prefetcht0 */
+  LZN_PREFETCH_L2 = 1  /* prefetcht1: toward L2, L1 left to the loads */
+};
+
 /* ------------------------------------------------------------- operations */
 
 /* Writes every i in [0, n) with h[i] > threshold, in increasing order, to
@@ -204,6 +218,7 @@ typedef struct lzn_attn_kernels {
 typedef struct lzn_kernel_table {
   const char *name; /* the ceiling's name: "scalar", "avx2", ..., "avx512vnni" */
   enum lzn_isa isa; /* the ceiling */
+  enum lzn_prefetch_level prefetch; /* which of each row kernel's two builds is installed */
   LZN_SLOT_OF(lzn_relu_compact_fn) relu_compact;
   lzn_type_kernels type[LZN_WEIGHT_TYPE_COUNT];
   lzn_attn_kernels attn[LZN_KV_TYPE_COUNT]; /* by lzn_kv_type */

@@ -20,7 +20,7 @@
 /* The scalar reference: every kernel under test is compared with it. */
 static inline const lzn_kernel_table *reference_kernels(void) {
   static lzn_kernel_table ref;
-  if (ref.relu_compact.fn == NULL) lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  if (ref.relu_compact.fn == NULL) lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, LZN_PREFETCH_L1, &ref);
   return &ref;
 }
 

@@ -69,11 +69,14 @@ END_TEST
  * valgrind). */
 static char self_path[4096];
 
-/* Runs this test binary again with LZN_ISA=value and --probe-isa: dispatch
- * is decided once per process, so each forced value needs a fresh one. */
-static void probe_isa(const char *value, char *out, size_t out_size) {
+/* Runs this test binary again with LZN_ISA=isa, LZN_PREFETCH=prefetch and
+ * --probe-isa: dispatch is decided once per process, so each forced value
+ * needs a fresh one. The probe prints the ISA in use and, with
+ * prefetch_too, the prefetch level after it. */
+static void probe_dispatch(const char *isa, const char *prefetch, int prefetch_too, char *out, size_t out_size) {
   char cmd[4200];
-  snprintf(cmd, sizeof cmd, "LZN_ISA='%s' '%s' --probe-isa", value, self_path);
+  snprintf(cmd, sizeof cmd, "LZN_ISA='%s' LZN_PREFETCH='%s' '%s' --probe-isa%s", isa, prefetch, self_path,
+           prefetch_too ? " --prefetch" : "");
   FILE *p = popen(cmd, "r");
   ck_assert_ptr_nonnull(p);
   if (fgets(out, (int)out_size, p) == NULL) out[0] = '\0';
@@ -81,8 +84,17 @@ static void probe_isa(const char *value, char *out, size_t out_size) {
   pclose(p);
 }
 
-static int probe_main(void) {
+static void probe_isa(const char *value, char *out, size_t out_size) {
+  probe_dispatch(value, "", 0, out, out_size);
+}
+
+static int probe_main(int prefetch_too) {
   const char *name = lzn_isa_name();
+  const lzn_kernel_table *k;
+  if (name && prefetch_too && lzn_kernels_get(&k) == LZN_OK) {
+    printf("%s %s\n", name, lzn_prefetch_level_name(k->prefetch));
+    return 0;
+  }
   if (name) {
     printf("%s\n", name);
     return 0;
@@ -234,6 +246,62 @@ START_TEST(unknown_isa_fails_every_kernel_call) {
 }
 END_TEST
 
+/* The row kernels' prefetch level: L2 on a CPU with an L1D under 48 KiB,
+ * L1 otherwise or when unknown; LZN_PREFETCH forces either, and any other
+ * value fails every kernel call as a bad LZN_ISA does. The two tables
+ * differ in every row-kernel slot a SIMD ISA filled, and only there. */
+START_TEST(prefetch_level_is_chosen_and_forced) {
+  ck_assert_int_eq(lzn_prefetch_level_for_l1d(32 * 1024), LZN_PREFETCH_L2);
+  ck_assert_int_eq(lzn_prefetch_level_for_l1d(48 * 1024 - 1), LZN_PREFETCH_L2);
+  ck_assert_int_eq(lzn_prefetch_level_for_l1d(48 * 1024), LZN_PREFETCH_L1);
+  ck_assert_int_eq(lzn_prefetch_level_for_l1d(64 * 1024), LZN_PREFETCH_L1);
+  ck_assert_int_eq(lzn_prefetch_level_for_l1d(0), LZN_PREFETCH_L1);
+  ck_assert_int_eq(lzn_prefetch_level_for_l1d(-1), LZN_PREFETCH_L1);
+  enum lzn_prefetch_level level = LZN_PREFETCH_L1;
+  char why[256] = "";
+  ck_assert_int_eq(lzn_prefetch_resolve(NULL, LZN_PREFETCH_L2, &level, why, sizeof why), LZN_OK);
+  ck_assert_int_eq(level, LZN_PREFETCH_L2);
+  ck_assert_int_eq(lzn_prefetch_resolve("", LZN_PREFETCH_L1, &level, why, sizeof why), LZN_OK);
+  ck_assert_int_eq(level, LZN_PREFETCH_L1);
+  ck_assert_int_eq(lzn_prefetch_resolve("l2", LZN_PREFETCH_L1, &level, why, sizeof why), LZN_OK);
+  ck_assert_int_eq(level, LZN_PREFETCH_L2);
+  ck_assert_int_eq(lzn_prefetch_resolve("l1", LZN_PREFETCH_L2, &level, why, sizeof why), LZN_OK);
+  ck_assert_int_eq(level, LZN_PREFETCH_L1);
+  ck_assert_int_eq(lzn_prefetch_resolve("l3", LZN_PREFETCH_L1, &level, why, sizeof why), LZN_ERR_ISA);
+  ck_assert_ptr_nonnull(strstr(why, "neither l1 nor l2"));
+
+  char got[256];
+  probe_dispatch("", "l2", 1, got, sizeof got);
+  ck_assert_ptr_nonnull(strstr(got, " l2"));
+  probe_dispatch("", "l1", 1, got, sizeof got);
+  ck_assert_ptr_nonnull(strstr(got, " l1"));
+  probe_dispatch("", "", 1, got, sizeof got);
+  ck_assert_ptr_nonnull(strstr(got, lzn_prefetch_level_name(lzn_cpu_prefetch_level())));
+  probe_dispatch("", "L2", 0, got, sizeof got);
+  ck_assert_ptr_nonnull(strstr(got, "NULL LZN_ERR_ISA"));
+  ck_assert_ptr_nonnull(strstr(got, "LZN_PREFETCH=\"L2\""));
+
+  const lzn_kernel_table *active;
+  ck_assert_int_eq(lzn_kernels_get(&active), LZN_OK);
+  static lzn_kernel_table at_l1, at_l2;
+  lzn_kernel_table_fill(active->isa, lzn_cpu_supported_isas(), LZN_PREFETCH_L1, &at_l1);
+  lzn_kernel_table_fill(active->isa, lzn_cpu_supported_isas(), LZN_PREFETCH_L2, &at_l2);
+  ck_assert_int_eq(at_l1.prefetch, LZN_PREFETCH_L1);
+  ck_assert_int_eq(at_l2.prefetch, LZN_PREFETCH_L2);
+  int differ = 0;
+  for (int w = 1; w < LZN_WEIGHT_TYPE_COUNT; w++) {
+    const lzn_type_kernels *a = &at_l1.type[w], *b = &at_l2.type[w];
+    const int simd = a->gemv.isa != LZN_ISA_SCALAR;
+    ck_assert_int_eq(a->gemv.fn != b->gemv.fn, simd);
+    ck_assert_int_eq(a->dot_rows.fn != b->dot_rows.fn, a->dot_rows.isa != LZN_ISA_SCALAR);
+    ck_assert_int_eq(a->axpy_rows.fn != b->axpy_rows.fn, a->axpy_rows.isa != LZN_ISA_SCALAR);
+    ck_assert(a->from_f32.fn == b->from_f32.fn); /* not a row kernel: one build */
+    differ += simd;
+  }
+  if (active->isa >= LZN_ISA_AVX2) ck_assert_int_gt(differ, 0);
+}
+END_TEST
+
 START_TEST(unsupported_isa_is_an_error_not_a_fallback) {
   enum lzn_isa isa = LZN_ISA_AVX2;
   char why[256] = "";
@@ -252,7 +320,7 @@ START_TEST(unsupported_isa_is_an_error_not_a_fallback) {
   ck_assert_int_eq(isa, LZN_ISA_SCALAR);
   /* A scalar-only machine's table is the reference in every slot. */
   lzn_kernel_table t;
-  lzn_kernel_table_fill(LZN_ISA_AVX512VNNI, scalar_only, &t);
+  lzn_kernel_table_fill(LZN_ISA_AVX512VNNI, scalar_only, LZN_PREFETCH_L2, &t);
   ck_assert_int_eq(t.relu_compact.isa, LZN_ISA_SCALAR);
   for (int w = 1; w < LZN_WEIGHT_TYPE_COUNT; w++)
     for (int op = 0; op < LZN_KOP_COUNT; op++)
@@ -448,6 +516,7 @@ static Suite *api_suite(void) {
   tcase_set_timeout(dispatch, 30);
   tcase_add_test(dispatch, forced_isa_is_the_active_one);
   tcase_add_test(dispatch, unknown_isa_fails_every_kernel_call);
+  tcase_add_test(dispatch, prefetch_level_is_chosen_and_forced);
   tcase_add_test(dispatch, unsupported_isa_is_an_error_not_a_fallback);
   suite_add_tcase(s, dispatch);
   TCase *ops = tcase_create("ops");
@@ -465,7 +534,7 @@ static Suite *api_suite(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--probe-isa") == 0) return probe_main();
+  if (argc > 1 && strcmp(argv[1], "--probe-isa") == 0) return probe_main(argc > 2);
   if (realpath(argv[0], self_path) == NULL) snprintf(self_path, sizeof self_path, "%s", argv[0]);
   return run_suite(api_suite());
 }

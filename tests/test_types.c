@@ -346,7 +346,7 @@ START_TEST(transposed_down_in_segments) {
   wide_opt w;
   make_wide_opt(&w, &rng);
   lzn_kernel_table ref;
-  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, LZN_PREFETCH_L1, &ref);
   const lzn_weight_type kinds[] = {LZN_WEIGHTS_AS_STORED, LZN_WEIGHTS_F16, LZN_WEIGHTS_Q8_0};
   float *row = malloc(sizeof(float) * WIDE_D);
   for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
@@ -497,7 +497,7 @@ START_TEST(quantized_equals_dequantized) {
   const lzn_weight_type type = types[_i], wtype = type;
   ck_assert(lzn_wtype_valid(type));
   lzn_kernel_table ref;
-  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, &ref);
+  lzn_kernel_table_fill(LZN_ISA_SCALAR, 0, LZN_PREFETCH_L1, &ref);
   reference r;
   load_reference("opt-preln", &r);
   patched p;

@@ -77,15 +77,15 @@ static void x_to_bf16(uint16_t *xb, uint16_t *xl, const float *x, size_t n) {
 
 /* sums[k] = r_k[0, m) . xb[0, m) for the 8 rows of a group (each r_k
  * already at the chunk's first column). */
-static inline void dp_group(float sums[ROWS_GROUP], const uint16_t *r0, const uint16_t *r1,
-                            const uint16_t *r2, const uint16_t *r3, const uint16_t *r4,
-                            const uint16_t *r5, const uint16_t *r6, const uint16_t *r7,
-                            size_t m, const uint16_t *xb, const uint16_t *xl) {
+ROWS_ALWAYS_INLINE void dp_group(float sums[ROWS_GROUP], const uint16_t *r0, const uint16_t *r1,
+                                const uint16_t *r2, const uint16_t *r3, const uint16_t *r4,
+                                const uint16_t *r5, const uint16_t *r6, const uint16_t *r7,
+                                size_t m, const uint16_t *xb, const uint16_t *xl, enum lzn_prefetch_level level) {
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
   size_t j = 0;
   /* The prefetches of generic/stream.h, only inside the chunk. */
   for (; j + ROWS_STEP + PREFETCH_AHEAD <= m; j += ROWS_STEP) {
-    rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (j + PREFETCH_AHEAD) * sizeof(uint16_t));
+    rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (j + PREFETCH_AHEAD) * sizeof(uint16_t), level);
     for (size_t u = 0; u < ROWS_STEP; u += PAIR_LANES) DP8(j + u, LOAD_PAIRS);
   }
   for (; j + PAIR_LANES <= m; j += PAIR_LANES) DP8(j, LOAD_PAIRS);
@@ -124,8 +124,8 @@ static float dp_one(const uint16_t *row, size_t m, const uint16_t *xb, const uin
 
 /* out[t] = row t . x, row t at w + idx[t] * ld, or at w + t * ld if idx
  * is NULL (gemv). */
-static void dp_rows(float *out, const uint16_t *w, size_t ld, size_t d, const int32_t *idx, size_t n,
-                    const float *x) {
+ROWS_ALWAYS_INLINE void dp_rows(float *out, const uint16_t *w, size_t ld, size_t d, const int32_t *idx, size_t n,
+                                const float *x, enum lzn_prefetch_level level) {
   uint16_t xb[X_CHUNK], xl[X_CHUNK];
 #define ROW(t) (w + (idx ? (size_t)idx[t] : (t)) * ld + c0)
   for (size_t c0 = 0; c0 < d; c0 += X_CHUNK) {
@@ -134,10 +134,10 @@ static void dp_rows(float *out, const uint16_t *w, size_t ld, size_t d, const in
     size_t t = 0;
     for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
       const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-      for (size_t k = 0; k < next; k++) rows_prefetch_head(ROW(t + ROWS_GROUP + k), m * sizeof(uint16_t));
+      for (size_t k = 0; k < next; k++) rows_prefetch_head(ROW(t + ROWS_GROUP + k), m * sizeof(uint16_t), level);
       float sums[ROWS_GROUP];
       dp_group(sums, ROW(t), ROW(t + 1), ROW(t + 2), ROW(t + 3), ROW(t + 4), ROW(t + 5), ROW(t + 6),
-               ROW(t + 7), m, xb, xl);
+               ROW(t + 7), m, xb, xl, level);
       for (size_t k = 0; k < ROWS_GROUP; k++) out[t + k] = c0 == 0 ? sums[k] : out[t + k] + sums[k];
     }
     for (; t < n; t++) {
@@ -148,18 +148,27 @@ static void dp_rows(float *out, const uint16_t *w, size_t ld, size_t d, const in
 #undef ROW
 }
 
+/* The table's kernels at each prefetch level (generic/stream.h). */
 static void avx512bf16_bf16_dot_rows(float *out, const void *w, size_t row_bytes, size_t d,
                                      const int32_t *idx, size_t n, const void *x) {
-  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, idx, n, x);
+  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, idx, n, x, LZN_PREFETCH_L1);
+}
+static void avx512bf16_bf16_dot_rows_l2(float *out, const void *w, size_t row_bytes, size_t d,
+                                        const int32_t *idx, size_t n, const void *x) {
+  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, idx, n, x, LZN_PREFETCH_L2);
 }
 
 static void avx512bf16_bf16_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,
                                  const void *x) {
-  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, NULL, n_rows, x);
+  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, NULL, n_rows, x, LZN_PREFETCH_L1);
+}
+static void avx512bf16_bf16_gemv_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,
+                                    const void *x) {
+  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, NULL, n_rows, x, LZN_PREFETCH_L2);
 }
 
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t);
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t) {
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512BF16, avx512bf16_bf16_dot_rows);
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512BF16, avx512bf16_bf16_gemv);
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512BF16, ROWS_AT_LEVEL(t, avx512bf16_bf16_dot_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512BF16, ROWS_AT_LEVEL(t, avx512bf16_bf16_gemv));
 }

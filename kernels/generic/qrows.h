@@ -40,8 +40,10 @@
  *       product coef * scale times the integer weight, as ref/ does
  *
  * (static inline; always_inline where the compiler hesitates). The
- * skeleton defines qr_dot_rows, qr_gemv and qr_axpy_rows with the table's
- * signatures, for the file's install function.
+ * skeleton defines qr_dot_rows, qr_gemv and qr_axpy_rows (and
+ * qr_axpy_rows_q8, below) with the table's signatures, each also as
+ * name_l2 with its prefetches toward L2 (generic/stream.h), for the file's
+ * install function to set through ROWS_AT_LEVEL.
  *
  * Ends of rows: a row's last step may have fewer blocks than a full one.
  * The loops copy those blocks, and the x blocks they meet, into zeroed
@@ -105,8 +107,8 @@ QR_ALWAYS_INLINE const unsigned char *qr_row(const void *w, size_t row_bytes, co
  * may be 0), within the span bytes of each row that the call reads: the
  * next group's heads, while the current group runs. */
 QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t from, size_t span,
-                                        const int32_t *idx, size_t t, size_t n) {
-  for (size_t k = 0; k < n; k++) rows_prefetch_head(qr_row(w, row_bytes, idx, t + k) + from, span - from);
+                                        const int32_t *idx, size_t t, size_t n, enum lzn_prefetch_level level) {
+  for (size_t k = 0; k < n; k++) rows_prefetch_head(qr_row(w, row_bytes, idx, t + k) + from, span - from, level);
 }
 
 /* Prefetches per row per step for the next group: the step's bytes in
@@ -129,17 +131,18 @@ QR_ALWAYS_INLINE void qr_next_rows(const unsigned char **next, const void *w, si
  * ahead: 8 rows of 2.3 KB (Q4_0, d = 4096) are 18 KB, more than the
  * distance a prefetch inside a row can cover; measured, with only the
  * first 256 bytes of the next rows prefetched, gathered Q4_0 rows were
- * read at 37 % of the stream, contiguous ones at 67 %). Into L1
- * (prefetcht0), not L2 only: on Zen 5 (one core, LLaMA-7B rows, cold,
- * 5 interleaved rounds) the GEMV went from 66 to 85 % of the stream in
- * Q4_0, 64 to 78 % in Q4_K, 77 to 87 % in Q8_0 (AVX2: 72 to 86 %), with
- * prefetcht1; gathered rows at 10 % gained 1-5 points. The 18 KB a group
- * brings in fits L1 beside the group being read. */
+ * read at 37 % of the stream, contiguous ones at 67 %). At the table's
+ * level, as every prefetch here: on Zen 5 (one core, LLaMA-7B rows,
+ * cold, 5 interleaved rounds) these into L1 took the GEMV from 66 to 85 %
+ * of the stream in Q4_0, 64 to 78 % in Q4_K, 77 to 87 % in Q8_0 (AVX2: 72
+ * to 86 %) against prefetcht1, gathered rows at 10 % 1-5 points; on Zen 4
+ * all of them toward L2 took Q4_0 from 46 to 85-87 %, Q4_K 41 to 77, Q8_0
+ * 57 to 83-85, and these toward L2 alone only to 57 (kernels.h). */
 #define QR_PREFETCH_NEXT(next, at, step_bytes)                                          \
   do {                                                                                  \
     for (size_t k_ = 0; k_ < ROWS_GROUP; k_++)                                          \
       for (size_t l_ = 0; l_ < QR_NEXT_LINES(step_bytes); l_++)                          \
-        row_prefetch((next)[k_] + (at) + l_ * ROWS_CACHE_LINE);                         \
+        row_prefetch((next)[k_] + (at) + l_ * ROWS_CACHE_LINE, level);                  \
   } while (0)
 
 /* Each of the group's rows, from byte `at` on, one step's worth of lines,
@@ -148,7 +151,7 @@ QR_ALWAYS_INLINE void qr_next_rows(const unsigned char **next, const void *w, si
   do {                                                                                         \
     if ((at) + (step_bytes) <= (span))                                                         \
       for (size_t l_ = 0; l_ < QR_PREFETCH_LINES(step_bytes); l_++)                            \
-        rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) + l_ * ROWS_CACHE_LINE);           \
+        rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) + l_ * ROWS_CACHE_LINE, level);    \
   } while (0)
 
 /* ------------------------------------------------------------ dot, gemv */
@@ -198,8 +201,8 @@ QR_ALWAYS_INLINE vec_f32 qr_dot_tail(vec_f32 acc, const unsigned char *w, size_t
   } while (0)
 
 /* out[t] = row t . x for t in [0, n), row t = qr_row(w, row_bytes, idx, t). */
-static void qr_dot_any(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
-                       const void *x) {
+QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx,
+                                 size_t n, const void *x, enum lzn_prefetch_level level) {
   if (n == 0) return;
   const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
   const size_t n_full = n_blocks / QR_DOT_STEP_BLOCKS;
@@ -217,7 +220,7 @@ static void qr_dot_any(float *out, const void *w, size_t row_bytes, size_t d, co
     for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
       const size_t left = n - (t + ROWS_GROUP);
       qr_prefetch_heads(w, row_bytes, c0 * QR_DOT_STEP_BYTES, span, idx, t + ROWS_GROUP,
-                        left < ROWS_GROUP ? left : ROWS_GROUP);
+                        left < ROWS_GROUP ? left : ROWS_GROUP, level);
       const unsigned char *const r0 = qr_row(w, row_bytes, idx, t), *const r1 = qr_row(w, row_bytes, idx, t + 1);
       const unsigned char *const r2 = qr_row(w, row_bytes, idx, t + 2), *const r3 = qr_row(w, row_bytes, idx, t + 3);
       const unsigned char *const r4 = qr_row(w, row_bytes, idx, t + 4), *const r5 = qr_row(w, row_bytes, idx, t + 5);
@@ -268,13 +271,20 @@ static void qr_dot_any(float *out, const void *w, size_t row_bytes, size_t d, co
 
 #undef QR_DOT8_STEP
 
-/* The table's signatures. */
+/* The table's signatures, at each prefetch level. */
 static void qr_dot_rows(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
                         const void *x) {
-  qr_dot_any(out, w, row_bytes, d, idx, n, x);
+  qr_dot_any(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L1);
+}
+static void qr_dot_rows_l2(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
+                           const void *x) {
+  qr_dot_any(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L2);
 }
 static void qr_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
-  qr_dot_any(out, w, row_bytes, d, NULL, n_rows, x);
+  qr_dot_any(out, w, row_bytes, d, NULL, n_rows, x, LZN_PREFETCH_L1);
+}
+static void qr_gemv_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
+  qr_dot_any(out, w, row_bytes, d, NULL, n_rows, x, LZN_PREFETCH_L2);
 }
 
 /* ------------------------------------------------------------- axpy_rows */
@@ -314,7 +324,7 @@ static void qr_axpy_group_tail(float *y_step, size_t y_left, const unsigned char
 /* y[0..d) += sum of coef[k] * row k over a group of nr <= ROWS_GROUP rows;
  * with nr a constant the loops over k unroll. */
 QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *const *r, const float *coef, size_t nr,
-                                    size_t span, const unsigned char *const *next) {
+                                    size_t span, const unsigned char *const *next, enum lzn_prefetch_level level) {
   const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
   const size_t n_full = n_blocks / QR_AXPY_STEP_BLOCKS;
   const size_t tail_blocks = n_blocks % QR_AXPY_STEP_BLOCKS;
@@ -330,7 +340,8 @@ QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *con
     if (at + QR_AXPY_STEP_BYTES <= span)
 #pragma GCC unroll 8
       for (size_t k = 0; k < nr; k++)
-        for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_STEP_BYTES); l++) row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
+        for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_STEP_BYTES); l++)
+          row_prefetch(r[k] + at + l * ROWS_CACHE_LINE, level);
     QR_PREFETCH_NEXT(next, s * QR_AXPY_STEP_BYTES, QR_AXPY_STEP_BYTES);
     qr_axpy_group_step(y + s * QR_AXPY_STEP_WEIGHTS, r, c, nr, s * QR_AXPY_STEP_BYTES);
   }
@@ -341,8 +352,8 @@ QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *con
   }
 }
 
-static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx, const float *coef,
-                         size_t n) {
+QR_ALWAYS_INLINE void qr_axpy_rows_at(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                                      const float *coef, size_t n, enum lzn_prefetch_level level) {
   if (d == 0 || n == 0) return;
   const size_t span = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS * QR_BLOCK_BYTES;
   const unsigned char *r[ROWS_GROUP];
@@ -351,15 +362,24 @@ static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, co
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     for (size_t k = 0; k < ROWS_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + k);
     const size_t left = n - (t + ROWS_GROUP);
-    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + ROWS_GROUP, left < ROWS_GROUP ? left : ROWS_GROUP);
+    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + ROWS_GROUP, left < ROWS_GROUP ? left : ROWS_GROUP, level);
     qr_next_rows(next, w, row_bytes, idx, t, n, r[0]);
-    qr_axpy_group(y, d, r, coef + t, ROWS_GROUP, span, next);
+    qr_axpy_group(y, d, r, coef + t, ROWS_GROUP, span, next, level);
   }
   if (t < n) {
     for (size_t k = 0; k < n - t; k++) r[k] = qr_row(w, row_bytes, idx, t + k);
     qr_next_rows(next, w, row_bytes, idx, t, n, r[0]);
-    qr_axpy_group(y, d, r, coef + t, n - t, span, next);
+    qr_axpy_group(y, d, r, coef + t, n - t, span, next, level);
   }
+}
+
+static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx, const float *coef,
+                         size_t n) {
+  qr_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);
+}
+static void qr_axpy_rows_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                            const float *coef, size_t n) {
+  qr_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);
 }
 
 /* ---------------------------------------------------------- axpy_rows_q8 */
@@ -401,8 +421,8 @@ static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, co
 #define QR_AXPY_Q8_STEP_WEIGHTS (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
 #define QR_AXPY_Q8_STEP_BYTES (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_BYTES)
 
-static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
-                            const float *coef, size_t n) {
+QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                                         const float *coef, size_t n, enum lzn_prefetch_level level) {
   if (d == 0 || n == 0) return;
   const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
   const size_t n_full = n_blocks / QR_AXPY_Q8_STEP_BLOCKS;
@@ -427,7 +447,7 @@ static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
     const unsigned char *r[LZN_AXPY_Q8_GROUP];
     for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) r[k] = qr_row(w, row_bytes, idx, t + (k < nr ? k : 0));
     const size_t left = n - t - nr;
-    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + nr, left < LZN_AXPY_Q8_GROUP ? left : LZN_AXPY_Q8_GROUP);
+    qr_prefetch_heads(w, row_bytes, 0, span, idx, t + nr, left < LZN_AXPY_Q8_GROUP ? left : LZN_AXPY_Q8_GROUP, level);
     qr_q8_group g;
     qr_q8_group_make(&g, coef + t, nr);
     /* The next group's rows, one group ahead (as the dot loop). */
@@ -443,11 +463,11 @@ static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
 #pragma GCC unroll 16
           for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
             for (size_t l = 0; l < QR_PREFETCH_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
-              row_prefetch(r[k] + at + l * ROWS_CACHE_LINE);
+              row_prefetch(r[k] + at + l * ROWS_CACHE_LINE, level);
 #pragma GCC unroll 16
         for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
           for (size_t l = 0; l < QR_NEXT_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
-            row_prefetch(later[k] + off + l * ROWS_CACHE_LINE);
+            row_prefetch(later[k] + off + l * ROWS_CACHE_LINE, level);
         qr_q8_step_coefs(&next, r, off + QR_AXPY_Q8_STEP_BYTES, &g);
         qr_q8_step_add(y + s * QR_AXPY_Q8_STEP_WEIGHTS, r, off, &now);
         now = next;
@@ -473,6 +493,15 @@ static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes,
     qr_q8_y_order(y_tail);
     memcpy(y + in_place * QR_AXPY_Q8_STEP_WEIGHTS, y_tail, tail_cols * sizeof(float));
   }
+}
+
+static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                            const float *coef, size_t n) {
+  qr_axpy_rows_q8_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);
+}
+static void qr_axpy_rows_q8_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                               const float *coef, size_t n) {
+  qr_axpy_rows_q8_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);
 }
 #endif /* QR_AXPY_Q8_STEP_BLOCKS */
 

@@ -14,8 +14,9 @@
  *                   the tail's weights, the rest 0, reading only the tail
  * and includes this file, which defines the table's three kernels
  *     rows_axpy_rows, rows_dot_rows, rows_gemv
- * (static, kernels.h signatures) for the file's install function to set.
- * Included once per file: each file is one (ISA, type) pair.
+ * (static, kernels.h signatures), each also as name_l2 with its
+ * prefetches toward L2, for the file's install function to set through
+ * ROWS_AT_LEVEL. Included once per file: each file is one (ISA, type) pair.
  *
  * The row-streaming constants and prefetches, and what they were measured
  * against, are in generic/stream.h (shared with the block types'
@@ -47,7 +48,7 @@ _Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
 
 /* Element `at` of each of the group's 8 rows r0 .. r7. */
 #define ROWS_PREFETCH_GROUP(at) \
-  rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) * sizeof(w_elem))
+  rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) * sizeof(w_elem), level)
 /* Elements per ROWS_PREFETCH_AHEAD_BYTES. */
 #define ROWS_PREFETCH_AHEAD ((size_t)ROWS_PREFETCH_AHEAD_BYTES / sizeof(w_elem))
 
@@ -82,7 +83,8 @@ _Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
   } while (0)
 
 /* y[0..d) += sum of coef[k] * r_k[0..d) over a full group. */
-static inline void rows_axpy_group(float *y, size_t d, ROWS_GROUP_PARAMS, const float *coef) {
+ROWS_ALWAYS_INLINE void rows_axpy_group(float *y, size_t d, ROWS_GROUP_PARAMS, const float *coef,
+                                       enum lzn_prefetch_level level) {
   const vec_f32 c0 = vec_set1(coef[0]), c1 = vec_set1(coef[1]);
   const vec_f32 c2 = vec_set1(coef[2]), c3 = vec_set1(coef[3]);
   const vec_f32 c4 = vec_set1(coef[4]), c5 = vec_set1(coef[5]);
@@ -121,17 +123,19 @@ static void rows_axpy_partial_group(float *y, size_t d, const w_elem *const *r, 
   }
 }
 
-static void rows_axpy_rows(float *y, size_t d, const void *w_bytes, size_t row_bytes,
-                           const int32_t *idx, const float *coef, size_t n) {
+ROWS_ALWAYS_INLINE void rows_axpy_rows_at(float *y, size_t d, const void *w_bytes, size_t row_bytes,
+                                         const int32_t *idx, const float *coef, size_t n,
+                                         enum lzn_prefetch_level level) {
   if (d == 0) return;
   const w_elem *const w = w_bytes;
   const size_t ld = row_bytes / sizeof(w_elem);
   size_t t = 0;
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem));
+    for (size_t k = 0; k < next; k++)
+      rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem), level);
 #define ROW(k) w + (size_t)idx[t + (k)] * ld
-    rows_axpy_group(y, d, ROWS_GROUP_ARGS(ROW), coef + t);
+    rows_axpy_group(y, d, ROWS_GROUP_ARGS(ROW), coef + t, level);
 #undef ROW
   }
   if (t < n) {
@@ -139,6 +143,15 @@ static void rows_axpy_rows(float *y, size_t d, const void *w_bytes, size_t row_b
     for (size_t k = 0; k < n - t; k++) r[k] = w + (size_t)idx[t + k] * ld;
     rows_axpy_partial_group(y, d, r, coef + t, n - t);
   }
+}
+
+static void rows_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                           const float *coef, size_t n) {
+  rows_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);
+}
+static void rows_axpy_rows_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                              const float *coef, size_t n) {
+  rows_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);
 }
 
 #undef ROWS_AXPY8_STEP
@@ -182,7 +195,8 @@ static float rows_dot_one(const w_elem *row, const float *x, size_t d) {
 #define ROWS_TAIL_LOAD_X(p) vec_load_tail((p), tail)
 
 /* out[k] = r_k[0..d) . x for a full group. */
-static inline void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, const float *x) {
+ROWS_ALWAYS_INLINE void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, const float *x,
+                                      enum lzn_prefetch_level level) {
   vec_f32 s0 = vec_zero(), s1 = vec_zero(), s2 = vec_zero(), s3 = vec_zero();
   vec_f32 s4 = vec_zero(), s5 = vec_zero(), s6 = vec_zero(), s7 = vec_zero();
   size_t j = 0;
@@ -209,37 +223,55 @@ static inline void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, const
 
 #undef ROWS_DOT8_VECTOR
 
-static void rows_dot_rows(float *out, const void *w_bytes, size_t row_bytes, size_t d,
-                          const int32_t *idx, size_t n, const void *x) {
+ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t row_bytes, size_t d,
+                                        const int32_t *idx, size_t n, const void *x,
+                                        enum lzn_prefetch_level level) {
   const w_elem *const w = w_bytes;
   const size_t ld = row_bytes / sizeof(w_elem);
   size_t t = 0;
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem));
+    for (size_t k = 0; k < next; k++)
+      rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem), level);
 #define ROW(k) w + (size_t)idx[t + (k)] * ld
-    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x);
+    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x, level);
 #undef ROW
   }
   for (; t < n; t++) out[t] = rows_dot_one(w + (size_t)idx[t] * ld, x, d);
 }
 
+static void rows_dot_rows(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
+                          const void *x) {
+  rows_dot_rows_at(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L1);
+}
+static void rows_dot_rows_l2(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
+                             const void *x) {
+  rows_dot_rows_at(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L2);
+}
+
 /* dot_rows over rows 0 .. n_rows: row r at w + r * row_bytes. The head
  * prefetch of the next group stays: it is cheap, and a column slice's rows
  * are not contiguous for the hardware prefetcher. */
-static void rows_gemv(float *out, const void *w_bytes, size_t row_bytes, size_t d, size_t n_rows,
-                      const void *x) {
+ROWS_ALWAYS_INLINE void rows_gemv_at(float *out, const void *w_bytes, size_t row_bytes, size_t d, size_t n_rows,
+                                    const void *x, enum lzn_prefetch_level level) {
   const w_elem *const w = w_bytes;
   const size_t ld = row_bytes / sizeof(w_elem);
   size_t t = 0;
   for (; t + ROWS_GROUP <= n_rows; t += ROWS_GROUP) {
     const size_t left = n_rows - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (t + ROWS_GROUP + k) * ld, d * sizeof(w_elem));
+    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (t + ROWS_GROUP + k) * ld, d * sizeof(w_elem), level);
 #define ROW(k) w + (t + (k)) * ld
-    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x);
+    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x, level);
 #undef ROW
   }
   for (; t < n_rows; t++) out[t] = rows_dot_one(w + t * ld, x, d);
+}
+
+static void rows_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
+  rows_gemv_at(out, w, row_bytes, d, n_rows, x, LZN_PREFETCH_L1);
+}
+static void rows_gemv_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
+  rows_gemv_at(out, w, row_bytes, d, n_rows, x, LZN_PREFETCH_L2);
 }
 
 #undef ROWS_TAIL_LOAD_X

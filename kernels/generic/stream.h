@@ -5,10 +5,15 @@
  * for the block types) and by kernels written apart from them
  * (avx512bf16/bf16.c). Nothing here names an ISA: the including file
  * provides, before including this,
- *     static inline void row_prefetch(const void *p);
- * which brings the cache line of p toward L1 and never faults (x86:
- * x86/prefetch.h; an ARM port would use PRFM PLDL1KEEP). An ISA may
- * define the constants below before the include to tune them.
+ *     static inline void row_prefetch(const void *p, enum lzn_prefetch_level level);
+ * which brings the cache line of p into L1 or toward L2 and never faults
+ * (x86: x86/prefetch.h; an ARM port would use PRFM PLDL1KEEP / PLDL2KEEP).
+ * An ISA may define the constants below before the include to tune them.
+ *
+ * The level is a parameter of every kernel loop here and in the
+ * skeletons, a constant in each of the two builds of a kernel that
+ * ROWS_AT_LEVEL picks between at install time (kernels.h says what each
+ * level measured on which core).
  *
  * axpy_rows is the hot kernel. With rows chosen at random it streams from
  * DRAM, so what matters is keeping enough independent row streams in flight
@@ -30,6 +35,8 @@
 #define LZN_KERNELS_GENERIC_STREAM_H
 
 #include <stddef.h>
+
+#include "kernels/kernels.h"
 
 /* Rows per pass over y (axpy) or x (dot): y is loaded and stored once per
  * group, x loaded once for the group's 8 accumulators. 8 rows keep 8
@@ -67,23 +74,28 @@
  * the hardware prefetcher alone cannot keep 8 streams ahead. */
 ROWS_ALWAYS_INLINE void rows_prefetch8(const void *r0, const void *r1, const void *r2, const void *r3,
                                        const void *r4, const void *r5, const void *r6, const void *r7,
-                                       size_t at) {
-  row_prefetch((const char *)r0 + at);
-  row_prefetch((const char *)r1 + at);
-  row_prefetch((const char *)r2 + at);
-  row_prefetch((const char *)r3 + at);
-  row_prefetch((const char *)r4 + at);
-  row_prefetch((const char *)r5 + at);
-  row_prefetch((const char *)r6 + at);
-  row_prefetch((const char *)r7 + at);
+                                       size_t at, enum lzn_prefetch_level level) {
+  row_prefetch((const char *)r0 + at, level);
+  row_prefetch((const char *)r1 + at, level);
+  row_prefetch((const char *)r2 + at, level);
+  row_prefetch((const char *)r3 + at, level);
+  row_prefetch((const char *)r4 + at, level);
+  row_prefetch((const char *)r5 + at, level);
+  row_prefetch((const char *)r6 + at, level);
+  row_prefetch((const char *)r7 + at, level);
 }
 
 /* The first cache lines of a row whose used part is `bytes` long, never
  * past its end. */
-ROWS_ALWAYS_INLINE void rows_prefetch_head(const void *row, size_t bytes) {
+ROWS_ALWAYS_INLINE void rows_prefetch_head(const void *row, size_t bytes, enum lzn_prefetch_level level) {
   const size_t row_lines = (bytes + ROWS_CACHE_LINE - 1) / ROWS_CACHE_LINE;
   const size_t lines = row_lines < ROWS_PREFETCH_HEAD_LINES ? row_lines : ROWS_PREFETCH_HEAD_LINES;
-  for (size_t l = 0; l < lines; l++) row_prefetch((const char *)row + ROWS_CACHE_LINE * l);
+  for (size_t l = 0; l < lines; l++) row_prefetch((const char *)row + ROWS_CACHE_LINE * l, level);
 }
+
+/* A kernel's build for the table's prefetch level, in an install function:
+ *     LZN_SET(t->type[...].gemv, LZN_ISA_..., ROWS_AT_LEVEL(t, qr_gemv));
+ * the skeletons define each kernel f for L1 and f##_l2 for L2. */
+#define ROWS_AT_LEVEL(t, f) ((t)->prefetch == LZN_PREFETCH_L2 ? f##_l2 : f)
 
 #endif /* LZN_KERNELS_GENERIC_STREAM_H */

@@ -42,7 +42,7 @@
  * prefetch never faults: past the cache's end it only wastes a slot). */
 static inline __attribute__((always_inline)) void attn_prefetch(const void *base, size_t at, size_t n) {
   const char *p = (const char *)base + at + ATTN_AHEAD_BYTES;
-  for (size_t o = 0; o < n; o += 64) row_prefetch(p + o);
+  for (size_t o = 0; o < n; o += 64) row_prefetch(p + o, LZN_PREFETCH_L1);
 }
 
 #define ATTN_KERNELS(NAME, LOAD, LOAD_TAIL)                                                           \

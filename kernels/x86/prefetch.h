@@ -9,10 +9,14 @@
 
 #include <immintrin.h>
 
-/* The cache line of p into L1 (prefetcht0); a hint, it never faults.
- * Always inlined: generic/stream.h says why. */
-static inline __attribute__((always_inline)) void row_prefetch(const void *p) {
-  _mm_prefetch((const char *)p, _MM_HINT_T0);
+#include "kernels/kernels.h"
+
+/* The cache line of p into L1 (prefetcht0) or toward L2 (prefetcht1), a
+ * constant after inlining; a hint, it never faults. Always inlined:
+ * generic/stream.h says why. */
+static inline __attribute__((always_inline)) void row_prefetch(const void *p, enum lzn_prefetch_level level) {
+  if (level == LZN_PREFETCH_L2) _mm_prefetch((const char *)p, _MM_HINT_T1);
+  else _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 
 #endif /* LZN_KERNELS_X86_PREFETCH_H */

@@ -4,7 +4,8 @@
  * The kernel files compiled in are listed by the Makefile in
  * build/gen/kernel_files.h as LZN_KERNEL_FILE(ISA, folder, part) lines, so
  * a new file needs no edit here. The table is built once per process with
- * pthread_once. LZN_ISA forces a ceiling; an unknown or unsupported name is
+ * pthread_once. LZN_ISA forces a ceiling, LZN_PREFETCH=l1|l2 the row
+ * kernels' prefetch level (kernels.h); an unknown or unsupported name is
  * remembered as an error and reported by every call that needs kernels,
  * never replaced by a silent fallback, and never run (no SIGILL).
  */
@@ -37,9 +38,11 @@ unsigned lzn_isa_compiled(void) {
   return compiled;
 }
 
-void lzn_kernel_table_fill(enum lzn_isa ceiling, unsigned supported, lzn_kernel_table *out) {
+void lzn_kernel_table_fill(enum lzn_isa ceiling, unsigned supported, enum lzn_prefetch_level prefetch,
+                           lzn_kernel_table *out) {
   memset(out, 0, sizeof *out);
   out->isa = ceiling;
+  out->prefetch = prefetch;
   out->name = lzn_isa_to_name(ceiling);
   supported |= 1u << LZN_ISA_SCALAR; /* the reference runs anywhere */
   for (int isa = LZN_ISA_SCALAR; isa <= (int)ceiling; isa++) {
@@ -89,11 +92,14 @@ static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
 
 static void choose_kernels(void) {
   enum lzn_isa ceiling;
+  enum lzn_prefetch_level prefetch;
   dispatch.supported = lzn_cpu_supported_isas();
   if (lzn_isa_resolve(getenv("LZN_ISA"), dispatch.supported, &ceiling, dispatch.error,
-                      sizeof dispatch.error) != LZN_OK)
+                      sizeof dispatch.error) != LZN_OK ||
+      lzn_prefetch_resolve(getenv("LZN_PREFETCH"), lzn_cpu_prefetch_level(), &prefetch, dispatch.error,
+                           sizeof dispatch.error) != LZN_OK)
     return;
-  lzn_kernel_table_fill(ceiling, dispatch.supported, &dispatch.table);
+  lzn_kernel_table_fill(ceiling, dispatch.supported, prefetch, &dispatch.table);
   dispatch.ok = 1;
 }
 
