@@ -187,9 +187,9 @@ test: deps
 	@$(MAKE) --no-print-directory -j1 test-isa test-exports test-abi test-python test-install test-readme \
 	  test-server
 
-# The kernel suites run at both prefetch levels (kernels.h: each row kernel
-# has two builds, one per level, and a CPU uses one of them).
-KERNEL_SUITES = $(filter $(BUILD)/test_kernels%,$(TESTS))
+# The kernel suites run at both prefetch levels (kernels.h: each row and
+# attention kernel has two builds, one per level, and a CPU uses one).
+KERNEL_SUITES = $(filter $(BUILD)/test_kernels% $(BUILD)/test_attention,$(TESTS))
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
 	  for t in $(filter-out $(KERNEL_SUITES),$(TESTS)); do \

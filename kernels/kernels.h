@@ -231,6 +231,11 @@ typedef struct lzn_kernel_table {
  *     LZN_SET(t->type[LZN_WEIGHTS_Q4_0].gemv, LZN_ISA_AVX512, q4_0_gemv); */
 #define LZN_SET(slot, isa_value, function) ((slot).fn = (function), (slot).isa = (isa_value))
 
+/* A kernel's build for the table's prefetch level, for kernels built at
+ * both (the row kernels, attention): f for L1, f##_l2 for L2.
+ *     LZN_SET(t->type[...].gemv, LZN_ISA_..., LZN_AT_LEVEL(t, qr_gemv)); */
+#define LZN_AT_LEVEL(t, f) ((t)->prefetch == LZN_PREFETCH_L2 ? f##_l2 : f)
+
 /* The ISA that filled operation op of a weight type's slots. */
 static inline enum lzn_isa lzn_type_slot_isa(const lzn_kernel_table *t, lzn_weight_type type,
                                              lzn_kop op) {

@@ -246,10 +246,10 @@ START_TEST(unknown_isa_fails_every_kernel_call) {
 }
 END_TEST
 
-/* The row kernels' prefetch level: L2 on a CPU with an L1D under 48 KiB,
- * L1 otherwise or when unknown; LZN_PREFETCH forces either, and any other
- * value fails every kernel call as a bad LZN_ISA does. The two tables
- * differ in every row-kernel slot a SIMD ISA filled, and only there. */
+/* The row and attention kernels' prefetch level: L2 on a CPU with an L1D
+ * under 48 KiB, L1 otherwise or when unknown; LZN_PREFETCH forces either,
+ * and any other value fails every kernel call as a bad LZN_ISA does. The
+ * two tables differ in every such slot a SIMD ISA filled, and only there. */
 START_TEST(prefetch_level_is_chosen_and_forced) {
   ck_assert_int_eq(lzn_prefetch_level_for_l1d(32 * 1024), LZN_PREFETCH_L2);
   ck_assert_int_eq(lzn_prefetch_level_for_l1d(48 * 1024 - 1), LZN_PREFETCH_L2);
@@ -297,6 +297,12 @@ START_TEST(prefetch_level_is_chosen_and_forced) {
     ck_assert_int_eq(a->axpy_rows.fn != b->axpy_rows.fn, a->axpy_rows.isa != LZN_ISA_SCALAR);
     ck_assert(a->from_f32.fn == b->from_f32.fn); /* not a row kernel: one build */
     differ += simd;
+  }
+  for (int kv = 0; kv < LZN_KV_TYPE_COUNT; kv++) {
+    const lzn_attn_kernels *a = &at_l1.attn[kv], *b = &at_l2.attn[kv];
+    ck_assert_int_eq(a->scores.fn != b->scores.fn, a->scores.isa != LZN_ISA_SCALAR);
+    ck_assert_int_eq(a->weighted_sum.fn != b->weighted_sum.fn, a->weighted_sum.isa != LZN_ISA_SCALAR);
+    ck_assert(a->store.fn == b->store.fn);
   }
   if (active->isa >= LZN_ISA_AVX2) ck_assert_int_gt(differ, 0);
 }

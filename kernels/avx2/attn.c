@@ -73,8 +73,8 @@ static void avx2_attn_f16_store(void *dst, size_t row_bytes, const float *src, s
 
 #define INSTALL_AVX2_ATTN(t, type, name)                                   \
   do {                                                                    \
-    LZN_SET(t->attn[type].scores, LZN_ISA_AVX2, name##_scores);             \
-    LZN_SET(t->attn[type].weighted_sum, LZN_ISA_AVX2, name##_weighted_sum); \
+    LZN_SET(t->attn[type].scores, LZN_ISA_AVX2, LZN_AT_LEVEL(t, name##_scores)); \
+    LZN_SET(t->attn[type].weighted_sum, LZN_ISA_AVX2, LZN_AT_LEVEL(t, name##_weighted_sum)); \
   } while (0)
 
 void lzn_install_avx2_attn(lzn_kernel_table *t);

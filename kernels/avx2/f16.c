@@ -37,11 +37,11 @@ static void avx2_f16_to_f32(float *dst, const void *src, size_t d) {
 
 void lzn_install_avx2_f16(lzn_kernel_table *t);
 void lzn_install_avx2_f16(lzn_kernel_table *t) {
-  LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows, LZN_ISA_AVX2, ROWS_AT_LEVEL(t, rows_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows, LZN_ISA_AVX2, LZN_AT_LEVEL(t, rows_axpy_rows));
   /* An element type has no scale to round the coefficients with: axpy_rows_q8 is axpy_rows. */
-  LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows_q8, LZN_ISA_AVX2, ROWS_AT_LEVEL(t, rows_axpy_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_F16].dot_rows, LZN_ISA_AVX2, ROWS_AT_LEVEL(t, rows_dot_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_F16].gemv, LZN_ISA_AVX2, ROWS_AT_LEVEL(t, rows_gemv));
+  LZN_SET(t->type[LZN_WEIGHTS_F16].axpy_rows_q8, LZN_ISA_AVX2, LZN_AT_LEVEL(t, rows_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_F16].dot_rows, LZN_ISA_AVX2, LZN_AT_LEVEL(t, rows_dot_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_F16].gemv, LZN_ISA_AVX2, LZN_AT_LEVEL(t, rows_gemv));
   LZN_SET(t->type[LZN_WEIGHTS_F16].from_f32, LZN_ISA_AVX2, avx2_f16_from_f32);
   LZN_SET(t->type[LZN_WEIGHTS_F16].to_f32, LZN_ISA_AVX2, avx2_f16_to_f32);
 }

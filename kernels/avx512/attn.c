@@ -76,8 +76,8 @@ static void avx512_attn_f16_store(void *dst, size_t row_bytes, const float *src,
 
 #define INSTALL_AVX512_ATTN(t, type, name)                                   \
   do {                                                                    \
-    LZN_SET(t->attn[type].scores, LZN_ISA_AVX512, name##_scores);             \
-    LZN_SET(t->attn[type].weighted_sum, LZN_ISA_AVX512, name##_weighted_sum); \
+    LZN_SET(t->attn[type].scores, LZN_ISA_AVX512, LZN_AT_LEVEL(t, name##_scores)); \
+    LZN_SET(t->attn[type].weighted_sum, LZN_ISA_AVX512, LZN_AT_LEVEL(t, name##_weighted_sum)); \
   } while (0)
 
 void lzn_install_avx512_attn(lzn_kernel_table *t);

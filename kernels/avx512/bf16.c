@@ -58,11 +58,11 @@ static void avx512_bf16_to_f32(float *dst, const void *src, size_t d) {
 
 void lzn_install_avx512_bf16(lzn_kernel_table *t);
 void lzn_install_avx512_bf16(lzn_kernel_table *t) {
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].axpy_rows, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].axpy_rows, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_axpy_rows));
   /* An element type has no scale to round the coefficients with: axpy_rows_q8 is axpy_rows. */
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].axpy_rows_q8, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_axpy_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_dot_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_gemv));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].axpy_rows_q8, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_dot_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_gemv));
   LZN_SET(t->type[LZN_WEIGHTS_BF16].from_f32, LZN_ISA_AVX512, avx512_bf16_from_f32);
   LZN_SET(t->type[LZN_WEIGHTS_BF16].to_f32, LZN_ISA_AVX512, avx512_bf16_to_f32);
 }

@@ -14,9 +14,9 @@ static inline vec_f32 w_load_tail(const w_elem *p, vec_tail t) { return vec_load
 
 void lzn_install_avx512_f32(lzn_kernel_table *t);
 void lzn_install_avx512_f32(lzn_kernel_table *t) {
-  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_axpy_rows));
   /* An element type has no scale to round the coefficients with: axpy_rows_q8 is axpy_rows. */
-  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows_q8, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_axpy_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_F32].dot_rows, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_dot_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_F32].gemv, LZN_ISA_AVX512, ROWS_AT_LEVEL(t, rows_gemv));
+  LZN_SET(t->type[LZN_WEIGHTS_F32].axpy_rows_q8, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_F32].dot_rows, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_dot_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_F32].gemv, LZN_ISA_AVX512, LZN_AT_LEVEL(t, rows_gemv));
 }

@@ -169,6 +169,6 @@ static void avx512bf16_bf16_gemv_l2(float *out, const void *w, size_t row_bytes,
 
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t);
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t) {
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512BF16, ROWS_AT_LEVEL(t, avx512bf16_bf16_dot_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512BF16, ROWS_AT_LEVEL(t, avx512bf16_bf16_gemv));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].dot_rows, LZN_ISA_AVX512BF16, LZN_AT_LEVEL(t, avx512bf16_bf16_dot_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_BF16].gemv, LZN_ISA_AVX512BF16, LZN_AT_LEVEL(t, avx512bf16_bf16_gemv));
 }

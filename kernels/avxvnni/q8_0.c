@@ -10,9 +10,9 @@
 
 void lzn_install_avxvnni_q8_0(lzn_kernel_table *t);
 void lzn_install_avxvnni_q8_0(lzn_kernel_table *t) {
-  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows, LZN_ISA_AVXVNNI, ROWS_AT_LEVEL(t, qr_axpy_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].dot_rows, LZN_ISA_AVXVNNI, ROWS_AT_LEVEL(t, qr_dot_rows));
-  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].gemv, LZN_ISA_AVXVNNI, ROWS_AT_LEVEL(t, qr_gemv));
-  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows_q8, LZN_ISA_AVXVNNI, ROWS_AT_LEVEL(t, qr_axpy_rows_q8));
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].dot_rows, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_dot_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].gemv, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_gemv));
+  LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows_q8, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_axpy_rows_q8));
 
 }

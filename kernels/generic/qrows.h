@@ -43,7 +43,7 @@
  * skeleton defines qr_dot_rows, qr_gemv and qr_axpy_rows (and
  * qr_axpy_rows_q8, below) with the table's signatures, each also as
  * name_l2 with its prefetches toward L2 (generic/stream.h), for the file's
- * install function to set through ROWS_AT_LEVEL.
+ * install function to set through LZN_AT_LEVEL.
  *
  * Ends of rows: a row's last step may have fewer blocks than a full one.
  * The loops copy those blocks, and the x blocks they meet, into zeroed

@@ -16,7 +16,7 @@
  *     rows_axpy_rows, rows_dot_rows, rows_gemv
  * (static, kernels.h signatures), each also as name_l2 with its
  * prefetches toward L2, for the file's install function to set through
- * ROWS_AT_LEVEL. Included once per file: each file is one (ISA, type) pair.
+ * LZN_AT_LEVEL. Included once per file: each file is one (ISA, type) pair.
  *
  * The row-streaming constants and prefetches, and what they were measured
  * against, are in generic/stream.h (shared with the block types'

@@ -12,7 +12,7 @@
  *
  * The level is a parameter of every kernel loop here and in the
  * skeletons, a constant in each of the two builds of a kernel that
- * ROWS_AT_LEVEL picks between at install time (kernels.h says what each
+ * LZN_AT_LEVEL (kernels.h) picks between at install time (kernels.h says what each
  * level measured on which core).
  *
  * axpy_rows is the hot kernel. With rows chosen at random it streams from
@@ -92,10 +92,5 @@ ROWS_ALWAYS_INLINE void rows_prefetch_head(const void *row, size_t bytes, enum l
   const size_t lines = row_lines < ROWS_PREFETCH_HEAD_LINES ? row_lines : ROWS_PREFETCH_HEAD_LINES;
   for (size_t l = 0; l < lines; l++) row_prefetch((const char *)row + ROWS_CACHE_LINE * l, level);
 }
-
-/* A kernel's build for the table's prefetch level, in an install function:
- *     LZN_SET(t->type[...].gemv, LZN_ISA_..., ROWS_AT_LEVEL(t, qr_gemv));
- * the skeletons define each kernel f for L1 and f##_l2 for L2. */
-#define ROWS_AT_LEVEL(t, f) ((t)->prefetch == LZN_PREFETCH_L2 ? f##_l2 : f)
 
 #endif /* LZN_KERNELS_GENERIC_STREAM_H */

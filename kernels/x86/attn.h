@@ -25,7 +25,12 @@
  * --layers 4 --type q4_0 --depth 2048 --test tg32`, F16 cache); 4 KiB
  * ahead into L1: 19-21 GB/s, the step 15 % faster. 2 and 8-16 KiB ahead
  * measured no better, into L2 only (prefetcht1) slower, the cache on 2 MiB
- * pages no faster.
+ * pages no faster. On Zen 4 (32 KiB L1D) the other way round: toward L2
+ * the attention of a 2048-token context took 7.5-7.8 ms a token against
+ * 9.8-10.4 into L1 (KV read at 17.5 against 13.5 GB/s, same command, 3
+ * rounds alternating). So, as the row kernels, each kernel is built at
+ * both prefetch levels (NAME_scores and NAME_scores_l2, ...) and the
+ * table takes the one for its level (kernels.h).
  */
 #ifndef LZN_KERNELS_X86_ATTN_H
 #define LZN_KERNELS_X86_ATTN_H
@@ -40,21 +45,23 @@
 
 /* The lines of bytes [at, at + n) of base, ATTN_AHEAD_BYTES further on (a
  * prefetch never faults: past the cache's end it only wastes a slot). */
-static inline __attribute__((always_inline)) void attn_prefetch(const void *base, size_t at, size_t n) {
+static inline __attribute__((always_inline)) void attn_prefetch(const void *base, size_t at, size_t n,
+                                                                enum lzn_prefetch_level level) {
   const char *p = (const char *)base + at + ATTN_AHEAD_BYTES;
-  for (size_t o = 0; o < n; o += 64) row_prefetch(p + o, LZN_PREFETCH_L1);
+  for (size_t o = 0; o < n; o += 64) row_prefetch(p + o, level);
 }
 
 #define ATTN_KERNELS(NAME, LOAD, LOAD_TAIL)                                                           \
-  static void NAME##_scores(float *scores, size_t score_stride, const float *q, size_t q_stride,     \
-                            size_t n_q, const void *k, size_t row_bytes, size_t n_pos, size_t hd) {  \
+  static inline __attribute__((always_inline)) void NAME##_scores_at(                               \
+      float *scores, size_t score_stride, const float *q, size_t q_stride, size_t n_q, const void *k, \
+      size_t row_bytes, size_t n_pos, size_t hd, enum lzn_prefetch_level level) {                     \
     const size_t full = hd / VEC_LANES * VEC_LANES, rest = hd - full;                                \
     const vec_tail tail = vec_tail_make(rest ? rest : VEC_LANES);                                    \
     size_t j = 0;                                                                                    \
     for (; j + 4 <= n_pos; j += 4) {                                                                 \
       const void *r0 = ATTN_ROW(k, row_bytes, j), *r1 = ATTN_ROW(k, row_bytes, j + 1);              \
       const void *r2 = ATTN_ROW(k, row_bytes, j + 2), *r3 = ATTN_ROW(k, row_bytes, j + 3);          \
-      attn_prefetch(k, j * row_bytes, 4 * row_bytes);                                                \
+      attn_prefetch(k, j * row_bytes, 4 * row_bytes, level);                                         \
       for (size_t i = 0; i < n_q; i++) {                                                             \
         const float *qi = q + i * q_stride;                                                          \
         vec_f32 a0 = vec_zero(), a1 = vec_zero(), a2 = vec_zero(), a3 = vec_zero();                  \
@@ -90,9 +97,18 @@ static inline __attribute__((always_inline)) void attn_prefetch(const void *base
     }                                                                                                \
   }                                                                                                  \
                                                                                                      \
-  static void NAME##_weighted_sum(float *out, size_t out_stride, const float *p, size_t p_stride,    \
-                                  size_t n_q, const void *v, size_t row_bytes, size_t n_pos,         \
-                                  size_t hd) {                                                       \
+  static void NAME##_scores(float *scores, size_t score_stride, const float *q, size_t q_stride,     \
+                            size_t n_q, const void *k, size_t row_bytes, size_t n_pos, size_t hd) {  \
+    NAME##_scores_at(scores, score_stride, q, q_stride, n_q, k, row_bytes, n_pos, hd, LZN_PREFETCH_L1); \
+  }                                                                                                  \
+  static void NAME##_scores_l2(float *scores, size_t score_stride, const float *q, size_t q_stride,  \
+                               size_t n_q, const void *k, size_t row_bytes, size_t n_pos, size_t hd) { \
+    NAME##_scores_at(scores, score_stride, q, q_stride, n_q, k, row_bytes, n_pos, hd, LZN_PREFETCH_L2); \
+  }                                                                                                  \
+                                                                                                     \
+  static inline __attribute__((always_inline)) void NAME##_weighted_sum_at(                          \
+      float *out, size_t out_stride, const float *p, size_t p_stride, size_t n_q, const void *v,     \
+      size_t row_bytes, size_t n_pos, size_t hd, enum lzn_prefetch_level level) {                    \
     size_t c = 0;                                                                                    \
     for (; c + 4 * VEC_LANES <= hd; c += 4 * VEC_LANES) {                                            \
       size_t i = 0;                                                                                  \
@@ -105,7 +121,7 @@ static inline __attribute__((always_inline)) void attn_prefetch(const void *base
         vec_f32 b2 = vec_load(o1 + 2 * VEC_LANES), b3 = vec_load(o1 + 3 * VEC_LANES);                \
         for (size_t j = 0; j < n_pos; j++) {                                                         \
           const void *row = ATTN_ROW(v, row_bytes, j);                                               \
-          if (c == 0 && i == 0) attn_prefetch(v, j * row_bytes, row_bytes);                          \
+          if (c == 0 && i == 0) attn_prefetch(v, j * row_bytes, row_bytes, level);                   \
           const vec_f32 v0 = LOAD(row, c), v1 = LOAD(row, c + VEC_LANES);                            \
           const vec_f32 v2 = LOAD(row, c + 2 * VEC_LANES), v3 = LOAD(row, c + 3 * VEC_LANES);        \
           const vec_f32 w0 = vec_set1(p0[j]), w1 = vec_set1(p1[j]);                                  \
@@ -126,7 +142,7 @@ static inline __attribute__((always_inline)) void attn_prefetch(const void *base
         vec_f32 a2 = vec_load(o0 + 2 * VEC_LANES), a3 = vec_load(o0 + 3 * VEC_LANES);                \
         for (size_t j = 0; j < n_pos; j++) {                                                         \
           const void *row = ATTN_ROW(v, row_bytes, j);                                               \
-          if (c == 0 && i == 0) attn_prefetch(v, j * row_bytes, row_bytes);                          \
+          if (c == 0 && i == 0) attn_prefetch(v, j * row_bytes, row_bytes, level);                   \
           const vec_f32 w0 = vec_set1(p0[j]);                                                        \
           a0 = vec_fma(w0, LOAD(row, c), a0), a1 = vec_fma(w0, LOAD(row, c + VEC_LANES), a1);        \
           a2 = vec_fma(w0, LOAD(row, c + 2 * VEC_LANES), a2);                                        \
@@ -153,6 +169,16 @@ static inline __attribute__((always_inline)) void attn_prefetch(const void *base
         vec_store_tail(o0, tail, a0);                                                                \
       }                                                                                              \
     }                                                                                                \
+  }                                                                                                  \
+  static void NAME##_weighted_sum(float *out, size_t out_stride, const float *p, size_t p_stride,    \
+                                  size_t n_q, const void *v, size_t row_bytes, size_t n_pos,         \
+                                  size_t hd) {                                                       \
+    NAME##_weighted_sum_at(out, out_stride, p, p_stride, n_q, v, row_bytes, n_pos, hd, LZN_PREFETCH_L1); \
+  }                                                                                                  \
+  static void NAME##_weighted_sum_l2(float *out, size_t out_stride, const float *p, size_t p_stride, \
+                                     size_t n_q, const void *v, size_t row_bytes, size_t n_pos,      \
+                                     size_t hd) {                                                    \
+    NAME##_weighted_sum_at(out, out_stride, p, p_stride, n_q, v, row_bytes, n_pos, hd, LZN_PREFETCH_L2); \
   }
 
 #endif /* LZN_KERNELS_X86_ATTN_H */
