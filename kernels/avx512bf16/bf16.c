@@ -124,8 +124,11 @@ static float dp_one(const uint16_t *row, size_t m, const uint16_t *xb, const uin
 
 /* out[t] = row t . x, row t at w + idx[t] * ld, or at w + t * ld if idx
  * is NULL (gemv). */
-ROWS_ALWAYS_INLINE void dp_rows(float *out, const uint16_t *w, size_t ld, size_t d, const int32_t *idx, size_t n,
-                                const float *x, enum lzn_prefetch_level level) {
+ROWS_ALWAYS_INLINE void dp_rows(float *out, const void *w_bytes, size_t row_bytes, size_t d, const int32_t *idx,
+                                size_t n, const void *x_f32, enum lzn_prefetch_level level) {
+  const uint16_t *const w = w_bytes;
+  const float *const x = x_f32;
+  const size_t ld = row_bytes / sizeof(uint16_t);
   uint16_t xb[X_CHUNK], xl[X_CHUNK];
 #define ROW(t) (w + (idx ? (size_t)idx[t] : (t)) * ld + c0)
   for (size_t c0 = 0; c0 < d; c0 += X_CHUNK) {
@@ -149,23 +152,8 @@ ROWS_ALWAYS_INLINE void dp_rows(float *out, const uint16_t *w, size_t ld, size_t
 }
 
 /* The table's kernels at each prefetch level (generic/stream.h). */
-static void avx512bf16_bf16_dot_rows(float *out, const void *w, size_t row_bytes, size_t d,
-                                     const int32_t *idx, size_t n, const void *x) {
-  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, idx, n, x, LZN_PREFETCH_L1);
-}
-static void avx512bf16_bf16_dot_rows_l2(float *out, const void *w, size_t row_bytes, size_t d,
-                                        const int32_t *idx, size_t n, const void *x) {
-  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, idx, n, x, LZN_PREFETCH_L2);
-}
-
-static void avx512bf16_bf16_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,
-                                 const void *x) {
-  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, NULL, n_rows, x, LZN_PREFETCH_L1);
-}
-static void avx512bf16_bf16_gemv_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,
-                                    const void *x) {
-  dp_rows(out, w, row_bytes / sizeof(uint16_t), d, NULL, n_rows, x, LZN_PREFETCH_L2);
-}
+ROWS_DOT_AT_LEVELS(avx512bf16_bf16_dot_rows, dp_rows)
+ROWS_GEMV_AT_LEVELS(avx512bf16_bf16_gemv, dp_rows)
 
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t);
 void lzn_install_avx512bf16_bf16(lzn_kernel_table *t) {

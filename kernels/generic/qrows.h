@@ -272,20 +272,8 @@ QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, si
 #undef QR_DOT8_STEP
 
 /* The table's signatures, at each prefetch level. */
-static void qr_dot_rows(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
-                        const void *x) {
-  qr_dot_any(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L1);
-}
-static void qr_dot_rows_l2(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
-                           const void *x) {
-  qr_dot_any(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L2);
-}
-static void qr_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
-  qr_dot_any(out, w, row_bytes, d, NULL, n_rows, x, LZN_PREFETCH_L1);
-}
-static void qr_gemv_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
-  qr_dot_any(out, w, row_bytes, d, NULL, n_rows, x, LZN_PREFETCH_L2);
-}
+ROWS_DOT_AT_LEVELS(qr_dot_rows, qr_dot_any)
+ROWS_GEMV_AT_LEVELS(qr_gemv, qr_dot_any)
 
 /* ------------------------------------------------------------- axpy_rows */
 
@@ -373,14 +361,7 @@ QR_ALWAYS_INLINE void qr_axpy_rows_at(float *y, size_t d, const void *w, size_t 
   }
 }
 
-static void qr_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx, const float *coef,
-                         size_t n) {
-  qr_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);
-}
-static void qr_axpy_rows_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
-                            const float *coef, size_t n) {
-  qr_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);
-}
+ROWS_AXPY_AT_LEVELS(qr_axpy_rows, qr_axpy_rows_at)
 
 /* ---------------------------------------------------------- axpy_rows_q8 */
 
@@ -495,14 +476,7 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
   }
 }
 
-static void qr_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
-                            const float *coef, size_t n) {
-  qr_axpy_rows_q8_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);
-}
-static void qr_axpy_rows_q8_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
-                               const float *coef, size_t n) {
-  qr_axpy_rows_q8_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);
-}
+ROWS_AXPY_AT_LEVELS(qr_axpy_rows_q8, qr_axpy_rows_q8_at)
 #endif /* QR_AXPY_Q8_STEP_BLOCKS */
 
 /* kernels.h's to_f32, by the axpy step (install it where that step is

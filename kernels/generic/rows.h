@@ -145,14 +145,7 @@ ROWS_ALWAYS_INLINE void rows_axpy_rows_at(float *y, size_t d, const void *w_byte
   }
 }
 
-static void rows_axpy_rows(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
-                           const float *coef, size_t n) {
-  rows_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);
-}
-static void rows_axpy_rows_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
-                              const float *coef, size_t n) {
-  rows_axpy_rows_at(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);
-}
+ROWS_AXPY_AT_LEVELS(rows_axpy_rows, rows_axpy_rows_at)
 
 #undef ROWS_AXPY8_STEP
 #undef ROWS_AXPY8_VECTOR
@@ -240,20 +233,15 @@ ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t
   for (; t < n; t++) out[t] = rows_dot_one(w + (size_t)idx[t] * ld, x, d);
 }
 
-static void rows_dot_rows(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
-                          const void *x) {
-  rows_dot_rows_at(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L1);
-}
-static void rows_dot_rows_l2(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n,
-                             const void *x) {
-  rows_dot_rows_at(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L2);
-}
+ROWS_DOT_AT_LEVELS(rows_dot_rows, rows_dot_rows_at)
 
 /* dot_rows over rows 0 .. n_rows: row r at w + r * row_bytes. The head
  * prefetch of the next group stays: it is cheap, and a column slice's rows
  * are not contiguous for the hardware prefetcher. */
-ROWS_ALWAYS_INLINE void rows_gemv_at(float *out, const void *w_bytes, size_t row_bytes, size_t d, size_t n_rows,
-                                    const void *x, enum lzn_prefetch_level level) {
+ROWS_ALWAYS_INLINE void rows_gemv_at(float *out, const void *w_bytes, size_t row_bytes, size_t d,
+                                    const int32_t *no_idx, size_t n_rows, const void *x,
+                                    enum lzn_prefetch_level level) {
+  (void)no_idx; /* NULL: ROWS_GEMV_AT_LEVELS's shape */
   const w_elem *const w = w_bytes;
   const size_t ld = row_bytes / sizeof(w_elem);
   size_t t = 0;
@@ -267,12 +255,7 @@ ROWS_ALWAYS_INLINE void rows_gemv_at(float *out, const void *w_bytes, size_t row
   for (; t < n_rows; t++) out[t] = rows_dot_one(w + t * ld, x, d);
 }
 
-static void rows_gemv(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
-  rows_gemv_at(out, w, row_bytes, d, n_rows, x, LZN_PREFETCH_L1);
-}
-static void rows_gemv_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) {
-  rows_gemv_at(out, w, row_bytes, d, n_rows, x, LZN_PREFETCH_L2);
-}
+ROWS_GEMV_AT_LEVELS(rows_gemv, rows_gemv_at)
 
 #undef ROWS_TAIL_LOAD_X
 #undef ROWS_TAIL_LOAD_Y

@@ -93,4 +93,36 @@ ROWS_ALWAYS_INLINE void rows_prefetch_head(const void *row, size_t bytes, enum l
   for (size_t l = 0; l < lines; l++) row_prefetch((const char *)row + ROWS_CACHE_LINE * l, level);
 }
 
+/* A row kernel's two builds with the table's signature (kernels.h): name
+ * with its prefetches into L1 and name##_l2 toward L2, each calling the
+ * always-inline impl with the table's arguments and the level, a constant
+ * there. The install functions pick one with LZN_AT_LEVEL. */
+#define ROWS_AXPY_AT_LEVELS(name, impl)                                                                \
+  static void name(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,             \
+                   const float *coef, size_t n) {                                                       \
+    impl(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L1);                                            \
+  }                                                                                                     \
+  static void name##_l2(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,        \
+                        const float *coef, size_t n) {                                                  \
+    impl(y, d, w, row_bytes, idx, coef, n, LZN_PREFETCH_L2);                                            \
+  }
+#define ROWS_DOT_AT_LEVELS(name, impl)                                                                 \
+  static void name(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx, size_t n, \
+                   const void *x) {                                                                     \
+    impl(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L1);                                             \
+  }                                                                                                     \
+  static void name##_l2(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx,      \
+                        size_t n, const void *x) {                                                      \
+    impl(out, w, row_bytes, d, idx, n, x, LZN_PREFETCH_L2);                                             \
+  }
+/* gemv: dot_rows over rows 0 .. n_rows, impl given idx NULL. */
+#define ROWS_GEMV_AT_LEVELS(name, impl)                                                                \
+  static void name(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows, const void *x) { \
+    impl(out, w, row_bytes, d, NULL, n_rows, x, LZN_PREFETCH_L1);                                       \
+  }                                                                                                     \
+  static void name##_l2(float *out, const void *w, size_t row_bytes, size_t d, size_t n_rows,           \
+                        const void *x) {                                                                \
+    impl(out, w, row_bytes, d, NULL, n_rows, x, LZN_PREFETCH_L2);                                       \
+  }
+
 #endif /* LZN_KERNELS_GENERIC_STREAM_H */
