@@ -59,8 +59,9 @@ enum lzn_isa {
   LZN_ISA_COUNT = 6
 };
 
-/* Where the row kernels' software prefetches (kernels/generic/stream.h)
- * bring the rows' coming lines: one more dimension of the table, chosen
+/* Where the row kernels' software prefetches (kernels/generic/stream.h),
+ * and attention's (x86/attn.h), bring the coming lines: one more
+ * dimension of the table, chosen
  * once per process by the CPU (lib/cpu/cpu.h: lzn_cpu_prefetch_level) or
  * LZN_PREFETCH=l1|l2. Which is faster depends on the core, not on the ISA:
  * measured, one core, LLaMA-7B rows from DRAM, % of the streaming read:

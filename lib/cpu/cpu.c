@@ -84,9 +84,11 @@ LZN_API const char *lzn_isa_name_at(int index) {
 
 /* A 48 KiB L1D marks the cores measured faster with the rows' next lines
  * in L1 (Zen 5; Intel since Ice Lake / Golden Cove have 48 KiB too, not
- * measured); the 32 KiB cores measured (Zen 4) ran the block types' GEMV
- * at half the DRAM rate that way, their L1 misses waiting behind the
- * prefetches' (kernels.h has the numbers). */
+ * measured); the 32 KiB core measured (Zen 4) ran the block types' GEMV
+ * at half the DRAM rate that way (our reading: the loads' L1 misses queue
+ * behind the prefetches', which hold L1's miss slots for a DRAM round
+ * trip; not L1's capacity, which a smaller working set did not help).
+ * kernels.h has the numbers. */
 #define LZN_L1D_BYTES_FOR_L1_PREFETCH (48 * 1024)
 
 enum lzn_prefetch_level lzn_prefetch_level_for_l1d(long l1d_bytes) {

@@ -26,7 +26,7 @@ int lzn_isa_from_name(const char *name);
 /* Bit i set: kernels/ has at least one file for ISA i compiled in. */
 unsigned lzn_isa_compiled(void);
 
-/* The row kernels' prefetch level (kernels.h) for a CPU whose L1 data
+/* The row and attention kernels' prefetch level (kernels.h) for a CPU whose L1 data
  * cache holds l1d_bytes: L2 below 48 KiB, else L1, and L1 when the size is
  * unknown (<= 0). lzn_cpu_prefetch_level: this CPU's. */
 enum lzn_prefetch_level lzn_prefetch_level_for_l1d(long l1d_bytes);
@@ -40,7 +40,7 @@ lzn_status lzn_prefetch_resolve(const char *forced, enum lzn_prefetch_level dete
 
 /* The table that the ceiling gives on a machine supporting `supported`:
  * the ref/ kernels, then every compiled ISA <= ceiling in supported, in
- * enum order, each row kernel in its build for `prefetch`. Never leaves a
+ * enum order, each row and attention kernel in its build for `prefetch`. Never leaves a
  * slot NULL but the optional ones (gemm kernels a type lacks, the packed
  * slot: kernels/gemm.h). */
 void lzn_kernel_table_fill(enum lzn_isa ceiling, unsigned supported, enum lzn_prefetch_level prefetch,
