@@ -61,9 +61,8 @@ enum lzn_isa {
 
 /* Where the row kernels' software prefetches (kernels/generic/stream.h),
  * and attention's (x86/attn.h), bring the coming lines: one more
- * dimension of the table, chosen
- * once per process by the CPU (lib/cpu/cpu.h: lzn_cpu_prefetch_level) or
- * LZN_PREFETCH=l1|l2. Which is faster depends on the core, not on the ISA:
+ * dimension of the table, chosen once per process by the CPU
+ * (lib/cpu/cpu.h: lzn_cpu_prefetch_level) or LZN_PREFETCH=l1|l2. Which is faster depends on the core, not on the ISA:
  * measured, one core, LLaMA-7B rows from DRAM, % of the streaming read:
  * Zen 5 (48 KiB L1D) Q4_0 GEMV 66 with the next rows toward L2 -> 85 into
  * L1; Zen 4 (32 KiB L1D) 46 into L1 -> 84 toward L2 (F32 73 -> 85, Q8_0
