@@ -163,8 +163,9 @@ def version_number() -> int:
 
 def isa() -> Optional[str]:
     """The kernel ceiling in use ("scalar", "avx2", "avxvnni", "avx512", "avx512bf16"
-    or "avx512vnni"); None if $LZN_ISA names one this machine cannot run (every
-    model call then fails with LZN_ERR_ISA)."""
+    or "avx512vnni"); None if $LZN_ISA names one this machine cannot run, or
+    $LZN_PREFETCH is neither l1 nor l2 (every model call then fails with
+    LZN_ERR_ISA)."""
     name = _lib.load().lzn_isa_name()
     return name.decode() if name is not None else None
 
