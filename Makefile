@@ -188,14 +188,16 @@ test: deps
 	  test-server
 
 # The kernel suites run at both prefetch levels (kernels.h: each row and
-# attention kernel has two builds, one per level, and a CPU uses one).
+# attention kernel has two builds, one per level, and a CPU uses one);
+# at scalar once, since the reference has no prefetches and one build.
 KERNEL_SUITES = $(filter $(BUILD)/test_kernels% $(BUILD)/test_attention,$(TESTS))
 test-isa: $(TESTS) $(FUZZ_REPLAYS) $(BUILD)/lzn-isa-list $(SHARED)
 	@set -e; for isa in $$($(BUILD)/lzn-isa-list); do \
 	  for t in $(filter-out $(KERNEL_SUITES),$(TESTS)); do \
 	    echo "== LZN_ISA=$$isa $$t"; LZN_ISA=$$isa $$t; \
 	  done; \
-	  for t in $(KERNEL_SUITES); do for level in l1 l2; do \
+	  levels="l1 l2"; [ "$$isa" = scalar ] && levels=l1; \
+	  for t in $(KERNEL_SUITES); do for level in $$levels; do \
 	    echo "== LZN_ISA=$$isa LZN_PREFETCH=$$level $$t"; LZN_ISA=$$isa LZN_PREFETCH=$$level $$t; \
 	  done; done; \
 	  echo "== LZN_ISA=$$isa fuzz corpora and regressions"; \

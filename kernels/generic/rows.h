@@ -216,6 +216,15 @@ ROWS_ALWAYS_INLINE void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, 
 
 #undef ROWS_DOT8_VECTOR
 
+/* Row t of a call: w + idx[t] * ld, or row t itself when idx is NULL
+ * (gemv: a constant there after inlining, so no test is left). */
+ROWS_ALWAYS_INLINE const w_elem *rows_row(const w_elem *w, size_t ld, const int32_t *idx, size_t t) {
+  return w + (idx ? (size_t)idx[t] : t) * ld;
+}
+
+/* out[t] = row t . x for t in [0, n). The head prefetch of the next group
+ * stays for gemv too: it is cheap, and a column slice's rows are not
+ * contiguous for the hardware prefetcher. */
 ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t row_bytes, size_t d,
                                         const int32_t *idx, size_t n, const void *x,
                                         enum lzn_prefetch_level level) {
@@ -225,37 +234,16 @@ ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
     for (size_t k = 0; k < next; k++)
-      rows_prefetch_head(w + (size_t)idx[t + ROWS_GROUP + k] * ld, d * sizeof(w_elem), level);
-#define ROW(k) w + (size_t)idx[t + (k)] * ld
+      rows_prefetch_head(rows_row(w, ld, idx, t + ROWS_GROUP + k), d * sizeof(w_elem), level);
+#define ROW(k) rows_row(w, ld, idx, t + (k))
     rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x, level);
 #undef ROW
   }
-  for (; t < n; t++) out[t] = rows_dot_one(w + (size_t)idx[t] * ld, x, d);
+  for (; t < n; t++) out[t] = rows_dot_one(rows_row(w, ld, idx, t), x, d);
 }
 
 ROWS_DOT_AT_LEVELS(rows_dot_rows, rows_dot_rows_at)
-
-/* dot_rows over rows 0 .. n_rows: row r at w + r * row_bytes. The head
- * prefetch of the next group stays: it is cheap, and a column slice's rows
- * are not contiguous for the hardware prefetcher. */
-ROWS_ALWAYS_INLINE void rows_gemv_at(float *out, const void *w_bytes, size_t row_bytes, size_t d,
-                                    const int32_t *no_idx, size_t n_rows, const void *x,
-                                    enum lzn_prefetch_level level) {
-  (void)no_idx; /* NULL: ROWS_GEMV_AT_LEVELS's shape */
-  const w_elem *const w = w_bytes;
-  const size_t ld = row_bytes / sizeof(w_elem);
-  size_t t = 0;
-  for (; t + ROWS_GROUP <= n_rows; t += ROWS_GROUP) {
-    const size_t left = n_rows - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++) rows_prefetch_head(w + (t + ROWS_GROUP + k) * ld, d * sizeof(w_elem), level);
-#define ROW(k) w + (t + (k)) * ld
-    rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x, level);
-#undef ROW
-  }
-  for (; t < n_rows; t++) out[t] = rows_dot_one(w + t * ld, x, d);
-}
-
-ROWS_GEMV_AT_LEVELS(rows_gemv, rows_gemv_at)
+ROWS_GEMV_AT_LEVELS(rows_gemv, rows_dot_rows_at)
 
 #undef ROWS_TAIL_LOAD_X
 #undef ROWS_TAIL_LOAD_Y
