@@ -5,6 +5,7 @@
  */
 #include <ftw.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -581,8 +582,32 @@ START_TEST(disk_large_file_read_onto_huge_pages) {
   void *small = lzn_alloc_weights(100);
   ck_assert_ptr_nonnull(small);
   ck_assert_uint_eq((uintptr_t)small % 64, 0);
-  free(small);
+  lzn_free_weights(small, 100);
   ck_assert_ptr_null(lzn_alloc_weights(SIZE_MAX - 10));
+}
+END_TEST
+
+/* Weights never land in heap memory that was touched before: advice only
+ * shapes pages faulted in after it, so such memory would keep its 4 KiB
+ * pages (core/buffer.h). A freed, touched heap block of the size a 9 MiB
+ * request would reuse is not reused; the buffer is aligned, whole and
+ * given back by lzn_free_weights. */
+START_TEST(large_weights_are_a_fresh_mapping) {
+  ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 64 << 20), 1); /* 12 MiB from the heap */
+  char *heap = malloc((size_t)12 << 20);
+  ck_assert_ptr_nonnull(heap);
+  memset(heap, 1, (size_t)12 << 20);
+  const uintptr_t lo = (uintptr_t)heap, hi = lo + ((size_t)12 << 20);
+  free(heap);
+  const size_t n = ((size_t)9 << 20) + 100;
+  char *w = lzn_alloc_weights(n);
+  ck_assert_ptr_nonnull(w);
+  ck_assert_uint_eq((uintptr_t)w % ((uintptr_t)2 << 20), 0);
+  ck_assert_msg((uintptr_t)w + n <= lo || (uintptr_t)w >= hi, "weights reuse the freed heap block");
+  memset(w, 2, n);
+  ck_assert_int_eq(w[n - 1], 2);
+  lzn_free_weights(w, n);
+  lzn_free_weights(NULL, n);
 }
 END_TEST
 
@@ -832,6 +857,7 @@ static Suite *format_suite(void) {
   tcase_add_unchecked_fixture(disk, make_tmp_root, remove_tmp_root);
   tcase_add_test(disk, disk_single_file_mmap_and_read);
   tcase_add_test(disk, disk_large_file_read_onto_huge_pages);
+  tcase_add_test(disk, large_weights_are_a_fresh_mapping);
   tcase_add_test(disk, disk_folder_with_model_safetensors);
   tcase_add_test(disk, disk_missing_path);
   tcase_add_test(disk, disk_folder_without_weights);

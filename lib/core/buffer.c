@@ -11,13 +11,28 @@
 
 #define LZN_HUGE_PAGE ((size_t)2 << 20)
 
+/* Bytes a large buffer of n_bytes occupies: whole huge pages. */
+static size_t huge_rounded(size_t n_bytes) { return (n_bytes + LZN_HUGE_PAGE - 1) & ~(LZN_HUGE_PAGE - 1); }
+
 void *lzn_alloc_weights(size_t n_bytes) {
-  const size_t align = n_bytes >= LZN_HUGE_PAGE ? LZN_HUGE_PAGE : 64;
-  if (n_bytes > SIZE_MAX - align) return NULL;
-  const size_t bytes = (n_bytes + align - 1) & ~(align - 1);
-  void *buffer = aligned_alloc(align, bytes ? bytes : align);
-  if (buffer != NULL && align == LZN_HUGE_PAGE) madvise(buffer, bytes, MADV_HUGEPAGE); /* advice only */
-  return buffer;
+  if (n_bytes < LZN_HUGE_PAGE) return aligned_alloc(64, n_bytes ? (n_bytes + 63) & ~(size_t)63 : 64);
+  if (n_bytes > SIZE_MAX - 2 * LZN_HUGE_PAGE) return NULL;
+  const size_t bytes = huge_rounded(n_bytes);
+  /* A huge page more than needed, then the unaligned ends given back. */
+  char *map = mmap(NULL, bytes + LZN_HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return NULL;
+  char *const start = (char *)(((uintptr_t)map + LZN_HUGE_PAGE - 1) & ~(uintptr_t)(LZN_HUGE_PAGE - 1));
+  if (start > map) munmap(map, (size_t)(start - map));
+  const size_t after = (size_t)(map + bytes + LZN_HUGE_PAGE - (start + bytes));
+  if (after) munmap(start + bytes, after);
+  madvise(start, bytes, MADV_HUGEPAGE); /* advice only */
+  return start;
+}
+
+void lzn_free_weights(void *buffer, size_t n_bytes) {
+  if (buffer == NULL) return;
+  if (n_bytes < LZN_HUGE_PAGE) free(buffer);
+  else munmap(buffer, huge_rounded(n_bytes));
 }
 
 lzn_status lzn_buffers_alloc(lzn_buffers *list, size_t n_bytes, void **out) {
@@ -25,19 +40,23 @@ lzn_status lzn_buffers_alloc(lzn_buffers *list, size_t n_bytes, void **out) {
   if (list->n == list->cap) {
     const size_t cap = list->cap ? 2 * list->cap : 64;
     void **grown = realloc(list->items, cap * sizeof *grown);
-    if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory growing the buffer list");
-    list->items = grown, list->cap = cap;
+    if (grown != NULL) list->items = grown;
+    size_t *sizes = grown ? realloc(list->sizes, cap * sizeof *sizes) : NULL;
+    if (sizes == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory growing the buffer list");
+    list->sizes = sizes, list->cap = cap;
   }
   void *buffer = lzn_alloc_weights(n_bytes);
   if (buffer == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory allocating %zu bytes of weights", n_bytes);
-  list->items[list->n++] = buffer;
+  list->items[list->n] = buffer;
+  list->sizes[list->n++] = n_bytes;
   *out = buffer;
   return LZN_OK;
 }
 
 void lzn_buffers_free(lzn_buffers *list) {
   if (list == NULL) return;
-  for (size_t i = 0; i < list->n; i++) free(list->items[i]);
+  for (size_t i = 0; i < list->n; i++) lzn_free_weights(list->items[i], list->sizes[i]);
   free(list->items);
-  list->items = NULL, list->n = list->cap = 0;
+  free(list->sizes);
+  list->items = NULL, list->sizes = NULL, list->n = list->cap = 0;
 }

@@ -125,7 +125,7 @@ lzn_status lzn_file_load(const char *path, int use_mmap, void **bytes, size_t *s
   status = read_exactly(fd, path, *bytes, *size);
   close(fd);
   if (status != LZN_OK) {
-    free(*bytes);
+    lzn_free_weights(*bytes, *size);
     *bytes = NULL;
   }
   return status;
@@ -134,5 +134,5 @@ lzn_status lzn_file_load(const char *path, int use_mmap, void **bytes, size_t *s
 void lzn_file_unload(void *bytes, size_t size, int mapped) {
   if (bytes == NULL) return;
   if (mapped) munmap(bytes, size);
-  else free(bytes);
+  else lzn_free_weights(bytes, size);
 }

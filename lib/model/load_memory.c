@@ -12,7 +12,8 @@
 /* The model's own copy of an image whose tensors it reads in place:
  * weights memory (lzn_alloc_weights: aligned as a mapped file's pages
  * would be, and on huge pages when large, which decode's weight reads
- * want), released by free(). NULL when out of memory. */
+ * want), released by lzn_free_weights(copy, size) (lzn_file_unload, for
+ * the file that owns it). NULL when out of memory. */
 static void *own_copy(const void *bytes, size_t size) {
   void *copy = lzn_alloc_weights(size);
   if (copy != NULL && size) memcpy(copy, bytes, size);
@@ -41,14 +42,14 @@ lzn_status lzn_model_load_memory(const char *config_json, size_t config_len, con
     m->weights.files = calloc(1, sizeof *m->weights.files);
     void *copy = own_copy(weights, weights_len);
     if (m->weights.files == NULL || copy == NULL) {
-      free(copy);
+      lzn_free_weights(copy, weights_len);
       s = lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_memory: out of memory for %zu bytes of weights",
                    weights_len);
     } else {
       m->weights.n_files = 1;
       s = lzn_st_parse(copy, weights_len, "(memory model.safetensors)", &m->weights.files[0]);
       if (s == LZN_OK) m->weights.files[0].owns_bytes = 1; /* lzn_st_close frees it */
-      else free(copy);
+      else lzn_free_weights(copy, weights_len);
     }
   }
   /* by_name stays NULL: lzn_weights_find searches the one file linearly. */
@@ -77,12 +78,12 @@ lzn_status lzn_model_load_gguf_memory(const void *bytes, size_t size, const lzn_
   lzn_model *m = calloc(1, sizeof *m);
   void *copy = own_copy(bytes, size);
   if (m == NULL || copy == NULL) {
-    free(m), free(copy);
+    free(m), lzn_free_weights(copy, size);
     return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load_gguf_memory: out of memory for %zu bytes", size);
   }
   s = lzn_gguf_parse(copy, size, "(memory model.gguf)", &m->gguf);
   if (s != LZN_OK) {
-    free(copy);
+    lzn_free_weights(copy, size);
     free(m);
     return s;
   }
