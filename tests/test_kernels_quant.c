@@ -344,6 +344,38 @@ START_TEST(dot_every_group_split) {
 }
 END_TEST
 
+/* A row's product does not depend on the rows beside it: inside a group
+ * of 8 (whose sums vec_hsum8 adds side by side) and alone (vec_hsum) it is
+ * the same bits, so threads that cut the rows anywhere give the
+ * single-thread result. Float data, so that the order of the adds shows. */
+START_TEST(dot_in_a_group_is_the_row_alone_bit_for_bit) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {0x9e0008u};
+  static const size_t dims[] = {32, 256, 4128};
+  enum { ROWS = 17 }; /* two groups and one row after them */
+  int32_t all[ROWS];
+  for (int i = 0; i < ROWS; i++) all[i] = i;
+  for (int ti = 0; ti < 2; ti++) {
+    const lzn_weight_type type = ti ? LZN_WEIGHTS_Q4_0 : LZN_WEIGHTS_Q8_0;
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+      const size_t d = dims[di];
+      qmatrix m = make_qmatrix(&r, type, DATA_FLOAT, ROWS, d, 0, d, all, ROWS);
+      guarded x = make_x(&r, DATA_FLOAT, d);
+      float grouped[ROWS];
+      k->type[type].gemv.fn(grouped, m.mem.data, m.row_bytes, d, ROWS, x.data);
+      for (int i = 0; i < ROWS; i++) {
+        float alone;
+        k->type[type].dot_rows.fn(&alone, m.mem.data, m.row_bytes, d, &all[i], 1, x.data);
+        ck_assert_msg(memcmp(&alone, &grouped[i], sizeof alone) == 0, "%s %s d=%zu row %d: %.9g in its group, %.9g alone",
+                      k->name, type_name(type), d, i, (double)grouped[i], (double)alone);
+      }
+      guarded_free(&x);
+      guarded_free(&m.mem);
+    }
+  }
+}
+END_TEST
+
 /* ------------------------------------------------------------- axpy_rows */
 
 /* The two axpy slots: axpy_rows (fp32 coefficients) and axpy_rows_q8
@@ -843,6 +875,7 @@ static Suite *quant_suite(void) {
   tcase_add_test(dot, q8_0_dot_on_column_slices);
   tcase_add_test(dot, q4_0_dot_on_column_slices);
   tcase_add_test(dot, dot_every_group_split);
+  tcase_add_test(dot, dot_in_a_group_is_the_row_alone_bit_for_bit);
   tcase_add_test(dot, dot_of_quantized_x_tracks_fp32);
   suite_add_tcase(s, dot);
 

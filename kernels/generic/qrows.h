@@ -14,7 +14,7 @@
  * and columns in steps of a few blocks. The including file provides, first
  * its ISA's primitives (x86: x86/vec_avx2.h or x86/vec_avx512.h):
  *
- *   vec_f32, VEC_LANES, vec_zero, vec_hsum, vec_set1, vec_load, vec_store,
+ *   vec_f32, VEC_LANES, vec_zero, vec_hsum, vec_hsum8, vec_set1, vec_load, vec_store,
  *   row_prefetch
  *
  * then, for its weight type (x86: x86/q4_0_avx512.h and the like):
@@ -109,6 +109,26 @@ QR_ALWAYS_INLINE const unsigned char *qr_row(const void *w, size_t row_bytes, co
 QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t from, size_t span,
                                         const int32_t *idx, size_t t, size_t n, enum lzn_prefetch_level level) {
   for (size_t k = 0; k < n; k++) rows_prefetch_head(qr_row(w, row_bytes, idx, t + k) + from, span - from, level);
+}
+
+/* Rows of at most this many bytes are prefetched whole, two groups
+ * ahead, instead of step by step: a predictor's rank-256 rows (272 bytes
+ * in Q8_0, 144 in Q4_0) make groups of 2 KB or less, so the next group one
+ * step ahead was too close to hide DRAM's latency, and the per-step
+ * prefetches (two lines per row for a 68-byte step) outnumbered the lines
+ * read 3 to 1. Measured on Zen 4 (one core, 11008 rows, cold, % of the
+ * stream): GEMV of 256 columns Q8_0 50-54 -> 67-72 (AVX-512 VNNI and
+ * AVX2), Q4_0 39-46 -> 62-74 (AVX-512; AVX2 47-53 -> 44-48), the same
+ * rows gathered at 10 % Q4_0 18-21 -> 27-28 (AVX-512), Q8_0 25 -> 21-25;
+ * rows of 544 bytes (Q8_0, 512 columns) measured slower this way (66 ->
+ * 61), so longer rows keep the step-by-step scheme below. */
+#define QR_SHORT_ROW_BYTES 320
+
+/* Every line of the first span bytes of the rows [t, t + n). */
+QR_ALWAYS_INLINE void qr_prefetch_rows(const void *w, size_t row_bytes, size_t span, const int32_t *idx, size_t t,
+                                       size_t n, enum lzn_prefetch_level level) {
+  for (size_t k = 0; k < n; k++)
+    for (size_t at = 0; at < span; at += ROWS_CACHE_LINE) row_prefetch(qr_row(w, row_bytes, idx, t + k) + at, level);
 }
 
 /* Prefetches per row per step for the next group: the step's bytes in
@@ -217,10 +237,20 @@ QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, si
     const size_t c_full = c1 < n_full ? c1 : n_full; /* steps of this chunk read in place */
     qr_x_chunk(xs, x, c0, c1 - c0, n_full, tail_x_bytes);
     size_t t = 0;
+    /* Short rows: the group after the next, whole, as a group starts,
+     * and nothing per step. */
+    const int short_rows = span <= QR_SHORT_ROW_BYTES;
+    if (short_rows) qr_prefetch_rows(w, row_bytes, span, idx, 0, n < 2 * ROWS_GROUP ? n : 2 * ROWS_GROUP, level);
     for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
       const size_t left = n - (t + ROWS_GROUP);
-      qr_prefetch_heads(w, row_bytes, c0 * QR_DOT_STEP_BYTES, span, idx, t + ROWS_GROUP,
-                        left < ROWS_GROUP ? left : ROWS_GROUP, level);
+      if (short_rows) {
+        const size_t from = t + 2 * ROWS_GROUP;
+        qr_prefetch_rows(w, row_bytes, span, idx, from, from < n ? (n - from < ROWS_GROUP ? n - from : ROWS_GROUP) : 0,
+                         level);
+      } else {
+        qr_prefetch_heads(w, row_bytes, c0 * QR_DOT_STEP_BYTES, span, idx, t + ROWS_GROUP,
+                          left < ROWS_GROUP ? left : ROWS_GROUP, level);
+      }
       const unsigned char *const r0 = qr_row(w, row_bytes, idx, t), *const r1 = qr_row(w, row_bytes, idx, t + 1);
       const unsigned char *const r2 = qr_row(w, row_bytes, idx, t + 2), *const r3 = qr_row(w, row_bytes, idx, t + 3);
       const unsigned char *const r4 = qr_row(w, row_bytes, idx, t + 4), *const r5 = qr_row(w, row_bytes, idx, t + 5);
@@ -232,8 +262,10 @@ QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, si
       vec_f32 acc0 = vec_zero(), acc1 = vec_zero(), acc2 = vec_zero(), acc3 = vec_zero();
       vec_f32 acc4 = vec_zero(), acc5 = vec_zero(), acc6 = vec_zero(), acc7 = vec_zero();
       for (size_t s = c0; s < c_full; s++) {
-        QR_PREFETCH_GROUP(s * QR_DOT_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES, QR_DOT_STEP_BYTES, span);
-        QR_PREFETCH_NEXT(next, s * QR_DOT_STEP_BYTES, QR_DOT_STEP_BYTES);
+        if (!short_rows) {
+          QR_PREFETCH_GROUP(s * QR_DOT_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES, QR_DOT_STEP_BYTES, span);
+          QR_PREFETCH_NEXT(next, s * QR_DOT_STEP_BYTES, QR_DOT_STEP_BYTES);
+        }
         QR_DOT8_STEP(s);
       }
       if (c_full < c1) {
@@ -248,14 +280,12 @@ QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, si
         acc6 = qr_dot_tail(acc6, r6 + off, tail_bytes, xt);
         acc7 = qr_dot_tail(acc7, r7 + off, tail_bytes, xt);
       }
-      const float s0 = vec_hsum(acc0), s1 = vec_hsum(acc1), s2 = vec_hsum(acc2), s3 = vec_hsum(acc3);
-      const float s4 = vec_hsum(acc4), s5 = vec_hsum(acc5), s6 = vec_hsum(acc6), s7 = vec_hsum(acc7);
       if (c0 == 0) {
-        out[t] = s0, out[t + 1] = s1, out[t + 2] = s2, out[t + 3] = s3;
-        out[t + 4] = s4, out[t + 5] = s5, out[t + 6] = s6, out[t + 7] = s7;
+        vec_hsum8(out + t, acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
       } else {
-        out[t] += s0, out[t + 1] += s1, out[t + 2] += s2, out[t + 3] += s3;
-        out[t + 4] += s4, out[t + 5] += s5, out[t + 6] += s6, out[t + 7] += s7;
+        float sums[ROWS_GROUP];
+        vec_hsum8(sums, acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+        for (size_t k = 0; k < ROWS_GROUP; k++) out[t + k] += sums[k];
       }
     }
     /* The last rows, fewer than a group, one at a time. */

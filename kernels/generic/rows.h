@@ -6,7 +6,7 @@
  * kernels/<isa>/<type>.c file includes its ISA's vector primitives (x86:
  * x86/vec_avx2.h or x86/vec_avx512.h: vec_f32, VEC_LANES, vec_tail,
  * vec_tail_make, vec_load/_tail, vec_store/_tail, vec_fma, vec_add,
- * vec_set1, vec_zero, vec_hsum, and row_prefetch), then defines for its
+ * vec_set1, vec_zero, vec_hsum, vec_hsum8, and row_prefetch), then defines for its
  * weight type
  *     typedef ... w_elem;                                 one stored weight
  *     static inline vec_f32 w_load(const w_elem *p);      VEC_LANES weights as fp32
@@ -204,14 +204,7 @@ ROWS_ALWAYS_INLINE void rows_dot_group(float *out, ROWS_GROUP_PARAMS, size_t d, 
     const vec_tail tail = vec_tail_make(d - j);
     ROWS_DOT8_VECTOR(j, ROWS_TAIL_LOAD_X, ROWS_TAIL_LOAD_W);
   }
-  out[0] = vec_hsum(s0);
-  out[1] = vec_hsum(s1);
-  out[2] = vec_hsum(s2);
-  out[3] = vec_hsum(s3);
-  out[4] = vec_hsum(s4);
-  out[5] = vec_hsum(s5);
-  out[6] = vec_hsum(s6);
-  out[7] = vec_hsum(s7);
+  vec_hsum8(out, s0, s1, s2, s3, s4, s5, s6, s7);
 }
 
 #undef ROWS_DOT8_VECTOR

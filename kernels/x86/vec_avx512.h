@@ -35,6 +35,28 @@ static inline vec_f32 vec_set1(float v) { return _mm512_set1_ps(v); }
 static inline vec_f32 vec_zero(void) { return _mm512_setzero_ps(); }
 static inline float vec_hsum(vec_f32 v) { return _mm512_reduce_add_ps(v); }
 
+/* out[k] = vec_hsum(ak), bit for bit: the pairs GCC's reduce adds (the
+ * 256-bit halves, the 128-bit halves, lanes 0 + 2 and 1 + 3, then those
+ * two), side by side: 24 instructions for the 8 sums where 8 vec_hsum take
+ * ~72, which rows of a few hundred bytes (a predictor's, a small model's)
+ * paid once per row. */
+static inline void vec_hsum8(float out[8], vec_f32 a0, vec_f32 a1, vec_f32 a2, vec_f32 a3, vec_f32 a4, vec_f32 a5,
+                             vec_f32 a6, vec_f32 a7) {
+  /* 256-bit halves: quarters 0-1 of h01 are a0's 8 values, 2-3 a1's. */
+#define VEC_HALVES(a, b) _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee))
+  const __m512 h01 = VEC_HALVES(a0, a1), h23 = VEC_HALVES(a2, a3), h45 = VEC_HALVES(a4, a5), h67 = VEC_HALVES(a6, a7);
+#undef VEC_HALVES
+  /* 128-bit halves: quarter k of q0123 is ak's 4 values v0..v3. */
+#define VEC_QUARTERS(a, b) _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd))
+  const __m512 q0123 = VEC_QUARTERS(h01, h23), q4567 = VEC_QUARTERS(h45, h67);
+#undef VEC_QUARTERS
+  /* Quarter k: (v0 + v2, v1 + v3) of ak, then of a(k + 4); then each pair's sum in lanes 0 and 2. */
+  const __m512 p = _mm512_add_ps(_mm512_shuffle_ps(q0123, q4567, 0x44), _mm512_shuffle_ps(q0123, q4567, 0xee));
+  const __m512 t = _mm512_add_ps(p, _mm512_permute_ps(p, 0xb1));
+  const __m512i lanes = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+  _mm256_storeu_ps(out, _mm512_castps512_ps256(_mm512_permutexvar_ps(lanes, t)));
+}
+
 /* 16 16-bit elements (fp16 or bf16 bits) from p; the tail's elements, the
  * rest 0, reading only p[0, k) (a BW+VL masked load). */
 static inline __m256i vec_load_u16(const uint16_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
