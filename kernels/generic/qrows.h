@@ -117,9 +117,10 @@ QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t 
  * step ahead was too close to hide DRAM's latency, and the per-step
  * prefetches (two lines per row for a 68-byte step) outnumbered the lines
  * read 3 to 1. Measured on Zen 4 (one core, 11008 rows, cold, % of the
- * stream): GEMV of 256 columns Q8_0 50-54 -> 67-72 (AVX-512 VNNI and
- * AVX2), Q4_0 39-46 -> 62-74 (AVX-512; AVX2 47-53 -> 44-48), the same
- * rows gathered at 10 % Q4_0 18-21 -> 27-28 (AVX-512), Q8_0 25 -> 21-25;
+ * stream, 3 rounds alternating): GEMV of 256 columns Q8_0 47-58 -> 52-68
+ * (AVX-512 VNNI and AVX2), Q4_0 41-51 -> 65-70 (AVX-512; AVX2 33-53 ->
+ * 43-46), all rows as dot_rows Q8_0 46-51 -> 59-69, the same rows gathered
+ * at 10 % Q4_0 18-21 -> 27-28 (AVX-512), Q8_0 20-26 -> 18-25;
  * rows of 544 bytes (Q8_0, 512 columns) measured slower this way (66 ->
  * 61), so longer rows keep the step-by-step scheme below. */
 #define QR_SHORT_ROW_BYTES 320
