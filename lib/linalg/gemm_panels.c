@@ -14,12 +14,17 @@
 #include "core/wtype.h"
 #include "linalg/row_f32.h"
 
-/* A panel's bytes: few panels, so few oneDNN calls, each large enough to
- * split well between threads. Measured on the 4-layer opt-1.3b shape's
- * pp128 (t/s, 1 / 2 threads): 1 MiB Q4_K 507 / 454 (the down-projection's
- * K-slices of 256 rows did not scale at all); 8 MiB 425 / 726 (1 thread
- * within this VM's drift). */
-#define PANEL_BYTES ((size_t)8 << 20)
+/* A panel's bytes: with several threads few panels, so few oneDNN calls,
+ * each large enough to split well between them; on one thread smaller
+ * ones, whose converted rows are still in L2/L3 when oneDNN reads them.
+ * Measured on the 4-layer opt-1.3b shape's pp128 (t/s, 1 / 2 threads):
+ * 1 MiB Q4_K 507 / 454 (the down-projection's K-slices of 256 rows did not
+ * scale at all); 8 MiB 425 / 726. On the 4-layer relullama-7b shape (Zen 4,
+ * 2 rounds alternating, one thread): F16 57.9 / 57.0 with 8 MiB, 63.3 /
+ * 60.3 with 2 MiB, 60.8 / 60.3 with 1 MiB, against F32 61-64; Q4_K 127.6 /
+ * 120.6, 131.5 / 127.8, 133.7 / 131.4. */
+#define PANEL_BYTES_THREADS ((size_t)8 << 20)
+#define PANEL_BYTES_ONE_THREAD ((size_t)2 << 20)
 /* Rows per conversion item, and the panel's rows a multiple of it. */
 #define ROWS_PER_ITEM 16
 
@@ -106,10 +111,11 @@ typedef struct product {
   int64_t panel_rows;
 } product;
 
-/* Rows of w per panel: whole conversion items within PANEL_BYTES, at least
- * one item, at most all rows. */
-static int64_t panel_rows(const lzn_matrix *w, size_t elem_bytes) {
-  int64_t p = (int64_t)(PANEL_BYTES / ((size_t)w->cols * elem_bytes));
+/* Rows of w per panel: whole conversion items within the panel's bytes for
+ * that many threads, at least one item, at most all rows. */
+static int64_t panel_rows(const lzn_matrix *w, size_t elem_bytes, int n_threads) {
+  const size_t bytes = n_threads > 1 ? PANEL_BYTES_THREADS : PANEL_BYTES_ONE_THREAD;
+  int64_t p = (int64_t)(bytes / ((size_t)w->cols * elem_bytes));
   p = p / ROWS_PER_ITEM * ROWS_PER_ITEM;
   if (p < ROWS_PER_ITEM) p = ROWS_PER_ITEM;
   return p < w->rows ? p : w->rows;
@@ -127,7 +133,7 @@ static lzn_status product_start(lzn_exec *ex, product *p, float *y, const float 
   const int64_t k = kn ? w->rows : w->cols, n = kn ? w->cols : w->rows;
   const int bf16 = lzn_gemm_panels_in_bf16(ex, w->type);
   const size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
-  p->panel_rows = in_place(ex, w->type) ? 0 : panel_rows(w, elem);
+  p->panel_rows = in_place(ex, w->type) ? 0 : panel_rows(w, elem, ex->n_threads);
   const size_t d = (size_t)w->cols;
   const size_t x_bytes = bf16 ? ((size_t)m * (size_t)k * sizeof(uint16_t) + 63) & ~(size_t)63 : 0;
   const size_t panel_bytes = ((size_t)p->panel_rows * d * elem + 63) & ~(size_t)63;

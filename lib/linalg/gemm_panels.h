@@ -4,8 +4,9 @@
  * whose own batched kernels multiply in fp32 a register tile at a time
  * (F16, BF16) or not at all (the K-quants: a GEMV per token). Private.
  *
- * The weights go to oneDNN converted, in panels of rows (8 MiB; each
- * panel's product runs before the next is made), or as they lie:
+ * The weights go to oneDNN converted, in panels of rows (8 MiB, 2 MiB on
+ * one thread; each panel's product runs before the next is made), or as
+ * they lie:
  *
  *   bf16, where the CPU multiplies bf16 natively (AVX512-BF16 or AMX, as
  *   oneDNN reports it), for BF16 (read as it lies) and the K-quants
