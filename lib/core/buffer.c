@@ -21,10 +21,10 @@ void *lzn_alloc_weights(size_t n_bytes) {
   /* A huge page more than needed, then the unaligned ends given back. */
   char *map = mmap(NULL, bytes + LZN_HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED) return NULL;
-  char *const start = (char *)(((uintptr_t)map + LZN_HUGE_PAGE - 1) & ~(uintptr_t)(LZN_HUGE_PAGE - 1));
-  if (start > map) munmap(map, (size_t)(start - map));
-  const size_t after = (size_t)(map + bytes + LZN_HUGE_PAGE - (start + bytes));
-  if (after) munmap(start + bytes, after);
+  const size_t before = (LZN_HUGE_PAGE - (uintptr_t)map % LZN_HUGE_PAGE) % LZN_HUGE_PAGE; /* < a huge page */
+  char *const start = map + before;
+  if (before) munmap(map, before);
+  munmap(start + bytes, LZN_HUGE_PAGE - before);
   madvise(start, bytes, MADV_HUGEPAGE); /* advice only */
   return start;
 }
@@ -39,24 +39,20 @@ lzn_status lzn_buffers_alloc(lzn_buffers *list, size_t n_bytes, void **out) {
   *out = NULL;
   if (list->n == list->cap) {
     const size_t cap = list->cap ? 2 * list->cap : 64;
-    void **grown = realloc(list->items, cap * sizeof *grown);
-    if (grown != NULL) list->items = grown;
-    size_t *sizes = grown ? realloc(list->sizes, cap * sizeof *sizes) : NULL;
-    if (sizes == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory growing the buffer list");
-    list->sizes = sizes, list->cap = cap;
+    lzn_buffer *grown = realloc(list->items, cap * sizeof *grown);
+    if (grown == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory growing the buffer list");
+    list->items = grown, list->cap = cap;
   }
   void *buffer = lzn_alloc_weights(n_bytes);
   if (buffer == NULL) return lzn_fail(LZN_ERR_NOMEM, "out of memory allocating %zu bytes of weights", n_bytes);
-  list->items[list->n] = buffer;
-  list->sizes[list->n++] = n_bytes;
+  list->items[list->n++] = (lzn_buffer){buffer, n_bytes};
   *out = buffer;
   return LZN_OK;
 }
 
 void lzn_buffers_free(lzn_buffers *list) {
   if (list == NULL) return;
-  for (size_t i = 0; i < list->n; i++) lzn_free_weights(list->items[i], list->sizes[i]);
+  for (size_t i = 0; i < list->n; i++) lzn_free_weights(list->items[i].bytes, list->items[i].n_bytes);
   free(list->items);
-  free(list->sizes);
-  list->items = NULL, list->sizes = NULL, list->n = list->cap = 0;
+  list->items = NULL, list->n = list->cap = 0;
 }

@@ -10,9 +10,13 @@
 #include "lazyneuron.h"
 
 /* Buffers freed together by lzn_buffers_free. Zero-initialise. */
+typedef struct lzn_buffer {
+  void *bytes;
+  size_t n_bytes; /* as asked of lzn_alloc_weights, for lzn_free_weights */
+} lzn_buffer;
+
 typedef struct lzn_buffers {
-  void **items;
-  size_t *sizes; /* bytes of items[i], for lzn_free_weights */
+  lzn_buffer *items;
   size_t n, cap;
 } lzn_buffers;
 
@@ -24,10 +28,11 @@ typedef struct lzn_buffers {
  * (a freed staging buffer, say) keeps the 4 KiB pages it already has, and
  * glibc serves requests below its mmap threshold, which grows up to 32 MiB
  * as mapped chunks are freed, from such memory. Measured: a synthetic
- * 7B-shape model built beside 16 MB staging buffers had half of its 9 MB
- * attention matrices on 4 KiB pages, and their GEMVs (1.2 GB a token) read
- * 22-23 GB/s against 27 on 2 MiB pages (one Zen 4 core). Weights stream from DRAM, and on 4 KiB
- * pages every 4 KiB read is a TLB miss whose page walk itself misses the
+ * 7B-shape model built beside 16 MB staging buffers had 2.2 of its 6.2 GiB
+ * on 4 KiB pages (all its packed q/k/v/o copies), and the 32 layers'
+ * q/k/v/o GEMVs read 22-23 GB/s from such pages against 26-28 from 2 MiB
+ * ones (one Zen 4 core). Weights stream from DRAM, and on 4 KiB pages
+ * every 4 KiB read is a TLB miss whose page walk itself misses the
  * caches (a 7B model's page tables are 8 MB): measured, the sparse kernels
  * read rows at random 0.120 -> 0.102 ms at 5 % density (2048x8192 fp32), and
  * a LLaMA-7B Q4_0 file's one-thread decode ran 3.9 -> 6.7 t/s dense, 7.9 ->
