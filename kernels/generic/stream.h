@@ -28,8 +28,9 @@
  * AVX-512 axpy_rows 8 % less time at 5 % density, 2 % at 50 %; AVX2 3 % and
  * 2 %.)
  *
- * For the 16-bit types the prefetch distance stays 512 bytes (256
- * columns): 128 columns measured the same, 1024 bytes 5-10 % slower.
+ * For the 16-bit types the prefetch distance into L1 stays 512 bytes (256
+ * columns): 128 columns measured the same, 1024 bytes 5-10 % slower. Toward
+ * L2 the element types prefetch farther (ROWS_PREFETCH_AHEAD_L2_BYTES).
  */
 #ifndef LZN_KERNELS_GENERIC_STREAM_H
 #define LZN_KERNELS_GENERIC_STREAM_H
@@ -56,6 +57,21 @@
 #ifndef ROWS_PREFETCH_AHEAD_BYTES
 #define ROWS_PREFETCH_AHEAD_BYTES 512
 #endif
+/* The element types' distance at the L2 level (rows.h, avx512bf16/bf16.c):
+ * L2 holds far more lines in flight than L1, and 8 rows 2 KiB ahead is 16
+ * KiB. Measured on Zen 4 (the L2 level's machine; lzn-bench kernels
+ * --shape 4096x11008, cold, 2 rounds alternating, % of stream, AVX-512):
+ * against 512 bytes, 2048 read f16 GEMV 74-76 -> 76-77, f16 axpy 73-76 ->
+ * 79-80, bf16 GEMV 76-78 -> 80-82, bf16 dot 77-80 -> 82-83, f32 GEMV 88 ->
+ * 92-93; 1024 half of that, 4096 less than 2048. The block types
+ * (qrows.h) keep 512: their Q8_0 GEMV read 85-90 % at 512 and 75-79 % at
+ * 2048. */
+#ifndef ROWS_PREFETCH_AHEAD_L2_BYTES
+#define ROWS_PREFETCH_AHEAD_L2_BYTES 2048
+#endif
+/* The element types' distance at a level, a constant after inlining. */
+#define ROWS_PREFETCH_AHEAD_AT(level) \
+  ((level) == LZN_PREFETCH_L2 ? (size_t)ROWS_PREFETCH_AHEAD_L2_BYTES : (size_t)ROWS_PREFETCH_AHEAD_BYTES)
 /* Cache lines prefetched at the head of each row of the next group while
  * the current group runs, so the next group does not start on 8 cold
  * misses. */
