@@ -31,8 +31,8 @@
 #define X_CHUNK 4096
 /* bf16 columns per vdpbf16ps: 32 pairs' worth of one 64-byte cache line. */
 #define PAIR_LANES 32
-/* Elements per prefetch distance at the call's level (stream.h). */
-#define PREFETCH_AHEAD (ROWS_PREFETCH_AHEAD_AT(level) / sizeof(uint16_t))
+/* Elements per prefetch distance for the call's level and row length (stream.h). */
+#define PREFETCH_AHEAD (rows_prefetch_ahead_bytes(level, m * sizeof(uint16_t)) / sizeof(uint16_t))
 
 _Static_assert(X_CHUNK % ROWS_STEP == 0 && ROWS_STEP % PAIR_LANES == 0, "chunks are whole steps");
 

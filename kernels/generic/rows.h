@@ -49,8 +49,8 @@ _Static_assert(ROWS_STEP % VEC_LANES == 0, "a step is whole vectors");
 /* Element `at` of each of the group's 8 rows r0 .. r7. */
 #define ROWS_PREFETCH_GROUP(at) \
   rows_prefetch8(r0, r1, r2, r3, r4, r5, r6, r7, (at) * sizeof(w_elem), level)
-/* Elements per prefetch distance at the call's level (stream.h). */
-#define ROWS_PREFETCH_AHEAD (ROWS_PREFETCH_AHEAD_AT(level) / sizeof(w_elem))
+/* Elements per prefetch distance for the call's level and row length (stream.h). */
+#define ROWS_PREFETCH_AHEAD (rows_prefetch_ahead_bytes(level, d * sizeof(w_elem)) / sizeof(w_elem))
 
 /* ---------------------------------------------------------- axpy_rows */
 
