@@ -134,10 +134,18 @@ ROWS_ALWAYS_INLINE void dp_rows(float *out, const void *w_bytes, size_t row_byte
   for (size_t c0 = 0; c0 < d; c0 += X_CHUNK) {
     const size_t m = d - c0 < X_CHUNK ? d - c0 : X_CHUNK;
     x_to_bf16(xb, xl, x + c0, m);
+    const size_t span = m * sizeof(uint16_t);
+    /* Short rows whole, the group after the next (stream.h). */
+    const int short_rows = span <= ROWS_SHORT_ROW_BYTES;
+    if (short_rows)
+      for (size_t k = 0; k < n && k < 2 * ROWS_GROUP; k++) rows_prefetch_whole(ROW(k), span, level);
     size_t t = 0;
     for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
       const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-      for (size_t k = 0; k < next; k++) rows_prefetch_head(ROW(t + ROWS_GROUP + k), m * sizeof(uint16_t), level);
+      if (short_rows)
+        for (size_t k = t + 2 * ROWS_GROUP; k < n && k < t + 3 * ROWS_GROUP; k++) rows_prefetch_whole(ROW(k), span, level);
+      else
+        for (size_t k = 0; k < next; k++) rows_prefetch_head(ROW(t + ROWS_GROUP + k), span, level);
       float sums[ROWS_GROUP];
       dp_group(sums, ROW(t), ROW(t + 1), ROW(t + 2), ROW(t + 3), ROW(t + 4), ROW(t + 5), ROW(t + 6),
                ROW(t + 7), m, xb, xl, level);

@@ -222,12 +222,20 @@ ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t
                                         const int32_t *idx, size_t n, const void *x,
                                         enum lzn_prefetch_level level) {
   const w_elem *const w = w_bytes;
-  const size_t ld = row_bytes / sizeof(w_elem);
+  const size_t ld = row_bytes / sizeof(w_elem), span = d * sizeof(w_elem);
+  /* Short rows: the group after the next, whole, as a group starts (the
+   * group's own loop then has no prefetch to make: stream.h). */
+  const int short_rows = span <= ROWS_SHORT_ROW_BYTES;
+  if (short_rows)
+    for (size_t k = 0; k < n && k < 2 * ROWS_GROUP; k++) rows_prefetch_whole(rows_row(w, ld, idx, k), span, level);
   size_t t = 0;
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
-    for (size_t k = 0; k < next; k++)
-      rows_prefetch_head(rows_row(w, ld, idx, t + ROWS_GROUP + k), d * sizeof(w_elem), level);
+    if (short_rows)
+      for (size_t k = t + 2 * ROWS_GROUP; k < n && k < t + 3 * ROWS_GROUP; k++)
+        rows_prefetch_whole(rows_row(w, ld, idx, k), span, level);
+    else
+      for (size_t k = 0; k < next; k++) rows_prefetch_head(rows_row(w, ld, idx, t + ROWS_GROUP + k), span, level);
 #define ROW(k) rows_row(w, ld, idx, t + (k))
     rows_dot_group(out + t, ROWS_GROUP_ARGS(ROW), d, x, level);
 #undef ROW

@@ -96,6 +96,25 @@ ROWS_ALWAYS_INLINE size_t rows_prefetch_ahead_bytes(enum lzn_prefetch_level leve
   return ROWS_PREFETCH_AHEAD_BYTES;
 }
 
+/* Rows of the element types of at most this many bytes (a predictor's
+ * rank-256 rows: 512 bytes in F16 or BF16, 1 KiB in F32) are prefetched
+ * whole, the group after the next as each group starts, as generic/qrows.h
+ * does for its short rows (which says why). Measured on Zen 4 (one core,
+ * 11008 rows, cold, % of the stream, 2 rounds alternating, AVX-512): 256
+ * columns F32 GEMV 39-40 -> 55-59, dot of all rows 37-38 -> 62-64; BF16
+ * GEMV 35-37 -> 50-54, dot 35 -> 60-69; F16 dot 31-35 -> 43-50, F16 GEMV
+ * 36-40 -> 36-45; 512 columns BF16 GEMV 40-44 -> 49-51. A limit of 2 KiB
+ * made F32 rows of 512 columns slower (GEMV 62-65 -> 60), 512 bytes left
+ * F32's 256 columns as they were. */
+#ifndef ROWS_SHORT_ROW_BYTES
+#define ROWS_SHORT_ROW_BYTES 1024
+#endif
+
+/* Every line of the first `bytes` bytes of a row. */
+ROWS_ALWAYS_INLINE void rows_prefetch_whole(const void *row, size_t bytes, enum lzn_prefetch_level level) {
+  for (size_t at = 0; at < bytes; at += ROWS_CACHE_LINE) row_prefetch((const char *)row + at, level);
+}
+
 /* Byte `at` of each of a group's 8 rows: the rows are chosen at random, so
  * the hardware prefetcher alone cannot keep 8 streams ahead. */
 ROWS_ALWAYS_INLINE void rows_prefetch8(const void *r0, const void *r1, const void *r2, const void *r3,
