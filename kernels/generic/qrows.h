@@ -128,8 +128,7 @@ QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t 
 /* Every line of the first span bytes of the rows [t, t + n). */
 QR_ALWAYS_INLINE void qr_prefetch_rows(const void *w, size_t row_bytes, size_t span, const int32_t *idx, size_t t,
                                        size_t n, enum lzn_prefetch_level level) {
-  for (size_t k = 0; k < n; k++)
-    for (size_t at = 0; at < span; at += ROWS_CACHE_LINE) row_prefetch(qr_row(w, row_bytes, idx, t + k) + at, level);
+  for (size_t k = 0; k < n; k++) rows_prefetch_whole(qr_row(w, row_bytes, idx, t + k), span, level);
 }
 
 /* Prefetches per row per step for the next group: the step's bytes in

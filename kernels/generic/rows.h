@@ -223,8 +223,9 @@ ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t
                                         enum lzn_prefetch_level level) {
   const w_elem *const w = w_bytes;
   const size_t ld = row_bytes / sizeof(w_elem), span = d * sizeof(w_elem);
-  /* Short rows: the group after the next, whole, as a group starts (the
-   * group's own loop then has no prefetch to make: stream.h). */
+  /* Short rows: the group after the next, whole, as a group starts
+   * (stream.h); the group's own loop reaches few or no in-row prefetches
+   * on rows this short. */
   const int short_rows = span <= ROWS_SHORT_ROW_BYTES;
   if (short_rows)
     for (size_t k = 0; k < n && k < 2 * ROWS_GROUP; k++) rows_prefetch_whole(rows_row(w, ld, idx, k), span, level);
