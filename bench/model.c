@@ -46,7 +46,9 @@ static void help(void) {
       "                          layer (0: rank d_model/16), fc1 or the gate made that rank\n"
       "  --predicted-ratio X     its predicted set over the active set (default 2)\n"
       "  --predictor-type T      its matrices' type: f32, f16, bf16, q8_0, ... (default f16:\n"
-      "                          half the bytes of f32, as a PowerInfer GGUF may carry it)\n"
+      "                          half the bytes of f32, as a PowerInfer GGUF may carry it);\n"
+      "                          with --model, the model's own predictor converted at load\n"
+      "                          (lzn_model_params.predictor_type; default as stored)\n"
       "  --no-pack               no packed copies of the matrices batches read whole\n"
       "                          (lzn_model_params.pack_budget = 0; prompts and batches run on\n"
       "                          the rows as they lie: the comparison for the packed gemm)\n"
@@ -144,6 +146,7 @@ static void parse_options(model_options *o, int argc, char **argv) {
     }
     else if ((v = bench_option_value(argc, argv, &i, "--predictor-type"))) {
       o->predictor_type = bench_parse_type("--predictor-type", v);
+      o->predictor_type_given = 1;
       if (o->predictor_type == LZN_WEIGHTS_AS_STORED) bench_usage_error("--predictor-type: give a type");
     }
     else if (strcmp(argv[i], "--contend") == 0) o->contend = 1;
@@ -211,6 +214,7 @@ static void make_subject(const model_options *o, lzn_weight_type type, model_sub
     lzn_model_params params;
     lzn_model_params_init(&params, sizeof params);
     params.weight_type = type;
+    if (o->predictor_type_given) params.predictor_type = o->predictor_type;
     if (o->no_pack) params.pack_budget = 0;
     params.use_mmap = !o->no_mmap;
     status = lzn_model_load(o->model_dir, &params, &s->model);

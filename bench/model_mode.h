@@ -49,6 +49,7 @@ typedef struct model_options {
   int predictor_rank;     /* --predictor: synthetic predictor rank (0: d_model / 16; -1: none) */
   double predicted_ratio; /* --predicted-ratio: predicted set over active set */
   lzn_weight_type predictor_type; /* --predictor-type: its matrices' type */
+  int predictor_type_given;       /* --predictor-type given: a --model's predictor converted */
   int contend;            /* --contend: a busy-looping process beside the timed runs */
   double threshold;       /* --threshold: lzn_context_params.threshold (0: the model's) */
   int no_pack;              /* --no-pack: lzn_model_params.pack_budget = 0 */

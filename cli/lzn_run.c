@@ -42,7 +42,7 @@ typedef struct options {
   int n_predict; /* -1: until the end-of-text token or a full context */
   int n_threads, n_ctx, predictor, interactive, escapes, seed_random, no_mmap;
   lzn_mlp_mode mode;
-  lzn_weight_type type;
+  lzn_weight_type type, predictor_type;
   size_t pack_budget; /* lzn_model_params.pack_budget (SIZE_MAX: all) */
   lzn_sampler_params sampling;
 } options;
@@ -83,6 +83,8 @@ static void usage(FILE *out) {
           "      --type T             weights: %s (default\n"
           "                           as-stored: F32/F16/BF16 and GGUF types used as stored)\n"
           "      --predictor on|off   the model's activation predictor, if it has one (default on)\n"
+          "      --predictor-type T   its matrices' type, converted at load (default as-stored: a\n"
+          "                           predictor.safetensors is F32; q8_0 reads a quarter of it)\n"
           "      --pack-budget MIB    MiB of packed weight copies made at load for prompts\n"
           "                           (default: all the model has; 0: none, the least memory)\n"
           "      --no-mmap            read the weights into private memory on huge pages instead\n"
@@ -152,7 +154,7 @@ static options parse(int argc, char **argv) {
   options o;
   memset(&o, 0, sizeof o);
   o.n_predict = 128, o.n_threads = lzn_default_thread_count(), o.mode = LZN_MLP_AUTO;
-  o.type = LZN_WEIGHTS_AS_STORED, o.predictor = 1, o.seed_random = 1, o.pack_budget = SIZE_MAX;
+  o.type = o.predictor_type = LZN_WEIGHTS_AS_STORED, o.predictor = 1, o.seed_random = 1, o.pack_budget = SIZE_MAX;
   o.sampling = lzn_sampler_default_params();
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -175,7 +177,7 @@ static options parse(int argc, char **argv) {
         "-m", "--model", "-p", "--prompt", "-f", "--file", "-n", "--n-predict", "-c", "--ctx-size",
         "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p", "--min-p",
         "--repeat-penalty", "--repeat-last-n", "--mode", "--type", "--predictor", "--chat-template",
-        "--pack-budget"};
+        "--pack-budget", "--predictor-type"};
     int known = 0;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error(a, NULL, "unknown option");
@@ -200,8 +202,8 @@ static options parse(int argc, char **argv) {
         if (strcmp(v, mode_names[k]) == 0) found = k;
       if (found < 0) usage_error(a, v, "expected auto, sparse or dense");
       o.mode = (lzn_mlp_mode)found;
-    } else if (IS(NULL, "--type")) {
-      if (!lzn_cli_weight_type_from_name(v, &o.type))
+    } else if (IS(NULL, "--type") || IS(NULL, "--predictor-type")) {
+      if (!lzn_cli_weight_type_from_name(v, IS(NULL, "--type") ? &o.type : &o.predictor_type))
         usage_error(a, v, "expected one of the weight types (lzn-run --help)");
     } else if (IS(NULL, "--chat-template")) {
       /* A template's own text (Jinja) may be of no known family and falls back
@@ -678,6 +680,7 @@ int main(int argc, char **argv) {
   lzn_model_params mp;
   lzn_model_params_init(&mp, sizeof mp);
   mp.weight_type = o.type, mp.pack_budget = o.pack_budget, mp.n_threads = o.n_threads;
+  mp.predictor_type = o.predictor_type;
   mp.use_mmap = !o.no_mmap;
   lzn_model *model = NULL;
   run r;

@@ -324,6 +324,20 @@ typedef struct lzn_model_params {
    * pages, which the threads share. lzn-run and lzn-server pass their
    * --threads. */
   int n_threads;
+  /* Added in 0.4 (as down_t_type): the type of the activation predictor's
+   * two matrices ("predictor" below). LZN_WEIGHTS_AS_STORED (default): as
+   * its file has them (a predictor.safetensors sidecar is F32, 4 bytes a
+   * weight, read whole for every token: a rank-1024 predictor of LLaMA-7B
+   * in F32 is 2 GB a token, more than a Q4_0 model's own rows); any type:
+   * converted at load through fp32 (F16 and BF16 round to nearest; Q8_0 and
+   * Q4_0 as llama.cpp quantizes, a row's last block zero-padded). A rounded
+   * predictor scores each neuron slightly differently, so the predicted sets
+   * (and the logits where they change) may differ from the file's: on
+   * tiny-llama's 32 reference tokens Q8_0 moved each layer's predicted
+   * fraction by <= 0.0006 and one layer's recall from 0.984 to 0.973, F16
+   * the fractions by <= 0.0001 (tests/test_predictor.c). INVALID_ARG for a
+   * value that is no lzn_weight_type. */
+  lzn_weight_type predictor_type;
 } lzn_model_params;
 
 typedef enum lzn_mlp_mode {

@@ -603,6 +603,80 @@ START_TEST(broken_predictors_are_reported) {
 }
 END_TEST
 
+/* Decodes the reference text token by token with tiny-llama's predictor
+ * (SPARSE) and returns each layer's statistics. */
+static void decode_predicted(const lzn_model *model, const llama_predictor_reference *r, lzn_predictor_stats st[4]) {
+  lzn_context *ctx = predictor_context(model, LZN_MLP_SPARSE, 1, 1);
+  float *one = malloc(sizeof(float) * (size_t)r->vocab);
+  for (int t = 0; t < r->n_tokens; t++)
+    ck_assert_int_eq(lzn_forward(ctx, &r->tokens[t], 1, one, LZN_LOGITS_LAST), LZN_OK);
+  get_predictor_stats(ctx, st, 4);
+  free(one);
+  lzn_context_free(ctx);
+}
+
+/* A row of n weights in Q8_0 (whole 34-byte blocks of 32, the last
+ * zero-padded) or F16. */
+static double row_bytes_of(lzn_weight_type type, int64_t n) {
+  return type == LZN_WEIGHTS_Q8_0 ? (double)((n + 31) / 32 * 34) : 2.0 * (double)n;
+}
+
+/* lzn_model_params.predictor_type converts the sidecar's F32 predictor at
+ * load: each layer then reads exactly its rank's rows in the new type (the
+ * rank from the statistics' flops, 2 r (d_model + d_ff) a token), and the
+ * sets it predicts stay close to F32's over the reference text (below). A
+ * value that is no weight type is INVALID_ARG before any work. */
+START_TEST(predictor_type_converts_at_load) {
+  llama_predictor_reference r;
+  load_llama_predictor_reference(&r);
+  lzn_model *f32 = load_model(tiny_llama);
+  lzn_predictor_stats base[4];
+  decode_predicted(f32, &r, base);
+  lzn_model_info info;
+  get_model_info(f32, &info);
+  const lzn_weight_type types[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_F16};
+  /* Measured: Q8_0 moved the predicted fractions by <= 0.0006 and layer
+   * 2's recall from 0.984 to 0.973 (2 more of its ~185 firings missed over
+   * the 32 tokens); F16 the fractions by <= 0.0001, no recall. */
+  const double fraction_tolerance[] = {0.001, 0.0002}, recall_tolerance[] = {0.015, 0.001};
+  for (int i = 0; i < 2; i++) {
+    lzn_model_params mp;
+    ck_assert_int_eq(lzn_model_params_init(&mp, sizeof mp), LZN_OK);
+    ck_assert_int_eq(mp.predictor_type, LZN_WEIGHTS_AS_STORED);
+    mp.predictor_type = types[i];
+    lzn_model *m = NULL;
+    ck_assert_msg(lzn_model_load(tiny_llama, &mp, &m) == LZN_OK, "%s", lzn_last_error());
+    lzn_predictor_stats st[4];
+    decode_predicted(m, &r, st);
+    for (int l = 0; l < 4; l++) {
+      const double tokens = (double)st[l].tokens;
+      const int64_t rank = llround(base[l].flops / tokens / (2.0 * (info.d_model + info.d_ff)));
+      const double want = tokens * ((double)rank * row_bytes_of(types[i], info.d_model) +
+                                    (double)info.d_ff * row_bytes_of(types[i], rank));
+      ck_assert_msg(rank >= 1 && fabs(st[l].bytes - want) <= 1e-9 * want,
+                    "type %d layer %d (rank %lld): %.0f bytes, want %.0f", (int)types[i], l, (long long)rank,
+                    st[l].bytes, want);
+      ck_assert_msg(fabs(st[l].predicted_fraction - base[l].predicted_fraction) <= fraction_tolerance[i],
+                    "type %d layer %d: predicted %.4f against %.4f", (int)types[i], l, st[l].predicted_fraction,
+                    base[l].predicted_fraction);
+      ck_assert_msg(fabs(st[l].recall - base[l].recall) <= recall_tolerance[i], "type %d layer %d: recall %.4f against %.4f",
+                    (int)types[i], l, st[l].recall, base[l].recall);
+    }
+    lzn_model_free(m);
+  }
+  lzn_model_params mp;
+  ck_assert_int_eq(lzn_model_params_init(&mp, sizeof mp), LZN_OK);
+  mp.predictor_type = (lzn_weight_type)99;
+  lzn_model *m = (lzn_model *)1;
+  ck_assert_int_eq(lzn_model_load(tiny_llama, &mp, &m), LZN_ERR_INVALID_ARG);
+  ck_assert_ptr_null(m);
+  ck_assert_ptr_nonnull(strstr(lzn_last_error(), "predictor_type = 99"));
+  free(r.logits);
+  json_decref(r.root);
+  lzn_model_free(f32);
+}
+END_TEST
+
 static Suite *predictor_suite(void) {
   Suite *s = suite_create("predictor");
   TCase *ref = tcase_create("reference");
@@ -618,6 +692,7 @@ static Suite *predictor_suite(void) {
   tcase_add_test(llama, tiny_llama_matches_reference);
   tcase_add_test(llama, auto_costs_a_predicted_prompt_by_its_rows);
   tcase_add_test(llama, tiny_llama_heldout_quality);
+  tcase_add_test(llama, predictor_type_converts_at_load);
   suite_add_tcase(s, llama);
   TCase *bad = tcase_create("bad input");
   tcase_add_test(bad, broken_predictors_are_reported);

@@ -35,6 +35,7 @@ static void usage(FILE *to, int code) {
           "  --type as-stored|f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k  weight type in memory\n"
           "                           (default as-stored)\n"
           "  --no-predictor           do not use the model's activation predictor\n"
+          "  --predictor-type T       its matrices' type, converted at load (default as-stored)\n"
           "  --pack-budget MIB        MiB of packed weight copies for prompts and batches\n"
           "                           (default: all the model has; 0: none, the least memory)\n"
           "  --no-mmap                read the weights into private memory on huge pages instead\n"
@@ -76,7 +77,7 @@ static srv_options parse(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   o.host = "127.0.0.1", o.port = 8080, o.n_slots = 4, o.n_threads = 1, o.queue_max = 64;
   o.prefill_chunk = 256, o.timeout_s = 600, o.max_connections = 512, o.use_predictor = 1;
-  o.reuse_prefix = 1, o.mode = LZN_MLP_AUTO, o.type = LZN_WEIGHTS_AS_STORED, o.max_body = 4u << 20;
+  o.reuse_prefix = 1, o.mode = LZN_MLP_AUTO, o.type = o.predictor_type = LZN_WEIGHTS_AS_STORED, o.max_body = 4u << 20;
   o.drain_s = 10, o.pack_budget = SIZE_MAX;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -110,12 +111,12 @@ static srv_options parse(int argc, char **argv) {
       else if (!strcmp(v, "sparse")) o.mode = LZN_MLP_SPARSE;
       else if (!strcmp(v, "dense")) o.mode = LZN_MLP_DENSE;
       else bad("--mode is auto, sparse or dense");
-    } else if (!strcmp(a, "--type")) {
+    } else if (!strcmp(a, "--type") || !strcmp(a, "--predictor-type")) {
       /* The library's names, as lzn-run takes them (a list of our own had
        * stopped at q4_0 while the README offered the K-quants). */
-      if (!lzn_cli_weight_type_from_name(v, &o.type)) {
+      if (!lzn_cli_weight_type_from_name(v, !strcmp(a, "--type") ? &o.type : &o.predictor_type)) {
         char why[300];
-        snprintf(why, sizeof why, "--type is as-stored, %s", lzn_cli_weight_type_list(1));
+        snprintf(why, sizeof why, "%s is as-stored, %s", a, lzn_cli_weight_type_list(1));
         bad(why);
       }
     } else {
@@ -140,6 +141,7 @@ static int load(srv_app *app, char error[256]) {
   lzn_model_params mp;
   lzn_model_params_init(&mp, sizeof mp);
   mp.weight_type = o->type, mp.pack_budget = o->pack_budget, mp.n_threads = o->n_threads;
+  mp.predictor_type = o->predictor_type;
   mp.use_mmap = !o->no_mmap;
   lzn_status st = lzn_model_load(o->model_path, &mp, &app->model);
   app->info.struct_size = sizeof app->info, app->tinfo.struct_size = sizeof app->tinfo;

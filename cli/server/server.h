@@ -26,7 +26,7 @@ typedef struct srv_options {
   int port, n_slots, n_ctx, n_threads, queue_max, prefill_chunk, timeout_s, max_connections;
   int use_predictor, reuse_prefix, no_mmap;
   lzn_mlp_mode mode;
-  lzn_weight_type type;
+  lzn_weight_type type, predictor_type;
   size_t max_body;
   size_t pack_budget; /* lzn_model_params.pack_budget: bytes of packed copies (SIZE_MAX: all) */
   double drain_s;

@@ -51,12 +51,13 @@ static lzn_status config_path(const char *path, char *out, size_t size) {
 }
 
 /* Released sizes (lazyneuron.h, "ABI"): 0.1 (no weight_type or
- * predictor_path), 0.2 and 0.3 (no down_t_type, pack_budget, n_threads),
+ * predictor_path), 0.2 and 0.3 (no down_t_type, pack_budget, n_threads,
+ * predictor_type),
  * 0.4 = now. */
 static const lzn_struct_size model_params_sizes[] = {
     {32, offsetof(lzn_model_params, progress_user_data) + sizeof(void *)},
     {48, offsetof(lzn_model_params, predictor_path) + sizeof(const char *)},
-    {sizeof(lzn_model_params), offsetof(lzn_model_params, n_threads) + sizeof(int)},
+    {sizeof(lzn_model_params), offsetof(lzn_model_params, predictor_type) + sizeof(lzn_weight_type)},
 };
 _Static_assert(sizeof(lzn_model_params) == 72, "lzn_model_params grew: add its released size above "
                "(lzn_model_default_params() keeps returning the 48-byte struct: compat/params_by_value.c)");
@@ -71,6 +72,7 @@ static lzn_model_params model_defaults(void) {
   p.down_t_type = LZN_WEIGHTS_Q8_0;
   p.pack_budget = SIZE_MAX;
   p.n_threads = 1;
+  p.predictor_type = LZN_WEIGHTS_AS_STORED;
   return p;
 }
 
@@ -113,6 +115,9 @@ lzn_status lzn_model_check_params(const lzn_model_params *p) {
   if (p->down_t_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_valid(p->down_t_type))
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->down_t_type = %d is not an "
                     "lzn_weight_type", (int)p->down_t_type);
+  if (p->predictor_type != LZN_WEIGHTS_AS_STORED && !lzn_wtype_valid(p->predictor_type))
+    return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->predictor_type = %d is not an "
+                    "lzn_weight_type", (int)p->predictor_type);
   if (p->n_threads < 1 || p->n_threads > LZN_MAX_THREADS)
     return lzn_fail(LZN_ERR_INVALID_ARG, "lzn_model_load: params->n_threads = %d, must be in [1, %d]", p->n_threads,
                     LZN_MAX_THREADS);

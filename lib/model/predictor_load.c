@@ -187,7 +187,41 @@ static lzn_status load_powerinfer(lzn_model *m) {
   return LZN_OK;
 }
 
-lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, const char *model_dir) {
+/* w in `type` (lzn_model_params.predictor_type), its rows widened by its
+ * own type's to_f32 and rounded by the new type's from_f32 into memory the
+ * model owns; as it is when the type is its own. */
+static lzn_status convert_matrix(lzn_model *m, const lzn_kernel_table *k, lzn_matrix *w, lzn_weight_type type) {
+  if (w->type == type) return LZN_OK;
+  const size_t cols = (size_t)w->cols, row_bytes = lzn_wtype_row_bytes(type, cols);
+  void *dst;
+  lzn_status s = lzn_model_own(m, row_bytes * (size_t)w->rows, &dst);
+  if (s != LZN_OK) return s;
+  float *row = malloc(cols * sizeof(float));
+  if (row == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory converting the predictor");
+  for (int64_t r = 0; r < w->rows; r++) {
+    k->type[w->type].to_f32.fn(row, lzn_matrix_row(w, r), cols);
+    k->type[type].from_f32.fn((char *)dst + (size_t)r * row_bytes, row, cols);
+  }
+  free(row);
+  *w = lzn_matrix_make(type, dst, w->rows, w->cols);
+  return LZN_OK;
+}
+
+/* Every layer's predictor in params->predictor_type, unless AS_STORED. */
+static lzn_status convert_predictors(lzn_model *m, lzn_weight_type type) {
+  if (type == LZN_WEIGHTS_AS_STORED || m->n_predicted_layers == 0) return LZN_OK;
+  const lzn_kernel_table *k;
+  lzn_status s = lzn_kernels_get(&k);
+  for (int l = 0; s == LZN_OK && l < m->n_layers; l++) {
+    lzn_predictor *p = &m->layers[l].predictor;
+    if (!p->present) continue;
+    s = convert_matrix(m, k, &p->w1, type);
+    if (s == LZN_OK) s = convert_matrix(m, k, &p->w2, type);
+  }
+  return s;
+}
+
+static lzn_status load_any(lzn_model *m, const lzn_model_params *params, const char *model_dir) {
   const char *path = params->predictor_path;
   if (path != NULL && path[0] == '\0') return LZN_OK; /* "" : none */
   if (path == NULL && m->from_gguf) return load_powerinfer(m);
@@ -200,4 +234,9 @@ lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, cons
     path = sidecar;
   }
   return load_sidecar(m, path, params->use_mmap);
+}
+
+lzn_status lzn_predictor_load(lzn_model *m, const lzn_model_params *params, const char *model_dir) {
+  const lzn_status s = load_any(m, params, model_dir);
+  return s == LZN_OK ? convert_predictors(m, params->predictor_type) : s;
 }

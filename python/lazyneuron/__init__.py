@@ -247,6 +247,10 @@ class Model(_Closable):
     n_threads: threads for the load's own work (packed copies, the transposed
     W_down, conversions; lzn_model_params.n_threads), default 1.
 
+    predictor_type: the activation predictor's matrices as stored (default) or
+    converted at load, e.g. "q8_0" (lzn_model_params.predictor_type: a
+    predictor.safetensors is F32; Q8_0 reads a quarter of its bytes a token).
+
     close() (or leaving a `with` block) releases the model as soon as no
     Context made from it is still open; contexts keep it alive until then.
     """
@@ -257,7 +261,7 @@ class Model(_Closable):
     def __init__(self, path: PathLike, use_mmap: bool = True,
                  progress: Optional[Callable[[float], Optional[bool]]] = None,
                  weight_type: str = "as_stored", pack_budget: Optional[int] = None,
-                 n_threads: int = 1) -> None:
+                 n_threads: int = 1, predictor_type: str = "as_stored") -> None:
         self._lock = threading.Lock()
         self._handle = None
         self._closed = False
@@ -279,6 +283,10 @@ class Model(_Closable):
             raise ValueError(f"weight_type must be one of {sorted(weight_types)}, "
                              f"not {weight_type!r}")
         params.weight_type = weight_types[weight_type]
+        if predictor_type not in weight_types:
+            raise ValueError(f"predictor_type must be one of {sorted(weight_types)}, "
+                             f"not {predictor_type!r}")
+        params.predictor_type = weight_types[predictor_type]
         raised = []
         if progress is not None:
 

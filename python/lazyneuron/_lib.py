@@ -37,6 +37,7 @@ ModelParams._fields_ = [
     ("down_t_type", ctypes.c_int),
     ("pack_budget", ctypes.c_size_t),
     ("n_threads", ctypes.c_int),
+    ("predictor_type", ctypes.c_int),
 ]
 
 WEIGHT_TYPE_SLOTS = 16  # LZN_WEIGHT_TYPE_SLOTS

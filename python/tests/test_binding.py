@@ -349,6 +349,7 @@ def test_struct_layouts_match_the_header():
     assert p.struct_size == ctypes.sizeof(_lib.ModelParams) == 72
     assert _lib.ModelParams.pack_budget.offset == 56
     assert _lib.ModelParams.n_threads.offset == 64
+    assert _lib.ModelParams.predictor_type.offset == 68 and p.predictor_type == 0  # AS_STORED
     assert p.pack_budget == ctypes.c_size_t(-1).value and p.use_mmap == 1 and p.n_threads == 1
     assert lib.lzn_model_params_init(ctypes.byref(p), ctypes.sizeof(p) + 8) != 0  # a size it does not know
     assert lib.lzn_context_default_params().struct_size == ctypes.sizeof(_lib.ContextParams)
@@ -390,6 +391,27 @@ def test_pack_budget_and_the_bytes_by_type():
     assert_close(packed, unpacked, 4e-2 * float(np.abs(unpacked).max()), "packed vs rows")
     with pytest.raises(ValueError):
         lzn.Model(fx.path, pack_budget=-1)
+
+
+def test_predictor_type():
+    """predictor_type converts the predictor's matrices at load (the C suite
+    checks the bytes and the sets: tests/test_predictor.c). On this fixture
+    F16 predicts the stored F32 predictor's sets (the same logits; measured
+    equal) and Q8_0 moves a few neurons (measured 0.25 % of the logits'
+    scale); a name that is no type is a ValueError."""
+    path = DATA / "predictor" / "opt-preln"
+    tokens = json.loads((path / "reference.json").read_text())["tokens"]
+    out = {}
+    for t in ("as_stored", "f16", "q8_0"):
+        with lzn.Model(path, predictor_type=t) as m:
+            assert m.info.has_predictor > 0
+            with m.context(kv_type="f32", mlp_mode="sparse") as ctx:
+                out[t] = ctx.forward(tokens)
+    scale = float(np.abs(out["as_stored"]).max())
+    assert_close(out["f16"], out["as_stored"], 1e-4 * scale, "f16 predictor")
+    assert_close(out["q8_0"], out["as_stored"], 2e-2 * scale, "q8_0 predictor")
+    with pytest.raises(ValueError):
+        lzn.Model(path, predictor_type="q9")
 
 
 def test_library_search_order(tmp_path):

@@ -253,7 +253,8 @@ def test_type_and_pack_budget(args, packs):
 
 
 @pytest.mark.parametrize("args,says", [(["--type", "q9_9"], "q4_k"), (["--pack-budget", "-1"], "--pack-budget"),
-                                       (["--pack-budget", "lots"], "--pack-budget")])
+                                       (["--pack-budget", "lots"], "--pack-budget"),
+                                       (["--predictor-type", "q9_9"], "--predictor-type")])
 def test_bad_options_are_usage_errors(args, says):
     out = subprocess.run([SERVER, "-m", MODELS["tiny-opt"], "--port", "0", *args], capture_output=True,
                          text=True, timeout=30 * SLOW)
