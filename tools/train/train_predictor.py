@@ -28,7 +28,9 @@ File format (beside the model's config.json; read by the C runtime):
     __metadata__: lazyneuron.predictor.activation "relu"|"none", .threshold (global, text),
                   .method "trained"|"svd", .layers (count of layers with a predictor), and
                   informational keys (recall target, ranks as JSON, ...).
-A layer without tensors runs without a predictor.
+A layer without tensors runs without a predictor. The runtime reads the predictor whole for
+every token: lzn_model_params.predictor_type (lzn-run / lzn-server --predictor-type q8_0)
+converts these F32 matrices at load, a quarter of the bytes in Q8_0.
 
 What the default (trained) mode does, deterministically (fixed seeds, one thread):
   1. The corpus and its split are the models' own (tools/train/tiny_training.py, seed 1234, 5 % of
