@@ -329,8 +329,9 @@ typedef struct lzn_model_params {
    * its file has them (a predictor.safetensors sidecar is F32, 4 bytes a
    * weight, read whole for every token: a rank-1024 predictor of LLaMA-7B
    * in F32 is 2 GB a token, more than a Q4_0 model's own rows); any type:
-   * converted at load through fp32 (F16 and BF16 round to nearest; Q8_0 and
-   * Q4_0 as llama.cpp quantizes, a row's last block zero-padded). A rounded
+   * converted at load through fp32 (F16 and BF16 round to nearest, the
+   * block types quantize as weight_type does, a row's last block
+   * zero-padded: a rank-16 row is one Q4_K super-block). A rounded
    * predictor scores each neuron slightly differently, so the predicted sets
    * (and the logits where they change) may differ from the file's: on
    * tiny-llama's 32 reference tokens Q8_0 moved each layer's predicted
