@@ -137,13 +137,12 @@ ROWS_ALWAYS_INLINE void dp_rows(float *out, const void *w_bytes, size_t row_byte
     const size_t span = m * sizeof(uint16_t);
     /* Short rows whole, the group after the next (stream.h). */
     const int short_rows = span <= ROWS_SHORT_ROW_BYTES;
-    if (short_rows)
-      for (size_t k = 0; k < n && k < 2 * ROWS_GROUP; k++) rows_prefetch_whole(ROW(k), span, level);
+    if (short_rows) rows_prefetch_rows(w + c0, row_bytes, idx, 0, 2 * ROWS_GROUP, n, span, level);
     size_t t = 0;
     for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
       const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
       if (short_rows)
-        for (size_t k = t + 2 * ROWS_GROUP; k < n && k < t + 3 * ROWS_GROUP; k++) rows_prefetch_whole(ROW(k), span, level);
+        rows_prefetch_rows(w + c0, row_bytes, idx, t + 2 * ROWS_GROUP, t + 3 * ROWS_GROUP, n, span, level);
       else
         for (size_t k = 0; k < next; k++) rows_prefetch_head(ROW(t + ROWS_GROUP + k), span, level);
       float sums[ROWS_GROUP];

@@ -125,12 +125,6 @@ QR_ALWAYS_INLINE void qr_prefetch_heads(const void *w, size_t row_bytes, size_t 
  * 61), so longer rows keep the step-by-step scheme below. */
 #define QR_SHORT_ROW_BYTES 320
 
-/* Every line of the first span bytes of the rows [t, t + n). */
-QR_ALWAYS_INLINE void qr_prefetch_rows(const void *w, size_t row_bytes, size_t span, const int32_t *idx, size_t t,
-                                       size_t n, enum lzn_prefetch_level level) {
-  for (size_t k = 0; k < n; k++) rows_prefetch_whole(qr_row(w, row_bytes, idx, t + k), span, level);
-}
-
 /* Prefetches per row per step for the next group: the step's bytes in
  * lines, rounded up (rounded to the nearest, as QR_PREFETCH_LINES, measured
  * slower with the next group's lines going to L1). */
@@ -240,13 +234,11 @@ QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, si
     /* Short rows: the group after the next, whole, as a group starts,
      * and nothing per step. */
     const int short_rows = span <= QR_SHORT_ROW_BYTES;
-    if (short_rows) qr_prefetch_rows(w, row_bytes, span, idx, 0, n < 2 * ROWS_GROUP ? n : 2 * ROWS_GROUP, level);
+    if (short_rows) rows_prefetch_rows(w, row_bytes, idx, 0, 2 * ROWS_GROUP, n, span, level);
     for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
       const size_t left = n - (t + ROWS_GROUP);
       if (short_rows) {
-        const size_t from = t + 2 * ROWS_GROUP;
-        qr_prefetch_rows(w, row_bytes, span, idx, from, from < n ? (n - from < ROWS_GROUP ? n - from : ROWS_GROUP) : 0,
-                         level);
+        rows_prefetch_rows(w, row_bytes, idx, t + 2 * ROWS_GROUP, t + 3 * ROWS_GROUP, n, span, level);
       } else {
         qr_prefetch_heads(w, row_bytes, c0 * QR_DOT_STEP_BYTES, span, idx, t + ROWS_GROUP,
                           left < ROWS_GROUP ? left : ROWS_GROUP, level);

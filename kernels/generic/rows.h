@@ -227,14 +227,12 @@ ROWS_ALWAYS_INLINE void rows_dot_rows_at(float *out, const void *w_bytes, size_t
    * (stream.h); the group's own loop reaches few or no in-row prefetches
    * on rows this short. */
   const int short_rows = span <= ROWS_SHORT_ROW_BYTES;
-  if (short_rows)
-    for (size_t k = 0; k < n && k < 2 * ROWS_GROUP; k++) rows_prefetch_whole(rows_row(w, ld, idx, k), span, level);
+  if (short_rows) rows_prefetch_rows(w, row_bytes, idx, 0, 2 * ROWS_GROUP, n, span, level);
   size_t t = 0;
   for (; t + ROWS_GROUP <= n; t += ROWS_GROUP) {
     const size_t left = n - (t + ROWS_GROUP), next = left < ROWS_GROUP ? left : ROWS_GROUP;
     if (short_rows)
-      for (size_t k = t + 2 * ROWS_GROUP; k < n && k < t + 3 * ROWS_GROUP; k++)
-        rows_prefetch_whole(rows_row(w, ld, idx, k), span, level);
+      rows_prefetch_rows(w, row_bytes, idx, t + 2 * ROWS_GROUP, t + 3 * ROWS_GROUP, n, span, level);
     else
       for (size_t k = 0; k < next; k++) rows_prefetch_head(rows_row(w, ld, idx, t + ROWS_GROUP + k), span, level);
 #define ROW(k) rows_row(w, ld, idx, t + (k))

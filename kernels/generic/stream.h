@@ -110,9 +110,17 @@ ROWS_ALWAYS_INLINE size_t rows_prefetch_ahead_bytes(enum lzn_prefetch_level leve
 #define ROWS_SHORT_ROW_BYTES 1024
 #endif
 
-/* Every line of the first `bytes` bytes of a row. */
-ROWS_ALWAYS_INLINE void rows_prefetch_whole(const void *row, size_t bytes, enum lzn_prefetch_level level) {
-  for (size_t at = 0; at < bytes; at += ROWS_CACHE_LINE) row_prefetch((const char *)row + at, level);
+/* Every line of the first `span` bytes of the rows [from, to) of a call's
+ * n rows (none past n), row k at w + (idx ? idx[k] : k) * row_bytes. The
+ * short-row scheme of every skeleton (rows.h, qrows.h, avx512bf16/bf16.c):
+ * rows [0, 2 groups) before the first group, then, as the group at t
+ * starts, [t + 2 groups, t + 3 groups). */
+ROWS_ALWAYS_INLINE void rows_prefetch_rows(const void *w, size_t row_bytes, const int32_t *idx, size_t from,
+                                           size_t to, size_t n, size_t span, enum lzn_prefetch_level level) {
+  for (size_t k = from; k < to && k < n; k++) {
+    const char *const row = (const char *)w + (idx ? (size_t)idx[k] : k) * row_bytes;
+    for (size_t at = 0; at < span; at += ROWS_CACHE_LINE) row_prefetch(row + at, level);
+  }
 }
 
 /* Byte `at` of each of a group's 8 rows: the rows are chosen at random, so
