@@ -337,7 +337,9 @@ typedef struct lzn_model_params {
    * tiny-llama's 32 reference tokens Q8_0 moved each layer's predicted
    * fraction by <= 0.0006 and one layer's recall from 0.984 to 0.973, F16
    * the fractions by <= 0.0001 (tests/test_predictor.c). INVALID_ARG for a
-   * value that is no lzn_weight_type. */
+   * value that is no lzn_weight_type; FORMAT, naming the layer, matrix, row
+   * and column, for a predictor value the type cannot hold (F16 beyond
+   * 65504), as for weight_type. */
   lzn_weight_type predictor_type;
 } lzn_model_params;
 

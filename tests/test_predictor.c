@@ -535,6 +535,15 @@ static void put_nan(char *bytes, size_t size, lzn_st_file *f) {
     }
 }
 
+static void put_big(char *bytes, size_t size, lzn_st_file *f) {
+  (void)bytes, (void)size;
+  for (size_t i = 0; i < f->n_tensors; i++)
+    if (strcmp(f->tensors[i].name, "layers.0.predictor.w2") == 0) {
+      const float big = 1e6f; /* finite in F32, beyond F16's 65504 */
+      memcpy((char *)f->tensors[i].data + 4 * 17, &big, 4);
+    }
+}
+
 static void rename_w2(char *bytes, size_t size, lzn_st_file *f) {
   (void)f;
   char *hit = memmem(bytes, size, "layers.0.predictor.w2", 21);
@@ -593,6 +602,23 @@ START_TEST(broken_predictors_are_reported) {
   lzn_model_get_info(m, &info);
   ck_assert_int_eq(info.has_predictor, 0);
   lzn_model_free(m);
+  /* predictor_type: a value the type cannot hold is refused, naming where
+   * it is (as weight_type's conversions are), not turned into an Inf that
+   * would score its neurons NaN; the file as stored still loads. */
+  const char *big = patched_predictor(put_big);
+  ck_assert_int_eq(lzn_model_params_init(&p, sizeof p), LZN_OK);
+  p.predictor_path = big;
+  ck_assert_int_eq(lzn_model_load(path, &p, &m), LZN_OK);
+  lzn_model_free(m);
+  p.predictor_type = LZN_WEIGHTS_F16;
+  m = (lzn_model *)1;
+  ck_assert_int_eq(lzn_model_load(path, &p, &m), LZN_ERR_FORMAT);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(lzn_last_error(), "layer 0") && strstr(lzn_last_error(), "w2") &&
+                    strstr(lzn_last_error(), "1e+06") && strstr(lzn_last_error(), "F16 cannot hold"),
+                "%s", lzn_last_error());
+  unlink(scratch);
+  p = lzn_model_default_params();
   /* A predictor meant for another model: d_model 60 != opt-postln's 40. */
   snprintf(path, sizeof path, "%s/opt-postln", data_dir());
   char predictor[600];

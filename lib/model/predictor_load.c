@@ -187,10 +187,14 @@ static lzn_status load_powerinfer(lzn_model *m) {
   return LZN_OK;
 }
 
-/* w in `type` (lzn_model_params.predictor_type), its rows widened by its
- * own type's to_f32 and rounded by the new type's from_f32 into memory the
- * model owns; as it is when the type is its own. */
-static lzn_status convert_matrix(lzn_model *m, const lzn_kernel_table *k, lzn_matrix *w, lzn_weight_type type) {
+/* Layer `layer`'s predictor matrix w (named `name` in messages) in `type`
+ * (lzn_model_params.predictor_type), its rows widened by its own type's
+ * to_f32 and rounded by the new type's from_f32 into memory the model owns;
+ * as it is when the type is its own. A value the type cannot hold (F16
+ * beyond 65504, say) is FORMAT naming it, as weight_type's conversions are:
+ * rounded to Inf it would score its neurons NaN, which drops them silently. */
+static lzn_status convert_matrix(lzn_model *m, const lzn_kernel_table *k, const char *file, int layer,
+                                 const char *name, lzn_matrix *w, lzn_weight_type type) {
   if (w->type == type) return LZN_OK;
   const size_t cols = (size_t)w->cols, row_bytes = lzn_wtype_row_bytes(type, cols);
   void *dst;
@@ -198,25 +202,31 @@ static lzn_status convert_matrix(lzn_model *m, const lzn_kernel_table *k, lzn_ma
   if (s != LZN_OK) return s;
   float *row = malloc(cols * sizeof(float));
   if (row == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_model_load: out of memory converting the predictor");
-  for (int64_t r = 0; r < w->rows; r++) {
+  for (int64_t r = 0; s == LZN_OK && r < w->rows; r++) {
     k->type[w->type].to_f32.fn(row, lzn_matrix_row(w, r), cols);
-    k->type[type].from_f32.fn((char *)dst + (size_t)r * row_bytes, row, cols);
+    const size_t bad = lzn_wtype_first_unfit(type, row, cols);
+    if (bad < cols)
+      s = lzn_fail(LZN_ERR_FORMAT, "%s: layer %d's predictor %s row %lld holds %g at column %zu, which %s "
+                   "cannot hold (lzn_model_params.predictor_type)", file, layer, name, (long long)r,
+                   (double)row[bad], bad, lzn_wtype_name(type));
+    else k->type[type].from_f32.fn((char *)dst + (size_t)r * row_bytes, row, cols);
   }
   free(row);
-  *w = lzn_matrix_make(type, dst, w->rows, w->cols);
-  return LZN_OK;
+  if (s == LZN_OK) *w = lzn_matrix_make(type, dst, w->rows, w->cols);
+  return s;
 }
 
-/* Every layer's predictor in params->predictor_type, unless AS_STORED. */
+/* Every layer's predictor in `type`, unless AS_STORED. */
 static lzn_status convert_predictors(lzn_model *m, lzn_weight_type type) {
   if (type == LZN_WEIGHTS_AS_STORED || m->n_predicted_layers == 0) return LZN_OK;
+  const char *file = m->from_gguf && m->predictor_file.path == NULL ? m->gguf.path : m->predictor_file.path;
   const lzn_kernel_table *k;
   lzn_status s = lzn_kernels_get(&k);
   for (int l = 0; s == LZN_OK && l < m->n_layers; l++) {
     lzn_predictor *p = &m->layers[l].predictor;
     if (!p->present) continue;
-    s = convert_matrix(m, k, &p->w1, type);
-    if (s == LZN_OK) s = convert_matrix(m, k, &p->w2, type);
+    s = convert_matrix(m, k, file, l, "w1", &p->w1, type);
+    if (s == LZN_OK) s = convert_matrix(m, k, file, l, "w2", &p->w2, type);
   }
   return s;
 }
