@@ -279,14 +279,10 @@ class Model(_Closable):
                 raise ValueError(f"pack_budget must be a byte count >= 0 or None, not {pack_budget!r}")
             params.pack_budget = min(pack_budget, ctypes.c_size_t(-1).value)
         weight_types = _lib.weight_types()
-        if weight_type not in weight_types:
-            raise ValueError(f"weight_type must be one of {sorted(weight_types)}, "
-                             f"not {weight_type!r}")
-        params.weight_type = weight_types[weight_type]
-        if predictor_type not in weight_types:
-            raise ValueError(f"predictor_type must be one of {sorted(weight_types)}, "
-                             f"not {predictor_type!r}")
-        params.predictor_type = weight_types[predictor_type]
+        for field, name in (("weight_type", weight_type), ("predictor_type", predictor_type)):
+            if name not in weight_types:
+                raise ValueError(f"{field} must be one of {sorted(weight_types)}, not {name!r}")
+            setattr(params, field, weight_types[name])
         raised = []
         if progress is not None:
 
