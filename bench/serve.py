@@ -58,16 +58,23 @@ def percentile(values, p):
 
 class Server:
     def __init__(self, binary, model, slots, extra):
+        # stderr to a file: a pipe nobody reads during the run fills up and
+        # blocks the server's logging threads (and then its shutdown).
+        self.err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([binary, "-m", model, "--port", "0", "--slots", str(slots),
                                       "--queue", "1024", *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
         line = self.proc.stdout.readline()
         if "listening" not in line:
-            sys.exit("serve.py: lzn-server did not start: " + line + self.proc.stderr.read())
+            sys.exit("serve.py: lzn-server did not start: " + line + self.stderr())
         self.port = int(line.split("127.0.0.1:")[1].split()[0])
         line = self.proc.stdout.readline()
         if "ready" not in line:
-            sys.exit("serve.py: lzn-server did not load the model: " + line + self.proc.stderr.read())
+            sys.exit("serve.py: lzn-server did not load the model: " + line + self.stderr())
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

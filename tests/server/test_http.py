@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -50,21 +51,31 @@ class Server:
     """An lzn-server on a free loopback port; stop() checks it exits 0."""
 
     def __init__(self, model, *args):
+        # stderr goes to a file, not a pipe: nobody reads a pipe while the
+        # clients run, and libmicrohttpd logs a line per aborted stream; a
+        # soak's few hundred filled the pipe, the logging threads blocked on
+        # it, and SIGTERM then waited for them forever (CI, stop 41).
+        self.err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([SERVER, "-m", MODELS.get(model, model), "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
         self.lines = []
         line = self.proc.stdout.readline()
-        assert "listening on http://" in line, line + self.proc.stderr.read()
+        assert "listening on http://" in line, line + self.stderr()
         self.port = int(line.split("http://127.0.0.1:")[1].split()[0])
         self.url = "http://127.0.0.1:%d" % self.port
         line = self.proc.stdout.readline()
-        assert "ready" in line, line + self.proc.stderr.read()
+        assert "ready" in line, line + self.stderr()
         self.drain = threading.Thread(target=self._read, daemon=True)
         self.drain.start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
+
+    def stderr(self):
+        """What the server has written to stderr so far."""
+        self.err.seek(0)
+        return self.err.read()
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
@@ -74,7 +85,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError("lzn-server did not stop within %g s" % (timeout * SLOW))
-        err = self.proc.stderr.read()
+        err = self.stderr()
         assert code == 0, "lzn-server exited %d: %s" % (code, err[-3000:])
         return err
 
