@@ -29,7 +29,14 @@ struct srv_conn {
   int too_big;
 };
 
-int srv_conn_gone(srv_conn *conn) {
+/* Set on a connection's thread (one thread per connection) once its client
+ * is known to have left: libmicrohttpd then logs the close that follows as
+ * an "application error", which it is not, so log_mhd drops what this
+ * thread logs from there on (a client that hangs up mid-stream is routine;
+ * a soak of aborted streams wrote a line each). */
+static _Thread_local int client_left;
+
+static int conn_gone(srv_conn *conn) {
   const union MHD_ConnectionInfo *info =
       MHD_get_connection_info(conn->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (!info) return 1;
@@ -39,6 +46,12 @@ int srv_conn_gone(srv_conn *conn) {
   if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return 1;
   char c;
   return recv(info->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+int srv_conn_gone(srv_conn *conn) {
+  const int gone = conn_gone(conn);
+  if (gone) client_left = 1;
+  return gone;
 }
 
 static void count_status(srv_app *app, int status) {
@@ -153,6 +166,7 @@ static void completed(void *cls, struct MHD_Connection *connection, void **con_c
 
 static void log_mhd(void *cls, const char *fmt, va_list ap) {
   (void)cls;
+  if (client_left) return;
   fputs("lzn-server: libmicrohttpd: ", stderr);
   vfprintf(stderr, fmt, ap);
 }
