@@ -113,6 +113,13 @@ typedef void (*lzn_axpy_rows_fn)(float *y, size_t d, const void *w, size_t row_b
  * converts and the FMAs of a group are shared by twice the rows, 1.5x the
  * speed in L2). The groups are the same whatever the column slice, so
  * threads that split y get the single-thread result.
+ * Q4_K, whose weight is d * sc * q - dmin * m per 32-weight sub-block
+ * (q 0..15), takes the sub-block as the block: a_t = coef[t] * (d_t *
+ * sc_t) rounded as above, q_t[j] its nibble, and the mins' term
+ * c_t = coef[t] * (dmin_t * m_t) summed in fp32 (even rows in order, odd
+ * rows in order, then the two sums added) and subtracted from each column
+ * of the sub-block after its integer term (ref/kquant.h, kq_axpy_rows_q8).
+ * Q5_K and Q6_K have no such rule yet: their axpy_rows_q8 is axpy_rows.
  * For the element types (F32, F16, BF16) nothing is rounded: it is
  * axpy_rows. */
 

@@ -53,6 +53,16 @@
  * in reference and SIMD; per row at most a multiply, a subtraction and an
  * add: k = 3 n + 1, S = |y| + sum_t (|a_t q_tj| + |c_t|). */
 #define AXPY_ROUNDINGS(n_rows) (3.0 * (double)(n_rows) + 1.0)
+/* axpy_rows_q8 (Q4_K's rule, kernels.h): per group and column the same
+ * exact integer sum I and the same mins' term c (the same products added in
+ * the same order), then the reference rounds s * I, the add and the
+ * subtraction of c, a SIMD kernel its FMA and the subtraction: k = 3 *
+ * groups + 1, S = |y| + sum over groups (m |q| summed over the rows + |c|),
+ * m the group's largest |a| (s * |I| <= m * sum |q|). */
+#define AXPY_Q8_ROUNDINGS(n_groups) (3.0 * (double)(n_groups) + 1.0)
+/* Against the exact sum, each a moves by at most half a step, m / 254;
+ * 1 % for the fp32 roundings of a and s around it. */
+#define AXPY_Q8_STEP_FRACTION (1.01 / 254.0)
 #define UNDERFLOW_SLACK ((double)FLT_MIN)
 
 /* -------------------------------------------------------------- types */
@@ -176,8 +186,9 @@ START_TEST(kquant_slots_are_filled) {
     ck_assert(lzn_wtype_valid(ktypes[i]));
   }
   /* Every x86 ceiling has the K-quants' SIMD kernels (kernels/<isa>/q*_k.c),
-   * so the tests below compare them, not the reference with itself; their
-   * axpy_rows_q8 is their exact axpy_rows, as the reference's is. */
+   * so the tests below compare them, not the reference with itself. Q4_K's
+   * axpy_rows_q8 has its own rule (kernels.h); Q5_K's and Q6_K's is their
+   * exact axpy_rows, as the reference's is. */
   for (size_t i = 0; i < N_KTYPES; i++) {
     const lzn_type_kernels *t = &k->type[ktypes[i]];
     if (k->isa >= LZN_ISA_AVX2)
@@ -185,7 +196,8 @@ START_TEST(kquant_slots_are_filled) {
         if (op != LZN_KOP_FROM_F32 && op != LZN_KOP_TO_F32)
           ck_assert_msg(lzn_type_slot_isa(k, ktypes[i], (lzn_kop)op) != LZN_ISA_SCALAR, "%s: op %d is scalar under %s",
                         lzn_wtype_name(ktypes[i]), op, k->name);
-    ck_assert(t->axpy_rows_q8.fn == t->axpy_rows.fn && t->axpy_rows_q8.isa == t->axpy_rows.isa);
+    if (ktypes[i] == LZN_WEIGHTS_Q4_K) ck_assert(t->axpy_rows_q8.fn != t->axpy_rows.fn);
+    else ck_assert(t->axpy_rows_q8.fn == t->axpy_rows.fn && t->axpy_rows_q8.isa == t->axpy_rows.isa);
   }
   ck_assert(!lzn_wtype_valid(LZN_WTYPE_Q8_K)); /* x only: no matrix is ever Q8_K */
   ck_assert_uint_eq(lzn_wtype_row_bytes(LZN_WEIGHTS_Q4_K, 4096), 16 * 144);
@@ -548,8 +560,32 @@ END_TEST
 
 /* ------------------------------------------------------ axpy_rows: SIMD */
 
-static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind, size_t f,
-                       size_t cols, size_t j0, size_t d, rows_pattern pattern) {
+/* For column j (in super-block b at i) of axpy_rows_q8's rule, over n
+ * rows: the exact sum of coef * w (into *exact), sum over groups of m *
+ * sum |q| (*q_terms, m the group's largest |a|) and of |c| (*min_terms,
+ * each |c| summed: it bounds the group's |sum of c|). */
+static void q8_terms(lzn_weight_type type, const void *w, size_t row_bytes, const int32_t *idx, const float *coef,
+                     size_t n, size_t b, size_t i, double *exact, double *q_terms, double *min_terms) {
+  *exact = *q_terms = *min_terms = 0.0;
+  for (size_t t0 = 0; t0 < n; t0 += LZN_AXPY_Q8_GROUP) {
+    const size_t g = n - t0 < LZN_AXPY_Q8_GROUP ? n - t0 : LZN_AXPY_Q8_GROUP;
+    double m = 0.0, q_abs = 0.0;
+    for (size_t t = t0; t < t0 + g; t++) {
+      kq_unpacked u;
+      unpack(type, (const char *)w + (size_t)idx[t] * row_bytes + b * lzn_wtype_block_bytes(type), &u);
+      const size_t sub = i / u.sub_size;
+      const float a = coef[t] * (u.d * (float)u.sc[sub]); /* the kernels' fp32 product */
+      if (fabs((double)a) > m) m = fabs((double)a);
+      q_abs += abs(u.q[i]);
+      *min_terms += fabs((double)coef[t] * u.dmin * u.m[sub]);
+      *exact += (double)coef[t] * ((double)u.d * u.sc[sub] * u.q[i] - (double)u.dmin * u.m[sub]);
+    }
+    *q_terms += m * q_abs;
+  }
+}
+
+static void check_axpy_slot(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, int q8, data_kind kind,
+                            size_t f, size_t cols, size_t j0, size_t d, rows_pattern pattern) {
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   ck_assert_ptr_nonnull(idx);
   const size_t n = make_rows(r, pattern, f, idx);
@@ -566,11 +602,18 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type t
   ck_assert_ptr_nonnull(y_start);
   memcpy(y_start, y, d * sizeof(float));
   y0 = y_start;
-  reference_kernels()->type[type].axpy_rows.fn(ref, d, w, m.row_bytes, idx, coef, n);
-  k->type[type].axpy_rows.fn(y, d, w, m.row_bytes, idx, coef, n);
+  const lzn_type_kernels *active = &k->type[type], *want = &reference_kernels()->type[type];
+  (q8 ? want->axpy_rows_q8.fn : want->axpy_rows.fn)(ref, d, w, m.row_bytes, idx, coef, n);
+  (q8 ? active->axpy_rows_q8.fn : active->axpy_rows.fn)(y, d, w, m.row_bytes, idx, coef, n);
+  const size_t n_groups = (n + LZN_AXPY_Q8_GROUP - 1) / LZN_AXPY_Q8_GROUP;
   for (size_t j = 0; j < d; j++) {
     double bound = 0.0;
-    if (kind == DATA_FLOAT) {
+    if (q8) { /* never exact: s = m / 127 is no short binary fraction */
+      double exact, q_terms, min_terms;
+      q8_terms(type, w, m.row_bytes, idx, coef, n, j / LZN_QK_K, j % LZN_QK_K, &exact, &q_terms, &min_terms);
+      bound = ROUNDING_SLACK * AXPY_Q8_ROUNDINGS(n_groups) * FLT_EPSILON * (fabs((double)y0[j]) + q_terms + min_terms) +
+              UNDERFLOW_SLACK * (double)(n + 1);
+    } else if (kind == DATA_FLOAT) {
       double s = fabs((double)y0[j]);
       const size_t b = j / LZN_QK_K, i = j % LZN_QK_K;
       for (size_t t = 0; t < n; t++) {
@@ -582,12 +625,21 @@ static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type t
       bound = ROUNDING_SLACK * AXPY_ROUNDINGS(n) * FLT_EPSILON * s + UNDERFLOW_SLACK * (double)(n + 1);
     }
     if (!(fabs((double)y[j] - (double)ref[j]) <= bound))
-      ck_abort_msg("%s axpy_rows %s %s f=%zu cols=%zu j0=%zu d=%zu n=%zu: y[%zu] = %.9g, reference %.9g (bound %.3g)",
-                   lzn_wtype_name(type), pattern_names[pattern], kind == DATA_INTEGER ? "integer" : "float", f,
-                   cols, j0, d, n, j, (double)y[j], (double)ref[j], bound);
+      ck_abort_msg("%s %s %s %s f=%zu cols=%zu j0=%zu d=%zu n=%zu: y[%zu] = %.9g, reference %.9g (bound %.3g)",
+                   lzn_wtype_name(type), q8 ? "axpy_rows_q8" : "axpy_rows", pattern_names[pattern],
+                   kind == DATA_INTEGER ? "integer" : "float", f, cols, j0, d, n, j, (double)y[j], (double)ref[j],
+                   bound);
   }
   free(idx), free(ref), free(y_start);
   guarded_free(&m.mem), guarded_free(&coef_mem), guarded_free(&y_mem);
+}
+
+/* Both slots; axpy_rows_q8 only where it is not axpy_rows itself. */
+static void check_axpy(const lzn_kernel_table *k, test_rng *r, lzn_weight_type type, data_kind kind, size_t f,
+                       size_t cols, size_t j0, size_t d, rows_pattern pattern) {
+  check_axpy_slot(k, r, type, 0, kind, f, cols, j0, d, pattern);
+  if (k->type[type].axpy_rows_q8.fn != k->type[type].axpy_rows.fn)
+    check_axpy_slot(k, r, type, 1, kind, f, cols, j0, d, pattern);
 }
 
 START_TEST(axpy_matches_reference) {
@@ -616,6 +668,40 @@ START_TEST(axpy_on_column_slices) {
 }
 END_TEST
 
+/* Q4_K's axpy_rows_q8 against the exact sum in double, on float data:
+ * within what kernels.h states (each a moves by at most m / 254) plus the
+ * fp32 roundings. */
+START_TEST(axpy_q8_within_its_stated_error) {
+  const lzn_kernel_table *k = active_kernels();
+  test_rng r = {0x2420u};
+  static const size_t dims[] = {256, 1000, 4096};
+  for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+    const size_t d = dims[di], f = 403;
+    int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
+    float *coef = malloc(rows_capacity(f) * sizeof(float)), *y = calloc(d, sizeof(float));
+    ck_assert(idx && coef && y);
+    const size_t n = make_rows(&r, ROWS_RANDOM_50, f, idx);
+    for (size_t t = 0; t < n; t++) coef[t] = rng_float(&r) * (rng_below(&r, 8) == 0 ? 10.0f : 1.0f);
+    kmatrix m = make_kmatrix(&r, LZN_WEIGHTS_Q4_K, DATA_FLOAT, f, d, 0, d, idx, n);
+    k->type[LZN_WEIGHTS_Q4_K].axpy_rows_q8.fn(y, d, m.mem.data, m.row_bytes, idx, coef, n);
+    const size_t n_groups = (n + LZN_AXPY_Q8_GROUP - 1) / LZN_AXPY_Q8_GROUP;
+    for (size_t j = 0; j < d; j++) {
+      double exact, q_terms, min_terms;
+      q8_terms(LZN_WEIGHTS_Q4_K, m.mem.data, m.row_bytes, idx, coef, n, j / LZN_QK_K, j % LZN_QK_K, &exact, &q_terms,
+               &min_terms);
+      const double bound = AXPY_Q8_STEP_FRACTION * q_terms +
+                           ROUNDING_SLACK * AXPY_Q8_ROUNDINGS(n_groups) * FLT_EPSILON * (q_terms + min_terms) +
+                           UNDERFLOW_SLACK * (double)(n + 1);
+      if (!(fabs((double)y[j] - exact) <= bound))
+        ck_abort_msg("Q4_K axpy_rows_q8 d=%zu n=%zu: y[%zu] = %.9g, exact %.9g, stated bound %.3g", d, n, j,
+                     (double)y[j], exact, bound);
+    }
+    free(idx), free(coef), free(y);
+    guarded_free(&m.mem);
+  }
+}
+END_TEST
+
 /* ------------------------------------------------------------- suite */
 
 static Suite *kquant_suite(void) {
@@ -635,6 +721,7 @@ static Suite *kquant_suite(void) {
   tcase_add_loop_test(simd, dot_on_column_slices, 0, N_KTYPES);
   tcase_add_loop_test(simd, axpy_matches_reference, 0, 2 * N_KTYPES);
   tcase_add_loop_test(simd, axpy_on_column_slices, 0, N_KTYPES);
+  tcase_add_test(simd, axpy_q8_within_its_stated_error);
   suite_add_tcase(s, simd);
   return s;
 }

@@ -2,7 +2,8 @@
  * ref/axpy_q8.h: the specification of axpy_rows_q8 for every block type
  * (kernels.h has the contract), written once over a type's block scale and
  * integer weight; ref/<type>.c files instantiate it. Plain C, compiled
- * without ISA flags; static, so each file keeps its own copy.
+ * without ISA flags; static inline, so each file keeps its own copy
+ * (kernels/ref/kquant.h includes it for the K-quants' rule).
  */
 #ifndef LZN_KERNELS_REF_AXPY_Q8_H
 #define LZN_KERNELS_REF_AXPY_Q8_H
@@ -20,7 +21,7 @@ typedef int32_t (*ref_block_value_fn)(const void *row, size_t b, size_t j);
 
 /* alpha[0..g) and the returned s of one group and block, from the fp32
  * products a[0..g) = coef * d. */
-static float ref_q8_coefficients(const float *a, size_t g, int32_t *alpha) {
+static inline float ref_q8_coefficients(const float *a, size_t g, int32_t *alpha) {
   float m = 0.0f;
   for (size_t t = 0; t < g; t++)
     if (fabsf(a[t]) > m) m = fabsf(a[t]);
@@ -33,7 +34,7 @@ static float ref_q8_coefficients(const float *a, size_t g, int32_t *alpha) {
   return m / 127.0f;
 }
 
-static void ref_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+static inline void ref_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
                              const float *coef, size_t n, size_t block_weights, ref_block_scale_fn scale,
                              ref_block_value_fn value) {
   const size_t n_blocks = (d + block_weights - 1) / block_weights;

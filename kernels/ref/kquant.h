@@ -40,6 +40,7 @@
 
 #include "kernels/blocks.h"
 #include "kernels/half.h"
+#include "kernels/ref/axpy_q8.h"
 
 /* --------------------------------------------------------------- scales */
 
@@ -170,6 +171,42 @@ static inline void kq_axpy_rows(float *y, size_t d, const void *w, size_t row_by
         const size_t s = j / u.sub_size;
         const float a = coef[t] * (u.d * (float)u.sc[s]), c = coef[t] * (u.dmin * (float)u.m[s]);
         y[b * LZN_QK_K + j] += a * (float)u.q[j] - c;
+      }
+    }
+  }
+}
+
+/* axpy_rows_q8 of a K-quant (kernels.h has the rule): per group of
+ * LZN_AXPY_Q8_GROUP rows, super-block and sub-block s, the rows' a_t =
+ * coef * (d * sc[s]) rounded to int8 as ref/axpy_q8.h rounds a block's, and
+ * their mins' term c_t = coef * (dmin * m[s]) summed in fp32: the even rows'
+ * in order, the odd rows' in order, then the two sums added (the order the
+ * SIMD kernels' lanes make, so the term is the same bits in all). Then per
+ * column y += s * (sum of alpha_t q_t, exact) and y -= that term. */
+static inline void kq_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                                   const float *coef, size_t n, size_t block_bytes, kq_unpack_fn unpack) {
+  const size_t n_blocks = (d + LZN_QK_K - 1) / LZN_QK_K;
+  kq_unpacked u[LZN_AXPY_Q8_GROUP];
+  for (size_t t0 = 0; t0 < n; t0 += LZN_AXPY_Q8_GROUP) {
+    const size_t g = n - t0 < LZN_AXPY_Q8_GROUP ? n - t0 : LZN_AXPY_Q8_GROUP;
+    for (size_t b = 0; b < n_blocks; b++) {
+      for (size_t t = 0; t < g; t++)
+        unpack((const unsigned char *)w + (size_t)idx[t0 + t] * row_bytes + b * block_bytes, &u[t]);
+      const size_t j_end = d - b * LZN_QK_K < LZN_QK_K ? d - b * LZN_QK_K : LZN_QK_K, sub = u[0].sub_size;
+      for (size_t j0 = 0; j0 < j_end; j0 += sub) {
+        const size_t s = j0 / sub;
+        float a[LZN_AXPY_Q8_GROUP], mins[2] = {0.0f, 0.0f};
+        int32_t alpha[LZN_AXPY_Q8_GROUP];
+        for (size_t t = 0; t < g; t++) {
+          a[t] = coef[t0 + t] * (u[t].d * (float)u[t].sc[s]);
+          mins[t % 2] += coef[t0 + t] * (u[t].dmin * (float)u[t].m[s]);
+        }
+        const float scale = ref_q8_coefficients(a, g, alpha), min_term = mins[0] + mins[1];
+        for (size_t j = j0; j < j0 + sub && j < j_end; j++) {
+          int32_t sum = 0;
+          for (size_t t = 0; t < g; t++) sum += alpha[t] * u[t].q[j];
+          y[b * LZN_QK_K + j] = (y[b * LZN_QK_K + j] + scale * (float)sum) - min_term;
+        }
       }
     }
   }

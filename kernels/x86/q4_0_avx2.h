@@ -234,18 +234,6 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
   c->start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(alpha_sum, 3));
 }
 
-/* Dwords (q0[j], q1[j], q2[j], q3[j]): v[m] half L holds bytes j = 4m ..
- * 4m + 3 of block L. */
-static inline __attribute__((always_inline)) void q4_0_interleave4_256(__m256i v[4], __m256i q0, __m256i q1,
-                                                                      __m256i q2, __m256i q3) {
-  const __m256i l01 = _mm256_unpacklo_epi8(q0, q1), h01 = _mm256_unpackhi_epi8(q0, q1);
-  const __m256i l23 = _mm256_unpacklo_epi8(q2, q3), h23 = _mm256_unpackhi_epi8(q2, q3);
-  v[0] = _mm256_unpacklo_epi16(l01, l23);
-  v[1] = _mm256_unpackhi_epi16(l01, l23);
-  v[2] = _mm256_unpacklo_epi16(h01, h23);
-  v[3] = _mm256_unpackhi_epi16(h01, h23);
-}
-
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -267,7 +255,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     const unsigned char *const *q = r + 4 * g;
 #define Q4_0_PAIR_NIBBLES(k) _mm256_loadu2_m128i((const __m128i *)(q[k] + off + 20), (const __m128i *)(q[k] + off + 2))
     __m256i v[4];
-    q4_0_interleave4_256(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
+    vec_interleave4_u8(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
 #undef Q4_0_PAIR_NIBBLES
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {

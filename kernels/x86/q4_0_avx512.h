@@ -183,23 +183,13 @@ static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr
   }
 }
 
-/* The 4 x 4 transpose of the 128-bit lanes of a, b, c, d. */
-static inline __attribute__((always_inline)) void q4_0_transpose_lanes(__m512 *a, __m512 *b, __m512 *c, __m512 *d) {
-  const __m512 t0 = _mm512_shuffle_f32x4(*a, *b, 0x44), t1 = _mm512_shuffle_f32x4(*a, *b, 0xee);
-  const __m512 t2 = _mm512_shuffle_f32x4(*c, *d, 0x44), t3 = _mm512_shuffle_f32x4(*c, *d, 0xee);
-  *a = _mm512_shuffle_f32x4(t0, t2, 0x88);
-  *b = _mm512_shuffle_f32x4(t0, t2, 0xdd);
-  *c = _mm512_shuffle_f32x4(t1, t3, 0x88);
-  *d = _mm512_shuffle_f32x4(t1, t3, 0xdd);
-}
-
 /* y[32k + h + 4m + i] <-> y[32m + h + 4k + i] for h = 0, 16: the low
  * columns of block k at lane m of y[32k..], the step's lane k of vector m. */
 static inline void qr_q8_y_order(float *y) {
   for (int h = 0; h < 32; h += 16) {
     __m512 a = _mm512_loadu_ps(y + h), b = _mm512_loadu_ps(y + 32 + h);
     __m512 c = _mm512_loadu_ps(y + 64 + h), d = _mm512_loadu_ps(y + 96 + h);
-    q4_0_transpose_lanes(&a, &b, &c, &d);
+    vec_transpose_lanes4(&a, &b, &c, &d);
     _mm512_storeu_ps(y + h, a), _mm512_storeu_ps(y + 32 + h, b);
     _mm512_storeu_ps(y + 64 + h, c), _mm512_storeu_ps(y + 96 + h, d);
   }
@@ -242,18 +232,6 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
   c->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(alpha_sum, 3));
 }
 
-/* Dwords (q0[j], q1[j], q2[j], q3[j]) of 4 rows' step nibble bytes: v[m]
- * lane k holds bytes j = 4m .. 4m + 3 of block k. */
-static inline __attribute__((always_inline)) void q4_0_interleave4(__m512i v[4], __m512i q0, __m512i q1, __m512i q2,
-                                                                  __m512i q3) {
-  const __m512i l01 = _mm512_unpacklo_epi8(q0, q1), h01 = _mm512_unpackhi_epi8(q0, q1);
-  const __m512i l23 = _mm512_unpacklo_epi8(q2, q3), h23 = _mm512_unpackhi_epi8(q2, q3);
-  v[0] = _mm512_unpacklo_epi16(l01, l23);
-  v[1] = _mm512_unpackhi_epi16(l01, l23);
-  v[2] = _mm512_unpacklo_epi16(h01, h23);
-  v[3] = _mm512_unpackhi_epi16(h01, h23);
-}
-
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -279,7 +257,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     const unsigned char *const *q = r + 4 * g;
 #define Q4_0_NIBBLES(k) q4_0_step_nibbles(_mm512_loadu_si512(q[k] + off), q[k] + off)
     __m512i v[4];
-    q4_0_interleave4(v, Q4_0_NIBBLES(0), Q4_0_NIBBLES(1), Q4_0_NIBBLES(2), Q4_0_NIBBLES(3));
+    vec_interleave4_u8(v, Q4_0_NIBBLES(0), Q4_0_NIBBLES(1), Q4_0_NIBBLES(2), Q4_0_NIBBLES(3));
 #undef Q4_0_NIBBLES
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {

@@ -26,6 +26,7 @@
 #ifndef LZN_KERNELS_X86_Q4_K_AVX2_H
 #define LZN_KERNELS_X86_Q4_K_AVX2_H
 
+#include <float.h>
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -177,5 +178,141 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
     }
   }
 }
+
+#if !defined(KQ_Q5_K)
+/* ------------------------------------------------------ axpy_rows_q8 */
+
+/* The int8 path (kernels.h, axpy_rows_q8; Q4_K's rule in ref/kquant.h),
+ * as x86/q4_k_avx512.h's with a row's 8 sub-blocks per ymm: a step is one
+ * super-block of the group's 16 rows. Coefficients per row: a = coef *
+ * (d * sc), c = coef * (dmin * m) (the scales and mins of two rows by one
+ * kq_scales_mins2), the mins' terms summed over the even rows and the odd
+ * rows apart and then added (the reference's order), the int8 alphas of 4
+ * rows packed and transposed to one dword per sub-block. The adds: per
+ * chunk of 32 nibble bytes (sub-block 2c in the low nibbles, 2c + 1 in
+ * the high), 4 rows interleaved to dwords, one int8 dot product per
+ * column lane and nibble half, then per 8 columns a convert, an FMA by s
+ * and a subtract of the mins' term. maddubs pairs of nibbles times alphas
+ * stay within int16 (2 * 15 * 127, twice that for two operands).
+ *
+ * The interleave leaves column 16k + 4m + i of a chunk's low (or, + 32,
+ * high) nibbles in half k, dword i of result m: y is put in that order
+ * once per call, swapping 128-bit halves between the 8-column vectors
+ * 0 and 16, 8 and 24 columns apart of each 32 columns. */
+#define QR_AXPY_Q8_STEP_BLOCKS 1
+
+typedef struct {
+  float coef[LZN_AXPY_Q8_GROUP]; /* 0 past the group's rows */
+} qr_q8_group;
+
+typedef struct {
+  __m256i alpha[4]; /* rows 4q..4q+3's alphas: dword k of [q] = sub-block k */
+  __m256 s, min;    /* per sub-block: the scale of its integer sums, its mins' term */
+} qr_q8_coefs;
+
+/* Bytes 4t + k (row t, sub-block k of the lane) -> 4k + t. */
+static const int8_t q4_k_by_sub_block[32] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                             0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+/* Result m's 8 columns' place in a 32-column group, in y's order. */
+static const int q4_k_result_slot[4] = {0, 16, 8, 24};
+
+static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
+  for (size_t t = 0; t < LZN_AXPY_Q8_GROUP; t++) g->coef[t] = t < nr ? coef[t] : 0.0f;
+}
+
+static inline void qr_q8_y_order(float *y) {
+  for (int group = 0; group < 256; group += 32)
+    for (int c = 0; c < 16; c += 8) {
+      const __m256 a = _mm256_loadu_ps(y + group + c), b = _mm256_loadu_ps(y + group + 16 + c);
+      _mm256_storeu_ps(y + group + c, _mm256_permute2f128_ps(a, b, 0x20));
+      _mm256_storeu_ps(y + group + 16 + c, _mm256_permute2f128_ps(a, b, 0x31));
+    }
+}
+
+/* A row's [a, c] over its 8 sub-blocks from its scales and mins' bytes sm
+ * (sc[0..8), m[0..8)) and its head's first 4 bytes (d, dmin). */
+static inline __attribute__((always_inline)) void q4_k_row_coefs(__m256 *a, __m256 *c, __m128i sm, __m128i head,
+                                                                float coef) {
+  const __m128 d_dmin = _mm_cvtph_ps(head);
+  const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm));
+  const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)));
+  const __m256 k = _mm256_set1_ps(coef);
+  *a = _mm256_mul_ps(k, _mm256_mul_ps(_mm256_broadcastss_ps(d_dmin), sc));
+  *c = _mm256_mul_ps(k, _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d_dmin)), mn));
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 a[LZN_AXPY_Q8_GROUP], m = _mm256_setzero_ps(), mins[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; p++) {
+    const __m128i even = _mm_loadu_si128((const __m128i *)(r[2 * p] + off));
+    const __m128i odd = _mm_loadu_si128((const __m128i *)(r[2 * p + 1] + off));
+    const __m256i sm = kq_scales_mins2(_mm256_inserti128_si256(_mm256_castsi128_si256(even), odd, 1));
+    __m256 ce, co;
+    q4_k_row_coefs(&a[2 * p], &ce, _mm256_castsi256_si128(sm), even, g->coef[2 * p]);
+    q4_k_row_coefs(&a[2 * p + 1], &co, _mm256_extracti128_si256(sm, 1), odd, g->coef[2 * p + 1]);
+    mins[0] = _mm256_add_ps(mins[0], ce), mins[1] = _mm256_add_ps(mins[1], co);
+    m = _mm256_max_ps(m, _mm256_max_ps(_mm256_andnot_ps(sign, a[2 * p]), _mm256_andnot_ps(sign, a[2 * p + 1])));
+  }
+  c->min = _mm256_add_ps(mins[0], mins[1]);
+  const __m256 nonzero = _mm256_cmp_ps(m, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m), nonzero);
+  c->s = _mm256_and_ps(_mm256_div_ps(m, _mm256_set1_ps(127.0f)), nonzero);
+  const __m256i by_sub_block = _mm256_loadu_si256((const __m256i *)q4_k_by_sub_block);
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    const __m256 *const aq = a + 4 * q;
+    /* Lane k: rows 0-3's alphas of sub-blocks 4k..4k+3, row by row; then a dword per sub-block. */
+    const __m256i r01 = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(aq[0], inv)),
+                                           _mm256_cvtps_epi32(_mm256_mul_ps(aq[1], inv)));
+    const __m256i r23 = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(aq[2], inv)),
+                                           _mm256_cvtps_epi32(_mm256_mul_ps(aq[3], inv)));
+    c->alpha[q] = _mm256_shuffle_epi8(_mm256_packs_epi16(r01, r23), by_sub_block);
+  }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
+  for (int chunk = 0; chunk < 4; chunk++) {
+    const __m256i at_lo = _mm256_set1_epi32(2 * chunk), at_hi = _mm256_set1_epi32(2 * chunk + 1);
+    __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) lo[i] = hi[i] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+    for (int q = 0; q < 4; q += 2) {
+      __m256i v[2][4], a_lo[2], a_hi[2];
+#pragma GCC unroll 2
+      for (int e = 0; e < 2; e++) {
+        const unsigned char *const *rows = r + 4 * (q + e);
+        const size_t at = off + Q4_K_QS + 32 * (size_t)chunk;
+        vec_interleave4_u8(v[e], _mm256_loadu_si256((const __m256i *)(rows[0] + at)),
+                             _mm256_loadu_si256((const __m256i *)(rows[1] + at)),
+                             _mm256_loadu_si256((const __m256i *)(rows[2] + at)),
+                             _mm256_loadu_si256((const __m256i *)(rows[3] + at)));
+        a_lo[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e], at_lo);
+        a_hi[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e], at_hi);
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) {
+        lo[i] = vec_dot2_u8s8(lo[i], _mm256_and_si256(v[0][i], low4), a_lo[0], _mm256_and_si256(v[1][i], low4), a_lo[1]);
+        hi[i] = vec_dot2_u8s8(hi[i], _mm256_and_si256(_mm256_srli_epi16(v[0][i], 4), low4), a_hi[0],
+                              _mm256_and_si256(_mm256_srli_epi16(v[1][i], 4), low4), a_hi[1]);
+      }
+    }
+    const __m256 s_lo = _mm256_permutevar8x32_ps(c->s, at_lo), s_hi = _mm256_permutevar8x32_ps(c->s, at_hi);
+    const __m256 min_lo = _mm256_permutevar8x32_ps(c->min, at_lo), min_hi = _mm256_permutevar8x32_ps(c->min, at_hi);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      float *const y_lo = y + 64 * chunk + q4_k_result_slot[i], *const y_hi = y_lo + 32;
+      _mm256_storeu_ps(y_lo, _mm256_sub_ps(_mm256_fmadd_ps(s_lo, _mm256_cvtepi32_ps(lo[i]), _mm256_loadu_ps(y_lo)), min_lo));
+      _mm256_storeu_ps(y_hi, _mm256_sub_ps(_mm256_fmadd_ps(s_hi, _mm256_cvtepi32_ps(hi[i]), _mm256_loadu_ps(y_hi)), min_hi));
+    }
+  }
+}
+#endif /* !KQ_Q5_K */
 
 #endif /* LZN_KERNELS_X86_Q4_K_AVX2_H */

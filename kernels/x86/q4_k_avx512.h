@@ -34,6 +34,7 @@
 #ifndef LZN_KERNELS_X86_Q4_K_AVX512_H
 #define LZN_KERNELS_X86_Q4_K_AVX512_H
 
+#include <float.h>
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -219,5 +220,160 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
   }
 #endif
 }
+
+#if !defined(KQ_Q5_K)
+/* ------------------------------------------------------ axpy_rows_q8 */
+
+/* The int8 path (kernels.h, axpy_rows_q8; Q4_K's rule in ref/kquant.h): a
+ * step is one super-block of the group's 16 rows. Its coefficients, per
+ * pair of rows (one zmm: the pair's 8 sub-blocks each): a = coef * (d *
+ * sc) and c = coef * (dmin * m), the scales and mins of both rows
+ * unpacked by one kq_scales_mins2; the max of |a| and the sums of c over
+ * the pairs' lanes (even rows in lanes 0-7, odd in 8-15, added last, as
+ * the reference orders them); a divided on 8 lanes; the int8 alphas packed
+ * to one dword per 4 rows and sub-block. The adds: each 64 bytes of
+ * nibbles (two chunks: sub-blocks 4h, 4h + 2 in their low nibbles, 4h + 1,
+ * 4h + 3 in their high ones) of 4 rows interleaved to dwords, then per
+ * column lane one vpdpbusd for the low nibbles and one for the high (each
+ * against its sub-block's 4 alphas), a convert, an FMA by s and a subtract
+ * of the mins' term per 16 columns and group: where the fp32 path pays a
+ * table lookup and an add per row. The nibbles are 0..15 and the alphas
+ * within +-127: without VNNI, maddubs pairs stay within int16 (2 * 15 *
+ * 127, and twice that for vec_dot2_u8s8's two operands).
+ *
+ * vec_interleave4_u8 leaves column 128h + 16k + 4m + i (k = 0, 1: the low
+ * nibbles of chunk 2h; + 64 for chunk 2h + 1; + 32 for the high nibbles)
+ * in lane k (+ 2), dword i of result m: y is put in that order once per
+ * call (vec_transpose_lanes4 of the four 16-column vectors each result
+ * set covers). */
+#define QR_AXPY_Q8_STEP_BLOCKS 1
+
+typedef struct {
+  __m512 coef[8]; /* pair p: lanes 0-7 coef of row 2p, lanes 8-15 of row 2p + 1 */
+} qr_q8_group;
+
+typedef struct {
+  __m128i alpha[4][2]; /* rows 4q..4q+3's alphas: dword k of [q][h] = sub-block 4h + k */
+  __m512 s_min;        /* lanes 0-7: the sub-blocks' s; 8-15: their mins' terms */
+} qr_q8_coefs;
+
+/* Lanes 0-7 take element 0 of the pair, lanes 8-15 element 1. */
+static const int32_t q4_k_pair_lanes[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+/* Bytes [a0..a7, b0..b7] -> [a0, b0, a1, b1, ..., a7, b7]. */
+static const int8_t q4_k_zip8[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+/* The 16-column vectors of y (within a half of 128 columns) whose columns
+ * the low / high nibbles' results hold, in the order of the results'
+ * lanes. */
+static const int q4_k_lo_vectors[4] = {0, 1, 4, 5}, q4_k_hi_vectors[4] = {2, 3, 6, 7};
+
+static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
+  const __m512 c = _mm512_maskz_loadu_ps((__mmask16)((1u << nr) - 1u), coef);
+  const __m512i pair = _mm512_loadu_si512(q4_k_pair_lanes);
+  for (int p = 0; p < 8; p++) g->coef[p] = _mm512_permutexvar_ps(_mm512_add_epi32(pair, _mm512_set1_epi32(2 * p)), c);
+}
+
+static inline void qr_q8_y_order(float *y) {
+  for (int h = 0; h < 2; h++) {
+    float *const half = y + 128 * h;
+    for (int hi = 0; hi < 2; hi++) {
+      const int *k = hi ? q4_k_hi_vectors : q4_k_lo_vectors;
+      __m512 a = _mm512_loadu_ps(half + 16 * k[0]), b = _mm512_loadu_ps(half + 16 * k[1]);
+      __m512 c = _mm512_loadu_ps(half + 16 * k[2]), d = _mm512_loadu_ps(half + 16 * k[3]);
+      vec_transpose_lanes4(&a, &b, &c, &d);
+      _mm512_storeu_ps(half + 16 * k[0], a), _mm512_storeu_ps(half + 16 * k[1], b);
+      _mm512_storeu_ps(half + 16 * k[2], c), _mm512_storeu_ps(half + 16 * k[3], d);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  const __m512i pair = _mm512_loadu_si512(q4_k_pair_lanes);
+  const __m512i d_lanes = _mm512_slli_epi32(pair, 3), dmin_lanes = _mm512_add_epi32(d_lanes, _mm512_set1_epi32(1));
+  __m512 a[8], m = _mm512_setzero_ps(), mins = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; p++) {
+    const __m256i heads = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(r[2 * p] + off))),
+        _mm_loadu_si128((const __m128i *)(r[2 * p + 1] + off)), 1);
+    /* [sc even row, sc odd row, m even, m odd] */
+    const __m256i sm = _mm256_permute4x64_epi64(kq_scales_mins2(heads), _MM_SHUFFLE(3, 1, 2, 0));
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(sm)));
+    const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(sm, 1)));
+    /* The heads' fp16 words: d of the even row is float 0, dmin 1; the odd row's 8 and 9. */
+    const __m512 words = _mm512_cvtph_ps(heads);
+    a[p] = _mm512_mul_ps(g->coef[p], _mm512_mul_ps(_mm512_permutexvar_ps(d_lanes, words), sc));
+    mins = _mm512_add_ps(mins, _mm512_mul_ps(g->coef[p], _mm512_mul_ps(_mm512_permutexvar_ps(dmin_lanes, words), mn)));
+    m = _mm512_max_ps(m, _mm512_abs_ps(a[p]));
+  }
+  /* Lanes 0-7: each sub-block's largest |a| over the 16 rows, its mins' term. */
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
+  const __m256 m8 = _mm512_castps512_ps256(m);
+  const __m256 min_term = _mm256_add_ps(_mm512_castps512_ps256(mins), _mm512_extractf32x8_ps(mins, 1));
+  const __mmask8 nonzero = _mm256_cmp_ps_mask(m8, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m256 inv8 = _mm256_maskz_div_ps(nonzero, _mm256_set1_ps(127.0f), m8);
+  c->s_min = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_maskz_div_ps(nonzero, m8, _mm256_set1_ps(127.0f))),
+                                min_term, 1);
+  const __m512 inv = _mm512_insertf32x8(_mm512_castps256_ps512(inv8), inv8, 1);
+  const __m128i zip = _mm_loadu_si128((const __m128i *)q4_k_zip8);
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    /* [alpha row 4q (8 sub-blocks), 4q + 1], zipped to words (row 4q, 4q + 1) per sub-block */
+    const __m128i ab = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a[2 * q], inv))), zip);
+    const __m128i cd = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a[2 * q + 1], inv))), zip);
+    c->alpha[q][0] = _mm_unpacklo_epi16(ab, cd);
+    c->alpha[q][1] = _mm_unpackhi_epi16(ab, cd);
+  }
+}
+
+/* Lanes 0-7 take element i, lanes 8-15 element i + 2. */
+static inline __attribute__((always_inline)) __m512i q4_k_chunk_lanes(int i) {
+  return _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(q4_k_pair_lanes), 1), _mm512_set1_epi32(i));
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; h++) {
+    __m512i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) lo[i] = hi[i] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int q = 0; q < 4; q += 2) {
+      __m512i v[2][4], a_lo[2], a_hi[2];
+#pragma GCC unroll 2
+      for (int e = 0; e < 2; e++) {
+        const unsigned char *const *rows = r + 4 * (q + e);
+        const size_t at = off + Q4_K_QS + 64 * (size_t)h;
+        vec_interleave4_u8(v[e], _mm512_loadu_si512(rows[0] + at), _mm512_loadu_si512(rows[1] + at),
+                           _mm512_loadu_si512(rows[2] + at), _mm512_loadu_si512(rows[3] + at));
+        const __m512i alpha = _mm512_castsi128_si512(c->alpha[q + e][h]);
+        a_lo[e] = _mm512_permutexvar_epi32(q4_k_chunk_lanes(0), alpha);
+        a_hi[e] = _mm512_permutexvar_epi32(q4_k_chunk_lanes(1), alpha);
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) {
+        lo[i] = vec_dot2_u8s8(lo[i], _mm512_and_si512(v[0][i], low4), a_lo[0], _mm512_and_si512(v[1][i], low4), a_lo[1]);
+        hi[i] = vec_dot2_u8s8(hi[i], _mm512_and_si512(_mm512_srli_epi16(v[0][i], 4), low4), a_hi[0],
+                              _mm512_and_si512(_mm512_srli_epi16(v[1][i], 4), low4), a_hi[1]);
+      }
+    }
+    /* s and the mins' term of sub-blocks 4h, 4h + 2 (low) and 4h + 1, 4h + 3 (high) */
+    const __m512i at_lo = _mm512_set1_epi32(4 * h), at_hi = _mm512_set1_epi32(4 * h + 1), mins = _mm512_set1_epi32(8);
+    const __m512 s_lo = _mm512_permutexvar_ps(_mm512_add_epi32(q4_k_chunk_lanes(0), at_lo), c->s_min);
+    const __m512 s_hi = _mm512_permutexvar_ps(_mm512_add_epi32(q4_k_chunk_lanes(0), at_hi), c->s_min);
+    const __m512 min_lo = _mm512_permutexvar_ps(_mm512_add_epi32(q4_k_chunk_lanes(0), _mm512_add_epi32(at_lo, mins)), c->s_min);
+    const __m512 min_hi = _mm512_permutexvar_ps(_mm512_add_epi32(q4_k_chunk_lanes(0), _mm512_add_epi32(at_hi, mins)), c->s_min);
+    float *const half = y + 128 * h;
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      float *const y_lo = half + 16 * q4_k_lo_vectors[i], *const y_hi = half + 16 * q4_k_hi_vectors[i];
+      _mm512_storeu_ps(y_lo, _mm512_sub_ps(_mm512_fmadd_ps(s_lo, _mm512_cvtepi32_ps(lo[i]), _mm512_loadu_ps(y_lo)), min_lo));
+      _mm512_storeu_ps(y_hi, _mm512_sub_ps(_mm512_fmadd_ps(s_hi, _mm512_cvtepi32_ps(hi[i]), _mm512_loadu_ps(y_hi)), min_hi));
+    }
+  }
+}
+#endif /* !KQ_Q5_K */
 
 #endif /* LZN_KERNELS_X86_Q4_K_AVX512_H */

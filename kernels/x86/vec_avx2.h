@@ -98,4 +98,18 @@ static inline __m256i vec_dot2_u8s8(__m256i acc, __m256i u1, __m256i s1, __m256i
 #endif
 }
 
+/* Dwords (q0[j], q1[j], q2[j], q3[j]) of 4 rows' bytes, for an int8 dot
+ * product to sum 4 rows into each column's lane: v[m] 128-bit half k
+ * holds bytes j = 16k + 4m .. 16k + 4m + 3 (the unpacks work within
+ * halves). */
+static inline __attribute__((always_inline)) void vec_interleave4_u8(__m256i v[4], __m256i q0, __m256i q1, __m256i q2,
+                                                                    __m256i q3) {
+  const __m256i l01 = _mm256_unpacklo_epi8(q0, q1), h01 = _mm256_unpackhi_epi8(q0, q1);
+  const __m256i l23 = _mm256_unpacklo_epi8(q2, q3), h23 = _mm256_unpackhi_epi8(q2, q3);
+  v[0] = _mm256_unpacklo_epi16(l01, l23);
+  v[1] = _mm256_unpackhi_epi16(l01, l23);
+  v[2] = _mm256_unpacklo_epi16(h01, h23);
+  v[3] = _mm256_unpackhi_epi16(h01, h23);
+}
+
 #endif /* LZN_KERNELS_X86_VEC_AVX2_H */

@@ -79,4 +79,28 @@ static inline __m512i vec_dot2_u8s8(__m512i acc, __m512i u1, __m512i s1, __m512i
 #endif
 }
 
+/* Dwords (q0[j], q1[j], q2[j], q3[j]) of 4 rows' bytes, for vpdpbusd
+ * to sum 4 rows into each column's lane: v[m] 128-bit lane k holds bytes
+ * j = 16k + 4m .. 16k + 4m + 3 (the unpacks work within 128-bit lanes). */
+static inline __attribute__((always_inline)) void vec_interleave4_u8(__m512i v[4], __m512i q0, __m512i q1, __m512i q2,
+                                                                    __m512i q3) {
+  const __m512i l01 = _mm512_unpacklo_epi8(q0, q1), h01 = _mm512_unpackhi_epi8(q0, q1);
+  const __m512i l23 = _mm512_unpacklo_epi8(q2, q3), h23 = _mm512_unpackhi_epi8(q2, q3);
+  v[0] = _mm512_unpacklo_epi16(l01, l23);
+  v[1] = _mm512_unpackhi_epi16(l01, l23);
+  v[2] = _mm512_unpacklo_epi16(h01, h23);
+  v[3] = _mm512_unpackhi_epi16(h01, h23);
+}
+
+/* The 4 x 4 transpose of the 128-bit lanes of a, b, c, d (its own
+ * inverse): puts y in the order vec_interleave4_u8's lanes sum into. */
+static inline __attribute__((always_inline)) void vec_transpose_lanes4(__m512 *a, __m512 *b, __m512 *c, __m512 *d) {
+  const __m512 t0 = _mm512_shuffle_f32x4(*a, *b, 0x44), t1 = _mm512_shuffle_f32x4(*a, *b, 0xee);
+  const __m512 t2 = _mm512_shuffle_f32x4(*c, *d, 0x44), t3 = _mm512_shuffle_f32x4(*c, *d, 0xee);
+  *a = _mm512_shuffle_f32x4(t0, t2, 0x88);
+  *b = _mm512_shuffle_f32x4(t0, t2, 0xdd);
+  *c = _mm512_shuffle_f32x4(t1, t3, 0x88);
+  *d = _mm512_shuffle_f32x4(t1, t3, 0xdd);
+}
+
 #endif /* LZN_KERNELS_X86_VEC_AVX512_H */
