@@ -70,6 +70,16 @@
 #include <string.h>
 
 #include "kernels/generic/stream.h"
+
+/* How far ahead a step prefetches its rows: ROWS_PREFETCH_AHEAD_BYTES,
+ * unless the type's header sets its own distance toward L2 (the level
+ * Zen 4 runs). Q6_K does: its 210-byte super-blocks read ~8 points more
+ * of the stream at 256 bytes (x86/q6_k_avx512.h). */
+#ifndef QR_PREFETCH_AHEAD_L2_BYTES
+#define QR_PREFETCH_AHEAD_L2_BYTES ROWS_PREFETCH_AHEAD_BYTES
+#endif
+#define QR_PREFETCH_AHEAD(level) \
+  ((size_t)((level) == LZN_PREFETCH_L2 ? QR_PREFETCH_AHEAD_L2_BYTES : ROWS_PREFETCH_AHEAD_BYTES))
 #include "kernels/kernels.h"
 
 #define QR_DOT_STEP_WEIGHTS (QR_DOT_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
@@ -255,7 +265,7 @@ QR_ALWAYS_INLINE void qr_dot_any(float *out, const void *w, size_t row_bytes, si
       vec_f32 acc4 = vec_zero(), acc5 = vec_zero(), acc6 = vec_zero(), acc7 = vec_zero();
       for (size_t s = c0; s < c_full; s++) {
         if (!short_rows) {
-          QR_PREFETCH_GROUP(s * QR_DOT_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES, QR_DOT_STEP_BYTES, span);
+          QR_PREFETCH_GROUP(s * QR_DOT_STEP_BYTES + QR_PREFETCH_AHEAD(level), QR_DOT_STEP_BYTES, span);
           QR_PREFETCH_NEXT(next, s * QR_DOT_STEP_BYTES, QR_DOT_STEP_BYTES);
         }
         QR_DOT8_STEP(s);
@@ -346,7 +356,7 @@ QR_ALWAYS_INLINE void qr_axpy_group(float *y, size_t d, const unsigned char *con
   size_t full_in_y = n_full;
   if (full_in_y * QR_AXPY_STEP_WEIGHTS > d) full_in_y--;
   for (size_t s = 0; s < full_in_y; s++) {
-    const size_t at = s * QR_AXPY_STEP_BYTES + ROWS_PREFETCH_AHEAD_BYTES;
+    const size_t at = s * QR_AXPY_STEP_BYTES + QR_PREFETCH_AHEAD(level);
     if (at + QR_AXPY_STEP_BYTES <= span)
 #pragma GCC unroll 8
       for (size_t k = 0; k < nr; k++)
@@ -461,7 +471,7 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
       qr_q8_coefs now, next;
       qr_q8_step_coefs(&now, r, 0, &g);
       for (size_t s = 0; s + 1 < in_place; s++) {
-        const size_t off = s * QR_AXPY_Q8_STEP_BYTES, at = off + ROWS_PREFETCH_AHEAD_BYTES;
+        const size_t off = s * QR_AXPY_Q8_STEP_BYTES, at = off + QR_PREFETCH_AHEAD(level);
         if (at + QR_AXPY_Q8_STEP_BYTES <= span)
 #pragma GCC unroll 16
           for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)

@@ -37,6 +37,8 @@
 
 #define QR_BLOCK_WEIGHTS LZN_QK_K
 #define QR_BLOCK_BYTES sizeof(lzn_block_q6_k)
+/* As x86/q6_k_avx512.h says why. */
+#define QR_PREFETCH_AHEAD_L2_BYTES 256
 #define QR_X_BLOCK_WEIGHTS LZN_QK_K
 #define QR_X_BLOCK_BYTES sizeof(lzn_block_q8_k)
 #define QR_DOT_STEP_BLOCKS 1
