@@ -187,7 +187,7 @@ START_TEST(kquant_slots_are_filled) {
   }
   /* Every x86 ceiling has the K-quants' SIMD kernels (kernels/<isa>/q*_k.c),
    * so the tests below compare them, not the reference with itself. Q4_K's
-   * axpy_rows_q8 has its own rule (kernels.h); Q5_K's and Q6_K's is their
+   * and Q6_K's axpy_rows_q8 have their own rule (kernels.h); Q5_K's is its
    * exact axpy_rows, as the reference's is. */
   for (size_t i = 0; i < N_KTYPES; i++) {
     const lzn_type_kernels *t = &k->type[ktypes[i]];
@@ -196,7 +196,7 @@ START_TEST(kquant_slots_are_filled) {
         if (op != LZN_KOP_FROM_F32 && op != LZN_KOP_TO_F32)
           ck_assert_msg(lzn_type_slot_isa(k, ktypes[i], (lzn_kop)op) != LZN_ISA_SCALAR, "%s: op %d is scalar under %s",
                         lzn_wtype_name(ktypes[i]), op, k->name);
-    if (ktypes[i] == LZN_WEIGHTS_Q4_K) ck_assert(t->axpy_rows_q8.fn != t->axpy_rows.fn);
+    if (ktypes[i] != LZN_WEIGHTS_Q5_K) ck_assert(t->axpy_rows_q8.fn != t->axpy_rows.fn);
     else ck_assert(t->axpy_rows_q8.fn == t->axpy_rows.fn && t->axpy_rows_q8.isa == t->axpy_rows.isa);
   }
   ck_assert(!lzn_wtype_valid(LZN_WTYPE_Q8_K)); /* x only: no matrix is ever Q8_K */
@@ -668,12 +668,13 @@ START_TEST(axpy_on_column_slices) {
 }
 END_TEST
 
-/* Q4_K's axpy_rows_q8 against the exact sum in double, on float data:
- * within what kernels.h states (each a moves by at most m / 254) plus the
- * fp32 roundings. */
+/* Q4_K's and Q6_K's axpy_rows_q8 against the exact sum in double, on
+ * float data: within what kernels.h states (each a moves by at most m /
+ * 254) plus the fp32 roundings. */
 START_TEST(axpy_q8_within_its_stated_error) {
   const lzn_kernel_table *k = active_kernels();
-  test_rng r = {0x2420u};
+  const lzn_weight_type type = _i ? LZN_WEIGHTS_Q6_K : LZN_WEIGHTS_Q4_K;
+  test_rng r = {0x2420u + (uint64_t)_i};
   static const size_t dims[] = {256, 1000, 4096};
   for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
     const size_t d = dims[di], f = 403;
@@ -682,18 +683,18 @@ START_TEST(axpy_q8_within_its_stated_error) {
     ck_assert(idx && coef && y);
     const size_t n = make_rows(&r, ROWS_RANDOM_50, f, idx);
     for (size_t t = 0; t < n; t++) coef[t] = rng_float(&r) * (rng_below(&r, 8) == 0 ? 10.0f : 1.0f);
-    kmatrix m = make_kmatrix(&r, LZN_WEIGHTS_Q4_K, DATA_FLOAT, f, d, 0, d, idx, n);
-    k->type[LZN_WEIGHTS_Q4_K].axpy_rows_q8.fn(y, d, m.mem.data, m.row_bytes, idx, coef, n);
+    kmatrix m = make_kmatrix(&r, type, DATA_FLOAT, f, d, 0, d, idx, n);
+    k->type[type].axpy_rows_q8.fn(y, d, m.mem.data, m.row_bytes, idx, coef, n);
     const size_t n_groups = (n + LZN_AXPY_Q8_GROUP - 1) / LZN_AXPY_Q8_GROUP;
     for (size_t j = 0; j < d; j++) {
       double exact, q_terms, min_terms;
-      q8_terms(LZN_WEIGHTS_Q4_K, m.mem.data, m.row_bytes, idx, coef, n, j / LZN_QK_K, j % LZN_QK_K, &exact, &q_terms,
+      q8_terms(type, m.mem.data, m.row_bytes, idx, coef, n, j / LZN_QK_K, j % LZN_QK_K, &exact, &q_terms,
                &min_terms);
       const double bound = AXPY_Q8_STEP_FRACTION * q_terms +
                            ROUNDING_SLACK * AXPY_Q8_ROUNDINGS(n_groups) * FLT_EPSILON * (q_terms + min_terms) +
                            UNDERFLOW_SLACK * (double)(n + 1);
       if (!(fabs((double)y[j] - exact) <= bound))
-        ck_abort_msg("Q4_K axpy_rows_q8 d=%zu n=%zu: y[%zu] = %.9g, exact %.9g, stated bound %.3g", d, n, j,
+        ck_abort_msg("%s axpy_rows_q8 d=%zu n=%zu: y[%zu] = %.9g, exact %.9g, stated bound %.3g", lzn_wtype_name(type), d, n, j,
                      (double)y[j], exact, bound);
     }
     free(idx), free(coef), free(y);
@@ -721,7 +722,7 @@ static Suite *kquant_suite(void) {
   tcase_add_loop_test(simd, dot_on_column_slices, 0, N_KTYPES);
   tcase_add_loop_test(simd, axpy_matches_reference, 0, 2 * N_KTYPES);
   tcase_add_loop_test(simd, axpy_on_column_slices, 0, N_KTYPES);
-  tcase_add_test(simd, axpy_q8_within_its_stated_error);
+  tcase_add_loop_test(simd, axpy_q8_within_its_stated_error, 0, 2);
   suite_add_tcase(s, simd);
   return s;
 }

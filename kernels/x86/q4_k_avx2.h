@@ -210,24 +210,12 @@ typedef struct {
   __m256 s, min;    /* per sub-block: the scale of its integer sums, its mins' term */
 } qr_q8_coefs;
 
-/* Bytes 4t + k (row t, sub-block k of the lane) -> 4k + t. */
-static const int8_t q4_k_by_sub_block[32] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                             0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
-/* Result m's 8 columns' place in a 32-column group, in y's order. */
-static const int q4_k_result_slot[4] = {0, 16, 8, 24};
 
 static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
   for (size_t t = 0; t < LZN_AXPY_Q8_GROUP; t++) g->coef[t] = t < nr ? coef[t] : 0.0f;
 }
 
-static inline void qr_q8_y_order(float *y) {
-  for (int group = 0; group < 256; group += 32)
-    for (int c = 0; c < 16; c += 8) {
-      const __m256 a = _mm256_loadu_ps(y + group + c), b = _mm256_loadu_ps(y + group + 16 + c);
-      _mm256_storeu_ps(y + group + c, _mm256_permute2f128_ps(a, b, 0x20));
-      _mm256_storeu_ps(y + group + 16 + c, _mm256_permute2f128_ps(a, b, 0x31));
-    }
-}
+static inline void qr_q8_y_order(float *y) { vec_interleave4_y_order(y, LZN_QK_K); }
 
 /* A row's [a, c] over its 8 sub-blocks from its scales and mins' bytes sm
  * (sc[0..8), m[0..8)) and its head's first 4 bytes (d, dmin). */
@@ -260,7 +248,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
   const __m256 nonzero = _mm256_cmp_ps(m, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
   const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m), nonzero);
   c->s = _mm256_and_ps(_mm256_div_ps(m, _mm256_set1_ps(127.0f)), nonzero);
-  const __m256i by_sub_block = _mm256_loadu_si256((const __m256i *)q4_k_by_sub_block);
+  const __m256i by_sub_block = _mm256_loadu_si256((const __m256i *)vec_transpose4x4_bytes);
 #pragma GCC unroll 4
   for (int q = 0; q < 4; q++) {
     const __m256 *const aq = a + 4 * q;
@@ -307,7 +295,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     const __m256 min_lo = _mm256_permutevar8x32_ps(c->min, at_lo), min_hi = _mm256_permutevar8x32_ps(c->min, at_hi);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-      float *const y_lo = y + 64 * chunk + q4_k_result_slot[i], *const y_hi = y_lo + 32;
+      float *const y_lo = y + 64 * chunk + vec_interleave4_slot[i], *const y_hi = y_lo + 32;
       _mm256_storeu_ps(y_lo, _mm256_sub_ps(_mm256_fmadd_ps(s_lo, _mm256_cvtepi32_ps(lo[i]), _mm256_loadu_ps(y_lo)), min_lo));
       _mm256_storeu_ps(y_hi, _mm256_sub_ps(_mm256_fmadd_ps(s_hi, _mm256_cvtepi32_ps(hi[i]), _mm256_loadu_ps(y_hi)), min_hi));
     }

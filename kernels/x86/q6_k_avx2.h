@@ -28,6 +28,7 @@
 #ifndef LZN_KERNELS_X86_Q6_K_AVX2_H
 #define LZN_KERNELS_X86_Q6_K_AVX2_H
 
+#include <float.h>
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -148,6 +149,112 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
     for (int v = 0; v < 2; v++) {
       const __m256 qv = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(centred + 16 * s + 8 * v))));
       y[2 * s + v] = _mm256_fmadd_ps(as, qv, y[2 * s + v]);
+    }
+  }
+}
+
+/* ------------------------------------------------------ axpy_rows_q8 */
+
+/* The int8 path (kernels.h, axpy_rows_q8; Q6_K's rule in ref/kquant.h),
+ * as x86/q6_k_avx512.h's with 8 sub-blocks per ymm: per row a = coef *
+ * (d * sc) in two ymm, the max of |a| over the rows, two 8-lane
+ * divisions, the int8 alphas of 4 rows packed and transposed to one dword
+ * per sub-block, and -32 * their sums as each sub-block's int32 start
+ * (w = d * sc * (q - 32), q 0..63). The adds: each 32 weights of 4 rows'
+ * q interleaved to dwords (two sub-blocks, one per 128-bit half), one int8
+ * dot product per column lane and 4 rows (maddubs pairs within 2 * 63 *
+ * 127, two operands' within 32004), then per 8 columns a convert and an
+ * FMA by s; y in vec_interleave4_y_order's order. */
+#define QR_AXPY_Q8_STEP_BLOCKS 1
+
+typedef struct {
+  float coef[LZN_AXPY_Q8_GROUP]; /* 0 past the group's rows */
+} qr_q8_group;
+
+typedef struct {
+  __m256i alpha[4][2]; /* rows 4q..4q+3's alphas: dword k of [q][h] = sub-block 8h + k */
+  __m256i start[2];    /* lane k of [h]: -32 * the sum of sub-block 8h + k's alphas */
+  __m256 s[2];         /* lane k of [h]: the scale of sub-block 8h + k's integer sums */
+} qr_q8_coefs;
+
+static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
+  for (size_t t = 0; t < LZN_AXPY_Q8_GROUP; t++) g->coef[t] = t < nr ? coef[t] : 0.0f;
+}
+
+static inline void qr_q8_y_order(float *y) { vec_interleave4_y_order(y, LZN_QK_K); }
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 a[LZN_AXPY_Q8_GROUP][2], m[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 16
+  for (int t = 0; t < LZN_AXPY_Q8_GROUP; t++) {
+    const unsigned char *const b = r[t] + off;
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)(b + Q6_K_SCALES));
+    const __m256 k = _mm256_set1_ps(g->coef[t]), d = _mm256_set1_ps(q6_k_d(b));
+    a[t][0] = _mm256_mul_ps(k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))));
+    a[t][1] = _mm256_mul_ps(k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))));
+    m[0] = _mm256_max_ps(m[0], _mm256_andnot_ps(sign, a[t][0]));
+    m[1] = _mm256_max_ps(m[1], _mm256_andnot_ps(sign, a[t][1]));
+  }
+  const __m256i by_item = _mm256_loadu_si256((const __m256i *)vec_transpose4x4_bytes);
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; h++) {
+    const __m256 nonzero = _mm256_cmp_ps(m[h], _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
+    const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m[h]), nonzero);
+    c->s[h] = _mm256_and_ps(_mm256_div_ps(m[h], _mm256_set1_ps(127.0f)), nonzero);
+    __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+      __m256i alpha[4];
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; k++) {
+        alpha[k] = _mm256_cvtps_epi32(_mm256_mul_ps(a[4 * q + k][h], inv));
+        sum = _mm256_add_epi32(sum, alpha[k]);
+      }
+      /* Half L: rows 0-3's alphas of sub-blocks 8h + 4L.., row by row; then a dword per sub-block. */
+      const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(alpha[0], alpha[1]), _mm256_packs_epi32(alpha[2], alpha[3]));
+      c->alpha[q][h] = _mm256_shuffle_epi8(bytes, by_item);
+    }
+    c->start[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 5));
+  }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      /* Weights 128h + 32i..: sub-blocks 8h + 2i (half 0) and 8h + 2i + 1 (half 1). */
+      const __m256i pick = _mm256_setr_epi32(2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1);
+      __m256i acc[4];
+      acc[0] = acc[1] = acc[2] = acc[3] = _mm256_permutevar8x32_epi32(c->start[h], pick);
+#pragma GCC unroll 2
+      for (int q = 0; q < 4; q += 2) {
+        __m256i v[2][4], alpha[2];
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+          __m256i rows[4];
+#pragma GCC unroll 4
+          for (int k = 0; k < 4; k++) {
+            __m256i q4[4];
+            q6_k_half(q4, r[4 * (q + e) + k] + off, h);
+            rows[k] = q4[i];
+          }
+          vec_interleave4_u8(v[e], rows[0], rows[1], rows[2], rows[3]);
+          alpha[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e][h], pick);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[j] = vec_dot2_u8s8(acc[j], v[0][j], alpha[0], v[1][j], alpha[1]);
+      }
+      const __m256 s = _mm256_permutevar8x32_ps(c->s[h], pick);
+      float *const cols = y + 128 * h + 32 * i;
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        float *const yv = cols + vec_interleave4_slot[j];
+        _mm256_storeu_ps(yv, _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(acc[j]), _mm256_loadu_ps(yv)));
+      }
     }
   }
 }

@@ -36,6 +36,7 @@
 #ifndef LZN_KERNELS_X86_Q6_K_AVX512_H
 #define LZN_KERNELS_X86_Q6_K_AVX512_H
 
+#include <float.h>
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -153,6 +154,131 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
   for (int v = 0; v < 16; v++) {
     const __m512 qv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(centred + 16 * v))));
     y[v] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_set1_epi32(v), a), qv, y[v]);
+  }
+}
+
+/* ------------------------------------------------------ axpy_rows_q8 */
+
+/* The int8 path (kernels.h, axpy_rows_q8; Q6_K's rule in ref/kquant.h):
+ * a step is one super-block of the group's 16 rows. Coefficients: per row
+ * a = coef * (d * sc) over its 16 sub-blocks (one zmm: sub-block s in lane
+ * s), the max of |a| over the rows per lane, one 16-lane division, the
+ * int8 alphas packed and transposed to one dword per 4 rows and sub-block,
+ * and their sums over the rows (w = d * sc * (q - 32) with q 0..63
+ * unsigned: sum alpha (q - 32) = sum alpha q - 32 sum alpha, so each
+ * sub-block's int32 sums start at -32 * its alphas' sum). The adds: each
+ * 64-weight quarter of 4 rows' q (q6_k_half) interleaved to dwords, one
+ * vpdpbusd (maddubs without VNNI: pairs within 2 * 63 * 127, two operands'
+ * within 32004) per column lane and 4 rows, against each 128-bit lane's
+ * sub-block alphas; then per 16 columns a convert and an FMA by s.
+ * vec_interleave4_u8 leaves column 16L + 4m + i of a quarter in lane L,
+ * dword i of result m: y is put in that order by vec_transpose_lanes4 of
+ * each quarter's 4 vectors. */
+#define QR_AXPY_Q8_STEP_BLOCKS 1
+
+typedef struct {
+  __m512 coef[LZN_AXPY_Q8_GROUP]; /* row t's coef in every lane; 0 past the group's rows */
+} qr_q8_group;
+
+typedef struct {
+  __m128i alpha[4][4]; /* rows 4q..4q+3's alphas: dword k of [q][g] = sub-block 4g + k */
+  __m512i start;       /* lane s: -32 * the sum of sub-block s's alphas */
+  __m512 s;            /* lane s: the scale of sub-block s's integer sums */
+} qr_q8_coefs;
+
+static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
+  for (size_t t = 0; t < LZN_AXPY_Q8_GROUP; t++) g->coef[t] = _mm512_set1_ps(t < nr ? coef[t] : 0.0f);
+}
+
+static inline void qr_q8_y_order(float *y) {
+  for (int quarter = 0; quarter < 4; quarter++) {
+    float *const v = y + 64 * quarter;
+    __m512 a = _mm512_loadu_ps(v), b = _mm512_loadu_ps(v + 16), c = _mm512_loadu_ps(v + 32), d = _mm512_loadu_ps(v + 48);
+    vec_transpose_lanes4(&a, &b, &c, &d);
+    _mm512_storeu_ps(v, a), _mm512_storeu_ps(v + 16, b), _mm512_storeu_ps(v + 32, c), _mm512_storeu_ps(v + 48, d);
+  }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  __m512 a[LZN_AXPY_Q8_GROUP], m = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < LZN_AXPY_Q8_GROUP; t++) {
+    const unsigned char *const b = r[t] + off;
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + Q6_K_SCALES))));
+    a[t] = _mm512_mul_ps(g->coef[t], _mm512_mul_ps(_mm512_set1_ps(q6_k_d(b)), sc));
+    m = _mm512_max_ps(m, _mm512_abs_ps(a[t]));
+  }
+  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
+  c->s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
+  __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+    __m128i bytes[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+      const __m512i alpha = _mm512_cvtps_epi32(_mm512_mul_ps(a[4 * q + k], inv));
+      sum = _mm512_add_epi32(sum, alpha);
+      bytes[k] = _mm512_cvtepi32_epi8(alpha); /* row 4q + k's 16 sub-blocks */
+    }
+    const __m128i lo01 = _mm_unpacklo_epi8(bytes[0], bytes[1]), hi01 = _mm_unpackhi_epi8(bytes[0], bytes[1]);
+    const __m128i lo23 = _mm_unpacklo_epi8(bytes[2], bytes[3]), hi23 = _mm_unpackhi_epi8(bytes[2], bytes[3]);
+    c->alpha[q][0] = _mm_unpacklo_epi16(lo01, lo23);
+    c->alpha[q][1] = _mm_unpackhi_epi16(lo01, lo23);
+    c->alpha[q][2] = _mm_unpacklo_epi16(hi01, hi23);
+    c->alpha[q][3] = _mm_unpackhi_epi16(hi01, hi23);
+  }
+  c->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 5));
+}
+
+/* Lanes 4L..4L+3 take element L + at. */
+static inline __attribute__((always_inline)) __m512i q6_k_lane_quads(int at) {
+  return _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_set1_epi32(at));
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; h++) {
+    /* Quarters 2h (sub-blocks 8h..8h+3, lane L: 8h + L) and 2h + 1 (8h + 4 + L). */
+    const __m512i start_a = _mm512_permutexvar_epi32(q6_k_lane_quads(8 * h), c->start);
+    const __m512i start_b = _mm512_permutexvar_epi32(q6_k_lane_quads(8 * h + 4), c->start);
+    __m512i acc_a[4], acc_b[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) acc_a[i] = start_a, acc_b[i] = start_b;
+#pragma GCC unroll 2
+    for (int q = 0; q < 4; q += 2) {
+      __m512i va[2][4], vb[2][4], alpha_a[2], alpha_b[2];
+#pragma GCC unroll 2
+      for (int e = 0; e < 2; e++) {
+        __m512i qa[4], qb[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+          const unsigned char *const b = r[4 * (q + e) + k] + off;
+          const __m512i qh = _mm512_loadu_si512(b + Q6_K_QH);
+          q6_k_half(&qa[k], &qb[k], _mm512_loadu_si512(b + 64 * h),
+                    h ? _mm512_shuffle_i64x2(qh, qh, 0xee) : _mm512_shuffle_i64x2(qh, qh, 0x44));
+        }
+        vec_interleave4_u8(va[e], qa[0], qa[1], qa[2], qa[3]);
+        vec_interleave4_u8(vb[e], qb[0], qb[1], qb[2], qb[3]);
+        alpha_a[e] = _mm512_permutexvar_epi32(q6_k_lane_quads(0), _mm512_castsi128_si512(c->alpha[q + e][2 * h]));
+        alpha_b[e] = _mm512_permutexvar_epi32(q6_k_lane_quads(0), _mm512_castsi128_si512(c->alpha[q + e][2 * h + 1]));
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) {
+        acc_a[i] = vec_dot2_u8s8(acc_a[i], va[0][i], alpha_a[0], va[1][i], alpha_a[1]);
+        acc_b[i] = vec_dot2_u8s8(acc_b[i], vb[0][i], alpha_b[0], vb[1][i], alpha_b[1]);
+      }
+    }
+    const __m512 s_a = _mm512_permutexvar_ps(q6_k_lane_quads(8 * h), c->s);
+    const __m512 s_b = _mm512_permutexvar_ps(q6_k_lane_quads(8 * h + 4), c->s);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      float *const y_a = y + 128 * h + 16 * i, *const y_b = y_a + 64;
+      _mm512_storeu_ps(y_a, _mm512_fmadd_ps(s_a, _mm512_cvtepi32_ps(acc_a[i]), _mm512_loadu_ps(y_a)));
+      _mm512_storeu_ps(y_b, _mm512_fmadd_ps(s_b, _mm512_cvtepi32_ps(acc_b[i]), _mm512_loadu_ps(y_b)));
+    }
   }
 }
 

@@ -112,4 +112,23 @@ static inline __attribute__((always_inline)) void vec_interleave4_u8(__m256i v[4
   v[3] = _mm256_unpackhi_epi16(h01, h23);
 }
 
+/* vec_interleave4_u8's results against y: result m of 32 columns holds
+ * columns 4m..4m+3 (half 0) and 16 + 4m.. (half 1). y put in that order,
+ * each 32 columns' 8-float vectors 0 and 16, 8 and 24 apart swapping
+ * halves (its own inverse), has result m's 8 columns at slot[m]. */
+static const int vec_interleave4_slot[4] = {0, 16, 8, 24};
+static inline void vec_interleave4_y_order(float *y, size_t cols) {
+  for (size_t group = 0; group < cols; group += 32)
+    for (size_t c = 0; c < 16; c += 8) {
+      const __m256 a = _mm256_loadu_ps(y + group + c), b = _mm256_loadu_ps(y + group + 16 + c);
+      _mm256_storeu_ps(y + group + c, _mm256_permute2f128_ps(a, b, 0x20));
+      _mm256_storeu_ps(y + group + 16 + c, _mm256_permute2f128_ps(a, b, 0x31));
+    }
+}
+
+/* Within each 128-bit half, bytes 4t + k (row t, item k) -> 4k + t: four
+ * rows' int8 values of 4 items each, to one dword per item. */
+static const int8_t vec_transpose4x4_bytes[32] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                                  0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+
 #endif /* LZN_KERNELS_X86_VEC_AVX2_H */
