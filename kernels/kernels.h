@@ -119,9 +119,8 @@ typedef void (*lzn_axpy_rows_fn)(float *y, size_t d, const void *w, size_t row_b
  * c_t = coef[t] * (dmin_t * m_t) summed in fp32 (even rows in order, odd
  * rows in order, then the two sums added) and subtracted from each column
  * of the sub-block after its integer term (ref/kquant.h, kq_axpy_rows_q8).
- * Q6_K the same with its 16-weight sub-blocks (sc a signed byte, q_t[j]
- * = q - 32) and no mins. Q5_K has no such rule yet: its axpy_rows_q8 is
- * axpy_rows.
+ * Q5_K the same (q 0..31); Q6_K with its 16-weight sub-blocks (sc a
+ * signed byte, q_t[j] = q - 32) and no mins.
  * For the element types (F32, F16, BF16) nothing is rounded: it is
  * axpy_rows. */
 

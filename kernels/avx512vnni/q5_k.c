@@ -12,9 +12,7 @@
 void lzn_install_avx512vnni_q5_k(lzn_kernel_table *t);
 void lzn_install_avx512vnni_q5_k(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows, LZN_ISA_AVX512VNNI, LZN_AT_LEVEL(t, qr_axpy_rows));
-  /* The reference's axpy_rows_q8 is its exact axpy_rows (ref/q5_k.c says
-   * why): so is this one. */
-  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows_q8, LZN_ISA_AVX512VNNI, LZN_AT_LEVEL(t, qr_axpy_rows));
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows_q8, LZN_ISA_AVX512VNNI, LZN_AT_LEVEL(t, qr_axpy_rows_q8));
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].dot_rows, LZN_ISA_AVX512VNNI, LZN_AT_LEVEL(t, qr_dot_rows));
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].gemv, LZN_ISA_AVX512VNNI, LZN_AT_LEVEL(t, qr_gemv));
 }

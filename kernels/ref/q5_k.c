@@ -25,6 +25,10 @@ static void scalar_q5_k_axpy_rows(float *y, size_t d, const void *w, size_t row_
                                   const float *coef, size_t n) {
   kq_axpy_rows(y, d, w, row_bytes, idx, coef, n, sizeof(lzn_block_q5_k), kq_unpack_q5_k);
 }
+static void scalar_q5_k_axpy_rows_q8(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                                     const float *coef, size_t n) {
+  kq_axpy_rows_q8(y, d, w, row_bytes, idx, coef, n, sizeof(lzn_block_q5_k), kq_unpack_q5_k);
+}
 static void scalar_q5_k_dot_rows(float *out, const void *w, size_t row_bytes, size_t d, const int32_t *idx,
                                  size_t n, const void *x) {
   kq_dot_rows(out, w, row_bytes, d, idx, n, x, sizeof(lzn_block_q5_k), kq_unpack_q5_k);
@@ -40,10 +44,7 @@ static void scalar_q5_k_from_f32(void *dst, const float *src, size_t d) {
 void lzn_install_ref_q5_k(lzn_kernel_table *t);
 void lzn_install_ref_q5_k(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows, LZN_ISA_SCALAR, scalar_q5_k_axpy_rows);
-  /* A K-quant weight is d * sc * q - dmin * m, not one scale times an
-   * integer: ref/axpy_q8.h's rounding does not describe it, so until it has
-   * a rule of its own its axpy_rows_q8 is the exact axpy_rows. */
-  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows_q8, LZN_ISA_SCALAR, scalar_q5_k_axpy_rows);
+  LZN_SET(t->type[LZN_WEIGHTS_Q5_K].axpy_rows_q8, LZN_ISA_SCALAR, scalar_q5_k_axpy_rows_q8);
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].dot_rows, LZN_ISA_SCALAR, scalar_q5_k_dot_rows);
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].gemv, LZN_ISA_SCALAR, scalar_q5_k_gemv);
   LZN_SET(t->type[LZN_WEIGHTS_Q5_K].from_f32, LZN_ISA_SCALAR, scalar_q5_k_from_f32);

@@ -179,7 +179,6 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
   }
 }
 
-#if !defined(KQ_Q5_K)
 /* ------------------------------------------------------ axpy_rows_q8 */
 
 /* The int8 path (kernels.h, axpy_rows_q8; Q4_K's rule in ref/kquant.h),
@@ -193,7 +192,9 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
  * the high), 4 rows interleaved to dwords, one int8 dot product per
  * column lane and nibble half, then per 8 columns a convert, an FMA by s
  * and a subtract of the mins' term. maddubs pairs of nibbles times alphas
- * stay within int16 (2 * 15 * 127, twice that for two operands).
+ * stay within int16 (2 * 15 * 127, twice that for two operands). Q5_K:
+ * each nibble gets its fifth bit from qh, interleaved as the nibbles are
+ * (q 0..31: within 2 * 31 * 127, and 15748 for two operands).
  *
  * The interleave leaves column 16k + 4m + i of a chunk's low (or, + 32,
  * high) nibbles in half k, dword i of result m: y is put in that order
@@ -261,6 +262,13 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
   }
 }
 
+#if defined(KQ_Q5_K)
+/* Bit `bit` of each byte at bit 4 (other bits: whatever the shift brings). */
+static inline __attribute__((always_inline)) __m256i q4_k_bit_to_4(__m256i v, int bit) {
+  return bit <= 4 ? _mm256_sll_epi16(v, _mm_cvtsi32_si128(4 - bit)) : _mm256_srl_epi16(v, _mm_cvtsi32_si128(bit - 4));
+}
+#endif
+
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -273,22 +281,43 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #pragma GCC unroll 2
     for (int q = 0; q < 4; q += 2) {
       __m256i v[2][4], a_lo[2], a_hi[2];
+#if defined(KQ_Q5_K)
+      __m256i vh[2][4];
+#endif
 #pragma GCC unroll 2
       for (int e = 0; e < 2; e++) {
         const unsigned char *const *rows = r + 4 * (q + e);
         const size_t at = off + Q4_K_QS + 32 * (size_t)chunk;
-        vec_interleave4_u8(v[e], _mm256_loadu_si256((const __m256i *)(rows[0] + at)),
-                             _mm256_loadu_si256((const __m256i *)(rows[1] + at)),
-                             _mm256_loadu_si256((const __m256i *)(rows[2] + at)),
-                             _mm256_loadu_si256((const __m256i *)(rows[3] + at)));
+#define Q4_K_ROW_BYTES(k, at) _mm256_loadu_si256((const __m256i *)(rows[k] + (at)))
+        vec_interleave4_u8(v[e], Q4_K_ROW_BYTES(0, at), Q4_K_ROW_BYTES(1, at), Q4_K_ROW_BYTES(2, at),
+                           Q4_K_ROW_BYTES(3, at));
+#if defined(KQ_Q5_K)
+        const size_t at_qh = off + Q4_K_QH;
+        vec_interleave4_u8(vh[e], Q4_K_ROW_BYTES(0, at_qh), Q4_K_ROW_BYTES(1, at_qh), Q4_K_ROW_BYTES(2, at_qh),
+                           Q4_K_ROW_BYTES(3, at_qh));
+#endif
+#undef Q4_K_ROW_BYTES
         a_lo[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e], at_lo);
         a_hi[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e], at_hi);
       }
 #pragma GCC unroll 4
       for (int i = 0; i < 4; i++) {
-        lo[i] = vec_dot2_u8s8(lo[i], _mm256_and_si256(v[0][i], low4), a_lo[0], _mm256_and_si256(v[1][i], low4), a_lo[1]);
-        hi[i] = vec_dot2_u8s8(hi[i], _mm256_and_si256(_mm256_srli_epi16(v[0][i], 4), low4), a_hi[0],
-                              _mm256_and_si256(_mm256_srli_epi16(v[1][i], 4), low4), a_hi[1]);
+        __m256i u_lo[2], u_hi[2];
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+          u_lo[e] = _mm256_and_si256(v[e][i], low4);
+          u_hi[e] = _mm256_and_si256(_mm256_srli_epi16(v[e][i], 4), low4);
+#if defined(KQ_Q5_K)
+          /* Bit 2c of qh[l] (low nibble) or 2c + 1 (high) to bit 4; a
+           * 16-bit shift moves bits across bytes, the mask keeps only the
+           * bit from the same byte. */
+          const __m256i bit4 = _mm256_set1_epi8(0x10);
+          u_lo[e] = _mm256_or_si256(u_lo[e], _mm256_and_si256(q4_k_bit_to_4(vh[e][i], 2 * chunk), bit4));
+          u_hi[e] = _mm256_or_si256(u_hi[e], _mm256_and_si256(q4_k_bit_to_4(vh[e][i], 2 * chunk + 1), bit4));
+#endif
+        }
+        lo[i] = vec_dot2_u8s8(lo[i], u_lo[0], a_lo[0], u_lo[1], a_lo[1]);
+        hi[i] = vec_dot2_u8s8(hi[i], u_hi[0], a_hi[0], u_hi[1], a_hi[1]);
       }
     }
     const __m256 s_lo = _mm256_permutevar8x32_ps(c->s, at_lo), s_hi = _mm256_permutevar8x32_ps(c->s, at_hi);
@@ -301,6 +330,5 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     }
   }
 }
-#endif /* !KQ_Q5_K */
 
 #endif /* LZN_KERNELS_X86_Q4_K_AVX2_H */

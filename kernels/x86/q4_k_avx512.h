@@ -221,7 +221,6 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
 #endif
 }
 
-#if !defined(KQ_Q5_K)
 /* ------------------------------------------------------ axpy_rows_q8 */
 
 /* The int8 path (kernels.h, axpy_rows_q8; Q4_K's rule in ref/kquant.h): a
@@ -239,7 +238,9 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
  * of the mins' term per 16 columns and group: where the fp32 path pays a
  * table lookup and an add per row. The nibbles are 0..15 and the alphas
  * within +-127: without VNNI, maddubs pairs stay within int16 (2 * 15 *
- * 127, and twice that for vec_dot2_u8s8's two operands).
+ * 127, and twice that for vec_dot2_u8s8's two operands). Q5_K: each
+ * nibble gets its fifth bit from qh before the interleave (q 0..31: pairs
+ * within 2 * 31 * 127, two operands within 15748).
  *
  * vec_interleave4_u8 leaves column 128h + 16k + 4m + i (k = 0, 1: the low
  * nibbles of chunk 2h; + 64 for chunk 2h + 1; + 32 for the high nibbles)
@@ -331,6 +332,23 @@ static inline __attribute__((always_inline)) __m512i q4_k_chunk_lanes(int i) {
   return _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512(q4_k_pair_lanes), 1), _mm512_set1_epi32(i));
 }
 
+#if defined(KQ_Q5_K)
+/* Q5_K's fifth bits of half h, at bit 4 of each byte: from 4 rows' qh
+ * (each row's 32 bytes in both 256-bit halves) interleaved as their
+ * nibbles are: bit 2c of qh[l] for chunk c's low nibble of byte l, 2c + 1
+ * for its high one, each 256-bit half shifted by its own chunk's amount (a
+ * 64-bit lane shift: the mask keeps only the bit that came from the same
+ * byte, as q6_k_half's). */
+static inline __attribute__((always_inline)) __m512i q5_k_fifth_bits(__m512i qh, int h, int high) {
+  const __m512i at4 = h ? _mm512_srlv_epi64(qh, high ? _mm512_setr_epi64(1, 1, 1, 1, 3, 3, 3, 3)
+                                                      : _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2))
+                        : _mm512_sllv_epi64(qh, high ? _mm512_setr_epi64(3, 3, 3, 3, 1, 1, 1, 1)
+                                                     : _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2));
+  return _mm512_and_si512(at4, _mm512_set1_epi8(0x10));
+}
+#define Q4_K_ROW_QH(row) _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)((row) + off + Q4_K_QH)))
+#endif
+
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -342,21 +360,36 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #pragma GCC unroll 2
     for (int q = 0; q < 4; q += 2) {
       __m512i v[2][4], a_lo[2], a_hi[2];
+#if defined(KQ_Q5_K)
+      __m512i vh[2][4];
+#endif
 #pragma GCC unroll 2
       for (int e = 0; e < 2; e++) {
         const unsigned char *const *rows = r + 4 * (q + e);
         const size_t at = off + Q4_K_QS + 64 * (size_t)h;
         vec_interleave4_u8(v[e], _mm512_loadu_si512(rows[0] + at), _mm512_loadu_si512(rows[1] + at),
                            _mm512_loadu_si512(rows[2] + at), _mm512_loadu_si512(rows[3] + at));
+#if defined(KQ_Q5_K)
+        vec_interleave4_u8(vh[e], Q4_K_ROW_QH(rows[0]), Q4_K_ROW_QH(rows[1]), Q4_K_ROW_QH(rows[2]), Q4_K_ROW_QH(rows[3]));
+#endif
         const __m512i alpha = _mm512_castsi128_si512(c->alpha[q + e][h]);
         a_lo[e] = _mm512_permutexvar_epi32(q4_k_chunk_lanes(0), alpha);
         a_hi[e] = _mm512_permutexvar_epi32(q4_k_chunk_lanes(1), alpha);
       }
 #pragma GCC unroll 4
       for (int i = 0; i < 4; i++) {
-        lo[i] = vec_dot2_u8s8(lo[i], _mm512_and_si512(v[0][i], low4), a_lo[0], _mm512_and_si512(v[1][i], low4), a_lo[1]);
-        hi[i] = vec_dot2_u8s8(hi[i], _mm512_and_si512(_mm512_srli_epi16(v[0][i], 4), low4), a_hi[0],
-                              _mm512_and_si512(_mm512_srli_epi16(v[1][i], 4), low4), a_hi[1]);
+        __m512i u_lo[2], u_hi[2];
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+          u_lo[e] = _mm512_and_si512(v[e][i], low4);
+          u_hi[e] = _mm512_and_si512(_mm512_srli_epi16(v[e][i], 4), low4);
+#if defined(KQ_Q5_K)
+          u_lo[e] = _mm512_or_si512(u_lo[e], q5_k_fifth_bits(vh[e][i], h, 0));
+          u_hi[e] = _mm512_or_si512(u_hi[e], q5_k_fifth_bits(vh[e][i], h, 1));
+#endif
+        }
+        lo[i] = vec_dot2_u8s8(lo[i], u_lo[0], a_lo[0], u_lo[1], a_lo[1]);
+        hi[i] = vec_dot2_u8s8(hi[i], u_hi[0], a_hi[0], u_hi[1], a_hi[1]);
       }
     }
     /* s and the mins' term of sub-blocks 4h, 4h + 2 (low) and 4h + 1, 4h + 3 (high) */
@@ -374,6 +407,5 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     }
   }
 }
-#endif /* !KQ_Q5_K */
 
 #endif /* LZN_KERNELS_X86_Q4_K_AVX512_H */
