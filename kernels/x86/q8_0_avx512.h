@@ -203,18 +203,6 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
 #endif
 }
 
-/* Dwords (q0[j], q1[j], q2[j], q3[j]) of 4 rows' step bytes: v[m] lane L
- * holds bytes j = 4m .. 4m + 3 of the row's 128-bit lane L. */
-static inline __attribute__((always_inline)) void q8_0_interleave4(__m512i v[4], __m512i q0, __m512i q1, __m512i q2,
-                                                                  __m512i q3) {
-  const __m512i l01 = _mm512_unpacklo_epi8(q0, q1), h01 = _mm512_unpackhi_epi8(q0, q1);
-  const __m512i l23 = _mm512_unpacklo_epi8(q2, q3), h23 = _mm512_unpackhi_epi8(q2, q3);
-  v[0] = _mm512_unpacklo_epi16(l01, l23);
-  v[1] = _mm512_unpackhi_epi16(l01, l23);
-  v[2] = _mm512_unpacklo_epi16(h01, h23);
-  v[3] = _mm512_unpackhi_epi16(h01, h23);
-}
-
 /* acc + the 4 rows' int8 weights w (interleaved) times their alphas. */
 static inline __attribute__((always_inline)) __m512i q8_0_dot4(__m512i acc, __m512i w, __m512i alpha) {
 #if defined(__AVX512VNNI__)
@@ -235,7 +223,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   for (int g = 0; g < 4; g++) {
     const unsigned char *const *q = r + 4 * g;
     __m512i v[4];
-    q8_0_interleave4(v, q8_0_values_pair(q[0] + off), q8_0_values_pair(q[1] + off), q8_0_values_pair(q[2] + off),
+    vec_interleave4_u8(v, q8_0_values_pair(q[0] + off), q8_0_values_pair(q[1] + off), q8_0_values_pair(q[2] + off),
                      q8_0_values_pair(q[3] + off));
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) sum[i] = q8_0_dot4(sum[i], v[i], c->alpha[g]);
