@@ -70,6 +70,7 @@
 #include <string.h>
 
 #include "kernels/generic/stream.h"
+#include "kernels/kernels.h"
 
 /* How far ahead a step prefetches its rows: ROWS_PREFETCH_AHEAD_BYTES,
  * unless the type's header sets its own distance toward L2 (the level
@@ -80,7 +81,6 @@
 #endif
 #define QR_PREFETCH_AHEAD(level) \
   ((size_t)((level) == LZN_PREFETCH_L2 ? QR_PREFETCH_AHEAD_L2_BYTES : ROWS_PREFETCH_AHEAD_BYTES))
-#include "kernels/kernels.h"
 
 #define QR_DOT_STEP_WEIGHTS (QR_DOT_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
 #define QR_DOT_STEP_BYTES (QR_DOT_STEP_BLOCKS * QR_BLOCK_BYTES)
