@@ -231,7 +231,7 @@ test-readme: all
 # (tests/server/test_http.py; about a minute). LZN_SERVER_SOAK=SECONDS adds
 # a soak; the sanitizer targets run one against their own build.
 SERVER_SOAK ?= 0
-test-server: $(SERVER) $(BUILD)/lzn-server-reference $(BENCH)
+test-server: $(SERVER) $(BUILD)/lzn-server-reference $(BENCH) $(BUILD)/lzn-isa-list
 	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) LZN_BENCH=$(abspath $(BENCH)) \
 	  LZN_SERVER_SOAK=$(SERVER_SOAK) $(PYTHON) -m pytest -q tests/server
 
@@ -348,7 +348,7 @@ tsan: deps
 # SERVER_SOAK_SECONDS (default 120): every crash, leak (LeakSanitizer makes
 # the exit code non-zero, which the suite checks) or race fails it.
 SERVER_SOAK_SECONDS ?= 120
-server-soak: $(SERVER) $(BUILD)/lzn-server-reference $(BENCH)
+server-soak: $(SERVER) $(BUILD)/lzn-server-reference $(BENCH) $(BUILD)/lzn-isa-list
 	LZN_SERVER=$(abspath $(SERVER)) LZN_SERVER_REFERENCE=$(abspath $(BUILD)/lzn-server-reference) LZN_BENCH=$(abspath $(BENCH)) \
 	  LZN_SERVER_SOAK=$(SERVER_SOAK_SECONDS) LZN_SERVER_SLOW=10 $(PYTHON) -m pytest -q tests/server
 
