@@ -272,6 +272,17 @@ static inline __attribute__((always_inline)) __m256i q4_k_bit_to_4(__m256i v, in
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
+#if defined(KQ_Q5_K)
+  /* Each 4 rows' qh, interleaved as their nibbles are, once per step: the
+   * 4 chunks take their bits from the same bytes. */
+  __m256i vh[4][4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {
+#define Q5_K_QH(k) _mm256_loadu_si256((const __m256i *)(r[4 * q + (k)] + off + Q4_K_QH))
+    vec_interleave4_u8(vh[q], Q5_K_QH(0), Q5_K_QH(1), Q5_K_QH(2), Q5_K_QH(3));
+#undef Q5_K_QH
+  }
+#endif
 #pragma GCC unroll 4
   for (int chunk = 0; chunk < 4; chunk++) {
     const __m256i at_lo = _mm256_set1_epi32(2 * chunk), at_hi = _mm256_set1_epi32(2 * chunk + 1);
@@ -281,22 +292,13 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #pragma GCC unroll 2
     for (int q = 0; q < 4; q += 2) {
       __m256i v[2][4], a_lo[2], a_hi[2];
-#if defined(KQ_Q5_K)
-      __m256i vh[2][4];
-#endif
 #pragma GCC unroll 2
       for (int e = 0; e < 2; e++) {
         const unsigned char *const *rows = r + 4 * (q + e);
         const size_t at = off + Q4_K_QS + 32 * (size_t)chunk;
-#define Q4_K_ROW_BYTES(k, at) _mm256_loadu_si256((const __m256i *)(rows[k] + (at)))
-        vec_interleave4_u8(v[e], Q4_K_ROW_BYTES(0, at), Q4_K_ROW_BYTES(1, at), Q4_K_ROW_BYTES(2, at),
-                           Q4_K_ROW_BYTES(3, at));
-#if defined(KQ_Q5_K)
-        const size_t at_qh = off + Q4_K_QH;
-        vec_interleave4_u8(vh[e], Q4_K_ROW_BYTES(0, at_qh), Q4_K_ROW_BYTES(1, at_qh), Q4_K_ROW_BYTES(2, at_qh),
-                           Q4_K_ROW_BYTES(3, at_qh));
-#endif
-#undef Q4_K_ROW_BYTES
+#define Q4_K_NIBBLES(k) _mm256_loadu_si256((const __m256i *)(rows[k] + at))
+        vec_interleave4_u8(v[e], Q4_K_NIBBLES(0), Q4_K_NIBBLES(1), Q4_K_NIBBLES(2), Q4_K_NIBBLES(3));
+#undef Q4_K_NIBBLES
         a_lo[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e], at_lo);
         a_hi[e] = _mm256_permutevar8x32_epi32(c->alpha[q + e], at_hi);
       }
@@ -312,8 +314,8 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
            * 16-bit shift moves bits across bytes, the mask keeps only the
            * bit from the same byte. */
           const __m256i bit4 = _mm256_set1_epi8(0x10);
-          u_lo[e] = _mm256_or_si256(u_lo[e], _mm256_and_si256(q4_k_bit_to_4(vh[e][i], 2 * chunk), bit4));
-          u_hi[e] = _mm256_or_si256(u_hi[e], _mm256_and_si256(q4_k_bit_to_4(vh[e][i], 2 * chunk + 1), bit4));
+          u_lo[e] = _mm256_or_si256(u_lo[e], _mm256_and_si256(q4_k_bit_to_4(vh[q + e][i], 2 * chunk), bit4));
+          u_hi[e] = _mm256_or_si256(u_hi[e], _mm256_and_si256(q4_k_bit_to_4(vh[q + e][i], 2 * chunk + 1), bit4));
 #endif
         }
         lo[i] = vec_dot2_u8s8(lo[i], u_lo[0], a_lo[0], u_lo[1], a_lo[1]);

@@ -346,12 +346,25 @@ static inline __attribute__((always_inline)) __m512i q5_k_fifth_bits(__m512i qh,
                                                      : _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2));
   return _mm512_and_si512(at4, _mm512_set1_epi8(0x10));
 }
-#define Q4_K_ROW_QH(row) _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)((row) + off + Q4_K_QH)))
+/* A super-block's 32 qh bytes in both 256-bit halves (chunks 2h, 2h + 1
+ * read the same bytes). */
+static inline __attribute__((always_inline)) __m512i q5_k_qh2(const unsigned char *block) {
+  return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(block + Q4_K_QH)));
+}
 #endif
 
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+#if defined(KQ_Q5_K)
+  /* Each 4 rows' qh, interleaved as their nibbles are, once per step: both
+   * halves take their bits from the same bytes. */
+  __m512i vh[4][4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++)
+    vec_interleave4_u8(vh[q], q5_k_qh2(r[4 * q] + off), q5_k_qh2(r[4 * q + 1] + off), q5_k_qh2(r[4 * q + 2] + off),
+                       q5_k_qh2(r[4 * q + 3] + off));
+#endif
 #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     __m512i lo[4], hi[4];
@@ -360,18 +373,12 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #pragma GCC unroll 2
     for (int q = 0; q < 4; q += 2) {
       __m512i v[2][4], a_lo[2], a_hi[2];
-#if defined(KQ_Q5_K)
-      __m512i vh[2][4];
-#endif
 #pragma GCC unroll 2
       for (int e = 0; e < 2; e++) {
         const unsigned char *const *rows = r + 4 * (q + e);
         const size_t at = off + Q4_K_QS + 64 * (size_t)h;
         vec_interleave4_u8(v[e], _mm512_loadu_si512(rows[0] + at), _mm512_loadu_si512(rows[1] + at),
                            _mm512_loadu_si512(rows[2] + at), _mm512_loadu_si512(rows[3] + at));
-#if defined(KQ_Q5_K)
-        vec_interleave4_u8(vh[e], Q4_K_ROW_QH(rows[0]), Q4_K_ROW_QH(rows[1]), Q4_K_ROW_QH(rows[2]), Q4_K_ROW_QH(rows[3]));
-#endif
         const __m512i alpha = _mm512_castsi128_si512(c->alpha[q + e][h]);
         a_lo[e] = _mm512_permutexvar_epi32(q4_k_chunk_lanes(0), alpha);
         a_hi[e] = _mm512_permutexvar_epi32(q4_k_chunk_lanes(1), alpha);
@@ -384,8 +391,8 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
           u_lo[e] = _mm512_and_si512(v[e][i], low4);
           u_hi[e] = _mm512_and_si512(_mm512_srli_epi16(v[e][i], 4), low4);
 #if defined(KQ_Q5_K)
-          u_lo[e] = _mm512_or_si512(u_lo[e], q5_k_fifth_bits(vh[e][i], h, 0));
-          u_hi[e] = _mm512_or_si512(u_hi[e], q5_k_fifth_bits(vh[e][i], h, 1));
+          u_lo[e] = _mm512_or_si512(u_lo[e], q5_k_fifth_bits(vh[q + e][i], h, 0));
+          u_hi[e] = _mm512_or_si512(u_hi[e], q5_k_fifth_bits(vh[q + e][i], h, 1));
 #endif
         }
         lo[i] = vec_dot2_u8s8(lo[i], u_lo[0], a_lo[0], u_lo[1], a_lo[1]);
