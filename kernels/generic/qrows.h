@@ -417,7 +417,7 @@ ROWS_AXPY_AT_LEVELS(qr_axpy_rows, qr_axpy_rows_at)
  *                         const qr_q8_group *g);
  *       the coefficients of the step at byte off of the group's rows r[0
  *       .. LZN_AXPY_Q8_GROUP) (from their block scales and the group's
- *       coef)
+ *       coef); or, instead, the chunk functions below
  *   void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
  *                       const qr_q8_coefs *c);
  *       y (a step's columns, in the step's order) += the group's
@@ -433,6 +433,53 @@ ROWS_AXPY_AT_LEVELS(qr_axpy_rows, qr_axpy_rows_at)
 
 #define QR_AXPY_Q8_STEP_WEIGHTS (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_WEIGHTS)
 #define QR_AXPY_Q8_STEP_BYTES (QR_AXPY_Q8_STEP_BLOCKS * QR_BLOCK_BYTES)
+
+/* Step s's coefficients (of n_steps from the rows r). A type may instead
+ * make them QR_Q8_CHUNK_STEPS steps at a time, where one vector lane per
+ * block is cheaper than one step's lanes (x86/q4_0_avx512.h says why):
+ *
+ *   typedef ... qr_q8_chunk;
+ *   void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r, size_t off,
+ *                         size_t n_blocks, const qr_q8_group *g);
+ *       the coefficients of n_blocks (1 .. QR_Q8_CHUNK_STEPS *
+ *       QR_AXPY_Q8_STEP_BLOCKS) blocks at byte off, reading no byte of a
+ *       row past them
+ *   void qr_q8_chunk_step(qr_q8_coefs *c, const qr_q8_chunk *ch, size_t k);
+ *       the chunk's step k as qr_q8_step_coefs would make it
+ *
+ * held in a qr_q8_coef_source (one per group of rows). */
+typedef struct {
+#ifdef QR_Q8_CHUNK_STEPS
+  qr_q8_chunk chunk;
+  size_t first; /* the chunk's first step; SIZE_MAX before one is made */
+#else
+  char unused;
+#endif
+} qr_q8_coef_source;
+
+QR_ALWAYS_INLINE void qr_q8_coefs_at(qr_q8_coefs *c, qr_q8_coef_source *src, const unsigned char *const *r, size_t s,
+                                     size_t n_steps, const qr_q8_group *g) {
+#ifdef QR_Q8_CHUNK_STEPS
+  const size_t first = s - s % QR_Q8_CHUNK_STEPS;
+  if (src->first != first) {
+    const size_t steps = n_steps - first < QR_Q8_CHUNK_STEPS ? n_steps - first : QR_Q8_CHUNK_STEPS;
+    qr_q8_chunk_make(&src->chunk, r, first * QR_AXPY_Q8_STEP_BYTES, steps * QR_AXPY_Q8_STEP_BLOCKS, g);
+    src->first = first;
+  }
+  qr_q8_chunk_step(c, &src->chunk, s - first);
+#else
+  (void)src, (void)n_steps;
+  qr_q8_step_coefs(c, r, s * QR_AXPY_Q8_STEP_BYTES, g);
+#endif
+}
+
+QR_ALWAYS_INLINE void qr_q8_coef_source_init(qr_q8_coef_source *src) {
+#ifdef QR_Q8_CHUNK_STEPS
+  src->first = SIZE_MAX;
+#else
+  src->unused = 0;
+#endif
+}
 
 QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
                                          const float *coef, size_t n, enum lzn_prefetch_level level) {
@@ -469,7 +516,9 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
       later[k] = t + nr >= n ? r[0] : qr_row(w, row_bytes, idx, t + nr + k < n ? t + nr + k : n - 1);
     if (in_place > 0) {
       qr_q8_coefs now, next;
-      qr_q8_step_coefs(&now, r, 0, &g);
+      qr_q8_coef_source src;
+      qr_q8_coef_source_init(&src);
+      qr_q8_coefs_at(&now, &src, r, 0, in_place, &g);
       for (size_t s = 0; s + 1 < in_place; s++) {
         const size_t off = s * QR_AXPY_Q8_STEP_BYTES, at = off + QR_PREFETCH_AHEAD(level);
         if (at + QR_AXPY_Q8_STEP_BYTES <= span)
@@ -481,7 +530,7 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
         for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++)
           for (size_t l = 0; l < QR_NEXT_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
             row_prefetch(later[k] + off + l * ROWS_CACHE_LINE, level);
-        qr_q8_step_coefs(&next, r, off + QR_AXPY_Q8_STEP_BYTES, &g);
+        qr_q8_coefs_at(&next, &src, r, s + 1, in_place, &g);
         qr_q8_step_add(y + s * QR_AXPY_Q8_STEP_WEIGHTS, r, off, &now);
         now = next;
       }
@@ -497,7 +546,9 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
         p[k] = k < nr ? padded[k] : padded[0];
       }
       qr_q8_coefs tail;
-      qr_q8_step_coefs(&tail, p, 0, &g);
+      qr_q8_coef_source src;
+      qr_q8_coef_source_init(&src);
+      qr_q8_coefs_at(&tail, &src, p, 0, 1, &g);
       qr_q8_step_add(y_tail, p, 0, &tail);
     }
   }

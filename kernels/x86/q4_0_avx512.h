@@ -59,6 +59,17 @@ static inline __attribute__((always_inline)) __m512i q4_0_step_nibbles(__m512i a
   const __m512i last8 = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(step + 64)));
   return _mm512_permutex2var_epi16(a, _mm512_loadu_si512(q4_0_nibble_words), last8);
 }
+/* The same nibbles with the 8-byte load as the first table and the
+ * 64-byte one as the second, which vpermt2w then takes straight from
+ * memory: with the 64-byte load as the first table GCC 12 sent each row's
+ * load through a stack slot (a store and a reload per row). */
+static const uint16_t q4_0_nibble_words_mem[32] = {
+    33, 34, 35, 36, 37, 38, 39, 40, 42, 43, 44, 45, 46, 47, 48, 49,
+    51, 52, 53, 54, 55, 56, 57, 58, 60, 61, 62, 63, 0,  1,  2,  3};
+static inline __attribute__((always_inline)) __m512i q4_0_step_nibbles_mem(const unsigned char *step) {
+  const __m512i last8 = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(step + 64)));
+  return _mm512_permutex2var_epi16(last8, _mm512_loadu_si512(q4_0_nibble_words_mem), _mm512_loadu_si512(step));
+}
 /* Words 4i..4i+3 = block i's scale (word 9i of the load at 0). */
 static const uint16_t q4_0_scale_words[32] = {0,  0,  0,  0,  9,  9,  9,  9,  18, 18, 18,
                                               18, 27, 27, 27, 27, 0,  0,  0,  0,  0,  0,
@@ -130,27 +141,36 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
 /* ------------------------------------------------------ axpy_rows_q8 */
 
 /* The int8 path (kernels.h, axpy_rows_q8) sums a group's 16 rows in
- * integers: per step of 4 blocks the 16 rows' 64 coefficient * scale
- * products are made int8 per block (one max over the rows, two 4-lane
- * divisions, converts; 4 zmm for all 64), then each 4 rows' nibble bytes
- * are interleaved to dwords (8 unpacks per 4 rows) so that one vpdpbusd
- * adds 4 rows' products into each column's int32 lane. A byte holds two
- * columns (j and j + 16 of its block): with VNNI the low nibbles' sum D1
- * and the whole bytes' sum D2 give the high nibbles' as (D2 - D1) / 16,
- * exactly, so the high nibbles need no mask and no shift; without VNNI
- * (maddubs would saturate the bytes' 255 * 127 pairs) both are masked out
- * and summed apart. Then per column one convert and one FMA per group of
- * 16 rows, where the fp32 path pays a convert and an FMA per row.
+ * integers: each 4 rows' nibble bytes are interleaved to dwords (8
+ * unpacks per 4 rows) so that one vpdpbusd adds 4 rows' products into
+ * each column's int32 lane. A byte holds two columns (j and j + 16 of its
+ * block): with VNNI the low nibbles' sum D1 and the whole bytes' sum D2
+ * give the high nibbles' as (D2 - D1) / 16, exactly, so the high nibbles
+ * need no mask and no shift; without VNNI (maddubs would saturate the
+ * bytes' 255 * 127 pairs) both are masked out and summed apart. Then per
+ * column one convert and one FMA per group of 16 rows, where the fp32 path
+ * pays a convert and an FMA per row.
+ *
+ * The coefficients (coef * d per row and block, rounded to int8 per block)
+ * are made 4 steps at a time, one fp32 lane per block (generic/qrows.h,
+ * QR_Q8_CHUNK_STEPS): the max over the group's rows is then a lane-wise
+ * max, one division serves 16 blocks, and 4 rows' alphas pack into each
+ * block's dword by shifts and ors, with no shuffle; each step spreads the
+ * chunk's lanes over its own (a vpermd each). Made step by step (a cross-
+ * lane max, two divisions and three shuffles per row group each step) they
+ * took ~45 % of the kernel's time in L2: the kernel ran 18.8 GB/s, 33 with
+ * the coefficients given, 23 with the chunks (AVX512_VNNI, Zen 4).
  *
  * The unpacks leave a step's 128 columns in lanes (block k, byte 4m + i)
  * of 4 result vectors m: y is put in that order once per call (a 4 x 4
  * transpose of 128-bit lanes, its own inverse), so the sums need no
  * shuffle. */
 #define QR_AXPY_Q8_STEP_BLOCKS 4
+#define QR_Q8_CHUNK_STEPS 4
 
 typedef struct {
-  __m512 coef[4];      /* lanes 4t + k: coef of row 4g + t, g = 0..3 */
-  __mmask16 rows[4];   /* the lanes of rows that exist */
+  float c[16]; /* coef of row t, 0 for rows past nr */
+  size_t nr;
 } qr_q8_group;
 
 /* A step's int8 coefficients for a group: 128-bit lane k of alpha[g]
@@ -162,25 +182,19 @@ typedef struct {
   __m512 s;
 } qr_q8_coefs;
 
-/* Lanes 4i..4i+3 = element i (+ 4g): a 4-lane broadcast per 128-bit lane. */
-static const int32_t q4_0_lane_quads[4][16] = {{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
-                                               {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
-                                               {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
-                                               {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
-/* Bytes 4t + k (row t, block k) to dword k = rows 0-3 of block k. */
-static const int8_t q4_0_by_block[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
-/* Words 4t + k of the pair (a, b) = block k's scale of row t = 0 (in a), 1
- * (in b); the other words are not used. */
-static const uint16_t q4_0_pair_scale_words[32] = {0, 9, 18, 27, 32, 41, 50, 59, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                   0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  0,  0, 0, 0, 0};
+/* A chunk's: the same per block, block b of the chunk in lane b. */
+typedef struct {
+  __m512i alpha[4]; /* rows 4g..4g+3's alphas, a byte each (row 4g + i in byte i) */
+  __m512i start;
+  __m512 s;
+} qr_q8_chunk;
+
+/* Lanes 4i..4i+3 = element i: a 4-lane broadcast per 128-bit lane. */
+static const int32_t q4_0_lane_quads[16] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3};
 
 static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
-  const __m512 c = _mm512_maskz_loadu_ps((__mmask16)((1u << nr) - 1u), coef);
-  for (int i = 0; i < 4; i++) {
-    g->coef[i] = _mm512_permutexvar_ps(_mm512_loadu_si512(q4_0_lane_quads[i]), c);
-    const size_t in = nr > 4u * (size_t)i ? nr - 4u * (size_t)i : 0;
-    g->rows[i] = (__mmask16)(in >= 4 ? 0xffffu : (1u << (4 * in)) - 1u);
-  }
+  _mm512_storeu_ps(g->c, _mm512_maskz_loadu_ps((__mmask16)((1u << nr) - 1u), coef));
+  g->nr = nr;
 }
 
 /* y[32k + h + 4m + i] <-> y[32m + h + 4k + i] for h = 0, 16: the low
@@ -195,41 +209,74 @@ static inline void qr_q8_y_order(float *y) {
   }
 }
 
-static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
-                                                                  size_t off, const qr_q8_group *g) {
-  const __m512i pair_words = _mm512_loadu_si512(q4_0_pair_scale_words);
-  const __m512i lane_quads = _mm512_loadu_si512(q4_0_lane_quads[0]);
-  const __m128i by_block = _mm_loadu_si128((const __m128i *)q4_0_by_block);
-  /* a = coef * d per (row, block), rows 4i.. in a[i]; m = the largest |a|
-   * of each block. The scales of two rows by one permute. */
-  __m512 a[4], m = _mm512_setzero_ps();
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    const unsigned char *const *q = r + 4 * i;
-    const __m512i p01 = _mm512_permutex2var_epi16(_mm512_loadu_si512(q[0] + off), pair_words, _mm512_loadu_si512(q[1] + off));
-    const __m512i p23 = _mm512_permutex2var_epi16(_mm512_loadu_si512(q[2] + off), pair_words, _mm512_loadu_si512(q[3] + off));
-    const __m512i words = _mm512_inserti32x4(p01, _mm512_castsi512_si128(p23), 1);
-    a[i] = _mm512_maskz_mul_ps(g->rows[i], _mm512_cvtph_ps(_mm512_castsi512_si256(words)), g->coef[i]);
-    m = _mm512_max_ps(m, _mm512_abs_ps(a[i]));
+/* Byte mask of the first n (<= 64) bytes. */
+static inline __mmask64 q4_0_first_bytes(size_t n) {
+  return n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1u;
+}
+
+/* Words j = 0..7 of the pair (bytes 64..127, bytes 0..63): word 9j of the
+ * 128 bytes (block j's scale, blocks 18 bytes apart), the index's bit 5
+ * choosing the second table; words 8..15 the same of the pair 144 bytes on. */
+static const uint16_t q4_0_chunk_scale_words[32] = {32, 41, 50, 59, 4, 13, 22, 31, 32, 41, 50, 59, 4, 13, 22, 31,
+                                                    0,  0,  0,  0,  0, 0,  0,  0,  0,  0,  0,  0,  0, 0,  0,  0};
+
+/* Blocks [0, n_blocks) of the chunk at byte off of the group's rows,
+ * 1 <= n_blocks <= 16: masked loads read no byte of a row past its
+ * n_blocks blocks (lanes past them are 0). kernels.h's rule, operation for
+ * operation: a = coef * d, m = max |a| over the rows, alpha = rint(a * (127
+ * / m)), s = m / 127 (0 where m < FLT_MIN). */
+static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r,
+                                                                  size_t off, size_t n_blocks, const qr_q8_group *g) {
+  const __m512i words = _mm512_loadu_si512(q4_0_chunk_scale_words);
+  const size_t bytes = n_blocks * QR_BLOCK_BYTES;
+  const __mmask64 m0 = q4_0_first_bytes(bytes), m1 = q4_0_first_bytes(bytes > 64 ? bytes - 64 : 0);
+  const __mmask64 m2 = q4_0_first_bytes(bytes > 144 ? bytes - 144 : 0);
+  const __mmask64 m3 = q4_0_first_bytes(bytes > 208 ? bytes - 208 : 0);
+  __m512 a[16], m = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; t++) {
+    if ((size_t)t >= g->nr) {
+      a[t] = _mm512_setzero_ps();
+      continue;
+    }
+    const unsigned char *q = r[t] + off;
+    /* Each pair's second 64 bytes as the first table (the permute
+     * overwrites it): where a load is a plain one (m0, in whole chunks) GCC
+     * 12 sent it through a stack slot as the first table. */
+    const __m512i lo = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m1, q + 64), words, _mm512_maskz_loadu_epi8(m0, q));
+    const __m512i hi =
+        _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m3, q + 208), words, _mm512_maskz_loadu_epi8(m2, q + 144));
+    const __m512i d = _mm512_mask_blend_epi16(0xff00u, lo, hi);
+    a[t] = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(d)), _mm512_set1_ps(g->c[t]));
+    m = _mm512_max_ps(m, _mm512_abs_ps(a[t]));
   }
-  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4e));
-  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xb1));
-  /* Lanes 0-3 hold the 4 blocks' m: divide there only (a 16-lane division
-   * takes the divider several times as long), then spread. */
-  const __m128 m4 = _mm512_castps512_ps128(m);
-  const __mmask8 nonzero = _mm_cmp_ps_mask(m4, _mm_set1_ps(FLT_MIN), _CMP_GE_OQ);
-  const __m512 inv = _mm512_broadcast_f32x4(_mm_maskz_div_ps(nonzero, _mm_set1_ps(127.0f), m4));
-  c->s = _mm512_permutexvar_ps(lane_quads, _mm512_castps128_ps512(_mm_maskz_div_ps(nonzero, m4, _mm_set1_ps(127.0f))));
-  __m512i alpha_sum = _mm512_setzero_si512();
-  const __m512i ones = _mm512_set1_epi8(1);
+  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
+  ch->s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
+  __m512i sum = _mm512_setzero_si512();
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    const __m128i alpha = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a[i], inv))), by_block);
-    c->alpha[i] = _mm512_permutexvar_epi32(lane_quads, _mm512_castsi128_si512(alpha));
+  for (int gi = 0; gi < 4; gi++) {
+    __m512i packed = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      const __m512i alpha = _mm512_cvtps_epi32(_mm512_mul_ps(a[4 * gi + i], inv)); /* half to even */
+      sum = _mm512_add_epi32(sum, alpha);
+      /* packed |= (alpha << 8i) & (0xff << 8i) */
+      packed = _mm512_ternarylogic_epi32(packed, _mm512_slli_epi32(alpha, 8 * i),
+                                         _mm512_set1_epi32((int)(0xffu << (8 * i))), 0xf8);
+    }
+    ch->alpha[gi] = packed;
   }
-  alpha_sum = vec_dot2_u8s8(vec_dot2_u8s8(alpha_sum, ones, c->alpha[0], ones, c->alpha[1]), ones, c->alpha[2], ones,
-                            c->alpha[3]);
-  c->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(alpha_sum, 3));
+  ch->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 3));
+}
+
+/* Step k of the chunk (its blocks 4k..4k+3) in the step's lanes. */
+static inline __attribute__((always_inline)) void qr_q8_chunk_step(qr_q8_coefs *c, const qr_q8_chunk *ch, size_t k) {
+  const __m512i at = _mm512_add_epi32(_mm512_loadu_si512(q4_0_lane_quads), _mm512_set1_epi32((int)(4 * k)));
+#pragma GCC unroll 4
+  for (int gi = 0; gi < 4; gi++) c->alpha[gi] = _mm512_permutexvar_epi32(at, ch->alpha[gi]);
+  c->start = _mm512_permutexvar_epi32(at, ch->start);
+  c->s = _mm512_permutexvar_ps(at, ch->s);
 }
 
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
@@ -255,7 +302,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
     const unsigned char *const *q = r + 4 * g;
-#define Q4_0_NIBBLES(k) q4_0_step_nibbles(_mm512_loadu_si512(q[k] + off), q[k] + off)
+#define Q4_0_NIBBLES(k) q4_0_step_nibbles_mem(q[k] + off)
     __m512i v[4];
     vec_interleave4_u8(v, Q4_0_NIBBLES(0), Q4_0_NIBBLES(1), Q4_0_NIBBLES(2), Q4_0_NIBBLES(3));
 #undef Q4_0_NIBBLES
