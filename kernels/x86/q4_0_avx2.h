@@ -143,12 +143,22 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
  * within 2 * 15 * 127). The unpacks leave result vector m with, in its
  * 128-bit half L, block L's columns 4m .. 4m + 3 (low nibbles; + 16 for
  * the high ones); y is put in that order once per call, which is a 2 x 2
- * transpose of 4-float chunks within each pair of 8-float slots. */
+ * transpose of 4-float chunks within each pair of 8-float slots.
+ *
+ * The coefficients are made 4 steps (8 blocks) at a time, block b of the
+ * chunk in fp32 lane b, as the AVX-512 file does and for its reasons (made
+ * step by step they took ~half the kernel's time in L2: 11.2 GB/s, 21.5
+ * with the coefficients given, Zen 4). A row's 8 scales come without a
+ * shuffle: block j's sits at bytes 18j = 16j + 2j, i.e. in word j of the
+ * 16 bytes at 16j, so the row's first 128 bytes, masked to word j of
+ * their 16-byte chunk j and or'ed together, hold the 8 scales in order
+ * (4 loads, 4 ands, 4 ors and a lane extract per row and chunk). */
 #define QR_AXPY_Q8_STEP_BLOCKS 2
+#define QR_Q8_CHUNK_STEPS 4
 
 typedef struct {
-  __m256 coef[4];      /* lanes 2t + k: coef of row 4g + t, g = 0..3 */
-  __m256i rows[4];     /* all-ones in the lanes of rows that exist */
+  float c[16]; /* coef of row t, 0 for rows past nr */
+  size_t nr;
 } qr_q8_group;
 
 typedef struct {
@@ -156,24 +166,29 @@ typedef struct {
   __m256 s;                /* block L's scale over half L */
 } qr_q8_coefs;
 
-static const int32_t q4_0_lane_pairs[4][8] = {
-    {0, 0, 1, 1, 2, 2, 3, 3}, {4, 4, 5, 5, 6, 6, 7, 7}, {8, 8, 9, 9, 10, 10, 11, 11}, {12, 12, 13, 13, 14, 14, 15, 15}};
-/* Per 128-bit half of the packed alphas (4-byte groups g = 0..3 of rows
- * (t, k) = (0,0) (0,1) (1,0) (1,1)): word 2g + k = that group's alphas of
- * block k for its two rows. */
-static const int8_t q4_0_pack_words[32] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15,
-                                           0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+/* A chunk's: the same per block, block b of the chunk in lane b. */
+typedef struct {
+  __m256i alpha[4]; /* rows 4g..4g+3's alphas, a byte each (row 4g + i in byte i) */
+  __m256i start;
+  __m256 s;
+} qr_q8_chunk;
+
+/* Word j of 16-byte chunk j (j = 0..7) of 128 bytes: ymm i holds chunks
+ * 2i, 2i + 1. */
+static const uint16_t q4_0_scale_word_masks[4][16] = {
+    {0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0, 0, 0, 0, 0, 0},
+    {0, 0, 0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0, 0, 0, 0},
+    {0, 0, 0, 0, 0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0, 0},
+    {0, 0, 0, 0, 0, 0, 0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff}};
+/* Bytes (4 rows' int8 alphas of 8 blocks, as two packs leave them: per
+ * 128-bit half L, row i's blocks 4L..4L+3 at bytes 4i..4i+3) to dword j
+ * of half L = the 4 rows' alphas of block 4L + j: lane b = block b. */
+static const int8_t q4_0_rows_to_blocks[32] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                               0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 
 static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
-  float c[16] = {0};
-  for (size_t k = 0; k < nr; k++) c[k] = coef[k];
-  for (int i = 0; i < 4; i++) {
-    g->coef[i] = _mm256_setr_ps(c[4 * i], c[4 * i], c[4 * i + 1], c[4 * i + 1], c[4 * i + 2], c[4 * i + 2],
-                                c[4 * i + 3], c[4 * i + 3]);
-    int32_t m[8];
-    for (int l = 0; l < 8; l++) m[l] = (size_t)(4 * i + l / 2) < nr ? -1 : 0;
-    g->rows[i] = _mm256_loadu_si256((const __m256i *)m);
-  }
+  for (size_t k = 0; k < 16; k++) g->c[k] = k < nr ? coef[k] : 0.0f;
+  g->nr = nr;
 }
 
 /* The pairs of 8-float slots (0, 2), (1, 3) of each 32 columns: swap the
@@ -188,50 +203,69 @@ static inline void qr_q8_y_order(float *y) {
     }
 }
 
-static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
-                                                                  size_t off, const qr_q8_group *g) {
-  __m256 a[4], m = _mm256_setzero_ps();
+/* 32 bytes at p (whole), or its dwords that start before byte `need` (p's
+ * own count), the rest 0: a dword so read ends at most 3 bytes past it. */
+static inline __attribute__((always_inline)) __m256i q4_0_load_before(const unsigned char *p, int whole, long need) {
+  if (whole) return _mm256_loadu_si256((const __m256i *)p);
+  const __m256i starts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  return _mm256_maskload_epi32((const int *)p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)need), starts));
+}
+
+/* Blocks [0, n_blocks) of the chunk at byte off of the group's rows, 1 <=
+ * n_blocks <= 8, reading no byte of a row past them (the last scale ends
+ * 16 bytes before its block does). kernels.h's rule, operation for
+ * operation, as qr_q8_step_coefs made it. */
+static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r,
+                                                                  size_t off, size_t n_blocks, const qr_q8_group *g) {
+  const int whole = n_blocks == 8;
+  const long need = (long)((n_blocks - 1) * QR_BLOCK_BYTES + 2);
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 a[16], m = _mm256_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; t++) {
+    if ((size_t)t >= g->nr) {
+      a[t] = _mm256_setzero_ps();
+      continue;
+    }
+    const unsigned char *q = r[t] + off;
+    __m256i words = _mm256_setzero_si256();
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    const unsigned char *const *q = r + 4 * i;
-    /* Dword t = row t's two scales (bytes 0-1 and 18-19 of the step). */
-    __m128i d[4];
-#pragma GCC unroll 4
-    for (int t = 0; t < 4; t++)
-      d[t] = _mm_blend_epi16(_mm_loadu_si128((const __m128i *)(q[t] + off)),
-                             _mm_loadu_si128((const __m128i *)(q[t] + off + 16)), 0x02);
-    const __m128i words = _mm_unpacklo_epi64(_mm_unpacklo_epi32(d[0], d[1]), _mm_unpacklo_epi32(d[2], d[3]));
-    a[i] = _mm256_and_ps(_mm256_mul_ps(_mm256_cvtph_ps(words), g->coef[i]), _mm256_castsi256_ps(g->rows[i]));
-    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, a[i]));
+    for (int i = 0; i < 4; i++)
+      words = _mm256_or_si256(words, _mm256_and_si256(q4_0_load_before(q + 32 * i, whole, need - 32 * i),
+                                                      _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[i])));
+    const __m128i d = _mm_or_si128(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+    a[t] = _mm256_mul_ps(_mm256_cvtph_ps(d), _mm256_set1_ps(g->c[t]));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, a[t]));
   }
-  m = _mm256_max_ps(m, _mm256_permute_ps(m, 0x4e));              /* lanes ^ 2 */
-  m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 0x01));     /* ^ 4 */
-  /* Lanes 0-1: the 2 blocks' m. */
-  const __m128 m2 = _mm256_castps256_ps128(m);
-  const __m128 nonzero = _mm_cmpge_ps(m2, _mm_set1_ps(FLT_MIN));
-  const __m128 inv2 = _mm_and_ps(_mm_div_ps(_mm_set1_ps(127.0f), m2), nonzero);
-  const __m128 s2 = _mm_and_ps(_mm_div_ps(m2, _mm_set1_ps(127.0f)), nonzero);
-  const __m256 inv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(inv2), _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1));
-  c->s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s2), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-  /* int8 alphas, 4 rows x 2 blocks per a[i], to dwords per (group, block). */
-  __m256i alpha32[4];
+  const __m256 nonzero = _mm256_cmp_ps(m, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m), nonzero);
+  ch->s = _mm256_and_ps(_mm256_div_ps(m, _mm256_set1_ps(127.0f)), nonzero);
+  const __m256i rows_to_blocks = _mm256_loadu_si256((const __m256i *)q4_0_rows_to_blocks);
+  __m256i sum = _mm256_setzero_si256();
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) alpha32[i] = _mm256_cvtps_epi32(_mm256_mul_ps(a[i], inv));
-  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(alpha32[0], alpha32[1]), _mm256_packs_epi32(alpha32[2], alpha32[3]));
-  const __m256i words = _mm256_shuffle_epi8(bytes, _mm256_loadu_si256((const __m256i *)q4_0_pack_words));
-  const __m128i lo = _mm256_castsi256_si128(words), hi = _mm256_extracti128_si256(words, 1);
-  /* Dword 2g + k (g = 0, 1) or 2(g - 2) + k: rows t = 0,1 from the low half, 2,3 from the high. */
-  const __m256i d01 = _mm256_castsi128_si256(_mm_unpacklo_epi16(lo, hi));
-  const __m256i d23 = _mm256_castsi128_si256(_mm_unpackhi_epi16(lo, hi));
-  c->alpha[0] = _mm256_permutevar8x32_epi32(d01, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-  c->alpha[1] = _mm256_permutevar8x32_epi32(d01, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
-  c->alpha[2] = _mm256_permutevar8x32_epi32(d23, _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-  c->alpha[3] = _mm256_permutevar8x32_epi32(d23, _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3));
-  const __m256i ones = _mm256_set1_epi8(1);
-  const __m256i alpha_sum = vec_dot2_u8s8(vec_dot2_u8s8(_mm256_setzero_si256(), ones, c->alpha[0], ones, c->alpha[1]),
-                                          ones, c->alpha[2], ones, c->alpha[3]);
-  c->start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(alpha_sum, 3));
+  for (int gi = 0; gi < 4; gi++) {
+    __m256i alpha[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      alpha[i] = _mm256_cvtps_epi32(_mm256_mul_ps(a[4 * gi + i], inv)); /* half to even, in [-127, 127] */
+      sum = _mm256_add_epi32(sum, alpha[i]);
+    }
+    /* No saturation: |alpha| <= 127. */
+    const __m256i bytes =
+        _mm256_packs_epi16(_mm256_packs_epi32(alpha[0], alpha[1]), _mm256_packs_epi32(alpha[2], alpha[3]));
+    ch->alpha[gi] = _mm256_shuffle_epi8(bytes, rows_to_blocks);
+  }
+  ch->start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 3));
+}
+
+/* Step k of the chunk (its blocks 2k, 2k + 1) in the step's lanes. */
+static inline __attribute__((always_inline)) void qr_q8_chunk_step(qr_q8_coefs *c, const qr_q8_chunk *ch, size_t k) {
+  const int b0 = (int)(2 * k), b1 = b0 + 1;
+  const __m256i at = _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1);
+#pragma GCC unroll 4
+  for (int gi = 0; gi < 4; gi++) c->alpha[gi] = _mm256_permutevar8x32_epi32(ch->alpha[gi], at);
+  c->start = _mm256_permutevar8x32_epi32(ch->start, at);
+  c->s = _mm256_permutevar8x32_ps(ch->s, at);
 }
 
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
