@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "kernels/blocks.h"
+#include "kernels/x86/q8_chunk_avx2.h"
 
 #define QR_BLOCK_WEIGHTS LZN_QK
 #define QR_BLOCK_BYTES sizeof(lzn_block_q4_0)
@@ -161,17 +162,11 @@ typedef struct {
   size_t nr;
 } qr_q8_group;
 
-typedef struct {
-  __m256i alpha[4], start; /* half L of alpha[g]: rows 4g..4g+3's alphas of block L in every dword */
-  __m256 s;                /* block L's scale over half L */
-} qr_q8_coefs;
-
-/* A chunk's: the same per block, block b of the chunk in lane b. */
-typedef struct {
-  __m256i alpha[4]; /* rows 4g..4g+3's alphas, a byte each (row 4g + i in byte i) */
-  __m256i start;
-  __m256 s;
-} qr_q8_chunk;
+/* A step's coefficients (x86/q8_chunk_avx2.h): half L of alpha[g] holds
+ * rows 4g..4g+3's alphas of block L in every dword, start = -8 * its sum
+ * of alphas (the nibbles are q + 8), s block L's scale over half L. */
+typedef q8c_coefs qr_q8_coefs;
+typedef q8c_chunk qr_q8_chunk;
 
 /* Word j of 16-byte chunk j (j = 0..7) of 128 bytes: ymm i holds chunks
  * 2i, 2i + 1. */
@@ -180,11 +175,6 @@ static const uint16_t q4_0_scale_word_masks[4][16] = {
     {0, 0, 0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0, 0, 0, 0},
     {0, 0, 0, 0, 0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0, 0},
     {0, 0, 0, 0, 0, 0, 0xffff, 0, 0, 0, 0, 0, 0, 0, 0, 0xffff}};
-/* Bytes (4 rows' int8 alphas of 8 blocks, as two packs leave them: per
- * 128-bit half L, row i's blocks 4L..4L+3 at bytes 4i..4i+3) to dword j
- * of half L = the 4 rows' alphas of block 4L + j: lane b = block b. */
-static const int8_t q4_0_rows_to_blocks[32] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                               0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 
 static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr) {
   for (size_t k = 0; k < 16; k++) g->c[k] = k < nr ? coef[k] : 0.0f;
@@ -219,7 +209,6 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *
                                                                   size_t off, size_t n_blocks, const qr_q8_group *g) {
   const int whole = n_blocks == 8;
   const long need = (long)((n_blocks - 1) * QR_BLOCK_BYTES + 2);
-  const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 a[16], m = _mm256_setzero_ps();
 #pragma GCC unroll 16
   for (int t = 0; t < 16; t++) {
@@ -234,38 +223,15 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *
       words = _mm256_or_si256(words, _mm256_and_si256(q4_0_load_before(q + 32 * i, whole, need - 32 * i),
                                                       _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[i])));
     const __m128i d = _mm_or_si128(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
-    a[t] = _mm256_mul_ps(_mm256_cvtph_ps(d), _mm256_set1_ps(g->c[t]));
-    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, a[t]));
+    q8c_products(&a[t], &m, d, g->c[t]);
   }
-  const __m256 nonzero = _mm256_cmp_ps(m, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
-  const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m), nonzero);
-  ch->s = _mm256_and_ps(_mm256_div_ps(m, _mm256_set1_ps(127.0f)), nonzero);
-  const __m256i rows_to_blocks = _mm256_loadu_si256((const __m256i *)q4_0_rows_to_blocks);
-  __m256i sum = _mm256_setzero_si256();
-#pragma GCC unroll 4
-  for (int gi = 0; gi < 4; gi++) {
-    __m256i alpha[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      alpha[i] = _mm256_cvtps_epi32(_mm256_mul_ps(a[4 * gi + i], inv)); /* half to even, in [-127, 127] */
-      sum = _mm256_add_epi32(sum, alpha[i]);
-    }
-    /* No saturation: |alpha| <= 127. */
-    const __m256i bytes =
-        _mm256_packs_epi16(_mm256_packs_epi32(alpha[0], alpha[1]), _mm256_packs_epi32(alpha[2], alpha[3]));
-    ch->alpha[gi] = _mm256_shuffle_epi8(bytes, rows_to_blocks);
-  }
-  ch->start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 3));
+  q8c_chunk_finish(ch, a, m, 3);
 }
 
 /* Step k of the chunk (its blocks 2k, 2k + 1) in the step's lanes. */
 static inline __attribute__((always_inline)) void qr_q8_chunk_step(qr_q8_coefs *c, const qr_q8_chunk *ch, size_t k) {
   const int b0 = (int)(2 * k), b1 = b0 + 1;
-  const __m256i at = _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1);
-#pragma GCC unroll 4
-  for (int gi = 0; gi < 4; gi++) c->alpha[gi] = _mm256_permutevar8x32_epi32(ch->alpha[gi], at);
-  c->start = _mm256_permutevar8x32_epi32(ch->start, at);
-  c->s = _mm256_permutevar8x32_ps(ch->s, at);
+  q8c_spread(c, ch, _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1));
 }
 
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "kernels/blocks.h"
+#include "kernels/x86/q8_chunk_avx512.h"
 
 #define QR_BLOCK_WEIGHTS LZN_QK
 #define QR_BLOCK_BYTES sizeof(lzn_block_q4_0)
@@ -173,21 +174,12 @@ typedef struct {
   size_t nr;
 } qr_q8_group;
 
-/* A step's int8 coefficients for a group: 128-bit lane k of alpha[g]
- * holds rows 4g..4g+3's alphas of block k in every dword; start = -8 *
- * the block's sum of alphas (the nibbles are q + 8); s the block's scale
- * over the lanes of block k. */
-typedef struct {
-  __m512i alpha[4], start;
-  __m512 s;
-} qr_q8_coefs;
-
-/* A chunk's: the same per block, block b of the chunk in lane b. */
-typedef struct {
-  __m512i alpha[4]; /* rows 4g..4g+3's alphas, a byte each (row 4g + i in byte i) */
-  __m512i start;
-  __m512 s;
-} qr_q8_chunk;
+/* A step's coefficients (x86/q8_chunk_avx512.h): 128-bit lane k of
+ * alpha[g] holds rows 4g..4g+3's alphas of block k in every dword; start =
+ * -8 * the block's sum of alphas (the nibbles are q + 8); s the block's
+ * scale over the lanes of block k. */
+typedef q8c_coefs qr_q8_coefs;
+typedef q8c_chunk qr_q8_chunk;
 
 /* Lanes 4i..4i+3 = element i: a 4-lane broadcast per 128-bit lane. */
 static const int32_t q4_0_lane_quads[16] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3};
@@ -246,37 +238,14 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *
     const __m512i lo = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m1, q + 64), words, _mm512_maskz_loadu_epi8(m0, q));
     const __m512i hi =
         _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m3, q + 208), words, _mm512_maskz_loadu_epi8(m2, q + 144));
-    const __m512i d = _mm512_mask_blend_epi16(0xff00u, lo, hi);
-    a[t] = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(d)), _mm512_set1_ps(g->c[t]));
-    m = _mm512_max_ps(m, _mm512_abs_ps(a[t]));
+    q8c_products(&a[t], &m, _mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi)), g->c[t]);
   }
-  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
-  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
-  ch->s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
-  __m512i sum = _mm512_setzero_si512();
-#pragma GCC unroll 4
-  for (int gi = 0; gi < 4; gi++) {
-    __m512i packed = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      const __m512i alpha = _mm512_cvtps_epi32(_mm512_mul_ps(a[4 * gi + i], inv)); /* half to even */
-      sum = _mm512_add_epi32(sum, alpha);
-      /* packed |= (alpha << 8i) & (0xff << 8i) */
-      packed = _mm512_ternarylogic_epi32(packed, _mm512_slli_epi32(alpha, 8 * i),
-                                         _mm512_set1_epi32((int)(0xffu << (8 * i))), 0xf8);
-    }
-    ch->alpha[gi] = packed;
-  }
-  ch->start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 3));
+  q8c_chunk_finish(ch, a, m, 3);
 }
 
 /* Step k of the chunk (its blocks 4k..4k+3) in the step's lanes. */
 static inline __attribute__((always_inline)) void qr_q8_chunk_step(qr_q8_coefs *c, const qr_q8_chunk *ch, size_t k) {
-  const __m512i at = _mm512_add_epi32(_mm512_loadu_si512(q4_0_lane_quads), _mm512_set1_epi32((int)(4 * k)));
-#pragma GCC unroll 4
-  for (int gi = 0; gi < 4; gi++) c->alpha[gi] = _mm512_permutexvar_epi32(at, ch->alpha[gi]);
-  c->start = _mm512_permutexvar_epi32(at, ch->start);
-  c->s = _mm512_permutexvar_ps(at, ch->s);
+  q8c_spread(c, ch, _mm512_add_epi32(_mm512_loadu_si512(q4_0_lane_quads), _mm512_set1_epi32((int)(4 * k))));
 }
 
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
