@@ -35,6 +35,7 @@
 
 #include "kernels/blocks.h"
 #include "kernels/x86/kq_scales.h"
+#include "kernels/x86/q8_chunk_avx2.h"
 
 #define QR_BLOCK_WEIGHTS LZN_QK_K
 #define QR_BLOCK_BYTES sizeof(lzn_block_q6_k)
@@ -186,37 +187,27 @@ static inline void qr_q8_y_order(float *y) { vec_interleave4_y_order(y, LZN_QK_K
 static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
                                                                   size_t off, const qr_q8_group *g) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 a[LZN_AXPY_Q8_GROUP][2], m[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 a[2][LZN_AXPY_Q8_GROUP], m[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
 #pragma GCC unroll 16
   for (int t = 0; t < LZN_AXPY_Q8_GROUP; t++) {
     const unsigned char *const b = r[t] + off;
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)(b + Q6_K_SCALES));
     const __m256 k = _mm256_set1_ps(g->coef[t]), d = _mm256_set1_ps(q6_k_d(b));
-    a[t][0] = _mm256_mul_ps(k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))));
-    a[t][1] = _mm256_mul_ps(k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))));
-    m[0] = _mm256_max_ps(m[0], _mm256_andnot_ps(sign, a[t][0]));
-    m[1] = _mm256_max_ps(m[1], _mm256_andnot_ps(sign, a[t][1]));
+    a[0][t] = _mm256_mul_ps(k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))));
+    a[1][t] = _mm256_mul_ps(k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8)))));
+    m[0] = _mm256_max_ps(m[0], _mm256_andnot_ps(sign, a[0][t]));
+    m[1] = _mm256_max_ps(m[1], _mm256_andnot_ps(sign, a[1][t]));
   }
-  const __m256i by_item = _mm256_loadu_si256((const __m256i *)vec_transpose4x4_bytes);
+  /* Each half's 8 sub-blocks as a chunk of x86/q8_chunk_avx2.h (lane k:
+   * sub-block 8h + k), -32 the weights' offset. */
 #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
-    const __m256 nonzero = _mm256_cmp_ps(m[h], _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
-    const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m[h]), nonzero);
-    c->s[h] = _mm256_and_ps(_mm256_div_ps(m[h], _mm256_set1_ps(127.0f)), nonzero);
-    __m256i sum = _mm256_setzero_si256();
+    q8c_chunk half;
+    q8c_chunk_finish(&half, a[h], m[h], 5);
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-      __m256i alpha[4];
-#pragma GCC unroll 4
-      for (int k = 0; k < 4; k++) {
-        alpha[k] = _mm256_cvtps_epi32(_mm256_mul_ps(a[4 * q + k][h], inv));
-        sum = _mm256_add_epi32(sum, alpha[k]);
-      }
-      /* Half L: rows 0-3's alphas of sub-blocks 8h + 4L.., row by row; then a dword per sub-block. */
-      const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(alpha[0], alpha[1]), _mm256_packs_epi32(alpha[2], alpha[3]));
-      c->alpha[q][h] = _mm256_shuffle_epi8(bytes, by_item);
-    }
-    c->start[h] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 5));
+    for (int q = 0; q < 4; q++) c->alpha[q][h] = half.alpha[q];
+    c->start[h] = half.start;
+    c->s[h] = half.s;
   }
 }
 

@@ -43,6 +43,7 @@
 
 #include "kernels/blocks.h"
 #include "kernels/x86/kq_scales.h"
+#include "kernels/x86/q8_chunk_avx512.h"
 
 #define QR_BLOCK_WEIGHTS LZN_QK_K
 #define QR_BLOCK_BYTES sizeof(lzn_block_q6_k)
@@ -209,9 +210,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
     a[t] = _mm512_mul_ps(g->coef[t], _mm512_mul_ps(_mm512_set1_ps(q6_k_d(b)), sc));
     m = _mm512_max_ps(m, _mm512_abs_ps(a[t]));
   }
-  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
-  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
-  c->s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
+  const __m512 inv = q8c_inverse(m, &c->s);
   __m512i sum = _mm512_setzero_si512();
 #pragma GCC unroll 4
   for (int q = 0; q < 4; q++) {

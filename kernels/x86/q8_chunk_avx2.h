@@ -21,19 +21,16 @@ typedef struct {
   __m256 s;
 } q8c_chunk;
 
-/* Bytes as two packs leave 4 rows' int8 alphas of 8 blocks (per 128-bit
- * half L, row i's blocks 4L..4L+3 at bytes 4i..4i+3) to dword j of half L
- * = the 4 rows' alphas of block 4L + j: lane b = block b. */
-static const int8_t q8c_rows_to_blocks[32] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
-                                              0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
-
 /* As q8c_chunk_finish of x86/q8_chunk_avx512.h. */
 static inline __attribute__((always_inline)) void q8c_chunk_finish(q8c_chunk *ch, const __m256 a[16], __m256 m,
                                                                   int offset_shift) {
   const __m256 nonzero = _mm256_cmp_ps(m, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
   const __m256 inv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(127.0f), m), nonzero);
   ch->s = _mm256_and_ps(_mm256_div_ps(m, _mm256_set1_ps(127.0f)), nonzero);
-  const __m256i rows_to_blocks = _mm256_loadu_si256((const __m256i *)q8c_rows_to_blocks);
+  /* Two packs leave, per 128-bit half L, row i's blocks 4L..4L+3 at bytes
+   * 4i..4i+3; the transpose makes dword j of half L (lane b = block b) the
+   * 4 rows' alphas of block 4L + j. */
+  const __m256i rows_to_blocks = _mm256_loadu_si256((const __m256i *)vec_transpose4x4_bytes);
   __m256i sum = _mm256_setzero_si256();
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {

@@ -35,11 +35,17 @@ typedef struct {
  * rint(a * (127 / m)) and s = m / 127 (both 0 where m < FLT_MIN), the
  * operations ref/axpy_q8.h does. start = -(sum of alphas << offset_shift);
  * 0 when offset_shift < 0 (weights stored as they are). */
+/* 127 / m, and m / 127 into *s: both 0 where m < FLT_MIN (a block whose
+ * products are all zero rounds to zero alphas). */
+static inline __attribute__((always_inline)) __m512 q8c_inverse(__m512 m, __m512 *s) {
+  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
+  *s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
+  return _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
+}
+
 static inline __attribute__((always_inline)) void q8c_chunk_finish(q8c_chunk *ch, const __m512 a[16], __m512 m,
                                                                   int offset_shift) {
-  const __mmask16 nonzero = _mm512_cmp_ps_mask(m, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ);
-  const __m512 inv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
-  ch->s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
+  const __m512 inv = q8c_inverse(m, &ch->s);
   __m512i sum = _mm512_setzero_si512();
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
