@@ -217,11 +217,11 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *
       continue;
     }
     const unsigned char *q = r[t] + off;
-    __m256i words = _mm256_setzero_si256();
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-      words = _mm256_or_si256(words, _mm256_and_si256(q4_0_load_before(q + 32 * i, whole, need - 32 * i),
-                                                      _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[i])));
+    __m256i words = _mm256_and_si256(q4_0_load_before(q, whole, need), _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[0]));
+#pragma GCC unroll 3
+    for (int i = 1; i < 4; i++)
+      words = _mm256_blendv_epi8(words, q4_0_load_before(q + 32 * i, whole, need - 32 * i),
+                                 _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[i]));
     const __m128i d = _mm_or_si128(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
     q8c_products(&a[t], &m, d, g->c[t]);
   }
