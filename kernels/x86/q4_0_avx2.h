@@ -151,9 +151,9 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
  * step by step they took ~half the kernel's time in L2: 11.2 GB/s, 21.5
  * with the coefficients given, Zen 4). A row's 8 scales come without a
  * shuffle: block j's sits at bytes 18j = 16j + 2j, i.e. in word j of the
- * 16 bytes at 16j, so the row's first 128 bytes, masked to word j of
- * their 16-byte chunk j and or'ed together, hold the 8 scales in order
- * (4 loads, 4 ands, 4 ors and a lane extract per row and chunk). */
+ * 16 bytes at 16j, so the row's first 128 bytes, each 32 blended in by
+ * its chunks' scale words, hold the 8 scales in order (4 loads, an and, 3
+ * byte blends, a lane extract and an or per row and chunk). */
 #define QR_AXPY_Q8_STEP_BLOCKS 2
 #define QR_Q8_CHUNK_STEPS 4
 
@@ -204,7 +204,7 @@ static inline __attribute__((always_inline)) __m256i q4_0_load_before(const unsi
 /* Blocks [0, n_blocks) of the chunk at byte off of the group's rows, 1 <=
  * n_blocks <= 8, reading no byte of a row past them (the last scale ends
  * 16 bytes before its block does). kernels.h's rule, operation for
- * operation, as qr_q8_step_coefs made it. */
+ * operation (x86/q8_chunk_avx2.h). */
 static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r,
                                                                   size_t off, size_t n_blocks, const qr_q8_group *g) {
   const int whole = n_blocks == 8;

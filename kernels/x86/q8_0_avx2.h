@@ -97,8 +97,7 @@ static inline __attribute__((always_inline)) void qr_axpy_step(vec_f32 *y, const
  * and 8 columns (AVX-VNNI: w + 128 from -128 * sum(alpha); without, the
  * sign trick), one convert and one FMA per column and group. Result vector
  * m holds, in its half L, columns 16L + 4m .. 16L + 4m + 3: y is put in
- * that order once per call (the 2 x 2 transpose of 4-float chunks in the
- * slot pairs (0, 2) and (1, 3)). */
+ * that order once per call (vec_interleave4_y_order). */
 #define QR_AXPY_Q8_STEP_BLOCKS 1
 
 typedef struct {
@@ -121,13 +120,7 @@ static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr
   }
 }
 
-static inline void qr_q8_y_order(float *y) {
-  for (int c = 0; c < 16; c += 8) {
-    const __m256 a = _mm256_loadu_ps(y + c), b = _mm256_loadu_ps(y + 16 + c);
-    _mm256_storeu_ps(y + c, _mm256_permute2f128_ps(a, b, 0x20));
-    _mm256_storeu_ps(y + 16 + c, _mm256_permute2f128_ps(a, b, 0x31));
-  }
-}
+static inline void qr_q8_y_order(float *y) { vec_interleave4_y_order(y, LZN_QK); }
 
 static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
                                                                   size_t off, const qr_q8_group *g) {
@@ -187,20 +180,17 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   for (int g = 0; g < 4; g++) {
     const unsigned char *const *q = r + 4 * g;
 #define Q8_0_VALUES(k) _mm256_loadu_si256((const __m256i *)(q[k] + off + 2))
-    const __m256i l01 = _mm256_unpacklo_epi8(Q8_0_VALUES(0), Q8_0_VALUES(1));
-    const __m256i h01 = _mm256_unpackhi_epi8(Q8_0_VALUES(0), Q8_0_VALUES(1));
-    const __m256i l23 = _mm256_unpacklo_epi8(Q8_0_VALUES(2), Q8_0_VALUES(3));
-    const __m256i h23 = _mm256_unpackhi_epi8(Q8_0_VALUES(2), Q8_0_VALUES(3));
+    __m256i v[4];
+    vec_interleave4_u8(v, Q8_0_VALUES(0), Q8_0_VALUES(1), Q8_0_VALUES(2), Q8_0_VALUES(3));
 #undef Q8_0_VALUES
-    sum[0] = q8_0_dot4_256(sum[0], _mm256_unpacklo_epi16(l01, l23), c->alpha[g]);
-    sum[1] = q8_0_dot4_256(sum[1], _mm256_unpackhi_epi16(l01, l23), c->alpha[g]);
-    sum[2] = q8_0_dot4_256(sum[2], _mm256_unpacklo_epi16(h01, h23), c->alpha[g]);
-    sum[3] = q8_0_dot4_256(sum[3], _mm256_unpackhi_epi16(h01, h23), c->alpha[g]);
-  }
-  static const int slot[4] = {0, 16, 8, 24};
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; i++)
-    _mm256_storeu_ps(y + slot[i], _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(y + slot[i])));
+    for (int i = 0; i < 4; i++) sum[i] = q8_0_dot4_256(sum[i], v[i], c->alpha[g]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    float *const yv = y + vec_interleave4_slot[i];
+    _mm256_storeu_ps(yv, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(yv)));
+  }
 }
 
 #endif /* LZN_KERNELS_X86_Q8_0_AVX2_H */

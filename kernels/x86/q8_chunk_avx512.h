@@ -30,11 +30,6 @@ typedef struct {
   __m512 s;
 } q8c_chunk;
 
-/* The chunk from a[t] = coef_t * d (lane b: block b; 0 for rows past the
- * group's) and m = the largest |a[t]| per lane: kernels.h's rule, alpha =
- * rint(a * (127 / m)) and s = m / 127 (both 0 where m < FLT_MIN), the
- * operations ref/axpy_q8.h does. start = -(sum of alphas << offset_shift);
- * 0 when offset_shift < 0 (weights stored as they are). */
 /* 127 / m, and m / 127 into *s: both 0 where m < FLT_MIN (a block whose
  * products are all zero rounds to zero alphas). */
 static inline __attribute__((always_inline)) __m512 q8c_inverse(__m512 m, __m512 *s) {
@@ -42,6 +37,12 @@ static inline __attribute__((always_inline)) __m512 q8c_inverse(__m512 m, __m512
   *s = _mm512_maskz_div_ps(nonzero, m, _mm512_set1_ps(127.0f));
   return _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(127.0f), m);
 }
+
+/* The chunk from a[t] = coef_t * d (lane b: block b; 0 for rows past the
+ * group's) and m = the largest |a[t]| per lane: kernels.h's rule, alpha =
+ * rint(a * (127 / m)) and s = m / 127 (both 0 where m < FLT_MIN), the
+ * operations ref/axpy_q8.h does. start = -(sum of alphas << offset_shift);
+ * 0 when offset_shift < 0 (weights stored as they are). */
 
 static inline __attribute__((always_inline)) void q8c_chunk_finish(q8c_chunk *ch, const __m512 a[16], __m512 m,
                                                                   int offset_shift) {
