@@ -36,6 +36,14 @@
  * hardware prefetcher alone followed one group at ~70 % of a plain read;
  * 4-16 KiB measured, 8 best for both types). */
 #define GX16_AHEAD_BYTES 8192
+/* Up to this many tokens a pass reads two groups side by side, block by
+ * block: two streams from memory instead of one. With few tokens a block's
+ * arithmetic is short and one stream (software prefetch and all) arrived
+ * at ~19 GB/s from memory on Zen 5 against 65-74 from L2; two took 2-4
+ * tokens on 4096 x 4096 Q4_0 from 0.53-0.65 to 0.42-0.54 ms (Q8_0 -10 to
+ * -20 %). At 8 tokens the two groups' 16 accumulators spill (0.91 against
+ * 0.72 ms), so 8 keep one group (bench/RESULTS.md, 2026-12-07). */
+#define GX16_PAIR_TOKENS 4
 
 /* Per token and block: offset * sum of x's 32 integers, and x's scale. */
 typedef struct gx16_xsum {
@@ -52,60 +60,70 @@ GQ5_INLINE int32_t gx16_qs_sum(const lzn_block_q8_0 *xb) {
   return _mm_cvtsi128_si32(t) - 32 * 128;
 }
 
-/* acc_mem[t] (lane r: the group's row r) += blocks [b0, b0 + nb) of one
- * group against tokens x_rows[t], t < C. */
-GQ5_INLINE void gx16_group(enum gq5_kind kind, const int C, const uint8_t *qs, const uint16_t *scales, size_t b0,
-                           size_t nb, const lzn_block_q8_0 *const *x_rows, const gx16_xsum *sums, float *acc_mem) {
+/* acc_mem[g][t] (lane r: group g's row r) += blocks [b0, b0 + nb) of NG
+ * (1 or 2) groups side by side against tokens x_rows[t], t < C. */
+GQ5_INLINE void gx16_group(enum gq5_kind kind, const int C, const int NG, const uint8_t *const *qs,
+                           const uint16_t *const *scales, size_t b0, size_t nb, const lzn_block_q8_0 *const *x_rows,
+                           const gx16_xsum *sums, float *const *acc_mem) {
   const size_t block_qs = (kind == GQ5_Q8_0 ? 32 : 16) * LZN_PACK_ROWS;
-  __m512 acc[GX16_TOKENS];
+  __m512 acc[2][GX16_TOKENS];
+#pragma GCC unroll 2
+  for (int g = 0; g < NG; g++)
 #pragma GCC unroll 8
-  for (int t = 0; t < C; t++) acc[t] = _mm512_loadu_ps(acc_mem + 16 * t);
+    for (int t = 0; t < C; t++) acc[g][t] = _mm512_loadu_ps(acc_mem[g] + 16 * t);
   for (size_t b = 0; b < nb; b++) {
-    const uint8_t *q = qs + (b0 + b) * block_qs;
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; g++) {
+      const uint8_t *q = qs[g] + (b0 + b) * block_qs;
+      const uint16_t *block_scales = scales[g] + (b0 + b) * LZN_PACK_ROWS;
 #pragma GCC unroll 8
-    for (size_t line = 0; line < block_qs; line += 64) _mm_prefetch((const char *)q + GX16_AHEAD_BYTES + line, _MM_HINT_T0);
-    /* the scales: 32 bytes a block, 1/8 (Q4_0) or 1/16 of the weights' distance */
-    if ((b & 1) == 0) _mm_prefetch((const char *)(scales + (b0 + b) * LZN_PACK_ROWS) + GX16_AHEAD_BYTES / 8, _MM_HINT_T0);
-    __m512i w[8]; /* w[k]: dword k of the block's 32 weights, per row */
-    if (kind == GQ5_Q8_0) {
+      for (size_t line = 0; line < block_qs; line += 64)
+        _mm_prefetch((const char *)q + GX16_AHEAD_BYTES + line, _MM_HINT_T0);
+      /* the scales: 32 bytes a block, 1/8 (Q4_0) or 1/16 of the weights' distance */
+      if ((b & 1) == 0) _mm_prefetch((const char *)block_scales + GX16_AHEAD_BYTES / 8, _MM_HINT_T0);
+      __m512i w[8]; /* w[k]: dword k of the block's 32 weights, per row */
+      if (kind == GQ5_Q8_0) {
 #pragma GCC unroll 8
-      for (int k = 0; k < 8; k++) w[k] = _mm512_loadu_si512(q + 64 * k);
-    } else {
-      const __m512i low = _mm512_set1_epi8(0x0f);
+        for (int k = 0; k < 8; k++) w[k] = _mm512_loadu_si512(q + 64 * k);
+      } else {
+        const __m512i low = _mm512_set1_epi8(0x0f);
 #pragma GCC unroll 4
-      for (int k = 0; k < 4; k++) {
-        const __m512i raw = _mm512_loadu_si512(q + 64 * k);
-        w[k] = _mm512_and_si512(raw, low);
-        w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+        for (int k = 0; k < 4; k++) {
+          const __m512i raw = _mm512_loadu_si512(q + 64 * k);
+          w[k] = _mm512_and_si512(raw, low);
+          w[k + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+        }
       }
-    }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + (b0 + b) * LZN_PACK_ROWS)));
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)block_scales));
 #pragma GCC unroll 8
-    for (int t = 0; t < C; t++) {
-      const lzn_block_q8_0 *xb = &x_rows[t][b0 + b];
-      /* Chains of vpdpbusd: one per token from 4 tokens on (the tokens'
-       * chains hide each other's latency), else 2 or 4 per token. The
-       * first starts at -offset * sum x, which takes the offset out. */
-      const int chains = C >= 4 ? 1 : C == 2 ? 2 : 4;
-      __m512i part[4];
-      part[0] = _mm512_set1_epi32(-sums[(size_t)t * GX16_CHUNK + b].corr);
+      for (int t = 0; t < C; t++) {
+        const lzn_block_q8_0 *xb = &x_rows[t][b0 + b];
+        /* Chains of vpdpbusd: one per token from 4 tokens on (the tokens'
+         * chains hide each other's latency), else 2 or 4 per token. The
+         * first starts at -offset * sum x, which takes the offset out. */
+        const int chains = C >= 4 ? 1 : C == 2 ? 2 : 4;
+        __m512i part[4];
+        part[0] = _mm512_set1_epi32(-sums[(size_t)t * GX16_CHUNK + b].corr);
 #pragma GCC unroll 4
-      for (int c = 1; c < chains; c++) part[c] = _mm512_setzero_si512();
+        for (int c = 1; c < chains; c++) part[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
-      for (int k = 0; k < 8; k++) {
-        int32_t x4;
-        memcpy(&x4, xb->qs + 4 * k, 4);
-        part[k % chains] = _mm512_dpbusd_epi32(part[k % chains], w[k], _mm512_set1_epi32(x4));
+        for (int k = 0; k < 8; k++) {
+          int32_t x4;
+          memcpy(&x4, xb->qs + 4 * k, 4);
+          part[k % chains] = _mm512_dpbusd_epi32(part[k % chains], w[k], _mm512_set1_epi32(x4));
+        }
+        __m512i sum = part[0];
+#pragma GCC unroll 4
+        for (int c = 1; c < chains; c++) sum = _mm512_add_epi32(sum, part[c]);
+        const gx16_xsum *xs = &sums[(size_t)t * GX16_CHUNK + b];
+        acc[g][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(xs->d)), acc[g][t]);
       }
-      __m512i s = part[0];
-#pragma GCC unroll 4
-      for (int c = 1; c < chains; c++) s = _mm512_add_epi32(s, part[c]);
-      const gx16_xsum *xs = &sums[(size_t)t * GX16_CHUNK + b];
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xs->d)), acc[t]);
     }
   }
+#pragma GCC unroll 2
+  for (int g = 0; g < NG; g++)
 #pragma GCC unroll 8
-  for (int t = 0; t < C; t++) _mm512_storeu_ps(acc_mem + 16 * t, acc[t]);
+    for (int t = 0; t < C; t++) _mm512_storeu_ps(acc_mem[g] + 16 * t, acc[g][t]);
 }
 
 GQ5_INLINE void gx16_gemm(enum gq5_kind kind, float *out, size_t out_stride, const void *w, size_t d, size_t n_rows,
@@ -132,13 +150,27 @@ GQ5_INLINE void gx16_gemm(enum gq5_kind kind, float *out, size_t out_stride, con
             const lzn_block_q8_0 *xb = &x_rows[t][b0 + b];
             sums[(size_t)t * GX16_CHUNK + b] = (gx16_xsum){offset * gx16_qs_sum(xb), _cvtsh_ss(xb->d)};
           }
-        for (size_t g = 0; g < ng; g++) {
-          const uint8_t *group = (const uint8_t *)w + (g0 + g) * group_bytes;
-          const uint16_t *scales = (const uint16_t *)(group + LZN_PACK_ROWS * n_blocks * qs_bytes);
-          if (C == 8) gx16_group(kind, 8, group, scales, b0, nb, x_rows, sums, acc[g]);
-          else if (C == 4) gx16_group(kind, 4, group, scales, b0, nb, x_rows, sums, acc[g]);
-          else if (C == 2) gx16_group(kind, 2, group, scales, b0, nb, x_rows, sums, acc[g]);
-          else gx16_group(kind, 1, group, scales, b0, nb, x_rows, sums, acc[g]);
+        for (size_t g = 0; g < ng;) {
+          const int pair = C <= GX16_PAIR_TOKENS && g + 1 < ng;
+          const uint8_t *group[2];
+          const uint16_t *scales[2];
+          float *group_acc[2];
+          for (size_t k = 0; k < (pair ? 2u : 1u); k++) {
+            group[k] = (const uint8_t *)w + (g0 + g + k) * group_bytes;
+            scales[k] = (const uint16_t *)(group[k] + LZN_PACK_ROWS * n_blocks * qs_bytes);
+            group_acc[k] = acc[g + k];
+          }
+          if (pair) {
+            if (C == 4) gx16_group(kind, 4, 2, group, scales, b0, nb, x_rows, sums, group_acc);
+            else if (C == 2) gx16_group(kind, 2, 2, group, scales, b0, nb, x_rows, sums, group_acc);
+            else gx16_group(kind, 1, 2, group, scales, b0, nb, x_rows, sums, group_acc);
+          } else {
+            if (C == 8) gx16_group(kind, 8, 1, group, scales, b0, nb, x_rows, sums, group_acc);
+            else if (C == 4) gx16_group(kind, 4, 1, group, scales, b0, nb, x_rows, sums, group_acc);
+            else if (C == 2) gx16_group(kind, 2, 1, group, scales, b0, nb, x_rows, sums, group_acc);
+            else gx16_group(kind, 1, 1, group, scales, b0, nb, x_rows, sums, group_acc);
+          }
+          g += pair ? 2 : 1;
         }
       }
       for (size_t g = 0; g < ng; g++) {
