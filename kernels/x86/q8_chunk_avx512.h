@@ -43,7 +43,6 @@ static inline __attribute__((always_inline)) __m512 q8c_inverse(__m512 m, __m512
  * rint(a * (127 / m)) and s = m / 127 (both 0 where m < FLT_MIN), the
  * operations ref/axpy_q8.h does. start = -(sum of alphas << offset_shift);
  * 0 when offset_shift < 0 (weights stored as they are). */
-
 static inline __attribute__((always_inline)) void q8c_chunk_finish(q8c_chunk *ch, const __m512 a[16], __m512 m,
                                                                   int offset_shift) {
   const __m512 inv = q8c_inverse(m, &ch->s);
