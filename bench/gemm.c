@@ -227,7 +227,7 @@ int bench_gemm_main(int argc, char **argv) {
           char cell[N_COLS][32];
           int fastest = LZN_BACKEND_OWN;
           for (int b = 1; b < N_COLS; b++) {
-            if (ran[b]) snprintf(cell[b], sizeof cell[b], "%.3f", 1e3 * best[b]);
+            if (ran[b]) snprintf(cell[b], sizeof cell[b], "%.4f", 1e3 * best[b]);
             else snprintf(cell[b], sizeof cell[b], "-");
             if (ran[b] && best[b] < best[fastest]) fastest = b;
           }

@@ -7,6 +7,8 @@
 
 #include <immintrin.h>
 
+#include "kernels/x86/vec_avx2.h"
+
 #define VF __m256
 #define VF_LANES 8
 #define vf_zero() _mm256_setzero_ps()
@@ -20,11 +22,9 @@
   _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
 #define vf_from_i8(v, k) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32((k) ? _mm_srli_si128((v), 8) : (v)))
 
-static inline float vf_hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+/* One sum per vector, and eight vectors' sums at once (the same sums, bit
+ * for bit: kernels/x86/vec_avx2.h). */
+#define vf_hsum vec_hsum
+#define vf_hsum8 vec_hsum8
 
 #endif /* LZN_KERNELS_X86_GEMM_VEC256_H */
