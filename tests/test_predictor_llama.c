@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "forward/context.h" /* decider_whole: how a batch gets its predicted decider rows */
 #include "reference.h"
 
 /* F16 weights, fp32 arithmetic, against float64 on the same stored values. */
@@ -129,18 +130,22 @@ START_TEST(predictor_paths_match_reference) {
     float crossover;
     int threads, decode;
     const char *what;
+    int whole; /* ctx->decider_whole: -1 as the cost model says */
   } runs[] = {
-      {LZN_MLP_SPARSE, 0.0f, 1, 0, "SPARSE prefill"},
-      {LZN_MLP_SPARSE, 0.0f, 1, 1, "SPARSE decode"},
-      {LZN_MLP_SPARSE, 0.0f, 2, 1, "SPARSE decode, 2 threads"},
-      {LZN_MLP_AUTO, 0.0f, 1, 0, "AUTO (measured) prefill"},
-      {LZN_MLP_AUTO, 0.0f, 1, 1, "AUTO (measured) decode"},
-      {LZN_MLP_AUTO, 1e-6f, 1, 0, "AUTO always dense, prefill"},
-      {LZN_MLP_AUTO, 1e-6f, 2, 1, "AUTO always dense, decode, 2 threads"},
-      {LZN_MLP_AUTO, 1.0f, 1, 1, "AUTO always sparse, decode"},
+      {LZN_MLP_SPARSE, 0.0f, 1, 0, "SPARSE prefill", -1},
+      {LZN_MLP_SPARSE, 0.0f, 1, 1, "SPARSE decode", -1},
+      {LZN_MLP_SPARSE, 0.0f, 2, 1, "SPARSE decode, 2 threads", -1},
+      {LZN_MLP_AUTO, 0.0f, 1, 0, "AUTO (measured) prefill", -1},
+      {LZN_MLP_AUTO, 0.0f, 1, 0, "AUTO prefill, the sets' rows from the whole decider", 1},
+      {LZN_MLP_AUTO, 0.0f, 1, 0, "AUTO prefill, the sets' rows token by token", 0},
+      {LZN_MLP_AUTO, 0.0f, 1, 1, "AUTO (measured) decode", -1},
+      {LZN_MLP_AUTO, 1e-6f, 1, 0, "AUTO always dense, prefill", -1},
+      {LZN_MLP_AUTO, 1e-6f, 2, 1, "AUTO always dense, decode, 2 threads", -1},
+      {LZN_MLP_AUTO, 1.0f, 1, 1, "AUTO always sparse, decode", -1},
   };
   for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
     lzn_context *ctx = context(m, runs[k].mode, runs[k].crossover, runs[k].threads);
+    ctx->decider_whole = runs[k].whole;
     float *got = run(ctx, &fx.ref, runs[k].decode);
     expect_logits(name, runs[k].what, got, fx.ref.logits, &fx.ref);
     free(got);

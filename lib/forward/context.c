@@ -133,6 +133,7 @@ LZN_API lzn_status lzn_context_create(const lzn_model *model, const lzn_context_
   if (ctx == NULL) return lzn_fail(LZN_ERR_NOMEM, "lzn_context_create: out of memory");
   ctx->model = model, ctx->params = *params;
   ctx->sparse_form = -1;
+  ctx->decider_whole = -1;
   ctx->exec.kernels = kernels, ctx->exec.n_threads = params->n_threads;
   const int n_ctx = params->n_ctx ? params->n_ctx : model->max_positions;
   ctx->max_batch = n_ctx < LZN_MAX_BATCH ? n_ctx : LZN_MAX_BATCH;

@@ -53,6 +53,8 @@ struct lzn_context {
   lzn_recorder stats;
   lzn_cost_model cost; /* measured when AUTO has no crossover */
   int sparse_form;     /* -1: a sparse batch's form by the cost model; else that lzn_sparse_form (tests) */
+  int decider_whole;   /* -1: whether AUTO takes a batch's predicted rows from the whole decider by the
+                          cost model; else 0 never, 1 always (tests) */
 };
 
 #endif /* LZN_FORWARD_CONTEXT_H */

@@ -69,6 +69,11 @@ int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn
   return sparse < dense;
 }
 
+int lzn_cost_decider_whole(const lzn_cost_model *cm, size_t predicted_rows, int n) {
+  if (cm->n_points == 0 || n <= 1) return 0;
+  return at_n(cm, cm->dense_up, n) < (double)predicted_rows * at_n(cm, cm->row_up, 1);
+}
+
 /* Best of a few timed runs (after a warm-up: first touch, primitive
  * creation): the minimum is the run least disturbed by other processes. */
 #define COST_REPS 3

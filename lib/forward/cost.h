@@ -89,4 +89,11 @@ lzn_status lzn_cost_for_context(struct lzn_context *ctx, lzn_cost_entry cache[LZ
 int lzn_cost_prefers_sparse(const lzn_cost_model *cm, float crossover, const lzn_sparse_work *work,
                             const lzn_sparse_work *each, int n, int d_ff, int gated);
 
+/* Whether a batch of n tokens whose predictor picked predicted_rows rows
+ * of the decider (summed over its tokens) gets them cheaper from the whole
+ * decider, one product for all the tokens (then masked to the sets), than
+ * from each token's own rows: at 16 tokens of a small model the per-token
+ * rows cost more than the product they avoid. 0 without a model. */
+int lzn_cost_decider_whole(const lzn_cost_model *cm, size_t predicted_rows, int n);
+
 #endif /* LZN_FORWARD_COST_H */

@@ -108,7 +108,8 @@ static void choose(mlp_call *c, size_t down_rows, size_t up_rows, const lzn_spar
 
 /* b->decider = the decider's rows for n tokens: dense; or with a predictor
  * only its predicted rows (zeros elsewhere: inactive for every rule), unless
- * the call goes dense, which then zeroes outside the sets. */
+ * the call goes dense or a batch gets them cheaper from the whole decider,
+ * which then zeroes outside the sets. */
 static lzn_status decide(mlp_call *c, const float *x, const float *x_resid) {
   lzn_exec *ex = &c->ctx->exec;
   float *rows = c->b->decider;
@@ -123,7 +124,12 @@ static lzn_status decide(mlp_call *c, const float *x, const float *x_resid) {
    * costing the sum of the sets as union rows of n tokens each took a
    * tiny-opt batch of 16 dense, 12 % slower than sparse). */
   const lzn_sparse_work each = {.down_rows = total, .up_rows = c->gated ? 2 * total : total};
-  choose(c, each.down_rows, each.up_rows, &each);
+  /* A batch may get the sets' decider rows cheaper from the whole decider:
+   * then AUTO decides the rest after selection, as without a predictor. */
+  const int whole = c->n > 1 && c->mode == LZN_MLP_AUTO &&
+                    (c->ctx->decider_whole >= 0 ? c->ctx->decider_whole
+                                                : lzn_cost_decider_whole(&c->ctx->cost, total, c->n));
+  if (!whole) choose(c, each.down_rows, each.up_rows, &each);
   if (c->mode == LZN_MLP_SPARSE) {
     for (int t = 0; s == LZN_OK && t < c->n; t++) {
       float *row = rows + (size_t)t * f;
