@@ -76,7 +76,8 @@ enum lzn_prefetch_level {
 /* ------------------------------------------------------------- operations */
 
 /* Writes every i in [0, n) with h[i] > threshold, in increasing order, to
- * idx and h[i] to val; returns how many. threshold >= 0. NaN is inactive.
+ * idx and h[i] to val; returns how many. threshold is any number but NaN
+ * (a ReLU's is >= 0, a predictor's scores' any). NaN is inactive.
  * idx and val hold n entries. Activations are fp32 in every weight type. */
 typedef size_t (*lzn_relu_compact_fn)(const float *h, size_t n, float threshold, int32_t *idx,
                                       float *val);

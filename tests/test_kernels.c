@@ -189,7 +189,8 @@ static void check_relu_compact(const lzn_kernel_table *k, const float *h_src, si
   guarded_free(&val_mem);
 }
 
-static const float relu_thresholds[] = {0.0f, -0.0f, 0.25f, 1e-45f /* smallest subnormal */};
+/* Negative ones too: the predictor compacts its scores (any sign) with it. */
+static const float relu_thresholds[] = {0.0f, -0.0f, 0.25f, 1e-45f /* smallest subnormal */, -0.5f, -1e-45f};
 #define N_RELU_THRESHOLDS (sizeof relu_thresholds / sizeof relu_thresholds[0])
 
 /* Values that sit on the edges of the comparison. */

@@ -107,8 +107,11 @@ static lzn_status prepare_x(lzn_exec *ex, lzn_weight_type type, const float *x, 
 /* y[t][i] += bias[i] for m rows of n; nothing without a bias. */
 static void add_bias(float *y, const float *bias, int64_t m, int64_t n) {
   if (bias == NULL) return;
-  for (int64_t t = 0; t < m; t++)
-    for (int64_t i = 0; i < n; i++) y[t * n + i] += bias[i];
+  for (int64_t t = 0; t < m; t++) {
+    float *row = y + t * n;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) row[i] += bias[i];
+  }
 }
 
 static lzn_status gemv(lzn_exec *ex, float *y, const float *x_f32, const lzn_matrix *w,
