@@ -3,7 +3,8 @@
  * connection (a handler may block while its request is generated, and
  * poll the socket meanwhile to notice a client that left), bodies
  * collected up to --max-body, the API key checked, routes' replies sent
- * as they are or streamed as server-sent events (chunked).
+ * as they are or streamed as server-sent events (chunked); the connection
+ * threads run at --http-nice, below the decode thread.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -105,12 +107,29 @@ static enum MHD_Result send_reply(srv_app *app, struct MHD_Connection *connectio
   return ok;
 }
 
+/* Lowers the calling connection thread's priority to --http-nice, once per
+ * thread (Linux: a thread's own nice value). On two cores shared with 16
+ * streaming clients, the connection threads' system calls (a wake, a
+ * select, a send per event) took the decode thread's core often enough to
+ * make its steps 1.5x as long as alone; at nice 19 the decode loop runs
+ * first, the threads take the time it leaves and send what has piled up
+ * (several tokens an event), and tiny-llama with 16 clients went from
+ * 21.8-24.1k to 30.6-32.8k tokens/s (bench/RESULTS.md, 2026-12-07). A
+ * failure leaves the priority as it was: it is a matter of speed only. */
+static void lower_thread_priority(const srv_app *app) {
+  static _Thread_local int done;
+  if (done || app->opt.http_nice <= 0) return;
+  done = 1;
+  (void)setpriority(PRIO_PROCESS, (id_t)gettid(), app->opt.http_nice);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls) {
   (void)version;
   srv_app *app = cls;
   srv_conn *conn = *con_cls;
+  lower_thread_priority(app);
   if (!conn) { /* the headers are in: decide what can be decided before the body */
     if (!(conn = calloc(1, sizeof *conn))) return MHD_NO;
     conn->connection = connection;

@@ -47,6 +47,8 @@ static void usage(FILE *to, int code) {
           "  --no-prefix-reuse        never start a prompt from a cached prefix\n"
           "  --timeout S              idle connection timeout, seconds (default 600)\n"
           "  --max-connections N      open connections at most (default 512)\n"
+          "  --http-nice N            nice value of the connection threads, 0-19 (default 19:\n"
+          "                           the decode thread first when cores are short; README)\n"
           "  --drain-timeout S        on SIGTERM/SIGINT, seconds to finish requests (default 10)\n"
           "  --slot-save-path DIR     folder for POST /slots/{id}?action=save|restore\n"
           "  --chat-template NAME     chatml|llama2|llama3|mistral|zephyr|phi3|vicuna|gemma\n"
@@ -78,7 +80,7 @@ static srv_options parse(int argc, char **argv) {
   o.host = "127.0.0.1", o.port = 8080, o.n_slots = 4, o.n_threads = 1, o.queue_max = 64;
   o.prefill_chunk = 256, o.timeout_s = 600, o.max_connections = 512, o.use_predictor = 1;
   o.reuse_prefix = 1, o.mode = LZN_MLP_AUTO, o.type = o.predictor_type = LZN_WEIGHTS_AS_STORED, o.max_body = 4u << 20;
-  o.drain_s = 10, o.pack_budget = SIZE_MAX;
+  o.drain_s = 10, o.pack_budget = SIZE_MAX, o.http_nice = 19;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(stdout, 0);
@@ -100,6 +102,7 @@ static srv_options parse(int argc, char **argv) {
     else if (!strcmp(a, "--queue")) o.queue_max = (int)parse_int(a, v, 0, 1 << 20);
     else if (!strcmp(a, "--prefill-chunk")) o.prefill_chunk = (int)parse_int(a, v, 1, 1 << 20);
     else if (!strcmp(a, "--timeout")) o.timeout_s = (int)parse_int(a, v, 0, 1 << 20);
+    else if (!strcmp(a, "--http-nice")) o.http_nice = (int)parse_int(a, v, 0, 19);
     else if (!strcmp(a, "--max-connections")) o.max_connections = (int)parse_int(a, v, 1, 1 << 16);
     else if (!strcmp(a, "--drain-timeout")) o.drain_s = (double)parse_int(a, v, 0, 1 << 20);
     else if (!strcmp(a, "--slot-save-path")) o.slot_save_path = v;

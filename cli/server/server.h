@@ -25,6 +25,7 @@ typedef struct srv_options {
   const char *model_path, *host, *api_key, *alias, *slot_save_path, *chat_template;
   int port, n_slots, n_ctx, n_threads, queue_max, prefill_chunk, timeout_s, max_connections;
   int use_predictor, reuse_prefix, no_mmap;
+  int http_nice; /* the connection threads' nice value (0: as the decode thread's) */
   lzn_mlp_mode mode;
   lzn_weight_type type, predictor_type;
   size_t max_body;

@@ -265,7 +265,8 @@ def test_type_and_pack_budget(args, packs):
 
 @pytest.mark.parametrize("args,says", [(["--type", "q9_9"], "q4_k"), (["--pack-budget", "-1"], "--pack-budget"),
                                        (["--pack-budget", "lots"], "--pack-budget"),
-                                       (["--predictor-type", "q9_9"], "--predictor-type")])
+                                       (["--predictor-type", "q9_9"], "--predictor-type"),
+                                       (["--http-nice", "20"], "--http-nice")])
 def test_bad_options_are_usage_errors(args, says):
     out = subprocess.run([SERVER, "-m", MODELS["tiny-opt"], "--port", "0", *args], capture_output=True,
                          text=True, timeout=30 * SLOW)
@@ -594,6 +595,41 @@ def test_client_aborted_mid_stream_frees_its_slot(slow_server):
     assert status == 200
     # A client that hangs up is routine, not an "application error" in the log.
     assert "application error" not in slow_server.stderr(), slow_server.stderr()
+
+
+def thread_nices(pid, name):
+    """The nice values of process pid's threads called name (/proc/PID/task/TID/stat:
+    field 19, counted after the parenthesised name)."""
+    nices = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        if stat[stat.index("(") + 1:stat.rindex(")")] == name:
+            nices.append(int(stat[stat.rindex(")") + 2:].split()[16]))
+    return nices
+
+
+def test_connection_threads_run_below_the_decode_thread(slow_server):
+    """--http-nice (default 19): a streaming connection's thread runs at that
+    nice value, the decode loop's threads at the process's own."""
+    sock = raw_stream(slow_server.port, completion_request([1, 2, 3], 400, True))
+    try:
+        got = b""
+        while got.count(b"data: ") < 2:
+            chunk = sock.recv(4096)
+            assert chunk, "the server closed the stream"
+            got += chunk
+        pid = slow_server.proc.pid
+        assert thread_nices(pid, "MHD-connection") and all(n == 19 for n in thread_nices(pid, "MHD-connection")), \
+            thread_nices(pid, "MHD-connection")
+        assert thread_nices(pid, "lzn-server") and all(n == 0 for n in thread_nices(pid, "lzn-server")), \
+            thread_nices(pid, "lzn-server")
+    finally:
+        sock.close()
+    wait_until(lambda: metric(slow_server.url, "slots_busy") == 0, 5, "the stream's slot is free")
 
 
 def test_a_thousand_connections_opened_and_dropped(small_server):
