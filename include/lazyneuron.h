@@ -401,7 +401,9 @@ typedef struct lzn_context_params {
    * predictor_threshold: NAN (default) = the file's per-layer thresholds,
    * else this one for every layer (finite). collect_recall 1 also runs the
    * dense up-projection to measure the predictor's recall and precision
-   * (lzn_context_predictor_stats): a dense pass, for evaluation only. */
+   * (lzn_context_predictor_stats): a dense pass, for evaluation only (a
+   * call that computes the whole decider anyway, dense or a batch, counts
+   * from that, on every call and in every mode). */
   int use_predictor;
   float predictor_threshold;
   int collect_recall;

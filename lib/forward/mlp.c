@@ -142,6 +142,9 @@ static lzn_status decide(mlp_call *c, const float *x, const float *x_resid) {
   }
   s = lzn_linear(ex, rows, x, c->decider, c->decider_bias, c->n);
   if (s != LZN_OK) return s;
+  /* Recall comes free here: the whole decider is at hand before the mask. */
+  if (c->ctx->params.collect_recall && c->ctx->params.collect_stats)
+    for (int t = 0; t < c->n; t++) lzn_predictor_recall_of(&c->pred, rows + (size_t)t * f, t, c->base);
   lzn_predictor_mask(&c->pred, rows, c->n);
   for (int t = 0; t < c->n; t++) lzn_predictor_count(&c->pred, rows + (size_t)t * f, c->base);
   return LZN_OK;

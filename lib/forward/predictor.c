@@ -97,17 +97,21 @@ void lzn_predictor_count(const lzn_prediction *p, const float *row, float thresh
   lzn_record_predicted_active(p->rec, p->layer, active);
 }
 
-lzn_status lzn_predictor_recall(const lzn_prediction *p, const lzn_matrix *w, const float *bias, const float *x,
-                                int token, float threshold) {
+void lzn_predictor_recall_of(const lzn_prediction *p, const float *dense, int token, float threshold) {
   const int f = p->model->d_ff;
-  float *dense = p->buf->dense;
-  const lzn_status s = lzn_linear(p->exec, dense, x, w, bias, 1);
-  if (s != LZN_OK) return s;
   const int32_t *idx = p->buf->idx + (size_t)token * f;
   const size_t n = p->buf->count[token];
   size_t truly = 0, hits = 0;
+#pragma omp simd reduction(+ : truly)
   for (int i = 0; i < f; i++) truly += dense[i] > threshold;
   for (size_t k = 0; k < n; k++) hits += dense[idx[k]] > threshold;
   lzn_record_recall(p->rec, p->layer, truly, hits);
-  return LZN_OK;
+}
+
+lzn_status lzn_predictor_recall(const lzn_prediction *p, const lzn_matrix *w, const float *bias, const float *x,
+                                int token, float threshold) {
+  float *dense = p->buf->dense;
+  const lzn_status s = lzn_linear(p->exec, dense, x, w, bias, 1);
+  if (s == LZN_OK) lzn_predictor_recall_of(p, dense, token, threshold);
+  return s;
 }

@@ -62,4 +62,8 @@ void lzn_predictor_count(const lzn_prediction *p, const float *row, float thresh
 lzn_status lzn_predictor_recall(const lzn_prediction *p, const lzn_matrix *w, const float *bias, const float *x,
                                 int token, float threshold);
 
+/* The same count from a dense row already computed (a call that computed
+ * its whole decider, before the mask). */
+void lzn_predictor_recall_of(const lzn_prediction *p, const float *dense, int token, float threshold);
+
 #endif /* LZN_FORWARD_PREDICTOR_H */
