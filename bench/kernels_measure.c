@@ -51,6 +51,7 @@ typedef struct runner {
   weight_copies weights;
   size_t next_copy; /* calls rotate through the copies */
   float *y;         /* [max(D, F)]: what the last call wrote */
+  float *down_parts; /* [LZN_DOWN_PARTS - 1][max(D, F)]: the down-projection's parts, as a context keeps them */
   float *y_ref;     /* [max(D, F)] */
   double *acc;      /* [max(D, F)] */
   float *row, *x_used; /* [max(D, F)]: a dequantized row, the x a kernel saw */
@@ -127,7 +128,7 @@ static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn
   const double t0 = bench_now();
   const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)run->weights.d);
   (void)threads; /* the runner's pool has them */
-  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_EXACT);
+  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_EXACT, NULL);
   return (bench_now() - t0) * 1e3;
 }
 
@@ -159,7 +160,7 @@ static double sparse_q8_call(runner *run, const active_sets *s, size_t r, const 
   const double t0 = bench_now();
   (void)threads; /* the runner's pool has them */
   const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)run->weights.d);
-  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_ROUND_Q8);
+  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_ROUND_Q8, run->down_parts);
   return (bench_now() - t0) * 1e3;
 }
 
@@ -407,6 +408,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   weight_copies_make(&run.weights, type, d, f, n_copies, o->huge_pages, &run.ref);
   const size_t wide = d > f ? d : f;
   run.y = checked_malloc(wide * sizeof *run.y);
+  run.down_parts = checked_malloc((LZN_DOWN_PARTS - 1) * wide * sizeof *run.down_parts);
   run.y_ref = checked_malloc(wide * sizeof *run.y_ref);
   run.acc = checked_malloc(wide * sizeof *run.acc);
   run.row = checked_malloc(wide * sizeof *run.row);
@@ -492,7 +494,7 @@ void kernels_measure_shape(const kernels_options *o, lzn_weight_type type, size_
   lzn_dense_free(run.dense);
   lzn_pool_free(run.pool);
   weight_copies_free(&run.weights);
-  free(run.y), free(run.y_ref), free(run.acc), free(run.row), free(run.x_used), free(run.xq);
+  free(run.y), free(run.down_parts), free(run.y_ref), free(run.acc), free(run.row), free(run.x_used), free(run.xq);
   free(run.relu_idx), free(run.relu_val), free(run.x_gemv), free(samples);
   free(run.stream_gbps);
 }

@@ -94,8 +94,7 @@ static lzn_status run_op(lzn_context *ctx, cost_op op, int n) {
   switch (op) {
   case OP_ROWS_DOWN:
     if (n > 1) return lzn_union_axpy(ex, out, n, &weights->down_t, b->active_idx, (size_t)f, b->coef);
-    lzn_sparse_down_run(ex->kernels, ex->pool, out, &weights->down_t, b->active_idx, b->active_val, (size_t)f, LZN_DOWN_ROUND_Q8);
-    return LZN_OK;
+    return lzn_sparse_down_exec(ex, out, &weights->down_t, b->active_idx, b->active_val, (size_t)f);
   case OP_ROWS_UP:
     if (n > 1) return lzn_union_dot(ex, h, n, &weights->up, b->active_idx, (size_t)f, x);
     return lzn_linear_rows(ex, b->top_k_scratch, x, &weights->up, b->active_idx, (size_t)f);

@@ -288,9 +288,8 @@ static lzn_status token_rows(mlp_call *c, int t, size_t n_selected, const float 
   uint8_t *fired = lzn_recorder_fired(&c->ctx->stats, c->layer);
   for (size_t k = 0; k < n; k++) fired[idx[k]] = 1;
   bias_rows(out, c->weights->down_b, 1, c->m->d_model);
-  lzn_sparse_down_run(c->ctx->exec.kernels, c->ctx->exec.pool, out, &c->weights->down_t, idx, h, n, LZN_DOWN_ROUND_Q8);
   *n_active = n;
-  return LZN_OK;
+  return lzn_sparse_down_exec(&c->ctx->exec, out, &c->weights->down_t, idx, h, n);
 }
 
 /* One token, sparse. */

@@ -21,7 +21,8 @@ typedef enum lzn_scratch_kind {
   LZN_SCRATCH_ALL_ROWS = 1, /* 0, 1, ..., n - 1: every row, for axpy_rows over a whole matrix */
   LZN_SCRATCH_XSMM = 2,     /* libxsmm's operands: x transposed, output blocks, row addresses */
   LZN_SCRATCH_PANELS = 3,   /* products on converted panels (linalg/gemm_panels.h): x, a panel, staging */
-  LZN_SCRATCH_COUNT = 4
+  LZN_SCRATCH_DOWN_PARTS = 4, /* the sums of a sparse down-projection's parts (linalg/sparse_down.h) */
+  LZN_SCRATCH_COUNT = 5
 } lzn_scratch_kind;
 
 /* Who multiplies a batch of F32 weights (the other types always go through

@@ -224,8 +224,7 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     const lzn_status s = all_rows(ex, w_kn->rows, &rows);
     if (s != LZN_OK) return s;
     bias_rows(y, bias, 1, n);
-    lzn_sparse_down_run(ex->kernels, ex->pool, y, w_kn, rows, x, (size_t)w_kn->rows, LZN_DOWN_ROUND_Q8);
-    return LZN_OK;
+    return lzn_sparse_down_exec(ex, y, w_kn, rows, x, (size_t)w_kn->rows);
   }
   const lzn_backend b = lzn_backend_for(ex, w_kn, LZN_PRODUCT_KN, m);
   if (b == LZN_BACKEND_ONEDNN) {

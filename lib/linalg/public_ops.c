@@ -58,7 +58,7 @@ static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w
    * call (~20-50 us each to start; worth it only for large products). */
   lzn_pool *pool = NULL;
   if (n_threads > 1 && (s = lzn_pool_create(n_threads, &pool)) != LZN_OK) return s;
-  lzn_sparse_down_run(k, pool, y, &matrix, active_idx, active_val, (size_t)n_active, LZN_DOWN_EXACT);
+  lzn_sparse_down_run(k, pool, y, &matrix, active_idx, active_val, (size_t)n_active, LZN_DOWN_EXACT, NULL);
   lzn_pool_free(pool);
   return LZN_OK;
 }
