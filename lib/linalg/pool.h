@@ -16,7 +16,8 @@
  * with fewer threads for a while (lzn_pool_threads_in_use).
  *
  * Results never depend on the thread count or on who ran an item: an item
- * is a fixed piece of output (rows, a column slice of y) computed one way.
+ * is a fixed piece of work (rows, a column slice of y, a part of the rows
+ * summed into its own buffer) whose result is combined in a fixed order.
  */
 #ifndef LZN_LINALG_POOL_H
 #define LZN_LINALG_POOL_H
