@@ -32,7 +32,7 @@ static void help(void) {
       "out[F] = W_t . x over all rows:\n"
       "down    = lzn_sparse_down_run (axpy_rows) over the active rows of W_down^T [F][D], per ISA;\n"
       "down_q8 = the same rows through axpy_rows_q8 (coefficients rounded to int8 per group of rows),\n"
-      "          threads on parts of the rows as the forward pass runs it (down: slices of y);\n"
+      "          as the forward pass runs it (both: threads on parts of the rows);\n"
       "dot     = dot_rows over the active rows of W_t against x, rows split among threads;\n"
       "dense  = oneDNN fp32 matmul over W_down [D][F] for f32, the same type's gemv over all\n"
       "         rows of W_down [D][F] (same ISA) for the other types;\n"

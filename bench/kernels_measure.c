@@ -128,7 +128,7 @@ static double sparse_call(runner *run, const active_sets *s, size_t r, const lzn
   const double t0 = bench_now();
   const lzn_matrix matrix = lzn_matrix_make(run->type, w_t, (int64_t)run->weights.f, (int64_t)run->weights.d);
   (void)threads; /* the runner's pool has them */
-  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_EXACT, NULL);
+  lzn_sparse_down_run(k, run->pool, run->y, &matrix, idx, coef, n, LZN_DOWN_EXACT, run->down_parts);
   return (bench_now() - t0) * 1e3;
 }
 

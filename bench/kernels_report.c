@@ -201,9 +201,9 @@ static void print_md_header(const kernels_options *o, const kernels_result *resu
                             : "");
   }
   printf("\nOps: down = axpy_rows over the active rows of W_t (the sparse down-projection, through"
-         " lzn_sparse_down_run, threads on slices of y's columns, as lzn_sparse_down runs it); down_q8 = the same"
-         " with axpy_rows_q8 (coefficients rounded to int8 per group of 16 rows, kernels.h), threads on parts of the"
-         " rows, as the forward pass runs it; dot = dot_rows over the active rows of W_t (the gated MLP's up rows, the predictor),"
+         " lzn_sparse_down_run, threads on parts of the rows, as lzn_sparse_down runs it); down_q8 = the same"
+         " with axpy_rows_q8 (coefficients rounded to int8 per group of 16 rows, kernels.h), as the forward pass"
+         " runs it; dot = dot_rows over the active rows of W_t (the gated MLP's up rows, the predictor),"
          " rows split among threads; gemv = the type's gemv over every row of W_t [F][D]. At 100 %% density down"
          " and down_q8 are the dense down-projection in the transposed layout.\n"
          "Dense baseline: oneDNN's fp32 matmul for f32; for the other types the same type's gemv over all rows"

@@ -208,8 +208,10 @@ LZN_API lzn_status lzn_relu_compact(const float *h, int64_t n, float threshold,
  *   y[j] += sum over t < n_active of active_val[t] * w_t[active_idx[t] * d + j],
  * for j in [0, d), where w_t is W_down stored transposed, row-major [f][d]:
  * one contiguous row of d values per neuron. Indices must lie in [0, f).
- * Uses up to n_threads threads (started for the call), each slice of y
- * computed by one of them, so the result does not depend on n_threads. Statuses: OK, INVALID_ARG, ISA. */
+ * Uses up to n_threads threads (started for the call). A large call's rows
+ * are cut into up to 4 parts by their count alone, each summed by one thread
+ * and the parts added in order, so the result does not depend on n_threads.
+ * Statuses: OK, INVALID_ARG, ISA, NOMEM. */
 LZN_API lzn_status lzn_sparse_down(float *y, int64_t d, const float *w_t, int64_t f,
                                    const int32_t *active_idx, const float *active_val,
                                    int64_t n_active, int n_threads);

@@ -401,7 +401,8 @@ START_TEST(sparse_down_checks_arguments) {
 }
 END_TEST
 
-/* Threads own slices of y, so every thread count gives bitwise the same y. */
+/* Threads take parts of the rows, cut by their count alone (and slices of
+ * y beyond a thread per part), so every thread count gives bitwise the same y. */
 START_TEST(sparse_down_same_result_for_any_thread_count) {
   const int64_t d = 2051, f = 1031;
   test_rng rng = {12345};

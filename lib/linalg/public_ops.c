@@ -3,6 +3,7 @@
  * own weights (lazyneuron.h): argument checks, then the kernels.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "core/errors.h"
 #include "core/wtype.h"
@@ -56,10 +57,16 @@ static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w
   const lzn_matrix matrix = lzn_matrix_make(type, w_t, f, d);
   /* A stateless call has no context to keep threads in: they live for the
    * call (~20-50 us each to start; worth it only for large products). */
+  float *parts = malloc(sizeof(float) * (LZN_DOWN_PARTS - 1) * (size_t)d);
+  if (parts == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for the parts' sums", fn);
   lzn_pool *pool = NULL;
-  if (n_threads > 1 && (s = lzn_pool_create(n_threads, &pool)) != LZN_OK) return s;
-  lzn_sparse_down_run(k, pool, y, &matrix, active_idx, active_val, (size_t)n_active, LZN_DOWN_EXACT, NULL);
+  if (n_threads > 1 && (s = lzn_pool_create(n_threads, &pool)) != LZN_OK) {
+    free(parts);
+    return s;
+  }
+  lzn_sparse_down_run(k, pool, y, &matrix, active_idx, active_val, (size_t)n_active, LZN_DOWN_EXACT, parts);
   lzn_pool_free(pool);
+  free(parts);
   return LZN_OK;
 }
 

@@ -9,11 +9,6 @@
 /* Below this much work (rows x columns) threads cost more than they save:
  * one 8 KiB row is ~0.25 us of reading on one core (AVX-512, ~35 GB/s). */
 #define LZN_PARALLEL_MIN_WORK 65536
-/* Column slices per thread when the rows are not cut into parts: more than
- * one, so a thread the OS takes away holds back a smaller share
- * (linalg/pool.h). */
-#define LZN_SLICES_PER_THREAD 2
-
 typedef struct down_job {
   lzn_axpy_rows_fn axpy_rows;
   float *y;     /* part 0's sums go into y itself */
@@ -39,7 +34,7 @@ static void down_item(void *arg, int item, int thread) {
                j->idx + r0, j->coef + r0, rows);
 }
 
-/* Slices of d columns, `slices` of them or a few more: whole cache lines
+/* Slices of d columns, `slices` of them or fewer: whole cache lines
  * (16 floats, so threads never share one), starting on a block boundary
  * of the block types. */
 static size_t slice_width(size_t d, size_t slices) {
@@ -55,24 +50,20 @@ void lzn_sparse_down_run(const lzn_kernel_table *k, lzn_pool *pool, float *y, co
   const lzn_axpy_rows_fn axpy_rows = rounding == LZN_DOWN_ROUND_Q8 ? tk->axpy_rows_q8.fn : tk->axpy_rows.fn;
   const int threads = lzn_pool_threads(pool);
   if (n == 0 || d == 0) return;
-  if (n * d < LZN_PARALLEL_MIN_WORK || (parts == NULL && threads <= 1)) {
+  if (n * d < LZN_PARALLEL_MIN_WORK) {
     axpy_rows(y, d, w_t->data, w_t->row_bytes, idx, coef, n);
     return;
   }
+  /* Parts of whole groups, so axpy_rows_q8 rounds the groups it would
+   * round over all n rows; how many depends on n alone. */
+  const size_t group = LZN_AXPY_Q8_GROUP, groups = (n + group - 1) / group;
+  size_t n_parts = groups < LZN_DOWN_PARTS ? groups : LZN_DOWN_PARTS;
   down_job job = {.axpy_rows = axpy_rows, .y = y, .parts = parts, .w_t = w_t, .idx = idx, .coef = coef, .n = n,
-                  .per_part = n, .per_slice = d, .slices = 1};
-  size_t n_parts = 1;
-  if (parts) {
-    /* Parts of whole groups, so axpy_rows_q8 rounds the groups it would
-     * round over all n rows; how many depends on n alone. */
-    const size_t group = LZN_AXPY_Q8_GROUP, groups = (n + group - 1) / group;
-    n_parts = groups < LZN_DOWN_PARTS ? groups : LZN_DOWN_PARTS;
-    job.per_part = (groups + n_parts - 1) / n_parts * group;
-    n_parts = (n + job.per_part - 1) / job.per_part;
-  }
+                  .per_part = (groups + n_parts - 1) / n_parts * group, .per_slice = d, .slices = 1};
+  n_parts = (n + job.per_part - 1) / job.per_part;
   /* Beyond a thread per part, slices of the columns (any slicing gives
    * every column the same sums). */
-  const size_t want = parts ? ((size_t)threads + n_parts - 1) / n_parts : (size_t)threads * LZN_SLICES_PER_THREAD;
+  const size_t want = ((size_t)threads + n_parts - 1) / n_parts;
   if (want > 1) job.per_slice = slice_width(d, want);
   job.slices = (int)((d + job.per_slice - 1) / job.per_slice);
   lzn_pool_run(pool, (int)n_parts * job.slices, threads, down_item, &job);

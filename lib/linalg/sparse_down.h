@@ -17,23 +17,21 @@
  * The forward pass rounds; the public lzn_sparse_down* ops are exact. */
 typedef enum lzn_down_rounding { LZN_DOWN_EXACT, LZN_DOWN_ROUND_Q8 } lzn_down_rounding;
 
-/* Parts the rows of a call are cut into (linalg/sparse_down.c), when the
- * caller gives room for their sums. */
+/* Parts the rows of a call are cut into, at most. */
 #define LZN_DOWN_PARTS 4
 
 /* y[0..w_t->cols) += sum_t coef[t] * W_t[idx[t]][..], W_t = W_down stored
  * transposed, on the pool's threads (NULL: the caller's alone). Arguments
- * already checked.
- * parts: NULL, or room for (LZN_DOWN_PARTS - 1) x w_t->cols floats. With
- * it, a call of enough work cuts its rows into up to LZN_DOWN_PARTS parts
- * of whole LZN_AXPY_Q8_GROUP groups, sums each part from zero (the first
- * into y) and adds the parts to y in order; threads take parts, so each
- * reads whole rows: on 2 threads 1.6-1.8x one, where column slices (each
- * thread a 576-byte piece of every Q4_0 row at random) ran no faster than
- * one thread (bench/RESULTS.md, 2026-12-07, evening). Without it,
- * threads take slices of y's columns (each column the same sums as on
- * one thread). The parts depend on n alone, so either way the result
- * never depends on the thread count. */
+ * already checked; parts: room for (LZN_DOWN_PARTS - 1) x w_t->cols
+ * floats.
+ * A call of enough work cuts its rows into up to LZN_DOWN_PARTS parts of
+ * whole LZN_AXPY_Q8_GROUP groups, sums each part from zero (the first into
+ * y) and adds the parts to y in order; threads take parts (beyond a thread
+ * per part, column slices of them), so each reads whole rows: on 2 threads
+ * 1.6-1.8x one, where column slices alone (each thread a 576-byte piece of
+ * every Q4_0 row at random) ran no faster than one thread (bench/
+ * RESULTS.md, 2026-12-07, evening). The parts depend on n alone, so the
+ * result never depends on the thread count. */
 void lzn_sparse_down_run(const lzn_kernel_table *k, lzn_pool *pool, float *y, const lzn_matrix *w_t,
                          const int32_t *idx, const float *coef, size_t n, lzn_down_rounding rounding,
                          float *parts);
