@@ -2,7 +2,8 @@
  * test_synthetic.c: in-memory OPT models with random weights
  * (bench/synthetic.c): they run through the ordinary context and forward, the
  * sparse path agrees with the dense one, the requested fraction of neurons
- * fires and a different set for each token, W_down is held as stored where
+ * fires and a different set for each token, 2 threads give the bits of one,
+ * W_down is held as stored where
  * a checkpoint of the type holds it, and bad arguments get the right
  * status. The models are 2-layer opt-125m: 0.2 s to build.
  */
@@ -168,6 +169,47 @@ START_TEST(test_deterministic) {
 }
 END_TEST
 
+/* Logits of N_TOKENS random tokens decoded one call each on n_threads. */
+static float *run_steps(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
+  lzn_model_info info = {.struct_size = sizeof info};
+  ck_assert_int_eq(lzn_model_get_info(m, &info), LZN_OK);
+  int32_t tokens[N_TOKENS];
+  random_tokens(tokens, N_TOKENS, 11, info.vocab_size);
+  float *logits = malloc(sizeof(float) * N_TOKENS * (size_t)info.vocab_size);
+  ck_assert_ptr_nonnull(logits);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 32, p.mlp_mode = mode, p.n_threads = n_threads;
+  lzn_context *ctx = NULL;
+  ck_assert_msg(lzn_context_create(m, &p, &ctx) == LZN_OK, "%s", lzn_last_error());
+  for (int t = 0; t < N_TOKENS; t++)
+    ck_assert_msg(lzn_forward(ctx, &tokens[t], 1, logits + (size_t)t * info.vocab_size, LZN_LOGITS_LAST) == LZN_OK,
+                  "%s", lzn_last_error());
+  lzn_context_free(ctx);
+  return logits;
+}
+
+/* Decode steps on 2 threads give bitwise the logits of one, sparse and
+ * dense, in every type: the GEMVs' items start on whole row groups
+ * (linalg/linear.c), and the model is large enough that the
+ * down-projection cuts its rows into parts (linalg/sparse_down.h: 307
+ * active rows of 768 columns at 10 %, all 3072 rows dense). */
+static const lzn_weight_type thread_types[] = {LZN_WEIGHTS_F32,  LZN_WEIGHTS_F16,  LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,
+                                               LZN_WEIGHTS_Q4_0, LZN_WEIGHTS_Q4_K, LZN_WEIGHTS_Q6_K};
+#define N_THREAD_TYPES (int)(sizeof thread_types / sizeof thread_types[0])
+
+START_TEST(test_threads_bitwise) {
+  const lzn_weight_type type = thread_types[_i / 2];
+  const lzn_mlp_mode mode = _i % 2 == 0 ? LZN_MLP_SPARSE : LZN_MLP_DENSE;
+  lzn_model *m = NULL;
+  ck_assert_msg(lzn_model_synthetic_typed("opt-125m", 0.10f, 1, 5, type, &m) == LZN_OK, "%s", lzn_last_error());
+  float *one = run_steps(m, mode, 1), *two = run_steps(m, mode, 2);
+  ck_assert_msg(memcmp(one, two, sizeof(float) * N_TOKENS * 50272) == 0, "type %d mode %d: 2 threads differ",
+                (int)type, (int)mode);
+  free(one), free(two);
+  lzn_model_free(m);
+}
+END_TEST
+
 /* An F32, F16 or BF16 checkpoint holds W_down as stored, which the loader
  * maps in place for the dense path; a synthetic model in those types holds
  * it too, the exact transpose of its W_down^T (a block type's file holds
@@ -233,6 +275,7 @@ static Suite *synthetic_suite(void) {
   tcase_add_loop_test(tc, test_density, 0, 2);
   tcase_add_test(tc, test_density_one);
   tcase_add_test(tc, test_deterministic);
+  tcase_add_loop_test(tc, test_threads_bitwise, 0, 2 * N_THREAD_TYPES);
   tcase_add_loop_test(tc, test_down_as_stored_by_type, 0, 4);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_too_big);

@@ -26,6 +26,12 @@
  * small share (linalg/pool.h). */
 #define LZN_GEMV_MIN_ROWS_PER_ITEM 64
 #define LZN_GEMV_ITEMS_PER_THREAD 4
+/* Items start on a multiple of this many rows: the row kernels take rows
+ * in groups (8 for the element types, kernels/generic/rows.h) and the last
+ * partial group of a call another way, whose sums differ in order. Were
+ * the cuts free, a row's bits would depend on the thread count (F32 decode
+ * on 2 threads differed from 1 in the last bit; tests/test_synthetic.c). */
+#define LZN_GEMV_ITEM_ALIGN 16
 
 /* out[t] for t in [0, n): rows t of w (idx NULL), or w's rows idx[t],
  * dotted with x: one segment of a rows job. */
@@ -73,7 +79,9 @@ static void run_rows(lzn_exec *ex, rows_job *job) {
     size_t n_items = total ? (want * g->n + total - 1) / total : 1;
     if (g->n < n_items * LZN_GEMV_MIN_ROWS_PER_ITEM) n_items = g->n / LZN_GEMV_MIN_ROWS_PER_ITEM;
     if (n_items < 1) n_items = 1;
-    g->per_item = g->n ? (g->n + n_items - 1) / n_items : 1;
+    g->per_item = g->n ? ((g->n + n_items - 1) / n_items + LZN_GEMV_ITEM_ALIGN - 1) / LZN_GEMV_ITEM_ALIGN *
+                             LZN_GEMV_ITEM_ALIGN
+                       : 1;
     g->first_item = items;
     items += g->n ? (int)((g->n + g->per_item - 1) / g->per_item) : 0;
   }
