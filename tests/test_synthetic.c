@@ -169,19 +169,23 @@ START_TEST(test_deterministic) {
 }
 END_TEST
 
-/* Logits of N_TOKENS random tokens decoded one call each on n_threads. */
+/* Steps of the thread tests: each a few ms of scalar code on a 50272-row
+ * LM head, and they run under every ISA and the sanitizers. */
+#define THREAD_STEPS 3
+
+/* Logits of THREAD_STEPS random tokens decoded one call each on n_threads. */
 static float *run_steps(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
   lzn_model_info info = {.struct_size = sizeof info};
   ck_assert_int_eq(lzn_model_get_info(m, &info), LZN_OK);
-  int32_t tokens[N_TOKENS];
-  random_tokens(tokens, N_TOKENS, 11, info.vocab_size);
-  float *logits = malloc(sizeof(float) * N_TOKENS * (size_t)info.vocab_size);
+  int32_t tokens[THREAD_STEPS];
+  random_tokens(tokens, THREAD_STEPS, 11, info.vocab_size);
+  float *logits = malloc(sizeof(float) * THREAD_STEPS * (size_t)info.vocab_size);
   ck_assert_ptr_nonnull(logits);
   lzn_context_params p = lzn_context_default_params();
   p.n_ctx = 32, p.mlp_mode = mode, p.n_threads = n_threads;
   lzn_context *ctx = NULL;
   ck_assert_msg(lzn_context_create(m, &p, &ctx) == LZN_OK, "%s", lzn_last_error());
-  for (int t = 0; t < N_TOKENS; t++)
+  for (int t = 0; t < THREAD_STEPS; t++)
     ck_assert_msg(lzn_forward(ctx, &tokens[t], 1, logits + (size_t)t * info.vocab_size, LZN_LOGITS_LAST) == LZN_OK,
                   "%s", lzn_last_error());
   lzn_context_free(ctx);
@@ -189,23 +193,53 @@ static float *run_steps(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
 }
 
 /* Decode steps on 2 threads give bitwise the logits of one, sparse and
- * dense, in every type: the GEMVs' items start on whole row groups
+ * dense, one step at a time and in batches, in each kind of type (element,
+ * 8-bit, 4-bit, K-quant): the GEMVs' items start on whole row groups
  * (linalg/linear.c), and the model is large enough that the
  * down-projection cuts its rows into parts (linalg/sparse_down.h: 307
  * active rows of 768 columns at 10 %, all 3072 rows dense). */
-static const lzn_weight_type thread_types[] = {LZN_WEIGHTS_F32,  LZN_WEIGHTS_F16,  LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0,
-                                               LZN_WEIGHTS_Q4_0, LZN_WEIGHTS_Q4_K, LZN_WEIGHTS_Q6_K};
+static const lzn_weight_type thread_types[] = {LZN_WEIGHTS_F32, LZN_WEIGHTS_BF16, LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0,
+                                               LZN_WEIGHTS_Q4_K}; /* a K-quant model takes 2 s to build */
 #define N_THREAD_TYPES (int)(sizeof thread_types / sizeof thread_types[0])
 
+/* Logits of BATCH sequences stepped together (lzn_forward_batch) for
+ * THREAD_STEPS steps on n_threads: [THREAD_STEPS][BATCH][vocab]. */
+#define BATCH 4
+static float *run_batch(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
+  int32_t tokens[THREAD_STEPS * BATCH];
+  random_tokens(tokens, THREAD_STEPS * BATCH, 13, 50272);
+  const size_t step = (size_t)BATCH * 50272;
+  float *logits = malloc(sizeof(float) * THREAD_STEPS * step);
+  ck_assert_ptr_nonnull(logits);
+  lzn_context_params p = lzn_context_default_params();
+  p.n_ctx = 32, p.mlp_mode = mode, p.n_threads = n_threads;
+  lzn_context *ctxs[BATCH];
+  for (int i = 0; i < BATCH; i++)
+    ck_assert_msg(lzn_context_create(m, &p, &ctxs[i]) == LZN_OK, "%s", lzn_last_error());
+  for (int t = 0; t < THREAD_STEPS; t++)
+    ck_assert_msg(lzn_forward_batch(ctxs, tokens + t * BATCH, BATCH, logits + (size_t)t * step) == LZN_OK, "%s",
+                  lzn_last_error());
+  for (int i = 0; i < BATCH; i++) lzn_context_free(ctxs[i]);
+  return logits;
+}
+
 START_TEST(test_threads_bitwise) {
-  const lzn_weight_type type = thread_types[_i / 2];
-  const lzn_mlp_mode mode = _i % 2 == 0 ? LZN_MLP_SPARSE : LZN_MLP_DENSE;
+  const lzn_weight_type type = thread_types[_i];
   lzn_model *m = NULL;
   ck_assert_msg(lzn_model_synthetic_typed("opt-125m", 0.10f, 1, 5, type, &m) == LZN_OK, "%s", lzn_last_error());
-  float *one = run_steps(m, mode, 1), *two = run_steps(m, mode, 2);
-  ck_assert_msg(memcmp(one, two, sizeof(float) * N_TOKENS * 50272) == 0, "type %d mode %d: 2 threads differ",
-                (int)type, (int)mode);
-  free(one), free(two);
+  for (int k = 0; k < 2; k++) {
+    const lzn_mlp_mode mode = k == 0 ? LZN_MLP_SPARSE : LZN_MLP_DENSE;
+    float *one = run_steps(m, mode, 1), *two = run_steps(m, mode, 2);
+    ck_assert_msg(memcmp(one, two, sizeof(float) * THREAD_STEPS * 50272) == 0, "type %d mode %d: 2 threads differ",
+                  (int)type, (int)mode);
+    free(one), free(two);
+    /* A batch of 4 (the own kernels' products: fixed items of rows and of
+     * columns, and each token's rows as one token reads them). */
+    one = run_batch(m, mode, 1), two = run_batch(m, mode, 2);
+    ck_assert_msg(memcmp(one, two, sizeof(float) * THREAD_STEPS * BATCH * 50272) == 0,
+                  "type %d mode %d: a batch on 2 threads differs", (int)type, (int)mode);
+    free(one), free(two);
+  }
   lzn_model_free(m);
 }
 END_TEST
@@ -275,11 +309,16 @@ static Suite *synthetic_suite(void) {
   tcase_add_loop_test(tc, test_density, 0, 2);
   tcase_add_test(tc, test_density_one);
   tcase_add_test(tc, test_deterministic);
-  tcase_add_loop_test(tc, test_threads_bitwise, 0, 2 * N_THREAD_TYPES);
   tcase_add_loop_test(tc, test_down_as_stored_by_type, 0, 4);
   tcase_add_test(tc, test_bad_arguments);
   tcase_add_test(tc, test_too_big);
   suite_add_tcase(s, tc);
+  /* Each type builds a model (a K-quant one 2 s) and decodes it 4 ways
+   * twice: minutes at the scalar ISA under ThreadSanitizer. */
+  TCase *threads = tcase_create("threads");
+  tcase_set_timeout(threads, 600);
+  tcase_add_loop_test(threads, test_threads_bitwise, 0, N_THREAD_TYPES);
+  suite_add_tcase(s, threads);
   return s;
 }
 
