@@ -55,8 +55,9 @@ static lzn_status sparse_down(const char *fn, float *y, int64_t d, const void *w
   lzn_status s = lzn_kernels_get(&k);
   if (s != LZN_OK) return s;
   const lzn_matrix matrix = lzn_matrix_make(type, w_t, f, d);
-  /* A stateless call has no context to keep threads in: they live for the
-   * call (~20-50 us each to start; worth it only for large products). */
+  /* A stateless call has no context to keep threads in, or scratch: they
+   * live for the call (threads ~20-50 us each to start; worth it only for
+   * large products). */
   float *parts = malloc(sizeof(float) * (LZN_DOWN_PARTS - 1) * (size_t)d);
   if (parts == NULL) return lzn_fail(LZN_ERR_NOMEM, "%s: out of memory for the parts' sums", fn);
   lzn_pool *pool = NULL;
