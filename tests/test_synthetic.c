@@ -38,10 +38,11 @@ static void random_tokens(int32_t *tokens, int n, uint64_t seed, int vocab) {
   for (int i = 0; i < n; i++) tokens[i] = (int32_t)rng_below(&rng, (uint64_t)vocab);
 }
 
-static lzn_context *new_context(const lzn_model *m, lzn_mlp_mode mode) {
+static lzn_context *new_context(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
   lzn_context_params p = lzn_context_default_params();
   p.n_ctx = 32;
   p.mlp_mode = mode;
+  p.n_threads = n_threads;
   lzn_context *ctx = NULL;
   ck_assert_msg(lzn_context_create(m, &p, &ctx) == LZN_OK, "%s", lzn_last_error());
   return ctx;
@@ -55,7 +56,7 @@ static float *run(const lzn_model *m, lzn_mlp_mode mode, lzn_layer_stats *stats)
   random_tokens(tokens, N_TOKENS, 7, info.vocab_size);
   float *logits = malloc(sizeof(float) * N_TOKENS * (size_t)info.vocab_size);
   ck_assert_ptr_nonnull(logits);
-  lzn_context *ctx = new_context(m, mode);
+  lzn_context *ctx = new_context(m, mode, 1);
   ck_assert_msg(lzn_forward(ctx, tokens, N_TOKENS, logits, LZN_LOGITS_ALL) == LZN_OK, "%s",
                 lzn_last_error());
   if (stats) ck_assert_int_eq(lzn_context_stats(ctx, stats, info.n_layers), LZN_OK);
@@ -181,10 +182,7 @@ static float *run_steps(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
   random_tokens(tokens, THREAD_STEPS, 11, info.vocab_size);
   float *logits = malloc(sizeof(float) * THREAD_STEPS * (size_t)info.vocab_size);
   ck_assert_ptr_nonnull(logits);
-  lzn_context_params p = lzn_context_default_params();
-  p.n_ctx = 32, p.mlp_mode = mode, p.n_threads = n_threads;
-  lzn_context *ctx = NULL;
-  ck_assert_msg(lzn_context_create(m, &p, &ctx) == LZN_OK, "%s", lzn_last_error());
+  lzn_context *ctx = new_context(m, mode, n_threads);
   for (int t = 0; t < THREAD_STEPS; t++)
     ck_assert_msg(lzn_forward(ctx, &tokens[t], 1, logits + (size_t)t * info.vocab_size, LZN_LOGITS_LAST) == LZN_OK,
                   "%s", lzn_last_error());
@@ -211,11 +209,8 @@ static float *run_batch(const lzn_model *m, lzn_mlp_mode mode, int n_threads) {
   const size_t step = (size_t)BATCH * 50272;
   float *logits = malloc(sizeof(float) * THREAD_STEPS * step);
   ck_assert_ptr_nonnull(logits);
-  lzn_context_params p = lzn_context_default_params();
-  p.n_ctx = 32, p.mlp_mode = mode, p.n_threads = n_threads;
   lzn_context *ctxs[BATCH];
-  for (int i = 0; i < BATCH; i++)
-    ck_assert_msg(lzn_context_create(m, &p, &ctxs[i]) == LZN_OK, "%s", lzn_last_error());
+  for (int i = 0; i < BATCH; i++) ctxs[i] = new_context(m, mode, n_threads);
   for (int t = 0; t < THREAD_STEPS; t++)
     ck_assert_msg(lzn_forward_batch(ctxs, tokens + t * BATCH, BATCH, logits + (size_t)t * step) == LZN_OK, "%s",
                   lzn_last_error());
