@@ -17,6 +17,10 @@
  *   panels   oneDNN on converted panels (linalg/gemm_panels.h), "linear"
  *            only, F16, BF16 and the K-quants: bf16 where the machine
  *            multiplies it natively (not F16), fp32 otherwise
+ *   int8     the own one-token axpy_rows_q8, rows outside and tokens
+ *            inside (lzn_gemm_axpy_rounded), "union axpy" only: the
+ *            coefficients rounded to int8 as the one-token decode rounds
+ *            them
  *
  * Products: "linear" y = x W^T over all rows (a dense projection), "union
  * dot" the same over |U| gathered rows (a gated MLP's up rows of the
@@ -128,16 +132,21 @@ static lzn_status onednn_run(setup *s, product p) {
 }
 
 /* The columns: the backends, then the own kernels on packed rows, then
- * oneDNN on converted panels (linalg/gemm_panels.h). */
+ * oneDNN on converted panels (linalg/gemm_panels.h), then the own kernels
+ * with the coefficients rounded to int8 ("union axpy" only). */
 #define COL_PACKED LZN_BACKEND_COUNT
 #define COL_PANELS (LZN_BACKEND_COUNT + 1)
-#define N_COLS (LZN_BACKEND_COUNT + 2)
+#define COL_ROUNDED (LZN_BACKEND_COUNT + 2)
+#define N_COLS (LZN_BACKEND_COUNT + 3)
 
 /* One call of a product by a column's backend; 0 if it cannot run it. */
 static int run_once(setup *s, product p, int b) {
   lzn_exec *ex = s->ex;
   lzn_status st = LZN_OK;
-  if (b == COL_PACKED) {
+  if (b == COL_ROUNDED) {
+    if (p != P_UNION_AXPY) return 0;
+    lzn_gemm_axpy_rounded(ex, s->y, (size_t)s->w.cols, &s->w, s->idx, s->n_union, s->coef, s->n_union, s->m);
+  } else if (b == COL_PACKED) {
     if (p != P_LINEAR || s->wp.packed == NULL) return 0;
     st = lzn_gemm_packed(ex, s->y, (size_t)s->w.rows, s->x, &s->wp, s->m);
   } else if (b == COL_PANELS) {
@@ -185,8 +194,8 @@ int bench_gemm_main(int argc, char **argv) {
   for (size_t i = 0; i < GEMM_MAX_TOKENS * rows; i++) s.coef[i] = (float)bench_rng_unit(&rng);
   printf("lzn-bench gemm | CPU: %s | ISA: %s | %d x %d | %d thread(s) | ms per call, best of %d\n\n",
          bench_cpu_model(), ex.kernels->name, o.rows, o.cols, o.threads, o.reps);
-  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | panels ms | fastest |\n");
-  printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | --------: | ------: | ------- |\n");
+  printf("| type | N | density %% | product | own ms | oneDNN ms | libxsmm ms | packed ms | panels ms | int8 ms | fastest |\n");
+  printf("| ---- | -: | -: | ------- | -----: | --------: | ---------: | --------: | ------: | ------: | ------- |\n");
   for (size_t ti = 0; ti < o.n_types; ti++) {
     const lzn_weight_type type = o.types[ti];
     const size_t row_bytes = lzn_wtype_row_bytes(type, cols);
@@ -231,10 +240,10 @@ int bench_gemm_main(int argc, char **argv) {
             else snprintf(cell[b], sizeof cell[b], "-");
             if (ran[b] && best[b] < best[fastest]) fastest = b;
           }
-          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed", "panels"};
-          printf("| %s | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
+          static const char *const names[N_COLS] = {"", "own", "oneDNN", "libxsmm", "packed", "panels", "int8"};
+          printf("| %s | %d | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n", bench_type_name(type), s.m,
                  p == P_LINEAR ? 100.0 : o.densities[di], product_names[p], cell[1], cell[2], cell[3], cell[4],
-                 cell[5], names[fastest]);
+                 cell[5], cell[6], names[fastest]);
         }
       }
     if (data != w32) free(data);

@@ -45,10 +45,18 @@ typedef void (*lzn_axpy_gemm_fn)(float *y, size_t y_stride, size_t d, const void
                                  const int32_t *idx, const float *coef, size_t coef_stride, size_t n,
                                  size_t m);
 
+/* axpy_gemm_q8: axpy_gemm with each token's coefficients rounded as
+ * axpy_rows_q8 rounds them (kernels.h): token t's y is what the type's
+ * axpy_rows_q8 gives for (idx, coef_t, n) alone (only FMA rounding may
+ * differ from ref/'s), each row read once for all the tokens. idx is
+ * required. NULL where no ISA up to the ceiling provides it: callers then
+ * run axpy_rows_q8 token by token (linalg/gemm.c). */
+
 /* Included by kernels.h once LZN_SLOT_OF is defined: slots like the others. */
 typedef struct lzn_gemm_kernels {
   LZN_SLOT_OF(lzn_gemm_fn) gemm;
   LZN_SLOT_OF(lzn_axpy_gemm_fn) axpy_gemm;
+  LZN_SLOT_OF(lzn_axpy_gemm_fn) axpy_gemm_q8;
   /* Rows packed at load (kernels/packed.h), Q8_0 and Q4_0 only. NULL where
    * no ISA up to the ceiling provides it: the loader then packs nothing. */
   LZN_SLOT_OF(lzn_gemm_packed_fn) packed;

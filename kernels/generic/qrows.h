@@ -560,6 +560,93 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
 }
 
 ROWS_AXPY_AT_LEVELS(qr_axpy_rows_q8, qr_axpy_rows_q8_at)
+
+#if defined(QR_AXPY_Q8_BUFFERED) && defined(QR_Q8_CHUNK_STEPS)
+/* axpy_gemm_q8 (kernels/gemm.h): axpy_rows_q8 for m tokens, each row read
+ * from memory once for all of them. A type that sets QR_AXPY_Q8_BUFFERED
+ * provides, besides the chunk functions above:
+ *
+ *   typedef ... qr_q8_step_buf;          a step's weights of a group of
+ *                                        rows, as its adds want them
+ *   void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r, size_t off);
+ *   void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b, const qr_q8_coefs *c);
+ *       qr_q8_step_add with the weights from b
+ *   void qr_q8_chunk_scales(vec_f32 d[16], const unsigned char *const *r, size_t off,
+ *                           size_t n_blocks, size_t nr);
+ *   void qr_q8_chunk_from_scales(qr_q8_chunk *ch, const vec_f32 d[16], const qr_q8_group *g);
+ *       qr_q8_chunk_make split in two: the rows' block scales (shared by
+ *       the tokens), then one token's coefficients from them
+ *
+ * The loop: for each group of rows and each chunk of its steps, the
+ * weights and scales once, then every token's coefficients and adds. Each
+ * token's y takes the groups in order, each column one FMA per group,
+ * from the same alphas and scales as axpy_rows_q8's: a token's result is
+ * that of axpy_rows_q8 alone, to the bit. The columns past the last whole
+ * step go through axpy_rows_q8 itself, token by token. */
+QR_ALWAYS_INLINE void qr_axpy_gemm_q8_at(float *y, size_t y_stride, size_t d, const void *w, size_t row_bytes,
+                                         const int32_t *idx, const float *coef, size_t coef_stride, size_t n,
+                                         size_t m, enum lzn_prefetch_level level) {
+  if (d == 0 || n == 0 || m == 0) return;
+  const size_t n_blocks = (d + QR_BLOCK_WEIGHTS - 1) / QR_BLOCK_WEIGHTS;
+  const size_t n_full = n_blocks / QR_AXPY_Q8_STEP_BLOCKS;
+  const size_t in_place = d / QR_AXPY_Q8_STEP_WEIGHTS < n_full ? d / QR_AXPY_Q8_STEP_WEIGHTS : n_full;
+  const size_t col = in_place * QR_AXPY_Q8_STEP_WEIGHTS;
+  if (col < d)
+    for (size_t t = 0; t < m; t++)
+      qr_axpy_rows_q8_at(y + t * y_stride + col, d - col, (const unsigned char *)w + in_place * QR_AXPY_Q8_STEP_BYTES,
+                         row_bytes, idx, coef + t * coef_stride, n, level);
+  if (in_place == 0) return;
+  for (size_t t = 0; t < m; t++)
+    for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + t * y_stride + s * QR_AXPY_Q8_STEP_WEIGHTS);
+  qr_q8_step_buf buf[QR_Q8_CHUNK_STEPS] __attribute__((aligned(64)));
+  for (size_t g0 = 0; g0 < n; g0 += LZN_AXPY_Q8_GROUP) {
+    const size_t nr = n - g0 < LZN_AXPY_Q8_GROUP ? n - g0 : LZN_AXPY_Q8_GROUP;
+    const unsigned char *r[LZN_AXPY_Q8_GROUP], *later[LZN_AXPY_Q8_GROUP];
+    for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) {
+      r[k] = qr_row(w, row_bytes, idx, g0 + (k < nr ? k : 0));
+      const size_t next = g0 + nr + k < n ? g0 + nr + k : n - 1;
+      later[k] = g0 + nr >= n ? r[0] : qr_row(w, row_bytes, idx, next);
+    }
+    for (size_t s0 = 0; s0 < in_place; s0 += QR_Q8_CHUNK_STEPS) {
+      const size_t steps = in_place - s0 < QR_Q8_CHUNK_STEPS ? in_place - s0 : QR_Q8_CHUNK_STEPS;
+      vec_f32 scales[LZN_AXPY_Q8_GROUP];
+      qr_q8_chunk_scales(scales, r, s0 * QR_AXPY_Q8_STEP_BYTES, steps * QR_AXPY_Q8_STEP_BLOCKS, nr);
+      for (size_t k = 0; k < steps; k++) {
+        const size_t off = (s0 + k) * QR_AXPY_Q8_STEP_BYTES;
+        qr_q8_step_fill(&buf[k], r, off);
+        /* The next group's bytes of this step, while the tokens run. */
+#pragma GCC unroll 16
+        for (size_t j = 0; j < LZN_AXPY_Q8_GROUP; j++)
+          for (size_t l = 0; l < QR_NEXT_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+            row_prefetch(later[j] + off + l * ROWS_CACHE_LINE, level);
+      }
+      for (size_t t = 0; t < m; t++) {
+        qr_q8_group g;
+        qr_q8_group_make(&g, coef + t * coef_stride + g0, nr);
+        qr_q8_chunk ch;
+        qr_q8_chunk_from_scales(&ch, scales, &g);
+        float *yt = y + t * y_stride + s0 * QR_AXPY_Q8_STEP_WEIGHTS;
+        for (size_t k = 0; k < steps; k++) {
+          qr_q8_coefs c;
+          qr_q8_chunk_step(&c, &ch, k);
+          qr_q8_step_add_buf(yt + k * QR_AXPY_Q8_STEP_WEIGHTS, &buf[k], &c);
+        }
+      }
+    }
+  }
+  for (size_t t = 0; t < m; t++)
+    for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + t * y_stride + s * QR_AXPY_Q8_STEP_WEIGHTS);
+}
+
+static void qr_axpy_gemm_q8(float *y, size_t y_stride, size_t d, const void *w, size_t row_bytes, const int32_t *idx,
+                            const float *coef, size_t coef_stride, size_t n, size_t m) {
+  qr_axpy_gemm_q8_at(y, y_stride, d, w, row_bytes, idx, coef, coef_stride, n, m, LZN_PREFETCH_L1);
+}
+static void qr_axpy_gemm_q8_l2(float *y, size_t y_stride, size_t d, const void *w, size_t row_bytes,
+                               const int32_t *idx, const float *coef, size_t coef_stride, size_t n, size_t m) {
+  qr_axpy_gemm_q8_at(y, y_stride, d, w, row_bytes, idx, coef, coef_stride, n, m, LZN_PREFETCH_L2);
+}
+#endif /* QR_AXPY_Q8_BUFFERED */
 #endif /* QR_AXPY_Q8_STEP_BLOCKS */
 
 /* kernels.h's to_f32, by the axpy step (install it where that step is

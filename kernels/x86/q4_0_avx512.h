@@ -303,4 +303,98 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   }
 }
 
+#if defined(__AVX512VNNI__)
+/* ------------------------------------- axpy_rows_q8 for many tokens */
+
+/* The gemm of many tokens (generic/qrows.h, qr_axpy_gemm_q8): a step's
+ * interleaved nibbles depend on the rows alone, and the chunk's block
+ * scales too, so they are made once per group of rows and kept (the
+ * nibbles in a buffer in L1), and every token then pays only its own
+ * coefficients and its int8 products. In qr_q8_step_add the word permutes
+ * and unpacks of 16 rows' nibbles cost more than the 32 vpdpbusd that use
+ * them. */
+#define QR_AXPY_Q8_BUFFERED 1
+
+typedef struct {
+  __m512i whole[4][4], low[4][4]; /* [quad of rows][result vector]: bytes, and low nibbles */
+} qr_q8_step_buf;
+
+static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
+                                                                 size_t off) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    const unsigned char *const *q = r + 4 * g;
+    __m512i v[4];
+    vec_interleave4_u8(v, q4_0_step_nibbles_mem(q[0] + off), q4_0_step_nibbles_mem(q[1] + off),
+                       q4_0_step_nibbles_mem(q[2] + off), q4_0_step_nibbles_mem(q[3] + off));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      _mm512_store_si512(&b->whole[g][i], v[i]);
+      _mm512_store_si512(&b->low[g][i], _mm512_and_si512(v[i], low4));
+    }
+  }
+}
+
+/* qr_q8_step_add with the step's nibbles from the buffer. */
+static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b,
+                                                                    const qr_q8_coefs *c) {
+  const __m512i start_whole = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
+  __m512i lo[4], hi[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) lo[i] = c->start, hi[i] = start_whole;
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      lo[i] = _mm512_dpbusd_epi32(lo[i], _mm512_load_si512(&b->low[g][i]), c->alpha[g]);
+      hi[i] = _mm512_dpbusd_epi32(hi[i], _mm512_load_si512(&b->whole[g][i]), c->alpha[g]);
+    }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    const __m512i high = _mm512_srai_epi32(_mm512_sub_epi32(hi[i], lo[i]), 4);
+    float *const y_lo = y + 32 * i, *const y_hi = y + 32 * i + 16;
+    _mm512_storeu_ps(y_lo, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(lo[i]), _mm512_loadu_ps(y_lo)));
+    _mm512_storeu_ps(y_hi, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(high), _mm512_loadu_ps(y_hi)));
+  }
+}
+
+/* The block scales of a chunk of n_blocks blocks at byte off of rows
+ * r[0 .. nr) as fp32, lane b: block b (lanes past n_blocks and rows past
+ * nr: 0), read as qr_q8_chunk_make reads them. */
+static inline __attribute__((always_inline)) void qr_q8_chunk_scales(__m512 d[16], const unsigned char *const *r,
+                                                                    size_t off, size_t n_blocks, size_t nr) {
+  const __m512i words = _mm512_loadu_si512(q4_0_chunk_scale_words);
+  const size_t bytes = n_blocks * QR_BLOCK_BYTES;
+  const __mmask64 m0 = q4_0_first_bytes(bytes), m1 = q4_0_first_bytes(bytes > 64 ? bytes - 64 : 0);
+  const __mmask64 m2 = q4_0_first_bytes(bytes > 144 ? bytes - 144 : 0);
+  const __mmask64 m3 = q4_0_first_bytes(bytes > 208 ? bytes - 208 : 0);
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; t++) {
+    if ((size_t)t >= nr) {
+      d[t] = _mm512_setzero_ps();
+      continue;
+    }
+    const unsigned char *q = r[t] + off;
+    const __m512i lo = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m1, q + 64), words, _mm512_maskz_loadu_epi8(m0, q));
+    const __m512i hi =
+        _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m3, q + 208), words, _mm512_maskz_loadu_epi8(m2, q + 144));
+    d[t] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi)));
+  }
+}
+
+/* qr_q8_chunk_make's result from the chunk's scales: the same operations
+ * (coef * d, the max of the magnitudes, kernels.h's rounding). */
+static inline __attribute__((always_inline)) void qr_q8_chunk_from_scales(qr_q8_chunk *ch, const __m512 d[16],
+                                                                         const qr_q8_group *g) {
+  __m512 a[16], m = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; t++) {
+    a[t] = _mm512_mul_ps(d[t], _mm512_set1_ps(g->c[t]));
+    m = _mm512_max_ps(m, _mm512_abs_ps(a[t]));
+  }
+  q8c_chunk_finish(ch, a, m, 3);
+}
+#endif /* __AVX512VNNI__ */
+
 #endif /* LZN_KERNELS_X86_Q4_0_AVX512_H */

@@ -176,6 +176,81 @@ void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w,
   lzn_pool_run(ex->pool, items, ex->n_threads, cols_item, &job);
 }
 
+/* The rounded form (lzn_gemm_axpy_rounded). With the table's axpy_gemm_q8
+ * a slice of columns goes to it whole, all tokens at once. Without it, the
+ * type's axpy_rows_q8 with rows outside and tokens inside: each call takes
+ * a chunk of whole LZN_AXPY_Q8_GROUP groups of the index list and one
+ * token, so the chunk's rows come from memory for the first token and from
+ * L2 for the rest. Either way a token's y takes the same groups in the
+ * same order as one axpy_rows_q8 call over the whole list: the same bits,
+ * whatever the chunks, slices and threads. */
+/* Bytes of rows per chunk (its slice of each row times its rows): in L2. */
+#define ROUNDED_CHUNK_BYTES (192u * 1024u)
+/* Bytes of the tokens' y per slice: axpy_gemm_q8 adds every group's rows
+ * into every token's y, which should stay in L2 meanwhile. */
+#define ROUNDED_Y_BYTES (256u * 1024u)
+
+typedef struct rounded_job {
+  lzn_axpy_gemm_fn gemm; /* NULL: axpy_rows_q8 token by token */
+  lzn_axpy_rows_fn axpy;
+  float *y;
+  size_t y_stride;
+  const lzn_matrix *w;
+  const int32_t *idx;
+  size_t n;
+  const float *coef;
+  size_t coef_stride, m, slice_cols;
+} rounded_job;
+
+static void rounded_item(void *arg, int item, int thread) {
+  (void)thread;
+  const rounded_job *j = arg;
+  const size_t j0 = (size_t)item * j->slice_cols, cols = (size_t)j->w->cols;
+  const size_t d = cols - j0 < j->slice_cols ? cols - j0 : j->slice_cols;
+  const void *w = (const char *)j->w->data + lzn_wtype_row_bytes(j->w->type, j0);
+  if (j->gemm) {
+    j->gemm(j->y + j0, j->y_stride, d, w, j->w->row_bytes, j->idx, j->coef, j->coef_stride, j->n, j->m);
+    return;
+  }
+  size_t chunk = ROUNDED_CHUNK_BYTES / lzn_wtype_row_bytes(j->w->type, d) / LZN_AXPY_Q8_GROUP * LZN_AXPY_Q8_GROUP;
+  if (chunk == 0) chunk = LZN_AXPY_Q8_GROUP;
+  for (size_t r0 = 0; r0 < j->n; r0 += chunk) {
+    const size_t nr = j->n - r0 < chunk ? j->n - r0 : chunk;
+    for (size_t t = 0; t < j->m; t++)
+      j->axpy(j->y + t * j->y_stride + j0, d, w, j->w->row_bytes, j->idx + r0, j->coef + t * j->coef_stride + r0, nr);
+  }
+}
+
+/* Columns per slice, whole LZN_WTYPE_MAX_BLOCK pieces: every column on one
+ * thread (each row read whole), else two slices per thread (a thread that
+ * lags leaves its second to the others); for the gemm slot, narrower where
+ * the tokens' y would not stay in L2. */
+static size_t rounded_slice_cols(size_t cols, int n_threads, size_t m, int gemm) {
+  const size_t pieces = (cols + LZN_WTYPE_MAX_BLOCK - 1) / LZN_WTYPE_MAX_BLOCK;
+  size_t per = pieces;
+  if (n_threads > 1) {
+    const size_t items = 2 * (size_t)n_threads;
+    per = (pieces + items - 1) / items;
+  }
+  if (gemm) {
+    size_t fit = ROUNDED_Y_BYTES / (m * sizeof(float) * LZN_WTYPE_MAX_BLOCK);
+    if (fit == 0) fit = 1;
+    if (per > fit) per = fit;
+  }
+  return per * LZN_WTYPE_MAX_BLOCK;
+}
+
+void lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
+                           size_t n, const float *coef, size_t coef_stride, int64_t m) {
+  if (n == 0 || m <= 0) return;
+  const lzn_axpy_gemm_fn gemm = ex->kernels->gemm[w->type].axpy_gemm_q8.fn;
+  const size_t cols = (size_t)w->cols;
+  const size_t slice = rounded_slice_cols(cols, ex->pool ? ex->n_threads : 1, (size_t)m, gemm != NULL);
+  rounded_job job = {gemm, ex->kernels->type[w->type].axpy_rows_q8.fn, y, y_stride, w, idx, n, coef, coef_stride,
+                     (size_t)m, slice};
+  lzn_pool_run(ex->pool, (int)((cols + slice - 1) / slice), ex->n_threads, rounded_item, &job);
+}
+
 int lzn_gemm_native(const lzn_exec *ex, lzn_weight_type type) {
   return ex->kernels->gemm[type].gemm.fn != NULL && ex->kernels->gemm[type].axpy_gemm.fn != NULL;
 }

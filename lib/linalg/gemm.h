@@ -34,6 +34,16 @@ lzn_status lzn_gemm_packed(lzn_exec *ex, float *out, size_t out_stride, const fl
 void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx, size_t n,
                    const float *coef, size_t coef_stride, int64_t m);
 
+/* lzn_gemm_axpy with each token's coefficients rounded as the one-token
+ * forward pass rounds them (kernels.h, axpy_rows_q8; linalg/sparse_down.h):
+ * token t's y is, to the bit, the type's axpy_rows_q8 over (idx, coef_t,
+ * n) in one call, for any thread count. The block types' rows are then
+ * summed in int8 products, 4 rows per vpdpbusd, where lzn_gemm_axpy widens
+ * every weight to fp32 per token; an element type is exact either way. idx
+ * is required. Threads split the columns. */
+void lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
+                           size_t n, const float *coef, size_t coef_stride, int64_t m);
+
 /* Whether the type has gemm kernels of its own. A type without them (the
  * K-quants today) still runs every product here, each token through the
  * type's one-token kernels (dot_rows / gemv / axpy_rows): right, but its

@@ -254,12 +254,15 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     return LZN_OK;
   }
   ex->used |= 1u << LZN_BACKEND_OWN;
+  const int rounded = lzn_wtype_is_block(w_kn->type);
   const int32_t *rows = NULL;
-  if (!lzn_gemm_native(ex, w_kn->type)) { /* the one-token kernels want an index list */
+  if (rounded || !lzn_gemm_native(ex, w_kn->type)) { /* the one-token kernels want an index list */
     const lzn_status s = all_rows(ex, w_kn->rows, &rows);
     if (s != LZN_OK) return s;
   }
-  lzn_gemm_axpy(ex, y, n, w_kn, rows, k, x, k, m);
+  /* A block type rounds its coefficients as one token does (above). */
+  if (rounded) lzn_gemm_axpy_rounded(ex, y, n, w_kn, rows, k, x, k, m);
+  else lzn_gemm_axpy(ex, y, n, w_kn, rows, k, x, k, m);
   return LZN_OK;
 }
 
