@@ -561,28 +561,34 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
 
 ROWS_AXPY_AT_LEVELS(qr_axpy_rows_q8, qr_axpy_rows_q8_at)
 
-#if defined(QR_AXPY_Q8_BUFFERED) && defined(QR_Q8_CHUNK_STEPS)
+#ifdef QR_AXPY_Q8_BUFFERED
 /* axpy_gemm_q8 (kernels/gemm.h): axpy_rows_q8 for m tokens, each row read
  * from memory once for all of them. A type that sets QR_AXPY_Q8_BUFFERED
- * provides, besides the chunk functions above:
+ * provides, besides the above:
  *
  *   typedef ... qr_q8_step_buf;          a step's weights of a group of
  *                                        rows, as its adds want them
  *   void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r, size_t off);
  *   void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b, const qr_q8_coefs *c);
  *       qr_q8_step_add with the weights from b
- *   void qr_q8_chunk_scales(vec_f32 d[16], const unsigned char *const *r, size_t off,
- *                           size_t n_blocks, size_t nr);
- *   void qr_q8_chunk_from_scales(qr_q8_chunk *ch, const vec_f32 d[16], const qr_q8_group *g);
- *       qr_q8_chunk_make split in two: the rows' block scales (shared by
- *       the tokens), then one token's coefficients from them
+ *   QR_Q8_UNIT_STEPS                     steps whose coefficients are made
+ *                                        together (a chunk, or one step)
+ *   typedef ... qr_q8_unit_scales;       a unit's block scales of the rows
+ *   typedef ... qr_q8_unit;              one token's coefficients of a unit
+ *   void qr_q8_unit_scales_make(qr_q8_unit_scales *sc, const unsigned char *const *r,
+ *                               size_t off, size_t n_blocks, size_t nr);
+ *   void qr_q8_unit_make(qr_q8_unit *u, const qr_q8_unit_scales *sc, const qr_q8_group *g);
+ *   void qr_q8_unit_step(qr_q8_coefs *c, const qr_q8_unit *u, size_t k);
+ *       the one-token coefficients (qr_q8_step_coefs, or the chunk's)
+ *       split in two: the rows' scales, shared by the tokens, then one
+ *       token's coefficients from them, by the same operations
  *
- * The loop: for each group of rows and each chunk of its steps, the
- * weights and scales once, then every token's coefficients and adds. Each
- * token's y takes the groups in order, each column one FMA per group,
- * from the same alphas and scales as axpy_rows_q8's: a token's result is
- * that of axpy_rows_q8 alone, to the bit. The columns past the last whole
- * step go through axpy_rows_q8 itself, token by token. */
+ * The loop: for each group of rows and each unit of its steps, the weights
+ * and scales once, then every token's coefficients and adds. Each token's
+ * y takes the groups in order, each column one FMA per group, from the
+ * same alphas and scales as axpy_rows_q8's: a token's result is that of
+ * axpy_rows_q8 alone, to the bit. The columns past the last whole step go
+ * through axpy_rows_q8 itself, token by token. */
 QR_ALWAYS_INLINE void qr_axpy_gemm_q8_at(float *y, size_t y_stride, size_t d, const void *w, size_t row_bytes,
                                          const int32_t *idx, const float *coef, size_t coef_stride, size_t n,
                                          size_t m, enum lzn_prefetch_level level) {
@@ -598,7 +604,7 @@ QR_ALWAYS_INLINE void qr_axpy_gemm_q8_at(float *y, size_t y_stride, size_t d, co
   if (in_place == 0) return;
   for (size_t t = 0; t < m; t++)
     for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + t * y_stride + s * QR_AXPY_Q8_STEP_WEIGHTS);
-  qr_q8_step_buf buf[QR_Q8_CHUNK_STEPS] __attribute__((aligned(64)));
+  qr_q8_step_buf buf[QR_Q8_UNIT_STEPS] __attribute__((aligned(64)));
   for (size_t g0 = 0; g0 < n; g0 += LZN_AXPY_Q8_GROUP) {
     const size_t nr = n - g0 < LZN_AXPY_Q8_GROUP ? n - g0 : LZN_AXPY_Q8_GROUP;
     const unsigned char *r[LZN_AXPY_Q8_GROUP], *later[LZN_AXPY_Q8_GROUP];
@@ -607,10 +613,10 @@ QR_ALWAYS_INLINE void qr_axpy_gemm_q8_at(float *y, size_t y_stride, size_t d, co
       const size_t next = g0 + nr + k < n ? g0 + nr + k : n - 1;
       later[k] = g0 + nr >= n ? r[0] : qr_row(w, row_bytes, idx, next);
     }
-    for (size_t s0 = 0; s0 < in_place; s0 += QR_Q8_CHUNK_STEPS) {
-      const size_t steps = in_place - s0 < QR_Q8_CHUNK_STEPS ? in_place - s0 : QR_Q8_CHUNK_STEPS;
-      vec_f32 scales[LZN_AXPY_Q8_GROUP];
-      qr_q8_chunk_scales(scales, r, s0 * QR_AXPY_Q8_STEP_BYTES, steps * QR_AXPY_Q8_STEP_BLOCKS, nr);
+    for (size_t s0 = 0; s0 < in_place; s0 += QR_Q8_UNIT_STEPS) {
+      const size_t steps = in_place - s0 < QR_Q8_UNIT_STEPS ? in_place - s0 : QR_Q8_UNIT_STEPS;
+      qr_q8_unit_scales scales;
+      qr_q8_unit_scales_make(&scales, r, s0 * QR_AXPY_Q8_STEP_BYTES, steps * QR_AXPY_Q8_STEP_BLOCKS, nr);
       for (size_t k = 0; k < steps; k++) {
         const size_t off = (s0 + k) * QR_AXPY_Q8_STEP_BYTES;
         qr_q8_step_fill(&buf[k], r, off);
@@ -623,12 +629,12 @@ QR_ALWAYS_INLINE void qr_axpy_gemm_q8_at(float *y, size_t y_stride, size_t d, co
       for (size_t t = 0; t < m; t++) {
         qr_q8_group g;
         qr_q8_group_make(&g, coef + t * coef_stride + g0, nr);
-        qr_q8_chunk ch;
-        qr_q8_chunk_from_scales(&ch, scales, &g);
+        qr_q8_unit u;
+        qr_q8_unit_make(&u, &scales, &g);
         float *yt = y + t * y_stride + s0 * QR_AXPY_Q8_STEP_WEIGHTS;
         for (size_t k = 0; k < steps; k++) {
           qr_q8_coefs c;
-          qr_q8_chunk_step(&c, &ch, k);
+          qr_q8_unit_step(&c, &u, k);
           qr_q8_step_add_buf(yt + k * QR_AXPY_Q8_STEP_WEIGHTS, &buf[k], &c);
         }
       }

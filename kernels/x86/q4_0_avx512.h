@@ -359,11 +359,19 @@ static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, c
   }
 }
 
-/* The block scales of a chunk of n_blocks blocks at byte off of rows
- * r[0 .. nr) as fp32, lane b: block b (lanes past n_blocks and rows past
- * nr: 0), read as qr_q8_chunk_make reads them. */
-static inline __attribute__((always_inline)) void qr_q8_chunk_scales(__m512 d[16], const unsigned char *const *r,
-                                                                    size_t off, size_t n_blocks, size_t nr) {
+/* The coefficients come a chunk of steps at a time (the unit of
+ * qr_axpy_gemm_q8): the chunk's block scales of the group's rows, shared
+ * by the tokens, then each token's chunk from them. */
+#define QR_Q8_UNIT_STEPS QR_Q8_CHUNK_STEPS
+typedef struct {
+  __m512 d[16]; /* row t's scales as fp32, lane b: block b (0 past n_blocks and for rows past nr) */
+} qr_q8_unit_scales;
+typedef qr_q8_chunk qr_q8_unit;
+
+/* Read as qr_q8_chunk_make reads them. */
+static inline __attribute__((always_inline)) void qr_q8_unit_scales_make(qr_q8_unit_scales *sc,
+                                                                        const unsigned char *const *r, size_t off,
+                                                                        size_t n_blocks, size_t nr) {
   const __m512i words = _mm512_loadu_si512(q4_0_chunk_scale_words);
   const size_t bytes = n_blocks * QR_BLOCK_BYTES;
   const __mmask64 m0 = q4_0_first_bytes(bytes), m1 = q4_0_first_bytes(bytes > 64 ? bytes - 64 : 0);
@@ -372,28 +380,32 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_scales(__m512 d[16
 #pragma GCC unroll 16
   for (int t = 0; t < 16; t++) {
     if ((size_t)t >= nr) {
-      d[t] = _mm512_setzero_ps();
+      sc->d[t] = _mm512_setzero_ps();
       continue;
     }
     const unsigned char *q = r[t] + off;
     const __m512i lo = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m1, q + 64), words, _mm512_maskz_loadu_epi8(m0, q));
     const __m512i hi =
         _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m3, q + 208), words, _mm512_maskz_loadu_epi8(m2, q + 144));
-    d[t] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi)));
+    sc->d[t] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi)));
   }
 }
 
-/* qr_q8_chunk_make's result from the chunk's scales: the same operations
- * (coef * d, the max of the magnitudes, kernels.h's rounding). */
-static inline __attribute__((always_inline)) void qr_q8_chunk_from_scales(qr_q8_chunk *ch, const __m512 d[16],
-                                                                         const qr_q8_group *g) {
+/* qr_q8_chunk_make's result from the scales: the same operations (coef *
+ * d, the max of the magnitudes, kernels.h's rounding). */
+static inline __attribute__((always_inline)) void qr_q8_unit_make(qr_q8_unit *u, const qr_q8_unit_scales *sc,
+                                                                 const qr_q8_group *g) {
   __m512 a[16], m = _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int t = 0; t < 16; t++) {
-    a[t] = _mm512_mul_ps(d[t], _mm512_set1_ps(g->c[t]));
+    a[t] = _mm512_mul_ps(sc->d[t], _mm512_set1_ps(g->c[t]));
     m = _mm512_max_ps(m, _mm512_abs_ps(a[t]));
   }
-  q8c_chunk_finish(ch, a, m, 3);
+  q8c_chunk_finish(u, a, m, 3);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_step(qr_q8_coefs *c, const qr_q8_unit *u, size_t k) {
+  qr_q8_chunk_step(c, u, k);
 }
 #endif /* __AVX512VNNI__ */
 

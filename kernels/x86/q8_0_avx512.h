@@ -159,11 +159,11 @@ static inline void qr_q8_y_order(float *y) {
   _mm512_storeu_ps(y + 48, _mm512_shuffle_f32x4(t1, t3, 0xdd));
 }
 
-static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
-                                                                  size_t off, const qr_q8_group *g) {
+/* The step's 32 block scales as fp32, lanes 2t + k of d[h]: block k of
+ * row 8h + t (the group's rows as qr_q8_step_coefs reads them). */
+static inline __attribute__((always_inline)) void q8_0_step_scales(__m512 d[2], const unsigned char *const *r,
+                                                                  size_t off) {
   const __m512i pair_words = _mm512_loadu_si512(q8_0_pair_scale_words);
-  const __m128i by_block = _mm_loadu_si128((const __m128i *)q8_0_by_block);
-  __m512 a[2], m = _mm512_setzero_ps();
 #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     const unsigned char *const *q = r + 8 * h;
@@ -173,7 +173,18 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
     const __m512i words = _mm512_inserti32x4(_mm512_unpacklo_epi64(Q8_0_PAIR(0), Q8_0_PAIR(2)),
                                              _mm512_castsi512_si128(_mm512_unpacklo_epi64(Q8_0_PAIR(4), Q8_0_PAIR(6))), 1);
 #undef Q8_0_PAIR
-    a[h] = _mm512_maskz_mul_ps(g->rows[h], _mm512_cvtph_ps(_mm512_castsi512_si256(words)), g->coef[h]);
+    d[h] = _mm512_cvtph_ps(_mm512_castsi512_si256(words));
+  }
+}
+
+/* The step's coefficients from its scales and the group's coef. */
+static inline __attribute__((always_inline)) void q8_0_coefs_from_scales(qr_q8_coefs *c, const __m512 d[2],
+                                                                        const qr_q8_group *g) {
+  const __m128i by_block = _mm_loadu_si128((const __m128i *)q8_0_by_block);
+  __m512 a[2], m = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; h++) {
+    a[h] = _mm512_maskz_mul_ps(g->rows[h], d[h], g->coef[h]);
     m = _mm512_max_ps(m, _mm512_abs_ps(a[h]));
   }
   m = _mm512_max_ps(m, _mm512_permute_ps(m, 0x4e));        /* lanes ^ 2 */
@@ -201,6 +212,13 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
 #else
   c->start = _mm512_setzero_si512();
 #endif
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  __m512 d[2];
+  q8_0_step_scales(d, r, off);
+  q8_0_coefs_from_scales(c, d, g);
 }
 
 /* acc + the 4 rows' int8 weights w (interleaved) times their alphas. */
@@ -232,5 +250,70 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   for (int i = 0; i < 4; i++)
     _mm512_storeu_ps(y + 16 * i, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(sum[i]), _mm512_loadu_ps(y + 16 * i)));
 }
+
+#if defined(__AVX512VNNI__)
+/* ------------------------------------- axpy_rows_q8 for many tokens */
+
+/* The gemm of many tokens (generic/qrows.h, qr_axpy_gemm_q8): a step's
+ * interleaved weights (as vpdpbusd takes them, w + 128) and its scales
+ * depend on the rows alone, so they are made once per group of rows and
+ * every token then pays only its own coefficients and its int8 products. */
+#define QR_AXPY_Q8_BUFFERED 1
+#define QR_Q8_UNIT_STEPS 1
+
+typedef struct {
+  __m512i w[4][4]; /* [quad of rows][result vector]: the weights + 128 */
+} qr_q8_step_buf;
+typedef struct {
+  __m512 d[2];
+} qr_q8_unit_scales;
+typedef qr_q8_coefs qr_q8_unit;
+
+static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
+                                                                 size_t off) {
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    const unsigned char *const *q = r + 4 * g;
+    __m512i v[4];
+    vec_interleave4_u8(v, q8_0_values_pair(q[0] + off), q8_0_values_pair(q[1] + off), q8_0_values_pair(q[2] + off),
+                       q8_0_values_pair(q[3] + off));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) _mm512_store_si512(&b->w[g][i], _mm512_xor_si512(v[i], flip));
+  }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b,
+                                                                    const qr_q8_coefs *c) {
+  __m512i sum[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) sum[i] = c->start;
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) sum[i] = _mm512_dpbusd_epi32(sum[i], _mm512_load_si512(&b->w[g][i]), c->alpha[g]);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+    _mm512_storeu_ps(y + 16 * i, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(sum[i]), _mm512_loadu_ps(y + 16 * i)));
+}
+
+/* A unit is one step: its 2 blocks' scales (whole steps only). */
+static inline __attribute__((always_inline)) void qr_q8_unit_scales_make(qr_q8_unit_scales *sc,
+                                                                        const unsigned char *const *r, size_t off,
+                                                                        size_t n_blocks, size_t nr) {
+  (void)n_blocks, (void)nr; /* rows past nr are masked by the group's coefficients */
+  q8_0_step_scales(sc->d, r, off);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_make(qr_q8_unit *u, const qr_q8_unit_scales *sc,
+                                                                 const qr_q8_group *g) {
+  q8_0_coefs_from_scales(u, sc->d, g);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_step(qr_q8_coefs *c, const qr_q8_unit *u, size_t k) {
+  (void)k;
+  *c = *u;
+}
+#endif /* __AVX512VNNI__ */
 
 #endif /* LZN_KERNELS_X86_Q8_0_AVX512_H */
