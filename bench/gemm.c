@@ -145,7 +145,7 @@ static int run_once(setup *s, product p, int b) {
   lzn_status st = LZN_OK;
   if (b == COL_ROUNDED) {
     if (p != P_UNION_AXPY) return 0;
-    lzn_gemm_axpy_rounded(ex, s->y, (size_t)s->w.cols, &s->w, s->idx, s->n_union, s->coef, s->n_union, s->m);
+    st = lzn_gemm_axpy_rounded(ex, s->y, (size_t)s->w.cols, &s->w, s->idx, s->n_union, s->coef, s->n_union, s->m);
   } else if (b == COL_PACKED) {
     if (p != P_LINEAR || s->wp.packed == NULL) return 0;
     st = lzn_gemm_packed(ex, s->y, (size_t)s->w.rows, s->x, &s->wp, s->m);

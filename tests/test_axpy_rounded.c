@@ -2,9 +2,10 @@
  * test_axpy_rounded.c: the down-projection of many tokens with their
  * coefficients rounded to int8 (kernels/gemm.h, axpy_gemm_q8; and
  * lzn_gemm_axpy_rounded, linalg/gemm.h, which batches and prefill run).
- * The contract is exact: token t's y is, to the bit, what the same table's
- * axpy_rows_q8 gives for that token alone. So both are compared bitwise
- * with axpy_rows_q8 token by token (itself tested against the scalar
+ * The contracts are exact: the slot gives token t what the same table's
+ * axpy_rows_q8 gives that token alone, and the library's call what the
+ * one-token forward pass's down-projection gives it. So both are compared
+ * bitwise with those, token by token (axpy_rows_q8 is tested against the scalar
  * reference in test_kernels_quant / test_kernels_kquant): a wrong row,
  * token, group, block scale, step order or tail moves the last bits at
  * least, and a coefficient rounded over other rows moves far more.
@@ -13,10 +14,11 @@
  * partial one, a tail past the last whole step), tokens 1..33, row sets of
  * every density (0, the first row, the last, 3 %, 50 %, all, runs, a few,
  * shuffled with repeats), column slices from a block boundary; rows, y
- * and the coefficients end at guard pages. The library's call: 1, 2 and
- * 3 threads, enough tokens that their y is cut into narrower slices, every
- * block type (through the slot where the table has it, else axpy_rows_q8
- * token by token) and an element type.
+ * and the coefficients end at guard pages. The library's call, against
+ * the one-token pass's lzn_sparse_down_run: 1, 2 and 3 threads, enough
+ * rows to be cut into parts, enough tokens that their y is cut into
+ * narrower slices, every block type (through the slot where the table has
+ * it, else axpy_rows_q8 token by token) and an element type.
  */
 #include <string.h>
 
@@ -25,6 +27,7 @@
 #include "cpu/cpu.h"
 #include "linalg/gemm.h"
 #include "linalg/pool.h"
+#include "linalg/sparse_down.h"
 
 static const lzn_weight_type block_types[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0, LZN_WEIGHTS_Q4_K,
                                               LZN_WEIGHTS_Q5_K, LZN_WEIGHTS_Q6_K};
@@ -105,9 +108,11 @@ START_TEST(slot_equals_one_token_alone) {
 }
 END_TEST
 
-/* lzn_gemm_axpy_rounded on 1, 2 and 3 threads against axpy_rows_q8 token by
- * token, bitwise. 70 tokens: their y is cut into slices of 3 x 256 columns
- * where the slot runs (linalg/gemm.c, ROUNDED_Y_BYTES). */
+/* lzn_gemm_axpy_rounded on 1, 2 and 3 threads against the one-token
+ * forward pass's down-projection (lzn_sparse_down_run, rounded) token by
+ * token, bitwise: from 50 rows (x 1312 columns) both cut the rows into
+ * parts. 70 tokens: their y is cut into slices of 3 x 256 columns where
+ * the slot runs (linalg/gemm.c, ROUNDED_Y_BYTES). */
 START_TEST(library_call_equals_one_token_alone) {
   static const lzn_weight_type types[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0, LZN_WEIGHTS_Q4_K, LZN_WEIGHTS_Q6_K,
                                           LZN_WEIGHTS_BF16};
@@ -115,13 +120,13 @@ START_TEST(library_call_equals_one_token_alone) {
   const lzn_kernel_table *k = active_kernels();
   test_rng r = {0x70c5u + (uint64_t)_i};
   const size_t f = 300, cols = 1280 + 32, m_max = 70;
-  const size_t row_bytes = lzn_wtype_row_bytes(type, cols);
   guarded w = make_rows_of(&r, type, f, cols);
   int32_t *idx = malloc(rows_capacity(f) * sizeof(int32_t));
   float *coef = malloc(m_max * f * 2 * sizeof(float));
   float *y0 = malloc(m_max * cols * sizeof(float)), *want = malloc(m_max * cols * sizeof(float));
   float *got = malloc(m_max * cols * sizeof(float));
-  ck_assert(idx && coef && y0 && want && got);
+  float *parts = malloc((LZN_DOWN_PARTS - 1) * cols * sizeof(float));
+  ck_assert(idx && coef && y0 && want && got && parts);
   static const size_t ms[] = {2, 9, 70};
   static const rows_pattern patterns[] = {ROWS_RANDOM_50, ROWS_ALL, ROWS_FEW, ROWS_SHUFFLED};
   for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
@@ -130,20 +135,21 @@ START_TEST(library_call_equals_one_token_alone) {
       for (size_t i = 0; i < m * n; i++) coef[i] = rng_float(&r) * (float)(1u << rng_below(&r, 6));
       fill_random(&r, y0, m * cols);
       memcpy(want, y0, m * cols * sizeof(float));
-      expected(k, type, want, cols, 0, w.data, row_bytes, idx, coef, n, n, m);
       const lzn_matrix mat = lzn_matrix_make(type, w.data, (int64_t)f, (int64_t)cols);
+      for (size_t t = 0; t < m; t++)
+        lzn_sparse_down_run(k, NULL, want + t * cols, &mat, idx, coef + t * n, n, LZN_DOWN_ROUND_Q8, parts);
       for (int threads = 1; threads <= 3; threads++) {
         lzn_exec ex = {.kernels = k, .n_threads = threads};
         if (threads > 1) ck_assert_int_eq(lzn_pool_create(threads, &ex.pool), LZN_OK);
         memcpy(got, y0, m * cols * sizeof(float));
-        lzn_gemm_axpy_rounded(&ex, got, cols, &mat, idx, n, coef, n, (int64_t)m);
+        ck_assert_int_eq(lzn_gemm_axpy_rounded(&ex, got, cols, &mat, idx, n, coef, n, (int64_t)m), LZN_OK);
         ck_assert_msg(memcmp(got, want, m * cols * sizeof(float)) == 0,
                       "%s m = %zu n = %zu %s, %d thread(s): differs from one token alone", lzn_wtype_name(type), m,
                       n, pattern_names[patterns[pi]], threads);
-        lzn_pool_free(ex.pool);
+        lzn_exec_free(&ex);
       }
     }
-  free(idx), free(coef), free(y0), free(want), free(got);
+  free(idx), free(coef), free(y0), free(want), free(got), free(parts);
   guarded_free(&w);
 }
 END_TEST

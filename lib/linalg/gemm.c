@@ -8,9 +8,12 @@
  */
 #include "linalg/gemm.h"
 
+#include <string.h>
+
 #include "core/errors.h"
 #include "core/wtype.h"
 #include "linalg/pack.h"
+#include "linalg/sparse_down.h"
 
 /* Rows per item: enough that an item amortizes its tokens' loads, few
  * enough that two threads get several items each on a d_model of 4096. */
@@ -176,14 +179,17 @@ void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w,
   lzn_pool_run(ex->pool, items, ex->n_threads, cols_item, &job);
 }
 
-/* The rounded form (lzn_gemm_axpy_rounded). With the table's axpy_gemm_q8
- * a slice of columns goes to it whole, all tokens at once. Without it, the
- * type's axpy_rows_q8 with rows outside and tokens inside: each call takes
- * a chunk of whole LZN_AXPY_Q8_GROUP groups of the index list and one
- * token, so the chunk's rows come from memory for the first token and from
- * L2 for the rest. Either way a token's y takes the same groups in the
- * same order as one axpy_rows_q8 call over the whole list: the same bits,
- * whatever the chunks, slices and threads. */
+/* The rounded form (lzn_gemm_axpy_rounded). The rows are cut into the
+ * parts lzn_sparse_down_run cuts them into (whole 16-row groups, how many
+ * from n and d alone): each part summed from zero (the first into y), the
+ * parts added in order, so every token gets the one-token forward pass's
+ * bits. Threads take parts, and column slices where the tokens' y would
+ * not stay in L2 or where there are fewer parts than threads. A part runs
+ * through the table's axpy_gemm_q8, all its tokens at once; without it,
+ * through axpy_rows_q8 with rows outside and tokens inside: each call a
+ * chunk of whole groups for one token, so the chunk's rows come from
+ * memory for the first token and from L2 for the rest. Either way a
+ * token's sum of a part is axpy_rows_q8's over the part, to the bit. */
 /* Bytes of rows per chunk (its slice of each row times its rows): in L2. */
 #define ROUNDED_CHUNK_BYTES (192u * 1024u)
 /* Bytes of the tokens' y per slice: axpy_gemm_q8 adds every group's rows
@@ -195,58 +201,53 @@ typedef struct rounded_job {
   lzn_axpy_rows_fn axpy;
   float *y;
   size_t y_stride;
+  float *parts; /* parts 1 ..: [part - 1][m][d], each from zero */
   const lzn_matrix *w;
   const int32_t *idx;
   size_t n;
   const float *coef;
   size_t coef_stride, m;
-  size_t slice_cols, n_slices; /* items: n_slices column slices of each block of tokens */
-  size_t block_tokens;
+  size_t per_part, slice_cols, n_slices; /* items: n_slices column slices of each part */
 } rounded_job;
 
 static void rounded_item(void *arg, int item, int thread) {
   (void)thread;
   const rounded_job *j = arg;
-  const size_t t0 = (size_t)item / j->n_slices * j->block_tokens;
-  const size_t m = j->m - t0 < j->block_tokens ? j->m - t0 : j->block_tokens;
-  const size_t j0 = (size_t)item % j->n_slices * j->slice_cols, cols = (size_t)j->w->cols;
+  const size_t cols = (size_t)j->w->cols, part = (size_t)item / j->n_slices;
+  const size_t r0 = part * j->per_part, n = j->n - r0 < j->per_part ? j->n - r0 : j->per_part;
+  const size_t j0 = (size_t)item % j->n_slices * j->slice_cols;
   const size_t d = cols - j0 < j->slice_cols ? cols - j0 : j->slice_cols;
   const void *w = (const char *)j->w->data + lzn_wtype_row_bytes(j->w->type, j0);
-  float *y = j->y + t0 * j->y_stride + j0;
-  const float *coef = j->coef + t0 * j->coef_stride;
+  float *y = j->y + j0;
+  size_t y_stride = j->y_stride;
+  if (part > 0) {
+    y = j->parts + (part - 1) * j->m * cols + j0, y_stride = cols;
+    for (size_t t = 0; t < j->m; t++) memset(y + t * y_stride, 0, d * sizeof(float));
+  }
+  const int32_t *idx = j->idx + r0;
+  const float *coef = j->coef + r0;
   if (j->gemm) {
-    j->gemm(y, j->y_stride, d, w, j->w->row_bytes, j->idx, coef, j->coef_stride, j->n, m);
+    j->gemm(y, y_stride, d, w, j->w->row_bytes, idx, coef, j->coef_stride, n, j->m);
     return;
   }
   size_t chunk = ROUNDED_CHUNK_BYTES / lzn_wtype_row_bytes(j->w->type, d) / LZN_AXPY_Q8_GROUP * LZN_AXPY_Q8_GROUP;
   if (chunk == 0) chunk = LZN_AXPY_Q8_GROUP;
-  for (size_t r0 = 0; r0 < j->n; r0 += chunk) {
-    const size_t nr = j->n - r0 < chunk ? j->n - r0 : chunk;
-    for (size_t t = 0; t < m; t++)
-      j->axpy(y + t * j->y_stride, d, w, j->w->row_bytes, j->idx + r0, coef + t * j->coef_stride + r0, nr);
+  for (size_t c0 = 0; c0 < n; c0 += chunk) {
+    const size_t nc = n - c0 < chunk ? n - c0 : chunk;
+    for (size_t t = 0; t < j->m; t++)
+      j->axpy(y + t * y_stride, d, w, j->w->row_bytes, idx + c0, coef + t * j->coef_stride + c0, nc);
   }
 }
 
-/* How the work is cut, in whole LZN_WTYPE_MAX_BLOCK pieces of columns.
- * The gemm slot: with at least 2 tokens per thread, the threads take
- * blocks of tokens (each reads every row whole; the rows' interleaving is
- * then paid once per thread, not once per call); columns are cut only
- * where a block's y would not stay in L2. Measured on 2 Zen 5 threads,
- * 11008 x 4096 Q4_0 at 30 %, 64 tokens: column slices per thread 7.4-11.5
- * ms against 8.0-8.9 on one thread (`lzn-bench gemm`, 2026-12-07, night).
- * Otherwise, and for axpy_rows_q8 token by token, columns: all on one
- * thread, else two slices per thread (a thread that lags leaves its second
- * to the others). */
-static void rounded_cut(rounded_job *j, size_t cols, int n_threads) {
-  const size_t pieces = (cols + LZN_WTYPE_MAX_BLOCK - 1) / LZN_WTYPE_MAX_BLOCK;
-  size_t per = pieces;
-  j->block_tokens = j->m;
-  if (j->gemm && n_threads > 1 && j->m >= 2 * (size_t)n_threads)
-    j->block_tokens = (j->m + (size_t)n_threads - 1) / (size_t)n_threads;
-  else if (n_threads > 1)
-    per = (pieces + 2 * (size_t)n_threads - 1) / (2 * (size_t)n_threads);
+/* Column slices, whole LZN_WTYPE_MAX_BLOCK pieces: enough that every
+ * thread has an item when there are fewer parts than threads, and for the
+ * gemm slot narrow enough that the tokens' y stays in L2. */
+static void rounded_slices(rounded_job *j, size_t n_parts, int n_threads) {
+  const size_t cols = (size_t)j->w->cols, pieces = (cols + LZN_WTYPE_MAX_BLOCK - 1) / LZN_WTYPE_MAX_BLOCK;
+  const size_t want = ((size_t)n_threads + n_parts - 1) / n_parts;
+  size_t per = (pieces + want - 1) / want;
   if (j->gemm) {
-    size_t fit = ROUNDED_Y_BYTES / (j->block_tokens * sizeof(float) * LZN_WTYPE_MAX_BLOCK);
+    size_t fit = ROUNDED_Y_BYTES / (j->m * sizeof(float) * LZN_WTYPE_MAX_BLOCK);
     if (fit == 0) fit = 1;
     if (per > fit) per = fit;
   }
@@ -254,15 +255,38 @@ static void rounded_cut(rounded_job *j, size_t cols, int n_threads) {
   j->n_slices = (cols + j->slice_cols - 1) / j->slice_cols;
 }
 
-void lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
-                           size_t n, const float *coef, size_t coef_stride, int64_t m) {
-  if (n == 0 || m <= 0) return;
-  const int n_threads = ex->pool ? ex->n_threads : 1;
-  rounded_job job = {ex->kernels->gemm[w->type].axpy_gemm_q8.fn, ex->kernels->type[w->type].axpy_rows_q8.fn, y,
-                     y_stride, w, idx, n, coef, coef_stride, (size_t)m, 0, 0, 0};
-  rounded_cut(&job, (size_t)w->cols, n_threads);
-  const size_t blocks = (job.m + job.block_tokens - 1) / job.block_tokens;
-  lzn_pool_run(ex->pool, (int)(blocks * job.n_slices), ex->n_threads, rounded_item, &job);
+lzn_status lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
+                                 size_t n, const float *coef, size_t coef_stride, int64_t m) {
+  if (n == 0 || m <= 0) return LZN_OK;
+  const size_t cols = (size_t)w->cols;
+  rounded_job job = {.gemm = ex->kernels->gemm[w->type].axpy_gemm_q8.fn,
+                     .axpy = ex->kernels->type[w->type].axpy_rows_q8.fn,
+                     .y = y,
+                     .y_stride = y_stride,
+                     .w = w,
+                     .idx = idx,
+                     .n = n,
+                     .coef = coef,
+                     .coef_stride = coef_stride,
+                     .m = (size_t)m};
+  const size_t n_parts = lzn_down_parts(n, cols, &job.per_part);
+  if (n_parts > 1) {
+    void *parts;
+    const lzn_status s =
+        lzn_exec_scratch(ex, LZN_SCRATCH_DOWN_PARTS, sizeof(float) * (n_parts - 1) * job.m * cols, &parts);
+    if (s != LZN_OK) return s;
+    job.parts = parts;
+  }
+  rounded_slices(&job, n_parts, ex->pool ? ex->n_threads : 1);
+  lzn_pool_run(ex->pool, (int)(n_parts * job.n_slices), ex->n_threads, rounded_item, &job);
+  for (size_t p = 1; p < n_parts; p++)
+    for (size_t t = 0; t < job.m; t++) {
+      const float *sums = job.parts + ((p - 1) * job.m + t) * cols;
+      float *yt = y + t * y_stride;
+#pragma omp simd
+      for (size_t j = 0; j < cols; j++) yt[j] += sums[j];
+    }
+  return LZN_OK;
 }
 
 int lzn_gemm_native(const lzn_exec *ex, lzn_weight_type type) {

@@ -35,14 +35,16 @@ void lzn_gemm_axpy(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w,
                    const float *coef, size_t coef_stride, int64_t m);
 
 /* lzn_gemm_axpy with each token's coefficients rounded as the one-token
- * forward pass rounds them (kernels.h, axpy_rows_q8; linalg/sparse_down.h):
- * token t's y is, to the bit, the type's axpy_rows_q8 over (idx, coef_t,
- * n) in one call, for any thread count. The block types' rows are then
- * summed in int8 products, 4 rows per vpdpbusd, where lzn_gemm_axpy widens
- * every weight to fp32 per token; an element type is exact either way. idx
- * is required. Threads split the columns. */
-void lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
-                           size_t n, const float *coef, size_t coef_stride, int64_t m);
+ * forward pass rounds them (kernels.h, axpy_rows_q8): token t's y is, to
+ * the bit, what lzn_sparse_down_run (LZN_DOWN_ROUND_Q8) gives for (idx,
+ * coef_t, n) alone, for any thread count: the same parts of whole 16-row
+ * groups, each summed from zero and added in order. The block types' rows
+ * are then summed in int8 products, 4 rows per vpdpbusd, where
+ * lzn_gemm_axpy widens every weight to fp32 per token; an element type is
+ * exact either way. idx is required. Threads take parts and column slices.
+ * Statuses: OK, NOMEM (the parts' sums: ex's scratch). */
+lzn_status lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
+                                 size_t n, const float *coef, size_t coef_stride, int64_t m);
 
 /* Whether the type has gemm kernels of its own. A type without them (the
  * K-quants today) still runs every product here, each token through the

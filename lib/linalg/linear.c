@@ -261,8 +261,8 @@ lzn_status lzn_linear_kn(lzn_exec *ex, float *y, const float *x, const lzn_matri
     if (s != LZN_OK) return s;
   }
   /* A block type rounds its coefficients as one token does (above). */
-  if (rounded) lzn_gemm_axpy_rounded(ex, y, n, w_kn, rows, k, x, k, m);
-  else lzn_gemm_axpy(ex, y, n, w_kn, rows, k, x, k, m);
+  if (rounded) return lzn_gemm_axpy_rounded(ex, y, n, w_kn, rows, k, x, k, m);
+  lzn_gemm_axpy(ex, y, n, w_kn, rows, k, x, k, m);
   return LZN_OK;
 }
 

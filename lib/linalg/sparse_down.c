@@ -42,6 +42,17 @@ static size_t slice_width(size_t d, size_t slices) {
   return ((d + slices - 1) / slices + align - 1) / align * align;
 }
 
+size_t lzn_down_parts(size_t n, size_t d, size_t *per_part) {
+  *per_part = n;
+  if (n * d < LZN_PARALLEL_MIN_WORK) return 1;
+  /* Parts of whole groups, so axpy_rows_q8 rounds the groups it would
+   * round over all n rows; how many depends on n alone. */
+  const size_t group = LZN_AXPY_Q8_GROUP, groups = (n + group - 1) / group;
+  const size_t want = groups < LZN_DOWN_PARTS ? groups : LZN_DOWN_PARTS;
+  *per_part = (groups + want - 1) / want * group;
+  return (n + *per_part - 1) / *per_part;
+}
+
 void lzn_sparse_down_run(const lzn_kernel_table *k, lzn_pool *pool, float *y, const lzn_matrix *w_t,
                          const int32_t *idx, const float *coef, size_t n, lzn_down_rounding rounding,
                          float *parts) {
@@ -50,17 +61,14 @@ void lzn_sparse_down_run(const lzn_kernel_table *k, lzn_pool *pool, float *y, co
   const lzn_axpy_rows_fn axpy_rows = rounding == LZN_DOWN_ROUND_Q8 ? tk->axpy_rows_q8.fn : tk->axpy_rows.fn;
   const int threads = lzn_pool_threads(pool);
   if (n == 0 || d == 0) return;
-  if (n * d < LZN_PARALLEL_MIN_WORK) {
+  size_t per_part;
+  const size_t n_parts = lzn_down_parts(n, d, &per_part);
+  if (n_parts == 1) {
     axpy_rows(y, d, w_t->data, w_t->row_bytes, idx, coef, n);
     return;
   }
-  /* Parts of whole groups, so axpy_rows_q8 rounds the groups it would
-   * round over all n rows; how many depends on n alone. */
-  const size_t group = LZN_AXPY_Q8_GROUP, groups = (n + group - 1) / group;
-  size_t n_parts = groups < LZN_DOWN_PARTS ? groups : LZN_DOWN_PARTS;
   down_job job = {.axpy_rows = axpy_rows, .y = y, .parts = parts, .w_t = w_t, .idx = idx, .coef = coef, .n = n,
-                  .per_part = (groups + n_parts - 1) / n_parts * group, .per_slice = d, .slices = 1};
-  n_parts = (n + job.per_part - 1) / job.per_part;
+                  .per_part = per_part, .per_slice = d, .slices = 1};
   /* Beyond a thread per part, slices of the columns (any slicing gives
    * every column the same sums). */
   const size_t want = ((size_t)threads + n_parts - 1) / n_parts;

@@ -36,6 +36,12 @@ void lzn_sparse_down_run(const lzn_kernel_table *k, lzn_pool *pool, float *y, co
                          const int32_t *idx, const float *coef, size_t n, lzn_down_rounding rounding,
                          float *parts);
 
+/* How lzn_sparse_down_run cuts n rows of d columns: the number of parts
+ * (1: not cut), each of *per_part rows but the last, whole
+ * LZN_AXPY_Q8_GROUP groups. Batches cut theirs the same way
+ * (linalg/gemm.h, lzn_gemm_axpy_rounded). */
+size_t lzn_down_parts(size_t n, size_t d, size_t *per_part);
+
 /* The forward pass's call: rounded (LZN_DOWN_ROUND_Q8), on ex's pool, the
  * parts' sums in ex's scratch. Statuses: OK, NOMEM. */
 lzn_status lzn_sparse_down_exec(lzn_exec *ex, float *y, const lzn_matrix *w_t, const int32_t *idx, const float *coef,

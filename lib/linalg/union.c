@@ -30,10 +30,10 @@ lzn_status lzn_union_axpy(lzn_exec *ex, float *y, int64_t m, const lzn_matrix *w
   }
   ex->used |= 1u << LZN_BACKEND_OWN;
   /* A block type's coefficients rounded to int8 as one token's are
-   * (linalg/sparse_down.h): int8 products, and a token's sum the same
-   * whether it runs alone or in a batch but for fp32 order. */
-  if (lzn_wtype_is_block(w_t->type)) lzn_gemm_axpy_rounded(ex, y, d, w_t, idx, n_rows, coef, n_rows, m);
-  else lzn_gemm_axpy(ex, y, d, w_t, idx, n_rows, coef, n_rows, m);
+   * (linalg/sparse_down.h): int8 products, and a token's sum over these
+   * rows the one-token pass's to the bit. */
+  if (lzn_wtype_is_block(w_t->type)) return lzn_gemm_axpy_rounded(ex, y, d, w_t, idx, n_rows, coef, n_rows, m);
+  lzn_gemm_axpy(ex, y, d, w_t, idx, n_rows, coef, n_rows, m);
   return LZN_OK;
 }
 
