@@ -212,6 +212,34 @@ static inline __mmask64 q4_0_first_bytes(size_t n) {
 static const uint16_t q4_0_chunk_scale_words[32] = {32, 41, 50, 59, 4, 13, 22, 31, 32, 41, 50, 59, 4, 13, 22, 31,
                                                     0,  0,  0,  0,  0, 0,  0,  0,  0,  0,  0,  0,  0, 0,  0,  0};
 
+/* The byte masks that read a chunk's first n_blocks blocks (1 <= n_blocks
+ * <= 16) of a row and no byte past them: its bytes 0-63, 64-127, 144-207
+ * and 208-271. */
+typedef struct {
+  __mmask64 m[4];
+} q4_0_chunk_masks;
+
+static inline __attribute__((always_inline)) q4_0_chunk_masks q4_0_chunk_masks_make(size_t n_blocks) {
+  const size_t bytes = n_blocks * QR_BLOCK_BYTES;
+  return (q4_0_chunk_masks){{q4_0_first_bytes(bytes), q4_0_first_bytes(bytes > 64 ? bytes - 64 : 0),
+                             q4_0_first_bytes(bytes > 144 ? bytes - 144 : 0),
+                             q4_0_first_bytes(bytes > 208 ? bytes - 208 : 0)}};
+}
+
+/* The chunk's 16 fp16 block scales of the row at q (word b: block b; 0
+ * past the masks' blocks). Each pair's second 64 bytes as the first table
+ * (the permute overwrites it): where a load is a plain one (m[0], in whole
+ * chunks) GCC 12 sent it through a stack slot as the first table. */
+static inline __attribute__((always_inline)) __m256i q4_0_chunk_row_scales(const unsigned char *q,
+                                                                          const q4_0_chunk_masks *k) {
+  const __m512i words = _mm512_loadu_si512(q4_0_chunk_scale_words);
+  const __m512i lo =
+      _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(k->m[1], q + 64), words, _mm512_maskz_loadu_epi8(k->m[0], q));
+  const __m512i hi = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(k->m[3], q + 208), words,
+                                               _mm512_maskz_loadu_epi8(k->m[2], q + 144));
+  return _mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi));
+}
+
 /* Blocks [0, n_blocks) of the chunk at byte off of the group's rows,
  * 1 <= n_blocks <= 16: masked loads read no byte of a row past its
  * n_blocks blocks (lanes past them are 0). kernels.h's rule, operation for
@@ -219,11 +247,7 @@ static const uint16_t q4_0_chunk_scale_words[32] = {32, 41, 50, 59, 4, 13, 22, 3
  * / m)), s = m / 127 (0 where m < FLT_MIN). */
 static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r,
                                                                   size_t off, size_t n_blocks, const qr_q8_group *g) {
-  const __m512i words = _mm512_loadu_si512(q4_0_chunk_scale_words);
-  const size_t bytes = n_blocks * QR_BLOCK_BYTES;
-  const __mmask64 m0 = q4_0_first_bytes(bytes), m1 = q4_0_first_bytes(bytes > 64 ? bytes - 64 : 0);
-  const __mmask64 m2 = q4_0_first_bytes(bytes > 144 ? bytes - 144 : 0);
-  const __mmask64 m3 = q4_0_first_bytes(bytes > 208 ? bytes - 208 : 0);
+  const q4_0_chunk_masks masks = q4_0_chunk_masks_make(n_blocks);
   __m512 a[16], m = _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int t = 0; t < 16; t++) {
@@ -231,14 +255,7 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *
       a[t] = _mm512_setzero_ps();
       continue;
     }
-    const unsigned char *q = r[t] + off;
-    /* Each pair's second 64 bytes as the first table (the permute
-     * overwrites it): where a load is a plain one (m0, in whole chunks) GCC
-     * 12 sent it through a stack slot as the first table. */
-    const __m512i lo = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m1, q + 64), words, _mm512_maskz_loadu_epi8(m0, q));
-    const __m512i hi =
-        _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m3, q + 208), words, _mm512_maskz_loadu_epi8(m2, q + 144));
-    q8c_products(&a[t], &m, _mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi)), g->c[t]);
+    q8c_products(&a[t], &m, q4_0_chunk_row_scales(r[t] + off, &masks), g->c[t]);
   }
   q8c_chunk_finish(ch, a, m, 3);
 }
@@ -372,23 +389,10 @@ typedef qr_q8_chunk qr_q8_unit;
 static inline __attribute__((always_inline)) void qr_q8_unit_scales_make(qr_q8_unit_scales *sc,
                                                                         const unsigned char *const *r, size_t off,
                                                                         size_t n_blocks, size_t nr) {
-  const __m512i words = _mm512_loadu_si512(q4_0_chunk_scale_words);
-  const size_t bytes = n_blocks * QR_BLOCK_BYTES;
-  const __mmask64 m0 = q4_0_first_bytes(bytes), m1 = q4_0_first_bytes(bytes > 64 ? bytes - 64 : 0);
-  const __mmask64 m2 = q4_0_first_bytes(bytes > 144 ? bytes - 144 : 0);
-  const __mmask64 m3 = q4_0_first_bytes(bytes > 208 ? bytes - 208 : 0);
+  const q4_0_chunk_masks masks = q4_0_chunk_masks_make(n_blocks);
 #pragma GCC unroll 16
-  for (int t = 0; t < 16; t++) {
-    if ((size_t)t >= nr) {
-      sc->d[t] = _mm512_setzero_ps();
-      continue;
-    }
-    const unsigned char *q = r[t] + off;
-    const __m512i lo = _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m1, q + 64), words, _mm512_maskz_loadu_epi8(m0, q));
-    const __m512i hi =
-        _mm512_permutex2var_epi16(_mm512_maskz_loadu_epi8(m3, q + 208), words, _mm512_maskz_loadu_epi8(m2, q + 144));
-    sc->d[t] = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xff00u, lo, hi)));
-  }
+  for (int t = 0; t < 16; t++)
+    sc->d[t] = (size_t)t < nr ? _mm512_cvtph_ps(q4_0_chunk_row_scales(r[t] + off, &masks)) : _mm512_setzero_ps();
 }
 
 /* qr_q8_chunk_make's result from the scales: the same operations (coef *
