@@ -201,14 +201,25 @@ static inline __attribute__((always_inline)) __m256i q4_0_load_before(const unsi
   return _mm256_maskload_epi32((const int *)p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)need), starts));
 }
 
-/* Blocks [0, n_blocks) of the chunk at byte off of the group's rows, 1 <=
- * n_blocks <= 8, reading no byte of a row past them (the last scale ends
- * 16 bytes before its block does). kernels.h's rule, operation for
- * operation (x86/q8_chunk_avx2.h). */
-static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r,
-                                                                  size_t off, size_t n_blocks, const qr_q8_group *g) {
+/* The chunk's 8 fp16 block scales of the row at q (its first n_blocks
+ * blocks, 1 <= n_blocks <= 8; reading no byte past them: the last scale
+ * ends 16 bytes before its block does). */
+static inline __attribute__((always_inline)) __m128i q4_0_chunk_row_scales(const unsigned char *q, size_t n_blocks) {
   const int whole = n_blocks == 8;
   const long need = (long)((n_blocks - 1) * QR_BLOCK_BYTES + 2);
+  __m256i words = _mm256_and_si256(q4_0_load_before(q, whole, need), _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[0]));
+#pragma GCC unroll 3
+  for (int i = 1; i < 4; i++)
+    words = _mm256_blendv_epi8(words, q4_0_load_before(q + 32 * i, whole, need - 32 * i),
+                               _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[i]));
+  return _mm_or_si128(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+}
+
+/* Blocks [0, n_blocks) of the chunk at byte off of the group's rows, 1 <=
+ * n_blocks <= 8, reading no byte of a row past them. kernels.h's rule,
+ * operation for operation (x86/q8_chunk_avx2.h). */
+static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *ch, const unsigned char *const *r,
+                                                                  size_t off, size_t n_blocks, const qr_q8_group *g) {
   __m256 a[16], m = _mm256_setzero_ps();
 #pragma GCC unroll 16
   for (int t = 0; t < 16; t++) {
@@ -216,14 +227,7 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_make(qr_q8_chunk *
       a[t] = _mm256_setzero_ps();
       continue;
     }
-    const unsigned char *q = r[t] + off;
-    __m256i words = _mm256_and_si256(q4_0_load_before(q, whole, need), _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[0]));
-#pragma GCC unroll 3
-    for (int i = 1; i < 4; i++)
-      words = _mm256_blendv_epi8(words, q4_0_load_before(q + 32 * i, whole, need - 32 * i),
-                                 _mm256_loadu_si256((const __m256i *)q4_0_scale_word_masks[i]));
-    const __m128i d = _mm_or_si128(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
-    q8c_products(&a[t], &m, d, g->c[t]);
+    q8c_products(&a[t], &m, q4_0_chunk_row_scales(r[t] + off, n_blocks), g->c[t]);
   }
   q8c_chunk_finish(ch, a, m, 3);
 }
@@ -284,6 +288,108 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     _mm256_storeu_ps(y_lo, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(lo[i]), _mm256_loadu_ps(y_lo)));
     _mm256_storeu_ps(y_hi, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(high), _mm256_loadu_ps(y_hi)));
   }
+}
+
+/* ------------------------------------- axpy_rows_q8 for many tokens */
+
+/* The gemm of many tokens (generic/qrows.h, qr_axpy_gemm_q8), as
+ * x86/q4_0_avx512.h does it: a step's interleaved nibbles and a chunk's
+ * block scales made once per group of rows for all tokens. With AVX-VNNI
+ * the buffer holds the low nibbles and the whole bytes, without it the low
+ * and the high nibbles, each as its step's dot products take them. */
+#define QR_AXPY_Q8_BUFFERED 1
+#define QR_Q8_UNIT_STEPS QR_Q8_CHUNK_STEPS
+
+typedef struct {
+  __m256i low[4][4], other[4][4]; /* [quad of rows][result vector] */
+} qr_q8_step_buf;
+typedef struct {
+  __m256 d[16]; /* row t's scales as fp32, lane b: block b */
+} qr_q8_unit_scales;
+typedef qr_q8_chunk qr_q8_unit;
+
+static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
+                                                                 size_t off) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    const unsigned char *const *q = r + 4 * g;
+#define Q4_0_PAIR_NIBBLES(k) _mm256_loadu2_m128i((const __m128i *)(q[k] + off + 20), (const __m128i *)(q[k] + off + 2))
+    __m256i v[4];
+    vec_interleave4_u8(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
+#undef Q4_0_PAIR_NIBBLES
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      _mm256_store_si256(&b->low[g][i], _mm256_and_si256(v[i], low4));
+#if defined(__AVXVNNI__)
+      _mm256_store_si256(&b->other[g][i], v[i]);
+#else
+      _mm256_store_si256(&b->other[g][i], _mm256_and_si256(_mm256_srli_epi16(v[i], 4), low4));
+#endif
+    }
+  }
+}
+
+/* qr_q8_step_add with the step's nibbles from the buffer. */
+static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b,
+                                                                    const qr_q8_coefs *c) {
+  __m256i lo[4], hi[4];
+#if defined(__AVXVNNI__)
+  const __m256i start_whole = _mm256_add_epi32(_mm256_slli_epi32(c->start, 4), c->start);
+#else
+  const __m256i start_whole = c->start, ones16 = _mm256_set1_epi16(1);
+#endif
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) lo[i] = c->start, hi[i] = start_whole;
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      const __m256i low = _mm256_load_si256(&b->low[g][i]), other = _mm256_load_si256(&b->other[g][i]);
+#if defined(__AVXVNNI__)
+      lo[i] = _mm256_dpbusd_avx_epi32(lo[i], low, c->alpha[g]);
+      hi[i] = _mm256_dpbusd_avx_epi32(hi[i], other, c->alpha[g]);
+#else
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_maddubs_epi16(low, c->alpha[g]), ones16));
+      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_maddubs_epi16(other, c->alpha[g]), ones16));
+#endif
+    }
+  static const int slot[4] = {0, 32, 8, 40};
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+#if defined(__AVXVNNI__)
+    const __m256i high = _mm256_srai_epi32(_mm256_sub_epi32(hi[i], lo[i]), 4);
+#else
+    const __m256i high = hi[i];
+#endif
+    float *const y_lo = y + slot[i], *const y_hi = y + slot[i] + 16;
+    _mm256_storeu_ps(y_lo, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(lo[i]), _mm256_loadu_ps(y_lo)));
+    _mm256_storeu_ps(y_hi, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(high), _mm256_loadu_ps(y_hi)));
+  }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_scales_make(qr_q8_unit_scales *sc,
+                                                                        const unsigned char *const *r, size_t off,
+                                                                        size_t n_blocks, size_t nr) {
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; t++)
+    sc->d[t] = (size_t)t < nr ? _mm256_cvtph_ps(q4_0_chunk_row_scales(r[t] + off, n_blocks)) : _mm256_setzero_ps();
+}
+
+/* qr_q8_chunk_make's result from the scales, by the same operations. */
+static inline __attribute__((always_inline)) void qr_q8_unit_make(qr_q8_unit *u, const qr_q8_unit_scales *sc,
+                                                                 const qr_q8_group *g) {
+  __m256 a[16], m = _mm256_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; t++) {
+    a[t] = _mm256_mul_ps(sc->d[t], _mm256_set1_ps(g->c[t]));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a[t]));
+  }
+  q8c_chunk_finish(u, a, m, 3);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_step(qr_q8_coefs *c, const qr_q8_unit *u, size_t k) {
+  qr_q8_chunk_step(c, u, k);
 }
 
 #endif /* LZN_KERNELS_X86_Q4_0_AVX2_H */
