@@ -154,10 +154,29 @@ START_TEST(library_call_equals_one_token_alone) {
 }
 END_TEST
 
+/* Q8_0 and Q4_0 have the slot from AVX2 on, by an ISA at or below the
+ * ceiling; the K-quants run axpy_rows_q8 token by token (no slot). */
+START_TEST(slot_is_filled_where_built) {
+  const lzn_kernel_table *k = active_kernels();
+  for (size_t i = 0; i < N_BLOCK_TYPES; i++) {
+    const lzn_weight_type type = block_types[i];
+    const int built = (type == LZN_WEIGHTS_Q8_0 || type == LZN_WEIGHTS_Q4_0) && k->isa >= LZN_ISA_AVX2;
+    if (!built) {
+      ck_assert_ptr_null(k->gemm[type].axpy_gemm_q8.fn);
+      continue;
+    }
+    ck_assert_ptr_nonnull(k->gemm[type].axpy_gemm_q8.fn);
+    ck_assert_int_le(k->gemm[type].axpy_gemm_q8.isa, k->isa);
+    ck_assert_int_ge(k->gemm[type].axpy_gemm_q8.isa, LZN_ISA_AVX2);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("axpy_rounded");
   TCase *tc = tcase_create("axpy_rounded");
   tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, slot_is_filled_where_built);
   tcase_add_loop_test(tc, slot_equals_one_token_alone, 0, (int)N_BLOCK_TYPES);
   tcase_add_loop_test(tc, library_call_equals_one_token_alone, 0, 5);
   suite_add_tcase(s, tc);

@@ -14,5 +14,6 @@ void lzn_install_avxvnni_q8_0(lzn_kernel_table *t) {
   LZN_SET(t->type[LZN_WEIGHTS_Q8_0].dot_rows, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_dot_rows));
   LZN_SET(t->type[LZN_WEIGHTS_Q8_0].gemv, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_gemv));
   LZN_SET(t->type[LZN_WEIGHTS_Q8_0].axpy_rows_q8, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_axpy_rows_q8));
+  LZN_SET(t->gemm[LZN_WEIGHTS_Q8_0].axpy_gemm_q8, LZN_ISA_AVXVNNI, LZN_AT_LEVEL(t, qr_axpy_gemm_q8));
 
 }

@@ -122,18 +122,26 @@ static inline void qr_q8_group_make(qr_q8_group *g, const float *coef, size_t nr
 
 static inline void qr_q8_y_order(float *y) { vec_interleave4_y_order(y, LZN_QK); }
 
-static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
-                                                                  size_t off, const qr_q8_group *g) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 a[2];
+/* The step's block scale of rows 8h .. 8h + 7 as fp32, lane t: row 8h + t. */
+static inline __attribute__((always_inline)) void q8_0_step_scales(__m256 d[2], const unsigned char *const *r,
+                                                                  size_t off) {
 #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     const unsigned char *const *q = r + 8 * h;
-    uint16_t d[8];
+    uint16_t w[8];
 #pragma GCC unroll 8
-    for (int t = 0; t < 8; t++) memcpy(&d[t], q[t] + off, sizeof d[t]);
-    a[h] = _mm256_and_ps(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)), g->coef[h]), g->rows[h]);
+    for (int t = 0; t < 8; t++) memcpy(&w[t], q[t] + off, sizeof w[t]);
+    d[h] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
   }
+}
+
+/* The step's coefficients from its scales and the group's coef. */
+static inline __attribute__((always_inline)) void q8_0_coefs_from_scales(qr_q8_coefs *c, const __m256 d[2],
+                                                                        const qr_q8_group *g) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 a[2];
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; h++) a[h] = _mm256_and_ps(_mm256_mul_ps(d[h], g->coef[h]), g->rows[h]);
   __m256 m = _mm256_max_ps(_mm256_andnot_ps(sign, a[0]), _mm256_andnot_ps(sign, a[1]));
   m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 0x01));
   m = _mm256_max_ps(m, _mm256_permute_ps(m, 0x4e));
@@ -160,6 +168,13 @@ static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *
 #else
   c->start = _mm256_setzero_si256();
 #endif
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_coefs(qr_q8_coefs *c, const unsigned char *const *r,
+                                                                  size_t off, const qr_q8_group *g) {
+  __m256 d[2];
+  q8_0_step_scales(d, r, off);
+  q8_0_coefs_from_scales(c, d, g);
 }
 
 static inline __attribute__((always_inline)) __m256i q8_0_dot4_256(__m256i acc, __m256i w, __m256i alpha) {
@@ -191,6 +206,91 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     float *const yv = y + vec_interleave4_slot[i];
     _mm256_storeu_ps(yv, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(yv)));
   }
+}
+
+/* ------------------------------------- axpy_rows_q8 for many tokens */
+
+/* The gemm of many tokens (generic/qrows.h, qr_axpy_gemm_q8): a step's
+ * interleaved weights (AVX-VNNI: + 128, as vpdpbusd takes them; without
+ * it, as they are and their magnitudes, for maddubs) and its scales made
+ * once per group of rows for all tokens. */
+#define QR_AXPY_Q8_BUFFERED 1
+#define QR_Q8_UNIT_STEPS 1
+
+typedef struct {
+  __m256i w[4][4]; /* [quad of rows][result vector] */
+#if !defined(__AVXVNNI__)
+  __m256i abs_w[4][4];
+#endif
+} qr_q8_step_buf;
+typedef struct {
+  __m256 d[2];
+} qr_q8_unit_scales;
+typedef qr_q8_coefs qr_q8_unit;
+
+static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
+                                                                 size_t off) {
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    const unsigned char *const *q = r + 4 * g;
+#define Q8_0_VALUES(k) _mm256_loadu_si256((const __m256i *)(q[k] + off + 2))
+    __m256i v[4];
+    vec_interleave4_u8(v, Q8_0_VALUES(0), Q8_0_VALUES(1), Q8_0_VALUES(2), Q8_0_VALUES(3));
+#undef Q8_0_VALUES
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+#if defined(__AVXVNNI__)
+      _mm256_store_si256(&b->w[g][i], _mm256_xor_si256(v[i], _mm256_set1_epi8((char)0x80)));
+#else
+      _mm256_store_si256(&b->w[g][i], v[i]);
+      _mm256_store_si256(&b->abs_w[g][i], _mm256_sign_epi8(v[i], v[i]));
+#endif
+    }
+  }
+}
+
+/* qr_q8_step_add with the step's weights from the buffer. */
+static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b,
+                                                                    const qr_q8_coefs *c) {
+  __m256i sum[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) sum[i] = c->start;
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+#if defined(__AVXVNNI__)
+      sum[i] = _mm256_dpbusd_avx_epi32(sum[i], _mm256_load_si256(&b->w[g][i]), c->alpha[g]);
+#else
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_load_si256(&b->abs_w[g][i]),
+                                                 _mm256_sign_epi8(c->alpha[g], _mm256_load_si256(&b->w[g][i])));
+      sum[i] = _mm256_add_epi32(sum[i], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+    }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    float *const yv = y + vec_interleave4_slot[i];
+    _mm256_storeu_ps(yv, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(yv)));
+  }
+}
+
+/* A unit is one step: its block's scales (rows past nr are masked by the
+ * group's coefficients). */
+static inline __attribute__((always_inline)) void qr_q8_unit_scales_make(qr_q8_unit_scales *sc,
+                                                                        const unsigned char *const *r, size_t off,
+                                                                        size_t n_blocks, size_t nr) {
+  (void)n_blocks, (void)nr;
+  q8_0_step_scales(sc->d, r, off);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_make(qr_q8_unit *u, const qr_q8_unit_scales *sc,
+                                                                 const qr_q8_group *g) {
+  q8_0_coefs_from_scales(u, sc->d, g);
+}
+
+static inline __attribute__((always_inline)) void qr_q8_unit_step(qr_q8_coefs *c, const qr_q8_unit *u, size_t k) {
+  (void)k;
+  *c = *u;
 }
 
 #endif /* LZN_KERNELS_X86_Q8_0_AVX2_H */
