@@ -562,6 +562,9 @@ QR_ALWAYS_INLINE void qr_axpy_rows_q8_at(float *y, size_t d, const void *w, size
 ROWS_AXPY_AT_LEVELS(qr_axpy_rows_q8, qr_axpy_rows_q8_at)
 
 #ifdef QR_AXPY_Q8_BUFFERED
+/* Tokens whose coefficient groups are made at once (on the stack). */
+#define QR_GEMM_TOKENS 64
+
 /* axpy_gemm_q8 (kernels/gemm.h): axpy_rows_q8 for m tokens, each row read
  * from memory once for all of them. A type that sets QR_AXPY_Q8_BUFFERED
  * provides, besides the above:
@@ -605,37 +608,46 @@ QR_ALWAYS_INLINE void qr_axpy_gemm_q8_at(float *y, size_t y_stride, size_t d, co
   for (size_t t = 0; t < m; t++)
     for (size_t s = 0; s < in_place; s++) qr_q8_y_order(y + t * y_stride + s * QR_AXPY_Q8_STEP_WEIGHTS);
   qr_q8_step_buf buf[QR_Q8_UNIT_STEPS] __attribute__((aligned(64)));
-  for (size_t g0 = 0; g0 < n; g0 += LZN_AXPY_Q8_GROUP) {
-    const size_t nr = n - g0 < LZN_AXPY_Q8_GROUP ? n - g0 : LZN_AXPY_Q8_GROUP;
-    const unsigned char *r[LZN_AXPY_Q8_GROUP], *later[LZN_AXPY_Q8_GROUP];
-    for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) {
-      r[k] = qr_row(w, row_bytes, idx, g0 + (k < nr ? k : 0));
-      const size_t next = g0 + nr + k < n ? g0 + nr + k : n - 1;
-      later[k] = g0 + nr >= n ? r[0] : qr_row(w, row_bytes, idx, next);
-    }
-    for (size_t s0 = 0; s0 < in_place; s0 += QR_Q8_UNIT_STEPS) {
-      const size_t steps = in_place - s0 < QR_Q8_UNIT_STEPS ? in_place - s0 : QR_Q8_UNIT_STEPS;
-      qr_q8_unit_scales scales;
-      qr_q8_unit_scales_make(&scales, r, s0 * QR_AXPY_Q8_STEP_BYTES, steps * QR_AXPY_Q8_STEP_BLOCKS, nr);
-      for (size_t k = 0; k < steps; k++) {
-        const size_t off = (s0 + k) * QR_AXPY_Q8_STEP_BYTES;
-        qr_q8_step_fill(&buf[k], r, off);
-        /* The next group's bytes of this step, while the tokens run. */
-#pragma GCC unroll 16
-        for (size_t j = 0; j < LZN_AXPY_Q8_GROUP; j++)
-          for (size_t l = 0; l < QR_NEXT_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
-            row_prefetch(later[j] + off + l * ROWS_CACHE_LINE, level);
+  /* The tokens' groups are made once per group of rows, so QR_GEMM_TOKENS
+   * at a time (the rows come again for each such block). */
+  qr_q8_group groups[QR_GEMM_TOKENS];
+  for (size_t t0 = 0; t0 < m; t0 += QR_GEMM_TOKENS) {
+    const size_t mt = m - t0 < QR_GEMM_TOKENS ? m - t0 : QR_GEMM_TOKENS;
+    for (size_t g0 = 0; g0 < n; g0 += LZN_AXPY_Q8_GROUP) {
+      const size_t nr = n - g0 < LZN_AXPY_Q8_GROUP ? n - g0 : LZN_AXPY_Q8_GROUP;
+      const unsigned char *r[LZN_AXPY_Q8_GROUP], *later[LZN_AXPY_Q8_GROUP];
+      for (size_t k = 0; k < LZN_AXPY_Q8_GROUP; k++) {
+        r[k] = qr_row(w, row_bytes, idx, g0 + (k < nr ? k : 0));
+        const size_t next = g0 + nr + k < n ? g0 + nr + k : n - 1;
+        later[k] = g0 + nr >= n ? r[0] : qr_row(w, row_bytes, idx, next);
       }
-      for (size_t t = 0; t < m; t++) {
-        qr_q8_group g;
-        qr_q8_group_make(&g, coef + t * coef_stride + g0, nr);
-        qr_q8_unit u;
-        qr_q8_unit_make(&u, &scales, &g);
-        float *yt = y + t * y_stride + s0 * QR_AXPY_Q8_STEP_WEIGHTS;
+      for (size_t t = 0; t < mt; t++) qr_q8_group_make(&groups[t], coef + (t0 + t) * coef_stride + g0, nr);
+      for (size_t s0 = 0; s0 < in_place; s0 += QR_Q8_UNIT_STEPS) {
+        const size_t steps = in_place - s0 < QR_Q8_UNIT_STEPS ? in_place - s0 : QR_Q8_UNIT_STEPS;
+        qr_q8_unit_scales scales;
+        qr_q8_unit_scales_make(&scales, r, s0 * QR_AXPY_Q8_STEP_BYTES, steps * QR_AXPY_Q8_STEP_BLOCKS, nr);
         for (size_t k = 0; k < steps; k++) {
-          qr_q8_coefs c;
-          qr_q8_unit_step(&c, &u, k);
-          qr_q8_step_add_buf(yt + k * QR_AXPY_Q8_STEP_WEIGHTS, &buf[k], &c);
+          const size_t off = (s0 + k) * QR_AXPY_Q8_STEP_BYTES;
+          qr_q8_step_fill(&buf[k], r, off);
+          /* The next group's bytes of this step, while the tokens run. */
+#pragma GCC unroll 16
+          for (size_t j = 0; j < LZN_AXPY_Q8_GROUP; j++)
+            for (size_t l = 0; l < QR_NEXT_LINES(QR_AXPY_Q8_STEP_BYTES); l++)
+              row_prefetch(later[j] + off + l * ROWS_CACHE_LINE, level);
+        }
+        /* Token t + 1's coefficients are made before token t's adds: a
+         * long chain (max, divisions, rounding) the adds would wait on. */
+        qr_q8_unit next;
+        qr_q8_unit_make(&next, &scales, &groups[0]);
+        for (size_t t = 0; t < mt; t++) {
+          const qr_q8_unit u = next;
+          if (t + 1 < mt) qr_q8_unit_make(&next, &scales, &groups[t + 1]);
+          float *yt = y + (t0 + t) * y_stride + s0 * QR_AXPY_Q8_STEP_WEIGHTS;
+          for (size_t k = 0; k < steps; k++) {
+            qr_q8_coefs c;
+            qr_q8_unit_step(&c, &u, k);
+            qr_q8_step_add_buf(yt + k * QR_AXPY_Q8_STEP_WEIGHTS, &buf[k], &c);
+          }
         }
       }
     }
