@@ -111,8 +111,9 @@ END_TEST
 /* lzn_gemm_axpy_rounded on 1, 2 and 3 threads against the one-token
  * forward pass's down-projection (lzn_sparse_down_run, rounded) token by
  * token, bitwise: from 50 rows (x 1312 columns) both cut the rows into
- * parts. 70 tokens: their y is cut into slices of 3 x 256 columns where
- * the slot runs (linalg/gemm.c, ROUNDED_Y_BYTES). */
+ * parts. 70 tokens: two passes (64 + 6, linalg/gemm.c ROUNDED_PASS_TOKENS),
+ * the first's y cut into slices of 4 x 256 columns where the slot runs
+ * (ROUNDED_Y_BYTES). */
 START_TEST(library_call_equals_one_token_alone) {
   static const lzn_weight_type types[] = {LZN_WEIGHTS_Q8_0, LZN_WEIGHTS_Q4_0, LZN_WEIGHTS_Q4_K, LZN_WEIGHTS_Q6_K,
                                           LZN_WEIGHTS_BF16};

@@ -255,37 +255,50 @@ static void rounded_slices(rounded_job *j, size_t n_parts, int n_threads) {
   j->n_slices = (cols + j->slice_cols - 1) / j->slice_cols;
 }
 
+/* Tokens per pass: the parts' sums take (parts - 1) x this x d floats of
+ * the exec's scratch (3 MiB for d = 4096), whatever the prompt's step; the
+ * rows come again for each pass, which a product of 64 tokens pays back
+ * many times over (it is compute-bound). */
+#define ROUNDED_PASS_TOKENS 64
+
 lzn_status lzn_gemm_axpy_rounded(lzn_exec *ex, float *y, size_t y_stride, const lzn_matrix *w, const int32_t *idx,
                                  size_t n, const float *coef, size_t coef_stride, int64_t m) {
   if (n == 0 || m <= 0) return LZN_OK;
   const size_t cols = (size_t)w->cols;
-  rounded_job job = {.gemm = ex->kernels->gemm[w->type].axpy_gemm_q8.fn,
-                     .axpy = ex->kernels->type[w->type].axpy_rows_q8.fn,
-                     .y = y,
-                     .y_stride = y_stride,
-                     .w = w,
-                     .idx = idx,
-                     .n = n,
-                     .coef = coef,
-                     .coef_stride = coef_stride,
-                     .m = (size_t)m};
-  const size_t n_parts = lzn_down_parts(n, cols, &job.per_part);
+  size_t per_part;
+  const size_t n_parts = lzn_down_parts(n, cols, &per_part);
+  float *parts = NULL;
   if (n_parts > 1) {
-    void *parts;
-    const lzn_status s =
-        lzn_exec_scratch(ex, LZN_SCRATCH_DOWN_PARTS, sizeof(float) * (n_parts - 1) * job.m * cols, &parts);
+    const size_t pass = (size_t)m < ROUNDED_PASS_TOKENS ? (size_t)m : ROUNDED_PASS_TOKENS;
+    void *room;
+    const lzn_status s = lzn_exec_scratch(ex, LZN_SCRATCH_DOWN_PARTS, sizeof(float) * (n_parts - 1) * pass * cols, &room);
     if (s != LZN_OK) return s;
-    job.parts = parts;
+    parts = room;
   }
-  rounded_slices(&job, n_parts, ex->pool ? ex->n_threads : 1);
-  lzn_pool_run(ex->pool, (int)(n_parts * job.n_slices), ex->n_threads, rounded_item, &job);
-  for (size_t p = 1; p < n_parts; p++)
-    for (size_t t = 0; t < job.m; t++) {
-      const float *sums = job.parts + ((p - 1) * job.m + t) * cols;
-      float *yt = y + t * y_stride;
+  for (size_t t0 = 0; t0 < (size_t)m; t0 += ROUNDED_PASS_TOKENS) {
+    const size_t mt = (size_t)m - t0 < ROUNDED_PASS_TOKENS ? (size_t)m - t0 : ROUNDED_PASS_TOKENS;
+    rounded_job job = {.gemm = ex->kernels->gemm[w->type].axpy_gemm_q8.fn,
+                       .axpy = ex->kernels->type[w->type].axpy_rows_q8.fn,
+                       .y = y + t0 * y_stride,
+                       .y_stride = y_stride,
+                       .parts = parts,
+                       .w = w,
+                       .idx = idx,
+                       .n = n,
+                       .coef = coef + t0 * coef_stride,
+                       .coef_stride = coef_stride,
+                       .m = mt,
+                       .per_part = per_part};
+    rounded_slices(&job, n_parts, ex->pool ? ex->n_threads : 1);
+    lzn_pool_run(ex->pool, (int)(n_parts * job.n_slices), ex->n_threads, rounded_item, &job);
+    for (size_t p = 1; p < n_parts; p++)
+      for (size_t t = 0; t < mt; t++) {
+        const float *sums = parts + ((p - 1) * mt + t) * cols;
+        float *yt = job.y + t * y_stride;
 #pragma omp simd
-      for (size_t j = 0; j < cols; j++) yt[j] += sums[j];
-    }
+        for (size_t j = 0; j < cols; j++) yt[j] += sums[j];
+      }
+  }
   return LZN_OK;
 }
 
