@@ -4,7 +4,9 @@
  * Rows: items of whole register tiles of rows, each over every token, so a
  * thread reads its rows once per call and the tokens (a few hundred KiB of
  * Q8_0, or fp32) stay in its L2. Columns (axpy): slices of whole 64-column
- * pieces, each over every row of the index list.
+ * pieces, each over every row of the index list. The rounded axpy (int8
+ * coefficients, as one token's): parts of the rows, as the one-token
+ * down-projection cuts them, and column slices of those.
  */
 #include "linalg/gemm.h"
 
