@@ -238,43 +238,54 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_step(qr_q8_coefs *
   q8c_spread(c, ch, _mm256_setr_epi32(b0, b0, b0, b0, b1, b1, b1, b1));
 }
 
-static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
-                                                                const qr_q8_coefs *c) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256i lo[4], hi[4];
-#if defined(__AVXVNNI__)
-  const __m256i start_whole = _mm256_add_epi32(_mm256_slli_epi32(c->start, 4), c->start);
-#endif
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    lo[i] = c->start;
-#if defined(__AVXVNNI__)
-    hi[i] = start_whole;
-#else
-    hi[i] = c->start;
-#endif
-  }
-#pragma GCC unroll 4
-  for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
+/* The step's pieces, shared with the many-token form below. */
+
+/* Rows q[0..4)'s nibbles of the step at off (its 2 blocks' 16 bytes each,
+ * bytes 2 and 20 on), interleaved to dwords. */
+static inline __attribute__((always_inline)) void q4_0_quad_nibbles(__m256i v[4], const unsigned char *const *q,
+                                                                   size_t off) {
 #define Q4_0_PAIR_NIBBLES(k) _mm256_loadu2_m128i((const __m128i *)(q[k] + off + 20), (const __m128i *)(q[k] + off + 2))
-    __m256i v[4];
-    vec_interleave4_u8(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
+  vec_interleave4_u8(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
 #undef Q4_0_PAIR_NIBBLES
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
+}
+
+/* What the dot products take of interleaved nibbles v: the low nibbles,
+ * and (AVX-VNNI) the whole bytes or (without) the high nibbles. */
+static inline __attribute__((always_inline)) void q4_0_operands(__m256i v, __m256i *low, __m256i *other) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  *low = _mm256_and_si256(v, low4);
 #if defined(__AVXVNNI__)
-      lo[i] = _mm256_dpbusd_avx_epi32(lo[i], _mm256_and_si256(v[i], low4), c->alpha[g]);
-      hi[i] = _mm256_dpbusd_avx_epi32(hi[i], v[i], c->alpha[g]);
+  *other = v;
 #else
-      const __m256i ones16 = _mm256_set1_epi16(1);
-      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v[i], low4), c->alpha[g]), ones16));
-      hi[i] = _mm256_add_epi32(
-          hi[i], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v[i], 4), low4), c->alpha[g]),
-                                   ones16));
+  *other = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
 #endif
-    }
-  }
+}
+
+/* As x86/q4_0_avx512.h's q4_0_step_start. */
+static inline __attribute__((always_inline)) void q4_0_step_start(__m256i lo[4], __m256i hi[4], const qr_q8_coefs *c) {
+#if defined(__AVXVNNI__)
+  const __m256i start_hi = _mm256_add_epi32(_mm256_slli_epi32(c->start, 4), c->start);
+#else
+  const __m256i start_hi = c->start;
+#endif
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) lo[i] = c->start, hi[i] = start_hi;
+}
+
+static inline __attribute__((always_inline)) void q4_0_dot_pair(__m256i *lo, __m256i *hi, __m256i low, __m256i other,
+                                                               __m256i alpha) {
+#if defined(__AVXVNNI__)
+  *lo = _mm256_dpbusd_avx_epi32(*lo, low, alpha);
+  *hi = _mm256_dpbusd_avx_epi32(*hi, other, alpha);
+#else
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  *lo = _mm256_add_epi32(*lo, _mm256_madd_epi16(_mm256_maddubs_epi16(low, alpha), ones16));
+  *hi = _mm256_add_epi32(*hi, _mm256_madd_epi16(_mm256_maddubs_epi16(other, alpha), ones16));
+#endif
+}
+
+static inline __attribute__((always_inline)) void q4_0_step_finish(float *y, const __m256i lo[4], const __m256i hi[4],
+                                                                  const qr_q8_coefs *c) {
   /* Result m's slot in y's order (qr_q8_y_order). */
   static const int slot[4] = {0, 32, 8, 40};
 #pragma GCC unroll 4
@@ -290,6 +301,24 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   }
 }
 
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+  __m256i lo[4], hi[4];
+  q4_0_step_start(lo, hi, c);
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    __m256i v[4];
+    q4_0_quad_nibbles(v, r + 4 * g, off);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      __m256i low, other;
+      q4_0_operands(v[i], &low, &other);
+      q4_0_dot_pair(&lo[i], &hi[i], low, other, c->alpha[g]);
+    }
+  }
+  q4_0_step_finish(y, lo, hi, c);
+}
+
 /* ------------------------------------- axpy_rows_q8 for many tokens */
 
 /* The gemm of many tokens (generic/qrows.h, qr_axpy_gemm_q8), as
@@ -301,7 +330,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #define QR_Q8_UNIT_STEPS QR_Q8_CHUNK_STEPS
 
 typedef struct {
-  __m256i low[4][4], other[4][4]; /* [quad of rows][result vector] */
+  __m256i low[4][4], other[4][4]; /* [quad of rows][result vector]: q4_0_operands */
 } qr_q8_step_buf;
 typedef struct {
   __m256 d[16]; /* row t's scales as fp32, lane b: block b */
@@ -310,22 +339,16 @@ typedef qr_q8_chunk qr_q8_unit;
 
 static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
                                                                  size_t off) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
-#define Q4_0_PAIR_NIBBLES(k) _mm256_loadu2_m128i((const __m128i *)(q[k] + off + 20), (const __m128i *)(q[k] + off + 2))
     __m256i v[4];
-    vec_interleave4_u8(v, Q4_0_PAIR_NIBBLES(0), Q4_0_PAIR_NIBBLES(1), Q4_0_PAIR_NIBBLES(2), Q4_0_PAIR_NIBBLES(3));
-#undef Q4_0_PAIR_NIBBLES
+    q4_0_quad_nibbles(v, r + 4 * g, off);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-      _mm256_store_si256(&b->low[g][i], _mm256_and_si256(v[i], low4));
-#if defined(__AVXVNNI__)
-      _mm256_store_si256(&b->other[g][i], v[i]);
-#else
-      _mm256_store_si256(&b->other[g][i], _mm256_and_si256(_mm256_srli_epi16(v[i], 4), low4));
-#endif
+      __m256i low, other;
+      q4_0_operands(v[i], &low, &other);
+      _mm256_store_si256(&b->low[g][i], low);
+      _mm256_store_si256(&b->other[g][i], other);
     }
   }
 }
@@ -334,38 +357,13 @@ static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf
 static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b,
                                                                     const qr_q8_coefs *c) {
   __m256i lo[4], hi[4];
-#if defined(__AVXVNNI__)
-  const __m256i start_whole = _mm256_add_epi32(_mm256_slli_epi32(c->start, 4), c->start);
-#else
-  const __m256i start_whole = c->start, ones16 = _mm256_set1_epi16(1);
-#endif
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) lo[i] = c->start, hi[i] = start_whole;
+  q4_0_step_start(lo, hi, c);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++)
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      const __m256i low = _mm256_load_si256(&b->low[g][i]), other = _mm256_load_si256(&b->other[g][i]);
-#if defined(__AVXVNNI__)
-      lo[i] = _mm256_dpbusd_avx_epi32(lo[i], low, c->alpha[g]);
-      hi[i] = _mm256_dpbusd_avx_epi32(hi[i], other, c->alpha[g]);
-#else
-      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_maddubs_epi16(low, c->alpha[g]), ones16));
-      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_maddubs_epi16(other, c->alpha[g]), ones16));
-#endif
-    }
-  static const int slot[4] = {0, 32, 8, 40};
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-#if defined(__AVXVNNI__)
-    const __m256i high = _mm256_srai_epi32(_mm256_sub_epi32(hi[i], lo[i]), 4);
-#else
-    const __m256i high = hi[i];
-#endif
-    float *const y_lo = y + slot[i], *const y_hi = y + slot[i] + 16;
-    _mm256_storeu_ps(y_lo, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(lo[i]), _mm256_loadu_ps(y_lo)));
-    _mm256_storeu_ps(y_hi, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(high), _mm256_loadu_ps(y_hi)));
-  }
+    for (int i = 0; i < 4; i++)
+      q4_0_dot_pair(&lo[i], &hi[i], _mm256_load_si256(&b->low[g][i]), _mm256_load_si256(&b->other[g][i]), c->alpha[g]);
+  q4_0_step_finish(y, lo, hi, c);
 }
 
 static inline __attribute__((always_inline)) void qr_q8_unit_scales_make(qr_q8_unit_scales *sc,

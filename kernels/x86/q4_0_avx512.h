@@ -265,48 +265,56 @@ static inline __attribute__((always_inline)) void qr_q8_chunk_step(qr_q8_coefs *
   q8c_spread(c, ch, _mm512_add_epi32(_mm512_loadu_si512(q4_0_lane_quads), _mm512_set1_epi32((int)(4 * k))));
 }
 
-static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
-                                                                const qr_q8_coefs *c) {
+/* The step's pieces, shared with the many-token form below. */
+
+/* Rows q[0..4)'s nibbles of the step at off, interleaved to dwords. */
+static inline __attribute__((always_inline)) void q4_0_quad_nibbles(__m512i v[4], const unsigned char *const *q,
+                                                                   size_t off) {
+  vec_interleave4_u8(v, q4_0_step_nibbles_mem(q[0] + off), q4_0_step_nibbles_mem(q[1] + off),
+                     q4_0_step_nibbles_mem(q[2] + off), q4_0_step_nibbles_mem(q[3] + off));
+}
+
+/* What the dot products take of interleaved nibbles v: the low nibbles,
+ * and (VNNI) the whole bytes or (without) the high nibbles. */
+static inline __attribute__((always_inline)) void q4_0_operands(__m512i v, __m512i *low, __m512i *other) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  /* lo[i] / whole[i]: column lanes of result vector i, low nibbles' and
-   * (VNNI) whole bytes' sums; without VNNI hi[i] the high nibbles'. */
-  __m512i lo[4], hi[4];
+  *low = _mm512_and_si512(v, low4);
 #if defined(__AVX512VNNI__)
-  /* Whole bytes (16 * high + low) from -136 * sum: hi - lo = 16 * (the high
-   * nibbles' sum - 8 * sum). */
-  const __m512i start_whole = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
-#endif
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    lo[i] = c->start;
-#if defined(__AVX512VNNI__)
-    hi[i] = start_whole;
+  *other = v;
 #else
-    hi[i] = c->start;
+  *other = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
 #endif
-  }
-#pragma GCC unroll 4
-  for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
-#define Q4_0_NIBBLES(k) q4_0_step_nibbles_mem(q[k] + off)
-    __m512i v[4];
-    vec_interleave4_u8(v, Q4_0_NIBBLES(0), Q4_0_NIBBLES(1), Q4_0_NIBBLES(2), Q4_0_NIBBLES(3));
-#undef Q4_0_NIBBLES
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
+}
+
+/* lo / hi: column lanes of a result vector, the low nibbles' and (VNNI)
+ * whole bytes' sums; without VNNI hi the high nibbles'. Whole bytes (16 *
+ * high + low) start from -136 * sum: hi - lo = 16 * (the high nibbles' sum
+ * - 8 * sum). */
+static inline __attribute__((always_inline)) void q4_0_step_start(__m512i lo[4], __m512i hi[4], const qr_q8_coefs *c) {
 #if defined(__AVX512VNNI__)
-      lo[i] = _mm512_dpbusd_epi32(lo[i], _mm512_and_si512(v[i], low4), c->alpha[g]);
-      hi[i] = _mm512_dpbusd_epi32(hi[i], v[i], c->alpha[g]);
+  const __m512i start_hi = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
 #else
-      /* maddubs pairs of nibbles (<= 15) times alphas: within int16. */
-      const __m512i ones16 = _mm512_set1_epi16(1);
-      lo[i] = _mm512_add_epi32(lo[i], _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(v[i], low4), c->alpha[g]), ones16));
-      hi[i] = _mm512_add_epi32(
-          hi[i], _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v[i], 4), low4), c->alpha[g]),
-                                   ones16));
+  const __m512i start_hi = c->start;
 #endif
-    }
-  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) lo[i] = c->start, hi[i] = start_hi;
+}
+
+static inline __attribute__((always_inline)) void q4_0_dot_pair(__m512i *lo, __m512i *hi, __m512i low, __m512i other,
+                                                               __m512i alpha) {
+#if defined(__AVX512VNNI__)
+  *lo = _mm512_dpbusd_epi32(*lo, low, alpha);
+  *hi = _mm512_dpbusd_epi32(*hi, other, alpha);
+#else
+  /* maddubs pairs of nibbles (<= 15) times alphas: within int16. */
+  const __m512i ones16 = _mm512_set1_epi16(1);
+  *lo = _mm512_add_epi32(*lo, _mm512_madd_epi16(_mm512_maddubs_epi16(low, alpha), ones16));
+  *hi = _mm512_add_epi32(*hi, _mm512_madd_epi16(_mm512_maddubs_epi16(other, alpha), ones16));
+#endif
+}
+
+static inline __attribute__((always_inline)) void q4_0_step_finish(float *y, const __m512i lo[4], const __m512i hi[4],
+                                                                  const qr_q8_coefs *c) {
 #pragma GCC unroll 4
   for (int i = 0; i < 4; i++) {
 #if defined(__AVX512VNNI__)
@@ -318,6 +326,24 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
     _mm512_storeu_ps(y_lo, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(lo[i]), _mm512_loadu_ps(y_lo)));
     _mm512_storeu_ps(y_hi, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(high), _mm512_loadu_ps(y_hi)));
   }
+}
+
+static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
+                                                                const qr_q8_coefs *c) {
+  __m512i lo[4], hi[4];
+  q4_0_step_start(lo, hi, c);
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; g++) {
+    __m512i v[4];
+    q4_0_quad_nibbles(v, r + 4 * g, off);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+      __m512i low, other;
+      q4_0_operands(v[i], &low, &other);
+      q4_0_dot_pair(&lo[i], &hi[i], low, other, c->alpha[g]);
+    }
+  }
+  q4_0_step_finish(y, lo, hi, c);
 }
 
 #if defined(__AVX512VNNI__)
@@ -333,22 +359,21 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #define QR_AXPY_Q8_BUFFERED 1
 
 typedef struct {
-  __m512i whole[4][4], low[4][4]; /* [quad of rows][result vector]: bytes, and low nibbles */
+  __m512i low[4][4], other[4][4]; /* [quad of rows][result vector]: q4_0_operands */
 } qr_q8_step_buf;
 
 static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
                                                                  size_t off) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
     __m512i v[4];
-    vec_interleave4_u8(v, q4_0_step_nibbles_mem(q[0] + off), q4_0_step_nibbles_mem(q[1] + off),
-                       q4_0_step_nibbles_mem(q[2] + off), q4_0_step_nibbles_mem(q[3] + off));
+    q4_0_quad_nibbles(v, r + 4 * g, off);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-      _mm512_store_si512(&b->whole[g][i], v[i]);
-      _mm512_store_si512(&b->low[g][i], _mm512_and_si512(v[i], low4));
+      __m512i low, other;
+      q4_0_operands(v[i], &low, &other);
+      _mm512_store_si512(&b->low[g][i], low);
+      _mm512_store_si512(&b->other[g][i], other);
     }
   }
 }
@@ -356,24 +381,14 @@ static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf
 /* qr_q8_step_add with the step's nibbles from the buffer. */
 static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, const qr_q8_step_buf *b,
                                                                     const qr_q8_coefs *c) {
-  const __m512i start_whole = _mm512_add_epi32(_mm512_slli_epi32(c->start, 4), c->start);
   __m512i lo[4], hi[4];
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) lo[i] = c->start, hi[i] = start_whole;
+  q4_0_step_start(lo, hi, c);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++)
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      lo[i] = _mm512_dpbusd_epi32(lo[i], _mm512_load_si512(&b->low[g][i]), c->alpha[g]);
-      hi[i] = _mm512_dpbusd_epi32(hi[i], _mm512_load_si512(&b->whole[g][i]), c->alpha[g]);
-    }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    const __m512i high = _mm512_srai_epi32(_mm512_sub_epi32(hi[i], lo[i]), 4);
-    float *const y_lo = y + 32 * i, *const y_hi = y + 32 * i + 16;
-    _mm512_storeu_ps(y_lo, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(lo[i]), _mm512_loadu_ps(y_lo)));
-    _mm512_storeu_ps(y_hi, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(high), _mm512_loadu_ps(y_hi)));
-  }
+    for (int i = 0; i < 4; i++)
+      q4_0_dot_pair(&lo[i], &hi[i], _mm512_load_si512(&b->low[g][i]), _mm512_load_si512(&b->other[g][i]), c->alpha[g]);
+  q4_0_step_finish(y, lo, hi, c);
 }
 
 /* The coefficients come a chunk of steps at a time (the unit of

@@ -186,6 +186,24 @@ static inline __attribute__((always_inline)) __m256i q8_0_dot4_256(__m256i acc, 
 #endif
 }
 
+/* Rows q[0..4)'s weights of the step at off (its block's 32 bytes, byte 2
+ * on), interleaved to dwords (the step's pieces, shared with the
+ * many-token form below). */
+static inline __attribute__((always_inline)) void q8_0_quad_values(__m256i v[4], const unsigned char *const *q,
+                                                                  size_t off) {
+#define Q8_0_VALUES(k) _mm256_loadu_si256((const __m256i *)(q[k] + off + 2))
+  vec_interleave4_u8(v, Q8_0_VALUES(0), Q8_0_VALUES(1), Q8_0_VALUES(2), Q8_0_VALUES(3));
+#undef Q8_0_VALUES
+}
+
+static inline __attribute__((always_inline)) void q8_0_step_finish(float *y, const __m256i sum[4], const qr_q8_coefs *c) {
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    float *const yv = y + vec_interleave4_slot[i];
+    _mm256_storeu_ps(yv, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(yv)));
+  }
+}
+
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   __m256i sum[4];
@@ -193,19 +211,12 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   for (int i = 0; i < 4; i++) sum[i] = c->start;
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
-#define Q8_0_VALUES(k) _mm256_loadu_si256((const __m256i *)(q[k] + off + 2))
     __m256i v[4];
-    vec_interleave4_u8(v, Q8_0_VALUES(0), Q8_0_VALUES(1), Q8_0_VALUES(2), Q8_0_VALUES(3));
-#undef Q8_0_VALUES
+    q8_0_quad_values(v, r + 4 * g, off);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) sum[i] = q8_0_dot4_256(sum[i], v[i], c->alpha[g]);
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    float *const yv = y + vec_interleave4_slot[i];
-    _mm256_storeu_ps(yv, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(yv)));
-  }
+  q8_0_step_finish(y, sum, c);
 }
 
 /* ------------------------------------- axpy_rows_q8 for many tokens */
@@ -232,11 +243,8 @@ static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf
                                                                  size_t off) {
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
-#define Q8_0_VALUES(k) _mm256_loadu_si256((const __m256i *)(q[k] + off + 2))
     __m256i v[4];
-    vec_interleave4_u8(v, Q8_0_VALUES(0), Q8_0_VALUES(1), Q8_0_VALUES(2), Q8_0_VALUES(3));
-#undef Q8_0_VALUES
+    q8_0_quad_values(v, r + 4 * g, off);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
 #if defined(__AVXVNNI__)
@@ -267,11 +275,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, c
       sum[i] = _mm256_add_epi32(sum[i], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 #endif
     }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++) {
-    float *const yv = y + vec_interleave4_slot[i];
-    _mm256_storeu_ps(yv, _mm256_fmadd_ps(c->s, _mm256_cvtepi32_ps(sum[i]), _mm256_loadu_ps(yv)));
-  }
+  q8_0_step_finish(y, sum, c);
 }
 
 /* A unit is one step: its block's scales (rows past nr are masked by the

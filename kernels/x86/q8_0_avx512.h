@@ -232,6 +232,20 @@ static inline __attribute__((always_inline)) __m512i q8_0_dot4(__m512i acc, __m5
 #endif
 }
 
+/* Rows q[0..4)'s weights of the step at off, interleaved to dwords (the
+ * step's pieces, shared with the many-token form below). */
+static inline __attribute__((always_inline)) void q8_0_quad_values(__m512i v[4], const unsigned char *const *q,
+                                                                  size_t off) {
+  vec_interleave4_u8(v, q8_0_values_pair(q[0] + off), q8_0_values_pair(q[1] + off), q8_0_values_pair(q[2] + off),
+                     q8_0_values_pair(q[3] + off));
+}
+
+static inline __attribute__((always_inline)) void q8_0_step_finish(float *y, const __m512i sum[4], const qr_q8_coefs *c) {
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+    _mm512_storeu_ps(y + 16 * i, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(sum[i]), _mm512_loadu_ps(y + 16 * i)));
+}
+
 static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const unsigned char *const *r, size_t off,
                                                                 const qr_q8_coefs *c) {
   __m512i sum[4];
@@ -239,16 +253,12 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   for (int i = 0; i < 4; i++) sum[i] = c->start;
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
     __m512i v[4];
-    vec_interleave4_u8(v, q8_0_values_pair(q[0] + off), q8_0_values_pair(q[1] + off), q8_0_values_pair(q[2] + off),
-                     q8_0_values_pair(q[3] + off));
+    q8_0_quad_values(v, r + 4 * g, off);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) sum[i] = q8_0_dot4(sum[i], v[i], c->alpha[g]);
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++)
-    _mm512_storeu_ps(y + 16 * i, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(sum[i]), _mm512_loadu_ps(y + 16 * i)));
+  q8_0_step_finish(y, sum, c);
 }
 
 #if defined(__AVX512VNNI__)
@@ -274,10 +284,8 @@ static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf
   const __m512i flip = _mm512_set1_epi8((char)0x80);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    const unsigned char *const *q = r + 4 * g;
     __m512i v[4];
-    vec_interleave4_u8(v, q8_0_values_pair(q[0] + off), q8_0_values_pair(q[1] + off), q8_0_values_pair(q[2] + off),
-                       q8_0_values_pair(q[3] + off));
+    q8_0_quad_values(v, r + 4 * g, off);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) _mm512_store_si512(&b->w[g][i], _mm512_xor_si512(v[i], flip));
   }
@@ -292,9 +300,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add_buf(float *y, c
   for (int g = 0; g < 4; g++)
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) sum[i] = _mm512_dpbusd_epi32(sum[i], _mm512_load_si512(&b->w[g][i]), c->alpha[g]);
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; i++)
-    _mm512_storeu_ps(y + 16 * i, _mm512_fmadd_ps(c->s, _mm512_cvtepi32_ps(sum[i]), _mm512_loadu_ps(y + 16 * i)));
+  q8_0_step_finish(y, sum, c);
 }
 
 /* A unit is one step: its 2 blocks' scales (whole steps only). */
