@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Load benchmark of lzn-server: N concurrent streaming clients against one
-server, against the same requests sent one at a time.
+server, against as many requests of the same shape sent one at a time.
 
     bench/serve.py [--server build/lzn-server] [--model models/tiny-opt]
                    [--clients 1,4,16] [--requests R] [--tokens T] [--prompt-tokens P]
@@ -10,13 +10,14 @@ server, against the same requests sent one at a time.
 It starts lzn-server on a free loopback port (--slots = the largest N),
 and for each N runs N client threads (C ones, `lzn-bench clients`, unless
 --client python) that each send R streaming
-completions of T tokens at temperature 0 (distinct prompts, given as token
-ids so that a model without a tokenizer works), reading the server-sent
+completions of T tokens at temperature 0 (distinct prompts of P tokens, given as
+token ids so that a model without a tokenizer works; every run's prompts new
+to the server's cached prefixes, see prompt()), reading the server-sent
 events as they arrive. Reported per N: aggregate generated tokens/s over
 the wall time, time to first token and the time per token (each request's
 first-to-last text time over its tokens; p50, p99 over requests), the p99
-of the waits between events (stalls), and the speed-up over the same N x R requests sent one after another
-by one client ("sequential"); from the server's /metrics, the mean batch of
+of the waits between events (stalls), and the speed-up over N x R requests of
+the same shape sent one after another by one client ("sequential"); from the server's /metrics, the mean batch of
 its decode steps, the library's time per step (lzn_forward_batch) and the
 share of the wall time spent in it, and the share spent prefilling prompts
 (lzn_forward; the rest: sampling, the scheduler, HTTP, and waiting for
@@ -171,12 +172,21 @@ TEXTS = ["The meaning of life is", "A journey of a thousand miles", "Q: What is 
          "Never trust", "Today is a good day to", "The best way to learn", "Love is", "It is easier to"]
 
 
-def prompt(i, n_tokens, synthetic):
-    """Request i's prompt: text (the server tokenizes it), or token ids for
-    a synthetic model, which has no tokenizer."""
+# Each run's prompts are of their own family: a slot keeps its last prompt
+# cached, and a request that found its whole prompt there (from the warm-up,
+# an earlier run, or the other column's run of the same requests) would skip
+# its prefill in one column and not in the other. Two families share at most
+# a first token (synthetic), or nothing (text).
+WARM_UP = 0
+
+
+def prompt(i, n_tokens, synthetic, family):
+    """Request i's prompt of a family: text (the server tokenizes it), or
+    token ids for a synthetic model, which has no tokenizer."""
     if synthetic:
-        return [(7 * i + 13 * k + 1) % 200 + 32 for k in range(n_tokens)]
-    return "%d. %s" % (i, TEXTS[i % len(TEXTS)])
+        step = [k for k in range(13, 1000, 2) if k % 5 != 0][family]  # coprime with 200
+        return [(7 * i + step * k + 1) % 200 + 32 for k in range(n_tokens)]
+    return "%s) %d. %s" % (chr(ord("a") + family), i, TEXTS[i % len(TEXTS)])
 
 
 def metrics(port):
@@ -227,9 +237,10 @@ def main():
     try:
         # Warm-up: the first batch of each size pays for oneDNN's kernels being made.
         for n in clients:
-            run(server.port, [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n)], n, a.tokens, clients_binary)
-        for n in clients:
-            jobs = [prompt(i, a.prompt_tokens, a.synthetic) for i in range(n * a.requests)]
+            run(server.port, [prompt(i, a.prompt_tokens, a.synthetic, WARM_UP) for i in range(n)], n, a.tokens,
+                clients_binary)
+        for j, n in enumerate(clients):
+            jobs = [prompt(i, a.prompt_tokens, a.synthetic, 1 + 2 * j) for i in range(n * a.requests)]
             before = metrics(server.port)
             together = run(server.port, jobs, n, a.tokens, clients_binary)
             after = metrics(server.port)
@@ -241,7 +252,8 @@ def main():
                 together["decode_share"] = decode / together["seconds"]
                 together["prefill_share"] = (after["lzn_prefill_seconds_total"] -
                                              before["lzn_prefill_seconds_total"]) / together["seconds"]
-            alone = run(server.port, jobs, 1, a.tokens, clients_binary)
+            alone_jobs = [prompt(i, a.prompt_tokens, a.synthetic, 2 + 2 * j) for i in range(n * a.requests)]
+            alone = run(server.port, alone_jobs, 1, a.tokens, clients_binary)
             together["sequential_tokens_per_s"] = alone["tokens_per_s"]
             together["speedup"] = together["tokens_per_s"] / alone["tokens_per_s"]
             rows.append(together)
