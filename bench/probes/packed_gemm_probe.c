@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "core/matrix.h"
@@ -62,7 +63,11 @@ int main(int argc, char **argv) {
   const size_t w_block = type == LZN_WEIGHTS_Q8_0 ? sizeof(lzn_block_q8_0) : sizeof(lzn_block_q4_0);
   unsigned char *w = random_blocks(f, w_bytes, w_block), *x = random_blocks(m, x_bytes, sizeof(lzn_block_q8_0));
   lzn_matrix rows = lzn_matrix_make(type, w, (int64_t)f, COLS);
-  void *packed = malloc(lzn_pack_bytes(&rows));
+  /* On 2 MiB pages, as the library keeps its packed copies (the TLB would
+   * otherwise miss every 4 KiB of the stream). */
+  const size_t huge = (size_t)2 << 20, packed_bytes = (lzn_pack_bytes(&rows) + huge - 1) / huge * huge;
+  void *packed = aligned_alloc(huge, packed_bytes);
+  if (packed) madvise(packed, packed_bytes, MADV_HUGEPAGE);
   float *out = malloc(sizeof(float) * f * m);
   if (!w || !x || !packed || !out || lzn_pack_rows(k, &rows, packed, 1) != LZN_OK) return 1;
   double best = 1e30;
