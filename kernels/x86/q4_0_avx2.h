@@ -249,16 +249,23 @@ static inline __attribute__((always_inline)) void q4_0_quad_nibbles(__m256i v[4]
 #undef Q4_0_PAIR_NIBBLES
 }
 
-/* What the dot products take of interleaved nibbles v: the low nibbles,
- * and (AVX-VNNI) the whole bytes or (without) the high nibbles. */
-static inline __attribute__((always_inline)) void q4_0_operands(__m256i v, __m256i *low, __m256i *other) {
+/* What the dot products take of rows q[0..4)'s nibbles of the step at off,
+ * interleaved (q4_0_quad_nibbles): per result vector the low nibbles, and
+ * (AVX-VNNI) the whole bytes or (without) the high nibbles. */
+static inline __attribute__((always_inline)) void q4_0_quad_operands(__m256i low[4], __m256i other[4],
+                                                                    const unsigned char *const *q, size_t off) {
+  __m256i v[4];
+  q4_0_quad_nibbles(v, q, off);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  *low = _mm256_and_si256(v, low4);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    low[i] = _mm256_and_si256(v[i], low4);
 #if defined(__AVXVNNI__)
-  *other = v;
+    other[i] = v[i];
 #else
-  *other = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    other[i] = _mm256_and_si256(_mm256_srli_epi16(v[i], 4), low4);
 #endif
+  }
 }
 
 /* As x86/q4_0_avx512.h's q4_0_step_start. */
@@ -307,14 +314,10 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   q4_0_step_start(lo, hi, c);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    __m256i v[4];
-    q4_0_quad_nibbles(v, r + 4 * g, off);
+    __m256i low[4], other[4];
+    q4_0_quad_operands(low, other, r + 4 * g, off);
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      __m256i low, other;
-      q4_0_operands(v[i], &low, &other);
-      q4_0_dot_pair(&lo[i], &hi[i], low, other, c->alpha[g]);
-    }
+    for (int i = 0; i < 4; i++) q4_0_dot_pair(&lo[i], &hi[i], low[i], other[i], c->alpha[g]);
   }
   q4_0_step_finish(y, lo, hi, c);
 }
@@ -330,7 +333,7 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #define QR_Q8_UNIT_STEPS QR_Q8_CHUNK_STEPS
 
 typedef struct {
-  __m256i low[4][4], other[4][4]; /* [quad of rows][result vector]: q4_0_operands */
+  __m256i low[4][4], other[4][4]; /* [quad of rows][result vector]: q4_0_quad_operands */
 } qr_q8_step_buf;
 typedef struct {
   __m256 d[16]; /* row t's scales as fp32, lane b: block b */
@@ -340,17 +343,7 @@ typedef qr_q8_chunk qr_q8_unit;
 static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
                                                                  size_t off) {
 #pragma GCC unroll 4
-  for (int g = 0; g < 4; g++) {
-    __m256i v[4];
-    q4_0_quad_nibbles(v, r + 4 * g, off);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      __m256i low, other;
-      q4_0_operands(v[i], &low, &other);
-      _mm256_store_si256(&b->low[g][i], low);
-      _mm256_store_si256(&b->other[g][i], other);
-    }
-  }
+  for (int g = 0; g < 4; g++) q4_0_quad_operands(b->low[g], b->other[g], r + 4 * g, off);
 }
 
 /* qr_q8_step_add with the step's nibbles from the buffer. */

@@ -274,16 +274,23 @@ static inline __attribute__((always_inline)) void q4_0_quad_nibbles(__m512i v[4]
                      q4_0_step_nibbles_mem(q[2] + off), q4_0_step_nibbles_mem(q[3] + off));
 }
 
-/* What the dot products take of interleaved nibbles v: the low nibbles,
- * and (VNNI) the whole bytes or (without) the high nibbles. */
-static inline __attribute__((always_inline)) void q4_0_operands(__m512i v, __m512i *low, __m512i *other) {
+/* What the dot products take of rows q[0..4)'s nibbles of the step at off,
+ * interleaved (q4_0_quad_nibbles): per result vector the low nibbles, and
+ * (VNNI) the whole bytes or (without) the high nibbles. */
+static inline __attribute__((always_inline)) void q4_0_quad_operands(__m512i low[4], __m512i other[4],
+                                                                    const unsigned char *const *q, size_t off) {
+  __m512i v[4];
+  q4_0_quad_nibbles(v, q, off);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  *low = _mm512_and_si512(v, low4);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++) {
+    low[i] = _mm512_and_si512(v[i], low4);
 #if defined(__AVX512VNNI__)
-  *other = v;
+    other[i] = v[i];
 #else
-  *other = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    other[i] = _mm512_and_si512(_mm512_srli_epi16(v[i], 4), low4);
 #endif
+  }
 }
 
 /* lo / hi: column lanes of a result vector, the low nibbles' and (VNNI)
@@ -334,14 +341,10 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
   q4_0_step_start(lo, hi, c);
 #pragma GCC unroll 4
   for (int g = 0; g < 4; g++) {
-    __m512i v[4];
-    q4_0_quad_nibbles(v, r + 4 * g, off);
+    __m512i low[4], other[4];
+    q4_0_quad_operands(low, other, r + 4 * g, off);
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      __m512i low, other;
-      q4_0_operands(v[i], &low, &other);
-      q4_0_dot_pair(&lo[i], &hi[i], low, other, c->alpha[g]);
-    }
+    for (int i = 0; i < 4; i++) q4_0_dot_pair(&lo[i], &hi[i], low[i], other[i], c->alpha[g]);
   }
   q4_0_step_finish(y, lo, hi, c);
 }
@@ -359,23 +362,13 @@ static inline __attribute__((always_inline)) void qr_q8_step_add(float *y, const
 #define QR_AXPY_Q8_BUFFERED 1
 
 typedef struct {
-  __m512i low[4][4], other[4][4]; /* [quad of rows][result vector]: q4_0_operands */
+  __m512i low[4][4], other[4][4]; /* [quad of rows][result vector]: q4_0_quad_operands */
 } qr_q8_step_buf;
 
 static inline __attribute__((always_inline)) void qr_q8_step_fill(qr_q8_step_buf *b, const unsigned char *const *r,
                                                                  size_t off) {
 #pragma GCC unroll 4
-  for (int g = 0; g < 4; g++) {
-    __m512i v[4];
-    q4_0_quad_nibbles(v, r + 4 * g, off);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-      __m512i low, other;
-      q4_0_operands(v[i], &low, &other);
-      _mm512_store_si512(&b->low[g][i], low);
-      _mm512_store_si512(&b->other[g][i], other);
-    }
-  }
+  for (int g = 0; g < 4; g++) q4_0_quad_operands(b->low[g], b->other[g], r + 4 * g, off);
 }
 
 /* qr_q8_step_add with the step's nibbles from the buffer. */
