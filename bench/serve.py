@@ -178,14 +178,16 @@ TEXTS = ["The meaning of life is", "A journey of a thousand miles", "Q: What is 
 # its prefill in one column and not in the other. Two families share at most
 # a first token (synthetic), or nothing (text).
 WARM_UP = 0
+# Each family's step between a prompt's tokens: odd, not a multiple of 5, so
+# coprime with the 200 ids the synthetic prompts draw from.
+FAMILY_STEPS = [k for k in range(13, 1000, 2) if k % 5 != 0]
 
 
 def prompt(i, n_tokens, synthetic, family):
     """Request i's prompt of a family: text (the server tokenizes it), or
     token ids for a synthetic model, which has no tokenizer."""
     if synthetic:
-        step = [k for k in range(13, 1000, 2) if k % 5 != 0][family]  # coprime with 200
-        return [(7 * i + step * k + 1) % 200 + 32 for k in range(n_tokens)]
+        return [(7 * i + FAMILY_STEPS[family] * k + 1) % 200 + 32 for k in range(n_tokens)]
     return "%s) %d. %s" % (chr(ord("a") + family), i, TEXTS[i % len(TEXTS)])
 
 
