@@ -34,7 +34,11 @@
 #define GX16_GROUPS 8
 /* Bytes ahead of a block that its group's stream is prefetched (the
  * hardware prefetcher alone followed one group at ~70 % of a plain read;
- * 4-16 KiB measured, 8 best for both types). */
+ * 4-16 KiB measured, 8 best for both types). Near a group's end the
+ * prefetches run on into the group read next: stopped at the group's end,
+ * they left the first 4 KiB of every 36 KiB group (Q4_0, 4096 columns) to
+ * demand misses, and 8 tokens from memory ran ~12 % slower (Zen 5,
+ * bench/RESULTS.md 2026-12-08). */
 #define GX16_AHEAD_BYTES 8192
 /* Up to this many tokens a pass reads two groups side by side, block by
  * block: two streams from memory instead of one. With few tokens a block's
@@ -64,8 +68,9 @@ GQ5_INLINE int32_t gx16_qs_sum(const lzn_block_q8_0 *xb) {
  * (1 or 2) groups side by side against tokens x_rows[t], t < C. */
 GQ5_INLINE void gx16_group(enum gq5_kind kind, const int C, const int NG, const uint8_t *const *qs,
                            const uint16_t *const *scales, size_t b0, size_t nb, const lzn_block_q8_0 *const *x_rows,
-                           const gx16_xsum *sums, float *const *acc_mem) {
+                           const gx16_xsum *sums, float *const *acc_mem, const uint8_t *const *next) {
   const size_t block_qs = (kind == GQ5_Q8_0 ? 32 : 16) * LZN_PACK_ROWS;
+  const size_t qs_end = (b0 + nb) * block_qs, scales_end = (b0 + nb) * LZN_PACK_ROWS * 2;
   __m512 acc[2][GX16_TOKENS];
 #pragma GCC unroll 2
   for (int g = 0; g < NG; g++)
@@ -76,11 +81,21 @@ GQ5_INLINE void gx16_group(enum gq5_kind kind, const int C, const int NG, const 
     for (int g = 0; g < NG; g++) {
       const uint8_t *q = qs[g] + (b0 + b) * block_qs;
       const uint16_t *block_scales = scales[g] + (b0 + b) * LZN_PACK_ROWS;
+      /* Past the end of this group's blocks the stream goes on where the
+       * next group read starts (next[g]: its blocks, then its scales), so
+       * that the next group's first GX16_AHEAD_BYTES arrive ahead too. */
+      const size_t at = (b0 + b) * block_qs + GX16_AHEAD_BYTES;
+      const uint8_t *ahead = q + GX16_AHEAD_BYTES;
+      if (next && next[g] && at >= qs_end) ahead = next[g] + (at - qs_end);
 #pragma GCC unroll 8
-      for (size_t line = 0; line < block_qs; line += 64)
-        _mm_prefetch((const char *)q + GX16_AHEAD_BYTES + line, _MM_HINT_T0);
+      for (size_t line = 0; line < block_qs; line += 64) _mm_prefetch((const char *)ahead + line, _MM_HINT_T0);
       /* the scales: 32 bytes a block, 1/8 (Q4_0) or 1/16 of the weights' distance */
-      if ((b & 1) == 0) _mm_prefetch((const char *)block_scales + GX16_AHEAD_BYTES / 8, _MM_HINT_T0);
+      if ((b & 1) == 0) {
+        const size_t s_at = (b0 + b) * LZN_PACK_ROWS * 2 + GX16_AHEAD_BYTES / 8;
+        const char *s_ahead = (const char *)block_scales + GX16_AHEAD_BYTES / 8;
+        if (next && next[g] && s_at >= scales_end) s_ahead = (const char *)next[g] + qs_end + (s_at - scales_end);
+        _mm_prefetch(s_ahead, _MM_HINT_T0);
+      }
       __m512i w[8]; /* w[k]: dword k of the block's 32 weights, per row */
       if (kind == GQ5_Q8_0) {
 #pragma GCC unroll 8
@@ -155,20 +170,26 @@ GQ5_INLINE void gx16_gemm(enum gq5_kind kind, float *out, size_t out_stride, con
           const uint8_t *group[2];
           const uint16_t *scales[2];
           float *group_acc[2];
+          const uint8_t *next[2] = {NULL, NULL};
           for (size_t k = 0; k < (pair ? 2u : 1u); k++) {
             group[k] = (const uint8_t *)w + (g0 + g + k) * group_bytes;
+            /* the group this stream reads next, where a pass reads whole rows
+             * (with several chunks the next read is another chunk: left to
+             * the hardware prefetcher) */
+            const size_t after = g0 + g + k + (pair ? 2u : 1u);
+            if (nb == n_blocks && after < n_groups) next[k] = (const uint8_t *)w + after * group_bytes;
             scales[k] = (const uint16_t *)(group[k] + LZN_PACK_ROWS * n_blocks * qs_bytes);
             group_acc[k] = acc[g + k];
           }
           if (pair) {
-            if (C == 4) gx16_group(kind, 4, 2, group, scales, b0, nb, x_rows, sums, group_acc);
-            else if (C == 2) gx16_group(kind, 2, 2, group, scales, b0, nb, x_rows, sums, group_acc);
-            else gx16_group(kind, 1, 2, group, scales, b0, nb, x_rows, sums, group_acc);
+            if (C == 4) gx16_group(kind, 4, 2, group, scales, b0, nb, x_rows, sums, group_acc, next);
+            else if (C == 2) gx16_group(kind, 2, 2, group, scales, b0, nb, x_rows, sums, group_acc, next);
+            else gx16_group(kind, 1, 2, group, scales, b0, nb, x_rows, sums, group_acc, next);
           } else {
-            if (C == 8) gx16_group(kind, 8, 1, group, scales, b0, nb, x_rows, sums, group_acc);
-            else if (C == 4) gx16_group(kind, 4, 1, group, scales, b0, nb, x_rows, sums, group_acc);
-            else if (C == 2) gx16_group(kind, 2, 1, group, scales, b0, nb, x_rows, sums, group_acc);
-            else gx16_group(kind, 1, 1, group, scales, b0, nb, x_rows, sums, group_acc);
+            if (C == 8) gx16_group(kind, 8, 1, group, scales, b0, nb, x_rows, sums, group_acc, next);
+            else if (C == 4) gx16_group(kind, 4, 1, group, scales, b0, nb, x_rows, sums, group_acc, next);
+            else if (C == 2) gx16_group(kind, 2, 1, group, scales, b0, nb, x_rows, sums, group_acc, next);
+            else gx16_group(kind, 1, 1, group, scales, b0, nb, x_rows, sums, group_acc, next);
           }
           g += pair ? 2 : 1;
         }
