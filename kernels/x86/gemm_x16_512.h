@@ -149,6 +149,10 @@ GQ5_INLINE void gx16_gemm(enum gq5_kind kind, float *out, size_t out_stride, con
   const size_t n_groups = (n_rows + LZN_PACK_ROWS - 1) / LZN_PACK_ROWS;
   const int32_t offset = kind == GQ5_Q8_0 ? 128 : 8;
   gx16_xsum sums[GX16_TOKENS * GX16_CHUNK];
+  /* The tokens and chunk whose sums are in `sums`: made again only when
+   * those change, so up to 8 tokens of rows up to GX16_CHUNK blocks long
+   * make them once a call instead of once per GX16_GROUPS groups. */
+  size_t sums_t0 = SIZE_MAX, sums_b0 = SIZE_MAX;
   float acc[GX16_GROUPS][GX16_TOKENS * 16];
   for (size_t g0 = 0; g0 < n_groups; g0 += GX16_GROUPS) {
     const size_t ng = n_groups - g0 < GX16_GROUPS ? n_groups - g0 : GX16_GROUPS;
@@ -160,11 +164,14 @@ GQ5_INLINE void gx16_gemm(enum gq5_kind kind, float *out, size_t out_stride, con
       memset(acc, 0, sizeof acc);
       for (size_t b0 = 0; b0 < n_blocks; b0 += GX16_CHUNK) {
         const size_t nb = n_blocks - b0 < GX16_CHUNK ? n_blocks - b0 : GX16_CHUNK;
-        for (int t = 0; t < C; t++)
-          for (size_t b = 0; b < nb; b++) {
-            const lzn_block_q8_0 *xb = &x_rows[t][b0 + b];
-            sums[(size_t)t * GX16_CHUNK + b] = (gx16_xsum){offset * gx16_qs_sum(xb), _cvtsh_ss(xb->d)};
-          }
+        if (sums_t0 != t0 || sums_b0 != b0) {
+          for (int t = 0; t < C; t++)
+            for (size_t b = 0; b < nb; b++) {
+              const lzn_block_q8_0 *xb = &x_rows[t][b0 + b];
+              sums[(size_t)t * GX16_CHUNK + b] = (gx16_xsum){offset * gx16_qs_sum(xb), _cvtsh_ss(xb->d)};
+            }
+          sums_t0 = t0, sums_b0 = b0;
+        }
         for (size_t g = 0; g < ng;) {
           const int pair = C <= GX16_PAIR_TOKENS && g + 1 < ng;
           const uint8_t *group[2];
