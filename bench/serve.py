@@ -216,6 +216,8 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--mode", default="auto")
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="one more argument for lzn-server (repeat for several; e.g. --server-arg=--no-mmap)")
     ap.add_argument("--client", default="c", choices=["c", "python"],
                     help="c (default): `lzn-bench clients` beside the server; python: threads in this script")
     ap.add_argument("-o", dest="output", default="md", choices=["md", "json"])
@@ -234,7 +236,7 @@ def main():
         subprocess.run([bench, "export", "--synthetic", a.synthetic, "--type", a.type, "--layers", str(a.layers),
                         model], check=True, stdout=subprocess.DEVNULL)
     load_before = os.getloadavg()[0]
-    server = Server(a.server, model, max(clients), ["--threads", str(a.threads), "--mode", a.mode])
+    server = Server(a.server, model, max(clients), ["--threads", str(a.threads), "--mode", a.mode] + a.server_arg)
     rows = []
     try:
         # Warm-up: the first batch of each size pays for oneDNN's kernels being made.
